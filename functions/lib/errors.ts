@@ -1,0 +1,131 @@
+/**
+ * Named errors. The state machine matches on `name`: transient ones are retried with backoff,
+ * permanent ones go straight to compensation. A step never turns an error into a return value.
+ */
+
+export abstract class ProvisionerError extends Error {
+  abstract readonly transient: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+// ---- transient: the state machine retries these ----
+
+/** AWS or Kubernetes asked us to slow down (Throttling, TooManyRequests, HTTP 429). */
+export class Throttled extends ProvisionerError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "Throttled";
+  }
+}
+
+/** A principal or role we just created is not yet visible to STS/EKS (IAM is eventually consistent). */
+export class IamNotYetConsistent extends ProvisionerError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "IamNotYetConsistent";
+  }
+}
+
+/** Kubernetes answered 409 Conflict on a write (stale resourceVersion): re-read and redo. */
+export class KubeConflict extends ProvisionerError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "KubeConflict";
+  }
+}
+
+/** The cluster API (or an AWS endpoint) could not be reached or answered 5xx. */
+export class ClusterUnreachable extends ProvisionerError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ClusterUnreachable";
+  }
+}
+
+// ---- permanent: the state machine compensates at once ----
+
+/** The request (or a value derived from it) is invalid. `problems` lists every problem by field path. */
+export class InvalidRequest extends ProvisionerError {
+  readonly transient = false;
+  readonly problems: Problem[];
+  constructor(problems: Problem[] | string, options?: { cause?: unknown }) {
+    const list = typeof problems === "string" ? [{ path: "", message: problems }] : problems;
+    super(list.map((p) => (p.path ? `${p.path}: ${p.message}` : p.message)).join("; "), options);
+    this.name = "InvalidRequest";
+    this.problems = list;
+  }
+}
+
+/** An object exists that does not carry our ownership marks: never overwritten, never deleted. */
+export class OwnershipConflict extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "OwnershipConflict";
+  }
+}
+
+/** The request asks for something the deployment does not allow (cluster/account not allowlisted, forbidden value). */
+export class NotAllowed extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NotAllowed";
+  }
+}
+
+/** DescribeCluster says the cluster does not exist. */
+export class ClusterNotFound extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ClusterNotFound";
+  }
+}
+
+/** The Nextflow head job failed (its pod ended Failed, or it was deleted under us). */
+export class HeadJobFailed extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HeadJobFailed";
+  }
+}
+
+/** aws-auth cannot be edited safely (its content does not parse). */
+export class AwsAuthUnparseable extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "AwsAuthUnparseable";
+  }
+}
+
+export interface Problem {
+  /** Field path, dotted (`storage.bucket`, `headJob.params.x`); empty for the whole request. */
+  path: string;
+  message: string;
+}
+
+export const TRANSIENT_ERROR_NAMES = ["Throttled", "IamNotYetConsistent", "KubeConflict", "ClusterUnreachable"] as const;
+export const PERMANENT_ERROR_NAMES = [
+  "InvalidRequest",
+  "OwnershipConflict",
+  "NotAllowed",
+  "ClusterNotFound",
+  "HeadJobFailed",
+  "AwsAuthUnparseable",
+] as const;
+/** The Lambda service's own transient errors, retried on every Task. */
+export const LAMBDA_SERVICE_ERROR_NAMES = [
+  "Lambda.ServiceException",
+  "Lambda.AWSLambdaException",
+  "Lambda.SdkClientException",
+  "Lambda.TooManyRequestsException",
+] as const;

@@ -1,0 +1,221 @@
+/**
+ * The provisioning request: one schema for the HTTP API, the EventBridge entry and the workflow.
+ * Every field is validated and an invalid request reports every problem at once, by field path.
+ */
+import { z } from "zod";
+import { InvalidRequest, type Problem } from "./errors.js";
+import { parseArn, validateBucketName } from "./arn.js";
+
+export const DEFAULTS = {
+  namespace: "tower-nf",
+  serviceAccount: "tower-launcher-sa",
+  roleName: "tower-launcher-role",
+  launcherUser: "tower-launcher-user",
+  launcherGroup: "tower-launcher-role",
+  claimName: "tower-scratch",
+  mountPath: "/scratch",
+  storageSize: "100Gi",
+  nextflowImage: "nextflow/nextflow:24.10.4",
+  headCpu: "1",
+  headMemory: "2Gi",
+  workDirPrefix: "work",
+} as const;
+
+export const PROTECTED_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease", "default"] as const;
+
+/** `system:` in any case, after any whitespace: the Kubernetes-reserved prefix we never grant. */
+export function isSystemName(value: string): boolean {
+  return /^system:/i.test(value.replace(/\s+/g, ""));
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Kubernetes resource.Quantity (decimal or binary SI suffix, or exponent). */
+const QUANTITY = /^([+]?[0-9.]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/;
+const LABEL_KEY_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
+const LABEL_VALUE = /^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
+/** EKS cluster names: 1-100 chars, starts alphanumeric, then alphanumerics, hyphens, underscores. */
+const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$/;
+
+const notSystem = (what: string) => (v: string) => !isSystemName(v) || `${what} must not start with "system:"`;
+
+function refineWith<T extends z.ZodTypeAny>(schema: T, ...checks: Array<(v: z.infer<T>) => true | string>) {
+  return schema.superRefine((value, ctx) => {
+    for (const check of checks) {
+      const result = check(value);
+      if (result !== true) ctx.addIssue({ code: z.ZodIssueCode.custom, message: result });
+    }
+  });
+}
+
+export const dnsLabel = (what: string, max = 63) =>
+  refineWith(
+    z.string().min(1, `${what} must not be empty`),
+    (v) => v.length <= max || `${what} must be at most ${max} characters`,
+    (v) => DNS1123_LABEL.test(v) || `${what} must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric)`,
+    notSystem(what),
+  );
+
+export const dnsSubdomain = (what: string) =>
+  refineWith(
+    z.string().min(1, `${what} must not be empty`),
+    (v) => v.length <= 253 || `${what} must be at most 253 characters`,
+    (v) => DNS1123_SUBDOMAIN.test(v) || `${what} must be a DNS-1123 subdomain`,
+    notSystem(what),
+  );
+
+export const quantity = (what: string) =>
+  refineWith(z.string(), (v) => QUANTITY.test(v) || `${what} must be a Kubernetes quantity such as "2Gi" or "500m"`);
+
+const labelKey = refineWith(z.string(), (key) => {
+  const [prefix, name, ...rest] = key.includes("/") ? key.split("/") : [undefined, key];
+  if (rest.length) return `label key "${key}" has more than one "/"`;
+  if (prefix !== undefined && (!DNS1123_SUBDOMAIN.test(prefix) || prefix.length > 253))
+    return `label key prefix "${prefix}" must be a DNS-1123 subdomain`;
+  if (prefix && /(^|\.)kubernetes\.io$|(^|\.)k8s\.io$/.test(prefix)) return `label key prefix "${prefix}" is reserved`;
+  if (!name || name.length > 63 || !LABEL_KEY_NAME.test(name)) return `label key "${key}" is not a valid label name`;
+  return true;
+});
+const labelValue = refineWith(
+  z.string(),
+  (v) => (v.length <= 63 && LABEL_VALUE.test(v)) || `label value "${v}" is not a valid label value`,
+);
+
+const principalArn = refineWith(z.string(), (v) => {
+  const arn = parseArn(v);
+  if (!arn) return "must be an ARN (arn:partition:service:region:account:resource)";
+  if (arn.service !== "iam") return "must be an IAM role or user ARN";
+  if (!/^(role|user)\/.+/.test(arn.resource)) return "must name an IAM role (role/...) or user (user/...)";
+  if (!/^\d{12}$/.test(arn.accountId)) return "account ID must be 12 digits";
+  return true;
+});
+
+const bucketName = refineWith(z.string(), (v) => validateBucketName(v) ?? true);
+
+const workDirPrefix = refineWith(
+  z.string(),
+  (v) => !v.startsWith("/") || "workDir is a key prefix inside the bucket and must not start with '/'",
+  (v) => !/(^|\/)\.\.?(\/|$)/.test(v) || "workDir must not contain '.' or '..' segments",
+  (v) => v.length <= 512 || "workDir must be at most 512 characters",
+);
+
+const mountPath = refineWith(
+  z.string(),
+  (v) => (v.startsWith("/") && v !== "/") || "mountPath must be an absolute path other than /",
+  (v) => !/(^|\/)\.\.?(\/|$)/.test(v) || "mountPath must not contain '.' or '..' segments",
+  (v) => !v.includes(":") || "mountPath must not contain ':'",
+);
+
+const launcherSchema = z.discriminatedUnion("mode", [
+  z.object({ mode: z.literal("existing"), principalArn }).strict(),
+  z.object({ mode: z.literal("create") }).strict(),
+]);
+
+const pvcStorageSchema = z
+  .object({
+    type: z.literal("pvc"),
+    storageClass: dnsSubdomain("storageClass").optional(),
+    size: quantity("size").default(DEFAULTS.storageSize),
+    claimName: dnsSubdomain("claimName").default(DEFAULTS.claimName),
+    mountPath: mountPath.default(DEFAULTS.mountPath),
+  })
+  .strict();
+
+const fusionStorageSchema = z
+  .object({
+    type: z.literal("fusion"),
+    bucket: bucketName,
+    workDir: workDirPrefix.default(DEFAULTS.workDirPrefix),
+    /** Use an EKS Pod Identity association instead of IRSA (OIDC trust). */
+    podIdentity: z.boolean().default(false),
+  })
+  .strict();
+
+const headJobSchema = z
+  .object({
+    pipeline: refineWith(
+      z.string().min(1),
+      (v) => v.length <= 512 || "pipeline must be at most 512 characters",
+      (v) => !v.startsWith("-") || "pipeline must not start with '-'",
+      (v) => !/[\s\0]/.test(v) || "pipeline must not contain whitespace",
+    ),
+    revision: refineWith(
+      z.string().min(1),
+      (v) => /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/.test(v) || "revision must be a branch, tag or commit",
+    ).optional(),
+    profiles: z.array(refineWith(z.string(), (v) => /^[A-Za-z0-9_-]+$/.test(v) || "profile names are letters, digits, '_' and '-'")).default([]),
+    params: z.record(z.unknown()).default({}),
+    image: refineWith(
+      z.string(),
+      (v) => /^[a-z0-9]+([._\/:@-][a-zA-Z0-9]+)*$/.test(v) || "image must be an OCI image reference",
+    ).default(DEFAULTS.nextflowImage),
+    cpu: quantity("cpu").default(DEFAULTS.headCpu),
+    memory: quantity("memory").default(DEFAULTS.headMemory),
+    env: z
+      .record(z.string())
+      .default({})
+      .superRefine((env, ctx) => {
+        for (const key of Object.keys(env))
+          if (!ENV_NAME.test(key))
+            ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `env name "${key}" is not a valid variable name` });
+      }),
+    /** `running`: the workflow ends when the head pod runs; `completed`: when the job succeeds. */
+    waitFor: z.enum(["running", "completed"]).default("running"),
+  })
+  .strict();
+
+export const provisionRequestSchema = z
+  .object({
+    tenant: dnsLabel("tenant", 40),
+    cluster: z.object({ name: refineWith(z.string(), (v) => CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"), region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1") }).strict(),
+    namespace: dnsLabel("namespace")
+      .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), { message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)" })
+      .default(DEFAULTS.namespace),
+    launcher: launcherSchema.default({ mode: "create" }),
+    serviceAccount: dnsSubdomain("serviceAccount").default(DEFAULTS.serviceAccount),
+    computeServiceAccount: dnsSubdomain("computeServiceAccount").optional(),
+    storage: z.discriminatedUnion("type", [pvcStorageSchema, fusionStorageSchema]),
+    headJob: headJobSchema.optional(),
+    labels: z
+      .record(labelValue)
+      .default({})
+      .superRefine((labels, ctx) => {
+        for (const key of Object.keys(labels)) {
+          const r = labelKey.safeParse(key);
+          if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: i.message });
+          if (key.startsWith("nf-eks-provisioner") || key.startsWith("app.kubernetes.io/managed-by"))
+            ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `label "${key}" is reserved for ownership marks` });
+        }
+      }),
+    idempotencyKey: refineWith(z.string(), (v) => /^[A-Za-z0-9_-]{1,64}$/.test(v) || "idempotencyKey is 1-64 letters, digits, '_' or '-'").optional(),
+  })
+  .strict()
+  .superRefine((req, ctx) => {
+    if (req.computeServiceAccount && req.computeServiceAccount === req.serviceAccount)
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["computeServiceAccount"], message: "computeServiceAccount must differ from serviceAccount" });
+  });
+
+export type ProvisionRequestInput = z.input<typeof provisionRequestSchema>;
+export type ProvisionRequest = z.output<typeof provisionRequestSchema>;
+export type PvcStorage = z.output<typeof pvcStorageSchema>;
+export type FusionStorage = z.output<typeof fusionStorageSchema>;
+export type HeadJobSpec = z.output<typeof headJobSchema>;
+
+export function problemsOf(error: z.ZodError): Problem[] {
+  return error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
+}
+
+/** Validate and apply defaults, or list every problem. */
+export function safeParseRequest(input: unknown): { ok: true; request: ProvisionRequest } | { ok: false; problems: Problem[] } {
+  const result = provisionRequestSchema.safeParse(input);
+  return result.success ? { ok: true, request: result.data } : { ok: false, problems: problemsOf(result.error) };
+}
+
+/** Validate and apply defaults, or throw InvalidRequest naming every problem. */
+export function parseRequest(input: unknown): ProvisionRequest {
+  const result = safeParseRequest(input);
+  if (!result.ok) throw new InvalidRequest(result.problems);
+  return result.request;
+}

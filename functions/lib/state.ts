@@ -1,0 +1,125 @@
+/**
+ * The shape of the workflow's state as it flows through `statemachines/provision.asl.json`.
+ * Each step receives the whole state and returns its own result, which the state machine stores
+ * at `$.<key>` (ResultPath). Compensators receive the whole state (with `$.error`) and find what
+ * their step created by its marks, so they also work when the step failed half-way and returned nothing.
+ */
+import type { ProvisionRequestInput } from "./request.js";
+
+export interface ExecutionRef {
+  /** `$$.Execution.Name`: the name ownership marks are derived from. */
+  name: string;
+  /** `$$.Execution.Id`: the execution ARN. */
+  id: string;
+}
+
+export type AuthenticationMode = "API" | "API_AND_CONFIG_MAP" | "CONFIG_MAP";
+
+/** ResolveCluster → `$.cluster` */
+export interface ResolvedCluster {
+  name: string;
+  region: string;
+  arn: string;
+  accountId: string;
+  endpoint: string;
+  /** base64 PEM, as DescribeCluster returns it */
+  certificateAuthority: string;
+  /** e.g. https://oidc.eks.eu-west-1.amazonaws.com/id/ABC (absent when the cluster has no OIDC issuer) */
+  oidcIssuer?: string;
+  authenticationMode: AuthenticationMode;
+  version: string;
+}
+
+/** CreateIamResources → `$.iam` */
+export interface IamResult {
+  launcherArn: string;
+  launcherKind: "role" | "user";
+  /** true when this run created the launcher role (false: given by the request, or adopted) */
+  launcherCreated: boolean;
+  /** Fusion: the workload role the head/compute service accounts assume */
+  workloadRoleArn?: string;
+  /** Fusion with podIdentity: association ids created for the service accounts */
+  podIdentityAssociationIds?: string[];
+  /** What this run created (role/policy ARNs, association ids), for the operator and the compensator */
+  created: string[];
+}
+
+export interface KubeRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+/** CreateNamespaceAndRbac → `$.rbac` */
+export interface RbacResult {
+  namespace: string;
+  serviceAccount: string;
+  computeServiceAccount?: string;
+  role: string;
+  /** Objects this run created (not the adopted ones) */
+  created: KubeRef[];
+  adopted: KubeRef[];
+}
+
+/** GrantClusterAccess → `$.access` */
+export interface AccessResult {
+  method: "access-entry" | "aws-auth";
+  principalArn: string;
+  username: string;
+  groups: string[];
+  /** true when this run added the entry (false: it was already there, ours) */
+  created: boolean;
+  /** aws-auth: the ConfigMap's data before this run's edit (also kept in an annotation on the ConfigMap) */
+  previousAwsAuth?: Record<string, string>;
+}
+
+/** ConfigureStorage → `$.storage` */
+export interface StorageResult {
+  type: "pvc" | "fusion";
+  claimName?: string;
+  mountPath?: string;
+  /** Fusion (IRSA): service accounts this run annotated, with the annotation value before (absent = none) */
+  annotated: Array<{ serviceAccount: string; previous?: string }>;
+  configMap: string;
+  nextflowConfig: string;
+  created: KubeRef[];
+}
+
+/** LaunchHeadJob / CheckHeadJob → `$.headJob` */
+export interface HeadJobResult {
+  jobName: string;
+  namespace: string;
+  /** Pending | Running | Succeeded | Failed */
+  phase: "Pending" | "Running" | "Succeeded" | "Failed";
+  /** true when the state machine should stop waiting */
+  done: boolean;
+  podName?: string;
+  checks: number;
+}
+
+/** Step Functions' Catch output at `$.error` */
+export interface CaughtError {
+  Error: string;
+  Cause?: string;
+}
+
+/** What a compensator returns (stored at `$.compensation.<step>`) */
+export interface CompensationResult {
+  undone: string[];
+  /** Things deliberately left alone, with the reason (e.g. "Namespace tower-nf: not created by this run") */
+  kept: string[];
+}
+
+export interface WorkflowState {
+  request: ProvisionRequestInput;
+  execution: ExecutionRef;
+  cluster?: ResolvedCluster;
+  iam?: IamResult;
+  rbac?: RbacResult;
+  access?: AccessResult;
+  storage?: StorageResult;
+  headJob?: HeadJobResult;
+  error?: CaughtError;
+  compensation?: Record<string, CompensationResult | CaughtError>;
+}
