@@ -1,0 +1,112 @@
+/**
+ * AWS SDK v3 clients, one per service and region, created on first use and kept for the life of the
+ * Lambda container. Endpoints are NOT set here: the SDK itself reads `AWS_ENDPOINT_URL_<SERVICE>` and
+ * `AWS_ENDPOINT_URL` (that is how the sandbox points the real clients at its emulators), so deployed
+ * Lambdas talk to AWS and local runs talk to 127.0.0.1 with the same code.
+ *
+ * Retries are few on purpose: the state machine owns retrying (with backoff and jitter), so a Lambda
+ * fails fast with a named error instead of burning its timeout. Short connection/request timeouts make
+ * a call that escapes to an unreachable endpoint fail in seconds.
+ */
+import { EKSClient } from "@aws-sdk/client-eks";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { IAMClient } from "@aws-sdk/client-iam";
+import { SFNClient } from "@aws-sdk/client-sfn";
+import { STSClient } from "@aws-sdk/client-sts";
+
+/** One SDK attempt plus one quick retry; Step Functions retries the rest. */
+export const MAX_ATTEMPTS = 2;
+export const CONNECTION_TIMEOUT_MS = 3_000;
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+/** The operation an SDK error came from (`iam:CreateRole`), stamped by the middleware below for normaliseError. */
+export const OPERATION_KEY = "$operation";
+
+interface CommonConfig {
+  region: string;
+  maxAttempts: number;
+  requestHandler: { connectionTimeout: number; requestTimeout: number };
+}
+
+function commonConfig(region: string): CommonConfig {
+  return {
+    region,
+    maxAttempts: MAX_ATTEMPTS,
+    // An options object: the SDK builds its own NodeHttpHandler from it (no extra dependency).
+    requestHandler: { connectionTimeout: CONNECTION_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+  };
+}
+
+function defaultRegion(): string {
+  return process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || "us-east-1";
+}
+
+/** Short service prefix as IAM policies spell it: IAMClient → iam, EventBridgeClient → events. */
+const SERVICE_PREFIX: Record<string, string> = {
+  IAMClient: "iam",
+  EKSClient: "eks",
+  STSClient: "sts",
+  SFNClient: "states",
+  EventBridgeClient: "events",
+};
+
+interface MiddlewareStackLike {
+  add(
+    middleware: (next: (args: unknown) => Promise<unknown>, context: { clientName?: string; commandName?: string }) => (args: unknown) => Promise<unknown>,
+    options: { step: "initialize"; name: string; override?: boolean },
+  ): void;
+}
+
+/** Stamp every error with the call that failed, so the named error says "iam:CreateRole failed: ...". */
+function withOperationNames<C extends { middlewareStack: unknown }>(client: C): C {
+  (client.middlewareStack as MiddlewareStackLike).add(
+    (next, context) => async (args) => {
+      try {
+        return await next(args);
+      } catch (error) {
+        if (error && typeof error === "object" && !(OPERATION_KEY in error)) {
+          const service = SERVICE_PREFIX[context.clientName ?? ""] ?? context.clientName ?? "aws";
+          const action = (context.commandName ?? "").replace(/Command$/, "");
+          Object.defineProperty(error, OPERATION_KEY, { value: `${service}:${action}`, enumerable: false, configurable: true });
+        }
+        throw error;
+      }
+    },
+    { step: "initialize", name: "nfEksOperationName", override: true },
+  );
+  return client;
+}
+
+const cache = new Map<string, unknown>();
+
+function memoised<T>(key: string, create: () => T): T {
+  if (!cache.has(key)) cache.set(key, create());
+  return cache.get(key) as T;
+}
+
+/** IAM is global; the region only picks the partition's endpoint. */
+export function iamClient(): IAMClient {
+  return memoised("iam", () => withOperationNames(new IAMClient(commonConfig(defaultRegion()))));
+}
+
+export function eksClient(region: string = defaultRegion()): EKSClient {
+  return memoised(`eks:${region}`, () => withOperationNames(new EKSClient(commonConfig(region))));
+}
+
+export function stsClient(region: string = defaultRegion()): STSClient {
+  return memoised(`sts:${region}`, () => withOperationNames(new STSClient(commonConfig(region))));
+}
+
+export function sfnClient(): SFNClient {
+  return memoised("sfn", () => withOperationNames(new SFNClient(commonConfig(defaultRegion()))));
+}
+
+export function eventBridgeClient(): EventBridgeClient {
+  return memoised("events", () => withOperationNames(new EventBridgeClient(commonConfig(defaultRegion()))));
+}
+
+/** Forget every client (tests that change the environment between cases). */
+export function resetClients(): void {
+  for (const client of cache.values()) (client as { destroy?: () => void }).destroy?.();
+  cache.clear();
+}

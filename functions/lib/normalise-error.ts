@@ -1,0 +1,205 @@
+/**
+ * Turn whatever a step's SDK or Kubernetes call threw into one of the named errors in errors.ts, so the
+ * state machine can tell "retry" from "compensate". The original error is kept as `cause`; the message
+ * says which call failed. Errors we cannot classify are returned unchanged (they go to compensation as
+ * themselves, which is the safe default).
+ */
+import {
+  ClusterUnreachable,
+  IamNotYetConsistent,
+  KubeConflict,
+  NotAllowed,
+  ProvisionerError,
+  Throttled,
+} from "./errors.js";
+import { OPERATION_KEY } from "./clients.js";
+
+/** AWS error codes that mean "slow down". */
+const THROTTLING_NAMES = new Set([
+  "Throttling",
+  "ThrottlingException",
+  "ThrottledException",
+  "TooManyRequests",
+  "TooManyRequestsException",
+  "RequestLimitExceeded",
+  "RequestThrottled",
+  "RequestThrottledException",
+  "ProvisionedThroughputExceededException",
+  "SlowDown",
+  "BandwidthLimitExceeded",
+  "EC2ThrottledException",
+  "PriorRequestNotComplete",
+]);
+
+/** AWS error codes that mean "the service is having a bad moment". */
+const SERVICE_FAILURE_NAMES = new Set([
+  "InternalFailure",
+  "InternalError",
+  "InternalServerError",
+  "InternalServerException",
+  "ServiceUnavailable",
+  "ServiceUnavailableException",
+  "ServiceFailure",
+  "ServiceFailureException",
+  "ServerException",
+  "ServiceException",
+]);
+
+/** "Another request is changing this right now": transient, retry later. */
+const BUSY_NAMES = new Set(["ConcurrentModification", "ConcurrentModificationException", "ResourceInUseException"]);
+
+const ACCESS_DENIED_NAMES = new Set([
+  "AccessDenied",
+  "AccessDeniedException",
+  "UnauthorizedOperation",
+  "UnauthorizedException",
+  "UnrecognizedClientException",
+  "InvalidClientTokenId",
+  "ExpiredToken",
+  "ExpiredTokenException",
+]);
+
+/** Node / undici network failures: the endpoint cannot be reached. */
+const NETWORK_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "ESOCKETTIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EPIPE",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_SOCKET",
+]);
+const NETWORK_NAMES = new Set(["TimeoutError", "RequestTimeout", "RequestTimeoutException", "AbortError", "FetchError"]);
+
+/**
+ * IAM is eventually consistent: a role created seconds ago is rejected by STS/EKS/IAM as an invalid
+ * principal or one that "cannot be assumed". Retrying a little later succeeds.
+ */
+const IAM_PROPAGATION_MESSAGE =
+  /invalid principal|cannot be assumed|not authorized to perform: sts:AssumeRole|(principal|role).{0,80}(does not exist|not (be )?found|is invalid)/i;
+const IAM_PROPAGATION_NAMES = new Set([
+  "MalformedPolicyDocument",
+  "MalformedPolicyDocumentException",
+  "InvalidParameterException",
+  "InvalidRequestException",
+  "InvalidInput",
+  "InvalidInputException",
+  "InvalidParameterValue",
+  "ValidationException",
+]);
+
+interface AwsLikeError {
+  name?: string;
+  Code?: string;
+  code?: string | number;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  $retryable?: { throttling?: boolean };
+  $fault?: "client" | "server";
+  [OPERATION_KEY]?: string;
+}
+
+/** The AWS error code of an SDK v3 error (`NoSuchEntity` → also matches `NoSuchEntityException`). */
+export function awsErrorName(error: unknown): string | undefined {
+  if (!error || typeof error !== "object") return undefined;
+  const e = error as AwsLikeError;
+  return e.name && e.name !== "Error" ? e.name : e.Code;
+}
+
+/** True when `error` is the AWS error `code`, with or without the SDK's `Exception` suffix. */
+export function isAwsError(error: unknown, ...codes: string[]): boolean {
+  const name = awsErrorName(error);
+  if (!name) return false;
+  const bare = name.replace(/Exception$/, "");
+  return codes.some((code) => code === name || code.replace(/Exception$/, "") === bare);
+}
+
+function isAwsSdkError(e: AwsLikeError): boolean {
+  return typeof e.$metadata === "object" || e.$fault !== undefined;
+}
+
+/** @kubernetes/client-node 1.x ApiException: a numeric HTTP `code`, a `body` (V1Status object or its JSON text). */
+function isKubeApiException(e: AwsLikeError & { body?: unknown; headers?: unknown }): boolean {
+  return typeof e.code === "number" && "body" in e;
+}
+
+function kubeStatusMessage(body: unknown): string | undefined {
+  let status: unknown = body;
+  if (typeof body === "string") {
+    try {
+      status = JSON.parse(body);
+    } catch {
+      return body.trim().slice(0, 300) || undefined;
+    }
+  }
+  if (status && typeof status === "object") {
+    const s = status as { message?: unknown; reason?: unknown };
+    if (typeof s.message === "string" && s.message) return s.message;
+    if (typeof s.reason === "string" && s.reason) return s.reason;
+  }
+  return undefined;
+}
+
+function networkCode(e: AwsLikeError & { cause?: unknown; errno?: unknown }): string | undefined {
+  // fetch/undici wrap the socket error in `cause`; node:http puts it on the error itself.
+  for (const candidate of [e, e.cause as AwsLikeError | undefined]) {
+    if (!candidate || typeof candidate !== "object") continue;
+    if (typeof candidate.code === "string" && NETWORK_CODES.has(candidate.code)) return candidate.code;
+    if (candidate.name && NETWORK_NAMES.has(candidate.name)) return candidate.name;
+    if (typeof candidate.message === "string" && /socket hang up/i.test(candidate.message)) return "socket hang up";
+  }
+  return undefined;
+}
+
+/**
+ * Map an error to a named ProvisionerError. `operation` names the call (`iam:CreateRole`, `kube:PUT
+ * configmaps`); when absent, the operation stamped on SDK errors by clients.ts is used.
+ */
+export function normaliseError(error: unknown, operation?: string): Error {
+  if (error instanceof ProvisionerError) return error;
+  if (!error || typeof error !== "object") {
+    return new Error(`${operation ? `${operation} failed: ` : ""}${String(error)}`, { cause: error });
+  }
+  const e = error as AwsLikeError & { body?: unknown; cause?: unknown };
+  const call = operation ?? e[OPERATION_KEY] ?? (isKubeApiException(e) ? "Kubernetes API call" : "AWS call");
+  const options = { cause: error };
+
+  if (isKubeApiException(e)) {
+    const status = e.code as number;
+    const detail = kubeStatusMessage(e.body) ?? `HTTP ${status}`;
+    const message = `${call} failed (HTTP ${status}): ${detail}`;
+    if (status === 409) return new KubeConflict(message, options);
+    if (status === 429) return new Throttled(message, options);
+    if (status === 401 || status === 403) return new NotAllowed(message, options);
+    if (status >= 500) return new ClusterUnreachable(message, options);
+    return error as Error;
+  }
+
+  const net = networkCode(e);
+  if (net && !isAwsSdkError(e)) return new ClusterUnreachable(`${call} failed: endpoint unreachable (${net}): ${e.message ?? ""}`.trim(), options);
+
+  if (isAwsSdkError(e) || e.Code) {
+    const name = awsErrorName(e) ?? "UnknownError";
+    const status = e.$metadata?.httpStatusCode;
+    const message = `${call} failed: ${name}: ${e.message ?? ""}`.trim();
+    if (THROTTLING_NAMES.has(name) || status === 429 || e.$retryable?.throttling) return new Throttled(message, options);
+    if (BUSY_NAMES.has(name)) return new Throttled(message, options);
+    if (isAwsError(e, "NoSuchEntity")) {
+      // Steps handle "does not exist" where it is an answer; one that escapes is IAM not having caught up.
+      return new IamNotYetConsistent(message, options);
+    }
+    if (IAM_PROPAGATION_NAMES.has(name) && IAM_PROPAGATION_MESSAGE.test(e.message ?? "")) return new IamNotYetConsistent(message, options);
+    if (SERVICE_FAILURE_NAMES.has(name) || (status !== undefined && status >= 500) || e.$fault === "server") {
+      return new ClusterUnreachable(message, options);
+    }
+    if (ACCESS_DENIED_NAMES.has(name)) return new NotAllowed(message, options);
+    if (net) return new ClusterUnreachable(`${call} failed: endpoint unreachable (${net}): ${e.message ?? ""}`.trim(), options);
+    return error as Error;
+  }
+
+  return error as Error;
+}

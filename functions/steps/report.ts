@@ -1,0 +1,202 @@
+/**
+ * Report: tell the platform what happened, on the product's event bus.
+ *  - `ready`: ComputeEnvironmentReady with everything a Seqera compute environment needs.
+ *  - `failed`: ComputeEnvironmentFailed with the error and what compensation did, and returns
+ *    `{ error, cause }` for the Fail state (ErrorPath/CausePath), so the execution's own error says what
+ *    failed and what could not be undone. It never loses the original error, even if PutEvents fails.
+ */
+import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
+import { eventBridgeClient } from "../lib/clients.js";
+import { CONFIG_ENV } from "../lib/config.js";
+import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/errors.js";
+import { logger, stepHandler } from "../lib/middleware.js";
+import { DEFAULTS } from "../lib/request.js";
+import type { CaughtError, CompensationResult, WorkflowState } from "../lib/state.js";
+
+export const EVENT_SOURCE = "nf-eks-provisioner";
+export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
+export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
+
+/** The workflow's steps in run order, with where each stores its result (`$.<key>`). */
+export const STEP_ORDER: Array<{ state: string; key: keyof WorkflowState; label: string }> = [
+  { state: "ResolveCluster", key: "cluster", label: "resolve cluster" },
+  { state: "CreateIamResources", key: "iam", label: "IAM" },
+  { state: "CreateNamespaceAndRbac", key: "rbac", label: "namespace and RBAC" },
+  { state: "GrantClusterAccess", key: "access", label: "cluster access" },
+  { state: "ConfigureStorage", key: "storage", label: "storage" },
+  { state: "LaunchHeadJob", key: "headJob", label: "head job" },
+];
+
+export interface ReportDeps {
+  events?: EventBridgeClient;
+  eventBusName?: string;
+}
+
+export interface FailureSummary {
+  /** The original error name (what the Fail state reports as its error) */
+  error: string;
+  /** What failed, what was undone, what could not be undone */
+  cause: string;
+}
+
+function eventBusName(deps: ReportDeps): string {
+  return deps.eventBusName ?? (process.env[CONFIG_ENV.eventBusName] || "default");
+}
+
+function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>) => unknown, fallback: T): T {
+  const request = (state.request ?? {}) as unknown as Record<string, unknown>;
+  const value = pick(request);
+  return (value ?? fallback) as T;
+}
+
+async function putEvent(entry: PutEventsRequestEntry, deps: ReportDeps): Promise<void> {
+  const events = deps.events ?? eventBridgeClient();
+  const result = await events.send(new PutEventsCommand({ Entries: [entry] }));
+  if (!result.FailedEntryCount) return;
+  const failed = result.Entries?.find((e) => e.ErrorCode) ?? {};
+  const message = `events:PutEvents rejected the ${entry.DetailType} event: ${failed.ErrorCode ?? "unknown"}: ${failed.ErrorMessage ?? ""}`.trim();
+  if (failed.ErrorCode === "ThrottlingException") throw new Throttled(message);
+  if (failed.ErrorCode === "InternalFailure" || failed.ErrorCode === "InternalException") throw new ClusterUnreachable(message);
+  if (failed.ErrorCode?.startsWith("AccessDenied") || failed.ErrorCode === "NotAuthorizedForSourceException") throw new NotAllowed(message);
+  throw new Error(message);
+}
+
+/** The detail of ComputeEnvironmentReady: what a Seqera compute environment is configured with. */
+export function readyDetail(state: WorkflowState): Record<string, unknown> {
+  const tenant = requestField(state, (r) => r.tenant, "");
+  const namespace = state.rbac?.namespace ?? requestField(state, (r) => r.namespace, DEFAULTS.namespace);
+  const serviceAccount = state.rbac?.serviceAccount ?? requestField(state, (r) => r.serviceAccount, DEFAULTS.serviceAccount);
+  const computeServiceAccount = state.rbac?.computeServiceAccount;
+  return {
+    tenant,
+    cluster: state.cluster
+      ? { name: state.cluster.name, region: state.cluster.region, arn: state.cluster.arn, endpoint: state.cluster.endpoint }
+      : requestField(state, (r) => r.cluster, {}),
+    namespace,
+    serviceAccounts: { head: serviceAccount, ...(computeServiceAccount ? { compute: computeServiceAccount } : {}) },
+    roleArns: {
+      launcher: state.iam?.launcherArn,
+      ...(state.iam?.workloadRoleArn ? { workload: state.iam.workloadRoleArn } : {}),
+    },
+    clusterAccess: state.access ? { method: state.access.method, username: state.access.username, groups: state.access.groups } : undefined,
+    storage: state.storage
+      ? {
+          type: state.storage.type,
+          ...(state.storage.mountPath ? { mountPath: state.storage.mountPath } : {}),
+          configMap: state.storage.configMap,
+        }
+      : undefined,
+    claim: state.storage?.claimName,
+    nextflowConfig: state.storage?.nextflowConfig,
+    headJob: state.headJob ? { jobName: state.headJob.jobName, phase: state.headJob.phase, podName: state.headJob.podName } : undefined,
+    execution: state.execution,
+  };
+}
+
+export async function reportReady(state: WorkflowState, deps: ReportDeps = {}): Promise<{ eventBusName: string; detail: Record<string, unknown> }> {
+  const detail = readyDetail(state);
+  const bus = eventBusName(deps);
+  await putEvent(
+    {
+      EventBusName: bus,
+      Source: EVENT_SOURCE,
+      DetailType: READY_DETAIL_TYPE,
+      Resources: state.cluster?.arn ? [state.cluster.arn] : [],
+      Detail: JSON.stringify(detail),
+    },
+    deps,
+  );
+  logger.info("compute environment ready", { eventBusName: bus });
+  return { eventBusName: bus, detail };
+}
+
+/** Lambda errors reach Catch as `{"errorType","errorMessage","trace"}` JSON in AWS, as plain text locally. */
+export function causeMessage(cause: string | undefined): string {
+  if (!cause) return "no cause given";
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (parsed && typeof parsed.errorMessage === "string") return parsed.errorMessage;
+  } catch {
+    // plain text
+  }
+  return cause;
+}
+
+/** Which step failed: the first one (in run order) whose result is missing. */
+export function failedStepOf(state: WorkflowState): string {
+  if (state.error?.Error === "HeadJobFailed") return "LaunchHeadJob";
+  const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;
+  for (const step of STEP_ORDER) {
+    if (step.key === "headJob" && !wantsHeadJob) continue;
+    if (state[step.key] === undefined) return step.state;
+  }
+  return "Report";
+}
+
+function isCaughtError(value: CompensationResult | CaughtError): value is CaughtError {
+  return typeof (value as CaughtError).Error === "string";
+}
+
+export function compensationOutcome(state: WorkflowState): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
+  const undone: string[] = [];
+  const kept: string[] = [];
+  const couldNotUndo: string[] = [];
+  for (const [step, result] of Object.entries(state.compensation ?? {})) {
+    if (!result) continue;
+    if (isCaughtError(result)) couldNotUndo.push(`${step} (${result.Error}: ${causeMessage(result.Cause)})`);
+    else {
+      undone.push(...(result.undone ?? []));
+      kept.push(...(result.kept ?? []));
+    }
+  }
+  return { undone, kept, couldNotUndo };
+}
+
+/** The Fail state's cause: a sentence an operator can act on. */
+export function failureSummary(state: WorkflowState): FailureSummary {
+  const error = state.error?.Error ?? "ProvisioningFailed";
+  const { undone, kept, couldNotUndo } = compensationOutcome(state);
+  const parts = [`Step ${failedStepOf(state)} failed: ${error}: ${causeMessage(state.error?.Cause)}.`];
+  parts.push(undone.length ? `Undone: ${undone.join(", ")}.` : "Undone: nothing (nothing had been created).");
+  if (kept.length) parts.push(`Left in place: ${kept.join(", ")}.`);
+  if (couldNotUndo.length) parts.push(`Could not undo: ${couldNotUndo.join("; ")}.`);
+  return { error, cause: parts.join(" ") };
+}
+
+export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}): Promise<FailureSummary> {
+  const summary = failureSummary(state);
+  const outcome = compensationOutcome(state);
+  const detail = {
+    tenant: requestField(state, (r) => r.tenant, ""),
+    cluster: state.cluster ? { name: state.cluster.name, region: state.cluster.region, arn: state.cluster.arn } : requestField(state, (r) => r.cluster, {}),
+    failedStep: failedStepOf(state),
+    error: { name: summary.error, message: causeMessage(state.error?.Cause) },
+    compensation: state.compensation ?? {},
+    undone: outcome.undone,
+    couldNotUndo: outcome.couldNotUndo,
+    summary: summary.cause,
+    execution: state.execution,
+  };
+  try {
+    await putEvent(
+      {
+        EventBusName: eventBusName(deps),
+        Source: EVENT_SOURCE,
+        DetailType: FAILED_DETAIL_TYPE,
+        Resources: state.cluster?.arn ? [state.cluster.arn] : [],
+        Detail: JSON.stringify(detail),
+      },
+      deps,
+    );
+  } catch (problem) {
+    // The run's own error matters more than the notification: keep it, say the event was not sent.
+    const reason = problem instanceof Error ? `${problem.name}: ${problem.message}` : String(problem);
+    logger.error("could not send ComputeEnvironmentFailed", { error: problem as Error });
+    return { error: summary.error, cause: `${summary.cause} (The ${FAILED_DETAIL_TYPE} event could not be sent: ${reason}.)` };
+  }
+  logger.info("compute environment failed", { failedStep: detail.failedStep, errorName: summary.error });
+  return summary;
+}
+
+export const ready = stepHandler<WorkflowState, { eventBusName: string; detail: Record<string, unknown> }>("Report", (state) => reportReady(state));
+export const failed = stepHandler<WorkflowState, FailureSummary>("ReportFailure", (state) => reportFailed(state));

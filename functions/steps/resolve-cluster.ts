@@ -1,0 +1,94 @@
+/**
+ * ResolveCluster: validate the request, refuse clusters and accounts not allowlisted at deploy time,
+ * and read what later steps need from DescribeCluster (endpoint, CA, OIDC issuer, authentication mode).
+ * Reads only, so there is nothing to compensate.
+ */
+import { DescribeClusterCommand, type Cluster, type EKSClient } from "@aws-sdk/client-eks";
+import { parseArn } from "../lib/arn.js";
+import { eksClient } from "../lib/clients.js";
+import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
+import { ClusterNotFound, ClusterUnreachable, NotAllowed } from "../lib/errors.js";
+import { stepHandler } from "../lib/middleware.js";
+import { isAwsError } from "../lib/normalise-error.js";
+import { parseRequest, type ProvisionRequest } from "../lib/request.js";
+import type { AuthenticationMode, ResolvedCluster, WorkflowState } from "../lib/state.js";
+
+/** Cluster states that will become ACTIVE on their own: worth retrying. */
+const SETTLING_STATUSES = new Set(["CREATING", "UPDATING", "PENDING"]);
+const AUTHENTICATION_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
+
+export interface ResolveClusterDeps {
+  eks?: EKSClient;
+  config?: DeploymentConfig;
+}
+
+export function assertClusterAllowed(request: ProvisionRequest, config: DeploymentConfig): void {
+  const { name, region } = request.cluster;
+  const allowed = config.allowedClusters.some((c) => c.name === name && c.region === region);
+  if (!allowed) throw new NotAllowed(`cluster ${name} in ${region} is not on this deployment's allowlist (ALLOWED_CLUSTERS)`);
+}
+
+/** An existing launcher principal must live in an allowlisted account or the cluster's own account. */
+export function assertLauncherAccountAllowed(request: ProvisionRequest, clusterAccountId: string, config: DeploymentConfig): void {
+  if (request.launcher.mode !== "existing") return;
+  const accountId = parseArn(request.launcher.principalArn)?.accountId;
+  if (accountId === clusterAccountId || (accountId && config.allowedAccountIds.includes(accountId))) return;
+  throw new NotAllowed(
+    `launcher principal ${request.launcher.principalArn} is in account ${accountId}, which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
+  );
+}
+
+function assertActive(cluster: Cluster, name: string): void {
+  const status = cluster.status ?? "UNKNOWN";
+  if (status === "ACTIVE") return;
+  if (SETTLING_STATUSES.has(status)) throw new ClusterUnreachable(`cluster ${name} is ${status}; waiting for it to become ACTIVE`);
+  throw new NotAllowed(`cluster ${name} is ${status} and cannot be prepared`);
+}
+
+export function toResolvedCluster(cluster: Cluster, region: string): ResolvedCluster {
+  const arn = cluster.arn ?? "";
+  const accountId = parseArn(arn)?.accountId;
+  if (!accountId) throw new ClusterUnreachable(`DescribeCluster returned no usable ARN for ${cluster.name} ("${arn}")`);
+  if (!cluster.endpoint || !cluster.certificateAuthority?.data) {
+    throw new ClusterUnreachable(`cluster ${cluster.name} has no API endpoint or CA yet`);
+  }
+  const mode = cluster.accessConfig?.authenticationMode as AuthenticationMode | undefined;
+  return {
+    name: cluster.name ?? "",
+    region,
+    arn,
+    accountId,
+    endpoint: cluster.endpoint,
+    certificateAuthority: cluster.certificateAuthority.data,
+    ...(cluster.identity?.oidc?.issuer ? { oidcIssuer: cluster.identity.oidc.issuer } : {}),
+    // Clusters created before access entries existed report no accessConfig: they use aws-auth only.
+    authenticationMode: mode && AUTHENTICATION_MODES.includes(mode) ? mode : "CONFIG_MAP",
+    version: cluster.version ?? "",
+  };
+}
+
+export async function resolveCluster(state: WorkflowState, deps: ResolveClusterDeps = {}): Promise<ResolvedCluster> {
+  const request = parseRequest(state.request);
+  const config = deps.config ?? loadDeploymentConfig();
+  assertClusterAllowed(request, config);
+
+  const { name, region } = request.cluster;
+  const eks = deps.eks ?? eksClient(region);
+  let cluster: Cluster | undefined;
+  try {
+    cluster = (await eks.send(new DescribeClusterCommand({ name }))).cluster;
+  } catch (error) {
+    if (isAwsError(error, "ResourceNotFoundException")) {
+      throw new ClusterNotFound(`cluster ${name} does not exist in ${region}`, { cause: error });
+    }
+    throw error;
+  }
+  if (!cluster) throw new ClusterNotFound(`cluster ${name} does not exist in ${region}`);
+
+  assertActive(cluster, name);
+  const resolved = toResolvedCluster(cluster, region);
+  assertLauncherAccountAllowed(request, resolved.accountId, config);
+  return resolved;
+}
+
+export const apply = stepHandler<WorkflowState, ResolvedCluster>("ResolveCluster", (state) => resolveCluster(state));

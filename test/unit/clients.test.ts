@@ -1,0 +1,90 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { GetRoleCommand } from "@aws-sdk/client-iam";
+import { DescribeClusterCommand } from "@aws-sdk/client-eks";
+import { eksClient, iamClient, MAX_ATTEMPTS, resetClients } from "../../functions/lib/clients.js";
+import { ClusterUnreachable, IamNotYetConsistent } from "../../functions/lib/errors.js";
+import { isAwsError, normaliseError } from "../../functions/lib/normalise-error.js";
+
+const NO_SUCH_ENTITY = `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
+  <Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name ghost cannot be found.</Message></Error>
+  <RequestId>req-1</RequestId>
+</ErrorResponse>`;
+
+const savedEnv = { ...process.env };
+let server: Server | undefined;
+let requests: string[] = [];
+
+async function listen(handler: Parameters<typeof createServer>[1]): Promise<string> {
+  server = createServer(handler);
+  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+beforeEach(() => {
+  requests = [];
+  resetClients();
+});
+
+afterEach(async () => {
+  process.env = { ...savedEnv };
+  resetClients();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+describe("SDK clients", () => {
+  it("follow AWS_ENDPOINT_URL_IAM and name the failed call on the error", async () => {
+    // Prepare
+    const url = await listen((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      res.writeHead(404, { "content-type": "text/xml" }).end(NO_SUCH_ENTITY);
+    });
+    process.env.AWS_ENDPOINT_URL_IAM = url;
+    // Act
+    const error = await iamClient().send(new GetRoleCommand({ RoleName: "ghost" })).catch((e: unknown) => e);
+    // Assess
+    expect(requests).toHaveLength(1);
+    expect(isAwsError(error, "NoSuchEntity")).toBe(true);
+    const named = normaliseError(error);
+    expect(named).toBeInstanceOf(IamNotYetConsistent);
+    expect(named.message).toMatch(/^iam:GetRole failed: NoSuchEntity/);
+  });
+
+  it("retry a failing call at most MAX_ATTEMPTS times (the state machine retries the rest)", async () => {
+    // Prepare
+    const url = await listen((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      res.writeHead(503, { "content-type": "application/json", "x-amzn-errortype": "ServiceUnavailableException" }).end("{}");
+    });
+    process.env.AWS_ENDPOINT_URL_EKS = url;
+    // Act
+    const error = await eksClient("eu-west-1").send(new DescribeClusterCommand({ name: "research" })).catch((e: unknown) => e);
+    // Assess
+    expect(requests).toHaveLength(MAX_ATTEMPTS);
+    expect(requests[0]).toBe("GET /clusters/research");
+    expect(normaliseError(error)).toBeInstanceOf(ClusterUnreachable);
+  });
+
+  it("fail fast and named when the endpoint is unreachable", async () => {
+    // Prepare: a port that was just free
+    const url = await listen(() => undefined);
+    await new Promise<void>((resolve) => server!.close(() => resolve()));
+    server = undefined;
+    process.env.AWS_ENDPOINT_URL_EKS = url;
+    const started = Date.now();
+    // Act
+    const error = await eksClient("eu-west-1").send(new DescribeClusterCommand({ name: "research" })).catch((e: unknown) => e);
+    // Assess
+    expect(normaliseError(error, "eks:DescribeCluster")).toBeInstanceOf(ClusterUnreachable);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("are memoised per region", () => {
+    // Assess
+    expect(eksClient("eu-west-1")).toBe(eksClient("eu-west-1"));
+    expect(eksClient("eu-west-1")).not.toBe(eksClient("us-east-1"));
+    expect(iamClient()).toBe(iamClient());
+  });
+});

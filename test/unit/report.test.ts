@@ -1,0 +1,207 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mockClient } from "aws-sdk-client-mock";
+import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput } from "@aws-sdk/client-eventbridge";
+import { failed, ready } from "../../functions/steps/report.js";
+import { resetClients } from "../../functions/lib/clients.js";
+import type { WorkflowState } from "../../functions/lib/state.js";
+
+const events = mockClient(EventBridgeClient);
+const savedEnv = { ...process.env };
+
+const CLUSTER = {
+  name: "research",
+  region: "eu-west-1",
+  arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research",
+  accountId: "111122223333",
+  endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+  certificateAuthority: "LS0t",
+  oidcIssuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE",
+  authenticationMode: "API" as const,
+  version: "1.31",
+};
+
+function completedState(): WorkflowState {
+  return {
+    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } },
+    execution: { name: "genomics-run-1", id: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics-run-1" },
+    cluster: CLUSTER,
+    iam: { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] },
+    rbac: { namespace: "tower-nf", serviceAccount: "tower-launcher-sa", computeServiceAccount: "tower-compute-sa", role: "tower-launcher-role", created: [], adopted: [] },
+    access: { method: "access-entry", principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true },
+    storage: { type: "pvc", claimName: "tower-scratch", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "process.executor = 'k8s'\n", created: [] },
+  };
+}
+
+/** A state as the compensation chain leaves it: the error caught, some compensators done, one failed. */
+function failedState(): WorkflowState {
+  const { request, execution, cluster, iam, rbac } = completedState();
+  return {
+    request,
+    execution,
+    cluster,
+    iam,
+    rbac,
+    error: {
+      Error: "OwnershipConflict",
+      Cause: JSON.stringify({ errorType: "OwnershipConflict", errorMessage: "aws-auth entry for the launcher exists without our marks", trace: [] }),
+    },
+    compensation: {
+      rbac: { undone: ["Namespace tower-nf", "ServiceAccount tower-nf/tower-launcher-sa"], kept: [] },
+      iam: { Error: "Throttled", Cause: "iam:DeleteRole failed: Throttling: Rate exceeded" },
+    },
+  };
+}
+
+function sentEntry(): NonNullable<PutEventsCommandInput["Entries"]>[number] {
+  const input = events.commandCalls(PutEventsCommand)[0].args[0].input as PutEventsCommandInput;
+  return input.Entries![0];
+}
+
+beforeEach(() => {
+  events.reset();
+  resetClients();
+  process.env.EVENT_BUS_NAME = "nf-eks-provisioner-bus";
+});
+
+afterEach(() => {
+  process.env = { ...savedEnv };
+});
+
+describe("Report ready", () => {
+  it("emits ComputeEnvironmentReady with the outputs a compute environment needs", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    // Act
+    await ready(completedState());
+    // Assess
+    expect(events).toHaveReceivedCommandTimes(PutEventsCommand, 1);
+    const entry = sentEntry();
+    expect(entry).toMatchObject({ EventBusName: "nf-eks-provisioner-bus", Source: "nf-eks-provisioner", DetailType: "ComputeEnvironmentReady" });
+    expect(JSON.parse(entry.Detail!)).toMatchObject({
+      tenant: "genomics",
+      cluster: { name: "research", region: "eu-west-1", arn: CLUSTER.arn },
+      namespace: "tower-nf",
+      serviceAccounts: { head: "tower-launcher-sa", compute: "tower-compute-sa" },
+      roleArns: { launcher: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher" },
+      claim: "tower-scratch",
+      nextflowConfig: "process.executor = 'k8s'\n",
+      execution: { name: "genomics-run-1" },
+    });
+  });
+
+  it("includes the Fusion workload role when there is one", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state = completedState();
+    state.iam!.workloadRoleArn = "arn:aws:iam::111122223333:role/nfeks-genomics-workload";
+    // Act
+    await ready(state);
+    // Assess
+    expect(JSON.parse(sentEntry().Detail!).roleArns.workload).toBe("arn:aws:iam::111122223333:role/nfeks-genomics-workload");
+  });
+
+  it("throws Throttled when EventBridge throttles the entry (the state machine retries)", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }] });
+    // Act
+    const error = await ready(completedState()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "Throttled", message: expect.stringContaining("ThrottlingException") });
+  });
+
+  it("throws when EventBridge rejects the entry for another reason", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "MalformedDetail", ErrorMessage: "bad detail" }] });
+    // Act
+    const error = await ready(completedState()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).message).toContain("MalformedDetail");
+  });
+});
+
+describe("Report failed", () => {
+  it("returns the original error name and a cause saying what failed, what was undone and what was not", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    // Act
+    const result = await failed(failedState());
+    // Assess
+    expect(result.error).toBe("OwnershipConflict");
+    expect(result.cause).toBe(
+      "Step GrantClusterAccess failed: OwnershipConflict: aws-auth entry for the launcher exists without our marks. " +
+        "Undone: Namespace tower-nf, ServiceAccount tower-nf/tower-launcher-sa. " +
+        "Could not undo: iam (Throttled: iam:DeleteRole failed: Throttling: Rate exceeded).",
+    );
+  });
+
+  it("emits ComputeEnvironmentFailed with the error and the compensation results", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state = failedState();
+    // Act
+    await failed(state);
+    // Assess
+    const entry = sentEntry();
+    expect(entry).toMatchObject({ EventBusName: "nf-eks-provisioner-bus", Source: "nf-eks-provisioner", DetailType: "ComputeEnvironmentFailed" });
+    expect(JSON.parse(entry.Detail!)).toMatchObject({
+      tenant: "genomics",
+      failedStep: "GrantClusterAccess",
+      error: { name: "OwnershipConflict", message: "aws-auth entry for the launcher exists without our marks" },
+      compensation: state.compensation,
+      couldNotUndo: [expect.stringContaining("iam (Throttled")],
+    });
+  });
+
+  it("reads a plain-text cause (the local runner) and says when nothing needed undoing", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state: WorkflowState = {
+      request: { tenant: "genomics", cluster: { name: "prod", region: "eu-west-1" } } as WorkflowState["request"],
+      execution: { name: "genomics-run-2", id: "x" },
+      error: { Error: "NotAllowed", Cause: "cluster prod in eu-west-1 is not on this deployment's allowlist" },
+    };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result).toEqual({
+      error: "NotAllowed",
+      cause: "Step ResolveCluster failed: NotAllowed: cluster prod in eu-west-1 is not on this deployment's allowlist. Undone: nothing (nothing had been created).",
+    });
+  });
+
+  it("still returns the original error when PutEvents fails, and says the event was not sent", async () => {
+    // Prepare
+    events.on(PutEventsCommand).rejects(Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:1"), { code: "ECONNREFUSED" }));
+    // Act
+    const result = await failed(failedState());
+    // Assess
+    expect(result.error).toBe("OwnershipConflict");
+    expect(result.cause).toMatch(/^Step GrantClusterAccess failed: OwnershipConflict: /);
+    expect(result.cause).toContain("Could not undo: iam (Throttled");
+    expect(result.cause).toContain("ComputeEnvironmentFailed event could not be sent");
+    expect(result.cause).toContain("ECONNREFUSED");
+  });
+
+  it("still returns the original error when EventBridge rejects the entry", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }] });
+    // Act
+    const result = await failed(failedState());
+    // Assess
+    expect(result.error).toBe("OwnershipConflict");
+    expect(result.cause).toContain("Throttled");
+  });
+
+  it("names the head job when it was the head job that failed", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state = { ...completedState(), error: { Error: "HeadJobFailed", Cause: "pod nf-head-abc ended Failed" } };
+    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Failed", done: true, checks: 3 };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobFailed: pod nf-head-abc ended Failed\./);
+  });
+});

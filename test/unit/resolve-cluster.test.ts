@@ -1,0 +1,168 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mockClient } from "aws-sdk-client-mock";
+import { DescribeClusterCommand, EKSClient, ResourceNotFoundException, type Cluster } from "@aws-sdk/client-eks";
+import * as resolveClusterModule from "../../functions/steps/resolve-cluster.js";
+import { apply } from "../../functions/steps/resolve-cluster.js";
+import { resetClients } from "../../functions/lib/clients.js";
+import type { WorkflowState } from "../../functions/lib/state.js";
+
+const eks = mockClient(EKSClient);
+const savedEnv = { ...process.env };
+
+const CLUSTER_ARN = "arn:aws:eks:eu-west-1:111122223333:cluster/research";
+const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+
+function activeCluster(overrides: Partial<Cluster> = {}): Cluster {
+  return {
+    name: "research",
+    arn: CLUSTER_ARN,
+    status: "ACTIVE",
+    version: "1.31",
+    endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+    certificateAuthority: { data: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t" },
+    identity: { oidc: { issuer: ISSUER } },
+    accessConfig: { authenticationMode: "API_AND_CONFIG_MAP" },
+    ...overrides,
+  };
+}
+
+function stateFor(request: Record<string, unknown> = {}): WorkflowState {
+  return {
+    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" }, ...request },
+    execution: { name: "genomics-run-1", id: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics-run-1" },
+  } as WorkflowState;
+}
+
+beforeEach(() => {
+  eks.reset();
+  resetClients();
+  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
+  process.env.ALLOWED_ACCOUNT_IDS = "444455556666";
+  process.env.IAM_PREFIX = "nfeks";
+});
+
+afterEach(() => {
+  process.env = { ...savedEnv };
+});
+
+describe("ResolveCluster", () => {
+  it("returns what later steps need from DescribeCluster", async () => {
+    // Prepare
+    eks.on(DescribeClusterCommand, { name: "research" }).resolves({ cluster: activeCluster() });
+    // Act
+    const resolved = await apply(stateFor());
+    // Assess
+    expect(eks).toHaveReceivedCommandWith(DescribeClusterCommand, { name: "research" });
+    expect(resolved).toEqual({
+      name: "research",
+      region: "eu-west-1",
+      arn: CLUSTER_ARN,
+      accountId: "111122223333",
+      endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+      certificateAuthority: "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t",
+      oidcIssuer: ISSUER,
+      authenticationMode: "API_AND_CONFIG_MAP",
+      version: "1.31",
+    });
+  });
+
+  it("defaults the authentication mode to CONFIG_MAP when the cluster reports none", async () => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ accessConfig: undefined, identity: undefined }) });
+    // Act
+    const resolved = await apply(stateFor());
+    // Assess
+    expect(resolved.authenticationMode).toBe("CONFIG_MAP");
+    expect(resolved).not.toHaveProperty("oidcIssuer");
+  });
+
+  it("refuses an invalid request with every problem (InvalidRequest) before calling AWS", async () => {
+    // Prepare
+    const state = stateFor({ tenant: "Not_A_Label", namespace: "kube-system" });
+    // Act
+    const error = await apply(state).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "InvalidRequest" });
+    expect((error as { problems: Array<{ path: string }> }).problems.map((p) => p.path)).toEqual(expect.arrayContaining(["tenant", "namespace"]));
+    expect(eks).not.toHaveReceivedCommand(DescribeClusterCommand);
+  });
+
+  it.each([
+    ["another cluster", { name: "prod", region: "eu-west-1" }],
+    ["the same name in another region", { name: "research", region: "us-east-1" }],
+  ])("refuses %s not on the allowlist (NotAllowed)", async (_what, cluster) => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
+    // Act
+    const error = await apply(stateFor({ cluster })).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("allowlist") });
+    expect(eks).not.toHaveReceivedCommand(DescribeClusterCommand);
+  });
+
+  it.each([
+    ["the cluster's own account", "arn:aws:iam::111122223333:role/launcher"],
+    ["an allowlisted account", "arn:aws:iam::444455556666:user/ci"],
+  ])("accepts an existing launcher principal in %s", async (_what, principalArn) => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
+    // Act
+    const resolved = await apply(stateFor({ launcher: { mode: "existing", principalArn } }));
+    // Assess
+    expect(resolved.accountId).toBe("111122223333");
+  });
+
+  it("refuses an existing launcher principal from an account that is not allowed (NotAllowed)", async () => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
+    // Act
+    const error = await apply(stateFor({ launcher: { mode: "existing", principalArn: "arn:aws:iam::999988887777:role/elsewhere" } })).catch(
+      (e: unknown) => e,
+    );
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("999988887777") });
+  });
+
+  it("names a missing cluster ClusterNotFound", async () => {
+    // Prepare
+    eks.on(DescribeClusterCommand).rejects(new ResourceNotFoundException({ message: "No cluster found for name: research.", $metadata: { httpStatusCode: 404 } }));
+    // Act
+    const error = await apply(stateFor()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "ClusterNotFound", message: expect.stringContaining("research") });
+  });
+
+  it.each(["CREATING", "UPDATING"])("asks for a retry while the cluster is %s (ClusterUnreachable)", async (status) => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ status: status as Cluster["status"] }) });
+    // Act
+    const error = await apply(stateFor()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "ClusterUnreachable", message: expect.stringContaining(status) });
+  });
+
+  it.each(["FAILED", "DELETING"])("refuses a cluster that is %s (NotAllowed)", async (status) => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ status: status as Cluster["status"] }) });
+    // Act
+    const error = await apply(stateFor()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining(status) });
+  });
+
+  it("turns a throttled DescribeCluster into Throttled for the state machine to retry", async () => {
+    // Prepare
+    const throttled = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 429 } });
+    eks.on(DescribeClusterCommand).rejects(throttled);
+    // Act
+    const error = await apply(stateFor()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "Throttled" });
+  });
+
+  it("has nothing to compensate", () => {
+    // Assess
+    expect(Object.keys(resolveClusterModule)).not.toContain("compensate");
+  });
+});
