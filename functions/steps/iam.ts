@@ -1,0 +1,452 @@
+/**
+ * CreateIamResources: the launcher identity and, for Fusion, the workload role the head and compute
+ * service accounts assume (IRSA through the cluster's OIDC provider, or EKS Pod Identity).
+ *
+ * Idempotent: a role that already exists is adopted only when its tags mark it as ours for this tenant
+ * (its trust and inline policy are brought to the desired documents); one without our marks is an
+ * OwnershipConflict. Everything created is tagged with this execution, so the compensator finds it even
+ * when this step failed half-way, and deletes only what this execution created.
+ */
+import {
+  CreateRoleCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  GetUserCommand,
+  DeleteRoleCommand,
+  DeleteRolePolicyCommand,
+  DetachRolePolicyCommand,
+  ListOpenIDConnectProvidersCommand,
+  PutRolePermissionsBoundaryCommand,
+  PutRolePolicyCommand,
+  UpdateAssumeRolePolicyCommand,
+  paginateListAttachedRolePolicies,
+  paginateListRolePolicies,
+  type IAMClient,
+  type Role,
+} from "@aws-sdk/client-iam";
+import {
+  CreatePodIdentityAssociationCommand,
+  DeletePodIdentityAssociationCommand,
+  DescribePodIdentityAssociationCommand,
+  UpdatePodIdentityAssociationCommand,
+  paginateListPodIdentityAssociations,
+  type EKSClient,
+  type PodIdentityAssociation,
+} from "@aws-sdk/client-eks";
+import { parseArn } from "../lib/arn.js";
+import { eksClient, iamClient } from "../lib/clients.js";
+import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
+import { InvalidRequest, NotAllowed, OwnershipConflict } from "../lib/errors.js";
+import { logger, stepHandler } from "../lib/middleware.js";
+import { iamPolicyName, iamRoleName, isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../lib/naming.js";
+import { isAwsError } from "../lib/normalise-error.js";
+import {
+  fusionS3Policy,
+  irsaTrustPolicy,
+  launcherPermissionsPolicy,
+  launcherTrustPolicy,
+  oidcProviderArn,
+  podIdentityTrustPolicy,
+} from "../lib/policies.js";
+import { parseRequest, safeParseRequest, type FusionStorage, type ProvisionRequest } from "../lib/request.js";
+import type { CompensationResult, IamResult, ResolvedCluster, WorkflowState } from "../lib/state.js";
+
+type PolicyDocument = ReturnType<typeof launcherPermissionsPolicy>;
+
+export interface IamDeps {
+  iam?: IAMClient;
+  eks?: EKSClient;
+  config?: DeploymentConfig;
+}
+
+interface Context {
+  request: ProvisionRequest;
+  cluster: ResolvedCluster;
+  config: DeploymentConfig;
+  executionName: string;
+  iam: IAMClient;
+  eks: EKSClient;
+  partition: string;
+}
+
+/** What one role should look like. */
+interface DesiredRole {
+  roleName: string;
+  description: string;
+  trustPolicy: PolicyDocument;
+  inlinePolicyName: string;
+  inlinePolicy: PolicyDocument;
+}
+
+// ---------------------------------------------------------------- policy comparison
+
+/** Policy documents compared by meaning: key order and one-element arrays vs scalars do not matter. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map(canonical);
+    return items.length === 1 ? items[0] : items.map((i) => JSON.stringify(i)).sort().map((i) => JSON.parse(i));
+  }
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value as Record<string, unknown>)
+        .sort()
+        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/** IAM returns policy documents URL-encoded. */
+function decodePolicy(document: string | undefined): unknown {
+  if (!document) return undefined;
+  try {
+    return JSON.parse(decodeURIComponent(document));
+  } catch {
+    return undefined;
+  }
+}
+
+export function samePolicy(current: string | undefined, desired: PolicyDocument): boolean {
+  return JSON.stringify(canonical(decodePolicy(current))) === JSON.stringify(canonical(desired));
+}
+
+// ---------------------------------------------------------------- roles
+
+async function getRole(iam: IAMClient, roleName: string): Promise<Role | undefined> {
+  try {
+    return (await iam.send(new GetRoleCommand({ RoleName: roleName }))).Role;
+  } catch (error) {
+    if (isAwsError(error, "NoSuchEntity")) return undefined;
+    throw error;
+  }
+}
+
+async function inlinePolicyDocument(iam: IAMClient, roleName: string, policyName: string): Promise<string | undefined> {
+  try {
+    return (await iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }))).PolicyDocument;
+  } catch (error) {
+    if (isAwsError(error, "NoSuchEntity")) return undefined;
+    throw error;
+  }
+}
+
+/** Bring an adopted role to the desired trust, inline policy and boundary; writes only what differs. */
+async function reconcileRole(ctx: Context, role: Role, desired: DesiredRole): Promise<string[]> {
+  const changed: string[] = [];
+  if (!samePolicy(role.AssumeRolePolicyDocument, desired.trustPolicy)) {
+    await ctx.iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: desired.roleName, PolicyDocument: JSON.stringify(desired.trustPolicy) }));
+    changed.push("trust policy");
+  }
+  const current = await inlinePolicyDocument(ctx.iam, desired.roleName, desired.inlinePolicyName);
+  if (!samePolicy(current, desired.inlinePolicy)) {
+    await ctx.iam.send(
+      new PutRolePolicyCommand({ RoleName: desired.roleName, PolicyName: desired.inlinePolicyName, PolicyDocument: JSON.stringify(desired.inlinePolicy) }),
+    );
+    changed.push(`inline policy ${desired.inlinePolicyName}`);
+  }
+  const boundary = ctx.config.permissionsBoundaryArn;
+  if (boundary && role.PermissionsBoundary?.PermissionsBoundaryArn !== boundary) {
+    await ctx.iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: desired.roleName, PermissionsBoundary: boundary }));
+    changed.push("permissions boundary");
+  }
+  return changed;
+}
+
+/**
+ * Create the role, or adopt it when it is ours for this tenant. Returns its ARN and whether this run
+ * created it. CreateRole carries the execution tag, so a failure right after it leaves a role the
+ * compensator can find.
+ */
+async function ensureRole(ctx: Context, desired: DesiredRole): Promise<{ arn: string; created: boolean }> {
+  const tenant = ctx.request.tenant;
+  const existing = await getRole(ctx.iam, desired.roleName);
+  if (existing) {
+    if (!isOwnedBy(tagsToRecord(existing.Tags), tenant)) {
+      throw new OwnershipConflict(
+        `IAM role ${desired.roleName} already exists without the ownership tags for tenant ${tenant}; it is left untouched. Delete or rename it, or choose another IAM prefix.`,
+      );
+    }
+    const changed = await reconcileRole(ctx, existing, desired);
+    // Created by an earlier attempt of this same run (a retry): still this run's creation.
+    const created = wasCreatedBy(tagsToRecord(existing.Tags), ctx.executionName);
+    logger.info(created ? "found IAM role this run created" : "adopted IAM role", { roleName: desired.roleName, changed });
+    return { arn: existing.Arn!, created };
+  }
+
+  let role: Role | undefined;
+  try {
+    role = (
+      await ctx.iam.send(
+        new CreateRoleCommand({
+          RoleName: desired.roleName,
+          Description: desired.description,
+          AssumeRolePolicyDocument: JSON.stringify(desired.trustPolicy),
+          Tags: ownershipTags(tenant, ctx.executionName),
+          ...(ctx.config.permissionsBoundaryArn ? { PermissionsBoundary: ctx.config.permissionsBoundaryArn } : {}),
+        }),
+      )
+    ).Role;
+  } catch (error) {
+    // Someone (a concurrent retry of this run) created it between our read and our write: decide again.
+    if (isAwsError(error, "EntityAlreadyExists")) return ensureRole(ctx, desired);
+    throw error;
+  }
+  await ctx.iam.send(
+    new PutRolePolicyCommand({ RoleName: desired.roleName, PolicyName: desired.inlinePolicyName, PolicyDocument: JSON.stringify(desired.inlinePolicy) }),
+  );
+  logger.info("created IAM role", { roleName: desired.roleName });
+  return { arn: role?.Arn ?? `arn:${ctx.partition}:iam::${ctx.cluster.accountId}:role/${desired.roleName}`, created: true };
+}
+
+// ---------------------------------------------------------------- launcher
+
+/** The last path segment of `role/path/name` or `user/name`. */
+function principalName(resource: string): { kind: "role" | "user"; name: string } {
+  const [kind, ...rest] = resource.split("/");
+  return { kind: kind === "user" ? "user" : "role", name: rest[rest.length - 1] };
+}
+
+async function verifyExistingPrincipal(ctx: Context, principalArn: string): Promise<"role" | "user"> {
+  const arn = parseArn(principalArn)!;
+  const { kind, name } = principalName(arn.resource);
+  // IAM answers only for its own account: a principal in another allowlisted account is checked by EKS later.
+  if (arn.accountId !== ctx.cluster.accountId) return kind;
+  try {
+    if (kind === "role") await ctx.iam.send(new GetRoleCommand({ RoleName: name }));
+    else await ctx.iam.send(new GetUserCommand({ UserName: name }));
+  } catch (error) {
+    if (isAwsError(error, "NoSuchEntity")) {
+      throw new InvalidRequest([{ path: "launcher.principalArn", message: `principal does not exist: ${principalArn}` }], { cause: error });
+    }
+    throw error;
+  }
+  return kind;
+}
+
+function launcherRole(ctx: Context): DesiredRole {
+  const { iamPrefix } = ctx.config;
+  const tenant = ctx.request.tenant;
+  return {
+    roleName: iamRoleName(iamPrefix, tenant, "launcher"),
+    description: `nf-eks-provisioner: Seqera/Nextflow launcher for tenant ${tenant} on ${ctx.cluster.name}`,
+    trustPolicy: launcherTrustPolicy(ctx.cluster.accountId, ctx.partition),
+    inlinePolicyName: iamPolicyName(iamPrefix, tenant, "launcher"),
+    inlinePolicy: launcherPermissionsPolicy([ctx.cluster.arn]),
+  };
+}
+
+// ---------------------------------------------------------------- Fusion workload role
+
+function workloadServiceAccounts(request: ProvisionRequest): string[] {
+  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
+}
+
+/** IRSA needs the cluster's OIDC issuer registered as an IAM OIDC provider. */
+async function findOidcProvider(ctx: Context): Promise<string> {
+  const issuer = ctx.cluster.oidcIssuer;
+  if (!issuer) {
+    throw new NotAllowed(`cluster ${ctx.cluster.name} has no OIDC issuer; Fusion with IRSA needs one (or ask for storage.podIdentity)`);
+  }
+  const expected = oidcProviderArn(ctx.cluster.accountId, issuer, ctx.partition);
+  const providers = (await ctx.iam.send(new ListOpenIDConnectProvidersCommand({}))).OpenIDConnectProviderList ?? [];
+  const found = providers.find((p) => p.Arn?.toLowerCase() === expected.toLowerCase());
+  if (!found?.Arn) {
+    throw new NotAllowed(
+      `the OIDC issuer of cluster ${ctx.cluster.name} (${issuer}) is not registered as an IAM OIDC provider; ` +
+        `associate it first: eksctl utils associate-iam-oidc-provider --cluster ${ctx.cluster.name} --region ${ctx.cluster.region} --approve`,
+    );
+  }
+  return found.Arn;
+}
+
+async function workloadRole(ctx: Context, storage: FusionStorage): Promise<DesiredRole> {
+  const { iamPrefix } = ctx.config;
+  const tenant = ctx.request.tenant;
+  const trustPolicy = storage.podIdentity
+    ? podIdentityTrustPolicy()
+    : irsaTrustPolicy({
+        oidcProviderArn: await findOidcProvider(ctx),
+        issuer: ctx.cluster.oidcIssuer!.replace(/^https:\/\//, ""),
+        namespace: ctx.request.namespace,
+        serviceAccounts: workloadServiceAccounts(ctx.request),
+      });
+  return {
+    roleName: iamRoleName(iamPrefix, tenant, "workload"),
+    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} (bucket ${storage.bucket})`,
+    trustPolicy,
+    inlinePolicyName: iamPolicyName(iamPrefix, tenant, "fusion-s3"),
+    inlinePolicy: fusionS3Policy({ bucket: storage.bucket, partition: ctx.partition }),
+  };
+}
+
+// ---------------------------------------------------------------- Pod Identity
+
+async function describeAssociation(eks: EKSClient, clusterName: string, associationId: string): Promise<PodIdentityAssociation | undefined> {
+  try {
+    return (await eks.send(new DescribePodIdentityAssociationCommand({ clusterName, associationId }))).association;
+  } catch (error) {
+    if (isAwsError(error, "ResourceNotFoundException")) return undefined;
+    throw error;
+  }
+}
+
+async function associationsFor(eks: EKSClient, clusterName: string, namespace: string, serviceAccount?: string): Promise<PodIdentityAssociation[]> {
+  const found: PodIdentityAssociation[] = [];
+  for await (const page of paginateListPodIdentityAssociations({ client: eks }, { clusterName, namespace, ...(serviceAccount ? { serviceAccount } : {}) })) {
+    for (const summary of page.associations ?? []) {
+      if (serviceAccount && summary.serviceAccount !== serviceAccount) continue;
+      const association = summary.associationId ? await describeAssociation(eks, clusterName, summary.associationId) : undefined;
+      if (association) found.push(association);
+    }
+  }
+  return found;
+}
+
+/** One association per service account: adopt ours, refuse others', create the missing one (tagged). */
+async function ensurePodIdentityAssociation(ctx: Context, serviceAccount: string, roleArn: string): Promise<{ id: string; arn: string; created: boolean }> {
+  const { request, cluster, eks } = ctx;
+  const [existing] = await associationsFor(eks, cluster.name, request.namespace, serviceAccount);
+  if (existing) {
+    if (!isOwnedBy(existing.tags, request.tenant)) {
+      throw new OwnershipConflict(
+        `a Pod Identity association for ${request.namespace}/${serviceAccount} already exists (${existing.associationId}) without the ownership tags for tenant ${request.tenant}`,
+      );
+    }
+    if (existing.roleArn !== roleArn) {
+      await eks.send(new UpdatePodIdentityAssociationCommand({ clusterName: cluster.name, associationId: existing.associationId!, roleArn }));
+    }
+    return { id: existing.associationId!, arn: existing.associationArn ?? "", created: wasCreatedBy(existing.tags, ctx.executionName) };
+  }
+  try {
+    const { association } = await eks.send(
+      new CreatePodIdentityAssociationCommand({
+        clusterName: cluster.name,
+        namespace: request.namespace,
+        serviceAccount,
+        roleArn,
+        tags: tagsToRecord(ownershipTags(request.tenant, ctx.executionName)),
+      }),
+    );
+    // A role created seconds ago may be refused as "cannot be assumed": normaliseError names that
+    // IamNotYetConsistent and the state machine retries.
+    return { id: association?.associationId ?? "", arn: association?.associationArn ?? "", created: true };
+  } catch (error) {
+    if (isAwsError(error, "ResourceInUseException")) return ensurePodIdentityAssociation(ctx, serviceAccount, roleArn);
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------- apply
+
+function contextFor(state: WorkflowState, deps: IamDeps): Context {
+  const request = parseRequest(state.request);
+  if (!state.cluster) throw new InvalidRequest("the resolved cluster ($.cluster) is missing; ResolveCluster must run first");
+  const region = state.cluster.region;
+  return {
+    request,
+    cluster: state.cluster,
+    config: deps.config ?? loadDeploymentConfig(),
+    executionName: state.execution.name,
+    iam: deps.iam ?? iamClient(),
+    eks: deps.eks ?? eksClient(region),
+    partition: parseArn(state.cluster.arn)?.partition ?? "aws",
+  };
+}
+
+export async function createIamResources(state: WorkflowState, deps: IamDeps = {}): Promise<IamResult> {
+  const ctx = contextFor(state, deps);
+  const { request } = ctx;
+  const created: string[] = [];
+  const result: IamResult = { launcherArn: "", launcherKind: "role", launcherCreated: false, created };
+
+  if (request.launcher.mode === "existing") {
+    result.launcherKind = await verifyExistingPrincipal(ctx, request.launcher.principalArn);
+    result.launcherArn = request.launcher.principalArn;
+  } else {
+    const launcher = await ensureRole(ctx, launcherRole(ctx));
+    result.launcherArn = launcher.arn;
+    result.launcherCreated = launcher.created;
+    if (launcher.created) created.push(launcher.arn);
+  }
+
+  if (request.storage.type === "fusion") {
+    const workload = await ensureRole(ctx, await workloadRole(ctx, request.storage));
+    result.workloadRoleArn = workload.arn;
+    if (workload.created) created.push(workload.arn);
+    if (request.storage.podIdentity) {
+      result.podIdentityAssociationIds = [];
+      for (const serviceAccount of workloadServiceAccounts(request)) {
+        const association = await ensurePodIdentityAssociation(ctx, serviceAccount, workload.arn);
+        result.podIdentityAssociationIds.push(association.id);
+        if (association.created) created.push(association.arn || association.id);
+      }
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------- compensate
+
+/** Delete a role this execution created: inline policies, attached policies, then the role. */
+async function deleteRole(iam: IAMClient, roleName: string): Promise<void> {
+  try {
+    for await (const page of paginateListRolePolicies({ client: iam }, { RoleName: roleName })) {
+      for (const policyName of page.PolicyNames ?? []) await iam.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
+    }
+    for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
+      for (const policy of page.AttachedPolicies ?? []) await iam.send(new DetachRolePolicyCommand({ RoleName: roleName, PolicyArn: policy.PolicyArn }));
+    }
+    await iam.send(new DeleteRoleCommand({ RoleName: roleName }));
+  } catch (error) {
+    // Gone already: a previous compensation attempt got this far.
+    if (!isAwsError(error, "NoSuchEntity")) throw error;
+  }
+}
+
+export async function undoIamResources(state: WorkflowState, deps: IamDeps = {}): Promise<CompensationResult> {
+  const undone: string[] = [];
+  const kept: string[] = [];
+  const parsed = safeParseRequest(state.request);
+  if (!parsed.ok) return { undone, kept }; // the step never ran with this request
+  const request = parsed.request;
+  const config = deps.config ?? loadDeploymentConfig();
+  const iam = deps.iam ?? iamClient();
+  const executionName = state.execution.name;
+
+  // Pod Identity associations first: they reference the workload role.
+  if (state.cluster && request.storage.type === "fusion" && request.storage.podIdentity) {
+    const eks = deps.eks ?? eksClient(state.cluster.region);
+    for (const serviceAccount of workloadServiceAccounts(request)) {
+      for (const association of await associationsFor(eks, state.cluster.name, request.namespace, serviceAccount)) {
+        const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
+        if (!wasCreatedBy(association.tags, executionName)) {
+          kept.push(`${label}: not created by this run`);
+          continue;
+        }
+        try {
+          await eks.send(new DeletePodIdentityAssociationCommand({ clusterName: state.cluster.name, associationId: association.associationId! }));
+        } catch (error) {
+          if (!isAwsError(error, "ResourceNotFoundException")) throw error;
+        }
+        undone.push(label);
+      }
+    }
+  }
+
+  // Every role this step could have created; the execution tag decides, whatever the step returned.
+  for (const purpose of ["workload", "launcher"] as const) {
+    const roleName = iamRoleName(config.iamPrefix, request.tenant, purpose);
+    const role = await getRole(iam, roleName);
+    if (!role) continue; // never created, or already undone
+    if (!wasCreatedBy(tagsToRecord(role.Tags), executionName)) {
+      kept.push(`IAM role ${roleName}: not created by this run`);
+      continue;
+    }
+    await deleteRole(iam, roleName);
+    undone.push(`IAM role ${roleName}`);
+  }
+  return { undone, kept };
+}
+
+export const apply = stepHandler<WorkflowState, IamResult>("CreateIamResources", (state) => createIamResources(state));
+export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoIamResources", (state) => undoIamResources(state));
