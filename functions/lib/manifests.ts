@@ -1,0 +1,218 @@
+/**
+ * Kubernetes manifests, as pure data: the YAML the Seqera "Kubernetes" / "Amazon EKS" runbooks tell an
+ * engineer to `kubectl apply`, built from the request. Every object carries the ownership marks
+ * (tenant, created-by execution) so it can be adopted on a re-run and deleted only by the run that made it.
+ */
+import type {
+  KubernetesObject,
+  V1ConfigMap,
+  V1EnvVar,
+  V1Job,
+  V1Namespace,
+  V1ObjectMeta,
+  V1PersistentVolumeClaim,
+  V1PolicyRule,
+  V1Role,
+  V1RoleBinding,
+  V1ServiceAccount,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
+import { createHash } from "node:crypto";
+import {
+  ANNOTATION_CREATED_BY,
+  executionMark,
+  LAUNCHER_ROLE,
+  LAUNCHER_USERNAME,
+  NEXTFLOW_CONFIGMAP,
+  ownershipLabels,
+} from "./naming.js";
+import type { FusionStorage, HeadJobSpec, PvcStorage } from "./request.js";
+
+export type { KubernetesObject };
+
+export interface ManifestContext {
+  tenant: string;
+  namespace: string;
+  executionName: string;
+  /** The request's extra labels; the ownership marks always win over them. */
+  labels?: Record<string, string>;
+}
+
+const RBAC_API_GROUP = "rbac.authorization.k8s.io";
+/** Where the head pod finds nextflow.config and params.json (the ConfigMap volume). */
+export const NEXTFLOW_CONFIG_DIR = "/etc/nextflow";
+export const HEAD_CONTAINER = "nextflow";
+/** Label the Job controller puts on its pods; set on the template too so selectors work before it does. */
+export const JOB_NAME_LABEL = "job-name";
+
+/** The verbs the runbook grants: no update/patch, never "*". */
+export const LAUNCHER_VERBS = ["get", "list", "watch", "create", "delete"] as const;
+
+/**
+ * The Seqera runbook's tower-launcher-role. Nextflow's k8s executor creates, watches, reads the logs of and
+ * deletes task pods (or jobs); it reads nextflow.config and params.json from a mounted ConfigMap, so it
+ * needs no access to configmaps or persistentvolumeclaims through the API.
+ */
+export const LAUNCHER_RULES: V1PolicyRule[] = [
+  { apiGroups: [""], resources: ["pods", "pods/status", "pods/log", "pods/exec"], verbs: [...LAUNCHER_VERBS] },
+  { apiGroups: ["batch"], resources: ["jobs", "jobs/status"], verbs: [...LAUNCHER_VERBS] },
+];
+
+function metadata(ctx: ManifestContext, name: string, namespaced = true, annotations: Record<string, string> = {}): V1ObjectMeta {
+  return {
+    name,
+    ...(namespaced ? { namespace: ctx.namespace } : {}),
+    labels: { ...ctx.labels, ...ownershipLabels(ctx.tenant, ctx.executionName) },
+    annotations: { ...annotations, [ANNOTATION_CREATED_BY]: ctx.executionName },
+  };
+}
+
+/** Object names up to 253 characters: keep `name` when it fits, else shorten it with a hash so it stays unique. */
+function boundedName(name: string, max = 253): string {
+  if (name.length <= max) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, 8);
+  return `${name.slice(0, max - hash.length - 1).replace(/[-.]+$/, "")}-${hash}`;
+}
+
+export function namespaceManifest(ctx: ManifestContext): V1Namespace {
+  return { apiVersion: "v1", kind: "Namespace", metadata: metadata(ctx, ctx.namespace, false) };
+}
+
+export function serviceAccountManifest(ctx: ManifestContext, name: string, annotations?: Record<string, string>): V1ServiceAccount {
+  return { apiVersion: "v1", kind: "ServiceAccount", metadata: metadata(ctx, name, true, annotations) };
+}
+
+export function launcherRoleManifest(ctx: ManifestContext, name: string = LAUNCHER_ROLE): V1Role {
+  return {
+    apiVersion: `${RBAC_API_GROUP}/v1`,
+    kind: "Role",
+    metadata: metadata(ctx, name),
+    rules: LAUNCHER_RULES.map((rule) => ({ ...rule, apiGroups: [...rule.apiGroups!], resources: [...rule.resources!], verbs: [...rule.verbs] })),
+  };
+}
+
+/** Binds the head pod's ServiceAccount to the launcher Role (runbook: `tower-launcher-sa` binding). */
+export function serviceAccountRoleBinding(ctx: ManifestContext, serviceAccount: string, role: string = LAUNCHER_ROLE): V1RoleBinding {
+  return {
+    apiVersion: `${RBAC_API_GROUP}/v1`,
+    kind: "RoleBinding",
+    metadata: metadata(ctx, boundedName(`${serviceAccount}-binding`)),
+    roleRef: { apiGroup: RBAC_API_GROUP, kind: "Role", name: role },
+    subjects: [{ kind: "ServiceAccount", name: serviceAccount, namespace: ctx.namespace }],
+  };
+}
+
+/** Binds the Kubernetes user the launcher IAM principal maps to (access entry or aws-auth) to the launcher Role. */
+export function launcherUserRoleBinding(ctx: ManifestContext, username: string = LAUNCHER_USERNAME, role: string = LAUNCHER_ROLE): V1RoleBinding {
+  return {
+    apiVersion: `${RBAC_API_GROUP}/v1`,
+    kind: "RoleBinding",
+    metadata: metadata(ctx, boundedName(`${username}-binding`)),
+    roleRef: { apiGroup: RBAC_API_GROUP, kind: "Role", name: role },
+    subjects: [{ kind: "User", name: username, apiGroup: RBAC_API_GROUP }],
+  };
+}
+
+/** The shared work volume: ReadWriteMany so the head and every task pod mount it at once. */
+export function pvcManifest(ctx: ManifestContext, storage: PvcStorage): V1PersistentVolumeClaim {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: metadata(ctx, storage.claimName),
+    spec: {
+      accessModes: ["ReadWriteMany"],
+      ...(storage.storageClass ? { storageClassName: storage.storageClass } : {}),
+      resources: { requests: { storage: storage.size } },
+    },
+  };
+}
+
+export const NEXTFLOW_CONFIG_KEY = "nextflow.config";
+export const PARAMS_KEY = "params.json";
+
+/** The tenant's nextflow.config and the head job's params file (params never go on the command line). */
+export function nextflowConfigMapManifest(ctx: ManifestContext, nextflowConfig: string, params?: Record<string, unknown>): V1ConfigMap {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: metadata(ctx, NEXTFLOW_CONFIGMAP),
+    data: { [NEXTFLOW_CONFIG_KEY]: nextflowConfig, [PARAMS_KEY]: `${JSON.stringify(params ?? {}, null, 2)}\n` },
+  };
+}
+
+/**
+ * Deterministic per tenant and execution, so a retried LaunchHeadJob finds its own Job; a DNS-1123 label
+ * (at most 63 characters, the Job controller puts it in a label value).
+ */
+export function headJobName(tenant: string, executionName: string): string {
+  const mark = executionMark(executionName).slice(0, 8);
+  const room = 63 - "nf-head-".length - mark.length - 1;
+  const tenantPart = tenant.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, room).replace(/^-+|-+$/g, "");
+  return tenantPart ? `nf-head-${tenantPart}-${mark}` : `nf-head-${mark}`;
+}
+
+/** The `nextflow run` argv: an array handed to the container runtime, never a shell command line. */
+export function headJobArgs(spec: HeadJobSpec): string[] {
+  return [
+    "run",
+    spec.pipeline,
+    ...(spec.revision ? ["-r", spec.revision] : []),
+    ...(spec.profiles.length ? ["-profile", spec.profiles.join(",")] : []),
+    "-params-file",
+    `${NEXTFLOW_CONFIG_DIR}/${PARAMS_KEY}`,
+    "-c",
+    `${NEXTFLOW_CONFIG_DIR}/${NEXTFLOW_CONFIG_KEY}`,
+  ];
+}
+
+export interface HeadJobOptions {
+  serviceAccount: string;
+  storage: PvcStorage | FusionStorage;
+  configMap: string;
+  jobName: string;
+}
+
+export function headJobManifest(ctx: ManifestContext, spec: HeadJobSpec, opts: HeadJobOptions): V1Job {
+  const meta = metadata(ctx, opts.jobName);
+  // Plain log lines in `kubectl logs`; the request's env may still override it.
+  const env: V1EnvVar[] = [
+    ...("NXF_ANSI_LOG" in spec.env ? [] : [{ name: "NXF_ANSI_LOG", value: "false" }]),
+    ...Object.entries(spec.env).map(([name, value]) => ({ name, value })),
+  ];
+  const volumes: V1Volume[] = [{ name: "nextflow-config", configMap: { name: opts.configMap } }];
+  const volumeMounts: V1VolumeMount[] = [{ name: "nextflow-config", mountPath: NEXTFLOW_CONFIG_DIR, readOnly: true }];
+  if (opts.storage.type === "pvc") {
+    volumes.push({ name: "scratch", persistentVolumeClaim: { claimName: opts.storage.claimName } });
+    volumeMounts.push({ name: "scratch", mountPath: opts.storage.mountPath });
+  }
+  const resources = { cpu: spec.cpu, memory: spec.memory };
+  return {
+    apiVersion: "batch/v1",
+    kind: "Job",
+    metadata: meta,
+    spec: {
+      // A failed Nextflow run is reported, not retried behind the workflow's back.
+      backoffLimit: 0,
+      template: {
+        metadata: { labels: { ...meta.labels, [JOB_NAME_LABEL]: opts.jobName }, annotations: { ...meta.annotations } },
+        spec: {
+          serviceAccountName: opts.serviceAccount,
+          restartPolicy: "Never",
+          containers: [
+            {
+              name: HEAD_CONTAINER,
+              image: spec.image,
+              command: ["nextflow"],
+              args: headJobArgs(spec),
+              env,
+              resources: { requests: { ...resources }, limits: { ...resources } },
+              volumeMounts,
+            },
+          ],
+          volumes,
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,277 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import {
+  headJobManifest,
+  headJobName,
+  launcherRoleManifest,
+  launcherUserRoleBinding,
+  namespaceManifest,
+  nextflowConfigMapManifest,
+  pvcManifest,
+  serviceAccountManifest,
+  serviceAccountRoleBinding,
+  type ManifestContext,
+} from "../../functions/lib/manifests.js";
+import { ANNOTATION_CREATED_BY, executionMark, IRSA_ANNOTATION, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/naming.js";
+import { parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/request.js";
+
+const RUN = "genomics-run-1";
+const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, labels: { team: "genomics", "cost-centre": "42" } };
+
+function requestWith(extra: Record<string, unknown> = {}) {
+  return parseRequest({
+    tenant: "genomics",
+    cluster: { name: "research", region: "eu-west-1" },
+    storage: { type: "pvc" },
+    headJob: { pipeline: "nf-core/rnaseq" },
+    ...extra,
+  });
+}
+const PVC = requestWith().storage as PvcStorage;
+const FUSION = requestWith({ storage: { type: "fusion", bucket: "genomics-work" } }).storage as FusionStorage;
+const HEAD = (extra: Record<string, unknown> = {}) =>
+  requestWith({ headJob: { pipeline: "nf-core/rnaseq", ...extra } }).headJob as HeadJobSpec;
+
+describe("ownership marks on every object", () => {
+  it("labels each manifest for the tenant and the execution, and records the execution name", () => {
+    // Prepare
+    const job = headJobManifest(CTX, HEAD(), { serviceAccount: "tower-launcher-sa", storage: PVC, configMap: "nextflow-config", jobName: "nf-head-x" });
+    // Act
+    const objects = [
+      namespaceManifest(CTX),
+      serviceAccountManifest(CTX, "tower-launcher-sa"),
+      launcherRoleManifest(CTX),
+      serviceAccountRoleBinding(CTX, "tower-launcher-sa"),
+      launcherUserRoleBinding(CTX),
+      pvcManifest(CTX, PVC),
+      nextflowConfigMapManifest(CTX, "process.executor = 'k8s'\n"),
+      job,
+    ];
+    // Assess
+    for (const object of objects) {
+      expect(isOwnedBy(object.metadata!.labels, "genomics")).toBe(true);
+      expect(wasCreatedBy(object.metadata!.labels, RUN)).toBe(true);
+      expect(object.metadata!.labels).toMatchObject({ team: "genomics", "cost-centre": "42" });
+      expect(object.metadata!.annotations![ANNOTATION_CREATED_BY]).toBe(RUN);
+      if (object.kind === "Namespace") expect(object.metadata!.namespace).toBeUndefined();
+      else expect(object.metadata!.namespace).toBe("tower-nf");
+    }
+    expect(job.spec!.template.metadata!.labels).toMatchObject({ ...ownershipLabels("genomics", RUN), "job-name": "nf-head-x" });
+  });
+
+  it("lets the ownership marks win over request labels with the same keys", () => {
+    // Prepare
+    const ctx = { ...CTX, labels: { "app.kubernetes.io/managed-by": "helm", "nf-eks-provisioner/tenant": "other" } };
+    // Act
+    const namespace = namespaceManifest(ctx);
+    // Assess
+    expect(namespace.metadata!.labels).toEqual(ownershipLabels("genomics", RUN));
+  });
+});
+
+describe("RBAC (Seqera runbook)", () => {
+  it("builds tower-launcher-role with exactly the runbook rules", () => {
+    // Act
+    const role = launcherRoleManifest(CTX);
+    // Assess
+    expect(role.apiVersion).toBe("rbac.authorization.k8s.io/v1");
+    expect(role.kind).toBe("Role");
+    expect(role.metadata!.name).toBe("tower-launcher-role");
+    expect(role.rules).toEqual([
+      { apiGroups: [""], resources: ["pods", "pods/status", "pods/log", "pods/exec"], verbs: ["get", "list", "watch", "create", "delete"] },
+      { apiGroups: ["batch"], resources: ["jobs", "jobs/status"], verbs: ["get", "list", "watch", "create", "delete"] },
+    ]);
+  });
+
+  it("never grants '*', update, patch or escalation verbs, and never secrets", () => {
+    // Act
+    const rules = launcherRoleManifest(CTX, "custom-role").rules!;
+    // Assess
+    const everything = rules.flatMap((r) => [...(r.apiGroups ?? []), ...(r.resources ?? []), ...r.verbs, ...(r.resourceNames ?? [])]);
+    expect(everything).not.toContain("*");
+    for (const forbidden of ["update", "patch", "escalate", "bind", "impersonate"]) expect(rules.flatMap((r) => r.verbs)).not.toContain(forbidden);
+    expect(rules.flatMap((r) => r.resources)).not.toContain("secrets");
+    expect(rules.every((r) => r.nonResourceURLs === undefined)).toBe(true);
+  });
+
+  it("does not share rule arrays between manifests (a caller editing one cannot widen the next)", () => {
+    // Prepare
+    const first = launcherRoleManifest(CTX);
+    // Act
+    first.rules![0]!.verbs.push("*");
+    // Assess
+    expect(launcherRoleManifest(CTX).rules![0]!.verbs).not.toContain("*");
+  });
+
+  it("binds the head ServiceAccount of the namespace to the launcher Role", () => {
+    // Act
+    const binding = serviceAccountRoleBinding(CTX, "tower-launcher-sa");
+    // Assess
+    expect(binding).toMatchObject({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: "tower-launcher-sa-binding", namespace: "tower-nf" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" },
+      subjects: [{ kind: "ServiceAccount", name: "tower-launcher-sa", namespace: "tower-nf" }],
+    });
+    expect(binding.subjects).toHaveLength(1);
+  });
+
+  it("binds User tower-launcher-user (the launcher's mapped identity) with the RBAC apiGroup", () => {
+    // Act
+    const binding = launcherUserRoleBinding(CTX);
+    // Assess
+    expect(binding.metadata!.name).toBe("tower-launcher-user-binding");
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
+    expect(binding.subjects).toEqual([{ kind: "User", name: "tower-launcher-user", apiGroup: "rbac.authorization.k8s.io" }]);
+  });
+
+  it("binds to a Role, never a ClusterRole, and keeps long binding names within 253 characters", () => {
+    // Prepare
+    const longSa = `sa-${"a".repeat(248)}`;
+    // Act
+    const bindings = [serviceAccountRoleBinding(CTX, longSa, "r"), launcherUserRoleBinding(CTX, "someone", "r")];
+    // Assess
+    for (const binding of bindings) {
+      expect(binding.roleRef.kind).toBe("Role");
+      expect(binding.metadata!.name!.length).toBeLessThanOrEqual(253);
+      expect(binding.metadata!.name).toMatch(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/);
+    }
+    expect(bindings[0]!.subjects![0]!.name).toBe(longSa);
+  });
+
+  it("annotates a ServiceAccount when asked (Fusion IRSA)", () => {
+    // Act
+    const sa = serviceAccountManifest(CTX, "tower-compute-sa", { [IRSA_ANNOTATION]: "arn:aws:iam::111122223333:role/w" });
+    // Assess
+    expect(sa).toMatchObject({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "tower-compute-sa", namespace: "tower-nf" } });
+    expect(sa.metadata!.annotations).toEqual({ [IRSA_ANNOTATION]: "arn:aws:iam::111122223333:role/w", [ANNOTATION_CREATED_BY]: RUN });
+  });
+});
+
+describe("storage", () => {
+  it("asks for a ReadWriteMany claim of the requested size, with the storage class only when given", () => {
+    // Act
+    const defaultClass = pvcManifest(CTX, PVC);
+    const efs = pvcManifest(CTX, { ...PVC, storageClass: "efs-sc", size: "500Gi", claimName: "shared" });
+    // Assess
+    expect(defaultClass.metadata!.name).toBe("tower-scratch");
+    expect(defaultClass.spec).toEqual({ accessModes: ["ReadWriteMany"], resources: { requests: { storage: "100Gi" } } });
+    expect(efs.spec).toEqual({ accessModes: ["ReadWriteMany"], storageClassName: "efs-sc", resources: { requests: { storage: "500Gi" } } });
+    expect(efs.metadata!.name).toBe("shared");
+  });
+
+  it("puts nextflow.config and the params as JSON into the nextflow-config ConfigMap", () => {
+    // Prepare
+    const params = { input: "s3://bucket/samplesheet.csv", outdir: "/scratch/out; rm -rf /", nested: { x: [1, "two"] } };
+    // Act
+    const configMap = nextflowConfigMapManifest(CTX, "process.executor = 'k8s'\n", params);
+    // Assess
+    expect(configMap.metadata!.name).toBe("nextflow-config");
+    expect(configMap.data!["nextflow.config"]).toBe("process.executor = 'k8s'\n");
+    expect(JSON.parse(configMap.data!["params.json"]!)).toEqual(params);
+    expect(JSON.parse(nextflowConfigMapManifest(CTX, "").data!["params.json"]!)).toEqual({});
+  });
+});
+
+describe("head job", () => {
+  const options = { serviceAccount: "tower-launcher-sa", storage: PVC, configMap: "nextflow-config", jobName: "nf-head-genomics-1234abcd" };
+
+  it("runs `nextflow run` as an argv array with params from the ConfigMap, never a shell", () => {
+    // Prepare
+    const spec = HEAD({ revision: "3.14.0", profiles: ["test", "docker"], params: { outdir: "$(reboot)" } });
+    // Act
+    const job = headJobManifest(CTX, spec, options);
+    // Assess
+    const container = job.spec!.template.spec!.containers[0]!;
+    expect(container.name).toBe("nextflow");
+    expect(container.image).toBe("nextflow/nextflow:24.10.4");
+    expect(container.command).toEqual(["nextflow"]);
+    expect(container.args).toEqual([
+      "run", "nf-core/rnaseq", "-r", "3.14.0", "-profile", "test,docker",
+      "-params-file", "/etc/nextflow/params.json", "-c", "/etc/nextflow/nextflow.config",
+    ]);
+    const argv = [...container.command!, ...container.args!];
+    expect(argv.filter((a) => /^(\/bin\/)?(ba)?sh$/.test(a))).toEqual([]);
+    expect(JSON.stringify(argv)).not.toContain("reboot");
+  });
+
+  it("leaves out -r and -profile when they are not asked for", () => {
+    // Act
+    const job = headJobManifest(CTX, HEAD(), options);
+    // Assess
+    expect(job.spec!.template.spec!.containers[0]!.args).toEqual([
+      "run", "nf-core/rnaseq", "-params-file", "/etc/nextflow/params.json", "-c", "/etc/nextflow/nextflow.config",
+    ]);
+  });
+
+  it("does not retry, runs as the launcher ServiceAccount, and has equal requests and limits", () => {
+    // Act
+    const job = headJobManifest(CTX, HEAD({ cpu: "2", memory: "4Gi", env: { NXF_VER: "24.10.4" } }), options);
+    // Assess
+    expect(job).toMatchObject({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "nf-head-genomics-1234abcd", namespace: "tower-nf" } });
+    expect(job.spec!.backoffLimit).toBe(0);
+    expect(job.spec!.ttlSecondsAfterFinished).toBeUndefined();
+    const pod = job.spec!.template.spec!;
+    expect(pod.restartPolicy).toBe("Never");
+    expect(pod.serviceAccountName).toBe("tower-launcher-sa");
+    expect(pod.containers[0]!.resources).toEqual({ requests: { cpu: "2", memory: "4Gi" }, limits: { cpu: "2", memory: "4Gi" } });
+    expect(pod.containers[0]!.env).toEqual([
+      { name: "NXF_ANSI_LOG", value: "false" },
+      { name: "NXF_VER", value: "24.10.4" },
+    ]);
+  });
+
+  it("lets the request's env override NXF_ANSI_LOG without a duplicate variable", () => {
+    // Act
+    const env = headJobManifest(CTX, HEAD({ env: { NXF_ANSI_LOG: "true" } }), options).spec!.template.spec!.containers[0]!.env!;
+    // Assess
+    expect(env).toEqual([{ name: "NXF_ANSI_LOG", value: "true" }]);
+  });
+
+  it("mounts the ConfigMap read-only at /etc/nextflow and the claim at its mount path (pvc)", () => {
+    // Act
+    const pod = headJobManifest(CTX, HEAD(), { ...options, storage: { ...PVC, claimName: "shared", mountPath: "/data" } }).spec!.template.spec!;
+    // Assess
+    expect(pod.volumes).toEqual([
+      { name: "nextflow-config", configMap: { name: "nextflow-config" } },
+      { name: "scratch", persistentVolumeClaim: { claimName: "shared" } },
+    ]);
+    expect(pod.containers[0]!.volumeMounts).toEqual([
+      { name: "nextflow-config", mountPath: "/etc/nextflow", readOnly: true },
+      { name: "scratch", mountPath: "/data" },
+    ]);
+  });
+
+  it("mounts no claim with Fusion (the work directory is in S3)", () => {
+    // Act
+    const pod = headJobManifest(CTX, HEAD(), { ...options, storage: FUSION }).spec!.template.spec!;
+    // Assess
+    expect(pod.volumes!.map((v) => v.name)).toEqual(["nextflow-config"]);
+    expect(pod.containers[0]!.volumeMounts!.map((m) => m.mountPath)).toEqual(["/etc/nextflow"]);
+  });
+});
+
+describe("headJobName", () => {
+  it("is deterministic per tenant and execution and distinct across executions", () => {
+    // Act
+    const name = headJobName("genomics", RUN);
+    // Assess
+    expect(name).toBe(`nf-head-genomics-${executionMark(RUN).slice(0, 8)}`);
+    expect(headJobName("genomics", RUN)).toBe(name);
+    expect(headJobName("genomics", "genomics-run-2")).not.toBe(name);
+  });
+
+  it("is always a DNS-1123 label of at most 63 characters", () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,62}[a-z0-9])?$/), fc.string({ minLength: 1, maxLength: 80 }), (tenant, execution) => {
+        // Act
+        const name = headJobName(tenant, execution);
+        // Assess
+        expect(name.length).toBeLessThanOrEqual(63);
+        expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+        expect(name.endsWith(executionMark(execution).slice(0, 8))).toBe(true);
+      }),
+    );
+  });
+});
