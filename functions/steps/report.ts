@@ -124,7 +124,8 @@ export function causeMessage(cause: string | undefined): string {
 
 /** Which step failed: the first one (in run order) whose result is missing. */
 export function failedStepOf(state: WorkflowState): string {
-  if (state.error?.Error === "HeadJobFailed") return "LaunchHeadJob";
+  // The head job's result exists once it was launched, so its failures are named by the error instead.
+  if (state.error?.Error === "HeadJobFailed" || state.error?.Error === "HeadJobTimedOut") return "LaunchHeadJob";
   const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;
   for (const step of STEP_ORDER) {
     if (step.key === "headJob" && !wantsHeadJob) continue;

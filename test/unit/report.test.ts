@@ -204,4 +204,15 @@ describe("Report failed", () => {
     // Assess
     expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobFailed: pod nf-head-abc ended Failed\./);
   });
+
+  it("names the head job when the wait for it timed out", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state = { ...completedState(), error: { Error: "HeadJobTimedOut", Cause: "the head job was not running after 180 checks" } };
+    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Pending", done: false, checks: 181 };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobTimedOut: /);
+  });
 });

@@ -1,0 +1,90 @@
+/**
+ * POST /provision (HTTP API, payload format 2.0): validate the body with the workflow's own schema,
+ * refuse clusters off the allowlist, start the workflow, answer 202 with where to watch it.
+ *
+ *   400 InvalidJson | InvalidRequest {problems: [{path, message}]}  (every problem at once)
+ *   403 NotAllowed {problems}        cluster not on this deployment's allowlist
+ *   422 IdempotencyKeyReused         the key already started a run for a different request
+ *   202 {executionArn, executionName, statusUrl}   started, or the same request's existing run
+ *   503 Throttled | ClusterUnreachable (Retry-After)   Step Functions is busy: try again
+ *   500 InternalError                anything else (details in the log, never in the response)
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { DeploymentConfig } from "../lib/config.js";
+import { ProvisionerError } from "../lib/errors.js";
+import { logger } from "../lib/middleware.js";
+import { checkRequest, startProvisioning, type StartDeps } from "../lib/start-provisioning.js";
+
+export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
+
+export interface ProvisionApiDeps extends StartDeps {
+  config?: DeploymentConfig;
+}
+
+type Response = APIGatewayProxyStructuredResultV2;
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return { statusCode, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
+}
+
+/** API Gateway lower-cases header names in payload 2.0; direct callers (the dev server, tests) may not. */
+export function headerValue(headers: APIGatewayProxyEventV2["headers"] | undefined, name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  for (const [key, value] of Object.entries(headers ?? {})) if (key.toLowerCase() === wanted) return value;
+  return undefined;
+}
+
+function bodyText(event: APIGatewayProxyEventV2): string {
+  if (!event.body) return "";
+  return event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+}
+
+export function statusUrlFor(executionName: string): string {
+  return `/executions/${encodeURIComponent(executionName)}`;
+}
+
+function parseBody(event: APIGatewayProxyEventV2): { ok: true; value: unknown } | { ok: false; response: Response } {
+  const text = bodyText(event);
+  if (!text.trim()) return { ok: false, response: json(400, { error: "InvalidJson", message: "the request body is empty; send the provisioning request as JSON" }) };
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch (error) {
+    return { ok: false, response: json(400, { error: "InvalidJson", message: `the request body is not valid JSON: ${(error as Error).message}` }) };
+  }
+}
+
+export function createProvisionHandler(deps: ProvisionApiDeps = {}) {
+  return async (event: APIGatewayProxyEventV2): Promise<Response> => {
+    logger.appendKeys({ requestId: event.requestContext?.requestId });
+    try {
+      const body = parseBody(event);
+      if (!body.ok) return body.response;
+
+      const checked = checkRequest(body.value, { idempotencyKey: headerValue(event.headers, IDEMPOTENCY_KEY_HEADER), config: deps.config });
+      if (!checked.ok) {
+        logger.info("provisioning request refused", { error: checked.error, problems: checked.problems });
+        return json(checked.error === "NotAllowed" ? 403 : 400, { error: checked.error, problems: checked.problems });
+      }
+
+      const started = await startProvisioning(checked.request, deps);
+      if (started.outcome === "key-reused") {
+        return json(422, {
+          error: "IdempotencyKeyReused",
+          message: `idempotency key "${checked.request.idempotencyKey}" was already used for a different request; use a new key`,
+        });
+      }
+      logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
+      const statusUrl = statusUrlFor(started.executionName);
+      // A repeat answers exactly like the first call: same execution, same status URL.
+      return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl }, { location: statusUrl });
+    } catch (error) {
+      logger.error("could not start provisioning", { error: error as Error });
+      if (error instanceof ProvisionerError && error.transient) {
+        return json(503, { error: error.name, message: "Step Functions is busy or unreachable; try again shortly" }, { "retry-after": "5" });
+      }
+      return json(500, { error: "InternalError", message: "could not start the provisioning workflow", requestId: event.requestContext?.requestId });
+    }
+  };
+}
+
+export const handler = createProvisionHandler();

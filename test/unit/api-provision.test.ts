@@ -1,0 +1,250 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { createProvisionHandler, handler } from "../../functions/api/provision.js";
+import { resetClients } from "../../functions/lib/clients.js";
+import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
+
+const savedEnv = { ...process.env };
+let fake: ReturnType<typeof fakeStepFunctions>;
+
+const REQUEST = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
+
+function httpEvent(body: unknown, headers: Record<string, string> = {}, raw = false): APIGatewayProxyEventV2 {
+  return {
+    version: "2.0",
+    routeKey: "POST /provision",
+    rawPath: "/provision",
+    rawQueryString: "",
+    headers: { "content-type": "application/json", ...headers },
+    requestContext: { requestId: "req-1", http: { method: "POST", path: "/provision" } },
+    body: raw ? (body as string) : JSON.stringify(body),
+    isBase64Encoded: false,
+  } as unknown as APIGatewayProxyEventV2;
+}
+
+async function post(body: unknown, headers: Record<string, string> = {}, raw = false) {
+  const response = (await handler(httpEvent(body, headers, raw))) as APIGatewayProxyStructuredResultV2;
+  return { status: response.statusCode, headers: response.headers ?? {}, body: JSON.parse(String(response.body)) as Record<string, unknown> };
+}
+
+function problemPaths(body: Record<string, unknown>): string[] {
+  return (body.problems as Array<{ path: string }>).map((p) => p.path);
+}
+
+beforeEach(() => {
+  resetClients();
+  fake = fakeStepFunctions();
+  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
+  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
+  process.env.ALLOWED_ACCOUNT_IDS = "444455556666";
+  process.env.IAM_PREFIX = "nfeks";
+});
+
+afterEach(() => {
+  fake.sfn.restore();
+  process.env = { ...savedEnv };
+});
+
+describe("POST /provision", () => {
+  it("starts the workflow and answers 202 with the execution ARN and a status URL", async () => {
+    // Act
+    const response = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    // Assess
+    expect(response.status).toBe(202);
+    expect(response.body).toEqual({
+      executionArn: "arn:aws:states:eu-west-1:111122223333:execution:nf-eks-provision:genomics_onboard-42",
+      executionName: "genomics_onboard-42",
+      statusUrl: "/executions/genomics_onboard-42",
+    });
+    expect(response.headers.location).toBe("/executions/genomics_onboard-42");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
+    const started = fake.startInputs()[0];
+    expect(started).toMatchObject({ stateMachineArn: STATE_MACHINE_ARN, name: "genomics_onboard-42" });
+    // The workflow gets the validated request, defaults filled in.
+    expect(JSON.parse(started.input!)).toEqual({
+      request: expect.objectContaining({ ...REQUEST, namespace: "tower-nf", idempotencyKey: "onboard-42", storage: expect.objectContaining({ claimName: "tower-scratch" }) }),
+    });
+  });
+
+  it("names the execution <tenant>-<timestamp>-<random> when there is no idempotency key", async () => {
+    // Act
+    const first = await post(REQUEST);
+    const second = await post(REQUEST);
+    // Assess
+    expect(first.status).toBe(202);
+    expect(first.body.executionName).toMatch(/^genomics-\d{8}T\d{6}Z-[0-9a-f]{8}$/);
+    expect(second.body.executionName).not.toBe(first.body.executionName);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 2);
+  });
+
+  it("answers a repeat with the same key and body with the same execution, starting nothing new", async () => {
+    // Prepare
+    const first = await post(REQUEST, { "idempotency-key": "onboard-42" });
+    // Act
+    const repeat = await post(REQUEST, { "idempotency-key": "onboard-42" });
+    // Assess
+    expect(repeat.status).toBe(202);
+    expect(repeat.body.executionArn).toBe(first.body.executionArn);
+    expect(repeat.body.statusUrl).toBe(first.body.statusUrl);
+    expect(fake.executions.size).toBe(1);
+  });
+
+  it("treats the body's idempotencyKey like the header", async () => {
+    // Prepare
+    const first = await post({ ...REQUEST, idempotencyKey: "onboard-7" });
+    // Act
+    const repeat = await post(REQUEST, { "Idempotency-Key": "onboard-7" });
+    // Assess
+    expect(first.body.executionName).toBe("genomics_onboard-7");
+    expect(repeat.body.executionArn).toBe(first.body.executionArn);
+    expect(fake.executions.size).toBe(1);
+  });
+
+  it("refuses a different body under a used key with 422 IdempotencyKeyReused", async () => {
+    // Prepare
+    await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    // Act
+    const response = await post({ ...REQUEST, namespace: "genomics-nf" }, { "Idempotency-Key": "onboard-42" });
+    // Assess
+    expect(response.status).toBe(422);
+    expect(response.body.error).toBe("IdempotencyKeyReused");
+    expect(response.body).not.toHaveProperty("executionArn");
+    expect(fake.executions.size).toBe(1);
+  });
+
+  it("lets the header override the body's key", async () => {
+    // Act
+    const response = await post({ ...REQUEST, idempotencyKey: "from-body" }, { "Idempotency-Key": "from-header" });
+    // Assess
+    expect(response.body.executionName).toBe("genomics_from-header");
+  });
+
+  it("validates the Idempotency-Key header like the body field", async () => {
+    // Act
+    const response = await post(REQUEST, { "Idempotency-Key": "no spaces/or slashes" });
+    // Assess
+    expect(response.status).toBe(400);
+    expect(problemPaths(response.body)).toEqual(["idempotencyKey"]);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("answers 400 listing every problem by path, and starts nothing", async () => {
+    // Prepare
+    const bad = {
+      tenant: "Bad_Tenant",
+      cluster: { name: "research", region: "moon-1" },
+      namespace: "kube-system",
+      storage: { type: "pvc", size: "lots" },
+      headJob: { pipeline: "-oops" },
+    };
+    // Act
+    const response = await post(bad);
+    // Assess
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe("InvalidRequest");
+    expect(problemPaths(response.body)).toEqual(expect.arrayContaining(["tenant", "cluster.region", "namespace", "storage.size", "headJob.pipeline"]));
+    for (const problem of response.body.problems as Array<{ message: unknown }>) expect(typeof problem.message).toBe("string");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it.each([
+    ["a system: label key", { labels: { "system:masters": "x" } }, "labels.system:masters"],
+    ["a system: service account", { serviceAccount: "system:node" }, "serviceAccount"],
+    ["a protected namespace", { namespace: "kube-system" }, "namespace"],
+    ["the default namespace", { namespace: "default" }, "namespace"],
+    ["a launcher ARN that is not IAM", { launcher: { mode: "existing", principalArn: "arn:aws:s3:::my-bucket" } }, "launcher.principalArn"],
+    ["a launcher that is not an ARN", { launcher: { mode: "existing", principalArn: "launcher-role" } }, "launcher.principalArn"],
+    ["an unknown field", { surprise: true }, ""],
+  ])("refuses %s with a problem at its path", async (_what, change, path) => {
+    // Act
+    const response = await post({ ...REQUEST, ...change });
+    // Assess
+    expect(response.status).toBe(400);
+    expect(problemPaths(response.body)).toContain(path);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("answers 400 InvalidJson for a body that is not JSON, and for no body", async () => {
+    // Act
+    const broken = await post('{"tenant": "genomics",', {}, true);
+    const empty = await post("", {}, true);
+    // Assess
+    expect(broken.status).toBe(400);
+    expect(broken.body.error).toBe("InvalidJson");
+    expect(broken.body.message).toMatch(/not valid JSON/);
+    expect(empty.status).toBe(400);
+    expect(empty.body.error).toBe("InvalidJson");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("reads a base64-encoded body", async () => {
+    // Prepare
+    const event = { ...httpEvent(null), body: Buffer.from(JSON.stringify(REQUEST)).toString("base64"), isBase64Encoded: true };
+    // Act
+    const response = (await handler(event)) as APIGatewayProxyStructuredResultV2;
+    // Assess
+    expect(response.statusCode).toBe(202);
+  });
+
+  it("answers 403 NotAllowed for a cluster off the deployment's allowlist", async () => {
+    // Act
+    const response = await post({ ...REQUEST, cluster: { name: "production", region: "eu-west-1" } });
+    // Assess
+    expect(response.status).toBe(403);
+    expect(response.body.error).toBe("NotAllowed");
+    expect(problemPaths(response.body)).toEqual(["cluster"]);
+    expect(JSON.stringify(response.body)).toContain("production");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("answers 503 with Retry-After when Step Functions throttles", async () => {
+    // Prepare
+    fake.sfn.on(StartExecutionCommand).rejects(
+      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+    );
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(503);
+    expect(response.body.error).toBe("Throttled");
+    expect(response.headers["retry-after"]).toBeDefined();
+  });
+
+  it("answers 500 without internals when something unexpected fails", async () => {
+    // Prepare
+    fake.sfn.on(StartExecutionCommand).rejects(
+      new SFNServiceException({ name: "StateMachineDoesNotExist", $fault: "client", message: `State Machine Does Not Exist: '${STATE_MACHINE_ARN}'`, $metadata: { httpStatusCode: 400 } }),
+    );
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(500);
+    expect(response.body).toEqual({ error: "InternalError", message: "could not start the provisioning workflow", requestId: "req-1" });
+  });
+
+  it("answers 500 when the deployment has no state machine configured", async () => {
+    // Prepare
+    delete process.env.STATE_MACHINE_ARN;
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(500);
+    expect(JSON.stringify(response.body)).not.toMatch(/\bat .+:\d+:\d+/);
+  });
+
+  it("uses an injected client, state machine and configuration", async () => {
+    // Prepare
+    const injected = createProvisionHandler({
+      sfn: new SFNClient({ region: "us-east-1" }),
+      stateMachineArn: "arn:aws:states:us-east-1:999988887777:stateMachine:other",
+      config: { allowedClusters: [{ name: "lab", region: "us-east-1" }], allowedAccountIds: [], iamPrefix: "x", eventBusName: "default" },
+    });
+    // Act
+    const response = (await injected(httpEvent({ ...REQUEST, cluster: { name: "lab", region: "us-east-1" }, idempotencyKey: "k1" }))) as APIGatewayProxyStructuredResultV2;
+    // Assess
+    expect(response.statusCode).toBe(202);
+    expect(JSON.parse(String(response.body)).executionArn).toBe("arn:aws:states:us-east-1:999988887777:execution:other:genomics_k1");
+  });
+});

@@ -1,0 +1,161 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { APIGatewayProxyEventV2, EventBridgeEvent } from "aws-lambda";
+import { SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { COMPUTE_ENVIRONMENT_REQUESTED, handler } from "../../functions/events/compute-environment-requested.js";
+import { handler as httpHandler } from "../../functions/api/provision.js";
+import { resetClients } from "../../functions/lib/clients.js";
+import { InvalidRequest, NotAllowed, Throttled } from "../../functions/lib/errors.js";
+import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
+
+const savedEnv = { ...process.env };
+let fake: ReturnType<typeof fakeStepFunctions>;
+
+const REQUEST = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
+const EVENT_ID = "6a7e8feb-b491-4cf7-a9f1-bf3703467718";
+
+function requested(detail: unknown, overrides: Partial<EventBridgeEvent<string, unknown>> = {}): EventBridgeEvent<string, unknown> {
+  return {
+    version: "0",
+    id: EVENT_ID,
+    "detail-type": COMPUTE_ENVIRONMENT_REQUESTED,
+    source: "acme.onboarding",
+    account: "111122223333",
+    time: "2025-01-31T12:00:00Z",
+    region: "eu-west-1",
+    resources: [],
+    detail,
+    ...overrides,
+  };
+}
+
+async function refusal(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected the event to be refused");
+}
+
+beforeEach(() => {
+  resetClients();
+  fake = fakeStepFunctions();
+  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
+  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
+  process.env.ALLOWED_ACCOUNT_IDS = "";
+  process.env.IAM_PREFIX = "nfeks";
+});
+
+afterEach(() => {
+  fake.sfn.restore();
+  process.env = { ...savedEnv };
+});
+
+describe("ComputeEnvironmentRequested", () => {
+  it("starts the workflow with the validated request, keyed by the event id", async () => {
+    // Act
+    const outcome = await handler(requested(REQUEST));
+    // Assess
+    expect(outcome).toEqual({
+      outcome: "started",
+      executionName: `genomics_event-${EVENT_ID}`,
+      executionArn: `arn:aws:states:eu-west-1:111122223333:execution:nf-eks-provision:genomics_event-${EVENT_ID}`,
+    });
+    const input = JSON.parse(fake.startInputs()[0].input!);
+    expect(input.request).toMatchObject({ ...REQUEST, namespace: "tower-nf", idempotencyKey: `event-${EVENT_ID}` });
+  });
+
+  it("does not start a second run when the same event is delivered again", async () => {
+    // Prepare
+    const first = await handler(requested(REQUEST));
+    // Act
+    const again = await handler(requested(REQUEST));
+    // Assess
+    expect(again).toMatchObject({ outcome: "existing", executionArn: first.executionArn });
+    expect(fake.executions.size).toBe(1);
+  });
+
+  it("uses the detail's own idempotency key, and refuses it for a different request", async () => {
+    // Prepare
+    const first = await handler(requested({ ...REQUEST, idempotencyKey: "onboard-1" }));
+    // Act
+    const other = await refusal(handler(requested({ ...REQUEST, namespace: "other-nf", idempotencyKey: "onboard-1" }, { id: "another-event" })));
+    // Assess
+    expect(first.executionName).toBe("genomics_onboard-1");
+    expect(other).toBeInstanceOf(InvalidRequest);
+    expect((other as InvalidRequest).problems.map((p) => p.path)).toEqual(["idempotencyKey"]);
+    expect(fake.executions.size).toBe(1);
+  });
+
+  it("starts the same execution as POST /provision for the same request and key (one start path)", async () => {
+    // Prepare
+    const viaEvent = await handler(requested({ ...REQUEST, idempotencyKey: "shared-1" }));
+    const httpEvent = {
+      headers: { "idempotency-key": "shared-1" },
+      body: JSON.stringify(REQUEST),
+      isBase64Encoded: false,
+      requestContext: { requestId: "r" },
+    } as unknown as APIGatewayProxyEventV2;
+    // Act
+    const viaHttp = await httpHandler(httpEvent);
+    // Assess
+    expect(typeof viaHttp === "object" && viaHttp.statusCode).toBe(202);
+    expect(JSON.parse(String(typeof viaHttp === "object" && viaHttp.body)).executionArn).toBe(viaEvent.executionArn);
+    expect(fake.executions.size).toBe(1);
+  });
+
+  it("throws InvalidRequest listing every problem, and starts nothing", async () => {
+    // Prepare
+    const detail = { tenant: "Bad_Tenant", cluster: { name: "research", region: "moon-1" }, namespace: "kube-system", storage: { type: "nfs" } };
+    // Act
+    const error = await refusal(handler(requested(detail)));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRequest);
+    expect(error.name).toBe("InvalidRequest");
+    expect((error as InvalidRequest).problems.map((p) => p.path)).toEqual(expect.arrayContaining(["tenant", "cluster.region", "namespace", "storage.type"]));
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it.each([
+    ["a system: label key", { labels: { "system:masters": "x" } }, "labels.system:masters"],
+    ["a protected namespace", { namespace: "kube-public" }, "namespace"],
+    ["a launcher ARN that is not IAM", { launcher: { mode: "existing", principalArn: "arn:aws:sts::111122223333:assumed-role/x/y" } }, "launcher.principalArn"],
+  ])("refuses %s by path", async (_what, change, path) => {
+    // Act
+    const error = await refusal(handler(requested({ ...REQUEST, ...change })));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRequest);
+    expect((error as InvalidRequest).problems.map((p) => p.path)).toContain(path);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("throws NotAllowed for a cluster off the allowlist", async () => {
+    // Act
+    const error = await refusal(handler(requested({ ...REQUEST, cluster: { name: "production", region: "eu-west-1" } })));
+    // Assess
+    expect(error).toBeInstanceOf(NotAllowed);
+    expect(error.message).toContain("production");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("refuses an event of another detail-type", async () => {
+    // Act
+    const error = await refusal(handler(requested(REQUEST, { "detail-type": "ComputeEnvironmentReady" })));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRequest);
+    expect((error as InvalidRequest).problems[0].path).toBe("detail-type");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("lets a transient Step Functions error escape as Throttled, so the event is retried", async () => {
+    // Prepare
+    fake.sfn.on(StartExecutionCommand).rejects(
+      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+    );
+    // Act
+    const error = await refusal(handler(requested(REQUEST)));
+    // Assess
+    expect(error).toBeInstanceOf(Throttled);
+  });
+});
