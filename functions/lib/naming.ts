@@ -21,6 +21,11 @@ export const TAG_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const TAG_TENANT = "nf-eks-provisioner/tenant";
 export const TAG_CREATED_BY = "nf-eks-provisioner/created-by";
 
+/** kube-system/aws-auth: the ConfigMap's data before our last edit (JSON), kept beside it for the operator. */
+export const ANNOTATION_PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
+/** kube-system/aws-auth: which execution (executionMark) added which principal ARN (JSON {arn: mark}). */
+export const ANNOTATION_AWS_AUTH_MAPPINGS = "nf-eks-provisioner/mappings";
+
 /** The head and compute ServiceAccounts' IRSA annotation. */
 export const IRSA_ANNOTATION = "eks.amazonaws.com/role-arn";
 

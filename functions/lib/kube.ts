@@ -1,0 +1,180 @@
+/**
+ * The Kubernetes side: one KubernetesObjectApi per cluster, built in code from DescribeCluster's endpoint
+ * and CA (TLS is always verified against that CA) with an EKS bearer token, and the few operations the
+ * steps share: read (404 → undefined), ensure (create, or adopt only what carries our marks), replace
+ * (optimistic concurrency through metadata.resourceVersion) and delete-only-what-this-run-created.
+ *
+ * Errors from the API server are left as client-node `ApiException`s ({code, body}); the step middleware
+ * names them (409 → KubeConflict, 429 → Throttled, 5xx → ClusterUnreachable, ...).
+ */
+import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+import { eksBearerToken } from "./eks-token.js";
+import { OwnershipConflict } from "./errors.js";
+import { isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "./naming.js";
+import type { ResolvedCluster } from "./state.js";
+
+export type KubeApi = KubernetesObjectApi;
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+/** A cached client is replaced this long before its token's (14-minute) expiry. */
+export const TOKEN_REFRESH_MARGIN_MS = 60_000;
+
+// ---------------------------------------------------------------- clients
+
+/** The kubeconfig for one cluster, in code: no file, no exec plugin, TLS verified against the cluster CA. */
+export function kubeConfigFor(cluster: ResolvedCluster, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  const name = `${cluster.name}.${cluster.region}`;
+  kc.loadFromOptions({
+    clusters: [{ name, server: cluster.endpoint, caData: cluster.certificateAuthority, skipTLSVerify: false }],
+    users: [{ name: `${name}-provisioner`, token }],
+    contexts: [{ name, cluster: name, user: `${name}-provisioner` }],
+    currentContext: name,
+  });
+  return kc;
+}
+
+type KubeClientFactory = (cluster: ResolvedCluster) => Promise<KubeApi>;
+
+let clientFactory: KubeClientFactory | undefined;
+const clients = new Map<string, { api: KubeApi; expiresAt: Date }>();
+
+function clusterKey(cluster: ResolvedCluster): string {
+  return `${cluster.region}/${cluster.name}/${cluster.endpoint}/${cluster.certificateAuthority}`;
+}
+
+/**
+ * A client for the cluster, reused across invocations of a warm Lambda while its token is fresh
+ * (tokens live 14 minutes here; the client is rebuilt in the last minute).
+ */
+export async function kubeClientFor(cluster: ResolvedCluster): Promise<KubeApi> {
+  if (clientFactory) return clientFactory(cluster);
+  const key = clusterKey(cluster);
+  const cached = clients.get(key);
+  if (cached && cached.expiresAt.getTime() - TOKEN_REFRESH_MARGIN_MS > Date.now()) return cached.api;
+  const { token, expiresAt } = await eksBearerToken(cluster.name, cluster.region);
+  const api = KubernetesObjectApi.makeApiClient(kubeConfigFor(cluster, token));
+  clients.set(key, { api, expiresAt });
+  return api;
+}
+
+/** Tests: hand every step a fake (or a client for a local server); no argument restores the real one. */
+export function setKubeClientFactory(factory?: KubeClientFactory): void {
+  clientFactory = factory;
+  clients.clear();
+}
+
+/** Forget cached clients (tests that move the clock or the environment). */
+export function resetKubeClients(): void {
+  clients.clear();
+}
+
+// ---------------------------------------------------------------- errors
+
+/** True when `error` is a Kubernetes API answer with this HTTP status (client-node ApiException). */
+export function isKubeError(error: unknown, status: number): boolean {
+  return !!error && typeof error === "object" && (error as { code?: unknown }).code === status && "body" in error;
+}
+
+/** The `reason` of the Status an API error carries (`AlreadyExists`, `Conflict`, `NotFound`, ...). */
+export function kubeErrorReason(error: unknown): string | undefined {
+  const body = (error as { body?: unknown } | undefined)?.body;
+  let status: unknown = body;
+  if (typeof body === "string") {
+    try {
+      status = JSON.parse(body);
+    } catch {
+      return undefined;
+    }
+  }
+  const reason = (status as { reason?: unknown } | undefined)?.reason;
+  return typeof reason === "string" ? reason : undefined;
+}
+
+// ---------------------------------------------------------------- operations
+
+export function refOf(object: KubernetesObject): ObjectRef {
+  return {
+    apiVersion: object.apiVersion ?? "v1",
+    kind: object.kind ?? "",
+    ...(object.metadata?.namespace ? { namespace: object.metadata.namespace } : {}),
+    name: object.metadata?.name ?? "",
+  };
+}
+
+export function describeRef(ref: ObjectRef): string {
+  return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ""}${ref.name}`;
+}
+
+function header(ref: ObjectRef) {
+  return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+}
+
+export async function readObject<T extends KubernetesObject>(api: KubeApi, ref: ObjectRef): Promise<T | undefined> {
+  try {
+    return (await api.read<T>(header(ref) as Parameters<KubeApi["read"]>[0])) as T;
+  } catch (error) {
+    if (isKubeError(error, 404)) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Create `desired`, or adopt the existing object when it carries our marks for this tenant.
+ * `created` is true when this execution made it (now, or in an earlier attempt of the same run: the
+ * object carries the same created-by mark as `desired`). An object without our marks is never touched.
+ */
+export async function ensureObject<T extends KubernetesObject>(api: KubeApi, desired: T, tenant: string): Promise<{ object: T; created: boolean }> {
+  const ref = refOf(desired);
+  try {
+    // client-node fills in defaults on the spec it is given: hand it a copy.
+    return { object: (await api.create<T>(structuredClone(desired))) as T, created: true };
+  } catch (error) {
+    if (!isKubeError(error, 409)) throw error;
+  }
+  const existing = await readObject<T>(api, ref);
+  if (!existing) {
+    // Deleted between our create and our read: one more try decides.
+    return { object: (await api.create<T>(structuredClone(desired))) as T, created: true };
+  }
+  const labels = existing.metadata?.labels;
+  if (!isOwnedBy(labels, tenant)) {
+    throw new OwnershipConflict(
+      `${describeRef(ref)} already exists without the ownership labels for tenant ${tenant}; it is left untouched. Delete or rename it, or choose another name.`,
+    );
+  }
+  const mark = desired.metadata?.labels?.[LABEL_CREATED_BY];
+  return { object: existing, created: mark !== undefined && labels?.[LABEL_CREATED_BY] === mark };
+}
+
+/** Replace the whole object; its metadata.resourceVersion makes a concurrent change answer 409. */
+export async function replaceObject<T extends KubernetesObject>(api: KubeApi, object: T): Promise<T> {
+  return (await api.replace<T>(structuredClone(object))) as T;
+}
+
+/**
+ * Delete the object only when this execution created it (its created-by label). Children (a Job's pods)
+ * go with it in the background. The uid precondition makes sure we delete the object we inspected.
+ */
+export async function deleteIfCreatedBy(api: KubeApi, ref: ObjectRef, executionName: string): Promise<"deleted" | "absent" | "kept"> {
+  const existing = await readObject(api, ref);
+  if (!existing) return "absent";
+  if (!wasCreatedBy(existing.metadata?.labels, executionName)) return "kept";
+  const uid = existing.metadata?.uid;
+  try {
+    await api.delete(header(ref), undefined, undefined, undefined, undefined, "Background", {
+      propagationPolicy: "Background",
+      ...(uid ? { preconditions: { uid } } : {}),
+    });
+  } catch (error) {
+    if (isKubeError(error, 404)) return "absent";
+    throw error;
+  }
+  return "deleted";
+}

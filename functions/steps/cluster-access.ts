@@ -1,0 +1,343 @@
+/**
+ * GrantClusterAccess: let the launcher principal into the cluster as username `tower-launcher-user` in
+ * group `tower-launcher-role` (the RBAC step binds that user to the namespace Role).
+ *
+ * - `API` / `API_AND_CONFIG_MAP` clusters: an EKS access entry (STANDARD, tagged with our marks). An
+ *   existing entry is adopted only when its tags mark it ours for this tenant; otherwise OwnershipConflict.
+ * - `CONFIG_MAP` clusters: one entry in `kube-system/aws-auth`, which the node groups share. Read, edit the
+ *   parsed YAML, replace with the read resourceVersion; on 409 re-read and redo. The ConfigMap is never
+ *   created or deleted. The edit records, in annotations on the ConfigMap itself, the data before it and
+ *   which execution added which ARN, so the compensator removes exactly this run's entry, found by its
+ *   mark even when the step failed before returning.
+ */
+import {
+  CreateAccessEntryCommand,
+  DeleteAccessEntryCommand,
+  DescribeAccessEntryCommand,
+  UpdateAccessEntryCommand,
+  type AccessEntry,
+  type EKSClient,
+} from "@aws-sdk/client-eks";
+import type { V1ConfigMap } from "@kubernetes/client-node";
+import { addMapping, awsAuthPrincipal, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuthMapping } from "../lib/aws-auth.js";
+import { eksClient } from "../lib/clients.js";
+import { InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict } from "../lib/errors.js";
+import { isKubeError, kubeClientFor, readObject, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
+import { logger, stepHandler } from "../lib/middleware.js";
+import {
+  ANNOTATION_AWS_AUTH_MAPPINGS,
+  ANNOTATION_PREVIOUS_AWS_AUTH,
+  executionMark,
+  isOwnedBy,
+  LAUNCHER_GROUP,
+  LAUNCHER_USERNAME,
+  ownershipTags,
+  tagsToRecord,
+  wasCreatedBy,
+} from "../lib/naming.js";
+import { isAwsError } from "../lib/normalise-error.js";
+import { parseRequest } from "../lib/request.js";
+import type { AccessResult, CompensationResult, ResolvedCluster, WorkflowState } from "../lib/state.js";
+
+export const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", namespace: "kube-system", name: "aws-auth" };
+/** Read-edit-replace rounds before giving up with KubeConflict (the state machine then retries the step). */
+export const AWS_AUTH_MAX_ATTEMPTS = 5;
+/**
+ * Annotations hold at most 256 KiB in total and a Step Functions state 256 KiB: a copy of an aws-auth larger
+ * than this is not kept (the edit itself still proceeds; the compensator does not need the copy).
+ */
+export const MAX_PREVIOUS_COPY_CHARS = 100_000;
+
+const GROUPS = [LAUNCHER_GROUP];
+
+export interface ClusterAccessDeps {
+  eks?: EKSClient;
+  kube?: KubeApi;
+}
+
+interface Context {
+  tenant: string;
+  executionName: string;
+  cluster: ResolvedCluster;
+  principalArn: string;
+  principalKind: "role" | "user";
+  deps: ClusterAccessDeps;
+}
+
+function usesAccessEntries(cluster: ResolvedCluster): boolean {
+  return cluster.authenticationMode === "API" || cluster.authenticationMode === "API_AND_CONFIG_MAP";
+}
+
+function eksFor(ctx: { cluster: ResolvedCluster; deps: ClusterAccessDeps }): EKSClient {
+  return ctx.deps.eks ?? eksClient(ctx.cluster.region);
+}
+
+async function kubeFor(ctx: { cluster: ResolvedCluster; deps: ClusterAccessDeps }): Promise<KubeApi> {
+  return ctx.deps.kube ?? kubeClientFor(ctx.cluster);
+}
+
+function sameGroups(current: string[] | undefined, desired: string[]): boolean {
+  return JSON.stringify([...(current ?? [])].sort()) === JSON.stringify([...desired].sort());
+}
+
+// ---------------------------------------------------------------- access entries
+
+async function describeAccessEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<AccessEntry | undefined> {
+  try {
+    return (await eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn }))).accessEntry;
+  } catch (error) {
+    if (isAwsError(error, "ResourceNotFoundException")) return undefined;
+    throw error;
+  }
+}
+
+function accessResult(ctx: Context, created: boolean): AccessResult {
+  return { method: "access-entry", principalArn: ctx.principalArn, username: LAUNCHER_USERNAME, groups: [...GROUPS], created };
+}
+
+/** Ours for this tenant: keep it, bringing username and groups back to ours if someone changed them. */
+async function adoptAccessEntry(ctx: Context, entry: AccessEntry): Promise<AccessResult> {
+  if (!isOwnedBy(entry.tags, ctx.tenant)) {
+    throw new OwnershipConflict(
+      `an EKS access entry for ${ctx.principalArn} already exists on cluster ${ctx.cluster.name} without the ownership tags for tenant ${ctx.tenant}; ` +
+        `it is left untouched (username ${JSON.stringify(entry.username)}, groups ${JSON.stringify(entry.kubernetesGroups ?? [])})`,
+    );
+  }
+  if (entry.username !== LAUNCHER_USERNAME || !sameGroups(entry.kubernetesGroups, GROUPS)) {
+    await eksFor(ctx).send(
+      new UpdateAccessEntryCommand({ clusterName: ctx.cluster.name, principalArn: ctx.principalArn, username: LAUNCHER_USERNAME, kubernetesGroups: [...GROUPS] }),
+    );
+    logger.info("updated our EKS access entry to the launcher username and groups", { principalArn: ctx.principalArn });
+  }
+  // Created by an earlier attempt of this same run: still this run's creation.
+  return accessResult(ctx, wasCreatedBy(entry.tags, ctx.executionName));
+}
+
+async function grantViaAccessEntry(ctx: Context): Promise<AccessResult> {
+  const eks = eksFor(ctx);
+  const existing = await describeAccessEntry(eks, ctx.cluster.name, ctx.principalArn);
+  if (existing) return adoptAccessEntry(ctx, existing);
+  try {
+    await eks.send(
+      new CreateAccessEntryCommand({
+        clusterName: ctx.cluster.name,
+        principalArn: ctx.principalArn,
+        type: "STANDARD",
+        username: LAUNCHER_USERNAME,
+        kubernetesGroups: [...GROUPS],
+        tags: tagsToRecord(ownershipTags(ctx.tenant, ctx.executionName)),
+      }),
+    );
+  } catch (error) {
+    // Created between our read and our write (a concurrent attempt): decide on what is there now.
+    if (isAwsError(error, "ResourceInUseException")) {
+      const now = await describeAccessEntry(eks, ctx.cluster.name, ctx.principalArn);
+      if (now) return adoptAccessEntry(ctx, now);
+    }
+    // A role created seconds ago may be refused as an invalid principal: normaliseError names that
+    // IamNotYetConsistent and the state machine retries.
+    throw error;
+  }
+  logger.info("created EKS access entry", { principalArn: ctx.principalArn });
+  return accessResult(ctx, true);
+}
+
+// ---------------------------------------------------------------- aws-auth
+
+type Marks = Record<string, string>;
+
+/** The {arn: executionMark} record on the ConfigMap; unreadable content counts as none (and is rewritten). */
+export function readMappingMarks(configMap: V1ConfigMap): Marks {
+  const raw = configMap.metadata?.annotations?.[ANNOTATION_AWS_AUTH_MAPPINGS];
+  if (!raw) return {};
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return {};
+    return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"));
+  } catch {
+    logger.warn(`ignoring unreadable ${ANNOTATION_AWS_AUTH_MAPPINGS} annotation on kube-system/aws-auth`);
+    return {};
+  }
+}
+
+function previousCopy(data: Record<string, string>): string | undefined {
+  const json = JSON.stringify(data);
+  return json.length <= MAX_PREVIOUS_COPY_CHARS ? json : undefined;
+}
+
+/** The ConfigMap with new data and our two annotations; everything else (labels, owners, other annotations) as read. */
+function edited(configMap: V1ConfigMap, data: Record<string, string>, marks: Marks): V1ConfigMap {
+  const annotations: Record<string, string> = { ...(configMap.metadata?.annotations ?? {}) };
+  const previous = previousCopy(configMap.data ?? {});
+  if (previous !== undefined) annotations[ANNOTATION_PREVIOUS_AWS_AUTH] = previous;
+  else delete annotations[ANNOTATION_PREVIOUS_AWS_AUTH]; // a stale copy would mislead
+  if (Object.keys(marks).length > 0) annotations[ANNOTATION_AWS_AUTH_MAPPINGS] = JSON.stringify(marks);
+  else delete annotations[ANNOTATION_AWS_AUTH_MAPPINGS];
+  return { ...configMap, metadata: { ...configMap.metadata, annotations }, data };
+}
+
+function missingAwsAuth(clusterName: string): never {
+  throw new NotAllowed(
+    `cluster ${clusterName} uses the CONFIG_MAP authentication mode but has no kube-system/aws-auth ConfigMap; ` +
+      `this product edits aws-auth but never creates it (EKS creates it when a managed node group joins). ` +
+      `Create it, or switch the cluster to the API_AND_CONFIG_MAP authentication mode to use access entries.`,
+  );
+}
+
+/**
+ * Read → edit → replace with the read resourceVersion; a 409 means someone wrote in between, so read
+ * their version and redo the edit on it. `edit` leaves out `write` when there is nothing to write;
+ * `missing` answers when the ConfigMap does not exist (it is never created).
+ */
+async function editAwsAuth<R>(
+  api: KubeApi,
+  edit: (configMap: V1ConfigMap) => { write?: V1ConfigMap; result: R },
+  missing: () => R,
+): Promise<R> {
+  for (let attempt = 1; attempt <= AWS_AUTH_MAX_ATTEMPTS; attempt++) {
+    const configMap = await readObject<V1ConfigMap>(api, AWS_AUTH_REF);
+    if (!configMap) return missing();
+    const { write, result } = edit(configMap);
+    if (!write) return result;
+    try {
+      await replaceObject(api, write);
+      return result;
+    } catch (error) {
+      if (!isKubeError(error, 409)) throw error;
+      logger.info("kube-system/aws-auth changed under us; reading it again", { attempt });
+    }
+  }
+  throw new KubeConflict(`kube-system/aws-auth kept changing under us (${AWS_AUTH_MAX_ATTEMPTS} attempts); retrying later`);
+}
+
+function parsePrevious(configMap: V1ConfigMap): Record<string, string> | undefined {
+  const raw = configMap.metadata?.annotations?.[ANNOTATION_PREVIOUS_AWS_AUTH];
+  if (!raw) return undefined;
+  try {
+    return JSON.parse(raw) as Record<string, string>;
+  } catch {
+    return undefined;
+  }
+}
+
+async function grantViaAwsAuth(ctx: Context): Promise<AccessResult> {
+  const principal = awsAuthPrincipal(ctx.principalArn);
+  if (!principal) throw new InvalidRequest(`launcher ${ctx.principalArn} is not an IAM role or user ARN that aws-auth can map`);
+  // aws-auth matches roles without their path: the canonical ARN is the key of our mark as well.
+  const mapping: AwsAuthMapping = { kind: ctx.principalKind, arn: principal.arn, username: LAUNCHER_USERNAME, groups: [...GROUPS] };
+  const mark = executionMark(ctx.executionName);
+  const base = { method: "aws-auth" as const, principalArn: principal.arn, username: LAUNCHER_USERNAME, groups: [...GROUPS] };
+
+  const api = await kubeFor(ctx);
+  return editAwsAuth<AccessResult>(
+    api,
+    (configMap) => {
+      const marks = readMappingMarks(configMap);
+      const current = parseAwsAuth(configMap.data);
+      const existedBefore = findMapping(current, principal.arn) !== undefined;
+      const recordedBy = existedBefore ? marks[principal.arn] : undefined;
+      // An entry for this ARN that a run of this product recorded may be brought back to our mapping;
+      // anyone else's entry with a different mapping makes addMapping throw OwnershipConflict.
+      const { auth, changed } = addMapping(current, mapping, { replaceOwned: recordedBy !== undefined });
+      if (!changed) {
+        // Already there: added by this run earlier (a retry), by another run, or by hand (then never ours to remove).
+        const createdHere = recordedBy === mark;
+        const previous = createdHere ? parsePrevious(configMap) : undefined;
+        return { result: { ...base, created: createdHere, ...(previous ? { previousAwsAuth: previous } : {}) } };
+      }
+      // A new entry is this run's (a stale mark for an entry removed by hand is replaced); an adjusted one
+      // stays with the run that added it.
+      const nextMarks = existedBefore ? marks : { ...marks, [principal.arn]: mark };
+      return {
+        write: edited(configMap, serializeAwsAuth(auth), nextMarks),
+        result: { ...base, created: !existedBefore || recordedBy === mark, previousAwsAuth: { ...(configMap.data ?? {}) } },
+      };
+    },
+    () => missingAwsAuth(ctx.cluster.name),
+  );
+}
+
+// ---------------------------------------------------------------- apply
+
+function contextFor(state: WorkflowState, deps: ClusterAccessDeps): Context {
+  const request = parseRequest(state.request);
+  if (!state.cluster) throw new InvalidRequest("the resolved cluster ($.cluster) is missing; ResolveCluster must run first");
+  if (!state.iam?.launcherArn) throw new InvalidRequest("the launcher principal ($.iam.launcherArn) is missing; CreateIamResources must run first");
+  return {
+    tenant: request.tenant,
+    executionName: state.execution.name,
+    cluster: state.cluster,
+    principalArn: state.iam.launcherArn,
+    principalKind: state.iam.launcherKind,
+    deps,
+  };
+}
+
+export async function grantClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}): Promise<AccessResult> {
+  const ctx = contextFor(state, deps);
+  return usesAccessEntries(ctx.cluster) ? grantViaAccessEntry(ctx) : grantViaAwsAuth(ctx);
+}
+
+// ---------------------------------------------------------------- compensate
+
+async function undoAccessEntry(state: WorkflowState, cluster: ResolvedCluster, deps: ClusterAccessDeps): Promise<CompensationResult> {
+  const undone: string[] = [];
+  const kept: string[] = [];
+  const principalArn = state.access?.principalArn ?? state.iam?.launcherArn;
+  if (!principalArn) return { undone, kept }; // no launcher: this step never ran
+  const eks = eksFor({ cluster, deps });
+  const entry = await describeAccessEntry(eks, cluster.name, principalArn);
+  const label = `EKS access entry ${principalArn} on ${cluster.name}`;
+  if (!entry) return { undone, kept };
+  if (!wasCreatedBy(entry.tags, state.execution.name)) {
+    kept.push(`${label}: not created by this run`);
+    return { undone, kept };
+  }
+  try {
+    await eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn }));
+  } catch (error) {
+    if (!isAwsError(error, "ResourceNotFoundException")) throw error; // gone already: an earlier attempt
+  }
+  undone.push(label);
+  return { undone, kept };
+}
+
+async function undoAwsAuth(state: WorkflowState, cluster: ResolvedCluster, deps: ClusterAccessDeps): Promise<CompensationResult> {
+  const mark = executionMark(state.execution.name);
+  const api = await kubeFor({ cluster, deps });
+  return editAwsAuth<CompensationResult>(
+    api,
+    (configMap) => {
+      const undone: string[] = [];
+      const kept: string[] = [];
+      const marks = readMappingMarks(configMap);
+      const ours = Object.keys(marks).filter((arn) => marks[arn] === mark);
+      if (ours.length === 0) {
+        const launcher = state.access?.principalArn ?? state.iam?.launcherArn;
+        if (launcher && state.access) kept.push(`aws-auth mapping for ${launcher}: not added by this run`);
+        return { result: { undone, kept } };
+      }
+      let auth = parseAwsAuth(configMap.data);
+      const remaining = { ...marks };
+      for (const arn of ours) {
+        // Only our exact mapping: an entry someone changed after us is theirs now.
+        const removal = removeMapping(auth, arn, { username: LAUNCHER_USERNAME, groups: [...GROUPS] });
+        auth = removal.auth;
+        delete remaining[arn];
+        if (removal.removed) undone.push(`aws-auth mapping for ${arn}`);
+        else kept.push(`aws-auth mapping for ${arn}: changed or removed since this run added it`);
+      }
+      return { write: edited(configMap, serializeAwsAuth(auth), remaining), result: { undone, kept } };
+    },
+    () => ({ undone: [], kept: ["kube-system/aws-auth: absent, nothing to remove"] }),
+  );
+}
+
+export async function undoClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}): Promise<CompensationResult> {
+  const cluster = state.cluster;
+  if (!cluster) return { undone: [], kept: [] }; // ResolveCluster failed: nothing was granted
+  return usesAccessEntries(cluster) ? undoAccessEntry(state, cluster, deps) : undoAwsAuth(state, cluster, deps);
+}
+
+export const apply = stepHandler<WorkflowState, AccessResult>("GrantClusterAccess", (state) => grantClusterAccess(state));
+export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoClusterAccess", (state) => undoClusterAccess(state));

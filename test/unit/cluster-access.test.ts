@@ -1,0 +1,611 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mockClient } from "aws-sdk-client-mock";
+import {
+  CreateAccessEntryCommand,
+  DeleteAccessEntryCommand,
+  DescribeAccessEntryCommand,
+  EKSClient,
+  ResourceInUseException,
+  ResourceNotFoundException,
+  UpdateAccessEntryCommand,
+  type AccessEntry,
+} from "@aws-sdk/client-eks";
+import { ApiException, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
+import { parse } from "yaml";
+import { apply, compensate, AWS_AUTH_MAX_ATTEMPTS } from "../../functions/steps/cluster-access.js";
+import { resetClients } from "../../functions/lib/clients.js";
+import { setKubeClientFactory, type KubeApi } from "../../functions/lib/kube.js";
+import {
+  ANNOTATION_AWS_AUTH_MAPPINGS,
+  ANNOTATION_PREVIOUS_AWS_AUTH,
+  executionMark,
+  ownershipTags,
+  tagsToRecord,
+} from "../../functions/lib/naming.js";
+import type { AccessResult, AuthenticationMode, CompensationResult, IamResult, ResolvedCluster, WorkflowState } from "../../functions/lib/state.js";
+
+const eks = mockClient(EKSClient);
+const ACCOUNT = "111122223333";
+const TENANT = "genomics";
+const RUN = "genomics-run-1";
+const LAUNCHER = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-launcher`;
+
+// ---------------------------------------------------------------- state
+
+function stateFor(mode: AuthenticationMode, opts: { run?: string; tenant?: string; iam?: Partial<IamResult>; access?: AccessResult } = {}): WorkflowState {
+  const tenant = opts.tenant ?? TENANT;
+  const run = opts.run ?? RUN;
+  const cluster: ResolvedCluster = {
+    name: "research",
+    region: "eu-west-1",
+    arn: `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`,
+    accountId: ACCOUNT,
+    endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
+    certificateAuthority: "LS0t",
+    authenticationMode: mode,
+    version: "1.31",
+  };
+  return {
+    request: { tenant, cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } },
+    execution: { name: run, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${run}` },
+    cluster,
+    iam: { launcherArn: LAUNCHER, launcherKind: "role", launcherCreated: true, created: [LAUNCHER], ...opts.iam },
+    ...(opts.access ? { access: opts.access } : {}),
+  };
+}
+
+// ---------------------------------------------------------------- a small in-memory EKS (access entries)
+
+const entries = new Map<string, AccessEntry>();
+
+function notFound() {
+  return new ResourceNotFoundException({ message: "The specified access entry resource could not be found.", $metadata: { httpStatusCode: 404 } });
+}
+
+function installFakeEks(): void {
+  eks.on(DescribeAccessEntryCommand).callsFake(({ principalArn }) => {
+    const entry = entries.get(principalArn);
+    if (!entry) throw notFound();
+    return { accessEntry: structuredClone(entry) };
+  });
+  eks.on(CreateAccessEntryCommand).callsFake(({ clusterName, principalArn, kubernetesGroups, username, type, tags }) => {
+    if (entries.has(principalArn)) throw new ResourceInUseException({ message: "The specified access entry resource is already in use on this cluster.", $metadata: { httpStatusCode: 409 } });
+    const entry: AccessEntry = { clusterName, principalArn, kubernetesGroups, username, type, tags };
+    entries.set(principalArn, entry);
+    return { accessEntry: entry };
+  });
+  eks.on(UpdateAccessEntryCommand).callsFake(({ principalArn, kubernetesGroups, username }) => {
+    const entry = entries.get(principalArn);
+    if (!entry) throw notFound();
+    Object.assign(entry, { kubernetesGroups, username });
+    return { accessEntry: entry };
+  });
+  eks.on(DeleteAccessEntryCommand).callsFake(({ principalArn }) => {
+    if (!entries.delete(principalArn)) throw notFound();
+    return {};
+  });
+}
+
+function seedEntry(principalArn: string, fields: Partial<AccessEntry>): void {
+  entries.set(principalArn, { clusterName: "research", principalArn, type: "STANDARD", ...fields });
+}
+
+// ---------------------------------------------------------------- a fake Kubernetes API holding kube-system/aws-auth
+
+const NODE_ROLES = `- rolearn: arn:aws:iam::${ACCOUNT}:role/eks-node-group-role
+  username: system:node:{{EC2PrivateDNSName}}
+  groups:
+    - system:bootstrappers
+    - system:nodes
+- rolearn: arn:aws:iam::${ACCOUNT}:role/platform-admins
+  username: "admin:{{SessionName}}"
+  groups:
+    - platform-admins
+`;
+const MAP_USERS = `- userarn: arn:aws:iam::${ACCOUNT}:user/alice
+  username: alice
+  groups:
+    - readers
+`;
+const ORIGINAL_DATA = { mapRoles: NODE_ROLES, mapUsers: MAP_USERS, mapAccounts: `- "${ACCOUNT}"\n` };
+
+function apiError(code: number, reason: string) {
+  return new ApiException(code, "Unsuccessful HTTP Request", JSON.stringify({ kind: "Status", status: "Failure", reason, code }), {});
+}
+
+class FakeKube {
+  configMap?: V1ConfigMap;
+  private version = 100;
+  reads = 0;
+  replaced: V1ConfigMap[] = [];
+  forbidden: string[] = [];
+  /** Runs inside the next N replace calls before the version check: a concurrent writer. */
+  interleave: Array<(cm: V1ConfigMap) => void> = [];
+
+  seed(data: Record<string, string> | undefined, annotations?: Record<string, string>) {
+    this.configMap = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "aws-auth", namespace: "kube-system", uid: "uid-aws-auth", resourceVersion: String(this.version++), labels: { "eks.amazonaws.com/component": "aws-auth" }, ...(annotations ? { annotations } : {}) },
+      ...(data ? { data: { ...data } } : {}),
+    };
+  }
+
+  /** Another writer changes the ConfigMap (a bump of resourceVersion). */
+  writeByOther(change: (cm: V1ConfigMap) => void) {
+    change(this.configMap!);
+    this.configMap!.metadata!.resourceVersion = String(this.version++);
+  }
+
+  get data(): Record<string, string> {
+    return this.configMap?.data ?? {};
+  }
+
+  get annotations(): Record<string, string> {
+    return this.configMap?.metadata?.annotations ?? {};
+  }
+
+  private isAwsAuth(spec: KubernetesObject) {
+    return spec.kind === "ConfigMap" && spec.metadata?.namespace === "kube-system" && spec.metadata?.name === "aws-auth";
+  }
+
+  api(): KubeApi {
+    const fake = {
+      read: async (spec: KubernetesObject) => {
+        this.reads++;
+        if (!this.isAwsAuth(spec) || !this.configMap) throw apiError(404, "NotFound");
+        return structuredClone(this.configMap);
+      },
+      replace: async (spec: V1ConfigMap) => {
+        if (!this.isAwsAuth(spec) || !this.configMap) throw apiError(404, "NotFound");
+        const other = this.interleave.shift();
+        if (other) this.writeByOther(other);
+        if (spec.metadata?.resourceVersion !== this.configMap.metadata?.resourceVersion) throw apiError(409, "Conflict");
+        this.configMap = structuredClone({ ...spec, metadata: { ...spec.metadata, resourceVersion: String(this.version++) } });
+        this.replaced.push(structuredClone(spec));
+        return structuredClone(this.configMap);
+      },
+      create: async () => {
+        this.forbidden.push("create");
+        throw new Error("the step must never create objects here");
+      },
+      delete: async () => {
+        this.forbidden.push("delete");
+        throw new Error("the step must never delete objects here");
+      },
+      patch: async () => {
+        this.forbidden.push("patch");
+        throw new Error("unexpected patch");
+      },
+    };
+    return fake as unknown as KubeApi;
+  }
+}
+
+let kube: FakeKube;
+let kubeClientsMade = 0;
+
+function mapRolesOf(fake: FakeKube): Array<Record<string, unknown>> {
+  return parse(fake.data.mapRoles ?? "[]") ?? [];
+}
+
+function mapUsersOf(fake: FakeKube): Array<Record<string, unknown>> {
+  return parse(fake.data.mapUsers ?? "[]") ?? [];
+}
+
+function launcherEntries(fake: FakeKube, arn = LAUNCHER) {
+  return mapRolesOf(fake).filter((e) => e.rolearn === arn);
+}
+
+beforeEach(() => {
+  eks.reset();
+  entries.clear();
+  installFakeEks();
+  kube = new FakeKube();
+  kubeClientsMade = 0;
+  setKubeClientFactory(async () => {
+    kubeClientsMade++;
+    return kube.api();
+  });
+});
+
+afterEach(() => {
+  setKubeClientFactory();
+  resetClients();
+});
+
+// ---------------------------------------------------------------- access entries
+
+describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () => {
+  it.each<AuthenticationMode>(["API", "API_AND_CONFIG_MAP"])("%s: creates a STANDARD entry with the launcher username, group and our tags", async (mode) => {
+    // Prepare
+    const state = stateFor(mode);
+
+    // Act
+    const result = await apply(state);
+
+    // Assess
+    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true });
+    expect(eks).toHaveReceivedCommandWith(CreateAccessEntryCommand, {
+      clusterName: "research",
+      principalArn: LAUNCHER,
+      type: "STANDARD",
+      username: "tower-launcher-user",
+      kubernetesGroups: ["tower-launcher-role"],
+      tags: tagsToRecord(ownershipTags(TENANT, RUN)),
+    });
+    expect(kubeClientsMade).toBe(0); // aws-auth is not touched in these modes
+  });
+
+  it("keeps a role path in the access entry principal (access entries accept paths)", async () => {
+    // Prepare
+    const withPath = `arn:aws:iam::${ACCOUNT}:role/teams/genomics/launcher`;
+
+    // Act
+    const result = await apply(stateFor("API", { iam: { launcherArn: withPath } }));
+
+    // Assess
+    expect(result.principalArn).toBe(withPath);
+    expect(entries.has(withPath)).toBe(true);
+  });
+
+  it("re-run: adopts its own entry without creating or updating anything", async () => {
+    // Prepare
+    await apply(stateFor("API"));
+    eks.resetHistory();
+
+    // Act
+    const again = await apply(stateFor("API"));
+
+    // Assess
+    expect(again.created).toBe(true); // still this execution's creation
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+    expect(eks).toHaveReceivedCommandTimes(UpdateAccessEntryCommand, 0);
+    expect(entries.size).toBe(1);
+  });
+
+  it("adopts an entry another run of this tenant created (created: false) and restores username/groups changed by hand", async () => {
+    // Prepare
+    seedEntry(LAUNCHER, { username: "someone-else", kubernetesGroups: ["extra"], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+
+    // Act
+    const result = await apply(stateFor("API_AND_CONFIG_MAP"));
+
+    // Assess
+    expect(result.created).toBe(false);
+    expect(eks).toHaveReceivedCommandWith(UpdateAccessEntryCommand, { principalArn: LAUNCHER, username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"] });
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+    expect(entries.get(LAUNCHER)?.tags).toEqual(tagsToRecord(ownershipTags(TENANT, "an-earlier-run")));
+  });
+
+  it.each([
+    ["without tags", undefined],
+    ["of another tenant", tagsToRecord(ownershipTags("proteomics", "their-run"))],
+  ])("refuses an existing entry %s: OwnershipConflict, nothing changed", async (_label, tags) => {
+    // Prepare
+    seedEntry(LAUNCHER, { username: "admin", kubernetesGroups: ["admins"], ...(tags ? { tags } : {}) });
+
+    // Act
+    const attempt = apply(stateFor("API"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(LAUNCHER) });
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+    expect(eks).toHaveReceivedCommandTimes(UpdateAccessEntryCommand, 0);
+    expect(entries.get(LAUNCHER)?.username).toBe("admin");
+  });
+
+  it("decides again when the entry appears between its read and its create (ResourceInUseException)", async () => {
+    // Prepare: the first Describe misses, then a concurrent attempt of this run creates it
+    eks.on(DescribeAccessEntryCommand)
+      .rejectsOnce(notFound())
+      .callsFake(({ principalArn }) => ({ accessEntry: entries.get(principalArn) }));
+    seedEntry(LAUNCHER, { username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+
+    // Act
+    const result = await apply(stateFor("API"));
+
+    // Assess
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 1);
+    expect(result.created).toBe(true);
+  });
+
+  it("compensation deletes the entry this execution created, and can run twice", async () => {
+    // Prepare
+    const access = await apply(stateFor("API"));
+
+    // Act
+    const first = await compensate(stateFor("API", { access }));
+    const second = await compensate(stateFor("API", { access }));
+
+    // Assess
+    expect(first.undone).toEqual([`EKS access entry ${LAUNCHER} on research`]);
+    expect(entries.has(LAUNCHER)).toBe(false);
+    expect(second).toEqual({ undone: [], kept: [] });
+    expect(eks).toHaveReceivedCommandTimes(DeleteAccessEntryCommand, 1);
+  });
+
+  it("compensation finds its entry by tags even when the step returned nothing", async () => {
+    // Prepare: the entry exists with this run's tags but $.access was never written
+    seedEntry(LAUNCHER, { username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+
+    // Act
+    const result = await compensate(stateFor("API"));
+
+    // Assess
+    expect(result.undone).toHaveLength(1);
+    expect(entries.has(LAUNCHER)).toBe(false);
+  });
+
+  it("compensation keeps an entry it adopted or never owned", async () => {
+    // Prepare
+    seedEntry(LAUNCHER, { username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    const foreign = `arn:aws:iam::${ACCOUNT}:role/admin`;
+    seedEntry(foreign, { username: "admin" });
+
+    // Act
+    const adopted = await compensate(stateFor("API"));
+    const notOurs = await compensate(stateFor("API", { iam: { launcherArn: foreign } }));
+
+    // Assess
+    expect(adopted).toEqual({ undone: [], kept: [`EKS access entry ${LAUNCHER} on research: not created by this run`] });
+    expect(notOurs.undone).toEqual([]);
+    expect(entries.size).toBe(2);
+    expect(eks).toHaveReceivedCommandTimes(DeleteAccessEntryCommand, 0);
+  });
+});
+
+// ---------------------------------------------------------------- aws-auth
+
+describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
+  it("adds the launcher to mapRoles, keeping node roles, {{SessionName}}, mapUsers and other keys as they were", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    const readVersion = kube.configMap!.metadata!.resourceVersion;
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(result).toMatchObject({ method: "aws-auth", principalArn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true });
+    expect(result.previousAwsAuth).toEqual(ORIGINAL_DATA);
+    expect(kube.replaced).toHaveLength(1);
+    expect(kube.replaced[0]!.metadata!.resourceVersion).toBe(readVersion);
+    // Untouched entries survive byte for byte; ours is appended.
+    expect(kube.data.mapRoles!.startsWith(NODE_ROLES)).toBe(true);
+    expect(kube.data.mapRoles).toContain('username: "admin:{{SessionName}}"');
+    expect(kube.data.mapUsers).toBe(MAP_USERS);
+    expect(kube.data.mapAccounts).toBe(ORIGINAL_DATA.mapAccounts);
+    expect(mapRolesOf(kube)).toHaveLength(3);
+    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role"] }]);
+    // The copy of the previous content and our mark live on the ConfigMap itself.
+    expect(JSON.parse(kube.annotations[ANNOTATION_PREVIOUS_AWS_AUTH]!)).toEqual(ORIGINAL_DATA);
+    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [LAUNCHER]: executionMark(RUN) });
+    expect(kube.configMap!.metadata!.labels).toEqual({ "eks.amazonaws.com/component": "aws-auth" });
+    expect(kube.forbidden).toEqual([]);
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+  });
+
+  it("on 409 re-reads and redoes the edit on the newer content, keeping the other writer's change", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    const otherNodeRole = `arn:aws:iam::${ACCOUNT}:role/eks-spot-node-role`;
+    kube.interleave.push((cm) => {
+      cm.data!.mapRoles += `- rolearn: ${otherNodeRole}\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n    - system:bootstrappers\n    - system:nodes\n`;
+    });
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(kube.reads).toBe(2);
+    expect(kube.replaced).toHaveLength(1);
+    expect(mapRolesOf(kube).map((e) => e.rolearn)).toEqual([`arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`, `arn:aws:iam::${ACCOUNT}:role/platform-admins`, otherNodeRole, LAUNCHER]);
+    // The previous content is what the successful edit replaced (including the other writer's change).
+    expect(result.previousAwsAuth!.mapRoles).toContain(otherNodeRole);
+  });
+
+  it("gives up with KubeConflict (retried by the state machine) when every replace conflicts", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    for (let i = 0; i < AWS_AUTH_MAX_ATTEMPTS; i++) kube.interleave.push((cm) => (cm.data!.touched = String(i)));
+
+    // Act
+    const attempt = apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "KubeConflict" });
+    expect(kube.reads).toBe(AWS_AUTH_MAX_ATTEMPTS);
+    expect(launcherEntries(kube)).toEqual([]);
+  });
+
+  it("re-run changes nothing and duplicates nothing; another run of the tenant adopts it (created: false)", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    await apply(stateFor("CONFIG_MAP"));
+
+    // Act
+    const again = await apply(stateFor("CONFIG_MAP"));
+    const other = await apply(stateFor("CONFIG_MAP", { run: "genomics-run-2" }));
+
+    // Assess
+    expect(kube.replaced).toHaveLength(1);
+    expect(launcherEntries(kube)).toHaveLength(1);
+    expect(again.created).toBe(true);
+    expect(again.previousAwsAuth).toEqual(ORIGINAL_DATA); // recovered from the annotation
+    expect(other.created).toBe(false);
+    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [LAUNCHER]: executionMark(RUN) });
+  });
+
+  it("refuses a foreign mapping of the same ARN: OwnershipConflict, aws-auth untouched", async () => {
+    // Prepare
+    const foreign = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ops\n  groups:\n    - ops\n`;
+    kube.seed({ mapRoles: foreign });
+
+    // Act
+    const attempt = apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict" });
+    expect(kube.replaced).toHaveLength(0);
+    expect(kube.data.mapRoles).toBe(foreign);
+  });
+
+  it("maps an IAM user launcher in mapUsers", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    const user = `arn:aws:iam::${ACCOUNT}:user/ci-launcher`;
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP", { iam: { launcherArn: user, launcherKind: "user", launcherCreated: false, created: [] } }));
+
+    // Assess
+    expect(result.principalArn).toBe(user);
+    expect(mapUsersOf(kube)).toEqual([
+      { userarn: `arn:aws:iam::${ACCOUNT}:user/alice`, username: "alice", groups: ["readers"] },
+      { userarn: user, username: "tower-launcher-user", groups: ["tower-launcher-role"] },
+    ]);
+    expect(kube.data.mapRoles).toBe(NODE_ROLES);
+  });
+
+  it("maps a role without its path (aws-auth does not match paths)", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP", { iam: { launcherArn: `arn:aws:iam::${ACCOUNT}:role/teams/genomics/launcher` } }));
+
+    // Assess
+    expect(result.principalArn).toBe(`arn:aws:iam::${ACCOUNT}:role/launcher`);
+    expect(launcherEntries(kube, `arn:aws:iam::${ACCOUNT}:role/launcher`)).toHaveLength(1);
+  });
+
+  it("never creates a missing aws-auth: NotAllowed with the reason", async () => {
+    // Prepare: no ConfigMap
+
+    // Act
+    const attempt = apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "NotAllowed", message: expect.stringContaining("no kube-system/aws-auth") });
+    expect(kube.forbidden).toEqual([]);
+    expect(kube.configMap).toBeUndefined();
+  });
+
+  it("refuses to write when mapRoles does not parse (AwsAuthUnparseable)", async () => {
+    // Prepare
+    kube.seed({ mapRoles: "rolearn: not-a-list\n" });
+
+    // Act
+    const attempt = apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "AwsAuthUnparseable" });
+    expect(kube.replaced).toHaveLength(0);
+  });
+});
+
+describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
+  it("removes exactly this run's mapping, keeps everyone else's, and can run twice", async () => {
+    // Prepare: this run adds its launcher, then another tenant's run adds its own
+    kube.seed(ORIGINAL_DATA);
+    const access = await apply(stateFor("CONFIG_MAP"));
+    const neighbour = `arn:aws:iam::${ACCOUNT}:role/nfeks-proteomics-launcher`;
+    await apply(stateFor("CONFIG_MAP", { tenant: "proteomics", run: "proteomics-run-1", iam: { launcherArn: neighbour } }));
+
+    // Act
+    const first: CompensationResult = await compensate(stateFor("CONFIG_MAP", { access }));
+    const writes = kube.replaced.length;
+    const second = await compensate(stateFor("CONFIG_MAP", { access }));
+
+    // Assess
+    expect(first.undone).toEqual([`aws-auth mapping for ${LAUNCHER}`]);
+    expect(launcherEntries(kube)).toEqual([]);
+    expect(launcherEntries(kube, neighbour)).toHaveLength(1);
+    expect(kube.data.mapRoles!.startsWith(NODE_ROLES)).toBe(true);
+    expect(kube.data.mapUsers).toBe(MAP_USERS);
+    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [neighbour]: executionMark("proteomics-run-1") });
+    expect(second.undone).toEqual([]);
+    expect(kube.replaced.length).toBe(writes); // the second run wrote nothing
+    expect(kube.forbidden).toEqual([]);
+  });
+
+  it("finds its mapping by the mark even when the step returned nothing, and restores the exact original data", async () => {
+    // Prepare: the edit landed but $.access was never written (the Lambda failed after the replace)
+    kube.seed(ORIGINAL_DATA);
+    await apply(stateFor("CONFIG_MAP"));
+
+    // Act
+    const result = await compensate(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(result.undone).toEqual([`aws-auth mapping for ${LAUNCHER}`]);
+    expect(kube.data).toEqual(ORIGINAL_DATA);
+    expect(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]).toBeUndefined();
+  });
+
+  it("leaves a mapping it did not add (present before the run) in place", async () => {
+    // Prepare: the same mapping was there already, added by hand
+    const byHand = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: tower-launcher-user\n  groups:\n    - tower-launcher-role\n`;
+    kube.seed({ mapRoles: byHand });
+    const access = await apply(stateFor("CONFIG_MAP"));
+
+    // Act
+    const result = await compensate(stateFor("CONFIG_MAP", { access }));
+
+    // Assess
+    expect(access.created).toBe(false);
+    expect(result.undone).toEqual([]);
+    expect(result.kept).toEqual([`aws-auth mapping for ${LAUNCHER}: not added by this run`]);
+    expect(kube.data.mapRoles).toBe(byHand);
+    expect(kube.replaced).toHaveLength(0);
+  });
+
+  it("keeps an entry someone changed after this run added it, and forgets its mark", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    await apply(stateFor("CONFIG_MAP"));
+    kube.writeByOther((cm) => {
+      cm.data!.mapRoles = cm.data!.mapRoles!.replace("    - tower-launcher-role", "    - tower-launcher-role\n    - auditors");
+    });
+
+    // Act
+    const result = await compensate(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(result.undone).toEqual([]);
+    expect(result.kept).toEqual([`aws-auth mapping for ${LAUNCHER}: changed or removed since this run added it`]);
+    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role", "auditors"] }]);
+    expect(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]).toBeUndefined();
+  });
+
+  it("re-reads on 409 while removing", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    await apply(stateFor("CONFIG_MAP"));
+    kube.interleave.push((cm) => (cm.data!.mapAccounts = `- "${ACCOUNT}"\n- "444455556666"\n`));
+
+    // Act
+    const result = await compensate(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(result.undone).toHaveLength(1);
+    expect(launcherEntries(kube)).toEqual([]);
+    expect(kube.data.mapAccounts).toContain("444455556666");
+  });
+
+  it("does nothing when aws-auth or the cluster is gone", async () => {
+    // Prepare: no ConfigMap; and a state where ResolveCluster never ran
+    const noCluster = { ...stateFor("CONFIG_MAP"), cluster: undefined };
+
+    // Act
+    const missing = await compensate(stateFor("CONFIG_MAP"));
+    const unresolved = await compensate(noCluster);
+
+    // Assess
+    expect(missing.undone).toEqual([]);
+    expect(unresolved).toEqual({ undone: [], kept: [] });
+    expect(kube.forbidden).toEqual([]);
+  });
+});
