@@ -1,0 +1,93 @@
+/**
+ * What the Kubernetes steps (RBAC, storage, head job) share: the validated request, the cluster client,
+ * the manifest context carrying this execution's marks, and the label selector that finds every object
+ * this execution created — which is how a compensator works after a step failed half-way.
+ */
+import type { KubernetesObject } from "@kubernetes/client-node";
+import { InvalidRequest } from "./errors.js";
+import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "./kube.js";
+import type { ManifestContext } from "./manifests.js";
+import { executionMark, LABEL_CREATED_BY, LABEL_TENANT } from "./naming.js";
+import { parseRequest, safeParseRequest, type ProvisionRequest } from "./request.js";
+import type { CompensationResult, ResolvedCluster, WorkflowState } from "./state.js";
+
+export interface KubeStepDeps {
+  /** The cluster client; by default kubeClientFor($.cluster) (tests inject theirs with setKubeClientFactory). */
+  kube?: KubeApi;
+}
+
+export interface KubeStepContext {
+  request: ProvisionRequest;
+  cluster: ResolvedCluster;
+  api: KubeApi;
+  executionName: string;
+  manifest: ManifestContext;
+}
+
+function contextOf(request: ProvisionRequest, state: WorkflowState, cluster: ResolvedCluster, api: KubeApi): KubeStepContext {
+  return {
+    request,
+    cluster,
+    api,
+    executionName: state.execution.name,
+    manifest: { tenant: request.tenant, namespace: request.namespace, executionName: state.execution.name, labels: request.labels },
+  };
+}
+
+/** For apply: the request must be valid and ResolveCluster must have run. */
+export async function kubeStepContext(state: WorkflowState, deps: KubeStepDeps = {}): Promise<KubeStepContext> {
+  const request = parseRequest(state.request);
+  if (!state.cluster) throw new InvalidRequest("the resolved cluster ($.cluster) is missing; ResolveCluster must run first");
+  return contextOf(request, state, state.cluster, deps.kube ?? (await kubeClientFor(state.cluster)));
+}
+
+/**
+ * For compensate: undefined when the step cannot have touched the cluster (the request never validated,
+ * or the cluster was never resolved), so there is nothing to undo.
+ */
+export async function compensationContext(state: WorkflowState, deps: KubeStepDeps = {}): Promise<KubeStepContext | undefined> {
+  const parsed = safeParseRequest(state.request);
+  if (!parsed.ok || !state.cluster) return undefined;
+  return contextOf(parsed.request, state, state.cluster, deps.kube ?? (await kubeClientFor(state.cluster)));
+}
+
+/** Selects what this execution created for this tenant (the created-by label is a hash of the execution name). */
+export function createdBySelector(tenant: string, executionName: string): string {
+  return `${LABEL_TENANT}=${tenant},${LABEL_CREATED_BY}=${executionMark(executionName)}`;
+}
+
+/** Objects of one kind in the namespace that this execution created, found by their marks. */
+export async function listCreatedBy(api: KubeApi, ref: Omit<ObjectRef, "name">, tenant: string, executionName: string): Promise<ObjectRef[]> {
+  const list = await api.list<KubernetesObject>(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, createdBySelector(tenant, executionName));
+  return list.items.map((item) => ({
+    apiVersion: ref.apiVersion,
+    kind: ref.kind,
+    ...(ref.namespace ? { namespace: ref.namespace } : {}),
+    name: item.metadata?.name ?? "",
+  }));
+}
+
+/** Unique refs, first occurrence wins. */
+export function uniqueRefs(refs: ObjectRef[]): ObjectRef[] {
+  const seen = new Set<string>();
+  return refs.filter((ref) => {
+    const key = `${ref.apiVersion}|${ref.kind}|${ref.namespace ?? ""}|${ref.name}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Delete each ref this execution created and note what was undone and what was left alone (and why). */
+export async function deleteEachCreatedBy(
+  api: KubeApi,
+  refs: ObjectRef[],
+  executionName: string,
+  result: CompensationResult,
+): Promise<void> {
+  for (const ref of refs) {
+    const outcome = await deleteIfCreatedBy(api, ref, executionName);
+    if (outcome === "deleted") result.undone.push(describeRef(ref));
+    else if (outcome === "kept") result.kept.push(`${describeRef(ref)}: not created by this run`);
+  }
+}

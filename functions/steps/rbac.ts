@@ -1,0 +1,148 @@
+/**
+ * CreateNamespaceAndRbac: the runbook's namespace, `tower-launcher-sa` (and the compute SA when asked),
+ * Role `tower-launcher-role`, a RoleBinding to each SA and one to User `tower-launcher-user` (the name the
+ * launcher IAM principal maps to). Runs in the Parallel beside CreateIamResources, so it reads nothing
+ * from `$.iam`.
+ *
+ * Idempotent: each object is created, or adopted when it carries our marks for this tenant; one without
+ * them is an OwnershipConflict and is left untouched. Adopted objects are not rewritten.
+ *
+ * UndoNamespaceAndRbac deletes, in reverse order, only what this execution created. It finds that by the
+ * created-by marks (the request's names and a label-selector list), not only from `$.rbac`, so it also
+ * cleans up after a half-way failure, and it can run twice. A namespace this run created is deleted only
+ * when nothing in it belongs to anyone else (a namespace delete takes its whole content with it).
+ */
+import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
+import { deleteIfCreatedBy, describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/kube-step.js";
+import {
+  launcherRoleManifest,
+  launcherUserRoleBinding,
+  namespaceManifest,
+  serviceAccountManifest,
+  serviceAccountRoleBinding,
+  type ManifestContext,
+} from "../lib/manifests.js";
+import { logger, stepHandler } from "../lib/middleware.js";
+import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/naming.js";
+import type { ProvisionRequest } from "../lib/request.js";
+import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/state.js";
+
+const RBAC_API = "rbac.authorization.k8s.io/v1";
+
+/** The head SA and, when asked, the compute SA. */
+export function serviceAccountsOf(request: ProvisionRequest): string[] {
+  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
+}
+
+/** Everything this step applies, in creation order (the namespace first, the bindings last). */
+export function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): KubernetesObject[] {
+  const serviceAccounts = serviceAccountsOf(request);
+  return [
+    namespaceManifest(ctx),
+    ...serviceAccounts.map((sa) => serviceAccountManifest(ctx, sa)),
+    launcherRoleManifest(ctx, LAUNCHER_ROLE),
+    ...serviceAccounts.map((sa) => serviceAccountRoleBinding(ctx, sa, LAUNCHER_ROLE)),
+    launcherUserRoleBinding(ctx),
+  ];
+}
+
+export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<RbacResult> {
+  const { request, api, manifest } = await kubeStepContext(state, deps);
+  const created: KubeRef[] = [];
+  const adopted: KubeRef[] = [];
+  // One at a time, in order: a failure part-way leaves only marked objects for the compensator to find.
+  for (const desired of rbacManifests(request, manifest)) {
+    const { created: isNew } = await ensureObject(api, desired, request.tenant);
+    (isNew ? created : adopted).push(refOf(desired));
+  }
+  logger.info("namespace and RBAC ready", { created: created.map(describeRef), adopted: adopted.map(describeRef) });
+  return {
+    namespace: request.namespace,
+    serviceAccount: request.serviceAccount,
+    ...(request.computeServiceAccount ? { computeServiceAccount: request.computeServiceAccount } : {}),
+    role: LAUNCHER_ROLE,
+    created,
+    adopted,
+  };
+}
+
+// ---------------------------------------------------------------- compensate
+
+/** Deletion order: the reverse of creation. */
+const UNDO_ORDER = ["RoleBinding", "Role", "ServiceAccount"];
+
+/**
+ * Kinds looked at before deleting a namespace this run created: anything here not made by this run keeps it.
+ * The kinds a Nextflow tenant works with (and Secrets); the sandbox's API server serves exactly these.
+ */
+const NAMESPACE_CONTENT_KINDS: Array<{ apiVersion: string; kind: string; ignore?: (o: KubernetesObject) => boolean }> = [
+  { apiVersion: "v1", kind: "ServiceAccount", ignore: (o) => o.metadata?.name === "default" },
+  { apiVersion: "v1", kind: "ConfigMap", ignore: (o) => o.metadata?.name === "kube-root-ca.crt" },
+  { apiVersion: "v1", kind: "Secret", ignore: (o) => (o as { type?: string }).type === "kubernetes.io/service-account-token" },
+  { apiVersion: "v1", kind: "PersistentVolumeClaim" },
+  { apiVersion: "v1", kind: "Pod" },
+  { apiVersion: "batch/v1", kind: "Job" },
+  { apiVersion: RBAC_API, kind: "Role" },
+  { apiVersion: RBAC_API, kind: "RoleBinding" },
+];
+
+/** Objects in the namespace that this execution did not create (the cluster's own defaults aside). */
+async function foreignContent(api: KubeApi, namespace: string, executionName: string): Promise<string[]> {
+  const foreign: string[] = [];
+  for (const { apiVersion, kind, ignore } of NAMESPACE_CONTENT_KINDS) {
+    const { items } = await api.list<KubernetesObject>(apiVersion, kind, namespace);
+    for (const item of items) {
+      if (ignore?.(item) || wasCreatedBy(item.metadata?.labels, executionName)) continue;
+      foreign.push(`${kind} ${item.metadata?.name}`);
+    }
+  }
+  return foreign;
+}
+
+async function undoNamespace(api: KubeApi, namespace: string, executionName: string, result: CompensationResult): Promise<void> {
+  const ref: ObjectRef = { apiVersion: "v1", kind: "Namespace", name: namespace };
+  const existing = await readObject<V1Namespace>(api, ref);
+  if (!existing) return;
+  if (!wasCreatedBy(existing.metadata?.labels, executionName)) {
+    result.kept.push(`${describeRef(ref)}: not created by this run`);
+    return;
+  }
+  if (existing.metadata?.deletionTimestamp) {
+    // A previous compensation attempt deleted it; the cluster is still emptying it.
+    result.undone.push(`${describeRef(ref)} (terminating)`);
+    return;
+  }
+  const foreign = await foreignContent(api, namespace, executionName);
+  if (foreign.length) {
+    result.kept.push(`${describeRef(ref)}: created by this run but now holds objects it did not create (${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""})`);
+    return;
+  }
+  const outcome = await deleteIfCreatedBy(api, ref, executionName);
+  if (outcome === "deleted") result.undone.push(describeRef(ref));
+}
+
+export async function undoNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
+  const result: CompensationResult = { undone: [], kept: [] };
+  const ctx = await compensationContext(state, deps);
+  if (!ctx) return result;
+  const { request, api, manifest, executionName } = ctx;
+  const namespace = request.namespace;
+
+  // What the request names, what the step reported, and whatever else carries this execution's mark.
+  const candidates: ObjectRef[] = [...rbacManifests(request, manifest).map(refOf).reverse(), ...(state.rbac?.created ?? [])];
+  for (const kind of UNDO_ORDER) {
+    candidates.push(...(await listCreatedBy(api, { apiVersion: kind === "ServiceAccount" ? "v1" : RBAC_API, kind, namespace }, request.tenant, executionName)));
+  }
+  const ordered = uniqueRefs(candidates)
+    .filter((ref) => ref.namespace === namespace && UNDO_ORDER.includes(ref.kind))
+    .sort((a, b) => UNDO_ORDER.indexOf(a.kind) - UNDO_ORDER.indexOf(b.kind));
+
+  await deleteEachCreatedBy(api, ordered, executionName, result);
+  await undoNamespace(api, namespace, executionName, result);
+  logger.info("namespace and RBAC compensated", { ...result });
+  return result;
+}
+
+export const apply = stepHandler<WorkflowState, RbacResult>("CreateNamespaceAndRbac", (state) => createNamespaceAndRbac(state));
+export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoNamespaceAndRbac", (state) => undoNamespaceAndRbac(state));

@@ -1,0 +1,237 @@
+/**
+ * ConfigureStorage: where Nextflow keeps its work directory, and the tenant's nextflow.config.
+ *  - `pvc`: a ReadWriteMany PersistentVolumeClaim the head and task pods share.
+ *  - `fusion` with IRSA: the head and compute ServiceAccounts get `eks.amazonaws.com/role-arn` = the
+ *    workload role from CreateIamResources (a merge patch guarded by resourceVersion). With Pod Identity
+ *    the associations made by the IAM step are all it takes.
+ *  - both: the `nextflow-config` ConfigMap with nextflow.config and params.json for the head job.
+ *
+ * Re-running changes nothing: objects that exist and carry our marks are adopted, an annotation that
+ * already has the value is left alone, and our ConfigMap is rewritten only when its content differs.
+ *
+ * Every change to an object this run did not create is recorded on the object itself (an annotation with
+ * this execution's mark and the previous value), so UndoStorage restores it even when this step failed
+ * half-way and `$.storage` is empty. UndoStorage deletes what this run created, restores what it changed
+ * (only where the current value is still the one it set), and can run twice.
+ */
+import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1ServiceAccount } from "@kubernetes/client-node";
+import { isDeepStrictEqual } from "node:util";
+import { InvalidRequest, OwnershipConflict } from "../lib/errors.js";
+import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/kube-step.js";
+import { nextflowConfigMapManifest, pvcManifest } from "../lib/manifests.js";
+import { logger, stepHandler } from "../lib/middleware.js";
+import { executionMark, IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/naming.js";
+import { buildNextflowConfig } from "../lib/nextflow-config.js";
+import type { ProvisionRequest } from "../lib/request.js";
+import type { CompensationResult, KubeRef, StorageResult, WorkflowState } from "../lib/state.js";
+
+/** On a ServiceAccount: which execution set the IRSA annotation, to what, and what it was before. */
+export const IRSA_CHANGE_ANNOTATION = "nf-eks-provisioner/role-arn-change";
+/** On the ConfigMap (when this run updated one it did not create): which execution, and the data before. */
+export const CONFIG_CHANGE_ANNOTATION = "nf-eks-provisioner/config-change";
+
+export interface IrsaChange {
+  /** executionMark of the run that set the annotation */
+  execution: string;
+  /** the value it set */
+  value: string;
+  /** the value before (absent: there was none) */
+  previous?: string;
+}
+
+export interface ConfigChange {
+  execution: string;
+  previous: Record<string, string>;
+}
+
+/** A recorded change, or undefined when the annotation is absent or not ours to read. */
+function parseChange<T extends { execution: string }>(raw: string | undefined): T | undefined {
+  if (!raw) return undefined;
+  try {
+    const value = JSON.parse(raw) as T;
+    return value && typeof value === "object" && typeof value.execution === "string" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function serviceAccountsOf(request: ProvisionRequest): string[] {
+  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
+}
+
+function serviceAccountRef(namespace: string, name: string): ObjectRef {
+  return { apiVersion: "v1", kind: "ServiceAccount", namespace, name };
+}
+
+function configMapRef(namespace: string): ObjectRef {
+  return { apiVersion: "v1", kind: "ConfigMap", namespace, name: NEXTFLOW_CONFIGMAP };
+}
+
+/** Merge-patch the annotations (`null` removes one); resourceVersion makes a concurrent edit answer 409. */
+async function patchAnnotations(api: KubeApi, current: V1ServiceAccount, annotations: Record<string, string | null>): Promise<void> {
+  const patch: V1ServiceAccount = {
+    apiVersion: "v1",
+    kind: "ServiceAccount",
+    metadata: {
+      name: current.metadata!.name,
+      namespace: current.metadata!.namespace,
+      resourceVersion: current.metadata!.resourceVersion,
+      annotations: annotations as V1ObjectMeta["annotations"],
+    },
+  };
+  await api.patch(patch, undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
+}
+
+/**
+ * Point one ServiceAccount at the workload role. Returns what this run changed (with the value before),
+ * or undefined when it changed nothing. The previous value is kept from the first attempt of this run,
+ * so a retried step still knows what to restore.
+ */
+async function annotateServiceAccount(ctx: KubeStepContext, name: string, roleArn: string): Promise<{ serviceAccount: string; previous?: string } | undefined> {
+  const { api, request, executionName } = ctx;
+  const ref = serviceAccountRef(request.namespace, name);
+  const sa = await readObject<V1ServiceAccount>(api, ref);
+  if (!sa) throw new InvalidRequest(`${describeRef(ref)} does not exist; CreateNamespaceAndRbac must run first`);
+  const annotations = sa.metadata?.annotations ?? {};
+  const current = annotations[IRSA_ANNOTATION];
+  const mark = executionMark(executionName);
+  const recorded = parseChange<IrsaChange>(annotations[IRSA_CHANGE_ANNOTATION]);
+
+  if (current === roleArn) {
+    // Already pointing at the role: set by an earlier attempt of this run (still ours to undo), or not by us.
+    return recorded?.execution === mark ? { serviceAccount: name, ...(recorded.previous !== undefined ? { previous: recorded.previous } : {}) } : undefined;
+  }
+  if (current !== undefined && !isOwnedBy(sa.metadata?.labels, request.tenant)) {
+    throw new OwnershipConflict(
+      `${describeRef(ref)} already has ${IRSA_ANNOTATION}=${current} and does not carry the ownership labels for tenant ${request.tenant}; it is left untouched`,
+    );
+  }
+  const change: IrsaChange = { execution: mark, value: roleArn, ...(current !== undefined ? { previous: current } : {}) };
+  await patchAnnotations(api, sa, { [IRSA_ANNOTATION]: roleArn, [IRSA_CHANGE_ANNOTATION]: JSON.stringify(change) });
+  logger.info("annotated service account for IRSA", { serviceAccount: name, roleArn, previous: current });
+  return { serviceAccount: name, ...(current !== undefined ? { previous: current } : {}) };
+}
+
+/**
+ * Create the ConfigMap, or bring ours up to date when its content differs (keeping the data before in an
+ * annotation). Returns whether this run created it.
+ */
+async function ensureConfigMap(ctx: KubeStepContext, desired: V1ConfigMap): Promise<boolean> {
+  const { api, request, executionName } = ctx;
+  const { object, created } = await ensureObject(api, desired, request.tenant);
+  if (created || isDeepStrictEqual(object.data ?? {}, desired.data ?? {})) return created;
+
+  const annotations = object.metadata?.annotations ?? {};
+  const mark = executionMark(executionName);
+  const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
+  // A retry of this run keeps the content from before the run's first write.
+  const previous = recorded?.execution === mark ? recorded.previous : (object.data ?? {});
+  const change: ConfigChange = { execution: mark, previous };
+  await replaceObject<V1ConfigMap>(api, {
+    ...object,
+    metadata: { ...object.metadata, annotations: { ...annotations, [CONFIG_CHANGE_ANNOTATION]: JSON.stringify(change) } },
+    data: desired.data,
+  });
+  logger.info("updated nextflow ConfigMap", { configMap: describeRef(refOf(desired)) });
+  return false;
+}
+
+export async function configureStorage(state: WorkflowState, deps: KubeStepDeps = {}): Promise<StorageResult> {
+  const ctx = await kubeStepContext(state, deps);
+  const { request, api, manifest } = ctx;
+  const storage = request.storage;
+  const created: KubeRef[] = [];
+  const annotated: StorageResult["annotated"] = [];
+
+  if (storage.type === "pvc") {
+    const desired = pvcManifest(manifest, storage);
+    if ((await ensureObject(api, desired, request.tenant)).created) created.push(refOf(desired));
+  } else if (!storage.podIdentity) {
+    const roleArn = state.iam?.workloadRoleArn;
+    if (!roleArn) throw new InvalidRequest("the Fusion workload role ($.iam.workloadRoleArn) is missing; CreateIamResources must run first");
+    for (const serviceAccount of serviceAccountsOf(request)) {
+      const change = await annotateServiceAccount(ctx, serviceAccount, roleArn);
+      if (change) annotated.push(change);
+    }
+  }
+
+  const nextflowConfig = buildNextflowConfig(request, { workloadRoleArn: state.iam?.workloadRoleArn });
+  const configMap = nextflowConfigMapManifest(manifest, nextflowConfig, request.headJob?.params);
+  if (await ensureConfigMap(ctx, configMap)) created.push(refOf(configMap));
+
+  return {
+    type: storage.type,
+    ...(storage.type === "pvc" ? { claimName: storage.claimName, mountPath: storage.mountPath } : {}),
+    annotated,
+    configMap: NEXTFLOW_CONFIGMAP,
+    nextflowConfig,
+    created,
+  };
+}
+
+// ---------------------------------------------------------------- compensate
+
+/** Put the IRSA annotation back as it was, if this run set it and nobody changed it since. */
+async function restoreAnnotation(api: KubeApi, ref: ObjectRef, executionName: string, result: CompensationResult): Promise<void> {
+  const sa = await readObject<V1ServiceAccount>(api, ref);
+  const annotations = sa?.metadata?.annotations ?? {};
+  const recorded = parseChange<IrsaChange>(annotations[IRSA_CHANGE_ANNOTATION]);
+  if (!sa || recorded?.execution !== executionMark(executionName)) return; // nothing of this run's here
+  const what = `${IRSA_ANNOTATION} on ${describeRef(ref)}`;
+  if (annotations[IRSA_ANNOTATION] !== recorded.value) {
+    result.kept.push(`${what}: changed since this run set it`);
+    return;
+  }
+  await patchAnnotations(api, sa, { [IRSA_ANNOTATION]: recorded.previous ?? null, [IRSA_CHANGE_ANNOTATION]: null });
+  result.undone.push(recorded.previous === undefined ? `${what} (removed)` : `${what} (restored ${recorded.previous})`);
+}
+
+/** Delete the ConfigMap if this run created it, or restore the content it had before this run updated it. */
+async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string, result: CompensationResult): Promise<void> {
+  const configMap = await readObject<V1ConfigMap>(api, ref);
+  if (!configMap) return;
+  if (wasCreatedBy(configMap.metadata?.labels, executionName)) {
+    await deleteEachCreatedBy(api, [ref], executionName, result);
+    return;
+  }
+  const annotations = configMap.metadata?.annotations ?? {};
+  const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
+  if (recorded?.execution !== executionMark(executionName)) {
+    result.kept.push(`${describeRef(ref)}: not created by this run`);
+    return;
+  }
+  const { [CONFIG_CHANGE_ANNOTATION]: _ours, ...rest } = annotations;
+  await replaceObject<V1ConfigMap>(api, { ...configMap, metadata: { ...configMap.metadata, annotations: rest }, data: recorded.previous });
+  result.undone.push(`${describeRef(ref)} (restored the previous content)`);
+}
+
+export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
+  const result: CompensationResult = { undone: [], kept: [] };
+  const ctx = await compensationContext(state, deps);
+  if (!ctx) return result;
+  const { request, api, executionName } = ctx;
+  const namespace = request.namespace;
+
+  const cmRef = configMapRef(namespace);
+  await undoConfigMap(api, cmRef, executionName, result);
+
+  // The claim the request names, and anything else the step reported creating (marks decide).
+  const reported = (state.storage?.created ?? []).filter((ref) => ref.namespace === namespace && ref.kind === "PersistentVolumeClaim");
+  const claims: ObjectRef[] = uniqueRefs([
+    ...(request.storage.type === "pvc" ? [{ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: request.storage.claimName }] : []),
+    ...reported,
+  ]);
+  await deleteEachCreatedBy(api, claims, executionName, result);
+
+  if (request.storage.type === "fusion") {
+    for (const serviceAccount of serviceAccountsOf(request)) {
+      await restoreAnnotation(api, serviceAccountRef(namespace, serviceAccount), executionName, result);
+    }
+  }
+  logger.info("storage compensated", { ...result });
+  return result;
+}
+
+export const apply = stepHandler<WorkflowState, StorageResult>("ConfigureStorage", (state) => configureStorage(state));
+export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoStorage", (state) => undoStorage(state));
