@@ -42,15 +42,19 @@ export function parseClusterList(value: string): Array<{ name: string; region: s
     });
 }
 
-export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): DeploymentConfig {
-  const raw = {
+/** The configuration as the environment spells it, not yet validated (the stack reports problems per variable). */
+export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Record<keyof typeof CONFIG_ENV, unknown> {
+  return {
     allowedClusters: parseClusterList(env[CONFIG_ENV.allowedClusters] ?? ""),
     allowedAccountIds: (env[CONFIG_ENV.allowedAccountIds] ?? "").split(",").map((s) => s.trim()).filter(Boolean),
     iamPrefix: env[CONFIG_ENV.iamPrefix] ?? "nfeks",
     permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn] || undefined,
     eventBusName: env[CONFIG_ENV.eventBusName] || undefined,
   };
-  const result = deploymentConfigSchema.safeParse(raw);
+}
+
+export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): DeploymentConfig {
+  const result = deploymentConfigSchema.safeParse(deploymentConfigInput(env));
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`Invalid deployment configuration: ${problems}`);

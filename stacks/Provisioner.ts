@@ -1,0 +1,201 @@
+/**
+ * The deployed product: one Lambda per workflow step (functions/steps/catalog.ts), the Standard state
+ * machine from statemachines/provision.asl.json with each `${<Step>FunctionArn}` placeholder substituted,
+ * the IAM-authorized HTTP API, the event bus with the ComputeEnvironmentRequested rule, and outputs that
+ * tell the operator what to run next (the cluster-access commands).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { Duration } from "aws-cdk-lib";
+import { ManagedPolicy, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
+import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
+import { useProject } from "sst/project.js";
+import { configToEnv } from "../functions/lib/config.js";
+import { PRODUCT } from "../functions/lib/naming.js";
+import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access.js";
+import { deploymentConfigForStage } from "./config.js";
+import {
+  KUBE_STEP_MODULES,
+  executionStatusStatements,
+  kubeStepsStatements,
+  startProvisioningStatements,
+  stepStatements,
+  type PermissionScope,
+} from "./permissions.js";
+
+export const DEFINITION_FILE = "statemachines/provision.asl.json";
+export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
+export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
+
+/** Memory and timeout per step module: Kubernetes steps load the client and wait on the API server. */
+const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
+  "resolve-cluster": { memorySize: 256, timeout: 30 },
+  iam: { memorySize: 256, timeout: 60 },
+  rbac: { memorySize: 512, timeout: 90 },
+  "cluster-access": { memorySize: 512, timeout: 90 },
+  storage: { memorySize: 512, timeout: 90 },
+  "head-job": { memorySize: 512, timeout: 120 },
+  report: { memorySize: 256, timeout: 30 },
+};
+
+/** Every Lambda: Node 22 on Graviton, one minified ESM bundle, X-Ray active. */
+export const FUNCTION_DEFAULTS: FunctionProps = {
+  runtime: "nodejs22.x",
+  architecture: "arm_64",
+  memorySize: 256,
+  timeout: 30,
+  tracing: "active",
+  // Errors are named (errors.ts), so stack traces into the bundle are rarely needed; no sourcemap
+  // upload to SST's bootstrap bucket.
+  nodejs: { format: "esm", minify: true, sourcemap: false },
+};
+
+/** `ResolveClusterFunctionArn` → `ResolveClusterFunction` (the construct id). */
+export function stepFunctionId(entry: StepFunctionEntry): string {
+  return entry.placeholder.replace(/Arn$/, "");
+}
+
+export function stepHandlerPath(entry: StepFunctionEntry): string {
+  return `functions/steps/${entry.module}.${entry.handler}`;
+}
+
+/**
+ * The ASL text, checked against the catalog: a placeholder with no function would deploy a broken
+ * definition, and a function the definition never calls means the two have drifted apart.
+ */
+export function readProvisionDefinition(root: string): string {
+  const file = path.join(root, DEFINITION_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${DEFINITION_FILE} is missing: the state machine definition is built from it`);
+  const text = fs.readFileSync(file, "utf8");
+  JSON.parse(text); // a syntax error here is clearer than CloudFormation's
+  const used = new Set([...text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]));
+  const known = new Set(STEP_FUNCTIONS.map((e) => e.placeholder));
+  const unknown = [...used].filter((p) => !known.has(p));
+  const unused = [...known].filter((p) => !used.has(p));
+  if (unknown.length || unused.length) {
+    throw new Error(
+      `${DEFINITION_FILE} and functions/steps/catalog.ts disagree:` +
+        (unknown.length ? ` placeholders with no step function: ${unknown.join(", ")};` : "") +
+        (unused.length ? ` step functions the definition never calls: ${unused.join(", ")}` : ""),
+    );
+  }
+  return text;
+}
+
+export function Provisioner({ stack, app }: StackContext) {
+  const config = deploymentConfigForStage(app.stage);
+  const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };
+
+  const bus = new EventBus(stack, "Bus");
+  stack.setDefaultFunctionProps({
+    ...FUNCTION_DEFAULTS,
+    environment: {
+      ...configToEnv({ ...config, eventBusName: bus.eventBusName }),
+      POWERTOOLS_SERVICE_NAME: PRODUCT,
+    },
+  });
+
+  // ------------------------------------------------------------ steps
+  const kubeStepsRole = new Role(stack, "KubeStepsRole", {
+    assumedBy: new ServicePrincipal("lambda.amazonaws.com"),
+    description: `${PRODUCT} (${app.stage}): the Lambdas that act on Kubernetes; map this role on every allowed cluster`,
+    managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaBasicExecutionRole")],
+  });
+  for (const statement of kubeStepsStatements(scope)) kubeStepsRole.addToPolicy(statement);
+
+  const stepFunctions = STEP_FUNCTIONS.map((entry) => {
+    const sizing = STEP_SIZING[entry.module];
+    if (!sizing) throw new Error(`stacks/Provisioner.ts has no memory/timeout for step module ${entry.module}`);
+    const isKube = KUBE_STEP_MODULES.has(entry.module);
+    const fn = new Function(stack, stepFunctionId(entry), {
+      handler: stepHandlerPath(entry),
+      description: `${PRODUCT}: ${entry.description}`.slice(0, 256),
+      ...sizing,
+      ...(isKube ? { role: kubeStepsRole } : {}),
+    });
+    const statements = stepStatements(entry, scope, bus.eventBusArn);
+    if (statements.length) fn.attachPermissions(statements);
+    return { entry, fn };
+  });
+
+  // ------------------------------------------------------------ state machine
+  const stateMachineName = app.logicalPrefixedName("provision");
+  const logGroup = new LogGroup(stack, "ProvisionLogs", {
+    // The /aws/vendedlogs/ prefix keeps CloudWatch Logs' resource policy from growing per log group.
+    logGroupName: `/aws/vendedlogs/states/${stateMachineName}`,
+    retention: RetentionDays.THREE_MONTHS,
+  });
+  const stateMachine = new StateMachine(stack, "ProvisionStateMachine", {
+    stateMachineName,
+    stateMachineType: StateMachineType.STANDARD,
+    definitionBody: DefinitionBody.fromString(readProvisionDefinition(useProject().paths.root)),
+    definitionSubstitutions: Object.fromEntries(stepFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
+    // Errors only, and never the execution data: requests and results name tenants, roles and buckets.
+    logs: { destination: logGroup, level: LogLevel.ERROR, includeExecutionData: false },
+    tracingEnabled: true,
+  });
+  for (const { fn } of stepFunctions) fn.grantInvoke(stateMachine);
+  const executionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${stateMachineName}:*`;
+
+  // ------------------------------------------------------------ entry points
+  const entryEnvironment = { [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn };
+  const api = new Api(stack, "Api", {
+    defaults: { authorizer: "iam", function: { environment: entryEnvironment, timeout: 29 } },
+    routes: {
+      "POST /provision": "functions/api/provision.handler",
+      "GET /executions/{id}": "functions/api/status.handler",
+    },
+  });
+  api.attachPermissionsToRoute("POST /provision", startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
+
+  // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
+  const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
+    retentionPeriod: Duration.days(14),
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+  });
+  const onRequested = new Function(stack, "ComputeEnvironmentRequestedFunction", {
+    handler: "functions/events/compute-environment-requested.handler",
+    description: `${PRODUCT}: start provisioning for a ${COMPUTE_ENVIRONMENT_REQUESTED} event`,
+    environment: entryEnvironment,
+    retryAttempts: 2,
+    deadLetterQueue: deadLetters,
+  });
+  onRequested.attachPermissions(startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  bus.addRules(stack, {
+    computeEnvironmentRequested: {
+      pattern: { detailType: [COMPUTE_ENVIRONMENT_REQUESTED] },
+      targets: {
+        startProvisioning: {
+          function: onRequested,
+          cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+        },
+      },
+    },
+  });
+
+  // ------------------------------------------------------------ what the operator runs next
+  const taken = new Set<string>();
+  const clusterOutputs: Record<string, string> = {};
+  for (const cluster of config.allowedClusters) {
+    const suffix = clusterOutputSuffix(cluster, taken);
+    clusterOutputs[`ClusterAccess${suffix}`] = accessEntryCommand(cluster, kubeStepsRole.roleArn, stack.partition);
+    clusterOutputs[`ClusterAccessConfigMap${suffix}`] = configMapAccessCommand(cluster, kubeStepsRole.roleArn);
+  }
+  stack.addOutputs({
+    ApiUrl: api.url,
+    StateMachineArn: stateMachine.stateMachineArn,
+    EventBusName: bus.eventBusName,
+    KubeStepsRoleArn: kubeStepsRole.roleArn,
+    AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
+    OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
+    ...clusterOutputs,
+  });
+
+  return { api, bus, stateMachine, kubeStepsRole };
+}

@@ -1,0 +1,475 @@
+/**
+ * The deployable infrastructure, proved offline: the SST app is synthesized exactly as `sst deploy`
+ * synthesizes it (the step Lambdas bundled by SST's esbuild) and the CloudFormation template is
+ * asserted on. No AWS credentials are used: in test mode SST skips its bootstrap lookups.
+ *
+ * One bundled synth (about half a minute: 17 esbuild bundles) carries most assertions; the
+ * permissions-boundary variant and the invalid configuration synthesize without bundling (IAM and
+ * validation do not depend on the bundles).
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import { CfnFunction } from "aws-cdk-lib/aws-lambda";
+import { App, getStack } from "sst/constructs";
+import { initProject } from "sst/project.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
+import sstConfig from "../../sst.config.js";
+import { describeConfigPath } from "../../stacks/config.js";
+import { KUBE_STEP_MODULES, stepStatements } from "../../stacks/permissions.js";
+import { DEFINITION_FILE, Provisioner, readProvisionDefinition } from "../../stacks/Provisioner.js";
+
+const ACCOUNT = "123456789012";
+const PREFIX = "nfeks";
+const BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/platform-boundary`;
+const ALLOWED = [
+  { name: "research", region: "eu-west-1", outputSuffix: "ResearchEuWest1" },
+  { name: "genomics-prod", region: "us-east-1", outputSuffix: "GenomicsProdUsEast1" },
+];
+const BASE_ENV = {
+  ALLOWED_CLUSTERS: ALLOWED.map((c) => `${c.name}@${c.region}`).join(","),
+  ALLOWED_ACCOUNT_IDS: "111122223333",
+  IAM_PREFIX: PREFIX,
+  PERMISSIONS_BOUNDARY_ARN: "",
+};
+
+/**
+ * Actions AWS only accepts with `Resource: "*"` (no resource-level permissions): X-Ray segments from
+ * the traced Lambdas and state machine, and the CloudWatch Logs vended-delivery calls Step Functions
+ * logging needs. Nothing the product does to IAM, EKS, Step Functions or EventBridge is among them.
+ */
+const TELEMETRY_ONLY_ON_STAR = new Set([
+  "xray:PutTraceSegments",
+  "xray:PutTelemetryRecords",
+  "logs:CreateLogDelivery",
+  "logs:UpdateLogDelivery",
+  "logs:DeleteLogDelivery",
+  "logs:PutResourcePolicy",
+]);
+
+// ---------------------------------------------------------------- template helpers
+
+type Json = any; // CloudFormation JSON
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: Json;
+  Condition?: Record<string, Record<string, string>>;
+}
+
+const asList = <T,>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+/** Intrinsics rendered readably: `{Ref: AWS::Partition}` → aws, GetAtt → `<Id.Attr>`, Join → joined. */
+function flatten(value: Json): string {
+  if (typeof value === "string") return value;
+  if (value?.Ref === "AWS::Partition") return "aws";
+  if (value?.Ref === "AWS::Region") return "eu-west-1";
+  if (value?.Ref === "AWS::AccountId") return ACCOUNT;
+  if (value?.Ref === "AWS::URLSuffix") return "amazonaws.com";
+  if (value?.Ref) return `<${value.Ref}>`;
+  if (value?.["Fn::GetAtt"]) return `<${value["Fn::GetAtt"].join(".")}>`;
+  if (value?.["Fn::Join"]) return value["Fn::Join"][1].map(flatten).join(value["Fn::Join"][0]);
+  return JSON.stringify(value);
+}
+
+function resourcesOf(template: Template, type: string): Array<[string, Json]> {
+  return Object.entries(template.findResources(type)).map(([id, resource]) => [id, (resource as Json).Properties]);
+}
+
+/** Every statement of every policy in the stack (AWS::IAM::Policy documents and inline role policies). */
+function allStatements(template: Template): Array<{ policy: string; statement: Statement }> {
+  const found: Array<{ policy: string; statement: Statement }> = [];
+  for (const [id, props] of resourcesOf(template, "AWS::IAM::Policy")) {
+    for (const statement of props.PolicyDocument.Statement) found.push({ policy: id, statement });
+  }
+  for (const [id, props] of resourcesOf(template, "AWS::IAM::Role")) {
+    for (const inline of props.Policies ?? []) for (const statement of inline.PolicyDocument.Statement) found.push({ policy: `${id}/inline`, statement });
+  }
+  return found;
+}
+
+const isReadOnly = (action: string) => /^[a-z0-9-]+:(Get|List|Describe)/.test(action);
+
+function functionIdByHandler(template: Template, handler: string): string {
+  const matches = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler === handler);
+  expect(matches.map(([id]) => id), `exactly one Lambda with handler ${handler}`).toHaveLength(1);
+  return matches[0][0];
+}
+
+const stepHandler = (entry: StepFunctionEntry) => `functions/steps/${entry.module}.${entry.handler}`;
+
+/** The Allow actions (minus X-Ray) of the policies attached to a Lambda's role. */
+function roleActions(template: Template, functionId: string): string[] {
+  const fn = template.findResources("AWS::Lambda::Function")[functionId] as Json;
+  const roleId = fn.Properties.Role["Fn::GetAtt"][0];
+  const actions = new Set<string>();
+  for (const [, props] of resourcesOf(template, "AWS::IAM::Policy")) {
+    if (!props.Roles.some((r: Json) => r.Ref === roleId)) continue;
+    for (const s of props.PolicyDocument.Statement as Statement[]) for (const a of asList(s.Action)) if (!a.startsWith("xray:")) actions.add(a);
+  }
+  return [...actions].sort();
+}
+
+/** Where SST put each Lambda's bundle: `.sst/artifacts/<construct address>/`, by logical ID. */
+function bundleDirectories(stack: Stack): Map<string, string> {
+  const dirs = new Map<string, string>();
+  for (const construct of stack.node.findAll()) {
+    if (construct instanceof CfnFunction) dirs.set(stack.resolve(stack.getLogicalId(construct)), path.join(".sst", "artifacts", construct.node.scope!.node.addr));
+  }
+  return dirs;
+}
+
+async function synthesize(env: Record<string, string>, { bundle }: { bundle: boolean }): Promise<Template> {
+  return (await synthesizeStack(env, { bundle })).template;
+}
+
+async function synthesizeStack(env: Record<string, string>, { bundle }: { bundle: boolean }): Promise<{ template: Template; stack: Stack }> {
+  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  const { name } = await sstConfig.config({ stage: "test" });
+  const app = new App({ mode: "deploy", stage: "test", name, region: "eu-west-1", account: ACCOUNT });
+  // The app's own stacks() from sst.config.ts, as `sst deploy` calls it.
+  await sstConfig.stacks(app);
+  // finish() runs SST's deferred tasks: the esbuild bundle of every function, as in `sst deploy`.
+  if (bundle) await app.finish();
+  const stack = getStack(Provisioner);
+  return { template: Template.fromStack(stack), stack };
+}
+
+beforeAll(async () => {
+  // Without NODE_ENV=test SST would look up its bootstrap stack in a real account.
+  vi.stubEnv("NODE_ENV", "test");
+  await initProject({ stage: "test" });
+});
+
+afterAll(() => {
+  vi.unstubAllEnvs();
+});
+
+// ---------------------------------------------------------------- the stack as deployed
+
+describe("the Provisioner stack (allowlist of two clusters, no permissions boundary, bundled)", () => {
+  let template: Template;
+  let bundles: Map<string, string>;
+  let synthSeconds = 0;
+
+  beforeAll(async () => {
+    const started = Date.now();
+    const synthesized = await synthesizeStack(BASE_ENV, { bundle: true });
+    synthSeconds = (Date.now() - started) / 1000;
+    template = synthesized.template;
+    bundles = bundleDirectories(synthesized.stack);
+  }, 300_000);
+
+  it("has one bundled Lambda per workflow step: Node 22, arm64, sized for what it does", () => {
+    // Assess
+    expect(synthSeconds).toBeGreaterThan(0);
+    for (const entry of STEP_FUNCTIONS) {
+      const id = functionIdByHandler(template, stepHandler(entry));
+      const props = (template.findResources("AWS::Lambda::Function")[id] as Json).Properties;
+      expect(props.Runtime, entry.placeholder).toBe("nodejs22.x");
+      expect(props.Architectures, entry.placeholder).toEqual(["arm64"]);
+      expect(props.Code.S3Key, `${entry.placeholder} is an uploaded bundle, not inline code`).toMatch(/\.zip$/);
+      expect(props.MemorySize).toBeGreaterThanOrEqual(256);
+      expect(props.MemorySize).toBeLessThanOrEqual(512);
+      expect(props.TracingConfig).toEqual({ Mode: "Active" });
+      if (KUBE_STEP_MODULES.has(entry.module)) {
+        expect(props.Timeout, `${entry.placeholder} waits on the Kubernetes API`).toBeGreaterThanOrEqual(60);
+        expect(props.Timeout).toBeLessThanOrEqual(120);
+        expect(props.Role["Fn::GetAtt"][0], `${entry.placeholder} runs as the shared KubeStepsRole`).toMatch(/^KubeStepsRole/);
+      } else {
+        expect(props.Role["Fn::GetAtt"][0]).not.toMatch(/^KubeStepsRole/);
+      }
+      const env = props.Environment.Variables;
+      expect(JSON.parse(env.ALLOWED_CLUSTERS)).toEqual(ALLOWED.map(({ name, region }) => ({ name, region })));
+      expect(env.ALLOWED_ACCOUNT_IDS).toBe("111122223333");
+      expect(env.IAM_PREFIX).toBe(PREFIX);
+      expect(env.POWERTOOLS_SERVICE_NAME).toBe("nf-eks-provisioner");
+      expect(flatten(env.EVENT_BUS_NAME)).toMatch(/^<BusEventBus/);
+      expect(env.PERMISSIONS_BOUNDARY_ARN).toBeUndefined();
+    }
+  });
+
+  it("bundles every Lambda into an ES module that loads on Node and exports its handler", () => {
+    // Prepare: the product's Lambdas (SST's own custom-resource handler is inline code, not a bundle)
+    const lambdas = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler.startsWith("functions/"));
+    const checks = lambdas.map(([id, props]) => {
+      const [file, exported] = [props.Handler.slice(0, props.Handler.lastIndexOf(".")), props.Handler.slice(props.Handler.lastIndexOf(".") + 1)];
+      return { file: path.resolve(bundles.get(id)!, `${file}.mjs`), exported };
+    });
+    const script =
+      "const checks = JSON.parse(process.argv[1]); const found = [];" +
+      "for (const c of checks) { const m = await import(c.file); found.push(typeof m[c.exported]); }" +
+      "console.log(JSON.stringify(found));";
+    // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
+    const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
+    // Assess
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 3);
+    for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
+    expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
+  }, 180_000);
+
+  it("builds the Standard state machine from the ASL file with every placeholder bound to its step Lambda", () => {
+    // Prepare
+    const asl = fs.readFileSync(DEFINITION_FILE, "utf8");
+    const [[, machine]] = resourcesOf(template, "AWS::StepFunctions::StateMachine");
+    // Assess
+    expect(machine.StateMachineType).toBe("STANDARD");
+    expect(JSON.parse(machine.DefinitionString)).toEqual(JSON.parse(asl));
+    expect(Object.keys(machine.DefinitionSubstitutions).sort()).toEqual(STEP_FUNCTIONS.map((e) => e.placeholder).sort());
+    for (const entry of STEP_FUNCTIONS) {
+      expect(machine.DefinitionString).toContain(`\${${entry.placeholder}}`);
+      expect(machine.DefinitionSubstitutions[entry.placeholder]).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
+    }
+    const invokable = allStatements(template)
+      .filter(({ policy, statement }) => policy.startsWith("ProvisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"))
+      .flatMap(({ statement }) => asList(statement.Resource).map(flatten));
+    for (const entry of STEP_FUNCTIONS) expect(invokable).toContain(`<${functionIdByHandler(template, stepHandler(entry))}.Arn>`);
+  });
+
+  it("logs the state machine at ERROR without execution data, and traces it with X-Ray", () => {
+    // Prepare
+    const [[, machine]] = resourcesOf(template, "AWS::StepFunctions::StateMachine");
+    // Assess
+    expect(machine.LoggingConfiguration.Level).toBe("ERROR");
+    expect(machine.LoggingConfiguration.IncludeExecutionData).toBe(false);
+    expect(flatten(machine.LoggingConfiguration.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn)).toMatch(/^<ProvisionLogs.*\.Arn>$/);
+    expect(machine.TracingConfiguration).toEqual({ Enabled: true });
+    // sst.config.ts: stages other than prod delete their log groups on `sst remove`.
+    for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup"))) expect((logGroup as Json).DeletionPolicy).toBe("Delete");
+  });
+
+  it("grants no write action on Resource '*' and no wildcard actions", () => {
+    // Prepare
+    const statements = allStatements(template);
+    // Assess
+    expect(statements.length).toBeGreaterThan(10);
+    for (const { policy, statement } of statements) {
+      expect(statement.Effect).toBe("Allow");
+      for (const action of asList(statement.Action)) {
+        expect(action, `${policy}: wildcard action`).not.toContain("*");
+        const onStar = asList(statement.Resource).some((r) => r === "*");
+        if (onStar && !isReadOnly(action)) expect(TELEMETRY_ONLY_ON_STAR.has(action), `${policy}: ${action} on "*"`).toBe(true);
+      }
+    }
+  });
+
+  it("scopes IAM writes to the product's prefixed roles, PassRole to Pod Identity, EKS to the allowlisted clusters", () => {
+    // Prepare
+    const statements = allStatements(template);
+    const prefixedRoles = `arn:aws:iam::${ACCOUNT}:role/${PREFIX}-*`;
+    const eksResource = new RegExp(
+      `^arn:aws:eks:(${ALLOWED.map((c) => `${c.region}:${ACCOUNT}:(cluster/${c.name}|access-entry/${c.name}/\\*|podidentityassociation/${c.name}/\\*)`).join("|")})$`,
+    );
+    // Assess
+    for (const { policy, statement } of statements) {
+      const actions = asList(statement.Action);
+      const resources = asList(statement.Resource).map(flatten);
+      if (actions.some((a) => a.startsWith("iam:") && !isReadOnly(a))) expect(resources, policy).toEqual([prefixedRoles]);
+      if (actions.includes("iam:PassRole")) {
+        expect(statement.Condition).toEqual({ StringEquals: { "iam:PassedToService": "pods.eks.amazonaws.com" } });
+        expect(policy).toMatch(/^CreateIamResourcesFunction/);
+      }
+      if (actions.some((a) => a.startsWith("eks:"))) for (const r of resources) expect(r, policy).toMatch(eksResource);
+      if (actions.includes("states:StartExecution")) expect(resources).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+      if (actions.some((a) => a.startsWith("states:Describe") || a.startsWith("states:GetExecution"))) {
+        expect(resources).toEqual([`arn:aws:states:eu-west-1:${ACCOUNT}:execution:test-nf-eks-provisioner-provision:*`]);
+      }
+      if (actions.includes("events:PutEvents")) expect(resources).toEqual([expect.stringMatching(/^<BusEventBus.*\.Arn>$/)]);
+    }
+    const createRole = statements.filter(({ statement }) => asList(statement.Action).includes("iam:CreateRole"));
+    expect(createRole).toHaveLength(1);
+    expect(createRole[0].statement.Condition).toBeUndefined();
+    expect(JSON.stringify(template.toJSON())).not.toContain("iam:PermissionsBoundary");
+  });
+
+  it("gives each Lambda only the actions its code calls", () => {
+    // Prepare
+    const expected: Record<string, string[]> = {
+      "resolve-cluster.apply": ["eks:DescribeCluster"],
+      "iam.apply": [
+        "eks:CreatePodIdentityAssociation",
+        "eks:DescribePodIdentityAssociation",
+        "eks:ListPodIdentityAssociations",
+        "eks:TagResource",
+        "eks:UpdatePodIdentityAssociation",
+        "iam:CreateRole",
+        "iam:GetRole",
+        "iam:GetRolePolicy",
+        "iam:GetUser",
+        "iam:ListOpenIDConnectProviders",
+        "iam:PassRole",
+        "iam:PutRolePermissionsBoundary",
+        "iam:PutRolePolicy",
+        "iam:TagRole",
+        "iam:UpdateAssumeRolePolicy",
+      ],
+      "iam.compensate": [
+        "eks:DeletePodIdentityAssociation",
+        "eks:DescribePodIdentityAssociation",
+        "eks:ListPodIdentityAssociations",
+        "iam:DeleteRole",
+        "iam:DeleteRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:GetRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListRolePolicies",
+      ],
+      "report.ready": ["events:PutEvents"],
+      "report.failed": ["events:PutEvents"],
+    };
+    const kubeSteps = ["eks:CreateAccessEntry", "eks:DeleteAccessEntry", "eks:DescribeAccessEntry", "eks:TagResource", "eks:UpdateAccessEntry"];
+    // Assess
+    for (const entry of STEP_FUNCTIONS) {
+      const actions = roleActions(template, functionIdByHandler(template, stepHandler(entry)));
+      const want = KUBE_STEP_MODULES.has(entry.module) ? kubeSteps : expected[`${entry.module}.${entry.handler}`];
+      expect(actions, entry.placeholder).toEqual([...want].sort());
+    }
+    expect(roleActions(template, functionIdByHandler(template, "functions/api/provision.handler"))).toEqual(["states:DescribeExecution", "states:StartExecution"]);
+    expect(roleActions(template, functionIdByHandler(template, "functions/api/status.handler"))).toEqual(["states:DescribeExecution", "states:GetExecutionHistory"]);
+    expect(roleActions(template, functionIdByHandler(template, "functions/events/compute-environment-requested.handler"))).toEqual([
+      "sqs:SendMessage",
+      "states:DescribeExecution",
+      "states:StartExecution",
+    ]);
+  });
+
+  it("puts both HTTP API routes behind IAM authorization, each on its handler", () => {
+    // Prepare
+    const routes = resourcesOf(template, "AWS::ApiGatewayV2::Route").map(([, props]) => props);
+    const integrations = template.findResources("AWS::ApiGatewayV2::Integration") as Json;
+    // Assess
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual(["GET /executions/{id}", "POST /provision"]);
+    for (const route of routes) {
+      expect(route.AuthorizationType, route.RouteKey).toBe("AWS_IAM");
+      const integrationId = flatten(route.Target).replace(/^integrations\/<(.*)>$/, "$1");
+      const handler = route.RouteKey === "POST /provision" ? "functions/api/provision.handler" : "functions/api/status.handler";
+      expect(flatten(integrations[integrationId].Properties.IntegrationUri)).toBe(`<${functionIdByHandler(template, handler)}.Arn>`);
+    }
+    const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json).Properties
+      .Environment.Variables;
+    expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
+  });
+
+  it("starts the workflow from ComputeEnvironmentRequested events on the product's bus, with retries and a dead-letter queue", () => {
+    // Prepare
+    const rules = resourcesOf(template, "AWS::Events::Rule").map(([, props]) => props);
+    const onRequested = functionIdByHandler(template, "functions/events/compute-environment-requested.handler");
+    // Assess
+    expect(rules).toHaveLength(1);
+    const [rule] = rules;
+    expect(rule.EventPattern).toEqual({ "detail-type": ["ComputeEnvironmentRequested"] });
+    expect(flatten(rule.EventBusName)).toMatch(/^<BusEventBus/);
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onRequested, "Arn"] });
+    expect(flatten(rule.Targets[0].DeadLetterConfig.Arn)).toMatch(/^<OnboardingDeadLetters.*\.Arn>$/);
+    expect(rule.Targets[0].RetryPolicy.MaximumRetryAttempts).toBeGreaterThan(0);
+    template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", { FunctionName: { Ref: onRequested }, MaximumRetryAttempts: 2 });
+    const handlerEnv = (template.findResources("AWS::Lambda::Function")[onRequested] as Json).Properties.Environment.Variables;
+    expect(flatten(handlerEnv.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
+  });
+
+  it("prints what the operator needs: API URL, state machine, bus, the step role and one access command per cluster", () => {
+    // Prepare
+    const outputs = template.toJSON().Outputs as Record<string, { Value: Json }>;
+    const value = (key: string) => flatten(outputs[key]?.Value);
+    const roleArn = value("KubeStepsRoleArn");
+    // Assess
+    expect(roleArn).toMatch(/^<KubeStepsRole.*\.Arn>$/);
+    expect(value("ApiUrl")).toMatch(/^<Api.*\.ApiEndpoint>$/);
+    expect(value("StateMachineArn")).toMatch(/^<ProvisionStateMachine/);
+    expect(value("EventBusName")).toMatch(/^<BusEventBus/);
+    for (const cluster of ALLOWED) {
+      const target = `--cluster-name ${cluster.name} --region ${cluster.region} --principal-arn ${roleArn}`;
+      expect(value(`ClusterAccess${cluster.outputSuffix}`)).toBe(
+        `aws eks create-access-entry ${target} && aws eks associate-access-policy ${target} ` +
+          `--policy-arn arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy --access-scope type=cluster`,
+      );
+      expect(value(`ClusterAccessConfigMap${cluster.outputSuffix}`)).toContain(
+        `eksctl create iamidentitymapping --cluster ${cluster.name} --region ${cluster.region} --arn ${roleArn}`,
+      );
+    }
+    const [entry] = parseYaml(value("AwsAuthMapRolesEntry"));
+    expect(entry).toEqual({ rolearn: roleArn, username: "nf-eks-provisioner", groups: ["nf-eks-provisioner-admin"] });
+    expect(entry.groups.some((g: string) => g.startsWith("system:"))).toBe(false);
+  });
+});
+
+// ---------------------------------------------------------------- configuration variants
+
+describe("the Provisioner stack with a permissions boundary", () => {
+  let template: Template;
+
+  beforeAll(async () => {
+    template = await synthesize({ ...BASE_ENV, PERMISSIONS_BOUNDARY_ARN: BOUNDARY }, { bundle: false });
+  }, 120_000);
+
+  it("lets the IAM step create roles and set boundaries only with the configured boundary", () => {
+    // Prepare
+    const statements = allStatements(template).map(({ statement }) => statement);
+    const guarded = statements.filter((s) => asList(s.Action).some((a) => a === "iam:CreateRole" || a === "iam:PutRolePermissionsBoundary"));
+    // Assess
+    expect(guarded.length).toBeGreaterThan(0);
+    for (const statement of guarded) expect(statement.Condition).toEqual({ StringEquals: { "iam:PermissionsBoundary": BOUNDARY } });
+    const iamStep = (template.findResources("AWS::Lambda::Function")[
+      resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
+    ] as Json).Properties;
+    expect(iamStep.Environment.Variables.PERMISSIONS_BOUNDARY_ARN).toBe(BOUNDARY);
+  });
+});
+
+describe("synth-time validation of the deploy-time configuration", () => {
+  it("stops the synth naming every bad variable", async () => {
+    // Act
+    const synth = synthesize({ ALLOWED_CLUSTERS: "research", ALLOWED_ACCOUNT_IDS: "12", IAM_PREFIX: "bad prefix!", PERMISSIONS_BOUNDARY_ARN: "" }, { bundle: false });
+    // Assess
+    await expect(synth).rejects.toThrow(/stage "test" is invalid/);
+    await expect(synth).rejects.toThrow(/ALLOWED_CLUSTERS\[0\]\.region/);
+    await expect(synth).rejects.toThrow(/ALLOWED_ACCOUNT_IDS\[0\]: account IDs are 12 digits/);
+    await expect(synth).rejects.toThrow(/IAM_PREFIX: iamPrefix is 1-20 characters/);
+  });
+
+  it("refuses an empty allowlist and malformed JSON", async () => {
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: Array must contain at least 1/);
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: not a valid list/);
+  });
+
+  it("names settings by the variable that holds them", () => {
+    expect(describeConfigPath("allowedClusters.0.region")).toBe("ALLOWED_CLUSTERS[0].region");
+    expect(describeConfigPath("permissionsBoundaryArn")).toBe("PERMISSIONS_BOUNDARY_ARN");
+  });
+});
+
+describe("guards that keep the stack and the workflow in step", () => {
+  function tempRootWith(definition: unknown): string {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "nf-eks-asl-"));
+    fs.mkdirSync(path.join(root, "statemachines"));
+    fs.writeFileSync(path.join(root, DEFINITION_FILE), JSON.stringify(definition));
+    return root;
+  }
+
+  it("refuses a definition whose placeholders do not match the step catalog", () => {
+    // Prepare
+    const resources = STEP_FUNCTIONS.slice(1).map((e) => `\${${e.placeholder}}`);
+    const states = Object.fromEntries([...resources, "${NoSuchFunctionArn}"].map((r, i) => [`S${i}`, { Type: "Task", Resource: r, End: true }]));
+    const root = tempRootWith({ StartAt: "S0", States: states });
+    // Act
+    const read = () => readProvisionDefinition(root);
+    // Assess
+    expect(read).toThrow(/placeholders with no step function: NoSuchFunctionArn/);
+    expect(read).toThrow(new RegExp(`never calls: ${STEP_FUNCTIONS[0].placeholder}`));
+  });
+
+  it("refuses to give a step it does not know any permissions", () => {
+    // Prepare
+    const unknown = { placeholder: "MysteryFunctionArn", module: "mystery", handler: "apply", description: "?" };
+    const scope = { partition: "aws", account: ACCOUNT, config: { allowedClusters: [{ name: "a", region: "eu-west-1" }], allowedAccountIds: [], iamPrefix: PREFIX, eventBusName: "b" } };
+    // Act + Assess
+    expect(() => stepStatements(unknown, scope, "arn:aws:events:eu-west-1:123456789012:event-bus/b")).toThrow(/no permissions for step mystery\.apply/);
+  });
+});
