@@ -1,0 +1,97 @@
+/**
+ * What every emulated AWS service shares: the parsed request, the caller, the error a handler throws
+ * (rendered per protocol by server.ts), ids and pagination tokens.
+ */
+import { randomBytes } from "node:crypto";
+
+/** The services the emulator answers, named as they appear in a SigV4 credential scope. */
+export type AwsService = "iam" | "sts" | "eks" | "events";
+
+/** Who signed the request (from the access key in the credential scope). */
+export interface Caller {
+  accessKeyId: string;
+  arn: string;
+  accountId: string;
+  userId: string;
+}
+
+export interface AwsRequest {
+  method: string;
+  /** raw (still percent-encoded) path, without the query string */
+  path: string;
+  /** decoded query parameters; repeated keys become arrays */
+  query: Record<string, string | string[]>;
+  /** lower-cased header names */
+  headers: Record<string, string>;
+  body: Buffer;
+  service: AwsService;
+  /** the signing region (EKS and EventBridge are regional; IAM ignores it) */
+  region: string;
+  caller: Caller;
+  requestId: string;
+}
+
+/**
+ * An AWS error answer. `code` is the wire error code (`NoSuchEntity`, `ResourceNotFoundException`);
+ * server.ts renders it as query-protocol XML or JSON with `x-amzn-ErrorType`, as the service does.
+ */
+export class AwsApiError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    /** extra members of the JSON error body (EKS adds `clusterName`, for instance) */
+    readonly fields: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "AwsApiError";
+  }
+
+  /** IAM/STS `<Type>`: Sender for 4xx, Receiver for 5xx. */
+  get type(): "Sender" | "Receiver" {
+    return this.status >= 500 ? "Receiver" : "Sender";
+  }
+}
+
+const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/** IAM unique ids look like `AROA` + 17 base32 characters (AIDA users, ANPA policies). */
+export function iamUniqueId(prefix: "AROA" | "AIDA" | "ANPA"): string {
+  return prefix + randomChars(ID_ALPHABET, 17);
+}
+
+/** EKS Pod Identity association ids: `a-` + 17 lower-case letters and digits. */
+export function associationId(): string {
+  return "a-" + randomChars("abcdefghijklmnopqrstuvwxyz0123456789", 17);
+}
+
+function randomChars(alphabet: string, length: number): string {
+  const bytes = randomBytes(length);
+  return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");
+}
+
+/** Opaque pagination tokens (EKS `nextToken`, IAM `Marker`): the offset of the next item. */
+export function encodeToken(offset: number): string {
+  return Buffer.from(JSON.stringify({ offset })).toString("base64");
+}
+
+export function decodeToken(token: string | undefined, invalid: () => AwsApiError): number {
+  if (!token) return 0;
+  try {
+    const { offset } = JSON.parse(Buffer.from(token, "base64").toString("utf8")) as { offset?: unknown };
+    if (typeof offset === "number" && Number.isInteger(offset) && offset >= 0) return offset;
+  } catch {
+    // falls through
+  }
+  throw invalid();
+}
+
+/** One page of `items` starting at `offset`; `next` is the offset of the following page, if any. */
+export function page<T>(items: T[], offset: number, size: number): { items: T[]; next?: number } {
+  const slice = items.slice(offset, offset + size);
+  return { items: slice, ...(offset + size < items.length ? { next: offset + size } : {}) };
+}
+
+export function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

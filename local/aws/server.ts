@@ -1,0 +1,555 @@
+/**
+ * One HTTP server on 127.0.0.1 that answers the AWS calls the product makes, on the wire protocols the
+ * real clients speak, so the SDK v3 clients and the AWS CLI work against it with only the endpoint changed:
+ *   IAM, STS    query protocol, XML (Action=...&Version=...)
+ *   EKS         REST JSON (/clusters/{name}/access-entries/...)
+ *   EventBridge JSON 1.1 (X-Amz-Target: AWSEvents.PutEvents)
+ * Requests are routed by the service in the SigV4 credential scope, checked against the known access keys
+ * (signature recomputed), passed through the fault injector ("<service>:<Action>"), then answered from
+ * in-memory state. Errors carry AWS's codes, HTTP statuses and shapes, so the SDK raises the same
+ * exception classes it raises against AWS.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createHash, randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { parseArn } from "../../functions/lib/arn.js";
+import { FaultInjector, type FaultDecision } from "../faults.js";
+import { accessPolicyArn, handleEks, routeEks } from "./eks.js";
+import { handleEvents } from "./events.js";
+import { IAM_NAMESPACE, IAM_VERSION, handleIam, newOidcProvider, newRole, newUser } from "./iam.js";
+import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
+import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, CLUSTER_ID_HEADER, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
+import { clusterKey, createState, snapshotOf, type AccessEntry, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./state.js";
+import { STS_NAMESPACE, STS_VERSION, handleSts } from "./sts.js";
+import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
+
+export type { AwsState, RecordedEvent } from "./state.js";
+export type { KnownCredentials } from "./sigv4.js";
+
+export const DEFAULT_ACCOUNT_ID = "111122223333";
+/** The AWS documentation's example keys: what vitest.config.ts and the sandbox put in the environment. */
+export const DEFAULT_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE";
+export const DEFAULT_SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+export const SANDBOX_ADMIN = "sandbox-admin";
+
+export interface AwsEmulatorOptions {
+  port?: number;
+  faults?: FaultInjector;
+  accountId?: string;
+  /** how long a new IAM role/user stays invisible to EKS and to trust policies (default 0) */
+  propagationDelayMs?: number;
+  /** check SigV4 signatures against the known secrets (default true) */
+  verifySignatures?: boolean;
+}
+
+export interface SeedCluster {
+  name: string;
+  region: string;
+  /** the Kubernetes API URL (the kube emulator's) */
+  endpoint: string;
+  /** base64 PEM of the API server's CA */
+  certificateAuthority: string;
+  authenticationMode: AuthenticationMode;
+  /** `https://oidc.eks.<region>.amazonaws.com/id/<ID>`; registered as an IAM OIDC provider when given */
+  oidcIssuer?: string;
+  version?: string;
+  /** default ACTIVE (CREATING/UPDATING to exercise ResolveCluster's waiting) */
+  status?: string;
+  /** the node group's role: created in IAM (and, in API modes, given an EC2_LINUX access entry) */
+  nodeRoleArn?: string;
+  /** the principal that created the cluster (default: the sandbox-admin user); admin through an access entry in API modes */
+  creatorArn?: string;
+  tags?: Record<string, string>;
+}
+
+export interface PresignedCaller {
+  arn: string;
+  accountId: string;
+  userId: string;
+  accessKeyId: string;
+  /** the x-k8s-aws-id the URL was signed for */
+  clusterName: string;
+}
+
+export interface AwsEmulator {
+  url: string;
+  state: AwsState;
+  faults: FaultInjector;
+  seedCluster(cluster: SeedCluster): void;
+  /** deep, deterministic copy of the IAM and EKS state (events too when asked) */
+  snapshot(opts?: { includeEvents?: boolean }): unknown;
+  /** let another access key sign requests, as the given principal */
+  addCredentials(credentials: KnownCredentials): void;
+  /**
+   * The caller behind an EKS bearer token's presigned STS GetCallerIdentity URL, or undefined when the
+   * signature, the expiry or the signed cluster id does not hold. Without `clusterName`, any seeded
+   * cluster's name is accepted as the signed x-k8s-aws-id (the answer says which).
+   */
+  verifyPresignedCallerIdentity(url: string, opts?: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined>;
+  /** the events PutEvents accepted, optionally filtered */
+  events(filter?: { detailType?: string; source?: string; eventBusName?: string }): RecordedEvent[];
+  /** hear of every event PutEvents accepts (a bus rule's target); returns the unsubscribe */
+  onEvent(listener: (event: RecordedEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+const running = new Set<AwsEmulator>();
+
+/** Checks a presigned URL against every running emulator's keys (for code that has no emulator handle). */
+export async function verifyPresignedCallerIdentity(url: string, opts?: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined> {
+  for (const emulator of running) {
+    const caller = await emulator.verifyPresignedCallerIdentity(url, opts);
+    if (caller) return caller;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- callers
+
+function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
+  const arn = parseArn(credentials.arn);
+  const accountId = arn?.accountId ?? state.accountId;
+  const resource = arn?.resource ?? "";
+  let userId = "AIDA" + createHash("sha256").update(credentials.arn).digest("hex").slice(0, 17).toUpperCase();
+  if (resource.startsWith("user/")) {
+    userId = state.iam.users.get(resource.slice(resource.lastIndexOf("/") + 1))?.userId ?? userId;
+  } else if (resource.startsWith("assumed-role/")) {
+    const [, roleName, session] = resource.split("/");
+    const roleId = state.iam.roles.get(roleName)?.roleId ?? "AROA" + createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase();
+    userId = `${roleId}:${session ?? ""}`;
+  }
+  return { accessKeyId: credentials.accessKeyId, arn: credentials.arn, accountId, userId };
+}
+
+// ---------------------------------------------------------------- protocol per service
+
+interface ServiceProtocol {
+  render(res: ServerResponse, request: AwsRequest, result: unknown, operation: string): void;
+  renderError(res: ServerResponse, requestId: string, error: AwsApiError): void;
+  /** the error for an unknown or missing access key, and for a wrong signature */
+  unknownKey(): AwsApiError;
+  badSignature(): AwsApiError;
+  fault(decision: FaultDecision, operation: string, caller?: Caller): AwsApiError | undefined;
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { "content-type": contentType, "content-length": Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function accessDeniedMessage(operation: string, caller?: Caller): string {
+  return `User: ${caller?.arn ?? "anonymous"} is not authorized to perform: ${operation} because no identity-based policy allows the ${operation} action`;
+}
+
+function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtocol {
+  return {
+    render(res, request, result, action) {
+      // aws-iam-authenticator asks STS for JSON (Accept: application/json); everyone else gets XML.
+      if (service === "sts" && (request.headers.accept ?? "").includes("application/json")) {
+        const body = JSON.stringify({ [`${action}Response`]: { [`${action}Result`]: result, ResponseMetadata: { RequestId: request.requestId } } });
+        send(res, 200, "application/json", body, { "x-amzn-RequestId": request.requestId });
+        return;
+      }
+      send(res, 200, "text/xml", queryResponse(action, namespace, request.requestId, result as Record<string, never> | undefined), {
+        "x-amzn-RequestId": request.requestId,
+      });
+    },
+    renderError(res, requestId, error) {
+      send(res, error.status, "text/xml", queryErrorResponse(error, namespace, requestId), { "x-amzn-RequestId": requestId });
+    },
+    unknownKey: () => new AwsApiError("InvalidClientTokenId", 403, "The security token included in the request is invalid."),
+    badSignature: () =>
+      new AwsApiError(
+        "SignatureDoesNotMatch",
+        403,
+        "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+      ),
+    fault(decision, operation, caller) {
+      switch (decision.kind) {
+        case "throttle":
+          return new AwsApiError("Throttling", 400, "Rate exceeded");
+        case "5xx":
+          return service === "iam"
+            ? new AwsApiError("ServiceFailure", 500, "The request processing has failed because of an unknown error, exception or failure.")
+            : new AwsApiError("ServiceUnavailable", 503, "Service is unavailable. Please try again later.");
+        case "conflict":
+          return new AwsApiError("ConcurrentModification", 409, "Rate exceeded for concurrent modification of this resource. Please try again.");
+        case "permanent":
+          return new AwsApiError("AccessDenied", 403, accessDeniedMessage(operation, caller));
+        default:
+          return undefined;
+      }
+    },
+  };
+}
+
+function jsonError(res: ServerResponse, requestId: string, error: AwsApiError, withType: boolean): void {
+  const body = JSON.stringify({ ...(withType ? { __type: error.code } : {}), message: error.message, ...error.fields });
+  send(res, error.status, "application/json", body, { "x-amzn-RequestId": requestId, "x-amzn-ErrorType": error.code });
+}
+
+const eksProtocol: ServiceProtocol = {
+  render(res, request, result) {
+    send(res, 200, "application/json", JSON.stringify(result), { "x-amzn-RequestId": request.requestId });
+  },
+  renderError: (res, requestId, error) => jsonError(res, requestId, error, false),
+  unknownKey: () => new AwsApiError("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
+  badSignature: () =>
+    new AwsApiError("InvalidSignatureException", 403, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."),
+  fault(decision, operation, caller) {
+    switch (decision.kind) {
+      case "throttle":
+        return new AwsApiError("ThrottlingException", 429, "Rate exceeded");
+      case "5xx":
+        return new AwsApiError("ServerException", 500, "An internal error occurred. Please try again.");
+      case "conflict":
+        return new AwsApiError("ResourceInUseException", 409, "The resource is being modified by another request. Please try again.");
+      case "permanent":
+        return new AwsApiError("AccessDeniedException", 403, accessDeniedMessage(operation, caller));
+      default:
+        return undefined;
+    }
+  },
+};
+
+const eventsProtocol: ServiceProtocol = {
+  render(res, request, result) {
+    send(res, 200, "application/x-amz-json-1.1", JSON.stringify(result), { "x-amzn-RequestId": request.requestId });
+  },
+  renderError: (res, requestId, error) => jsonError(res, requestId, error, true),
+  unknownKey: () => new AwsApiError("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
+  badSignature: () => new AwsApiError("InvalidSignatureException", 400, "The request signature we calculated does not match the signature you provided."),
+  fault(decision, operation, caller) {
+    switch (decision.kind) {
+      case "throttle":
+        return new AwsApiError("ThrottlingException", 400, "Rate exceeded");
+      case "5xx":
+        return new AwsApiError("InternalException", 500, "An internal error occurred.");
+      case "conflict":
+        return new AwsApiError("ConcurrentModificationException", 400, "Another process is modifying this resource. Try again later.");
+      case "permanent":
+        return new AwsApiError("AccessDeniedException", 400, accessDeniedMessage(operation, caller));
+      default:
+        return undefined;
+    }
+  },
+};
+
+const PROTOCOLS: Record<AwsService, ServiceProtocol> = {
+  iam: queryProtocol(IAM_NAMESPACE, "iam"),
+  sts: queryProtocol(STS_NAMESPACE, "sts"),
+  eks: eksProtocol,
+  events: eventsProtocol,
+};
+
+// ---------------------------------------------------------------- request plumbing
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function lowerHeaders(req: IncomingMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
+  }
+  return headers;
+}
+
+/** The service when the request carries no usable signature (to answer in the right shape). */
+function guessService(headers: Record<string, string>, path: string, params: Record<string, string>): AwsService {
+  if ((headers["x-amz-target"] ?? "").startsWith("AWSEvents.")) return "events";
+  if (params.Action) return params.Version === STS_VERSION || params.Action === "GetCallerIdentity" ? "sts" : "iam";
+  return path === "/" ? "sts" : "eks";
+}
+
+const KNOWN_SERVICES = new Set<AwsService>(["iam", "sts", "eks", "events"]);
+
+interface Resolved {
+  service: AwsService;
+  operation: string;
+  run: (request: AwsRequest) => unknown;
+}
+
+function resolveOperation(state: AwsState, service: AwsService, method: string, path: string, headers: Record<string, string>, params: Record<string, string>): Resolved {
+  switch (service) {
+    case "iam": {
+      const action = params.Action ?? "";
+      if (params.Version && params.Version !== IAM_VERSION) throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
+      return { service, operation: action, run: (request) => handleIam(state, request, action, params) };
+    }
+    case "sts": {
+      const action = params.Action ?? "";
+      return { service, operation: action, run: (request) => handleSts(request, action) };
+    }
+    case "eks": {
+      const route = routeEks(method, path);
+      if (!route) throw new AwsApiError("UnknownOperationException", 404, `No operation matches ${method} ${path}`);
+      return { service, operation: route.operation, run: (request) => handleEks(state, request, route) };
+    }
+    case "events": {
+      const target = headers["x-amz-target"] ?? "";
+      const operation = target.startsWith("AWSEvents.") ? target.slice("AWSEvents.".length) : target;
+      return { service, operation, run: (request) => handleEvents(state, request, operation) };
+    }
+  }
+}
+
+// ---------------------------------------------------------------- the emulator
+
+export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<AwsEmulator> {
+  const accountId = opts.accountId ?? DEFAULT_ACCOUNT_ID;
+  const state = createState(accountId, opts.propagationDelayMs ?? 0);
+  const faults = opts.faults ?? new FaultInjector();
+  const verifySignatures = opts.verifySignatures ?? true;
+
+  // The default principal: a long-established IAM user with the example keys.
+  const admin = newUser(state, { userName: SANDBOX_ADMIN }, new Date(), 0);
+  state.iam.users.set(SANDBOX_ADMIN, admin);
+  state.credentials.set(DEFAULT_ACCESS_KEY_ID, { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY, arn: admin.arn });
+
+  const lookup = (accessKeyId: string) => state.credentials.get(accessKeyId);
+
+  async function authenticate(
+    service: AwsService,
+    request: Omit<AwsRequest, "caller" | "service" | "region">,
+    host: string,
+    auth: ParsedAuthorization | undefined,
+  ): Promise<{ caller: Caller; region: string }> {
+    const protocol = PROTOCOLS[service];
+    const signable = { method: request.method, protocol: "http:" as const, host, path: request.path, query: request.query, headers: request.headers, body: request.body };
+    if (auth) {
+      const credentials = lookup(auth.accessKeyId);
+      if (!credentials) throw protocol.unknownKey();
+      if (credentials.sessionToken !== undefined && request.headers["x-amz-security-token"] !== credentials.sessionToken) throw protocol.unknownKey();
+      if (verifySignatures && !(await verifyHeaderSignature(signable, auth, credentials))) throw protocol.badSignature();
+      return { caller: callerOf(state, credentials), region: auth.region };
+    }
+    // Query-string (presigned) authentication.
+    const check = await verifyPresignedRequest(signable, lookup);
+    if (check.ok && check.credentials && check.scope) return { caller: callerOf(state, check.credentials), region: check.scope.region };
+    if (check.problem === "unknown-access-key" || check.problem === "bad-session-token") throw protocol.unknownKey();
+    if (check.problem === "expired") throw new AwsApiError("ExpiredToken", 403, "The security token included in the request is expired");
+    if (check.problem === "signature-mismatch" && verifySignatures) throw protocol.badSignature();
+    if (check.problem === "signature-mismatch" && check.credentials && check.scope) return { caller: callerOf(state, check.credentials), region: check.scope.region };
+    throw service === "eks"
+      ? new AwsApiError("MissingAuthenticationTokenException", 403, "Missing Authentication Token")
+      : new AwsApiError("MissingAuthenticationToken", 403, "Request is missing Authentication Token");
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const body = await readBody(req);
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const rawPath = (req.url ?? "/").split("?")[0] || "/";
+    const headers = lowerHeaders(req);
+    const query = decodeQuery(url.searchParams);
+    const params = queryParams(query, body, headers["content-type"]);
+    const auth = parseAuthorization(headers.authorization);
+    const presignedScope = typeof query["X-Amz-Credential"] === "string" ? (query["X-Amz-Credential"] as string).split("/")[3] : undefined;
+    const scopeService = (auth?.service ?? presignedScope) as AwsService | undefined;
+    const service: AwsService = scopeService && KNOWN_SERVICES.has(scopeService) ? scopeService : guessService(headers, rawPath, params);
+    const protocol = PROTOCOLS[service];
+    let caller: Caller | undefined;
+    try {
+      if (scopeService && !KNOWN_SERVICES.has(scopeService)) {
+        throw new AwsApiError("UnrecognizedClientException", 400, `The sandbox does not emulate the ${scopeService} service.`);
+      }
+      const resolved = resolveOperation(state, service, req.method ?? "GET", rawPath, headers, params);
+      const base = { method: req.method ?? "GET", path: rawPath, query, headers, body, requestId };
+      const identity = await authenticate(service, base, headers.host ?? "", auth);
+      caller = identity.caller;
+
+      const operation = `${service}:${resolved.operation}`;
+      const decision = faults.check(operation);
+      if (decision?.kind === "latency") await new Promise((resolve) => setTimeout(resolve, decision.ms ?? 250));
+      else if (decision) {
+        const error = protocol.fault(decision, operation, caller);
+        if (error) throw error;
+      }
+
+      const request: AwsRequest = { ...base, service, region: identity.region, caller };
+      const result = resolved.run(request);
+      protocol.render(res, request, result, resolved.operation);
+    } catch (error) {
+      if (error instanceof AwsApiError) {
+        protocol.renderError(res, requestId, error);
+        return;
+      }
+      const message = error instanceof Error ? error.message : String(error);
+      const internal = service === "eks" ? new AwsApiError("ServerException", 500, message) : new AwsApiError("InternalFailure", 500, message);
+      protocol.renderError(res, requestId, internal);
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (!res.headersSent) send(res, 500, "text/plain", String(error));
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  const emulator: AwsEmulator = {
+    url: `http://127.0.0.1:${port}`,
+    state,
+    faults,
+    seedCluster: (cluster) => seedCluster(state, cluster),
+    snapshot: (snapshotOpts) => snapshotOf(state, snapshotOpts),
+    addCredentials(credentials) {
+      state.credentials.set(credentials.accessKeyId, { ...credentials });
+    },
+    async verifyPresignedCallerIdentity(presignedUrl, verifyOpts = {}) {
+      return verifyCallerIdentityUrl(state, presignedUrl, verifyOpts);
+    },
+    onEvent(listener) {
+      state.eventListeners.add(listener);
+      return () => state.eventListeners.delete(listener);
+    },
+    events(filter = {}) {
+      return state.events.filter(
+        (e) =>
+          (filter.detailType === undefined || e.detailType === filter.detailType) &&
+          (filter.source === undefined || e.source === filter.source) &&
+          (filter.eventBusName === undefined || e.eventBusName === filter.eventBusName),
+      );
+    },
+    async close() {
+      running.delete(emulator);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+  running.add(emulator);
+  return emulator;
+}
+
+// ---------------------------------------------------------------- presigned GetCallerIdentity (EKS tokens)
+
+async function verifyCallerIdentityUrl(state: AwsState, presignedUrl: string, opts: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined> {
+  let url: URL;
+  try {
+    url = new URL(presignedUrl);
+  } catch {
+    return undefined;
+  }
+  const query = decodeQuery(url.searchParams);
+  const action = Object.entries(query).find(([key]) => key.toLowerCase() === "action")?.[1];
+  if (action !== "GetCallerIdentity") return undefined;
+  const protocol = url.protocol === "https:" ? "https:" : "http:";
+  const clusterNames = opts.clusterName !== undefined ? [opts.clusterName] : [...new Set([...state.eks.clusters.values()].map((c) => c.name))];
+  // The Host the client signed: with the port when the URL has one (the sandbox), bare otherwise (AWS).
+  const hosts = [...new Set([url.host, url.hostname])];
+  const path = url.pathname || "/";
+  for (const clusterName of clusterNames) {
+    for (const host of hosts) {
+      const check = await verifyPresignedRequest(
+        { method: "GET", protocol, host, path, query, headers: { [CLUSTER_ID_HEADER]: clusterName } },
+        (accessKeyId) => state.credentials.get(accessKeyId),
+        { now: opts.now, requireSignedHeader: CLUSTER_ID_HEADER },
+      );
+      if (check.ok && check.credentials) {
+        const caller = callerOf(state, check.credentials);
+        return { arn: caller.arn, accountId: caller.accountId, userId: caller.userId, accessKeyId: caller.accessKeyId, clusterName };
+      }
+      // Anything but a signature mismatch (expired, unknown key, unsigned cluster id) fails for every candidate.
+      if (check.problem !== "signature-mismatch") return undefined;
+    }
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------- seeding
+
+const NODE_TRUST_POLICY = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+});
+const NODE_MANAGED_POLICIES = ["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"].map(
+  (name) => `arn:aws:iam::aws:policy/${name}`,
+);
+/** The root CA thumbprint IAM shows for EKS OIDC issuers. */
+const EKS_OIDC_THUMBPRINT = "9e99a48a9960b14926bb7f3b02e22da2b0ab7280";
+
+function seedCluster(state: AwsState, seed: SeedCluster): void {
+  const now = new Date();
+  const creatorArn = seed.creatorArn ?? `arn:aws:iam::${state.accountId}:user/${SANDBOX_ADMIN}`;
+  const cluster: EksCluster = {
+    name: seed.name,
+    region: seed.region,
+    arn: `arn:aws:eks:${seed.region}:${state.accountId}:cluster/${seed.name}`,
+    endpoint: seed.endpoint,
+    certificateAuthority: seed.certificateAuthority,
+    authenticationMode: seed.authenticationMode,
+    ...(seed.oidcIssuer ? { oidcIssuer: seed.oidcIssuer } : {}),
+    version: seed.version ?? "1.31",
+    status: seed.status ?? "ACTIVE",
+    createdAt: now,
+    roleArn: `arn:aws:iam::${state.accountId}:role/eksClusterRole`,
+    ...(seed.nodeRoleArn ? { nodeRoleArn: seed.nodeRoleArn } : {}),
+    platformVersion: "eks.1",
+    tags: { ...seed.tags },
+    accessEntries: new Map(),
+    podIdentityAssociations: new Map(),
+  };
+
+  if (seed.nodeRoleArn) seedNodeRole(state, seed.nodeRoleArn, now);
+  if (seed.oidcIssuer) {
+    const provider = newOidcProvider(state, { url: seed.oidcIssuer, clientIds: ["sts.amazonaws.com"], thumbprints: [EKS_OIDC_THUMBPRINT] }, now);
+    if (!state.iam.oidcProviders.has(provider.arn)) state.iam.oidcProviders.set(provider.arn, provider);
+  }
+
+  // API modes: EKS gives the creator an admin access entry and the node role an EC2_LINUX one.
+  if (seed.authenticationMode !== "CONFIG_MAP") {
+    const creator = seededEntry(cluster, state.accountId, creatorArn, "STANDARD", now);
+    creator.accessPolicies.set(accessPolicyArn("AmazonEKSClusterAdminPolicy"), {
+      policyArn: accessPolicyArn("AmazonEKSClusterAdminPolicy"),
+      accessScope: { type: "cluster", namespaces: [] },
+      associatedAt: now,
+      modifiedAt: now,
+    });
+    cluster.accessEntries.set(creatorArn, creator);
+    if (seed.nodeRoleArn) cluster.accessEntries.set(seed.nodeRoleArn, seededEntry(cluster, state.accountId, seed.nodeRoleArn, "EC2_LINUX", now));
+  }
+  state.eks.clusters.set(clusterKey(seed.region, seed.name), cluster);
+}
+
+function seedNodeRole(state: AwsState, roleArn: string, now: Date): void {
+  const arn = parseArn(roleArn);
+  if (!arn || arn.service !== "iam" || arn.accountId !== state.accountId || !arn.resource.startsWith("role/")) return;
+  const roleName = arn.resource.slice(arn.resource.lastIndexOf("/") + 1);
+  if (state.iam.roles.has(roleName)) return;
+  const path = arn.resource.slice("role".length, arn.resource.length - roleName.length);
+  // Seeded roles are long established: visible at once.
+  const role = newRole(state, { roleName, path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" }, now, 0);
+  role.attachedPolicyArns.push(...NODE_MANAGED_POLICIES);
+  state.iam.roles.set(roleName, role);
+}
+
+function seededEntry(cluster: EksCluster, accountId: string, principalArn: string, type: "STANDARD" | "EC2_LINUX", now: Date): AccessEntry {
+  const arn = parseArn(principalArn);
+  const resource = arn?.resource ?? "";
+  const kind = resource.startsWith("user/") ? "user" : "role";
+  const name = resource.slice(resource.lastIndexOf("/") + 1);
+  const roleUsername = `arn:aws:sts::${arn?.accountId ?? accountId}:assumed-role/${name}/{{SessionName}}`;
+  return {
+    clusterName: cluster.name,
+    principalArn,
+    kubernetesGroups: type === "EC2_LINUX" ? ["system:nodes"] : [],
+    accessEntryArn: `arn:aws:eks:${cluster.region}:${accountId}:access-entry/${cluster.name}/${kind}/${arn?.accountId ?? accountId}/${name}/${randomUUID()}`,
+    createdAt: now,
+    modifiedAt: now,
+    tags: {},
+    username: type === "EC2_LINUX" ? "system:node:{{EC2PrivateDNSName}}" : kind === "user" ? principalArn : roleUsername,
+    type,
+    accessPolicies: new Map(),
+  };
+}
