@@ -1,0 +1,149 @@
+/**
+ * `npm start`: the sandbox, in the foreground, until Ctrl-C.
+ * `npm run demo`: posts an example request to a running sandbox (or to one it starts itself), narrates
+ * the run step by step as the Step Functions console would show it, then summarises what now exists.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { parseFaultFlag, type FaultRule } from "./faults.js";
+import type { AuthenticationMode } from "../functions/lib/state.js";
+import { runDemo } from "./demo.js";
+
+const AUTH_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
+
+const USAGE = `usage:
+  npm start -- [options]          start the sandbox (emulated AWS + EKS, the workflow, the HTTP API)
+  npm run demo -- [--example FILE] [--api URL]
+
+start options:
+  --port N                 HTTP API port (default 8787; 0 = any free port)
+  --aws-port N             emulated AWS (IAM, STS, EKS, EventBridge) port (default 0)
+  --kube-port N            emulated Kubernetes API port (default 0)
+  --sfn-port N             local Step Functions port (default 0)
+  --auth-mode MODE         API | API_AND_CONFIG_MAP | CONFIG_MAP (default API_AND_CONFIG_MAP)
+  --fault OP=KIND[:ms][*n] inject a fault, repeatable: iam:CreateRole=throttle*2, "kube:PUT configmaps=conflict"
+  --propagation-delay S    new IAM roles stay unknown to EKS/STS for S seconds
+  --fail-jobs              head jobs fail (to watch compensation)
+  --fast                   Wait states and retry intervals last milliseconds
+  --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
+
+function fail(message: string): never {
+  console.error(`error: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function portOption(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--${name} must be a port number (0-65535), got "${value}"`);
+  return port;
+}
+
+async function start(args: string[]): Promise<void> {
+  const started = performance.now();
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        port: { type: "string" },
+        "aws-port": { type: "string" },
+        "kube-port": { type: "string" },
+        "sfn-port": { type: "string" },
+        "auth-mode": { type: "string" },
+        fault: { type: "string", multiple: true },
+        "propagation-delay": { type: "string" },
+        "fail-jobs": { type: "boolean" },
+        fast: { type: "boolean" },
+        "state-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const authenticationMode = (values["auth-mode"] ?? "API_AND_CONFIG_MAP").toUpperCase() as AuthenticationMode;
+  if (!AUTH_MODES.includes(authenticationMode)) fail(`--auth-mode must be one of ${AUTH_MODES.join(", ")}`);
+  let faults: FaultRule[] = [];
+  try {
+    faults = (values.fault ?? []).map(parseFaultFlag);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
+  if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
+  const stateDir = values["state-dir"] ?? ".sandbox";
+
+  // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
+  const { startSandbox } = await import("./sandbox.js");
+  const sandbox = await startSandbox({
+    port: portOption(values.port, "port", 8787),
+    awsPort: portOption(values["aws-port"], "aws-port", 0),
+    kubePort: portOption(values["kube-port"], "kube-port", 0),
+    sfnPort: portOption(values["sfn-port"], "sfn-port", 0),
+    authenticationMode,
+    faults,
+    propagationDelayMs: delay * 1000,
+    failJobs: values["fail-jobs"] ?? false,
+    waitMs: values.fast ? 200 : 2_000,
+    retryIntervalMs: values.fast ? 50 : undefined,
+    stateDir,
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping the sandbox...`);
+    await sandbox.close();
+    console.log("stopped.");
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+
+  const example = resolve("examples/pvc-tenant.json");
+  console.log(`nf-eks-provisioner sandbox (cluster ${sandbox.cluster.name} in ${sandbox.cluster.region}, ${sandbox.cluster.authenticationMode})
+  HTTP API         ${sandbox.apiUrl}   POST /provision, GET /executions/{id}
+  emulated AWS     ${sandbox.awsUrl}   IAM, STS, EKS, EventBridge
+  Kubernetes API   ${sandbox.kubeUrl}
+  Step Functions   ${sandbox.sfnUrl}
+  ${faults.length ? `faults           ${faults.map((f) => `${f.operation}=${f.kind}`).join(", ")}\n  ` : ""}env              source ${sandbox.files.env}   (then: kubectl get ns; aws --endpoint-url "$AWS_ENDPOINT_URL_EKS" eks list-clusters)
+
+Try it:
+  curl -s -X POST ${sandbox.apiUrl}/provision -H 'content-type: application/json' --data @${example}
+  npm run demo          # narrates a run, step by step
+
+sandbox ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Ctrl-C stops it.`);
+}
+
+function readSandboxApiUrl(stateDir: string): string | undefined {
+  const file = resolve(stateDir, "env");
+  if (!existsSync(file)) return undefined;
+  const m = /^export NF_EKS_API_URL='([^']+)'$/m.exec(readFileSync(file, "utf8"));
+  return m?.[1];
+}
+
+async function demo(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" } }, strict: true }));
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const examplePath = resolve(values.example ?? "examples/pvc-tenant.json");
+  if (!existsSync(examplePath)) fail(`no such example: ${examplePath}`);
+  const stateDir = values["state-dir"] ?? ".sandbox";
+  await runDemo({ examplePath, apiUrl: values.api ?? readSandboxApiUrl(stateDir), envFile: resolve(stateDir, "env") });
+}
+
+const [command, ...rest] = process.argv.slice(2);
+if (command === "start") await start(rest);
+else if (command === "demo") await demo(rest);
+else fail(command ? `unknown command "${command}"` : "a command is needed");

@@ -1,0 +1,191 @@
+/**
+ * `npm run demo`: one provisioning run, watched the way an operator watches the Step Functions console.
+ * Posts an example request to the sandbox's HTTP API, prints each step as it finishes (with retries and
+ * errors), then asks the emulated AWS account and cluster, through the real clients, what now exists.
+ * Without a running sandbox (`npm start`), it starts one in this process for the length of the demo.
+ */
+import { readFileSync } from "node:fs";
+import { DescribeClusterCommand, ListAccessEntriesCommand, DescribeAccessEntryCommand } from "@aws-sdk/client-eks";
+import { GetRoleCommand, ListRolesCommand } from "@aws-sdk/client-iam";
+import { eksClient, iamClient, resetClients } from "../functions/lib/clients.js";
+import { kubeClientFor, resetKubeClients } from "../functions/lib/kube.js";
+import { LABEL_TENANT, NEXTFLOW_CONFIGMAP } from "../functions/lib/naming.js";
+import { toResolvedCluster } from "../functions/steps/resolve-cluster.js";
+import type { StepSummary } from "../functions/lib/execution-summary.js";
+
+interface StatusBody {
+  name: string;
+  status: string;
+  currentStep?: string;
+  failedStep?: string;
+  steps: StepSummary[];
+  retries: number;
+  error?: string;
+  cause?: string;
+}
+
+const POLL_MS = 250;
+const TIMEOUT_MS = 5 * 60_000;
+
+async function reachable(apiUrl: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${apiUrl}/executions/probe`, { signal: AbortSignal.timeout(1_500) });
+    return res.status < 500;
+  } catch {
+    return false;
+  }
+}
+
+function readEnvFile(file: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of readFileSync(file, "utf8").matchAll(/^export ([A-Z0-9_]+)='((?:[^']|'\\'')*)'$/gm)) env[m[1]!] = m[2]!.replace(/'\\''/g, "'");
+  return env;
+}
+
+/** One line per finished step: what it did, in the runbook's words. */
+function describeResult(step: StepSummary): string {
+  const r = (step.result ?? {}) as Record<string, any>;
+  switch (step.name) {
+    case "ResolveCluster":
+      return `cluster ${r.name} (${r.version}, ${r.authenticationMode}) at ${r.endpoint}`;
+    case "CreateIamResources":
+      return `launcher ${r.launcherArn}${r.workloadRoleArn ? `, workload role ${r.workloadRoleArn}` : ""}${r.created?.length ? ` (created ${r.created.length})` : " (nothing new)"}`;
+    case "CreateNamespaceAndRbac":
+      return `namespace ${r.namespace}: ${(r.created ?? []).map((o: { kind: string; name: string }) => `${o.kind}/${o.name}`).join(", ") || "all adopted"}`;
+    case "GrantClusterAccess":
+      return `${r.method} ${r.principalArn} → user ${r.username}, groups ${(r.groups ?? []).join(",")}${r.created ? "" : " (already there)"}`;
+    case "ConfigureStorage":
+      return r.type === "pvc" ? `PVC ${r.claimName} mounted at ${r.mountPath}; ConfigMap ${r.configMap}` : `Fusion: annotated ${(r.annotated ?? []).map((a: { serviceAccount: string }) => a.serviceAccount).join(", ")}; ConfigMap ${r.configMap}`;
+    case "LaunchHeadJob":
+    case "CheckHeadJob":
+      return `job ${r.jobName}: ${r.phase}${r.podName ? ` (pod ${r.podName})` : ""}`;
+    case "Report":
+      return `ComputeEnvironmentReady sent to ${r.eventBusName ?? "the bus"}`;
+    default:
+      return step.name.startsWith("Undo") ? `undone: ${(r.undone ?? []).join(", ") || "nothing"}` : "";
+  }
+}
+
+async function watch(apiUrl: string, name: string): Promise<StatusBody> {
+  const printed = new Map<string, number>();
+  const deadline = Date.now() + TIMEOUT_MS;
+  let lastCurrent: string | undefined;
+  for (;;) {
+    const res = await fetch(`${apiUrl}/executions/${encodeURIComponent(name)}`);
+    const body = (await res.json()) as StatusBody;
+    if (res.status !== 200) throw new Error(`status route answered ${res.status}: ${JSON.stringify(body)}`);
+    for (const step of body.steps) {
+      const key = `${step.name}@${step.startedAt}`;
+      if (step.status === "running" || printed.get(key) === step.retries + (step.finishedAt ? 1000 : 0)) continue;
+      printed.set(key, step.retries + (step.finishedAt ? 1000 : 0));
+      const seconds = step.finishedAt ? ((Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000).toFixed(1) : "?";
+      const mark = step.status === "succeeded" ? "✓" : "✗";
+      const retries = step.retries ? ` after ${step.retries} retr${step.retries === 1 ? "y" : "ies"}` : "";
+      const detail = step.status === "succeeded" ? describeResult(step) : `${step.error?.error}: ${step.error?.cause ?? ""}`;
+      if (step.name === "CheckHeadJob" && step.status === "succeeded" && !(step.result as { done?: boolean })?.done) continue;
+      console.log(`  ${mark} ${step.name.padEnd(24)} ${seconds.padStart(5)} s${retries}  ${detail}`);
+    }
+    if (body.status === "RUNNING" && body.currentStep && body.currentStep !== lastCurrent) {
+      lastCurrent = body.currentStep;
+      if (body.currentStep === "WaitForHeadJob") console.log(`  … waiting for the head job's pod`);
+    }
+    if (body.status !== "RUNNING") return body;
+    if (Date.now() > deadline) throw new Error(`execution ${name} still running after ${TIMEOUT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** Ask the account and the cluster, not the run's own output, what exists for the tenant now. */
+async function summarise(tenant: string, namespace: string, clusterName: string, region: string): Promise<void> {
+  resetClients();
+  resetKubeClients();
+  const described = await eksClient(region).send(new DescribeClusterCommand({ name: clusterName }));
+  const cluster = toResolvedCluster(described.cluster!, region);
+  const kube = await kubeClientFor(cluster);
+  const selector = `${LABEL_TENANT}=${tenant}`;
+  console.log(`\nWhat now exists for tenant ${tenant}:`);
+  const ns = await kube.read({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } }).catch(() => undefined);
+  console.log(`  Kubernetes (cluster ${clusterName})`);
+  console.log(`    Namespace            ${ns ? namespace : "(none)"}`);
+  const kinds: Array<[string, string, string]> = [
+    ["v1", "ServiceAccount", "ServiceAccounts"],
+    ["rbac.authorization.k8s.io/v1", "Role", "Roles"],
+    ["rbac.authorization.k8s.io/v1", "RoleBinding", "RoleBindings"],
+    ["v1", "PersistentVolumeClaim", "PVCs"],
+    ["v1", "ConfigMap", "ConfigMaps"],
+    ["batch/v1", "Job", "Jobs"],
+  ];
+  if (ns) {
+    for (const [apiVersion, kind, label] of kinds) {
+      const list = await kube.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, selector);
+      const items = list.items.map((o: any) => {
+        const roleArn = o.metadata?.annotations?.["eks.amazonaws.com/role-arn"];
+        const phase = o.status?.phase ?? (o.status?.succeeded ? "Complete" : o.status?.active ? "Active" : undefined);
+        return `${o.metadata?.name}${roleArn ? ` (role-arn ${roleArn})` : ""}${phase && kind !== "Job" ? ` [${phase}]` : ""}${kind === "Job" && phase ? ` [${phase}]` : ""}`;
+      });
+      console.log(`    ${label.padEnd(20)} ${items.join(", ") || "(none)"}`);
+    }
+  }
+  const iam = iamClient();
+  const roles = (await iam.send(new ListRolesCommand({}))).Roles ?? [];
+  const ours: string[] = [];
+  for (const role of roles) {
+    const tags = (await iam.send(new GetRoleCommand({ RoleName: role.RoleName! }))).Role?.Tags ?? [];
+    if (tags.some((t) => t.Key === LABEL_TENANT && t.Value === tenant)) ours.push(role.Arn!);
+  }
+  console.log(`  AWS`);
+  console.log(`    IAM roles            ${ours.join(", ") || "(none)"}`);
+  const eks = eksClient(region);
+  const entries = (await eks.send(new ListAccessEntriesCommand({ clusterName })).catch(() => ({ accessEntries: [] as string[] }))).accessEntries ?? [];
+  const accessLines: string[] = [];
+  for (const principalArn of entries) {
+    const entry = (await eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn }))).accessEntry;
+    if (entry?.tags?.[LABEL_TENANT] === tenant) accessLines.push(`${principalArn} → ${entry.username} (${(entry.kubernetesGroups ?? []).join(",")})`);
+  }
+  const awsAuth: any = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "aws-auth", namespace: "kube-system" } }).catch(() => undefined);
+  const mapped = String(awsAuth?.data?.mapRoles ?? "") + String(awsAuth?.data?.mapUsers ?? "");
+  if (mapped.includes("tower-launcher-user")) accessLines.push("aws-auth: launcher mapped to tower-launcher-user (tower-launcher-role)");
+  console.log(`    cluster access       ${accessLines.join("; ") || "(none)"}`);
+  if (ns) {
+    const cm: any = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace } }).catch(() => undefined);
+    if (cm?.data?.["nextflow.config"]) {
+      console.log(`\nThe tenant's nextflow.config (ConfigMap ${namespace}/${NEXTFLOW_CONFIGMAP}):\n`);
+      console.log(cm.data["nextflow.config"].replace(/^/gm, "    "));
+    }
+  }
+}
+
+export async function runDemo({ examplePath, apiUrl, envFile }: { examplePath: string; apiUrl?: string; envFile: string }): Promise<void> {
+  const request = JSON.parse(readFileSync(examplePath, "utf8")) as { tenant: string; namespace?: string; cluster: { name: string; region: string } };
+  let closeSandbox: (() => Promise<void>) | undefined;
+  if (apiUrl && (await reachable(apiUrl))) {
+    console.log(`Using the sandbox at ${apiUrl}.`);
+    Object.assign(process.env, readEnvFile(envFile));
+  } else {
+    console.log("No sandbox running (npm start); starting one in this process for the demo.");
+    const { startSandbox } = await import("./sandbox.js");
+    const sandbox = await startSandbox({ waitMs: 500, retryIntervalMs: 100 });
+    apiUrl = sandbox.apiUrl;
+    closeSandbox = () => sandbox.close();
+  }
+  try {
+    console.log(`\nPOST ${apiUrl}/provision  (${examplePath})`);
+    const res = await fetch(`${apiUrl}/provision`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
+    const started = (await res.json()) as { executionArn?: string; executionName?: string; problems?: unknown };
+    if (res.status !== 202 && res.status !== 200) {
+      console.log(`  ${res.status}: ${JSON.stringify(started, null, 2)}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.log(`  ${res.status} Accepted: ${started.executionArn}\n\nExecution ${started.executionName}:`);
+    const final = await watch(apiUrl!, started.executionName!);
+    console.log(`\n${final.status}${final.retries ? ` (${final.retries} retries along the way)` : ""}`);
+    if (final.status !== "SUCCEEDED") {
+      console.log(`  ${final.error}: ${final.cause}`);
+      process.exitCode = 1;
+    }
+    await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+  } finally {
+    await closeSandbox?.();
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * The sandbox: the whole product on one machine. Emulated AWS (IAM, STS, EKS, EventBridge) and an
+ * emulated EKS cluster's Kubernetes API, the real state machine run by the local Step Functions runner
+ * with the real step handlers, and the HTTP API on 127.0.0.1. The handlers run unchanged: only the
+ * endpoints are overridden (`AWS_ENDPOINT_URL_<SERVICE>`), exactly as a deployed Lambda would read them.
+ *
+ * The handlers read their configuration from process.env, so one process holds one sandbox at a time.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
+import { resetClients } from "../functions/lib/clients.js";
+import { resetKubeClients } from "../functions/lib/kube.js";
+import type { AuthenticationMode } from "../functions/lib/state.js";
+import { handler as provisionHandler } from "../functions/api/provision.js";
+import { handler as statusHandler } from "../functions/api/status.js";
+import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/server.js";
+import { startKubeApi, type KubeApiServer, type KubeObject } from "./kube/server.js";
+import { eksAuthenticator } from "./kube/auth.js";
+import { LocalStepFunctions } from "./sfn/runner.js";
+import { startSfnService, type SfnService } from "./sfn/service.js";
+import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
+import { FaultInjector, type FaultRule } from "./faults.js";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+export const SANDBOX_CLUSTER = { name: "research", region: "eu-west-1", accountId: "111122223333", version: "1.31" } as const;
+export const SANDBOX_OIDC_ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+export const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/research-node-role`;
+/** An existing launcher role, as Seqera Platform's would be (examples/fusion-tenant.json uses it). */
+export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
+export const STATE_MACHINE_NAME = "provision";
+export const EVENT_BUS_NAME = "nf-eks-provisioner";
+
+export interface SandboxOptions {
+  /** HTTP API port (default 0: any free port) */
+  port?: number;
+  awsPort?: number;
+  kubePort?: number;
+  sfnPort?: number;
+  /** the emulated cluster's authentication mode (default API_AND_CONFIG_MAP, as EKS creates clusters today) */
+  authenticationMode?: AuthenticationMode;
+  faults?: FaultRule[];
+  /** a new IAM role is unknown to EKS/STS for this long (default 0) */
+  propagationDelayMs?: number;
+  /** every Wait state lasts this long instead of its Seconds (default: as defined) */
+  waitMs?: number;
+  /** every retrier waits this long between attempts instead of its backoff (default: as defined) */
+  retryIntervalMs?: number;
+  /** time between a head pod's phases (default 200 ms) */
+  kubeletStepMs?: number;
+  /** head jobs fail instead of succeeding */
+  failJobs?: boolean;
+  /** write `env` and `kubeconfig` here (e.g. `.sandbox`); nothing is written when absent */
+  stateDir?: string;
+  /** deploy-time IAM name prefix (default nfeks) */
+  iamPrefix?: string;
+  permissionsBoundaryArn?: string;
+}
+
+export interface Sandbox {
+  apiUrl: string;
+  awsUrl: string;
+  kubeUrl: string;
+  sfnUrl: string;
+  stateMachineArn: string;
+  cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
+  aws: AwsEmulator;
+  kube: KubeApiServer;
+  stepFunctions: LocalStepFunctions;
+  faults: FaultInjector;
+  /** the environment the handlers run with (also what `.sandbox/env` exports) */
+  env: Record<string, string>;
+  /** every emulated resource, for before/after comparisons */
+  snapshot(): { aws: unknown; kube: KubeObject[] };
+  /** paths written when `stateDir` was given */
+  files: { env?: string; kubeconfig?: string };
+  close(): Promise<void>;
+}
+
+function shellQuote(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A kubeconfig whose user gets its EKS token from an exec plugin, as `aws eks update-kubeconfig` writes one. */
+function execKubeconfig(kube: KubeApiServer, env: Record<string, string>): string {
+  const tsx = join(ROOT, "node_modules", ".bin", "tsx");
+  const config = {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: SANDBOX_CLUSTER.name, cluster: { server: kube.url, "certificate-authority-data": kube.caData } }],
+    contexts: [{ name: SANDBOX_CLUSTER.name, context: { cluster: SANDBOX_CLUSTER.name, user: "sandbox-admin", namespace: "tower-nf" } }],
+    "current-context": SANDBOX_CLUSTER.name,
+    users: [
+      {
+        name: "sandbox-admin",
+        user: {
+          exec: {
+            apiVersion: "client.authentication.k8s.io/v1beta1",
+            command: tsx,
+            args: [join(ROOT, "local", "eks-token.ts"), SANDBOX_CLUSTER.name, SANDBOX_CLUSTER.region],
+            env: [
+              // tsx runs on the node@22 devDependency, not whatever node the shell has.
+              { name: "PATH", value: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+              ...Object.entries(env)
+                .filter(([k]) => k.startsWith("AWS_"))
+                .map(([name, value]) => ({ name, value })),
+            ],
+            interactiveMode: "Never",
+            provideClusterInfo: false,
+          },
+        },
+      },
+    ],
+  };
+  return JSON.stringify(config, null, 2);
+}
+
+function awsAuthConfigMap(): KubeObject {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "aws-auth", namespace: "kube-system" },
+    data: {
+      // What eksctl writes for a managed node group, templated username included.
+      mapRoles: [
+        "- groups:",
+        "  - system:bootstrappers",
+        "  - system:nodes",
+        `  rolearn: ${SANDBOX_NODE_ROLE}`,
+        "  username: system:node:{{EC2PrivateDNSName}}",
+        "",
+      ].join("\n"),
+    },
+  } as KubeObject;
+}
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
+  const faults = new FaultInjector();
+  for (const rule of opts.faults ?? []) faults.inject(rule);
+
+  const aws = await startAwsEmulator({ port: opts.awsPort ?? 0, faults, accountId: SANDBOX_CLUSTER.accountId, propagationDelayMs: opts.propagationDelayMs ?? 0 });
+  const kube = await startKubeApi({
+    port: opts.kubePort ?? 0,
+    faults,
+    authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
+    kubelet: { stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
+  });
+  kube.seed(awsAuthConfigMap());
+  aws.seedCluster({
+    name: SANDBOX_CLUSTER.name,
+    region: SANDBOX_CLUSTER.region,
+    endpoint: kube.url,
+    certificateAuthority: kube.caData,
+    authenticationMode,
+    oidcIssuer: SANDBOX_OIDC_ISSUER,
+    version: SANDBOX_CLUSTER.version,
+    nodeRoleArn: SANDBOX_NODE_ROLE,
+  });
+
+  const stepFunctions = new LocalStepFunctions({
+    region: SANDBOX_CLUSTER.region,
+    accountId: SANDBOX_CLUSTER.accountId,
+    waitMs: opts.waitMs,
+    retryIntervalMs: opts.retryIntervalMs,
+  });
+  const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
+  const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
+
+  const env: Record<string, string> = {
+    AWS_REGION: SANDBOX_CLUSTER.region,
+    AWS_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY: DEFAULT_SECRET_ACCESS_KEY,
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_ENDPOINT_URL_IAM: aws.url,
+    AWS_ENDPOINT_URL_STS: aws.url,
+    AWS_ENDPOINT_URL_EKS: aws.url,
+    AWS_ENDPOINT_URL_EVENTBRIDGE: aws.url,
+    AWS_ENDPOINT_URL_SFN: sfn.url,
+    ALLOWED_CLUSTERS: JSON.stringify([{ name: SANDBOX_CLUSTER.name, region: SANDBOX_CLUSTER.region }]),
+    ALLOWED_ACCOUNT_IDS: SANDBOX_CLUSTER.accountId,
+    IAM_PREFIX: opts.iamPrefix ?? "nfeks",
+    EVENT_BUS_NAME,
+    STATE_MACHINE_ARN: stateMachineArn,
+  };
+  if (opts.permissionsBoundaryArn) env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn;
+  // The session token of the shell that started us must not leak into signing with the sandbox keys.
+  delete process.env.AWS_SESSION_TOKEN;
+  delete process.env.AWS_PROFILE;
+  Object.assign(process.env, env);
+  resetClients();
+  resetKubeClients();
+
+  // The launcher role a platform team already has (examples/fusion-tenant.json), created through the API.
+  const iam = new IAMClient({ region: SANDBOX_CLUSTER.region, endpoint: aws.url });
+  await iam.send(
+    new CreateRoleCommand({
+      RoleName: "seqera-platform-launcher",
+      AssumeRolePolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }] }),
+    }),
+  );
+  await iam.send(new TagRoleCommand({ RoleName: "seqera-platform-launcher", Tags: [{ Key: "team", Value: "platform" }] }));
+  iam.destroy();
+
+  const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
+    { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
+    { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
+    { method: "GET", path: "/provision/{id}", handler: statusHandler as unknown as HttpHandler },
+  ];
+  const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
+  env.NF_EKS_API_URL = api.url;
+
+  // The bus's rule: ComputeEnvironmentRequested starts the workflow through the events handler, as deployed.
+  const stopRouting = aws.onEvent?.((event) => {
+    if (event.detailType !== "ComputeEnvironmentRequested") return;
+    void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
+      {},
+    ).catch((error: unknown) => console.error(`onboarding event ${event.eventId} was refused: ${(error as Error).message}`));
+  });
+
+  const files: Sandbox["files"] = {};
+  if (opts.stateDir) {
+    mkdirSync(opts.stateDir, { recursive: true });
+    files.kubeconfig = join(resolve(opts.stateDir), "kubeconfig");
+    files.env = join(resolve(opts.stateDir), "env");
+    writeFileSync(files.kubeconfig, execKubeconfig(kube, env), { mode: 0o600 });
+    const lines = Object.entries({ ...env, KUBECONFIG: files.kubeconfig }).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
+    writeFileSync(files.env, `# nf-eks-provisioner sandbox: source this file, then use aws (--endpoint-url) and kubectl\n${lines.join("\n")}\n`, { mode: 0o600 });
+  }
+
+  let closed = false;
+  return {
+    apiUrl: api.url,
+    awsUrl: aws.url,
+    kubeUrl: kube.url,
+    sfnUrl: sfn.url,
+    stateMachineArn,
+    cluster: { ...SANDBOX_CLUSTER, authenticationMode },
+    aws,
+    kube,
+    stepFunctions,
+    faults,
+    env,
+    files,
+    snapshot: () => ({ aws: aws.snapshot(), kube: kube.snapshot() }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      stopRouting?.();
+      await api.close();
+      await stepFunctions.shutdown();
+      await sfn.close();
+      await kube.close();
+      await aws.close();
+      resetClients();
+      resetKubeClients();
+    },
+  };
+}
