@@ -14,7 +14,7 @@ import { NotAllowed, type Problem } from "./errors.js";
 import { executionArnFor, executionNameFor } from "./execution-name.js";
 import { isAwsError, normaliseError } from "./normalise-error.js";
 import { safeParseRequest, type ProvisionRequest } from "./request.js";
-import { assertClusterAllowed } from "../steps/resolve-cluster.js";
+import { assertClusterAllowed } from "./allowlist.js";
 
 export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
 

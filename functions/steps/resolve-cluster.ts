@@ -7,6 +7,7 @@ import { DescribeClusterCommand, type Cluster, type EKSClient } from "@aws-sdk/c
 import { parseArn } from "../lib/arn.js";
 import { eksClient } from "../lib/clients.js";
 import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
+import { assertClusterAllowed, assertLauncherAccountAllowed } from "../lib/allowlist.js";
 import { ClusterNotFound, ClusterUnreachable, NotAllowed } from "../lib/errors.js";
 import { stepHandler } from "../lib/middleware.js";
 import { isAwsError } from "../lib/normalise-error.js";
@@ -20,22 +21,6 @@ const AUTHENTICATION_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP",
 export interface ResolveClusterDeps {
   eks?: EKSClient;
   config?: DeploymentConfig;
-}
-
-export function assertClusterAllowed(request: ProvisionRequest, config: DeploymentConfig): void {
-  const { name, region } = request.cluster;
-  const allowed = config.allowedClusters.some((c) => c.name === name && c.region === region);
-  if (!allowed) throw new NotAllowed(`cluster ${name} in ${region} is not on this deployment's allowlist (ALLOWED_CLUSTERS)`);
-}
-
-/** An existing launcher principal must live in an allowlisted account or the cluster's own account. */
-export function assertLauncherAccountAllowed(request: ProvisionRequest, clusterAccountId: string, config: DeploymentConfig): void {
-  if (request.launcher.mode !== "existing") return;
-  const accountId = parseArn(request.launcher.principalArn)?.accountId;
-  if (accountId === clusterAccountId || (accountId && config.allowedAccountIds.includes(accountId))) return;
-  throw new NotAllowed(
-    `launcher principal ${request.launcher.principalArn} is in account ${accountId}, which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
-  );
 }
 
 function assertActive(cluster: Cluster, name: string): void {

@@ -1,0 +1,24 @@
+/**
+ * The deploy-time allowlist: the clusters this deployment may touch and the accounts a launcher principal
+ * may come from. Checked at the edge (API, events) and again by ResolveCluster, so one rule serves both.
+ */
+import { parseArn } from "./arn.js";
+import type { DeploymentConfig } from "./config.js";
+import { NotAllowed } from "./errors.js";
+import type { ProvisionRequest } from "./request.js";
+
+export function assertClusterAllowed(request: ProvisionRequest, config: DeploymentConfig): void {
+  const { name, region } = request.cluster;
+  const allowed = config.allowedClusters.some((c) => c.name === name && c.region === region);
+  if (!allowed) throw new NotAllowed(`cluster ${name} in ${region} is not on this deployment's allowlist (ALLOWED_CLUSTERS)`);
+}
+
+/** An existing launcher principal must live in an allowlisted account or the cluster's own account. */
+export function assertLauncherAccountAllowed(request: ProvisionRequest, clusterAccountId: string, config: DeploymentConfig): void {
+  if (request.launcher.mode !== "existing") return;
+  const accountId = parseArn(request.launcher.principalArn)?.accountId;
+  if (accountId === clusterAccountId || (accountId && config.allowedAccountIds.includes(accountId))) return;
+  throw new NotAllowed(
+    `launcher principal ${request.launcher.principalArn} is in account ${accountId}, which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
+  );
+}
