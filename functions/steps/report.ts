@@ -12,6 +12,7 @@ import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/errors.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import { DEFAULTS } from "../lib/request.js";
 import type { CaughtError, CompensationResult, WorkflowState } from "../lib/state.js";
+import { readableCause } from "../lib/execution-summary.js";
 
 export const EVENT_SOURCE = "nf-eks-provisioner";
 export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
@@ -110,16 +111,9 @@ export async function reportReady(state: WorkflowState, deps: ReportDeps = {}): 
   return { eventBusName: bus, detail };
 }
 
-/** Lambda errors reach Catch as `{"errorType","errorMessage","trace"}` JSON in AWS, as plain text locally. */
+/** The Cause as a sentence (Lambda's `{"errorType","errorMessage","trace"}` JSON reduced to its message). */
 export function causeMessage(cause: string | undefined): string {
-  if (!cause) return "no cause given";
-  try {
-    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
-    if (parsed && typeof parsed.errorMessage === "string") return parsed.errorMessage;
-  } catch {
-    // plain text
-  }
-  return cause;
+  return readableCause(cause) ?? "no cause given";
 }
 
 /** Which step failed: the first one (in run order) whose result is missing. */

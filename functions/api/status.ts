@@ -1,0 +1,157 @@
+/**
+ * GET /executions/{id} (HTTP API, payload format 2.0): where a provisioning run is, from DescribeExecution
+ * and GetExecutionHistory. `id` is the execution name (as POST /provision returns it) or its ARN, URL-encoded.
+ *
+ *   200 {executionArn, name, status, startDate, stopDate?, currentStep?, failedStep?, steps, retries, error?, cause?}
+ *   400 InvalidRequest     the id is neither an execution name nor an execution ARN
+ *   404 ExecutionNotFound  no such execution of this deployment's state machine
+ *   503 Throttled | ClusterUnreachable (Retry-After)   Step Functions is busy: try again
+ *   500 InternalError      anything else (details in the log, never in the response)
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type DescribeExecutionOutput,
+  type HistoryEvent,
+  type SFNClient,
+} from "@aws-sdk/client-sfn";
+import { parseArn } from "../lib/arn.js";
+import { sfnClient } from "../lib/clients.js";
+import { ProvisionerError } from "../lib/errors.js";
+import { executionArnFor } from "../lib/execution-name.js";
+import { summariseHistory, type StepSummary } from "../lib/execution-summary.js";
+import { logger } from "../lib/middleware.js";
+import { isAwsError, normaliseError } from "../lib/normalise-error.js";
+import { STATE_MACHINE_ARN_ENV } from "../lib/start-provisioning.js";
+
+export interface StatusDeps {
+  sfn?: SFNClient;
+  /** This deployment's state machine (default: the STATE_MACHINE_ARN variable) */
+  stateMachineArn?: string;
+}
+
+export interface ExecutionStatusView {
+  executionArn: string;
+  name: string;
+  status: string;
+  startDate: string;
+  stopDate?: string;
+  currentStep?: string;
+  failedStep?: string;
+  steps: StepSummary[];
+  retries: number;
+  error?: string;
+  cause?: string;
+}
+
+type Response = APIGatewayProxyStructuredResultV2;
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return { statusCode, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
+}
+
+/** Step Functions' execution names: 1-80 characters, no whitespace, brackets, wildcards, specials or controls. */
+const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
+
+export type ParsedExecutionId = { ok: true; executionArn: string } | { ok: false; status: 400 | 404; message: string };
+
+/** The execution ARN an id names: an ARN as given (only of our state machine), or a name under our state machine. */
+export function executionArnOf(rawId: string | undefined, stateMachineArn: string | undefined): ParsedExecutionId {
+  let id = (rawId ?? "").trim();
+  // API Gateway decodes path parameters once; an id encoded twice (or by a client that did it itself) is decoded here.
+  if (/%[0-9A-Fa-f]{2}/.test(id)) {
+    try {
+      id = decodeURIComponent(id);
+    } catch {
+      return { ok: false, status: 400, message: "the execution id is not validly URL-encoded" };
+    }
+  }
+  if (!id) return { ok: false, status: 400, message: "give an execution name or an execution ARN" };
+  if (id.startsWith("arn:")) {
+    const arn = parseArn(id);
+    const parts = arn?.resource.split(":") ?? [];
+    if (!arn || arn.service !== "states" || parts.length !== 3 || parts[0] !== "execution" || !parts[1] || !EXECUTION_NAME.test(parts[2]!)) {
+      return { ok: false, status: 400, message: "the id is not a Step Functions execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>)" };
+    }
+    // Only this deployment's runs are visible here.
+    if (stateMachineArn && executionArnFor(stateMachineArn, parts[2]!) !== id) {
+      return { ok: false, status: 404, message: "no execution of this deployment's state machine has that ARN" };
+    }
+    return { ok: true, executionArn: id };
+  }
+  if (!EXECUTION_NAME.test(id)) {
+    return { ok: false, status: 400, message: "the id is not an execution name (1-80 characters, no spaces or any of <>{}[]?*\"#%\\^|~`$&,;:/)" };
+  }
+  if (!stateMachineArn) throw new Error(`${STATE_MACHINE_ARN_ENV} is not set`);
+  return { ok: true, executionArn: executionArnFor(stateMachineArn, id) };
+}
+
+/** Every event, oldest first (GetExecutionHistory pages at most 1000 at a time). */
+export async function fullHistory(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, reverseOrder: false, maxResults: 1000, includeExecutionData: true, nextToken }));
+    events.push(...(page.events ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return events;
+}
+
+export function statusView(execution: DescribeExecutionOutput, events: HistoryEvent[]): ExecutionStatusView {
+  const summary = summariseHistory(events);
+  const running = execution.status === "RUNNING";
+  const failed = execution.status === "FAILED" || execution.status === "TIMED_OUT" || execution.status === "ABORTED";
+  return {
+    executionArn: execution.executionArn ?? "",
+    name: execution.name ?? "",
+    status: execution.status ?? "UNKNOWN",
+    startDate: (execution.startDate ?? new Date(0)).toISOString(),
+    ...(execution.stopDate ? { stopDate: execution.stopDate.toISOString() } : {}),
+    ...(running && summary.currentStep ? { currentStep: summary.currentStep } : {}),
+    ...(failed && summary.failedStep ? { failedStep: summary.failedStep } : {}),
+    steps: summary.steps,
+    retries: summary.retries,
+    ...(failed && execution.error !== undefined ? { error: execution.error } : {}),
+    ...(failed && execution.cause !== undefined ? { cause: execution.cause } : {}),
+  };
+}
+
+export async function executionStatus(executionArn: string, deps: StatusDeps = {}): Promise<ExecutionStatusView | undefined> {
+  const sfn = deps.sfn ?? sfnClient();
+  let execution: DescribeExecutionOutput;
+  try {
+    execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+  } catch (error) {
+    if (isAwsError(error, "ExecutionDoesNotExist")) return undefined;
+    throw error;
+  }
+  // Read after DescribeExecution: the history is at least as recent as the status it explains.
+  return statusView(execution, await fullHistory(sfn, executionArn));
+}
+
+export function createStatusHandler(deps: StatusDeps = {}) {
+  return async (event: APIGatewayProxyEventV2): Promise<Response> => {
+    logger.appendKeys({ requestId: event.requestContext?.requestId });
+    try {
+      const id = executionArnOf(event.pathParameters?.id, deps.stateMachineArn ?? process.env[STATE_MACHINE_ARN_ENV]);
+      if (!id.ok) {
+        return id.status === 404 ? json(404, { error: "ExecutionNotFound", message: id.message }) : json(400, { error: "InvalidRequest", message: id.message });
+      }
+      const view = await executionStatus(id.executionArn, deps);
+      if (!view) return json(404, { error: "ExecutionNotFound", message: `no execution ${id.executionArn}` });
+      return json(200, view);
+    } catch (problem) {
+      const error = problem instanceof ProvisionerError ? problem : normaliseError(problem);
+      logger.error("could not read the execution status", { error: error as Error });
+      if (isAwsError(problem, "InvalidArn")) return json(400, { error: "InvalidRequest", message: "the execution ARN is not valid" });
+      if (error instanceof ProvisionerError && error.transient) {
+        return json(503, { error: error.name, message: "Step Functions is busy or unreachable; try again shortly" }, { "retry-after": "5" });
+      }
+      return json(500, { error: "InternalError", message: "could not read the execution status", requestId: event.requestContext?.requestId });
+    }
+  };
+}
+
+export const handler = createStatusHandler();

@@ -1,0 +1,559 @@
+/**
+ * The local Step Functions: runs `statemachines/*.asl.json` with aws-local-stepfunctions, every Task bound
+ * to the same handler code Lambda runs (functions/steps, found through catalog.ts), called the way Lambda
+ * calls it (a JSON copy of the input, a Lambda-like context, the error's name as the Step Functions error).
+ * Each execution is recorded with its status and its history in GetExecutionHistory's shape, so the SDK
+ * (through service.ts), the status route and the CLI read a local run exactly as they read one in AWS.
+ *
+ * Waits and retry intervals can be shortened for tests and demos through the library's overrides; the
+ * definition itself is never edited.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { StateMachine } from "aws-local-stepfunctions";
+import {
+  ExecutionAlreadyExists,
+  ExecutionDoesNotExist,
+  InvalidArn,
+  InvalidExecutionInput,
+  InvalidName,
+  InvalidToken,
+  StateMachineDoesNotExist,
+  ValidationException,
+  type DescribeExecutionOutput,
+  type DescribeStateMachineOutput,
+  type ExecutionListItem,
+  type ExecutionStatus,
+  type GetExecutionHistoryInput,
+  type GetExecutionHistoryOutput,
+  type HistoryEvent,
+  type ListExecutionsInput,
+  type ListExecutionsOutput,
+  type ListStateMachinesOutput,
+  type StartExecutionInput,
+  type StartExecutionOutput,
+  type StopExecutionInput,
+  type StopExecutionOutput,
+} from "@aws-sdk/client-sfn";
+import type { Context } from "aws-lambda";
+import { parseArn } from "../../functions/lib/arn.js";
+import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import {
+  asLibraryDefinition,
+  lambdaArn,
+  substitutePlaceholders,
+  walkStates,
+  type AslDefinition,
+  type StateInfo,
+  type SubstitutionOptions,
+} from "./definition.js";
+import { HistoryBuilder, InvocationLog, json, type Invocation, type TerminalOutcome } from "./history.js";
+
+/** A Lambda handler as the runner calls it: `(event, context)`. */
+export type LambdaHandler = (event: any, context: Context) => unknown;
+
+export interface LocalStepFunctionsOptions {
+  region?: string;
+  accountId?: string;
+  /** Where `*.asl.json` are read from (default: the repository's statemachines/). Ignored when `stateMachines` is given. */
+  definitionsDir?: string;
+  /** State machines by name: a file path or a parsed definition (with its `${Placeholders}`). */
+  stateMachines?: Record<string, string | object>;
+  /** Handlers that replace the catalog's, keyed by placeholder (`ResolveClusterFunctionArn`), its `<Name>`, or the function name. */
+  functions?: Record<string, LambdaHandler>;
+  /** Lambda function names are `<prefix><Name>` for `${<Name>FunctionArn}` (default `nf-eks-`). */
+  functionNamePrefix?: string;
+  /** Values for placeholders other than `${...FunctionArn}`. */
+  substitutions?: Record<string, string>;
+  /** Every Wait state pauses this many milliseconds instead of its Seconds (tests, demos). */
+  waitMs?: number;
+  /** Every retrier waits this many milliseconds between attempts instead of its backoff (tests). */
+  retryIntervalMs?: number;
+  /** The Lambda timeout a handler's context counts down from when its Task sets none (default 60 s). */
+  lambdaTimeoutSeconds?: number;
+  /** The execution role reported in ExecutionStarted and DescribeStateMachine. */
+  roleArn?: string;
+}
+
+export type ExecutionStatusName = Extract<ExecutionStatus, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">;
+
+/** What `onEvent` listeners receive: one history event of one execution, as it is appended. */
+export interface ExecutionEventNotice {
+  executionArn: string;
+  stateMachineArn: string;
+  name: string;
+  status: ExecutionStatusName;
+  event: HistoryEvent;
+}
+
+export type ExecutionEventListener = (notice: ExecutionEventNotice) => void;
+
+interface MachineRecord {
+  name: string;
+  arn: string;
+  definition: AslDefinition;
+  definitionText: string;
+  states: StateInfo[];
+  machine: StateMachine;
+  creationDate: Date;
+  /** Task state name → the handler it runs, resolved once */
+  handlers: Map<string, { functionName: string; functionArn: string; load: () => Promise<LambdaHandler> }>;
+}
+
+interface ExecutionRecord {
+  executionArn: string;
+  stateMachineArn: string;
+  name: string;
+  status: ExecutionStatusName;
+  startDate: Date;
+  stopDate?: Date;
+  input: string;
+  output?: string;
+  error?: string;
+  cause?: string;
+  history: HistoryBuilder;
+  abort?: () => void;
+  stopDetails?: { error?: string; cause?: string };
+  /** Settles when the library is done and the history is complete */
+  finished: Promise<void>;
+}
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const DEFAULT_ACCOUNT = "000000000000";
+/** Step Functions' state payload quota (256 KiB). */
+const PAYLOAD_LIMIT_BYTES = 256 * 1024;
+/** StartExecution's `name`: 1-80 characters, none of whitespace, brackets, wildcards, specials or controls. */
+const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
+
+function sfnError<E extends Error>(Kind: new (opts: { message: string; $metadata: { httpStatusCode: number } }) => E, message: string): E {
+  return new Kind({ message, $metadata: { httpStatusCode: 400 } });
+}
+
+/** Lambda reports a Node handler's error as `{errorType, errorMessage, trace}`; Step Functions passes it on as the Cause. */
+function lambdaError(error: unknown): { error: string; cause: string } {
+  const e = error instanceof Error ? error : new Error(typeof error === "string" ? error : JSON.stringify(error));
+  const errorType = e.name || "Error";
+  const trace = (e.stack ?? `${errorType}: ${e.message}`).split("\n");
+  return { error: errorType, cause: JSON.stringify({ errorType, errorMessage: e.message, trace }) };
+}
+
+/** The error the library sees: named as the Lambda error, the message being the Cause Step Functions reports. */
+class LambdaFunctionError extends Error {
+  constructor(name: string, cause: string) {
+    super(cause);
+    this.name = name;
+  }
+}
+
+/** States.DataLimitExceeded is terminal: no Retry or Catch (not even States.ALL) takes it. */
+class DataLimitExceeded extends Error {
+  readonly isRetryable = false;
+  readonly isCatchable = false;
+  constructor(message: string) {
+    super(message);
+    this.name = "States.DataLimitExceeded";
+  }
+}
+
+function lambdaContext(functionName: string, functionArn: string, timeoutMs: number): Context {
+  const started = new Date();
+  const day = started.toISOString().slice(0, 10).replace(/-/g, "/");
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: functionArn,
+    memoryLimitInMB: "512",
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `${day}/[$LATEST]${randomBytes(16).toString("hex")}`,
+    getRemainingTimeInMillis: () => Math.max(0, started.getTime() + timeoutMs - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+function encodeToken(value: object): string {
+  return Buffer.from(JSON.stringify(value)).toString("base64url");
+}
+
+function decodeToken<T>(token: string): T | undefined {
+  try {
+    return JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function pageSize(maxResults: number | undefined, fallback: number): number {
+  if (maxResults === undefined || maxResults === 0) return fallback;
+  if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 1000) {
+    throw sfnError(ValidationException, "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000");
+  }
+  return maxResults;
+}
+
+export class LocalStepFunctions {
+  readonly region: string;
+  readonly accountId: string;
+  readonly roleArn: string;
+  private readonly opts: LocalStepFunctionsOptions;
+  private readonly substitution: SubstitutionOptions;
+  private readonly machines = new Map<string, MachineRecord>();
+  private readonly executions = new Map<string, ExecutionRecord>();
+  private readonly listeners = new Set<ExecutionEventListener>();
+
+  constructor(opts: LocalStepFunctionsOptions = {}) {
+    this.opts = opts;
+    this.region = opts.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || "us-east-1");
+    this.accountId = opts.accountId ?? DEFAULT_ACCOUNT;
+    this.roleArn = opts.roleArn ?? `arn:aws:iam::${this.accountId}:role/nf-eks-provisioner-states`;
+    this.substitution = {
+      region: this.region,
+      accountId: this.accountId,
+      functionNamePrefix: opts.functionNamePrefix ?? "nf-eks-",
+      substitutions: opts.substitutions,
+    };
+    if (opts.stateMachines) {
+      for (const [name, source] of Object.entries(opts.stateMachines)) this.addStateMachine(name, source);
+    } else {
+      const dir = opts.definitionsDir ?? join(REPO_ROOT, "statemachines");
+      if (existsSync(dir)) {
+        for (const file of readdirSync(dir).filter((f) => f.endsWith(".asl.json")).sort()) {
+          this.addStateMachine(basename(file, ".asl.json"), join(dir, file));
+        }
+      }
+    }
+  }
+
+  // ---- state machines ----
+
+  /** Load a definition (file path or object), fill its placeholders, bind its Tasks; returns the state machine ARN. */
+  addStateMachine(name: string, source: string | object): string {
+    const raw = (typeof source === "string" ? JSON.parse(readFileSync(source, "utf8")) : structuredClone(source)) as AslDefinition;
+    const definition = substitutePlaceholders(raw, this.substitution);
+    const states = walkStates(raw, definition);
+    // Validated once here (ASL schema, JSONPaths, ARNs); each run skips it.
+    new StateMachine(asLibraryDefinition(definition), { validationOptions: { checkPaths: true, checkArn: true } });
+    const machine = new StateMachine(asLibraryDefinition(definition), { validationOptions: { noValidate: true } });
+    const arn = this.stateMachineArn(name);
+    const handlers = new Map<string, { functionName: string; functionArn: string; load: () => Promise<LambdaHandler> }>();
+    for (const state of states.filter((s) => s.type === "Task")) handlers.set(state.name, this.bindTask(name, state));
+    this.machines.set(arn, {
+      name,
+      arn,
+      definition,
+      definitionText: JSON.stringify(definition, null, 2),
+      states,
+      machine,
+      creationDate: new Date(),
+      handlers,
+    });
+    return arn;
+  }
+
+  stateMachineArn(name: string): string {
+    return `arn:aws:states:${this.region}:${this.accountId}:stateMachine:${name}`;
+  }
+
+  executionArn(stateMachineName: string, executionName: string): string {
+    return `arn:aws:states:${this.region}:${this.accountId}:execution:${stateMachineName}:${executionName}`;
+  }
+
+  /** The Lambda handler a Task runs: an override from `functions`, else the catalog's module and export. */
+  private bindTask(machineName: string, state: StateInfo): { functionName: string; functionArn: string; load: () => Promise<LambdaHandler> } {
+    const where = `state machine ${machineName}, Task ${state.name} (Resource ${state.rawResource ?? state.resource})`;
+    if (!state.functionName || !state.resource) {
+      throw new Error(`${where}: only Lambda function ARNs (or \${<Name>FunctionArn}) run locally`);
+    }
+    const baseName = state.placeholder?.replace(/FunctionArn$/, "");
+    const overrides = this.opts.functions ?? {};
+    const override = [state.placeholder, baseName, state.functionName].map((k) => (k ? overrides[k] : undefined)).find(Boolean);
+    const functionArn = lambdaArn(this.substitution, state.functionName);
+    if (override) return { functionName: state.functionName, functionArn, load: async () => override };
+    const entry = STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
+    if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
+    let loaded: Promise<LambdaHandler> | undefined;
+    const load = () =>
+      // vite-ignore: under vitest the path resolves at run time (to the .ts source), as under tsx.
+      (loaded ??= import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`).then((module: Record<string, unknown>) => {
+        const handler = module[entry.handler];
+        if (typeof handler !== "function") throw new Error(`functions/steps/${entry.module} has no export "${entry.handler}"`);
+        return handler as LambdaHandler;
+      }));
+    return { functionName: state.functionName, functionArn, load };
+  }
+
+  private machineByArn(stateMachineArn: string | undefined): MachineRecord {
+    const parsed = parseArn(stateMachineArn ?? "");
+    if (!parsed || parsed.service !== "states" || !parsed.resource.startsWith("stateMachine:")) {
+      throw sfnError(InvalidArn, `Invalid Arn: 'Resource type not valid in this context: ${stateMachineArn}'`);
+    }
+    const machine = this.machines.get(stateMachineArn!);
+    if (!machine) throw sfnError(StateMachineDoesNotExist, `State Machine Does Not Exist: '${stateMachineArn}'`);
+    return machine;
+  }
+
+  async describeStateMachine(input: { stateMachineArn?: string }): Promise<DescribeStateMachineOutput> {
+    const m = this.machineByArn(input.stateMachineArn);
+    return { stateMachineArn: m.arn, name: m.name, status: "ACTIVE", definition: m.definitionText, roleArn: this.roleArn, type: "STANDARD", creationDate: m.creationDate };
+  }
+
+  async listStateMachines(): Promise<ListStateMachinesOutput> {
+    return { stateMachines: [...this.machines.values()].map((m) => ({ stateMachineArn: m.arn, name: m.name, type: "STANDARD", creationDate: m.creationDate })) };
+  }
+
+  // ---- executions ----
+
+  /**
+   * StartExecution as Standard workflows answer it: the same name and input as a RUNNING execution returns
+   * that execution; a name already used by a closed execution, or with a different input, is ExecutionAlreadyExists.
+   */
+  async startExecution(input: StartExecutionInput): Promise<StartExecutionOutput> {
+    const machine = this.machineByArn(input.stateMachineArn);
+    const name = input.name ?? randomUUID();
+    if (!EXECUTION_NAME.test(name)) throw sfnError(InvalidName, `Invalid Name: '${name}'`);
+    const text = input.input ?? "{}";
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (problem) {
+      throw sfnError(InvalidExecutionInput, `Invalid State Machine Execution Input: '${(problem as Error).message}'`);
+    }
+    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES) throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
+    const executionArn = this.executionArn(machine.name, name);
+    const existing = this.executions.get(executionArn);
+    if (existing) {
+      if (existing.status === "RUNNING" && existing.input === text) return { executionArn, startDate: existing.startDate };
+      throw sfnError(ExecutionAlreadyExists, `Execution Already Exists: '${executionArn}'`);
+    }
+    const record = this.launch(machine, name, executionArn, text, parsed);
+    return { executionArn, startDate: record.startDate };
+  }
+
+  private launch(machine: MachineRecord, name: string, executionArn: string, text: string, parsedInput: unknown): ExecutionRecord {
+    const invocations = new InvocationLog();
+    const record = { executionArn, stateMachineArn: machine.arn, name, status: "RUNNING", startDate: new Date(), input: text } as ExecutionRecord;
+    record.history = new HistoryBuilder({
+      states: machine.states,
+      roleArn: this.roleArn,
+      invocations,
+      stopDetails: () => record.stopDetails,
+      onEnd: (outcome) => this.close(record, outcome),
+      onEvent: (event) => this.notify(record, event),
+    });
+    this.executions.set(executionArn, record);
+
+    const execution = machine.machine.run(parsedInput as never, {
+      noThrowOnAbort: true,
+      context: {
+        Execution: { Id: executionArn, Name: name, RoleArn: this.roleArn, RedriveCount: 0 },
+        StateMachine: { Id: machine.arn, Name: machine.name },
+      },
+      overrides: {
+        taskResourceLocalHandlers: this.taskHandlers(machine, invocations),
+        waitTimeOverrides: this.opts.waitMs === undefined ? undefined : this.everyState(machine, "Wait", this.opts.waitMs),
+        retryIntervalOverrides: this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
+      },
+    });
+    record.abort = execution.abort;
+    const consumed = (async () => {
+      for await (const event of execution.eventLogs) record.history.translate(event);
+    })();
+    record.finished = Promise.allSettled([execution.result, consumed]).then(([result, history]) => {
+      // The library always ends with a terminal event; if it did not, say so rather than hang as RUNNING.
+      const reason = history.status === "rejected" ? history.reason : result.status === "rejected" ? result.reason : undefined;
+      if (!record.history.isEnded) {
+        record.history.failUnfinished("LocalRunner.Error", reason instanceof Error ? reason.message : "the execution ended without a terminal event");
+      }
+    });
+    return record;
+  }
+
+  private everyState(machine: MachineRecord, type: string, value: number): Record<string, number> {
+    return Object.fromEntries(machine.states.filter((s) => s.type === type).map((s) => [s.name, value]));
+  }
+
+  private everyRetryingState(machine: MachineRecord, ms: number): Record<string, number> {
+    return Object.fromEntries(machine.states.filter((s) => s.hasRetry).map((s) => [s.name, ms]));
+  }
+
+  /** One wrapper per Task state: JSON in, JSON out, Lambda's error naming, and a record for the history. */
+  private taskHandlers(machine: MachineRecord, invocations: InvocationLog): Record<string, (input: any) => Promise<any>> {
+    const handlers: Record<string, (input: any) => Promise<any>> = {};
+    for (const [stateName, binding] of machine.handlers) {
+      const timeoutSeconds = machine.states.find((s) => s.name === stateName)?.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
+      handlers[stateName] = async (input: unknown) => {
+        // Recorded synchronously: the library calls this right after it logs the attempt.
+        const invocation: Invocation = { input: JSON.parse(json(input)), startedAt: new Date() };
+        invocations.record(stateName, invocation);
+        let output: unknown;
+        try {
+          const handler = await binding.load().catch((problem: Error) => {
+            throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
+          });
+          const event = JSON.parse(json(input));
+          output = JSON.parse(json(await handler(event, lambdaContext(binding.functionName, binding.functionArn, timeoutSeconds * 1000))));
+        } catch (problem) {
+          invocation.finishedAt = new Date();
+          invocation.error = lambdaError(problem);
+          throw new LambdaFunctionError(invocation.error.error, invocation.error.cause);
+        }
+        invocation.finishedAt = new Date();
+        invocation.output = output;
+        if (Buffer.byteLength(json(output)) > PAYLOAD_LIMIT_BYTES) {
+          throw new DataLimitExceeded(`The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`);
+        }
+        return output;
+      };
+    }
+    return handlers;
+  }
+
+  private close(record: ExecutionRecord, outcome: TerminalOutcome): void {
+    record.status = outcome.status;
+    record.stopDate = outcome.at;
+    record.output = outcome.output;
+    record.error = outcome.error;
+    record.cause = outcome.cause;
+  }
+
+  private notify(record: ExecutionRecord, event: HistoryEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener({ executionArn: record.executionArn, stateMachineArn: record.stateMachineArn, name: record.name, status: record.status, event });
+      } catch {
+        // A listener (the CLI's progress display) must never break an execution.
+      }
+    }
+  }
+
+  private executionByArn(executionArn: string | undefined): ExecutionRecord {
+    const parsed = parseArn(executionArn ?? "");
+    if (!parsed || parsed.service !== "states" || !parsed.resource.startsWith("execution:") || parsed.resource.split(":").length !== 3) {
+      throw sfnError(InvalidArn, `Invalid Arn: 'Resource type not valid in this context: ${executionArn}'`);
+    }
+    const record = this.executions.get(executionArn!);
+    if (!record) throw sfnError(ExecutionDoesNotExist, `Execution Does Not Exist: '${executionArn}'`);
+    return record;
+  }
+
+  async describeExecution(input: { executionArn?: string }): Promise<DescribeExecutionOutput> {
+    const r = this.executionByArn(input.executionArn);
+    return {
+      executionArn: r.executionArn,
+      stateMachineArn: r.stateMachineArn,
+      name: r.name,
+      status: r.status,
+      startDate: r.startDate,
+      ...(r.stopDate ? { stopDate: r.stopDate } : {}),
+      input: r.input,
+      inputDetails: { included: true },
+      ...(r.output !== undefined ? { output: r.output, outputDetails: { included: true } } : {}),
+      ...(r.error !== undefined ? { error: r.error } : {}),
+      ...(r.cause !== undefined ? { cause: r.cause } : {}),
+      redriveCount: 0,
+    };
+  }
+
+  async getExecutionHistory(input: GetExecutionHistoryInput): Promise<GetExecutionHistoryOutput> {
+    const r = this.executionByArn(input.executionArn);
+    const size = pageSize(input.maxResults, 100);
+    const reverse = input.reverseOrder === true;
+    let offset = 0;
+    if (input.nextToken) {
+      const token = decodeToken<{ arn: string; reverse: boolean; offset: number }>(input.nextToken);
+      if (!token || token.arn !== r.executionArn || token.reverse !== reverse || !Number.isInteger(token.offset)) {
+        throw sfnError(InvalidToken, "Invalid Token: 'the token does not belong to this request'");
+      }
+      offset = token.offset;
+    }
+    const ordered = reverse ? [...r.history.events].reverse() : r.history.events;
+    const page = ordered.slice(offset, offset + size).map((event) => (input.includeExecutionData === false ? withoutData(event) : structuredClone(event)));
+    const next = offset + size < ordered.length ? encodeToken({ arn: r.executionArn, reverse, offset: offset + size }) : undefined;
+    return { events: page, ...(next ? { nextToken: next } : {}) };
+  }
+
+  async listExecutions(input: ListExecutionsInput): Promise<ListExecutionsOutput> {
+    const machine = this.machineByArn(input.stateMachineArn);
+    const size = pageSize(input.maxResults, 100);
+    let offset = 0;
+    if (input.nextToken) {
+      const token = decodeToken<{ arn: string; offset: number }>(input.nextToken);
+      if (!token || token.arn !== machine.arn || !Number.isInteger(token.offset)) throw sfnError(InvalidToken, "Invalid Token");
+      offset = token.offset;
+    }
+    // Newest first, as the service lists them.
+    const matching = [...this.executions.values()]
+      .filter((r) => r.stateMachineArn === machine.arn && (!input.statusFilter || r.status === input.statusFilter))
+      .reverse();
+    const executions: ExecutionListItem[] = matching.slice(offset, offset + size).map((r) => ({
+      executionArn: r.executionArn,
+      stateMachineArn: r.stateMachineArn,
+      name: r.name,
+      status: r.status,
+      startDate: r.startDate,
+      ...(r.stopDate ? { stopDate: r.stopDate } : {}),
+    }));
+    const next = offset + size < matching.length ? encodeToken({ arn: machine.arn, offset: offset + size }) : undefined;
+    return { executions, ...(next ? { nextToken: next } : {}) };
+  }
+
+  /** StopExecution: the execution ends ABORTED; a Lambda already running finishes on its own, as in AWS. */
+  async stopExecution(input: StopExecutionInput): Promise<StopExecutionOutput> {
+    const r = this.executionByArn(input.executionArn);
+    if (r.status === "RUNNING") {
+      r.stopDetails = { error: input.error, cause: input.cause };
+      r.abort?.();
+      await r.finished;
+    }
+    return { stopDate: r.stopDate ?? new Date() };
+  }
+
+  // ---- for tests, the CLI and the sandbox ----
+
+  /** Resolves with DescribeExecution once the execution is no longer RUNNING (rejects after `timeoutMs`). */
+  async waitFor(executionArn: string, opts: { timeoutMs?: number } = {}): Promise<DescribeExecutionOutput> {
+    const r = this.executionByArn(executionArn);
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`execution ${executionArn} still ${r.status} after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([r.finished, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.describeExecution({ executionArn });
+  }
+
+  /** Every history event of every execution as it is appended; returns the unsubscribe function. */
+  onEvent(listener: ExecutionEventListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Stop every running execution (Ctrl-C, test teardown). */
+  async shutdown(): Promise<void> {
+    const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");
+    await Promise.all(running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })));
+  }
+}
+
+/** GetExecutionHistory with includeExecutionData=false: the events without their inputs and outputs. */
+function withoutData(event: HistoryEvent): HistoryEvent {
+  const copy = structuredClone(event) as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(copy)) {
+    if (!key.endsWith("EventDetails") || !value || typeof value !== "object") continue;
+    const details = value as Record<string, unknown>;
+    delete details.input;
+    delete details.output;
+    delete details.inputDetails;
+    delete details.outputDetails;
+  }
+  return copy as unknown as HistoryEvent;
+}

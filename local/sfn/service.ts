@@ -1,0 +1,119 @@
+/**
+ * The local runner behind Step Functions' own wire protocol (AWS JSON 1.0): `POST /` with
+ * `X-Amz-Target: AWSStepFunctions.<Action>`, JSON in and out, dates as epoch seconds, errors as HTTP 400
+ * `{"__type": "<Code>", "message": ...}`. So `@aws-sdk/client-sfn` (and the AWS CLI) with the endpoint
+ * pointed here behave as against AWS, raising `ExecutionAlreadyExists`, `ExecutionDoesNotExist`, ... .
+ * Requests are not signature-checked: the sandbox has one user.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { LocalStepFunctions } from "./runner.js";
+
+export interface SfnService {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const CONTENT_TYPE = "application/x-amz-json-1.0";
+const TARGET_PREFIX = "AWSStepFunctions.";
+const MAX_BODY_BYTES = 1024 * 1024;
+
+// The runner validates what it reads (ARNs, names, page sizes), as the service does.
+type Action = (runner: LocalStepFunctions, input: any) => Promise<unknown>;
+
+const ACTIONS: Record<string, Action> = {
+  StartExecution: (r, i) => r.startExecution(i),
+  DescribeExecution: (r, i) => r.describeExecution(i),
+  GetExecutionHistory: (r, i) => r.getExecutionHistory(i),
+  ListExecutions: (r, i) => r.listExecutions(i),
+  StopExecution: (r, i) => r.stopExecution(i),
+  DescribeStateMachine: (r, i) => r.describeStateMachine(i),
+  ListStateMachines: (r) => r.listStateMachines(),
+};
+
+/** Dates become epoch seconds (with milliseconds), as the JSON protocols send timestamps. */
+function toWire(value: unknown): unknown {
+  if (value instanceof Date) return value.getTime() / 1000;
+  if (Array.isArray(value)) return value.map(toWire);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, toWire(v)]));
+  }
+  return value;
+}
+
+function send(res: ServerResponse, status: number, body: unknown, requestId: string, errorType?: string): void {
+  const text = JSON.stringify(toWire(body));
+  res.writeHead(status, {
+    "content-type": CONTENT_TYPE,
+    "content-length": Buffer.byteLength(text),
+    "x-amzn-requestid": requestId,
+    ...(errorType ? { "x-amzn-errortype": errorType } : {}),
+  });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, status: number, type: string, message: string, requestId: string): void {
+  send(res, status, { __type: type, message }, requestId, type);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw Object.assign(new Error("request body too large"), { tooLarge: true });
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** The SDK's service exceptions carry the AWS code as `name` and `$fault`; anything else is our fault. */
+function isServiceError(error: unknown): error is Error & { $fault: "client" | "server"; $metadata?: { httpStatusCode?: number } } {
+  return error instanceof Error && "$fault" in error;
+}
+
+export async function startSfnService(opts: { runner: LocalStepFunctions; port?: number; host?: string }): Promise<SfnService> {
+  const { runner } = opts;
+  const server = createServer(async (req, res) => {
+    const requestId = randomUUID();
+    try {
+      if (req.method !== "POST") return sendError(res, 404, "UnknownOperationException", "Step Functions answers POST / only", requestId);
+      const target = String(req.headers["x-amz-target"] ?? "");
+      const action = target.startsWith(TARGET_PREFIX) ? ACTIONS[target.slice(TARGET_PREFIX.length)] : undefined;
+      if (!action) return sendError(res, 400, "UnknownOperationException", `unknown or unsupported operation: ${target || "(no X-Amz-Target)"}`, requestId);
+      let input: Record<string, unknown>;
+      try {
+        const text = await readBody(req);
+        input = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
+        if (!input || typeof input !== "object" || Array.isArray(input)) throw new Error("the body is not a JSON object");
+      } catch (problem) {
+        if ((problem as { tooLarge?: boolean }).tooLarge) return sendError(res, 413, "RequestEntityTooLargeException", "request body too large", requestId);
+        return sendError(res, 400, "SerializationException", `could not read the request: ${(problem as Error).message}`, requestId);
+      }
+      const output = await action(runner, input);
+      send(res, 200, output ?? {}, requestId);
+    } catch (error) {
+      if (isServiceError(error)) {
+        const status = error.$metadata?.httpStatusCode ?? (error.$fault === "server" ? 500 : 400);
+        return sendError(res, status, error.name, error.message, requestId);
+      }
+      sendError(res, 500, "InternalFailure", error instanceof Error ? error.message : String(error), requestId);
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${opts.host ?? "127.0.0.1"}:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}

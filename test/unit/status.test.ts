@@ -1,0 +1,404 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { mockClient } from "aws-sdk-client-mock";
+import {
+  DescribeExecutionCommand,
+  ExecutionDoesNotExist,
+  GetExecutionHistoryCommand,
+  SFNClient,
+  SFNServiceException,
+  type DescribeExecutionOutput,
+  type HistoryEvent,
+} from "@aws-sdk/client-sfn";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { handler } from "../../functions/api/status.js";
+import { summariseHistory } from "../../functions/lib/execution-summary.js";
+import { resetClients } from "../../functions/lib/clients.js";
+
+const sfn = mockClient(SFNClient);
+const savedEnv = { ...process.env };
+
+const STATE_MACHINE_ARN = "arn:aws:states:eu-west-1:111122223333:stateMachine:nf-eks-provision";
+const NAME = "genomics_key-1";
+const EXECUTION_ARN = `arn:aws:states:eu-west-1:111122223333:execution:nf-eks-provision:${NAME}`;
+const LAMBDA = "arn:aws:lambda:eu-west-1:111122223333:function:nf-eks-";
+const T0 = Date.parse("2025-01-31T12:00:00Z");
+
+/** Lambda's Cause for a Node handler error, as Step Functions reports it. */
+function lambdaCause(errorType: string, errorMessage: string): string {
+  return JSON.stringify({ errorType, errorMessage, trace: [`${errorType}: ${errorMessage}`, "    at handler (/var/task/index.mjs:1:1)"] });
+}
+
+/**
+ * Writes a history the way Step Functions does for Lambda-ARN Tasks: ids in order, each event's
+ * previousEventId pointing at the previous event of its own thread (a Parallel branch is its own thread).
+ */
+class HistoryWriter {
+  readonly events: HistoryEvent[] = [];
+
+  add(type: string, previousEventId: number, details: Partial<HistoryEvent> = {}): number {
+    const id = this.events.length + 1;
+    this.events.push({ id, previousEventId, type: type as HistoryEvent["type"], timestamp: new Date(T0 + id * 1000), ...details });
+    return id;
+  }
+
+  started(input: unknown): number {
+    return this.add("ExecutionStarted", 0, { executionStartedEventDetails: { input: JSON.stringify(input), roleArn: "arn:aws:iam::111122223333:role/sfn" } });
+  }
+
+  enter(type: string, name: string, prev: number): number {
+    return this.add(`${type}StateEntered`, prev, { stateEnteredEventDetails: { name, input: "{}" } });
+  }
+
+  exit(type: string, name: string, prev: number, output: unknown = {}): number {
+    return this.add(`${type}StateExited`, prev, { stateExitedEventDetails: { name, output: JSON.stringify(output) } });
+  }
+
+  /** Scheduled + Started; returns the Started id */
+  attempt(name: string, prev: number): number {
+    const scheduled = this.add("LambdaFunctionScheduled", prev, { lambdaFunctionScheduledEventDetails: { resource: `${LAMBDA}${name}`, input: "{}" } });
+    return this.add("LambdaFunctionStarted", scheduled);
+  }
+
+  fail(prev: number, error: string, message: string): number {
+    return this.add("LambdaFunctionFailed", prev, { lambdaFunctionFailedEventDetails: { error, cause: lambdaCause(error, message) } });
+  }
+
+  succeed(prev: number, output: unknown): number {
+    return this.add("LambdaFunctionSucceeded", prev, { lambdaFunctionSucceededEventDetails: { output: JSON.stringify(output) } });
+  }
+
+  /** A Task that succeeds at the first attempt; returns the TaskStateExited id */
+  task(name: string, prev: number, output: unknown): number {
+    const entered = this.enter("Task", name, prev);
+    return this.exit("Task", name, this.succeed(this.attempt(name, entered), output));
+  }
+}
+
+const CLUSTER = { name: "research", region: "eu-west-1", authenticationMode: "API" };
+const IAM = { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] };
+const RBAC = { namespace: "tower-nf", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role", created: [], adopted: [] };
+
+/** Start → ResolveCluster → the Parallel with both branches entered; returns ids to continue from. */
+function upToParallel(w: HistoryWriter, iamAttempts: Array<"throttle" | "ok">) {
+  w.started({ request: { tenant: "genomics" } });
+  const start = w.exit("Pass", "Start", w.enter("Pass", "Start", 0));
+  const resolved = w.task("ResolveCluster", start, CLUSTER);
+  const parallelEntered = w.enter("Parallel", "PrepareIdentityAndNamespace", resolved);
+  const parallelStarted = w.add("ParallelStateStarted", parallelEntered);
+  const iamEntered = w.enter("Task", "CreateIamResources", parallelStarted);
+  const rbacEntered = w.enter("Task", "CreateNamespaceAndRbac", parallelStarted);
+  // The branches interleave: only previousEventId tells which Lambda event is whose.
+  const rbacStarted = w.attempt("CreateNamespaceAndRbac", rbacEntered);
+  let iamLast = iamEntered;
+  for (const [i, outcome] of iamAttempts.entries()) {
+    const started = w.attempt("CreateIamResources", iamLast);
+    iamLast = outcome === "throttle" ? w.fail(started, "Throttled", `iam:CreateRole failed: Throttling: Rate exceeded (${i + 1})`) : w.succeed(started, IAM);
+  }
+  return { parallelEntered, parallelStarted, iamLast, rbacStarted };
+}
+
+function runningAtHeadJobWait(): HistoryEvent[] {
+  const w = new HistoryWriter();
+  const p = upToParallel(w, ["ok"]);
+  const iamExit = w.exit("Task", "CreateIamResources", p.iamLast, IAM);
+  const rbacExit = w.exit("Task", "CreateNamespaceAndRbac", w.succeed(p.rbacStarted, RBAC), RBAC);
+  const parallelDone = w.add("ParallelStateSucceeded", Math.max(iamExit, rbacExit));
+  const parallelExit = w.exit("Parallel", "PrepareIdentityAndNamespace", parallelDone);
+  const access = w.task("GrantClusterAccess", parallelExit, { method: "access-entry", created: true });
+  const storage = w.task("ConfigureStorage", access, { type: "pvc", claimName: "tower-scratch" });
+  const launched = w.task("LaunchHeadJob", storage, { jobName: "nf-head-genomics-1a2b3c4d", phase: "Pending", done: false, checks: 0 });
+  w.enter("Wait", "WaitForHeadJob", launched);
+  return w.events;
+}
+
+function succeeded(): HistoryEvent[] {
+  const w = new HistoryWriter();
+  const p = upToParallel(w, ["ok"]);
+  const iamExit = w.exit("Task", "CreateIamResources", p.iamLast, IAM);
+  const rbacExit = w.exit("Task", "CreateNamespaceAndRbac", w.succeed(p.rbacStarted, RBAC), RBAC);
+  const parallelExit = w.exit("Parallel", "PrepareIdentityAndNamespace", w.add("ParallelStateSucceeded", Math.max(iamExit, rbacExit)));
+  const access = w.task("GrantClusterAccess", parallelExit, { method: "access-entry", created: true });
+  const storage = w.task("ConfigureStorage", access, { type: "pvc", claimName: "tower-scratch" });
+  const report = w.task("Report", storage, { eventBusName: "nf-eks-bus" });
+  const done = w.exit("Succeed", "Done", w.enter("Succeed", "Done", report));
+  w.add("ExecutionSucceeded", done, { executionSucceededEventDetails: { output: "{}" } });
+  return w.events;
+}
+
+/** IAM throttled twice then created; RBAC hits a namespace that is not ours; compensation; Fail. */
+function failedWithRetries(): HistoryEvent[] {
+  const w = new HistoryWriter();
+  const p = upToParallel(w, ["throttle", "throttle", "ok"]);
+  const rbacFailed = w.fail(p.rbacStarted, "OwnershipConflict", "Namespace tower-nf exists without our labels");
+  const iamExit = w.exit("Task", "CreateIamResources", p.iamLast, IAM);
+  const parallelFailed = w.add("ParallelStateFailed", Math.max(rbacFailed, iamExit));
+  const caught = w.exit("Parallel", "PrepareIdentityAndNamespace", parallelFailed, { error: { Error: "OwnershipConflict" } });
+  const undoRbac = w.task("UndoNamespaceAndRbac", caught, { undone: [], kept: [] });
+  const undoIam = w.task("UndoIamResources", undoRbac, { undone: ["role nfeks-genomics-launcher"], kept: [] });
+  const report = w.task("ReportFailure", undoIam, { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed" });
+  const fail = w.enter("Fail", "Failed", report);
+  w.add("ExecutionFailed", fail, { executionFailedEventDetails: { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed: ..." } });
+  return w.events;
+}
+
+function described(status: DescribeExecutionOutput["status"], extra: Partial<DescribeExecutionOutput> = {}): DescribeExecutionOutput {
+  return {
+    executionArn: EXECUTION_ARN,
+    stateMachineArn: STATE_MACHINE_ARN,
+    name: NAME,
+    status,
+    startDate: new Date(T0),
+    ...(status !== "RUNNING" ? { stopDate: new Date(T0 + 120_000) } : {}),
+    input: "{}",
+    ...extra,
+  };
+}
+
+function apiEvent(id: string | undefined): APIGatewayProxyEventV2 {
+  return { pathParameters: id === undefined ? undefined : { id }, requestContext: { requestId: "req-1" } } as unknown as APIGatewayProxyEventV2;
+}
+
+async function get(id: string | undefined): Promise<{ statusCode: number; body: any }> {
+  const response = await handler(apiEvent(id));
+  return { statusCode: response.statusCode!, body: JSON.parse(response.body!) };
+}
+
+beforeEach(() => {
+  sfn.reset();
+  resetClients();
+  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
+});
+
+afterEach(() => {
+  process.env = { ...savedEnv };
+});
+
+describe("GET /executions/{id}", () => {
+  it("shows a running execution's current step and the finished steps' results", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).resolves(described("RUNNING"));
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: runningAtHeadJobWait() });
+    // Act
+    const { statusCode, body } = await get(NAME);
+    // Assess
+    expect(statusCode).toBe(200);
+    expect(body).toMatchObject({ executionArn: EXECUTION_ARN, name: NAME, status: "RUNNING", currentStep: "WaitForHeadJob", retries: 0 });
+    expect(body.startDate).toBe("2025-01-31T12:00:00.000Z");
+    expect(body.stopDate).toBeUndefined();
+    expect(body.failedStep).toBeUndefined();
+    expect(body.error).toBeUndefined();
+    expect(body.steps.map((s: { name: string }) => s.name)).toEqual([
+      "ResolveCluster",
+      "CreateIamResources",
+      "CreateNamespaceAndRbac",
+      "GrantClusterAccess",
+      "ConfigureStorage",
+      "LaunchHeadJob",
+    ]);
+    expect(body.steps[0]).toMatchObject({ name: "ResolveCluster", status: "succeeded", result: CLUSTER, retries: 0 });
+    expect(body.steps[0].finishedAt > body.steps[0].startedAt).toBe(true);
+    expect(body.steps[1]).toMatchObject({ name: "CreateIamResources", status: "succeeded", result: IAM });
+    expect(sfn).toHaveReceivedCommandWith(DescribeExecutionCommand, { executionArn: EXECUTION_ARN });
+    expect(sfn).toHaveReceivedCommandWith(GetExecutionHistoryCommand, { executionArn: EXECUTION_ARN, reverseOrder: false });
+  });
+
+  it("shows a succeeded execution: every step succeeded, no current or failed step", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).resolves(described("SUCCEEDED", { output: "{}" }));
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: succeeded() });
+    // Act
+    const { statusCode, body } = await get(NAME);
+    // Assess
+    expect(statusCode).toBe(200);
+    expect(body).toMatchObject({ status: "SUCCEEDED", stopDate: "2025-01-31T12:02:00.000Z", retries: 0 });
+    expect(body.currentStep).toBeUndefined();
+    expect(body.failedStep).toBeUndefined();
+    expect(body.steps.every((s: { status: string }) => s.status === "succeeded")).toBe(true);
+    expect(body.steps.find((s: { name: string }) => s.name === "Report").result).toEqual({ eventBusName: "nf-eks-bus" });
+  });
+
+  it("shows a failed execution: the failed step and its error, the retries seen, the execution's error and cause", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).resolves(
+      described("FAILED", { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed: OwnershipConflict: Namespace tower-nf exists without our labels." }),
+    );
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: failedWithRetries() });
+    // Act
+    const { statusCode, body } = await get(NAME);
+    // Assess
+    expect(statusCode).toBe(200);
+    expect(body).toMatchObject({
+      status: "FAILED",
+      failedStep: "CreateNamespaceAndRbac",
+      retries: 2,
+      error: "OwnershipConflict",
+      cause: "Step CreateNamespaceAndRbac failed: OwnershipConflict: Namespace tower-nf exists without our labels.",
+    });
+    const byName = Object.fromEntries(body.steps.map((s: { name: string }) => [s.name, s]));
+    expect(byName.CreateIamResources).toMatchObject({ status: "succeeded", retries: 2, result: IAM });
+    expect(byName.CreateIamResources.error).toBeUndefined();
+    expect(byName.CreateNamespaceAndRbac).toMatchObject({
+      status: "failed",
+      retries: 0,
+      error: { error: "OwnershipConflict", cause: "Namespace tower-nf exists without our labels" },
+    });
+    expect(byName.CreateNamespaceAndRbac.result).toBeUndefined();
+    expect(byName.UndoIamResources).toMatchObject({ status: "succeeded", result: { undone: ["role nfeks-genomics-launcher"], kept: [] } });
+    expect(byName.ReportFailure).toMatchObject({ status: "succeeded" });
+  });
+
+  it("reads every page of the history, in ascending order", async () => {
+    // Prepare
+    const events = succeeded();
+    sfn.on(DescribeExecutionCommand).resolves(described("SUCCEEDED"));
+    sfn.on(GetExecutionHistoryCommand, { executionArn: EXECUTION_ARN, nextToken: undefined }).resolves({ events: events.slice(0, 10), nextToken: "page-2" });
+    sfn.on(GetExecutionHistoryCommand, { executionArn: EXECUTION_ARN, nextToken: "page-2" }).resolves({ events: events.slice(10) });
+    // Act
+    const { body } = await get(NAME);
+    // Assess
+    expect(sfn).toHaveReceivedCommandTimes(GetExecutionHistoryCommand, 2);
+    expect(sfn).toHaveReceivedNthCommandWith(GetExecutionHistoryCommand, 2, { nextToken: "page-2", reverseOrder: false });
+    // The Report step's events are on page 2 only.
+    expect(body.steps.find((s: { name: string }) => s.name === "Report")).toMatchObject({ status: "succeeded" });
+  });
+
+  it("accepts the execution ARN, URL-encoded, and refuses ARNs of other state machines without asking", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).resolves(described("SUCCEEDED"));
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: succeeded() });
+    // Act
+    const byArn = await get(encodeURIComponent(EXECUTION_ARN));
+    const other = await get(EXECUTION_ARN.replace(":nf-eks-provision:", ":someone-elses:"));
+    // Assess
+    expect(byArn.statusCode).toBe(200);
+    expect(sfn).toHaveReceivedCommandWith(DescribeExecutionCommand, { executionArn: EXECUTION_ARN });
+    expect(other.statusCode).toBe(404);
+    expect(other.body.error).toBe("ExecutionNotFound");
+    expect(sfn).toHaveReceivedCommandTimes(DescribeExecutionCommand, 1);
+  });
+
+  it("answers 404 ExecutionNotFound for an execution Step Functions does not know", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).rejects(new ExecutionDoesNotExist({ message: `Execution Does Not Exist: '${EXECUTION_ARN}'`, $metadata: { httpStatusCode: 400 } }));
+    // Act
+    const { statusCode, body } = await get(NAME);
+    // Assess
+    expect(statusCode).toBe(404);
+    expect(body).toMatchObject({ error: "ExecutionNotFound" });
+    expect(sfn).toHaveReceivedCommandTimes(GetExecutionHistoryCommand, 0);
+  });
+
+  it.each([
+    ["a name with a space", "genomics run"],
+    ["a name with a slash", "a/b"],
+    ["a name over 80 characters", "x".repeat(81)],
+    ["an IAM ARN", "arn:aws:iam::111122223333:role/x"],
+    ["a state machine ARN", STATE_MACHINE_ARN],
+    ["broken URL encoding", "abc%E0%A4%A"],
+    ["nothing", ""],
+  ])("answers 400 for %s, without calling Step Functions", async (_what, id) => {
+    // Act
+    const { statusCode, body } = await get(id);
+    // Assess
+    expect(statusCode).toBe(400);
+    expect(body.error).toBe("InvalidRequest");
+    expect(sfn).toHaveReceivedCommandTimes(DescribeExecutionCommand, 0);
+  });
+
+  it("answers 503 with Retry-After when Step Functions throttles", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).rejects(
+      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+    );
+    // Act
+    const response = await handler(apiEvent(NAME));
+    // Assess
+    expect(response.statusCode).toBe(503);
+    expect(response.headers).toMatchObject({ "retry-after": "5" });
+    expect(JSON.parse(response.body!).error).toBe("Throttled");
+  });
+});
+
+describe("summariseHistory", () => {
+  it("tells a step waiting for its retry as running, with the error that is being retried", () => {
+    // Prepare
+    const w = new HistoryWriter();
+    upToParallel(w, ["throttle"]);
+    // Act
+    const summary = summariseHistory(w.events);
+    // Assess
+    const iam = summary.steps.find((s) => s.name === "CreateIamResources")!;
+    expect(iam).toMatchObject({ status: "running", retries: 0, error: { error: "Throttled", cause: "iam:CreateRole failed: Throttling: Rate exceeded (1)" } });
+    expect(iam.finishedAt).toBeUndefined();
+    expect(summary.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({ status: "running" });
+    expect(summary.currentStep).toBe("CreateNamespaceAndRbac");
+    expect(summary.failedStep).toBeUndefined();
+  });
+
+  it("counts a retry once the failed attempt is scheduled again", () => {
+    // Prepare
+    const w = new HistoryWriter();
+    const p = upToParallel(w, ["throttle", "throttle"]);
+    w.attempt("CreateIamResources", p.iamLast);
+    // Act
+    const summary = summariseHistory(w.events);
+    // Assess
+    expect(summary.steps.find((s) => s.name === "CreateIamResources")).toMatchObject({ status: "running", retries: 2 });
+    expect(summary.steps.find((s) => s.name === "CreateIamResources")!.error).toBeUndefined();
+    expect(summary.retries).toBe(2);
+  });
+
+  it("marks a branch still running when its sibling failed as aborted, and the failing branch's Task as failed", () => {
+    // Prepare
+    const w = new HistoryWriter();
+    const p = upToParallel(w, []);
+    const rbacFailed = w.fail(p.rbacStarted, "NotAllowed", "kube:POST namespaces failed (HTTP 403): forbidden");
+    const aborted = w.add("TaskStateAborted", p.iamLast);
+    const parallelFailed = w.add("ParallelStateFailed", Math.max(rbacFailed, aborted));
+    w.add("ExecutionFailed", parallelFailed, { executionFailedEventDetails: { error: "NotAllowed", cause: lambdaCause("NotAllowed", "forbidden") } });
+    // Act
+    const summary = summariseHistory(w.events);
+    // Assess
+    expect(summary.steps.find((s) => s.name === "CreateIamResources")).toMatchObject({ status: "aborted" });
+    expect(summary.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({ status: "failed", error: { error: "NotAllowed" } });
+    expect(summary.failedStep).toBe("CreateNamespaceAndRbac");
+    expect(summary.currentStep).toBeUndefined();
+  });
+
+  it("follows a wait loop: one entry for the check step, its result the latest", () => {
+    // Prepare
+    const w = new HistoryWriter();
+    w.started({});
+    let last = 0;
+    for (const phase of ["Pending", "Running"]) {
+      last = w.exit("Wait", "WaitForHeadJob", w.enter("Wait", "WaitForHeadJob", last));
+      last = w.task("CheckHeadJob", last, { phase, done: false });
+      last = w.exit("Choice", "IsHeadJobDone", w.enter("Choice", "IsHeadJobDone", last));
+    }
+    w.enter("Wait", "WaitForHeadJob", last);
+    // Act
+    const summary = summariseHistory(w.events);
+    // Assess
+    expect(summary.steps).toHaveLength(1);
+    expect(summary.steps[0]).toMatchObject({ name: "CheckHeadJob", status: "succeeded", result: { phase: "Running", done: false }, retries: 0 });
+    // First entered at event 4 (after the first wait), last exited at event 17 (the second round).
+    expect(summary.steps[0]!.startedAt).toBe(new Date(T0 + 4_000).toISOString());
+    expect(summary.steps[0]!.finishedAt).toBe(new Date(T0 + 17_000).toISOString());
+    expect(summary.currentStep).toBe("WaitForHeadJob");
+  });
+
+  it("names the last state entered as the failed step when no Task failed (a Fail state reached by a Choice)", () => {
+    // Prepare
+    const w = new HistoryWriter();
+    w.started({});
+    const choice = w.exit("Choice", "IsHeadJobDone", w.enter("Choice", "IsHeadJobDone", 0));
+    const fail = w.enter("Fail", "HeadJobNeverRan", choice);
+    w.add("ExecutionFailed", fail, { executionFailedEventDetails: { error: "HeadJobFailed", cause: "gone" } });
+    // Act
+    const summary = summariseHistory(w.events);
+    // Assess
+    expect(summary.failedStep).toBe("HeadJobNeverRan");
+    expect(summary.steps).toEqual([]);
+  });
+});
