@@ -12,17 +12,9 @@ import { kubeClientFor, resetKubeClients } from "../functions/lib/kube.js";
 import { LABEL_TENANT, NEXTFLOW_CONFIGMAP } from "../functions/lib/naming.js";
 import { toResolvedCluster } from "../functions/steps/resolve-cluster.js";
 import type { StepSummary } from "../functions/lib/execution-summary.js";
+import type { ExecutionStatusView } from "../functions/api/status.js";
 
-interface StatusBody {
-  name: string;
-  status: string;
-  currentStep?: string;
-  failedStep?: string;
-  steps: StepSummary[];
-  retries: number;
-  error?: string;
-  cause?: string;
-}
+type StatusBody = ExecutionStatusView;
 
 const POLL_MS = 250;
 const TIMEOUT_MS = 5 * 60_000;
