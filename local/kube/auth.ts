@@ -1,0 +1,226 @@
+/**
+ * EKS authentication for the emulated API server: the bearer token is `k8s-aws-v1.` + base64url of an
+ * STS GetCallerIdentity URL presigned with the signed header `x-k8s-aws-id: <cluster>`. The AWS
+ * emulator checks the signature and says who signed it; the caller is then mapped to a Kubernetes
+ * identity the way EKS does:
+ *  - an assumed-role ARN is canonicalised to its role ARN (the session name feeds `{{SessionName}}`);
+ *  - authenticationMode API / API_AND_CONFIG_MAP: the cluster's access entry for the principal
+ *    (username template, kubernetesGroups; an AmazonEKSClusterAdminPolicy association → system:masters,
+ *    which stands in for EKS's access-policy authorizer); in API_AND_CONFIG_MAP an access entry wins
+ *    over aws-auth, as on EKS;
+ *  - CONFIG_MAP / API_AND_CONFIG_MAP: kube-system/aws-auth `mapRoles` (rolearn, path-insensitive),
+ *    `mapUsers` (userarn) and `mapAccounts`;
+ *  - CONFIG_MAP: the cluster creator (default: the sandbox-admin user) is implicitly
+ *    `kubernetes-admin` in system:masters, as EKS does outside the access-entry modes (in the API modes
+ *    the creator's admin access entry, which the AWS emulator seeds, does the same);
+ *  - templates `{{AccountID}}`, `{{SessionName}}` (`@` → `-`), `{{SessionNameRaw}}`, `{{AccessKeyID}}`,
+ *    `{{EC2PrivateDNSName}}` (the sandbox node's name) are substituted.
+ * Anything else is undefined: the API server answers 401.
+ */
+import { parse as parseYaml } from "yaml";
+import { NODE_NAME } from "./kubelet.js";
+import type { KubeUser } from "./rbac.js";
+import { RESOURCE_TYPES } from "./resources.js";
+import type { KubeStore } from "./store.js";
+
+/** The caller behind a presigned GetCallerIdentity URL, as the AWS emulator reports it. */
+export interface PresignedCallerIdentity {
+  arn: string;
+  accountId: string;
+  userId: string;
+  accessKeyId?: string;
+  /** the x-k8s-aws-id value the URL was signed with */
+  clusterName?: string;
+}
+
+export interface EksAccessEntryView {
+  principalArn: string;
+  username: string;
+  kubernetesGroups: string[];
+  type?: string;
+  accessPolicies: Map<string, { policyArn: string; accessScope?: { type: string; namespaces: string[] } }>;
+}
+
+export interface EksClusterView {
+  name: string;
+  region?: string;
+  authenticationMode: "API" | "API_AND_CONFIG_MAP" | "CONFIG_MAP";
+  accessEntries: Map<string, EksAccessEntryView>;
+}
+
+/** What the authenticator needs from the AWS emulator (local/aws/server.ts's AwsEmulator satisfies it). */
+export interface EksAuthAws {
+  verifyPresignedCallerIdentity(url: string, opts?: { clusterName?: string }): Promise<PresignedCallerIdentity | undefined>;
+  state: { accountId: string; eks: { clusters: Map<string, EksClusterView> } };
+}
+
+export interface EksAuthenticatorOptions {
+  /** the emulated cluster's store (for aws-auth) when the API server does not hand it to the authenticator */
+  kubeStore?: () => KubeStore | undefined;
+  /** the cluster's region, when clusters of the same name exist in several regions */
+  region?: string;
+  /** the principal that created the cluster (default `arn:aws:iam::<account>:user/sandbox-admin`) */
+  creatorArn?: string;
+}
+
+/** The API server calls the authenticator with its store, so aws-auth is read from the live cluster. */
+export type KubeAuthenticator = (token: string, context?: { store: KubeStore }) => Promise<KubeUser | undefined>;
+
+export const TOKEN_PREFIX = "k8s-aws-v1.";
+export const CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+const CLUSTER_ID_HEADER = "x-k8s-aws-id";
+const CONFIG_MAPS = RESOURCE_TYPES.find((t) => t.resource === "configmaps" && t.group === "")!;
+
+export interface CanonicalPrincipal {
+  /** role or user ARN, as access entries and aws-auth name it */
+  arn: string;
+  kind: "role" | "user" | "other";
+  accountId: string;
+  /** assumed roles only */
+  sessionName?: string;
+}
+
+/** `arn:aws:sts::1:assumed-role/R/s` → `arn:aws:iam::1:role/R` (session `s`); users stay as they are. */
+export function canonicalPrincipal(callerArn: string): CanonicalPrincipal {
+  const m = /^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):(.+)$/.exec(callerArn);
+  if (!m) return { arn: callerArn, kind: "other", accountId: "" };
+  const [, partition, service, accountId, resource] = m as unknown as [string, string, string, string, string];
+  if (service === "sts" && resource.startsWith("assumed-role/")) {
+    const [, roleName, ...session] = resource.split("/");
+    return { arn: `arn:${partition}:iam::${accountId}:role/${roleName}`, kind: "role", accountId, sessionName: session.join("/") };
+  }
+  if (service === "iam" && resource.startsWith("role/")) {
+    // Access entries and aws-auth match roles without their path, as EKS does.
+    return { arn: `arn:${partition}:iam::${accountId}:role/${resource.slice(resource.lastIndexOf("/") + 1)}`, kind: "role", accountId };
+  }
+  if (service === "iam" && resource.startsWith("user/")) return { arn: callerArn, kind: "user", accountId };
+  return { arn: callerArn, kind: "other", accountId };
+}
+
+/** The presigned URL inside an EKS token, or undefined when the token is not one. */
+export function decodeEksToken(token: string): URL | undefined {
+  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+  const encoded = token.slice(TOKEN_PREFIX.length);
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(encoded)) return undefined;
+  try {
+    const url = new URL(Buffer.from(encoded, "base64url").toString("utf8"));
+    const signed = (url.searchParams.get("X-Amz-SignedHeaders") ?? "").toLowerCase().split(";");
+    return signed.includes(CLUSTER_ID_HEADER) ? url : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+interface TemplateValues {
+  accountId: string;
+  sessionName?: string;
+  accessKeyId?: string;
+}
+
+export function renderUsername(template: string, values: TemplateValues): string {
+  return template
+    .replace(/\{\{AccountID\}\}/g, values.accountId)
+    .replace(/\{\{SessionNameRaw\}\}/g, values.sessionName ?? "")
+    .replace(/\{\{SessionName\}\}/g, (values.sessionName ?? "").replace(/@/g, "-"))
+    .replace(/\{\{AccessKeyID\}\}/g, values.accessKeyId ?? "")
+    .replace(/\{\{EC2PrivateDNSName\}\}/g, NODE_NAME);
+}
+
+function findCluster(aws: EksAuthAws, name: string, region: string | undefined): EksClusterView | undefined {
+  if (region) return aws.state.eks.clusters.get(`${region}/${name}`);
+  return [...aws.state.eks.clusters.values()].find((c) => c.name === name);
+}
+
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+}
+
+function yamlList(text: string | undefined): Array<Record<string, unknown>> {
+  if (!text) return [];
+  try {
+    const parsed = parseYaml(text);
+    return Array.isArray(parsed) ? parsed.filter((e): e is Record<string, unknown> => !!e && typeof e === "object") : [];
+  } catch {
+    return []; // the real authenticator ignores an aws-auth it cannot parse
+  }
+}
+
+/** The mapping aws-auth holds for a principal: `{ username, groups }` or undefined. */
+export function awsAuthMapping(
+  data: Record<string, string> | undefined,
+  principal: CanonicalPrincipal,
+): { username: string; groups: string[] } | undefined {
+  if (!data) return undefined;
+  if (principal.kind === "role") {
+    for (const entry of yamlList(data.mapRoles)) {
+      if (typeof entry.rolearn !== "string") continue;
+      if (canonicalPrincipal(entry.rolearn.trim()).arn !== principal.arn) continue;
+      return { username: typeof entry.username === "string" ? entry.username : principal.arn, groups: stringList(entry.groups) };
+    }
+  }
+  if (principal.kind === "user") {
+    for (const entry of yamlList(data.mapUsers)) {
+      if (typeof entry.userarn !== "string" || entry.userarn.trim() !== principal.arn) continue;
+      return { username: typeof entry.username === "string" ? entry.username : principal.arn, groups: stringList(entry.groups) };
+    }
+  }
+  try {
+    const accounts = data.mapAccounts ? parseYaml(data.mapAccounts) : [];
+    if (Array.isArray(accounts) && accounts.map(String).includes(principal.accountId)) return { username: principal.arn, groups: [] };
+  } catch {
+    // ignored like the real authenticator
+  }
+  return undefined;
+}
+
+/** The groups an access entry grants: its kubernetesGroups, plus system:masters for a cluster-wide AmazonEKSClusterAdminPolicy. */
+export function accessEntryGroups(entry: EksAccessEntryView): string[] {
+  const groups = [...entry.kubernetesGroups];
+  const admin = entry.accessPolicies.get(CLUSTER_ADMIN_POLICY_ARN);
+  if (admin && (admin.accessScope?.type ?? "cluster") === "cluster" && !groups.includes("system:masters")) groups.push("system:masters");
+  return groups;
+}
+
+export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: EksAuthenticatorOptions = {}): KubeAuthenticator {
+  return async (token, context) => {
+    const url = decodeEksToken(token);
+    if (!url) return undefined;
+    const caller = await aws.verifyPresignedCallerIdentity(url.toString(), { clusterName });
+    if (!caller) return undefined;
+    if (caller.clusterName !== undefined && caller.clusterName !== clusterName) return undefined;
+    const cluster = findCluster(aws, clusterName, options.region);
+    if (!cluster) return undefined;
+
+    const principal = canonicalPrincipal(caller.arn);
+    const values: TemplateValues = { accountId: caller.accountId, sessionName: principal.sessionName, accessKeyId: caller.accessKeyId };
+    const identity = (username: string, groups: string[]): KubeUser => ({
+      username: renderUsername(username, values),
+      groups,
+      uid: `aws-iam-authenticator:${caller.accountId}:${caller.userId}`,
+      extra: {
+        accessKeyId: caller.accessKeyId ? [caller.accessKeyId] : [],
+        arn: [caller.arn],
+        canonicalArn: [principal.arn],
+        principalId: [caller.userId],
+        sessionName: principal.sessionName ? [principal.sessionName] : [],
+      },
+    });
+
+    const mode = cluster.authenticationMode;
+    if (mode === "API" || mode === "API_AND_CONFIG_MAP") {
+      const entry = cluster.accessEntries.get(principal.arn) ?? cluster.accessEntries.get(caller.arn);
+      if (entry) return identity(entry.username, accessEntryGroups(entry));
+    }
+    if (mode === "CONFIG_MAP") {
+      const creator = canonicalPrincipal(options.creatorArn ?? `arn:aws:iam::${aws.state.accountId}:user/sandbox-admin`).arn;
+      if (principal.arn === creator) return identity("kubernetes-admin", ["system:masters"]);
+    }
+    if (mode === "CONFIG_MAP" || mode === "API_AND_CONFIG_MAP") {
+      const store = context?.store ?? options.kubeStore?.();
+      const awsAuth = store?.get(CONFIG_MAPS, "kube-system", "aws-auth");
+      const mapping = awsAuthMapping(awsAuth?.data, principal);
+      if (mapping) return identity(mapping.username, mapping.groups);
+    }
+    return undefined;
+  };
+}

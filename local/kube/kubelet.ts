@@ -1,0 +1,347 @@
+/**
+ * The controllers and the node a real cluster runs behind its API server, reduced to what a
+ * provisioner observes:
+ *  - namespace controller: a new namespace gets its `default` ServiceAccount and `kube-root-ca.crt`
+ *    ConfigMap; a Terminating namespace is emptied and removed (after `namespaceDeletionMs`);
+ *  - job controller: a Job gets a Pod `<job>-<5 random>` (labels job-name, controller-uid,
+ *    batch.kubernetes.io/job-name, batch.kubernetes.io/controller-uid; ownerReference to the Job),
+ *    status active/ready/succeeded/failed, startTime/completionTime, Complete/Failed conditions,
+ *    and a replacement pod after a failure while `failed <= backoffLimit`;
+ *  - kubelet (one node): schedules every pod, then Pending → Running → Succeeded/Failed, `stepMs`
+ *    apart (pods with restartPolicy Always stay Running); a job's pod fails (exit code 1, reason
+ *    Error) when `failJobs(job)` says so; container logs for `pods/log`;
+ *  - volume binder: a PVC becomes Bound after `stepMs`.
+ * Every timer is tracked and cleared by close().
+ */
+import type { KubeObject, KubeStore, StoreEvent } from "./store.js";
+import { randomSuffix, timestamp } from "./store.js";
+import { RESOURCE_TYPES, type ResourceType } from "./resources.js";
+
+export interface KubeletOptions {
+  /** time between pod phases and until a PVC binds (default 200 ms) */
+  stepMs?: number;
+  /** true: the job's pod fails (exit code 1) instead of succeeding */
+  failJobs?: (job: KubeObject) => boolean;
+  /** how long a Terminating namespace lingers before it and its objects are gone (default 0: at once) */
+  namespaceDeletionMs?: number;
+}
+
+export const NODE_NAME = "ip-10-0-1-23.eu-west-1.compute.internal";
+const NODE_IP = "10.0.1.23";
+
+const byResource = (resource: string, group = ""): ResourceType => RESOURCE_TYPES.find((t) => t.resource === resource && t.group === group)!;
+const NAMESPACES = byResource("namespaces");
+const SERVICE_ACCOUNTS = byResource("serviceaccounts");
+const CONFIG_MAPS = byResource("configmaps");
+const PODS = byResource("pods");
+const PVCS = byResource("persistentvolumeclaims");
+const JOBS = byResource("jobs", "batch");
+
+export class ClusterControllers {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly logs = new Map<string, string>();
+  /** pod uids already counted into their job's succeeded/failed */
+  private readonly counted = new Map<string, { succeeded: number; failed: number; pods: Set<string> }>();
+  private readonly stepMs: number;
+  private readonly unsubscribe: () => void;
+  private closed = false;
+  private podIpCounter = 10;
+
+  constructor(
+    private readonly store: KubeStore,
+    private readonly options: KubeletOptions & { caPem: string },
+  ) {
+    this.stepMs = options.stepMs ?? 200;
+    this.unsubscribe = store.subscribe((event) => this.onEvent(event));
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  /** The container log the kubelet wrote for a pod (`pods/log`), undefined when the pod never ran. */
+  podLog(namespace: string, name: string): string | undefined {
+    return this.logs.get(`${namespace}/${name}`);
+  }
+
+  private later(ms: number, work: () => void): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      if (!this.closed) work();
+    }, ms);
+    this.timers.add(timer);
+  }
+
+  private onEvent(event: StoreEvent): void {
+    const { type, resourceType, object } = event;
+    if (resourceType === NAMESPACES && type === "ADDED") this.later(0, () => this.populateNamespace(object.metadata.name!));
+    if (resourceType === NAMESPACES && type === "MODIFIED" && object.metadata.deletionTimestamp) {
+      this.later(this.options.namespaceDeletionMs ?? 0, () => this.store.finalizeNamespace(object.metadata.name!));
+    }
+    // MODIFIED too: a Job un-suspended by a patch starts then (the controller's own status writes settle at once).
+    if (resourceType === JOBS && type !== "DELETED") this.later(0, () => this.syncJob(object.metadata.namespace!, object.metadata.name!, object.metadata.uid!));
+    if (resourceType === PODS && type === "ADDED" && !object.spec?.nodeName) this.later(0, () => this.schedulePod(object));
+    if (resourceType === PODS && type === "MODIFIED") {
+      const owner = jobOwner(object);
+      if (owner) this.later(0, () => this.syncJob(object.metadata.namespace!, owner.name, owner.uid));
+    }
+    if (resourceType === PODS && type === "DELETED") {
+      const owner = jobOwner(object);
+      if (owner) {
+        // A job's pod deleted before it finished counts as failed (upstream's job tracking does the same).
+        const tally = this.tally(owner.uid);
+        if (!isTerminal(object) && !tally.pods.has(object.metadata.uid!)) {
+          tally.pods.add(object.metadata.uid!);
+          tally.failed++;
+        }
+        this.later(this.stepMs, () => this.syncJob(object.metadata.namespace!, owner.name, owner.uid));
+      }
+    }
+    if (resourceType === PVCS && type === "ADDED") this.later(this.stepMs, () => this.bindClaim(object));
+  }
+
+  // ---- namespace controller ----
+
+  /** Creates the namespace's `default` ServiceAccount and `kube-root-ca.crt` ConfigMap (idempotent). */
+  populateNamespace(namespace: string): void {
+    const ns = this.store.get(NAMESPACES, undefined, namespace);
+    if (!ns || ns.metadata.deletionTimestamp) return;
+    if (!this.store.get(SERVICE_ACCOUNTS, namespace, "default")) {
+      this.store.create(SERVICE_ACCOUNTS, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default" } }, namespace);
+    }
+    if (!this.store.get(CONFIG_MAPS, namespace, "kube-root-ca.crt")) {
+      this.store.create(
+        CONFIG_MAPS,
+        {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "kube-root-ca.crt", annotations: { "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters." } },
+          data: { "ca.crt": this.options.caPem },
+        },
+        namespace,
+      );
+    }
+  }
+
+  // ---- job controller ----
+
+  private syncJob(namespace: string, name: string, uid: string): void {
+    const job = this.store.get(JOBS, namespace, name);
+    if (!job || job.metadata.uid !== uid || job.metadata.deletionTimestamp || job.spec?.suspend) return;
+    if (isFinished(job)) return;
+    const pods = this.store.list(PODS, { namespace }).filter((p) => jobOwner(p)?.uid === uid);
+    const tally = this.tally(uid);
+    for (const pod of pods) {
+      const phase = pod.status?.phase;
+      if ((phase === "Succeeded" || phase === "Failed") && !tally.pods.has(pod.metadata.uid!)) {
+        tally.pods.add(pod.metadata.uid!);
+        if (phase === "Succeeded") tally.succeeded++;
+        else tally.failed++;
+      }
+    }
+    const active = pods.filter((p) => p.status?.phase === "Pending" || p.status?.phase === "Running");
+    const ready = active.filter((p) => p.status?.phase === "Running").length;
+    const completions = job.spec?.completions ?? 1;
+    const backoffLimit = job.spec?.backoffLimit ?? 6;
+    const now = timestamp();
+
+    let conditions: Array<Record<string, string>> | undefined;
+    let completionTime: string | undefined;
+    if (tally.succeeded >= completions) {
+      const done = { status: "True", lastProbeTime: now, lastTransitionTime: now, reason: "CompletionsReached", message: "Reached expected number of succeeded pods" };
+      conditions = [
+        { type: "SuccessCriteriaMet", ...done },
+        { type: "Complete", ...done },
+      ];
+      completionTime = now;
+    } else if (tally.failed > backoffLimit) {
+      const failed = { status: "True", lastProbeTime: now, lastTransitionTime: now, reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" };
+      conditions = [
+        { type: "FailureTarget", ...failed },
+        { type: "Failed", ...failed },
+      ];
+    }
+
+    this.store.mutate(JOBS, namespace, name, (j) => {
+      const status: Record<string, unknown> = {
+        ...(j.status?.startTime ? { startTime: j.status.startTime } : { startTime: now }),
+        ...(completionTime ? { completionTime } : {}),
+        ...(active.length > 0 ? { active: active.length } : {}),
+        ...(tally.succeeded > 0 ? { succeeded: tally.succeeded } : {}),
+        ...(tally.failed > 0 ? { failed: tally.failed } : {}),
+        ready,
+        terminating: 0,
+        uncountedTerminatedPods: {},
+        ...(conditions ? { conditions } : {}),
+      };
+      j.status = status;
+    });
+
+    if (!conditions && active.length === 0) {
+      // First pod at once; a replacement after a failure waits one step (the controller's backoff).
+      this.later(tally.failed > 0 ? this.stepMs : 0, () => this.createJobPod(namespace, name, uid));
+    }
+  }
+
+  private tally(jobUid: string): { succeeded: number; failed: number; pods: Set<string> } {
+    let tally = this.counted.get(jobUid);
+    if (!tally) {
+      tally = { succeeded: 0, failed: 0, pods: new Set<string>() };
+      this.counted.set(jobUid, tally);
+    }
+    return tally;
+  }
+
+  private createJobPod(namespace: string, name: string, uid: string): void {
+    const job = this.store.get(JOBS, namespace, name);
+    if (!job || job.metadata.uid !== uid || isFinished(job) || job.metadata.deletionTimestamp) return;
+    if (this.store.list(PODS, { namespace }).some((p) => jobOwner(p)?.uid === uid && !isTerminal(p))) return;
+    const template = job.spec?.template ?? {};
+    const pod: KubeObject = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: `${name}-${randomSuffix()}`,
+        generateName: `${name}-`,
+        namespace,
+        labels: { ...(template.metadata?.labels ?? {}) },
+        ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
+        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name, uid, controller: true, blockOwnerDeletion: true }],
+      },
+      spec: structuredClone(template.spec ?? {}),
+    };
+    try {
+      this.store.create(PODS, pod, namespace);
+    } catch {
+      // e.g. the service account does not exist yet: the real controller records FailedCreate and retries.
+      this.later(this.stepMs, () => this.createJobPod(namespace, name, uid));
+    }
+  }
+
+  // ---- kubelet ----
+
+  private schedulePod(created: KubeObject): void {
+    const { namespace, name, uid } = created.metadata;
+    const now = timestamp();
+    const pod = this.store.mutate(PODS, namespace, name!, (p) => {
+      if (p.metadata.uid !== uid) return;
+      p.spec.nodeName = NODE_NAME;
+      p.status = {
+        ...p.status,
+        phase: "Pending",
+        conditions: [
+          { type: "PodReadyToStartContainers", status: "False", lastProbeTime: null, lastTransitionTime: now },
+          { type: "Initialized", status: "True", lastProbeTime: null, lastTransitionTime: now },
+          { type: "Ready", status: "False", lastProbeTime: null, lastTransitionTime: now, reason: "ContainersNotReady", message: `containers with unready status: [${containerNames(p).join(" ")}]` },
+          { type: "ContainersReady", status: "False", lastProbeTime: null, lastTransitionTime: now, reason: "ContainersNotReady", message: `containers with unready status: [${containerNames(p).join(" ")}]` },
+          { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: now },
+        ],
+        hostIP: NODE_IP,
+        hostIPs: [{ ip: NODE_IP }],
+        startTime: now,
+        containerStatuses: containerNames(p).map((c) => ({
+          name: c,
+          state: { waiting: { reason: "ContainerCreating" } },
+          lastState: {},
+          ready: false,
+          restartCount: 0,
+          image: imageOf(p, c),
+          imageID: "",
+          started: false,
+        })),
+      };
+    });
+    if (pod?.metadata.uid === uid) this.later(this.stepMs, () => this.startPod(namespace!, name!, uid!));
+  }
+
+  private startPod(namespace: string, name: string, uid: string): void {
+    const now = timestamp();
+    const podIp = `10.0.2.${this.podIpCounter++ % 250}`;
+    const pod = this.store.mutate(PODS, namespace, name, (p) => {
+      if (p.metadata.uid !== uid) return;
+      p.status.phase = "Running";
+      p.status.podIP = podIp;
+      p.status.podIPs = [{ ip: podIp }];
+      p.status.conditions = p.status.conditions.map((c: Record<string, unknown>) => ({ type: c.type, status: "True", lastProbeTime: null, lastTransitionTime: now }));
+      p.status.containerStatuses = containerNames(p).map((c) => ({
+        name: c,
+        state: { running: { startedAt: now } },
+        lastState: {},
+        ready: true,
+        restartCount: 0,
+        image: imageOf(p, c),
+        imageID: `${imageOf(p, c)}@sha256:${"0".repeat(64)}`,
+        containerID: `containerd://${uid.replace(/-/g, "")}${c.length}`,
+        started: true,
+      }));
+    });
+    if (pod?.metadata.uid !== uid) return;
+    const command = (pod.spec.containers ?? []).map((c: any) => [...(c.command ?? []), ...(c.args ?? [])].join(" ")).join("; ");
+    this.logs.set(`${namespace}/${name}`, `[sandbox kubelet] ${now} started ${containerNames(pod).join(",")}: ${command}\n`);
+    if (pod.spec.restartPolicy !== "Always") this.later(this.stepMs, () => this.finishPod(namespace, name, uid));
+  }
+
+  private finishPod(namespace: string, name: string, uid: string): void {
+    const current = this.store.get(PODS, namespace, name);
+    if (!current || current.metadata.uid !== uid) return;
+    const owner = jobOwner(current);
+    const job = owner ? this.store.get(JOBS, namespace, owner.name) : undefined;
+    const fails = job !== undefined && job.metadata.uid === owner!.uid && (this.options.failJobs?.(job) ?? false);
+    const exitCode = fails ? 1 : 0;
+    const reason = fails ? "Error" : "Completed";
+    const now = timestamp();
+    this.store.mutate(PODS, namespace, name, (p) => {
+      p.status.phase = fails ? "Failed" : "Succeeded";
+      p.status.conditions = p.status.conditions.map((c: Record<string, unknown>) =>
+        c.type === "Ready" || c.type === "ContainersReady" || c.type === "PodReadyToStartContainers"
+          ? { type: c.type, status: "False", lastProbeTime: null, lastTransitionTime: now, ...(c.type === "PodReadyToStartContainers" ? {} : { reason: fails ? "PodFailed" : "PodCompleted" }) }
+          : c,
+      );
+      p.status.containerStatuses = (p.status.containerStatuses ?? []).map((s: any) => ({
+        ...s,
+        state: { terminated: { exitCode, reason, startedAt: s.state?.running?.startedAt ?? now, finishedAt: now, containerID: s.containerID } },
+        ready: false,
+        started: false,
+      }));
+    });
+    const key = `${namespace}/${name}`;
+    this.logs.set(key, `${this.logs.get(key) ?? ""}[sandbox kubelet] ${now} exited with code ${exitCode}\n`);
+  }
+
+  // ---- volume binder ----
+
+  private bindClaim(created: KubeObject): void {
+    const { namespace, name, uid } = created.metadata;
+    this.store.mutate(PVCS, namespace, name!, (c) => {
+      if (c.metadata.uid !== uid || c.status?.phase !== "Pending") return;
+      c.metadata.annotations = { ...(c.metadata.annotations ?? {}), "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes" };
+      c.spec.volumeName = `pvc-${uid}`;
+      c.status = { phase: "Bound", accessModes: c.spec.accessModes, capacity: { storage: c.spec.resources?.requests?.storage } };
+    });
+  }
+}
+
+function jobOwner(pod: KubeObject): { name: string; uid: string } | undefined {
+  const ref = (pod.metadata.ownerReferences ?? []).find((r) => r.kind === "Job" && r.apiVersion === "batch/v1" && r.controller);
+  return ref ? { name: ref.name, uid: ref.uid } : undefined;
+}
+
+function isTerminal(pod: KubeObject): boolean {
+  return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+}
+
+function isFinished(job: KubeObject): boolean {
+  return (job.status?.conditions ?? []).some((c: any) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
+}
+
+function containerNames(pod: KubeObject): string[] {
+  return (pod.spec?.containers ?? []).map((c: any) => String(c.name));
+}
+
+function imageOf(pod: KubeObject, container: string): string {
+  return String((pod.spec?.containers ?? []).find((c: any) => c.name === container)?.image ?? "");
+}

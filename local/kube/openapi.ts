@@ -1,0 +1,77 @@
+/**
+ * A permissive OpenAPI v3 document per group-version, enough for kubectl (`kubectl apply -f` / `create -f`
+ * refuse to run when they can download no schema): each kind's PATCH path declares the `fieldValidation`
+ * query parameter, so kubectl leaves validation to the server (admission.ts), and each kind's schema is an
+ * object that keeps unknown fields. /openapi/v2 stays 404: kubectl only falls back to it when v3 is missing.
+ */
+import { createHash } from "node:crypto";
+import { apiVersionOf, RESOURCE_TYPES } from "./resources.js";
+
+function groupVersionPath(group: string, version: string): string {
+  return group ? `apis/${group}/${version}` : `api/${version}`;
+}
+
+function document(group: string, version: string): Record<string, unknown> | undefined {
+  const types = RESOURCE_TYPES.filter((t) => t.group === group && t.version === version);
+  if (types.length === 0) return undefined;
+  const schemaGroup = group === "" ? "core" : group.replace(/\.k8s\.io$/, "");
+  const schemas: Record<string, unknown> = {};
+  for (const t of types) {
+    schemas[`io.k8s.api.${schemaGroup}.${version}.${t.kind}`] = {
+      type: "object",
+      description: `${t.kind} (sandbox schema: fields are checked by the API server)`,
+      properties: {
+        apiVersion: { type: "string" },
+        kind: { type: "string" },
+        metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+      },
+      "x-kubernetes-preserve-unknown-fields": true,
+      "x-kubernetes-group-version-kind": [{ group, kind: t.kind, version }],
+    };
+  }
+  // One PATCH operation per kind that accepts `fieldValidation`: kubectl then leaves field validation to
+  // the server instead of validating against these (schema-less) definitions.
+  const paths: Record<string, unknown> = {};
+  for (const t of types.filter((t) => t.verbs.includes("patch"))) {
+    const prefix = `/${groupVersionPath(group, version)}`;
+    const path = t.namespaced ? `${prefix}/namespaces/{namespace}/${t.resource}/{name}` : `${prefix}/${t.resource}/{name}`;
+    paths[path] = {
+      patch: {
+        operationId: `patch${t.kind}`,
+        parameters: [{ name: "fieldValidation", in: "query", schema: { type: "string", uniqueItems: true } }],
+        responses: { "200": { description: "OK" } },
+        "x-kubernetes-action": "patch",
+        "x-kubernetes-group-version-kind": { group, version, kind: t.kind },
+      },
+    };
+  }
+  return {
+    openapi: "3.0.0",
+    info: { title: "Kubernetes", version: "v1.31.4" },
+    paths,
+    components: { schemas },
+  };
+}
+
+function hashOf(value: unknown): string {
+  return createHash("sha512").update(JSON.stringify(value)).digest("hex").slice(0, 128).toUpperCase();
+}
+
+/** GET /openapi/v3 (the index) or /openapi/v3/<api|apis>/...; undefined: 404. */
+export function openApiV3(path: string): unknown {
+  if (path === "/openapi/v3") {
+    const paths: Record<string, { serverRelativeURL: string }> = {};
+    const seen = new Set<string>();
+    for (const t of RESOURCE_TYPES) {
+      const gv = apiVersionOf(t);
+      if (seen.has(gv)) continue;
+      seen.add(gv);
+      const rel = groupVersionPath(t.group, t.version);
+      paths[rel] = { serverRelativeURL: `/openapi/v3/${rel}?hash=${hashOf(document(t.group, t.version))}` };
+    }
+    return { paths };
+  }
+  const m = /^\/openapi\/v3\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+  if (!m) return undefined;
+  return m[1] ? document("", m[1]) : document(m[2]!, m[3]!);
+}

@@ -1,0 +1,162 @@
+/**
+ * The resource types the emulated API server knows, and the discovery documents built from them
+ * (`/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`), shaped as a real server's so that
+ * client-node's KubernetesObjectApi (which looks kinds up in the APIResourceList) and kubectl
+ * (legacy discovery; it falls back from aggregated discovery when the answer is plain JSON) both work.
+ */
+
+export interface ResourceType {
+  /** "" for the core group */
+  group: string;
+  version: string;
+  /** plural, as in URLs and RBAC rules */
+  resource: string;
+  singular: string;
+  kind: string;
+  namespaced: boolean;
+  shortNames?: string[];
+  categories?: string[];
+  verbs: string[];
+  /** has a `/status` subresource: writes to the main resource keep the stored status, and vice versa */
+  status?: boolean;
+  /** other subresources served (discovery lists them as `<resource>/<sub>`) */
+  subresources?: string[];
+  /** the server sets and bumps metadata.generation on spec changes */
+  generation?: boolean;
+  /** create-only virtual resources (reviews): never stored */
+  virtual?: boolean;
+}
+
+const CRUD = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const CREATE_ONLY = ["create"];
+
+export const RESOURCE_TYPES: ResourceType[] = [
+  { group: "", version: "v1", resource: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false, shortNames: ["ns"], verbs: CRUD.filter((v) => v !== "deletecollection"), status: true, subresources: ["finalize"] },
+  { group: "", version: "v1", resource: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true, shortNames: ["sa"], verbs: CRUD },
+  { group: "", version: "v1", resource: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, shortNames: ["cm"], verbs: CRUD },
+  { group: "", version: "v1", resource: "secrets", singular: "secret", kind: "Secret", namespaced: true, verbs: CRUD },
+  { group: "", version: "v1", resource: "persistentvolumeclaims", singular: "persistentvolumeclaim", kind: "PersistentVolumeClaim", namespaced: true, shortNames: ["pvc"], verbs: CRUD, status: true },
+  { group: "", version: "v1", resource: "pods", singular: "pod", kind: "Pod", namespaced: true, shortNames: ["po"], categories: ["all"], verbs: CRUD, status: true, subresources: ["log", "exec"] },
+  { group: "", version: "v1", resource: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"], verbs: CRUD },
+  { group: "batch", version: "v1", resource: "jobs", singular: "job", kind: "Job", namespaced: true, categories: ["all"], verbs: CRUD, status: true, generation: true },
+  { group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", singular: "role", kind: "Role", namespaced: true, verbs: CRUD },
+  { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true, verbs: CRUD },
+  { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", singular: "clusterrole", kind: "ClusterRole", namespaced: false, verbs: CRUD },
+  { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterrolebindings", singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false, verbs: CRUD },
+  { group: "events.k8s.io", version: "v1", resource: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"], verbs: CRUD },
+  { group: "authorization.k8s.io", version: "v1", resource: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", kind: "SelfSubjectAccessReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
+  { group: "authentication.k8s.io", version: "v1", resource: "selfsubjectreviews", singular: "selfsubjectreview", kind: "SelfSubjectReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
+];
+
+export function apiVersionOf(type: Pick<ResourceType, "group" | "version">): string {
+  return type.group ? `${type.group}/${type.version}` : type.version;
+}
+
+/** `configmaps`, `jobs.batch`: how the real server names a resource in Status messages. */
+export function qualifiedResource(type: Pick<ResourceType, "group" | "resource">): string {
+  return type.group ? `${type.resource}.${type.group}` : type.resource;
+}
+
+export function findResourceType(group: string, version: string, resource: string): ResourceType | undefined {
+  return RESOURCE_TYPES.find((t) => t.group === group && t.version === version && t.resource === resource);
+}
+
+export function findResourceTypeByKind(apiVersion: string, kind: string): ResourceType | undefined {
+  return RESOURCE_TYPES.find((t) => apiVersionOf(t) === apiVersion && t.kind === kind);
+}
+
+function groupVersions(): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const t of RESOURCE_TYPES) {
+    if (!t.group) continue;
+    const versions = groups.get(t.group) ?? [];
+    if (!versions.includes(t.version)) versions.push(t.version);
+    groups.set(t.group, versions);
+  }
+  return groups;
+}
+
+/** GET /api */
+export function coreApiVersions(serverAddress: string): unknown {
+  return {
+    kind: "APIVersions",
+    versions: ["v1"],
+    serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress }],
+  };
+}
+
+function apiGroup(name: string, versions: string[]): Record<string, unknown> {
+  const list = versions.map((version) => ({ groupVersion: `${name}/${version}`, version }));
+  return { name, versions: list, preferredVersion: list[0] };
+}
+
+/** GET /apis */
+export function apiGroupList(): unknown {
+  return {
+    kind: "APIGroupList",
+    apiVersion: "v1",
+    groups: [...groupVersions()].map(([name, versions]) => apiGroup(name, versions)),
+  };
+}
+
+/** GET /apis/<group> (undefined: 404) */
+export function apiGroupDocument(group: string): unknown {
+  const versions = groupVersions().get(group);
+  return versions ? { kind: "APIGroup", apiVersion: "v1", ...apiGroup(group, versions) } : undefined;
+}
+
+/** GET /api/v1 or /apis/<group>/<version> (undefined: 404) */
+export function apiResourceList(group: string, version: string): unknown {
+  const types = RESOURCE_TYPES.filter((t) => t.group === group && t.version === version);
+  if (types.length === 0) return undefined;
+  const resources: Array<Record<string, unknown>> = [];
+  for (const t of types) {
+    resources.push({
+      name: t.resource,
+      singularName: t.singular,
+      namespaced: t.namespaced,
+      kind: t.kind,
+      verbs: t.verbs,
+      ...(t.shortNames ? { shortNames: t.shortNames } : {}),
+      ...(t.categories ? { categories: t.categories } : {}),
+    });
+    const subresources = [...(t.status ? ["status"] : []), ...(t.subresources ?? [])];
+    for (const sub of subresources) {
+      resources.push({
+        name: `${t.resource}/${sub}`,
+        singularName: "",
+        namespaced: t.namespaced,
+        kind: sub === "status" || sub === "finalize" ? t.kind : subresourceKind(sub),
+        verbs: subresourceVerbs(sub),
+      });
+    }
+  }
+  return { kind: "APIResourceList", apiVersion: "v1", groupVersion: apiVersionOf({ group, version }), resources };
+}
+
+function subresourceKind(sub: string): string {
+  if (sub === "exec") return "PodExecOptions";
+  return "Pod";
+}
+
+function subresourceVerbs(sub: string): string[] {
+  if (sub === "status") return ["get", "patch", "update"];
+  if (sub === "finalize") return ["update"];
+  if (sub === "log") return ["get"];
+  return ["create", "get"];
+}
+
+/** GET /version: an EKS-looking 1.31 server (kubectl's version dispatcher picks its client from this). */
+export function versionInfo(): unknown {
+  return {
+    major: "1",
+    minor: "31",
+    gitVersion: "v1.31.4-eks-2d5f260",
+    gitCommit: "0000000000000000000000000000000000000000",
+    gitTreeState: "clean",
+    buildDate: "2025-01-01T00:00:00Z",
+    goVersion: "go1.22.9",
+    compiler: "gc",
+    platform: "linux/amd64",
+  };
+}

@@ -1,0 +1,438 @@
+/**
+ * The emulated cluster's object storage, with the semantics of kube-apiserver's registry:
+ * one global resourceVersion counter (a string on the wire), uid/creationTimestamp/generation,
+ * optimistic concurrency on update (stale resourceVersion → 409 Conflict; no resourceVersion → an
+ * unconditional update), no-op updates that keep the resourceVersion, the `/status` split, namespace
+ * existence and termination checks on create, metadata.finalizers, and garbage collection of
+ * dependents by ownerReferences (Background/Foreground delete them, Orphan strips the reference;
+ * batch/v1 Jobs orphan by default, like upstream). Namespace deletion only marks the namespace
+ * Terminating; the namespace controller (kubelet.ts) empties and removes it.
+ *
+ * Everything here is synchronous; listeners (watches, controllers) are called after each change.
+ */
+import { randomUUID } from "node:crypto";
+import { jsonEqual } from "./patch.js";
+import { applyCreateDefaults, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
+import { apiVersionOf, findResourceTypeByKind, RESOURCE_TYPES, type ResourceType } from "./resources.js";
+import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
+import {
+  alreadyExists,
+  badRequest,
+  conflict,
+  failure,
+  forbidden,
+  KubeStatusError,
+  notFound,
+} from "./status.js";
+
+export type { KubeObject } from "./admission.js";
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
+
+export interface StoreEvent {
+  type: WatchEventType;
+  resourceType: ResourceType;
+  object: KubeObject;
+  resourceVersion: number;
+}
+
+export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
+
+export interface DeleteOptions {
+  propagationPolicy?: PropagationPolicy;
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+export interface DeleteResult {
+  /** the object as deleted (or as left behind: a Terminating namespace, an object waiting on finalizers) */
+  object: KubeObject;
+  /** true when the object is gone from storage */
+  gone: boolean;
+  /** the propagation policy applied (after the per-type default) */
+  propagationPolicy: PropagationPolicy;
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string | null;
+  fieldSelector?: string | null;
+}
+
+const NAMESPACES = RESOURCE_TYPES.find((t) => t.resource === "namespaces")!;
+const SERVICE_ACCOUNTS = RESOURCE_TYPES.find((t) => t.resource === "serviceaccounts")!;
+const HISTORY_LIMIT = 10_000;
+/** The NamespaceLifecycle admission plugin refuses to delete these. */
+const UNDELETABLE_NAMESPACES = ["default", "kube-system", "kube-public"];
+const GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
+
+/** Five characters like the real server's generateName suffix. */
+export function randomSuffix(length = 5): string {
+  let out = "";
+  for (let i = 0; i < length; i++) out += GENERATE_NAME_ALPHABET[Math.floor(Math.random() * GENERATE_NAME_ALPHABET.length)];
+  return out;
+}
+
+/** RFC 3339 with second precision, as metadata timestamps are written. */
+export function timestamp(date = new Date()): string {
+  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function clone<T>(value: T): T {
+  return structuredClone(value);
+}
+
+
+export class KubeStore {
+  private readonly objects = new Map<string, { type: ResourceType; object: KubeObject }>();
+  private readonly listeners = new Set<(event: StoreEvent) => void>();
+  private readonly history: StoreEvent[] = [];
+  private revision = 1000;
+
+  /** The current (latest) resourceVersion, as lists report it. */
+  get resourceVersion(): string {
+    return String(this.revision);
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Events after `resourceVersion`, or undefined when they are older than the history kept (→ 410 Gone). */
+  eventsSince(resourceVersion: number): StoreEvent[] | undefined {
+    const oldest = this.history[0]?.resourceVersion;
+    if (oldest !== undefined && resourceVersion < oldest - 1 && this.history.length >= HISTORY_LIMIT) return undefined;
+    return this.history.filter((e) => e.resourceVersion > resourceVersion);
+  }
+
+  get(type: ResourceType, namespace: string | undefined, name: string): KubeObject | undefined {
+    const entry = this.objects.get(this.key(type, namespace, name));
+    return entry ? clone(entry.object) : undefined;
+  }
+
+  read(type: ResourceType, namespace: string | undefined, name: string): KubeObject {
+    const object = this.get(type, namespace, name);
+    if (!object) throw notFound(type, name);
+    return object;
+  }
+
+  list(type: ResourceType, options: ListOptions = {}): KubeObject[] {
+    const labels = parseLabelSelector(options.labelSelector);
+    const fields = parseFieldSelector(options.fieldSelector, type.resource);
+    const items: KubeObject[] = [];
+    for (const entry of this.objects.values()) {
+      if (entry.type !== type) continue;
+      const o = entry.object;
+      if (type.namespaced && options.namespace && o.metadata.namespace !== options.namespace) continue;
+      if (!matchesLabelRequirements(o.metadata.labels, labels)) continue;
+      if (!matchesFieldRequirements(o, fields)) continue;
+      items.push(clone(o));
+    }
+    return items.sort(byNamespaceAndName);
+  }
+
+  /** Every object, every type (sorted: group, resource, namespace, name). */
+  all(): Array<{ type: ResourceType; object: KubeObject }> {
+    return [...this.objects.values()]
+      .map((e) => ({ type: e.type, object: clone(e.object) }))
+      .sort(
+        (a, b) =>
+          a.type.group.localeCompare(b.type.group) ||
+          a.type.resource.localeCompare(b.type.resource) ||
+          byNamespaceAndName(a.object, b.object),
+      );
+  }
+
+  create(type: ResourceType, body: KubeObject, namespace?: string): KubeObject {
+    const obj = this.prepareNew(type, body, namespace);
+    const name = obj.metadata.name!;
+    if (type.namespaced) this.requireWritableNamespace(type, obj.metadata.namespace!, name);
+    if (type.resource === "pods") this.requireServiceAccount(obj);
+    if (this.objects.has(this.key(type, obj.metadata.namespace, name))) throw alreadyExists(type, name);
+    obj.metadata.resourceVersion = this.nextRevision();
+    this.objects.set(this.key(type, obj.metadata.namespace, name), { type, object: obj });
+    this.emit("ADDED", type, obj);
+    return clone(obj);
+  }
+
+  /**
+   * PUT semantics. `subresource: "status"` replaces only the status; a main-resource update keeps the
+   * stored status (for types with a status subresource). Namespaces keep their spec (finalize only).
+   */
+  update(type: ResourceType, body: KubeObject, options: { namespace?: string; subresource?: "status" | "finalize" } = {}): KubeObject {
+    const name = body.metadata?.name;
+    if (!name) throw badRequest("name is required");
+    const namespace = type.namespaced ? (options.namespace ?? body.metadata.namespace) : undefined;
+    const entry = this.objects.get(this.key(type, namespace, name));
+    if (!entry) throw notFound(type, name);
+    const current = entry.object;
+    const wanted = body.metadata.resourceVersion;
+    if (wanted !== undefined && wanted !== "" && wanted !== current.metadata.resourceVersion) throw conflict(type, name);
+
+    let next: KubeObject;
+    if (options.subresource === "status") {
+      next = { ...clone(current), status: clone(body.status) };
+    } else if (options.subresource === "finalize") {
+      next = { ...clone(current), spec: { ...(current.spec ?? {}), finalizers: clone(body.spec?.finalizers ?? []) } };
+    } else {
+      next = clone(body);
+      next.apiVersion = apiVersionOf(type);
+      next.kind = type.kind;
+      if (type.status) next.status = clone(current.status);
+      if (type.resource === "namespaces") {
+        next.spec = clone(current.spec);
+        next.metadata = { ...next.metadata, labels: { ...(next.metadata?.labels ?? {}), "kubernetes.io/metadata.name": name } };
+      }
+      if (type.resource === "secrets" && next.stringData) {
+        next.data = { ...(next.data ?? {}) };
+        for (const [k, v] of Object.entries(next.stringData)) next.data[k] = Buffer.from(String(v)).toString("base64");
+        delete next.stringData;
+      }
+    }
+    // Server-owned metadata cannot be changed by a client.
+    next.metadata = {
+      ...next.metadata,
+      name,
+      ...(type.namespaced ? { namespace } : {}),
+      uid: current.metadata.uid,
+      creationTimestamp: current.metadata.creationTimestamp,
+      resourceVersion: current.metadata.resourceVersion,
+    };
+    if (!type.namespaced) delete next.metadata.namespace;
+    for (const field of ["deletionTimestamp", "deletionGracePeriodSeconds", "generation"] as const) {
+      if (current.metadata[field] !== undefined) (next.metadata as Record<string, unknown>)[field] = current.metadata[field];
+      else delete next.metadata[field];
+    }
+    if (type.generation && !jsonEqual(current.spec, next.spec)) next.metadata.generation = (current.metadata.generation ?? 0) + 1;
+    validateUpdate(type, current, next);
+
+    if (jsonEqual(current, next)) return clone(current); // a no-op write keeps the resourceVersion, as upstream
+    next.metadata.resourceVersion = this.nextRevision();
+    if (next.metadata.deletionTimestamp && !(next.metadata.finalizers?.length) && type.resource !== "namespaces") {
+      this.objects.delete(this.key(type, namespace, name));
+      this.emit("DELETED", type, next);
+      return clone(next);
+    }
+    entry.object = next;
+    this.emit("MODIFIED", type, next);
+    return clone(next);
+  }
+
+  delete(type: ResourceType, namespace: string | undefined, name: string, options: DeleteOptions = {}): DeleteResult {
+    const key = this.key(type, namespace, name);
+    const entry = this.objects.get(key);
+    if (!entry) throw notFound(type, name);
+    const current = entry.object;
+    const pre = options.preconditions;
+    if (pre?.uid && pre.uid !== current.metadata.uid) {
+      throw preconditionFailed(type, name, `UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
+    }
+    if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) {
+      throw preconditionFailed(type, name, `ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+    }
+    // batch/v1 Jobs keep their pods unless asked otherwise (upstream's legacy default for that API).
+    const propagationPolicy = options.propagationPolicy ?? (type.resource === "jobs" ? "Orphan" : "Background");
+
+    if (type.resource === "namespaces") {
+      if (UNDELETABLE_NAMESPACES.includes(name)) {
+        throw forbidden({ username: "", verb: "delete", type, name }, "this namespace may not be deleted");
+      }
+      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false, propagationPolicy };
+      const terminating = clone(current);
+      terminating.metadata.deletionTimestamp = timestamp();
+      terminating.metadata.resourceVersion = this.nextRevision();
+      terminating.status = { ...(terminating.status ?? {}), phase: "Terminating" };
+      entry.object = terminating;
+      this.emit("MODIFIED", type, terminating);
+      return { object: clone(terminating), gone: false, propagationPolicy };
+    }
+
+    if (current.metadata.finalizers?.length) {
+      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false, propagationPolicy };
+      const pending = clone(current);
+      pending.metadata.deletionTimestamp = timestamp();
+      pending.metadata.deletionGracePeriodSeconds = 0;
+      pending.metadata.resourceVersion = this.nextRevision();
+      entry.object = pending;
+      this.emit("MODIFIED", type, pending);
+      return { object: clone(pending), gone: false, propagationPolicy };
+    }
+
+    this.objects.delete(key);
+    const deleted = clone(current);
+    deleted.metadata.resourceVersion = this.nextRevision();
+    if (type.resource === "pods") {
+      deleted.metadata.deletionTimestamp = timestamp();
+      deleted.metadata.deletionGracePeriodSeconds = current.spec?.terminationGracePeriodSeconds ?? 30;
+    }
+    this.emit("DELETED", type, deleted);
+    this.collectDependents(current.metadata.uid!, propagationPolicy);
+    return { object: clone(deleted), gone: true, propagationPolicy };
+  }
+
+  /**
+   * A controller's write (kubelet, job controller, binder): applies `change` to the stored object without
+   * admission, bumps the resourceVersion and notifies. Returns undefined when the object is gone.
+   */
+  mutate(type: ResourceType, namespace: string | undefined, name: string, change: (object: KubeObject) => void): KubeObject | undefined {
+    const entry = this.objects.get(this.key(type, namespace, name));
+    if (!entry) return undefined;
+    const next = clone(entry.object);
+    change(next);
+    if (jsonEqual(next, entry.object)) return clone(entry.object);
+    next.metadata.resourceVersion = this.nextRevision();
+    entry.object = next;
+    this.emit("MODIFIED", type, next);
+    return clone(next);
+  }
+
+  /** The namespace controller's last step: delete everything in the namespace, then the namespace. */
+  finalizeNamespace(name: string): void {
+    const entry = this.objects.get(this.key(NAMESPACES, undefined, name));
+    if (!entry || !entry.object.metadata.deletionTimestamp) return;
+    for (const { type, object } of [...this.objects.values()]) {
+      if (!type.namespaced || object.metadata.namespace !== name) continue;
+      this.objects.delete(this.key(type, name, object.metadata.name!));
+      const deleted = clone(object);
+      deleted.metadata.resourceVersion = this.nextRevision();
+      this.emit("DELETED", type, deleted);
+    }
+    this.objects.delete(this.key(NAMESPACES, undefined, name));
+    const gone = clone(entry.object);
+    gone.metadata.resourceVersion = this.nextRevision();
+    gone.spec = { ...(gone.spec ?? {}), finalizers: [] };
+    this.emit("DELETED", NAMESPACES, gone);
+  }
+
+  /**
+   * Insert or replace an object as the cluster administrator would (no resourceVersion check).
+   * For sandbox setup: kube-system/aws-auth, node roles, pre-existing tenant objects.
+   */
+  seed(body: KubeObject): KubeObject {
+    const type = findResourceTypeByKind(body.apiVersion, body.kind);
+    if (!type || type.virtual) throw badRequest(`cannot seed ${body.apiVersion} ${body.kind}: unknown to the emulator`);
+    const namespace = type.namespaced ? (body.metadata?.namespace ?? "default") : undefined;
+    const existing = this.get(type, namespace, body.metadata?.name ?? "");
+    if (!existing) return this.create(type, body, namespace);
+    const { resourceVersion: _ignored, ...metadata } = body.metadata;
+    const replaced = this.update(type, { ...body, metadata }, { namespace });
+    return type.status && body.status ? this.update(type, { ...replaced, status: body.status }, { namespace, subresource: "status" }) : replaced;
+  }
+
+  // ---- internals ----
+
+  private key(type: ResourceType, namespace: string | undefined, name: string): string {
+    return `${type.group}/${type.resource}/${type.namespaced ? (namespace ?? "") : ""}/${name}`;
+  }
+
+  private nextRevision(): string {
+    this.revision += 1;
+    return String(this.revision);
+  }
+
+  private emit(type: WatchEventType, resourceType: ResourceType, object: KubeObject): void {
+    const event: StoreEvent = { type, resourceType, object: clone(object), resourceVersion: Number(object.metadata.resourceVersion) };
+    this.history.push(event);
+    if (this.history.length > HISTORY_LIMIT) this.history.shift();
+    for (const listener of [...this.listeners]) listener(event);
+  }
+
+  private prepareNew(type: ResourceType, body: KubeObject, namespace: string | undefined): KubeObject {
+    if (!body || typeof body !== "object" || Array.isArray(body)) throw badRequest("the body of the request must be a JSON object");
+    const obj = clone(body);
+    if (obj.apiVersion !== undefined && obj.apiVersion !== apiVersionOf(type)) {
+      throw badRequest(`the API version in the data (${obj.apiVersion}) does not match the expected API version (${apiVersionOf(type)})`);
+    }
+    if (obj.kind !== undefined && obj.kind !== type.kind) {
+      throw badRequest(`the kind in the data (${obj.kind}) does not match the expected kind (${type.kind})`);
+    }
+    obj.apiVersion = apiVersionOf(type);
+    obj.kind = type.kind;
+    obj.metadata = { ...(obj.metadata ?? {}) };
+    if (type.namespaced) {
+      const ns = namespace ?? obj.metadata.namespace ?? "default";
+      if (obj.metadata.namespace && obj.metadata.namespace !== ns) {
+        throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
+      }
+      obj.metadata.namespace = ns;
+    } else {
+      delete obj.metadata.namespace;
+    }
+    if (obj.metadata.resourceVersion) {
+      throw new KubeStatusError(
+        failure(500, "InternalError", "Internal error occurred: resourceVersion should not be set on objects to be created", {
+          causes: [{ reason: "", message: "resourceVersion should not be set on objects to be created" }],
+        }),
+      );
+    }
+    if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
+    for (const field of ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"]) {
+      delete obj.metadata[field];
+    }
+    const uid = randomUUID();
+    if (obj.metadata.name) applyCreateDefaults(type, obj, uid);
+    validateCreate(type, obj);
+    obj.metadata.uid = uid;
+    obj.metadata.creationTimestamp = timestamp();
+    if (type.generation) obj.metadata.generation = 1;
+    return obj;
+  }
+
+  private requireWritableNamespace(type: ResourceType, namespace: string, name: string): void {
+    const ns = this.objects.get(this.key(NAMESPACES, undefined, namespace))?.object;
+    if (!ns) throw notFound(NAMESPACES, namespace);
+    if (ns.metadata.deletionTimestamp) {
+      const error = forbidden(
+        { username: "", verb: "create", type, name },
+        `unable to create new content in namespace ${namespace} because it is being terminated`,
+      );
+      error.status.details = {
+        ...error.status.details,
+        causes: [{ reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" }],
+      };
+      throw error;
+    }
+  }
+
+  /** The ServiceAccount admission plugin: a pod's service account must exist. */
+  private requireServiceAccount(pod: KubeObject): void {
+    const namespace = pod.metadata.namespace!;
+    const sa = pod.spec?.serviceAccountName ?? "default";
+    if (this.objects.has(this.key(SERVICE_ACCOUNTS, namespace, sa))) return;
+    const pods = RESOURCE_TYPES.find((t) => t.resource === "pods")!;
+    throw forbidden(
+      { username: "", verb: "create", type: pods, name: pod.metadata.name },
+      `error looking up service account ${namespace}/${sa}: serviceaccount "${sa}" not found`,
+    );
+  }
+
+  private collectDependents(ownerUid: string, policy: PropagationPolicy): void {
+    for (const { type, object } of [...this.objects.values()]) {
+      const refs = object.metadata.ownerReferences ?? [];
+      if (!refs.some((r) => r.uid === ownerUid)) continue;
+      const namespace = object.metadata.namespace;
+      if (!this.objects.has(this.key(type, namespace, object.metadata.name!))) continue;
+      if (policy === "Orphan") {
+        const remaining = refs.filter((r) => r.uid !== ownerUid);
+        const orphan = clone(object);
+        if (remaining.length > 0) orphan.metadata.ownerReferences = remaining;
+        else delete orphan.metadata.ownerReferences;
+        orphan.metadata.resourceVersion = this.nextRevision();
+        this.objects.get(this.key(type, namespace, object.metadata.name!))!.object = orphan;
+        this.emit("MODIFIED", type, orphan);
+      } else {
+        this.delete(type, namespace, object.metadata.name!, { propagationPolicy: "Background" });
+      }
+    }
+  }
+}
+
+function byNamespaceAndName(a: KubeObject, b: KubeObject): number {
+  return (a.metadata.namespace ?? "").localeCompare(b.metadata.namespace ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "");
+}
+
+function preconditionFailed(type: ResourceType, name: string, why: string): KubeStatusError {
+  const error = conflict(type, name);
+  error.status.message = `Operation cannot be fulfilled on ${type.group ? `${type.resource}.${type.group}` : type.resource} "${name}": Precondition failed: ${why}`;
+  return error;
+}
