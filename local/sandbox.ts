@@ -17,7 +17,7 @@ import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/server.js";
-import { startKubeApi, type KubeApiServer, type KubeObject } from "./kube/server.js";
+import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/server.js";
 import { eksAuthenticator } from "./kube/auth.js";
 import { LocalStepFunctions } from "./sfn/runner.js";
 import { startSfnService, type SfnService } from "./sfn/service.js";
@@ -118,25 +118,6 @@ function execKubeconfig(kube: KubeApiServer, env: Record<string, string>): strin
   return JSON.stringify(config, null, 2);
 }
 
-function awsAuthConfigMap(): KubeObject {
-  return {
-    apiVersion: "v1",
-    kind: "ConfigMap",
-    metadata: { name: "aws-auth", namespace: "kube-system" },
-    data: {
-      // What eksctl writes for a managed node group, templated username included.
-      mapRoles: [
-        "- groups:",
-        "  - system:bootstrappers",
-        "  - system:nodes",
-        `  rolearn: ${SANDBOX_NODE_ROLE}`,
-        "  username: system:node:{{EC2PrivateDNSName}}",
-        "",
-      ].join("\n"),
-    },
-  } as KubeObject;
-}
-
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -149,7 +130,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
     kubelet: { stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
   });
-  kube.seed(awsAuthConfigMap());
+  // What eksctl writes for a managed node group, templated username included.
+  kube.seed(nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE));
   aws.seedCluster({
     name: SANDBOX_CLUSTER.name,
     region: SANDBOX_CLUSTER.region,
