@@ -13,6 +13,7 @@ export default defineConfig({
       POWERTOOLS_LOG_LEVEL: "SILENT",
       POWERTOOLS_DEV: "false",
       POWERTOOLS_TRACE_ENABLED: "false",
+      POWERTOOLS_METRICS_DISABLED: "true",
     },
     testTimeout: 30_000,
     hookTimeout: 30_000,

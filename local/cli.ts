@@ -8,7 +8,11 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseFaultFlag, type FaultRule } from "./faults.js";
 import type { AuthenticationMode } from "../functions/lib/state.js";
-import { runDemo } from "./demo.js";
+
+// Before any handler module loads (Powertools reads these when it is constructed): no X-Ray daemon and no
+// CloudWatch on this machine, so traces and EMF metric lines would only be noise on the console.
+process.env.POWERTOOLS_TRACE_ENABLED ??= "false";
+process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
 
 const AUTH_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
 
@@ -140,6 +144,7 @@ async function demo(args: string[]): Promise<void> {
   const examplePath = resolve(values.example ?? "examples/pvc-tenant.json");
   if (!existsSync(examplePath)) fail(`no such example: ${examplePath}`);
   const stateDir = values["state-dir"] ?? ".sandbox";
+  const { runDemo } = await import("./demo.js");
   await runDemo({ examplePath, apiUrl: values.api ?? readSandboxApiUrl(stateDir), envFile: resolve(stateDir, "env") });
 }
 

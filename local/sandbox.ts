@@ -167,6 +167,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     IAM_PREFIX: opts.iamPrefix ?? "nfeks",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
+    // No X-Ray daemon or CloudWatch here: traces and EMF metric lines would only be noise.
+    POWERTOOLS_TRACE_ENABLED: "false",
+    POWERTOOLS_METRICS_DISABLED: "true",
   };
   if (opts.permissionsBoundaryArn) env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn;
   // The session token of the shell that started us must not leak into signing with the sandbox keys.

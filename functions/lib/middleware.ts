@@ -10,10 +10,19 @@ import middy from "@middy/core";
 import type { MiddlewareObj } from "@middy/core";
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { Tracer } from "@aws-lambda-powertools/tracer";
+import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import type { Context } from "aws-lambda";
 import { normaliseError } from "./normalise-error.js";
 
-export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "nf-eks-provisioner" });
+const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "nf-eks-provisioner";
+export const logger = new Logger({ serviceName });
+/** X-Ray segments per step (a no-op outside Lambda or with POWERTOOLS_TRACE_ENABLED=false). */
+export const tracer = new Tracer({ serviceName });
+/** CloudWatch metrics (EMF) per step: StepSucceeded / StepFailed with the step as dimension. */
+export const metrics = new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? "NfEksProvisioner", serviceName });
 
 /** What a step handler may be called with: the real Lambda context, or any part of it. */
 export type StepContext = Partial<Context>;
@@ -48,6 +57,22 @@ function identityAndErrors<E, R>(stepName: string): MiddlewareObj<E, R, Error, C
   };
 }
 
+/** One count per outcome, so an operator can alarm on failures of a step or of a kind of error. */
+function stepMetrics<E, R>(stepName: string): MiddlewareObj<E, R, Error, Context> {
+  return {
+    before: () => {
+      metrics.addDimension("step", stepName);
+    },
+    after: () => {
+      metrics.addMetric("StepSucceeded", MetricUnit.Count, 1);
+    },
+    onError: (request) => {
+      metrics.addMetric("StepFailed", MetricUnit.Count, 1);
+      metrics.addMetadata("errorName", request.error?.name ?? "Error");
+    },
+  };
+}
+
 /** A Lambda-like context for direct calls, so Powertools and middy find what they read. */
 function completeContext(stepName: string, context: StepContext | undefined): Context {
   const started = Date.now();
@@ -74,9 +99,13 @@ function completeContext(stepName: string, context: StepContext | undefined): Co
  * Thrown errors come out named (Throttled, OwnershipConflict, ...), with the original as `cause`.
  */
 export function stepHandler<E, R>(stepName: string, fn: StepFunction<E, R>): StepHandler<E, R> {
-  // Middleware order (after/onError run in reverse): logger context → identity keys + error naming.
+  // Order tracer → logger → metrics, as Powertools advises; error naming last, so its onError runs
+  // first (middy runs after/onError in reverse) and every other middleware sees the named error.
   const handler = middy<E, R, Error, Context>()
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
+    .use(stepMetrics<E, R>(stepName))
     .use(identityAndErrors<E, R>(stepName))
     .handler((event, context) => fn(event, context));
   return (event, context) => handler(event, completeContext(stepName, context));

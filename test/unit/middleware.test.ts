@@ -14,7 +14,7 @@ afterAll(() => {
 import { ApiException } from "@kubernetes/client-node";
 import { IAMServiceException } from "@aws-sdk/client-iam";
 import { KubeConflict, OwnershipConflict, Throttled } from "../../functions/lib/errors.js";
-import { logKeysOf, logger, stepHandler } from "../../functions/lib/middleware.js";
+import { logKeysOf, logger, metrics, stepHandler } from "../../functions/lib/middleware.js";
 import type { WorkflowState } from "../../functions/lib/state.js";
 
 const state = {
@@ -123,6 +123,24 @@ describe("stepHandler", () => {
     });
     // Act / Assess
     await expect(handler(state, {})).rejects.toBeInstanceOf(KubeConflict);
+  });
+
+  it("counts each step's outcome as a metric, failures under the error's name", async () => {
+    // Prepare
+    const addMetric = vi.spyOn(metrics, "addMetric");
+    const addMetadata = vi.spyOn(metrics, "addMetadata");
+    const ok = stepHandler("ConfigureStorage", async () => ({ done: true }));
+    const failing = stepHandler("ConfigureStorage", async () => {
+      throw new OwnershipConflict("PVC tower-scratch exists without our marks");
+    });
+    // Act
+    await ok(state, {});
+    await failing(state, {}).catch(() => undefined);
+    // Assess
+    expect(addMetric.mock.calls.map((c) => c[0])).toEqual(["StepSucceeded", "StepFailed"]);
+    expect(addMetadata).toHaveBeenCalledWith("errorName", "OwnershipConflict");
+    addMetric.mockRestore();
+    addMetadata.mockRestore();
   });
 
   it("passes named errors through untouched", async () => {
