@@ -7,9 +7,10 @@
  *    all thrown as the client's own `ApiException` (numeric `code`, V1Status JSON text as `body`), so
  *    normalise-error sees the real shape;
  *  - `resourceVersion` bumps on every change, and a write that changes nothing does not bump it;
- *  - merge patch (RFC 7386: `null` removes a key); strategic merge patch is treated as a merge patch;
- *  - list with `labelSelector` (`k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`) and
- *    `fieldSelector` on `metadata.name` / `metadata.namespace`;
+ *  - merge patch (RFC 7386: `null` removes a key) applied to the object's JSON form, as the server stores it;
+ *    strategic merge patch is treated as a merge patch;
+ *  - list with `labelSelector` and `fieldSelector`, parsed and matched by the emulator's own selectors
+ *    (local/kube/selectors.ts), so the fake and the sandbox agree on the grammar;
  *  - delete garbage-collects dependents (ownerReferences) unless the policy orphans them; a Job deleted
  *    without `propagationPolicy` orphans its pods, as batch/v1 does; deleting a Namespace deletes its contents;
  *  - namespaced objects without a namespace land in `default`, like the client's default namespace.
@@ -20,6 +21,9 @@
 import { ApiException, KubernetesObjectApi, type Configuration, type KubernetesListObject, type KubernetesObject, type V1DeleteOptions, type V1Status } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { FaultInjector } from "../../local/faults.js";
+import { mergePatch, type Json } from "../../local/kube/patch.js";
+import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "../../local/kube/selectors.js";
+import { KubeStatusError } from "../../local/kube/status.js";
 
 type Verb = "create" | "read" | "replace" | "patch" | "delete" | "list";
 
@@ -86,72 +90,20 @@ function clone<T>(value: T): T {
   return structuredClone(value);
 }
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return !!value && typeof value === "object" && !Array.isArray(value);
+/** The object as the server stores it: JSON (Dates become strings, `undefined` keys vanish). */
+function jsonOf(value: unknown): Json {
+  return JSON.parse(JSON.stringify(value)) as Json;
 }
 
-/** RFC 7386 JSON merge patch. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (!isPlainObject(patch)) return clone(patch);
-  const result: Record<string, unknown> = isPlainObject(target) ? { ...target } : {};
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete result[key];
-    else result[key] = mergePatch(result[key], value);
+/** Run the emulator's parsing, answering its 400s with the client's ApiException like every other error here. */
+function asClientError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof KubeStatusError)) throw error;
+    const { code, message, reason, details } = error.status;
+    throw kubeApiError(code ?? 500, message ?? error.message, reason, details as Record<string, unknown> | undefined);
   }
-  return result;
-}
-
-type Requirement = (labels: Record<string, string>) => boolean;
-
-/** Parse a Kubernetes label selector; throws 400-style errors on what it does not understand. */
-export function parseLabelSelector(selector: string): Requirement[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let current = "";
-  for (const ch of selector) {
-    if (ch === "(") depth++;
-    if (ch === ")") depth--;
-    if (ch === "," && depth === 0) {
-      parts.push(current);
-      current = "";
-    } else current += ch;
-  }
-  parts.push(current);
-  return parts
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map((part): Requirement => {
-      let m = /^(\S+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(part);
-      if (m) {
-        const [, key, op, list] = m;
-        const values = list.split(",").map((v) => v.trim());
-        return op === "in" ? (l) => key in l && values.includes(l[key]) : (l) => !(key in l) || !values.includes(l[key]);
-      }
-      m = /^([^!=\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(part);
-      if (m) {
-        const [, key, op, value] = m;
-        return op === "!=" ? (l) => l[key] !== value : (l) => l[key] === value;
-      }
-      m = /^!\s*(\S+)$/.exec(part);
-      if (m) return (l) => !(m![1] in l);
-      if (/^[^\s!=(),]+$/.test(part)) return (l) => part in l;
-      throw kubeApiError(400, `unable to parse requirement: ${part}`, "BadRequest");
-    });
-}
-
-function parseFieldSelector(selector: string): (obj: KubernetesObject) => boolean {
-  const checks = selector
-    .split(",")
-    .map((p) => p.trim())
-    .filter(Boolean)
-    .map((part) => {
-      const m = /^(metadata\.name|metadata\.namespace)\s*(==|=|!=)\s*(\S*)$/.exec(part);
-      if (!m) throw kubeApiError(400, `field label not supported: ${part}`, "BadRequest");
-      const [, field, op, value] = m;
-      const get = (o: KubernetesObject) => (field === "metadata.name" ? o.metadata?.name : o.metadata?.namespace);
-      return op === "!=" ? (o: KubernetesObject) => get(o) !== value : (o: KubernetesObject) => get(o) === value;
-    });
-  return (obj) => checks.every((c) => c(obj));
 }
 
 export class FakeKubeApi extends KubernetesObjectApi {
@@ -277,7 +229,7 @@ export class FakeKubeApi extends KubernetesObjectApi {
     }
     const current = this.mustFind(apiVersion, kind, namespace, name);
     this.checkResourceVersion(current, spec.metadata?.resourceVersion, kind, name);
-    const next = mergePatch(current, spec) as KubernetesObject;
+    const next = mergePatch(jsonOf(current), jsonOf(spec)) as unknown as KubernetesObject;
     next.metadata = {
       ...next.metadata,
       name,
@@ -334,13 +286,12 @@ export class FakeKubeApi extends KubernetesObjectApi {
       ...(labelSelector ? { labelSelector } : {}),
       ...(fieldSelector ? { fieldSelector } : {}),
     });
-    const requirements = labelSelector ? parseLabelSelector(labelSelector) : [];
-    const fields = fieldSelector ? parseFieldSelector(fieldSelector) : () => true;
+    const labels = asClientError(() => parseLabelSelector(labelSelector));
+    const fields = asClientError(() => parseFieldSelector(fieldSelector, resourceOf(kind)));
     const items = [...this.objects.values()]
       .filter((o) => o.apiVersion === apiVersion && o.kind === kind)
       .filter((o) => !namespace || CLUSTER_SCOPED_KINDS.has(kind) || o.metadata?.namespace === namespace)
-      .filter((o) => requirements.every((r) => r(o.metadata?.labels ?? {})))
-      .filter(fields)
+      .filter((o) => matchesLabelRequirements(o.metadata?.labels, labels) && matchesFieldRequirements(o, fields))
       .sort((a, b) => this.keyOf(a).localeCompare(this.keyOf(b)))
       .map((o) => clone(o) as T);
     return { apiVersion, kind: `${kind}List`, metadata: { resourceVersion: String(this.version) }, items };
@@ -415,9 +366,9 @@ export class FakeKubeApi extends KubernetesObjectApi {
     return obj;
   }
 
-  /** Store `next` unless it equals `current` (then nothing changes, as on the API server). */
+  /** Store `next` unless it equals `current` in JSON (then nothing changes, as on the API server). */
   private store(current: KubernetesObject, next: KubernetesObject, dryRun: string | undefined): KubernetesObject {
-    if (isDeepStrictEqual(next, current) || dryRun === "All") return clone(current);
+    if (isDeepStrictEqual(jsonOf(next), jsonOf(current)) || dryRun === "All") return clone(current);
     const stored = this.stamp(next, current);
     this.objects.set(this.keyOf(stored), stored);
     this.mutations++;

@@ -4,12 +4,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import { SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createProvisionHandler, handler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/clients.js";
+import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
-const savedEnv = { ...process.env };
 let fake: ReturnType<typeof fakeStepFunctions>;
-
-const REQUEST = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
 
 function httpEvent(body: unknown, headers: Record<string, string> = {}, raw = false): APIGatewayProxyEventV2 {
   return {
@@ -33,18 +31,15 @@ function problemPaths(body: Record<string, unknown>): string[] {
   return (body.problems as Array<{ path: string }>).map((p) => p.path);
 }
 
+useEnv({ ...DEPLOYMENT_ENV, STATE_MACHINE_ARN });
+
 beforeEach(() => {
   resetClients();
   fake = fakeStepFunctions();
-  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
-  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
-  process.env.ALLOWED_ACCOUNT_IDS = "444455556666";
-  process.env.IAM_PREFIX = "nfeks";
 });
 
 afterEach(() => {
   fake.sfn.restore();
-  process.env = { ...savedEnv };
 });
 
 describe("POST /provision", () => {

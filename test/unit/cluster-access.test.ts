@@ -23,36 +23,20 @@ import {
   ownershipTags,
   tagsToRecord,
 } from "../../functions/lib/naming.js";
-import type { AccessResult, AuthenticationMode, CompensationResult, IamResult, ResolvedCluster, WorkflowState } from "../../functions/lib/state.js";
+import type { AccessResult, AuthenticationMode, CompensationResult, IamResult, WorkflowState } from "../../functions/lib/state.js";
+import { ACCOUNT, RUN, TENANT, resolvedCluster, stepState } from "../support/fixtures.js";
 
 const eks = mockClient(EKSClient);
-const ACCOUNT = "111122223333";
-const TENANT = "genomics";
-const RUN = "genomics-run-1";
 const LAUNCHER = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-launcher`;
 
 // ---------------------------------------------------------------- state
 
 function stateFor(mode: AuthenticationMode, opts: { run?: string; tenant?: string; iam?: Partial<IamResult>; access?: AccessResult } = {}): WorkflowState {
-  const tenant = opts.tenant ?? TENANT;
-  const run = opts.run ?? RUN;
-  const cluster: ResolvedCluster = {
-    name: "research",
-    region: "eu-west-1",
-    arn: `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`,
-    accountId: ACCOUNT,
-    endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
-    certificateAuthority: "LS0t",
-    authenticationMode: mode,
-    version: "1.31",
-  };
-  return {
-    request: { tenant, cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } },
-    execution: { name: run, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${run}` },
-    cluster,
+  return stepState({ tenant: opts.tenant ?? TENANT }, opts.run ?? RUN, {
+    cluster: resolvedCluster({ authenticationMode: mode }),
     iam: { launcherArn: LAUNCHER, launcherKind: "role", launcherCreated: true, created: [LAUNCHER], ...opts.iam },
     ...(opts.access ? { access: opts.access } : {}),
-  };
+  });
 }
 
 // ---------------------------------------------------------------- a small in-memory EKS (access entries)

@@ -6,12 +6,11 @@ import { COMPUTE_ENVIRONMENT_REQUESTED, handler } from "../../functions/events/c
 import { handler as httpHandler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/clients.js";
 import { InvalidRequest, NotAllowed, Throttled } from "../../functions/lib/errors.js";
+import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
-const savedEnv = { ...process.env };
 let fake: ReturnType<typeof fakeStepFunctions>;
 
-const REQUEST = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
 const EVENT_ID = "6a7e8feb-b491-4cf7-a9f1-bf3703467718";
 
 function requested(detail: unknown, overrides: Partial<EventBridgeEvent<string, unknown>> = {}): EventBridgeEvent<string, unknown> {
@@ -38,18 +37,15 @@ async function refusal(promise: Promise<unknown>): Promise<Error> {
   throw new Error("expected the event to be refused");
 }
 
+useEnv({ ...DEPLOYMENT_ENV, ALLOWED_ACCOUNT_IDS: "", STATE_MACHINE_ARN });
+
 beforeEach(() => {
   resetClients();
   fake = fakeStepFunctions();
-  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
-  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
-  process.env.ALLOWED_ACCOUNT_IDS = "";
-  process.env.IAM_PREFIX = "nfeks";
 });
 
 afterEach(() => {
   fake.sfn.restore();
-  process.env = { ...savedEnv };
 });
 
 describe("ComputeEnvironmentRequested", () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ApiException, PatchStrategy, type V1ConfigMap, type V1Job } from "@kubernetes/client-node";
 import { isKubeError, kubeErrorReason } from "../../functions/lib/kube.js";
 import { normaliseError } from "../../functions/lib/normalise-error.js";
-import { FakeKubeApi, parseLabelSelector } from "../support/fake-kube-api.js";
+import { FakeKubeApi } from "../support/fake-kube-api.js";
 
 const CM: V1ConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "team", labels: { app: "x" } }, data: { a: "1" } };
 
@@ -46,34 +46,39 @@ describe("FakeKubeApi", () => {
     expect(kube.mutations).toBe(2);
   });
 
-  it("applies a merge patch where null removes a key", async () => {
+  it("applies a merge patch where null removes a key, and a patch that changes nothing keeps the version", async () => {
     // Prepare
     const kube = new FakeKubeApi();
-    await kube.create({ ...CM, metadata: { ...CM.metadata, annotations: { keep: "1", drop: "2" } } });
+    // Built objects often carry undefined fields, which the server never stores.
+    const created = await kube.create({ ...CM, metadata: { ...CM.metadata, annotations: { keep: "1", drop: "2" } }, immutable: undefined });
+    const patchOf = (annotations: Record<string, string | null>): V1ConfigMap => ({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "settings", namespace: "team", annotations: annotations as Record<string, string> },
+    });
     // Act
-    await kube.patch(
-      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "team", annotations: { drop: null, add: "3" } as unknown as Record<string, string> } },
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      PatchStrategy.MergePatch,
-    );
+    const unchanged = await kube.patch(patchOf({ keep: "1" }), undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
+    await kube.patch(patchOf({ drop: null, add: "3" }), undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
     // Assess
     expect(kube.get("v1", "ConfigMap", "settings", "team")?.metadata?.annotations).toEqual({ keep: "1", add: "3" });
+    expect(unchanged.metadata?.resourceVersion).toBe(created.metadata?.resourceVersion);
+    expect(kube.mutations).toBe(2);
   });
 
-  it("selects by label like the API server", () => {
+  it("lists by label selector like the API server, and answers a malformed one with 400", async () => {
     // Prepare
-    const labels = { app: "x", tier: "web" };
-    const matches = (selector: string) => parseLabelSelector(selector).every((r) => r(labels));
-    // Act / Assess
-    expect(matches("app=x,tier")).toBe(true);
-    expect(matches("app==x,!missing")).toBe(true);
-    expect(matches("app in (y, x),tier notin (db)")).toBe(true);
-    expect(matches("app!=x")).toBe(false);
-    expect(matches("tier in (db)")).toBe(false);
-    expect(matches("missing")).toBe(false);
+    const kube = new FakeKubeApi();
+    await kube.create({ ...CM, metadata: { ...CM.metadata, labels: { app: "x", tier: "web" } } });
+    const matches = async (selector: string) => (await kube.list("v1", "ConfigMap", "team", undefined, undefined, undefined, undefined, selector)).items.length === 1;
+    // Act
+    const selected = await Promise.all(["app=x,tier", "app==x,!missing", "app in (y, x),tier notin (db)"].map(matches));
+    const rejected = await Promise.all(["app!=x", "tier in (db)", "missing"].map(matches));
+    const malformed = await kube.list("v1", "ConfigMap", "team", undefined, undefined, undefined, undefined, "tier in web").catch((e: unknown) => e);
+    // Assess
+    expect(selected).toEqual([true, true, true]);
+    expect(rejected).toEqual([false, false, false]);
+    expect(isKubeError(malformed, 400)).toBe(true);
+    expect(kubeErrorReason(malformed)).toBe("BadRequest");
   });
 
   it("orphans a Job's pods unless the delete asks for propagation", async () => {

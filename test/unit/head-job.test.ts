@@ -1,51 +1,27 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { V1Job, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { apply, check, compensate } from "../../functions/steps/head-job.js";
-import { setKubeClientFactory } from "../../functions/lib/kube.js";
 import { headJobName } from "../../functions/lib/manifests.js";
 import { ownershipLabels } from "../../functions/lib/naming.js";
-import type { HeadJobResult, ResolvedCluster, WorkflowState } from "../../functions/lib/state.js";
-import { FakeKubeApi } from "../support/fake-kube-api.js";
+import type { HeadJobResult, WorkflowState } from "../../functions/lib/state.js";
+import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
-const RUN = "genomics-run-1";
-const OTHER_RUN = "genomics-run-0";
-const NS = "tower-nf";
 const JOB = headJobName("genomics", RUN);
 
-const CLUSTER: ResolvedCluster = {
-  name: "research",
-  region: "eu-west-1",
-  arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research",
-  accountId: "111122223333",
-  endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
-  certificateAuthority: "LS0t",
-  authenticationMode: "API",
-  version: "1.31",
-};
-
 function stateFor(headJob: Record<string, unknown> | null = {}, executionName = RUN, extra: Partial<WorkflowState> = {}): WorkflowState {
-  return {
-    request: {
-      tenant: "genomics",
-      cluster: { name: "research", region: "eu-west-1" },
-      storage: { type: "pvc" },
-      ...(headJob ? { headJob: { pipeline: "nf-core/rnaseq", revision: "3.14.0", profiles: ["test", "docker"], ...headJob } } : {}),
-    },
-    execution: { name: executionName, id: `arn:aws:states:eu-west-1:111122223333:execution:provision:${executionName}` },
-    cluster: CLUSTER,
-    ...extra,
-  } as WorkflowState;
+  const request = headJob ? { headJob: { pipeline: "nf-core/rnaseq", revision: "3.14.0", profiles: ["test", "docker"], ...headJob } } : {};
+  return stepState(request, executionName, { cluster: resolvedCluster(), ...extra });
 }
 
-let kube: FakeKubeApi;
+const kube = useFakeKube();
 
 function job(): V1Job | undefined {
-  return kube.get<V1Job>("batch/v1", "Job", JOB, NS);
+  return kube().get<V1Job>("batch/v1", "Job", JOB, NS);
 }
 
 /** A pod as the Job controller makes it: the template's labels, owned by the Job. */
 function podOf(owner: V1Job, name: string, status: V1PodStatus, created = "2025-01-01T00:01:00Z"): V1Pod {
-  return kube.seed<V1Pod>({
+  return kube().seed<V1Pod>({
     apiVersion: "v1",
     kind: "Pod",
     metadata: {
@@ -63,15 +39,6 @@ function podOf(owner: V1Job, name: string, status: V1PodStatus, created = "2025-
 function launched(checks = 0): HeadJobResult {
   return { jobName: JOB, namespace: NS, phase: "Pending", done: false, checks };
 }
-
-beforeEach(() => {
-  kube = new FakeKubeApi();
-  setKubeClientFactory(async () => kube);
-});
-
-afterEach(() => {
-  setKubeClientFactory();
-});
 
 describe("LaunchHeadJob", () => {
   it("creates the Nextflow Job under a name derived from tenant and execution", async () => {
@@ -94,18 +61,18 @@ describe("LaunchHeadJob", () => {
   it("finds its own Job when retried, without creating another", async () => {
     // Prepare
     await apply(stateFor());
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const again = await apply(stateFor());
     // Assess
     expect(again).toEqual(launched());
-    expect(kube.mutations).toBe(mutations);
-    expect(kube.all("Job")).toHaveLength(1);
+    expect(kube().mutations).toBe(mutations);
+    expect(kube().all("Job")).toHaveLength(1);
   });
 
   it("refuses a Job of that name another execution made", async () => {
     // Prepare
-    kube.seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -114,7 +81,7 @@ describe("LaunchHeadJob", () => {
 
   it("refuses a Job of that name without our marks", async () => {
     // Prepare
-    kube.seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS } });
+    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS } });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -128,7 +95,7 @@ describe("LaunchHeadJob", () => {
     const result = await apply(stateFor());
     // Assess
     expect(result.jobName).toBe(JOB);
-    expect(kube.all("Job").map((j) => j.metadata?.name).sort()).toEqual([JOB, headJobName("genomics", OTHER_RUN)].sort());
+    expect(kube().all("Job").map((j) => j.metadata?.name).sort()).toEqual([JOB, headJobName("genomics", OTHER_RUN)].sort());
   });
 });
 
@@ -140,7 +107,7 @@ describe("CheckHeadJob", () => {
     const result = await check(stateFor({}, RUN, { headJob: launched(2) }));
     // Assess
     expect(result).toEqual({ ...launched(), checks: 3 });
-    expect(kube.callsOf("list", "Pod")[0]?.labelSelector).toBe(`job-name=${JOB}`);
+    expect(kube().callsOf("list", "Pod")[0]?.labelSelector).toBe(`job-name=${JOB}`);
   });
 
   it("is done when the head pod runs and the request waits for running", async () => {
@@ -160,7 +127,7 @@ describe("CheckHeadJob", () => {
     const state = stateFor({ waitFor: "completed" }, RUN, { headJob: launched() });
     // Act
     const running = await check(state);
-    kube.setStatus("batch/v1", "Job", JOB, NS, { succeeded: 1, conditions: [{ type: "Complete", status: "True" }] });
+    kube().setStatus("batch/v1", "Job", JOB, NS, { succeeded: 1, conditions: [{ type: "Complete", status: "True" }] });
     const completed = await check({ ...state, headJob: running });
     // Assess
     expect(running).toMatchObject({ phase: "Running", done: false, checks: 1 });
@@ -206,7 +173,7 @@ describe("CheckHeadJob", () => {
   it("throws HeadJobFailed with the Job's condition when the Job failed without a pod to show", async () => {
     // Prepare
     await apply(stateFor());
-    kube.setStatus("batch/v1", "Job", JOB, NS, {
+    kube().setStatus("batch/v1", "Job", JOB, NS, {
       failed: 1,
       conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }],
     });
@@ -260,16 +227,16 @@ describe("UndoHeadJob", () => {
     const headJob = await apply(stateFor());
     podOf(job()!, `${JOB}-abcde`, { phase: "Running" });
     const otherJob = await apply(stateFor({}, OTHER_RUN));
-    const otherOwner = kube.get<V1Job>("batch/v1", "Job", otherJob.jobName, NS)!;
+    const otherOwner = kube().get<V1Job>("batch/v1", "Job", otherJob.jobName, NS)!;
     podOf(otherOwner, `${otherJob.jobName}-zzzzz`, { phase: "Running" });
     // Act
     const first = await compensate(stateFor({}, RUN, { headJob }));
     const second = await compensate(stateFor({}, RUN, { headJob }));
     // Assess
     expect(first.undone).toContain(`Job ${NS}/${JOB}`);
-    expect(kube.callsOf("delete", "Job").map((c) => c.propagationPolicy)).toEqual([expect.stringMatching(/^(Background|Foreground)$/)]);
-    expect(kube.all("Pod").map((p) => p.metadata?.name)).toEqual([`${otherJob.jobName}-zzzzz`]);
-    expect(kube.all("Job").map((j) => j.metadata?.name)).toEqual([otherJob.jobName]);
+    expect(kube().callsOf("delete", "Job").map((c) => c.propagationPolicy)).toEqual([expect.stringMatching(/^(Background|Foreground)$/)]);
+    expect(kube().all("Pod").map((p) => p.metadata?.name)).toEqual([`${otherJob.jobName}-zzzzz`]);
+    expect(kube().all("Job").map((j) => j.metadata?.name)).toEqual([otherJob.jobName]);
     expect(second).toEqual({ undone: [], kept: [] });
   });
 
@@ -278,13 +245,13 @@ describe("UndoHeadJob", () => {
     await apply(stateFor());
     const pod = podOf(job()!, `${JOB}-abcde`, { phase: "Running" });
     // The Job is already gone (someone deleted it without propagation), its pod is orphaned.
-    await kube.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS } });
-    expect(kube.get("v1", "Pod", pod.metadata!.name!, NS)).toBeDefined();
+    await kube().delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS } });
+    expect(kube().get("v1", "Pod", pod.metadata!.name!, NS)).toBeDefined();
     // Act
     const result = await compensate(stateFor());
     // Assess
     expect(result.undone).toEqual([`Pod ${NS}/${JOB}-abcde`]);
-    expect(kube.all("Pod")).toEqual([]);
+    expect(kube().all("Pod")).toEqual([]);
   });
 
   it("finds the Job by its derived name after a half-way failure ($.headJob empty)", async () => {
@@ -301,7 +268,7 @@ describe("UndoHeadJob", () => {
 
   it("keeps a Job of that name it did not create", async () => {
     // Prepare
-    kube.seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
     // Act
     const result = await compensate(stateFor());
     // Assess
@@ -312,11 +279,11 @@ describe("UndoHeadJob", () => {
   it("leaves a pod carrying the Job's name label that this run did not create", async () => {
     // Prepare
     await apply(stateFor());
-    kube.seed({ apiVersion: "v1", kind: "Pod", metadata: { name: "lookalike", namespace: NS, labels: { "job-name": JOB } } });
+    kube().seed({ apiVersion: "v1", kind: "Pod", metadata: { name: "lookalike", namespace: NS, labels: { "job-name": JOB } } });
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(kube.all("Pod").map((p) => p.metadata?.name)).toEqual(["lookalike"]);
+    expect(kube().all("Pod").map((p) => p.metadata?.name)).toEqual(["lookalike"]);
     expect(result).toEqual({ undone: [`Job ${NS}/${JOB}`], kept: [`Pod ${NS}/lookalike: not created by this run`] });
   });
 
@@ -328,6 +295,6 @@ describe("UndoHeadJob", () => {
     const result = await compensate(state);
     // Assess
     expect(result).toEqual({ undone: [], kept: [] });
-    expect(kube.calls).toEqual([]);
+    expect(kube().calls).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import {
   CreateRoleCommand,
@@ -45,38 +45,22 @@ import {
   oidcProviderArn,
   podIdentityTrustPolicy,
 } from "../../functions/lib/policies.js";
-import type { ResolvedCluster, WorkflowState } from "../../functions/lib/state.js";
+import type { WorkflowState } from "../../functions/lib/state.js";
+import { ACCOUNT, DEPLOYMENT_ENV, RUN, resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
 
 const iam = mockClient(IAMClient);
 const eks = mockClient(EKSClient);
-const savedEnv = { ...process.env };
 
-const ACCOUNT = "111122223333";
 const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 const PROVIDER_ARN = `arn:aws:iam::${ACCOUNT}:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE`;
 const LAUNCHER = "nfeks-genomics-launcher";
 const WORKLOAD = "nfeks-genomics-workload";
-const RUN = "genomics-run-1";
 const BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/platform-boundary`;
 
-const CLUSTER: ResolvedCluster = {
-  name: "research",
-  region: "eu-west-1",
-  arn: `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`,
-  accountId: ACCOUNT,
-  endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
-  certificateAuthority: "LS0t",
-  oidcIssuer: ISSUER,
-  authenticationMode: "API_AND_CONFIG_MAP",
-  version: "1.31",
-};
+const CLUSTER = resolvedCluster({ oidcIssuer: ISSUER, authenticationMode: "API_AND_CONFIG_MAP" });
 
 function stateFor(request: Record<string, unknown> = {}, executionName = RUN): WorkflowState {
-  return {
-    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" }, ...request },
-    execution: { name: executionName, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${executionName}` },
-    cluster: CLUSTER,
-  } as WorkflowState;
+  return stepState(request, executionName, { cluster: CLUSTER });
 }
 
 const FUSION_IRSA = { storage: { type: "fusion", bucket: "genomics-work" }, computeServiceAccount: "tower-compute-sa" };
@@ -224,6 +208,8 @@ function createRoleInputs(): CreateRoleCommandInput[] {
   return iam.commandCalls(CreateRoleCommand).map((c) => c.args[0].input as CreateRoleCommandInput);
 }
 
+useEnv({ ...DEPLOYMENT_ENV, PERMISSIONS_BOUNDARY_ARN: undefined });
+
 beforeEach(() => {
   iam.reset();
   eks.reset();
@@ -234,14 +220,6 @@ beforeEach(() => {
   oidcProviders = [PROVIDER_ARN];
   installFakeIam();
   installFakeEks();
-  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
-  process.env.ALLOWED_ACCOUNT_IDS = "444455556666";
-  process.env.IAM_PREFIX = "nfeks";
-  delete process.env.PERMISSIONS_BOUNDARY_ARN;
-});
-
-afterEach(() => {
-  process.env = { ...savedEnv };
 });
 
 // ---------------------------------------------------------------- launcher

@@ -16,11 +16,9 @@ import { IAMServiceException } from "@aws-sdk/client-iam";
 import { KubeConflict, OwnershipConflict, Throttled } from "../../functions/lib/errors.js";
 import { logKeysOf, logger, metrics, stepHandler } from "../../functions/lib/middleware.js";
 import type { WorkflowState } from "../../functions/lib/state.js";
+import { stepState } from "../support/fixtures.js";
 
-const state = {
-  request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } },
-  execution: { name: "genomics-run-1", id: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics-run-1" },
-} as WorkflowState;
+const state = stepState();
 
 /** Collect the JSON lines Powertools writes (stdout and stderr) instead of printing them. */
 let lines: Array<Record<string, unknown>> = [];

@@ -1,34 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { V1Namespace, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
 import { apply, compensate } from "../../functions/steps/rbac.js";
-import { setKubeClientFactory } from "../../functions/lib/kube.js";
 import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, executionMark, ownershipLabels } from "../../functions/lib/naming.js";
-import type { RbacResult, ResolvedCluster, WorkflowState } from "../../functions/lib/state.js";
-import { FakeKubeApi } from "../support/fake-kube-api.js";
+import type { RbacResult, WorkflowState } from "../../functions/lib/state.js";
+import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
-const RUN = "genomics-run-1";
-const OTHER_RUN = "genomics-run-0";
-const NS = "tower-nf";
 const RBAC = "rbac.authorization.k8s.io/v1";
 
-const CLUSTER: ResolvedCluster = {
-  name: "research",
-  region: "eu-west-1",
-  arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research",
-  accountId: "111122223333",
-  endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
-  certificateAuthority: "LS0t",
-  authenticationMode: "API",
-  version: "1.31",
-};
-
 function stateFor(request: Record<string, unknown> = {}, executionName = RUN, extra: Partial<WorkflowState> = {}): WorkflowState {
-  return {
-    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" }, ...request },
-    execution: { name: executionName, id: `arn:aws:states:eu-west-1:111122223333:execution:provision:${executionName}` },
-    cluster: CLUSTER,
-    ...extra,
-  } as WorkflowState;
+  return stepState(request, executionName, { cluster: resolvedCluster(), ...extra });
 }
 
 const EVERYTHING = [
@@ -39,16 +19,7 @@ const EVERYTHING = [
   `ServiceAccount/${NS}/tower-launcher-sa`,
 ];
 
-let kube: FakeKubeApi;
-
-beforeEach(() => {
-  kube = new FakeKubeApi({ requireNamespace: true });
-  setKubeClientFactory(async () => kube);
-});
-
-afterEach(() => {
-  setKubeClientFactory();
-});
+const kube = useFakeKube({ requireNamespace: true });
 
 describe("CreateNamespaceAndRbac", () => {
   it("creates the runbook's namespace, service account, role and bindings, all marked with this run", async () => {
@@ -57,7 +28,7 @@ describe("CreateNamespaceAndRbac", () => {
     // Act
     const result = await apply(state);
     // Assess
-    expect(kube.inventory()).toEqual(EVERYTHING);
+    expect(kube().inventory()).toEqual(EVERYTHING);
     expect(result).toEqual({
       namespace: NS,
       serviceAccount: "tower-launcher-sa",
@@ -71,17 +42,17 @@ describe("CreateNamespaceAndRbac", () => {
       ],
       adopted: [],
     } satisfies RbacResult);
-    const namespace = kube.get<V1Namespace>("v1", "Namespace", NS)!;
+    const namespace = kube().get<V1Namespace>("v1", "Namespace", NS)!;
     expect(namespace.metadata?.labels).toEqual({ team: "genomics", ...ownershipLabels("genomics", RUN) });
     expect(namespace.metadata?.annotations?.[ANNOTATION_CREATED_BY]).toBe(RUN);
-    const userBinding = kube.get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-binding", NS)!;
+    const userBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-binding", NS)!;
     expect(userBinding.subjects).toEqual([{ kind: "User", name: "tower-launcher-user", apiGroup: "rbac.authorization.k8s.io" }]);
     expect(userBinding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
-    const saBinding = kube.get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-sa-binding", NS)!;
+    const saBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-sa-binding", NS)!;
     expect(saBinding.subjects).toEqual([{ kind: "ServiceAccount", name: "tower-launcher-sa", namespace: NS }]);
-    const role = kube.get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!;
+    const role = kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!;
     expect(role.rules?.flatMap((r) => r.verbs)).not.toContain("*");
-    expect(kube.calls.some((c) => c.kind.startsWith("Cluster"))).toBe(false);
+    expect(kube().calls.some((c) => c.kind.startsWith("Cluster"))).toBe(false);
   });
 
   it("creates the compute service account and its binding when the request asks for one", async () => {
@@ -91,8 +62,8 @@ describe("CreateNamespaceAndRbac", () => {
     const result = await apply(state);
     // Assess
     expect(result.computeServiceAccount).toBe("tower-compute-sa");
-    expect(kube.all<V1ServiceAccount>("ServiceAccount", "genomics-nf").map((sa) => sa.metadata?.name)).toEqual(["tower-compute-sa", "tower-launcher-sa"]);
-    const binding = kube.get<V1RoleBinding>(RBAC, "RoleBinding", "tower-compute-sa-binding", "genomics-nf")!;
+    expect(kube().all<V1ServiceAccount>("ServiceAccount", "genomics-nf").map((sa) => sa.metadata?.name)).toEqual(["tower-compute-sa", "tower-launcher-sa"]);
+    const binding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-compute-sa-binding", "genomics-nf")!;
     expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "tower-compute-sa", namespace: "genomics-nf" }]);
     expect(result.created).toHaveLength(7);
   });
@@ -100,25 +71,25 @@ describe("CreateNamespaceAndRbac", () => {
   it("changes nothing when this run's step is retried, and still reports the objects as this run's", async () => {
     // Prepare
     const first = await apply(stateFor());
-    const before = kube.all("RoleBinding").map((o) => o.metadata?.resourceVersion);
-    const mutations = kube.mutations;
+    const before = kube().all("RoleBinding").map((o) => o.metadata?.resourceVersion);
+    const mutations = kube().mutations;
     // Act
     const again = await apply(stateFor());
     // Assess
-    expect(kube.mutations).toBe(mutations);
-    expect(kube.inventory()).toEqual(EVERYTHING);
-    expect(kube.all("RoleBinding").map((o) => o.metadata?.resourceVersion)).toEqual(before);
+    expect(kube().mutations).toBe(mutations);
+    expect(kube().inventory()).toEqual(EVERYTHING);
+    expect(kube().all("RoleBinding").map((o) => o.metadata?.resourceVersion)).toEqual(before);
     expect(again).toEqual(first);
   });
 
   it("adopts everything on a re-run by another execution, without writing", async () => {
     // Prepare
     await apply(stateFor({}, OTHER_RUN));
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const result = await apply(stateFor());
     // Assess
-    expect(kube.mutations).toBe(mutations);
+    expect(kube().mutations).toBe(mutations);
     expect(result.created).toEqual([]);
     expect(result.adopted.map((r) => `${r.kind}/${r.name}`)).toEqual([
       `Namespace/${NS}`,
@@ -128,39 +99,39 @@ describe("CreateNamespaceAndRbac", () => {
       "RoleBinding/tower-launcher-user-binding",
     ]);
     // The marks still name the run that created them.
-    expect(kube.get("v1", "ServiceAccount", "tower-launcher-sa", NS)?.metadata?.labels?.[LABEL_CREATED_BY]).toBe(executionMark(OTHER_RUN));
+    expect(kube().get("v1", "ServiceAccount", "tower-launcher-sa", NS)?.metadata?.labels?.[LABEL_CREATED_BY]).toBe(executionMark(OTHER_RUN));
   });
 
   it("refuses a namespace that exists without our marks, and creates nothing", async () => {
     // Prepare
-    kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: { owner: "platform" } } });
+    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: { owner: "platform" } } });
     // Act
     const outcome = apply(stateFor());
     // Assess
     await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`Namespace ${NS}`) });
-    expect(kube.inventory()).toEqual([`Namespace/${NS}`]);
-    expect(kube.get("v1", "Namespace", NS)?.metadata?.labels).toEqual({ owner: "platform" });
+    expect(kube().inventory()).toEqual([`Namespace/${NS}`]);
+    expect(kube().get("v1", "Namespace", NS)?.metadata?.labels).toEqual({ owner: "platform" });
   });
 
   it("refuses objects another tenant owns", async () => {
     // Prepare
-    kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("proteomics", "proteomics-run") } });
+    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("proteomics", "proteomics-run") } });
     // Act
     const outcome = apply(stateFor());
     // Assess
     await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict" });
-    expect(kube.mutations).toBe(0);
+    expect(kube().mutations).toBe(0);
   });
 
   it("stops at a foreign service account, leaving it untouched", async () => {
     // Prepare
     await apply(stateFor({}, OTHER_RUN));
-    kube.seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "tower-compute-sa", namespace: NS, annotations: { keep: "me" } } });
+    kube().seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "tower-compute-sa", namespace: NS, annotations: { keep: "me" } } });
     // Act
     const outcome = apply(stateFor({ computeServiceAccount: "tower-compute-sa" }));
     // Assess
     await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`ServiceAccount ${NS}/tower-compute-sa`) });
-    const foreign = kube.get("v1", "ServiceAccount", "tower-compute-sa", NS)!;
+    const foreign = kube().get("v1", "ServiceAccount", "tower-compute-sa", NS)!;
     expect(foreign.metadata?.labels).toBeUndefined();
     expect(foreign.metadata?.annotations).toEqual({ keep: "me" });
   });
@@ -183,8 +154,8 @@ describe("UndoNamespaceAndRbac", () => {
     // Act
     const result = await compensate(stateFor({ computeServiceAccount: "tower-compute-sa" }, RUN, { rbac }));
     // Assess
-    expect(kube.inventory()).toEqual([]);
-    expect(kube.callsOf("delete").map((c) => `${c.kind}/${c.name}`)).toEqual([
+    expect(kube().inventory()).toEqual([]);
+    expect(kube().callsOf("delete").map((c) => `${c.kind}/${c.name}`)).toEqual([
       "RoleBinding/tower-launcher-user-binding",
       "RoleBinding/tower-compute-sa-binding",
       "RoleBinding/tower-launcher-sa-binding",
@@ -201,12 +172,12 @@ describe("UndoNamespaceAndRbac", () => {
     // Prepare
     const rbac = await apply(stateFor());
     await compensate(stateFor({}, RUN, { rbac }));
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const again = await compensate(stateFor({}, RUN, { rbac }));
     // Assess
     expect(again).toEqual({ undone: [], kept: [] });
-    expect(kube.mutations).toBe(mutations);
+    expect(kube().mutations).toBe(mutations);
   });
 
   it("removes only this run's objects and keeps what an earlier run created", async () => {
@@ -217,7 +188,7 @@ describe("UndoNamespaceAndRbac", () => {
     // Act
     const result = await compensate(stateFor({ computeServiceAccount: "tower-compute-sa" }, RUN, { rbac }));
     // Assess
-    expect(kube.inventory()).toEqual(EVERYTHING);
+    expect(kube().inventory()).toEqual(EVERYTHING);
     expect(result.undone).toEqual([`RoleBinding ${NS}/tower-compute-sa-binding`, `ServiceAccount ${NS}/tower-compute-sa`]);
     expect(result.kept).toEqual([
       `RoleBinding ${NS}/tower-launcher-user-binding: not created by this run`,
@@ -230,13 +201,13 @@ describe("UndoNamespaceAndRbac", () => {
 
   it("cleans up after a half-way failure, finding the objects by their marks ($.rbac is empty)", async () => {
     // Prepare
-    kube.faults.inject({ operation: "kube:POST rolebindings", kind: "5xx", times: 1 });
+    kube().faults.inject({ operation: "kube:POST rolebindings", kind: "5xx", times: 1 });
     await expect(apply(stateFor())).rejects.toMatchObject({ name: "ClusterUnreachable" });
-    expect(kube.inventory()).toEqual([`Namespace/${NS}`, `Role/${NS}/tower-launcher-role`, `ServiceAccount/${NS}/tower-launcher-sa`]);
+    expect(kube().inventory()).toEqual([`Namespace/${NS}`, `Role/${NS}/tower-launcher-role`, `ServiceAccount/${NS}/tower-launcher-sa`]);
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(kube.inventory()).toEqual([]);
+    expect(kube().inventory()).toEqual([]);
     expect(result.undone).toEqual([`Role ${NS}/tower-launcher-role`, `ServiceAccount ${NS}/tower-launcher-sa`, `Namespace ${NS}`]);
   });
 
@@ -244,34 +215,34 @@ describe("UndoNamespaceAndRbac", () => {
     // Prepare
     await apply(stateFor());
     const marked = { labels: ownershipLabels("genomics", RUN) };
-    kube.seed({ apiVersion: RBAC, kind: "RoleBinding", metadata: { name: "renamed-binding", namespace: NS, ...marked }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" } });
+    kube().seed({ apiVersion: RBAC, kind: "RoleBinding", metadata: { name: "renamed-binding", namespace: NS, ...marked }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" } });
     // Act
     const result = await compensate(stateFor());
     // Assess
     expect(result.undone).toContain(`RoleBinding ${NS}/renamed-binding`);
-    expect(kube.callsOf("list", "RoleBinding").some((c) => c.labelSelector?.includes(`${LABEL_CREATED_BY}=${executionMark(RUN)}`))).toBe(true);
-    expect(kube.inventory()).toEqual([]);
+    expect(kube().callsOf("list", "RoleBinding").some((c) => c.labelSelector?.includes(`${LABEL_CREATED_BY}=${executionMark(RUN)}`))).toBe(true);
+    expect(kube().inventory()).toEqual([]);
   });
 
   it("keeps a namespace it created when something it did not create lives there now", async () => {
     // Prepare
     await apply(stateFor());
-    kube.seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "someone-elses-data", namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "someone-elses-data", namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(kube.inventory()).toEqual([`Namespace/${NS}`, `PersistentVolumeClaim/${NS}/someone-elses-data`]);
+    expect(kube().inventory()).toEqual([`Namespace/${NS}`, `PersistentVolumeClaim/${NS}/someone-elses-data`]);
     expect(result.kept).toEqual([expect.stringMatching(/^Namespace tower-nf: created by this run but now holds objects it did not create \(PersistentVolumeClaim someone-elses-data\)/)]);
   });
 
   it("never deletes a namespace it did not create, even one carrying our tenant's marks", async () => {
     // Prepare
-    kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
     const rbac = await apply(stateFor());
     // Act
     const result = await compensate(stateFor({}, RUN, { rbac }));
     // Assess
-    expect(kube.inventory()).toEqual([`Namespace/${NS}`]);
+    expect(kube().inventory()).toEqual([`Namespace/${NS}`]);
     expect(result.kept).toEqual([`Namespace ${NS}: not created by this run`]);
   });
 
@@ -283,6 +254,6 @@ describe("UndoNamespaceAndRbac", () => {
     const result = await compensate(state);
     // Assess
     expect(result).toEqual({ undone: [], kept: [] });
-    expect(kube.calls).toEqual([]);
+    expect(kube().calls).toEqual([]);
   });
 });

@@ -1,36 +1,23 @@
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput } from "@aws-sdk/client-eventbridge";
 import { failed, ready } from "../../functions/steps/report.js";
 import { resetClients } from "../../functions/lib/clients.js";
 import type { WorkflowState } from "../../functions/lib/state.js";
+import { resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
 
 const events = mockClient(EventBridgeClient);
-const savedEnv = { ...process.env };
-
-const CLUSTER = {
-  name: "research",
-  region: "eu-west-1",
-  arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research",
-  accountId: "111122223333",
-  endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
-  certificateAuthority: "LS0t",
-  oidcIssuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE",
-  authenticationMode: "API" as const,
-  version: "1.31",
-};
+const CLUSTER = resolvedCluster({ oidcIssuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE" });
 
 function completedState(): WorkflowState {
-  return {
-    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } },
-    execution: { name: "genomics-run-1", id: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics-run-1" },
+  return stepState({}, "genomics-run-1", {
     cluster: CLUSTER,
     iam: { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] },
     rbac: { namespace: "tower-nf", serviceAccount: "tower-launcher-sa", computeServiceAccount: "tower-compute-sa", role: "tower-launcher-role", created: [], adopted: [] },
     access: { method: "access-entry", principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true },
     storage: { type: "pvc", claimName: "tower-scratch", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "process.executor = 'k8s'\n", created: [] },
-  };
+  });
 }
 
 /** A state as the compensation chain leaves it: the error caught, some compensators done, one failed. */
@@ -58,14 +45,11 @@ function sentEntry(): NonNullable<PutEventsCommandInput["Entries"]>[number] {
   return input.Entries![0];
 }
 
+useEnv({ EVENT_BUS_NAME: "nf-eks-provisioner-bus" });
+
 beforeEach(() => {
   events.reset();
   resetClients();
-  process.env.EVENT_BUS_NAME = "nf-eks-provisioner-bus";
-});
-
-afterEach(() => {
-  process.env = { ...savedEnv };
 });
 
 describe("Report ready", () => {

@@ -1,14 +1,13 @@
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import { DescribeClusterCommand, EKSClient, ResourceNotFoundException, type Cluster } from "@aws-sdk/client-eks";
 import * as resolveClusterModule from "../../functions/steps/resolve-cluster.js";
 import { apply } from "../../functions/steps/resolve-cluster.js";
 import { resetClients } from "../../functions/lib/clients.js";
-import type { WorkflowState } from "../../functions/lib/state.js";
+import { DEPLOYMENT_ENV, stepState, useEnv } from "../support/fixtures.js";
 
 const eks = mockClient(EKSClient);
-const savedEnv = { ...process.env };
 
 const CLUSTER_ARN = "arn:aws:eks:eu-west-1:111122223333:cluster/research";
 const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
@@ -27,23 +26,11 @@ function activeCluster(overrides: Partial<Cluster> = {}): Cluster {
   };
 }
 
-function stateFor(request: Record<string, unknown> = {}): WorkflowState {
-  return {
-    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" }, ...request },
-    execution: { name: "genomics-run-1", id: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics-run-1" },
-  } as WorkflowState;
-}
+useEnv(DEPLOYMENT_ENV);
 
 beforeEach(() => {
   eks.reset();
   resetClients();
-  process.env.ALLOWED_CLUSTERS = "research@eu-west-1";
-  process.env.ALLOWED_ACCOUNT_IDS = "444455556666";
-  process.env.IAM_PREFIX = "nfeks";
-});
-
-afterEach(() => {
-  process.env = { ...savedEnv };
 });
 
 describe("ResolveCluster", () => {
@@ -51,7 +38,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand, { name: "research" }).resolves({ cluster: activeCluster() });
     // Act
-    const resolved = await apply(stateFor());
+    const resolved = await apply(stepState());
     // Assess
     expect(eks).toHaveReceivedCommandWith(DescribeClusterCommand, { name: "research" });
     expect(resolved).toEqual({
@@ -71,7 +58,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ accessConfig: undefined, identity: undefined }) });
     // Act
-    const resolved = await apply(stateFor());
+    const resolved = await apply(stepState());
     // Assess
     expect(resolved.authenticationMode).toBe("CONFIG_MAP");
     expect(resolved).not.toHaveProperty("oidcIssuer");
@@ -79,7 +66,7 @@ describe("ResolveCluster", () => {
 
   it("refuses an invalid request with every problem (InvalidRequest) before calling AWS", async () => {
     // Prepare
-    const state = stateFor({ tenant: "Not_A_Label", namespace: "kube-system" });
+    const state = stepState({ tenant: "Not_A_Label", namespace: "kube-system" });
     // Act
     const error = await apply(state).catch((e: unknown) => e);
     // Assess
@@ -95,7 +82,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
     // Act
-    const error = await apply(stateFor({ cluster })).catch((e: unknown) => e);
+    const error = await apply(stepState({ cluster })).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("allowlist") });
     expect(eks).not.toHaveReceivedCommand(DescribeClusterCommand);
@@ -108,7 +95,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
     // Act
-    const resolved = await apply(stateFor({ launcher: { mode: "existing", principalArn } }));
+    const resolved = await apply(stepState({ launcher: { mode: "existing", principalArn } }));
     // Assess
     expect(resolved.accountId).toBe("111122223333");
   });
@@ -117,7 +104,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
     // Act
-    const error = await apply(stateFor({ launcher: { mode: "existing", principalArn: "arn:aws:iam::999988887777:role/elsewhere" } })).catch(
+    const error = await apply(stepState({ launcher: { mode: "existing", principalArn: "arn:aws:iam::999988887777:role/elsewhere" } })).catch(
       (e: unknown) => e,
     );
     // Assess
@@ -128,7 +115,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).rejects(new ResourceNotFoundException({ message: "No cluster found for name: research.", $metadata: { httpStatusCode: 404 } }));
     // Act
-    const error = await apply(stateFor()).catch((e: unknown) => e);
+    const error = await apply(stepState()).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "ClusterNotFound", message: expect.stringContaining("research") });
   });
@@ -137,7 +124,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ status: status as Cluster["status"] }) });
     // Act
-    const error = await apply(stateFor()).catch((e: unknown) => e);
+    const error = await apply(stepState()).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "ClusterUnreachable", message: expect.stringContaining(status) });
   });
@@ -146,7 +133,7 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ status: status as Cluster["status"] }) });
     // Act
-    const error = await apply(stateFor()).catch((e: unknown) => e);
+    const error = await apply(stepState()).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining(status) });
   });
@@ -156,7 +143,7 @@ describe("ResolveCluster", () => {
     const throttled = Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 429 } });
     eks.on(DescribeClusterCommand).rejects(throttled);
     // Act
-    const error = await apply(stateFor()).catch((e: unknown) => e);
+    const error = await apply(stepState()).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "Throttled" });
   });

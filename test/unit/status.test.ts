@@ -1,5 +1,5 @@
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import {
   DescribeExecutionCommand,
@@ -14,9 +14,9 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { handler } from "../../functions/api/status.js";
 import { summariseHistory } from "../../functions/lib/execution-summary.js";
 import { resetClients } from "../../functions/lib/clients.js";
+import { useEnv } from "../support/fixtures.js";
 
 const sfn = mockClient(SFNClient);
-const savedEnv = { ...process.env };
 
 const STATE_MACHINE_ARN = "arn:aws:states:eu-west-1:111122223333:stateMachine:nf-eks-provision";
 const NAME = "genomics_key-1";
@@ -164,14 +164,11 @@ async function get(id: string | undefined): Promise<{ statusCode: number; body: 
   return { statusCode: response.statusCode!, body: JSON.parse(response.body!) };
 }
 
+useEnv({ STATE_MACHINE_ARN });
+
 beforeEach(() => {
   sfn.reset();
   resetClients();
-  process.env.STATE_MACHINE_ARN = STATE_MACHINE_ARN;
-});
-
-afterEach(() => {
-  process.env = { ...savedEnv };
 });
 
 describe("GET /executions/{id}", () => {

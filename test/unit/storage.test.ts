@@ -1,31 +1,16 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1ServiceAccount } from "@kubernetes/client-node";
 import { apply, compensate, CONFIG_CHANGE_ANNOTATION, IRSA_CHANGE_ANNOTATION } from "../../functions/steps/storage.js";
-import { setKubeClientFactory } from "../../functions/lib/kube.js";
 import { IRSA_ANNOTATION, NEXTFLOW_CONFIGMAP, ownershipLabels } from "../../functions/lib/naming.js";
 import { buildNextflowConfig } from "../../functions/lib/nextflow-config.js";
 import { parseRequest } from "../../functions/lib/request.js";
-import type { IamResult, ResolvedCluster, StorageResult, WorkflowState } from "../../functions/lib/state.js";
-import { FakeKubeApi } from "../support/fake-kube-api.js";
+import type { IamResult, StorageResult, WorkflowState } from "../../functions/lib/state.js";
+import { ACCOUNT, NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
-const RUN = "genomics-run-1";
-const OTHER_RUN = "genomics-run-0";
-const NS = "tower-nf";
-const ACCOUNT = "111122223333";
 const WORKLOAD_ROLE = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;
 const OLD_ROLE = `arn:aws:iam::${ACCOUNT}:role/legacy-genomics`;
 
-const CLUSTER: ResolvedCluster = {
-  name: "research",
-  region: "eu-west-1",
-  arn: `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`,
-  accountId: ACCOUNT,
-  endpoint: "https://ABCDEF.gr7.eu-west-1.eks.amazonaws.com",
-  certificateAuthority: "LS0t",
-  oidcIssuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE",
-  authenticationMode: "API",
-  version: "1.31",
-};
+const CLUSTER = resolvedCluster({ oidcIssuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE" });
 
 const IAM: IamResult = {
   launcherArn: `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-launcher`,
@@ -40,41 +25,26 @@ const FUSION = { storage: { type: "fusion", bucket: "genomics-work" }, computeSe
 const HEAD_JOB = { headJob: { pipeline: "nf-core/rnaseq", params: { input: "s3://genomics-work/samplesheet.csv", genome: "GRCh38" } } };
 
 function stateFor(request: Record<string, unknown>, executionName = RUN, extra: Partial<WorkflowState> = {}): WorkflowState {
-  return {
-    request: { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, ...request },
-    execution: { name: executionName, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${executionName}` },
-    cluster: CLUSTER,
-    iam: IAM,
-    ...extra,
-  } as WorkflowState;
+  return stepState(request, executionName, { cluster: CLUSTER, iam: IAM, ...extra });
 }
 
-let kube: FakeKubeApi;
+const kube = useFakeKube({ requireNamespace: true });
 
 /** What CreateNamespaceAndRbac leaves behind for this tenant. */
 function seedNamespaceAndServiceAccounts(annotations: Record<string, Record<string, string>> = {}, labels = ownershipLabels("genomics", RUN)): void {
-  kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels } });
+  kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels } });
   for (const name of ["tower-launcher-sa", "tower-compute-sa"]) {
-    kube.seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: NS, labels, ...(annotations[name] ? { annotations: annotations[name] } : {}) } });
+    kube().seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: NS, labels, ...(annotations[name] ? { annotations: annotations[name] } : {}) } });
   }
 }
 
 function serviceAccount(name: string): V1ServiceAccount {
-  return kube.get<V1ServiceAccount>("v1", "ServiceAccount", name, NS)!;
+  return kube().get<V1ServiceAccount>("v1", "ServiceAccount", name, NS)!;
 }
 
 function configMap(): V1ConfigMap {
-  return kube.get<V1ConfigMap>("v1", "ConfigMap", NEXTFLOW_CONFIGMAP, NS)!;
+  return kube().get<V1ConfigMap>("v1", "ConfigMap", NEXTFLOW_CONFIGMAP, NS)!;
 }
-
-beforeEach(() => {
-  kube = new FakeKubeApi({ requireNamespace: true });
-  setKubeClientFactory(async () => kube);
-});
-
-afterEach(() => {
-  setKubeClientFactory();
-});
 
 describe("ConfigureStorage with a PVC", () => {
   it("creates the ReadWriteMany claim and the nextflow ConfigMap with nextflow.config and params.json", async () => {
@@ -97,7 +67,7 @@ describe("ConfigureStorage with a PVC", () => {
         { apiVersion: "v1", kind: "ConfigMap", namespace: NS, name: NEXTFLOW_CONFIGMAP },
       ],
     } satisfies StorageResult);
-    const claim = kube.get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)!;
+    const claim = kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)!;
     expect(claim.spec).toEqual({ accessModes: ["ReadWriteMany"], storageClassName: "efs-sc", resources: { requests: { storage: "500Gi" } } });
     expect(claim.metadata?.labels).toMatchObject(ownershipLabels("genomics", RUN));
     expect(configMap().data?.["nextflow.config"]).toBe(expectedConfig);
@@ -109,15 +79,15 @@ describe("ConfigureStorage with a PVC", () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
     const first = await apply(stateFor(PVC));
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const retried = await apply(stateFor(PVC));
     const rerun = await apply(stateFor(PVC, OTHER_RUN));
     // Assess
-    expect(kube.mutations).toBe(mutations);
+    expect(kube().mutations).toBe(mutations);
     expect(retried).toEqual(first);
     expect(rerun.created).toEqual([]);
-    expect(kube.inventory().filter((o) => !o.startsWith("ServiceAccount"))).toEqual([
+    expect(kube().inventory().filter((o) => !o.startsWith("ServiceAccount"))).toEqual([
       `ConfigMap/${NS}/${NEXTFLOW_CONFIGMAP}`,
       `Namespace/${NS}`,
       `PersistentVolumeClaim/${NS}/tower-scratch`,
@@ -127,19 +97,19 @@ describe("ConfigureStorage with a PVC", () => {
   it("refuses a claim that exists without our marks and leaves it alone", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
-    kube.seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "tower-scratch", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"] } });
+    kube().seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "tower-scratch", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"] } });
     // Act
     const outcome = apply(stateFor(PVC));
     // Assess
     await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`PersistentVolumeClaim ${NS}/tower-scratch`) });
-    expect(kube.get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)?.spec?.accessModes).toEqual(["ReadWriteOnce"]);
-    expect(kube.mutations).toBe(0);
+    expect(kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)?.spec?.accessModes).toEqual(["ReadWriteOnce"]);
+    expect(kube().mutations).toBe(0);
   });
 
   it("refuses a nextflow ConfigMap it does not own", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
-    kube.seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace: NS }, data: { "nextflow.config": "hand-written" } });
+    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace: NS }, data: { "nextflow.config": "hand-written" } });
     // Act
     const outcome = apply(stateFor(PVC));
     // Assess
@@ -164,7 +134,7 @@ describe("ConfigureStorage with a PVC", () => {
     expect(configMap().metadata?.annotations?.[CONFIG_CHANGE_ANNOTATION]).toBeUndefined();
     expect(undone.undone).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP} (restored the previous content)`]);
     // The claim the earlier run created stays.
-    expect(kube.get("v1", "PersistentVolumeClaim", "tower-scratch", NS)).toBeDefined();
+    expect(kube().get("v1", "PersistentVolumeClaim", "tower-scratch", NS)).toBeDefined();
   });
 
   it("keeps the content from before this run when a retry of the run rewrites the ConfigMap again", async () => {
@@ -174,7 +144,7 @@ describe("ConfigureStorage with a PVC", () => {
     const original = configMap().data;
     await apply(stateFor({ ...PVC, ...HEAD_JOB }));
     const edited = configMap();
-    kube.seed({ ...edited, data: { ...edited.data, "nextflow.config": "edited by hand in between" } });
+    kube().seed({ ...edited, data: { ...edited.data, "nextflow.config": "edited by hand in between" } });
     // Act
     await apply(stateFor({ ...PVC, ...HEAD_JOB }));
     // Assess
@@ -197,7 +167,7 @@ describe("ConfigureStorage with Fusion", () => {
       expect(serviceAccount(name).metadata?.annotations?.[IRSA_ANNOTATION]).toBe(WORKLOAD_ROLE);
       expect(serviceAccount(name).metadata?.labels).toEqual(ownershipLabels("genomics", RUN));
     }
-    expect(kube.callsOf("patch").map((c) => c.patchStrategy)).toEqual(["application/merge-patch+json", "application/merge-patch+json"]);
+    expect(kube().callsOf("patch").map((c) => c.patchStrategy)).toEqual(["application/merge-patch+json", "application/merge-patch+json"]);
     expect(configMap().data?.["nextflow.config"]).toContain("fusion {");
   });
 
@@ -205,18 +175,18 @@ describe("ConfigureStorage with Fusion", () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
     await apply(stateFor(FUSION));
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const again = await apply(stateFor(FUSION, OTHER_RUN));
     // Assess
-    expect(kube.mutations).toBe(mutations);
+    expect(kube().mutations).toBe(mutations);
     expect(again.annotated).toEqual([]);
   });
 
   it("remembers the previous value across a retry of the same run", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts({ "tower-launcher-sa": { [IRSA_ANNOTATION]: OLD_ROLE } });
-    kube.faults.inject({ operation: "kube:POST configmaps", kind: "throttle", times: 1 });
+    kube().faults.inject({ operation: "kube:POST configmaps", kind: "throttle", times: 1 });
     await expect(apply(stateFor(FUSION))).rejects.toMatchObject({ name: "Throttled" });
     // Act
     const retried = await apply(stateFor(FUSION));
@@ -232,7 +202,7 @@ describe("ConfigureStorage with Fusion", () => {
     // Assess
     await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(OLD_ROLE) });
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations).toEqual({ [IRSA_ANNOTATION]: OLD_ROLE });
-    expect(kube.mutations).toBe(0);
+    expect(kube().mutations).toBe(0);
   });
 
   it("needs the workload role from CreateIamResources", async () => {
@@ -252,7 +222,7 @@ describe("ConfigureStorage with Fusion", () => {
     const result = await apply(stateFor({ ...FUSION, storage: { type: "fusion", bucket: "genomics-work", podIdentity: true } }));
     // Assess
     expect(result.annotated).toEqual([]);
-    expect(kube.callsOf("patch")).toEqual([]);
+    expect(kube().callsOf("patch")).toEqual([]);
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations).toBeUndefined();
     expect(configMap()).toBeDefined();
   });
@@ -269,7 +239,7 @@ describe("UndoStorage", () => {
     // Assess
     expect(first.undone).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}`, `PersistentVolumeClaim ${NS}/tower-scratch`]);
     expect(second).toEqual({ undone: [], kept: [] });
-    expect(kube.inventory()).toEqual([`Namespace/${NS}`, `ServiceAccount/${NS}/tower-compute-sa`, `ServiceAccount/${NS}/tower-launcher-sa`]);
+    expect(kube().inventory()).toEqual([`Namespace/${NS}`, `ServiceAccount/${NS}/tower-compute-sa`, `ServiceAccount/${NS}/tower-launcher-sa`]);
   });
 
   it("keeps the claim and ConfigMap an earlier run created", async () => {
@@ -277,11 +247,11 @@ describe("UndoStorage", () => {
     seedNamespaceAndServiceAccounts();
     await apply(stateFor(PVC, OTHER_RUN));
     const storage = await apply(stateFor(PVC));
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const result = await compensate(stateFor(PVC, RUN, { storage }));
     // Assess
-    expect(kube.mutations).toBe(mutations);
+    expect(kube().mutations).toBe(mutations);
     expect(result).toEqual({
       undone: [],
       kept: [`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: not created by this run`, `PersistentVolumeClaim ${NS}/tower-scratch: not created by this run`],
@@ -312,7 +282,7 @@ describe("UndoStorage", () => {
     seedNamespaceAndServiceAccounts();
     const storage = await apply(stateFor(FUSION));
     const sa = serviceAccount("tower-compute-sa");
-    kube.seed({ ...sa, metadata: { ...sa.metadata, annotations: { ...sa.metadata?.annotations, [IRSA_ANNOTATION]: OLD_ROLE } } });
+    kube().seed({ ...sa, metadata: { ...sa.metadata, annotations: { ...sa.metadata?.annotations, [IRSA_ANNOTATION]: OLD_ROLE } } });
     // Act
     const result = await compensate(stateFor(FUSION, RUN, { storage }));
     // Assess
@@ -325,11 +295,11 @@ describe("UndoStorage", () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
     await apply(stateFor(FUSION, OTHER_RUN));
-    const mutations = kube.mutations;
+    const mutations = kube().mutations;
     // Act
     const result = await compensate(stateFor(FUSION));
     // Assess
-    expect(kube.mutations).toBe(mutations);
+    expect(kube().mutations).toBe(mutations);
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBe(WORKLOAD_ROLE);
     expect(result.kept).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: not created by this run`]);
   });
@@ -337,7 +307,7 @@ describe("UndoStorage", () => {
   it("after a half-way failure ($.storage empty), still restores annotations and deletes what was created, by marks", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts({ "tower-launcher-sa": { [IRSA_ANNOTATION]: OLD_ROLE } });
-    kube.faults.inject({ operation: "kube:POST configmaps", kind: "5xx" });
+    kube().faults.inject({ operation: "kube:POST configmaps", kind: "5xx" });
     await expect(apply(stateFor(FUSION))).rejects.toMatchObject({ name: "ClusterUnreachable" });
     expect(JSON.parse(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_CHANGE_ANNOTATION] ?? "")).toMatchObject({ previous: OLD_ROLE, value: WORKLOAD_ROLE });
     // Act
@@ -351,12 +321,12 @@ describe("UndoStorage", () => {
   it("after a half-way failure of a PVC run, deletes the claim it created", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
-    kube.faults.inject({ operation: "kube:POST configmaps", kind: "5xx" });
+    kube().faults.inject({ operation: "kube:POST configmaps", kind: "5xx" });
     await expect(apply(stateFor(PVC))).rejects.toMatchObject({ name: "ClusterUnreachable" });
     // Act
     const result = await compensate(stateFor(PVC));
     // Assess
     expect(result.undone).toEqual([`PersistentVolumeClaim ${NS}/tower-scratch`]);
-    expect(kube.get("v1", "PersistentVolumeClaim", "tower-scratch", NS)).toBeUndefined();
+    expect(kube().get("v1", "PersistentVolumeClaim", "tower-scratch", NS)).toBeUndefined();
   });
 });
