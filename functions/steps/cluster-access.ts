@@ -168,7 +168,8 @@ function previousCopy(data: Record<string, string>): string | undefined {
 /** The ConfigMap with new data and our two annotations; everything else (labels, owners, other annotations) as read. */
 function edited(configMap: V1ConfigMap, data: Record<string, string>, marks: Marks): V1ConfigMap {
   const annotations: Record<string, string> = { ...(configMap.metadata?.annotations ?? {}) };
-  const previous = previousCopy(configMap.data ?? {});
+  // With no mapping of ours left (the last one just removed) there is no edit of ours to keep a copy for.
+  const previous = Object.keys(marks).length > 0 ? previousCopy(configMap.data ?? {}) : undefined;
   if (previous !== undefined) annotations[ANNOTATION_PREVIOUS_AWS_AUTH] = previous;
   else delete annotations[ANNOTATION_PREVIOUS_AWS_AUTH]; // a stale copy would mislead
   if (Object.keys(marks).length > 0) annotations[ANNOTATION_AWS_AUTH_MAPPINGS] = JSON.stringify(marks);

@@ -199,6 +199,7 @@ export class KubeStore {
       resourceVersion: current.metadata.resourceVersion,
     };
     if (!type.namespaced) delete next.metadata.namespace;
+    dropEmptyMaps(next.metadata);
     for (const field of ["deletionTimestamp", "deletionGracePeriodSeconds", "generation"] as const) {
       if (current.metadata[field] !== undefined) (next.metadata as Record<string, unknown>)[field] = current.metadata[field];
       else delete next.metadata[field];
@@ -349,6 +350,7 @@ export class KubeStore {
     obj.apiVersion = apiVersionOf(type);
     obj.kind = type.kind;
     obj.metadata = { ...(obj.metadata ?? {}) };
+    dropEmptyMaps(obj.metadata);
     if (type.namespaced) {
       const ns = namespace ?? obj.metadata.namespace ?? "default";
       if (obj.metadata.namespace && obj.metadata.namespace !== ns) {
@@ -424,6 +426,17 @@ export class KubeStore {
         this.delete(type, namespace, object.metadata.name!, { propagationPolicy: "Background" });
       }
     }
+  }
+}
+
+/**
+ * Empty label and annotation maps are not kept: the real API server stores and serialises them with
+ * `omitempty`, so `annotations: {}` written by a client reads back as no annotations at all.
+ */
+function dropEmptyMaps(metadata: KubeObject["metadata"]): void {
+  for (const field of ["labels", "annotations"] as const) {
+    const value = metadata[field];
+    if (value && typeof value === "object" && Object.keys(value).length === 0) delete metadata[field];
   }
 }
 

@@ -1,0 +1,212 @@
+/**
+ * Re-runs and several tenants on one cluster, in the sandbox, in both authentication modes:
+ *  - a re-run of the same request (a new execution: no idempotency key, or another key) succeeds and
+ *    changes nothing at all (whole snapshots, resourceVersions included);
+ *  - the same idempotency key answers with the same execution, a different body under it is 422;
+ *  - two tenants side by side both succeed; a failed run (a third tenant's, or a re-run of the second's)
+ *    is compensated without touching anything of the others.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ListExecutionsCommand, SFNClient } from "@aws-sdk/client-sfn";
+import { parse as parseYaml } from "yaml";
+import { startSandbox, type Sandbox } from "../../local/sandbox.js";
+import type { KubeObject } from "../../local/kube/server.js";
+import {
+  ACCOUNT_ID,
+  awsAuth,
+  CLUSTER,
+  FAST,
+  kubeClientAs,
+  namespaceContent,
+  postProvision,
+  provision,
+  pvcRequest,
+  sessionArnOf,
+  settled,
+  statusOf,
+  stepResult,
+  taskPod,
+  finish,
+} from "../support/sandbox-runs.js";
+
+const PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
+
+/** aws-auth without its resourceVersion and the copy-before-the-last-edit annotation (see the BUG test below). */
+function awsAuthContent(sandbox: Sandbox): KubeObject {
+  const { resourceVersion: _version, annotations = {}, ...metadata } = awsAuth(sandbox).metadata;
+  const { [PREVIOUS_AWS_AUTH]: _previous, ...kept } = annotations;
+  return { ...awsAuth(sandbox), metadata: { ...metadata, ...(Object.keys(kept).length ? { annotations: kept } : {}) } };
+}
+
+describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", (authenticationMode) => {
+  let sandbox: Sandbox;
+  let sfn: SFNClient;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ ...FAST, authenticationMode });
+    sfn = new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl });
+  });
+  afterEach(() => sandbox.faults.clear());
+  afterAll(async () => {
+    sfn?.destroy();
+    await sandbox?.close();
+  });
+
+  describe("re-running", () => {
+    it("the same request again (a new execution) succeeds and changes nothing", async () => {
+      // Prepare: a first run, its effects settled (no head job: a new execution would rightly make a new one)
+      const request = pvcRequest("rerun", { namespace: "rerun" });
+      const first = await provision(sandbox, request);
+      expect(first.execution.status).toBe("SUCCEEDED");
+      await settled(sandbox);
+      const before = sandbox.snapshot();
+
+      // Act: without a key (a fresh name), then under a key of its own
+      const second = await provision(sandbox, request);
+      await settled(sandbox);
+      const afterSecond = sandbox.snapshot();
+      const third = await provision(sandbox, request, { "Idempotency-Key": "retry-after-outage" });
+      await settled(sandbox);
+
+      // Assess: new executions, both succeeded, and not one write anywhere
+      expect(new Set([first.started.executionName, second.started.executionName, third.started.executionName]).size).toBe(3);
+      expect(third.started.executionName).toBe("rerun_retry-after-outage");
+      for (const run of [second, third]) {
+        expect(run.execution.status).toBe("SUCCEEDED");
+        expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherCreated: false, created: [] });
+        expect(stepResult(run, "CreateNamespaceAndRbac").created).toEqual([]);
+        expect(stepResult(run, "CreateNamespaceAndRbac").adopted).toHaveLength(5);
+        expect(stepResult(run, "GrantClusterAccess")).toMatchObject({ created: false });
+        expect(stepResult(run, "ConfigureStorage").created).toEqual([]);
+      }
+      expect(afterSecond).toStrictEqual(before);
+      expect(sandbox.snapshot()).toStrictEqual(before);
+    });
+
+    it("the same idempotency key answers with the same execution; another body under it is refused", async () => {
+      // Prepare
+      const request = pvcRequest("keyed", { namespace: "keyed", headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
+      const key = { "Idempotency-Key": "onboarding-42" };
+
+      // Act: twice at once (the first still running), then again once it has finished
+      const [a, b] = await Promise.all([postProvision(sandbox, request, key), postProvision(sandbox, request, key)]);
+      const run = await finish(sandbox, a.body);
+      const c = await postProvision(sandbox, request, key);
+      const other = await postProvision(sandbox, { ...request, labels: { team: "someone-else" } }, key);
+
+      // Assess
+      expect([a.status, b.status, c.status]).toEqual([202, 202, 202]);
+      expect(b.body).toEqual(a.body);
+      expect(c.body).toEqual(a.body);
+      expect(a.body.executionName).toBe("keyed_onboarding-42");
+      expect(run.execution.status).toBe("SUCCEEDED");
+      expect(other.status).toBe(422);
+      expect(other.body.error).toBe("IdempotencyKeyReused");
+      const listed = await sfn.send(new ListExecutionsCommand({ stateMachineArn: sandbox.stateMachineArn }));
+      expect(listed.executions?.filter((e) => e.name?.startsWith("keyed"))).toHaveLength(1);
+    });
+  });
+
+  describe("two tenants on one cluster", () => {
+    const tenants = ["alpha", "beta"] as const;
+    const launcherOf = (tenant: string) => `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-${tenant}-launcher`;
+
+    it("both succeed, each in its own namespace with its own launcher", async () => {
+      // Act
+      const runs = [];
+      for (const tenant of tenants) runs.push(await provision(sandbox, pvcRequest(tenant, { namespace: tenant })));
+
+      // Assess
+      expect(runs.map((r) => r.execution.status)).toEqual(["SUCCEEDED", "SUCCEEDED"]);
+      for (const tenant of tenants) {
+        const content = namespaceContent(sandbox, tenant).filter((o) => o.metadata.labels?.["nf-eks-provisioner/tenant"] === tenant);
+        expect(content.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Namespace", "PersistentVolumeClaim", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"]);
+        expect(sandbox.aws.state.iam.roles.has(`nfeks-${tenant}-launcher`)).toBe(true);
+      }
+      if (authenticationMode === "CONFIG_MAP") {
+        const mapped = (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
+        expect(mapped).toEqual(expect.arrayContaining(tenants.map(launcherOf)));
+      } else {
+        for (const tenant of tenants) expect(sandbox.aws.state.eks.clusters.get(`${CLUSTER.region}/${CLUSTER.name}`)?.accessEntries.has(launcherOf(tenant))).toBe(true);
+      }
+    });
+
+    it("a failed run of a third tenant is compensated and leaves the first two intact", async () => {
+      // Prepare: everything of the third tenant is made, then Report fails
+      await settled(sandbox);
+      const before = sandbox.snapshot();
+      const awsAuthBefore = awsAuthContent(sandbox);
+      sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
+
+      // Act
+      const run = await provision(sandbox, pvcRequest("gamma", { namespace: "gamma", headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } }));
+
+      // Assess
+      expect(run.execution.status).toBe("FAILED");
+      expect(run.view.failedStep).toBe("Report");
+      await settled(sandbox);
+      const after = sandbox.snapshot();
+      expect(after.aws).toStrictEqual(before.aws);
+      const others = (objects: KubeObject[]) => objects.filter((o) => !(o.kind === "ConfigMap" && o.metadata.name === "aws-auth"));
+      expect(others(after.kube)).toStrictEqual(others(before.kube));
+      // The shared aws-auth keeps both tenants' mappings and the node role's, exactly.
+      expect(awsAuthContent(sandbox)).toStrictEqual(awsAuthBefore);
+    });
+
+    it("a failed re-run of the second tenant removes nothing: not its earlier run's work, not the first tenant's", async () => {
+      // Prepare
+      await settled(sandbox);
+      const before = sandbox.snapshot();
+      sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
+
+      // Act
+      const run = await provision(sandbox, pvcRequest("beta", { namespace: "beta" }));
+
+      // Assess: compensation kept everything it did not create
+      expect(run.execution.status).toBe("FAILED");
+      const kept = (step: string) => (run.view.steps.find((s) => s.name === step)?.result as { undone: string[]; kept: string[] }) ?? { undone: [], kept: [] };
+      expect(kept("UndoNamespaceAndRbac").undone).toEqual([]);
+      expect(kept("UndoNamespaceAndRbac").kept).toContain("Namespace beta: not created by this run");
+      expect(kept("UndoIamResources")).toEqual({ undone: [], kept: ["IAM role nfeks-beta-launcher: not created by this run"] });
+      await settled(sandbox);
+      expect(sandbox.snapshot()).toStrictEqual(before);
+    });
+
+    // KNOWN BUG (functions/steps/cluster-access.ts, CONFIG_MAP only), kept as a failing test: when other
+    // mappings of ours remain, UndoClusterAccess rewrites the `previous-aws-auth` annotation with the
+    // content before the undo, i.e. a copy that still holds the failed run's launcher mapping, so
+    // aws-auth is not as it was before the run. Fix: the grant keeps the annotation's earlier value with
+    // its mark, and the undo puts it back. Drop `.fails` when fixed.
+    it.runIf(authenticationMode === "CONFIG_MAP").fails("BUG: aws-auth's previous-content annotation is restored too", async () => {
+      // Prepare
+      await settled(sandbox);
+      const before = awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH];
+      sandbox.faults.inject({ operation: "kube:POST persistentvolumeclaims", kind: "permanent", times: 1 });
+
+      // Act
+      const run = await provision(sandbox, pvcRequest("delta", { namespace: "delta" }));
+
+      // Assess
+      expect(run.execution.status).toBe("FAILED");
+      expect(awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH]).toBe(before);
+    });
+
+    // KNOWN DESIGN GAP (DESIGN.md, functions/lib/naming.ts), kept as a failing test: every tenant's
+    // launcher is mapped to the same Kubernetes user `tower-launcher-user`, and every tenant namespace
+    // binds that user, so one tenant's launcher can create pods in every other tenant's namespace.
+    // Fix: a username per tenant (e.g. `tower-launcher-user-<tenant>`) in the access entry / aws-auth
+    // mapping and in that tenant's RoleBinding. Drop `.fails` when fixed.
+    it.fails("BUG: one tenant's launcher cannot create pods in another tenant's namespace", async () => {
+      // Prepare
+      const beta = await kubeClientAs(sandbox, sessionArnOf(launcherOf("beta")));
+
+      // Act
+      const inOwn = await statusOf(beta.createNamespacedPod({ namespace: "beta", body: taskPod("beta-own") }));
+      const inAlpha = await statusOf(beta.createNamespacedPod({ namespace: "alpha", body: taskPod("beta-intruder") }));
+
+      // Assess
+      expect(inOwn).toBe(200);
+      expect(inAlpha).toBe(403);
+    });
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * Fusion tenants end to end in the sandbox, in both authentication modes: IRSA (the workload role trusts
+ * the cluster's OIDC provider for exactly the tenant's service accounts, which carry the role-arn
+ * annotation) with an existing launcher principal, and EKS Pod Identity (associations, no annotation)
+ * with a created launcher. Then the launcher identity used for real against the emulated API server.
+ */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startSandbox, SANDBOX_EXISTING_LAUNCHER, SANDBOX_OIDC_ISSUER, type Sandbox } from "../../local/sandbox.js";
+import type { KubeObject } from "../../local/kube/server.js";
+import {
+  ACCOUNT_ID,
+  awsAuth,
+  clusterState,
+  expectClusterAccess,
+  expectLauncherConfinedTo,
+  FAST,
+  fusionRequest,
+  iamRole,
+  kubeObject,
+  policyOf,
+  provision,
+  readyEventOf,
+  stepResult,
+} from "../support/sandbox-runs.js";
+
+const EXAMPLE = JSON.parse(readFileSync(new URL("../../examples/fusion-tenant.json", import.meta.url), "utf8"));
+const ISSUER_HOST = SANDBOX_OIDC_ISSUER.replace(/^https:\/\//, "");
+const S3_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"];
+
+describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on a %s cluster", (authenticationMode) => {
+  let sandbox: Sandbox;
+  let seededAwsAuth: KubeObject;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ ...FAST, authenticationMode });
+    seededAwsAuth = awsAuth(sandbox);
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  it("IRSA: a workload role trusted by the tenant's service accounts only, which are annotated with it", async () => {
+    // Prepare: examples/fusion-tenant.json (an existing launcher role, a compute service account)
+    const request = { ...EXAMPLE };
+
+    // Act
+    const run = await provision(sandbox, request);
+
+    // Assess: the run, and no launcher role created (the given principal is used)
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-proteomics-workload`;
+    expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherArn: SANDBOX_EXISTING_LAUNCHER, launcherCreated: false, workloadRoleArn: workloadArn });
+    expect(iamRole(sandbox, "nfeks-proteomics-launcher")).toBeUndefined();
+
+    // Assess: the workload role's trust is StringEquals on :sub (both SAs of this namespace) and :aud
+    const workload = iamRole(sandbox, "nfeks-proteomics-workload");
+    expect(workload?.tags).toEqual(expect.arrayContaining([{ Key: "nf-eks-provisioner/tenant", Value: "proteomics" }]));
+    expect(policyOf(workload?.assumeRolePolicyDocument).Statement).toEqual([
+      expect.objectContaining({
+        Effect: "Allow",
+        Principal: { Federated: `arn:aws:iam::${ACCOUNT_ID}:oidc-provider/${ISSUER_HOST}` },
+        Action: "sts:AssumeRoleWithWebIdentity",
+        Condition: {
+          StringEquals: {
+            [`${ISSUER_HOST}:sub`]: ["system:serviceaccount:tower-nf:tower-launcher-sa", "system:serviceaccount:tower-nf:tower-compute-sa"],
+            [`${ISSUER_HOST}:aud`]: "sts.amazonaws.com",
+          },
+        },
+      }),
+    ]);
+    const s3 = policyOf(workload?.inlinePolicies.get("nfeks-proteomics-fusion-s3")).Statement;
+    expect(s3).toContainEqual(expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::proteomics-nextflow-work" }));
+    expect(s3).toContainEqual(expect.objectContaining({ Action: S3_ACTIONS, Resource: "arn:aws:s3:::proteomics-nextflow-work/*" }));
+    expect(clusterState(sandbox).podIdentityAssociations.size).toBe(0);
+
+    // Assess: both service accounts point at the workload role; the config uses Fusion on the bucket
+    for (const sa of ["tower-launcher-sa", "tower-compute-sa"]) {
+      const account = kubeObject(sandbox, "ServiceAccount", "tower-nf", sa);
+      expect(account?.metadata.annotations?.["eks.amazonaws.com/role-arn"], sa).toBe(workloadArn);
+      expect(account?.metadata.labels, sa).toMatchObject({ "nf-eks-provisioner/tenant": "proteomics", team: "proteomics" });
+    }
+    const config = kubeObject(sandbox, "ConfigMap", "tower-nf", "nextflow-config")?.data?.["nextflow.config"];
+    expect(config).toContain("workDir = 's3://proteomics-nextflow-work/work'");
+    expect(config).toMatch(/fusion \{\n\s+enabled = true\n\}/);
+    expect(config).toContain("serviceAccount = 'tower-compute-sa'");
+    expect(kubeObject(sandbox, "PersistentVolumeClaim", "tower-nf", "tower-scratch")).toBeUndefined();
+    expect(stepResult(run, "ConfigureStorage")).toMatchObject({ type: "fusion", annotated: [{ serviceAccount: "tower-launcher-sa" }, { serviceAccount: "tower-compute-sa" }] });
+
+    // Assess: cluster access for the existing launcher, the event, and the launcher in use
+    expectClusterAccess(sandbox, SANDBOX_EXISTING_LAUNCHER, "proteomics", seededAwsAuth);
+    expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({
+      tenant: "proteomics",
+      serviceAccounts: { head: "tower-launcher-sa", compute: "tower-compute-sa" },
+      roleArns: { launcher: SANDBOX_EXISTING_LAUNCHER, workload: workloadArn },
+      storage: { type: "fusion", configMap: "nextflow-config" },
+      nextflowConfig: config,
+    });
+    await expectLauncherConfinedTo(sandbox, SANDBOX_EXISTING_LAUNCHER, "tower-nf");
+  });
+
+  it("Pod Identity: a workload role for the Pod Identity agent and one association per service account", async () => {
+    // Prepare: a created launcher, its own namespace
+    const request = fusionRequest("metabolomics", { podIdentity: true, namespace: "metabolomics" });
+
+    // Act
+    const run = await provision(sandbox, request);
+
+    // Assess
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics-launcher`;
+    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics-workload`;
+    expect(policyOf(iamRole(sandbox, "nfeks-metabolomics-workload")?.assumeRolePolicyDocument).Statement).toEqual([
+      expect.objectContaining({ Effect: "Allow", Principal: { Service: "pods.eks.amazonaws.com" }, Action: ["sts:AssumeRole", "sts:TagSession"] }),
+    ]);
+    const associations = [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === "metabolomics");
+    expect(associations.map((a) => [a.serviceAccount, a.roleArn]).sort()).toEqual([
+      ["tower-compute-sa", workloadArn],
+      ["tower-launcher-sa", workloadArn],
+    ]);
+    for (const a of associations) expect(a.tags).toMatchObject({ "nf-eks-provisioner/tenant": "metabolomics" });
+    expect(stepResult(run, "CreateIamResources").podIdentityAssociationIds).toEqual(expect.arrayContaining(associations.map((a) => a.associationId)));
+    // No IRSA annotation with Pod Identity.
+    for (const sa of ["tower-launcher-sa", "tower-compute-sa"]) {
+      expect(kubeObject(sandbox, "ServiceAccount", "metabolomics", sa)?.metadata.annotations?.["eks.amazonaws.com/role-arn"], sa).toBeUndefined();
+    }
+    expect(kubeObject(sandbox, "ConfigMap", "metabolomics", "nextflow-config")?.data?.["nextflow.config"]).toContain("s3://metabolomics-nextflow-work/work");
+
+    expectClusterAccess(sandbox, launcherArn, "metabolomics", seededAwsAuth);
+    expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({ tenant: "metabolomics", roleArns: { launcher: launcherArn, workload: workloadArn } });
+    await expectLauncherConfinedTo(sandbox, launcherArn, "metabolomics");
+  });
+});
