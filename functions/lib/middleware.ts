@@ -61,6 +61,8 @@ function identityAndErrors<E, R>(stepName: string): MiddlewareObj<E, R, Error, C
 function stepMetrics<E, R>(stepName: string): MiddlewareObj<E, R, Error, Context> {
   return {
     before: () => {
+      // One Metrics object serves every step in a process (the sandbox): start each invocation clean.
+      metrics.clearDimensions();
       metrics.addDimension("step", stepName);
     },
     after: () => {
