@@ -116,8 +116,10 @@ export function causeMessage(cause: string | undefined): string {
   return readableCause(cause) ?? "no cause given";
 }
 
-/** Which step failed: the first one (in run order) whose result is missing. */
+/** Which step failed: the one the state machine recorded, else the first one (in run order) whose result is missing. */
 export function failedStepOf(state: WorkflowState): string {
+  // A failed Parallel branch records its Task's name (a Pass in the branch sets $.failedStep): say that one.
+  if (state.failedStep) return state.failedStep;
   // The head job's result exists once it was launched, so its failures are named by the error instead.
   if (state.error?.Error === "HeadJobFailed" || state.error?.Error === "HeadJobTimedOut") return "LaunchHeadJob";
   const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;

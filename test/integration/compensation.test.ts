@@ -60,7 +60,7 @@ function failureCases(mode: Mode): FailureCase[] {
 function holdUntilSiblingDone(sandbox: Sandbox, tenant: string, sibling: "rbac" | "iam"): () => void {
   if (sibling === "rbac") {
     // The IAM branch's CreateRole waits until the RBAC branch bound the launcher user (its last object).
-    return holdIamCommand("CreateRoleCommand", () => until("the RBAC branch to finish", () => kubeObject(sandbox, "RoleBinding", tenant, "tower-launcher-user-binding") !== undefined));
+    return holdIamCommand("CreateRoleCommand", () => until("the RBAC branch to finish", () => kubeObject(sandbox, "RoleBinding", tenant, `tower-launcher-user-${tenant}-binding`) !== undefined));
   }
   // The RBAC branch's RoleBindings wait until the IAM branch put the launcher's inline policy (its last write).
   return holdKubeCreates("RoleBinding", () => until("the IAM branch to finish", () => (iamRole(sandbox, `nfeks-${tenant}-launcher`)?.inlinePolicies.size ?? 0) > 0));
@@ -197,16 +197,11 @@ describe("a failure in one branch of the Parallel", () => {
     expect(sandbox.snapshot()).toStrictEqual(before);
   });
 
-  // KNOWN BUG (statemachines/provision.asl.json), kept as a failing test: when one branch of
-  // PrepareIdentityAndNamespace fails, Step Functions aborts the Parallel at once but a Lambda already
-  // running in the other branch runs to its end (locally as in AWS). The Catch on the Parallel starts
-  // compensation right away, so UndoIamResources can run before CreateIamResources has created its role:
-  // the role is created afterwards and stays (tagged with the failed execution). Fix: let each branch
-  // Catch its own error into its result, so the Parallel ends only when both branches have ended, then
-  // route to compensation with a Choice. Drop `.fails` when fixed.
-  it.fails("BUG: undoes work the other branch was still doing when the first one failed", async () => {
-    // Prepare: RBAC fails at once; the IAM branch's CreateRole is held until the run has ended
-    // (or, once fixed, until the RBAC branch has caught its error and the Parallel waits for IAM)
+  // Step Functions stops a failed Parallel at once, but a Lambda already running in the other branch runs
+  // to its end: each branch catches its own failure, so compensation only starts once both have ended.
+  it("undoes work the other branch was still doing when the first one failed", async () => {
+    // Prepare: RBAC fails at once; the IAM branch's CreateRole is held until the RBAC branch has caught its
+    // error (or, should the Parallel not wait for IAM, until the run has ended)
     await settled(sandbox);
     const before = sandbox.snapshot();
     sandbox.faults.inject({ operation: "kube:POST namespaces", kind: "permanent", times: 1 });
@@ -233,11 +228,8 @@ describe("a failure in one branch of the Parallel", () => {
     expect(sandbox.snapshot()).toStrictEqual(before);
   });
 
-  // KNOWN BUG (functions/steps/report.ts failedStepOf), kept as a failing test: a failed Parallel leaves
-  // neither $.iam nor $.rbac, so the first missing result in run order (iam) is named, and the execution's
-  // cause says "Step CreateIamResources failed" when CreateNamespaceAndRbac did. The status route names
-  // the right step (from the history). Drop `.fails` when fixed.
-  it.fails("BUG: the execution's cause names the branch that failed", async () => {
+  // The failed branch records its own name ($.failedStep), so ReportFailure names it as the status route does.
+  it("the execution's cause names the branch that failed", async () => {
     // Prepare
     sandbox.faults.inject({ operation: "kube:POST rolebindings", kind: "permanent", times: 1 });
     undo.push(holdUntilSiblingDone(sandbox, "named", "iam"));

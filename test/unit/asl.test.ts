@@ -35,7 +35,8 @@ interface AslState {
   Next?: string;
   End?: boolean;
   Default?: string;
-  Choices?: Array<{ Next: string }>;
+  Choices?: Array<{ Next: string; Variable?: string; IsPresent?: boolean }>;
+  Result?: unknown;
   Retry?: Retrier[];
   Catch?: Catcher[];
   Branches?: AslMachine[];
@@ -116,13 +117,26 @@ function forwardOrder(): string[] {
   });
 }
 
-/** Where a failure of this state goes: its own Catch, or (inside a Parallel branch) the Parallel's. */
+const catchAllOf = (s: AslState) => s.Catch?.find((c) => c.ErrorEquals.includes("States.ALL"));
+
+/** The Choice rule that sends a run whose `$.error` is set (a Parallel branch failed) into compensation. */
+const errorRuleOf = (choice: AslState) => choice.Choices?.find((c) => c.Variable === "$.error" && c.IsPresent === true);
+
+/**
+ * Where a failure of this state goes: its own Catch. Inside a Parallel branch the Catch ends the branch
+ * (so the Parallel waits for its other branch), and the Choice after the Parallel routes the failure on.
+ */
 function failureEntryOf(name: string): string {
   const located = STATES.get(name)!;
-  const owner = located.parallel ? state(located.parallel) : located.state;
-  const catcher = owner.Catch?.find((c) => c.ErrorEquals.includes("States.ALL"));
+  const catcher = catchAllOf(located.state);
   if (!catcher) throw new Error(`${name} has no Catch of States.ALL`);
-  return catcher.Next;
+  if (!located.parallel) return catcher.Next;
+  const branchEnd = state(catcher.Next);
+  if (STATES.get(catcher.Next)?.parallel !== located.parallel || !branchEnd.End) throw new Error(`${name}'s Catch does not end its branch`);
+  const after = state(located.parallel).Next!;
+  const rule = errorRuleOf(state(after));
+  if (state(after).Type !== "Choice" || !rule) throw new Error(`${located.parallel} is not followed by a Choice on $.error`);
+  return rule.Next;
 }
 
 /** All states reachable over every transition (success and failure). */
@@ -208,14 +222,51 @@ describe("provision.asl.json: structure", () => {
     }
   });
 
-  it.each(tasks.map((t) => [t.name, t] as const))("%s catches States.ALL (itself, or through its Parallel state)", (_name, task) => {
-    // Prepare
-    const owner = task.parallel ? state(task.parallel) : task.state;
+  it.each(tasks.map((t) => [t.name, t] as const))("%s catches States.ALL itself (inside a Parallel branch too)", (_name, task) => {
     // Act
-    const catcher = owner.Catch?.find((c) => c.ErrorEquals.includes("States.ALL"));
+    const catcher = catchAllOf(task.state);
     // Assess
     expect(catcher).toBeDefined();
     expect(catcher!.ResultPath).toMatch(/^\$\.(error|compensation\.[A-Za-z]+|reportFailureError)$/);
+  });
+
+  it("each Parallel branch catches its own failure into a branch-local Pass that records the step and ends the branch", () => {
+    // Prepare
+    const parallel = state("PrepareIdentityAndNamespace");
+    // Act
+    const branches = (parallel.Branches ?? []).map((branch) => {
+      const task = branch.States[branch.StartAt]!;
+      const catcher = catchAllOf(task);
+      return { task: branch.StartAt, catcher, onFailure: catcher ? branch.States[catcher.Next] : undefined };
+    });
+    // Assess: a failed branch ends normally, so the Parallel only ends once both branches have ended
+    expect(branches.map((b) => b.task)).toEqual(["CreateIamResources", "CreateNamespaceAndRbac"]);
+    for (const { task, catcher, onFailure } of branches) {
+      expect(catcher, task).toMatchObject({ ErrorEquals: ["States.ALL"], ResultPath: "$.error" });
+      expect(onFailure, task).toMatchObject({ Type: "Pass", Result: task, ResultPath: "$.failedStep", End: true });
+    }
+  });
+
+  it("the Choice after the Parallel goes on when both branches succeeded and compensates both when one failed", () => {
+    // Prepare
+    const parallel = state("PrepareIdentityAndNamespace");
+    // Act
+    const choice = state(parallel.Next!);
+    const rule = errorRuleOf(choice);
+    // Assess
+    expect(parallel.Next).toBe("DidIdentityAndNamespaceSucceed");
+    expect(choice.Type).toBe("Choice");
+    expect(choice.Choices).toHaveLength(1);
+    expect(rule?.Next).toBe("UndoNamespaceAndRbac");
+    expect(choice.Default).toBe("GrantClusterAccess");
+    expect(compensationChainFrom(rule!.Next)).toEqual(["UndoNamespaceAndRbac", "UndoIamResources"]);
+  });
+
+  it("the Parallel keeps its own Catch of States.ALL as a safety net, into the same compensation", () => {
+    // Act
+    const catcher = catchAllOf(state("PrepareIdentityAndNamespace"));
+    // Assess
+    expect(catcher).toMatchObject({ ResultPath: "$.error", Next: "UndoNamespaceAndRbac" });
   });
 
   it("runs the steps in runbook order", () => {
@@ -365,8 +416,7 @@ function stubHandlers(calls: string[], inputs: Map<string, WorkflowState>, overr
   return handlers;
 }
 
-async function runMachine(request: Record<string, unknown>, overrides: Record<string, Handler> = {}) {
-  const calls: string[] = [];
+async function runMachine(request: Record<string, unknown>, overrides: Record<string, Handler> = {}, calls: string[] = []) {
   const inputs = new Map<string, WorkflowState>();
   const machine = new StateMachine(definitionWithFakeArns() as unknown as ConstructorParameters<typeof StateMachine>[0]);
   const execution = machine.run({ request } as unknown as JsonValue, {
@@ -507,11 +557,86 @@ describe("provision.asl.json: running it with stub steps", () => {
       },
     };
     // Act
-    const { calls, failure } = await runMachine(REQUEST, overrides);
+    const { calls, inputs, failure } = await runMachine(REQUEST, overrides);
     // Assess
     expect(compensatorCalls(calls)).toEqual(["UndoNamespaceAndRbac", "UndoIamResources"]);
     expect(calls).not.toContain("GrantClusterAccess");
     expect(failure?.error).toBe("OwnershipConflict");
+    // Compensation gets the finished branch's result next to the failed one's error and name.
+    expect(inputs.get("UndoNamespaceAndRbac")).toMatchObject({
+      cluster: { name: "research" },
+      iam: { launcherCreated: true },
+      error: { Error: "OwnershipConflict" },
+      failedStep: "CreateNamespaceAndRbac",
+    });
+    expect(inputs.get("UndoNamespaceAndRbac")).not.toHaveProperty("rbac");
+    expect(failure?.cause).toMatch(/^Step CreateNamespaceAndRbac failed: OwnershipConflict: /);
+  });
+
+  it("waits for the other branch to finish before compensating, so what it created is undone", async () => {
+    // Prepare: the IAM branch only finishes after the RBAC branch has failed
+    let rbacFailed!: () => void;
+    const afterRbacFailed = new Promise<void>((resolve) => (rbacFailed = resolve));
+    let iamFinishedAt = -1;
+    const overrides: Record<string, Handler> = {
+      CreateNamespaceAndRbac: () => {
+        rbacFailed();
+        throw new OwnershipConflict("Namespace tower-nf exists without our marks");
+      },
+      CreateIamResources: async () => {
+        await afterRbacFailed;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        iamFinishedAt = calls.length;
+        return { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: ["role/nfeks-genomics-launcher"] };
+      },
+    };
+    const calls: string[] = [];
+    // Act
+    const run = await runMachine(REQUEST, overrides, calls);
+    // Assess
+    expect(iamFinishedAt).toBeGreaterThan(0);
+    expect(calls.indexOf("UndoNamespaceAndRbac")).toBeGreaterThanOrEqual(iamFinishedAt);
+    expect(run.inputs.get("UndoIamResources")?.iam).toMatchObject({ created: ["role/nfeks-genomics-launcher"] });
+    expect(run.failure?.error).toBe("OwnershipConflict");
+  });
+
+  it("when both branches fail, compensates both and reports the first branch's error", async () => {
+    // Prepare
+    const overrides = {
+      CreateIamResources: () => {
+        throw new OwnershipConflict("IAM role nfeks-genomics-launcher exists without our marks");
+      },
+      CreateNamespaceAndRbac: () => {
+        throw new OwnershipConflict("Namespace tower-nf exists without our marks");
+      },
+    };
+    // Act
+    const { calls, inputs, failure } = await runMachine(REQUEST, overrides);
+    // Assess
+    expect(compensatorCalls(calls)).toEqual(["UndoNamespaceAndRbac", "UndoIamResources"]);
+    expect(inputs.get("UndoNamespaceAndRbac")).toMatchObject({ failedStep: "CreateIamResources", error: { Error: "OwnershipConflict" } });
+    expect(failure?.cause).toMatch(/^Step CreateIamResources failed: OwnershipConflict: IAM role nfeks-genomics-launcher exists/);
+  });
+
+  it("a transient error in one branch is retried inside the branch; the run goes on", async () => {
+    // Prepare
+    let attempts = 0;
+    const overrides = {
+      CreateIamResources: () => {
+        attempts += 1;
+        if (attempts === 1) throw new Throttled("iam:CreateRole failed: Throttling");
+        return { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] };
+      },
+    };
+    // Act
+    const { calls, inputs, output, failure } = await runMachine(REQUEST, overrides);
+    // Assess
+    expect(failure).toBeUndefined();
+    expect(calls.filter((c) => c === "CreateIamResources")).toHaveLength(2);
+    expect(compensatorCalls(calls)).toEqual([]);
+    expect(inputs.get("GrantClusterAccess")).not.toHaveProperty("error");
+    expect(inputs.get("GrantClusterAccess")).not.toHaveProperty("failedStep");
+    expect(output).toMatchObject({ iam: { launcherCreated: true }, rbac: { namespace: "tower-nf" } });
   });
 
   it("a ResolveCluster failure has nothing to undo and fails with its own error", async () => {

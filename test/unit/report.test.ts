@@ -199,4 +199,48 @@ describe("Report failed", () => {
     // Assess
     expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobTimedOut: /);
   });
+
+  it("names the namespace/RBAC branch when it failed while the IAM branch finished", async () => {
+    // Prepare: the state DidIdentityAndNamespaceSucceed hands to compensation
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const { request, execution, cluster, iam } = completedState();
+    const state: WorkflowState = {
+      request,
+      execution,
+      cluster,
+      iam,
+      error: { Error: "NotAllowed", Cause: "kube:POST rolebindings refused: 403 Forbidden" },
+      failedStep: "CreateNamespaceAndRbac",
+      compensation: { UndoNamespaceAndRbac: { undone: ["Namespace tower-nf"], kept: [] }, UndoIamResources: { undone: ["IAM role nfeks-genomics-launcher"], kept: [] } },
+    };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step CreateNamespaceAndRbac failed: NotAllowed: kube:POST rolebindings refused: 403 Forbidden\./);
+    expect(result.cause).toContain("Undone: Namespace tower-nf, IAM role nfeks-genomics-launcher.");
+    expect(JSON.parse(sentEntry().Detail!)).toMatchObject({ failedStep: "CreateNamespaceAndRbac", error: { name: "NotAllowed" } });
+  });
+
+  it("trusts the step the state machine recorded over the first missing result", async () => {
+    // Prepare: neither branch result is there (the IAM one would be named by the missing-result rule)
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const { request, execution, cluster } = completedState();
+    const state: WorkflowState = { request, execution, cluster, error: { Error: "OwnershipConflict", Cause: "Namespace tower-nf exists without our marks" }, failedStep: "CreateNamespaceAndRbac" };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step CreateNamespaceAndRbac failed: OwnershipConflict: /);
+    expect(JSON.parse(sentEntry().Detail!)).toMatchObject({ failedStep: "CreateNamespaceAndRbac" });
+  });
+
+  it("without a recorded step, still names the first step whose result is missing", async () => {
+    // Prepare: the Parallel's own Catch (a runtime error) leaves no branch result and no recorded step
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const { request, execution, cluster } = completedState();
+    const state: WorkflowState = { request, execution, cluster, error: { Error: "States.Runtime", Cause: "an error occurred while executing the state" } };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step CreateIamResources failed: States.Runtime: /);
+  });
 });
