@@ -9,7 +9,8 @@ import { DescribeClusterCommand, ListAccessEntriesCommand, DescribeAccessEntryCo
 import { GetRoleCommand, ListRolesCommand } from "@aws-sdk/client-iam";
 import { eksClient, iamClient, resetClients } from "../functions/lib/clients.js";
 import { kubeClientFor, resetKubeClients } from "../functions/lib/kube.js";
-import { LABEL_TENANT, NEXTFLOW_CONFIGMAP } from "../functions/lib/naming.js";
+import { parseAwsAuth } from "../functions/lib/aws-auth.js";
+import { LABEL_TENANT, launcherGroup, launcherUsername, NEXTFLOW_CONFIGMAP } from "../functions/lib/naming.js";
 import { toResolvedCluster } from "../functions/steps/resolve-cluster.js";
 import type { StepSummary } from "../functions/lib/execution-summary.js";
 import type { ExecutionStatusView } from "../functions/api/status.js";
@@ -88,6 +89,16 @@ async function watch(apiUrl: string, name: string): Promise<StatusBody> {
 }
 
 /** Ask the account and the cluster, not the run's own output, what exists for the tenant now. */
+/** Whether aws-auth maps some principal to `username` (an unreadable aws-auth maps nothing). */
+function awsAuthMapsUsername(data: Record<string, string> | undefined, username: string): boolean {
+  try {
+    const auth = parseAwsAuth(data);
+    return [...auth.mapRoles, ...auth.mapUsers].some((entry) => entry.username === username);
+  } catch {
+    return false;
+  }
+}
+
 async function summarise(tenant: string, namespace: string, clusterName: string, region: string): Promise<void> {
   resetClients();
   resetKubeClients();
@@ -135,8 +146,8 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
     if (entry?.tags?.[LABEL_TENANT] === tenant) accessLines.push(`${principalArn} → ${entry.username} (${(entry.kubernetesGroups ?? []).join(",")})`);
   }
   const awsAuth: any = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "aws-auth", namespace: "kube-system" } }).catch(() => undefined);
-  const mapped = String(awsAuth?.data?.mapRoles ?? "") + String(awsAuth?.data?.mapUsers ?? "");
-  if (mapped.includes("tower-launcher-user")) accessLines.push("aws-auth: launcher mapped to tower-launcher-user (tower-launcher-role)");
+  const username = launcherUsername(tenant);
+  if (awsAuthMapsUsername(awsAuth?.data, username)) accessLines.push(`aws-auth: launcher mapped to ${username} (${launcherGroup(tenant)})`);
   console.log(`    cluster access       ${accessLines.join("; ") || "(none)"}`);
   if (ns) {
     const cm: any = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace } }).catch(() => undefined);

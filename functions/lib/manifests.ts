@@ -23,7 +23,7 @@ import {
   ANNOTATION_CREATED_BY,
   executionMark,
   LAUNCHER_ROLE,
-  LAUNCHER_USERNAME,
+  launcherUsername,
   NEXTFLOW_CONFIGMAP,
   ownershipLabels,
 } from "./naming.js";
@@ -103,8 +103,11 @@ export function serviceAccountRoleBinding(ctx: ManifestContext, serviceAccount: 
   };
 }
 
-/** Binds the Kubernetes user the launcher IAM principal maps to (access entry or aws-auth) to the launcher Role. */
-export function launcherUserRoleBinding(ctx: ManifestContext, username: string = LAUNCHER_USERNAME, role: string = LAUNCHER_ROLE): V1RoleBinding {
+/**
+ * Binds the Kubernetes user the tenant's launcher IAM principal maps to (access entry or aws-auth) to the
+ * launcher Role: that tenant's own user, so no other tenant's launcher gets in through this binding.
+ */
+export function launcherUserRoleBinding(ctx: ManifestContext, username: string = launcherUsername(ctx.tenant), role: string = LAUNCHER_ROLE): V1RoleBinding {
   return {
     apiVersion: `${RBAC_API_GROUP}/v1`,
     kind: "RoleBinding",

@@ -5,6 +5,7 @@
  * exactly what its own run created, even when the step failed half-way and returned nothing.
  */
 import { createHash } from "node:crypto";
+import { InvalidRequest } from "./errors.js";
 
 export const PRODUCT = "nf-eks-provisioner";
 
@@ -21,7 +22,11 @@ export const TAG_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const TAG_TENANT = "nf-eks-provisioner/tenant";
 export const TAG_CREATED_BY = "nf-eks-provisioner/created-by";
 
-/** kube-system/aws-auth: the ConfigMap's data before our last edit (JSON), kept beside it for the operator. */
+/**
+ * kube-system/aws-auth: a copy of the data before the last edit, written by earlier versions. Shared by every
+ * tenant it went stale as soon as one run was undone beside another's, so the copy now lives only in the
+ * step output (`AccessResult.previousAwsAuth`); our next edit removes this annotation.
+ */
 export const ANNOTATION_PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
 /** kube-system/aws-auth: which execution (executionMark) added which principal ARN (JSON {arn: mark}). */
 export const ANNOTATION_AWS_AUTH_MAPPINGS = "nf-eks-provisioner/mappings";
@@ -74,8 +79,35 @@ export function iamPolicyName(prefix: string, tenant: string, purpose: string): 
   return `${prefix}-${tenant}-${purpose}`.slice(0, 128);
 }
 
-/** The Kubernetes identity the launcher principal maps to (Seqera runbook names). */
-export const LAUNCHER_USERNAME = "tower-launcher-user";
-export const LAUNCHER_GROUP = "tower-launcher-role";
+/**
+ * The Kubernetes identity a tenant's launcher principal maps to: the Seqera runbook names with the tenant
+ * appended. One per tenant because users and groups are cluster-wide: a shared one, bound in every tenant's
+ * namespace, would let each tenant's launcher into all the others'. The tenant is a DNS-1123 label of at
+ * most 40 characters (the request schema), so these are at most 60 and never start with `system:`.
+ */
+export function launcherUsername(tenant: string): string {
+  return `${LAUNCHER_USERNAME_PREFIX}${checkedTenant(tenant)}`;
+}
+
+export function launcherGroup(tenant: string): string {
+  return `tower-launcher-role-${checkedTenant(tenant)}`;
+}
+
+const LAUNCHER_USERNAME_PREFIX = "tower-launcher-user-";
+
+/** The tenant whose launcher username this is, or undefined for any other username. */
+export function tenantOfLauncherUsername(username: unknown): string | undefined {
+  return typeof username === "string" && username.startsWith(LAUNCHER_USERNAME_PREFIX) ? username.slice(LAUNCHER_USERNAME_PREFIX.length) : undefined;
+}
+
+/** Names that grant cluster access are never built from anything but a valid tenant (the schema already checks it). */
+function checkedTenant(tenant: string): string {
+  if (tenant.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(tenant)) {
+    throw new InvalidRequest([{ path: "tenant", message: `${JSON.stringify(tenant)} is not a DNS-1123 label; no Kubernetes identity is made from it` }]);
+  }
+  return tenant;
+}
+
+/** The namespaced Role and ServiceAccount keep the runbook's names: being per namespace, they are per tenant already. */
 export const LAUNCHER_ROLE = "tower-launcher-role";
 export const NEXTFLOW_CONFIGMAP = "nextflow-config";

@@ -10,8 +10,6 @@ export const DEFAULTS = {
   namespace: "tower-nf",
   serviceAccount: "tower-launcher-sa",
   roleName: "tower-launcher-role",
-  launcherUser: "tower-launcher-user",
-  launcherGroup: "tower-launcher-role",
   claimName: "tower-scratch",
   mountPath: "/scratch",
   storageSize: "100Gi",

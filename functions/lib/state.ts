@@ -70,7 +70,7 @@ export interface AccessResult {
   groups: string[];
   /** true when this run added the entry (false: it was already there, ours) */
   created: boolean;
-  /** aws-auth: the ConfigMap's data before this run's edit (also kept in an annotation on the ConfigMap) */
+  /** aws-auth: the ConfigMap's data before this run's edit (kept here only; left out when too large for a state) */
   previousAwsAuth?: Record<string, string>;
 }
 
@@ -121,5 +121,7 @@ export interface WorkflowState {
   storage?: StorageResult;
   headJob?: HeadJobResult;
   error?: CaughtError;
+  /** The step whose failure `$.error` is, when the state machine knows it (a failed Parallel branch records its Task's name) */
+  failedStep?: string;
   compensation?: Record<string, CompensationResult | CaughtError>;
 }

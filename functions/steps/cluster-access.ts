@@ -1,14 +1,17 @@
 /**
- * GrantClusterAccess: let the launcher principal into the cluster as username `tower-launcher-user` in
- * group `tower-launcher-role` (the RBAC step binds that user to the namespace Role).
+ * GrantClusterAccess: let the launcher principal into the cluster as username `tower-launcher-user-<tenant>`
+ * in group `tower-launcher-role-<tenant>` (the RBAC step binds that user to the namespace Role). The
+ * identity is the tenant's own, so a launcher reaches only its tenant's namespace. An entry or mapping of
+ * ours from an earlier version (the shared `tower-launcher-user`) is moved to the tenant's identity.
  *
  * - `API` / `API_AND_CONFIG_MAP` clusters: an EKS access entry (STANDARD, tagged with our marks). An
  *   existing entry is adopted only when its tags mark it ours for this tenant; otherwise OwnershipConflict.
  * - `CONFIG_MAP` clusters: one entry in `kube-system/aws-auth`, which the node groups share. Read, edit the
  *   parsed YAML, replace with the read resourceVersion; on 409 re-read and redo. The ConfigMap is never
- *   created or deleted. The edit records, in annotations on the ConfigMap itself, the data before it and
- *   which execution added which ARN, so the compensator removes exactly this run's entry, found by its
- *   mark even when the step failed before returning.
+ *   created or deleted. The edit records, in an annotation on the ConfigMap, which execution added which
+ *   ARN, so the compensator removes exactly this run's entry, found by its mark even when the step failed
+ *   before returning. The data before the edit is kept in the step output only (Step Functions keeps it in
+ *   the execution history): one copy on the shared ConfigMap could not be right for every tenant at once.
  */
 import {
   CreateAccessEntryCommand,
@@ -29,10 +32,11 @@ import {
   ANNOTATION_PREVIOUS_AWS_AUTH,
   executionMark,
   isOwnedBy,
-  LAUNCHER_GROUP,
-  LAUNCHER_USERNAME,
+  launcherGroup,
+  launcherUsername,
   ownershipTags,
   tagsToRecord,
+  tenantOfLauncherUsername,
   wasCreatedBy,
 } from "../lib/naming.js";
 import { isAwsError } from "../lib/normalise-error.js";
@@ -43,12 +47,20 @@ export const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", na
 /** Read-edit-replace rounds before giving up with KubeConflict (the state machine then retries the step). */
 export const AWS_AUTH_MAX_ATTEMPTS = 5;
 /**
- * Annotations hold at most 256 KiB in total and a Step Functions state 256 KiB: a copy of an aws-auth larger
- * than this is not kept (the edit itself still proceeds; the compensator does not need the copy).
+ * A Step Functions state holds at most 256 KiB: a copy of an aws-auth larger than this is left out of the
+ * step output (the edit itself still proceeds; the compensator does not need the copy).
  */
 export const MAX_PREVIOUS_COPY_CHARS = 100_000;
 
-const GROUPS = [LAUNCHER_GROUP];
+/** The Kubernetes identity a tenant's launcher is mapped to. */
+interface LauncherIdentity {
+  username: string;
+  groups: string[];
+}
+
+function launcherIdentity(tenant: string): LauncherIdentity {
+  return { username: launcherUsername(tenant), groups: [launcherGroup(tenant)] };
+}
 
 export interface ClusterAccessDeps {
   eks?: EKSClient;
@@ -57,6 +69,7 @@ export interface ClusterAccessDeps {
 
 interface Context {
   tenant: string;
+  identity: LauncherIdentity;
   executionName: string;
   cluster: ResolvedCluster;
   principalArn: string;
@@ -92,10 +105,13 @@ async function describeAccessEntry(eks: EKSClient, clusterName: string, principa
 }
 
 function accessResult(ctx: Context, created: boolean): AccessResult {
-  return { method: "access-entry", principalArn: ctx.principalArn, username: LAUNCHER_USERNAME, groups: [...GROUPS], created };
+  return { method: "access-entry", principalArn: ctx.principalArn, username: ctx.identity.username, groups: [...ctx.identity.groups], created };
 }
 
-/** Ours for this tenant: keep it, bringing username and groups back to ours if someone changed them. */
+/**
+ * Ours for this tenant: keep it, bringing username and groups to the tenant's if they differ (changed by
+ * hand, or the shared `tower-launcher-user` an earlier version mapped every tenant to).
+ */
 async function adoptAccessEntry(ctx: Context, entry: AccessEntry): Promise<AccessResult> {
   if (!isOwnedBy(entry.tags, ctx.tenant)) {
     throw new OwnershipConflict(
@@ -103,11 +119,12 @@ async function adoptAccessEntry(ctx: Context, entry: AccessEntry): Promise<Acces
         `it is left untouched (username ${JSON.stringify(entry.username)}, groups ${JSON.stringify(entry.kubernetesGroups ?? [])})`,
     );
   }
-  if (entry.username !== LAUNCHER_USERNAME || !sameGroups(entry.kubernetesGroups, GROUPS)) {
+  const { username, groups } = ctx.identity;
+  if (entry.username !== username || !sameGroups(entry.kubernetesGroups, groups)) {
     await eksFor(ctx).send(
-      new UpdateAccessEntryCommand({ clusterName: ctx.cluster.name, principalArn: ctx.principalArn, username: LAUNCHER_USERNAME, kubernetesGroups: [...GROUPS] }),
+      new UpdateAccessEntryCommand({ clusterName: ctx.cluster.name, principalArn: ctx.principalArn, username, kubernetesGroups: [...groups] }),
     );
-    logger.info("updated our EKS access entry to the launcher username and groups", { principalArn: ctx.principalArn });
+    logger.info("updated our EKS access entry to the tenant's launcher username and groups", { principalArn: ctx.principalArn, from: entry.username, to: username });
   }
   // Created by an earlier attempt of this same run: still this run's creation.
   return accessResult(ctx, wasCreatedBy(entry.tags, ctx.executionName));
@@ -123,8 +140,8 @@ async function grantViaAccessEntry(ctx: Context): Promise<AccessResult> {
         clusterName: ctx.cluster.name,
         principalArn: ctx.principalArn,
         type: "STANDARD",
-        username: LAUNCHER_USERNAME,
-        kubernetesGroups: [...GROUPS],
+        username: ctx.identity.username,
+        kubernetesGroups: [...ctx.identity.groups],
         tags: tagsToRecord(ownershipTags(ctx.tenant, ctx.executionName)),
       }),
     );
@@ -160,18 +177,21 @@ export function readMappingMarks(configMap: V1ConfigMap): Marks {
   }
 }
 
-function previousCopy(data: Record<string, string>): string | undefined {
-  const json = JSON.stringify(data);
-  return json.length <= MAX_PREVIOUS_COPY_CHARS ? json : undefined;
+/** The data before an edit, for the step output; left out when too large for a Step Functions state. */
+function previousCopy(data: Record<string, string> | undefined): { previousAwsAuth?: Record<string, string> } {
+  const copy = { ...(data ?? {}) };
+  if (JSON.stringify(copy).length > MAX_PREVIOUS_COPY_CHARS) {
+    logger.warn("kube-system/aws-auth is too large to copy into the step output; the edit proceeds without the copy");
+    return {};
+  }
+  return { previousAwsAuth: copy };
 }
 
-/** The ConfigMap with new data and our two annotations; everything else (labels, owners, other annotations) as read. */
+/** The ConfigMap with new data and our marks annotation; everything else (labels, owners, other annotations) as read. */
 function edited(configMap: V1ConfigMap, data: Record<string, string>, marks: Marks): V1ConfigMap {
   const annotations: Record<string, string> = { ...(configMap.metadata?.annotations ?? {}) };
-  // With no mapping of ours left (the last one just removed) there is no edit of ours to keep a copy for.
-  const previous = Object.keys(marks).length > 0 ? previousCopy(configMap.data ?? {}) : undefined;
-  if (previous !== undefined) annotations[ANNOTATION_PREVIOUS_AWS_AUTH] = previous;
-  else delete annotations[ANNOTATION_PREVIOUS_AWS_AUTH]; // a stale copy would mislead
+  // Ours, from an earlier version: a copy shared by every tenant's edits that goes stale (see naming.ts).
+  delete annotations[ANNOTATION_PREVIOUS_AWS_AUTH];
   if (Object.keys(marks).length > 0) annotations[ANNOTATION_AWS_AUTH_MAPPINGS] = JSON.stringify(marks);
   else delete annotations[ANNOTATION_AWS_AUTH_MAPPINGS];
   return { ...configMap, metadata: { ...configMap.metadata, annotations }, data };
@@ -211,23 +231,14 @@ async function editAwsAuth<R>(
   throw new KubeConflict(`kube-system/aws-auth kept changing under us (${AWS_AUTH_MAX_ATTEMPTS} attempts); retrying later`);
 }
 
-function parsePrevious(configMap: V1ConfigMap): Record<string, string> | undefined {
-  const raw = configMap.metadata?.annotations?.[ANNOTATION_PREVIOUS_AWS_AUTH];
-  if (!raw) return undefined;
-  try {
-    return JSON.parse(raw) as Record<string, string>;
-  } catch {
-    return undefined;
-  }
-}
-
 async function grantViaAwsAuth(ctx: Context): Promise<AccessResult> {
   const principal = awsAuthPrincipal(ctx.principalArn);
   if (!principal) throw new InvalidRequest(`launcher ${ctx.principalArn} is not an IAM role or user ARN that aws-auth can map`);
   // aws-auth matches roles without their path: the canonical ARN is the key of our mark as well.
-  const mapping: AwsAuthMapping = { kind: ctx.principalKind, arn: principal.arn, username: LAUNCHER_USERNAME, groups: [...GROUPS] };
+  const { username, groups } = ctx.identity;
+  const mapping: AwsAuthMapping = { kind: ctx.principalKind, arn: principal.arn, username, groups: [...groups] };
   const mark = executionMark(ctx.executionName);
-  const base = { method: "aws-auth" as const, principalArn: principal.arn, username: LAUNCHER_USERNAME, groups: [...GROUPS] };
+  const base = { method: "aws-auth" as const, principalArn: principal.arn, username, groups: [...groups] };
 
   const api = await kubeFor(ctx);
   return editAwsAuth<AccessResult>(
@@ -235,23 +246,35 @@ async function grantViaAwsAuth(ctx: Context): Promise<AccessResult> {
     (configMap) => {
       const marks = readMappingMarks(configMap);
       const current = parseAwsAuth(configMap.data);
-      const existedBefore = findMapping(current, principal.arn) !== undefined;
+      const existing = findMapping(current, principal.arn);
+      const existedBefore = existing !== undefined;
       const recordedBy = existedBefore ? marks[principal.arn] : undefined;
-      // An entry for this ARN that a run of this product recorded may be brought back to our mapping;
-      // anyone else's entry with a different mapping makes addMapping throw OwnershipConflict.
+      const otherTenant = tenantOfLauncherUsername(existing?.username);
+      if (otherTenant !== undefined && otherTenant !== ctx.tenant) {
+        // A principal maps to one Kubernetes user: taking it over would lock the other tenant out.
+        throw new OwnershipConflict(
+          `aws-auth already maps ${principal.arn} to tenant ${otherTenant}'s launcher user ${JSON.stringify(existing!.username)}; ` +
+            `an IAM principal can be the launcher of one tenant only, so it is left unchanged`,
+        );
+      }
+      // An entry for this ARN that a run of this product recorded may be brought to the tenant's mapping
+      // (changed by hand, or the shared username of an earlier version); anyone else's entry with a
+      // different mapping makes addMapping throw OwnershipConflict.
       const { auth, changed } = addMapping(current, mapping, { replaceOwned: recordedBy !== undefined });
       if (!changed) {
         // Already there: added by this run earlier (a retry), by another run, or by hand (then never ours to remove).
         const createdHere = recordedBy === mark;
-        const previous = createdHere ? parsePrevious(configMap) : undefined;
-        return { result: { ...base, created: createdHere, ...(previous ? { previousAwsAuth: previous } : {}) } };
+        // A retry whose first attempt wrote but never returned: the content before it is today's without
+        // this run's entry (exactly what the compensator will leave).
+        const previous = createdHere ? previousCopy(serializeAwsAuth(removeMapping(current, principal.arn, ctx.identity).auth)) : {};
+        return { result: { ...base, created: createdHere, ...previous } };
       }
       // A new entry is this run's (a stale mark for an entry removed by hand is replaced); an adjusted one
       // stays with the run that added it.
       const nextMarks = existedBefore ? marks : { ...marks, [principal.arn]: mark };
       return {
         write: edited(configMap, serializeAwsAuth(auth), nextMarks),
-        result: { ...base, created: !existedBefore || recordedBy === mark, previousAwsAuth: { ...(configMap.data ?? {}) } },
+        result: { ...base, created: !existedBefore || recordedBy === mark, ...previousCopy(configMap.data) },
       };
     },
     () => missingAwsAuth(ctx.cluster.name),
@@ -266,6 +289,7 @@ function contextFor(state: WorkflowState, deps: ClusterAccessDeps): Context {
   if (!state.iam?.launcherArn) throw new InvalidRequest("the launcher principal ($.iam.launcherArn) is missing; CreateIamResources must run first");
   return {
     tenant: request.tenant,
+    identity: launcherIdentity(request.tenant),
     executionName: state.execution.name,
     cluster: state.cluster,
     principalArn: state.iam.launcherArn,
@@ -305,6 +329,7 @@ async function undoAccessEntry(state: WorkflowState, cluster: ResolvedCluster, d
 
 async function undoAwsAuth(state: WorkflowState, cluster: ResolvedCluster, deps: ClusterAccessDeps): Promise<CompensationResult> {
   const mark = executionMark(state.execution.name);
+  const identity = launcherIdentity(parseRequest(state.request).tenant);
   const api = await kubeFor({ cluster, deps });
   return editAwsAuth<CompensationResult>(
     api,
@@ -322,7 +347,7 @@ async function undoAwsAuth(state: WorkflowState, cluster: ResolvedCluster, deps:
       const remaining = { ...marks };
       for (const arn of ours) {
         // Only our exact mapping: an entry someone changed after us is theirs now.
-        const removal = removeMapping(auth, arn, { username: LAUNCHER_USERNAME, groups: [...GROUPS] });
+        const removal = removeMapping(auth, arn, identity);
         auth = removal.auth;
         delete remaining[arn];
         if (removal.removed) undone.push(`aws-auth mapping for ${arn}`);

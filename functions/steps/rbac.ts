@@ -1,7 +1,7 @@
 /**
  * CreateNamespaceAndRbac: the runbook's namespace, `tower-launcher-sa` (and the compute SA when asked),
- * Role `tower-launcher-role`, a RoleBinding to each SA and one to User `tower-launcher-user` (the name the
- * launcher IAM principal maps to). Runs in the Parallel beside CreateIamResources, so it reads nothing
+ * Role `tower-launcher-role`, a RoleBinding to each SA and one to User `tower-launcher-user-<tenant>` (the
+ * tenant's launcher IAM principal maps to it; see launcherUsername). Runs in the Parallel beside CreateIamResources, so it reads nothing
  * from `$.iam`.
  *
  * Idempotent: each object is created, or adopted when it carries our marks for this tenant; one without
@@ -24,7 +24,7 @@ import {
   type ManifestContext,
 } from "../lib/manifests.js";
 import { logger, stepHandler } from "../lib/middleware.js";
-import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/naming.js";
+import { LAUNCHER_ROLE, launcherUsername, wasCreatedBy } from "../lib/naming.js";
 import type { ProvisionRequest } from "../lib/request.js";
 import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/state.js";
 
@@ -43,7 +43,7 @@ export function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): 
     ...serviceAccounts.map((sa) => serviceAccountManifest(ctx, sa)),
     launcherRoleManifest(ctx, LAUNCHER_ROLE),
     ...serviceAccounts.map((sa) => serviceAccountRoleBinding(ctx, sa, LAUNCHER_ROLE)),
-    launcherUserRoleBinding(ctx),
+    launcherUserRoleBinding(ctx, launcherUsername(request.tenant)),
   ];
 }
 

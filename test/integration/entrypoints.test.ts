@@ -175,7 +175,7 @@ describe("entry points", () => {
       expect(results.ResolveCluster).toMatchObject({ name: "research", region: "eu-west-1", endpoint: sandbox.kubeUrl, authenticationMode: "API_AND_CONFIG_MAP" });
       expect(results.CreateIamResources).toMatchObject({ launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherCreated: true });
       expect(results.CreateNamespaceAndRbac).toMatchObject({ namespace: "genomics", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role" });
-      expect(results.GrantClusterAccess).toMatchObject({ method: "access-entry", username: "tower-launcher-user" });
+      expect(results.GrantClusterAccess).toMatchObject({ method: "access-entry", username: "tower-launcher-user-genomics" });
       expect(results.ConfigureStorage).toMatchObject({ type: "pvc", claimName: "tower-scratch", configMap: "nextflow-config" });
       expect(results.Report).toMatchObject({ eventBusName: "nf-eks-provisioner", detail: { tenant: "genomics" } });
     });
@@ -200,17 +200,17 @@ describe("entry points", () => {
       const [namespaces, bindings, described] = await Promise.all([
         kubectl("get", "ns", "-o", "name"),
         kubectl("get", "rolebinding", "-n", "tower-nf"),
-        kubectl("describe", "rolebinding", "tower-launcher-user-binding", "-n", "tower-nf"),
+        kubectl("describe", "rolebinding", "tower-launcher-user-imaging-binding", "-n", "tower-nf"),
       ]);
 
       // Assess
       expect(namespaces.split("\n")).toEqual(expect.arrayContaining(["namespace/default", "namespace/kube-system", "namespace/tower-nf"]));
       expect(bindings).toMatch(/^NAME\s+ROLE\s+AGE/);
       expect(bindings).toMatch(/tower-launcher-sa-binding\s+Role\/tower-launcher-role/);
-      expect(bindings).toMatch(/tower-launcher-user-binding\s+Role\/tower-launcher-role/);
-      expect(described).toMatch(/Name:\s+tower-launcher-user-binding/);
+      expect(bindings).toMatch(/tower-launcher-user-imaging-binding\s+Role\/tower-launcher-role/);
+      expect(described).toMatch(/Name:\s+tower-launcher-user-imaging-binding/);
       expect(described).toMatch(/nf-eks-provisioner\/tenant=imaging/);
-      expect(described).toMatch(/User\s+tower-launcher-user/);
+      expect(described).toMatch(/User\s+tower-launcher-user-imaging\s/);
     });
   });
 });

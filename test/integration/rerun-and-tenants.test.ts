@@ -29,13 +29,13 @@ import {
   finish,
 } from "../support/sandbox-runs.js";
 
+/** The copy of aws-auth before an edit that earlier versions kept on the ConfigMap (now only in the step output). */
 const PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
 
-/** aws-auth without its resourceVersion and the copy-before-the-last-edit annotation (see the BUG test below). */
+/** aws-auth without its resourceVersion (an undo is a write of its own); everything else, annotations included. */
 function awsAuthContent(sandbox: Sandbox): KubeObject {
-  const { resourceVersion: _version, annotations = {}, ...metadata } = awsAuth(sandbox).metadata;
-  const { [PREVIOUS_AWS_AUTH]: _previous, ...kept } = annotations;
-  return { ...awsAuth(sandbox), metadata: { ...metadata, ...(Object.keys(kept).length ? { annotations: kept } : {}) } };
+  const { resourceVersion: _version, ...metadata } = awsAuth(sandbox).metadata;
+  return { ...awsAuth(sandbox), metadata };
 }
 
 describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", (authenticationMode) => {
@@ -172,15 +172,12 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
       expect(sandbox.snapshot()).toStrictEqual(before);
     });
 
-    // KNOWN BUG (functions/steps/cluster-access.ts, CONFIG_MAP only), kept as a failing test: when other
-    // mappings of ours remain, UndoClusterAccess rewrites the `previous-aws-auth` annotation with the
-    // content before the undo, i.e. a copy that still holds the failed run's launcher mapping, so
-    // aws-auth is not as it was before the run. Fix: the grant keeps the annotation's earlier value with
-    // its mark, and the undo puts it back. Drop `.fails` when fixed.
-    it.runIf(authenticationMode === "CONFIG_MAP").fails("BUG: aws-auth's previous-content annotation is restored too", async () => {
+    // With other tenants' mappings in place, the undo leaves aws-auth exactly as before: the copy of the
+    // previous content lives in the step output, not in an annotation shared by every tenant's edits.
+    it.runIf(authenticationMode === "CONFIG_MAP")("a failed run beside other tenants puts aws-auth back exactly, annotations included", async () => {
       // Prepare
       await settled(sandbox);
-      const before = awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH];
+      const before = awsAuthContent(sandbox);
       sandbox.faults.inject({ operation: "kube:POST persistentvolumeclaims", kind: "permanent", times: 1 });
 
       // Act
@@ -188,15 +185,14 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
 
       // Assess
       expect(run.execution.status).toBe("FAILED");
-      expect(awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH]).toBe(before);
+      expect(stepResult(run, "GrantClusterAccess").previousAwsAuth).toEqual(before.data);
+      expect(awsAuthContent(sandbox)).toStrictEqual(before);
+      expect(awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH]).toBeUndefined();
     });
 
-    // KNOWN DESIGN GAP (DESIGN.md, functions/lib/naming.ts), kept as a failing test: every tenant's
-    // launcher is mapped to the same Kubernetes user `tower-launcher-user`, and every tenant namespace
-    // binds that user, so one tenant's launcher can create pods in every other tenant's namespace.
-    // Fix: a username per tenant (e.g. `tower-launcher-user-<tenant>`) in the access entry / aws-auth
-    // mapping and in that tenant's RoleBinding. Drop `.fails` when fixed.
-    it.fails("BUG: one tenant's launcher cannot create pods in another tenant's namespace", async () => {
+    // Each tenant's launcher is mapped to a Kubernetes user of its own (tower-launcher-user-<tenant>),
+    // and only that user is bound in the tenant's namespace.
+    it("one tenant's launcher cannot create pods in another tenant's namespace", async () => {
       // Prepare
       const beta = await kubeClientAs(sandbox, sessionArnOf(launcherOf("beta")));
 

@@ -79,9 +79,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
       { apiGroups: ["batch"], resources: ["jobs", "jobs/status"], verbs: ["get", "list", "watch", "create", "delete"] },
     ]);
     const bindings: Record<string, KubeObject> = Object.fromEntries(ours("RoleBinding").map((b) => [b.metadata.name, b]));
-    expect(Object.keys(bindings).sort()).toEqual(["tower-launcher-sa-binding", "tower-launcher-user-binding"]);
+    expect(Object.keys(bindings).sort()).toEqual(["tower-launcher-sa-binding", "tower-launcher-user-genomics-binding"]);
     expect(bindings["tower-launcher-sa-binding"]!.subjects).toEqual([{ kind: "ServiceAccount", name: "tower-launcher-sa", namespace: "tower-nf" }]);
-    expect(bindings["tower-launcher-user-binding"]!.subjects).toEqual([{ kind: "User", name: "tower-launcher-user", apiGroup: "rbac.authorization.k8s.io" }]);
+    expect(bindings["tower-launcher-user-genomics-binding"]!.subjects).toEqual([{ kind: "User", name: "tower-launcher-user-genomics", apiGroup: "rbac.authorization.k8s.io" }]);
     for (const b of Object.values(bindings)) expect(b.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
     expect(kubeObjects(sandbox, "ClusterRoleBinding").filter((o) => o.metadata.labels?.["app.kubernetes.io/managed-by"])).toEqual([]);
     expect(kubeObjects(sandbox, "ClusterRole").filter((o) => o.metadata.labels?.["app.kubernetes.io/managed-by"])).toEqual([]);
@@ -117,8 +117,8 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     expectClusterAccess(sandbox, launcherArn, "genomics", seededAwsAuth);
     expect(stepResult(run, "GrantClusterAccess")).toMatchObject({
       method: authenticationMode === "CONFIG_MAP" ? "aws-auth" : "access-entry",
-      username: "tower-launcher-user",
-      groups: ["tower-launcher-role"],
+      username: "tower-launcher-user-genomics",
+      groups: ["tower-launcher-role-genomics"],
       created: true,
     });
     const ready = readyEventOf(sandbox, run.started.executionName);

@@ -242,14 +242,14 @@ export function expectClusterAccess(sandbox: Sandbox, launcherArn: string, tenan
     // The node group's mapping is kept as it was, templated username included.
     expect(mapRoles).toContainEqual({ groups: ["system:bootstrappers", "system:nodes"], rolearn: NODE_ROLE_ARN, username: "system:node:{{EC2PrivateDNSName}}" });
     expect(current.data.mapRoles).toContain("username: system:node:{{EC2PrivateDNSName}}");
-    expect(mapRoles.filter((m) => m.rolearn === launcherArn)).toEqual([{ rolearn: launcherArn, username: "tower-launcher-user", groups: ["tower-launcher-role"] }]);
+    expect(mapRoles.filter((m) => m.rolearn === launcherArn)).toEqual([{ rolearn: launcherArn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] }]);
     expect(Object.values(JSON.parse(current.metadata.annotations?.["nf-eks-provisioner/mappings"] ?? "{}"))).not.toHaveLength(0);
   } else {
     expect(entry).toMatchObject({
       principalArn: launcherArn,
       type: "STANDARD",
-      username: "tower-launcher-user",
-      kubernetesGroups: ["tower-launcher-role"],
+      username: `tower-launcher-user-${tenant}`,
+      kubernetesGroups: [`tower-launcher-role-${tenant}`],
       tags: { "app.kubernetes.io/managed-by": "nf-eks-provisioner", "nf-eks-provisioner/tenant": tenant },
     });
     // No access policy: the namespace Role is all the launcher gets.

@@ -13,7 +13,7 @@ import {
 } from "@aws-sdk/client-eks";
 import { ApiException, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
 import { parse } from "yaml";
-import { apply, compensate, AWS_AUTH_MAX_ATTEMPTS } from "../../functions/steps/cluster-access.js";
+import { apply, compensate, AWS_AUTH_MAX_ATTEMPTS, MAX_PREVIOUS_COPY_CHARS } from "../../functions/steps/cluster-access.js";
 import { resetClients } from "../../functions/lib/clients.js";
 import { setKubeClientFactory, type KubeApi } from "../../functions/lib/kube.js";
 import {
@@ -28,6 +28,12 @@ import { ACCOUNT, RUN, TENANT, resolvedCluster, stepState } from "../support/fix
 
 const eks = mockClient(EKSClient);
 const LAUNCHER = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-launcher`;
+/** The tenant's own Kubernetes identity (TENANT is "genomics"). */
+const USERNAME = "tower-launcher-user-genomics";
+const GROUP = "tower-launcher-role-genomics";
+/** The identity an earlier version mapped every tenant's launcher to. */
+const SHARED_USERNAME = "tower-launcher-user";
+const SHARED_GROUP = "tower-launcher-role";
 
 // ---------------------------------------------------------------- state
 
@@ -210,13 +216,13 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     const result = await apply(state);
 
     // Assess
-    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true });
+    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: true });
     expect(eks).toHaveReceivedCommandWith(CreateAccessEntryCommand, {
       clusterName: "research",
       principalArn: LAUNCHER,
       type: "STANDARD",
-      username: "tower-launcher-user",
-      kubernetesGroups: ["tower-launcher-role"],
+      username: USERNAME,
+      kubernetesGroups: [GROUP],
       tags: tagsToRecord(ownershipTags(TENANT, RUN)),
     });
     expect(kubeClientsMade).toBe(0); // aws-auth is not touched in these modes
@@ -258,9 +264,36 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
     // Assess
     expect(result.created).toBe(false);
-    expect(eks).toHaveReceivedCommandWith(UpdateAccessEntryCommand, { principalArn: LAUNCHER, username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"] });
+    expect(eks).toHaveReceivedCommandWith(UpdateAccessEntryCommand, { principalArn: LAUNCHER, username: USERNAME, kubernetesGroups: [GROUP] });
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
     expect(entries.get(LAUNCHER)?.tags).toEqual(tagsToRecord(ownershipTags(TENANT, "an-earlier-run")));
+  });
+
+  it("moves an entry of ours that an earlier version mapped to the shared tower-launcher-user to the tenant's identity", async () => {
+    // Prepare
+    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+
+    // Act
+    const result = await apply(stateFor("API"));
+
+    // Assess
+    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: false });
+    expect(eks).toHaveReceivedCommandTimes(UpdateAccessEntryCommand, 1);
+    expect(entries.get(LAUNCHER)).toMatchObject({ username: USERNAME, kubernetesGroups: [GROUP] });
+  });
+
+  it("maps each tenant's launcher to a Kubernetes identity of its own", async () => {
+    // Prepare
+    const neighbour = `arn:aws:iam::${ACCOUNT}:role/nfeks-proteomics-launcher`;
+
+    // Act
+    const ours = await apply(stateFor("API"));
+    const theirs = await apply(stateFor("API", { tenant: "proteomics", run: "proteomics-run-1", iam: { launcherArn: neighbour } }));
+
+    // Assess
+    expect(ours).toMatchObject({ username: USERNAME, groups: [GROUP] });
+    expect(theirs).toMatchObject({ username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] });
+    expect(entries.get(neighbour)).toMatchObject({ username: "tower-launcher-user-proteomics", kubernetesGroups: ["tower-launcher-role-proteomics"] });
   });
 
   it.each([
@@ -285,7 +318,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     eks.on(DescribeAccessEntryCommand)
       .rejectsOnce(notFound())
       .callsFake(({ principalArn }) => ({ accessEntry: entries.get(principalArn) }));
-    seedEntry(LAUNCHER, { username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
 
     // Act
     const result = await apply(stateFor("API"));
@@ -312,7 +345,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
   it("compensation finds its entry by tags even when the step returned nothing", async () => {
     // Prepare: the entry exists with this run's tags but $.access was never written
-    seedEntry(LAUNCHER, { username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
 
     // Act
     const result = await compensate(stateFor("API"));
@@ -324,7 +357,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
   it("compensation keeps an entry it adopted or never owned", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: "tower-launcher-user", kubernetesGroups: ["tower-launcher-role"], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
     const foreign = `arn:aws:iam::${ACCOUNT}:role/admin`;
     seedEntry(foreign, { username: "admin" });
 
@@ -352,7 +385,7 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     const result = await apply(stateFor("CONFIG_MAP"));
 
     // Assess
-    expect(result).toMatchObject({ method: "aws-auth", principalArn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true });
+    expect(result).toMatchObject({ method: "aws-auth", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: true });
     expect(result.previousAwsAuth).toEqual(ORIGINAL_DATA);
     expect(kube.replaced).toHaveLength(1);
     expect(kube.replaced[0]!.metadata!.resourceVersion).toBe(readVersion);
@@ -362,10 +395,9 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(kube.data.mapUsers).toBe(MAP_USERS);
     expect(kube.data.mapAccounts).toBe(ORIGINAL_DATA.mapAccounts);
     expect(mapRolesOf(kube)).toHaveLength(3);
-    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role"] }]);
-    // The copy of the previous content and our mark live on the ConfigMap itself.
-    expect(JSON.parse(kube.annotations[ANNOTATION_PREVIOUS_AWS_AUTH]!)).toEqual(ORIGINAL_DATA);
-    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [LAUNCHER]: executionMark(RUN) });
+    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: USERNAME, groups: [GROUP] }]);
+    // Our mark lives on the ConfigMap; the copy of the previous content only in the step output.
+    expect(kube.annotations).toEqual({ [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark(RUN) }) });
     expect(kube.configMap!.metadata!.labels).toEqual({ "eks.amazonaws.com/component": "aws-auth" });
     expect(kube.forbidden).toEqual([]);
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
@@ -417,9 +449,81 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(kube.replaced).toHaveLength(1);
     expect(launcherEntries(kube)).toHaveLength(1);
     expect(again.created).toBe(true);
-    expect(again.previousAwsAuth).toEqual(ORIGINAL_DATA); // recovered from the annotation
+    expect(again.previousAwsAuth).toEqual(ORIGINAL_DATA); // today's content without this run's entry
     expect(other.created).toBe(false);
     expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [LAUNCHER]: executionMark(RUN) });
+  });
+
+  it("moves a mapping of ours with the shared tower-launcher-user of an earlier version to the tenant's identity, in place", async () => {
+    // Prepare: the mapping an earlier version added, recorded by its run's mark
+    const shared = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ${SHARED_USERNAME}\n  groups:\n    - ${SHARED_GROUP}\n`;
+    const marks = JSON.stringify({ [LAUNCHER]: executionMark("an-earlier-run") });
+    kube.seed({ mapRoles: shared, mapUsers: MAP_USERS }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: marks });
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP"));
+
+    // Assess: replaced where it was, still recorded as the earlier run's
+    expect(result).toMatchObject({ username: USERNAME, groups: [GROUP], created: false, previousAwsAuth: { mapRoles: shared, mapUsers: MAP_USERS } });
+    expect(mapRolesOf(kube).map((e) => e.rolearn)).toEqual([`arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`, `arn:aws:iam::${ACCOUNT}:role/platform-admins`, LAUNCHER]);
+    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: USERNAME, groups: [GROUP] }]);
+    expect(kube.data.mapRoles!.startsWith(NODE_ROLES)).toBe(true);
+    expect(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]).toBe(marks);
+  });
+
+  it("refuses a principal another tenant's run mapped to its own launcher user: OwnershipConflict, aws-auth untouched", async () => {
+    // Prepare: tenant proteomics already uses the same (existing) launcher principal
+    kube.seed(ORIGINAL_DATA);
+    await apply(stateFor("CONFIG_MAP", { tenant: "proteomics", run: "proteomics-run-1" }));
+    const before = structuredClone(kube.configMap);
+
+    // Act
+    const attempt = apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("tenant proteomics") });
+    expect(kube.configMap).toEqual(before);
+    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] }]);
+  });
+
+  it("refuses a shared tower-launcher-user mapping that carries no mark of ours: OwnershipConflict, aws-auth untouched", async () => {
+    // Prepare: the same content, made by hand
+    const byHand = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ${SHARED_USERNAME}\n  groups:\n    - ${SHARED_GROUP}\n`;
+    kube.seed({ mapRoles: byHand });
+
+    // Act
+    const attempt = apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict" });
+    expect(kube.replaced).toHaveLength(0);
+    expect(kube.data.mapRoles).toBe(byHand);
+  });
+
+  it("removes the previous-content annotation an earlier version left, keeping everyone else's annotations", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA, { [ANNOTATION_PREVIOUS_AWS_AUTH]: JSON.stringify({ mapRoles: "stale" }), "example.com/owner": "platform" });
+
+    // Act
+    await apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(kube.annotations).toEqual({ "example.com/owner": "platform", [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark(RUN) }) });
+  });
+
+  it("leaves the copy out of the step output when aws-auth is too large for a Step Functions state, and still edits", async () => {
+    // Prepare
+    const large = { ...ORIGINAL_DATA, mapAccounts: `${Array.from({ length: MAX_PREVIOUS_COPY_CHARS / 10 }, (_, i) => `- "${String(i).padStart(12, "0")}"`).join("\n")}\n` };
+    kube.seed(large);
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(result.created).toBe(true);
+    expect(result).not.toHaveProperty("previousAwsAuth");
+    expect(launcherEntries(kube)).toHaveLength(1);
+    expect(kube.data.mapAccounts).toBe(large.mapAccounts);
   });
 
   it("refuses a foreign mapping of the same ARN: OwnershipConflict, aws-auth untouched", async () => {
@@ -448,7 +552,7 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(result.principalArn).toBe(user);
     expect(mapUsersOf(kube)).toEqual([
       { userarn: `arn:aws:iam::${ACCOUNT}:user/alice`, username: "alice", groups: ["readers"] },
-      { userarn: user, username: "tower-launcher-user", groups: ["tower-launcher-role"] },
+      { userarn: user, username: USERNAME, groups: [GROUP] },
     ]);
     expect(kube.data.mapRoles).toBe(NODE_ROLES);
   });
@@ -515,6 +619,27 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(kube.forbidden).toEqual([]);
   });
 
+  it("beside another tenant's mapping, puts aws-auth back exactly as it was before the run, annotations included", async () => {
+    // Prepare: another tenant's run edited aws-auth first
+    kube.seed(ORIGINAL_DATA);
+    const neighbour = `arn:aws:iam::${ACCOUNT}:role/nfeks-proteomics-launcher`;
+    await apply(stateFor("CONFIG_MAP", { tenant: "proteomics", run: "proteomics-run-1", iam: { launcherArn: neighbour } }));
+    const { resourceVersion: _before, ...metadataBefore } = structuredClone(kube.configMap!.metadata!);
+    const dataBefore = structuredClone(kube.data);
+    const access = await apply(stateFor("CONFIG_MAP"));
+
+    // Act
+    const result = await compensate(stateFor("CONFIG_MAP", { access }));
+
+    // Assess
+    expect(access.previousAwsAuth).toEqual(dataBefore);
+    expect(result.undone).toEqual([`aws-auth mapping for ${LAUNCHER}`]);
+    const { resourceVersion: _after, ...metadataAfter } = kube.configMap!.metadata!;
+    expect(metadataAfter).toEqual(metadataBefore);
+    expect(kube.data).toEqual(dataBefore);
+    expect(launcherEntries(kube, neighbour)).toEqual([{ rolearn: neighbour, username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] }]);
+  });
+
   it("finds its mapping by the mark even when the step returned nothing, and restores the exact original data", async () => {
     // Prepare: the edit landed but $.access was never written (the Lambda failed after the replace)
     kube.seed(ORIGINAL_DATA);
@@ -531,7 +656,7 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
 
   it("leaves a mapping it did not add (present before the run) in place", async () => {
     // Prepare: the same mapping was there already, added by hand
-    const byHand = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: tower-launcher-user\n  groups:\n    - tower-launcher-role\n`;
+    const byHand = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ${USERNAME}\n  groups:\n    - ${GROUP}\n`;
     kube.seed({ mapRoles: byHand });
     const access = await apply(stateFor("CONFIG_MAP"));
 
@@ -551,7 +676,7 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
     kube.seed(ORIGINAL_DATA);
     await apply(stateFor("CONFIG_MAP"));
     kube.writeByOther((cm) => {
-      cm.data!.mapRoles = cm.data!.mapRoles!.replace("    - tower-launcher-role", "    - tower-launcher-role\n    - auditors");
+      cm.data!.mapRoles = cm.data!.mapRoles!.replace(`    - ${GROUP}`, `    - ${GROUP}\n    - auditors`);
     });
 
     // Act
@@ -560,7 +685,7 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
     // Assess
     expect(result.undone).toEqual([]);
     expect(result.kept).toEqual([`aws-auth mapping for ${LAUNCHER}: changed or removed since this run added it`]);
-    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: "tower-launcher-user", groups: ["tower-launcher-role", "auditors"] }]);
+    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: USERNAME, groups: [GROUP, "auditors"] }]);
     expect(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]).toBeUndefined();
   });
 

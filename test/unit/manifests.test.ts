@@ -12,8 +12,17 @@ import {
   serviceAccountRoleBinding,
   type ManifestContext,
 } from "../../functions/lib/manifests.js";
-import { ANNOTATION_CREATED_BY, executionMark, IRSA_ANNOTATION, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/naming.js";
-import { parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/request.js";
+import {
+  ANNOTATION_CREATED_BY,
+  executionMark,
+  IRSA_ANNOTATION,
+  isOwnedBy,
+  launcherGroup,
+  launcherUsername,
+  ownershipLabels,
+  wasCreatedBy,
+} from "../../functions/lib/naming.js";
+import { isSystemName, parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/request.js";
 
 const RUN = "genomics-run-1";
 const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, labels: { team: "genomics", "cost-centre": "42" } };
@@ -117,13 +126,36 @@ describe("RBAC (Seqera runbook)", () => {
     expect(binding.subjects).toHaveLength(1);
   });
 
-  it("binds User tower-launcher-user (the launcher's mapped identity) with the RBAC apiGroup", () => {
+  it("binds the tenant's own User tower-launcher-user-<tenant> (the launcher's mapped identity) with the RBAC apiGroup", () => {
     // Act
     const binding = launcherUserRoleBinding(CTX);
+    const neighbours = launcherUserRoleBinding({ ...CTX, tenant: "proteomics" });
     // Assess
-    expect(binding.metadata!.name).toBe("tower-launcher-user-binding");
+    expect(binding.metadata!.name).toBe("tower-launcher-user-genomics-binding");
     expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
-    expect(binding.subjects).toEqual([{ kind: "User", name: "tower-launcher-user", apiGroup: "rbac.authorization.k8s.io" }]);
+    expect(binding.subjects).toEqual([{ kind: "User", name: "tower-launcher-user-genomics", apiGroup: "rbac.authorization.k8s.io" }]);
+    expect(neighbours.subjects).toEqual([{ kind: "User", name: "tower-launcher-user-proteomics", apiGroup: "rbac.authorization.k8s.io" }]);
+  });
+
+  it("names a valid, never system:, per-tenant launcher user and group for every valid tenant, and refuses anything else", () => {
+    // Prepare
+    const tenant = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/);
+    // Act + Assess
+    fc.assert(
+      fc.property(tenant, tenant, (a, b) => {
+        for (const name of [launcherUsername(a), launcherGroup(a)]) {
+          expect(name.length).toBeLessThanOrEqual(253);
+          expect(isSystemName(name)).toBe(false);
+          expect(name).toMatch(/^tower-launcher-(user|role)-[a-z0-9-]+$/);
+        }
+        expect(launcherUsername(a) === launcherUsername(b)).toBe(a === b);
+        expect(launcherUserRoleBinding({ ...CTX, tenant: a }).metadata!.name!.length).toBeLessThanOrEqual(253);
+      }),
+    );
+    for (const bad of ["", "Genomics", "-x", "x-", "a b", "system:masters", "x".repeat(64)]) {
+      expect(() => launcherUsername(bad)).toThrow(expect.objectContaining({ name: "InvalidRequest" }));
+      expect(() => launcherGroup(bad)).toThrow(expect.objectContaining({ name: "InvalidRequest" }));
+    }
   });
 
   it("binds to a Role, never a ClusterRole, and keeps long binding names within 253 characters", () => {

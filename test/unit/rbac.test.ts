@@ -15,7 +15,7 @@ const EVERYTHING = [
   `Namespace/${NS}`,
   `Role/${NS}/tower-launcher-role`,
   `RoleBinding/${NS}/tower-launcher-sa-binding`,
-  `RoleBinding/${NS}/tower-launcher-user-binding`,
+  `RoleBinding/${NS}/tower-launcher-user-genomics-binding`,
   `ServiceAccount/${NS}/tower-launcher-sa`,
 ];
 
@@ -38,15 +38,16 @@ describe("CreateNamespaceAndRbac", () => {
         { apiVersion: "v1", kind: "ServiceAccount", namespace: NS, name: "tower-launcher-sa" },
         { apiVersion: RBAC, kind: "Role", namespace: NS, name: "tower-launcher-role" },
         { apiVersion: RBAC, kind: "RoleBinding", namespace: NS, name: "tower-launcher-sa-binding" },
-        { apiVersion: RBAC, kind: "RoleBinding", namespace: NS, name: "tower-launcher-user-binding" },
+        { apiVersion: RBAC, kind: "RoleBinding", namespace: NS, name: "tower-launcher-user-genomics-binding" },
       ],
       adopted: [],
     } satisfies RbacResult);
     const namespace = kube().get<V1Namespace>("v1", "Namespace", NS)!;
     expect(namespace.metadata?.labels).toEqual({ team: "genomics", ...ownershipLabels("genomics", RUN) });
     expect(namespace.metadata?.annotations?.[ANNOTATION_CREATED_BY]).toBe(RUN);
-    const userBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-binding", NS)!;
-    expect(userBinding.subjects).toEqual([{ kind: "User", name: "tower-launcher-user", apiGroup: "rbac.authorization.k8s.io" }]);
+    const userBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-genomics-binding", NS)!;
+    // The tenant's own user (TENANT is "genomics"): no other tenant's launcher is bound here.
+    expect(userBinding.subjects).toEqual([{ kind: "User", name: "tower-launcher-user-genomics", apiGroup: "rbac.authorization.k8s.io" }]);
     expect(userBinding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
     const saBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-sa-binding", NS)!;
     expect(saBinding.subjects).toEqual([{ kind: "ServiceAccount", name: "tower-launcher-sa", namespace: NS }]);
@@ -96,7 +97,7 @@ describe("CreateNamespaceAndRbac", () => {
       "ServiceAccount/tower-launcher-sa",
       "Role/tower-launcher-role",
       "RoleBinding/tower-launcher-sa-binding",
-      "RoleBinding/tower-launcher-user-binding",
+      "RoleBinding/tower-launcher-user-genomics-binding",
     ]);
     // The marks still name the run that created them.
     expect(kube().get("v1", "ServiceAccount", "tower-launcher-sa", NS)?.metadata?.labels?.[LABEL_CREATED_BY]).toBe(executionMark(OTHER_RUN));
@@ -156,7 +157,7 @@ describe("UndoNamespaceAndRbac", () => {
     // Assess
     expect(kube().inventory()).toEqual([]);
     expect(kube().callsOf("delete").map((c) => `${c.kind}/${c.name}`)).toEqual([
-      "RoleBinding/tower-launcher-user-binding",
+      "RoleBinding/tower-launcher-user-genomics-binding",
       "RoleBinding/tower-compute-sa-binding",
       "RoleBinding/tower-launcher-sa-binding",
       "Role/tower-launcher-role",
@@ -191,7 +192,7 @@ describe("UndoNamespaceAndRbac", () => {
     expect(kube().inventory()).toEqual(EVERYTHING);
     expect(result.undone).toEqual([`RoleBinding ${NS}/tower-compute-sa-binding`, `ServiceAccount ${NS}/tower-compute-sa`]);
     expect(result.kept).toEqual([
-      `RoleBinding ${NS}/tower-launcher-user-binding: not created by this run`,
+      `RoleBinding ${NS}/tower-launcher-user-genomics-binding: not created by this run`,
       `RoleBinding ${NS}/tower-launcher-sa-binding: not created by this run`,
       `Role ${NS}/tower-launcher-role: not created by this run`,
       `ServiceAccount ${NS}/tower-launcher-sa: not created by this run`,
