@@ -27,9 +27,24 @@ export const TOKEN_REFRESH_MARGIN_MS = 60_000;
 
 // ---------------------------------------------------------------- clients
 
+/** One Kubernetes API call may take this long; an unreachable endpoint fails fast as ClusterUnreachable. */
+export const KUBE_REQUEST_TIMEOUT_MS = 15_000;
+
+/** A KubeConfig whose every request carries an abort signal: client-node sets no timeout of its own. */
+class KubeConfigWithTimeout extends KubeConfig {
+  constructor(private readonly timeoutMs: number) {
+    super();
+  }
+
+  override async applySecurityAuthentication(context: Parameters<KubeConfig["applySecurityAuthentication"]>[0]): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    context.setSignal(AbortSignal.timeout(this.timeoutMs));
+  }
+}
+
 /** The kubeconfig for one cluster, in code: no file, no exec plugin, TLS verified against the cluster CA. */
-export function kubeConfigFor(cluster: ResolvedCluster, token: string): KubeConfig {
-  const kc = new KubeConfig();
+export function kubeConfigFor(cluster: ResolvedCluster, token: string, timeoutMs = KUBE_REQUEST_TIMEOUT_MS): KubeConfig {
+  const kc = new KubeConfigWithTimeout(timeoutMs);
   const name = `${cluster.name}.${cluster.region}`;
   kc.loadFromOptions({
     clusters: [{ name, server: cluster.endpoint, caData: cluster.certificateAuthority, skipTLSVerify: false }],

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { rootCertificates } from "node:tls";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import type { KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
+import { KubernetesObjectApi, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
 import { decodeEksToken, TOKEN_PREFIX } from "../../functions/lib/eks-token.js";
 import {
   deleteIfCreatedBy,
@@ -20,6 +20,7 @@ import {
 import { ANNOTATION_CREATED_BY, ownershipLabels } from "../../functions/lib/naming.js";
 import type { ResolvedCluster } from "../../functions/lib/state.js";
 import { normaliseError } from "../../functions/lib/normalise-error.js";
+import { ClusterUnreachable } from "../../functions/lib/errors.js";
 
 const TLS_DIR = new URL("../../local/kube/tls/", import.meta.url);
 const CA_PEM = readFileSync(new URL("ca.crt", TLS_DIR), "utf8");
@@ -205,6 +206,24 @@ describe("kubeClientFor", () => {
     const text = `${error!.message} ${error!.code ?? ""} ${error!.cause?.code ?? ""}`;
     expect(text).toMatch(/certificate|UNABLE_TO_VERIFY|issuer|SELF_SIGNED/i);
     expect(seen).toHaveLength(0); // no request got through
+  });
+
+  it("gives up on a cluster that accepts the connection but never answers, as ClusterUnreachable", async () => {
+    // Prepare: TLS handshake succeeds, then silence
+    const silent = createServer({ key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) }, () => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const cluster = { ...clusterAt(), endpoint: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` };
+    const api = KubernetesObjectApi.makeApiClient(kubeConfigFor(cluster, "k8s-aws-v1.abc", 200));
+
+    // Act
+    const started = Date.now();
+    const error = await readObject(api, REF("settings")).then(() => undefined, (e: unknown) => e);
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(normaliseError(error)).toBeInstanceOf(ClusterUnreachable);
+    silent.closeAllConnections();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
   });
 
   it("reuses the client while the token is fresh and rebuilds it in the token's last minute", async () => {
