@@ -86,19 +86,26 @@ async function start(args: string[]): Promise<void> {
 
   // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
   const { startSandbox } = await import("./sandbox.js");
-  const sandbox = await startSandbox({
-    port: portOption(values.port, "port", 8787),
-    awsPort: portOption(values["aws-port"], "aws-port", 0),
-    kubePort: portOption(values["kube-port"], "kube-port", 0),
-    sfnPort: portOption(values["sfn-port"], "sfn-port", 0),
-    authenticationMode,
-    faults,
-    propagationDelayMs: delay * 1000,
-    failJobs: values["fail-jobs"] ?? false,
-    waitMs: values.fast ? 200 : 2_000,
-    retryIntervalMs: values.fast ? 50 : undefined,
-    stateDir,
-  });
+  let sandbox: Awaited<ReturnType<typeof startSandbox>>;
+  try {
+    sandbox = await startSandbox({
+      port: portOption(values.port, "port", 8787),
+      awsPort: portOption(values["aws-port"], "aws-port", 0),
+      kubePort: portOption(values["kube-port"], "kube-port", 0),
+      sfnPort: portOption(values["sfn-port"], "sfn-port", 0),
+      authenticationMode,
+      faults,
+      propagationDelayMs: delay * 1000,
+      failJobs: values["fail-jobs"] ?? false,
+      waitMs: values.fast ? 200 : 2_000,
+      retryIntervalMs: values.fast ? 50 : undefined,
+      stateDir,
+    });
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException & { port?: number };
+    if (e.code === "EADDRINUSE") fail(`port ${e.port} is already in use (another npm start?); pick another with --port, or 0 for any free port`);
+    throw error;
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
