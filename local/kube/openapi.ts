@@ -2,10 +2,17 @@
  * A permissive OpenAPI v3 document per group-version, enough for kubectl (`kubectl apply -f` / `create -f`
  * refuse to run when they can download no schema): each kind's PATCH path declares the `fieldValidation`
  * query parameter, so kubectl leaves validation to the server (admission.ts), and each kind's schema is an
- * object that keeps unknown fields. /openapi/v2 stays 404: kubectl only falls back to it when v3 is missing.
+ * object that keeps unknown fields.
+ * /openapi/v2 is what kubectl before 1.27 reads instead (e.g. Debian bookworm's kubectl 1.20): it asks for
+ * gnostic's protobuf encoding and cannot read JSON, so the document is served in both. It is a valid but
+ * empty Swagger 2.0 document: with no definition naming a kind, kubectl skips client-side validation (the
+ * server validates, as with v3) and `apply` falls back to its built-in strategic-merge metadata.
  */
 import { createHash } from "node:crypto";
+import { encodeProtobufMessage } from "./protobuf.js";
 import { apiVersionOf, RESOURCE_TYPES } from "./resources.js";
+
+const SPEC_VERSION = "v1.31.4";
 
 function groupVersionPath(group: string, version: string): string {
   return group ? `apis/${group}/${version}` : `api/${version}`;
@@ -47,7 +54,7 @@ function document(group: string, version: string): Record<string, unknown> | und
   }
   return {
     openapi: "3.0.0",
-    info: { title: "Kubernetes", version: "v1.31.4" },
+    info: { title: "Kubernetes", version: SPEC_VERSION },
     paths,
     components: { schemas },
   };
@@ -74,4 +81,34 @@ export function openApiV3(path: string): unknown {
   const m = /^\/openapi\/v3\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
   if (!m) return undefined;
   return m[1] ? document("", m[1]) : document(m[2]!, m[3]!);
+}
+
+/**
+ * The Content-Type of the protobuf /openapi/v2. kubectl asks for `...spec.v2@v1.0+protobuf`, but `@` is not
+ * valid in a media type and client-go refuses a response labelled so ("mime: unexpected content after
+ * media subtype"); kube-apiserver (kube-openapi) answers with this spelling.
+ */
+export const OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+/** Whether an Accept header asks for the protobuf /openapi/v2 (either spelling) before JSON, as kube-openapi negotiates. */
+export function wantsOpenApiV2Protobuf(accept: string | undefined): boolean {
+  for (const clause of (accept ?? "").split(",")) {
+    const type = clause.split(";")[0]!.trim();
+    if (/^application\/com\.github\.proto-openapi\.spec\.v2[@.]v1\.0\+protobuf$/.test(type)) return true;
+    if (type === "application/json" || type === "*/*" || type === "application/*") return false;
+  }
+  return false;
+}
+
+/** GET /openapi/v2 as JSON: Swagger 2.0 with no paths and no definitions. */
+export function openApiV2(): Record<string, unknown> {
+  return { swagger: "2.0", info: { title: "Kubernetes", version: SPEC_VERSION }, paths: {}, definitions: {} };
+}
+
+/**
+ * The same document as gnostic's openapi.v2.Document message (OpenAPIv2.proto): swagger = 1,
+ * info = 2 {title = 1, version = 2}, paths = 8, definitions = 9.
+ */
+export function openApiV2Protobuf(): Buffer {
+  return encodeProtobufMessage({ 1: "2.0", 2: { 1: "Kubernetes", 2: SPEC_VERSION }, 8: {}, 9: {} });
 }

@@ -111,3 +111,31 @@ export function decodeKubeProtobuf(body: Buffer): KubeObject {
   const object = decodeMessage(envelope.raw ?? Buffer.alloc(0), schema);
   return { apiVersion, kind, metadata: {}, ...object } as KubeObject;
 }
+
+/** A message to encode: field number → a string, or a nested message (encoded length-delimited, empty ones too). */
+export interface ProtobufMessage {
+  [field: number]: string | ProtobufMessage | undefined;
+}
+
+function encodeVarint(value: number): Buffer {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  bytes.push(rest);
+  return Buffer.from(bytes);
+}
+
+/** Encodes string and message fields (wire type 2), in field-number order, as protoc does. */
+export function encodeProtobufMessage(message: ProtobufMessage): Buffer {
+  const parts: Buffer[] = [];
+  for (const field of Object.keys(message).map(Number).sort((a, b) => a - b)) {
+    const value = message[field];
+    if (value === undefined) continue;
+    const payload = typeof value === "string" ? Buffer.from(value, "utf8") : encodeProtobufMessage(value);
+    parts.push(encodeVarint(field * 8 + 2), encodeVarint(payload.length), payload);
+  }
+  return Buffer.concat(parts);
+}

@@ -16,7 +16,8 @@
  * propagationPolicy / orphanDependents / preconditions) and deletecollection; /status, pods/log,
  * namespaces/finalize; SelfSubjectAccessReview (`kubectl auth can-i`) and SelfSubjectReview
  * (`kubectl auth whoami`); Table output for kubectl; a permissive /openapi/v3 so kubectl's client-side
- * validation (`apply -f`, `create -f`) passes; /openapi/v2 answers 404.
+ * validation (`apply -f`, `create -f`) passes, and an empty /openapi/v2 (JSON, or protobuf as kubectl < 1.27
+ * asks for it) for the same reason.
  * Not served: dryRun (400), pods/exec and other streaming subresources (400 "Upgrade request required").
  */
 import { readFileSync } from "node:fs";
@@ -27,7 +28,7 @@ import { parse as parseYaml } from "yaml";
 import type { FaultInjector } from "../faults.js";
 import type { KubeObject } from "./admission.js";
 import { ClusterControllers, type KubeletOptions } from "./kubelet.js";
-import { openApiV3 } from "./openapi.js";
+import { OPENAPI_V2_PROTOBUF, openApiV2, openApiV2Protobuf, openApiV3, wantsOpenApiV2Protobuf } from "./openapi.js";
 import { decodeKubeProtobuf, PROTOBUF_CONTENT_TYPE } from "./protobuf.js";
 import { jsonPatch, mergePatch, strategicMergePatch, type Json } from "./patch.js";
 import { AUTHENTICATED_GROUP, isAuthorized, type KubeUser, type RequestAttributes } from "./rbac.js";
@@ -331,6 +332,7 @@ class ApiHandler {
     const groupVersion = /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);
     if (groupVersion) return apiResourceList(groupVersion[1]!, groupVersion[2]!) ?? null;
     if (/^\/(healthz|livez|readyz)$/.test(path)) return "ok";
+    if (path === "/openapi/v2") return openApiV2();
     if (/^\/openapi\/v3(\/|$)/.test(path)) return openApiV3(path) ?? null;
     if (/^\/openapi(\/|$)/.test(path)) return null;
     return undefined;
@@ -341,6 +343,12 @@ class ApiHandler {
     if (!isAuthorized(this.store, user, { verb, path })) throw forbiddenPath(user.username, verb, path);
     if (document === undefined || document === null) throw pageNotFound();
     if (verb !== "get" && verb !== "head") throw methodNotAllowed();
+    if (path === "/openapi/v2" && wantsOpenApiV2Protobuf(req.headers.accept)) {
+      const body = openApiV2Protobuf();
+      res.writeHead(200, { "Content-Type": OPENAPI_V2_PROTOBUF, "Content-Length": body.length });
+      res.end(body);
+      return;
+    }
     if (typeof document === "string") {
       res.writeHead(200, { "Content-Type": "text/plain; charset=utf-8" });
       res.end(document);
