@@ -9,7 +9,7 @@
  */
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
 import { eksBearerToken } from "./eks-token.js";
-import { OwnershipConflict } from "./errors.js";
+import { KubeConflict, OwnershipConflict } from "./errors.js";
 import { isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "./naming.js";
 import type { ResolvedCluster } from "./state.js";
 
@@ -144,6 +144,8 @@ export async function readObject<T extends KubernetesObject>(api: KubeApi, ref: 
  * Create `desired`, or adopt the existing object when it carries our marks for this tenant.
  * `created` is true when this execution made it (now, or in an earlier attempt of the same run: the
  * object carries the same created-by mark as `desired`). An object without our marks is never touched.
+ * An object being deleted (a namespace still Terminating after a compensation) is never adopted: it
+ * will be gone soon, so KubeConflict (transient) lets the state machine try again once it is.
  */
 export async function ensureObject<T extends KubernetesObject>(api: KubeApi, desired: T, tenant: string): Promise<{ object: T; created: boolean }> {
   const ref = refOf(desired);
@@ -159,6 +161,11 @@ export async function ensureObject<T extends KubernetesObject>(api: KubeApi, des
     return { object: (await api.create<T>(structuredClone(desired))) as T, created: true };
   }
   const labels = existing.metadata?.labels;
+  const deleting: unknown = existing.metadata?.deletionTimestamp;
+  if (deleting) {
+    const since = deleting instanceof Date ? deleting.toISOString() : String(deleting);
+    throw new KubeConflict(`${describeRef(ref)} already exists but is being deleted (since ${since}); it is not adopted. Retrying once it is gone.`);
+  }
   if (!isOwnedBy(labels, tenant)) {
     throw new OwnershipConflict(
       `${describeRef(ref)} already exists without the ownership labels for tenant ${tenant}; it is left untouched. Delete or rename it, or choose another name.`,

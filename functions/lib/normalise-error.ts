@@ -7,12 +7,14 @@
 import {
   ClusterUnreachable,
   IamNotYetConsistent,
+  InvalidRequest,
   KubeConflict,
   NotAllowed,
   ProvisionerError,
   Throttled,
 } from "./errors.js";
 import { OPERATION_KEY } from "./clients.js";
+import { CONFIG_ENV } from "./config.js";
 
 /** AWS error codes that mean "slow down". */
 const THROTTLING_NAMES = new Set([
@@ -92,6 +94,15 @@ const IAM_PROPAGATION_NAMES = new Set([
   "ValidationException",
 ]);
 
+/**
+ * IAM's NoSuchEntity for a managed policy ARN (`Policy arn:... does not exist or is not attachable`, or
+ * `Scope ARN: arn:... does not exist or is not attachable` for a permissions boundary). The product never
+ * creates managed policies, so waiting does not make one appear: it is a configuration error.
+ */
+const MISSING_POLICY_MESSAGE = /\b(?:Scope ARN|Policy)\s*:?\s*(arn:[^\s]+?)\.?\s+(?:does not exist|is not attachable|was not found|cannot be found)/i;
+/** The calls whose policy ARN is the deployment's permissions boundary (iam.ts attaches no managed policy). */
+const BOUNDARY_OPERATIONS = new Set(["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:CreateUser", "iam:PutUserPermissionsBoundary"]);
+
 interface AwsLikeError {
   name?: string;
   Code?: string;
@@ -127,21 +138,55 @@ function isKubeApiException(e: AwsLikeError & { body?: unknown; headers?: unknow
   return typeof e.code === "number" && "body" in e;
 }
 
-function kubeStatusMessage(body: unknown): string | undefined {
+/** The parts of a Kubernetes `Status` we read; `text` is a body that was not JSON. */
+interface KubeStatus {
+  message?: unknown;
+  reason?: unknown;
+  details?: { causes?: Array<{ reason?: unknown }> };
+  text?: string;
+}
+
+function kubeStatus(body: unknown): KubeStatus {
   let status: unknown = body;
   if (typeof body === "string") {
     try {
       status = JSON.parse(body);
     } catch {
-      return body.trim().slice(0, 300) || undefined;
+      return { text: body };
     }
   }
-  if (status && typeof status === "object") {
-    const s = status as { message?: unknown; reason?: unknown };
-    if (typeof s.message === "string" && s.message) return s.message;
-    if (typeof s.reason === "string" && s.reason) return s.reason;
-  }
+  return status && typeof status === "object" ? (status as KubeStatus) : {};
+}
+
+function kubeStatusMessage(status: KubeStatus): string | undefined {
+  if (status.text !== undefined) return status.text.trim().slice(0, 300) || undefined;
+  if (typeof status.message === "string" && status.message) return status.message;
+  if (typeof status.reason === "string" && status.reason) return status.reason;
   return undefined;
+}
+
+/**
+ * A 403 because the namespace is still Terminating (an earlier compensation deleted it): not a
+ * permission problem; once the namespace is gone the step can create it again.
+ */
+function isNamespaceTerminating(status: KubeStatus): boolean {
+  const causes = Array.isArray(status.details?.causes) ? status.details.causes : [];
+  if (causes.some((c) => c?.reason === "NamespaceTerminating")) return true;
+  return typeof status.message === "string" && /because it is being terminated/i.test(status.message);
+}
+
+/** NoSuchEntity for a policy ARN: permanent, naming the setting to fix when it is the permissions boundary. */
+function missingPolicy(call: string, awsMessage: string, options: { cause: unknown }): NotAllowed | undefined {
+  const policyArn = MISSING_POLICY_MESSAGE.exec(awsMessage)?.[1];
+  if (!policyArn) return undefined;
+  if (BOUNDARY_OPERATIONS.has(call) || /^\s*Scope ARN/i.test(awsMessage)) {
+    return new NotAllowed(
+      `${call} failed: the permissions boundary policy ${policyArn} does not exist or is not attachable (${awsMessage}); ` +
+        `fix the deployment's ${CONFIG_ENV.permissionsBoundaryArn} (an existing customer-managed or AWS-managed policy ARN of this account) and redeploy`,
+      options,
+    );
+  }
+  return new NotAllowed(`${call} failed: the IAM policy ${policyArn} does not exist or is not attachable (${awsMessage})`, options);
 }
 
 function networkCode(e: AwsLikeError & { cause?: unknown; errno?: unknown }): string | undefined {
@@ -170,11 +215,17 @@ export function normaliseError(error: unknown, operation?: string): Error {
 
   if (isKubeApiException(e)) {
     const status = e.code as number;
-    const detail = kubeStatusMessage(e.body) ?? `HTTP ${status}`;
+    const body = kubeStatus(e.body);
+    const detail = kubeStatusMessage(body) ?? `HTTP ${status}`;
     const message = `${call} failed (HTTP ${status}): ${detail}`;
     if (status === 409) return new KubeConflict(message, options);
     if (status === 429) return new Throttled(message, options);
+    if (status === 403 && isNamespaceTerminating(body)) {
+      return new KubeConflict(`${message} (the namespace is still being deleted; retrying once it is gone)`, options);
+    }
     if (status === 401 || status === 403) return new NotAllowed(message, options);
+    // BadRequest / Invalid: the server refused what we sent; sending it again will not help.
+    if (status === 400 || status === 422) return new InvalidRequest(message, options);
     if (status >= 500) return new ClusterUnreachable(message, options);
     return error as Error;
   }
@@ -189,7 +240,10 @@ export function normaliseError(error: unknown, operation?: string): Error {
     if (THROTTLING_NAMES.has(name) || status === 429 || e.$retryable?.throttling) return new Throttled(message, options);
     if (BUSY_NAMES.has(name)) return new Throttled(message, options);
     if (isAwsError(e, "NoSuchEntity")) {
-      // Steps handle "does not exist" where it is an answer; one that escapes is IAM not having caught up.
+      // A policy ARN that does not exist will not appear by waiting (the product creates none).
+      const policy = missingPolicy(call, e.message ?? "", options);
+      if (policy) return policy;
+      // Steps handle "does not exist" where it is an answer; a role or user that escapes is IAM not having caught up.
       return new IamNotYetConsistent(message, options);
     }
     if (IAM_PROPAGATION_NAMES.has(name) && IAM_PROPAGATION_MESSAGE.test(e.message ?? "")) return new IamNotYetConsistent(message, options);

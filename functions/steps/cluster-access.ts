@@ -6,6 +6,10 @@
  *
  * - `API` / `API_AND_CONFIG_MAP` clusters: an EKS access entry (STANDARD, tagged with our marks). An
  *   existing entry is adopted only when its tags mark it ours for this tenant; otherwise OwnershipConflict.
+ *   In `API_AND_CONFIG_MAP` EKS prefers an access entry to an aws-auth mapping of the same principal, so
+ *   before creating one the step reads aws-auth (read only) and refuses a principal that aws-auth already
+ *   maps, unless a run of this product recorded that mapping: our entry would silently replace what the
+ *   mapping grants (a platform admin role in system:masters, a self-managed node role).
  * - `CONFIG_MAP` clusters: one entry in `kube-system/aws-auth`, which the node groups share. Read, edit the
  *   parsed YAML, replace with the read resourceVersion; on 409 re-read and redo. The ConfigMap is never
  *   created or deleted. The edit records, in an annotation on the ConfigMap, which execution added which
@@ -23,8 +27,9 @@ import {
 } from "@aws-sdk/client-eks";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { addMapping, awsAuthPrincipal, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuthMapping } from "../lib/aws-auth.js";
+import { parseArn } from "../lib/arn.js";
 import { eksClient } from "../lib/clients.js";
-import { InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict } from "../lib/errors.js";
+import { IamNotYetConsistent, InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict } from "../lib/errors.js";
 import { isKubeError, kubeClientFor, readObject, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import {
@@ -39,7 +44,7 @@ import {
   tenantOfLauncherUsername,
   wasCreatedBy,
 } from "../lib/naming.js";
-import { isAwsError } from "../lib/normalise-error.js";
+import { isAwsError, normaliseError } from "../lib/normalise-error.js";
 import { parseRequest } from "../lib/request.js";
 import type { AccessResult, CompensationResult, ResolvedCluster, WorkflowState } from "../lib/state.js";
 
@@ -47,10 +52,12 @@ export const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", na
 /** Read-edit-replace rounds before giving up with KubeConflict (the state machine then retries the step). */
 export const AWS_AUTH_MAX_ATTEMPTS = 5;
 /**
- * A Step Functions state holds at most 256 KiB: a copy of an aws-auth larger than this is left out of the
- * step output (the edit itself still proceeds; the compensator does not need the copy).
+ * A Step Functions state holds at most 256 KiB, and this copy travels in the workflow state with the
+ * request and every other step's result: a copy of an aws-auth larger than this (JSON characters, some
+ * escaped to several bytes) is left out of the step output, keeping the state far below the limit (the
+ * edit itself still proceeds; the compensator does not need the copy).
  */
-export const MAX_PREVIOUS_COPY_CHARS = 100_000;
+export const MAX_PREVIOUS_COPY_CHARS = 32_000;
 
 /** The Kubernetes identity a tenant's launcher is mapped to. */
 interface LauncherIdentity {
@@ -130,10 +137,42 @@ async function adoptAccessEntry(ctx: Context, entry: AccessEntry): Promise<Acces
   return accessResult(ctx, wasCreatedBy(entry.tags, ctx.executionName));
 }
 
+/**
+ * API_AND_CONFIG_MAP: an access entry takes precedence over an aws-auth mapping of the same principal,
+ * so creating ours would demote whatever aws-auth grants it, silently. Read aws-auth (never written
+ * here; absent is fine in this mode) and refuse a principal it maps (roles path-insensitively, an
+ * assumed-role ARN as its role) unless a run of this product recorded that mapping for this tenant.
+ */
+async function refuseShadowingAwsAuthMapping(ctx: Context): Promise<void> {
+  const principal = awsAuthPrincipal(ctx.principalArn);
+  if (!principal) return; // not something aws-auth can map
+  const configMap = await readObject<V1ConfigMap>(await kubeFor(ctx), AWS_AUTH_REF);
+  if (!configMap) return;
+  // Content that does not parse throws AwsAuthUnparseable: we cannot tell what the entry would shadow.
+  const existing = findMapping(parseAwsAuth(configMap.data), principal.arn);
+  if (!existing) return;
+  const recordedByUs = readMappingMarks(configMap)[principal.arn] !== undefined;
+  const otherTenant = tenantOfLauncherUsername(existing.username);
+  if (recordedByUs && (otherTenant === undefined || otherTenant === ctx.tenant)) return;
+  throw new OwnershipConflict(
+    `kube-system/aws-auth already maps ${ctx.principalArn} to username ${JSON.stringify(existing.username)} and groups ${JSON.stringify(existing.groups ?? [])}` +
+      `${otherTenant !== undefined && otherTenant !== ctx.tenant ? ` (tenant ${otherTenant}'s launcher)` : " and it was not added by this product"}; ` +
+      `on this API_AND_CONFIG_MAP cluster an access entry for the same principal would take precedence and silently replace that mapping, ` +
+      `so none is created. Use another launcher principal, or move the mapping to an access entry yourself.`,
+  );
+}
+
+/** A principal in another account that EKS calls invalid: IAM propagation is not why (we never create it). */
+function isForeignPrincipalRefusal(ctx: Context, error: unknown): boolean {
+  const account = parseArn(ctx.principalArn)?.accountId;
+  return account !== undefined && account !== ctx.cluster.accountId && normaliseError(error) instanceof IamNotYetConsistent;
+}
+
 async function grantViaAccessEntry(ctx: Context): Promise<AccessResult> {
   const eks = eksFor(ctx);
   const existing = await describeAccessEntry(eks, ctx.cluster.name, ctx.principalArn);
   if (existing) return adoptAccessEntry(ctx, existing);
+  if (ctx.cluster.authenticationMode === "API_AND_CONFIG_MAP") await refuseShadowingAwsAuthMapping(ctx);
   try {
     await eks.send(
       new CreateAccessEntryCommand({
@@ -150,6 +189,12 @@ async function grantViaAccessEntry(ctx: Context): Promise<AccessResult> {
     if (isAwsError(error, "ResourceInUseException")) {
       const now = await describeAccessEntry(eks, ctx.cluster.name, ctx.principalArn);
       if (now) return adoptAccessEntry(ctx, now);
+    }
+    if (isForeignPrincipalRefusal(ctx, error)) {
+      throw new InvalidRequest(
+        [{ path: "launcher.principalArn", message: `EKS refuses ${ctx.principalArn} as an access entry principal: it does not exist or cannot be used (${(error as Error).message})` }],
+        { cause: error },
+      );
     }
     // A role created seconds ago may be refused as an invalid principal: normaliseError names that
     // IamNotYetConsistent and the state machine retries.

@@ -7,6 +7,7 @@ import {
   DescribeAccessEntryCommand,
   EKSClient,
   ResourceInUseException,
+  InvalidParameterException,
   ResourceNotFoundException,
   UpdateAccessEntryCommand,
   type AccessEntry,
@@ -225,7 +226,10 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
       kubernetesGroups: [GROUP],
       tags: tagsToRecord(ownershipTags(TENANT, RUN)),
     });
-    expect(kubeClientsMade).toBe(0); // aws-auth is not touched in these modes
+    // aws-auth is never written in these modes (API_AND_CONFIG_MAP reads it; here it is absent, which is fine)
+    expect(kubeClientsMade).toBe(mode === "API" ? 0 : 1);
+    expect(kube.replaced).toEqual([]);
+    expect(kube.forbidden).toEqual([]);
   });
 
   it("keeps a role path in the access entry principal (access entries accept paths)", async () => {
@@ -370,6 +374,139 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     expect(notOurs.undone).toEqual([]);
     expect(entries.size).toBe(2);
     expect(eks).toHaveReceivedCommandTimes(DeleteAccessEntryCommand, 0);
+  });
+});
+
+describe("GrantClusterAccess on API_AND_CONFIG_MAP beside aws-auth", () => {
+  const ADMINS = `arn:aws:iam::${ACCOUNT}:role/cluster-admins`;
+  const MASTERS = `${NODE_ROLES}- rolearn: ${ADMINS}\n  username: admin\n  groups:\n    - system:masters\n`;
+
+  it.each([
+    ["the same role ARN", ADMINS],
+    ["the role ARN with a path (aws-auth matches roles without their path)", `arn:aws:iam::${ACCOUNT}:role/teams/platform/cluster-admins`],
+    ["an assumed-role session of the role", `arn:aws:sts::${ACCOUNT}:assumed-role/cluster-admins/alice`],
+  ])("refuses a principal aws-auth maps to system:masters (%s): OwnershipConflict naming the mapping, nothing created", async (_label, launcherArn) => {
+    // Prepare: an existing launcher that a platform team already maps in aws-auth
+    kube.seed({ ...ORIGINAL_DATA, mapRoles: MASTERS });
+    const before = structuredClone(kube.configMap);
+
+    // Act
+    const attempt = apply(stateFor("API_AND_CONFIG_MAP", { iam: { launcherArn, launcherCreated: false, created: [] } }));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringMatching(/username "admin" and groups \["system:masters"\]/) });
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+    expect(entries.size).toBe(0);
+    expect(kube.configMap).toEqual(before);
+    expect(kube.replaced).toEqual([]);
+  });
+
+  it("refuses a self-managed node role mapped in aws-auth (its nodes would lose system:nodes)", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    const nodeRole = `arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`;
+
+    // Act
+    const attempt = apply(stateFor("API_AND_CONFIG_MAP", { iam: { launcherArn: nodeRole, launcherCreated: false, created: [] } }));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("system:node:{{EC2PrivateDNSName}}") });
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+  });
+
+  it("creates the entry when aws-auth maps other principals only, and leaves aws-auth untouched", async () => {
+    // Prepare
+    kube.seed(ORIGINAL_DATA);
+    const before = structuredClone(kube.configMap);
+
+    // Act
+    const result = await apply(stateFor("API_AND_CONFIG_MAP"));
+
+    // Assess
+    expect(result).toMatchObject({ method: "access-entry", principalArn: LAUNCHER, created: true });
+    expect(kube.reads).toBe(1);
+    expect(kube.configMap).toEqual(before);
+    expect(kube.forbidden).toEqual([]);
+  });
+
+  it("accepts a mapping of this tenant a run of this product recorded (a cluster moved from CONFIG_MAP)", async () => {
+    // Prepare
+    const ours = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ${USERNAME}\n  groups:\n    - ${GROUP}\n`;
+    kube.seed({ mapRoles: ours }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark("an-earlier-run") }) });
+
+    // Act
+    const result = await apply(stateFor("API_AND_CONFIG_MAP"));
+
+    // Assess
+    expect(result.created).toBe(true);
+    expect(entries.get(LAUNCHER)).toMatchObject({ username: USERNAME, kubernetesGroups: [GROUP] });
+    expect(kube.data.mapRoles).toBe(ours);
+  });
+
+  it("refuses a recorded mapping of another tenant's launcher: the entry would take the principal from that tenant", async () => {
+    // Prepare
+    const theirs = `- rolearn: ${LAUNCHER}\n  username: tower-launcher-user-proteomics\n  groups:\n    - tower-launcher-role-proteomics\n`;
+    kube.seed({ mapRoles: theirs }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark("proteomics-run-1") }) });
+
+    // Act
+    const attempt = apply(stateFor("API_AND_CONFIG_MAP"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("tenant proteomics") });
+    expect(entries.size).toBe(0);
+  });
+
+  it("API mode ignores aws-auth (EKS does too) and does not read it", async () => {
+    // Prepare
+    kube.seed({ mapRoles: `- rolearn: ${LAUNCHER}\n  username: admin\n  groups:\n    - system:masters\n` });
+
+    // Act
+    const result = await apply(stateFor("API"));
+
+    // Assess
+    expect(result.created).toBe(true);
+    expect(kubeClientsMade).toBe(0);
+  });
+
+  it("adopting its own existing entry does not need aws-auth", async () => {
+    // Prepare: our entry exists; aws-auth gained a mapping for the principal since
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+    kube.seed({ mapRoles: `- rolearn: ${LAUNCHER}\n  username: ops\n  groups:\n    - ops\n` });
+
+    // Act
+    const result = await apply(stateFor("API_AND_CONFIG_MAP"));
+
+    // Assess
+    expect(result.created).toBe(true);
+    expect(kube.reads).toBe(0);
+  });
+});
+
+describe("GrantClusterAccess: a launcher EKS refuses as a principal", () => {
+  const invalidPrincipal = () =>
+    new InvalidParameterException({ message: "The specified principalArn is invalid: invalid principal", $metadata: { httpStatusCode: 400 } });
+
+  it("in another account: InvalidRequest (permanent), since no IAM propagation will make it valid", async () => {
+    // Prepare
+    eks.on(CreateAccessEntryCommand).rejects(invalidPrincipal());
+    const foreign = "arn:aws:iam::444455556666:role/ghost-launcher";
+
+    // Act
+    const attempt = apply(stateFor("API", { iam: { launcherArn: foreign, launcherCreated: false, created: [] } }));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining(`launcher.principalArn: EKS refuses ${foreign}`) });
+  });
+
+  it("in the cluster's account: IamNotYetConsistent (retried), as for a role created a moment ago", async () => {
+    // Prepare
+    eks.on(CreateAccessEntryCommand).rejects(invalidPrincipal());
+
+    // Act
+    const attempt = apply(stateFor("API"));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "IamNotYetConsistent" });
   });
 });
 
@@ -524,6 +661,22 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(result).not.toHaveProperty("previousAwsAuth");
     expect(launcherEntries(kube)).toHaveLength(1);
     expect(kube.data.mapAccounts).toBe(large.mapAccounts);
+  });
+
+  it("keeps the previous-content copy small enough for the workflow state (an aws-auth of 40 000 characters is left out)", async () => {
+    // Prepare: far below the old 100 000-character cap, yet a large share of Step Functions' 256 KiB state
+    const accounts = Array.from({ length: 2_500 }, (_, i) => `- "${String(i).padStart(12, "0")}"`).join("\n");
+    const large = { ...ORIGINAL_DATA, mapAccounts: `${accounts}\n` };
+    expect(JSON.stringify(large).length).toBeGreaterThan(40_000);
+    kube.seed(large);
+
+    // Act
+    const result = await apply(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(MAX_PREVIOUS_COPY_CHARS).toBeLessThanOrEqual(32_000);
+    expect(result).not.toHaveProperty("previousAwsAuth");
+    expect(launcherEntries(kube)).toHaveLength(1);
   });
 
   it("refuses a foreign mapping of the same ARN: OwnershipConflict, aws-auth untouched", async () => {

@@ -337,6 +337,20 @@ describe("object operations", () => {
     expect(store.get("/api/v1/namespaces/tower-nf/configmaps/foreign")?.metadata?.labels).toBeUndefined();
   });
 
+  it("ensureObject does not adopt an object being deleted (a namespace still Terminating): KubeConflict, retried", async () => {
+    // Prepare: ours, but an earlier compensation deleted it and the cluster has not finished
+    const terminating = configMap("leaving", ownershipLabels(TENANT, "an-earlier-run"));
+    seed({ ...terminating, metadata: { ...terminating.metadata, deletionTimestamp: new Date("2025-03-04T05:00:00Z") } });
+
+    // Act
+    const attempt = ensureObject(api, configMap("leaving", ownershipLabels(TENANT, RUN)), TENANT);
+
+    // Assess
+    const error = await attempt.then(() => undefined, (e: unknown) => e as Error & { transient?: boolean });
+    expect(error).toMatchObject({ name: "KubeConflict", transient: true, message: expect.stringContaining("ConfigMap tower-nf/leaving already exists but is being deleted") });
+    expect(seen.filter((s) => s.method === "PUT" || s.method === "DELETE")).toHaveLength(0);
+  });
+
   it("replaceObject writes with the read resourceVersion; a stale one is a 409 the middleware names KubeConflict", async () => {
     // Prepare
     seed(configMap("cm", undefined, { v: "1" }));

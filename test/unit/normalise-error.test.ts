@@ -5,6 +5,7 @@ import { InvalidParameterException } from "@aws-sdk/client-eks";
 import {
   ClusterUnreachable,
   IamNotYetConsistent,
+  InvalidRequest,
   KubeConflict,
   NotAllowed,
   OwnershipConflict,
@@ -73,6 +74,46 @@ describe("normaliseError: AWS SDK errors", () => {
     // Assess
     expect(named).toBeInstanceOf(IamNotYetConsistent);
     expect(named.cause).toBe(original);
+  });
+
+  it.each([
+    ["iam:CreateRole", "Scope ARN: arn:aws:iam::111122223333:policy/boundary does not exist or is not attachable."],
+    ["iam:PutRolePermissionsBoundary", "Policy arn:aws:iam::111122223333:policy/boundary does not exist or is not attachable."],
+  ])("a missing permissions boundary policy (%s) is permanent and names PERMISSIONS_BOUNDARY_ARN", (operation, message) => {
+    // Prepare
+    const original = new NoSuchEntityException({ message, $metadata: { httpStatusCode: 404 } });
+    Object.defineProperty(original, "$operation", { value: operation });
+    // Act
+    const named = normaliseError(original);
+    // Assess
+    expect(named).toBeInstanceOf(NotAllowed);
+    expect((named as NotAllowed).transient).toBe(false);
+    expect(named.message).toContain("permissions boundary policy arn:aws:iam::111122223333:policy/boundary does not exist");
+    expect(named.message).toContain("PERMISSIONS_BOUNDARY_ARN");
+    expect(named.cause).toBe(original);
+  });
+
+  it("a missing managed policy on another call is permanent too (the product creates no managed policy)", () => {
+    // Prepare
+    const original = new NoSuchEntityException({ message: "Policy arn:aws:iam::111122223333:policy/x does not exist or is not attachable.", $metadata: { httpStatusCode: 404 } });
+    // Act
+    const named = normaliseError(original, "iam:AttachRolePolicy");
+    // Assess
+    expect(named).toBeInstanceOf(NotAllowed);
+    expect(named.message).not.toContain("PERMISSIONS_BOUNDARY_ARN");
+  });
+
+  it.each([
+    ["iam:PutRolePolicy", "The role with name nfeks-genomics-launcher cannot be found."],
+    ["iam:CreateRole", "The role with name nfeks-genomics-launcher cannot be found."],
+    ["iam:PutUserPolicy", "The user with name ci cannot be found."],
+  ])("a role or user not found yet stays IamNotYetConsistent (%s)", (operation, message) => {
+    // Prepare
+    const original = new NoSuchEntityException({ message, $metadata: { httpStatusCode: 404 } });
+    // Act
+    const named = normaliseError(original, operation);
+    // Assess
+    expect(named).toBeInstanceOf(IamNotYetConsistent);
   });
 
   it.each([
@@ -190,6 +231,35 @@ describe("normaliseError: Kubernetes ApiException", () => {
     expect(named).toBeInstanceOf(expected);
     expect(named.message).toContain("kube:PUT configmaps failed");
     expect(named.message).toContain(`the server says ${code}`);
+    expect(named.cause).toBe(original);
+  });
+
+  it.each([
+    ["a NamespaceTerminating cause", { reason: "Forbidden", message: 'configmaps "x" is forbidden: namespace tower-nf is going away', details: { causes: [{ reason: "NamespaceTerminating", message: "namespace tower-nf is being terminated", field: "metadata.namespace" }] } }],
+    ["the server's message", JSON.stringify({ reason: "Forbidden", message: 'pods "x" is forbidden: unable to create new content in namespace tower-nf because it is being terminated' })],
+  ])("a 403 because the namespace is Terminating is transient KubeConflict (%s)", (_label, body) => {
+    // Prepare
+    const original = kubeError(403, typeof body === "string" ? body : { kind: "Status", code: 403, ...body });
+    // Act
+    const named = normaliseError(original, "kube:POST configmaps");
+    // Assess
+    expect(named).toBeInstanceOf(KubeConflict);
+    expect(named.message).toContain("is forbidden");
+    expect(named.cause).toBe(original);
+  });
+
+  it.each([
+    [400, "BadRequest", "the body of the request was in an unknown format"],
+    [422, "Invalid", 'ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name"'],
+  ])("HTTP %i %s is a permanent InvalidRequest carrying the server's message", (code, reason, message) => {
+    // Prepare
+    const original = kubeError(code, { kind: "Status", code, reason, message });
+    // Act
+    const named = normaliseError(original, "kube:POST configmaps");
+    // Assess
+    expect(named).toBeInstanceOf(InvalidRequest);
+    expect((named as InvalidRequest).transient).toBe(false);
+    expect(named.message).toBe(`kube:POST configmaps failed (HTTP ${code}): ${message}`);
     expect(named.cause).toBe(original);
   });
 
