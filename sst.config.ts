@@ -1,11 +1,13 @@
 import type { SSTConfig } from "sst";
+import { deployRegion } from "./stacks/config.js";
 import { Provisioner } from "./stacks/Provisioner.js";
 
 export default {
-  config(input) {
+  async config(input) {
     return {
       name: "nf-eks-provisioner",
-      region: input.region ?? process.env.AWS_REGION ?? "eu-west-1",
+      // --region, AWS_REGION / AWS_DEFAULT_REGION, or the profile's region; never a silent us-east-1.
+      region: await deployRegion(input),
     };
   },
   stacks(app) {

@@ -17,7 +17,7 @@ import { configToEnv } from "../functions/lib/config.js";
 import { PRODUCT } from "../functions/lib/naming.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access.js";
-import { deploymentConfigForStage } from "./config.js";
+import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
   KUBE_STEP_MODULES,
   executionStatusStatements,
@@ -88,6 +88,8 @@ export function readProvisionDefinition(root: string): string {
 
 export function Provisioner({ stack, app }: StackContext) {
   const config = deploymentConfigForStage(app.stage);
+  // The product's IAM scope, role/<prefix>-*, must not reach this stack's own roles.
+  assertIamPrefixClear(config, stack.stackName);
   const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };
 
   const bus = new EventBus(stack, "Bus");

@@ -4,6 +4,7 @@
  * that holds it. SST loads `.env`, `.env.<stage>` and `.env.<stage>.local` before synth, so a
  * per-stage configuration is simply a `.env.<stage>` file next to sst.config.ts.
  */
+import { STSClient } from "@aws-sdk/client-sts";
 import { VisibleError } from "sst/error.js";
 import {
   CONFIG_ENV,
@@ -54,4 +55,65 @@ export function deploymentConfigForStage(stage: string, env: NodeJS.ProcessEnv =
     );
   }
   return deploymentConfigSchema.parse(deploymentConfigInput(env));
+}
+
+// ---------------------------------------------------------------- the IAM prefix and this stack's own roles
+
+/**
+ * Role names the product must never reach through `role/<prefix>-*`: CDK's bootstrap roles (`cdk-<qualifier>-...`,
+ * one of them the CloudFormation execution role), SST's bootstrap stack (`SSTBootstrap-...`), and AWS's own roles
+ * (service-linked roles under `role/aws-service-role/`, IAM Identity Center's under `role/aws-reserved/`).
+ */
+export const RESERVED_ROLE_NAME_STARTS = ["cdk", "SSTBootstrap", "aws"] as const;
+
+/**
+ * Why the product's IAM scope `role/<prefix>-*` could cover a role it must never touch, or undefined when it cannot.
+ * CloudFormation names this stack's roles `<stack name, shortened when long>-<logical id>-<suffix>`: a prefix that
+ * begins the stack name, or whose part before a '-' does, would put the stack's own Lambda roles (which hold the
+ * IAM permissions) within the IAM step's reach. Compared without case, as IAM compares role names.
+ */
+export function iamPrefixClash(prefix: string, stackName: string): string | undefined {
+  const lower = prefix.toLowerCase();
+  const heads = [lower, ...[...lower].flatMap((char, i) => (char === "-" ? [lower.slice(0, i)] : []))];
+  const clashing = heads.find((head) => head && stackName.toLowerCase().startsWith(head));
+  if (clashing !== undefined) {
+    return (
+      `${CONFIG_ENV.iamPrefix} ${JSON.stringify(prefix)}: the product may write to role/${prefix}-*, and this stack's own roles are named ` +
+      `${stackName}-... (CloudFormation may shorten the stack name), so "${clashing}" would reach them; choose a prefix that does not begin ${JSON.stringify(stackName)}`
+    );
+  }
+  const reserved = RESERVED_ROLE_NAME_STARTS.find((start) => lower.split("-")[0] === start.toLowerCase());
+  if (reserved) {
+    return `${CONFIG_ENV.iamPrefix} ${JSON.stringify(prefix)}: role/${prefix}-* would cover the ${reserved}-... roles (bootstrap or AWS-managed); choose another prefix`;
+  }
+  return undefined;
+}
+
+/** Stops the synth when the IAM prefix could reach this stack's (or the account's bootstrap) roles. */
+export function assertIamPrefixClear(config: DeploymentConfig, stackName: string): void {
+  const clash = iamPrefixClash(config.iamPrefix, stackName);
+  if (clash) throw new VisibleError("nf-eks-provisioner: the deploy-time configuration is unsafe:", `  - ${clash}`);
+}
+
+// ---------------------------------------------------------------- region
+
+/**
+ * The region to deploy to, as the AWS CLI would pick it: `--region`, then AWS_REGION, AWS_DEFAULT_REGION, then the
+ * profile's `region` (the `--profile` given to sst, else AWS_PROFILE, else default). Without one SST v2 would fall
+ * back to us-east-1 whatever the profile says, so no region is an error rather than a silent guess.
+ */
+export async function deployRegion(input: { region?: string; profile?: string }): Promise<string> {
+  const explicit = input.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+  if (explicit) return explicit;
+  const client = new STSClient({ ...(input.profile ? { profile: input.profile } : {}) });
+  try {
+    return await client.config.region();
+  } catch {
+    throw new VisibleError(
+      "nf-eks-provisioner: no AWS region to deploy to.",
+      "Pass --region (npx sst deploy --stage <stage> --region eu-west-1), set AWS_REGION, or set region in your AWS profile.",
+    );
+  } finally {
+    client.destroy();
+  }
 }

@@ -1,13 +1,20 @@
 /**
  * Least privilege, one place: the IAM statements each Lambda needs, derived from the SDK calls its
- * code makes (grep `Command(` in functions/) and scoped to what it touches:
- *  - IAM writes only on `role/<prefix>-*`; CreateRole / PutRolePermissionsBoundary only with the
- *    configured permissions boundary (condition `iam:PermissionsBoundary`).
+ * code makes (test/infra/sdk-calls.ts finds them; test/infra/stack.test.ts holds each Lambda to them) and
+ * scoped to what it touches:
+ *  - IAM role writes only on `role/<prefix>-*`, and only on roles carrying the product's mark
+ *    (`aws:ResourceTag/app.kubernetes.io/managed-by` = nf-eks-provisioner); CreateRole only when the request
+ *    puts that mark on the new role. With a permissions boundary configured, every write that can change what
+ *    a role may do (create, set boundary, inline policy put/delete, detach, trust policy) requires the role to
+ *    carry that boundary (`iam:PermissionsBoundary`).
  *  - EKS actions only on the allowlisted clusters (`cluster/<name>`, `access-entry/<name>/*`,
- *    `podidentityassociation/<name>/*`).
- *  - `iam:PassRole` only where EKS Pod Identity needs it, only for `role/<prefix>-*`, only to EKS Pod Identity.
+ *    `podidentityassociation/<name>/*`); updates and deletes only of marked entries and associations,
+ *    creates only with the mark.
+ *  - `iam:PassRole` only where EKS Pod Identity needs it, only for marked `role/<prefix>-*`, only to EKS Pod Identity.
  *  - No `Resource: "*"` on a write action. The one `*` here is `iam:ListOpenIDConnectProviders`, a
  *    read-only list action IAM does not scope to resources.
+ * Reads (Get/Describe/List) carry no ownership condition: the steps must see an object that is not theirs
+ * to report an OwnershipConflict instead of failing with AccessDenied.
  *
  * The steps that talk to Kubernetes share ONE role (KubeStepsRole): the operator then maps a single
  * principal per cluster (one access entry, or one aws-auth line). Only the cluster-access steps call
@@ -19,6 +26,7 @@
  */
 import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { DeploymentConfig } from "../functions/lib/config.js";
+import { ownershipTags, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/naming.js";
 import type { StepFunctionEntry } from "../functions/steps/catalog.js";
 
 export interface PermissionScope {
@@ -53,6 +61,46 @@ export function prefixedRoleArn({ partition, account, config }: PermissionScope)
   return `arn:${partition}:iam::${account}:role/${config.iamPrefix}-*`;
 }
 
+// ---------------------------------------------------------------- conditions
+
+type Conditions = Record<string, Record<string, string | string[]>>;
+
+/** Condition key: the resource already carries the product's mark. */
+export const RESOURCE_MARK_KEY = `aws:ResourceTag/${TAG_MANAGED_BY}`;
+/** Condition key: the request puts the product's mark on what it creates. */
+export const REQUEST_MARK_KEY = `aws:RequestTag/${TAG_MANAGED_BY}`;
+/** The tag keys the product writes (naming.ts ownershipTags): a tagging call may set these and no others. */
+export const OWNERSHIP_TAG_KEYS: readonly string[] = ownershipTags("tenant", "execution").map((tag) => tag.Key);
+
+/** `StringEquals` on every key given, plus any further operators (all must hold). */
+function allOf(equals: Record<string, string | undefined>, more: Conditions = {}): Conditions {
+  const defined = Object.fromEntries(Object.entries(equals).filter((entry): entry is [string, string] => entry[1] !== undefined));
+  return { StringEquals: defined, ...more };
+}
+
+/** Only with the configured permissions boundary (undefined when none is configured: the key is then left out). */
+function boundaryOf(config: DeploymentConfig): Record<string, string | undefined> {
+  return { "iam:PermissionsBoundary": config.permissionsBoundaryArn };
+}
+
+/** Writes to something that already exists: only when it carries the product's mark (and, given a config, its boundary). */
+function ownedOnly(boundaryFrom?: DeploymentConfig): Conditions {
+  return allOf({ [RESOURCE_MARK_KEY]: PRODUCT, ...(boundaryFrom ? boundaryOf(boundaryFrom) : {}) });
+}
+
+/** Creates: only when the request marks the new object as the product's (and, given a config, sets its boundary). */
+function markedAtCreation(boundaryFrom?: DeploymentConfig): Conditions {
+  return allOf({ [REQUEST_MARK_KEY]: PRODUCT, ...(boundaryFrom ? boundaryOf(boundaryFrom) : {}) });
+}
+
+/**
+ * Tagging, which IAM and EKS authorize separately when a create call carries tags: the new object has no tags
+ * yet, so the mark must be in the request, and only the product's own tag keys may be written.
+ */
+function taggingAtCreation(): Conditions {
+  return allOf({ [REQUEST_MARK_KEY]: PRODUCT }, { "ForAllValues:StringEquals": { "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] } });
+}
+
 // ---------------------------------------------------------------- per step
 
 /** ResolveCluster: `eks:DescribeCluster`. */
@@ -60,27 +108,39 @@ export function resolveClusterStatements(scope: PermissionScope): PolicyStatemen
   return [new PolicyStatement({ sid: "DescribeAllowedClusters", actions: ["eks:DescribeCluster"], resources: clusterArns(scope) })];
 }
 
-/** CreateRole and PutRolePermissionsBoundary: only with the boundary when one is configured. */
-function boundaryCondition(config: DeploymentConfig): Record<string, Record<string, string>> | undefined {
-  return config.permissionsBoundaryArn ? { StringEquals: { "iam:PermissionsBoundary": config.permissionsBoundaryArn } } : undefined;
+/** Read the product's roles (ownership is decided by the step from their tags). */
+function readProductRolesStatement(scope: PermissionScope, actions: string[]): PolicyStatement {
+  return new PolicyStatement({ sid: "ReadProductRoles", actions, resources: [prefixedRoleArn(scope)] });
 }
 
-/** CreateIamResources: launcher and workload roles (inline policies only), IRSA provider lookup, Pod Identity. */
+/** Hand a marked product role to EKS Pod Identity (CreatePodIdentityAssociation / UpdatePodIdentityAssociation). */
+function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatement {
+  return new PolicyStatement({
+    sid: "PassOwnedRolesToPodIdentity",
+    actions: ["iam:PassRole"],
+    resources: [prefixedRoleArn(scope)],
+    conditions: allOf({ "iam:PassedToService": POD_IDENTITY_SERVICE, [RESOURCE_MARK_KEY]: PRODUCT }),
+  });
+}
+
+/**
+ * CreateIamResources: launcher and workload roles (inline policies only), IRSA provider lookup, Pod Identity.
+ * An adopted role (ours, for this tenant) is brought to the desired documents; when the step fails it puts back
+ * what it changed, hence DeleteRolePolicy here too.
+ */
 export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
   const roles = prefixedRoleArn(scope);
-  const { partition, account } = scope;
+  const { partition, account, config } = scope;
   return [
+    readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy"]),
+    new PolicyStatement({ sid: "CreateMarkedProductRoles", actions: ["iam:CreateRole"], resources: [roles], conditions: markedAtCreation(config) }),
+    // CreateRole is called with the ownership tags, which IAM authorizes as iam:TagRole on the new role.
+    new PolicyStatement({ sid: "TagProductRolesAtCreation", actions: ["iam:TagRole"], resources: [roles], conditions: taggingAtCreation() }),
     new PolicyStatement({
-      sid: "CreateProductRoles",
-      actions: ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+      sid: "ManageOwnedProductRoles",
+      actions: ["iam:PutRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
       resources: [roles],
-      conditions: boundaryCondition(scope.config),
-    }),
-    new PolicyStatement({
-      sid: "ManageProductRoles",
-      // TagRole: CreateRole is called with the ownership tags.
-      actions: ["iam:TagRole", "iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:GetRole", "iam:GetRolePolicy"],
-      resources: [roles],
+      conditions: ownedOnly(config),
     }),
     new PolicyStatement({
       sid: "VerifyGivenLauncherPrincipal",
@@ -94,47 +154,55 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
       actions: ["iam:ListOpenIDConnectProviders"],
       resources: ["*"],
     }),
+    new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
     new PolicyStatement({
-      sid: "CreatePodIdentityAssociations",
-      actions: ["eks:ListPodIdentityAssociations", "eks:CreatePodIdentityAssociation"],
+      sid: "CreateMarkedPodIdentityAssociations",
+      actions: ["eks:CreatePodIdentityAssociation"],
       resources: clusterArns(scope),
+      conditions: markedAtCreation(),
     }),
+    // CreatePodIdentityAssociation is called with the ownership tags: eks:TagResource on the new association.
     new PolicyStatement({
-      sid: "ManagePodIdentityAssociations",
-      // TagResource: CreatePodIdentityAssociation is called with the ownership tags.
-      actions: ["eks:DescribePodIdentityAssociation", "eks:UpdatePodIdentityAssociation", "eks:TagResource"],
+      sid: "TagPodIdentityAssociationsAtCreation",
+      actions: ["eks:TagResource"],
       resources: podIdentityAssociationArns(scope),
+      conditions: taggingAtCreation(),
     }),
+    new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
     new PolicyStatement({
-      sid: "PassWorkloadRoleToPodIdentity",
-      actions: ["iam:PassRole"],
-      resources: [roles],
-      conditions: { StringEquals: { "iam:PassedToService": POD_IDENTITY_SERVICE } },
+      sid: "UpdateOwnedPodIdentityAssociations",
+      actions: ["eks:UpdatePodIdentityAssociation"],
+      resources: podIdentityAssociationArns(scope),
+      conditions: ownedOnly(),
     }),
+    passOwnedRoleToPodIdentity(scope),
   ];
 }
 
-/** UndoIamResources: delete the product's roles this run created, and its Pod Identity associations. */
+/**
+ * UndoIamResources: delete the product's roles and Pod Identity associations this run created, and put back
+ * what it changed on adopted ones (inline policy, trust policy, an association's role).
+ */
 export function iamCompensateStatements(scope: PermissionScope): PolicyStatement[] {
+  const roles = prefixedRoleArn(scope);
   return [
+    readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
     new PolicyStatement({
-      sid: "DeleteProductRoles",
-      actions: [
-        "iam:GetRole",
-        "iam:ListRolePolicies",
-        "iam:ListAttachedRolePolicies",
-        "iam:DeleteRolePolicy",
-        "iam:DetachRolePolicy",
-        "iam:DeleteRole",
-      ],
-      resources: [prefixedRoleArn(scope)],
+      sid: "RestoreOrEmptyOwnedProductRoles",
+      actions: ["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
+      resources: [roles],
+      conditions: ownedOnly(scope.config),
     }),
+    new PolicyStatement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
     new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
+    new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
     new PolicyStatement({
-      sid: "DeletePodIdentityAssociations",
-      actions: ["eks:DescribePodIdentityAssociation", "eks:DeletePodIdentityAssociation"],
+      sid: "RestoreOrDeleteOwnedPodIdentityAssociations",
+      actions: ["eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation"],
       resources: podIdentityAssociationArns(scope),
+      conditions: ownedOnly(),
     }),
+    passOwnedRoleToPodIdentity(scope),
   ];
 }
 
@@ -145,15 +213,19 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
 export function kubeStepsStatements(scope: PermissionScope): PolicyStatement[] {
   return [
     new PolicyStatement({
-      sid: "CreateAccessEntries",
+      sid: "CreateMarkedAccessEntries",
       actions: ["eks:CreateAccessEntry"],
       resources: clusterArns(scope),
+      conditions: markedAtCreation(),
     }),
+    // CreateAccessEntry is called with the ownership tags: eks:TagResource on the new entry.
+    new PolicyStatement({ sid: "TagAccessEntriesAtCreation", actions: ["eks:TagResource"], resources: accessEntryArns(scope), conditions: taggingAtCreation() }),
+    new PolicyStatement({ sid: "ReadAccessEntries", actions: ["eks:DescribeAccessEntry"], resources: accessEntryArns(scope) }),
     new PolicyStatement({
-      sid: "ManageAccessEntries",
-      // TagResource: CreateAccessEntry is called with the ownership tags.
-      actions: ["eks:DescribeAccessEntry", "eks:UpdateAccessEntry", "eks:DeleteAccessEntry", "eks:TagResource"],
+      sid: "UpdateOrDeleteOwnedAccessEntries",
+      actions: ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry"],
       resources: accessEntryArns(scope),
+      conditions: ownedOnly(),
     }),
   ];
 }
@@ -163,10 +235,14 @@ export function reportStatements(eventBusArn: string): PolicyStatement[] {
   return [new PolicyStatement({ sid: "PutEventsOnProductBus", actions: ["events:PutEvents"], resources: [eventBusArn] })];
 }
 
-/** POST /provision and the EventBridge entry: start this state machine, read back its executions (idempotency). */
+/**
+ * POST /provision and the EventBridge entry: start this state machine, read back its executions (idempotency),
+ * and list its running executions (one run per tenant at a time).
+ */
 export function startProvisioningStatements(stateMachineArn: string, executionsArn: string): PolicyStatement[] {
   return [
     new PolicyStatement({ sid: "StartProvisioning", actions: ["states:StartExecution"], resources: [stateMachineArn] }),
+    new PolicyStatement({ sid: "ListProvisioningRuns", actions: ["states:ListExecutions"], resources: [stateMachineArn] }),
     new PolicyStatement({ sid: "ReadProvisioningExecutions", actions: ["states:DescribeExecution"], resources: [executionsArn] }),
   ];
 }

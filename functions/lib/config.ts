@@ -3,18 +3,52 @@
  * (and to the sandbox by local/). Validated once: a bad value fails loudly at start, not mid-run.
  */
 import { z } from "zod";
+import { parseArn } from "./arn.js";
+
+/** EKS cluster names as CreateCluster accepts them: a letter or digit, then letters, digits, '-' or '_'; 1-100 characters. */
+export const EKS_CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
+/** AWS Region codes: eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ... (no wildcard, no spaces). */
+export const AWS_REGION_CODE = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
+
+/**
+ * Why an ARN cannot be the permissions boundary, or undefined when it can: an IAM managed policy
+ * (`arn:<partition>:iam::<12-digit account | aws>:policy/<path/name>`). AWS managed policies (account `aws`)
+ * may serve as boundaries too.
+ */
+export function permissionsBoundaryProblem(value: string): string | undefined {
+  const arn = parseArn(value);
+  if (!arn) return "not an ARN (arn:aws:iam::<account>:policy/<name>)";
+  if (arn.service !== "iam") return `an IAM policy ARN is needed, this one is for service ${JSON.stringify(arn.service)}`;
+  if (arn.region !== "") return "IAM policy ARNs have no region";
+  if (!/^\d{12}$/.test(arn.accountId) && arn.accountId !== "aws") return "the account must be 12 digits (or aws, for an AWS managed policy)";
+  if (!/^policy\/[\w+=,.@/-]+$/.test(arn.resource) || arn.resource.endsWith("/")) return "the resource must be policy/<name> (a managed policy)";
+  return undefined;
+}
+
+const allowedCluster = z.object({
+  name: z.string().trim().regex(EKS_CLUSTER_NAME, "an EKS cluster name is 1-100 letters, digits, '-' or '_', starting with a letter or digit"),
+  region: z.string().trim().regex(AWS_REGION_CODE, "a region is an AWS Region code such as eu-west-1"),
+});
 
 export const deploymentConfigSchema = z.object({
   /** Clusters the product may touch: name + region */
-  allowedClusters: z.array(z.object({ name: z.string().min(1), region: z.string().min(1) })).min(1),
+  allowedClusters: z.array(allowedCluster).min(1),
   /** Account IDs a launcher principal may belong to (the deployment's own account is always allowed) */
-  allowedAccountIds: z.array(z.string().regex(/^\d{12}$/, "account IDs are 12 digits")),
+  allowedAccountIds: z.array(z.string().trim().regex(/^\d{12}$/, "account IDs are 12 digits")),
   /** Prefix of every IAM role and policy name the product creates */
   iamPrefix: z
     .string()
+    .trim()
     .regex(/^[A-Za-z0-9+=,.@_-]{1,20}$/, "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]"),
   /** When set, every role the product creates carries this permissions boundary */
-  permissionsBoundaryArn: z.string().startsWith("arn:").optional(),
+  permissionsBoundaryArn: z
+    .string()
+    .trim()
+    .superRefine((value, ctx) => {
+      const problem = permissionsBoundaryProblem(value);
+      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+    })
+    .optional(),
   /** The product's event bus (ComputeEnvironmentReady / ComputeEnvironmentFailed) */
   eventBusName: z.string().min(1).default("default"),
 });
@@ -29,7 +63,11 @@ export const CONFIG_ENV = {
   eventBusName: "EVENT_BUS_NAME",
 } as const;
 
-export function parseClusterList(value: string): Array<{ name: string; region: string }> {
+/**
+ * `research@eu-west-1, genomics@us-east-1` or a JSON list of {name, region}. Throws on malformed JSON and on an
+ * entry with more than one `@` (which half is the region is then a guess); the schema judges names and regions.
+ */
+export function parseClusterList(value: string): Array<{ name: string; region?: string }> {
   const trimmed = value.trim();
   if (trimmed.startsWith("[")) return JSON.parse(trimmed);
   return trimmed
@@ -37,8 +75,9 @@ export function parseClusterList(value: string): Array<{ name: string; region: s
     .map((s) => s.trim())
     .filter(Boolean)
     .map((entry) => {
-      const [name, region] = entry.split("@");
-      return { name, region };
+      const [name, region, ...extra] = entry.split("@");
+      if (extra.length) throw new Error(`${JSON.stringify(entry)} has more than one "@": write each cluster as <name>@<region>`);
+      return { name: name.trim(), region: region?.trim() };
     });
 }
 
@@ -47,14 +86,20 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
   return {
     allowedClusters: parseClusterList(env[CONFIG_ENV.allowedClusters] ?? ""),
     allowedAccountIds: (env[CONFIG_ENV.allowedAccountIds] ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-    iamPrefix: env[CONFIG_ENV.iamPrefix] ?? "nfeks",
-    permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn] || undefined,
+    iamPrefix: env[CONFIG_ENV.iamPrefix]?.trim() || "nfeks",
+    permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn]?.trim() || undefined,
     eventBusName: env[CONFIG_ENV.eventBusName] || undefined,
   };
 }
 
 export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): DeploymentConfig {
-  const result = deploymentConfigSchema.safeParse(deploymentConfigInput(env));
+  let input: Record<keyof typeof CONFIG_ENV, unknown>;
+  try {
+    input = deploymentConfigInput(env);
+  } catch (error) {
+    throw new Error(`Invalid deployment configuration: allowedClusters: ${(error as Error).message}`, { cause: error });
+  }
+  const result = deploymentConfigSchema.safeParse(input);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new Error(`Invalid deployment configuration: ${problems}`);

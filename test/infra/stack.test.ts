@@ -15,14 +15,16 @@ import type { Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
 import { CfnFunction } from "aws-cdk-lib/aws-lambda";
 import { App, getStack } from "sst/constructs";
-import { initProject } from "sst/project.js";
+import { initProject, useProject } from "sst/project.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { ownershipTags, PRODUCT } from "../../functions/lib/naming.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import sstConfig from "../../sst.config.js";
-import { describeConfigPath } from "../../stacks/config.js";
-import { KUBE_STEP_MODULES, stepStatements } from "../../stacks/permissions.js";
+import { describeConfigPath, iamPrefixClash } from "../../stacks/config.js";
+import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK, stepStatements } from "../../stacks/permissions.js";
 import { DEFINITION_FILE, Provisioner, readProvisionDefinition } from "../../stacks/Provisioner.js";
+import { createSdkCallScanner, type SdkCallScanner } from "./sdk-calls.js";
 
 const ACCOUNT = "123456789012";
 const PREFIX = "nfeks";
@@ -52,6 +54,51 @@ const TELEMETRY_ONLY_ON_STAR = new Set([
   "logs:PutResourcePolicy",
 ]);
 
+/**
+ * With a permissions boundary configured, the writes that can change what a product role may do require the
+ * role to carry it (IAM's `iam:PermissionsBoundary` key; CreateRole / PutRolePermissionsBoundary: the boundary set).
+ */
+const BOUNDARY_GUARDED = [
+  "iam:CreateRole",
+  "iam:PutRolePermissionsBoundary",
+  "iam:PutRolePolicy",
+  "iam:DeleteRolePolicy",
+  "iam:DetachRolePolicy",
+  "iam:UpdateAssumeRolePolicy",
+];
+
+/**
+ * Actions AWS authorizes alongside a call the code makes. The code always passes the ownership tags to its
+ * creates (IAM and EKS then also authorize tagging the new object), and a Pod Identity association hands a role
+ * to EKS (iam:PassRole).
+ */
+const AUTHORIZED_ALONGSIDE: Record<string, string[]> = {
+  "iam:CreateRole": ["iam:TagRole"],
+  "eks:CreateAccessEntry": ["eks:TagResource"],
+  "eks:CreatePodIdentityAssociation": ["eks:TagResource", "iam:PassRole"],
+  "eks:UpdatePodIdentityAssociation": ["iam:PassRole"],
+};
+
+/** Calls no IAM permission governs (the EKS token is a presigned GetCallerIdentity; STS needs no grant for it). */
+const NEEDS_NO_PERMISSION = new Set(["sts:GetCallerIdentity"]);
+
+/** Reads the handlers' code (built once: a TypeScript program over functions/). */
+let sdkCalls: SdkCallScanner;
+
+/** What a Lambda (`functions/<dir>/<module>.<export>`) needs: its code's SDK calls and what AWS authorizes with them. */
+function neededActions(handler: string, props: Json): Set<string> {
+  const dot = handler.lastIndexOf(".");
+  const needed = new Set<string>();
+  for (const call of sdkCalls.actionsOf(`${handler.slice(0, dot)}.ts`, handler.slice(dot + 1))) {
+    if (NEEDS_NO_PERMISSION.has(call)) continue;
+    needed.add(call);
+    for (const alongside of AUTHORIZED_ALONGSIDE[call] ?? []) needed.add(alongside);
+  }
+  // Lambda delivers failed asynchronous events to the function's dead-letter queue with the function's own role.
+  if (props.DeadLetterConfig?.TargetArn) needed.add("sqs:SendMessage");
+  return needed;
+}
+
 // ---------------------------------------------------------------- template helpers
 
 type Json = any; // CloudFormation JSON
@@ -60,7 +107,7 @@ interface Statement {
   Effect: string;
   Action: string | string[];
   Resource: Json;
-  Condition?: Record<string, Record<string, string>>;
+  Condition?: Record<string, Record<string, Json>>;
 }
 
 const asList = <T,>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
@@ -159,6 +206,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
   let synthSeconds = 0;
 
   beforeAll(async () => {
+    sdkCalls = createSdkCallScanner(useProject().paths.root);
     const started = Date.now();
     const synthesized = await synthesizeStack(BASE_ENV, { bundle: true });
     synthSeconds = (Date.now() - started) / 1000;
@@ -272,71 +320,86 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       const resources = asList(statement.Resource).map(flatten);
       if (actions.some((a) => a.startsWith("iam:") && !isReadOnly(a))) expect(resources, policy).toEqual([prefixedRoles]);
       if (actions.includes("iam:PassRole")) {
-        expect(statement.Condition).toEqual({ StringEquals: { "iam:PassedToService": "pods.eks.amazonaws.com" } });
-        expect(policy).toMatch(/^CreateIamResourcesFunction/);
+        expect(statement.Condition).toEqual({ StringEquals: { "iam:PassedToService": "pods.eks.amazonaws.com", [RESOURCE_MARK]: PRODUCT } });
+        expect(policy).toMatch(/^(CreateIamResourcesFunction|UndoIamResourcesFunction)/);
       }
       if (actions.some((a) => a.startsWith("eks:"))) for (const r of resources) expect(r, policy).toMatch(eksResource);
-      if (actions.includes("states:StartExecution")) expect(resources).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+      if (actions.includes("states:StartExecution") || actions.includes("states:ListExecutions")) {
+        expect(resources).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+      }
       if (actions.some((a) => a.startsWith("states:Describe") || a.startsWith("states:GetExecution"))) {
         expect(resources).toEqual([`arn:aws:states:eu-west-1:${ACCOUNT}:execution:test-nf-eks-provisioner-provision:*`]);
       }
       if (actions.includes("events:PutEvents")) expect(resources).toEqual([expect.stringMatching(/^<BusEventBus.*\.Arn>$/)]);
     }
-    const createRole = statements.filter(({ statement }) => asList(statement.Action).includes("iam:CreateRole"));
-    expect(createRole).toHaveLength(1);
-    expect(createRole[0].statement.Condition).toBeUndefined();
+    // No boundary configured: no statement asks for one.
     expect(JSON.stringify(template.toJSON())).not.toContain("iam:PermissionsBoundary");
   });
 
-  it("gives each Lambda only the actions its code calls", () => {
+  it("marks every IAM and EKS write as the product's: creates and tagging carry the mark, the rest need it on the resource", () => {
     // Prepare
-    const expected: Record<string, string[]> = {
-      "resolve-cluster.apply": ["eks:DescribeCluster"],
-      "iam.apply": [
-        "eks:CreatePodIdentityAssociation",
-        "eks:DescribePodIdentityAssociation",
-        "eks:ListPodIdentityAssociations",
-        "eks:TagResource",
-        "eks:UpdatePodIdentityAssociation",
-        "iam:CreateRole",
-        "iam:GetRole",
-        "iam:GetRolePolicy",
-        "iam:GetUser",
-        "iam:ListOpenIDConnectProviders",
-        "iam:PassRole",
-        "iam:PutRolePermissionsBoundary",
-        "iam:PutRolePolicy",
-        "iam:TagRole",
-        "iam:UpdateAssumeRolePolicy",
-      ],
-      "iam.compensate": [
-        "eks:DeletePodIdentityAssociation",
-        "eks:DescribePodIdentityAssociation",
-        "eks:ListPodIdentityAssociations",
-        "iam:DeleteRole",
-        "iam:DeleteRolePolicy",
-        "iam:DetachRolePolicy",
-        "iam:GetRole",
-        "iam:ListAttachedRolePolicies",
-        "iam:ListRolePolicies",
-      ],
-      "report.ready": ["events:PutEvents"],
-      "report.failed": ["events:PutEvents"],
-    };
-    const kubeSteps = ["eks:CreateAccessEntry", "eks:DeleteAccessEntry", "eks:DescribeAccessEntry", "eks:TagResource", "eks:UpdateAccessEntry"];
+    const writes = allStatements(template).filter(({ statement }) =>
+      asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)),
+    );
     // Assess
-    for (const entry of STEP_FUNCTIONS) {
-      const actions = roleActions(template, functionIdByHandler(template, stepHandler(entry)));
-      const want = KUBE_STEP_MODULES.has(entry.module) ? kubeSteps : expected[`${entry.module}.${entry.handler}`];
-      expect(actions, entry.placeholder).toEqual([...want].sort());
+    expect(writes.length).toBeGreaterThan(5);
+    for (const { policy, statement } of writes) {
+      const actions = asList(statement.Action);
+      const equals = statement.Condition?.StringEquals ?? {};
+      const creating = actions.every((a) => /:(Create|Tag)/.test(a));
+      const label = `${policy} ${actions.join(",")}`;
+      // One statement never mixes creates with writes to existing objects: their conditions differ.
+      expect(creating || actions.every((a) => !/:(Create|Tag)/.test(a)), label).toBe(true);
+      expect(equals[creating ? REQUEST_MARK : RESOURCE_MARK], label).toBe(PRODUCT);
+      expect(equals[creating ? RESOURCE_MARK : REQUEST_MARK], label).toBeUndefined();
+      if (actions.some((a) => /:Tag/.test(a))) {
+        // Tagging at creation may write the ownership tags and nothing else.
+        expect(statement.Condition?.["ForAllValues:StringEquals"], label).toEqual({ "aws:TagKeys": ownershipTags("t", "e").map((t) => t.Key) });
+      }
     }
-    expect(roleActions(template, functionIdByHandler(template, "functions/api/provision.handler"))).toEqual(["states:DescribeExecution", "states:StartExecution"]);
-    expect(roleActions(template, functionIdByHandler(template, "functions/api/status.handler"))).toEqual(["states:DescribeExecution", "states:GetExecutionHistory"]);
-    expect(roleActions(template, functionIdByHandler(template, "functions/events/compute-environment-requested.handler"))).toEqual([
-      "sqs:SendMessage",
-      "states:DescribeExecution",
-      "states:StartExecution",
-    ]);
+    // Reads stay unconditioned: a step must see what is not its own to report an OwnershipConflict.
+    const reads = allStatements(template).filter(({ statement }) => asList(statement.Action).every((a) => /^(iam|eks):/.test(a) && isReadOnly(a)));
+    expect(reads.length).toBeGreaterThan(0);
+    for (const { statement } of reads) expect(statement.Condition).toBeUndefined();
+  });
+
+  it("derives each handler's AWS calls from its own code, not from its module's", () => {
+    // Act
+    const iamApply = sdkCalls.actionsOf("functions/steps/iam.ts", "apply");
+    const iamCompensate = sdkCalls.actionsOf("functions/steps/iam.ts", "compensate");
+    const status = sdkCalls.actionsOf("functions/api/status.ts", "handler");
+    // Assess: followed through imports (paginators included), but only what each export reaches
+    expect(iamApply).toContain("iam:CreateRole");
+    expect(iamApply).not.toContain("iam:DeleteRole");
+    expect(iamCompensate).toContain("iam:DeleteRole");
+    expect(iamCompensate).toContain("iam:ListRolePolicies");
+    expect(iamCompensate).not.toContain("iam:CreateRole");
+    expect(status).toContain("states:GetExecutionHistory");
+    expect(status).not.toContain("states:StartExecution");
+    expect(sdkCalls.actionsOf("functions/steps/rbac.ts", "apply").size).toBe(0);
+  });
+
+  it("gives each Lambda every action its code calls, and no write action beyond them", () => {
+    // Prepare: what each of the product's Lambdas needs, from its code (plus what AWS authorizes alongside)
+    const lambdas = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler.startsWith("functions/"));
+    const needs = new Map(lambdas.map(([id, props]) => [id, neededActions(props.Handler, props)]));
+    const byRole = new Map<string, string[]>();
+    for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
+    // Assess: nothing needed is missing
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 3);
+    for (const [id, props] of lambdas) {
+      const granted = new Set(roleActions(template, id));
+      const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
+      expect(missing, `${props.Handler} calls these but its role lacks them`).toEqual([]);
+    }
+    // Assess: no role may write beyond what the Lambdas running as it need (the shared KubeStepsRole: their union)
+    for (const [roleId, ids] of byRole) {
+      const needed = new Set(ids.flatMap((id) => [...needs.get(id)!]));
+      const extra = roleActions(template, ids[0]).filter((a) => !isReadOnly(a) && !needed.has(a));
+      expect(extra, `${roleId} (${ids.join(", ")}) may write beyond what its code calls`).toEqual([]);
+    }
+    // The entry points also list running executions (one run per tenant at a time).
+    expect(needs.get(functionIdByHandler(template, "functions/api/provision.handler"))).toContain("states:ListExecutions");
   });
 
   it("puts both HTTP API routes behind IAM authorization, each on its handler", () => {
@@ -409,13 +472,21 @@ describe("the Provisioner stack with a permissions boundary", () => {
     template = await synthesize({ ...BASE_ENV, PERMISSIONS_BOUNDARY_ARN: BOUNDARY }, { bundle: false });
   }, 120_000);
 
-  it("lets the IAM step create roles and set boundaries only with the configured boundary", () => {
+  it("lets the IAM steps create, re-scope or empty a role only when it carries the configured boundary", () => {
     // Prepare
     const statements = allStatements(template).map(({ statement }) => statement);
-    const guarded = statements.filter((s) => asList(s.Action).some((a) => a === "iam:CreateRole" || a === "iam:PutRolePermissionsBoundary"));
-    // Assess
-    expect(guarded.length).toBeGreaterThan(0);
-    for (const statement of guarded) expect(statement.Condition).toEqual({ StringEquals: { "iam:PermissionsBoundary": BOUNDARY } });
+    const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
+    // Assess: every such write, on apply and compensate alike, requires the boundary (and the product's mark)
+    expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
+    for (const statement of guarded) {
+      expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
+      expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBe(BOUNDARY);
+      const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
+      expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
+    }
+    // ...and nothing else asks for it (TagRole, DeleteRole, reads and EKS calls have no such key).
+    const others = statements.filter((s) => !guarded.includes(s));
+    for (const statement of others) expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBeUndefined();
     const iamStep = (template.findResources("AWS::Lambda::Function")[
       resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
     ] as Json).Properties;
@@ -423,20 +494,47 @@ describe("the Provisioner stack with a permissions boundary", () => {
   });
 });
 
+describe("an IAM prefix that would reach the stack's own roles", () => {
+  it("stops the synth when the prefix begins the stack name", async () => {
+    // Act + Assess (stage "test": the stack is test-nf-eks-provisioner-Provisioner)
+    await expect(synthesize({ ...BASE_ENV, IAM_PREFIX: "test" }, { bundle: false })).rejects.toThrow(
+      /IAM_PREFIX "test": the product may write to role\/test-\*, and this stack's own roles are named test-nf-eks-provisioner-Provisioner-/,
+    );
+    await expect(synthesize({ ...BASE_ENV, IAM_PREFIX: "Test-nf-eks" }, { bundle: false })).rejects.toThrow(/IAM_PREFIX "Test-nf-eks"/);
+    await expect(synthesize({ ...BASE_ENV, IAM_PREFIX: "cdk" }, { bundle: false })).rejects.toThrow(/would cover the cdk-\.\.\. roles/);
+  });
+
+  it("tells apart prefixes that can and cannot reach the stack's or the account's bootstrap roles", () => {
+    const stack = "prod-nf-eks-provisioner-Provisioner";
+    // CloudFormation names the roles <stack name, maybe shortened>-<logical id>-<suffix>
+    for (const prefix of ["prod", "PROD", "prod-nf", "pro", "prod-other", "prod-nf-eks-provisioner-Provisioner"]) {
+      expect(iamPrefixClash(prefix, stack), prefix).toMatch(/this stack's own roles/);
+    }
+    for (const prefix of ["cdk", "CDK-hnb659fds", "aws", "SSTBootstrap"]) expect(iamPrefixClash(prefix, stack), prefix).toMatch(/would cover/);
+    for (const prefix of ["nfeks", "nf-eks", "production", "tenant-roles", "awsome", "cdkx"]) expect(iamPrefixClash(prefix, stack), prefix).toBeUndefined();
+  });
+});
+
 describe("synth-time validation of the deploy-time configuration", () => {
   it("stops the synth naming every bad variable", async () => {
     // Act
-    const synth = synthesize({ ALLOWED_CLUSTERS: "research", ALLOWED_ACCOUNT_IDS: "12", IAM_PREFIX: "bad prefix!", PERMISSIONS_BOUNDARY_ARN: "" }, { bundle: false });
+    const synth = synthesize(
+      { ALLOWED_CLUSTERS: "research,lab*@eu-west-1", ALLOWED_ACCOUNT_IDS: "12", IAM_PREFIX: "bad prefix!", PERMISSIONS_BOUNDARY_ARN: "arn:aws:s3:::boundary" },
+      { bundle: false },
+    );
     // Assess
     await expect(synth).rejects.toThrow(/stage "test" is invalid/);
     await expect(synth).rejects.toThrow(/ALLOWED_CLUSTERS\[0\]\.region/);
+    await expect(synth).rejects.toThrow(/ALLOWED_CLUSTERS\[1\]\.name: an EKS cluster name/);
     await expect(synth).rejects.toThrow(/ALLOWED_ACCOUNT_IDS\[0\]: account IDs are 12 digits/);
     await expect(synth).rejects.toThrow(/IAM_PREFIX: iamPrefix is 1-20 characters/);
+    await expect(synth).rejects.toThrow(/PERMISSIONS_BOUNDARY_ARN: an IAM policy ARN is needed/);
   });
 
   it("refuses an empty allowlist and malformed JSON", async () => {
     await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: Array must contain at least 1/);
     await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: not a valid list/);
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "research@eu-west-1@x" }, { bundle: false })).rejects.toThrow(/more than one "@"/);
   });
 
   it("names settings by the variable that holds them", () => {
