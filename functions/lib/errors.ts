@@ -48,6 +48,20 @@ export class ClusterUnreachable extends ProvisionerError {
   }
 }
 
+/**
+ * Entry points only (never thrown by a step): another run for the same tenant is still under way, and two
+ * runs of one tenant could undo each other's work. Worth retrying once that run has ended.
+ */
+export class RunInProgress extends ProvisionerError {
+  readonly transient = true;
+  readonly executionArn: string;
+  constructor(message: string, executionArn: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RunInProgress";
+    this.executionArn = executionArn;
+  }
+}
+
 // ---- permanent: the state machine compensates at once ----
 
 /** The request (or a value derived from it) is invalid. `problems` lists every problem by field path. */
@@ -98,6 +112,18 @@ export class HeadJobFailed extends ProvisionerError {
   }
 }
 
+/**
+ * The Nextflow head job did not reach the phase the request waits for (`headJob.waitFor`) within
+ * `headJob.timeoutMinutes`: compensation removes it like a failed one.
+ */
+export class HeadJobTimedOut extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HeadJobTimedOut";
+  }
+}
+
 /** aws-auth cannot be edited safely (its content does not parse). */
 export class AwsAuthUnparseable extends ProvisionerError {
   readonly transient = false;
@@ -120,6 +146,7 @@ export const PERMANENT_ERROR_NAMES = [
   "NotAllowed",
   "ClusterNotFound",
   "HeadJobFailed",
+  "HeadJobTimedOut",
   "AwsAuthUnparseable",
 ] as const;
 /** The Lambda service's own transient errors, retried on every Task. */

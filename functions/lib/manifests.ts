@@ -40,7 +40,7 @@ export interface ManifestContext {
 }
 
 const RBAC_API_GROUP = "rbac.authorization.k8s.io";
-/** Where the head pod finds nextflow.config and params.json (the ConfigMap volume). */
+/** Where the head pod finds nextflow.config and params.json (one projected volume over both ConfigMaps). */
 export const NEXTFLOW_CONFIG_DIR = "/etc/nextflow";
 export const HEAD_CONTAINER = "nextflow";
 /** Label the Job controller puts on its pods; set on the template too so selectors work before it does. */
@@ -51,7 +51,7 @@ export const LAUNCHER_VERBS = ["get", "list", "watch", "create", "delete"] as co
 
 /**
  * The Seqera runbook's tower-launcher-role. Nextflow's k8s executor creates, watches, reads the logs of and
- * deletes task pods (or jobs); it reads nextflow.config and params.json from a mounted ConfigMap, so it
+ * deletes task pods (or jobs); it reads nextflow.config and params.json from mounted ConfigMaps, so it
  * needs no access to configmaps or persistentvolumeclaims through the API.
  */
 export const LAUNCHER_RULES: V1PolicyRule[] = [
@@ -134,13 +134,32 @@ export function pvcManifest(ctx: ManifestContext, storage: PvcStorage): V1Persis
 export const NEXTFLOW_CONFIG_KEY = "nextflow.config";
 export const PARAMS_KEY = "params.json";
 
-/** The tenant's nextflow.config and the head job's params file (params never go on the command line). */
-export function nextflowConfigMapManifest(ctx: ManifestContext, nextflowConfig: string, params?: Record<string, unknown>): V1ConfigMap {
+/**
+ * The tenant's nextflow.config, shared by every run in the namespace. The head job's params are not here:
+ * each head job has its own ConfigMap (headJobParamsConfigMapManifest), so a later run cannot rewrite
+ * the params under a head pod that has not started yet.
+ */
+export function nextflowConfigMapManifest(ctx: ManifestContext, nextflowConfig: string): V1ConfigMap {
   return {
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: metadata(ctx, NEXTFLOW_CONFIGMAP),
-    data: { [NEXTFLOW_CONFIG_KEY]: nextflowConfig, [PARAMS_KEY]: `${JSON.stringify(params ?? {}, null, 2)}\n` },
+    data: { [NEXTFLOW_CONFIG_KEY]: nextflowConfig },
+  };
+}
+
+/** The head job's own params ConfigMap: `<jobName>-params` (a job name is at most 63 characters, so this fits). */
+export function headJobParamsConfigMapName(jobName: string): string {
+  return `${jobName}-params`;
+}
+
+/** The head job's params file (params never go on the command line), in a ConfigMap of its own. */
+export function headJobParamsConfigMapManifest(ctx: ManifestContext, jobName: string, params: Record<string, unknown> = {}): V1ConfigMap {
+  return {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: metadata(ctx, headJobParamsConfigMapName(jobName)),
+    data: { [PARAMS_KEY]: `${JSON.stringify(params, null, 2)}\n` },
   };
 }
 
@@ -172,7 +191,10 @@ export function headJobArgs(spec: HeadJobSpec): string[] {
 export interface HeadJobOptions {
   serviceAccount: string;
   storage: PvcStorage | FusionStorage;
+  /** The shared ConfigMap holding nextflow.config */
   configMap: string;
+  /** The job's own ConfigMap holding params.json (headJobParamsConfigMapName(jobName)) */
+  paramsConfigMap: string;
   jobName: string;
 }
 
@@ -183,7 +205,18 @@ export function headJobManifest(ctx: ManifestContext, spec: HeadJobSpec, opts: H
     ...("NXF_ANSI_LOG" in spec.env ? [] : [{ name: "NXF_ANSI_LOG", value: "false" }]),
     ...Object.entries(spec.env).map(([name, value]) => ({ name, value })),
   ];
-  const volumes: V1Volume[] = [{ name: "nextflow-config", configMap: { name: opts.configMap } }];
+  // One directory, two ConfigMaps: the tenant's nextflow.config and this job's params.json.
+  const volumes: V1Volume[] = [
+    {
+      name: "nextflow-config",
+      projected: {
+        sources: [
+          { configMap: { name: opts.configMap, items: [{ key: NEXTFLOW_CONFIG_KEY, path: NEXTFLOW_CONFIG_KEY }] } },
+          { configMap: { name: opts.paramsConfigMap, items: [{ key: PARAMS_KEY, path: PARAMS_KEY }] } },
+        ],
+      },
+    },
+  ];
   const volumeMounts: V1VolumeMount[] = [{ name: "nextflow-config", mountPath: NEXTFLOW_CONFIG_DIR, readOnly: true }];
   if (opts.storage.type === "pvc") {
     volumes.push({ name: "scratch", persistentVolumeClaim: { claimName: opts.storage.claimName } });

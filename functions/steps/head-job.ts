@@ -1,18 +1,22 @@
 /**
  * The Nextflow head job.
- *  - LaunchHeadJob (`apply`): a batch/v1 Job running `nextflow run ...` as an argv array. Its name is
- *    derived from tenant + execution, so a retried or re-run step finds the Job it already made.
+ *  - LaunchHeadJob (`apply`): the job's own params ConfigMap (`<jobName>-params`), then a batch/v1 Job
+ *    running `nextflow run ...` as an argv array. Names are derived from tenant + execution, so a retried
+ *    or re-run step finds what it already made.
  *  - CheckHeadJob (`check`): called in the workflow's Wait loop; reads the Job and its pods and says
- *    whether to stop waiting (`waitFor: running` → the head pod runs; `completed` → the Job succeeded).
- *    A failed head job is HeadJobFailed, with the pod's reason and message.
- *  - UndoHeadJob (`compensate`): deletes the Job this execution created (pods cascade in the background)
- *    and any of its pods still there, found by the `job-name` label, only when this execution made them.
+ *    whether to stop waiting (`waitFor: running` → the head pod runs; `completed` → the Job succeeded)
+ *    and how long to wait before the next check. A failed head job is HeadJobFailed, with the pod's
+ *    reason and message (an image that cannot be pulled for 5 minutes counts as failed); one that has
+ *    not got there within `headJob.timeoutMinutes` is HeadJobTimedOut. Both go to compensation.
+ *  - UndoHeadJob (`compensate`): deletes the Job this execution created (pods cascade in the background),
+ *    any of its pods still there (found by the `job-name` label) and its params ConfigMap, only when this
+ *    execution made them.
  */
 import type { V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
-import { HeadJobFailed, InvalidRequest, OwnershipConflict } from "../lib/errors.js";
+import { HeadJobFailed, HeadJobTimedOut, InvalidRequest, OwnershipConflict } from "../lib/errors.js";
 import { describeRef, ensureObject, readObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps } from "../lib/kube-step.js";
-import { headJobManifest, headJobName, JOB_NAME_LABEL } from "../lib/manifests.js";
+import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/manifests.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import { NEXTFLOW_CONFIGMAP } from "../lib/naming.js";
 import type { HeadJobSpec } from "../lib/request.js";
@@ -20,11 +24,47 @@ import type { CompensationResult, HeadJobResult, WorkflowState } from "../lib/st
 
 type Phase = HeadJobResult["phase"];
 
-/** Waiting reasons a pod never recovers from on its own: report them instead of waiting forever. */
-const HOPELESS_WAITING_REASONS = new Set(["InvalidImageName", "ErrImageNeverPull"]);
+/**
+ * Waiting reasons a pod never recovers from on its own: report them instead of waiting for the timeout.
+ * CreateContainerConfigError: the container spec cannot be made (a missing Secret/ConfigMap key in env,
+ * runAsNonRoot with a root image); nothing in this workflow would fix it.
+ */
+const HOPELESS_WAITING_REASONS = new Set(["InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"]);
+/** Image pull failures that may be transient (a registry hiccup, a throttled pull): fatal once they last. */
+const IMAGE_PULL_WAITING_REASONS = new Set(["ErrImagePull", "ImagePullBackOff"]);
+export const IMAGE_PULL_GRACE_MINUTES = 5;
+/** While the image does not pull, check at least this often, so the grace period is not overshot by much. */
+const IMAGE_PULL_CHECK_SECONDS = 60;
+
+/** How long the workflow waits for the head job when the request does not say (`headJob.timeoutMinutes`). */
+export const DEFAULT_TIMEOUT_MINUTES = { running: 30, completed: 24 * 60 } as const;
+
+/**
+ * The Wait between checks: 10 s after the launch, then doubling per check (20, 40, 80, 160 s), capped at
+ * 5 minutes. Each round is about 9 history events (Wait entered/exited, Task entered/scheduled/started/
+ * succeeded/exited, Choice entered/exited), so a day's wait is about 5 + (86 400 − 310) / 300 ≈ 292 rounds
+ * ≈ 2,600 events, and the longest timeout (7 days) ≈ 2,020 rounds ≈ 18,200 events: below Step Functions'
+ * 25,000-event history quota (a fixed 10 s wait would take ~78,000 events for one day).
+ */
+export const FIRST_CHECK_SECONDS = 10;
+export const MAX_CHECK_SECONDS = 300;
+
+export function headJobTimeoutMinutes(spec: Pick<HeadJobSpec, "waitFor" | "timeoutMinutes">): number {
+  return spec.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES[spec.waitFor];
+}
+
+/** Seconds until the next check after `checks` checks, never past the timeout (so it is noticed on time). */
+export function nextCheckSeconds(checks: number, remainingSeconds: number = Infinity): number {
+  const backoff = Math.min(MAX_CHECK_SECONDS, FIRST_CHECK_SECONDS * 2 ** Math.min(checks, 16));
+  return Math.max(1, Math.min(backoff, Math.ceil(remainingSeconds)));
+}
 
 function jobRef(namespace: string, name: string): ObjectRef {
   return { apiVersion: "batch/v1", kind: "Job", namespace, name };
+}
+
+function configMapRef(namespace: string, name: string): ObjectRef {
+  return { apiVersion: "v1", kind: "ConfigMap", namespace, name };
 }
 
 function headJobSpecOf(spec: HeadJobSpec | undefined): HeadJobSpec {
@@ -36,19 +76,34 @@ export async function launchHeadJob(state: WorkflowState, deps: KubeStepDeps = {
   const { request, api, manifest, executionName } = await kubeStepContext(state, deps);
   const spec = headJobSpecOf(request.headJob);
   const jobName = headJobName(request.tenant, executionName);
+
+  // The params first: the Job's pod mounts them, and they are this job's alone (other runs share only nextflow.config).
+  const params = headJobParamsConfigMapManifest(manifest, jobName, spec.params);
+  // ensureObject says created for what an earlier attempt of this run made; another run's object is not ours to adopt.
+  if (!(await ensureObject(api, params, request.tenant)).created) {
+    throw new OwnershipConflict(`${describeRef(configMapRef(request.namespace, params.metadata!.name!))} already exists and was created by another execution`);
+  }
   const desired = headJobManifest(manifest, spec, {
     serviceAccount: request.serviceAccount,
     storage: request.storage,
     configMap: state.storage?.configMap ?? NEXTFLOW_CONFIGMAP,
+    paramsConfigMap: params.metadata!.name!,
     jobName,
   });
-  const { created } = await ensureObject(api, desired, request.tenant);
-  // ensureObject says created for a Job an earlier attempt of this run made; another run's Job is not ours to adopt.
-  if (!created) {
+  if (!(await ensureObject(api, desired, request.tenant)).created) {
     throw new OwnershipConflict(`${describeRef(jobRef(request.namespace, jobName))} already exists and was created by another execution`);
   }
   logger.info("head job launched", { jobName, namespace: request.namespace });
-  return { jobName, namespace: request.namespace, phase: "Pending", done: false, checks: 0 };
+  return {
+    jobName,
+    namespace: request.namespace,
+    phase: "Pending",
+    done: false,
+    checks: 0,
+    launchedAt: new Date().toISOString(),
+    nextCheckSeconds: FIRST_CHECK_SECONDS,
+    paramsConfigMap: params.metadata!.name!,
+  };
 }
 
 // ---------------------------------------------------------------- check
@@ -63,8 +118,12 @@ function newestPod(pods: V1Pod[]): V1Pod | undefined {
   return [...pods].sort((a, b) => time(b) - time(a))[0];
 }
 
+function waitingFor(pod: V1Pod | undefined, reasons: Set<string>): V1ContainerStatus | undefined {
+  return pod?.status?.containerStatuses?.find((c) => c.state?.waiting?.reason && reasons.has(c.state.waiting.reason));
+}
+
 function hopelessWaiting(pod: V1Pod | undefined): V1ContainerStatus | undefined {
-  return pod?.status?.containerStatuses?.find((c) => c.state?.waiting?.reason && HOPELESS_WAITING_REASONS.has(c.state.waiting.reason));
+  return waitingFor(pod, HOPELESS_WAITING_REASONS);
 }
 
 /** The head job's phase from the Job's own status first (authoritative), then from its pod. */
@@ -111,12 +170,27 @@ async function podsOf(api: KubeApi, namespace: string, jobName: string): Promise
   return items;
 }
 
+const MINUTE_MS = 60_000;
+
+/** Parse an ISO time from the state; undefined when absent or unreadable. */
+function timeOf(value: string | undefined): number | undefined {
+  const ms = value === undefined ? NaN : Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * One check in the workflow's Wait loop. The timeout is decided here, from the launch time (or, for a
+ * state without one, this first check's time), so the state machine only loops until `done` or an error.
+ */
 export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<HeadJobResult> {
   const { request, api, executionName } = await kubeStepContext(state, deps);
   const spec = headJobSpecOf(request.headJob);
   const namespace = state.headJob?.namespace ?? request.namespace;
   const jobName = state.headJob?.jobName ?? headJobName(request.tenant, executionName);
   const ref = jobRef(namespace, jobName);
+  const now = Date.now();
+  const launchedAt = timeOf(state.headJob?.launchedAt) ?? now;
+  const checks = (state.headJob?.checks ?? 0) + 1;
 
   const job = await readObject<V1Job>(api, ref);
   if (!job) throw new HeadJobFailed(`head job ${describeRef(ref)} no longer exists (deleted while the workflow waited for it)`);
@@ -125,13 +199,37 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
   if (phase === "Failed") throw new HeadJobFailed(`head job ${namespace}/${jobName} failed: ${failureDetail(job, pod)}`);
 
   const done = spec.waitFor === "completed" ? phase === "Succeeded" : phase === "Running" || phase === "Succeeded";
+  // An image that does not pull may be a registry hiccup; one that has not pulled for 5 minutes will not.
+  const pullFailing = done ? undefined : waitingFor(pod, IMAGE_PULL_WAITING_REASONS);
+  const pullFailingSince = pullFailing ? (timeOf(state.headJob?.imagePullFailingSince) ?? now) : undefined;
+  if (pullFailingSince !== undefined && now - pullFailingSince > IMAGE_PULL_GRACE_MINUTES * MINUTE_MS) {
+    throw new HeadJobFailed(
+      `head job ${namespace}/${jobName} failed: its image ${pullFailing!.image ?? spec.image} could not be pulled for more than ${IMAGE_PULL_GRACE_MINUTES} minutes: ${failureDetail(job, pod)}`,
+    );
+  }
+
+  const timeoutMinutes = headJobTimeoutMinutes(spec);
+  const remainingMs = launchedAt + timeoutMinutes * MINUTE_MS - now;
+  if (!done && remainingMs <= 0) {
+    throw new HeadJobTimedOut(
+      `head job ${namespace}/${jobName} was still ${phase} after ${Math.round((now - launchedAt) / MINUTE_MS)} minutes ` +
+        `(waiting for it to be ${spec.waitFor === "completed" ? "completed" : "running"}, timeout ${timeoutMinutes} minutes; see headJob.timeoutMinutes)` +
+        (pod ? `: ${failureDetail(job, pod)}` : ""),
+    );
+  }
+
+  const next = nextCheckSeconds(checks, remainingMs / 1000);
   return {
     jobName,
     namespace,
     phase,
     done,
     ...(pod?.metadata?.name ? { podName: pod.metadata.name } : {}),
-    checks: (state.headJob?.checks ?? 0) + 1,
+    checks,
+    launchedAt: new Date(launchedAt).toISOString(),
+    nextCheckSeconds: pullFailing ? Math.min(next, IMAGE_PULL_CHECK_SECONDS) : next,
+    ...(pullFailingSince !== undefined ? { imagePullFailingSince: new Date(pullFailingSince).toISOString() } : {}),
+    paramsConfigMap: state.headJob?.paramsConfigMap ?? headJobParamsConfigMapName(jobName),
   };
 }
 
@@ -156,6 +254,9 @@ export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {})
     const refs = (await podsOf(api, namespace, job.name)).map((pod): ObjectRef => ({ apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name ?? "" }));
     await deleteEachCreatedBy(api, refs, executionName, result);
   }
+  // Then the params the pod mounted (only this run's: the marks decide).
+  const params = uniqueRefs(jobs.map((job) => configMapRef(namespace, headJobParamsConfigMapName(job.name))));
+  await deleteEachCreatedBy(api, params, executionName, result);
   logger.info("head job compensated", { ...result });
   return result;
 }

@@ -4,7 +4,8 @@
  *  - `fusion` with IRSA: the head and compute ServiceAccounts get `eks.amazonaws.com/role-arn` = the
  *    workload role from CreateIamResources (a merge patch guarded by resourceVersion). With Pod Identity
  *    the associations made by the IAM step are all it takes.
- *  - both: the `nextflow-config` ConfigMap with nextflow.config and params.json for the head job.
+ *  - both: the `nextflow-config` ConfigMap with the tenant's nextflow.config, shared by the runs in the
+ *    namespace (a head job's params.json is its own ConfigMap, made by LaunchHeadJob).
  *
  * Re-running changes nothing: objects that exist and carry our marks are adopted, an annotation that
  * already has the value is left alone, and our ConfigMap is rewritten only when its content differs.
@@ -157,7 +158,7 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
   }
 
   const nextflowConfig = buildNextflowConfig(request, { workloadRoleArn: state.iam?.workloadRoleArn });
-  const configMap = nextflowConfigMapManifest(manifest, nextflowConfig, request.headJob?.params);
+  const configMap = nextflowConfigMapManifest(manifest, nextflowConfig);
   if (await ensureConfigMap(ctx, configMap)) created.push(refOf(configMap));
 
   return {

@@ -7,6 +7,7 @@ import { failureSummary } from "../../functions/steps/report.js";
 import {
   ClusterNotFound,
   HeadJobFailed,
+  HeadJobTimedOut,
   LAMBDA_SERVICE_ERROR_NAMES,
   OwnershipConflict,
   Throttled,
@@ -43,6 +44,8 @@ interface AslState {
   ResultPath?: string;
   ErrorPath?: string;
   CausePath?: string;
+  Seconds?: number;
+  SecondsPath?: string;
 }
 interface AslMachine {
   StartAt: string;
@@ -358,6 +361,34 @@ describe("provision.asl.json: structure", () => {
     expect(reportFailure.Next).toBe("Failed");
   });
 
+  it("waits for the head job as long as CheckHeadJob says (SecondsPath), looping until it is done", () => {
+    // Prepare
+    const wait = state("WaitForHeadJob");
+    // Act
+    const choice = state(state("CheckHeadJob").Next!);
+    // Assess
+    expect(wait).toMatchObject({ Type: "Wait", SecondsPath: "$.headJob.nextCheckSeconds", Next: "CheckHeadJob" });
+    expect(wait.Seconds).toBeUndefined();
+    expect(state("LaunchHeadJob").Next).toBe("WaitForHeadJob");
+    expect(choice.Type).toBe("Choice");
+    expect(choice.Choices).toEqual([{ Variable: "$.headJob.done", BooleanEquals: true, Next: "Report" }]);
+    expect(choice.Default).toBe("WaitForHeadJob");
+  });
+
+  it("does not count checks: the timeout is CheckHeadJob's HeadJobTimedOut, caught into compensation", () => {
+    // Prepare
+    const check = state("CheckHeadJob");
+    // Act
+    const catcher = catchAllOf(check);
+    const retried = (check.Retry ?? []).flatMap((r) => r.ErrorEquals);
+    // Assess
+    expect(ASL_TEXT).not.toContain("$.headJob.checks");
+    expect(STATES.has("HeadJobTimedOut")).toBe(false);
+    expect(retried).not.toContain("HeadJobTimedOut");
+    expect(catcher).toMatchObject({ ResultPath: "$.error", Next: "UndoHeadJob" });
+    expect(compensationChainFrom(catcher!.Next)).toEqual(["UndoHeadJob", "UndoStorage", "UndoClusterAccess", "UndoNamespaceAndRbac", "UndoIamResources"]);
+  });
+
   it("stores each step's result where the state shape says", () => {
     // Prepare
     const expected: Record<string, string> = {
@@ -395,10 +426,10 @@ function stubHandlers(calls: string[], inputs: Map<string, WorkflowState>, overr
     CreateNamespaceAndRbac: () => ({ namespace: "tower-nf", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role", created: [], adopted: [] }),
     GrantClusterAccess: () => ({ method: "access-entry", principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true }),
     ConfigureStorage: () => ({ type: "pvc", claimName: "tower-scratch", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "", created: [] }),
-    LaunchHeadJob: () => ({ jobName: "nf-head-genomics-1", namespace: "tower-nf", phase: "Pending", done: false, checks: 0 }),
+    LaunchHeadJob: () => ({ jobName: "nf-head-genomics-1", namespace: "tower-nf", phase: "Pending", done: false, checks: 0, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 10 }),
     CheckHeadJob: (s) => {
       const checks = (s.headJob?.checks ?? 0) + 1;
-      return { ...s.headJob, checks, phase: checks >= 2 ? "Running" : "Pending", done: checks >= 2 };
+      return { ...s.headJob, checks, phase: checks >= 2 ? "Running" : "Pending", done: checks >= 2, nextCheckSeconds: 10 * 2 ** checks };
     },
     Report: () => ({ eventBusName: "bus" }),
     ReportFailure: (s) => failureSummary(s),
@@ -416,14 +447,19 @@ function stubHandlers(calls: string[], inputs: Map<string, WorkflowState>, overr
   return handlers;
 }
 
-async function runMachine(request: Record<string, unknown>, overrides: Record<string, Handler> = {}, calls: string[] = []) {
+async function runMachine(
+  request: Record<string, unknown>,
+  overrides: Record<string, Handler> = {},
+  calls: string[] = [],
+  waitTimeOverrides: Record<string, number> = { WaitForHeadJob: 0 },
+) {
   const inputs = new Map<string, WorkflowState>();
   const machine = new StateMachine(definitionWithFakeArns() as unknown as ConstructorParameters<typeof StateMachine>[0]);
   const execution = machine.run({ request } as unknown as JsonValue, {
     context: { Execution: EXECUTION },
     overrides: {
       taskResourceLocalHandlers: stubHandlers(calls, inputs, overrides),
-      waitTimeOverrides: { WaitForHeadJob: 0 },
+      waitTimeOverrides,
       retryIntervalOverrides: Object.fromEntries(taskNames.map((name) => [name, 0])),
     },
   });
@@ -668,19 +704,55 @@ describe("provision.asl.json: running it with stub steps", () => {
     expect(failure?.error).toBe("HeadJobFailed");
   });
 
-  it("stops waiting for a head job that never gets there, and compensates with HeadJobTimedOut", async () => {
+  it("keeps looping while CheckHeadJob says not done, however many checks that takes", async () => {
     // Prepare
     const overrides = {
-      CheckHeadJob: (s: WorkflowState) => ({ ...s.headJob, phase: "Pending", done: false, checks: (s.headJob?.checks ?? 0) + 60 }),
+      CheckHeadJob: (s: WorkflowState) => {
+        const checks = (s.headJob?.checks ?? 0) + 1;
+        return { ...s.headJob, checks, phase: checks >= 200 ? "Running" : "Pending", done: checks >= 200, nextCheckSeconds: 300 };
+      },
+    };
+    // Act
+    const { calls, output, failure } = await runMachine({ ...REQUEST, headJob: HEAD_JOB }, overrides);
+    // Assess
+    expect(failure).toBeUndefined();
+    expect(calls.filter((c) => c === "CheckHeadJob")).toHaveLength(200);
+    expect(output?.headJob).toMatchObject({ done: true, checks: 200 });
+    expect(compensatorCalls(calls)).toEqual([]);
+  });
+
+  it("pauses for the head job's nextCheckSeconds between checks", async () => {
+    // Prepare
+    const overrides = {
+      LaunchHeadJob: () => ({ jobName: "nf-head-genomics-1", namespace: "tower-nf", phase: "Pending", done: false, checks: 0, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 1 }),
+      CheckHeadJob: (s: WorkflowState) => ({ ...s.headJob, checks: 1, phase: "Running", done: true, nextCheckSeconds: 20 }),
+    };
+    const started = Date.now();
+    // Act
+    const { calls, failure } = await runMachine({ ...REQUEST, headJob: HEAD_JOB }, overrides, [], {});
+    // Assess
+    expect(failure).toBeUndefined();
+    expect(calls.filter((c) => c === "CheckHeadJob")).toHaveLength(1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+  });
+
+  it("a head job that is out of time (HeadJobTimedOut from CheckHeadJob) is not retried: it is undone first, then everything before it", async () => {
+    // Prepare
+    const overrides = {
+      CheckHeadJob: (s: WorkflowState) => {
+        const checks = (s.headJob?.checks ?? 0) + 1;
+        if (checks === 3) throw new HeadJobTimedOut("head job tower-nf/nf-head-genomics-1 was still Pending after 30 minutes (timeout 30 minutes)");
+        return { ...s.headJob, checks, done: false, nextCheckSeconds: 10 };
+      },
     };
     // Act
     const { calls, inputs, failure } = await runMachine({ ...REQUEST, headJob: HEAD_JOB }, overrides);
     // Assess
-    expect(calls.filter((c) => c === "CheckHeadJob")).toHaveLength(4);
+    expect(calls.filter((c) => c === "CheckHeadJob")).toHaveLength(3);
     expect(inputs.get("UndoHeadJob")?.error).toMatchObject({ Error: "HeadJobTimedOut" });
     expect(compensatorCalls(calls)).toEqual(COMPENSATORS);
     expect(failure?.error).toBe("HeadJobTimedOut");
-    expect(failure?.cause).toContain("nf-head-genomics-1");
+    expect(failure?.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobTimedOut: head job tower-nf\/nf-head-genomics-1 was still Pending/);
   });
 
   it("keeps the original error when ReportFailure itself fails", async () => {

@@ -1,12 +1,28 @@
-import { describe, expect, it } from "vitest";
-import type { V1Job, V1Pod, V1PodStatus } from "@kubernetes/client-node";
-import { apply, check, compensate } from "../../functions/steps/head-job.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { V1ConfigMap, V1ContainerStatus, V1Job, V1Pod, V1PodStatus } from "@kubernetes/client-node";
+import { apply, check, compensate, headJobTimeoutMinutes, nextCheckSeconds } from "../../functions/steps/head-job.js";
 import { headJobName } from "../../functions/lib/manifests.js";
 import { ownershipLabels } from "../../functions/lib/naming.js";
 import type { HeadJobResult, WorkflowState } from "../../functions/lib/state.js";
 import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
 const JOB = headJobName("genomics", RUN);
+const PARAMS = `${JOB}-params`;
+/** The launch time: the clock is fixed there, and tests move it on. */
+const T0 = new Date("2025-01-01T00:00:00Z");
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(T0);
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Move the clock to this many minutes after the launch. */
+function minutesAfterLaunch(minutes: number): void {
+  vi.setSystemTime(T0.getTime() + minutes * 60_000);
+}
 
 function stateFor(headJob: Record<string, unknown> | null = {}, executionName = RUN, extra: Partial<WorkflowState> = {}): WorkflowState {
   const request = headJob ? { headJob: { pipeline: "nf-core/rnaseq", revision: "3.14.0", profiles: ["test", "docker"], ...headJob } } : {};
@@ -36,8 +52,16 @@ function podOf(owner: V1Job, name: string, status: V1PodStatus, created = "2025-
   });
 }
 
-function launched(checks = 0): HeadJobResult {
-  return { jobName: JOB, namespace: NS, phase: "Pending", done: false, checks };
+function launched(checks = 0, extra: Partial<HeadJobResult> = {}): HeadJobResult {
+  return { jobName: JOB, namespace: NS, phase: "Pending", done: false, checks, launchedAt: T0.toISOString(), nextCheckSeconds: 10, paramsConfigMap: PARAMS, ...extra };
+}
+
+function paramsConfigMap(): V1ConfigMap | undefined {
+  return kube().get<V1ConfigMap>("v1", "ConfigMap", PARAMS, NS);
+}
+
+function waiting(reason: string, message?: string): V1ContainerStatus[] {
+  return [{ name: "nextflow", image: "nextflow/nextflow:24.10.4", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason, ...(message ? { message } : {}) } } }];
 }
 
 describe("LaunchHeadJob", () => {
@@ -58,6 +82,43 @@ describe("LaunchHeadJob", () => {
     expect(created.spec?.template.metadata?.labels?.["job-name"]).toBe(JOB);
   });
 
+  it("puts the params in the job's own ConfigMap, created before the Job and mounted next to the shared nextflow.config", async () => {
+    // Prepare
+    const state = stateFor({ params: { input: "s3://bucket/samples.csv", outdir: "/scratch/results" } });
+    // Act
+    await apply(state);
+    // Assess
+    const params = paramsConfigMap()!;
+    expect(params.metadata?.labels).toMatchObject(ownershipLabels("genomics", RUN));
+    expect(JSON.parse(params.data?.["params.json"] ?? "")).toEqual({ input: "s3://bucket/samples.csv", outdir: "/scratch/results" });
+    const creates = kube().callsOf("create").map((c) => `${c.kind}/${c.name}`);
+    expect(creates).toEqual([`ConfigMap/${PARAMS}`, `Job/${JOB}`]);
+    const pod = job()!.spec!.template.spec!;
+    expect(pod.volumes?.[0]?.projected?.sources?.map((source) => source.configMap?.name)).toEqual(["nextflow-config", PARAMS]);
+    expect(pod.containers[0]?.args).toContain("/etc/nextflow/params.json");
+  });
+
+  it("does not let another run's launch rewrite this run's params", async () => {
+    // Prepare
+    await apply(stateFor({ params: { genome: "GRCh38" } }));
+    // Act
+    await apply(stateFor({ params: { genome: "GRCm39" } }, OTHER_RUN));
+    // Assess
+    expect(JSON.parse(paramsConfigMap()!.data!["params.json"]!)).toEqual({ genome: "GRCh38" });
+    const other = kube().get<V1ConfigMap>("v1", "ConfigMap", `${headJobName("genomics", OTHER_RUN)}-params`, NS)!;
+    expect(JSON.parse(other.data!["params.json"]!)).toEqual({ genome: "GRCm39" });
+  });
+
+  it("refuses a params ConfigMap of that name another execution made, before creating the Job", async () => {
+    // Prepare
+    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) }, data: { "params.json": "{}" } });
+    // Act
+    const outcome = apply(stateFor());
+    // Assess
+    await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`ConfigMap ${NS}/${PARAMS}`) });
+    expect(job()).toBeUndefined();
+  });
+
   it("finds its own Job when retried, without creating another", async () => {
     // Prepare
     await apply(stateFor());
@@ -68,6 +129,7 @@ describe("LaunchHeadJob", () => {
     expect(again).toEqual(launched());
     expect(kube().mutations).toBe(mutations);
     expect(kube().all("Job")).toHaveLength(1);
+    expect(kube().all("ConfigMap")).toHaveLength(1);
   });
 
   it("refuses a Job of that name another execution made", async () => {
@@ -103,10 +165,11 @@ describe("CheckHeadJob", () => {
   it("is Pending, not done, while no pod runs yet, and counts its checks", async () => {
     // Prepare
     await apply(stateFor());
+    minutesAfterLaunch(2);
     // Act
     const result = await check(stateFor({}, RUN, { headJob: launched(2) }));
     // Assess
-    expect(result).toEqual({ ...launched(), checks: 3 });
+    expect(result).toEqual(launched(3, { nextCheckSeconds: 80 }));
     expect(kube().callsOf("list", "Pod")[0]?.labelSelector).toBe(`job-name=${JOB}`);
   });
 
@@ -117,7 +180,7 @@ describe("CheckHeadJob", () => {
     // Act
     const result = await check(stateFor({ waitFor: "running" }, RUN, { headJob: launched() }));
     // Assess
-    expect(result).toEqual({ jobName: JOB, namespace: NS, phase: "Running", done: true, podName: `${JOB}-abcde`, checks: 1 });
+    expect(result).toEqual(launched(1, { phase: "Running", done: true, podName: `${JOB}-abcde`, nextCheckSeconds: 20 }));
   });
 
   it("keeps waiting on a running pod when the request waits for completion, and is done when the Job completes", async () => {
@@ -183,6 +246,19 @@ describe("CheckHeadJob", () => {
     await expect(outcome).rejects.toMatchObject({ name: "HeadJobFailed", message: expect.stringContaining("BackoffLimitExceeded: Job has reached the specified backoff limit") });
   });
 
+  it("throws HeadJobFailed with the reason when the container config cannot be created", async () => {
+    // Prepare
+    await apply(stateFor());
+    podOf(job()!, `${JOB}-abcde`, { phase: "Pending", containerStatuses: waiting("CreateContainerConfigError", 'secret "registry-creds" not found') });
+    // Act
+    const outcome = check(stateFor({}, RUN, { headJob: launched() }));
+    // Assess
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadJobFailed",
+      message: expect.stringContaining('container nextflow CreateContainerConfigError: secret "registry-creds" not found'),
+    });
+  });
+
   it("throws HeadJobFailed for an image name that can never be pulled", async () => {
     // Prepare
     await apply(stateFor());
@@ -198,17 +274,45 @@ describe("CheckHeadJob", () => {
     await expect(outcome).rejects.toMatchObject({ name: "HeadJobFailed", message: expect.stringContaining("InvalidImageName") });
   });
 
-  it("keeps waiting through a transient image pull back-off", async () => {
+  it("keeps waiting through a transient image pull back-off, noting since when, and forgets it once the image pulls", async () => {
     // Prepare
     await apply(stateFor());
-    podOf(job()!, `${JOB}-abcde`, {
-      phase: "Pending",
-      containerStatuses: [{ name: "nextflow", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "ImagePullBackOff" } } }],
-    });
+    const pod = podOf(job()!, `${JOB}-abcde`, { phase: "Pending", containerStatuses: waiting("ImagePullBackOff") });
+    minutesAfterLaunch(1);
     // Act
-    const result = await check(stateFor({}, RUN, { headJob: launched() }));
+    const backingOff = await check(stateFor({}, RUN, { headJob: launched(6) }));
+    minutesAfterLaunch(4);
+    const stillBackingOff = await check(stateFor({}, RUN, { headJob: backingOff }));
+    kube().seed({ ...pod, status: { phase: "Running" } });
+    minutesAfterLaunch(7);
+    const running = await check(stateFor({ waitFor: "completed" }, RUN, { headJob: stillBackingOff }));
     // Assess
-    expect(result).toMatchObject({ phase: "Pending", done: false });
+    const since = new Date(T0.getTime() + 60_000).toISOString();
+    expect(backingOff).toMatchObject({ phase: "Pending", done: false, imagePullFailingSince: since });
+    // Checked at least every minute while the image does not pull, so the grace period is not overshot by much.
+    expect(backingOff.nextCheckSeconds).toBe(60);
+    expect(stillBackingOff).toMatchObject({ done: false, imagePullFailingSince: since });
+    expect(running).toMatchObject({ phase: "Running", done: false });
+    expect(running).not.toHaveProperty("imagePullFailingSince");
+  });
+
+  it.each(["ErrImagePull", "ImagePullBackOff"])("throws HeadJobFailed when %s lasts more than 5 minutes", async (reason) => {
+    // Prepare
+    await apply(stateFor());
+    podOf(job()!, `${JOB}-abcde`, { phase: "Pending", containerStatuses: waiting(reason, "pull access denied for nextflow/nextflw") });
+    minutesAfterLaunch(1);
+    const first = await check(stateFor({}, RUN, { headJob: launched() }));
+    minutesAfterLaunch(6);
+    const atFiveMinutes = await check(stateFor({}, RUN, { headJob: first }));
+    minutesAfterLaunch(6.1);
+    // Act
+    const outcome = check(stateFor({}, RUN, { headJob: atFiveMinutes }));
+    // Assess
+    expect(atFiveMinutes.done).toBe(false);
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadJobFailed",
+      message: expect.stringMatching(new RegExp(`could not be pulled for more than 5 minutes: .*container nextflow ${reason}: pull access denied`)),
+    });
   });
 
   it("throws HeadJobFailed when the Job was deleted while the workflow waited", async () => {
@@ -218,6 +322,102 @@ describe("CheckHeadJob", () => {
     const outcome = check(state);
     // Assess
     await expect(outcome).rejects.toMatchObject({ name: "HeadJobFailed", message: expect.stringContaining("no longer exists") });
+  });
+});
+
+describe("CheckHeadJob: how long it waits", () => {
+  it("waits 30 minutes for a pod to run and 24 hours for a job to complete, unless headJob.timeoutMinutes says otherwise", () => {
+    // Act
+    const timeouts = [
+      headJobTimeoutMinutes({ waitFor: "running" }),
+      headJobTimeoutMinutes({ waitFor: "completed" }),
+      headJobTimeoutMinutes({ waitFor: "completed", timeoutMinutes: 4320 }),
+    ];
+    // Assess
+    expect(timeouts).toEqual([30, 1440, 4320]);
+  });
+
+  it("pauses longer after each check: 10 s after the launch, doubling, capped at 5 minutes, never past the timeout", () => {
+    // Act
+    const pauses = [0, 1, 2, 3, 4, 5, 6, 50, 5000].map((checks) => nextCheckSeconds(checks));
+    // Assess
+    expect(pauses).toEqual([10, 20, 40, 80, 160, 300, 300, 300, 300]);
+    expect(nextCheckSeconds(8, 42.5)).toBe(43);
+    expect(nextCheckSeconds(8, 0.2)).toBe(1);
+  });
+
+  it("a day-long wait for completion stays far below the 25,000-event execution history", () => {
+    // Prepare
+    let elapsed = 0;
+    let rounds = 0;
+    // Act: the Wait loop's rounds until the 24-hour timeout
+    while (elapsed < 24 * 3600) elapsed += nextCheckSeconds(rounds++, 24 * 3600 - elapsed);
+    // Assess: ~9 history events a round (Wait, Task, Choice entered/exited and the Task's scheduled/started/succeeded)
+    expect(rounds).toBeLessThan(300);
+    expect(rounds * 9).toBeLessThan(25_000 / 5);
+  });
+
+  it("throws HeadJobTimedOut for a pod that is not running 30 minutes after the launch (waitFor running)", async () => {
+    // Prepare
+    await apply(stateFor());
+    minutesAfterLaunch(29);
+    const before = await check(stateFor({}, RUN, { headJob: launched(9) }));
+    minutesAfterLaunch(30);
+    // Act
+    const outcome = check(stateFor({}, RUN, { headJob: before }));
+    // Assess
+    expect(before).toMatchObject({ done: false, nextCheckSeconds: 60 });
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadJobTimedOut",
+      message: expect.stringMatching(new RegExp(`head job ${NS}/${JOB} was still Pending after 30 minutes .*timeout 30 minutes`)),
+    });
+  });
+
+  it("keeps waiting for a long-running job to complete well past 30 minutes, and times out after 24 hours (waitFor completed)", async () => {
+    // Prepare
+    await apply(stateFor());
+    podOf(job()!, `${JOB}-abcde`, { phase: "Running" });
+    const state = stateFor({ waitFor: "completed" }, RUN, { headJob: launched(40) });
+    minutesAfterLaunch(6 * 60);
+    // Act
+    const sixHoursIn = await check(state);
+    minutesAfterLaunch(24 * 60);
+    const outcome = check({ ...state, headJob: sixHoursIn });
+    // Assess
+    expect(sixHoursIn).toMatchObject({ phase: "Running", done: false, nextCheckSeconds: 300 });
+    await expect(outcome).rejects.toMatchObject({ name: "HeadJobTimedOut", message: expect.stringContaining("was still Running after 1440 minutes") });
+  });
+
+  it("uses the request's headJob.timeoutMinutes", async () => {
+    // Prepare
+    await apply(stateFor());
+    minutesAfterLaunch(5);
+    // Act
+    const outcome = check(stateFor({ timeoutMinutes: 5 }, RUN, { headJob: launched(3) }));
+    // Assess
+    await expect(outcome).rejects.toMatchObject({ name: "HeadJobTimedOut", message: expect.stringContaining("timeout 5 minutes") });
+  });
+
+  it("is done, not timed out, when the job got there by the time of a late check", async () => {
+    // Prepare
+    await apply(stateFor());
+    podOf(job()!, `${JOB}-abcde`, { phase: "Running" });
+    minutesAfterLaunch(45);
+    // Act
+    const result = await check(stateFor({}, RUN, { headJob: launched(12) }));
+    // Assess
+    expect(result).toMatchObject({ phase: "Running", done: true });
+  });
+
+  it("counts from its first check when the state has no launch time", async () => {
+    // Prepare
+    await apply(stateFor());
+    minutesAfterLaunch(90);
+    const { launchedAt: _none, ...withoutLaunchTime } = launched(3);
+    // Act
+    const result = await check(stateFor({}, RUN, { headJob: withoutLaunchTime as HeadJobResult }));
+    // Assess
+    expect(result).toMatchObject({ done: false, launchedAt: new Date(T0.getTime() + 90 * 60_000).toISOString() });
   });
 });
 
@@ -234,6 +434,8 @@ describe("UndoHeadJob", () => {
     const second = await compensate(stateFor({}, RUN, { headJob }));
     // Assess
     expect(first.undone).toContain(`Job ${NS}/${JOB}`);
+    expect(first.undone.at(-1)).toBe(`ConfigMap ${NS}/${PARAMS}`);
+    expect(kube().all("ConfigMap").map((c) => c.metadata?.name)).toEqual([`${otherJob.jobName}-params`]);
     expect(kube().callsOf("delete", "Job").map((c) => c.propagationPolicy)).toEqual([expect.stringMatching(/^(Background|Foreground)$/)]);
     expect(kube().all("Pod").map((p) => p.metadata?.name)).toEqual([`${otherJob.jobName}-zzzzz`]);
     expect(kube().all("Job").map((j) => j.metadata?.name)).toEqual([otherJob.jobName]);
@@ -250,7 +452,7 @@ describe("UndoHeadJob", () => {
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(result.undone).toEqual([`Pod ${NS}/${JOB}-abcde`]);
+    expect(result.undone).toEqual([`Pod ${NS}/${JOB}-abcde`, `ConfigMap ${NS}/${PARAMS}`]);
     expect(kube().all("Pod")).toEqual([]);
   });
 
@@ -262,18 +464,33 @@ describe("UndoHeadJob", () => {
     // Act
     const result = await compensate(state);
     // Assess
-    expect(result.undone).toEqual([`Job ${NS}/${JOB}`]);
+    expect(result.undone).toEqual([`Job ${NS}/${JOB}`, `ConfigMap ${NS}/${PARAMS}`]);
     expect(job()).toBeUndefined();
+    expect(paramsConfigMap()).toBeUndefined();
   });
 
-  it("keeps a Job of that name it did not create", async () => {
+  it("keeps a Job and a params ConfigMap of those names it did not create", async () => {
     // Prepare
     kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(result).toEqual({ undone: [], kept: [`Job ${NS}/${JOB}: not created by this run`] });
+    expect(result).toEqual({ undone: [], kept: [`Job ${NS}/${JOB}: not created by this run`, `ConfigMap ${NS}/${PARAMS}: not created by this run`] });
     expect(job()).toBeDefined();
+    expect(paramsConfigMap()).toBeDefined();
+  });
+
+  it("deletes the params ConfigMap when the launch failed before the Job was created", async () => {
+    // Prepare: the ConfigMap was created, then the Job's create failed for good.
+    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS } });
+    await expect(apply(stateFor())).rejects.toMatchObject({ name: "OwnershipConflict" });
+    expect(paramsConfigMap()).toBeDefined();
+    // Act
+    const result = await compensate(stateFor());
+    // Assess
+    expect(result).toEqual({ undone: [`ConfigMap ${NS}/${PARAMS}`], kept: [`Job ${NS}/${JOB}: not created by this run`] });
+    expect(paramsConfigMap()).toBeUndefined();
   });
 
   it("leaves a pod carrying the Job's name label that this run did not create", async () => {
@@ -284,7 +501,7 @@ describe("UndoHeadJob", () => {
     const result = await compensate(stateFor());
     // Assess
     expect(kube().all("Pod").map((p) => p.metadata?.name)).toEqual(["lookalike"]);
-    expect(result).toEqual({ undone: [`Job ${NS}/${JOB}`], kept: [`Pod ${NS}/lookalike: not created by this run`] });
+    expect(result).toEqual({ undone: [`Job ${NS}/${JOB}`, `ConfigMap ${NS}/${PARAMS}`], kept: [`Pod ${NS}/lookalike: not created by this run`] });
   });
 
   it("does nothing when the request has no head job", async () => {

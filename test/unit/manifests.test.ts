@@ -3,6 +3,8 @@ import fc from "fast-check";
 import {
   headJobManifest,
   headJobName,
+  headJobParamsConfigMapManifest,
+  headJobParamsConfigMapName,
   launcherRoleManifest,
   launcherUserRoleBinding,
   namespaceManifest,
@@ -44,7 +46,13 @@ const HEAD = (extra: Record<string, unknown> = {}) =>
 describe("ownership marks on every object", () => {
   it("labels each manifest for the tenant and the execution, and records the execution name", () => {
     // Prepare
-    const job = headJobManifest(CTX, HEAD(), { serviceAccount: "tower-launcher-sa", storage: PVC, configMap: "nextflow-config", jobName: "nf-head-x" });
+    const job = headJobManifest(CTX, HEAD(), {
+      serviceAccount: "tower-launcher-sa",
+      storage: PVC,
+      configMap: "nextflow-config",
+      paramsConfigMap: "nf-head-x-params",
+      jobName: "nf-head-x",
+    });
     // Act
     const objects = [
       namespaceManifest(CTX),
@@ -54,6 +62,7 @@ describe("ownership marks on every object", () => {
       launcherUserRoleBinding(CTX),
       pvcManifest(CTX, PVC),
       nextflowConfigMapManifest(CTX, "process.executor = 'k8s'\n"),
+      headJobParamsConfigMapManifest(CTX, "nf-head-x", { input: "s3://bucket/samples.csv" }),
       job,
     ];
     // Assess
@@ -193,21 +202,37 @@ describe("storage", () => {
     expect(efs.metadata!.name).toBe("shared");
   });
 
-  it("puts nextflow.config and the params as JSON into the nextflow-config ConfigMap", () => {
+  it("puts only nextflow.config into the shared nextflow-config ConfigMap (no run's params)", () => {
+    // Act
+    const configMap = nextflowConfigMapManifest(CTX, "process.executor = 'k8s'\n");
+    // Assess
+    expect(configMap.metadata!.name).toBe("nextflow-config");
+    expect(configMap.data).toEqual({ "nextflow.config": "process.executor = 'k8s'\n" });
+  });
+
+  it("puts a head job's params as JSON into that job's own ConfigMap <jobName>-params", () => {
     // Prepare
     const params = { input: "s3://bucket/samplesheet.csv", outdir: "/scratch/out; rm -rf /", nested: { x: [1, "two"] } };
     // Act
-    const configMap = nextflowConfigMapManifest(CTX, "process.executor = 'k8s'\n", params);
+    const configMap = headJobParamsConfigMapManifest(CTX, "nf-head-genomics-1234abcd", params);
+    const empty = headJobParamsConfigMapManifest(CTX, "nf-head-genomics-1234abcd");
     // Assess
-    expect(configMap.metadata!.name).toBe("nextflow-config");
-    expect(configMap.data!["nextflow.config"]).toBe("process.executor = 'k8s'\n");
+    expect(configMap).toMatchObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "nf-head-genomics-1234abcd-params", namespace: "tower-nf" } });
+    expect(headJobParamsConfigMapName("nf-head-genomics-1234abcd")).toBe("nf-head-genomics-1234abcd-params");
+    expect(Object.keys(configMap.data!)).toEqual(["params.json"]);
     expect(JSON.parse(configMap.data!["params.json"]!)).toEqual(params);
-    expect(JSON.parse(nextflowConfigMapManifest(CTX, "").data!["params.json"]!)).toEqual({});
+    expect(JSON.parse(empty.data!["params.json"]!)).toEqual({});
   });
 });
 
 describe("head job", () => {
-  const options = { serviceAccount: "tower-launcher-sa", storage: PVC, configMap: "nextflow-config", jobName: "nf-head-genomics-1234abcd" };
+  const options = {
+    serviceAccount: "tower-launcher-sa",
+    storage: PVC,
+    configMap: "nextflow-config",
+    paramsConfigMap: "nf-head-genomics-1234abcd-params",
+    jobName: "nf-head-genomics-1234abcd",
+  };
 
   it("runs `nextflow run` as an argv array with params from the ConfigMap, never a shell", () => {
     // Prepare
@@ -261,12 +286,20 @@ describe("head job", () => {
     expect(env).toEqual([{ name: "NXF_ANSI_LOG", value: "true" }]);
   });
 
-  it("mounts the ConfigMap read-only at /etc/nextflow and the claim at its mount path (pvc)", () => {
+  it("mounts nextflow.config from the shared ConfigMap and params.json from the job's own, read-only at /etc/nextflow, and the claim at its mount path (pvc)", () => {
     // Act
     const pod = headJobManifest(CTX, HEAD(), { ...options, storage: { ...PVC, claimName: "shared", mountPath: "/data" } }).spec!.template.spec!;
     // Assess
     expect(pod.volumes).toEqual([
-      { name: "nextflow-config", configMap: { name: "nextflow-config" } },
+      {
+        name: "nextflow-config",
+        projected: {
+          sources: [
+            { configMap: { name: "nextflow-config", items: [{ key: "nextflow.config", path: "nextflow.config" }] } },
+            { configMap: { name: "nf-head-genomics-1234abcd-params", items: [{ key: "params.json", path: "params.json" }] } },
+          ],
+        },
+      },
       { name: "scratch", persistentVolumeClaim: { claimName: "shared" } },
     ]);
     expect(pod.containers[0]!.volumeMounts).toEqual([

@@ -182,7 +182,7 @@ describe("Report failed", () => {
     // Prepare
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     const state = { ...completedState(), error: { Error: "HeadJobFailed", Cause: "pod nf-head-abc ended Failed" } };
-    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Failed", done: true, checks: 3 };
+    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Failed", done: true, checks: 3, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 80 };
     // Act
     const result = await failed(state);
     // Assess
@@ -192,12 +192,16 @@ describe("Report failed", () => {
   it("names the head job when the wait for it timed out", async () => {
     // Prepare
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
-    const state = { ...completedState(), error: { Error: "HeadJobTimedOut", Cause: "the head job was not running after 180 checks" } };
-    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Pending", done: false, checks: 181 };
+    // CheckHeadJob threw it: the Cause is Lambda's error JSON.
+    const message = "head job tower-nf/nf-head was still Pending after 30 minutes (waiting for it to be running, timeout 30 minutes; see headJob.timeoutMinutes)";
+    const cause = JSON.stringify({ errorType: "HeadJobTimedOut", errorMessage: message, trace: [`HeadJobTimedOut: ${message}`] });
+    const state = { ...completedState(), error: { Error: "HeadJobTimedOut", Cause: cause } };
+    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Pending", done: false, checks: 12, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 300 };
     // Act
     const result = await failed(state);
     // Assess
-    expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobTimedOut: /);
+    expect(result.error).toBe("HeadJobTimedOut");
+    expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobTimedOut: head job tower-nf\/nf-head was still Pending after 30 minutes/);
   });
 
   it("names the namespace/RBAC branch when it failed while the IAM branch finished", async () => {

@@ -23,6 +23,8 @@ const IAM: IamResult = {
 const PVC = { storage: { type: "pvc", storageClass: "efs-sc", size: "500Gi" } };
 const FUSION = { storage: { type: "fusion", bucket: "genomics-work" }, computeServiceAccount: "tower-compute-sa" };
 const HEAD_JOB = { headJob: { pipeline: "nf-core/rnaseq", params: { input: "s3://genomics-work/samplesheet.csv", genome: "GRCh38" } } };
+/** A request whose nextflow.config differs from PVC's (the work directory is elsewhere). */
+const PVC_ELSEWHERE = { storage: { ...PVC.storage, mountPath: "/data" } };
 
 function stateFor(request: Record<string, unknown>, executionName = RUN, extra: Partial<WorkflowState> = {}): WorkflowState {
   return stepState(request, executionName, { cluster: CLUSTER, iam: IAM, ...extra });
@@ -47,7 +49,7 @@ function configMap(): V1ConfigMap {
 }
 
 describe("ConfigureStorage with a PVC", () => {
-  it("creates the ReadWriteMany claim and the nextflow ConfigMap with nextflow.config and params.json", async () => {
+  it("creates the ReadWriteMany claim and the nextflow ConfigMap with nextflow.config only (a head job's params are its own)", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
     const state = stateFor({ ...PVC, ...HEAD_JOB });
@@ -70,8 +72,7 @@ describe("ConfigureStorage with a PVC", () => {
     const claim = kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)!;
     expect(claim.spec).toEqual({ accessModes: ["ReadWriteMany"], storageClassName: "efs-sc", resources: { requests: { storage: "500Gi" } } });
     expect(claim.metadata?.labels).toMatchObject(ownershipLabels("genomics", RUN));
-    expect(configMap().data?.["nextflow.config"]).toBe(expectedConfig);
-    expect(JSON.parse(configMap().data?.["params.json"] ?? "")).toEqual(HEAD_JOB.headJob.params);
+    expect(configMap().data).toEqual({ "nextflow.config": expectedConfig });
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations).toBeUndefined();
   });
 
@@ -123,12 +124,13 @@ describe("ConfigureStorage with a PVC", () => {
     await apply(stateFor(PVC, OTHER_RUN));
     const before = configMap().data;
     // Act
-    const result = await apply(stateFor({ ...PVC, ...HEAD_JOB }));
+    const result = await apply(stateFor(PVC_ELSEWHERE));
     const afterUpdate = configMap();
-    const undone = await compensate(stateFor({ ...PVC, ...HEAD_JOB }, RUN, { storage: result }));
+    const undone = await compensate(stateFor(PVC_ELSEWHERE, RUN, { storage: result }));
     // Assess
     expect(result.created).toEqual([]);
-    expect(JSON.parse(afterUpdate.data?.["params.json"] ?? "")).toEqual(HEAD_JOB.headJob.params);
+    expect(afterUpdate.data?.["nextflow.config"]).toContain("/data");
+    expect(afterUpdate.data?.["nextflow.config"]).not.toBe(before?.["nextflow.config"]);
     expect(JSON.parse(afterUpdate.metadata?.annotations?.[CONFIG_CHANGE_ANNOTATION] ?? "").previous).toEqual(before);
     expect(configMap().data).toEqual(before);
     expect(configMap().metadata?.annotations?.[CONFIG_CHANGE_ANNOTATION]).toBeUndefined();
@@ -142,11 +144,11 @@ describe("ConfigureStorage with a PVC", () => {
     seedNamespaceAndServiceAccounts();
     await apply(stateFor(PVC, OTHER_RUN));
     const original = configMap().data;
-    await apply(stateFor({ ...PVC, ...HEAD_JOB }));
+    await apply(stateFor(PVC_ELSEWHERE));
     const edited = configMap();
     kube().seed({ ...edited, data: { ...edited.data, "nextflow.config": "edited by hand in between" } });
     // Act
-    await apply(stateFor({ ...PVC, ...HEAD_JOB }));
+    await apply(stateFor(PVC_ELSEWHERE));
     // Assess
     expect(configMap().data?.["nextflow.config"]).not.toBe("edited by hand in between");
     expect(JSON.parse(configMap().metadata?.annotations?.[CONFIG_CHANGE_ANNOTATION] ?? "").previous).toEqual(original);
