@@ -151,6 +151,11 @@ async function demo(args: string[]): Promise<void> {
   const examplePath = resolve(values.example ?? "examples/pvc-tenant.json");
   if (!existsSync(examplePath)) fail(`no such example: ${examplePath}`);
   const stateDir = values["state-dir"] ?? ".sandbox";
+  // Before demo.js loads (its imports build the handlers' Powertools logger, which reads the level once and
+  // resets to it on every invocation): when the demo starts its own sandbox, the step handlers run in this
+  // process and their INFO lines would be raw JSON in the middle of the narration. Against a running
+  // sandbox nothing in this process logs, so this only ever quiets that path. A level the user set wins.
+  process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
   const { runDemo } = await import("./demo.js");
   await runDemo({ examplePath, apiUrl: values.api ?? readSandboxApiUrl(stateDir), envFile: resolve(stateDir, "env") });
 }

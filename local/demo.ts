@@ -165,6 +165,7 @@ export async function runDemo({ examplePath, apiUrl, envFile }: { examplePath: s
     console.log(`Using the sandbox at ${apiUrl}.`);
     Object.assign(process.env, readEnvFile(envFile));
   } else {
+    // The handlers run in this process: cli.ts has set POWERTOOLS_LOG_LEVEL (WARN unless the user chose) before they loaded.
     console.log("No sandbox running (npm start); starting one in this process for the demo.");
     const { startSandbox } = await import("./sandbox.js");
     const sandbox = await startSandbox({ waitMs: 500, retryIntervalMs: 100 });

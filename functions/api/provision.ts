@@ -2,8 +2,10 @@
  * POST /provision (HTTP API, payload format 2.0): validate the body with the workflow's own schema,
  * refuse clusters off the allowlist, start the workflow, answer 202 with where to watch it.
  *
- *   400 InvalidJson | InvalidRequest {problems: [{path, message}]}  (every problem at once)
+ *   400 InvalidJson | InvalidRequest {problems: [{path, message}]}  (every problem at once; also a
+ *                                    request Step Functions refuses as too large an input)
  *   403 NotAllowed {problems}        cluster not on this deployment's allowlist
+ *   409 RunInProgress {executionArn, statusUrl}   another run of the tenant is under way: try after it ends
  *   422 IdempotencyKeyReused         the key already started a run for a different request
  *   202 {executionArn, executionName, statusUrl}   started, or the same request's existing run
  *   503 Throttled | ClusterUnreachable (Retry-After)   Step Functions is busy: try again
@@ -11,7 +13,7 @@
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/config.js";
-import { ProvisionerError } from "../lib/errors.js";
+import { InvalidRequest, ProvisionerError } from "../lib/errors.js";
 import { logger } from "../lib/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps } from "../lib/start-provisioning.js";
 
@@ -73,11 +75,24 @@ export function createProvisionHandler(deps: ProvisionApiDeps = {}) {
           message: `idempotency key "${checked.request.idempotencyKey}" was already used for a different request; use a new key`,
         });
       }
+      if (started.outcome === "run-in-progress") {
+        logger.info("provisioning refused: another run of the tenant is under way", { executionArn: started.executionArn, tenant: checked.request.tenant });
+        return json(409, {
+          error: "RunInProgress",
+          message: `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); try again once it has ended`,
+          executionArn: started.executionArn,
+          statusUrl: statusUrlFor(started.executionName),
+        });
+      }
       logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
       const statusUrl = statusUrlFor(started.executionName);
       // A repeat answers exactly like the first call: same execution, same status URL.
       return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl }, { location: statusUrl });
     } catch (error) {
+      if (error instanceof InvalidRequest) {
+        logger.info("provisioning request refused by Step Functions", { problems: error.problems });
+        return json(400, { error: error.name, problems: error.problems });
+      }
       logger.error("could not start provisioning", { error: error as Error });
       if (error instanceof ProvisionerError && error.transient) {
         return json(503, { error: error.name, message: "Step Functions is busy or unreachable; try again shortly" }, { "retry-after": "5" });

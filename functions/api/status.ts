@@ -20,7 +20,7 @@ import { parseArn } from "../lib/arn.js";
 import { sfnClient } from "../lib/clients.js";
 import { ProvisionerError } from "../lib/errors.js";
 import { executionArnFor } from "../lib/execution-name.js";
-import { summariseHistory, type StepSummary } from "../lib/execution-summary.js";
+import { readableCause, summariseHistory, type StepSummary } from "../lib/execution-summary.js";
 import { logger } from "../lib/middleware.js";
 import { isAwsError, normaliseError } from "../lib/normalise-error.js";
 import { STATE_MACHINE_ARN_ENV } from "../lib/start-provisioning.js";
@@ -99,6 +99,30 @@ export async function fullHistory(sfn: SFNClient, executionArn: string): Promise
   return events;
 }
 
+/** FailWithoutReport's cause: the failed step's Cause, then why the failure could not be reported. */
+const UNREPORTED_CAUSE = /^(\{[\s\S]*\}) (\(ComputeEnvironmentFailed was not reported: [\s\S]*\))$/;
+
+/**
+ * The execution's cause for people: Lambda's `{"errorType","errorMessage","trace"}` becomes its message
+ * (the stack trace is for the logs), also when FailWithoutReport wrapped it in a sentence of its own.
+ */
+export function readableExecutionCause(cause: string): string {
+  const unreported = UNREPORTED_CAUSE.exec(cause);
+  if (unreported) return `${readableCause(unreported[1]!)} ${unreported[2]}`;
+  return readableCause(cause) ?? cause;
+}
+
+/**
+ * A step's result as the response shows it. GrantClusterAccess keeps the cluster's whole aws-auth from
+ * before its edit (`previousAwsAuth`) so its compensator can put it back: every tenant's mappings, which
+ * is no business of whoever asks how this run went.
+ */
+function shownStep(step: StepSummary): StepSummary {
+  if (step.name !== "GrantClusterAccess" || !step.result || typeof step.result !== "object" || !("previousAwsAuth" in step.result)) return step;
+  const { previousAwsAuth: _kept, ...result } = step.result as Record<string, unknown>;
+  return { ...step, result };
+}
+
 export function statusView(execution: DescribeExecutionOutput, events: HistoryEvent[]): ExecutionStatusView {
   const summary = summariseHistory(events);
   const running = execution.status === "RUNNING";
@@ -111,10 +135,10 @@ export function statusView(execution: DescribeExecutionOutput, events: HistoryEv
     ...(execution.stopDate ? { stopDate: execution.stopDate.toISOString() } : {}),
     ...(running && summary.currentStep ? { currentStep: summary.currentStep } : {}),
     ...(failed && summary.failedStep ? { failedStep: summary.failedStep } : {}),
-    steps: summary.steps,
+    steps: summary.steps.map(shownStep),
     retries: summary.retries,
     ...(failed && execution.error !== undefined ? { error: execution.error } : {}),
-    ...(failed && execution.cause !== undefined ? { cause: execution.cause } : {}),
+    ...(failed && execution.cause !== undefined ? { cause: readableExecutionCause(execution.cause) } : {}),
   };
 }
 

@@ -2,14 +2,22 @@
  * EventBridge entry: a `ComputeEnvironmentRequested` event on the product's bus starts the same workflow
  * as POST /provision, with the same validation. The event's `detail` is the provisioning request.
  *
- * A request that can never succeed (invalid, not allowlisted, idempotency key reused) throws a named
- * permanent error and is logged, so the event goes to the dead-letter queue instead of being retried.
+ * EventBridge invokes this function asynchronously. Lambda retries every failed async invocation twice
+ * (`retryAttempts: 2` in stacks/Provisioner.ts, roughly one and then two minutes later) whatever the error,
+ * then sends the event to the dead-letter queue; the rule target's own retries (4, within 2 hours) only
+ * cover failing to hand the event to Lambda at all.
+ *  - A request that can never succeed (invalid, not allowlisted, idempotency key reused) throws a named
+ *    permanent error, logged once with every problem. Its two retries fail the same way and the event
+ *    ends in the DLQ: nothing is started by any of them.
+ *  - Another run of the same tenant under way throws RunInProgress (transient): one of the two retries may
+ *    find that run ended and start this one; if it is still running after both, the event ends in the
+ *    DLQ, to be redriven once it has ended.
  * Without an idempotency key in the detail the event id is the key: EventBridge delivers at least once,
  * and a redelivered event must not start a second run.
  */
 import type { EventBridgeEvent } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/config.js";
-import { InvalidRequest, NotAllowed } from "../lib/errors.js";
+import { InvalidRequest, NotAllowed, RunInProgress } from "../lib/errors.js";
 import { logger } from "../lib/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps, type StartedExecution } from "../lib/start-provisioning.js";
 
@@ -54,6 +62,15 @@ export function createComputeEnvironmentRequestedHandler(deps: ComputeEnvironmen
         { path: "idempotencyKey", message: `"${checked.request.idempotencyKey}" was already used for a different request (execution ${started.executionName})` },
       ]);
       logger.error("event refused: idempotency key reused", { errorName: error.name, problems: error.problems });
+      throw error;
+    }
+    if (started.outcome === "run-in-progress") {
+      const error = new RunInProgress(
+        `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); the event is retried later`,
+        started.executionArn,
+      );
+      // Thrown, not returned: Lambda's async retries (2, minutes apart) try again, then the DLQ keeps the event.
+      logger.warn("event deferred: another run of the tenant is under way", { errorName: error.name, executionArn: started.executionArn });
       throw error;
     }
     logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });

@@ -46,6 +46,22 @@ export function executionNameFor(
   return sanitiseExecutionName(`${request.tenant}-${compactTimestamp(options.now ?? new Date())}-${random}`);
 }
 
+/** A tenant as request.ts accepts it: a DNS-1123 label of at most 40 characters (never a '_'). */
+const TENANT = "[a-z0-9](?:[-a-z0-9]{0,38}[a-z0-9])?";
+const KEYED_NAME = new RegExp(`^(${TENANT})_`);
+const UNKEYED_NAME = new RegExp(`^(${TENANT})-\\d{8}T\\d{6}Z-[0-9a-f]{8}$`);
+
+/**
+ * The tenant an execution name of `executionNameFor` belongs to, or undefined for a name it cannot have
+ * made (a console run, another tool's). Unambiguous for both forms: a keyed name's tenant is everything
+ * before its first '_' (tenants have none, and shortening keeps the first 67 characters); an unkeyed
+ * name never contains '_' and ends in exactly `-<yyyymmdd>T<hhmmss>Z-<8 hex>`, which is stripped whole.
+ */
+export function tenantOfExecutionName(name: string): string | undefined {
+  if (name.includes("_")) return KEYED_NAME.exec(name)?.[1];
+  return UNKEYED_NAME.exec(name)?.[1];
+}
+
 /** arn:aws:states:<region>:<account>:stateMachine:<machine> + name → the execution's ARN. */
 export function executionArnFor(stateMachineArn: string, executionName: string): string {
   const marker = ":stateMachine:";

@@ -28,14 +28,39 @@ export function isSystemName(value: string): boolean {
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-/** Kubernetes resource.Quantity (decimal or binary SI suffix, or exponent). */
-const QUANTITY = /^([+]?[0-9.]+)([eE][-+]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/;
+/**
+ * Kubernetes resource.Quantity: an optional sign, then digits with at most one decimal point ("5", "1.5",
+ * "5.") or a leading-dot decimal (".5"), then an optional decimal exponent ("e3", "E-2") or SI suffix
+ * (binary Ki..Ei, decimal n u m k M G T P E). "1.2.3Gi", "." and "1..5Gi" are not quantities.
+ */
+const QUANTITY = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/;
 const LABEL_KEY_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
 const LABEL_VALUE = /^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
 /** EKS cluster names: 1-100 chars, starts alphanumeric, then alphanumerics, hyphens, underscores. */
 const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$/;
+
+/**
+ * Size limits, in bytes of the request's JSON. The workflow carries the request in its state next to every
+ * step's result, and Step Functions ends an execution whose state passes 256 KiB with
+ * States.DataLimitExceeded, which no Catch can take (nothing would be compensated): the request keeps
+ * well under it. Pipeline parameters are the one free-form part, so they get a budget of their own.
+ */
+export const MAX_PARAMS_BYTES = 16 * 1024;
+export const MAX_REQUEST_BYTES = 32 * 1024;
+/** One environment variable's value (the whole request's limit bounds how many). */
+export const MAX_ENV_VALUE_LENGTH = 4096;
+
+/** Bytes of `value` as JSON, or undefined when it has no JSON form (cycles, BigInt). */
+function jsonBytes(value: unknown): number | undefined {
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? undefined : Buffer.byteLength(text, "utf8");
+  } catch {
+    return undefined;
+  }
+}
 
 const notSystem = (what: string) => (v: string) => !isSystemName(v) || `${what} must not start with "system:"`;
 
@@ -65,7 +90,11 @@ export const dnsSubdomain = (what: string) =>
   );
 
 export const quantity = (what: string) =>
-  refineWith(z.string(), (v) => QUANTITY.test(v) || `${what} must be a Kubernetes quantity such as "2Gi" or "500m"`);
+  refineWith(
+    z.string(),
+    (v) => QUANTITY.test(v) || `${what} must be a Kubernetes quantity such as "2Gi" or "500m"`,
+    (v) => !(QUANTITY.test(v) && v.startsWith("-")) || `${what} must not be negative`,
+  );
 
 const labelKey = refineWith(z.string(), (key) => {
   const [prefix, name, ...rest] = key.includes("/") ? key.split("/") : [undefined, key];
@@ -144,7 +173,15 @@ const headJobSchema = z
       (v) => /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/.test(v) || "revision must be a branch, tag or commit",
     ).optional(),
     profiles: z.array(refineWith(z.string(), (v) => /^[A-Za-z0-9_-]+$/.test(v) || "profile names are letters, digits, '_' and '-'")).default([]),
-    params: z.record(z.unknown()).default({}),
+    params: z
+      .record(z.unknown())
+      .default({})
+      .superRefine((params, ctx) => {
+        const bytes = jsonBytes(params);
+        if (bytes === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: "params must be plain JSON" });
+        else if (bytes > MAX_PARAMS_BYTES)
+          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `params are ${bytes} bytes as JSON; at most ${MAX_PARAMS_BYTES} (16 KiB) are accepted` });
+      }),
     image: refineWith(
       z.string(),
       (v) => /^[a-z0-9]+([._\/:@-][a-zA-Z0-9]+)*$/.test(v) || "image must be an OCI image reference",
@@ -152,7 +189,7 @@ const headJobSchema = z
     cpu: quantity("cpu").default(DEFAULTS.headCpu),
     memory: quantity("memory").default(DEFAULTS.headMemory),
     env: z
-      .record(z.string())
+      .record(z.string().max(MAX_ENV_VALUE_LENGTH, `env values must be at most ${MAX_ENV_VALUE_LENGTH} characters`))
       .default({})
       .superRefine((env, ctx) => {
         for (const key of Object.keys(env))
@@ -161,6 +198,8 @@ const headJobSchema = z
       }),
     /** `running`: the workflow ends when the head pod runs; `completed`: when the job succeeds. */
     waitFor: z.enum(["running", "completed"]).default("running"),
+    /** How long the workflow waits for the head job to reach `waitFor` (running or completed), in minutes. */
+    timeoutMinutes: z.number().int().min(1).max(10080).optional(),
   })
   .strict();
 
@@ -205,10 +244,22 @@ export function problemsOf(error: z.ZodError): Problem[] {
   return error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
 }
 
+/**
+ * The whole request's size: of the request as the workflow stores it (defaults filled in, so a request the
+ * entry accepts is accepted again by every step), or of what was sent when it does not parse, so the size is
+ * reported beside the schema's problems.
+ */
+function sizeProblems(measured: unknown): Problem[] {
+  const bytes = jsonBytes(measured);
+  if (bytes === undefined || bytes <= MAX_REQUEST_BYTES) return [];
+  return [{ path: "", message: `the request is ${bytes} bytes as JSON; at most ${MAX_REQUEST_BYTES} (32 KiB) are accepted` }];
+}
+
 /** Validate and apply defaults, or list every problem. */
 export function safeParseRequest(input: unknown): { ok: true; request: ProvisionRequest } | { ok: false; problems: Problem[] } {
   const result = provisionRequestSchema.safeParse(input);
-  return result.success ? { ok: true, request: result.data } : { ok: false, problems: problemsOf(result.error) };
+  const problems = [...sizeProblems(result.success ? result.data : input), ...(result.success ? [] : problemsOf(result.error))];
+  return result.success && problems.length === 0 ? { ok: true, request: result.data } : { ok: false, problems };
 }
 
 /** Validate and apply defaults, or throw InvalidRequest naming every problem. */

@@ -5,14 +5,26 @@
  *  2. `startProvisioning`: StartExecution under a name derived from tenant + idempotency key. A repeat of
  *     the same request finds the execution already there and returns it; the same key with a different
  *     request is reported as `key-reused`, never started.
+ *
+ * One run per tenant at a time: a second run of the same tenant would adopt the first one's objects
+ * (they carry the tenant's marks), and if the first then failed, its compensation would delete them under
+ * the second. So a new run is refused (`run-in-progress`) while another execution of the tenant is RUNNING.
+ * The check is ListExecutions just before StartExecution, not a lock: two starts within the same instant
+ * can still both pass it.
  */
 import { isDeepStrictEqual } from "node:util";
-import { DescribeExecutionCommand, StartExecutionCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import {
+  DescribeExecutionCommand,
+  ListExecutionsCommand,
+  StartExecutionCommand,
+  type ExecutionListItem,
+  type SFNClient,
+} from "@aws-sdk/client-sfn";
 import { sfnClient } from "./clients.js";
 import { loadDeploymentConfig, type DeploymentConfig } from "./config.js";
-import { NotAllowed, type Problem } from "./errors.js";
-import { executionArnFor, executionNameFor } from "./execution-name.js";
-import { isAwsError, normaliseError } from "./normalise-error.js";
+import { InvalidRequest, NotAllowed, type Problem } from "./errors.js";
+import { executionArnFor, executionNameFor, tenantOfExecutionName } from "./execution-name.js";
+import { awsErrorName, isAwsError, normaliseError } from "./normalise-error.js";
 import { safeParseRequest, type ProvisionRequest } from "./request.js";
 import { assertClusterAllowed } from "./allowlist.js";
 
@@ -52,10 +64,12 @@ export type StartOutcome =
   /** The same request under the same key: the execution that already exists (running or finished). */
   | { outcome: "existing"; executionArn: string; executionName: string; status?: string }
   /** The key was used before for a different request. */
-  | { outcome: "key-reused"; executionName: string };
+  | { outcome: "key-reused"; executionName: string }
+  /** Another run of the same tenant is RUNNING (this one): nothing was started. */
+  | { outcome: "run-in-progress"; executionArn: string; executionName: string };
 
 /** A run that exists (new or found): what callers report back. */
-export type StartedExecution = Exclude<StartOutcome, { outcome: "key-reused" }>;
+export type StartedExecution = Exclude<StartOutcome, { outcome: "key-reused" | "run-in-progress" }>;
 
 export interface StartDeps {
   sfn?: SFNClient;
@@ -83,11 +97,74 @@ function requestOfInput(input: string | undefined): unknown {
   }
 }
 
+/** A RUNNING execution of `tenant` other than `executionName` (every page: ListExecutions pages at most 1000). */
+export async function otherRunOfTenant(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  tenant: string,
+  executionName: string,
+): Promise<ExecutionListItem | undefined> {
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn, statusFilter: "RUNNING", maxResults: 1000, nextToken }));
+    // The same name is this very request again (an idempotent repeat), not another run.
+    const other = (page.executions ?? []).find((e) => e.name !== executionName && e.name !== undefined && tenantOfExecutionName(e.name) === tenant);
+    if (other) return other;
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return undefined;
+}
+
+/**
+ * Step Functions refuses an input over 256 KiB (InvalidExecutionInput, or a ValidationException on the
+ * `input` length): the request's fault, so a 400 with a problem, never a 500.
+ */
+function isInputTooLarge(error: unknown): boolean {
+  if (isAwsError(error, "InvalidExecutionInput")) return true;
+  const message = (error as { message?: unknown } | undefined)?.message;
+  return isAwsError(error, "ValidationException") && typeof message === "string" && /input/i.test(message) && /exceed|length|too large|size/i.test(message);
+}
+
+/** The execution already under this name: `existing` for the same request, `key-reused` for another; undefined if none. */
+async function executionUnderName(
+  sfn: SFNClient,
+  stateMachineArn: string,
+  executionName: string,
+  request: ProvisionRequest,
+): Promise<Exclude<StartOutcome, { outcome: "started" | "run-in-progress" }> | undefined> {
+  const executionArn = executionArnFor(stateMachineArn, executionName);
+  let existing;
+  try {
+    existing = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+  } catch (error) {
+    if (isAwsError(error, "ExecutionDoesNotExist")) return undefined;
+    throw normaliseError(error);
+  }
+  if (isDeepStrictEqual(requestOfInput(existing.input), asStored(request))) {
+    return { outcome: "existing", executionArn: existing.executionArn ?? executionArn, executionName, status: existing.status };
+  }
+  return { outcome: "key-reused", executionName };
+}
+
 /** Start the workflow with `{request}` as input (the state machine's Start state adds the execution). */
 export async function startProvisioning(request: ProvisionRequest, deps: StartDeps = {}): Promise<StartOutcome> {
   const sfn = deps.sfn ?? sfnClient();
   const stateMachineArn = stateMachineArnFrom(deps);
-  const executionName = executionNameFor({ tenant: String(request.tenant), idempotencyKey: request.idempotencyKey }, { now: deps.now });
+  const tenant = String(request.tenant);
+  const executionName = executionNameFor({ tenant, idempotencyKey: request.idempotencyKey }, { now: deps.now });
+
+  let running: ExecutionListItem | undefined;
+  try {
+    running = await otherRunOfTenant(sfn, stateMachineArn, tenant, executionName);
+  } catch (error) {
+    throw normaliseError(error);
+  }
+  if (running) {
+    // A keyed repeat of a run that already exists still answers with that run: it starts nothing.
+    const known = request.idempotencyKey ? await executionUnderName(sfn, stateMachineArn, executionName, request) : undefined;
+    return known ?? { outcome: "run-in-progress", executionArn: running.executionArn ?? executionArnFor(stateMachineArn, running.name!), executionName: running.name! };
+  }
+
   try {
     const started = await sfn.send(
       new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify({ request }) }),
@@ -95,18 +172,14 @@ export async function startProvisioning(request: ProvisionRequest, deps: StartDe
     // Standard workflows also answer here, with the same ARN, for a repeat while the first still runs.
     return { outcome: "started", executionArn: started.executionArn ?? executionArnFor(stateMachineArn, executionName), executionName };
   } catch (error) {
+    if (isInputTooLarge(error)) {
+      const detail = (error as Error).message ? `: ${(error as Error).message}` : "";
+      throw new InvalidRequest([{ path: "", message: `the request is too large to start the workflow with (${awsErrorName(error)}${detail})` }], { cause: error });
+    }
     if (!isAwsError(error, "ExecutionAlreadyExists")) throw normaliseError(error);
   }
 
-  const executionArn = executionArnFor(stateMachineArn, executionName);
-  let existing;
-  try {
-    existing = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-  } catch (error) {
-    throw normaliseError(error);
-  }
-  if (isDeepStrictEqual(requestOfInput(existing.input), asStored(request))) {
-    return { outcome: "existing", executionArn: existing.executionArn ?? executionArn, executionName, status: existing.status };
-  }
-  return { outcome: "key-reused", executionName };
+  const found = await executionUnderName(sfn, stateMachineArn, executionName, request);
+  if (!found) throw new Error(`Step Functions said execution ${executionName} exists, then that it does not`);
+  return found;
 }

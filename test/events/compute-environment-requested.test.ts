@@ -1,11 +1,11 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { APIGatewayProxyEventV2, EventBridgeEvent } from "aws-lambda";
-import { SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { InvalidExecutionInput, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { COMPUTE_ENVIRONMENT_REQUESTED, handler } from "../../functions/events/compute-environment-requested.js";
 import { handler as httpHandler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/clients.js";
-import { InvalidRequest, NotAllowed, Throttled } from "../../functions/lib/errors.js";
+import { InvalidRequest, NotAllowed, ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/errors.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
@@ -153,5 +153,52 @@ describe("ComputeEnvironmentRequested", () => {
     const error = await refusal(handler(requested(REQUEST)));
     // Assess
     expect(error).toBeInstanceOf(Throttled);
+  });
+
+  it("throws the transient RunInProgress while another run of the tenant is under way, so Lambda retries the event later", async () => {
+    // Prepare
+    const running = fake.seed("genomics_onboard-1");
+    // Act
+    const error = await refusal(handler(requested(REQUEST)));
+    // Assess
+    expect(error).toBeInstanceOf(RunInProgress);
+    expect(error.name).toBe("RunInProgress");
+    expect((error as ProvisionerError).transient).toBe(true);
+    expect((error as RunInProgress).executionArn).toBe(running.executionArn);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("starts the event's run on a retry once the other run has ended, and a redelivery of that run's own event is not refused", async () => {
+    // Prepare
+    fake.seed("genomics_onboard-1");
+    await refusal(handler(requested(REQUEST)));
+    fake.setStatus("genomics_onboard-1", "SUCCEEDED");
+    // Act
+    const retried = await handler(requested(REQUEST));
+    fake.setStatus(retried.executionName, "RUNNING");
+    const redelivered = await handler(requested(REQUEST));
+    // Assess
+    expect(retried).toMatchObject({ outcome: "started", executionName: `genomics_event-${EVENT_ID}` });
+    expect(redelivered).toMatchObject({ outcome: "existing", executionArn: retried.executionArn });
+  });
+
+  it("refuses a request too large for the workflow as InvalidRequest, asking Step Functions nothing", async () => {
+    // Prepare
+    const labels = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`team-${i}.example.com/owner-${i}`, "v".repeat(63)]));
+    // Act
+    const error = await refusal(handler(requested({ ...REQUEST, labels })));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRequest);
+    expect((error as InvalidRequest).problems.map((p) => p.path)).toEqual([""]);
+    expect(fake.sfn.calls()).toHaveLength(0);
+  });
+
+  it("turns Step Functions refusing the input as too large into InvalidRequest, not an error worth retrying", async () => {
+    // Prepare
+    fake.sfn.on(StartExecutionCommand).rejects(new InvalidExecutionInput({ message: "input exceeds 262144 bytes", $metadata: { httpStatusCode: 400 } }));
+    // Act
+    const error = await refusal(handler(requested(REQUEST)));
+    // Assess
+    expect(error).toBeInstanceOf(InvalidRequest);
   });
 });

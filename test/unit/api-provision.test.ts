@@ -1,7 +1,7 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { InvalidExecutionInput, ListExecutionsCommand, SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createProvisionHandler, handler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/clients.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
@@ -241,5 +241,126 @@ describe("POST /provision", () => {
     // Assess
     expect(response.statusCode).toBe(202);
     expect(JSON.parse(String(response.body)).executionArn).toBe("arn:aws:states:us-east-1:999988887777:execution:other:genomics_k1");
+  });
+});
+
+describe("POST /provision: one run per tenant at a time", () => {
+  const RUNNING_RUN = "genomics-20250131T110000Z-0a1b2c3d";
+  const executionArnOf = (name: string) => `${STATE_MACHINE_ARN.replace(":stateMachine:", ":execution:")}:${name}`;
+
+  it("answers 409 RunInProgress, naming the run under way, while another run of the tenant is RUNNING, and starts nothing", async () => {
+    // Prepare
+    fake.seed(RUNNING_RUN);
+    // Act
+    const response = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    // Assess
+    expect(response.status).toBe(409);
+    expect(response.body).toMatchObject({ error: "RunInProgress", executionArn: executionArnOf(RUNNING_RUN), statusUrl: `/executions/${RUNNING_RUN}` });
+    expect(fake.sfn).toHaveReceivedCommandWith(ListExecutionsCommand, { stateMachineArn: STATE_MACHINE_ARN, statusFilter: "RUNNING" });
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("starts beside runs of other tenants (one whose name starts like this tenant's too), finished runs, and foreign executions", async () => {
+    // Prepare
+    fake.seed("genomics-lab_onboard-1");
+    fake.seed("genomics-lab-20250131T110000Z-0a1b2c3d");
+    fake.seed("6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+    fake.seed("genomics_earlier", "SUCCEEDED");
+    fake.seed("genomics-20250130T110000Z-0a1b2c3d", "FAILED");
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(202);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
+  });
+
+  it("answers a repeat of the run under way (same key, same body) with that run, not 409", async () => {
+    // Prepare: executions stay RUNNING
+    fake.sfn.restore();
+    fake = fakeStepFunctions({ startAs: "RUNNING" });
+    const first = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    // Act
+    const repeat = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    const other = await post(REQUEST, { "Idempotency-Key": "onboard-43" });
+    fake.setStatus("genomics_onboard-42", "SUCCEEDED");
+    const afterwards = await post(REQUEST, { "Idempotency-Key": "onboard-43" });
+    // Assess
+    expect(first.status).toBe(202);
+    expect(repeat).toMatchObject({ status: 202, body: first.body });
+    expect(other).toMatchObject({ status: 409, body: { error: "RunInProgress", executionArn: first.body.executionArn } });
+    expect(afterwards).toMatchObject({ status: 202, body: { executionName: "genomics_onboard-43" } });
+    expect([...fake.executions.keys()]).toEqual(["genomics_onboard-42", "genomics_onboard-43"]);
+  });
+
+  it("still answers a repeat of a finished keyed run with that run while another run of the tenant is under way", async () => {
+    // Prepare
+    const first = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    fake.seed(RUNNING_RUN);
+    // Act
+    const repeat = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    const reused = await post({ ...REQUEST, namespace: "genomics-nf" }, { "Idempotency-Key": "onboard-42" });
+    // Assess
+    expect(repeat).toMatchObject({ status: 202, body: first.body });
+    expect(reused.status).toBe(422);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
+  });
+
+  it("reads every page of RUNNING executions", async () => {
+    // Prepare: two per page; the tenant's run, started first, is listed last
+    fake.sfn.restore();
+    fake = fakeStepFunctions({ listPageSize: 2 });
+    fake.seed(RUNNING_RUN);
+    for (const tenant of ["a", "b", "c", "d", "e"]) fake.seed(`${tenant}_k`);
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(409);
+    expect(fake.sfn).toHaveReceivedCommandTimes(ListExecutionsCommand, 3);
+    expect(fake.sfn).toHaveReceivedNthCommandWith(ListExecutionsCommand, 3, { statusFilter: "RUNNING", nextToken: "4" });
+  });
+
+  it("answers 503 with Retry-After when listing the runs is throttled", async () => {
+    // Prepare
+    fake.sfn.on(ListExecutionsCommand).rejects(
+      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+    );
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(503);
+    expect(response.body.error).toBe("Throttled");
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+});
+
+describe("POST /provision: request size", () => {
+  it("answers 400 for a ~160 KB request, with the size as a problem, and asks Step Functions nothing", async () => {
+    // Prepare: every label valid on its own
+    const labels = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`team-${i}.example.com/owner-${i}`, "v".repeat(63)]));
+    // Act
+    const response = await post({ ...REQUEST, labels, headJob: { pipeline: "nf-core/rnaseq", params: { blob: "x".repeat(20_000) } } });
+    // Assess
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe("InvalidRequest");
+    expect(problemPaths(response.body).sort()).toEqual(["", "headJob.params"]);
+    expect(fake.sfn.calls()).toHaveLength(0);
+  });
+
+  it.each([
+    ["InvalidExecutionInput", new InvalidExecutionInput({ message: "Invalid State Machine Execution Input: input exceeds 262144 bytes", $metadata: { httpStatusCode: 400 } })],
+    [
+      "ValidationException on the input",
+      new SFNServiceException({ name: "ValidationException", $fault: "client", message: "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to 262144", $metadata: { httpStatusCode: 400 } }),
+    ],
+    ["ValidationException: exceeds", new SFNServiceException({ name: "ValidationException", $fault: "client", message: "The input exceeds the maximum size", $metadata: { httpStatusCode: 400 } })],
+  ])("answers 400 InvalidRequest, not 500, when Step Functions refuses the input as too large (%s)", async (_what, refusal) => {
+    // Prepare
+    fake.sfn.on(StartExecutionCommand).rejects(refusal);
+    // Act
+    const response = await post(REQUEST);
+    // Assess
+    expect(response.status).toBe(400);
+    expect(response.body.error).toBe("InvalidRequest");
+    expect(response.body.problems).toEqual([{ path: "", message: expect.stringMatching(/too large/) }]);
   });
 });

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { executionArnFor, executionNameFor, MAX_EXECUTION_NAME_LENGTH, sanitiseExecutionName } from "../../functions/lib/execution-name.js";
+import {
+  executionArnFor,
+  executionNameFor,
+  MAX_EXECUTION_NAME_LENGTH,
+  sanitiseExecutionName,
+  tenantOfExecutionName,
+} from "../../functions/lib/execution-name.js";
 
 const VALID_NAME = /^[A-Za-z0-9_-]{1,80}$/;
 
@@ -72,5 +78,63 @@ describe("executionArnFor", () => {
     // Assess
     expect(arn).toBe("arn:aws:states:eu-west-1:111122223333:execution:provision:genomics_k");
     expect(() => executionArnFor("arn:aws:lambda:eu-west-1:111122223333:function:x", "n")).toThrow(/not a state machine ARN/);
+  });
+});
+
+describe("tenantOfExecutionName", () => {
+  /** Tenants as request.ts accepts them: DNS-1123 labels of at most 40 characters */
+  const tenant = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/);
+  const key = fc.stringMatching(/^[A-Za-z0-9_-]{1,64}$/);
+
+  it.each([
+    ["genomics_onboard-42", "genomics"],
+    ["a-b_c", "a-b"],
+    ["a_b-c", "a"],
+    ["genomics-lab_x", "genomics-lab"],
+    ["genomics_event-6a7e8feb-b491-4cf7-a9f1-bf3703467718", "genomics"],
+    ["genomics-20250131T123456Z-0a1b2c3d", "genomics"],
+    ["genomics-lab-20250131T123456Z-0a1b2c3d", "genomics-lab"],
+    ["a-20250131t123456z-20250131T123456Z-0a1b2c3d", "a-20250131t123456z"],
+    ["x1_20250131T123456Z-0a1b2c3d", "x1"],
+  ])("reads %s as tenant %s", (name, expected) => {
+    expect(tenantOfExecutionName(name)).toBe(expected);
+  });
+
+  it.each([
+    "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+    "Genomics_key",
+    "_key",
+    "genomics-20250131T123456Z-0A1B2C3D",
+    "genomics-20250131T123456Z",
+    "genomics",
+    "-x-20250131T123456Z-0a1b2c3d",
+    `${"t".repeat(41)}_key`,
+  ])("reads no tenant from %s, a name executionNameFor cannot make", (name) => {
+    expect(tenantOfExecutionName(name)).toBeUndefined();
+  });
+
+  it("gives back the tenant of every name executionNameFor makes, keyed (long keys shortened) or not (property)", () => {
+    fc.assert(
+      fc.property(tenant, fc.option(key, { nil: undefined }), fc.date({ min: new Date("2000-01-01"), max: new Date("2099-12-31"), noInvalidDate: true }), (t, k, now) => {
+        // Act
+        const name = executionNameFor({ tenant: t, idempotencyKey: k }, { now });
+        // Assess
+        expect(tenantOfExecutionName(name)).toBe(t);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("never takes one tenant's name for another's, even when one tenant is a prefix of the other", () => {
+    // Prepare
+    const now = new Date("2025-01-31T12:34:56Z");
+    // Act
+    const names = ["a", "a-b", "a-b-c"].flatMap((t) => [
+      executionNameFor({ tenant: t }, { now, random: () => "0a1b2c3d" }),
+      executionNameFor({ tenant: t, idempotencyKey: "b-c" }),
+      executionNameFor({ tenant: t, idempotencyKey: "x".repeat(64) }),
+    ]);
+    // Assess
+    expect(names.map(tenantOfExecutionName)).toEqual(["a", "a", "a", "a-b", "a-b", "a-b", "a-b-c", "a-b-c", "a-b-c"]);
   });
 });

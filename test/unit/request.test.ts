@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { DEFAULTS, isSystemName, parseRequest, safeParseRequest } from "../../functions/lib/request.js";
+import { DEFAULTS, isSystemName, MAX_PARAMS_BYTES, MAX_REQUEST_BYTES, parseRequest, safeParseRequest } from "../../functions/lib/request.js";
 import { InvalidRequest } from "../../functions/lib/errors.js";
 
 const minimal = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
@@ -134,5 +134,139 @@ describe("provision request schema", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+/** A string of `bytes` bytes as a JSON value ('"' + n×"x" + '"'). */
+const filler = (bytes: number) => "x".repeat(bytes - 2);
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+describe("headJob.timeoutMinutes", () => {
+  it.each([1, 90, 10080])("accepts %i minutes", (timeoutMinutes) => {
+    // Act
+    const request = parseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", timeoutMinutes } });
+    // Assess
+    expect(request.headJob?.timeoutMinutes).toBe(timeoutMinutes);
+  });
+
+  it("is optional, with no default", () => {
+    expect(parseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq" } }).headJob).not.toHaveProperty("timeoutMinutes");
+  });
+
+  it.each([0, -5, 10081, 1.5, "60"])("refuses %j", (timeoutMinutes) => {
+    expect(problemsFor({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", timeoutMinutes } }).map((p) => p.path)).toEqual(["headJob.timeoutMinutes"]);
+  });
+});
+
+describe("Kubernetes quantities (resource.Quantity grammar)", () => {
+  const withCpu = (cpu: string) => ({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", cpu } });
+
+  it.each(["1", "500m", "2Gi", "0.5", "1.5Gi", ".5", "5.", "+1", "1e3", "1E-3", "12e+2", "100M", "1E", "250n", "3Ki", "0"])("accepts %j", (cpu) => {
+    expect(safeParseRequest(withCpu(cpu)).ok).toBe(true);
+  });
+
+  it.each(["1.2.3Gi", ".", "1..5Gi", "", "Gi", "1Gib", "1 Gi", "1e", "1e1.5", "1e3Gi", "--1", "+-1", "1KI", "1gi", "0x10", "1.5.", "e3", "1,5", " 1", "1\n"])(
+    "refuses %j",
+    (cpu) => {
+      expect(problemsFor(withCpu(cpu)).map((p) => p.path)).toEqual(["headJob.cpu"]);
+    },
+  );
+
+  it("refuses a negative quantity although the grammar has a sign", () => {
+    expect(problemsFor({ ...minimal, storage: { type: "pvc", size: "-10Gi" } })).toEqual([{ path: "storage.size", message: "size must not be negative" }]);
+  });
+
+  it("accepts every quantity the grammar builds (property)", () => {
+    const digits = fc.stringMatching(/^[0-9]{1,6}$/);
+    const number = fc.oneof(
+      digits,
+      fc.tuple(digits, fc.stringMatching(/^[0-9]{0,4}$/)).map(([a, b]) => `${a}.${b}`),
+      digits.map((d) => `.${d}`),
+    );
+    const suffix = fc.oneof(
+      fc.constantFrom("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E"),
+      fc.tuple(fc.constantFrom("e", "E"), fc.constantFrom("", "+", "-"), digits).map((parts) => parts.join("")),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom("", "+"), number, suffix, (sign, n, suf) => {
+        expect(safeParseRequest(withCpu(`${sign}${n}${suf}`)).ok).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("refuses any number with more than one decimal point (property)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.stringMatching(/^[0-9]{0,3}$/), { minLength: 3, maxLength: 5 }), fc.constantFrom("", "Gi", "m", "e3"), (parts, suffix) => {
+        expect(safeParseRequest(withCpu(`${parts.join(".")}${suffix}`)).ok).toBe(false);
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("request size limits", () => {
+  it(`refuses headJob.params over ${MAX_PARAMS_BYTES} bytes of JSON, by path, beside the other problems`, () => {
+    // Prepare
+    const params = { blob: filler(MAX_PARAMS_BYTES) };
+    // Act
+    const problems = problemsFor({ ...minimal, tenant: "Bad_Tenant", headJob: { pipeline: "nf-core/rnaseq", params } });
+    // Assess
+    expect(problems.map((p) => p.path).sort()).toEqual(["headJob.params", "tenant"]);
+    expect(problems.find((p) => p.path === "headJob.params")!.message).toMatch(/16 KiB/);
+  });
+
+  it("accepts params of exactly the limit", () => {
+    // Prepare: {"blob":"x…"} is 9 bytes of wrapping plus the string
+    const params = { blob: filler(MAX_PARAMS_BYTES - 9) };
+    expect(jsonBytes(params)).toBe(MAX_PARAMS_BYTES);
+    // Act
+    const result = safeParseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", params } });
+    // Assess
+    expect(result.ok).toBe(true);
+  });
+
+  it("refuses a ~160 KB request (the audit's case) whose every field is within its own bounds", () => {
+    // Prepare: many labels and env variables, each valid on its own
+    const labels = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`team-${i}.example.com/owner-${i}`, "v".repeat(63)]));
+    const env = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`VAR_${i}`, "e".repeat(1000)]));
+    const request = { ...minimal, labels, headJob: { pipeline: "nf-core/rnaseq", env } };
+    expect(jsonBytes(request)).toBeGreaterThan(150_000);
+    // Act
+    const problems = problemsFor(request);
+    // Assess
+    expect(problems).toEqual([{ path: "", message: expect.stringMatching(/at most 32768 \(32 KiB\)/) }]);
+  });
+
+  it("reports the size beside the schema's problems in one list", () => {
+    // Prepare
+    const env = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`VAR_${i}`, "e".repeat(4000)]));
+    // Act
+    const problems = problemsFor({ ...minimal, namespace: "kube-system", headJob: { pipeline: "nf-core/rnaseq", env } });
+    // Assess
+    expect(problems.map((p) => p.path).sort()).toEqual(["", "namespace"]);
+  });
+
+  it("measures the request as the workflow stores it, so what the entry accepts every step accepts again", () => {
+    // Prepare: as large as accepted, defaults included
+    const base = parseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", env: { A: "" } } });
+    const room = MAX_REQUEST_BYTES - jsonBytes(base);
+    const env = Object.fromEntries(Array.from({ length: Math.ceil(room / 4000) }, (_, i) => [`V${i}`, ""]));
+    let left = MAX_REQUEST_BYTES - jsonBytes(parseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", env } }));
+    for (const key of Object.keys(env)) {
+      env[key] = "e".repeat(Math.min(4000, left));
+      left -= env[key]!.length;
+    }
+    // Act
+    const accepted = parseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", env } });
+    const tooBig = safeParseRequest({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", env: { ...env, Z: "" } } });
+    // Assess
+    expect(jsonBytes(accepted)).toBe(MAX_REQUEST_BYTES);
+    expect(parseRequest(JSON.parse(JSON.stringify(accepted)))).toEqual(accepted);
+    expect(tooBig.ok).toBe(false);
+  });
+
+  it("bounds each env value", () => {
+    expect(problemsFor({ ...minimal, headJob: { pipeline: "nf-core/rnaseq", env: { BIG: "e".repeat(4097) } } }).map((p) => p.path)).toEqual(["headJob.env.BIG"]);
   });
 });

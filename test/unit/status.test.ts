@@ -317,6 +317,48 @@ describe("GET /executions/{id}", () => {
   });
 });
 
+describe("GET /executions/{id}: what the response leaves out", () => {
+  it("gives the message of a raw Lambda cause, without its stack trace", async () => {
+    // Prepare: an error no Catch took, as Step Functions reports it
+    sfn.on(DescribeExecutionCommand).resolves(described("FAILED", { error: "OwnershipConflict", cause: lambdaCause("OwnershipConflict", "Namespace tower-nf exists without our labels") }));
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: failedWithRetries() });
+    // Act
+    const { body } = await get(NAME);
+    // Assess
+    expect(body.cause).toBe("Namespace tower-nf exists without our labels");
+  });
+
+  it("gives the message of the cause FailWithoutReport wraps, keeping why the failure was not reported", async () => {
+    // Prepare: States.Format('{} (ComputeEnvironmentFailed was not reported: {})', $.error.Cause, ...)
+    const cause = `${lambdaCause("OwnershipConflict", "Namespace tower-nf exists without our labels")} (ComputeEnvironmentFailed was not reported: Throttled)`;
+    sfn.on(DescribeExecutionCommand).resolves(described("FAILED", { error: "OwnershipConflict", cause }));
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: failedWithRetries() });
+    // Act
+    const { body } = await get(NAME);
+    // Assess
+    expect(body.cause).toBe("Namespace tower-nf exists without our labels (ComputeEnvironmentFailed was not reported: Throttled)");
+    expect(JSON.stringify(body)).not.toContain("index.mjs");
+  });
+
+  it("leaves out the copy of the cluster's aws-auth GrantClusterAccess keeps for its undo", async () => {
+    // Prepare
+    const previousAwsAuth = { mapRoles: "- rolearn: arn:aws:iam::111122223333:role/other-tenant\n  username: other\n" };
+    const access = { method: "aws-auth", principalArn: IAM.launcherArn, username: "tower-launcher-user-genomics", groups: ["g"], created: true, previousAwsAuth };
+    const w = new HistoryWriter();
+    w.started({});
+    w.task("GrantClusterAccess", 0, access);
+    sfn.on(DescribeExecutionCommand).resolves(described("RUNNING"));
+    sfn.on(GetExecutionHistoryCommand).resolves({ events: w.events });
+    // Act
+    const { body } = await get(NAME);
+    // Assess
+    const { previousAwsAuth: _left, ...shown } = access;
+    expect(body.steps[0]).toMatchObject({ name: "GrantClusterAccess", status: "succeeded" });
+    expect(body.steps[0].result).toEqual(shown);
+    expect(JSON.stringify(body)).not.toContain("other-tenant");
+  });
+});
+
 describe("summariseHistory", () => {
   it("tells a step waiting for its retry as running, with the error that is being retried", () => {
     // Prepare

@@ -1,0 +1,65 @@
+/**
+ * `npm run demo` without a running sandbox starts one in its own process, so the step handlers log there
+ * too: their Powertools lines must not land as raw JSON in the middle of the narration.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const run = promisify(execFile);
+const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
+const ROOT = new URL("../..", import.meta.url).pathname;
+
+/** A port nothing listens on: the demo finds no sandbox there and starts its own. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The demo's stdout, with the environment the user has minus whatever the test runner set for Powertools. */
+async function demo(env: Record<string, string>): Promise<string> {
+  const { POWERTOOLS_LOG_LEVEL: _runnerLevel, ...inherited } = process.env;
+  const stateDir = await mkdtemp(join(tmpdir(), "nf-eks-demo-"));
+  try {
+    const { stdout } = await run(TSX, ["local/cli.ts", "demo", "--api", `http://127.0.0.1:${await closedPort()}`, "--state-dir", stateDir], {
+      cwd: ROOT,
+      env: { ...inherited, ...env },
+      timeout: 60_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    return stdout;
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+const jsonLines = (out: string) => out.split("\n").filter((line) => line.startsWith("{"));
+
+describe("npm run demo with its own in-process sandbox", () => {
+  let quiet: string;
+  let chosen: string;
+
+  beforeAll(async () => {
+    [quiet, chosen] = await Promise.all([demo({}), demo({ POWERTOOLS_LOG_LEVEL: "INFO" })]);
+  }, 120_000);
+
+  it("narrates the run without the handlers' JSON log lines", () => {
+    // Assess
+    expect(quiet).toContain("starting one in this process");
+    expect(quiet).toMatch(/^SUCCEEDED/m);
+    expect(jsonLines(quiet)).toEqual([]);
+  });
+
+  it("keeps a log level the user chose", () => {
+    // Assess: INFO lines of the steps, as asked
+    expect(chosen).toMatch(/^SUCCEEDED/m);
+    expect(jsonLines(chosen).some((line) => JSON.parse(line).level === "INFO")).toBe(true);
+  });
+});
