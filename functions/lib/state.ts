@@ -42,6 +42,26 @@ export interface IamResult {
   podIdentityAssociationIds?: string[];
   /** What this run created (role/policy ARNs, association ids), for the operator and the compensator */
   created: string[];
+  /** Adopted roles whose documents this run replaced, with the previous ones (the compensator puts them back) */
+  changed?: IamRoleChange[];
+  /** Adopted Pod Identity associations this run pointed at another role, with the previous role */
+  changedAssociations?: PodIdentityAssociationChange[];
+}
+
+/** The documents of an adopted role before this run replaced them; only what this run changed is present. */
+export interface IamRoleChange {
+  roleName: string;
+  /** The trust policy (JSON text) */
+  previousTrustPolicy?: string;
+  /** The inline policy of that name (JSON text); no document: the role had no such policy */
+  previousInlinePolicy?: { name: string; document?: string };
+  /** The permissions boundary; no arn: the role had none */
+  previousBoundary?: { arn?: string };
+}
+
+export interface PodIdentityAssociationChange {
+  associationId: string;
+  previousRoleArn: string;
 }
 
 export interface KubeRef {
@@ -96,6 +116,14 @@ export interface HeadJobResult {
   done: boolean;
   podName?: string;
   checks: number;
+  /** When LaunchHeadJob launched it (ISO 8601; or the first check's time): the timeout counts from here. */
+  launchedAt: string;
+  /** Seconds the workflow's Wait pauses before the next check (WaitForHeadJob's SecondsPath): grows, capped. */
+  nextCheckSeconds: number;
+  /** The head pod's image could not be pulled since this check (ISO 8601); cleared once it pulls. */
+  imagePullFailingSince?: string;
+  /** The per-job ConfigMap holding params.json */
+  paramsConfigMap?: string;
 }
 
 /** Step Functions' Catch output at `$.error` */

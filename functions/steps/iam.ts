@@ -2,10 +2,16 @@
  * CreateIamResources: the launcher identity and, for Fusion, the workload role the head and compute
  * service accounts assume (IRSA through the cluster's OIDC provider, or EKS Pod Identity).
  *
+ * Roles are per tenant and cluster (`<prefix>-<tenant>-<cluster>-launcher|workload`), so provisioning a
+ * tenant on a second cluster never rewrites the policies its first environment relies on.
+ *
  * Idempotent: a role that already exists is adopted only when its tags mark it as ours for this tenant
- * (its trust and inline policy are brought to the desired documents); one without our marks is an
+ * (its boundary, trust and inline policy are brought to the desired ones); one without our marks is an
  * OwnershipConflict. Everything created is tagged with this execution, so the compensator finds it even
- * when this step failed half-way, and deletes only what this execution created.
+ * when this step failed half-way, and deletes only what this execution created. What this run changed on
+ * an adopted role or Pod Identity association is returned with the previous value (`changed`,
+ * `changedAssociations`), and the compensator puts it back; when this step itself fails, it puts back
+ * its own changes before rethrowing (the compensator then gets no `$.iam`).
  */
 import {
   CreateRoleCommand,
@@ -49,7 +55,14 @@ import {
   podIdentityTrustPolicy,
 } from "../lib/policies.js";
 import { parseRequest, safeParseRequest, type FusionStorage, type ProvisionRequest } from "../lib/request.js";
-import type { CompensationResult, IamResult, ResolvedCluster, WorkflowState } from "../lib/state.js";
+import type {
+  CompensationResult,
+  IamResult,
+  IamRoleChange,
+  PodIdentityAssociationChange,
+  ResolvedCluster,
+  WorkflowState,
+} from "../lib/state.js";
 
 type PolicyDocument = ReturnType<typeof launcherPermissionsPolicy>;
 
@@ -67,6 +80,9 @@ interface Context {
   iam: IAMClient;
   eks: EKSClient;
   partition: string;
+  /** Adopted roles this run changed, recorded before each write (so a failure half-way can put them back) */
+  changes: IamRoleChange[];
+  changedAssociations: PodIdentityAssociationChange[];
 }
 
 /** What one role should look like. */
@@ -106,8 +122,26 @@ function decodePolicy(document: string | undefined): unknown {
   }
 }
 
-export function samePolicy(current: string | undefined, desired: PolicyDocument): boolean {
+export function samePolicy(current: string | undefined, desired: unknown): boolean {
   return JSON.stringify(canonical(decodePolicy(current))) === JSON.stringify(canonical(desired));
+}
+
+/** A document as IAM returned it, as plain JSON text (what the compensator writes back). */
+function policyText(document: string): string {
+  try {
+    return decodeURIComponent(document);
+  } catch {
+    return document;
+  }
+}
+
+/** A recorded previous document compared with the current one, by meaning. */
+function sameAsRecorded(current: string | undefined, recorded: string): boolean {
+  try {
+    return samePolicy(current, JSON.parse(recorded));
+  } catch {
+    return current !== undefined && policyText(current) === recorded;
+  }
 }
 
 // ---------------------------------------------------------------- roles
@@ -130,26 +164,39 @@ async function inlinePolicyDocument(iam: IAMClient, roleName: string, policyName
   }
 }
 
-/** Bring an adopted role to the desired trust, inline policy and boundary; writes only what differs. */
-async function reconcileRole(ctx: Context, role: Role, desired: DesiredRole): Promise<string[]> {
-  const changed: string[] = [];
+/**
+ * Bring an adopted role to the desired boundary, trust and inline policy; writes only what differs.
+ * Each previous value goes into `change` before its write, so a write that fails (or half-succeeds)
+ * is still put back. The boundary goes first: the product's own IAM permissions may allow
+ * UpdateAssumeRolePolicy / PutRolePolicy only on roles that carry it.
+ */
+async function reconcileRole(ctx: Context, role: Role, desired: DesiredRole, change: IamRoleChange): Promise<void> {
+  const boundary = ctx.config.permissionsBoundaryArn;
+  const currentBoundary = role.PermissionsBoundary?.PermissionsBoundaryArn;
+  if (boundary && currentBoundary !== boundary) {
+    change.previousBoundary = currentBoundary ? { arn: currentBoundary } : {};
+    await ctx.iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: desired.roleName, PermissionsBoundary: boundary }));
+  }
   if (!samePolicy(role.AssumeRolePolicyDocument, desired.trustPolicy)) {
+    if (role.AssumeRolePolicyDocument) change.previousTrustPolicy = policyText(role.AssumeRolePolicyDocument);
     await ctx.iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: desired.roleName, PolicyDocument: JSON.stringify(desired.trustPolicy) }));
-    changed.push("trust policy");
   }
   const current = await inlinePolicyDocument(ctx.iam, desired.roleName, desired.inlinePolicyName);
   if (!samePolicy(current, desired.inlinePolicy)) {
+    change.previousInlinePolicy = { name: desired.inlinePolicyName, ...(current !== undefined ? { document: policyText(current) } : {}) };
     await ctx.iam.send(
       new PutRolePolicyCommand({ RoleName: desired.roleName, PolicyName: desired.inlinePolicyName, PolicyDocument: JSON.stringify(desired.inlinePolicy) }),
     );
-    changed.push(`inline policy ${desired.inlinePolicyName}`);
   }
-  const boundary = ctx.config.permissionsBoundaryArn;
-  if (boundary && role.PermissionsBoundary?.PermissionsBoundaryArn !== boundary) {
-    await ctx.iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: desired.roleName, PermissionsBoundary: boundary }));
-    changed.push("permissions boundary");
-  }
-  return changed;
+}
+
+/** What a change record says was replaced, for logs and the compensation report. */
+function describeChange(change: IamRoleChange): string[] {
+  return [
+    ...(change.previousBoundary ? ["permissions boundary"] : []),
+    ...(change.previousTrustPolicy !== undefined ? ["trust policy"] : []),
+    ...(change.previousInlinePolicy ? [`inline policy ${change.previousInlinePolicy.name}`] : []),
+  ];
 }
 
 /**
@@ -166,10 +213,13 @@ async function ensureRole(ctx: Context, desired: DesiredRole): Promise<{ arn: st
         `IAM role ${desired.roleName} already exists without the ownership tags for tenant ${tenant}; it is left untouched. Delete or rename it, or choose another IAM prefix.`,
       );
     }
-    const changed = await reconcileRole(ctx, existing, desired);
-    // Created by an earlier attempt of this same run (a retry): still this run's creation.
+    // Created by an earlier attempt of this same run (a retry): still this run's creation, which the
+    // compensator deletes whole; only another run's role needs its previous documents kept.
     const created = wasCreatedBy(tagsToRecord(existing.Tags), ctx.executionName);
-    logger.info(created ? "found IAM role this run created" : "adopted IAM role", { roleName: desired.roleName, changed });
+    const change: IamRoleChange = { roleName: desired.roleName };
+    if (!created) ctx.changes.push(change);
+    await reconcileRole(ctx, existing, desired, change);
+    logger.info(created ? "found IAM role this run created" : "adopted IAM role", { roleName: desired.roleName, changed: describeChange(change) });
     return { arn: existing.Arn!, created };
   }
 
@@ -227,10 +277,10 @@ function launcherRole(ctx: Context): DesiredRole {
   const { iamPrefix } = ctx.config;
   const tenant = ctx.request.tenant;
   return {
-    roleName: iamRoleName(iamPrefix, tenant, "launcher"),
+    roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "launcher"),
     description: `nf-eks-provisioner: Seqera/Nextflow launcher for tenant ${tenant} on ${ctx.cluster.name}`,
     trustPolicy: launcherTrustPolicy(ctx.cluster.accountId, ctx.partition),
-    inlinePolicyName: iamPolicyName(iamPrefix, tenant, "launcher"),
+    inlinePolicyName: iamPolicyName(iamPrefix, tenant, ctx.cluster.name, "launcher"),
     inlinePolicy: launcherPermissionsPolicy([ctx.cluster.arn]),
   };
 }
@@ -271,10 +321,10 @@ async function workloadRole(ctx: Context, storage: FusionStorage): Promise<Desir
         serviceAccounts: workloadServiceAccounts(ctx.request),
       });
   return {
-    roleName: iamRoleName(iamPrefix, tenant, "workload"),
-    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} (bucket ${storage.bucket})`,
+    roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "workload"),
+    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} on ${ctx.cluster.name} (bucket ${storage.bucket})`,
     trustPolicy,
-    inlinePolicyName: iamPolicyName(iamPrefix, tenant, "fusion-s3"),
+    inlinePolicyName: iamPolicyName(iamPrefix, tenant, ctx.cluster.name, "fusion-s3"),
     inlinePolicy: fusionS3Policy({ bucket: storage.bucket, partition: ctx.partition }),
   };
 }
@@ -312,10 +362,13 @@ async function ensurePodIdentityAssociation(ctx: Context, serviceAccount: string
         `a Pod Identity association for ${request.namespace}/${serviceAccount} already exists (${existing.associationId}) without the ownership tags for tenant ${request.tenant}`,
       );
     }
+    const created = wasCreatedBy(existing.tags, ctx.executionName);
     if (existing.roleArn !== roleArn) {
+      // Another run's association: keep its role so the compensator can point it back (recorded before the write).
+      if (!created && existing.roleArn) ctx.changedAssociations.push({ associationId: existing.associationId!, previousRoleArn: existing.roleArn });
       await eks.send(new UpdatePodIdentityAssociationCommand({ clusterName: cluster.name, associationId: existing.associationId!, roleArn }));
     }
-    return { id: existing.associationId!, arn: existing.associationArn ?? "", created: wasCreatedBy(existing.tags, ctx.executionName) };
+    return { id: existing.associationId!, arn: existing.associationArn ?? "", created };
   }
   try {
     const { association } = await eks.send(
@@ -350,11 +403,27 @@ function contextFor(state: WorkflowState, deps: IamDeps): Context {
     iam: deps.iam ?? iamClient(),
     eks: deps.eks ?? eksClient(region),
     partition: parseArn(state.cluster.arn)?.partition ?? "aws",
+    changes: [],
+    changedAssociations: [],
   };
 }
 
 export async function createIamResources(state: WorkflowState, deps: IamDeps = {}): Promise<IamResult> {
   const ctx = contextFor(state, deps);
+  try {
+    const result = await applyIam(ctx);
+    const changed = changesMade(ctx);
+    if (changed.length) result.changed = changed;
+    if (ctx.changedAssociations.length) result.changedAssociations = ctx.changedAssociations;
+    return result;
+  } catch (error) {
+    // A failed step returns nothing, so the compensator would never learn the previous documents: put them back now.
+    await putBackChanges(ctx);
+    throw error;
+  }
+}
+
+async function applyIam(ctx: Context): Promise<IamResult> {
   const { request } = ctx;
   const created: string[] = [];
   const result: IamResult = { launcherArn: "", launcherKind: "role", launcherCreated: false, created };
@@ -385,7 +454,88 @@ export async function createIamResources(state: WorkflowState, deps: IamDeps = {
   return result;
 }
 
+/** The adopted roles this run wrote to (a role found already as desired has an empty record). */
+function changesMade(ctx: Context): IamRoleChange[] {
+  return ctx.changes.filter((change) => describeChange(change).length > 0);
+}
+
+/** Best effort, newest first: a write that fails here is logged, and the step's own error is what the run reports. */
+async function putBackChanges(ctx: Context): Promise<void> {
+  const tenant = ctx.request.tenant;
+  for (const change of [...ctx.changedAssociations].reverse()) {
+    try {
+      await restoreAssociation(ctx.eks, ctx.cluster.name, change, tenant);
+    } catch (error) {
+      logger.error("could not point an adopted Pod Identity association back at its previous role", { change, error });
+    }
+  }
+  for (const change of changesMade(ctx).reverse()) {
+    try {
+      await restoreRole(ctx.iam, change, tenant);
+    } catch (error) {
+      logger.error("could not put back the previous documents of an adopted IAM role", { change, error });
+    }
+  }
+}
+
 // ---------------------------------------------------------------- compensate
+
+interface Restored {
+  undone?: string;
+  kept?: string;
+}
+
+/**
+ * Put an adopted role's inline policy and trust policy back as this run found them; writes only what
+ * still differs, so running twice changes nothing the second time. The inline policy goes first, while
+ * the boundary the product's IAM permissions may require is still on the role. The boundary itself stays:
+ * the deployment requires it on every product role, and loosening one is not something the product may do.
+ */
+async function restoreRole(iam: IAMClient, change: IamRoleChange, tenant: string): Promise<Restored> {
+  const label = `IAM role ${change.roleName}`;
+  const role = await getRole(iam, change.roleName);
+  if (!role) return { kept: `${label}: gone, nothing to put back` };
+  if (!isOwnedBy(tagsToRecord(role.Tags), tenant)) return { kept: `${label}: no longer carries this tenant's marks, left untouched` };
+  const restored: string[] = [];
+  const inline = change.previousInlinePolicy;
+  if (inline) {
+    const current = await inlinePolicyDocument(iam, change.roleName, inline.name);
+    if (inline.document === undefined) {
+      if (current !== undefined) {
+        try {
+          await iam.send(new DeleteRolePolicyCommand({ RoleName: change.roleName, PolicyName: inline.name }));
+        } catch (error) {
+          if (!isAwsError(error, "NoSuchEntity")) throw error;
+        }
+        restored.push(`inline policy ${inline.name} removed`);
+      }
+    } else if (!sameAsRecorded(current, inline.document)) {
+      await iam.send(new PutRolePolicyCommand({ RoleName: change.roleName, PolicyName: inline.name, PolicyDocument: inline.document }));
+      restored.push(`inline policy ${inline.name} restored`);
+    }
+  }
+  if (change.previousTrustPolicy !== undefined && !sameAsRecorded(role.AssumeRolePolicyDocument, change.previousTrustPolicy)) {
+    await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: change.roleName, PolicyDocument: change.previousTrustPolicy }));
+    restored.push("trust policy restored");
+  }
+  const kept = change.previousBoundary
+    ? `${label}: permissions boundary left at ${role.PermissionsBoundary?.PermissionsBoundaryArn ?? "none"} (was ${change.previousBoundary.arn ?? "none"}): the deployment requires it`
+    : restored.length === 0
+      ? `${label}: not created by this run; its previous documents are in place`
+      : undefined;
+  return { ...(restored.length ? { undone: `${label}: ${restored.join(", ")}` } : {}), ...(kept ? { kept } : {}) };
+}
+
+/** Point an adopted association back at the role it had; nothing when it already does or is gone. */
+async function restoreAssociation(eks: EKSClient, clusterName: string, change: PodIdentityAssociationChange, tenant: string): Promise<Restored> {
+  const label = `Pod Identity association ${change.associationId}`;
+  const association = await describeAssociation(eks, clusterName, change.associationId);
+  if (!association) return {};
+  if (!isOwnedBy(association.tags, tenant)) return { kept: `${label}: no longer carries this tenant's marks, left untouched` };
+  if (association.roleArn === change.previousRoleArn) return { kept: `${label}: not created by this run; its previous role is in place` };
+  await eks.send(new UpdatePodIdentityAssociationCommand({ clusterName, associationId: change.associationId, roleArn: change.previousRoleArn }));
+  return { undone: `${label} (${association.namespace}/${association.serviceAccount}): role restored to ${change.previousRoleArn}` };
+}
 
 /** Delete a role this execution created: inline policies, attached policies, then the role. */
 async function deleteRole(iam: IAMClient, roleName: string): Promise<void> {
@@ -412,6 +562,13 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
   const config = deps.config ?? loadDeploymentConfig();
   const iam = deps.iam ?? iamClient();
   const executionName = state.execution.name;
+  const note = ({ undone: u, kept: k }: Restored) => {
+    if (u) undone.push(u);
+    if (k) kept.push(k);
+  };
+  // What this run changed on adopted objects: only in `$.iam`, i.e. when the step succeeded (a failed step put its changes back itself).
+  const roleChanges = new Map((state.iam?.changed ?? []).map((c) => [c.roleName, c]));
+  const associationChanges = new Map((state.iam?.changedAssociations ?? []).map((c) => [c.associationId, c]));
 
   // Pod Identity associations first: they reference the workload role.
   if (state.cluster && request.storage.type === "fusion" && request.storage.podIdentity) {
@@ -420,7 +577,9 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
       for (const association of await associationsFor(eks, state.cluster.name, request.namespace, serviceAccount)) {
         const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
         if (!wasCreatedBy(association.tags, executionName)) {
-          kept.push(`${label}: not created by this run`);
+          const change = associationChanges.get(association.associationId!);
+          if (change) note(await restoreAssociation(eks, state.cluster.name, change, request.tenant));
+          else kept.push(`${label}: not created by this run`);
           continue;
         }
         try {
@@ -434,12 +593,15 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
   }
 
   // Every role this step could have created; the execution tag decides, whatever the step returned.
+  const clusterName = state.cluster?.name ?? request.cluster.name;
   for (const purpose of ["workload", "launcher"] as const) {
-    const roleName = iamRoleName(config.iamPrefix, request.tenant, purpose);
+    const roleName = iamRoleName(config.iamPrefix, request.tenant, clusterName, purpose);
     const role = await getRole(iam, roleName);
     if (!role) continue; // never created, or already undone
     if (!wasCreatedBy(tagsToRecord(role.Tags), executionName)) {
-      kept.push(`IAM role ${roleName}: not created by this run`);
+      const change = roleChanges.get(roleName);
+      if (change) note(await restoreRole(iam, change, request.tenant));
+      else kept.push(`IAM role ${roleName}: not created by this run`);
       continue;
     }
     await deleteRole(iam, roleName);

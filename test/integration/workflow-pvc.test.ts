@@ -11,6 +11,7 @@ import type { KubeObject } from "../../local/kube/server.js";
 import {
   ACCOUNT_ID,
   awsAuth,
+  clusterState,
   expectClusterAccess,
   expectLauncherConfinedTo,
   FAST,
@@ -91,7 +92,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     const config = kubeObject(sandbox, "ConfigMap", "tower-nf", "nextflow-config");
     expect(config?.data?.["nextflow.config"]).toContain("storageClaimName = 'tower-scratch'");
     expect(config?.data?.["nextflow.config"]).toContain("workDir = '/scratch/work'");
-    expect(JSON.parse(config?.data?.["params.json"] ?? "{}")).toEqual({ outdir: "/scratch/results" });
+    // The params are the head job's own ConfigMap (mounted next to nextflow.config), not the shared one.
+    expect(config?.data?.["params.json"]).toBeUndefined();
+    const params = kubeObject(sandbox, "ConfigMap", "tower-nf", `${headJob.jobName}-params`);
+    expect(params?.metadata.labels).toMatchObject(labels);
+    expect(JSON.parse(params?.data?.["params.json"] ?? "{}")).toEqual({ outdir: "/scratch/results" });
 
     const job = kubeObject(sandbox, "Job", "tower-nf", headJob.jobName);
     const pod = job?.spec?.template?.spec;
@@ -101,14 +106,14 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     expect(kubeObjects(sandbox, "Pod", "tower-nf").filter((p) => p.metadata.labels?.["job-name"] === headJob.jobName)).toHaveLength(1);
 
     // Assess: IAM
-    const launcher = iamRole(sandbox, "nfeks-genomics-launcher");
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-launcher`;
+    const launcher = iamRole(sandbox, "nfeks-genomics-research-launcher");
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-research-launcher`;
     expect(launcher?.arn).toBe(launcherArn);
     expect(launcher?.tags).toEqual(expect.arrayContaining([{ Key: "nf-eks-provisioner/tenant", Value: "genomics" }]));
     expect(policyOf(launcher?.assumeRolePolicyDocument).Statement).toEqual([
       expect.objectContaining({ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }),
     ]);
-    expect(policyOf(launcher?.inlinePolicies.get("nfeks-genomics-launcher")).Statement).toContainEqual(
+    expect(policyOf(launcher?.inlinePolicies.get("nfeks-genomics-research-launcher")).Statement).toContainEqual(
       expect.objectContaining({ Action: "eks:DescribeCluster", Resource: [`arn:aws:eks:eu-west-1:${ACCOUNT_ID}:cluster/research`] }),
     );
     expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherArn, launcherKind: "role", launcherCreated: true });
@@ -157,16 +162,39 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({ tenant: "genomics-wgs", headJob: { phase: "Succeeded" } });
 
     // Both tenants' launchers are in the cluster.
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs-launcher`;
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs-research-launcher`;
     expectClusterAccess(sandbox, launcherArn, "genomics-wgs", seededAwsAuth);
     if (authenticationMode === "CONFIG_MAP") {
       const mapped = (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
       expect(mapped).toEqual([
         `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`,
-        `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-launcher`,
+        `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-research-launcher`,
         launcherArn,
       ]);
     }
     await expectLauncherConfinedTo(sandbox, launcherArn, "genomics-wgs");
   });
+
+  it.runIf(authenticationMode === "API_AND_CONFIG_MAP")(
+    "refuses an existing launcher that aws-auth already maps: its access entry would silently replace the mapping (OwnershipConflict)",
+    async () => {
+      // Prepare: the platform team maps its own launcher role in aws-auth
+      const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/seqera-platform-launcher`;
+      const mapRoles = `${seededAwsAuth.data.mapRoles}- rolearn: ${launcherArn}\n  username: platform-admin\n  groups:\n  - platform-admins\n`;
+      sandbox.kube.seed({ ...seededAwsAuth, data: { ...seededAwsAuth.data, mapRoles } });
+      try {
+        // Act
+        const run = await provision(sandbox, pvcRequest("mapped", { namespace: "mapped", launcher: { mode: "existing", principalArn: launcherArn } }));
+
+        // Assess
+        expect(run.execution.status).toBe("FAILED");
+        expect(run.execution.error).toBe("OwnershipConflict");
+        expect(run.execution.cause).toContain('username "platform-admin"');
+        expect(clusterState(sandbox).accessEntries.has(launcherArn)).toBe(false);
+        expect(awsAuth(sandbox).data.mapRoles).toBe(mapRoles);
+      } finally {
+        sandbox.kube.seed(seededAwsAuth);
+      }
+    },
+  );
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { configToEnv, loadDeploymentConfig } from "../../functions/lib/config.js";
-import { executionMark, iamRoleName, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/naming.js";
+import { executionMark, iamPolicyName, iamRoleName, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/naming.js";
 import { parseArn, roleArnOfAssumedRole, validateBucketName } from "../../functions/lib/arn.js";
 
 describe("deployment config", () => {
@@ -37,12 +37,33 @@ describe("ownership marks", () => {
     expect(executionMark("x".repeat(80))).toMatch(/^[0-9a-f]{16}$/);
   });
 
-  it("keeps IAM role names within 64 characters and distinct per tenant", () => {
-    const a = iamRoleName("nfeks-production", "a".repeat(40), "launcher");
-    const b = iamRoleName("nfeks-production", "a".repeat(39) + "b", "launcher");
-    expect(a.length).toBeLessThanOrEqual(64);
-    expect(a).not.toBe(b);
-    expect(iamRoleName("nfeks", "genomics", "workload")).toBe("nfeks-genomics-workload");
+  it("names IAM roles and inline policies per tenant and cluster", () => {
+    expect(iamRoleName("nfeks", "genomics", "research", "workload")).toBe("nfeks-genomics-research-workload");
+    expect(iamRoleName("nfeks", "genomics", "research", "launcher")).not.toBe(iamRoleName("nfeks", "genomics", "other", "launcher"));
+    expect(iamPolicyName("nfeks", "genomics", "research", "fusion-s3")).toBe("nfeks-genomics-research-fusion-s3");
+  });
+
+  it("keeps IAM role names within 64 characters and distinct per tenant and cluster, however long both are", () => {
+    // Prepare: the longest prefix (20), tenant (40) and cluster name (100)
+    const prefix = "p".repeat(20);
+    const tenant = "a".repeat(40);
+    const cluster = "c".repeat(100);
+    // Act
+    const names = [
+      iamRoleName(prefix, tenant, cluster, "launcher"),
+      iamRoleName(prefix, "a".repeat(39) + "b", cluster, "launcher"),
+      iamRoleName(prefix, tenant, "c".repeat(99) + "d", "launcher"),
+      iamRoleName(prefix, tenant, cluster, "workload"),
+      iamRoleName("nfeks", "genomics", "research-" + "x".repeat(60), "launcher"),
+    ];
+    // Assess
+    for (const name of names) {
+      expect(name.length).toBeLessThanOrEqual(64);
+      expect(name).toMatch(/^[\w+=,.@-]+-(launcher|workload)$/);
+    }
+    expect(new Set(names).size).toBe(names.length);
+    expect(names[4]).toMatch(/^nfeks-genomics-research-x+-[0-9a-f]{8}-launcher$/);
+    expect(iamPolicyName(prefix, tenant, cluster, "fusion-s3").length).toBeLessThanOrEqual(128);
   });
 });
 

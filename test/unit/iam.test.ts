@@ -46,15 +46,17 @@ import {
   podIdentityTrustPolicy,
 } from "../../functions/lib/policies.js";
 import type { WorkflowState } from "../../functions/lib/state.js";
-import { ACCOUNT, DEPLOYMENT_ENV, RUN, resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
+import { ACCOUNT, DEPLOYMENT_ENV, OTHER_RUN, RUN, resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
 
 const iam = mockClient(IAMClient);
 const eks = mockClient(EKSClient);
 
 const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 const PROVIDER_ARN = `arn:aws:iam::${ACCOUNT}:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE`;
-const LAUNCHER = "nfeks-genomics-launcher";
-const WORKLOAD = "nfeks-genomics-workload";
+const LAUNCHER = "nfeks-genomics-research-launcher";
+const WORKLOAD = "nfeks-genomics-research-workload";
+const LAUNCHER_POLICY = iamPolicyName("nfeks", "genomics", "research", "launcher");
+const FUSION_POLICY = iamPolicyName("nfeks", "genomics", "research", "fusion-s3");
 const BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/platform-boundary`;
 
 const CLUSTER = resolvedCluster({ oidcIssuer: ISSUER, authenticationMode: "API_AND_CONFIG_MAP" });
@@ -204,6 +206,15 @@ function installFakeEks(): void {
   });
 }
 
+/** A document as the fake IAM stores it (URL-encoded, as IAM returns it). */
+function policyOf(document: string | undefined): unknown {
+  return document === undefined ? undefined : JSON.parse(decodeURIComponent(document));
+}
+
+/** What another run left on an adopted role: a different trust and a DescribeCluster policy for another cluster. */
+const PREVIOUS_TRUST = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole", Condition: { StringEquals: { "sts:ExternalId": "kept" } } }] };
+const PREVIOUS_LAUNCHER_POLICY = launcherPermissionsPolicy([`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/old`]);
+
 function createRoleInputs(): CreateRoleCommandInput[] {
   return iam.commandCalls(CreateRoleCommand).map((c) => c.args[0].input as CreateRoleCommandInput);
 }
@@ -237,7 +248,7 @@ describe("CreateIamResources: launcher", () => {
     expect(input.PermissionsBoundary).toBeUndefined();
     expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
       RoleName: LAUNCHER,
-      PolicyName: iamPolicyName("nfeks", "genomics", "launcher"),
+      PolicyName: LAUNCHER_POLICY,
       PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])),
     });
     expect(result).toEqual({
@@ -273,12 +284,10 @@ describe("CreateIamResources: launcher", () => {
     expect(roles.size).toBe(1);
   });
 
-  it("adopts a role marked for this tenant by another run, bringing its policies to the desired documents", async () => {
+  it("adopts a role marked for this tenant by another run, bringing its policies to the desired documents and recording the previous ones", async () => {
     // Prepare
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, { Version: "2012-10-17", Statement: [] }, ownershipTags("genomics", "genomics-run-0"), {
-      [iamPolicyName("nfeks", "genomics", "launcher")]: launcherPermissionsPolicy(["arn:aws:eks:eu-west-1:111122223333:cluster/old"]),
-    });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     // Act
     const result = await apply(stateFor());
     // Assess
@@ -288,6 +297,63 @@ describe("CreateIamResources: launcher", () => {
     expect(iam).toHaveReceivedCommandWith(PutRolePermissionsBoundaryCommand, { RoleName: LAUNCHER, PermissionsBoundary: BOUNDARY });
     expect(result.launcherCreated).toBe(false);
     expect(result.created).toEqual([]);
+    expect(result.changed).toEqual([
+      {
+        roleName: LAUNCHER,
+        previousBoundary: {},
+        previousTrustPolicy: JSON.stringify(PREVIOUS_TRUST),
+        previousInlinePolicy: { name: LAUNCHER_POLICY, document: JSON.stringify(PREVIOUS_LAUNCHER_POLICY) },
+      },
+    ]);
+  });
+
+  it("puts the permissions boundary on an adopted role before changing its trust or inline policy", async () => {
+    // Prepare: IAM permissions may allow those writes only on roles that carry the boundary
+    process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }).role.PermissionsBoundary = {
+      PermissionsBoundaryArn: `arn:aws:iam::${ACCOUNT}:policy/old-boundary`,
+      PermissionsBoundaryType: "PermissionsBoundaryPolicy",
+    };
+    // Act
+    const result = await apply(stateFor());
+    // Assess
+    const [boundary] = iam.commandCalls(PutRolePermissionsBoundaryCommand);
+    expect(boundary.calledBefore(iam.commandCalls(UpdateAssumeRolePolicyCommand)[0])).toBe(true);
+    expect(boundary.calledBefore(iam.commandCalls(PutRolePolicyCommand)[0])).toBe(true);
+    expect(result.changed?.[0].previousBoundary).toEqual({ arn: `arn:aws:iam::${ACCOUNT}:policy/old-boundary` });
+  });
+
+  it("same request again on a role another run made: writes nothing and records no change", async () => {
+    // Prepare
+    process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
+    await apply(stateFor({}, OTHER_RUN));
+    iam.resetHistory();
+    // Act
+    const result = await apply(stateFor());
+    // Assess
+    expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
+    expect(iam).not.toHaveReceivedCommand(PutRolePolicyCommand);
+    expect(iam).not.toHaveReceivedCommand(UpdateAssumeRolePolicyCommand);
+    expect(iam).not.toHaveReceivedCommand(PutRolePermissionsBoundaryCommand);
+    expect(result).toEqual({ launcherArn: `arn:aws:iam::${ACCOUNT}:role/${LAUNCHER}`, launcherKind: "role", launcherCreated: false, created: [] });
+  });
+
+  it("gives the same tenant a separate role per cluster, leaving the first cluster's role as it was", async () => {
+    // Prepare
+    await apply(stateFor());
+    const researchPolicy = roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY);
+    const other = resolvedCluster({ name: "other", arn: `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/other` });
+    iam.resetHistory();
+    // Act
+    const result = await apply(stepState({ cluster: { name: "other", region: "eu-west-1" } }, "genomics-run-2", { cluster: other }));
+    // Assess
+    expect(result.launcherArn).toBe(`arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-other-launcher`);
+    expect(result.changed).toBeUndefined();
+    expect(iam).not.toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER });
+    expect(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY)).toBe(researchPolicy);
+    expect(policyOf(roles.get("nfeks-genomics-other-launcher")!.inline.get(iamPolicyName("nfeks", "genomics", "other", "launcher")))).toEqual(
+      launcherPermissionsPolicy([other.arn]),
+    );
   });
 
   it.each([
@@ -357,7 +423,7 @@ describe("CreateIamResources: launcher", () => {
   it("adopts the role when a concurrent attempt created it between read and write", async () => {
     // Prepare: the first GetRole misses, CreateRole then finds the role already there (this run's tags)
     seedRole(LAUNCHER, launcherTrustPolicy(ACCOUNT, "aws"), ownershipTags("genomics", RUN), {
-      [iamPolicyName("nfeks", "genomics", "launcher")]: launcherPermissionsPolicy([CLUSTER.arn]),
+      [LAUNCHER_POLICY]: launcherPermissionsPolicy([CLUSTER.arn]),
     });
     iam.on(GetRoleCommand).rejectsOnce(noSuchEntity(LAUNCHER)).callsFake(({ RoleName }) => ({ Role: roles.get(RoleName)!.role }));
     // Act
@@ -389,7 +455,7 @@ describe("CreateIamResources: Fusion workload role", () => {
     expect(workload.Tags).toEqual(ownershipTags("genomics", RUN));
     expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
       RoleName: WORKLOAD,
-      PolicyName: iamPolicyName("nfeks", "genomics", "fusion-s3"),
+      PolicyName: FUSION_POLICY,
       PolicyDocument: JSON.stringify(fusionS3Policy({ bucket: "genomics-work", partition: "aws" })),
     });
     expect(result.workloadRoleArn).toBe(`arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`);
@@ -507,7 +573,7 @@ describe("UndoIamResources", () => {
     const result = await compensate(stateFor(FUSION_IRSA));
     // Assess
     expect(roles.size).toBe(0);
-    expect(iam).toHaveReceivedCommandWith(DeleteRolePolicyCommand, { RoleName: LAUNCHER, PolicyName: iamPolicyName("nfeks", "genomics", "launcher") });
+    expect(iam).toHaveReceivedCommandWith(DeleteRolePolicyCommand, { RoleName: LAUNCHER, PolicyName: LAUNCHER_POLICY });
     expect(iam).toHaveReceivedCommandWith(DetachRolePolicyCommand, { RoleName: LAUNCHER, PolicyArn: `arn:aws:iam::${ACCOUNT}:policy/extra` });
     expect(result).toEqual({ undone: [`IAM role ${WORKLOAD}`, `IAM role ${LAUNCHER}`], kept: [] });
   });
@@ -582,6 +648,89 @@ describe("UndoIamResources", () => {
     const lastAssociationDeleted = eks.commandCalls(DeletePodIdentityAssociationCommand).at(-1)!;
     const firstRoleDeleted = iam.commandCalls(DeleteRoleCommand)[0];
     expect(lastAssociationDeleted.calledBefore(firstRoleDeleted)).toBe(true);
+  });
+
+  it("puts back the trust and inline policy an adopted role had before this run, keeps the boundary, and changes nothing when run again", async () => {
+    // Prepare
+    process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    const state = stepState({}, RUN, { cluster: CLUSTER, iam: await apply(stateFor()) });
+    iam.resetHistory();
+    // Act
+    const result = await compensate(state);
+    const again = await compensate(state);
+    // Assess
+    expect(roles.has(LAUNCHER)).toBe(true);
+    expect(policyOf(roles.get(LAUNCHER)!.role.AssumeRolePolicyDocument)).toEqual(PREVIOUS_TRUST);
+    expect(policyOf(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY))).toEqual(PREVIOUS_LAUNCHER_POLICY);
+    expect(roles.get(LAUNCHER)!.role.PermissionsBoundary?.PermissionsBoundaryArn).toBe(BOUNDARY);
+    expect(iam).not.toHaveReceivedCommand(DeleteRoleCommand);
+    expect(result).toEqual({
+      undone: [`IAM role ${LAUNCHER}: inline policy ${LAUNCHER_POLICY} restored, trust policy restored`],
+      kept: [`IAM role ${LAUNCHER}: permissions boundary left at ${BOUNDARY} (was none): the deployment requires it`],
+    });
+    expect(iam).toHaveReceivedCommandTimes(PutRolePolicyCommand, 1);
+    expect(iam).toHaveReceivedCommandTimes(UpdateAssumeRolePolicyCommand, 1);
+    expect(again.undone).toEqual([]);
+  });
+
+  it("Fusion: puts back an adopted workload role's IRSA trust (other namespace) and removes the inline policy it did not have", async () => {
+    // Prepare: an earlier run of this tenant trusted another namespace and had no S3 policy yet
+    const previousTrust = irsaTrustPolicy({
+      oidcProviderArn: PROVIDER_ARN,
+      issuer: "oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE",
+      namespace: "genomics-old",
+      serviceAccounts: ["tower-launcher-sa"],
+    });
+    seedRole(WORKLOAD, previousTrust, ownershipTags("genomics", OTHER_RUN));
+    const applied = await apply(stateFor(FUSION_IRSA));
+    // Act
+    const result = await compensate(stepState(FUSION_IRSA, RUN, { cluster: CLUSTER, iam: applied }));
+    // Assess
+    expect(applied.changed).toEqual([{ roleName: WORKLOAD, previousTrustPolicy: JSON.stringify(previousTrust), previousInlinePolicy: { name: FUSION_POLICY } }]);
+    expect(roles.has(LAUNCHER)).toBe(false);
+    expect(policyOf(roles.get(WORKLOAD)!.role.AssumeRolePolicyDocument)).toEqual(previousTrust);
+    expect(roles.get(WORKLOAD)!.inline.size).toBe(0);
+    expect(result.undone).toEqual([`IAM role ${WORKLOAD}: inline policy ${FUSION_POLICY} removed, trust policy restored`, `IAM role ${LAUNCHER}`]);
+  });
+
+  it("a step that fails after changing an adopted role puts the previous documents back itself (the compensator gets no $.iam)", async () => {
+    // Prepare: the launcher is adopted and changed, then the workload role cannot be made
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    oidcProviders = [];
+    // Act
+    const error = await apply(stateFor(FUSION_IRSA)).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed" });
+    expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])) });
+    expect(policyOf(roles.get(LAUNCHER)!.role.AssumeRolePolicyDocument)).toEqual(PREVIOUS_TRUST);
+    expect(policyOf(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY))).toEqual(PREVIOUS_LAUNCHER_POLICY);
+  });
+
+  it("Pod Identity: points an adopted association back at its previous role, before deleting the role this run created", async () => {
+    // Prepare: another run of this tenant associated the head service account with another role
+    const previousRoleArn = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;
+    associations.set("a-old", {
+      clusterName: "research",
+      namespace: "tower-nf",
+      serviceAccount: "tower-launcher-sa",
+      roleArn: previousRoleArn,
+      associationId: "a-old",
+      tags: tagsToRecord(ownershipTags("genomics", OTHER_RUN)),
+    });
+    const applied = await apply(stateFor(FUSION_POD_IDENTITY));
+    expect(associations.get("a-old")!.roleArn).toBe(`arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`);
+    // Act
+    const result = await compensate(stepState(FUSION_POD_IDENTITY, RUN, { cluster: CLUSTER, iam: applied }));
+    // Assess
+    expect(applied.changedAssociations).toEqual([{ associationId: "a-old", previousRoleArn }]);
+    expect(associations.get("a-old")!.roleArn).toBe(previousRoleArn);
+    expect([...associations.keys()]).toEqual(["a-old"]);
+    expect(roles.has(WORKLOAD)).toBe(false);
+    expect(result.undone).toContain(`Pod Identity association a-old (tower-nf/tower-launcher-sa): role restored to ${previousRoleArn}`);
+    const restore = eks.commandCalls(UpdatePodIdentityAssociationCommand).at(-1)!;
+    expect(restore.args[0].input).toMatchObject({ associationId: "a-old", roleArn: previousRoleArn });
+    expect(restore.calledBefore(iam.commandCalls(DeleteRoleCommand)[0])).toBe(true);
   });
 
   it("does nothing for a run whose request never validated", async () => {
