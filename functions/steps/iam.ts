@@ -42,7 +42,7 @@ import {
 import { parseArn } from "../lib/arn.js";
 import { eksClient, iamClient } from "../lib/clients.js";
 import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
-import { InvalidRequest, NotAllowed, OwnershipConflict } from "../lib/errors.js";
+import { IamNotYetConsistent, InvalidRequest, NotAllowed, OwnershipConflict } from "../lib/errors.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import { iamPolicyName, iamRoleName, isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../lib/naming.js";
 import { isAwsError } from "../lib/normalise-error.js";
@@ -204,7 +204,7 @@ function describeChange(change: IamRoleChange): string[] {
  * created it. CreateRole carries the execution tag, so a failure right after it leaves a role the
  * compensator can find.
  */
-async function ensureRole(ctx: Context, desired: DesiredRole): Promise<{ arn: string; created: boolean }> {
+async function ensureRole(ctx: Context, desired: DesiredRole, attempt = 1): Promise<{ arn: string; created: boolean }> {
   const tenant = ctx.request.tenant;
   const existing = await getRole(ctx.iam, desired.roleName);
   if (existing) {
@@ -238,7 +238,12 @@ async function ensureRole(ctx: Context, desired: DesiredRole): Promise<{ arn: st
     ).Role;
   } catch (error) {
     // Someone (a concurrent retry of this run) created it between our read and our write: decide again.
-    if (isAwsError(error, "EntityAlreadyExists")) return ensureRole(ctx, desired);
+    if (isAwsError(error, "EntityAlreadyExists")) {
+      // Created by someone between our GetRole and CreateRole: decide again once. If IAM still shows no
+      // role, its reads lag its writes; the state machine retries later instead of this Lambda spinning.
+      if (attempt >= 2) throw new IamNotYetConsistent(`IAM role ${desired.roleName} already exists (EntityAlreadyExists) but GetRole does not show it yet`, { cause: error });
+      return ensureRole(ctx, desired, attempt + 1);
+    }
     throw error;
   }
   await ctx.iam.send(
@@ -353,7 +358,7 @@ async function associationsFor(eks: EKSClient, clusterName: string, namespace: s
 }
 
 /** One association per service account: adopt ours, refuse others', create the missing one (tagged). */
-async function ensurePodIdentityAssociation(ctx: Context, serviceAccount: string, roleArn: string): Promise<{ id: string; arn: string; created: boolean }> {
+async function ensurePodIdentityAssociation(ctx: Context, serviceAccount: string, roleArn: string, attempt = 1): Promise<{ id: string; arn: string; created: boolean }> {
   const { request, cluster, eks } = ctx;
   const [existing] = await associationsFor(eks, cluster.name, request.namespace, serviceAccount);
   if (existing) {
@@ -384,7 +389,11 @@ async function ensurePodIdentityAssociation(ctx: Context, serviceAccount: string
     // IamNotYetConsistent and the state machine retries.
     return { id: association?.associationId ?? "", arn: association?.associationArn ?? "", created: true };
   } catch (error) {
-    if (isAwsError(error, "ResourceInUseException")) return ensurePodIdentityAssociation(ctx, serviceAccount, roleArn);
+    if (isAwsError(error, "ResourceInUseException")) {
+      // Same race for the association: look again once, then let the state machine retry (named Throttled).
+      if (attempt >= 2) throw error;
+      return ensurePodIdentityAssociation(ctx, serviceAccount, roleArn, attempt + 1);
+    }
     throw error;
   }
 }

@@ -259,6 +259,16 @@ describe("CreateIamResources: launcher", () => {
     });
   });
 
+  it("a role IAM says exists but cannot show yet is decided once more, then left to the state machine's retry", async () => {
+    // Prepare: GetRole keeps answering NoSuchEntity while CreateRole keeps answering EntityAlreadyExists
+    iam.on(CreateRoleCommand).rejects(new IAMServiceException({ name: "EntityAlreadyExists", message: `Role with name ${LAUNCHER} already exists.`, $fault: "client", $metadata: { httpStatusCode: 409 } }));
+    // Act
+    const attempt = apply(stateFor());
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "IamNotYetConsistent" });
+    expect(iam).toHaveReceivedCommandTimes(CreateRoleCommand, 2);
+  });
+
   it("sets the permissions boundary when the deployment configures one", async () => {
     // Prepare
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
