@@ -193,7 +193,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
-    { method: "GET", path: "/provision/{id}", handler: statusHandler as unknown as HttpHandler },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
