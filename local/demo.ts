@@ -54,6 +54,8 @@ function describeResult(step: StepSummary): string {
       return `job ${r.jobName}: ${r.phase}${r.podName ? ` (pod ${r.podName})` : ""}`;
     case "Report":
       return `ComputeEnvironmentReady sent to ${r.eventBusName ?? "the bus"}`;
+    case "ReportFailure":
+      return "ComputeEnvironmentFailed sent to the bus";
     default:
       return step.name.startsWith("Undo") ? `undone: ${(r.undone ?? []).join(", ") || "nothing"}` : "";
   }
@@ -71,12 +73,12 @@ async function watch(apiUrl: string, name: string): Promise<StatusBody> {
       const key = `${step.name}@${step.startedAt}`;
       if (step.status === "running" || printed.get(key) === step.retries + (step.finishedAt ? 1000 : 0)) continue;
       printed.set(key, step.retries + (step.finishedAt ? 1000 : 0));
-      const seconds = step.finishedAt ? ((Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000).toFixed(1) : "?";
+      const seconds = step.finishedAt ? ((Date.parse(step.finishedAt) - Date.parse(step.startedAt)) / 1000).toFixed(2) : "?";
       const mark = step.status === "succeeded" ? "✓" : "✗";
       const retries = step.retries ? ` after ${step.retries} retr${step.retries === 1 ? "y" : "ies"}` : "";
       const detail = step.status === "succeeded" ? describeResult(step) : `${step.error?.error}: ${step.error?.cause ?? ""}`;
       if (step.name === "CheckHeadJob" && step.status === "succeeded" && !(step.result as { done?: boolean })?.done) continue;
-      console.log(`  ${mark} ${step.name.padEnd(24)} ${seconds.padStart(5)} s${retries}  ${detail}`);
+      console.log(`  ${mark} ${step.name.padEnd(24)} ${seconds.padStart(6)} s${retries}  ${detail}`);
     }
     if (body.status === "RUNNING" && body.currentStep && body.currentStep !== lastCurrent) {
       lastCurrent = body.currentStep;
