@@ -119,7 +119,9 @@ function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatement {
     sid: "PassOwnedRolesToPodIdentity",
     actions: ["iam:PassRole"],
     resources: [prefixedRoleArn(scope)],
-    conditions: allOf({ "iam:PassedToService": POD_IDENTITY_SERVICE, [RESOURCE_MARK_KEY]: PRODUCT }),
+    // Only the service condition: IAM does not evaluate aws:ResourceTag for iam:PassRole (IAM User Guide,
+    // "Granting a user permissions to pass a role"), so a tag condition here would deny every pass.
+    conditions: allOf({ "iam:PassedToService": POD_IDENTITY_SERVICE }),
   });
 }
 
@@ -138,10 +140,13 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
     new PolicyStatement({ sid: "TagProductRolesAtCreation", actions: ["iam:TagRole"], resources: [roles], conditions: taggingAtCreation() }),
     new PolicyStatement({
       sid: "ManageOwnedProductRoles",
-      actions: ["iam:PutRolePermissionsBoundary", "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+      actions: ["iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
       resources: [roles],
       conditions: ownedOnly(config),
     }),
+    // IAM does not supply iam:PermissionsBoundary for UpdateAssumeRolePolicy (a boundary condition would deny
+    // it always): ownership alone. A trust policy grants no permissions; the boundary still caps the role.
+    new PolicyStatement({ sid: "UpdateOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
     new PolicyStatement({
       sid: "VerifyGivenLauncherPrincipal",
       // Read-only check that `launcher.principalArn` exists when it is in this account.
@@ -189,10 +194,11 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
     readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
     new PolicyStatement({
       sid: "RestoreOrEmptyOwnedProductRoles",
-      actions: ["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
+      actions: ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
       resources: [roles],
       conditions: ownedOnly(scope.config),
     }),
+    new PolicyStatement({ sid: "RestoreOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
     new PolicyStatement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
     new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
     new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
