@@ -66,7 +66,7 @@ export function tagsToRecord(tags: Array<{ Key?: string; Value?: string }> | und
 }
 
 /**
- * IAM role names: `<prefix>-<tenant>-<cluster>-<purpose>`, at most 64 characters. One role per tenant AND
+ * IAM role names: `<prefix>-<tenant>.<cluster>-<purpose>`, at most 64 characters. One role per tenant AND
  * cluster: a role shared by a tenant's environments on two clusters would have its policies narrowed to
  * the last cluster provisioned, breaking the others.
  */
@@ -74,24 +74,26 @@ export function iamRoleName(prefix: string, tenant: string, cluster: string, pur
   return boundedName(prefix, tenant, cluster, purpose, 64);
 }
 
-/** Inline policy names: `<prefix>-<tenant>-<cluster>-<purpose>`, at most 128 characters. */
+/** Inline policy names: `<prefix>-<tenant>.<cluster>-<purpose>`, at most 128 characters. */
 export function iamPolicyName(prefix: string, tenant: string, cluster: string, purpose: string): string {
   return boundedName(prefix, tenant, cluster, purpose, 128);
 }
 
 /**
- * `<prefix>-<tenant>-<cluster>-<purpose>`; when that is longer than `limit`, the tenant and cluster are
- * shortened (each keeps at least half the room, or all it needs) and a hash of both keeps the name unique.
+ * `<prefix>-<tenant>.<cluster>-<purpose>`. The `.` is in neither a tenant (DNS label) nor an EKS cluster name,
+ * so tenant `genomics` on cluster `prod-eu` and tenant `genomics-prod` on cluster `eu` never share a name.
+ * When that is longer than `limit`, the tenant and cluster are shortened (each keeps at least half the room,
+ * or all it needs) and a hash of both keeps the name unique.
  */
 function boundedName(prefix: string, tenant: string, cluster: string, purpose: string, limit: number): string {
-  const name = `${prefix}-${tenant}-${cluster}-${purpose}`;
+  const name = `${prefix}-${tenant}.${cluster}-${purpose}`;
   if (name.length <= limit) return name;
   // "\n" is in neither a tenant nor a cluster name, so distinct pairs hash distinctly.
   const hash = createHash("sha256").update(`${tenant}\n${cluster}`).digest("hex").slice(0, 8);
   const room = Math.max(2, limit - prefix.length - purpose.length - hash.length - 4);
   const tenantRoom = Math.max(1, room - Math.min(cluster.length, Math.floor(room / 2)));
   const clusterRoom = Math.max(1, room - Math.min(tenant.length, tenantRoom));
-  return `${prefix}-${tenant.slice(0, tenantRoom)}-${cluster.slice(0, clusterRoom)}-${hash}-${purpose}`;
+  return `${prefix}-${tenant.slice(0, tenantRoom)}.${cluster.slice(0, clusterRoom)}-${hash}-${purpose}`;
 }
 
 /**

@@ -2,7 +2,7 @@
  * CreateIamResources: the launcher identity and, for Fusion, the workload role the head and compute
  * service accounts assume (IRSA through the cluster's OIDC provider, or EKS Pod Identity).
  *
- * Roles are per tenant and cluster (`<prefix>-<tenant>-<cluster>-launcher|workload`), so provisioning a
+ * Roles are per tenant and cluster (`<prefix>-<tenant>.<cluster>-launcher|workload`), so provisioning a
  * tenant on a second cluster never rewrites the policies its first environment relies on.
  *
  * Idempotent: a role that already exists is adopted only when its tags mark it as ours for this tenant

@@ -63,7 +63,7 @@ function holdUntilSiblingDone(sandbox: Sandbox, tenant: string, sibling: "rbac" 
     return holdIamCommand("CreateRoleCommand", () => until("the RBAC branch to finish", () => kubeObject(sandbox, "RoleBinding", tenant, `tower-launcher-user-${tenant}-binding`) !== undefined));
   }
   // The RBAC branch's RoleBindings wait until the IAM branch put the launcher's inline policy (its last write).
-  return holdKubeCreates("RoleBinding", () => until("the IAM branch to finish", () => (iamRole(sandbox, `nfeks-${tenant}-research-launcher`)?.inlinePolicies.size ?? 0) > 0));
+  return holdKubeCreates("RoleBinding", () => until("the IAM branch to finish", () => (iamRole(sandbox, `nfeks-${tenant}.research-launcher`)?.inlinePolicies.size ?? 0) > 0));
 }
 
 /** aws-auth is edited and edited back in CONFIG_MAP mode: its resourceVersion moves on, nothing else may differ. */
@@ -191,7 +191,7 @@ describe("a failure in one branch of the Parallel", () => {
     // The other branch is reported as cut short, not as failed.
     expect(run.view.steps.find((s) => s.name === "CreateIamResources")?.status).not.toBe("failed");
     const undone = (step: string) => (run.view.steps.find((s) => s.name === step)?.result as { undone?: string[] } | undefined)?.undone ?? [];
-    expect(undone("UndoIamResources")).toEqual(["IAM role nfeks-split-research-launcher"]);
+    expect(undone("UndoIamResources")).toEqual(["IAM role nfeks-split.research-launcher"]);
     expect(undone("UndoNamespaceAndRbac")).toEqual(["Role split/tower-launcher-role", "ServiceAccount split/tower-launcher-sa", "Namespace split"]);
     await settled(sandbox);
     expect(sandbox.snapshot()).toStrictEqual(before);
@@ -223,7 +223,7 @@ describe("a failure in one branch of the Parallel", () => {
 
     // Assess
     expectFailedAt(run, "CreateNamespaceAndRbac", "NotAllowed");
-    expect(iamRole(sandbox, "nfeks-racing-research-launcher")).toBeUndefined();
+    expect(iamRole(sandbox, "nfeks-racing.research-launcher")).toBeUndefined();
     await settled(sandbox);
     expect(sandbox.snapshot()).toStrictEqual(before);
   });

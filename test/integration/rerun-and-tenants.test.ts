@@ -111,7 +111,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
 
   describe("two tenants on one cluster", () => {
     const tenants = ["alpha", "beta"] as const;
-    const launcherOf = (tenant: string) => `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-${tenant}-research-launcher`;
+    const launcherOf = (tenant: string) => `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-${tenant}.research-launcher`;
 
     it("both succeed, each in its own namespace with its own launcher", async () => {
       // Act
@@ -123,7 +123,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
       for (const tenant of tenants) {
         const content = namespaceContent(sandbox, tenant).filter((o) => o.metadata.labels?.["nf-eks-provisioner/tenant"] === tenant);
         expect(content.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Namespace", "PersistentVolumeClaim", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"]);
-        expect(sandbox.aws.state.iam.roles.has(`nfeks-${tenant}-research-launcher`)).toBe(true);
+        expect(sandbox.aws.state.iam.roles.has(`nfeks-${tenant}.research-launcher`)).toBe(true);
       }
       if (authenticationMode === "CONFIG_MAP") {
         const mapped = (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
@@ -169,7 +169,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
       const kept = (step: string) => (run.view.steps.find((s) => s.name === step)?.result as { undone: string[]; kept: string[] }) ?? { undone: [], kept: [] };
       expect(kept("UndoNamespaceAndRbac").undone).toEqual([]);
       expect(kept("UndoNamespaceAndRbac").kept).toContain("Namespace beta: not created by this run");
-      expect(kept("UndoIamResources")).toEqual({ undone: [], kept: ["IAM role nfeks-beta-research-launcher: not created by this run"] });
+      expect(kept("UndoIamResources")).toEqual({ undone: [], kept: ["IAM role nfeks-beta.research-launcher: not created by this run"] });
       await settled(sandbox);
       expect(sandbox.snapshot()).toStrictEqual(before);
     });

@@ -129,7 +129,7 @@ describe("a 409 Conflict on the aws-auth replace (CONFIG_MAP cluster)", () => {
     // Assess
     expect(sandbox.faults.fired).toEqual([{ operation: "kube:PUT configmaps", kind: "conflict" }]);
     expectRetriedTo(run, "GrantClusterAccess", 0);
-    expect(mapped()).toContain(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-contended-research-launcher`);
+    expect(mapped()).toContain(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-contended.research-launcher`);
   });
 
   it("conflicts on every edit round fail the step with KubeConflict, which the state machine retries", async () => {
@@ -146,7 +146,7 @@ describe("a 409 Conflict on the aws-auth replace (CONFIG_MAP cluster)", () => {
     // The node role's mapping survived every round, templated username included.
     expect(awsAuth(sandbox).data.mapRoles).toContain("username: system:node:{{EC2PrivateDNSName}}");
     expect(mapped()[0]).toBe(`arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`);
-    expect(mapped().filter((arn) => arn.endsWith("/nfeks-busy-research-launcher"))).toHaveLength(1);
+    expect(mapped().filter((arn) => arn.endsWith("/nfeks-busy.research-launcher"))).toHaveLength(1);
   });
 });
 
@@ -179,7 +179,7 @@ describe("IAM propagation delay", () => {
       expect(failure?.cause).toMatch(/eks:CreateAccessEntry failed: InvalidParameterException/);
     }
     // It took at least as long as IAM needed to make the role known.
-    const role = sandbox.aws.state.iam.roles.get("nfeks-fresh-research-launcher")!;
+    const role = sandbox.aws.state.iam.roles.get("nfeks-fresh.research-launcher")!;
     const granted = events.find((e) => e.type === "TaskStateExited" && e.stateExitedEventDetails?.name === "GrantClusterAccess")!;
     expect(granted.timestamp!.getTime()).toBeGreaterThanOrEqual(role.visibleAt);
     expect(sandbox.aws.state.eks.clusters.get(`${CLUSTER.region}/${CLUSTER.name}`)?.accessEntries.has(role.arn)).toBe(true);

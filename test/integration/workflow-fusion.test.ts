@@ -50,12 +50,12 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
 
     // Assess: the run, and no launcher role created (the given principal is used)
     expect(run.execution.status).toBe("SUCCEEDED");
-    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-proteomics-research-workload`;
+    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-proteomics.research-workload`;
     expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherArn: SANDBOX_EXISTING_LAUNCHER, launcherCreated: false, workloadRoleArn: workloadArn });
-    expect(iamRole(sandbox, "nfeks-proteomics-research-launcher")).toBeUndefined();
+    expect(iamRole(sandbox, "nfeks-proteomics.research-launcher")).toBeUndefined();
 
     // Assess: the workload role's trust is StringEquals on :sub (both SAs of this namespace) and :aud
-    const workload = iamRole(sandbox, "nfeks-proteomics-research-workload");
+    const workload = iamRole(sandbox, "nfeks-proteomics.research-workload");
     expect(workload?.tags).toEqual(expect.arrayContaining([{ Key: "nf-eks-provisioner/tenant", Value: "proteomics" }]));
     expect(policyOf(workload?.assumeRolePolicyDocument).Statement).toEqual([
       expect.objectContaining({
@@ -70,7 +70,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
         },
       }),
     ]);
-    const s3 = policyOf(workload?.inlinePolicies.get("nfeks-proteomics-research-fusion-s3")).Statement;
+    const s3 = policyOf(workload?.inlinePolicies.get("nfeks-proteomics.research-fusion-s3")).Statement;
     expect(s3).toContainEqual(expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::proteomics-nextflow-work" }));
     expect(s3).toContainEqual(expect.objectContaining({ Action: S3_ACTIONS, Resource: "arn:aws:s3:::proteomics-nextflow-work/*" }));
     expect(clusterState(sandbox).podIdentityAssociations.size).toBe(0);
@@ -109,9 +109,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
 
     // Assess
     expect(run.execution.status).toBe("SUCCEEDED");
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics-research-launcher`;
-    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics-research-workload`;
-    expect(policyOf(iamRole(sandbox, "nfeks-metabolomics-research-workload")?.assumeRolePolicyDocument).Statement).toEqual([
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics.research-launcher`;
+    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics.research-workload`;
+    expect(policyOf(iamRole(sandbox, "nfeks-metabolomics.research-workload")?.assumeRolePolicyDocument).Statement).toEqual([
       expect.objectContaining({ Effect: "Allow", Principal: { Service: "pods.eks.amazonaws.com" }, Action: ["sts:AssumeRole", "sts:TagSession"] }),
     ]);
     const associations = [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === "metabolomics");
@@ -137,9 +137,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     expect((await provision(sandbox, fusionRequest("genetics", { namespace: "genetics" }))).execution.status).toBe("SUCCEEDED");
     await settled(sandbox);
     const before = sandbox.snapshot().aws;
-    const workload = "nfeks-genetics-research-workload";
+    const workload = "nfeks-genetics.research-workload";
     const trustBefore = iamRole(sandbox, workload)?.assumeRolePolicyDocument;
-    const s3Before = iamRole(sandbox, workload)?.inlinePolicies.get("nfeks-genetics-research-fusion-s3");
+    const s3Before = iamRole(sandbox, workload)?.inlinePolicies.get("nfeks-genetics.research-fusion-s3");
     sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
 
     // Act
@@ -148,11 +148,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     // Assess: the role was pointed at the new namespace and bucket, and back again
     expect(run.execution.status).toBe("FAILED");
     expect(stepResult(run, "CreateIamResources").changed).toEqual([
-      { roleName: workload, previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"), previousInlinePolicy: { name: "nfeks-genetics-research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") } },
+      { roleName: workload, previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"), previousInlinePolicy: { name: "nfeks-genetics.research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") } },
     ]);
-    expect(stepResult(run, "UndoIamResources").undone).toEqual([`IAM role ${workload}: inline policy nfeks-genetics-research-fusion-s3 restored, trust policy restored`]);
+    expect(stepResult(run, "UndoIamResources").undone).toEqual([`IAM role ${workload}: inline policy nfeks-genetics.research-fusion-s3 restored, trust policy restored`]);
     expect(iamRole(sandbox, workload)?.assumeRolePolicyDocument).toBe(trustBefore);
-    expect(iamRole(sandbox, workload)?.inlinePolicies.get("nfeks-genetics-research-fusion-s3")).toBe(s3Before);
+    expect(iamRole(sandbox, workload)?.inlinePolicies.get("nfeks-genetics.research-fusion-s3")).toBe(s3Before);
     await settled(sandbox);
     expect(sandbox.snapshot().aws).toStrictEqual(before);
   });

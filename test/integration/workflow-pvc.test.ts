@@ -106,14 +106,14 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     expect(kubeObjects(sandbox, "Pod", "tower-nf").filter((p) => p.metadata.labels?.["job-name"] === headJob.jobName)).toHaveLength(1);
 
     // Assess: IAM
-    const launcher = iamRole(sandbox, "nfeks-genomics-research-launcher");
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-research-launcher`;
+    const launcher = iamRole(sandbox, "nfeks-genomics.research-launcher");
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`;
     expect(launcher?.arn).toBe(launcherArn);
     expect(launcher?.tags).toEqual(expect.arrayContaining([{ Key: "nf-eks-provisioner/tenant", Value: "genomics" }]));
     expect(policyOf(launcher?.assumeRolePolicyDocument).Statement).toEqual([
       expect.objectContaining({ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }),
     ]);
-    expect(policyOf(launcher?.inlinePolicies.get("nfeks-genomics-research-launcher")).Statement).toContainEqual(
+    expect(policyOf(launcher?.inlinePolicies.get("nfeks-genomics.research-launcher")).Statement).toContainEqual(
       expect.objectContaining({ Action: "eks:DescribeCluster", Resource: [`arn:aws:eks:eu-west-1:${ACCOUNT_ID}:cluster/research`] }),
     );
     expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherArn, launcherKind: "role", launcherCreated: true });
@@ -162,13 +162,13 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({ tenant: "genomics-wgs", headJob: { phase: "Succeeded" } });
 
     // Both tenants' launchers are in the cluster.
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs-research-launcher`;
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs.research-launcher`;
     expectClusterAccess(sandbox, launcherArn, "genomics-wgs", seededAwsAuth);
     if (authenticationMode === "CONFIG_MAP") {
       const mapped = (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
       expect(mapped).toEqual([
         `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`,
-        `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-research-launcher`,
+        `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`,
         launcherArn,
       ]);
     }

@@ -38,9 +38,11 @@ describe("ownership marks", () => {
   });
 
   it("names IAM roles and inline policies per tenant and cluster", () => {
-    expect(iamRoleName("nfeks", "genomics", "research", "workload")).toBe("nfeks-genomics-research-workload");
+    expect(iamRoleName("nfeks", "genomics", "research", "workload")).toBe("nfeks-genomics.research-workload");
     expect(iamRoleName("nfeks", "genomics", "research", "launcher")).not.toBe(iamRoleName("nfeks", "genomics", "other", "launcher"));
-    expect(iamPolicyName("nfeks", "genomics", "research", "fusion-s3")).toBe("nfeks-genomics-research-fusion-s3");
+    expect(iamPolicyName("nfeks", "genomics", "research", "fusion-s3")).toBe("nfeks-genomics.research-fusion-s3");
+    // Hyphens are in both tenant and cluster names: the "." keeps these two apart.
+    expect(iamRoleName("nfeks", "genomics", "prod-eu", "launcher")).not.toBe(iamRoleName("nfeks", "genomics-prod", "eu", "launcher"));
   });
 
   it("keeps IAM role names within 64 characters and distinct per tenant and cluster, however long both are", () => {
@@ -62,7 +64,7 @@ describe("ownership marks", () => {
       expect(name).toMatch(/^[\w+=,.@-]+-(launcher|workload)$/);
     }
     expect(new Set(names).size).toBe(names.length);
-    expect(names[4]).toMatch(/^nfeks-genomics-research-x+-[0-9a-f]{8}-launcher$/);
+    expect(names[4]).toMatch(/^nfeks-genomics\.research-x+-[0-9a-f]{8}-launcher$/);
     expect(iamPolicyName(prefix, tenant, cluster, "fusion-s3").length).toBeLessThanOrEqual(128);
   });
 });

@@ -53,8 +53,8 @@ const eks = mockClient(EKSClient);
 
 const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 const PROVIDER_ARN = `arn:aws:iam::${ACCOUNT}:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE`;
-const LAUNCHER = "nfeks-genomics-research-launcher";
-const WORKLOAD = "nfeks-genomics-research-workload";
+const LAUNCHER = "nfeks-genomics.research-launcher";
+const WORKLOAD = "nfeks-genomics.research-workload";
 const LAUNCHER_POLICY = iamPolicyName("nfeks", "genomics", "research", "launcher");
 const FUSION_POLICY = iamPolicyName("nfeks", "genomics", "research", "fusion-s3");
 const BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/platform-boundary`;
@@ -357,11 +357,11 @@ describe("CreateIamResources: launcher", () => {
     // Act
     const result = await apply(stepState({ cluster: { name: "other", region: "eu-west-1" } }, "genomics-run-2", { cluster: other }));
     // Assess
-    expect(result.launcherArn).toBe(`arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-other-launcher`);
+    expect(result.launcherArn).toBe(`arn:aws:iam::${ACCOUNT}:role/nfeks-genomics.other-launcher`);
     expect(result.changed).toBeUndefined();
     expect(iam).not.toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER });
     expect(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY)).toBe(researchPolicy);
-    expect(policyOf(roles.get("nfeks-genomics-other-launcher")!.inline.get(iamPolicyName("nfeks", "genomics", "other", "launcher")))).toEqual(
+    expect(policyOf(roles.get("nfeks-genomics.other-launcher")!.inline.get(iamPolicyName("nfeks", "genomics", "other", "launcher")))).toEqual(
       launcherPermissionsPolicy([other.arn]),
     );
   });
