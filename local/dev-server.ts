@@ -6,6 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { lambdaContext } from "../functions/lib/lambda-context.js";
 
 export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
 
@@ -48,24 +49,6 @@ async function readBody(req: IncomingMessage): Promise<string> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString("utf8");
-}
-
-function lambdaContext(name: string): Context {
-  const started = Date.now();
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: name,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${name}`,
-    memoryLimitInMB: "256",
-    awsRequestId: `local-${started.toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
-    logGroupName: `/aws/lambda/${name}`,
-    logStreamName: "local",
-    getRemainingTimeInMillis: () => Math.max(0, 30_000 - (Date.now() - started)),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
 }
 
 export function toApiGatewayEvent(req: IncomingMessage, url: URL, routeKey: string, pathParameters: Record<string, string>, body: string): APIGatewayProxyEventV2 {
@@ -116,7 +99,7 @@ export async function startDevServer(routes: Route[], opts: { port?: number; hos
       const body = await readBody(req);
       const routeKey = `${found.r.method} ${found.r.path}`;
       const event = toApiGatewayEvent(req, url, routeKey, found.params!, body);
-      const result = await found.r.handler(event, lambdaContext(routeKey));
+      const result = await found.r.handler(event, lambdaContext({ functionName: routeKey, timeoutMs: 30_000, memoryMB: 256 }));
       // Payload 2.0: a bare value is a 200 JSON body, as API Gateway does.
       if (result === undefined || typeof result === "string") return send(res, 200, result ?? "");
       const headers = Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)]));

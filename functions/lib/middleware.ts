@@ -15,6 +15,7 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { Tracer } from "@aws-lambda-powertools/tracer";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import type { Context } from "aws-lambda";
+import { lambdaContext } from "./lambda-context.js";
 import { normaliseError } from "./normalise-error.js";
 
 const serviceName = process.env.POWERTOOLS_SERVICE_NAME ?? "nf-eks-provisioner";
@@ -77,23 +78,7 @@ function stepMetrics<E, R>(stepName: string): MiddlewareObj<E, R, Error, Context
 
 /** A Lambda-like context for direct calls, so Powertools and middy find what they read. */
 function completeContext(stepName: string, context: StepContext | undefined): Context {
-  const started = Date.now();
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: stepName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: `local:${stepName}`,
-    memoryLimitInMB: "128",
-    awsRequestId: `local-${started.toString(36)}`,
-    logGroupName: "local",
-    logStreamName: "local",
-    // Lambda's longest timeout: middy aborts early only when the real context says so.
-    getRemainingTimeInMillis: () => Math.max(0, 900_000 - (Date.now() - started)),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-    ...context,
-  } as Context;
+  return { ...lambdaContext({ functionName: stepName }), ...context } as Context;
 }
 
 /**

@@ -8,7 +8,7 @@
  * Waits and retry intervals can be shortened for tests and demos through the library's overrides; the
  * definition itself is never edited.
  */
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,6 +39,7 @@ import {
 } from "@aws-sdk/client-sfn";
 import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/arn.js";
+import { lambdaContext } from "../../functions/lib/lambda-context.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import {
   asLibraryDefinition,
@@ -155,25 +156,6 @@ class DataLimitExceeded extends Error {
     super(message);
     this.name = "States.DataLimitExceeded";
   }
-}
-
-function lambdaContext(functionName: string, functionArn: string, timeoutMs: number): Context {
-  const started = new Date();
-  const day = started.toISOString().slice(0, 10).replace(/-/g, "/");
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: "$LATEST",
-    invokedFunctionArn: functionArn,
-    memoryLimitInMB: "512",
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `${day}/[$LATEST]${randomBytes(16).toString("hex")}`,
-    getRemainingTimeInMillis: () => Math.max(0, started.getTime() + timeoutMs - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
 }
 
 function encodeToken(value: object): string {
@@ -396,7 +378,7 @@ export class LocalStepFunctions {
             throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
           });
           const event = JSON.parse(json(input));
-          output = JSON.parse(json(await handler(event, lambdaContext(binding.functionName, binding.functionArn, timeoutSeconds * 1000))));
+          output = JSON.parse(json(await handler(event, lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: timeoutSeconds * 1000 }))));
         } catch (problem) {
           invocation.finishedAt = new Date();
           invocation.error = lambdaError(problem);
