@@ -13,7 +13,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
 import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
-import { configToEnv } from "../functions/lib/config.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, configToEnv, STATE_MACHINE_ARN_ENV } from "../functions/lib/config.js";
 import { PRODUCT } from "../functions/lib/naming.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access.js";
@@ -28,8 +28,6 @@ import {
 } from "./permissions.js";
 
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
-export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
-export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
 
 /** Memory and timeout per step module: Kubernetes steps load the client and wait on the API server. */
 const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
@@ -43,7 +41,7 @@ const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
 };
 
 /** Every Lambda: Node 22 on Graviton, one minified ESM bundle, X-Ray active. */
-export const FUNCTION_DEFAULTS: FunctionProps = {
+const FUNCTION_DEFAULTS: FunctionProps = {
   runtime: "nodejs22.x",
   architecture: "arm_64",
   memorySize: 256,
@@ -55,7 +53,7 @@ export const FUNCTION_DEFAULTS: FunctionProps = {
 };
 
 /** `ResolveClusterFunctionArn` → `ResolveClusterFunction` (the construct id). */
-export function stepFunctionId(entry: StepFunctionEntry): string {
+function stepFunctionId(entry: StepFunctionEntry): string {
   return entry.placeholder.replace(/Arn$/, "");
 }
 

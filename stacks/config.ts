@@ -6,16 +6,10 @@
  */
 import { STSClient } from "@aws-sdk/client-sts";
 import { VisibleError } from "sst/error.js";
-import {
-  CONFIG_ENV,
-  deploymentConfigInput,
-  deploymentConfigSchema,
-  type DeploymentConfig,
-} from "../functions/lib/config.js";
-import { problemsOf } from "../functions/lib/request.js";
+import { checkDeploymentConfig, CONFIG_ENV, type DeploymentConfig } from "../functions/lib/config.js";
 
 /** What the operator sets (EVENT_BUS_NAME is not among them: the stack owns the bus and sets it). */
-export const DEPLOY_TIME_VARIABLES = [
+const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.allowedClusters,
   CONFIG_ENV.allowedAccountIds,
   CONFIG_ENV.iamPrefix,
@@ -29,32 +23,20 @@ export function describeConfigPath(path: string): string {
   return variable + rest.map((part) => (/^\d+$/.test(part) ? `[${part}]` : `.${part}`)).join("");
 }
 
-/** Every problem with the configuration, one line each; empty when it is valid. */
-export function deploymentConfigProblems(env: NodeJS.ProcessEnv): string[] {
-  let input: unknown;
-  try {
-    input = deploymentConfigInput(env);
-  } catch (error) {
-    // parseClusterList throws on malformed JSON.
-    return [`${CONFIG_ENV.allowedClusters}: not a valid list (${(error as Error).message})`];
-  }
-  const result = deploymentConfigSchema.safeParse(input);
-  if (result.success) return [];
-  return problemsOf(result.error).map((problem) => `${describeConfigPath(problem.path)}: ${problem.message}`);
-}
-
-/** The validated configuration for this stage, or a synth-stopping error that lists what to fix. */
+/** The validated configuration for this stage, or a synth-stopping error that lists what to fix, one line per problem. */
 export function deploymentConfigForStage(stage: string, env: NodeJS.ProcessEnv = process.env): DeploymentConfig {
-  const problems = deploymentConfigProblems(env);
-  if (problems.length) {
-    throw new VisibleError(
-      `nf-eks-provisioner: the deploy-time configuration for stage "${stage}" is invalid:`,
-      ...problems.map((problem) => `  - ${problem}`),
-      `Set ${DEPLOY_TIME_VARIABLES.join(", ")} in the environment or in .env.${stage}`,
-      `(e.g. ${CONFIG_ENV.allowedClusters}=research@eu-west-1 ${CONFIG_ENV.allowedAccountIds}=111122223333 ${CONFIG_ENV.iamPrefix}=nfeks).`,
-    );
-  }
-  return deploymentConfigSchema.parse(deploymentConfigInput(env));
+  const checked = checkDeploymentConfig(env);
+  if ("config" in checked) return checked.config;
+  const problems =
+    "listError" in checked
+      ? [`${CONFIG_ENV.allowedClusters}: not a valid list (${checked.listError.message})`]
+      : checked.problems.map((problem) => `${describeConfigPath(problem.path)}: ${problem.message}`);
+  throw new VisibleError(
+    `nf-eks-provisioner: the deploy-time configuration for stage "${stage}" is invalid:`,
+    ...problems.map((problem) => `  - ${problem}`),
+    `Set ${DEPLOY_TIME_VARIABLES.join(", ")} in the environment or in .env.${stage}`,
+    `(e.g. ${CONFIG_ENV.allowedClusters}=research@eu-west-1 ${CONFIG_ENV.allowedAccountIds}=111122223333 ${CONFIG_ENV.iamPrefix}=nfeks).`,
+  );
 }
 
 // ---------------------------------------------------------------- the IAM prefix and this stack's own roles

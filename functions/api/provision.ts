@@ -11,26 +11,21 @@
  *   503 Throttled | ClusterUnreachable (Retry-After)   Step Functions is busy: try again
  *   500 InternalError                anything else (details in the log, never in the response)
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/config.js";
-import { InvalidRequest, ProvisionerError } from "../lib/errors.js";
+import { InvalidRequest } from "../lib/errors.js";
 import { logger } from "../lib/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps } from "../lib/start-provisioning.js";
+import { errorResponse, json, type Response } from "./http.js";
 
-export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
+const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 
 export interface ProvisionApiDeps extends StartDeps {
   config?: DeploymentConfig;
 }
 
-type Response = APIGatewayProxyStructuredResultV2;
-
-function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return { statusCode, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
-}
-
 /** API Gateway lower-cases header names in payload 2.0; direct callers (the dev server, tests) may not. */
-export function headerValue(headers: APIGatewayProxyEventV2["headers"] | undefined, name: string): string | undefined {
+function headerValue(headers: APIGatewayProxyEventV2["headers"] | undefined, name: string): string | undefined {
   const wanted = name.toLowerCase();
   for (const [key, value] of Object.entries(headers ?? {})) if (key.toLowerCase() === wanted) return value;
   return undefined;
@@ -41,7 +36,7 @@ function bodyText(event: APIGatewayProxyEventV2): string {
   return event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
 }
 
-export function statusUrlFor(executionName: string): string {
+function statusUrlFor(executionName: string): string {
   return `/executions/${encodeURIComponent(executionName)}`;
 }
 
@@ -94,10 +89,7 @@ export function createProvisionHandler(deps: ProvisionApiDeps = {}) {
         return json(400, { error: error.name, problems: error.problems });
       }
       logger.error("could not start provisioning", { error: error as Error });
-      if (error instanceof ProvisionerError && error.transient) {
-        return json(503, { error: error.name, message: "Step Functions is busy or unreachable; try again shortly" }, { "retry-after": "5" });
-      }
-      return json(500, { error: "InternalError", message: "could not start the provisioning workflow", requestId: event.requestContext?.requestId });
+      return errorResponse(error, event.requestContext?.requestId, "start the provisioning workflow");
     }
   };
 }

@@ -8,22 +8,17 @@
  *   503 Throttled | ClusterUnreachable (Retry-After)   Step Functions is busy: try again
  *   500 InternalError      anything else (details in the log, never in the response)
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import {
-  DescribeExecutionCommand,
-  GetExecutionHistoryCommand,
-  type DescribeExecutionOutput,
-  type HistoryEvent,
-  type SFNClient,
-} from "@aws-sdk/client-sfn";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { paginateGetExecutionHistory, type DescribeExecutionOutput, type HistoryEvent, type SFNClient } from "@aws-sdk/client-sfn";
 import { parseArn } from "../lib/arn.js";
 import { sfnClient } from "../lib/clients.js";
-import { ProvisionerError } from "../lib/errors.js";
+import { STATE_MACHINE_ARN_ENV } from "../lib/config.js";
 import { executionArnFor } from "../lib/execution-name.js";
 import { readableCause, summariseHistory, type StepSummary } from "../lib/execution-summary.js";
 import { logger } from "../lib/middleware.js";
 import { isAwsError, normaliseError } from "../lib/normalise-error.js";
-import { STATE_MACHINE_ARN_ENV } from "../lib/start-provisioning.js";
+import { describeExecutionIfAny, stateMachineArnFrom } from "../lib/start-provisioning.js";
+import { errorResponse, json, type Response } from "./http.js";
 
 export interface StatusDeps {
   sfn?: SFNClient;
@@ -45,19 +40,16 @@ export interface ExecutionStatusView {
   cause?: string;
 }
 
-type Response = APIGatewayProxyStructuredResultV2;
-
-function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return { statusCode, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
-}
-
 /** Step Functions' execution names: 1-80 characters, no whitespace, brackets, wildcards, specials or controls. */
 const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
 
 export type ParsedExecutionId = { ok: true; executionArn: string } | { ok: false; status: 400 | 404; message: string };
 
-/** The execution ARN an id names: an ARN as given (only of our state machine), or a name under our state machine. */
-export function executionArnOf(rawId: string | undefined, stateMachineArn: string | undefined): ParsedExecutionId {
+/**
+ * The execution ARN an id names: an ARN as given (only of our state machine, when that is known: an ARN needs no
+ * STATE_MACHINE_ARN), or a name under our state machine.
+ */
+export function executionArnOf(rawId: string | undefined, deps: StatusDeps): ParsedExecutionId {
   let id = (rawId ?? "").trim();
   // API Gateway decodes path parameters once; an id encoded twice (or by a client that did it itself) is decoded here.
   if (/%[0-9A-Fa-f]{2}/.test(id)) {
@@ -75,6 +67,7 @@ export function executionArnOf(rawId: string | undefined, stateMachineArn: strin
       return { ok: false, status: 400, message: "the id is not a Step Functions execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>)" };
     }
     // Only this deployment's runs are visible here.
+    const stateMachineArn = deps.stateMachineArn ?? process.env[STATE_MACHINE_ARN_ENV];
     if (stateMachineArn && executionArnFor(stateMachineArn, parts[2]!) !== id) {
       return { ok: false, status: 404, message: "no execution of this deployment's state machine has that ARN" };
     }
@@ -83,19 +76,15 @@ export function executionArnOf(rawId: string | undefined, stateMachineArn: strin
   if (!EXECUTION_NAME.test(id)) {
     return { ok: false, status: 400, message: "the id is not an execution name (1-80 characters, no spaces or any of <>{}[]?*\"#%\\^|~`$&,;:/)" };
   }
-  if (!stateMachineArn) throw new Error(`${STATE_MACHINE_ARN_ENV} is not set`);
-  return { ok: true, executionArn: executionArnFor(stateMachineArn, id) };
+  return { ok: true, executionArn: executionArnFor(stateMachineArnFrom(deps), id) };
 }
 
 /** Every event, oldest first (GetExecutionHistory pages at most 1000 at a time). */
 export async function fullHistory(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
   const events: HistoryEvent[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, reverseOrder: false, maxResults: 1000, includeExecutionData: true, nextToken }));
+  for await (const page of paginateGetExecutionHistory({ client: sfn }, { executionArn, reverseOrder: false, maxResults: 1000, includeExecutionData: true })) {
     events.push(...(page.events ?? []));
-    nextToken = page.nextToken;
-  } while (nextToken);
+  }
   return events;
 }
 
@@ -106,10 +95,10 @@ const UNREPORTED_CAUSE = /^(\{[\s\S]*\}) (\(ComputeEnvironmentFailed was not rep
  * The execution's cause for people: Lambda's `{"errorType","errorMessage","trace"}` becomes its message
  * (the stack trace is for the logs), also when FailWithoutReport wrapped it in a sentence of its own.
  */
-export function readableExecutionCause(cause: string): string {
+function readableExecutionCause(cause: string): string {
   const unreported = UNREPORTED_CAUSE.exec(cause);
   if (unreported) return `${readableCause(unreported[1]!)} ${unreported[2]}`;
-  return readableCause(cause) ?? cause;
+  return readableCause(cause);
 }
 
 /**
@@ -123,7 +112,7 @@ function shownStep(step: StepSummary): StepSummary {
   return { ...step, result };
 }
 
-export function statusView(execution: DescribeExecutionOutput, events: HistoryEvent[]): ExecutionStatusView {
+function statusView(execution: DescribeExecutionOutput, events: HistoryEvent[]): ExecutionStatusView {
   const summary = summariseHistory(events);
   const running = execution.status === "RUNNING";
   const failed = execution.status === "FAILED" || execution.status === "TIMED_OUT" || execution.status === "ABORTED";
@@ -142,15 +131,10 @@ export function statusView(execution: DescribeExecutionOutput, events: HistoryEv
   };
 }
 
-export async function executionStatus(executionArn: string, deps: StatusDeps = {}): Promise<ExecutionStatusView | undefined> {
+async function executionStatus(executionArn: string, deps: StatusDeps = {}): Promise<ExecutionStatusView | undefined> {
   const sfn = deps.sfn ?? sfnClient();
-  let execution: DescribeExecutionOutput;
-  try {
-    execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-  } catch (error) {
-    if (isAwsError(error, "ExecutionDoesNotExist")) return undefined;
-    throw error;
-  }
+  const execution = await describeExecutionIfAny(sfn, executionArn);
+  if (!execution) return undefined;
   // Read after DescribeExecution: the history is at least as recent as the status it explains.
   return statusView(execution, await fullHistory(sfn, executionArn));
 }
@@ -159,7 +143,7 @@ export function createStatusHandler(deps: StatusDeps = {}) {
   return async (event: APIGatewayProxyEventV2): Promise<Response> => {
     logger.appendKeys({ requestId: event.requestContext?.requestId });
     try {
-      const id = executionArnOf(event.pathParameters?.id, deps.stateMachineArn ?? process.env[STATE_MACHINE_ARN_ENV]);
+      const id = executionArnOf(event.pathParameters?.id, deps);
       if (!id.ok) {
         return id.status === 404 ? json(404, { error: "ExecutionNotFound", message: id.message }) : json(400, { error: "InvalidRequest", message: id.message });
       }
@@ -167,13 +151,10 @@ export function createStatusHandler(deps: StatusDeps = {}) {
       if (!view) return json(404, { error: "ExecutionNotFound", message: `no execution ${id.executionArn}` });
       return json(200, view);
     } catch (problem) {
-      const error = problem instanceof ProvisionerError ? problem : normaliseError(problem);
-      logger.error("could not read the execution status", { error: error as Error });
+      const error = normaliseError(problem);
+      logger.error("could not read the execution status", { error });
       if (isAwsError(problem, "InvalidArn")) return json(400, { error: "InvalidRequest", message: "the execution ARN is not valid" });
-      if (error instanceof ProvisionerError && error.transient) {
-        return json(503, { error: error.name, message: "Step Functions is busy or unreachable; try again shortly" }, { "retry-after": "5" });
-      }
-      return json(500, { error: "InternalError", message: "could not read the execution status", requestId: event.requestContext?.requestId });
+      return errorResponse(error, event.requestContext?.requestId, "read the execution status");
     }
   };
 }

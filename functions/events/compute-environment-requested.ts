@@ -16,19 +16,17 @@
  * and a redelivered event must not start a second run.
  */
 import type { EventBridgeEvent } from "aws-lambda";
-import type { DeploymentConfig } from "../lib/config.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, type DeploymentConfig } from "../lib/config.js";
 import { InvalidRequest, NotAllowed, RunInProgress } from "../lib/errors.js";
 import { logger } from "../lib/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps, type StartedExecution } from "../lib/start-provisioning.js";
-
-export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
 
 export interface ComputeEnvironmentRequestedDeps extends StartDeps {
   config?: DeploymentConfig;
 }
 
 /** The idempotency key an event without one gets: its id (a UUID), in the key's alphabet. */
-export function eventIdempotencyKey(eventId: string): string {
+function eventIdempotencyKey(eventId: string): string {
   return `event-${eventId}`.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64);
 }
 
@@ -36,7 +34,7 @@ function hasOwnKey(detail: unknown): boolean {
   return typeof detail === "object" && detail !== null && (detail as { idempotencyKey?: unknown }).idempotencyKey !== undefined;
 }
 
-export function createComputeEnvironmentRequestedHandler(deps: ComputeEnvironmentRequestedDeps = {}) {
+function createComputeEnvironmentRequestedHandler(deps: ComputeEnvironmentRequestedDeps = {}) {
   return async (event: EventBridgeEvent<string, unknown>): Promise<StartedExecution> => {
     logger.appendKeys({ eventId: event.id, source: event.source });
     if (event["detail-type"] !== COMPUTE_ENVIRONMENT_REQUESTED) {

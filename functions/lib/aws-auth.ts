@@ -205,7 +205,7 @@ function serializeList(entries: Array<Record<string, unknown>>, original: string
   if (!isSeq(doc.contents)) return new Document(entries).toString(TO_STRING);
 
   // Keep the original's style of block lists inside entries (`groups:\n- x` or `groups:\n  - x`).
-  const indentSeq = parseDocument(original).toString({ ...TO_STRING, indentSeq: false }) === original ? false : true;
+  const indentSeq = doc.toString({ ...TO_STRING, indentSeq: false }) !== original;
   const seq = doc.contents as YAMLSeq<unknown>;
   const oldItems = [...seq.items];
   const used = new Set<number>();

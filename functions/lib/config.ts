@@ -4,9 +4,9 @@
  */
 import { z } from "zod";
 import { parseArn } from "./arn.js";
+import type { Problem } from "./errors.js";
+import { EKS_CLUSTER_NAME, problemsOf } from "./request.js";
 
-/** EKS cluster names as CreateCluster accepts them: a letter or digit, then letters, digits, '-' or '_'; 1-100 characters. */
-export const EKS_CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
 /** AWS Region codes: eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ... (no wildcard, no spaces). */
 export const AWS_REGION_CODE = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
 
@@ -63,6 +63,12 @@ export const CONFIG_ENV = {
   eventBusName: "EVENT_BUS_NAME",
 } as const;
 
+/** The variable the stack hands the entry Lambdas (provision, status, events): this deployment's state machine. */
+export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
+
+/** The detail-type of the event that asks for a compute environment (the stack's rule matches it, the handler checks it). */
+export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
+
 /**
  * `research@eu-west-1, genomics@us-east-1` or a JSON list of {name, region}. Throws on malformed JSON and on an
  * entry with more than one `@` (which half is the region is then a guess); the schema judges names and regions.
@@ -81,7 +87,7 @@ export function parseClusterList(value: string): Array<{ name: string; region?: 
     });
 }
 
-/** The configuration as the environment spells it, not yet validated (the stack reports problems per variable). */
+/** The configuration as the environment spells it, not yet validated. */
 export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Record<keyof typeof CONFIG_ENV, unknown> {
   return {
     allowedClusters: parseClusterList(env[CONFIG_ENV.allowedClusters] ?? ""),
@@ -92,19 +98,31 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
   };
 }
 
-export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): DeploymentConfig {
+/**
+ * The validated configuration, or what is wrong with it: `listError` when the cluster list cannot be read at all
+ * (malformed JSON, an entry with two `@`), else every problem the schema finds, by path. Callers word the report.
+ */
+export type DeploymentConfigCheck = { config: DeploymentConfig } | { listError: Error } | { problems: Problem[] };
+
+export function checkDeploymentConfig(env: NodeJS.ProcessEnv = process.env): DeploymentConfigCheck {
   let input: Record<keyof typeof CONFIG_ENV, unknown>;
   try {
     input = deploymentConfigInput(env);
   } catch (error) {
-    throw new Error(`Invalid deployment configuration: allowedClusters: ${(error as Error).message}`, { cause: error });
+    return { listError: error as Error };
   }
   const result = deploymentConfigSchema.safeParse(input);
-  if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
-    throw new Error(`Invalid deployment configuration: ${problems}`);
+  return result.success ? { config: result.data } : { problems: problemsOf(result.error) };
+}
+
+export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): DeploymentConfig {
+  const checked = checkDeploymentConfig(env);
+  if ("config" in checked) return checked.config;
+  if ("listError" in checked) {
+    throw new Error(`Invalid deployment configuration: allowedClusters: ${checked.listError.message}`, { cause: checked.listError });
   }
-  return result.data;
+  const problems = checked.problems.map((problem) => `${problem.path}: ${problem.message}`).join("; ");
+  throw new Error(`Invalid deployment configuration: ${problems}`);
 }
 
 export function configToEnv(config: DeploymentConfig): Record<string, string> {

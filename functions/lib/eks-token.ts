@@ -57,8 +57,9 @@ function toUrl(request: HttpRequest): string {
   return `${request.protocol}//${request.hostname}${port}${request.path}?${query}`;
 }
 
-export function base64UrlNoPadding(value: string): string {
-  return Buffer.from(value, "utf8").toString("base64url").replace(/=+$/, "");
+/** Node's base64url never pads. */
+function base64UrlNoPadding(value: string): string {
+  return Buffer.from(value, "utf8").toString("base64url");
 }
 
 /** The presigned GetCallerIdentity URL inside a token (tests and the sandbox's authenticator). */

@@ -38,6 +38,8 @@ export interface HistorySummary {
 }
 
 /** Lambda puts `{"errorType","errorMessage","trace"}` in the Cause; people want the message. */
+export function readableCause(cause: string): string;
+export function readableCause(cause: string | undefined): string | undefined;
 export function readableCause(cause: string | undefined): string | undefined {
   if (cause === undefined) return undefined;
   try {

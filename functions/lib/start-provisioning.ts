@@ -15,20 +15,19 @@
 import { isDeepStrictEqual } from "node:util";
 import {
   DescribeExecutionCommand,
-  ListExecutionsCommand,
+  paginateListExecutions,
   StartExecutionCommand,
+  type DescribeExecutionOutput,
   type ExecutionListItem,
   type SFNClient,
 } from "@aws-sdk/client-sfn";
 import { sfnClient } from "./clients.js";
-import { loadDeploymentConfig, type DeploymentConfig } from "./config.js";
+import { loadDeploymentConfig, STATE_MACHINE_ARN_ENV, type DeploymentConfig } from "./config.js";
 import { InvalidRequest, NotAllowed, type Problem } from "./errors.js";
 import { executionArnFor, executionNameFor, tenantOfExecutionName } from "./execution-name.js";
 import { awsErrorName, isAwsError, normaliseError } from "./normalise-error.js";
 import { safeParseRequest, type ProvisionRequest } from "./request.js";
 import { assertClusterAllowed } from "./allowlist.js";
-
-export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
 
 export type RequestCheck =
   | { ok: true; request: ProvisionRequest }
@@ -78,7 +77,8 @@ export interface StartDeps {
   now?: Date;
 }
 
-function stateMachineArnFrom(deps: StartDeps): string {
+/** This deployment's state machine: the one given, else the STATE_MACHINE_ARN variable's. */
+export function stateMachineArnFrom(deps: { stateMachineArn?: string }): string {
   const arn = deps.stateMachineArn ?? process.env[STATE_MACHINE_ARN_ENV];
   if (!arn) throw new Error(`${STATE_MACHINE_ARN_ENV} is not set`);
   return arn;
@@ -98,21 +98,28 @@ function requestOfInput(input: string | undefined): unknown {
 }
 
 /** A RUNNING execution of `tenant` other than `executionName` (every page: ListExecutions pages at most 1000). */
-export async function otherRunOfTenant(
+async function otherRunOfTenant(
   sfn: SFNClient,
   stateMachineArn: string,
   tenant: string,
   executionName: string,
 ): Promise<ExecutionListItem | undefined> {
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(new ListExecutionsCommand({ stateMachineArn, statusFilter: "RUNNING", maxResults: 1000, nextToken }));
+  for await (const page of paginateListExecutions({ client: sfn }, { stateMachineArn, statusFilter: "RUNNING", maxResults: 1000 })) {
     // The same name is this very request again (an idempotent repeat), not another run.
     const other = (page.executions ?? []).find((e) => e.name !== executionName && e.name !== undefined && tenantOfExecutionName(e.name) === tenant);
     if (other) return other;
-    nextToken = page.nextToken;
-  } while (nextToken);
+  }
   return undefined;
+}
+
+/** The execution, or undefined when Step Functions has none with this ARN (any other error is thrown as it is). */
+export async function describeExecutionIfAny(sfn: SFNClient, executionArn: string): Promise<DescribeExecutionOutput | undefined> {
+  try {
+    return await sfn.send(new DescribeExecutionCommand({ executionArn }));
+  } catch (error) {
+    if (isAwsError(error, "ExecutionDoesNotExist")) return undefined;
+    throw error;
+  }
 }
 
 /**
@@ -133,32 +140,33 @@ async function executionUnderName(
   request: ProvisionRequest,
 ): Promise<Exclude<StartOutcome, { outcome: "started" | "run-in-progress" }> | undefined> {
   const executionArn = executionArnFor(stateMachineArn, executionName);
-  let existing;
-  try {
-    existing = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-  } catch (error) {
-    if (isAwsError(error, "ExecutionDoesNotExist")) return undefined;
-    throw normaliseError(error);
-  }
+  const existing = await describeExecutionIfAny(sfn, executionArn);
+  if (!existing) return undefined;
   if (isDeepStrictEqual(requestOfInput(existing.input), asStored(request))) {
     return { outcome: "existing", executionArn: existing.executionArn ?? executionArn, executionName, status: existing.status };
   }
   return { outcome: "key-reused", executionName };
 }
 
-/** Start the workflow with `{request}` as input (the state machine's Start state adds the execution). */
+/**
+ * Start the workflow with `{request}` as input (the state machine's Start state adds the execution). What Step
+ * Functions throws comes out named (Throttled, ClusterUnreachable, ...); a too large input as InvalidRequest.
+ */
 export async function startProvisioning(request: ProvisionRequest, deps: StartDeps = {}): Promise<StartOutcome> {
+  try {
+    return await startOrFind(request, deps);
+  } catch (error) {
+    throw normaliseError(error);
+  }
+}
+
+async function startOrFind(request: ProvisionRequest, deps: StartDeps): Promise<StartOutcome> {
   const sfn = deps.sfn ?? sfnClient();
   const stateMachineArn = stateMachineArnFrom(deps);
   const tenant = String(request.tenant);
   const executionName = executionNameFor({ tenant, idempotencyKey: request.idempotencyKey }, { now: deps.now });
 
-  let running: ExecutionListItem | undefined;
-  try {
-    running = await otherRunOfTenant(sfn, stateMachineArn, tenant, executionName);
-  } catch (error) {
-    throw normaliseError(error);
-  }
+  const running = await otherRunOfTenant(sfn, stateMachineArn, tenant, executionName);
   if (running) {
     // A keyed repeat of a run that already exists still answers with that run: it starts nothing.
     const known = request.idempotencyKey ? await executionUnderName(sfn, stateMachineArn, executionName, request) : undefined;
@@ -176,7 +184,7 @@ export async function startProvisioning(request: ProvisionRequest, deps: StartDe
       const detail = (error as Error).message ? `: ${(error as Error).message}` : "";
       throw new InvalidRequest([{ path: "", message: `the request is too large to start the workflow with (${awsErrorName(error)}${detail})` }], { cause: error });
     }
-    if (!isAwsError(error, "ExecutionAlreadyExists")) throw normaliseError(error);
+    if (!isAwsError(error, "ExecutionAlreadyExists")) throw error;
   }
 
   const found = await executionUnderName(sfn, stateMachineArn, executionName, request);

@@ -9,11 +9,11 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   AWS_REGION_CODE,
   configToEnv,
-  EKS_CLUSTER_NAME,
   loadDeploymentConfig,
   parseClusterList,
   permissionsBoundaryProblem,
 } from "../../functions/lib/config.js";
+import { EKS_CLUSTER_NAME } from "../../functions/lib/request.js";
 import { deployRegion } from "../../stacks/config.js";
 
 const BASE = { ALLOWED_CLUSTERS: "research@eu-west-1", ALLOWED_ACCOUNT_IDS: "111122223333", IAM_PREFIX: "nfeks" };
