@@ -24,6 +24,7 @@
  * all: they reach the cluster endpoint from `$.cluster`, authenticated by an STS presigned URL (no
  * permission is needed to presign GetCallerIdentity).
  */
+import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../functions/lib/policies.js";
 import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { DeploymentConfig } from "../functions/lib/config.js";
 import { ownershipTags, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/naming.js";
@@ -40,20 +41,23 @@ export interface PermissionScope {
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
 export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access", "storage", "head-job"]);
 
-export const POD_IDENTITY_SERVICE = "pods.eks.amazonaws.com";
-
 // ---------------------------------------------------------------- resource ARNs
 
-export function clusterArns({ partition, account, config }: PermissionScope): string[] {
-  return config.allowedClusters.map((c) => `arn:${partition}:eks:${c.region}:${account}:cluster/${c.name}`);
+/** `arn:<partition>:eks:<region>:<account>:<type>/<cluster><suffix>` for each allowlisted cluster. */
+function eksArns({ partition, account, config }: PermissionScope, type: string, suffix = ""): string[] {
+  return config.allowedClusters.map((c) => `arn:${partition}:eks:${c.region}:${account}:${type}/${c.name}${suffix}`);
 }
 
-export function accessEntryArns({ partition, account, config }: PermissionScope): string[] {
-  return config.allowedClusters.map((c) => `arn:${partition}:eks:${c.region}:${account}:access-entry/${c.name}/*`);
+export function clusterArns(scope: PermissionScope): string[] {
+  return eksArns(scope, "cluster");
 }
 
-export function podIdentityAssociationArns({ partition, account, config }: PermissionScope): string[] {
-  return config.allowedClusters.map((c) => `arn:${partition}:eks:${c.region}:${account}:podidentityassociation/${c.name}/*`);
+function accessEntryArns(scope: PermissionScope): string[] {
+  return eksArns(scope, "access-entry", "/*");
+}
+
+export function podIdentityAssociationArns(scope: PermissionScope): string[] {
+  return eksArns(scope, "podidentityassociation", "/*");
 }
 
 /** Every role the product creates: `<prefix>-<tenant>-launcher`, `<prefix>-<tenant>-workload`. */
@@ -121,7 +125,7 @@ function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatement {
     resources: [prefixedRoleArn(scope)],
     // Only the service condition: IAM does not evaluate aws:ResourceTag for iam:PassRole (IAM User Guide,
     // "Granting a user permissions to pass a role"), so a tag condition here would deny every pass.
-    conditions: allOf({ "iam:PassedToService": POD_IDENTITY_SERVICE }),
+    conditions: allOf({ "iam:PassedToService": POD_IDENTITY_SERVICE_PRINCIPAL }),
   });
 }
 

@@ -4,11 +4,11 @@
  * this execution created — which is how a compensator works after a step failed half-way.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { InvalidRequest } from "./errors.js";
 import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "./kube.js";
 import type { ManifestContext } from "./manifests.js";
 import { executionMark, LABEL_CREATED_BY, LABEL_TENANT } from "./naming.js";
-import { parseRequest, safeParseRequest, type ProvisionRequest } from "./request.js";
+import { safeParseRequest, type ProvisionRequest } from "./request.js";
+import { requireCluster } from "./require-cluster.js";
 import type { CompensationResult, ResolvedCluster, WorkflowState } from "./state.js";
 
 export interface KubeStepDeps {
@@ -36,9 +36,8 @@ function contextOf(request: ProvisionRequest, state: WorkflowState, cluster: Res
 
 /** For apply: the request must be valid and ResolveCluster must have run. */
 export async function kubeStepContext(state: WorkflowState, deps: KubeStepDeps = {}): Promise<KubeStepContext> {
-  const request = parseRequest(state.request);
-  if (!state.cluster) throw new InvalidRequest("the resolved cluster ($.cluster) is missing; ResolveCluster must run first");
-  return contextOf(request, state, state.cluster, deps.kube ?? (await kubeClientFor(state.cluster)));
+  const { request, cluster } = requireCluster(state);
+  return contextOf(request, state, cluster, deps.kube ?? (await kubeClientFor(cluster)));
 }
 
 /**
@@ -78,15 +77,25 @@ export function uniqueRefs(refs: ObjectRef[]): ObjectRef[] {
   });
 }
 
-/** Delete each ref this execution created and note what was undone and what was left alone (and why). */
+/** An object the caller already read, with the ref it was read at (list items need not carry apiVersion/kind). */
+export interface ReadObject {
+  ref: ObjectRef;
+  object: KubernetesObject;
+}
+
+/**
+ * Delete each ref this execution created and note what was undone and what was left alone (and why).
+ * An object already read is not read again: its uid is the delete's precondition.
+ */
 export async function deleteEachCreatedBy(
   api: KubeApi,
-  refs: ObjectRef[],
+  targets: Array<ObjectRef | ReadObject>,
   executionName: string,
   result: CompensationResult,
 ): Promise<void> {
-  for (const ref of refs) {
-    const outcome = await deleteIfCreatedBy(api, ref, executionName);
+  for (const target of targets) {
+    const { ref, object } = "ref" in target ? target : { ref: target, object: undefined };
+    const outcome = await deleteIfCreatedBy(api, ref, executionName, object);
     if (outcome === "deleted") result.undone.push(describeRef(ref));
     else if (outcome === "kept") result.kept.push(`${describeRef(ref)}: not created by this run`);
   }

@@ -11,6 +11,7 @@ import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kuberne
 import { eksBearerToken } from "./eks-token.js";
 import { KubeConflict, OwnershipConflict } from "./errors.js";
 import { isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "./naming.js";
+import { isKubeApiException } from "./normalise-error.js";
 import type { ResolvedCluster } from "./state.js";
 
 export type KubeApi = KubernetesObjectApi;
@@ -94,22 +95,7 @@ export function resetKubeClients(): void {
 
 /** True when `error` is a Kubernetes API answer with this HTTP status (client-node ApiException). */
 export function isKubeError(error: unknown, status: number): boolean {
-  return !!error && typeof error === "object" && (error as { code?: unknown }).code === status && "body" in error;
-}
-
-/** The `reason` of the Status an API error carries (`AlreadyExists`, `Conflict`, `NotFound`, ...). */
-export function kubeErrorReason(error: unknown): string | undefined {
-  const body = (error as { body?: unknown } | undefined)?.body;
-  let status: unknown = body;
-  if (typeof body === "string") {
-    try {
-      status = JSON.parse(body);
-    } catch {
-      return undefined;
-    }
-  }
-  const reason = (status as { reason?: unknown } | undefined)?.reason;
-  return typeof reason === "string" ? reason : undefined;
+  return isKubeApiException(error) && error.code === status;
 }
 
 // ---------------------------------------------------------------- operations
@@ -182,10 +168,16 @@ export async function replaceObject<T extends KubernetesObject>(api: KubeApi, ob
 
 /**
  * Delete the object only when this execution created it (its created-by label). Children (a Job's pods)
- * go with it in the background. The uid precondition makes sure we delete the object we inspected.
+ * go with it in the background. The uid precondition makes sure we delete the object we inspected:
+ * `read` (the object the caller already read at `ref`), else the object read here.
  */
-export async function deleteIfCreatedBy(api: KubeApi, ref: ObjectRef, executionName: string): Promise<"deleted" | "absent" | "kept"> {
-  const existing = await readObject(api, ref);
+export async function deleteIfCreatedBy(
+  api: KubeApi,
+  ref: ObjectRef,
+  executionName: string,
+  read?: KubernetesObject,
+): Promise<"deleted" | "absent" | "kept"> {
+  const existing = read ?? (await readObject(api, ref));
   if (!existing) return "absent";
   if (!wasCreatedBy(existing.metadata?.labels, executionName)) return "kept";
   const uid = existing.metadata?.uid;

@@ -54,7 +54,7 @@ export const LAUNCHER_VERBS = ["get", "list", "watch", "create", "delete"] as co
  * deletes task pods (or jobs); it reads nextflow.config and params.json from mounted ConfigMaps, so it
  * needs no access to configmaps or persistentvolumeclaims through the API.
  */
-export const LAUNCHER_RULES: V1PolicyRule[] = [
+const LAUNCHER_RULES: V1PolicyRule[] = [
   { apiGroups: [""], resources: ["pods", "pods/status", "pods/log", "pods/exec"], verbs: [...LAUNCHER_VERBS] },
   { apiGroups: ["batch"], resources: ["jobs", "jobs/status"], verbs: [...LAUNCHER_VERBS] },
 ];
@@ -175,7 +175,7 @@ export function headJobName(tenant: string, executionName: string): string {
 }
 
 /** The `nextflow run` argv: an array handed to the container runtime, never a shell command line. */
-export function headJobArgs(spec: HeadJobSpec): string[] {
+function headJobArgs(spec: HeadJobSpec): string[] {
   return [
     "run",
     spec.pipeline,

@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { InvalidRequest } from "./errors.js";
+import { DNS1123_LABEL } from "./request.js";
 
 export const PRODUCT = "nf-eks-provisioner";
 
@@ -119,7 +120,7 @@ export function tenantOfLauncherUsername(username: unknown): string | undefined 
 
 /** Names that grant cluster access are never built from anything but a valid tenant (the schema already checks it). */
 function checkedTenant(tenant: string): string {
-  if (tenant.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(tenant)) {
+  if (tenant.length > 63 || !DNS1123_LABEL.test(tenant)) {
     throw new InvalidRequest([{ path: "tenant", message: `${JSON.stringify(tenant)} is not a DNS-1123 label; no Kubernetes identity is made from it` }]);
   }
   return tenant;

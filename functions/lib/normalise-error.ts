@@ -129,13 +129,32 @@ export function isAwsError(error: unknown, ...codes: string[]): boolean {
   return codes.some((code) => code === name || code.replace(/Exception$/, "") === bare);
 }
 
+/** A read whose "not found" (the AWS error `code`) is an answer: the value, or undefined when absent. */
+export async function ifExists<T>(promise: Promise<T>, code: string): Promise<T | undefined> {
+  try {
+    return await promise;
+  } catch (error) {
+    if (isAwsError(error, code)) return undefined;
+    throw error;
+  }
+}
+
+/** A delete whose "not found" (the AWS error `code`) means already gone: done either way. */
+export async function ignoreMissing(promise: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await promise;
+  } catch (error) {
+    if (!isAwsError(error, code)) throw error;
+  }
+}
+
 function isAwsSdkError(e: AwsLikeError): boolean {
   return typeof e.$metadata === "object" || e.$fault !== undefined;
 }
 
 /** @kubernetes/client-node 1.x ApiException: a numeric HTTP `code`, a `body` (V1Status object or its JSON text). */
-function isKubeApiException(e: AwsLikeError & { body?: unknown; headers?: unknown }): boolean {
-  return typeof e.code === "number" && "body" in e;
+export function isKubeApiException(error: unknown): error is { code: number; body: unknown } {
+  return !!error && typeof error === "object" && typeof (error as { code?: unknown }).code === "number" && "body" in error;
 }
 
 /** The parts of a Kubernetes `Status` we read; `text` is a body that was not JSON. */
@@ -156,6 +175,12 @@ function kubeStatus(body: unknown): KubeStatus {
     }
   }
   return status && typeof status === "object" ? (status as KubeStatus) : {};
+}
+
+/** The `reason` of the Status a Kubernetes API error carries (`AlreadyExists`, `Conflict`, `NotFound`, ...). */
+export function kubeErrorReason(error: unknown): string | undefined {
+  const reason = kubeStatus((error as { body?: unknown } | undefined)?.body).reason;
+  return typeof reason === "string" ? reason : undefined;
 }
 
 function kubeStatusMessage(status: KubeStatus): string | undefined {

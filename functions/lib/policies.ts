@@ -93,6 +93,9 @@ export function irsaTrustPolicy({ oidcProviderArn, issuer, namespace, serviceAcc
   };
 }
 
+/** The service principal of the EKS Pod Identity agent. */
+export const POD_IDENTITY_SERVICE_PRINCIPAL = "pods.eks.amazonaws.com";
+
 /** EKS Pod Identity trust: the Pod Identity agent assumes the role (and tags the session). */
 export function podIdentityTrustPolicy(): PolicyDocument {
   return {
@@ -101,7 +104,7 @@ export function podIdentityTrustPolicy(): PolicyDocument {
       {
         Sid: "EksPodIdentity",
         Effect: "Allow",
-        Principal: { Service: "pods.eks.amazonaws.com" },
+        Principal: { Service: POD_IDENTITY_SERVICE_PRINCIPAL },
         Action: ["sts:AssumeRole", "sts:TagSession"],
       },
     ],

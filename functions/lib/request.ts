@@ -26,7 +26,8 @@ export function isSystemName(value: string): boolean {
   return /^system:/i.test(value.replace(/\s+/g, ""));
 }
 
-const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** A DNS-1123 label's characters (its length, at most 63, is checked apart). */
+export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /**
  * Kubernetes resource.Quantity: an optional sign, then digits with at most one decimal point ("5", "1.5",
@@ -38,8 +39,8 @@ const LABEL_KEY_NAME = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$/;
 const LABEL_VALUE = /^(([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?)$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/;
-/** EKS cluster names: 1-100 chars, starts alphanumeric, then alphanumerics, hyphens, underscores. */
-const CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9\-_]{0,99}$/;
+/** EKS cluster names as CreateCluster accepts them: a letter or digit, then letters, digits, '-' or '_'; 1-100 characters. */
+export const EKS_CLUSTER_NAME = /^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/;
 
 /**
  * Size limits, in bytes of the request's JSON. The workflow carries the request in its state next to every
@@ -206,7 +207,7 @@ const headJobSchema = z
 export const provisionRequestSchema = z
   .object({
     tenant: dnsLabel("tenant", 40),
-    cluster: z.object({ name: refineWith(z.string(), (v) => CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"), region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1") }).strict(),
+    cluster: z.object({ name: refineWith(z.string(), (v) => EKS_CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"), region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1") }).strict(),
     namespace: dnsLabel("namespace")
       .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), { message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)" })
       .default(DEFAULTS.namespace),
@@ -267,4 +268,9 @@ export function parseRequest(input: unknown): ProvisionRequest {
   const result = safeParseRequest(input);
   if (!result.ok) throw new InvalidRequest(result.problems);
   return result.request;
+}
+
+/** The head SA and, when asked, the compute SA (in that order). */
+export function serviceAccountsOf(request: ProvisionRequest): string[] {
+  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
 }

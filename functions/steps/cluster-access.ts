@@ -26,7 +26,7 @@ import {
   type EKSClient,
 } from "@aws-sdk/client-eks";
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import { addMapping, awsAuthPrincipal, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuthMapping } from "../lib/aws-auth.js";
+import { addMapping, awsAuthPrincipal, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuth, type AwsAuthMapping } from "../lib/aws-auth.js";
 import { parseArn } from "../lib/arn.js";
 import { eksClient } from "../lib/clients.js";
 import { IamNotYetConsistent, InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict } from "../lib/errors.js";
@@ -44,11 +44,12 @@ import {
   tenantOfLauncherUsername,
   wasCreatedBy,
 } from "../lib/naming.js";
-import { isAwsError, normaliseError } from "../lib/normalise-error.js";
+import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../lib/normalise-error.js";
 import { parseRequest } from "../lib/request.js";
+import { requireCluster } from "../lib/require-cluster.js";
 import type { AccessResult, CompensationResult, ResolvedCluster, WorkflowState } from "../lib/state.js";
 
-export const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", namespace: "kube-system", name: "aws-auth" };
+const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", namespace: "kube-system", name: "aws-auth" };
 /** Read-edit-replace rounds before giving up with KubeConflict (the state machine then retries the step). */
 export const AWS_AUTH_MAX_ATTEMPTS = 5;
 /**
@@ -80,7 +81,6 @@ interface Context {
   executionName: string;
   cluster: ResolvedCluster;
   principalArn: string;
-  principalKind: "role" | "user";
   deps: ClusterAccessDeps;
 }
 
@@ -103,12 +103,7 @@ function sameGroups(current: string[] | undefined, desired: string[]): boolean {
 // ---------------------------------------------------------------- access entries
 
 async function describeAccessEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<AccessEntry | undefined> {
-  try {
-    return (await eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn }))).accessEntry;
-  } catch (error) {
-    if (isAwsError(error, "ResourceNotFoundException")) return undefined;
-    throw error;
-  }
+  return (await ifExists(eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn })), "ResourceNotFoundException"))?.accessEntry;
 }
 
 function accessResult(ctx: Context, created: boolean): AccessResult {
@@ -149,11 +144,9 @@ async function refuseShadowingAwsAuthMapping(ctx: Context): Promise<void> {
   const configMap = await readObject<V1ConfigMap>(await kubeFor(ctx), AWS_AUTH_REF);
   if (!configMap) return;
   // Content that does not parse throws AwsAuthUnparseable: we cannot tell what the entry would shadow.
-  const existing = findMapping(parseAwsAuth(configMap.data), principal.arn);
+  const { existing, recordedBy, otherTenant } = mappingState(configMap, principal.arn);
   if (!existing) return;
-  const recordedByUs = readMappingMarks(configMap)[principal.arn] !== undefined;
-  const otherTenant = tenantOfLauncherUsername(existing.username);
-  if (recordedByUs && (otherTenant === undefined || otherTenant === ctx.tenant)) return;
+  if (recordedBy !== undefined && (otherTenant === undefined || otherTenant === ctx.tenant)) return;
   throw new OwnershipConflict(
     `kube-system/aws-auth already maps ${ctx.principalArn} to username ${JSON.stringify(existing.username)} and groups ${JSON.stringify(existing.groups ?? [])}` +
       `${otherTenant !== undefined && otherTenant !== ctx.tenant ? ` (tenant ${otherTenant}'s launcher)` : " and it was not added by this product"}; ` +
@@ -209,7 +202,7 @@ async function grantViaAccessEntry(ctx: Context): Promise<AccessResult> {
 type Marks = Record<string, string>;
 
 /** The {arn: executionMark} record on the ConfigMap; unreadable content counts as none (and is rewritten). */
-export function readMappingMarks(configMap: V1ConfigMap): Marks {
+function readMappingMarks(configMap: V1ConfigMap): Marks {
   const raw = configMap.metadata?.annotations?.[ANNOTATION_AWS_AUTH_MAPPINGS];
   if (!raw) return {};
   try {
@@ -220,6 +213,31 @@ export function readMappingMarks(configMap: V1ConfigMap): Marks {
     logger.warn(`ignoring unreadable ${ANNOTATION_AWS_AUTH_MAPPINGS} annotation on kube-system/aws-auth`);
     return {};
   }
+}
+
+/** What aws-auth holds for one principal: its entry, the run of this product that recorded it, whose launcher it maps to. */
+interface MappingState {
+  auth: AwsAuth;
+  marks: Marks;
+  existing: Record<string, unknown> | undefined;
+  /** The executionMark recorded for the existing entry (undefined without one, or without an entry). */
+  recordedBy: string | undefined;
+  /** The tenant whose launcher username the existing entry maps to. */
+  otherTenant: string | undefined;
+}
+
+/** Throws AwsAuthUnparseable when mapRoles/mapUsers do not parse. */
+function mappingState(configMap: V1ConfigMap, principalArn: string): MappingState {
+  const auth = parseAwsAuth(configMap.data);
+  const marks = readMappingMarks(configMap);
+  const existing = findMapping(auth, principalArn);
+  return {
+    auth,
+    marks,
+    existing,
+    recordedBy: existing !== undefined ? marks[principalArn] : undefined,
+    otherTenant: tenantOfLauncherUsername(existing?.username),
+  };
 }
 
 /** The data before an edit, for the step output; left out when too large for a Step Functions state. */
@@ -281,7 +299,7 @@ async function grantViaAwsAuth(ctx: Context): Promise<AccessResult> {
   if (!principal) throw new InvalidRequest(`launcher ${ctx.principalArn} is not an IAM role or user ARN that aws-auth can map`);
   // aws-auth matches roles without their path: the canonical ARN is the key of our mark as well.
   const { username, groups } = ctx.identity;
-  const mapping: AwsAuthMapping = { kind: ctx.principalKind, arn: principal.arn, username, groups: [...groups] };
+  const mapping: AwsAuthMapping = { kind: principal.kind, arn: principal.arn, username, groups: [...groups] };
   const mark = executionMark(ctx.executionName);
   const base = { method: "aws-auth" as const, principalArn: principal.arn, username, groups: [...groups] };
 
@@ -289,12 +307,8 @@ async function grantViaAwsAuth(ctx: Context): Promise<AccessResult> {
   return editAwsAuth<AccessResult>(
     api,
     (configMap) => {
-      const marks = readMappingMarks(configMap);
-      const current = parseAwsAuth(configMap.data);
-      const existing = findMapping(current, principal.arn);
+      const { auth: current, marks, existing, recordedBy, otherTenant } = mappingState(configMap, principal.arn);
       const existedBefore = existing !== undefined;
-      const recordedBy = existedBefore ? marks[principal.arn] : undefined;
-      const otherTenant = tenantOfLauncherUsername(existing?.username);
       if (otherTenant !== undefined && otherTenant !== ctx.tenant) {
         // A principal maps to one Kubernetes user: taking it over would lock the other tenant out.
         throw new OwnershipConflict(
@@ -329,16 +343,14 @@ async function grantViaAwsAuth(ctx: Context): Promise<AccessResult> {
 // ---------------------------------------------------------------- apply
 
 function contextFor(state: WorkflowState, deps: ClusterAccessDeps): Context {
-  const request = parseRequest(state.request);
-  if (!state.cluster) throw new InvalidRequest("the resolved cluster ($.cluster) is missing; ResolveCluster must run first");
+  const { request, cluster } = requireCluster(state);
   if (!state.iam?.launcherArn) throw new InvalidRequest("the launcher principal ($.iam.launcherArn) is missing; CreateIamResources must run first");
   return {
     tenant: request.tenant,
     identity: launcherIdentity(request.tenant),
     executionName: state.execution.name,
-    cluster: state.cluster,
+    cluster,
     principalArn: state.iam.launcherArn,
-    principalKind: state.iam.launcherKind,
     deps,
   };
 }
@@ -363,11 +375,8 @@ async function undoAccessEntry(state: WorkflowState, cluster: ResolvedCluster, d
     kept.push(`${label}: not created by this run`);
     return { undone, kept };
   }
-  try {
-    await eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn }));
-  } catch (error) {
-    if (!isAwsError(error, "ResourceNotFoundException")) throw error; // gone already: an earlier attempt
-  }
+  // Gone already: an earlier attempt deleted it.
+  await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
   undone.push(label);
   return { undone, kept };
 }

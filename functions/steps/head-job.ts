@@ -12,10 +12,10 @@
  *    any of its pods still there (found by the `job-name` label) and its params ConfigMap, only when this
  *    execution made them.
  */
-import type { V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import { HeadJobFailed, HeadJobTimedOut, InvalidRequest, OwnershipConflict } from "../lib/errors.js";
-import { describeRef, ensureObject, readObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps } from "../lib/kube-step.js";
+import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/kube-step.js";
 import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/manifests.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import { NEXTFLOW_CONFIGMAP } from "../lib/naming.js";
@@ -67,6 +67,13 @@ function configMapRef(namespace: string, name: string): ObjectRef {
   return { apiVersion: "v1", kind: "ConfigMap", namespace, name };
 }
 
+/** Create `desired`, or find the one an earlier attempt of this run made; another run's object is not ours to adopt. */
+async function createOnly(api: KubeApi, desired: KubernetesObject, tenant: string): Promise<void> {
+  if (!(await ensureObject(api, desired, tenant)).created) {
+    throw new OwnershipConflict(`${describeRef(refOf(desired))} already exists and was created by another execution`);
+  }
+}
+
 function headJobSpecOf(spec: HeadJobSpec | undefined): HeadJobSpec {
   if (!spec) throw new InvalidRequest([{ path: "headJob", message: "the request has no headJob; LaunchHeadJob should have been skipped" }]);
   return spec;
@@ -79,10 +86,7 @@ export async function launchHeadJob(state: WorkflowState, deps: KubeStepDeps = {
 
   // The params first: the Job's pod mounts them, and they are this job's alone (other runs share only nextflow.config).
   const params = headJobParamsConfigMapManifest(manifest, jobName, spec.params);
-  // ensureObject says created for what an earlier attempt of this run made; another run's object is not ours to adopt.
-  if (!(await ensureObject(api, params, request.tenant)).created) {
-    throw new OwnershipConflict(`${describeRef(configMapRef(request.namespace, params.metadata!.name!))} already exists and was created by another execution`);
-  }
+  await createOnly(api, params, request.tenant);
   const desired = headJobManifest(manifest, spec, {
     serviceAccount: request.serviceAccount,
     storage: request.storage,
@@ -90,9 +94,7 @@ export async function launchHeadJob(state: WorkflowState, deps: KubeStepDeps = {
     paramsConfigMap: params.metadata!.name!,
     jobName,
   });
-  if (!(await ensureObject(api, desired, request.tenant)).created) {
-    throw new OwnershipConflict(`${describeRef(jobRef(request.namespace, jobName))} already exists and was created by another execution`);
-  }
+  await createOnly(api, desired, request.tenant);
   logger.info("head job launched", { jobName, namespace: request.namespace });
   return {
     jobName,
@@ -127,7 +129,7 @@ function hopelessWaiting(pod: V1Pod | undefined): V1ContainerStatus | undefined 
 }
 
 /** The head job's phase from the Job's own status first (authoritative), then from its pod. */
-export function headJobPhase(job: V1Job, pod: V1Pod | undefined): Phase {
+function headJobPhase(job: V1Job, pod: V1Pod | undefined): Phase {
   const status = job.status ?? {};
   if (conditionIs(status.conditions, "Failed") || (status.failed ?? 0) > 0) return "Failed";
   if (conditionIs(status.conditions, "Complete") || (status.succeeded ?? 0) > 0) return "Succeeded";
@@ -144,7 +146,7 @@ export function headJobPhase(job: V1Job, pod: V1Pod | undefined): Phase {
 }
 
 /** What went wrong, from the pod (reason, container exit) or else the Job's Failed condition. */
-export function failureDetail(job: V1Job, pod: V1Pod | undefined): string {
+function failureDetail(job: V1Job, pod: V1Pod | undefined): string {
   const parts: string[] = [];
   if (pod) {
     const status = pod.status ?? {};
@@ -251,8 +253,10 @@ export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {})
   await deleteEachCreatedBy(api, jobs, executionName, result);
   for (const job of jobs) {
     // deleteIfCreatedBy decides per pod: only pods carrying this run's mark go.
-    const refs = (await podsOf(api, namespace, job.name)).map((pod): ObjectRef => ({ apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name ?? "" }));
-    await deleteEachCreatedBy(api, refs, executionName, result);
+    const pods = (await podsOf(api, namespace, job.name)).map(
+      (pod): ReadObject => ({ ref: { apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name ?? "" }, object: pod }),
+    );
+    await deleteEachCreatedBy(api, pods, executionName, result);
   }
   // Then the params the pod mounted (only this run's: the marks decide).
   const params = uniqueRefs(jobs.map((job) => configMapRef(namespace, headJobParamsConfigMapName(job.name))));

@@ -45,7 +45,7 @@ import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
 import { IamNotYetConsistent, InvalidRequest, NotAllowed, OwnershipConflict } from "../lib/errors.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import { iamPolicyName, iamRoleName, isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../lib/naming.js";
-import { isAwsError } from "../lib/normalise-error.js";
+import { ifExists, ignoreMissing, isAwsError } from "../lib/normalise-error.js";
 import {
   fusionS3Policy,
   irsaTrustPolicy,
@@ -53,8 +53,10 @@ import {
   launcherTrustPolicy,
   oidcProviderArn,
   podIdentityTrustPolicy,
+  type PolicyDocument,
 } from "../lib/policies.js";
-import { parseRequest, safeParseRequest, type FusionStorage, type ProvisionRequest } from "../lib/request.js";
+import { safeParseRequest, serviceAccountsOf, type FusionStorage, type ProvisionRequest } from "../lib/request.js";
+import { requireCluster } from "../lib/require-cluster.js";
 import type {
   CompensationResult,
   IamResult,
@@ -63,8 +65,6 @@ import type {
   ResolvedCluster,
   WorkflowState,
 } from "../lib/state.js";
-
-type PolicyDocument = ReturnType<typeof launcherPermissionsPolicy>;
 
 export interface IamDeps {
   iam?: IAMClient;
@@ -122,7 +122,7 @@ function decodePolicy(document: string | undefined): unknown {
   }
 }
 
-export function samePolicy(current: string | undefined, desired: unknown): boolean {
+function samePolicy(current: string | undefined, desired: unknown): boolean {
   return JSON.stringify(canonical(decodePolicy(current))) === JSON.stringify(canonical(desired));
 }
 
@@ -147,21 +147,11 @@ function sameAsRecorded(current: string | undefined, recorded: string): boolean 
 // ---------------------------------------------------------------- roles
 
 async function getRole(iam: IAMClient, roleName: string): Promise<Role | undefined> {
-  try {
-    return (await iam.send(new GetRoleCommand({ RoleName: roleName }))).Role;
-  } catch (error) {
-    if (isAwsError(error, "NoSuchEntity")) return undefined;
-    throw error;
-  }
+  return (await ifExists(iam.send(new GetRoleCommand({ RoleName: roleName })), "NoSuchEntity"))?.Role;
 }
 
 async function inlinePolicyDocument(iam: IAMClient, roleName: string, policyName: string): Promise<string | undefined> {
-  try {
-    return (await iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }))).PolicyDocument;
-  } catch (error) {
-    if (isAwsError(error, "NoSuchEntity")) return undefined;
-    throw error;
-  }
+  return (await ifExists(iam.send(new GetRolePolicyCommand({ RoleName: roleName, PolicyName: policyName })), "NoSuchEntity"))?.PolicyDocument;
 }
 
 /**
@@ -292,10 +282,6 @@ function launcherRole(ctx: Context): DesiredRole {
 
 // ---------------------------------------------------------------- Fusion workload role
 
-function workloadServiceAccounts(request: ProvisionRequest): string[] {
-  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
-}
-
 /** IRSA needs the cluster's OIDC issuer registered as an IAM OIDC provider. */
 async function findOidcProvider(ctx: Context): Promise<string> {
   const issuer = ctx.cluster.oidcIssuer;
@@ -321,9 +307,9 @@ async function workloadRole(ctx: Context, storage: FusionStorage): Promise<Desir
     ? podIdentityTrustPolicy()
     : irsaTrustPolicy({
         oidcProviderArn: await findOidcProvider(ctx),
-        issuer: ctx.cluster.oidcIssuer!.replace(/^https:\/\//, ""),
+        issuer: ctx.cluster.oidcIssuer!,
         namespace: ctx.request.namespace,
-        serviceAccounts: workloadServiceAccounts(ctx.request),
+        serviceAccounts: serviceAccountsOf(ctx.request),
       });
   return {
     roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "workload"),
@@ -337,12 +323,7 @@ async function workloadRole(ctx: Context, storage: FusionStorage): Promise<Desir
 // ---------------------------------------------------------------- Pod Identity
 
 async function describeAssociation(eks: EKSClient, clusterName: string, associationId: string): Promise<PodIdentityAssociation | undefined> {
-  try {
-    return (await eks.send(new DescribePodIdentityAssociationCommand({ clusterName, associationId }))).association;
-  } catch (error) {
-    if (isAwsError(error, "ResourceNotFoundException")) return undefined;
-    throw error;
-  }
+  return (await ifExists(eks.send(new DescribePodIdentityAssociationCommand({ clusterName, associationId })), "ResourceNotFoundException"))?.association;
 }
 
 async function associationsFor(eks: EKSClient, clusterName: string, namespace: string, serviceAccount?: string): Promise<PodIdentityAssociation[]> {
@@ -401,17 +382,15 @@ async function ensurePodIdentityAssociation(ctx: Context, serviceAccount: string
 // ---------------------------------------------------------------- apply
 
 function contextFor(state: WorkflowState, deps: IamDeps): Context {
-  const request = parseRequest(state.request);
-  if (!state.cluster) throw new InvalidRequest("the resolved cluster ($.cluster) is missing; ResolveCluster must run first");
-  const region = state.cluster.region;
+  const { request, cluster } = requireCluster(state);
   return {
     request,
-    cluster: state.cluster,
+    cluster,
     config: deps.config ?? loadDeploymentConfig(),
     executionName: state.execution.name,
     iam: deps.iam ?? iamClient(),
-    eks: deps.eks ?? eksClient(region),
-    partition: parseArn(state.cluster.arn)?.partition ?? "aws",
+    eks: deps.eks ?? eksClient(cluster.region),
+    partition: parseArn(cluster.arn)?.partition ?? "aws",
     changes: [],
     changedAssociations: [],
   };
@@ -453,7 +432,7 @@ async function applyIam(ctx: Context): Promise<IamResult> {
     if (workload.created) created.push(workload.arn);
     if (request.storage.podIdentity) {
       result.podIdentityAssociationIds = [];
-      for (const serviceAccount of workloadServiceAccounts(request)) {
+      for (const serviceAccount of serviceAccountsOf(request)) {
         const association = await ensurePodIdentityAssociation(ctx, serviceAccount, workload.arn);
         result.podIdentityAssociationIds.push(association.id);
         if (association.created) created.push(association.arn || association.id);
@@ -500,9 +479,9 @@ interface Restored {
  * the boundary the product's IAM permissions may require is still on the role. The boundary itself stays:
  * the deployment requires it on every product role, and loosening one is not something the product may do.
  */
-async function restoreRole(iam: IAMClient, change: IamRoleChange, tenant: string): Promise<Restored> {
+async function restoreRole(iam: IAMClient, change: IamRoleChange, tenant: string, read?: Role): Promise<Restored> {
   const label = `IAM role ${change.roleName}`;
-  const role = await getRole(iam, change.roleName);
+  const role = read ?? (await getRole(iam, change.roleName));
   if (!role) return { kept: `${label}: gone, nothing to put back` };
   if (!isOwnedBy(tagsToRecord(role.Tags), tenant)) return { kept: `${label}: no longer carries this tenant's marks, left untouched` };
   const restored: string[] = [];
@@ -511,11 +490,7 @@ async function restoreRole(iam: IAMClient, change: IamRoleChange, tenant: string
     const current = await inlinePolicyDocument(iam, change.roleName, inline.name);
     if (inline.document === undefined) {
       if (current !== undefined) {
-        try {
-          await iam.send(new DeleteRolePolicyCommand({ RoleName: change.roleName, PolicyName: inline.name }));
-        } catch (error) {
-          if (!isAwsError(error, "NoSuchEntity")) throw error;
-        }
+        await ignoreMissing(iam.send(new DeleteRolePolicyCommand({ RoleName: change.roleName, PolicyName: inline.name })), "NoSuchEntity");
         restored.push(`inline policy ${inline.name} removed`);
       }
     } else if (!sameAsRecorded(current, inline.document)) {
@@ -536,9 +511,15 @@ async function restoreRole(iam: IAMClient, change: IamRoleChange, tenant: string
 }
 
 /** Point an adopted association back at the role it had; nothing when it already does or is gone. */
-async function restoreAssociation(eks: EKSClient, clusterName: string, change: PodIdentityAssociationChange, tenant: string): Promise<Restored> {
+async function restoreAssociation(
+  eks: EKSClient,
+  clusterName: string,
+  change: PodIdentityAssociationChange,
+  tenant: string,
+  read?: PodIdentityAssociation,
+): Promise<Restored> {
   const label = `Pod Identity association ${change.associationId}`;
-  const association = await describeAssociation(eks, clusterName, change.associationId);
+  const association = read ?? (await describeAssociation(eks, clusterName, change.associationId));
   if (!association) return {};
   if (!isOwnedBy(association.tags, tenant)) return { kept: `${label}: no longer carries this tenant's marks, left untouched` };
   if (association.roleArn === change.previousRoleArn) return { kept: `${label}: not created by this run; its previous role is in place` };
@@ -548,18 +529,13 @@ async function restoreAssociation(eks: EKSClient, clusterName: string, change: P
 
 /** Delete a role this execution created: inline policies, attached policies, then the role. */
 async function deleteRole(iam: IAMClient, roleName: string): Promise<void> {
-  try {
-    for await (const page of paginateListRolePolicies({ client: iam }, { RoleName: roleName })) {
-      for (const policyName of page.PolicyNames ?? []) await iam.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
-    }
-    for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
-      for (const policy of page.AttachedPolicies ?? []) await iam.send(new DetachRolePolicyCommand({ RoleName: roleName, PolicyArn: policy.PolicyArn }));
-    }
-    await iam.send(new DeleteRoleCommand({ RoleName: roleName }));
-  } catch (error) {
-    // Gone already: a previous compensation attempt got this far.
-    if (!isAwsError(error, "NoSuchEntity")) throw error;
+  for await (const page of paginateListRolePolicies({ client: iam }, { RoleName: roleName })) {
+    for (const policyName of page.PolicyNames ?? []) await iam.send(new DeleteRolePolicyCommand({ RoleName: roleName, PolicyName: policyName }));
   }
+  for await (const page of paginateListAttachedRolePolicies({ client: iam }, { RoleName: roleName })) {
+    for (const policy of page.AttachedPolicies ?? []) await iam.send(new DetachRolePolicyCommand({ RoleName: roleName, PolicyArn: policy.PolicyArn }));
+  }
+  await iam.send(new DeleteRoleCommand({ RoleName: roleName }));
 }
 
 export async function undoIamResources(state: WorkflowState, deps: IamDeps = {}): Promise<CompensationResult> {
@@ -582,20 +558,20 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
   // Pod Identity associations first: they reference the workload role.
   if (state.cluster && request.storage.type === "fusion" && request.storage.podIdentity) {
     const eks = deps.eks ?? eksClient(state.cluster.region);
-    for (const serviceAccount of workloadServiceAccounts(request)) {
+    for (const serviceAccount of serviceAccountsOf(request)) {
       for (const association of await associationsFor(eks, state.cluster.name, request.namespace, serviceAccount)) {
         const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
         if (!wasCreatedBy(association.tags, executionName)) {
           const change = associationChanges.get(association.associationId!);
-          if (change) note(await restoreAssociation(eks, state.cluster.name, change, request.tenant));
+          if (change) note(await restoreAssociation(eks, state.cluster.name, change, request.tenant, association));
           else kept.push(`${label}: not created by this run`);
           continue;
         }
-        try {
-          await eks.send(new DeletePodIdentityAssociationCommand({ clusterName: state.cluster.name, associationId: association.associationId! }));
-        } catch (error) {
-          if (!isAwsError(error, "ResourceNotFoundException")) throw error;
-        }
+        // Gone already: an earlier attempt deleted it.
+        await ignoreMissing(
+          eks.send(new DeletePodIdentityAssociationCommand({ clusterName: state.cluster.name, associationId: association.associationId! })),
+          "ResourceNotFoundException",
+        );
         undone.push(label);
       }
     }
@@ -609,11 +585,12 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
     if (!role) continue; // never created, or already undone
     if (!wasCreatedBy(tagsToRecord(role.Tags), executionName)) {
       const change = roleChanges.get(roleName);
-      if (change) note(await restoreRole(iam, change, request.tenant));
+      if (change) note(await restoreRole(iam, change, request.tenant, role));
       else kept.push(`IAM role ${roleName}: not created by this run`);
       continue;
     }
-    await deleteRole(iam, roleName);
+    // Gone already: a previous compensation attempt got this far.
+    await ignoreMissing(deleteRole(iam, roleName), "NoSuchEntity");
     undone.push(`IAM role ${roleName}`);
   }
   return { undone, kept };

@@ -24,26 +24,21 @@ import {
   type ManifestContext,
 } from "../lib/manifests.js";
 import { logger, stepHandler } from "../lib/middleware.js";
-import { LAUNCHER_ROLE, launcherUsername, wasCreatedBy } from "../lib/naming.js";
-import type { ProvisionRequest } from "../lib/request.js";
+import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/naming.js";
+import { serviceAccountsOf, type ProvisionRequest } from "../lib/request.js";
 import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 
-/** The head SA and, when asked, the compute SA. */
-export function serviceAccountsOf(request: ProvisionRequest): string[] {
-  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
-}
-
 /** Everything this step applies, in creation order (the namespace first, the bindings last). */
-export function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): KubernetesObject[] {
+function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): KubernetesObject[] {
   const serviceAccounts = serviceAccountsOf(request);
   return [
     namespaceManifest(ctx),
     ...serviceAccounts.map((sa) => serviceAccountManifest(ctx, sa)),
-    launcherRoleManifest(ctx, LAUNCHER_ROLE),
-    ...serviceAccounts.map((sa) => serviceAccountRoleBinding(ctx, sa, LAUNCHER_ROLE)),
-    launcherUserRoleBinding(ctx, launcherUsername(request.tenant)),
+    launcherRoleManifest(ctx),
+    ...serviceAccounts.map((sa) => serviceAccountRoleBinding(ctx, sa)),
+    launcherUserRoleBinding(ctx),
   ];
 }
 
@@ -118,7 +113,7 @@ async function undoNamespace(api: KubeApi, namespace: string, executionName: str
     result.kept.push(`${describeRef(ref)}: created by this run but now holds objects it did not create (${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""})`);
     return;
   }
-  const outcome = await deleteIfCreatedBy(api, ref, executionName);
+  const outcome = await deleteIfCreatedBy(api, ref, executionName, existing);
   if (outcome === "deleted") result.undone.push(describeRef(ref));
 }
 

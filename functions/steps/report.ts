@@ -19,13 +19,13 @@ export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
 export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
 
 /** The workflow's steps in run order, with where each stores its result (`$.<key>`). */
-export const STEP_ORDER: Array<{ state: string; key: keyof WorkflowState; label: string }> = [
-  { state: "ResolveCluster", key: "cluster", label: "resolve cluster" },
-  { state: "CreateIamResources", key: "iam", label: "IAM" },
-  { state: "CreateNamespaceAndRbac", key: "rbac", label: "namespace and RBAC" },
-  { state: "GrantClusterAccess", key: "access", label: "cluster access" },
-  { state: "ConfigureStorage", key: "storage", label: "storage" },
-  { state: "LaunchHeadJob", key: "headJob", label: "head job" },
+const STEP_ORDER: Array<{ state: string; key: keyof WorkflowState }> = [
+  { state: "ResolveCluster", key: "cluster" },
+  { state: "CreateIamResources", key: "iam" },
+  { state: "CreateNamespaceAndRbac", key: "rbac" },
+  { state: "GrantClusterAccess", key: "access" },
+  { state: "ConfigureStorage", key: "storage" },
+  { state: "LaunchHeadJob", key: "headJob" },
 ];
 
 export interface ReportDeps {
@@ -50,10 +50,18 @@ function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>
   return (value ?? fallback) as T;
 }
 
-async function putEvent(entry: PutEventsRequestEntry, deps: ReportDeps): Promise<void> {
+/** Put one event about this run's cluster on the product's bus; returns the bus name. */
+async function putEvent(state: WorkflowState, detailType: string, detail: unknown, deps: ReportDeps): Promise<string> {
+  const entry: PutEventsRequestEntry = {
+    EventBusName: eventBusName(deps),
+    Source: EVENT_SOURCE,
+    DetailType: detailType,
+    Resources: state.cluster?.arn ? [state.cluster.arn] : [],
+    Detail: JSON.stringify(detail),
+  };
   const events = deps.events ?? eventBridgeClient();
   const result = await events.send(new PutEventsCommand({ Entries: [entry] }));
-  if (!result.FailedEntryCount) return;
+  if (!result.FailedEntryCount) return entry.EventBusName!;
   const failed = result.Entries?.find((e) => e.ErrorCode) ?? {};
   const message = `events:PutEvents rejected the ${entry.DetailType} event: ${failed.ErrorCode ?? "unknown"}: ${failed.ErrorMessage ?? ""}`.trim();
   if (failed.ErrorCode === "ThrottlingException") throw new Throttled(message);
@@ -63,7 +71,7 @@ async function putEvent(entry: PutEventsRequestEntry, deps: ReportDeps): Promise
 }
 
 /** The detail of ComputeEnvironmentReady: what a Seqera compute environment is configured with. */
-export function readyDetail(state: WorkflowState): Record<string, unknown> {
+function readyDetail(state: WorkflowState): Record<string, unknown> {
   const tenant = requestField(state, (r) => r.tenant, "");
   const namespace = state.rbac?.namespace ?? requestField(state, (r) => r.namespace, DEFAULTS.namespace);
   const serviceAccount = state.rbac?.serviceAccount ?? requestField(state, (r) => r.serviceAccount, DEFAULTS.serviceAccount);
@@ -96,17 +104,7 @@ export function readyDetail(state: WorkflowState): Record<string, unknown> {
 
 export async function reportReady(state: WorkflowState, deps: ReportDeps = {}): Promise<{ eventBusName: string; detail: Record<string, unknown> }> {
   const detail = readyDetail(state);
-  const bus = eventBusName(deps);
-  await putEvent(
-    {
-      EventBusName: bus,
-      Source: EVENT_SOURCE,
-      DetailType: READY_DETAIL_TYPE,
-      Resources: state.cluster?.arn ? [state.cluster.arn] : [],
-      Detail: JSON.stringify(detail),
-    },
-    deps,
-  );
+  const bus = await putEvent(state, READY_DETAIL_TYPE, detail, deps);
   logger.info("compute environment ready", { eventBusName: bus });
   return { eventBusName: bus, detail };
 }
@@ -134,7 +132,7 @@ function isCaughtError(value: CompensationResult | CaughtError): value is Caught
   return typeof (value as CaughtError).Error === "string";
 }
 
-export function compensationOutcome(state: WorkflowState): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
+function compensationOutcome(state: WorkflowState): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
   const undone: string[] = [];
   const kept: string[] = [];
   const couldNotUndo: string[] = [];
@@ -149,25 +147,39 @@ export function compensationOutcome(state: WorkflowState): { undone: string[]; k
   return { undone, kept, couldNotUndo };
 }
 
-/** The Fail state's cause: a sentence an operator can act on. */
-export function failureSummary(state: WorkflowState): FailureSummary {
+/** The failure as reported: the Fail state's summary and the parts it was built from. */
+interface Failure {
+  summary: FailureSummary;
+  failedStep: string;
+  message: string;
+  outcome: ReturnType<typeof compensationOutcome>;
+}
+
+function failureOf(state: WorkflowState): Failure {
   const error = state.error?.Error ?? "ProvisioningFailed";
-  const { undone, kept, couldNotUndo } = compensationOutcome(state);
-  const parts = [`Step ${failedStepOf(state)} failed: ${error}: ${causeMessage(state.error?.Cause)}.`];
+  const outcome = compensationOutcome(state);
+  const { undone, kept, couldNotUndo } = outcome;
+  const failedStep = failedStepOf(state);
+  const message = causeMessage(state.error?.Cause);
+  const parts = [`Step ${failedStep} failed: ${error}: ${message}.`];
   parts.push(undone.length ? `Undone: ${undone.join(", ")}.` : "Undone: nothing (nothing had been created).");
   if (kept.length) parts.push(`Left in place: ${kept.join(", ")}.`);
   if (couldNotUndo.length) parts.push(`Could not undo: ${couldNotUndo.join("; ")}.`);
-  return { error, cause: parts.join(" ") };
+  return { summary: { error, cause: parts.join(" ") }, failedStep, message, outcome };
+}
+
+/** The Fail state's cause: a sentence an operator can act on. */
+export function failureSummary(state: WorkflowState): FailureSummary {
+  return failureOf(state).summary;
 }
 
 export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}): Promise<FailureSummary> {
-  const summary = failureSummary(state);
-  const outcome = compensationOutcome(state);
+  const { summary, failedStep, message, outcome } = failureOf(state);
   const detail = {
     tenant: requestField(state, (r) => r.tenant, ""),
     cluster: state.cluster ? { name: state.cluster.name, region: state.cluster.region, arn: state.cluster.arn } : requestField(state, (r) => r.cluster, {}),
-    failedStep: failedStepOf(state),
-    error: { name: summary.error, message: causeMessage(state.error?.Cause) },
+    failedStep,
+    error: { name: summary.error, message },
     compensation: state.compensation ?? {},
     undone: outcome.undone,
     couldNotUndo: outcome.couldNotUndo,
@@ -175,16 +187,7 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
     execution: state.execution,
   };
   try {
-    await putEvent(
-      {
-        EventBusName: eventBusName(deps),
-        Source: EVENT_SOURCE,
-        DetailType: FAILED_DETAIL_TYPE,
-        Resources: state.cluster?.arn ? [state.cluster.arn] : [],
-        Detail: JSON.stringify(detail),
-      },
-      deps,
-    );
+    await putEvent(state, FAILED_DETAIL_TYPE, detail, deps);
   } catch (problem) {
     // The run's own error matters more than the notification: keep it, say the event was not sent.
     const reason = problem instanceof Error ? `${problem.name}: ${problem.message}` : String(problem);

@@ -11,7 +11,7 @@ import { assertClusterAllowed, assertLauncherAccountAllowed } from "../lib/allow
 import { ClusterNotFound, ClusterUnreachable, NotAllowed } from "../lib/errors.js";
 import { stepHandler } from "../lib/middleware.js";
 import { isAwsError } from "../lib/normalise-error.js";
-import { parseRequest, type ProvisionRequest } from "../lib/request.js";
+import { parseRequest } from "../lib/request.js";
 import type { AuthenticationMode, ResolvedCluster, WorkflowState } from "../lib/state.js";
 
 /** Cluster states that will become ACTIVE on their own: worth retrying. */

@@ -24,7 +24,7 @@ import { nextflowConfigMapManifest, pvcManifest } from "../lib/manifests.js";
 import { logger, stepHandler } from "../lib/middleware.js";
 import { executionMark, IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/naming.js";
 import { buildNextflowConfig } from "../lib/nextflow-config.js";
-import type { ProvisionRequest } from "../lib/request.js";
+import { serviceAccountsOf } from "../lib/request.js";
 import type { CompensationResult, KubeRef, StorageResult, WorkflowState } from "../lib/state.js";
 
 /** On a ServiceAccount: which execution set the IRSA annotation, to what, and what it was before. */
@@ -55,10 +55,6 @@ function parseChange<T extends { execution: string }>(raw: string | undefined): 
   } catch {
     return undefined;
   }
-}
-
-function serviceAccountsOf(request: ProvisionRequest): string[] {
-  return [request.serviceAccount, ...(request.computeServiceAccount ? [request.computeServiceAccount] : [])];
 }
 
 function serviceAccountRef(namespace: string, name: string): ObjectRef {
@@ -193,7 +189,7 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string
   const configMap = await readObject<V1ConfigMap>(api, ref);
   if (!configMap) return;
   if (wasCreatedBy(configMap.metadata?.labels, executionName)) {
-    await deleteEachCreatedBy(api, [ref], executionName, result);
+    await deleteEachCreatedBy(api, [{ ref, object: configMap }], executionName, result);
     return;
   }
   const annotations = configMap.metadata?.annotations ?? {};

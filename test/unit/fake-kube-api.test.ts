@@ -1,7 +1,8 @@
 /** The in-memory Kubernetes API the step tests use must behave like the API server where the steps rely on it. */
 import { describe, expect, it } from "vitest";
 import { ApiException, PatchStrategy, type V1ConfigMap, type V1Job } from "@kubernetes/client-node";
-import { isKubeError, kubeErrorReason } from "../../functions/lib/kube.js";
+import { isKubeError } from "../../functions/lib/kube.js";
+import { kubeErrorReason } from "../../functions/lib/normalise-error.js";
 import { normaliseError } from "../../functions/lib/normalise-error.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
 
