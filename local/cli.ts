@@ -3,10 +3,11 @@
  * `npm run demo`: posts an example request to a running sandbox (or to one it starts itself), narrates
  * the run step by step as the Step Functions console would show it, then summarises what now exists.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseFaultFlag, type FaultRule } from "./faults.js";
+import { readSandboxEnv } from "./sandbox-env.js";
 import type { AuthenticationMode } from "../functions/lib/state.js";
 
 // Before any handler module loads (Powertools reads these when it is constructed): no X-Ray daemon and no
@@ -134,13 +135,6 @@ Try it:
 sandbox ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Ctrl-C stops it.`);
 }
 
-function readSandboxApiUrl(stateDir: string): string | undefined {
-  const file = resolve(stateDir, "env");
-  if (!existsSync(file)) return undefined;
-  const m = /^export NF_EKS_API_URL='([^']+)'$/m.exec(readFileSync(file, "utf8"));
-  return m?.[1];
-}
-
 async function demo(args: string[]): Promise<void> {
   let values;
   try {
@@ -150,14 +144,15 @@ async function demo(args: string[]): Promise<void> {
   }
   const examplePath = resolve(values.example ?? "examples/pvc-tenant.json");
   if (!existsSync(examplePath)) fail(`no such example: ${examplePath}`);
-  const stateDir = values["state-dir"] ?? ".sandbox";
+  const envFile = resolve(values["state-dir"] ?? ".sandbox", "env");
+  const sandboxEnv = existsSync(envFile) ? readSandboxEnv(envFile) : undefined;
   // Before demo.js loads (its imports build the handlers' Powertools logger, which reads the level once and
   // resets to it on every invocation): when the demo starts its own sandbox, the step handlers run in this
   // process and their INFO lines would be raw JSON in the middle of the narration. Against a running
   // sandbox nothing in this process logs, so this only ever quiets that path. A level the user set wins.
   process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
   const { runDemo } = await import("./demo.js");
-  await runDemo({ examplePath, apiUrl: values.api ?? readSandboxApiUrl(stateDir), envFile: resolve(stateDir, "env") });
+  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv });
 }
 
 const [command, ...rest] = process.argv.slice(2);

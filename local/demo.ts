@@ -14,6 +14,7 @@ import { LABEL_TENANT, launcherGroup, launcherUsername, NEXTFLOW_CONFIGMAP } fro
 import { toResolvedCluster } from "../functions/steps/resolve-cluster.js";
 import type { StepSummary } from "../functions/lib/execution-summary.js";
 import type { ExecutionStatusView } from "../functions/api/status.js";
+import { readSandboxEnv } from "./sandbox-env.js";
 
 type StatusBody = ExecutionStatusView;
 
@@ -27,12 +28,6 @@ async function reachable(apiUrl: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function readEnvFile(file: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const m of readFileSync(file, "utf8").matchAll(/^export ([A-Z0-9_]+)='((?:[^']|'\\'')*)'$/gm)) env[m[1]!] = m[2]!.replace(/'\\''/g, "'");
-  return env;
 }
 
 /** One line per finished step: what it did, in the runbook's words. */
@@ -90,7 +85,6 @@ async function watch(apiUrl: string, name: string): Promise<StatusBody> {
   }
 }
 
-/** Ask the account and the cluster, not the run's own output, what exists for the tenant now. */
 /** Whether aws-auth maps some principal to `username` (an unreadable aws-auth maps nothing). */
 function awsAuthMapsUsername(data: Record<string, string> | undefined, username: string): boolean {
   try {
@@ -101,6 +95,7 @@ function awsAuthMapsUsername(data: Record<string, string> | undefined, username:
   }
 }
 
+/** Ask the account and the cluster, not the run's own output, what exists for the tenant now. */
 async function summarise(tenant: string, namespace: string, clusterName: string, region: string): Promise<void> {
   resetClients();
   resetKubeClients();
@@ -126,7 +121,7 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
       const items = list.items.map((o: any) => {
         const roleArn = o.metadata?.annotations?.["eks.amazonaws.com/role-arn"];
         const phase = o.status?.phase ?? (o.status?.succeeded ? "Complete" : o.status?.active ? "Active" : undefined);
-        return `${o.metadata?.name}${roleArn ? ` (role-arn ${roleArn})` : ""}${phase && kind !== "Job" ? ` [${phase}]` : ""}${kind === "Job" && phase ? ` [${phase}]` : ""}`;
+        return `${o.metadata?.name}${roleArn ? ` (role-arn ${roleArn})` : ""}${phase ? ` [${phase}]` : ""}`;
       });
       console.log(`    ${label.padEnd(20)} ${items.join(", ") || "(none)"}`);
     }
@@ -160,12 +155,16 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
   }
 }
 
-export async function runDemo({ examplePath, apiUrl, envFile }: { examplePath: string; apiUrl?: string; envFile: string }): Promise<void> {
+/**
+ * `sandboxEnv` is what the CLI read from `envFile` (the running sandbox's `.sandbox/env`), when it was there;
+ * against a running sandbox the demo takes its endpoints and keys from it.
+ */
+export async function runDemo({ examplePath, apiUrl, envFile, sandboxEnv }: { examplePath: string; apiUrl?: string; envFile: string; sandboxEnv?: Record<string, string> }): Promise<void> {
   const request = JSON.parse(readFileSync(examplePath, "utf8")) as { tenant: string; namespace?: string; cluster: { name: string; region: string } };
   let closeSandbox: (() => Promise<void>) | undefined;
   if (apiUrl && (await reachable(apiUrl))) {
     console.log(`Using the sandbox at ${apiUrl}.`);
-    Object.assign(process.env, readEnvFile(envFile));
+    Object.assign(process.env, sandboxEnv ?? readSandboxEnv(envFile));
   } else {
     // The handlers run in this process: cli.ts has set POWERTOOLS_LOG_LEVEL (WARN unless the user chose) before they loaded.
     console.log("No sandbox running (npm start); starting one in this process for the demo.");

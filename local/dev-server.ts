@@ -4,9 +4,9 @@
  * Routes are the stack's routes; nothing here re-implements validation or the workflow start.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { lambdaContext } from "../functions/lib/lambda-context.js";
+import { closeServer, flatHeaders, listen, readBody } from "./http.js";
 
 export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
 
@@ -40,20 +40,8 @@ function routeMatcher(path: string): (actual: string) => Record<string, string> 
   };
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw Object.assign(new Error("request body too large"), { statusCode: 413 });
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-export function toApiGatewayEvent(req: IncomingMessage, url: URL, routeKey: string, pathParameters: Record<string, string>, body: string): APIGatewayProxyEventV2 {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(",") : v;
+function toApiGatewayEvent(req: IncomingMessage, url: URL, routeKey: string, pathParameters: Record<string, string>, body: string): APIGatewayProxyEventV2 {
+  const headers = flatHeaders(req);
   const query = Object.fromEntries(url.searchParams.entries());
   const now = Date.now();
   return {
@@ -96,7 +84,7 @@ export async function startDevServer(routes: Route[], opts: { port?: number; hos
       if (candidates.length === 0) return send(res, 404, { message: "Not Found" });
       const found = candidates.find((c) => c.r.method === req.method);
       if (!found) return send(res, 405, { message: "Method Not Allowed" }, { allow: candidates.map((c) => c.r.method).join(", ") });
-      const body = await readBody(req);
+      const body = (await readBody(req, MAX_BODY_BYTES, () => Object.assign(new Error("request body too large"), { statusCode: 413 }))).toString("utf8");
       const routeKey = `${found.r.method} ${found.r.path}`;
       const event = toApiGatewayEvent(req, url, routeKey, found.params!, body);
       const result = await found.r.handler(event, lambdaContext({ functionName: routeKey, timeoutMs: 30_000, memoryMB: 256 }));
@@ -112,18 +100,10 @@ export async function startDevServer(routes: Route[], opts: { port?: number; hos
       if (status === 500) console.error("dev server: handler failed:", error);
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port ?? 0, opts.host ?? "127.0.0.1");
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => closeServer(server),
   };
 }

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
 import { resetClients } from "../functions/lib/clients.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED } from "../functions/lib/config.js";
 import { resetKubeClients } from "../functions/lib/kube.js";
 import type { AuthenticationMode } from "../functions/lib/state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
@@ -23,15 +24,16 @@ import { LocalStepFunctions } from "./sfn/runner.js";
 import { startSfnService, type SfnService } from "./sfn/service.js";
 import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
+import { writeSandboxEnv } from "./sandbox-env.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 export const SANDBOX_CLUSTER = { name: "research", region: "eu-west-1", accountId: "111122223333", version: "1.31" } as const;
 export const SANDBOX_OIDC_ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
-export const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/research-node-role`;
+const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/research-node-role`;
 /** An existing launcher role, as Seqera Platform's would be (examples/fusion-tenant.json uses it). */
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
-export const STATE_MACHINE_NAME = "provision";
+const STATE_MACHINE_NAME = "provision";
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
 
 export interface SandboxOptions {
@@ -78,10 +80,6 @@ export interface Sandbox {
   /** paths written when `stateDir` was given */
   files: { env?: string; kubeconfig?: string };
   close(): Promise<void>;
-}
-
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /** A kubeconfig whose user gets its EKS token from an exec plugin, as `aws eks update-kubeconfig` writes one. */
@@ -167,9 +165,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     IAM_PREFIX: opts.iamPrefix ?? "nfeks",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
-    // No X-Ray daemon or CloudWatch here: traces and EMF metric lines would only be noise.
-    POWERTOOLS_TRACE_ENABLED: "false",
-    POWERTOOLS_METRICS_DISABLED: "true",
   };
   if (opts.permissionsBoundaryArn) env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn;
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
@@ -199,7 +194,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   // The bus's rule: ComputeEnvironmentRequested starts the workflow through the events handler, as deployed.
   const stopRouting = aws.onEvent?.((event) => {
-    if (event.detailType !== "ComputeEnvironmentRequested") return;
+    if (event.detailType !== COMPUTE_ENVIRONMENT_REQUESTED) return;
     void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},
@@ -212,8 +207,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     files.kubeconfig = join(resolve(opts.stateDir), "kubeconfig");
     files.env = join(resolve(opts.stateDir), "env");
     writeFileSync(files.kubeconfig, execKubeconfig(kube, env), { mode: 0o600 });
-    const lines = Object.entries({ ...env, KUBECONFIG: files.kubeconfig }).map(([k, v]) => `export ${k}=${shellQuote(v)}`);
-    writeFileSync(files.env, `# nf-eks-provisioner sandbox: source this file, then use aws (--endpoint-url) and kubectl\n${lines.join("\n")}\n`, { mode: 0o600 });
+    writeSandboxEnv(files.env, { ...env, KUBECONFIG: files.kubeconfig });
   }
 
   let closed = false;

@@ -10,8 +10,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { parseArn } from "../../functions/lib/arn.js";
-import { principalVisibility } from "./iam.js";
-import { AwsApiError, associationId, decodeToken, encodeToken, page, single, type AwsRequest } from "./protocol.js";
+import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../../functions/lib/policies.js";
+import { page } from "../paging.js";
+import { entityVisibility, iamEntityByArn } from "./iam.js";
+import { AwsApiError, associationId, decodeToken, encodeToken, single, type AwsRequest } from "./protocol.js";
 import type { AccessEntry, AccessScope, AssociatedAccessPolicy, AwsState, EksCluster, PodIdentityAssociation } from "./state.js";
 import { clusterKey } from "./state.js";
 
@@ -95,8 +97,7 @@ const invalidParameter = (message: string, clusterName?: string) =>
 const invalidRequest = (message: string, clusterName?: string) => new AwsApiError("InvalidRequestException", 400, message, clusterName ? { clusterName } : {});
 
 /** The message EKS gives for a principal IAM cannot (yet) show it; normaliseError's IAM_PROPAGATION_MESSAGE recognises it. */
-export const INVALID_PRINCIPAL_MESSAGE = "The specified principalArn is invalid: invalid principal";
-export const POD_IDENTITY_SERVICE_PRINCIPAL = "pods.eks.amazonaws.com";
+const INVALID_PRINCIPAL_MESSAGE = "The specified principalArn is invalid: invalid principal";
 
 // ---------------------------------------------------------------- access policies EKS offers
 
@@ -114,9 +115,12 @@ const ACCESS_POLICY_NAMES = [
   "AmazonEMRJobPolicy",
 ];
 
-export function accessPolicyArn(name: string): string {
+function accessPolicyArn(name: string): string {
   return `arn:aws:eks::aws:cluster-access-policy/${name}`;
 }
+
+/** The access policy EKS associates with the cluster creator's access entry. */
+export const CLUSTER_ADMIN_POLICY_ARN = accessPolicyArn("AmazonEKSClusterAdminPolicy");
 
 const ACCESS_POLICY_ARNS = new Set(ACCESS_POLICY_NAMES.map(accessPolicyArn));
 const ACCESS_ENTRY_TYPES = new Set(["STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "EC2", "HYBRID_LINUX", "HYPERPOD_LINUX"]);
@@ -210,29 +214,25 @@ function epoch(date: Date): number {
 
 /**
  * The SDK fills `clientRequestToken` on every create; a create repeated with the same token (an SDK retry
- * after a lost answer) gets the resource it created instead of ResourceInUseException, as on AWS.
+ * after a lost answer) gets the resource it created (remembered in `state.requestTokens`) instead of
+ * ResourceInUseException, as on AWS.
  */
-const requestTokens = new WeakMap<AwsState, Map<string, string>>();
-
 function tokenKey(ctx: EksContext, owner: EksCluster, operation: string): string | undefined {
   const token = ctx.body.clientRequestToken;
   return typeof token === "string" && token ? `${owner.region}/${owner.name}/${operation}/${token}` : undefined;
 }
 
 function rememberedByToken(ctx: EksContext, key: string | undefined): string | undefined {
-  return key ? requestTokens.get(ctx.state)?.get(key) : undefined;
+  return key ? ctx.state.requestTokens.get(key) : undefined;
 }
 
 function rememberToken(ctx: EksContext, key: string | undefined, id: string): void {
-  if (!key) return;
-  const tokens = requestTokens.get(ctx.state) ?? new Map<string, string>();
-  tokens.set(key, id);
-  requestTokens.set(ctx.state, tokens);
+  if (key) ctx.state.requestTokens.set(key, id);
 }
 
 // ---------------------------------------------------------------- renderers
 
-export function clusterJson(c: EksCluster): Json {
+function clusterJson(c: EksCluster): Json {
   return {
     name: c.name,
     arn: c.arn,
@@ -302,33 +302,52 @@ function associationJson(a: PodIdentityAssociation): Json {
 
 // ---------------------------------------------------------------- principals and roles
 
-/** IAM role or user ARN; roles with paths keep them (`role/team/name`). */
-function principalKind(arn: string): "role" | "user" | undefined {
-  const parsed = parseArn(arn);
-  if (!parsed || parsed.service !== "iam") return undefined;
-  if (parsed.resource.startsWith("role/")) return "role";
-  if (parsed.resource.startsWith("user/")) return "user";
-  return undefined;
-}
-
-function assertPrincipalUsable(ctx: EksContext, principalArn: string, clusterName: string): "role" | "user" {
-  const kind = principalKind(principalArn);
-  if (!kind) throw invalidParameter("The principalArn parameter format is not valid", clusterName);
-  const account = parseArn(principalArn)!.accountId;
+/** An IAM role or user ARN (roles with paths keep them: `role/team/name`) that IAM can show EKS. */
+function assertPrincipalUsable(ctx: EksContext, principalArn: string, clusterName: string): void {
+  const principal = iamEntityByArn(ctx.state, principalArn);
+  if (!principal) throw invalidParameter("The principalArn parameter format is not valid", clusterName);
   // IAM of another account is not emulated: EKS would ask it; here it is taken as existing.
-  if (account === ctx.state.accountId && principalVisibility(ctx.state, principalArn, ctx.now.getTime()) !== "visible") {
+  if (principal.accountId === ctx.state.accountId && entityVisibility(principal.entity, principalArn, ctx.now.getTime()) !== "visible") {
     throw invalidParameter(INVALID_PRINCIPAL_MESSAGE, clusterName);
   }
-  return kind;
 }
 
-function defaultUsername(principalArn: string, kind: "role" | "user", accountId: string, type: string): string {
+function defaultUsername(principalArn: string, kind: "role" | "user", name: string, accountId: string, type: string): string {
   if (type === "EC2_LINUX" || type === "EC2_WINDOWS" || type === "EC2" || type === "HYBRID_LINUX") return "system:node:{{EC2PrivateDNSName}}";
   if (type === "FARGATE_LINUX") return "system:node:{{SessionName}}";
   if (kind === "user") return principalArn;
-  const resource = parseArn(principalArn)!.resource;
-  const roleName = resource.slice(resource.lastIndexOf("/") + 1);
-  return `arn:aws:sts::${accountId}:assumed-role/${roleName}/{{SessionName}}`;
+  return `arn:aws:sts::${accountId}:assumed-role/${name}/{{SessionName}}`;
+}
+
+/**
+ * An access entry as EKS makes one: by CreateAccessEntry, or with a cluster (its creator's, its node
+ * role's). Node types get `system:nodes`; the username defaults by type and principal.
+ */
+export function newAccessEntry(
+  owner: EksCluster,
+  accountId: string,
+  principalArn: string,
+  init: { type: string; groups?: string[]; username?: string; tags?: Record<string, string> },
+  now: Date,
+): AccessEntry {
+  const principal = parseArn(principalArn);
+  const resource = principal?.resource ?? "";
+  const kind = resource.startsWith("user/") ? "user" : "role";
+  const name = resource.slice(resource.lastIndexOf("/") + 1);
+  const principalAccount = principal?.accountId ?? accountId;
+  const { type } = init;
+  return {
+    clusterName: owner.name,
+    principalArn,
+    kubernetesGroups: type === "STANDARD" ? [...new Set(init.groups ?? [])] : type.startsWith("EC2") || type === "HYBRID_LINUX" ? ["system:nodes"] : [],
+    accessEntryArn: `arn:aws:eks:${owner.region}:${accountId}:access-entry/${owner.name}/${kind}/${principalAccount}/${name}/${randomUUID()}`,
+    createdAt: now,
+    modifiedAt: now,
+    tags: init.tags ?? {},
+    username: init.username ?? defaultUsername(principalArn, kind, name, principalAccount, type),
+    type,
+    accessPolicies: new Map(),
+  };
 }
 
 function validateIdentity(groups: string[] | undefined, username: string | undefined, clusterName: string): void {
@@ -350,12 +369,11 @@ function validateIdentity(groups: string[] | undefined, username: string | undef
 /** Pod Identity needs a role EKS can see and whose trust lets the Pod Identity agent assume it. */
 function assertPodIdentityRole(ctx: EksContext, roleArn: string, clusterName: string): void {
   const cannotAssume = invalidParameter(`Role ${roleArn} cannot be assumed by principal ${POD_IDENTITY_SERVICE_PRINCIPAL}`, clusterName);
-  if (principalKind(roleArn) !== "role") throw invalidParameter("The roleArn parameter format is not valid", clusterName);
-  if (parseArn(roleArn)!.accountId !== ctx.state.accountId) return;
-  if (principalVisibility(ctx.state, roleArn, ctx.now.getTime()) !== "visible") throw cannotAssume;
-  const resource = parseArn(roleArn)!.resource;
-  const role = ctx.state.iam.roles.get(resource.slice(resource.lastIndexOf("/") + 1))!;
-  if (!trustsService(role.assumeRolePolicyDocument, POD_IDENTITY_SERVICE_PRINCIPAL)) throw cannotAssume;
+  const role = iamEntityByArn(ctx.state, roleArn);
+  if (role?.kind !== "role") throw invalidParameter("The roleArn parameter format is not valid", clusterName);
+  if (role.accountId !== ctx.state.accountId) return;
+  if (entityVisibility(role.entity, roleArn, ctx.now.getTime()) !== "visible") throw cannotAssume;
+  if (!trustsService(role.entity!.assumeRolePolicyDocument, POD_IDENTITY_SERVICE_PRINCIPAL)) throw cannotAssume;
 }
 
 function trustsService(document: string, service: string): boolean {
@@ -427,23 +445,10 @@ const operations: Record<string, (ctx: EksContext) => Json> = {
     }
     validateIdentity(groups, username, owner.name);
     const tags = tagsField(ctx);
-    const kind = assertPrincipalUsable(ctx, principalArn, owner.name);
+    assertPrincipalUsable(ctx, principalArn, owner.name);
     if (owner.accessEntries.has(principalArn)) throw inUse("The specified access entry resource is already in use on this cluster.", owner.name);
 
-    const principal = parseArn(principalArn)!;
-    const principalName = principal.resource.slice(principal.resource.lastIndexOf("/") + 1);
-    const entry: AccessEntry = {
-      clusterName: owner.name,
-      principalArn,
-      kubernetesGroups: type === "STANDARD" ? [...new Set(groups ?? [])] : type.startsWith("EC2") || type === "HYBRID_LINUX" ? ["system:nodes"] : [],
-      accessEntryArn: `arn:aws:eks:${owner.region}:${ctx.state.accountId}:access-entry/${owner.name}/${kind}/${principal.accountId}/${principalName}/${randomUUID()}`,
-      createdAt: ctx.now,
-      modifiedAt: ctx.now,
-      tags,
-      username: username ?? defaultUsername(principalArn, kind, principal.accountId, type),
-      type,
-      accessPolicies: new Map(),
-    };
+    const entry = newAccessEntry(owner, ctx.state.accountId, principalArn, { type, groups, username, tags }, ctx.now);
     owner.accessEntries.set(principalArn, entry);
     rememberToken(ctx, token, principalArn);
     return { accessEntry: accessEntryJson(entry) };

@@ -5,7 +5,9 @@
  * the propagation delay of principals created a moment ago), delete conflicts, quotas.
  */
 import { parseArn } from "../../functions/lib/arn.js";
-import { AwsApiError, decodeToken, encodeToken, iamUniqueId, page, type AwsRequest } from "./protocol.js";
+import { issuerHost, oidcProviderArn } from "../../functions/lib/policies.js";
+import { page } from "../paging.js";
+import { AwsApiError, decodeToken, encodeToken, iamUniqueId, type AwsRequest } from "./protocol.js";
 import type { AwsState, IamRole, IamUser, ManagedPolicy, OidcProvider, Tag } from "./state.js";
 import { memberList, memberStructList, type XmlValue } from "./xml.js";
 
@@ -96,6 +98,18 @@ function mergeTags(current: Tag[], added: Tag[]): Tag[] {
   return result;
 }
 
+/** TagRole/TagUser: the request's tags merged into the entity's. */
+function tagEntity(ctx: IamContext, entity: { tags: Tag[] }): undefined {
+  entity.tags = mergeTags(entity.tags, tagsParam(ctx));
+  return undefined;
+}
+
+/** ListRoleTags/ListUserTags. */
+function listTags(ctx: IamContext, entity: { tags: Tag[] }): Record<string, XmlValue> {
+  const { items, ...paging } = paged(ctx, entity.tags);
+  return { Tags: items.map(tagXml), ...paging };
+}
+
 function maxItems(ctx: IamContext): number {
   const raw = optional(ctx, "MaxItems");
   if (raw === undefined) return DEFAULT_MAX_ITEMS;
@@ -158,15 +172,36 @@ function validateIdentityPolicy(document: string): void {
 
 type Visibility = "visible" | "propagating" | "missing";
 
-/** Whether EKS/STS (and trust policies) can see an IAM role or user ARN of this account yet. */
-export function principalVisibility(state: AwsState, arn: string, now = Date.now()): Visibility {
+/** An IAM role or user ARN (`role/<path><name>`, `user/<path><name>`), and the entity of this account by that name. */
+export type IamEntityRef = { name: string; path: string; accountId: string } & ({ kind: "role"; entity?: IamRole } | { kind: "user"; entity?: IamUser });
+
+/**
+ * Parses an IAM role or user ARN (undefined for anything else). `entity` is this account's role or user
+ * of that name, if any (never another account's); it may have another path: compare its `arn` when that matters.
+ */
+export function iamEntityByArn(state: AwsState, arn: string): IamEntityRef | undefined {
   const parsed = parseArn(arn);
-  if (!parsed || parsed.service !== "iam" || parsed.accountId !== state.accountId) return "missing";
-  const [kind, ...rest] = parsed.resource.split("/");
-  const name = rest[rest.length - 1];
-  const entity: IamRole | IamUser | undefined = kind === "role" ? state.iam.roles.get(name) : kind === "user" ? state.iam.users.get(name) : undefined;
+  if (!parsed || parsed.service !== "iam") return undefined;
+  const { resource, accountId } = parsed;
+  const kind = resource.startsWith("role/") ? "role" : resource.startsWith("user/") ? "user" : undefined;
+  if (!kind) return undefined;
+  const name = resource.slice(resource.lastIndexOf("/") + 1);
+  const path = resource.slice(kind.length, resource.length - name.length);
+  const ours = accountId === state.accountId;
+  return kind === "role"
+    ? { kind, name, path, accountId, entity: ours ? state.iam.roles.get(name) : undefined }
+    : { kind, name, path, accountId, entity: ours ? state.iam.users.get(name) : undefined };
+}
+
+/** Whether EKS/STS (and trust policies) can see the role or user `arn` names (its entity, from iamEntityByArn) yet. */
+export function entityVisibility(entity: IamRole | IamUser | undefined, arn: string, now: number): Visibility {
   if (!entity || entity.arn !== arn) return "missing";
   return now >= entity.visibleAt ? "visible" : "propagating";
+}
+
+/** Whether EKS/STS (and trust policies) can see an IAM role or user ARN of this account yet. */
+function principalVisibility(state: AwsState, arn: string, now = Date.now()): Visibility {
+  return entityVisibility(iamEntityByArn(state, arn)?.entity, arn, now);
 }
 
 function principalValues(value: unknown): string[] {
@@ -235,19 +270,42 @@ function isAwsManagedPolicy(arn: string): boolean {
   return parsed?.service === "iam" && parsed.accountId === "aws" && parsed.resource.startsWith("policy/");
 }
 
-/** A policy that can be attached (or used as a boundary): ours, or AWS managed. */
-function attachablePolicy(ctx: IamContext, arn: string): void {
+/** A policy that can be attached (or used as a boundary): ours, or AWS managed; else NoSuchEntity with `missing`. */
+function attachablePolicy(ctx: IamContext, arn: string, missing: string): string {
   if (!parseArn(arn)) throw invalidInput(`ARN ${arn} is not valid.`);
-  if (!isAwsManagedPolicy(arn) && !ctx.state.iam.policies.has(arn)) throw noSuchEntity(`Policy ${arn} does not exist or is not attachable.`);
-}
-
-function boundaryPolicy(ctx: IamContext, arn: string): string {
-  if (!parseArn(arn)) throw invalidInput(`ARN ${arn} is not valid.`);
-  if (!isAwsManagedPolicy(arn) && !ctx.state.iam.policies.has(arn)) throw noSuchEntity(`Scope ARN: ${arn} does not exist or is not attachable.`);
+  if (!isAwsManagedPolicy(arn) && !ctx.state.iam.policies.has(arn)) throw noSuchEntity(missing);
   return arn;
 }
 
+function boundaryPolicy(ctx: IamContext, arn: string): string {
+  return attachablePolicy(ctx, arn, `Scope ARN: ${arn} does not exist or is not attachable.`);
+}
+
+/** The optional PermissionsBoundary of CreateRole/CreateUser, checked. */
+function optionalBoundary(ctx: IamContext): string | undefined {
+  const boundary = optional(ctx, "PermissionsBoundary");
+  return boundary === undefined ? undefined : boundaryPolicy(ctx, boundary);
+}
+
+/** IAM names are case-insensitive: "Launcher" and "launcher" are the same role. */
+function nameTaken(entities: Map<string, unknown>, name: string): boolean {
+  return [...entities.keys()].some((taken) => taken.toLowerCase() === name.toLowerCase());
+}
+
 // ---------------------------------------------------------------- renderers
+
+function tagXml(tag: Tag): Record<string, XmlValue> {
+  return { Key: tag.Key, Value: tag.Value };
+}
+
+/** Tags as IAM renders them on an entity: left out when there are none. */
+function tagsXml(tags: Tag[]): XmlValue {
+  return tags.length ? tags.map(tagXml) : undefined;
+}
+
+function boundaryXml(arn: string | undefined): XmlValue {
+  return arn ? { PermissionsBoundaryType: "Policy", PermissionsBoundaryArn: arn } : undefined;
+}
 
 function roleXml(role: IamRole): Record<string, XmlValue> {
   return {
@@ -260,8 +318,8 @@ function roleXml(role: IamRole): Record<string, XmlValue> {
     AssumeRolePolicyDocument: encodeURIComponent(role.assumeRolePolicyDocument),
     Description: role.description,
     MaxSessionDuration: role.maxSessionDuration,
-    PermissionsBoundary: role.permissionsBoundaryArn ? { PermissionsBoundaryType: "Policy", PermissionsBoundaryArn: role.permissionsBoundaryArn } : undefined,
-    Tags: role.tags.length ? role.tags.map((t) => ({ Key: t.Key, Value: t.Value })) : undefined,
+    PermissionsBoundary: boundaryXml(role.permissionsBoundaryArn),
+    Tags: tagsXml(role.tags),
     RoleLastUsed: {},
   };
 }
@@ -273,8 +331,8 @@ function userXml(user: IamUser): Record<string, XmlValue> {
     UserId: user.userId,
     Arn: user.arn,
     CreateDate: user.createDate,
-    PermissionsBoundary: user.permissionsBoundaryArn ? { PermissionsBoundaryType: "Policy", PermissionsBoundaryArn: user.permissionsBoundaryArn } : undefined,
-    Tags: user.tags.length ? user.tags.map((t) => ({ Key: t.Key, Value: t.Value })) : undefined,
+    PermissionsBoundary: boundaryXml(user.permissionsBoundaryArn),
+    Tags: tagsXml(user.tags),
   };
 }
 
@@ -299,7 +357,7 @@ function policyXml(state: AwsState, policy: ManagedPolicy): Record<string, XmlVa
     Description: policy.description,
     CreateDate: policy.createDate,
     UpdateDate: policy.updateDate,
-    Tags: policy.tags.length ? policy.tags.map((t) => ({ Key: t.Key, Value: t.Value })) : undefined,
+    Tags: tagsXml(policy.tags),
   };
 }
 
@@ -343,14 +401,9 @@ export function newUser(state: AwsState, init: { userName: string; path?: string
   };
 }
 
-/** `https://oidc.eks.eu-west-1.amazonaws.com/id/ABC` → `oidc.eks.eu-west-1.amazonaws.com/id/ABC` (how IAM keys providers). */
-export function oidcProviderResource(url: string): string {
-  return url.replace(/^https:\/\//, "").replace(/\/+$/, "");
-}
-
 export function newOidcProvider(state: AwsState, init: { url: string; clientIds?: string[]; thumbprints?: string[]; tags?: Tag[] }, now: Date): OidcProvider {
   return {
-    arn: `arn:aws:iam::${state.accountId}:oidc-provider/${oidcProviderResource(init.url)}`,
+    arn: oidcProviderArn(state.accountId, init.url),
     url: init.url,
     clientIds: init.clientIds ?? [],
     thumbprints: init.thumbprints ?? [],
@@ -375,16 +428,10 @@ const actions: Record<string, IamAction> = {
     if (!Number.isInteger(maxSessionDuration) || maxSessionDuration < 3600 || maxSessionDuration > 43200) {
       throw validationError("maxSessionDuration", maxSession, "Member must have value between 3600 and 43200");
     }
-    // IAM names are case-insensitive: "Launcher" and "launcher" are the same role.
-    const clash = [...ctx.state.iam.roles.keys()].find((name) => name.toLowerCase() === roleName.toLowerCase());
-    if (clash) throw alreadyExists(`Role with name ${roleName} already exists.`);
+    if (nameTaken(ctx.state.iam.roles, roleName)) throw alreadyExists(`Role with name ${roleName} already exists.`);
     validateTrustPolicy(ctx.state, document, ctx.now);
-    const boundary = optional(ctx, "PermissionsBoundary");
-    const role = newRole(
-      ctx.state,
-      { roleName, path, assumeRolePolicyDocument: document, description, tags, maxSessionDuration, permissionsBoundaryArn: boundary === undefined ? undefined : boundaryPolicy(ctx, boundary) },
-      ctx.now,
-    );
+    const permissionsBoundaryArn = optionalBoundary(ctx);
+    const role = newRole(ctx.state, { roleName, path, assumeRolePolicyDocument: document, description, tags, maxSessionDuration, permissionsBoundaryArn }, ctx.now);
     ctx.state.iam.roles.set(roleName, role);
     return { Role: roleXml(role) };
   },
@@ -429,11 +476,7 @@ const actions: Record<string, IamAction> = {
     return undefined;
   },
 
-  TagRole(ctx) {
-    const role = roleNamed(ctx, required(ctx, "RoleName"));
-    role.tags = mergeTags(role.tags, tagsParam(ctx));
-    return undefined;
-  },
+  TagRole: (ctx) => tagEntity(ctx, roleNamed(ctx, required(ctx, "RoleName"))),
 
   UntagRole(ctx) {
     const role = roleNamed(ctx, required(ctx, "RoleName"));
@@ -442,11 +485,7 @@ const actions: Record<string, IamAction> = {
     return undefined;
   },
 
-  ListRoleTags(ctx) {
-    const role = roleNamed(ctx, required(ctx, "RoleName"));
-    const { items, ...paging } = paged(ctx, role.tags);
-    return { Tags: items.map((t) => ({ Key: t.Key, Value: t.Value })), ...paging };
-  },
+  ListRoleTags: (ctx) => listTags(ctx, roleNamed(ctx, required(ctx, "RoleName"))),
 
   // ----- inline role policies
   PutRolePolicy(ctx) {
@@ -484,7 +523,7 @@ const actions: Record<string, IamAction> = {
   AttachRolePolicy(ctx) {
     const role = roleNamed(ctx, required(ctx, "RoleName"));
     const policyArn = required(ctx, "PolicyArn");
-    attachablePolicy(ctx, policyArn);
+    attachablePolicy(ctx, policyArn, `Policy ${policyArn} does not exist or is not attachable.`);
     if (!role.attachedPolicyArns.includes(policyArn)) {
       if (role.attachedPolicyArns.length >= 10) throw limitExceeded("Cannot exceed quota for PoliciesPerRole: 10");
       role.attachedPolicyArns.push(policyArn);
@@ -554,13 +593,8 @@ const actions: Record<string, IamAction> = {
   CreateUser(ctx) {
     const userName = validName(ctx, "UserName", 64);
     const path = validPath(ctx);
-    if ([...ctx.state.iam.users.keys()].some((name) => name.toLowerCase() === userName.toLowerCase())) throw alreadyExists(`User with name ${userName} already exists.`);
-    const boundary = optional(ctx, "PermissionsBoundary");
-    const user = newUser(
-      ctx.state,
-      { userName, path, tags: tagsParam(ctx), permissionsBoundaryArn: boundary === undefined ? undefined : boundaryPolicy(ctx, boundary) },
-      ctx.now,
-    );
+    if (nameTaken(ctx.state.iam.users, userName)) throw alreadyExists(`User with name ${userName} already exists.`);
+    const user = newUser(ctx.state, { userName, path, tags: tagsParam(ctx), permissionsBoundaryArn: optionalBoundary(ctx) }, ctx.now);
     ctx.state.iam.users.set(userName, user);
     return { User: userXml(user) };
   },
@@ -584,17 +618,9 @@ const actions: Record<string, IamAction> = {
     return undefined;
   },
 
-  TagUser(ctx) {
-    const user = userNamed(ctx, required(ctx, "UserName"));
-    user.tags = mergeTags(user.tags, tagsParam(ctx));
-    return undefined;
-  },
+  TagUser: (ctx) => tagEntity(ctx, userNamed(ctx, required(ctx, "UserName"))),
 
-  ListUserTags(ctx) {
-    const user = userNamed(ctx, required(ctx, "UserName"));
-    const { items, ...paging } = paged(ctx, user.tags);
-    return { Tags: items.map((t) => ({ Key: t.Key, Value: t.Value })), ...paging };
-  },
+  ListUserTags: (ctx) => listTags(ctx, userNamed(ctx, required(ctx, "UserName"))),
 
   // ----- OIDC providers
   CreateOpenIDConnectProvider(ctx) {
@@ -607,7 +633,7 @@ const actions: Record<string, IamAction> = {
     );
     if (ctx.state.iam.oidcProviders.has(provider.arn)) throw alreadyExists(`Provider with url ${url} already exists.`);
     ctx.state.iam.oidcProviders.set(provider.arn, provider);
-    return { OpenIDConnectProviderArn: provider.arn, Tags: provider.tags.length ? provider.tags.map((t) => ({ Key: t.Key, Value: t.Value })) : undefined };
+    return { OpenIDConnectProviderArn: provider.arn, Tags: tagsXml(provider.tags) };
   },
 
   GetOpenIDConnectProvider(ctx) {
@@ -616,11 +642,11 @@ const actions: Record<string, IamAction> = {
     if (!provider) throw noSuchEntity(`OpenIDConnect Provider not found for arn ${arn}`);
     return {
       // IAM answers the URL without its scheme.
-      Url: oidcProviderResource(provider.url),
+      Url: issuerHost(provider.url),
       ClientIDList: provider.clientIds,
       ThumbprintList: provider.thumbprints,
       CreateDate: provider.createDate,
-      Tags: provider.tags.length ? provider.tags.map((t) => ({ Key: t.Key, Value: t.Value })) : undefined,
+      Tags: tagsXml(provider.tags),
     };
   },
 
@@ -634,8 +660,6 @@ const actions: Record<string, IamAction> = {
     return undefined;
   },
 };
-
-export const IAM_ACTIONS = Object.keys(actions);
 
 export function handleIam(state: AwsState, request: AwsRequest, action: string, params: Record<string, string>): Record<string, XmlValue> | undefined {
   const handler = actions[action];

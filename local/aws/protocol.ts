@@ -1,8 +1,9 @@
 /**
  * What every emulated AWS service shares: the parsed request, the caller, the error a handler throws
- * (rendered per protocol by server.ts), ids and pagination tokens.
+ * (rendered per protocol by server.ts), ids and pagination tokens (on ../paging.ts).
  */
 import { randomBytes } from "node:crypto";
+import { decodePageToken, encodePageToken } from "../paging.js";
 
 /** The services the emulator answers, named as they appear in a SigV4 credential scope. */
 export type AwsService = "iam" | "sts" | "eks" | "events";
@@ -72,24 +73,14 @@ function randomChars(alphabet: string, length: number): string {
 
 /** Opaque pagination tokens (EKS `nextToken`, IAM `Marker`): the offset of the next item. */
 export function encodeToken(offset: number): string {
-  return Buffer.from(JSON.stringify({ offset })).toString("base64");
+  return encodePageToken({ offset });
 }
 
 export function decodeToken(token: string | undefined, invalid: () => AwsApiError): number {
   if (!token) return 0;
-  try {
-    const { offset } = JSON.parse(Buffer.from(token, "base64").toString("utf8")) as { offset?: unknown };
-    if (typeof offset === "number" && Number.isInteger(offset) && offset >= 0) return offset;
-  } catch {
-    // falls through
-  }
+  const offset = decodePageToken<{ offset?: unknown } | null>(token)?.offset;
+  if (typeof offset === "number" && Number.isInteger(offset) && offset >= 0) return offset;
   throw invalid();
-}
-
-/** One page of `items` starting at `offset`; `next` is the offset of the following page, if any. */
-export function page<T>(items: T[], offset: number, size: number): { items: T[]; next?: number } {
-  const slice = items.slice(offset, offset + size);
-  return { items: slice, ...(offset + size < items.length ? { next: offset + size } : {}) };
 }
 
 export function single(value: string | string[] | undefined): string | undefined {

@@ -11,15 +11,16 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHash, randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import { parseArn } from "../../functions/lib/arn.js";
+import { CLUSTER_ID_HEADER } from "../../functions/lib/eks-token.js";
 import { FaultInjector, type FaultDecision } from "../faults.js";
-import { accessPolicyArn, handleEks, routeEks } from "./eks.js";
+import { closeServer, flatHeaders, listen, readBody } from "../http.js";
+import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks } from "./eks.js";
 import { handleEvents } from "./events.js";
-import { IAM_NAMESPACE, IAM_VERSION, handleIam, newOidcProvider, newRole, newUser } from "./iam.js";
+import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
-import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, CLUSTER_ID_HEADER, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
-import { clusterKey, createState, snapshotOf, type AccessEntry, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./state.js";
+import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
+import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./state.js";
 import { STS_NAMESPACE, STS_VERSION, handleSts } from "./sts.js";
 import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
 
@@ -93,17 +94,6 @@ export interface AwsEmulator {
   close(): Promise<void>;
 }
 
-const running = new Set<AwsEmulator>();
-
-/** Checks a presigned URL against every running emulator's keys (for code that has no emulator handle). */
-export async function verifyPresignedCallerIdentity(url: string, opts?: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined> {
-  for (const emulator of running) {
-    const caller = await emulator.verifyPresignedCallerIdentity(url, opts);
-    if (caller) return caller;
-  }
-  return undefined;
-}
-
 // ---------------------------------------------------------------- callers
 
 function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
@@ -111,8 +101,9 @@ function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
   const accountId = arn?.accountId ?? state.accountId;
   const resource = arn?.resource ?? "";
   let userId = "AIDA" + createHash("sha256").update(credentials.arn).digest("hex").slice(0, 17).toUpperCase();
-  if (resource.startsWith("user/")) {
-    userId = state.iam.users.get(resource.slice(resource.lastIndexOf("/") + 1))?.userId ?? userId;
+  const iamUser = iamEntityByArn(state, credentials.arn);
+  if (iamUser?.kind === "user") {
+    userId = iamUser.entity?.userId ?? userId;
   } else if (resource.startsWith("assumed-role/")) {
     const [, roleName, session] = resource.split("/");
     const roleId = state.iam.roles.get(roleName)?.roleId ?? "AROA" + createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase();
@@ -244,20 +235,6 @@ const PROTOCOLS: Record<AwsService, ServiceProtocol> = {
 
 // ---------------------------------------------------------------- request plumbing
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
-}
-
-function lowerHeaders(req: IncomingMessage): Record<string, string> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
-  }
-  return headers;
-}
-
 /** The service when the request carries no usable signature (to answer in the right shape). */
 function guessService(headers: Record<string, string>, path: string, params: Record<string, string>): AwsService {
   if ((headers["x-amz-target"] ?? "").startsWith("AWSEvents.")) return "events";
@@ -268,7 +245,6 @@ function guessService(headers: Record<string, string>, path: string, params: Rec
 const KNOWN_SERVICES = new Set<AwsService>(["iam", "sts", "eks", "events"]);
 
 interface Resolved {
-  service: AwsService;
   operation: string;
   run: (request: AwsRequest) => unknown;
 }
@@ -278,21 +254,21 @@ function resolveOperation(state: AwsState, service: AwsService, method: string, 
     case "iam": {
       const action = params.Action ?? "";
       if (params.Version && params.Version !== IAM_VERSION) throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
-      return { service, operation: action, run: (request) => handleIam(state, request, action, params) };
+      return { operation: action, run: (request) => handleIam(state, request, action, params) };
     }
     case "sts": {
       const action = params.Action ?? "";
-      return { service, operation: action, run: (request) => handleSts(request, action) };
+      return { operation: action, run: (request) => handleSts(request, action) };
     }
     case "eks": {
       const route = routeEks(method, path);
       if (!route) throw new AwsApiError("UnknownOperationException", 404, `No operation matches ${method} ${path}`);
-      return { service, operation: route.operation, run: (request) => handleEks(state, request, route) };
+      return { operation: route.operation, run: (request) => handleEks(state, request, route) };
     }
     case "events": {
       const target = headers["x-amz-target"] ?? "";
       const operation = target.startsWith("AWSEvents.") ? target.slice("AWSEvents.".length) : target;
-      return { service, operation, run: (request) => handleEvents(state, request, operation) };
+      return { operation, run: (request) => handleEvents(state, request, operation) };
     }
   }
 }
@@ -344,7 +320,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     const body = await readBody(req);
     const url = new URL(req.url ?? "/", "http://localhost");
     const rawPath = (req.url ?? "/").split("?")[0] || "/";
-    const headers = lowerHeaders(req);
+    const headers = flatHeaders(req);
     const query = decodeQuery(url.searchParams);
     const params = queryParams(query, body, headers["content-type"]);
     const auth = parseAuthorization(headers.authorization);
@@ -390,13 +366,9 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
       else res.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port ?? 0, "127.0.0.1");
 
-  const emulator: AwsEmulator = {
+  return {
     url: `http://127.0.0.1:${port}`,
     state,
     faults,
@@ -420,16 +392,8 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
           (filter.eventBusName === undefined || e.eventBusName === filter.eventBusName),
       );
     },
-    async close() {
-      running.delete(emulator);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    },
+    close: () => closeServer(server),
   };
-  running.add(emulator);
-  return emulator;
 }
 
 // ---------------------------------------------------------------- presigned GetCallerIdentity (EKS tokens)
@@ -509,47 +473,25 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
 
   // API modes: EKS gives the creator an admin access entry and the node role an EC2_LINUX one.
   if (seed.authenticationMode !== "CONFIG_MAP") {
-    const creator = seededEntry(cluster, state.accountId, creatorArn, "STANDARD", now);
-    creator.accessPolicies.set(accessPolicyArn("AmazonEKSClusterAdminPolicy"), {
-      policyArn: accessPolicyArn("AmazonEKSClusterAdminPolicy"),
+    const creator = newAccessEntry(cluster, state.accountId, creatorArn, { type: "STANDARD" }, now);
+    creator.accessPolicies.set(CLUSTER_ADMIN_POLICY_ARN, {
+      policyArn: CLUSTER_ADMIN_POLICY_ARN,
       accessScope: { type: "cluster", namespaces: [] },
       associatedAt: now,
       modifiedAt: now,
     });
     cluster.accessEntries.set(creatorArn, creator);
-    if (seed.nodeRoleArn) cluster.accessEntries.set(seed.nodeRoleArn, seededEntry(cluster, state.accountId, seed.nodeRoleArn, "EC2_LINUX", now));
+    if (seed.nodeRoleArn) cluster.accessEntries.set(seed.nodeRoleArn, newAccessEntry(cluster, state.accountId, seed.nodeRoleArn, { type: "EC2_LINUX" }, now));
   }
   state.eks.clusters.set(clusterKey(seed.region, seed.name), cluster);
 }
 
 function seedNodeRole(state: AwsState, roleArn: string, now: Date): void {
-  const arn = parseArn(roleArn);
-  if (!arn || arn.service !== "iam" || arn.accountId !== state.accountId || !arn.resource.startsWith("role/")) return;
-  const roleName = arn.resource.slice(arn.resource.lastIndexOf("/") + 1);
-  if (state.iam.roles.has(roleName)) return;
-  const path = arn.resource.slice("role".length, arn.resource.length - roleName.length);
+  const existing = iamEntityByArn(state, roleArn);
+  if (existing?.kind !== "role" || existing.accountId !== state.accountId || existing.entity) return;
+  const roleName = existing.name;
   // Seeded roles are long established: visible at once.
-  const role = newRole(state, { roleName, path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" }, now, 0);
+  const role = newRole(state, { roleName, path: existing.path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" }, now, 0);
   role.attachedPolicyArns.push(...NODE_MANAGED_POLICIES);
   state.iam.roles.set(roleName, role);
-}
-
-function seededEntry(cluster: EksCluster, accountId: string, principalArn: string, type: "STANDARD" | "EC2_LINUX", now: Date): AccessEntry {
-  const arn = parseArn(principalArn);
-  const resource = arn?.resource ?? "";
-  const kind = resource.startsWith("user/") ? "user" : "role";
-  const name = resource.slice(resource.lastIndexOf("/") + 1);
-  const roleUsername = `arn:aws:sts::${arn?.accountId ?? accountId}:assumed-role/${name}/{{SessionName}}`;
-  return {
-    clusterName: cluster.name,
-    principalArn,
-    kubernetesGroups: type === "EC2_LINUX" ? ["system:nodes"] : [],
-    accessEntryArn: `arn:aws:eks:${cluster.region}:${accountId}:access-entry/${cluster.name}/${kind}/${arn?.accountId ?? accountId}/${name}/${randomUUID()}`,
-    createdAt: now,
-    modifiedAt: now,
-    tags: {},
-    username: type === "EC2_LINUX" ? "system:node:{{EC2PrivateDNSName}}" : kind === "user" ? principalArn : roleUsername,
-    type,
-    accessPolicies: new Map(),
-  };
 }

@@ -50,7 +50,6 @@ export interface SignableRequest {
 /** The EKS authenticator accepts a token for 15 minutes after X-Amz-Date, and X-Amz-Expires of at most 900. */
 export const PRESIGNED_TOKEN_LIFETIME_MS = 15 * 60 * 1000;
 export const MAX_PRESIGNED_EXPIRES_SECONDS = 900;
-export const CLUSTER_ID_HEADER = "x-k8s-aws-id";
 
 export function parseCredentialScope(credential: string): CredentialScope | undefined {
   const [accessKeyId, date, region, service, terminator] = credential.split("/");
@@ -73,7 +72,7 @@ export function parseAuthorization(header: string | undefined): ParsedAuthorizat
 }
 
 /** `20240101T120000Z` → Date */
-export function parseAmzDate(value: string | undefined): Date | undefined {
+function parseAmzDate(value: string | undefined): Date | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value ?? "");
   if (!m) return undefined;
   return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));

@@ -165,6 +165,8 @@ export interface AwsState {
   eventListeners: Set<(event: RecordedEvent) => void>;
   /** access key id → credentials and principal */
   credentials: Map<string, KnownCredentials>;
+  /** EKS creates by `clientRequestToken` (`<region>/<cluster>/<operation>/<token>`) → the id of what they created */
+  requestTokens: Map<string, string>;
 }
 
 export function createState(accountId: string, propagationDelayMs: number): AwsState {
@@ -176,6 +178,7 @@ export function createState(accountId: string, propagationDelayMs: number): AwsS
     events: [],
     eventListeners: new Set(),
     credentials: new Map(),
+    requestTokens: new Map(),
   };
 }
 
@@ -184,7 +187,7 @@ export function clusterKey(region: string, name: string): string {
 }
 
 /** A deep, JSON-like copy with sorted keys: Maps become objects, Dates ISO strings. */
-export function toPlain(value: unknown): unknown {
+function toPlain(value: unknown): unknown {
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Map) return toPlain(Object.fromEntries(value));
   if (Array.isArray(value)) return value.map(toPlain);

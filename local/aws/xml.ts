@@ -10,17 +10,17 @@ import type { AwsApiError } from "./protocol.js";
 
 export type XmlValue = string | number | boolean | Date | undefined | null | XmlValue[] | { [key: string]: XmlValue };
 
-export function escapeXml(text: string): string {
+function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]!);
 }
 
 /** IAM writes timestamps without milliseconds: 2024-05-01T12:00:00Z. */
-export function isoSeconds(date: Date): string {
+function isoSeconds(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 /** One element; undefined and null members are left out, as AWS leaves out absent members. */
-export function xmlElement(name: string, value: XmlValue): string {
+function xmlElement(name: string, value: XmlValue): string {
   if (value === undefined || value === null) return "";
   if (Array.isArray(value)) return `<${name}>${value.map((item) => xmlElement("member", item)).join("")}</${name}>`;
   if (value instanceof Date) return `<${name}>${isoSeconds(value)}</${name}>`;

@@ -41,6 +41,7 @@ import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/arn.js";
 import { lambdaContext } from "../../functions/lib/lambda-context.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
   lambdaArn,
@@ -100,7 +101,16 @@ interface MachineRecord {
   machine: StateMachine;
   creationDate: Date;
   /** Task state name → the handler it runs, resolved once */
-  handlers: Map<string, { functionName: string; functionArn: string; load: () => Promise<LambdaHandler> }>;
+  handlers: Map<string, TaskBinding>;
+}
+
+/** What a Task state runs: the Lambda function, its handler (loaded on first use) and its timeout. */
+interface TaskBinding {
+  functionName: string;
+  functionArn: string;
+  /** the timeout the handler's context counts down from */
+  timeoutSeconds: number;
+  load: () => Promise<LambdaHandler>;
 }
 
 interface ExecutionRecord {
@@ -158,18 +168,6 @@ class DataLimitExceeded extends Error {
   }
 }
 
-function encodeToken(value: object): string {
-  return Buffer.from(JSON.stringify(value)).toString("base64url");
-}
-
-function decodeToken<T>(token: string): T | undefined {
-  try {
-    return JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as T;
-  } catch {
-    return undefined;
-  }
-}
-
 function pageSize(maxResults: number | undefined, fallback: number): number {
   if (maxResults === undefined || maxResults === 0) return fallback;
   if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 1000) {
@@ -218,11 +216,10 @@ export class LocalStepFunctions {
     const raw = (typeof source === "string" ? JSON.parse(readFileSync(source, "utf8")) : structuredClone(source)) as AslDefinition;
     const definition = substitutePlaceholders(raw, this.substitution);
     const states = walkStates(raw, definition);
-    // Validated once here (ASL schema, JSONPaths, ARNs); each run skips it.
-    new StateMachine(asLibraryDefinition(definition), { validationOptions: { checkPaths: true, checkArn: true } });
-    const machine = new StateMachine(asLibraryDefinition(definition), { validationOptions: { noValidate: true } });
+    // Validated here (ASL schema, JSONPaths, ARNs): the library validates in the constructor only, so runs skip it.
+    const machine = new StateMachine(asLibraryDefinition(definition), { validationOptions: { checkPaths: true, checkArn: true } });
     const arn = this.stateMachineArn(name);
-    const handlers = new Map<string, { functionName: string; functionArn: string; load: () => Promise<LambdaHandler> }>();
+    const handlers = new Map<string, TaskBinding>();
     for (const state of states.filter((s) => s.type === "Task")) handlers.set(state.name, this.bindTask(name, state));
     this.machines.set(arn, {
       name,
@@ -246,7 +243,7 @@ export class LocalStepFunctions {
   }
 
   /** The Lambda handler a Task runs: an override from `functions`, else the catalog's module and export. */
-  private bindTask(machineName: string, state: StateInfo): { functionName: string; functionArn: string; load: () => Promise<LambdaHandler> } {
+  private bindTask(machineName: string, state: StateInfo): TaskBinding {
     const where = `state machine ${machineName}, Task ${state.name} (Resource ${state.rawResource ?? state.resource})`;
     if (!state.functionName || !state.resource) {
       throw new Error(`${where}: only Lambda function ARNs (or \${<Name>FunctionArn}) run locally`);
@@ -255,7 +252,8 @@ export class LocalStepFunctions {
     const overrides = this.opts.functions ?? {};
     const override = [state.placeholder, baseName, state.functionName].map((k) => (k ? overrides[k] : undefined)).find(Boolean);
     const functionArn = lambdaArn(this.substitution, state.functionName);
-    if (override) return { functionName: state.functionName, functionArn, load: async () => override };
+    const timeoutSeconds = state.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
+    if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, load: async () => override };
     const entry = STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
     if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
     let loaded: Promise<LambdaHandler> | undefined;
@@ -266,7 +264,7 @@ export class LocalStepFunctions {
         if (typeof handler !== "function") throw new Error(`functions/steps/${entry.module} has no export "${entry.handler}"`);
         return handler as LambdaHandler;
       }));
-    return { functionName: state.functionName, functionArn, load };
+    return { functionName: state.functionName, functionArn, timeoutSeconds, load };
   }
 
   private machineByArn(stateMachineArn: string | undefined): MachineRecord {
@@ -367,18 +365,21 @@ export class LocalStepFunctions {
   private taskHandlers(machine: MachineRecord, invocations: InvocationLog): Record<string, (input: any) => Promise<any>> {
     const handlers: Record<string, (input: any) => Promise<any>> = {};
     for (const [stateName, binding] of machine.handlers) {
-      const timeoutSeconds = machine.states.find((s) => s.name === stateName)?.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
       handlers[stateName] = async (input: unknown) => {
+        // Serialised once; parsed twice, so the history's copy and the handler's event are separate.
+        const inputText = json(input);
         // Recorded synchronously: the library calls this right after it logs the attempt.
-        const invocation: Invocation = { input: JSON.parse(json(input)), startedAt: new Date() };
+        const invocation: Invocation = { input: JSON.parse(inputText), startedAt: new Date() };
         invocations.record(stateName, invocation);
         let output: unknown;
+        let outputText: string;
         try {
           const handler = await binding.load().catch((problem: Error) => {
             throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
           });
-          const event = JSON.parse(json(input));
-          output = JSON.parse(json(await handler(event, lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: timeoutSeconds * 1000 }))));
+          const event = JSON.parse(inputText);
+          outputText = json(await handler(event, lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: binding.timeoutSeconds * 1000 })));
+          output = JSON.parse(outputText);
         } catch (problem) {
           invocation.finishedAt = new Date();
           invocation.error = lambdaError(problem);
@@ -386,7 +387,7 @@ export class LocalStepFunctions {
         }
         invocation.finishedAt = new Date();
         invocation.output = output;
-        if (Buffer.byteLength(json(output)) > PAYLOAD_LIMIT_BYTES) {
+        if (Buffer.byteLength(outputText) > PAYLOAD_LIMIT_BYTES) {
           throw new DataLimitExceeded(`The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`);
         }
         return output;
@@ -447,16 +448,16 @@ export class LocalStepFunctions {
     const reverse = input.reverseOrder === true;
     let offset = 0;
     if (input.nextToken) {
-      const token = decodeToken<{ arn: string; reverse: boolean; offset: number }>(input.nextToken);
+      const token = decodePageToken<{ arn: string; reverse: boolean; offset: number }>(input.nextToken);
       if (!token || token.arn !== r.executionArn || token.reverse !== reverse || !Number.isInteger(token.offset)) {
         throw sfnError(InvalidToken, "Invalid Token: 'the token does not belong to this request'");
       }
       offset = token.offset;
     }
     const ordered = reverse ? [...r.history.events].reverse() : r.history.events;
-    const page = ordered.slice(offset, offset + size).map((event) => (input.includeExecutionData === false ? withoutData(event) : structuredClone(event)));
-    const next = offset + size < ordered.length ? encodeToken({ arn: r.executionArn, reverse, offset: offset + size }) : undefined;
-    return { events: page, ...(next ? { nextToken: next } : {}) };
+    const { items, next } = page(ordered, offset, size);
+    const events = items.map((event) => (input.includeExecutionData === false ? withoutData(event) : structuredClone(event)));
+    return { events, ...(next !== undefined ? { nextToken: encodePageToken({ arn: r.executionArn, reverse, offset: next }) } : {}) };
   }
 
   async listExecutions(input: ListExecutionsInput): Promise<ListExecutionsOutput> {
@@ -464,7 +465,7 @@ export class LocalStepFunctions {
     const size = pageSize(input.maxResults, 100);
     let offset = 0;
     if (input.nextToken) {
-      const token = decodeToken<{ arn: string; offset: number }>(input.nextToken);
+      const token = decodePageToken<{ arn: string; offset: number }>(input.nextToken);
       if (!token || token.arn !== machine.arn || !Number.isInteger(token.offset)) throw sfnError(InvalidToken, "Invalid Token");
       offset = token.offset;
     }
@@ -472,7 +473,8 @@ export class LocalStepFunctions {
     const matching = [...this.executions.values()]
       .filter((r) => r.stateMachineArn === machine.arn && (!input.statusFilter || r.status === input.statusFilter))
       .reverse();
-    const executions: ExecutionListItem[] = matching.slice(offset, offset + size).map((r) => ({
+    const { items, next } = page(matching, offset, size);
+    const executions: ExecutionListItem[] = items.map((r) => ({
       executionArn: r.executionArn,
       stateMachineArn: r.stateMachineArn,
       name: r.name,
@@ -480,8 +482,7 @@ export class LocalStepFunctions {
       startDate: r.startDate,
       ...(r.stopDate ? { stopDate: r.stopDate } : {}),
     }));
-    const next = offset + size < matching.length ? encodeToken({ arn: machine.arn, offset: offset + size }) : undefined;
-    return { executions, ...(next ? { nextToken: next } : {}) };
+    return { executions, ...(next !== undefined ? { nextToken: encodePageToken({ arn: machine.arn, offset: next }) } : {}) };
   }
 
   /** StopExecution: the execution ends ABORTED; a Lambda already running finishes on its own, as in AWS. */

@@ -6,8 +6,8 @@
  * Requests are not signature-checked: the sandbox has one user.
  */
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type ServerResponse } from "node:http";
+import { closeServer, listen, readBody } from "../http.js";
 import type { LocalStepFunctions } from "./runner.js";
 
 export interface SfnService {
@@ -58,17 +58,6 @@ function sendError(res: ServerResponse, status: number, type: string, message: s
   send(res, status, { __type: type, message }, requestId, type);
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw Object.assign(new Error("request body too large"), { tooLarge: true });
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 /** The SDK's service exceptions carry the AWS code as `name` and `$fault`; anything else is our fault. */
 function isServiceError(error: unknown): error is Error & { $fault: "client" | "server"; $metadata?: { httpStatusCode?: number } } {
   return error instanceof Error && "$fault" in error;
@@ -85,7 +74,7 @@ export async function startSfnService(opts: { runner: LocalStepFunctions; port?:
       if (!action) return sendError(res, 400, "UnknownOperationException", `unknown or unsupported operation: ${target || "(no X-Amz-Target)"}`, requestId);
       let input: Record<string, unknown>;
       try {
-        const text = await readBody(req);
+        const text = (await readBody(req, MAX_BODY_BYTES, () => Object.assign(new Error("request body too large"), { tooLarge: true }))).toString("utf8");
         input = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
         if (!input || typeof input !== "object" || Array.isArray(input)) throw new Error("the body is not a JSON object");
       } catch (problem) {
@@ -102,18 +91,10 @@ export async function startSfnService(opts: { runner: LocalStepFunctions; port?:
       sendError(res, 500, "InternalFailure", error instanceof Error ? error.message : String(error), requestId);
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listen(server, opts.port ?? 0, opts.host ?? "127.0.0.1");
   return {
     url: `http://${opts.host ?? "127.0.0.1"}:${port}`,
     port,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
+    close: () => closeServer(server),
   };
 }

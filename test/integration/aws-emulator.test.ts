@@ -85,7 +85,6 @@ import {
   DEFAULT_ACCESS_KEY_ID,
   DEFAULT_SECRET_ACCESS_KEY,
   startAwsEmulator,
-  verifyPresignedCallerIdentity,
   type AwsEmulator,
   type SeedCluster,
 } from "../../local/aws/server.js";
@@ -752,7 +751,7 @@ describe("verifyPresignedCallerIdentity", () => {
   it("returns the caller of a valid token, and which cluster it was signed for", async () => {
     // Act
     const caller = await aws.verifyPresignedCallerIdentity(await presignedUrl(), { clusterName: "research" });
-    const anyCluster = await verifyPresignedCallerIdentity(await presignedUrl());
+    const anyCluster = await aws.verifyPresignedCallerIdentity(await presignedUrl());
     // Assess
     expect(caller).toEqual({ arn: ADMIN_ARN, accountId: ACCOUNT, userId: aws.state.iam.users.get("sandbox-admin")!.userId, accessKeyId: DEFAULT_ACCESS_KEY_ID, clusterName: "research" });
     expect(anyCluster?.clusterName).toBe("research");
