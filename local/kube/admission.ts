@@ -113,7 +113,7 @@ function metadataProblems(meta: ObjectMeta): Cause[] {
     else if (!LABEL_VALUE.test(value)) problems.push(invalidValue("metadata.labels", value, LABEL_VALUE_MESSAGE));
   }
   for (const [key, value] of Object.entries(meta.annotations ?? {})) {
-    problems.push(...qualifiedKeyProblems("metadata.annotations", key).map((p) => ({ ...p, message: p.message })));
+    problems.push(...qualifiedKeyProblems("metadata.annotations", key));
     if (typeof value !== "string") problems.push(invalidValue(`metadata.annotations[${key}]`, value, "must be a string"));
   }
   return problems;
@@ -279,7 +279,7 @@ function defaultPodSpec(spec: any, restartPolicy: string | undefined): any {
 }
 
 /** Guaranteed / Burstable / BestEffort, as the real server computes it. */
-export function qosClass(spec: any): string {
+function qosClass(spec: any): string {
   const containers: any[] = spec?.containers ?? [];
   const all = containers.map((c) => ({ requests: c?.resources?.requests ?? {}, limits: c?.resources?.limits ?? {} }));
   if (all.every((c) => Object.keys(c.requests).length === 0 && Object.keys(c.limits).length === 0)) return "BestEffort";
@@ -291,6 +291,14 @@ export function qosClass(spec: any): string {
       (c.requests.memory === undefined || String(c.requests.memory) === String(c.limits.memory)),
   );
   return guaranteed ? "Guaranteed" : "Burstable";
+}
+
+/** A Secret's `stringData` written into `data` (base64), as the server stores it on create and update. */
+export function foldStringData(secret: KubeObject): void {
+  if (!secret.stringData) return;
+  secret.data = { ...(secret.data ?? {}) };
+  for (const [k, v] of Object.entries(secret.stringData)) secret.data[k] = Buffer.from(String(v)).toString("base64");
+  delete secret.stringData;
 }
 
 /**
@@ -306,11 +314,7 @@ export function applyCreateDefaults(type: ResourceType, obj: KubeObject, uid: st
       break;
     case "secrets":
       obj.type = obj.type ?? "Opaque";
-      if (obj.stringData) {
-        obj.data = { ...(obj.data ?? {}) };
-        for (const [k, v] of Object.entries(obj.stringData)) obj.data[k] = Buffer.from(String(v)).toString("base64");
-        delete obj.stringData;
-      }
+      foldStringData(obj);
       break;
     case "persistentvolumeclaims":
       obj.spec = { volumeMode: "Filesystem", ...(obj.spec ?? {}) };

@@ -18,9 +18,13 @@
  * Anything else is undefined: the API server answers 401.
  */
 import { parse as parseYaml } from "yaml";
+import { CLUSTER_ID_HEADER, decodeEksToken, TOKEN_PREFIX } from "../../functions/lib/eks-token.js";
+import { CLUSTER_ADMIN_POLICY_ARN } from "../aws/eks.js";
+import { SANDBOX_ADMIN } from "../aws/server.js";
+import { clusterKey } from "../aws/state.js";
 import { NODE_NAME } from "./kubelet.js";
 import type { KubeUser } from "./rbac.js";
-import { RESOURCE_TYPES } from "./resources.js";
+import { CONFIG_MAPS } from "./resources.js";
 import type { KubeStore } from "./store.js";
 
 /** The caller behind a presigned GetCallerIdentity URL, as the AWS emulator reports it. */
@@ -55,8 +59,6 @@ export interface EksAuthAws {
 }
 
 export interface EksAuthenticatorOptions {
-  /** the emulated cluster's store (for aws-auth) when the API server does not hand it to the authenticator */
-  kubeStore?: () => KubeStore | undefined;
   /** the cluster's region, when clusters of the same name exist in several regions */
   region?: string;
   /** the principal that created the cluster (default `arn:aws:iam::<account>:user/sandbox-admin`) */
@@ -66,12 +68,7 @@ export interface EksAuthenticatorOptions {
 /** The API server calls the authenticator with its store, so aws-auth is read from the live cluster. */
 export type KubeAuthenticator = (token: string, context?: { store: KubeStore }) => Promise<KubeUser | undefined>;
 
-export const TOKEN_PREFIX = "k8s-aws-v1.";
-export const CLUSTER_ADMIN_POLICY_ARN = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
-const CLUSTER_ID_HEADER = "x-k8s-aws-id";
-const CONFIG_MAPS = RESOURCE_TYPES.find((t) => t.resource === "configmaps" && t.group === "")!;
-
-export interface CanonicalPrincipal {
+interface CanonicalPrincipal {
   /** role or user ARN, as access entries and aws-auth name it */
   arn: string;
   kind: "role" | "user" | "other";
@@ -81,7 +78,7 @@ export interface CanonicalPrincipal {
 }
 
 /** `arn:aws:sts::1:assumed-role/R/s` → `arn:aws:iam::1:role/R` (session `s`); users stay as they are. */
-export function canonicalPrincipal(callerArn: string): CanonicalPrincipal {
+function canonicalPrincipal(callerArn: string): CanonicalPrincipal {
   const m = /^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):(.+)$/.exec(callerArn);
   if (!m) return { arn: callerArn, kind: "other", accountId: "" };
   const [, partition, service, accountId, resource] = m as unknown as [string, string, string, string, string];
@@ -97,13 +94,15 @@ export function canonicalPrincipal(callerArn: string): CanonicalPrincipal {
   return { arn: callerArn, kind: "other", accountId };
 }
 
-/** The presigned URL inside an EKS token, or undefined when the token is not one. */
-export function decodeEksToken(token: string): URL | undefined {
+/**
+ * The presigned URL inside an EKS token, or undefined when the token is not one: only base64url after the
+ * prefix, and a URL that signs the cluster-id header (anything else never reaches STS).
+ */
+function presignedUrlOf(token: string): URL | undefined {
   if (!token.startsWith(TOKEN_PREFIX)) return undefined;
-  const encoded = token.slice(TOKEN_PREFIX.length);
-  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(encoded)) return undefined;
+  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(token.slice(TOKEN_PREFIX.length))) return undefined;
   try {
-    const url = new URL(Buffer.from(encoded, "base64url").toString("utf8"));
+    const url = new URL(decodeEksToken(token)!);
     const signed = (url.searchParams.get("X-Amz-SignedHeaders") ?? "").toLowerCase().split(";");
     return signed.includes(CLUSTER_ID_HEADER) ? url : undefined;
   } catch {
@@ -117,7 +116,7 @@ interface TemplateValues {
   accessKeyId?: string;
 }
 
-export function renderUsername(template: string, values: TemplateValues): string {
+function renderUsername(template: string, values: TemplateValues): string {
   return template
     .replace(/\{\{AccountID\}\}/g, values.accountId)
     .replace(/\{\{SessionNameRaw\}\}/g, values.sessionName ?? "")
@@ -127,7 +126,7 @@ export function renderUsername(template: string, values: TemplateValues): string
 }
 
 function findCluster(aws: EksAuthAws, name: string, region: string | undefined): EksClusterView | undefined {
-  if (region) return aws.state.eks.clusters.get(`${region}/${name}`);
+  if (region) return aws.state.eks.clusters.get(clusterKey(region, name));
   return [...aws.state.eks.clusters.values()].find((c) => c.name === name);
 }
 
@@ -146,7 +145,7 @@ function yamlList(text: string | undefined): Array<Record<string, unknown>> {
 }
 
 /** The mapping aws-auth holds for a principal: `{ username, groups }` or undefined. */
-export function awsAuthMapping(
+function awsAuthMapping(
   data: Record<string, string> | undefined,
   principal: CanonicalPrincipal,
 ): { username: string; groups: string[] } | undefined {
@@ -174,7 +173,7 @@ export function awsAuthMapping(
 }
 
 /** The groups an access entry grants: its kubernetesGroups, plus system:masters for a cluster-wide AmazonEKSClusterAdminPolicy. */
-export function accessEntryGroups(entry: EksAccessEntryView): string[] {
+function accessEntryGroups(entry: EksAccessEntryView): string[] {
   const groups = [...entry.kubernetesGroups];
   const admin = entry.accessPolicies.get(CLUSTER_ADMIN_POLICY_ARN);
   if (admin && (admin.accessScope?.type ?? "cluster") === "cluster" && !groups.includes("system:masters")) groups.push("system:masters");
@@ -183,7 +182,7 @@ export function accessEntryGroups(entry: EksAccessEntryView): string[] {
 
 export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: EksAuthenticatorOptions = {}): KubeAuthenticator {
   return async (token, context) => {
-    const url = decodeEksToken(token);
+    const url = presignedUrlOf(token);
     if (!url) return undefined;
     const caller = await aws.verifyPresignedCallerIdentity(url.toString(), { clusterName });
     if (!caller) return undefined;
@@ -212,12 +211,11 @@ export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: 
       if (entry) return identity(entry.username, accessEntryGroups(entry));
     }
     if (mode === "CONFIG_MAP") {
-      const creator = canonicalPrincipal(options.creatorArn ?? `arn:aws:iam::${aws.state.accountId}:user/sandbox-admin`).arn;
+      const creator = canonicalPrincipal(options.creatorArn ?? `arn:aws:iam::${aws.state.accountId}:user/${SANDBOX_ADMIN}`).arn;
       if (principal.arn === creator) return identity("kubernetes-admin", ["system:masters"]);
     }
     if (mode === "CONFIG_MAP" || mode === "API_AND_CONFIG_MAP") {
-      const store = context?.store ?? options.kubeStore?.();
-      const awsAuth = store?.get(CONFIG_MAPS, "kube-system", "aws-auth");
+      const awsAuth = context?.store.get(CONFIG_MAPS, "kube-system", "aws-auth");
       const mapping = awsAuthMapping(awsAuth?.data, principal);
       if (mapping) return identity(mapping.username, mapping.groups);
     }

@@ -15,7 +15,7 @@
  */
 import type { KubeObject, KubeStore, StoreEvent } from "./store.js";
 import { randomSuffix, timestamp } from "./store.js";
-import { RESOURCE_TYPES, type ResourceType } from "./resources.js";
+import { CONFIG_MAPS, JOBS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICE_ACCOUNTS } from "./resources.js";
 
 export interface KubeletOptions {
   /** time between pod phases and until a PVC binds (default 200 ms) */
@@ -28,14 +28,6 @@ export interface KubeletOptions {
 
 export const NODE_NAME = "ip-10-0-1-23.eu-west-1.compute.internal";
 const NODE_IP = "10.0.1.23";
-
-const byResource = (resource: string, group = ""): ResourceType => RESOURCE_TYPES.find((t) => t.resource === resource && t.group === group)!;
-const NAMESPACES = byResource("namespaces");
-const SERVICE_ACCOUNTS = byResource("serviceaccounts");
-const CONFIG_MAPS = byResource("configmaps");
-const PODS = byResource("pods");
-const PVCS = byResource("persistentvolumeclaims");
-const JOBS = byResource("jobs", "batch");
 
 export class ClusterControllers {
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -101,7 +93,7 @@ export class ClusterControllers {
         this.later(this.stepMs, () => this.syncJob(object.metadata.namespace!, owner.name, owner.uid));
       }
     }
-    if (resourceType === PVCS && type === "ADDED") this.later(this.stepMs, () => this.bindClaim(object));
+    if (resourceType === PERSISTENT_VOLUME_CLAIMS && type === "ADDED") this.later(this.stepMs, () => this.bindClaim(object));
   }
 
   // ---- namespace controller ----
@@ -316,7 +308,7 @@ export class ClusterControllers {
 
   private bindClaim(created: KubeObject): void {
     const { namespace, name, uid } = created.metadata;
-    this.store.mutate(PVCS, namespace, name!, (c) => {
+    this.store.mutate(PERSISTENT_VOLUME_CLAIMS, namespace, name!, (c) => {
       if (c.metadata.uid !== uid || c.status?.phase !== "Pending") return;
       c.metadata.annotations = { ...(c.metadata.annotations ?? {}), "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes" };
       c.spec.volumeName = `pvc-${uid}`;
@@ -330,11 +322,13 @@ function jobOwner(pod: KubeObject): { name: string; uid: string } | undefined {
   return ref ? { name: ref.name, uid: ref.uid } : undefined;
 }
 
-function isTerminal(pod: KubeObject): boolean {
+/** The pod has ended: Succeeded or Failed. */
+export function isTerminal(pod: KubeObject): boolean {
   return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
 }
 
-function isFinished(job: KubeObject): boolean {
+/** The Job has ended: a Complete or Failed condition that is True. */
+export function isFinished(job: KubeObject): boolean {
   return (job.status?.conditions ?? []).some((c: any) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
 }
 

@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import { encodeProtobufMessage } from "./protobuf.js";
-import { apiVersionOf, RESOURCE_TYPES } from "./resources.js";
+import { RESOURCE_TYPES } from "./resources.js";
 
 const SPEC_VERSION = "v1.31.4";
 
@@ -64,23 +64,31 @@ function hashOf(value: unknown): string {
   return createHash("sha512").update(JSON.stringify(value)).digest("hex").slice(0, 128).toUpperCase();
 }
 
+/** The v3 index and each group-version's document with its hash, built once (RESOURCE_TYPES never change). */
+let v3: { index: unknown; documents: Map<string, Record<string, unknown>> } | undefined;
+
+function openApiV3Documents(): NonNullable<typeof v3> {
+  if (v3) return v3;
+  const paths: Record<string, { serverRelativeURL: string }> = {};
+  const documents = new Map<string, Record<string, unknown>>();
+  for (const t of RESOURCE_TYPES) {
+    const rel = groupVersionPath(t.group, t.version);
+    if (documents.has(rel)) continue;
+    const doc = document(t.group, t.version)!;
+    documents.set(rel, doc);
+    paths[rel] = { serverRelativeURL: `/openapi/v3/${rel}?hash=${hashOf(doc)}` };
+  }
+  v3 = { index: { paths }, documents };
+  return v3;
+}
+
 /** GET /openapi/v3 (the index) or /openapi/v3/<api|apis>/...; undefined: 404. */
 export function openApiV3(path: string): unknown {
-  if (path === "/openapi/v3") {
-    const paths: Record<string, { serverRelativeURL: string }> = {};
-    const seen = new Set<string>();
-    for (const t of RESOURCE_TYPES) {
-      const gv = apiVersionOf(t);
-      if (seen.has(gv)) continue;
-      seen.add(gv);
-      const rel = groupVersionPath(t.group, t.version);
-      paths[rel] = { serverRelativeURL: `/openapi/v3/${rel}?hash=${hashOf(document(t.group, t.version))}` };
-    }
-    return { paths };
-  }
+  const { index, documents } = openApiV3Documents();
+  if (path === "/openapi/v3") return index;
   const m = /^\/openapi\/v3\/(?:api\/([^/]+)|apis\/([^/]+)\/([^/]+))$/.exec(path);
   if (!m) return undefined;
-  return m[1] ? document("", m[1]) : document(m[2]!, m[3]!);
+  return documents.get(m[1] ? groupVersionPath("", m[1]) : groupVersionPath(m[2]!, m[3]!));
 }
 
 /**

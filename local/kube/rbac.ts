@@ -7,7 +7,7 @@
  * is compiled in here instead of being stored as system:* ClusterRoles.
  */
 import type { KubeObject, KubeStore } from "./store.js";
-import { RESOURCE_TYPES } from "./resources.js";
+import { CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, ROLE_BINDINGS, ROLES } from "./resources.js";
 
 export interface KubeUser {
   username: string;
@@ -37,7 +37,7 @@ interface PolicyRule {
   nonResourceURLs?: string[];
 }
 
-export const PRIVILEGED_GROUP = "system:masters";
+const PRIVILEGED_GROUP = "system:masters";
 export const AUTHENTICATED_GROUP = "system:authenticated";
 
 /** system:discovery, system:public-info-viewer and system:basic-user, as bound to system:authenticated. */
@@ -50,14 +50,11 @@ const AUTHENTICATED_RULES: PolicyRule[] = [
   { verbs: ["create"], apiGroups: ["authentication.k8s.io"], resources: ["selfsubjectreviews"] },
 ];
 
-const type = (resource: string, group: string) => RESOURCE_TYPES.find((t) => t.resource === resource && t.group === group)!;
-const RBAC = "rbac.authorization.k8s.io";
-
 function has(list: string[] | undefined, value: string): boolean {
   return (list ?? []).some((item) => item === "*" || item === value);
 }
 
-export function ruleAllows(rule: PolicyRule, a: RequestAttributes): boolean {
+function ruleAllows(rule: PolicyRule, a: RequestAttributes): boolean {
   if (!has(rule.verbs, a.verb)) return false;
   if (a.path !== undefined) {
     return (rule.nonResourceURLs ?? []).some((url) => url === "*" || url === a.path || (url.endsWith("*") && a.path!.startsWith(url.slice(0, -1))));
@@ -88,18 +85,18 @@ function boundToUser(binding: KubeObject, user: KubeUser): boolean {
 }
 
 /** Every rule that applies to `user` for a request in `namespace` (undefined: cluster scope). */
-export function rulesFor(store: KubeStore, user: KubeUser, namespace: string | undefined): PolicyRule[] {
+function rulesFor(store: KubeStore, user: KubeUser, namespace: string | undefined): PolicyRule[] {
   const rules: PolicyRule[] = [];
-  const clusterRole = (name: string) => store.get(type("clusterroles", RBAC), undefined, name);
-  for (const binding of store.list(type("clusterrolebindings", RBAC))) {
+  const clusterRole = (name: string) => store.get(CLUSTER_ROLES, undefined, name);
+  for (const binding of store.list(CLUSTER_ROLE_BINDINGS)) {
     if (!boundToUser(binding, user)) continue;
     rules.push(...(clusterRole(binding.roleRef?.name)?.rules ?? []));
   }
   if (namespace) {
-    for (const binding of store.list(type("rolebindings", RBAC), { namespace })) {
+    for (const binding of store.list(ROLE_BINDINGS, { namespace })) {
       if (!boundToUser(binding, user)) continue;
       const role =
-        binding.roleRef?.kind === "ClusterRole" ? clusterRole(binding.roleRef.name) : store.get(type("roles", RBAC), namespace, binding.roleRef?.name);
+        binding.roleRef?.kind === "ClusterRole" ? clusterRole(binding.roleRef.name) : store.get(ROLES, namespace, binding.roleRef?.name);
       rules.push(...(role?.rules ?? []));
     }
   }
@@ -109,6 +106,5 @@ export function rulesFor(store: KubeStore, user: KubeUser, namespace: string | u
 export function isAuthorized(store: KubeStore, user: KubeUser, attributes: RequestAttributes): boolean {
   if (user.groups.includes(PRIVILEGED_GROUP)) return true;
   if (user.groups.includes(AUTHENTICATED_GROUP) && AUTHENTICATED_RULES.some((r) => ruleAllows(r, attributes))) return true;
-  if (attributes.path !== undefined) return rulesFor(store, user, undefined).some((r) => ruleAllows(r, attributes));
   return rulesFor(store, user, attributes.namespace).some((r) => ruleAllows(r, attributes));
 }

@@ -48,6 +48,24 @@ export const RESOURCE_TYPES: ResourceType[] = [
   { group: "authentication.k8s.io", version: "v1", resource: "selfsubjectreviews", singular: "selfsubjectreview", kind: "SelfSubjectReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
 ];
 
+function typeOf(resource: string, group = ""): ResourceType {
+  const found = RESOURCE_TYPES.find((t) => t.resource === resource && t.group === group);
+  if (!found) throw new Error(`no resource type ${resource} in group "${group}"`);
+  return found;
+}
+
+/** The types the emulator's own code handles by name. */
+export const NAMESPACES = typeOf("namespaces");
+export const SERVICE_ACCOUNTS = typeOf("serviceaccounts");
+export const CONFIG_MAPS = typeOf("configmaps");
+export const PODS = typeOf("pods");
+export const PERSISTENT_VOLUME_CLAIMS = typeOf("persistentvolumeclaims");
+export const JOBS = typeOf("jobs", "batch");
+export const ROLES = typeOf("roles", "rbac.authorization.k8s.io");
+export const ROLE_BINDINGS = typeOf("rolebindings", "rbac.authorization.k8s.io");
+export const CLUSTER_ROLES = typeOf("clusterroles", "rbac.authorization.k8s.io");
+export const CLUSTER_ROLE_BINDINGS = typeOf("clusterrolebindings", "rbac.authorization.k8s.io");
+
 export function apiVersionOf(type: Pick<ResourceType, "group" | "version">): string {
   return type.group ? `${type.group}/${type.version}` : type.version;
 }
@@ -57,15 +75,26 @@ export function qualifiedResource(type: Pick<ResourceType, "group" | "resource">
   return type.group ? `${type.resource}.${type.group}` : type.resource;
 }
 
+/** An index of RESOURCE_TYPES (the first type wins a key, as a search in order would). */
+function indexBy(key: (t: ResourceType) => string): Map<string, ResourceType> {
+  const index = new Map<string, ResourceType>();
+  for (const t of RESOURCE_TYPES) if (!index.has(key(t))) index.set(key(t), t);
+  return index;
+}
+
+const BY_RESOURCE = indexBy((t) => `${t.group}/${t.version}/${t.resource}`);
+const BY_KIND = indexBy((t) => `${apiVersionOf(t)}/${t.kind}`);
+
 export function findResourceType(group: string, version: string, resource: string): ResourceType | undefined {
-  return RESOURCE_TYPES.find((t) => t.group === group && t.version === version && t.resource === resource);
+  return BY_RESOURCE.get(`${group}/${version}/${resource}`);
 }
 
 export function findResourceTypeByKind(apiVersion: string, kind: string): ResourceType | undefined {
-  return RESOURCE_TYPES.find((t) => apiVersionOf(t) === apiVersion && t.kind === kind);
+  return BY_KIND.get(`${apiVersion}/${kind}`);
 }
 
-function groupVersions(): Map<string, string[]> {
+/** Each named group's versions, in the order RESOURCE_TYPES lists them. */
+const GROUP_VERSIONS: ReadonlyMap<string, string[]> = (() => {
   const groups = new Map<string, string[]>();
   for (const t of RESOURCE_TYPES) {
     if (!t.group) continue;
@@ -74,7 +103,7 @@ function groupVersions(): Map<string, string[]> {
     groups.set(t.group, versions);
   }
   return groups;
-}
+})();
 
 /** GET /api */
 export function coreApiVersions(serverAddress: string): unknown {
@@ -85,6 +114,16 @@ export function coreApiVersions(serverAddress: string): unknown {
   };
 }
 
+/** Discovery documents by path, built on first request (RESOURCE_TYPES never change); a 404 is not kept. */
+const DISCOVERY = new Map<string, unknown>();
+
+function discovered(path: string, build: () => unknown): unknown {
+  if (DISCOVERY.has(path)) return DISCOVERY.get(path);
+  const document = build();
+  if (document !== undefined) DISCOVERY.set(path, document);
+  return document;
+}
+
 function apiGroup(name: string, versions: string[]): Record<string, unknown> {
   const list = versions.map((version) => ({ groupVersion: `${name}/${version}`, version }));
   return { name, versions: list, preferredVersion: list[0] };
@@ -92,21 +131,27 @@ function apiGroup(name: string, versions: string[]): Record<string, unknown> {
 
 /** GET /apis */
 export function apiGroupList(): unknown {
-  return {
+  return discovered("/apis", () => ({
     kind: "APIGroupList",
     apiVersion: "v1",
-    groups: [...groupVersions()].map(([name, versions]) => apiGroup(name, versions)),
-  };
+    groups: [...GROUP_VERSIONS].map(([name, versions]) => apiGroup(name, versions)),
+  }));
 }
 
 /** GET /apis/<group> (undefined: 404) */
 export function apiGroupDocument(group: string): unknown {
-  const versions = groupVersions().get(group);
-  return versions ? { kind: "APIGroup", apiVersion: "v1", ...apiGroup(group, versions) } : undefined;
+  return discovered(`/apis/${group}`, () => {
+    const versions = GROUP_VERSIONS.get(group);
+    return versions ? { kind: "APIGroup", apiVersion: "v1", ...apiGroup(group, versions) } : undefined;
+  });
 }
 
 /** GET /api/v1 or /apis/<group>/<version> (undefined: 404) */
 export function apiResourceList(group: string, version: string): unknown {
+  return discovered(group ? `/apis/${group}/${version}` : `/api/${version}`, () => buildResourceList(group, version));
+}
+
+function buildResourceList(group: string, version: string): unknown {
   const types = RESOURCE_TYPES.filter((t) => t.group === group && t.version === version);
   if (types.length === 0) return undefined;
   const resources: Array<Record<string, unknown>> = [];

@@ -95,21 +95,6 @@ export function matchesLabelRequirements(labels: Labels, requirements: LabelRequ
   });
 }
 
-/** metav1.LabelSelector (matchLabels + matchExpressions), as Jobs and bindings carry it. */
-export function matchesLabelSelectorObject(
-  labels: Labels,
-  selector: { matchLabels?: Record<string, string>; matchExpressions?: Array<{ key: string; operator: string; values?: string[] }> } | undefined,
-): boolean {
-  if (!selector) return false;
-  const requirements: LabelRequirement[] = Object.entries(selector.matchLabels ?? {}).map(([key, value]) => ({ key, operator: "=", values: [value] }));
-  for (const e of selector.matchExpressions ?? []) {
-    const operator = ({ In: "in", NotIn: "notin", Exists: "exists", DoesNotExist: "!exists" } as const)[e.operator as "In"];
-    if (!operator) return false;
-    requirements.push({ key: e.key, operator, values: e.values ?? [] });
-  }
-  return matchesLabelRequirements(labels, requirements);
-}
-
 export interface FieldRequirement {
   path: string;
   operator: "=" | "!=";

@@ -23,9 +23,9 @@
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { parse as parseYaml } from "yaml";
 import type { FaultInjector } from "../faults.js";
+import { closeServer, listen, readBody as readRequestBody } from "../http.js";
 import type { KubeObject } from "./admission.js";
 import { ClusterControllers, type KubeletOptions } from "./kubelet.js";
 import { OPENAPI_V2_PROTOBUF, openApiV2, openApiV2Protobuf, openApiV3, wantsOpenApiV2Protobuf } from "./openapi.js";
@@ -39,10 +39,10 @@ import {
   apiVersionOf,
   coreApiVersions,
   findResourceType,
+  PODS,
   versionInfo,
   type ResourceType,
 } from "./resources.js";
-import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import {
   badRequest,
   conflict,
@@ -50,6 +50,7 @@ import {
   failure,
   forbidden,
   forbiddenPath,
+  internalError,
   invalid,
   KubeStatusError,
   methodNotAllowed,
@@ -60,7 +61,7 @@ import {
   unauthorized,
   unsupportedMediaType,
 } from "./status.js";
-import { KubeStore, type PropagationPolicy, type StoreEvent } from "./store.js";
+import { KubeStore, objectMatcher, type DeleteOptions, type PropagationPolicy, type StoreEvent } from "./store.js";
 import { toTable, wantsTable } from "./table.js";
 
 export type { KubeUser } from "./rbac.js";
@@ -128,11 +129,7 @@ export async function startKubeApi(options: KubeApiOptions): Promise<KubeApiServ
     { key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) },
     (req, res) => void api.handle(req, res),
   );
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, options.port ?? 0, "127.0.0.1");
   const url = `https://127.0.0.1:${port}`;
   api.serverAddress = `127.0.0.1:${port}`;
   const caData = Buffer.from(caPem).toString("base64");
@@ -151,10 +148,7 @@ export async function startKubeApi(options: KubeApiOptions): Promise<KubeApiServ
       controllers.close();
       for (const res of watches) res.end();
       watches.clear();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      await closeServer(server);
     },
   };
 }
@@ -301,7 +295,7 @@ class ApiHandler {
       case "conflict":
         throw conflict(target.type, target.name ?? "");
       case "permanent":
-        throw forbidden({ username: user.username, verb: target.verb, type: target.type, subresource: target.subresource, namespace: target.namespace, name: target.name });
+        throw forbiddenRequest(user, target);
     }
   }
 
@@ -314,9 +308,7 @@ class ApiHandler {
       namespace: target.namespace,
       name: target.name,
     };
-    if (!isAuthorized(this.store, user, attributes)) {
-      throw forbidden({ username: user.username, verb: target.verb, type: target.type, subresource: target.subresource, namespace: target.namespace, name: target.name });
-    }
+    if (!isAuthorized(this.store, user, attributes)) throw forbiddenRequest(user, target);
   }
 
   // ---- non-resource URLs ----
@@ -412,9 +404,9 @@ class ApiHandler {
       case "patch":
         return this.patch(req, res, type, namespace, name!, subresource, query);
       case "delete":
-        return this.delete(req, res, type, namespace, name!);
+        return this.delete(req, res, type, namespace, name!, query);
       case "deletecollection": {
-        const options = await this.deleteOptions(req);
+        const options = await this.deleteOptions(req, query);
         const items = this.store.list(type, { namespace, labelSelector: query.get("labelSelector"), fieldSelector: query.get("fieldSelector") });
         for (const item of items) this.store.delete(type, item.metadata.namespace, item.metadata.name!, options);
         return this.sendJson(res, 200, listOf(type, items, this.store.resourceVersion));
@@ -425,8 +417,7 @@ class ApiHandler {
   }
 
   private sendPodLog(res: ServerResponse, namespace: string, name: string, container: string | null): void {
-    const pods = findResourceType("", "v1", "pods")!;
-    const pod = this.store.read(pods, namespace, name);
+    const pod = this.store.read(PODS, namespace, name);
     const containers: string[] = (pod.spec?.containers ?? []).map((c: { name: string }) => c.name);
     const chosen = container ?? containers[0]!;
     if (!container && containers.length > 1) {
@@ -498,8 +489,7 @@ class ApiHandler {
     this.sendObject(req, res, 200, type, this.store.update(type, next, { namespace, subresource: sub }), query);
   }
 
-  private async deleteOptions(req: IncomingMessage): Promise<{ propagationPolicy?: PropagationPolicy; preconditions?: { uid?: string; resourceVersion?: string } }> {
-    const query = new URL(req.url ?? "/", "https://localhost").searchParams;
+  private async deleteOptions(req: IncomingMessage, query: URLSearchParams): Promise<DeleteOptions> {
     const raw = await readBody(req);
     let body: { propagationPolicy?: string; orphanDependents?: boolean; preconditions?: { uid?: string; resourceVersion?: string } } = {};
     if (raw.trim()) {
@@ -519,8 +509,15 @@ class ApiHandler {
     return { propagationPolicy: policy as PropagationPolicy | undefined, preconditions: body.preconditions };
   }
 
-  private async delete(req: IncomingMessage, res: ServerResponse, type: ResourceType, namespace: string | undefined, name: string): Promise<void> {
-    const options = await this.deleteOptions(req);
+  private async delete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const options = await this.deleteOptions(req, query);
     const result = this.store.delete(type, namespace, name, options);
     const headers: Record<string, string> = {};
     if (type.resource === "jobs" && type.group === "batch" && !options.propagationPolicy) headers.Warning = JOB_ORPHAN_WARNING;
@@ -564,12 +561,7 @@ class ApiHandler {
   // ---- watch ----
 
   private watch(res: ServerResponse, type: ResourceType, namespace: string | undefined, query: URLSearchParams): void {
-    const labels = parseLabelSelector(query.get("labelSelector"));
-    const fields = parseFieldSelector(query.get("fieldSelector"), type.resource);
-    const matches = (object: KubeObject) =>
-      (!type.namespaced || !namespace || object.metadata.namespace === namespace) &&
-      matchesLabelRequirements(object.metadata.labels, labels) &&
-      matchesFieldRequirements(object, fields);
+    const matches = objectMatcher(type, { namespace, labelSelector: query.get("labelSelector"), fieldSelector: query.get("fieldSelector") });
     const from = query.get("resourceVersion");
     let replay: StoreEvent[] | undefined;
     if (from && from !== "0") {
@@ -658,9 +650,13 @@ class ApiHandler {
       this.sendJson(res, error.status.code ?? 500, error.status, error.headers);
       return;
     }
-    const message = error instanceof Error ? error.message : String(error);
-    this.sendJson(res, 500, failure(500, "InternalError", `Internal error occurred: ${message}`, { causes: [{ reason: "", message }] }));
+    this.sendJson(res, 500, internalError(error instanceof Error ? error.message : String(error)).status);
   }
+}
+
+/** The 403 for a resource request the user may not make (upstream's RBAC message). */
+function forbiddenRequest(user: KubeUser, target: ResourceRequest): KubeStatusError {
+  return forbidden({ username: user.username, ...target });
 }
 
 function isResourcePath(path: string): boolean {
@@ -707,14 +703,7 @@ function requireMatchingIdentity(type: ResourceType, body: KubeObject, namespace
 }
 
 async function readBytes(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new KubeStatusError(failure(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728"));
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+  return readRequestBody(req, MAX_BODY_BYTES, () => new KubeStatusError(failure(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")));
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

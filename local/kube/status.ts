@@ -64,15 +64,13 @@ export function alreadyExists(type: TypeRef, name: string): KubeStatusError {
   return new KubeStatusError(failure(409, "AlreadyExists", `${qualifiedResource(type)} "${name}" already exists`, detailsFor(type, name)));
 }
 
-export function conflict(type: TypeRef, name: string): KubeStatusError {
-  return new KubeStatusError(
-    failure(
-      409,
-      "Conflict",
-      `Operation cannot be fulfilled on ${qualifiedResource(type)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-      detailsFor(type, name),
-    ),
-  );
+/** `why` defaults to the stale-resourceVersion explanation; a failed delete precondition gives its own. */
+export function conflict(
+  type: TypeRef,
+  name: string,
+  why = "the object has been modified; please apply your changes to the latest version and try again",
+): KubeStatusError {
+  return new KubeStatusError(failure(409, "Conflict", `Operation cannot be fulfilled on ${qualifiedResource(type)} "${name}": ${why}`, detailsFor(type, name)));
 }
 
 export function badRequest(message: string): KubeStatusError {
@@ -97,17 +95,23 @@ export interface ForbiddenAttributes {
 }
 
 /** `pods "x" is forbidden: User "u" cannot create resource "pods" in API group "" in the namespace "ns"` */
-export function forbidden(a: ForbiddenAttributes, reason?: string): KubeStatusError {
+export function forbidden(a: ForbiddenAttributes, reason?: string, causes?: StatusDetails["causes"]): KubeStatusError {
   const resource = a.subresource ? `${a.type.resource}/${a.subresource}` : a.type.resource;
   const subject = a.name ? `${qualifiedResource(a.type)} "${a.name}"` : qualifiedResource(a.type);
   const scope = a.namespace ? `in the namespace "${a.namespace}"` : "at the cluster scope";
   const why = reason ?? `User "${a.username}" cannot ${a.verb} resource "${resource}" in API group "${a.type.group}" ${scope}`;
-  return new KubeStatusError(failure(403, "Forbidden", `${subject} is forbidden: ${why}`, detailsFor(a.type, a.name)));
+  const details = { ...detailsFor(a.type, a.name), ...(causes ? { causes } : {}) };
+  return new KubeStatusError(failure(403, "Forbidden", `${subject} is forbidden: ${why}`, details));
 }
 
 /** Non-resource URLs (`/healthz`, unknown paths) a user may not GET. */
 export function forbiddenPath(username: string, verb: string, path: string): KubeStatusError {
   return new KubeStatusError(failure(403, "Forbidden", `forbidden: User "${username}" cannot ${verb} path "${path}"`, {}));
+}
+
+/** `Internal error occurred: <message>`, the message repeated as the one cause. */
+export function internalError(message: string): KubeStatusError {
+  return new KubeStatusError(failure(500, "InternalError", `Internal error occurred: ${message}`, { causes: [{ reason: "", message }] }));
 }
 
 export function unauthorized(): KubeStatusError {

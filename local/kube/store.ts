@@ -12,18 +12,10 @@
  */
 import { randomUUID } from "node:crypto";
 import { jsonEqual } from "./patch.js";
-import { applyCreateDefaults, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
-import { apiVersionOf, findResourceTypeByKind, RESOURCE_TYPES, type ResourceType } from "./resources.js";
+import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
+import { apiVersionOf, findResourceTypeByKind, NAMESPACES, PODS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
-import {
-  alreadyExists,
-  badRequest,
-  conflict,
-  failure,
-  forbidden,
-  KubeStatusError,
-  notFound,
-} from "./status.js";
+import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./status.js";
 
 export type { KubeObject } from "./admission.js";
 
@@ -48,8 +40,6 @@ export interface DeleteResult {
   object: KubeObject;
   /** true when the object is gone from storage */
   gone: boolean;
-  /** the propagation policy applied (after the per-type default) */
-  propagationPolicy: PropagationPolicy;
 }
 
 export interface ListOptions {
@@ -58,8 +48,6 @@ export interface ListOptions {
   fieldSelector?: string | null;
 }
 
-const NAMESPACES = RESOURCE_TYPES.find((t) => t.resource === "namespaces")!;
-const SERVICE_ACCOUNTS = RESOURCE_TYPES.find((t) => t.resource === "serviceaccounts")!;
 const HISTORY_LIMIT = 10_000;
 /** The NamespaceLifecycle admission plugin refuses to delete these. */
 const UNDELETABLE_NAMESPACES = ["default", "kube-system", "kube-public"];
@@ -79,6 +67,19 @@ export function timestamp(date = new Date()): string {
 
 function clone<T>(value: T): T {
   return structuredClone(value);
+}
+
+/**
+ * Whether an object of `type` is in `namespace` (when the type is namespaced and one is given) and
+ * matches the label and field selectors. The selectors are parsed here, so a bad one throws its 400 at once.
+ */
+export function objectMatcher(type: ResourceType, options: ListOptions = {}): (object: KubeObject) => boolean {
+  const labels = parseLabelSelector(options.labelSelector);
+  const fields = parseFieldSelector(options.fieldSelector, type.resource);
+  return (o) =>
+    (!type.namespaced || !options.namespace || o.metadata.namespace === options.namespace) &&
+    matchesLabelRequirements(o.metadata.labels, labels) &&
+    matchesFieldRequirements(o, fields);
 }
 
 
@@ -117,16 +118,10 @@ export class KubeStore {
   }
 
   list(type: ResourceType, options: ListOptions = {}): KubeObject[] {
-    const labels = parseLabelSelector(options.labelSelector);
-    const fields = parseFieldSelector(options.fieldSelector, type.resource);
+    const matches = objectMatcher(type, options);
     const items: KubeObject[] = [];
     for (const entry of this.objects.values()) {
-      if (entry.type !== type) continue;
-      const o = entry.object;
-      if (type.namespaced && options.namespace && o.metadata.namespace !== options.namespace) continue;
-      if (!matchesLabelRequirements(o.metadata.labels, labels)) continue;
-      if (!matchesFieldRequirements(o, fields)) continue;
-      items.push(clone(o));
+      if (entry.type === type && matches(entry.object)) items.push(clone(entry.object));
     }
     return items.sort(byNamespaceAndName);
   }
@@ -183,11 +178,7 @@ export class KubeStore {
         next.spec = clone(current.spec);
         next.metadata = { ...next.metadata, labels: { ...(next.metadata?.labels ?? {}), "kubernetes.io/metadata.name": name } };
       }
-      if (type.resource === "secrets" && next.stringData) {
-        next.data = { ...(next.data ?? {}) };
-        for (const [k, v] of Object.entries(next.stringData)) next.data[k] = Buffer.from(String(v)).toString("base64");
-        delete next.stringData;
-      }
+      if (type.resource === "secrets") foldStringData(next);
     }
     // Server-owned metadata cannot be changed by a client.
     next.metadata = {
@@ -238,25 +229,25 @@ export class KubeStore {
       if (UNDELETABLE_NAMESPACES.includes(name)) {
         throw forbidden({ username: "", verb: "delete", type, name }, "this namespace may not be deleted");
       }
-      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false, propagationPolicy };
+      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false };
       const terminating = clone(current);
       terminating.metadata.deletionTimestamp = timestamp();
       terminating.metadata.resourceVersion = this.nextRevision();
       terminating.status = { ...(terminating.status ?? {}), phase: "Terminating" };
       entry.object = terminating;
       this.emit("MODIFIED", type, terminating);
-      return { object: clone(terminating), gone: false, propagationPolicy };
+      return { object: clone(terminating), gone: false };
     }
 
     if (current.metadata.finalizers?.length) {
-      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false, propagationPolicy };
+      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false };
       const pending = clone(current);
       pending.metadata.deletionTimestamp = timestamp();
       pending.metadata.deletionGracePeriodSeconds = 0;
       pending.metadata.resourceVersion = this.nextRevision();
       entry.object = pending;
       this.emit("MODIFIED", type, pending);
-      return { object: clone(pending), gone: false, propagationPolicy };
+      return { object: clone(pending), gone: false };
     }
 
     this.objects.delete(key);
@@ -268,7 +259,7 @@ export class KubeStore {
     }
     this.emit("DELETED", type, deleted);
     this.collectDependents(current.metadata.uid!, propagationPolicy);
-    return { object: clone(deleted), gone: true, propagationPolicy };
+    return { object: clone(deleted), gone: true };
   }
 
   /**
@@ -360,13 +351,7 @@ export class KubeStore {
     } else {
       delete obj.metadata.namespace;
     }
-    if (obj.metadata.resourceVersion) {
-      throw new KubeStatusError(
-        failure(500, "InternalError", "Internal error occurred: resourceVersion should not be set on objects to be created", {
-          causes: [{ reason: "", message: "resourceVersion should not be set on objects to be created" }],
-        }),
-      );
-    }
+    if (obj.metadata.resourceVersion) throw internalError("resourceVersion should not be set on objects to be created");
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
     for (const field of ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"]) {
       delete obj.metadata[field];
@@ -384,15 +369,11 @@ export class KubeStore {
     const ns = this.objects.get(this.key(NAMESPACES, undefined, namespace))?.object;
     if (!ns) throw notFound(NAMESPACES, namespace);
     if (ns.metadata.deletionTimestamp) {
-      const error = forbidden(
+      throw forbidden(
         { username: "", verb: "create", type, name },
         `unable to create new content in namespace ${namespace} because it is being terminated`,
+        [{ reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" }],
       );
-      error.status.details = {
-        ...error.status.details,
-        causes: [{ reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" }],
-      };
-      throw error;
     }
   }
 
@@ -401,9 +382,8 @@ export class KubeStore {
     const namespace = pod.metadata.namespace!;
     const sa = pod.spec?.serviceAccountName ?? "default";
     if (this.objects.has(this.key(SERVICE_ACCOUNTS, namespace, sa))) return;
-    const pods = RESOURCE_TYPES.find((t) => t.resource === "pods")!;
     throw forbidden(
-      { username: "", verb: "create", type: pods, name: pod.metadata.name },
+      { username: "", verb: "create", type: PODS, name: pod.metadata.name },
       `error looking up service account ${namespace}/${sa}: serviceaccount "${sa}" not found`,
     );
   }
@@ -445,7 +425,5 @@ function byNamespaceAndName(a: KubeObject, b: KubeObject): number {
 }
 
 function preconditionFailed(type: ResourceType, name: string, why: string): KubeStatusError {
-  const error = conflict(type, name);
-  error.status.message = `Operation cannot be fulfilled on ${type.group ? `${type.resource}.${type.group}` : type.resource} "${name}": Precondition failed: ${why}`;
-  return error;
+  return conflict(type, name, `Precondition failed: ${why}`);
 }

@@ -16,7 +16,7 @@ interface Column {
 }
 
 /** kube's duration.HumanDuration */
-export function humanDuration(ms: number): string {
+function humanDuration(ms: number): string {
   const seconds = Math.floor(ms / 1000);
   if (seconds < -1) return "<invalid>";
   if (seconds < 0) return "0s";

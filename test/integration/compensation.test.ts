@@ -5,8 +5,8 @@
  * afterwards must equal the state before the run: every IAM role, access entry, association and
  * Kubernetes object, compared as whole snapshots.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startSandbox, type Sandbox } from "../../local/sandbox.js";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/server.js";
 import type { ProvisionRequestInput } from "../../functions/lib/request.js";
 import {
@@ -23,7 +23,9 @@ import {
   pvcRequest,
   RUN_TIMEOUT_MS,
   settled,
+  stepResult,
   until,
+  useSandbox,
   type Run,
 } from "../support/sandbox-runs.js";
 
@@ -90,16 +92,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("compensation on a 
     let sandbox: Sandbox;
     let release: (() => void) | undefined;
 
-    beforeAll(async () => {
-      sandbox = await startSandbox({ ...FAST, authenticationMode });
-    });
+    useSandbox({ ...FAST, authenticationMode }, (started) => (sandbox = started.sandbox));
     afterEach(() => {
       release?.();
       release = undefined;
-      sandbox.faults.clear();
-    });
-    afterAll(async () => {
-      await sandbox?.close();
     });
 
     it.each(failureCases(authenticationMode).map((c, i) => ({ ...c, tenant: `fail-${i}` })))(
@@ -132,12 +128,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("compensation on a 
   describe("a head job that fails", () => {
     let sandbox: Sandbox;
 
-    beforeAll(async () => {
-      sandbox = await startSandbox({ ...FAST, authenticationMode, failJobs: true });
-    });
-    afterAll(async () => {
-      await sandbox?.close();
-    });
+    useSandbox({ ...FAST, authenticationMode, failJobs: true }, (started) => (sandbox = started.sandbox));
 
     it("fails the run with HeadJobFailed and undoes everything, the job and its pod included", async () => {
       // Prepare: waitFor completed, so the check sees the pod fail
@@ -151,7 +142,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("compensation on a 
       // Assess
       expectFailedAt(run, "CheckHeadJob", "HeadJobFailed");
       expect(run.execution.cause).toMatch(/container nextflow Error \(exit code 1\)/);
-      const undone = run.view.steps.find((s) => s.name === "UndoHeadJob")?.result as { undone: string[] };
+      const undone = stepResult<{ undone: string[] }>(run, "UndoHeadJob");
       expect(undone.undone).toEqual(expect.arrayContaining([expect.stringMatching(/^Job doomed\/nf-head-doomed-/)]));
       await settled(sandbox);
       const after = sandbox.snapshot();
@@ -165,15 +156,9 @@ describe("a failure in one branch of the Parallel", () => {
   let sandbox: Sandbox;
   const undo: Array<() => void> = [];
 
-  beforeAll(async () => {
-    sandbox = await startSandbox({ ...FAST });
-  });
+  useSandbox({ ...FAST }, (started) => (sandbox = started.sandbox));
   afterEach(() => {
     for (const u of undo.splice(0)) u();
-    sandbox.faults.clear();
-  });
-  afterAll(async () => {
-    await sandbox?.close();
   });
 
   it("undoes the other branch's finished work as well: the IAM role when namespace/RBAC failed", async () => {
@@ -190,7 +175,7 @@ describe("a failure in one branch of the Parallel", () => {
     expectFailedAt(run, "CreateNamespaceAndRbac", "NotAllowed");
     // The other branch is reported as cut short, not as failed.
     expect(run.view.steps.find((s) => s.name === "CreateIamResources")?.status).not.toBe("failed");
-    const undone = (step: string) => (run.view.steps.find((s) => s.name === step)?.result as { undone?: string[] } | undefined)?.undone ?? [];
+    const undone = (step: string) => stepResult<{ undone?: string[] } | undefined>(run, step)?.undone ?? [];
     expect(undone("UndoIamResources")).toEqual(["IAM role nfeks-split.research-launcher"]);
     expect(undone("UndoNamespaceAndRbac")).toEqual(["Role split/tower-launcher-role", "ServiceAccount split/tower-launcher-sa", "Namespace split"]);
     await settled(sandbox);

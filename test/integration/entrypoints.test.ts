@@ -11,24 +11,25 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
-import { ListExecutionsCommand, SFNClient, type ExecutionListItem } from "@aws-sdk/client-sfn";
-import { startSandbox, type Sandbox } from "../../local/sandbox.js";
+import { ListExecutionsCommand, type ExecutionListItem, type SFNClient } from "@aws-sdk/client-sfn";
+import type { Sandbox } from "../../local/sandbox.js";
 import {
   CLUSTER,
   FAST,
   finish,
   getStatus,
+  HAS_KUBECTL,
   holdKubeCreates,
+  KUBECTL,
   postProvision,
   pvcRequest,
   settled,
   until,
+  useSandbox,
   type Run,
 } from "../support/sandbox-runs.js";
 
 const run = promisify(execFile);
-/** The kubectl the tests drive: $KUBECTL (CI passes the one it found or installed), else /usr/bin/kubectl. */
-const KUBECTL = process.env.KUBECTL || "/usr/bin/kubectl";
 const ONBOARDING_EVENT = JSON.parse(readFileSync(new URL("../../examples/onboarding-event.json", import.meta.url), "utf8"));
 
 describe("entry points", () => {
@@ -42,19 +43,17 @@ describe("entry points", () => {
   const executions = async (): Promise<ExecutionListItem[]> =>
     (await sfn.send(new ListExecutionsCommand({ stateMachineArn: sandbox.stateMachineArn, maxResults: 1000 }))).executions ?? [];
 
+  // Registered first: the state directory is made before the sandbox starts and removed after it closed.
   beforeAll(async () => {
     stateDir = await mkdtemp(join(tmpdir(), "nf-eks-sandbox-"));
-    sandbox = await startSandbox({ ...FAST, stateDir });
-    sfn = new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl });
   });
+  afterAll(async () => {
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+  useSandbox(() => ({ ...FAST, stateDir }), (started) => ({ sandbox, sfn } = started));
   afterEach(() => {
     release?.();
     release = undefined;
-  });
-  afterAll(async () => {
-    sfn?.destroy();
-    await sandbox?.close();
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
   describe("POST /provision", () => {
@@ -192,7 +191,7 @@ describe("entry points", () => {
     };
 
     it("lists namespaces and the tenant's RoleBindings, and describes a provisioned object", async (ctx) => {
-      ctx.skip(!existsSync(KUBECTL), `${KUBECTL} is not installed`);
+      ctx.skip(!HAS_KUBECTL, `${KUBECTL} is not installed`);
       // Prepare: the onboarding event's run provisioned tenant imaging in tower-nf
       expect(onboarded?.execution.status).toBe("SUCCEEDED");
       expect(existsSync(sandbox.files.kubeconfig!)).toBe(true);

@@ -6,7 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
@@ -32,6 +31,7 @@ import { startKubeApi, type KubeApiServer, type KubeUser } from "../../local/kub
 import { eksAuthenticator, type EksAuthAws, type EksClusterView, type PresignedCallerIdentity } from "../../local/kube/auth.js";
 import { startAwsEmulator, type AwsEmulator } from "../../local/aws/server.js";
 import { eksBearerToken } from "../../functions/lib/eks-token.js";
+import { HAS_KUBECTL, KUBECTL, until } from "../support/sandbox-runs.js";
 
 const run = promisify(execFile);
 
@@ -94,15 +94,8 @@ async function apiError(promise: Promise<unknown>): Promise<{ code: number; body
   return { code: e.code, body: body as Record<string, unknown>, headers: e.headers as Record<string, string> };
 }
 
-async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+/** How long the emulator gets to reach a state a test waits for. */
+const WAIT_MS = 5000;
 
 function configMap(name: string, namespace: string, labels?: Record<string, string>, data: Record<string, string> = { key: "value" }): V1ConfigMap {
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace, ...(labels ? { labels } : {}) }, data };
@@ -129,7 +122,7 @@ function job(name: string, namespace: string, labels: Record<string, string> = {
 async function createNamespace(kube: KubeApiServer, name: string): Promise<void> {
   kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
   // The namespace controller adds the `default` ServiceAccount right after, as on a real cluster.
-  await waitFor(() => kube.snapshot().some((o) => o.kind === "ServiceAccount" && o.metadata.namespace === name));
+  await until(`the default ServiceAccount in ${name}`, () => kube.snapshot().some((o) => o.kind === "ServiceAccount" && o.metadata.namespace === name), WAIT_MS);
 }
 
 describe("emulated Kubernetes API server", () => {
@@ -326,7 +319,7 @@ describe("emulated Kubernetes API server", () => {
       // Act
       await admin.objects.create(configMap("watched", "team", { watched: "yes" }));
       await admin.objects.delete({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "watched", namespace: "team" } });
-      await waitFor(() => seen.length >= 2);
+      await until("two watch events", () => seen.length >= 2, WAIT_MS);
       controller.abort();
       // Assess
       expect(seen).toEqual([
@@ -461,10 +454,14 @@ describe("emulated Kubernetes API server", () => {
       });
       // Act
       const created = await admin.batch.createNamespacedJob({ namespace: "team", body: job("head-ok", "team") });
-      const done = await waitFor(async () => {
-        const j = await admin.batch.readNamespacedJob({ name: "head-ok", namespace: "team" });
-        return j.status?.succeeded === 1 ? j : undefined;
-      });
+      const done = await until(
+        "job head-ok to succeed",
+        async () => {
+          const j = await admin.batch.readNamespacedJob({ name: "head-ok", namespace: "team" });
+          return j.status?.succeeded === 1 ? j : undefined;
+        },
+        WAIT_MS,
+      );
       const pods = await admin.core.listNamespacedPod({ namespace: "team", labelSelector: "job-name=head-ok" });
       unsubscribe();
       // Assess
@@ -494,10 +491,14 @@ describe("emulated Kubernetes API server", () => {
     it("fails the Job when failJobs says so: pod Failed (exit code 1, Error), condition Failed", async () => {
       // Act
       await admin.batch.createNamespacedJob({ namespace: "team", body: job("head-bad", "team", { outcome: "fail" }) });
-      const failed = await waitFor(async () => {
-        const j = await admin.batch.readNamespacedJob({ name: "head-bad", namespace: "team" });
-        return j.status?.conditions?.some((c) => c.type === "Failed") ? j : undefined;
-      });
+      const failed = await until(
+        "job head-bad to fail",
+        async () => {
+          const j = await admin.batch.readNamespacedJob({ name: "head-bad", namespace: "team" });
+          return j.status?.conditions?.some((c) => c.type === "Failed") ? j : undefined;
+        },
+        WAIT_MS,
+      );
       const pods = await admin.core.listNamespacedPod({ namespace: "team", labelSelector: "job-name=head-bad" });
       // Assess
       expect(failed.status?.failed).toBe(1);
@@ -513,7 +514,7 @@ describe("emulated Kubernetes API server", () => {
       await admin.batch.createNamespacedJob({ namespace: "team", body: job("gc-background", "team") });
       await admin.batch.createNamespacedJob({ namespace: "team", body: job("gc-orphan", "team") });
       const podsOf = async (name: string) => (await admin.core.listNamespacedPod({ namespace: "team", labelSelector: `job-name=${name}` })).items;
-      await waitFor(async () => (await podsOf("gc-background")).length === 1 && (await podsOf("gc-orphan")).length === 1);
+      await until("a pod for each job", async () => (await podsOf("gc-background")).length === 1 && (await podsOf("gc-orphan")).length === 1, WAIT_MS);
       // Act
       await admin.objects.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-background", namespace: "team" } }, undefined, undefined, undefined, undefined, "Background");
       await admin.objects.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-orphan", namespace: "team" } });
@@ -529,7 +530,7 @@ describe("emulated Kubernetes API server", () => {
       const short = await startKubeApi({ authenticate: staticAuthenticate, kubelet: { stepMs: 40 } });
       await createNamespace(short, "work");
       await clientsFor(short, ADMIN_TOKEN).batch.createNamespacedJob({ namespace: "work", body: job("cut-short", "work") });
-      await waitFor(() => short.snapshot().some((o) => o.kind === "Pod"));
+      await until("the job's pod", () => short.snapshot().some((o) => o.kind === "Pod"), WAIT_MS);
       // Act
       await short.close();
       const atClose = short.store.resourceVersion;
@@ -560,7 +561,7 @@ describe("emulated Kubernetes API server", () => {
       await admin.objects.create(configMap("outside", "other"));
       // Act
       const answer = await admin.core.deleteNamespace({ name: "doomed" });
-      await waitFor(() => !kube.snapshot().some((o) => o.metadata.name === "doomed" || o.metadata.namespace === "doomed"));
+      await until("namespace doomed and its content to be gone", () => !kube.snapshot().some((o) => o.metadata.name === "doomed" || o.metadata.namespace === "doomed"), WAIT_MS);
       // Assess
       expect(answer).toMatchObject({ status: { phase: "Terminating" } });
       expect((await apiError(admin.core.readNamespace({ name: "doomed" }))).code).toBe(404);
@@ -823,12 +824,12 @@ describe("eksAuthenticator", () => {
       },
     });
     const aws = stubAws("CONFIG_MAP", { LAUNCHER: LAUNCHER_SESSION, ADMIN: ADMIN_USER, ALICE: `arn:aws:iam::${ACCOUNT}:user/alice`, BOB: `arn:aws:iam::${ACCOUNT}:user/bob` });
-    const authenticate = eksAuthenticator(aws, CLUSTER, { kubeStore: () => kube.store });
+    const authenticate = eksAuthenticator(aws, CLUSTER);
     // Act
-    const launcher = await authenticate(stubToken("LAUNCHER"));
-    const alice = await authenticate(stubToken("ALICE"));
-    const creator = await authenticate(stubToken("ADMIN"));
-    const bob = await authenticate(stubToken("BOB"));
+    const launcher = await authenticate(stubToken("LAUNCHER"), { store: kube.store });
+    const alice = await authenticate(stubToken("ALICE"), { store: kube.store });
+    const creator = await authenticate(stubToken("ADMIN"), { store: kube.store });
+    const bob = await authenticate(stubToken("BOB"), { store: kube.store });
     // Assess
     expect(launcher).toMatchObject({ username: "tower-launcher-user:tower-seqera.io", groups: ["tower-launcher-role"] });
     expect(alice).toMatchObject({ username: "alice", groups: ["readers"] });
@@ -895,10 +896,8 @@ describe("eksAuthenticator", () => {
 
 // ---------------------------------------------------------------------------- kubectl
 
-/** The kubectl the tests drive: $KUBECTL (CI passes the one it found or installed), else /usr/bin/kubectl. */
-const KUBECTL = process.env.KUBECTL || "/usr/bin/kubectl";
-const describeKubectl = existsSync(KUBECTL) ? describe : describe.skip;
-if (!existsSync(KUBECTL)) console.warn(`kube-emulator tests: ${KUBECTL} not found, skipping the kubectl tests`);
+const describeKubectl = HAS_KUBECTL ? describe : describe.skip;
+if (!HAS_KUBECTL) console.warn(`kube-emulator tests: ${KUBECTL} not found, skipping the kubectl tests`);
 
 describeKubectl("kubectl against the emulator", () => {
   let kube: KubeApiServer;

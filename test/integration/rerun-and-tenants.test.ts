@@ -6,19 +6,19 @@
  *  - two tenants side by side both succeed; a failed run (a third tenant's, or a re-run of the second's)
  *    is compensated without touching anything of the others.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ListExecutionsCommand, SFNClient } from "@aws-sdk/client-sfn";
-import { parse as parseYaml } from "yaml";
-import { startSandbox, type Sandbox } from "../../local/sandbox.js";
+import { describe, expect, it } from "vitest";
+import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import type { Sandbox } from "../../local/sandbox.js";
 import { fullHistory } from "../../functions/api/status.js";
 import { summariseHistory } from "../../functions/lib/execution-summary.js";
 import type { KubeObject } from "../../local/kube/server.js";
 import {
   ACCOUNT_ID,
   awsAuth,
-  CLUSTER,
+  clusterState,
   FAST,
   kubeClientAs,
+  mappedRoleArns,
   namespaceContent,
   postProvision,
   provision,
@@ -29,6 +29,7 @@ import {
   stepResult,
   taskPod,
   finish,
+  useSandbox,
 } from "../support/sandbox-runs.js";
 
 /** The copy of aws-auth before an edit that earlier versions kept on the ConfigMap (now only in the step output). */
@@ -36,23 +37,16 @@ const PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
 
 /** aws-auth without its resourceVersion (an undo is a write of its own); everything else, annotations included. */
 function awsAuthContent(sandbox: Sandbox): KubeObject {
-  const { resourceVersion: _version, ...metadata } = awsAuth(sandbox).metadata;
-  return { ...awsAuth(sandbox), metadata };
+  const current = awsAuth(sandbox);
+  const { resourceVersion: _version, ...metadata } = current.metadata;
+  return { ...current, metadata };
 }
 
 describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", (authenticationMode) => {
   let sandbox: Sandbox;
   let sfn: SFNClient;
 
-  beforeAll(async () => {
-    sandbox = await startSandbox({ ...FAST, authenticationMode });
-    sfn = new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl });
-  });
-  afterEach(() => sandbox.faults.clear());
-  afterAll(async () => {
-    sfn?.destroy();
-    await sandbox?.close();
-  });
+  useSandbox({ ...FAST, authenticationMode }, (started) => ({ sandbox, sfn } = started));
 
   describe("re-running", () => {
     it("the same request again (a new execution) succeeds and changes nothing", async () => {
@@ -126,10 +120,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
         expect(sandbox.aws.state.iam.roles.has(`nfeks-${tenant}.research-launcher`)).toBe(true);
       }
       if (authenticationMode === "CONFIG_MAP") {
-        const mapped = (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
-        expect(mapped).toEqual(expect.arrayContaining(tenants.map(launcherOf)));
+        expect(mappedRoleArns(sandbox)).toEqual(expect.arrayContaining(tenants.map(launcherOf)));
       } else {
-        for (const tenant of tenants) expect(sandbox.aws.state.eks.clusters.get(`${CLUSTER.region}/${CLUSTER.name}`)?.accessEntries.has(launcherOf(tenant))).toBe(true);
+        for (const tenant of tenants) expect(clusterState(sandbox).accessEntries.has(launcherOf(tenant))).toBe(true);
       }
     });
 
@@ -166,7 +159,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
 
       // Assess: compensation kept everything it did not create
       expect(run.execution.status).toBe("FAILED");
-      const kept = (step: string) => (run.view.steps.find((s) => s.name === step)?.result as { undone: string[]; kept: string[] }) ?? { undone: [], kept: [] };
+      const kept = (step: string) => stepResult<{ undone: string[]; kept: string[] } | undefined>(run, step) ?? { undone: [], kept: [] };
       expect(kept("UndoNamespaceAndRbac").undone).toEqual([]);
       expect(kept("UndoNamespaceAndRbac").kept).toContain("Namespace beta: not created by this run");
       expect(kept("UndoIamResources")).toEqual({ undone: [], kept: ["IAM role nfeks-beta.research-launcher: not created by this run"] });

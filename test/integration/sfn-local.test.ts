@@ -28,6 +28,7 @@ import { startSfnService, type SfnService } from "../../local/sfn/service.js";
 import { OwnershipConflict, Throttled } from "../../functions/lib/errors.js";
 import { resetClients } from "../../functions/lib/clients.js";
 import { createStatusHandler, handler as statusHandler } from "../../functions/api/status.js";
+import { until } from "../support/sandbox-runs.js";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/mini-workflow.asl.json", import.meta.url));
 const REGION = "eu-west-1";
@@ -165,14 +166,6 @@ function eventsOfState(events: HistoryEvent[], stateName: string): HistoryEvent[
     if (own) owner.set(e.id!, own);
   }
   return events.filter((e) => owner.get(e.id!) === stateName && !/^(Parallel|Execution)/.test(e.type!));
-}
-
-async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 function apiEvent(id: string): APIGatewayProxyEventV2 {
@@ -335,7 +328,7 @@ describe("local Step Functions through the SDK", () => {
   it("stops a running execution: ABORTED with StopExecution's error and cause, the running Task aborted", async () => {
     // Prepare
     const executionArn = await start("stopped-run", { tenant: "stop", hold: true });
-    await until(() => calls.some((c) => c.state === "Check" && c.event.execution.name === "stopped-run"), "Check to run");
+    await until("Check to run", () => calls.some((c) => c.state === "Check" && c.event.execution.name === "stopped-run"), 5_000);
     // Act
     await sfn.send(new StopExecutionCommand({ executionArn, error: "Operator", cause: "stopped by hand" }));
     const described = await sfn.send(new DescribeExecutionCommand({ executionArn }));
@@ -431,7 +424,7 @@ describe("GET /executions/{id} against the local Step Functions", () => {
   it("shows the current step of a running execution, and 404 for an unknown one", async () => {
     // Prepare
     await start("status-running", { tenant: "srun", hold: true });
-    await until(() => calls.some((c) => c.state === "Check" && c.event.execution.name === "status-running"), "Check to run");
+    await until("Check to run", () => calls.some((c) => c.state === "Check" && c.event.execution.name === "status-running"), 5_000);
     const status = createStatusHandler({ sfn, stateMachineArn });
     // Act
     const running = await status(apiEvent("status-running"));

@@ -8,13 +8,12 @@
  * The SDK clients retry once themselves (clients.ts MAX_ATTEMPTS = 2) and the Kubernetes client not at
  * all, so an AWS fault has to happen twice in a row to reach the state machine; a Kubernetes one once.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { GetExecutionHistoryCommand, SFNClient, type HistoryEvent } from "@aws-sdk/client-sfn";
-import { parse as parseYaml } from "yaml";
-import { startSandbox, type Sandbox } from "../../local/sandbox.js";
+import { describe, expect, it } from "vitest";
+import { GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from "@aws-sdk/client-sfn";
+import type { Sandbox } from "../../local/sandbox.js";
 import { AWS_AUTH_MAX_ATTEMPTS } from "../../functions/steps/cluster-access.js";
 import type { FaultKind } from "../../local/faults.js";
-import { ACCOUNT_ID, awsAuth, CLUSTER, FAST, provision, pvcRequest, type Run } from "../support/sandbox-runs.js";
+import { ACCOUNT_ID, awsAuth, clusterState, FAST, iamRole, mappedRoleArns, provision, pvcRequest, useSandbox, type Run } from "../support/sandbox-runs.js";
 
 /** The step whose first call of `operation` the fault hits. */
 const STEP_OPERATIONS: Array<{ step: string; operation: string }> = [
@@ -56,13 +55,8 @@ function withHeadJob(tenant: string) {
   return pvcRequest(tenant, { namespace: tenant, headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
 }
 
-async function history(sfnUrl: string, executionArn: string): Promise<HistoryEvent[]> {
-  const sfn = new SFNClient({ region: CLUSTER.region, endpoint: sfnUrl });
-  try {
-    return (await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000 }))).events ?? [];
-  } finally {
-    sfn.destroy();
-  }
+async function history(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
+  return (await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000 }))).events ?? [];
 }
 
 /** The errors of the failed Lambda attempts, in order. */
@@ -79,14 +73,9 @@ function expectRetriedTo(run: Run, step: string, retries: number): void {
 
 describe("transient faults on an API_AND_CONFIG_MAP cluster", () => {
   let sandbox: Sandbox;
+  let sfn: SFNClient;
 
-  beforeAll(async () => {
-    sandbox = await startSandbox({ ...FAST });
-  });
-  afterEach(() => sandbox.faults.clear());
-  afterAll(async () => {
-    await sandbox?.close();
-  });
+  useSandbox({ ...FAST }, (started) => ({ sandbox, sfn } = started));
 
   it.each(cases().map((c, i) => ({ ...c, tenant: `flaky-${i}` })))(
     "$step: $operation $kind ×$times is retried to success ($tenant)",
@@ -100,7 +89,7 @@ describe("transient faults on an API_AND_CONFIG_MAP cluster", () => {
       // Assess
       expect(sandbox.faults.fired).toEqual(Array.from({ length: times }, () => ({ operation, kind })));
       expectRetriedTo(run, step, retries);
-      expect(failedAttempts(await history(sandbox.sfnUrl, run.started.executionArn))).toEqual(Array.from({ length: retries }, () => NAMED[kind]));
+      expect(failedAttempts(await history(sfn, run.started.executionArn))).toEqual(Array.from({ length: retries }, () => NAMED[kind]));
       expect(sandbox.aws.events({ detailType: "ComputeEnvironmentReady" }).some((e) => (e.detail as { tenant?: string }).tenant === tenant)).toBe(true);
     },
   );
@@ -108,16 +97,9 @@ describe("transient faults on an API_AND_CONFIG_MAP cluster", () => {
 
 describe("a 409 Conflict on the aws-auth replace (CONFIG_MAP cluster)", () => {
   let sandbox: Sandbox;
+  let sfn: SFNClient;
 
-  beforeAll(async () => {
-    sandbox = await startSandbox({ ...FAST, authenticationMode: "CONFIG_MAP" });
-  });
-  afterEach(() => sandbox.faults.clear());
-  afterAll(async () => {
-    await sandbox?.close();
-  });
-
-  const mapped = () => (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
+  useSandbox({ ...FAST, authenticationMode: "CONFIG_MAP" }, (started) => ({ sandbox, sfn } = started));
 
   it("one conflict is handled inside the step: it reads aws-auth again and redoes its edit", async () => {
     // Prepare
@@ -129,7 +111,7 @@ describe("a 409 Conflict on the aws-auth replace (CONFIG_MAP cluster)", () => {
     // Assess
     expect(sandbox.faults.fired).toEqual([{ operation: "kube:PUT configmaps", kind: "conflict" }]);
     expectRetriedTo(run, "GrantClusterAccess", 0);
-    expect(mapped()).toContain(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-contended.research-launcher`);
+    expect(mappedRoleArns(sandbox)).toContain(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-contended.research-launcher`);
   });
 
   it("conflicts on every edit round fail the step with KubeConflict, which the state machine retries", async () => {
@@ -142,25 +124,21 @@ describe("a 409 Conflict on the aws-auth replace (CONFIG_MAP cluster)", () => {
     // Assess
     expect(sandbox.faults.fired).toHaveLength(AWS_AUTH_MAX_ATTEMPTS);
     expectRetriedTo(run, "GrantClusterAccess", 1);
-    expect(failedAttempts(await history(sandbox.sfnUrl, run.started.executionArn))).toEqual(["KubeConflict"]);
+    expect(failedAttempts(await history(sfn, run.started.executionArn))).toEqual(["KubeConflict"]);
     // The node role's mapping survived every round, templated username included.
     expect(awsAuth(sandbox).data.mapRoles).toContain("username: system:node:{{EC2PrivateDNSName}}");
-    expect(mapped()[0]).toBe(`arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`);
-    expect(mapped().filter((arn) => arn.endsWith("/nfeks-busy.research-launcher"))).toHaveLength(1);
+    expect(mappedRoleArns(sandbox)[0]).toBe(`arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`);
+    expect(mappedRoleArns(sandbox).filter((arn) => arn.endsWith("/nfeks-busy.research-launcher"))).toHaveLength(1);
   });
 });
 
 describe("IAM propagation delay", () => {
   let sandbox: Sandbox;
+  let sfn: SFNClient;
   const DELAY_MS = 1_500;
 
-  beforeAll(async () => {
-    // Retries 400 ms apart here: the six the definition allows must outlast the delay.
-    sandbox = await startSandbox({ ...FAST, retryIntervalMs: 400, propagationDelayMs: DELAY_MS });
-  });
-  afterAll(async () => {
-    await sandbox?.close();
-  });
+  // Retries 400 ms apart here: the six the definition allows must outlast the delay.
+  useSandbox({ ...FAST, retryIntervalMs: 400, propagationDelayMs: DELAY_MS }, (started) => ({ sandbox, sfn } = started));
 
   it("CreateAccessEntry for a brand-new launcher role is refused as an invalid principal until IAM has caught up, then succeeds", async () => {
     // Act
@@ -171,7 +149,7 @@ describe("IAM propagation delay", () => {
     expect(run.execution.status).toBe("SUCCEEDED");
     expect(step.status).toBe("succeeded");
     expect(step.retries).toBeGreaterThanOrEqual(1);
-    const events = await history(sandbox.sfnUrl, run.started.executionArn);
+    const events = await history(sfn, run.started.executionArn);
     const failures = events.filter((e) => e.type === "LambdaFunctionFailed").map((e) => e.lambdaFunctionFailedEventDetails);
     expect(failures).toHaveLength(step.retries);
     for (const failure of failures) {
@@ -179,9 +157,9 @@ describe("IAM propagation delay", () => {
       expect(failure?.cause).toMatch(/eks:CreateAccessEntry failed: InvalidParameterException/);
     }
     // It took at least as long as IAM needed to make the role known.
-    const role = sandbox.aws.state.iam.roles.get("nfeks-fresh.research-launcher")!;
+    const role = iamRole(sandbox, "nfeks-fresh.research-launcher")!;
     const granted = events.find((e) => e.type === "TaskStateExited" && e.stateExitedEventDetails?.name === "GrantClusterAccess")!;
     expect(granted.timestamp!.getTime()).toBeGreaterThanOrEqual(role.visibleAt);
-    expect(sandbox.aws.state.eks.clusters.get(`${CLUSTER.region}/${CLUSTER.name}`)?.accessEntries.has(role.arn)).toBe(true);
+    expect(clusterState(sandbox).accessEntries.has(role.arn)).toBe(true);
   });
 });

@@ -5,8 +5,8 @@
  * with a created launcher. Then the launcher identity used for real against the emulated API server.
  */
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSandbox, SANDBOX_EXISTING_LAUNCHER, SANDBOX_OIDC_ISSUER, type Sandbox } from "../../local/sandbox.js";
+import { describe, expect, it } from "vitest";
+import { SANDBOX_EXISTING_LAUNCHER, SANDBOX_OIDC_ISSUER, type Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/server.js";
 import {
   ACCOUNT_ID,
@@ -23,6 +23,7 @@ import {
   readyEventOf,
   settled,
   stepResult,
+  useSandbox,
 } from "../support/sandbox-runs.js";
 
 const EXAMPLE = JSON.parse(readFileSync(new URL("../../examples/fusion-tenant.json", import.meta.url), "utf8"));
@@ -33,12 +34,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
   let sandbox: Sandbox;
   let seededAwsAuth: KubeObject;
 
-  beforeAll(async () => {
-    sandbox = await startSandbox({ ...FAST, authenticationMode });
+  useSandbox({ ...FAST, authenticationMode }, (started) => {
+    sandbox = started.sandbox;
     seededAwsAuth = awsAuth(sandbox);
-  });
-  afterAll(async () => {
-    await sandbox?.close();
   });
 
   it("IRSA: a workload role trusted by the tenant's service accounts only, which are annotated with it", async () => {

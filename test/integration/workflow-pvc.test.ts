@@ -4,9 +4,8 @@
  * ComputeEnvironmentReady event, and the launcher identity used for real (an EKS token signed with the
  * launcher's credentials against the emulated API server).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse as parseYaml } from "yaml";
-import { startSandbox, type Sandbox } from "../../local/sandbox.js";
+import { describe, expect, it } from "vitest";
+import type { Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/server.js";
 import {
   ACCOUNT_ID,
@@ -18,11 +17,13 @@ import {
   iamRole,
   kubeObject,
   kubeObjects,
+  mappedRoleArns,
   policyOf,
   provision,
   pvcRequest,
   readyEventOf,
   stepResult,
+  useSandbox,
 } from "../support/sandbox-runs.js";
 
 const OWNED = { "app.kubernetes.io/managed-by": "nf-eks-provisioner" };
@@ -31,12 +32,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
   let sandbox: Sandbox;
   let seededAwsAuth: KubeObject;
 
-  beforeAll(async () => {
-    sandbox = await startSandbox({ ...FAST, authenticationMode });
+  useSandbox({ ...FAST, authenticationMode }, (started) => {
+    sandbox = started.sandbox;
     seededAwsAuth = awsAuth(sandbox);
-  });
-  afterAll(async () => {
-    await sandbox?.close();
   });
 
   it("creates the namespace, RBAC, PVC, nextflow config and a head job it waits for until it runs", async () => {
@@ -165,8 +163,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs.research-launcher`;
     expectClusterAccess(sandbox, launcherArn, "genomics-wgs", seededAwsAuth);
     if (authenticationMode === "CONFIG_MAP") {
-      const mapped = (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
-      expect(mapped).toEqual([
+      expect(mappedRoleArns(sandbox)).toEqual([
         `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`,
         `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`,
         launcherArn,

@@ -23,7 +23,7 @@ import { isDeepStrictEqual } from "node:util";
 import { FaultInjector } from "../../local/faults.js";
 import { mergePatch, type Json } from "../../local/kube/patch.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "../../local/kube/selectors.js";
-import { KubeStatusError } from "../../local/kube/status.js";
+import { failure, KubeStatusError, type StatusDetails } from "../../local/kube/status.js";
 
 type Verb = "create" | "read" | "replace" | "patch" | "delete" | "list";
 
@@ -73,13 +73,20 @@ const REASONS: Record<number, string> = {
 };
 
 /** The error the real client throws for a non-2xx answer: ApiException with the V1Status as JSON text. */
-export function kubeApiError(code: number, message: string, reason = REASONS[code] ?? "Unknown", details?: Record<string, unknown>): ApiException<string> {
-  const status = { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, ...(details ? { details } : {}), code };
-  return new ApiException<string>(code, "Unsuccessful HTTP Request", JSON.stringify(status), { "content-type": "application/json" });
+function kubeApiError(code: number, message: string, reason = REASONS[code] ?? "Unknown", details?: StatusDetails): ApiException<string> {
+  return new ApiException<string>(code, "Unsuccessful HTTP Request", JSON.stringify(failure(code, reason, message, details)), { "content-type": "application/json" });
+}
+
+/** The 409 for a write based on a stale object (or an injected conflict). */
+function conflictError(kind: string, name: string): ApiException<string> {
+  return kubeApiError(
+    409,
+    `Operation cannot be fulfilled on ${resourceOf(kind)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
+  );
 }
 
 /** The resource (plural) of a kind: `ServiceAccount` → `serviceaccounts`, `Ingress` → `ingresses`. */
-export function resourceOf(kind: string): string {
+function resourceOf(kind: string): string {
   const lower = kind.toLowerCase();
   if (lower.endsWith("s")) return `${lower}es`;
   if (lower.endsWith("y")) return `${lower.slice(0, -1)}ies`;
@@ -102,7 +109,7 @@ function asClientError<T>(parse: () => T): T {
   } catch (error) {
     if (!(error instanceof KubeStatusError)) throw error;
     const { code, message, reason, details } = error.status;
-    throw kubeApiError(code ?? 500, message ?? error.message, reason, details as Record<string, unknown> | undefined);
+    throw kubeApiError(code ?? 500, message ?? error.message, reason, details);
   }
 }
 
@@ -334,7 +341,7 @@ export class FakeKubeApi extends KubernetesObjectApi {
       case "5xx":
         throw kubeApiError(503, "the server is currently unable to handle the request");
       case "conflict":
-        throw kubeApiError(409, `Operation cannot be fulfilled on ${resourceOf(call.kind)} "${call.name ?? ""}": the object has been modified; please apply your changes to the latest version and try again`);
+        throw conflictError(call.kind, call.name ?? "");
       case "permanent":
         throw kubeApiError(403, `${resourceOf(call.kind)} is forbidden: injected fault`);
     }
@@ -347,12 +354,7 @@ export class FakeKubeApi extends KubernetesObjectApi {
   }
 
   private checkResourceVersion(current: KubernetesObject, expected: string | undefined, kind: string, name: string): void {
-    if (expected !== undefined && expected !== current.metadata?.resourceVersion) {
-      throw kubeApiError(
-        409,
-        `Operation cannot be fulfilled on ${resourceOf(kind)} "${name}": the object has been modified; please apply your changes to the latest version and try again`,
-      );
-    }
+    if (expected !== undefined && expected !== current.metadata?.resourceVersion) throw conflictError(kind, name);
   }
 
   private stamp(obj: KubernetesObject, previous: KubernetesObject | undefined): KubernetesObject {

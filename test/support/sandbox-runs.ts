@@ -2,17 +2,20 @@
  * Driving provisioning runs in the sandbox the way a client does (POST /provision, GET /executions/{id}
  * on the real HTTP API) and reading what the emulators hold afterwards. Shared by test/integration/*.
  */
-import { expect } from "vitest";
+import { existsSync } from "node:fs";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { CoreV1Api, KubeConfig, KubernetesObjectApi, type V1Pod } from "@kubernetes/client-node";
-import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
+import { CoreV1Api, KubernetesObjectApi, type V1Pod } from "@kubernetes/client-node";
+import { SFNClient, type DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { ExecutionStatusView } from "../../functions/api/status.js";
 import { iamClient } from "../../functions/lib/clients.js";
 import { eksBearerToken } from "../../functions/lib/eks-token.js";
 import { kubeConfigFor, setKubeClientFactory } from "../../functions/lib/kube.js";
 import type { ProvisionRequestInput } from "../../functions/lib/request.js";
+import type { ResolvedCluster } from "../../functions/lib/state.js";
+import { isFinished, isTerminal } from "../../local/kube/kubelet.js";
 import type { KubeObject } from "../../local/kube/server.js";
-import type { Sandbox, SandboxOptions } from "../../local/sandbox.js";
+import { startSandbox, type Sandbox, type SandboxOptions } from "../../local/sandbox.js";
 
 /** Step Functions waits/retries and the kubelet shortened for tests (the definition is untouched). */
 export const FAST: SandboxOptions = { waitMs: 20, retryIntervalMs: 5, kubeletStepMs: 20 };
@@ -23,6 +26,38 @@ export const RUN_TIMEOUT_MS = 20_000;
 export const CLUSTER = { name: "research", region: "eu-west-1" } as const;
 export const ACCOUNT_ID = "111122223333";
 export const NODE_ROLE_ARN = `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`;
+
+/** The kubectl the tests drive: $KUBECTL (CI passes the one it found or installed), else /usr/bin/kubectl. */
+export const KUBECTL = process.env.KUBECTL || "/usr/bin/kubectl";
+/** Whether that kubectl is there (the kubectl tests are skipped without it). */
+export const HAS_KUBECTL = existsSync(KUBECTL);
+
+export interface StartedSandbox {
+  sandbox: Sandbox;
+  /** an SFNClient on the sandbox's Step Functions endpoint */
+  sfn: SFNClient;
+}
+
+/**
+ * One sandbox for the enclosing describe block, as useFakeKube is one fake per test: started before its
+ * tests (`options` is read then) and handed to `onStart`, injected faults cleared after each test, the
+ * sandbox and its SFNClient closed after all.
+ */
+export function useSandbox(options: SandboxOptions | (() => SandboxOptions), onStart: (started: StartedSandbox) => void): void {
+  let started: StartedSandbox | undefined;
+  beforeAll(async () => {
+    const sandbox = await startSandbox(typeof options === "function" ? options() : options);
+    started = { sandbox, sfn: new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl }) };
+    onStart(started);
+  });
+  afterEach(() => {
+    started?.sandbox.faults.clear();
+  });
+  afterAll(async () => {
+    started?.sfn.destroy();
+    await started?.sandbox.close();
+  });
+}
 
 /** A PVC tenant, optionally with a head job; `overrides` replace top-level fields. */
 export function pvcRequest(tenant: string, overrides: Partial<ProvisionRequestInput> = {}): ProvisionRequestInput {
@@ -101,17 +136,18 @@ export function stepResult<T = any>(run: Run, step: string): T {
   return found.result as T;
 }
 
-/** Poll `check` until it holds (a condition, never a fixed sleep); throws with `what` after `timeoutMs`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+/**
+ * Poll `check` until it holds (a condition, never a fixed sleep) and return what it gave; throws with
+ * `what` after `timeoutMs`.
+ */
+export async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<Exclude<T, undefined | null | false>> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
+  for (;;) {
+    const value = await check();
+    if (value) return value as Exclude<T, undefined | null | false>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-}
-
-function isFinishedJob(job: KubeObject): boolean {
-  return (job.status?.conditions ?? []).some((c: { type: string; status: string }) => (c.type === "Complete" || c.type === "Failed") && c.status === "True");
 }
 
 /**
@@ -119,7 +155,7 @@ function isFinishedJob(job: KubeObject): boolean {
  * every active namespace populated, every PVC bound, every Job finished, every Job pod terminal.
  * Snapshots are compared only in this state, so a controller's late write never looks like a step's.
  */
-export function isSettled(sandbox: Sandbox): boolean {
+function isSettled(sandbox: Sandbox): boolean {
   const objects = sandbox.kube.snapshot();
   const of = (kind: string) => objects.filter((o) => o.kind === kind);
   const namespaces = of("Namespace");
@@ -129,9 +165,9 @@ export function isSettled(sandbox: Sandbox): boolean {
     if (!objects.some((o) => o.kind === "ServiceAccount" && o.metadata.namespace === name && o.metadata.name === "default")) return false;
   }
   if (of("PersistentVolumeClaim").some((pvc) => pvc.status?.phase !== "Bound")) return false;
-  if (of("Job").some((job) => !isFinishedJob(job))) return false;
+  if (of("Job").some((job) => !isFinished(job))) return false;
   const jobPods = of("Pod").filter((pod) => (pod.metadata.ownerReferences ?? []).some((r: { kind: string }) => r.kind === "Job"));
-  return jobPods.every((pod) => pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed");
+  return jobPods.every(isTerminal);
 }
 
 export async function settled(sandbox: Sandbox): Promise<void> {
@@ -156,6 +192,11 @@ export function awsAuth(sandbox: Sandbox): KubeObject {
   const found = kubeObject(sandbox, "ConfigMap", "kube-system", "aws-auth");
   if (!found) throw new Error("kube-system/aws-auth is missing");
   return found;
+}
+
+/** The `rolearn` of every aws-auth mapRoles entry, in order. */
+export function mappedRoleArns(sandbox: Sandbox): string[] {
+  return (parseYaml(awsAuth(sandbox).data.mapRoles) as Array<{ rolearn: string }>).map((m) => m.rolearn);
 }
 
 export function clusterState(sandbox: Sandbox) {
@@ -191,14 +232,14 @@ export async function kubeClientAs(sandbox: Sandbox, principalArn: string): Prom
     credentials: async () => ({ accessKeyId, secretAccessKey }),
     stsEndpoint: sandbox.awsUrl,
   });
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: "sandbox", server: sandbox.kubeUrl, caData: sandbox.kube.caData, skipTLSVerify: false }],
-    users: [{ name: "launcher", token }],
-    contexts: [{ name: "sandbox", cluster: "sandbox", user: "launcher" }],
-    currentContext: "sandbox",
-  });
-  return kc.makeApiClient(CoreV1Api);
+  const { name, region, accountId } = sandbox.cluster;
+  const cluster: ResolvedCluster = {
+    ...sandbox.cluster,
+    arn: `arn:aws:eks:${region}:${accountId}:cluster/${name}`,
+    endpoint: sandbox.kubeUrl,
+    certificateAuthority: sandbox.kube.caData,
+  };
+  return kubeConfigFor(cluster, token).makeApiClient(CoreV1Api);
 }
 
 /** The HTTP status a client-node call ended with (2xx when it succeeded). */
@@ -292,7 +333,7 @@ export function readyEventOf(sandbox: Sandbox, executionName: string): any {
  * Hold every call of one IAM command the step handlers make (through the product's memoised IAM client)
  * until `gate` resolves. Orders the Parallel's branches by what happened, not by timing. Returns the undo.
  */
-export function holdIamCommand(commandName: string, gate: () => Promise<void>): () => void {
+export function holdIamCommand(commandName: string, gate: () => Promise<unknown>): () => void {
   const name = `test-hold-${commandName}`;
   const stack = iamMiddlewareStack();
   stack.add(
@@ -317,7 +358,7 @@ function iamMiddlewareStack() {
  * Hold the step handlers' Kubernetes creates of one kind until `gate` resolves: the steps get the real
  * client (EKS token, cluster CA) with only `create` wrapped. Returns the undo.
  */
-export function holdKubeCreates(kind: string, gate: () => Promise<void>): () => void {
+export function holdKubeCreates(kind: string, gate: () => Promise<unknown>): () => void {
   setKubeClientFactory(async (cluster) => {
     const { token } = await eksBearerToken(cluster.name, cluster.region);
     const api = KubernetesObjectApi.makeApiClient(kubeConfigFor(cluster, token));
