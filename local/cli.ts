@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { parseFaultFlag, type FaultRule } from "./faults.js";
 import { readSandboxEnv } from "./sandbox-env.js";
-import type { AuthenticationMode } from "../functions/lib/state.js";
+import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 
 // Before any handler module loads (Powertools reads these when it is constructed): no X-Ray daemon and no
 // CloudWatch on this machine, so traces and EMF metric lines would only be noise on the console.

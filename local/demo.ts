@@ -7,12 +7,12 @@
 import { readFileSync } from "node:fs";
 import { DescribeClusterCommand, ListAccessEntriesCommand, DescribeAccessEntryCommand } from "@aws-sdk/client-eks";
 import { GetRoleCommand, ListRolesCommand } from "@aws-sdk/client-iam";
-import { eksClient, iamClient, resetClients } from "../functions/lib/clients.js";
-import { kubeClientFor, resetKubeClients } from "../functions/lib/kube.js";
-import { parseAwsAuth } from "../functions/lib/aws-auth.js";
-import { LABEL_TENANT, launcherGroup, launcherUsername, NEXTFLOW_CONFIGMAP } from "../functions/lib/naming.js";
+import { eksClient, iamClient, resetClients } from "../functions/lib/aws/clients.js";
+import { kubeClientFor, resetKubeClients } from "../functions/lib/kube/kube-client.js";
+import { parseAwsAuth } from "../functions/lib/kube/aws-auth.js";
+import { LABEL_TENANT, launcherGroup, launcherUsername, NEXTFLOW_CONFIGMAP } from "../functions/lib/domain/naming.js";
 import { toResolvedCluster } from "../functions/steps/resolve-cluster.js";
-import type { StepSummary } from "../functions/lib/execution-summary.js";
+import type { StepSummary } from "../functions/lib/workflow/execution-summary.js";
 import type { ExecutionStatusView } from "../functions/api/status.js";
 import { readSandboxEnv } from "./sandbox-env.js";
 

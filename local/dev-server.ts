@@ -5,8 +5,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { lambdaContext } from "../functions/lib/lambda-context.js";
-import { closeServer, flatHeaders, listen, readBody } from "./http.js";
+import { lambdaContext } from "../functions/lib/workflow/lambda-context.js";
+import { closeServer, flatHeaders, listen, readBody } from "./sandbox-http.js";
 
 export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
 

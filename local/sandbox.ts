@@ -10,15 +10,15 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
-import { resetClients } from "../functions/lib/clients.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED } from "../functions/lib/config.js";
-import { resetKubeClients } from "../functions/lib/kube.js";
-import type { AuthenticationMode } from "../functions/lib/state.js";
+import { resetClients } from "../functions/lib/aws/clients.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED } from "../functions/lib/domain/deploy-config.js";
+import { resetKubeClients } from "../functions/lib/kube/kube-client.js";
+import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
-import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/server.js";
-import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/server.js";
+import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
+import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/kube-apiserver.js";
 import { eksAuthenticator } from "./kube/auth.js";
 import { LocalStepFunctions } from "./sfn/runner.js";
 import { startSfnService, type SfnService } from "./sfn/service.js";
@@ -98,7 +98,7 @@ function execKubeconfig(kube: KubeApiServer, env: Record<string, string>): strin
           exec: {
             apiVersion: "client.authentication.k8s.io/v1beta1",
             command: tsx,
-            args: [join(ROOT, "local", "eks-token.ts"), SANDBOX_CLUSTER.name, SANDBOX_CLUSTER.region],
+            args: [join(ROOT, "local", "kubectl-exec-credential.ts"), SANDBOX_CLUSTER.name, SANDBOX_CLUSTER.region],
             env: [
               // tsx runs on the node@22 devDependency, not whatever node the shell has.
               { name: "PATH", value: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH ?? "/usr/bin:/bin"}` },

@@ -13,10 +13,10 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
 import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED, configToEnv, STATE_MACHINE_ARN_ENV } from "../functions/lib/config.js";
-import { PRODUCT } from "../functions/lib/naming.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, configToEnv, STATE_MACHINE_ARN_ENV } from "../functions/lib/domain/deploy-config.js";
+import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
-import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access.js";
+import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
   KUBE_STEP_MODULES,

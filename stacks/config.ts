@@ -6,7 +6,7 @@
  */
 import { STSClient } from "@aws-sdk/client-sts";
 import { VisibleError } from "sst/error.js";
-import { checkDeploymentConfig, CONFIG_ENV, type DeploymentConfig } from "../functions/lib/config.js";
+import { checkDeploymentConfig, CONFIG_ENV, type DeploymentConfig } from "../functions/lib/domain/deploy-config.js";
 
 /** What the operator sets (EVENT_BUS_NAME is not among them: the stack owns the bus and sets it). */
 const DEPLOY_TIME_VARIABLES = [

@@ -24,10 +24,10 @@
  * all: they reach the cluster endpoint from `$.cluster`, authenticated by an STS presigned URL (no
  * permission is needed to presign GetCallerIdentity).
  */
-import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../functions/lib/policies.js";
+import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../functions/lib/domain/policies.js";
 import { PolicyStatement } from "aws-cdk-lib/aws-iam";
-import type { DeploymentConfig } from "../functions/lib/config.js";
-import { ownershipTags, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/naming.js";
+import type { DeploymentConfig } from "../functions/lib/domain/deploy-config.js";
+import { ownershipTags, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/domain/naming.js";
 import type { StepFunctionEntry } from "../functions/steps/catalog.js";
 
 export interface PermissionScope {

@@ -12,11 +12,11 @@
  *   500 InternalError                anything else (details in the log, never in the response)
  */
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import type { DeploymentConfig } from "../lib/config.js";
-import { InvalidRequest } from "../lib/errors.js";
-import { logger } from "../lib/middleware.js";
-import { checkRequest, startProvisioning, type StartDeps } from "../lib/start-provisioning.js";
-import { errorResponse, json, type Response } from "./http.js";
+import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
+import { InvalidRequest } from "../lib/domain/errors.js";
+import { logger } from "../lib/workflow/middleware.js";
+import { checkRequest, startProvisioning, type StartDeps } from "../lib/entry/start-provisioning.js";
+import { errorResponse, json, type Response } from "./http-response.js";
 
 const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 

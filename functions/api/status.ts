@@ -10,15 +10,15 @@
  */
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { paginateGetExecutionHistory, type DescribeExecutionOutput, type HistoryEvent, type SFNClient } from "@aws-sdk/client-sfn";
-import { parseArn } from "../lib/arn.js";
-import { sfnClient } from "../lib/clients.js";
-import { STATE_MACHINE_ARN_ENV } from "../lib/config.js";
-import { executionArnFor } from "../lib/execution-name.js";
-import { readableCause, summariseHistory, type StepSummary } from "../lib/execution-summary.js";
-import { logger } from "../lib/middleware.js";
-import { isAwsError, normaliseError } from "../lib/normalise-error.js";
-import { describeExecutionIfAny, stateMachineArnFrom } from "../lib/start-provisioning.js";
-import { errorResponse, json, type Response } from "./http.js";
+import { parseArn } from "../lib/domain/arn.js";
+import { sfnClient } from "../lib/aws/clients.js";
+import { STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
+import { executionArnFor } from "../lib/domain/execution-name.js";
+import { readableCause, summariseHistory, type StepSummary } from "../lib/workflow/execution-summary.js";
+import { logger } from "../lib/workflow/middleware.js";
+import { isAwsError, normaliseError } from "../lib/workflow/normalise-error.js";
+import { describeExecutionIfAny, stateMachineArnFrom } from "../lib/entry/start-provisioning.js";
+import { errorResponse, json, type Response } from "./http-response.js";
 
 export interface StatusDeps {
   sfn?: SFNClient;

@@ -16,10 +16,10 @@
  * and a redelivered event must not start a second run.
  */
 import type { EventBridgeEvent } from "aws-lambda";
-import { COMPUTE_ENVIRONMENT_REQUESTED, type DeploymentConfig } from "../lib/config.js";
-import { InvalidRequest, NotAllowed, RunInProgress } from "../lib/errors.js";
-import { logger } from "../lib/middleware.js";
-import { checkRequest, startProvisioning, type StartDeps, type StartedExecution } from "../lib/start-provisioning.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, type DeploymentConfig } from "../lib/domain/deploy-config.js";
+import { InvalidRequest, NotAllowed, RunInProgress } from "../lib/domain/errors.js";
+import { logger } from "../lib/workflow/middleware.js";
+import { checkRequest, startProvisioning, type StartDeps, type StartedExecution } from "../lib/entry/start-provisioning.js";
 
 export interface ComputeEnvironmentRequestedDeps extends StartDeps {
   config?: DeploymentConfig;

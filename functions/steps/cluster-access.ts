@@ -26,12 +26,12 @@ import {
   type EKSClient,
 } from "@aws-sdk/client-eks";
 import type { V1ConfigMap } from "@kubernetes/client-node";
-import { addMapping, awsAuthPrincipal, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuth, type AwsAuthMapping } from "../lib/aws-auth.js";
-import { parseArn } from "../lib/arn.js";
-import { eksClient } from "../lib/clients.js";
-import { IamNotYetConsistent, InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict } from "../lib/errors.js";
-import { isKubeError, kubeClientFor, readObject, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
-import { logger, stepHandler } from "../lib/middleware.js";
+import { addMapping, awsAuthPrincipal, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuth, type AwsAuthMapping } from "../lib/kube/aws-auth.js";
+import { parseArn } from "../lib/domain/arn.js";
+import { eksClient } from "../lib/aws/clients.js";
+import { IamNotYetConsistent, InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict } from "../lib/domain/errors.js";
+import { isKubeError, kubeClientFor, readObject, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import {
   ANNOTATION_AWS_AUTH_MAPPINGS,
   ANNOTATION_PREVIOUS_AWS_AUTH,
@@ -43,11 +43,11 @@ import {
   tagsToRecord,
   tenantOfLauncherUsername,
   wasCreatedBy,
-} from "../lib/naming.js";
-import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../lib/normalise-error.js";
-import { parseRequest } from "../lib/request.js";
-import { requireCluster } from "../lib/require-cluster.js";
-import type { AccessResult, CompensationResult, ResolvedCluster, WorkflowState } from "../lib/state.js";
+} from "../lib/domain/naming.js";
+import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../lib/workflow/normalise-error.js";
+import { parseRequest } from "../lib/domain/request.js";
+import { requireCluster } from "../lib/workflow/require-cluster.js";
+import type { AccessResult, CompensationResult, ResolvedCluster, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", namespace: "kube-system", name: "aws-auth" };
 /** Read-edit-replace rounds before giving up with KubeConflict (the state machine then retries the step). */

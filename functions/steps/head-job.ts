@@ -13,14 +13,14 @@
  *    execution made them.
  */
 import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
-import { HeadJobFailed, HeadJobTimedOut, InvalidRequest, OwnershipConflict } from "../lib/errors.js";
-import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/kube-step.js";
-import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/manifests.js";
-import { logger, stepHandler } from "../lib/middleware.js";
-import { NEXTFLOW_CONFIGMAP } from "../lib/naming.js";
-import type { HeadJobSpec } from "../lib/request.js";
-import type { CompensationResult, HeadJobResult, WorkflowState } from "../lib/state.js";
+import { HeadJobFailed, HeadJobTimedOut, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
+import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
+import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/domain/manifests.js";
+import { logger, stepHandler } from "../lib/workflow/middleware.js";
+import { NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
+import type { HeadJobSpec } from "../lib/domain/request.js";
+import type { CompensationResult, HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 type Phase = HeadJobResult["phase"];
 

@@ -39,13 +39,13 @@ import {
   type EKSClient,
   type PodIdentityAssociation,
 } from "@aws-sdk/client-eks";
-import { parseArn } from "../lib/arn.js";
-import { eksClient, iamClient } from "../lib/clients.js";
-import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
-import { IamNotYetConsistent, InvalidRequest, NotAllowed, OwnershipConflict } from "../lib/errors.js";
-import { logger, stepHandler } from "../lib/middleware.js";
-import { iamPolicyName, iamRoleName, isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../lib/naming.js";
-import { ifExists, ignoreMissing, isAwsError } from "../lib/normalise-error.js";
+import { parseArn } from "../lib/domain/arn.js";
+import { eksClient, iamClient } from "../lib/aws/clients.js";
+import { loadDeploymentConfig, type DeploymentConfig } from "../lib/domain/deploy-config.js";
+import { IamNotYetConsistent, InvalidRequest, NotAllowed, OwnershipConflict } from "../lib/domain/errors.js";
+import { logger, stepHandler } from "../lib/workflow/middleware.js";
+import { iamPolicyName, iamRoleName, isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../lib/domain/naming.js";
+import { ifExists, ignoreMissing, isAwsError } from "../lib/workflow/normalise-error.js";
 import {
   fusionS3Policy,
   irsaTrustPolicy,
@@ -54,9 +54,9 @@ import {
   oidcProviderArn,
   podIdentityTrustPolicy,
   type PolicyDocument,
-} from "../lib/policies.js";
-import { safeParseRequest, serviceAccountsOf, type FusionStorage, type ProvisionRequest } from "../lib/request.js";
-import { requireCluster } from "../lib/require-cluster.js";
+} from "../lib/domain/policies.js";
+import { safeParseRequest, serviceAccountsOf, type FusionStorage, type ProvisionRequest } from "../lib/domain/request.js";
+import { requireCluster } from "../lib/workflow/require-cluster.js";
 import type {
   CompensationResult,
   IamResult,
@@ -64,7 +64,7 @@ import type {
   PodIdentityAssociationChange,
   ResolvedCluster,
   WorkflowState,
-} from "../lib/state.js";
+} from "../lib/workflow/workflow-state.js";
 
 export interface IamDeps {
   iam?: IAMClient;

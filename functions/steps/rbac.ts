@@ -13,8 +13,8 @@
  * when nothing in it belongs to anyone else (a namespace delete takes its whole content with it).
  */
 import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
-import { deleteIfCreatedBy, describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/kube-step.js";
+import { deleteIfCreatedBy, describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import {
   launcherRoleManifest,
   launcherUserRoleBinding,
@@ -22,11 +22,11 @@ import {
   serviceAccountManifest,
   serviceAccountRoleBinding,
   type ManifestContext,
-} from "../lib/manifests.js";
-import { logger, stepHandler } from "../lib/middleware.js";
-import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/naming.js";
-import { serviceAccountsOf, type ProvisionRequest } from "../lib/request.js";
-import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/state.js";
+} from "../lib/domain/manifests.js";
+import { logger, stepHandler } from "../lib/workflow/middleware.js";
+import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/domain/naming.js";
+import { serviceAccountsOf, type ProvisionRequest } from "../lib/domain/request.js";
+import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 

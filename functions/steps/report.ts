@@ -6,13 +6,13 @@
  *    failed and what could not be undone. It never loses the original error, even if PutEvents fails.
  */
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
-import { eventBridgeClient } from "../lib/clients.js";
-import { CONFIG_ENV } from "../lib/config.js";
-import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/errors.js";
-import { logger, stepHandler } from "../lib/middleware.js";
-import { DEFAULTS } from "../lib/request.js";
-import type { CaughtError, CompensationResult, WorkflowState } from "../lib/state.js";
-import { readableCause } from "../lib/execution-summary.js";
+import { eventBridgeClient } from "../lib/aws/clients.js";
+import { CONFIG_ENV } from "../lib/domain/deploy-config.js";
+import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/domain/errors.js";
+import { logger, stepHandler } from "../lib/workflow/middleware.js";
+import { DEFAULTS } from "../lib/domain/request.js";
+import type { CaughtError, CompensationResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import { readableCause } from "../lib/workflow/execution-summary.js";
 
 export const EVENT_SOURCE = "nf-eks-provisioner";
 export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";

@@ -4,15 +4,15 @@
  * Reads only, so there is nothing to compensate.
  */
 import { DescribeClusterCommand, type Cluster, type EKSClient } from "@aws-sdk/client-eks";
-import { parseArn } from "../lib/arn.js";
-import { eksClient } from "../lib/clients.js";
-import { loadDeploymentConfig, type DeploymentConfig } from "../lib/config.js";
-import { assertClusterAllowed, assertLauncherAccountAllowed } from "../lib/allowlist.js";
-import { ClusterNotFound, ClusterUnreachable, NotAllowed } from "../lib/errors.js";
-import { stepHandler } from "../lib/middleware.js";
-import { isAwsError } from "../lib/normalise-error.js";
-import { parseRequest } from "../lib/request.js";
-import type { AuthenticationMode, ResolvedCluster, WorkflowState } from "../lib/state.js";
+import { parseArn } from "../lib/domain/arn.js";
+import { eksClient } from "../lib/aws/clients.js";
+import { loadDeploymentConfig, type DeploymentConfig } from "../lib/domain/deploy-config.js";
+import { assertClusterAllowed, assertLauncherAccountAllowed } from "../lib/domain/allowlist.js";
+import { ClusterNotFound, ClusterUnreachable, NotAllowed } from "../lib/domain/errors.js";
+import { stepHandler } from "../lib/workflow/middleware.js";
+import { isAwsError } from "../lib/workflow/normalise-error.js";
+import { parseRequest } from "../lib/domain/request.js";
+import type { AuthenticationMode, ResolvedCluster, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 /** Cluster states that will become ACTIVE on their own: worth retrying. */
 const SETTLING_STATUSES = new Set(["CREATING", "UPDATING", "PENDING"]);

@@ -17,15 +17,15 @@
  */
 import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1ServiceAccount } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
-import { InvalidRequest, OwnershipConflict } from "../lib/errors.js";
-import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/kube-step.js";
-import { nextflowConfigMapManifest, pvcManifest } from "../lib/manifests.js";
-import { logger, stepHandler } from "../lib/middleware.js";
-import { executionMark, IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/naming.js";
-import { buildNextflowConfig } from "../lib/nextflow-config.js";
-import { serviceAccountsOf } from "../lib/request.js";
-import type { CompensationResult, KubeRef, StorageResult, WorkflowState } from "../lib/state.js";
+import { InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
+import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
+import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
+import { logger, stepHandler } from "../lib/workflow/middleware.js";
+import { executionMark, IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
+import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
+import { serviceAccountsOf } from "../lib/domain/request.js";
+import type { CompensationResult, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 /** On a ServiceAccount: which execution set the IRSA annotation, to what, and what it was before. */
 export const IRSA_CHANGE_ANNOTATION = "nf-eks-provisioner/role-arn-change";

@@ -18,12 +18,12 @@
  * Anything else is undefined: the API server answers 401.
  */
 import { parse as parseYaml } from "yaml";
-import { CLUSTER_ID_HEADER, decodeEksToken, TOKEN_PREFIX } from "../../functions/lib/eks-token.js";
-import { CLUSTER_ADMIN_POLICY_ARN } from "../aws/eks.js";
-import { SANDBOX_ADMIN } from "../aws/server.js";
-import { clusterKey } from "../aws/state.js";
+import { CLUSTER_ID_HEADER, decodeEksToken, TOKEN_PREFIX } from "../../functions/lib/aws/eks-token.js";
+import { CLUSTER_ADMIN_POLICY_ARN } from "../aws/eks-emulator.js";
+import { SANDBOX_ADMIN } from "../aws/aws-emulator-server.js";
+import { clusterKey } from "../aws/account-state.js";
 import { NODE_NAME } from "./kubelet.js";
-import type { KubeUser } from "./rbac.js";
+import type { KubeUser } from "./rbac-authorizer.js";
 import { CONFIG_MAPS } from "./resources.js";
 import type { KubeStore } from "./store.js";
 
@@ -52,7 +52,7 @@ export interface EksClusterView {
   accessEntries: Map<string, EksAccessEntryView>;
 }
 
-/** What the authenticator needs from the AWS emulator (local/aws/server.ts's AwsEmulator satisfies it). */
+/** What the authenticator needs from the AWS emulator (local/aws/aws-emulator-server.ts's AwsEmulator satisfies it). */
 export interface EksAuthAws {
   verifyPresignedCallerIdentity(url: string, opts?: { clusterName?: string }): Promise<PresignedCallerIdentity | undefined>;
   state: { accountId: string; eks: { clusters: Map<string, EksClusterView> } };

@@ -38,8 +38,8 @@ import {
   type StopExecutionOutput,
 } from "@aws-sdk/client-sfn";
 import type { Context } from "aws-lambda";
-import { parseArn } from "../../functions/lib/arn.js";
-import { lambdaContext } from "../../functions/lib/lambda-context.js";
+import { parseArn } from "../../functions/lib/domain/arn.js";
+import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type ServerResponse } from "node:http";
-import { closeServer, listen, readBody } from "../http.js";
+import { closeServer, listen, readBody } from "../sandbox-http.js";
 import type { LocalStepFunctions } from "./runner.js";
 
 export interface SfnService {

@@ -3,10 +3,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { APIGatewayProxyEventV2, EventBridgeEvent } from "aws-lambda";
 import { InvalidExecutionInput, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { handler } from "../../functions/events/compute-environment-requested.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED } from "../../functions/lib/config.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED } from "../../functions/lib/domain/deploy-config.js";
 import { handler as httpHandler } from "../../functions/api/provision.js";
-import { resetClients } from "../../functions/lib/clients.js";
-import { InvalidRequest, NotAllowed, ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/errors.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
+import { InvalidRequest, NotAllowed, ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/domain/errors.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 

@@ -18,7 +18,7 @@ import { App, getStack } from "sst/constructs";
 import { initProject, useProject } from "sst/project.js";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { ownershipTags, PRODUCT } from "../../functions/lib/naming.js";
+import { ownershipTags, PRODUCT } from "../../functions/lib/domain/naming.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import sstConfig from "../../sst.config.js";
 import { describeConfigPath, iamPrefixClash } from "../../stacks/config.js";

@@ -77,9 +77,9 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
-import { ClusterUnreachable, IamNotYetConsistent, NotAllowed, Throttled } from "../../functions/lib/errors.js";
-import { normaliseError } from "../../functions/lib/normalise-error.js";
-import { launcherTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/policies.js";
+import { ClusterUnreachable, IamNotYetConsistent, NotAllowed, Throttled } from "../../functions/lib/domain/errors.js";
+import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
+import { launcherTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
 import { FaultInjector } from "../../local/faults.js";
 import {
   DEFAULT_ACCESS_KEY_ID,
@@ -87,7 +87,7 @@ import {
   startAwsEmulator,
   type AwsEmulator,
   type SeedCluster,
-} from "../../local/aws/server.js";
+} from "../../local/aws/aws-emulator-server.js";
 
 const ACCOUNT = "111122223333";
 const REGION = "eu-west-1";

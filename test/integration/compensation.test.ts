@@ -7,8 +7,8 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { Sandbox } from "../../local/sandbox.js";
-import type { KubeObject } from "../../local/kube/server.js";
-import type { ProvisionRequestInput } from "../../functions/lib/request.js";
+import type { KubeObject } from "../../local/kube/kube-apiserver.js";
+import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
 import {
   FAST,
   fusionRequest,

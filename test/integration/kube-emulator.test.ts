@@ -27,10 +27,10 @@ import {
 } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import { FaultInjector } from "../../local/faults.js";
-import { startKubeApi, type KubeApiServer, type KubeUser } from "../../local/kube/server.js";
+import { startKubeApi, type KubeApiServer, type KubeUser } from "../../local/kube/kube-apiserver.js";
 import { eksAuthenticator, type EksAuthAws, type EksClusterView, type PresignedCallerIdentity } from "../../local/kube/auth.js";
-import { startAwsEmulator, type AwsEmulator } from "../../local/aws/server.js";
-import { eksBearerToken } from "../../functions/lib/eks-token.js";
+import { startAwsEmulator, type AwsEmulator } from "../../local/aws/aws-emulator-server.js";
+import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
 import { HAS_KUBECTL, KUBECTL, until } from "../support/sandbox-runs.js";
 
 const run = promisify(execFile);

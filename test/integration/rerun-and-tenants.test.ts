@@ -10,8 +10,8 @@ import { describe, expect, it } from "vitest";
 import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
 import type { Sandbox } from "../../local/sandbox.js";
 import { fullHistory } from "../../functions/api/status.js";
-import { summariseHistory } from "../../functions/lib/execution-summary.js";
-import type { KubeObject } from "../../local/kube/server.js";
+import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
+import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import {
   ACCOUNT_ID,
   awsAuth,

@@ -25,8 +25,8 @@ import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { fileURLToPath } from "node:url";
 import { LocalStepFunctions, type ExecutionEventNotice } from "../../local/sfn/runner.js";
 import { startSfnService, type SfnService } from "../../local/sfn/service.js";
-import { OwnershipConflict, Throttled } from "../../functions/lib/errors.js";
-import { resetClients } from "../../functions/lib/clients.js";
+import { OwnershipConflict, Throttled } from "../../functions/lib/domain/errors.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
 import { createStatusHandler, handler as statusHandler } from "../../functions/api/status.js";
 import { until } from "../support/sandbox-runs.js";
 

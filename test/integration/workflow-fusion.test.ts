@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { SANDBOX_EXISTING_LAUNCHER, SANDBOX_OIDC_ISSUER, type Sandbox } from "../../local/sandbox.js";
-import type { KubeObject } from "../../local/kube/server.js";
+import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import {
   ACCOUNT_ID,
   awsAuth,

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import type { Sandbox } from "../../local/sandbox.js";
-import type { KubeObject } from "../../local/kube/server.js";
+import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import {
   ACCOUNT_ID,
   awsAuth,

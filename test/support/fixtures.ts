@@ -4,8 +4,8 @@
  * Each test file then states only what makes its cases different.
  */
 import { afterEach, beforeEach } from "vitest";
-import { setKubeClientFactory } from "../../functions/lib/kube.js";
-import type { ExecutionRef, ResolvedCluster, WorkflowState } from "../../functions/lib/state.js";
+import { setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
+import type { ExecutionRef, ResolvedCluster, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { FakeKubeApi, type FakeKubeOptions } from "./fake-kube-api.js";
 
 export const ACCOUNT = "111122223333";

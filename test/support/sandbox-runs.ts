@@ -8,13 +8,13 @@ import { parse as parseYaml } from "yaml";
 import { CoreV1Api, KubernetesObjectApi, type V1Pod } from "@kubernetes/client-node";
 import { SFNClient, type DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { ExecutionStatusView } from "../../functions/api/status.js";
-import { iamClient } from "../../functions/lib/clients.js";
-import { eksBearerToken } from "../../functions/lib/eks-token.js";
-import { kubeConfigFor, setKubeClientFactory } from "../../functions/lib/kube.js";
-import type { ProvisionRequestInput } from "../../functions/lib/request.js";
-import type { ResolvedCluster } from "../../functions/lib/state.js";
+import { iamClient } from "../../functions/lib/aws/clients.js";
+import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
+import { kubeConfigFor, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
+import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
+import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
 import { isFinished, isTerminal } from "../../local/kube/kubelet.js";
-import type { KubeObject } from "../../local/kube/server.js";
+import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../local/sandbox.js";
 
 /** Step Functions waits/retries and the kubelet shortened for tests (the definition is untouched). */

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { InvalidExecutionInput, ListExecutionsCommand, SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createProvisionHandler, handler } from "../../functions/api/provision.js";
-import { resetClients } from "../../functions/lib/clients.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 

@@ -12,8 +12,8 @@ import {
   OwnershipConflict,
   Throttled,
   TRANSIENT_ERROR_NAMES,
-} from "../../functions/lib/errors.js";
-import type { WorkflowState } from "../../functions/lib/state.js";
+} from "../../functions/lib/domain/errors.js";
+import type { WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 
 // ---------------------------------------------------------------- the definition and its graph
 

@@ -3,9 +3,9 @@ import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeClusterCommand } from "@aws-sdk/client-eks";
-import { eksClient, iamClient, MAX_ATTEMPTS, resetClients } from "../../functions/lib/clients.js";
-import { ClusterUnreachable, IamNotYetConsistent } from "../../functions/lib/errors.js";
-import { isAwsError, normaliseError } from "../../functions/lib/normalise-error.js";
+import { eksClient, iamClient, MAX_ATTEMPTS, resetClients } from "../../functions/lib/aws/clients.js";
+import { ClusterUnreachable, IamNotYetConsistent } from "../../functions/lib/domain/errors.js";
+import { isAwsError, normaliseError } from "../../functions/lib/workflow/normalise-error.js";
 
 const NO_SUCH_ENTITY = `<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
   <Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>The role with name ghost cannot be found.</Message></Error>

@@ -15,16 +15,16 @@ import {
 import { ApiException, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { apply, compensate, AWS_AUTH_MAX_ATTEMPTS, MAX_PREVIOUS_COPY_CHARS } from "../../functions/steps/cluster-access.js";
-import { resetClients } from "../../functions/lib/clients.js";
-import { setKubeClientFactory, type KubeApi } from "../../functions/lib/kube.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
+import { setKubeClientFactory, type KubeApi } from "../../functions/lib/kube/kube-client.js";
 import {
   ANNOTATION_AWS_AUTH_MAPPINGS,
   ANNOTATION_PREVIOUS_AWS_AUTH,
   executionMark,
   ownershipTags,
   tagsToRecord,
-} from "../../functions/lib/naming.js";
-import type { AccessResult, AuthenticationMode, CompensationResult, IamResult, WorkflowState } from "../../functions/lib/state.js";
+} from "../../functions/lib/domain/naming.js";
+import type { AccessResult, AuthenticationMode, CompensationResult, IamResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { ACCOUNT, RUN, TENANT, resolvedCluster, stepState } from "../support/fixtures.js";
 
 const eks = mockClient(EKSClient);

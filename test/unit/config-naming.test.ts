@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { configToEnv, loadDeploymentConfig } from "../../functions/lib/config.js";
-import { executionMark, iamPolicyName, iamRoleName, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/naming.js";
-import { parseArn, roleArnOfAssumedRole, validateBucketName } from "../../functions/lib/arn.js";
+import { configToEnv, loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
+import { executionMark, iamPolicyName, iamRoleName, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/domain/naming.js";
+import { parseArn, roleArnOfAssumedRole, validateBucketName } from "../../functions/lib/domain/arn.js";
 
 describe("deployment config", () => {
   it("reads name@region lists and round-trips through the environment", () => {

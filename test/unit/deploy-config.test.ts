@@ -1,5 +1,5 @@
 /**
- * The deploy-time configuration (functions/lib/config.ts) as an operator writes it, and the region the stack
+ * The deploy-time configuration (functions/lib/domain/deploy-config.ts) as an operator writes it, and the region the stack
  * deploys to (stacks/config.ts deployRegion), which must follow the AWS profile rather than default to us-east-1.
  */
 import fs from "node:fs";
@@ -12,8 +12,8 @@ import {
   loadDeploymentConfig,
   parseClusterList,
   permissionsBoundaryProblem,
-} from "../../functions/lib/config.js";
-import { EKS_CLUSTER_NAME } from "../../functions/lib/request.js";
+} from "../../functions/lib/domain/deploy-config.js";
+import { EKS_CLUSTER_NAME } from "../../functions/lib/domain/request.js";
 import { deployRegion } from "../../stacks/config.js";
 
 const BASE = { ALLOWED_CLUSTERS: "research@eu-west-1", ALLOWED_ACCOUNT_IDS: "111122223333", IAM_PREFIX: "nfeks" };

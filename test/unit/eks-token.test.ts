@@ -8,8 +8,8 @@ import {
   stsEndpointFor,
   TOKEN_LIFETIME_MS,
   TOKEN_PREFIX,
-} from "../../functions/lib/eks-token.js";
-import { resetClients } from "../../functions/lib/clients.js";
+} from "../../functions/lib/aws/eks-token.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
 
 const ACCESS_KEY = "AKIDEXAMPLETOKEN";
 const SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

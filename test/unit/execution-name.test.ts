@@ -6,7 +6,7 @@ import {
   MAX_EXECUTION_NAME_LENGTH,
   sanitiseExecutionName,
   tenantOfExecutionName,
-} from "../../functions/lib/execution-name.js";
+} from "../../functions/lib/domain/execution-name.js";
 
 const VALID_NAME = /^[A-Za-z0-9_-]{1,80}$/;
 

@@ -1,9 +1,9 @@
 /** The in-memory Kubernetes API the step tests use must behave like the API server where the steps rely on it. */
 import { describe, expect, it } from "vitest";
 import { ApiException, PatchStrategy, type V1ConfigMap, type V1Job } from "@kubernetes/client-node";
-import { isKubeError } from "../../functions/lib/kube.js";
-import { kubeErrorReason } from "../../functions/lib/normalise-error.js";
-import { normaliseError } from "../../functions/lib/normalise-error.js";
+import { isKubeError } from "../../functions/lib/kube/kube-client.js";
+import { kubeErrorReason } from "../../functions/lib/kube/kube-errors.js";
+import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
 
 const CM: V1ConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "team", labels: { app: "x" } }, data: { a: "1" } };

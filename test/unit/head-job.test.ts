@@ -1,9 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { V1ConfigMap, V1ContainerStatus, V1Job, V1Pod, V1PodStatus } from "@kubernetes/client-node";
 import { apply, check, compensate, headJobTimeoutMinutes, nextCheckSeconds } from "../../functions/steps/head-job.js";
-import { headJobName } from "../../functions/lib/manifests.js";
-import { ownershipLabels } from "../../functions/lib/naming.js";
-import type { HeadJobResult, WorkflowState } from "../../functions/lib/state.js";
+import { headJobName } from "../../functions/lib/domain/manifests.js";
+import { ownershipLabels } from "../../functions/lib/domain/naming.js";
+import type { HeadJobResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
 const JOB = headJobName("genomics", RUN);

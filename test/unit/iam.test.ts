@@ -35,8 +35,8 @@ import {
   type PodIdentityAssociation,
 } from "@aws-sdk/client-eks";
 import { apply, compensate } from "../../functions/steps/iam.js";
-import { resetClients } from "../../functions/lib/clients.js";
-import { iamPolicyName, ownershipTags, TAG_CREATED_BY, tagsToRecord } from "../../functions/lib/naming.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
+import { iamPolicyName, ownershipTags, TAG_CREATED_BY, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import {
   fusionS3Policy,
   irsaTrustPolicy,
@@ -44,8 +44,8 @@ import {
   launcherTrustPolicy,
   oidcProviderArn,
   podIdentityTrustPolicy,
-} from "../../functions/lib/policies.js";
-import type { WorkflowState } from "../../functions/lib/state.js";
+} from "../../functions/lib/domain/policies.js";
+import type { WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { ACCOUNT, DEPLOYMENT_ENV, OTHER_RUN, RUN, resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
 
 const iam = mockClient(IAMClient);

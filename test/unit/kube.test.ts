@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { rootCertificates } from "node:tls";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { KubernetesObjectApi, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
-import { decodeEksToken, TOKEN_PREFIX } from "../../functions/lib/eks-token.js";
+import { decodeEksToken, TOKEN_PREFIX } from "../../functions/lib/aws/eks-token.js";
 import {
   deleteIfCreatedBy,
   ensureObject,
@@ -16,11 +16,11 @@ import {
   resetKubeClients,
   setKubeClientFactory,
   type KubeApi,
-} from "../../functions/lib/kube.js";
-import { ANNOTATION_CREATED_BY, ownershipLabels } from "../../functions/lib/naming.js";
-import type { ResolvedCluster } from "../../functions/lib/state.js";
-import { normaliseError } from "../../functions/lib/normalise-error.js";
-import { ClusterUnreachable } from "../../functions/lib/errors.js";
+} from "../../functions/lib/kube/kube-client.js";
+import { ANNOTATION_CREATED_BY, ownershipLabels } from "../../functions/lib/domain/naming.js";
+import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
+import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
+import { ClusterUnreachable } from "../../functions/lib/domain/errors.js";
 
 const TLS_DIR = new URL("../../local/kube/tls/", import.meta.url);
 const CA_PEM = readFileSync(new URL("ca.crt", TLS_DIR), "utf8");

@@ -13,7 +13,7 @@ import {
   serviceAccountManifest,
   serviceAccountRoleBinding,
   type ManifestContext,
-} from "../../functions/lib/manifests.js";
+} from "../../functions/lib/domain/manifests.js";
 import {
   ANNOTATION_CREATED_BY,
   executionMark,
@@ -23,8 +23,8 @@ import {
   launcherUsername,
   ownershipLabels,
   wasCreatedBy,
-} from "../../functions/lib/naming.js";
-import { isSystemName, parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/request.js";
+} from "../../functions/lib/domain/naming.js";
+import { isSystemName, parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/domain/request.js";
 
 const RUN = "genomics-run-1";
 const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, labels: { team: "genomics", "cost-centre": "42" } };

@@ -13,9 +13,9 @@ afterAll(() => {
 
 import { ApiException } from "@kubernetes/client-node";
 import { IAMServiceException } from "@aws-sdk/client-iam";
-import { KubeConflict, OwnershipConflict, Throttled } from "../../functions/lib/errors.js";
-import { logKeysOf, logger, metrics, stepHandler } from "../../functions/lib/middleware.js";
-import type { WorkflowState } from "../../functions/lib/state.js";
+import { KubeConflict, OwnershipConflict, Throttled } from "../../functions/lib/domain/errors.js";
+import { logKeysOf, logger, metrics, stepHandler } from "../../functions/lib/workflow/middleware.js";
+import type { WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { stepState } from "../support/fixtures.js";
 
 const state = stepState();

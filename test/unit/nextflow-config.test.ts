@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { buildNextflowConfig, groovyString } from "../../functions/lib/nextflow-config.js";
-import { parseRequest } from "../../functions/lib/request.js";
+import { buildNextflowConfig, groovyString } from "../../functions/lib/domain/nextflow-config.js";
+import { parseRequest } from "../../functions/lib/domain/request.js";
 
 function requestWith(extra: Record<string, unknown> = {}) {
   return parseRequest({ tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" }, ...extra });

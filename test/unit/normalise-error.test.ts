@@ -10,8 +10,8 @@ import {
   NotAllowed,
   OwnershipConflict,
   Throttled,
-} from "../../functions/lib/errors.js";
-import { isAwsError, normaliseError } from "../../functions/lib/normalise-error.js";
+} from "../../functions/lib/domain/errors.js";
+import { isAwsError, normaliseError } from "../../functions/lib/workflow/normalise-error.js";
 
 /** An SDK v3 service error as the deserialiser builds it. */
 function awsError(name: string, message: string, httpStatusCode: number, extra: Record<string, unknown> = {}) {

@@ -9,7 +9,7 @@ import {
   oidcProviderArn,
   podIdentityTrustPolicy,
   type PolicyDocument,
-} from "../../functions/lib/policies.js";
+} from "../../functions/lib/domain/policies.js";
 
 const ACCOUNT = "111122223333";
 const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";

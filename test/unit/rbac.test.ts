@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { V1Namespace, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
 import { apply, compensate } from "../../functions/steps/rbac.js";
-import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, executionMark, ownershipLabels } from "../../functions/lib/naming.js";
-import type { RbacResult, WorkflowState } from "../../functions/lib/state.js";
+import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, executionMark, ownershipLabels } from "../../functions/lib/domain/naming.js";
+import type { RbacResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
 const RBAC = "rbac.authorization.k8s.io/v1";

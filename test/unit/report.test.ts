@@ -3,8 +3,8 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput } from "@aws-sdk/client-eventbridge";
 import { failed, ready } from "../../functions/steps/report.js";
-import { resetClients } from "../../functions/lib/clients.js";
-import type { WorkflowState } from "../../functions/lib/state.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
+import type { WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
 
 const events = mockClient(EventBridgeClient);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { DEFAULTS, isSystemName, MAX_PARAMS_BYTES, MAX_REQUEST_BYTES, parseRequest, safeParseRequest } from "../../functions/lib/request.js";
-import { InvalidRequest } from "../../functions/lib/errors.js";
+import { DEFAULTS, isSystemName, MAX_PARAMS_BYTES, MAX_REQUEST_BYTES, parseRequest, safeParseRequest } from "../../functions/lib/domain/request.js";
+import { InvalidRequest } from "../../functions/lib/domain/errors.js";
 
 const minimal = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
 

@@ -4,7 +4,7 @@ import { mockClient } from "aws-sdk-client-mock";
 import { DescribeClusterCommand, EKSClient, ResourceNotFoundException, type Cluster } from "@aws-sdk/client-eks";
 import * as resolveClusterModule from "../../functions/steps/resolve-cluster.js";
 import { apply } from "../../functions/steps/resolve-cluster.js";
-import { resetClients } from "../../functions/lib/clients.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
 import { DEPLOYMENT_ENV, stepState, useEnv } from "../support/fixtures.js";
 
 const eks = mockClient(EKSClient);

@@ -12,8 +12,8 @@ import {
 } from "@aws-sdk/client-sfn";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { handler } from "../../functions/api/status.js";
-import { summariseHistory } from "../../functions/lib/execution-summary.js";
-import { resetClients } from "../../functions/lib/clients.js";
+import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
+import { resetClients } from "../../functions/lib/aws/clients.js";
 import { useEnv } from "../support/fixtures.js";
 
 const sfn = mockClient(SFNClient);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1ServiceAccount } from "@kubernetes/client-node";
 import { apply, compensate, CONFIG_CHANGE_ANNOTATION, IRSA_CHANGE_ANNOTATION } from "../../functions/steps/storage.js";
-import { IRSA_ANNOTATION, NEXTFLOW_CONFIGMAP, ownershipLabels } from "../../functions/lib/naming.js";
-import { buildNextflowConfig } from "../../functions/lib/nextflow-config.js";
-import { parseRequest } from "../../functions/lib/request.js";
-import type { IamResult, StorageResult, WorkflowState } from "../../functions/lib/state.js";
+import { IRSA_ANNOTATION, NEXTFLOW_CONFIGMAP, ownershipLabels } from "../../functions/lib/domain/naming.js";
+import { buildNextflowConfig } from "../../functions/lib/domain/nextflow-config.js";
+import { parseRequest } from "../../functions/lib/domain/request.js";
+import type { IamResult, StorageResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { ACCOUNT, NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
 const WORKLOAD_ROLE = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;

@@ -4,11 +4,11 @@
  * cheap: name lengths and characters, policy JSON and grammar, principals in trust policies (including
  * the propagation delay of principals created a moment ago), delete conflicts, quotas.
  */
-import { parseArn } from "../../functions/lib/arn.js";
-import { issuerHost, oidcProviderArn } from "../../functions/lib/policies.js";
+import { parseArn } from "../../functions/lib/domain/arn.js";
+import { issuerHost, oidcProviderArn } from "../../functions/lib/domain/policies.js";
 import { page } from "../paging.js";
 import { AwsApiError, decodeToken, encodeToken, iamUniqueId, type AwsRequest } from "./protocol.js";
-import type { AwsState, IamRole, IamUser, ManagedPolicy, OidcProvider, Tag } from "./state.js";
+import type { AwsState, IamRole, IamUser, ManagedPolicy, OidcProvider, Tag } from "./account-state.js";
 import { memberList, memberStructList, type XmlValue } from "./xml.js";
 
 export const IAM_NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/";

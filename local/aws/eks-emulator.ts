@@ -9,13 +9,13 @@
  * which the product's normaliseError names IamNotYetConsistent (and the workflow retries).
  */
 import { randomUUID } from "node:crypto";
-import { parseArn } from "../../functions/lib/arn.js";
-import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../../functions/lib/policies.js";
+import { parseArn } from "../../functions/lib/domain/arn.js";
+import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../../functions/lib/domain/policies.js";
 import { page } from "../paging.js";
-import { entityVisibility, iamEntityByArn } from "./iam.js";
+import { entityVisibility, iamEntityByArn } from "./iam-emulator.js";
 import { AwsApiError, associationId, decodeToken, encodeToken, single, type AwsRequest } from "./protocol.js";
-import type { AccessEntry, AccessScope, AssociatedAccessPolicy, AwsState, EksCluster, PodIdentityAssociation } from "./state.js";
-import { clusterKey } from "./state.js";
+import type { AccessEntry, AccessScope, AssociatedAccessPolicy, AwsState, EksCluster, PodIdentityAssociation } from "./account-state.js";
+import { clusterKey } from "./account-state.js";
 
 type Json = Record<string, unknown>;
 

@@ -25,13 +25,13 @@ import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseYaml } from "yaml";
 import type { FaultInjector } from "../faults.js";
-import { closeServer, listen, readBody as readRequestBody } from "../http.js";
+import { closeServer, listen, readBody as readRequestBody } from "../sandbox-http.js";
 import type { KubeObject } from "./admission.js";
 import { ClusterControllers, type KubeletOptions } from "./kubelet.js";
 import { OPENAPI_V2_PROTOBUF, openApiV2, openApiV2Protobuf, openApiV3, wantsOpenApiV2Protobuf } from "./openapi.js";
 import { decodeKubeProtobuf, PROTOBUF_CONTENT_TYPE } from "./protobuf.js";
 import { jsonPatch, mergePatch, strategicMergePatch, type Json } from "./patch.js";
-import { AUTHENTICATED_GROUP, isAuthorized, type KubeUser, type RequestAttributes } from "./rbac.js";
+import { AUTHENTICATED_GROUP, isAuthorized, type KubeUser, type RequestAttributes } from "./rbac-authorizer.js";
 import {
   apiGroupDocument,
   apiGroupList,
@@ -64,7 +64,7 @@ import {
 import { KubeStore, objectMatcher, type DeleteOptions, type PropagationPolicy, type StoreEvent } from "./store.js";
 import { toTable, wantsTable } from "./table.js";
 
-export type { KubeUser } from "./rbac.js";
+export type { KubeUser } from "./rbac-authorizer.js";
 export type { KubeObject } from "./admission.js";
 export { KubeStore } from "./store.js";
 

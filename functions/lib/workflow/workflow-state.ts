@@ -4,30 +4,16 @@
  * at `$.<key>` (ResultPath). Compensators receive the whole state (with `$.error`) and find what
  * their step created by its marks, so they also work when the step failed half-way and returned nothing.
  */
-import type { ProvisionRequestInput } from "./request.js";
+import type { ResolvedCluster } from "../domain/cluster.js";
+import type { ProvisionRequestInput } from "../domain/request.js";
+
+export type { AuthenticationMode, ResolvedCluster } from "../domain/cluster.js";
 
 export interface ExecutionRef {
   /** `$$.Execution.Name`: the name ownership marks are derived from. */
   name: string;
   /** `$$.Execution.Id`: the execution ARN. */
   id: string;
-}
-
-export type AuthenticationMode = "API" | "API_AND_CONFIG_MAP" | "CONFIG_MAP";
-
-/** ResolveCluster → `$.cluster` */
-export interface ResolvedCluster {
-  name: string;
-  region: string;
-  arn: string;
-  accountId: string;
-  endpoint: string;
-  /** base64 PEM, as DescribeCluster returns it */
-  certificateAuthority: string;
-  /** e.g. https://oidc.eks.eu-west-1.amazonaws.com/id/ABC (absent when the cluster has no OIDC issuer) */
-  oidcIssuer?: string;
-  authenticationMode: AuthenticationMode;
-  version: string;
 }
 
 /** CreateIamResources → `$.iam` */

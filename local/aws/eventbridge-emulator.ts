@@ -5,7 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { AwsApiError, type AwsRequest } from "./protocol.js";
-import type { AwsState, RecordedEvent } from "./state.js";
+import type { AwsState, RecordedEvent } from "./account-state.js";
 
 type Json = Record<string, unknown>;
 

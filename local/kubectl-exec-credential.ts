@@ -1,9 +1,9 @@
 /**
  * kubectl's exec credential plugin for the sandbox cluster (what `aws eks get-token` is for a real one):
  * prints an ExecCredential holding an EKS bearer token made by the same code the step Lambdas use.
- * Usage (from the kubeconfig the sandbox writes): tsx local/eks-token.ts <cluster> <region>
+ * Usage (from the kubeconfig the sandbox writes): tsx local/kubectl-exec-credential.ts <cluster> <region>
  */
-import { eksBearerToken } from "../functions/lib/eks-token.js";
+import { eksBearerToken } from "../functions/lib/aws/eks-token.js";
 
 const [cluster, region] = process.argv.slice(2);
 if (!cluster || !region) {

@@ -21,13 +21,13 @@ import {
   type ExecutionListItem,
   type SFNClient,
 } from "@aws-sdk/client-sfn";
-import { sfnClient } from "./clients.js";
-import { loadDeploymentConfig, STATE_MACHINE_ARN_ENV, type DeploymentConfig } from "./config.js";
-import { InvalidRequest, NotAllowed, type Problem } from "./errors.js";
-import { executionArnFor, executionNameFor, tenantOfExecutionName } from "./execution-name.js";
-import { awsErrorName, isAwsError, normaliseError } from "./normalise-error.js";
-import { safeParseRequest, type ProvisionRequest } from "./request.js";
-import { assertClusterAllowed } from "./allowlist.js";
+import { sfnClient } from "../aws/clients.js";
+import { loadDeploymentConfig, STATE_MACHINE_ARN_ENV, type DeploymentConfig } from "../domain/deploy-config.js";
+import { InvalidRequest, NotAllowed, type Problem } from "../domain/errors.js";
+import { executionArnFor, executionNameFor, tenantOfExecutionName } from "../domain/execution-name.js";
+import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-error.js";
+import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
+import { assertClusterAllowed } from "../domain/allowlist.js";
 
 export type RequestCheck =
   | { ok: true; request: ProvisionRequest }

@@ -12,9 +12,10 @@ import {
   NotAllowed,
   ProvisionerError,
   Throttled,
-} from "./errors.js";
-import { OPERATION_KEY } from "./clients.js";
-import { CONFIG_ENV } from "./config.js";
+} from "../domain/errors.js";
+import { OPERATION_KEY } from "../aws/clients.js";
+import { CONFIG_ENV } from "../domain/deploy-config.js";
+import { isKubeApiException, kubeStatus, type KubeStatus } from "../kube/kube-errors.js";
 
 /** AWS error codes that mean "slow down". */
 const THROTTLING_NAMES = new Set([
@@ -150,37 +151,6 @@ export async function ignoreMissing(promise: Promise<unknown>, code: string): Pr
 
 function isAwsSdkError(e: AwsLikeError): boolean {
   return typeof e.$metadata === "object" || e.$fault !== undefined;
-}
-
-/** @kubernetes/client-node 1.x ApiException: a numeric HTTP `code`, a `body` (V1Status object or its JSON text). */
-export function isKubeApiException(error: unknown): error is { code: number; body: unknown } {
-  return !!error && typeof error === "object" && typeof (error as { code?: unknown }).code === "number" && "body" in error;
-}
-
-/** The parts of a Kubernetes `Status` we read; `text` is a body that was not JSON. */
-interface KubeStatus {
-  message?: unknown;
-  reason?: unknown;
-  details?: { causes?: Array<{ reason?: unknown }> };
-  text?: string;
-}
-
-function kubeStatus(body: unknown): KubeStatus {
-  let status: unknown = body;
-  if (typeof body === "string") {
-    try {
-      status = JSON.parse(body);
-    } catch {
-      return { text: body };
-    }
-  }
-  return status && typeof status === "object" ? (status as KubeStatus) : {};
-}
-
-/** The `reason` of the Status a Kubernetes API error carries (`AlreadyExists`, `Conflict`, `NotFound`, ...). */
-export function kubeErrorReason(error: unknown): string | undefined {
-  const reason = kubeStatus((error as { body?: unknown } | undefined)?.body).reason;
-  return typeof reason === "string" ? reason : undefined;
 }
 
 function kubeStatusMessage(status: KubeStatus): string | undefined {

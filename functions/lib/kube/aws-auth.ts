@@ -11,9 +11,9 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, isSeq, parseDocument, visit, type YAMLSeq } from "yaml";
-import { parseArn, roleArnOfAssumedRole } from "./arn.js";
-import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "./errors.js";
-import { isSystemName } from "./request.js";
+import { parseArn, roleArnOfAssumedRole } from "../domain/arn.js";
+import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "../domain/errors.js";
+import { isSystemName } from "../domain/request.js";
 
 export interface AwsAuthMapping {
   kind: "role" | "user";

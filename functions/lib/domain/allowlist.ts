@@ -3,7 +3,7 @@
  * may come from. Checked at the edge (API, events) and again by ResolveCluster, so one rule serves both.
  */
 import { parseArn } from "./arn.js";
-import type { DeploymentConfig } from "./config.js";
+import type { DeploymentConfig } from "./deploy-config.js";
 import { NotAllowed } from "./errors.js";
 import type { ProvisionRequest } from "./request.js";
 

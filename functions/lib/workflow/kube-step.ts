@@ -4,12 +4,12 @@
  * this execution created — which is how a compensator works after a step failed half-way.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "./kube.js";
-import type { ManifestContext } from "./manifests.js";
-import { executionMark, LABEL_CREATED_BY, LABEL_TENANT } from "./naming.js";
-import { safeParseRequest, type ProvisionRequest } from "./request.js";
+import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "../kube/kube-client.js";
+import type { ManifestContext } from "../domain/manifests.js";
+import { executionMark, LABEL_CREATED_BY, LABEL_TENANT } from "../domain/naming.js";
+import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { requireCluster } from "./require-cluster.js";
-import type { CompensationResult, ResolvedCluster, WorkflowState } from "./state.js";
+import type { CompensationResult, ResolvedCluster, WorkflowState } from "./workflow-state.js";
 
 export interface KubeStepDeps {
   /** The cluster client; by default kubeClientFor($.cluster) (tests inject theirs with setKubeClientFactory). */

@@ -11,20 +11,20 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHash, randomUUID } from "node:crypto";
-import { parseArn } from "../../functions/lib/arn.js";
-import { CLUSTER_ID_HEADER } from "../../functions/lib/eks-token.js";
+import { parseArn } from "../../functions/lib/domain/arn.js";
+import { CLUSTER_ID_HEADER } from "../../functions/lib/aws/eks-token.js";
 import { FaultInjector, type FaultDecision } from "../faults.js";
-import { closeServer, flatHeaders, listen, readBody } from "../http.js";
-import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks } from "./eks.js";
-import { handleEvents } from "./events.js";
-import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam.js";
+import { closeServer, flatHeaders, listen, readBody } from "../sandbox-http.js";
+import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks } from "./eks-emulator.js";
+import { handleEvents } from "./eventbridge-emulator.js";
+import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam-emulator.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
 import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
-import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./state.js";
-import { STS_NAMESPACE, STS_VERSION, handleSts } from "./sts.js";
+import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./account-state.js";
+import { STS_NAMESPACE, STS_VERSION, handleSts } from "./sts-emulator.js";
 import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
 
-export type { AwsState, RecordedEvent } from "./state.js";
+export type { AwsState, RecordedEvent } from "./account-state.js";
 export type { KnownCredentials } from "./sigv4.js";
 
 export const DEFAULT_ACCOUNT_ID = "111122223333";

@@ -1,6 +1,6 @@
 /** What the HTTP API handlers (payload format 2.0) share: JSON responses and the answer to an unexpected error. */
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { ProvisionerError } from "../lib/errors.js";
+import { ProvisionerError } from "../lib/domain/errors.js";
 
 export type Response = APIGatewayProxyStructuredResultV2;
 

@@ -8,11 +8,11 @@
  * names them (409 → KubeConflict, 429 → Throttled, 5xx → ClusterUnreachable, ...).
  */
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
-import { eksBearerToken } from "./eks-token.js";
-import { KubeConflict, OwnershipConflict } from "./errors.js";
-import { isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "./naming.js";
-import { isKubeApiException } from "./normalise-error.js";
-import type { ResolvedCluster } from "./state.js";
+import { eksBearerToken } from "../aws/eks-token.js";
+import { KubeConflict, OwnershipConflict } from "../domain/errors.js";
+import { isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "../domain/naming.js";
+import { isKubeApiException } from "./kube-errors.js";
+import type { ResolvedCluster } from "../domain/cluster.js";
 
 export type KubeApi = KubernetesObjectApi;
 
