@@ -8,6 +8,8 @@ import type { ResolvedCluster } from "../domain/cluster.js";
 import type { ProvisionRequestInput } from "../domain/request.js";
 
 export type { AuthenticationMode, ResolvedCluster } from "../domain/cluster.js";
+export type { CompensationResult } from "./compensation.js";
+import type { CompensationResult } from "./compensation.js";
 
 export interface ExecutionRef {
   /** `$$.Execution.Name`: the name ownership marks are derived from. */
@@ -116,13 +118,6 @@ export interface HeadJobResult {
 export interface CaughtError {
   Error: string;
   Cause?: string;
-}
-
-/** What a compensator returns (stored at `$.compensation.<step>`) */
-export interface CompensationResult {
-  undone: string[];
-  /** Things deliberately left alone, with the reason (e.g. "Namespace tower-nf: not created by this run") */
-  kept: string[];
 }
 
 export interface WorkflowState {
