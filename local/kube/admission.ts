@@ -4,7 +4,7 @@
  * catch manifest bugs early: DNS-1123 names, label syntax, ConfigMap size, Job restartPolicy, immutable
  * fields). Not everything upstream validates is here: only what a provisioner could plausibly get wrong.
  */
-import { invalid, type KubeStatusError } from "./status.js";
+import { invalid, type KubeStatusError } from "./kube-status.js";
 import type { ResourceType } from "./resources.js";
 import { jsonEqual } from "./patch.js";
 

@@ -60,7 +60,7 @@ import {
   tooManyRequests,
   unauthorized,
   unsupportedMediaType,
-} from "./status.js";
+} from "./kube-status.js";
 import { KubeStore, objectMatcher, type DeleteOptions, type PropagationPolicy, type StoreEvent } from "./store.js";
 import { toTable, wantsTable } from "./table.js";
 

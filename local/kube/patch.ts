@@ -8,7 +8,7 @@
  *  - JSON patch (RFC 6902): add, remove, replace, move, copy, test over JSON pointers.
  * All functions are pure: they return new values and never touch their inputs.
  */
-import { KubeStatusError, badRequest, failure } from "./status.js";
+import { KubeStatusError, badRequest, failure } from "./kube-status.js";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };

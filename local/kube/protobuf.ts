@@ -5,7 +5,7 @@
  * the magic `k8s\0` followed by a runtime.Unknown {typeMeta, raw}; `raw` is the object's message.
  * Other kinds answer 415 so the cause is obvious.
  */
-import { KubeStatusError, failure } from "./status.js";
+import { KubeStatusError, failure } from "./kube-status.js";
 import type { KubeObject } from "./admission.js";
 
 export const PROTOBUF_CONTENT_TYPE = "application/vnd.kubernetes.protobuf";

@@ -6,7 +6,7 @@
  *     resource, plus the few per-kind fields the real server indexes (pods' `status.phase`, events'
  *     `involvedObject.*`, ...). Anything else is a 400 like upstream ("field label not supported").
  */
-import { badRequest } from "./status.js";
+import { badRequest } from "./kube-status.js";
 
 type LabelOperator = "exists" | "!exists" | "=" | "!=" | "in" | "notin" | ">" | "<";
 

@@ -15,7 +15,7 @@ import { jsonEqual } from "./patch.js";
 import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
 import { apiVersionOf, findResourceTypeByKind, NAMESPACES, PODS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
-import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./status.js";
+import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./kube-status.js";
 
 export type { KubeObject } from "./admission.js";
 

@@ -23,7 +23,7 @@ import { isDeepStrictEqual } from "node:util";
 import { FaultInjector } from "../../local/faults.js";
 import { mergePatch, type Json } from "../../local/kube/patch.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "../../local/kube/selectors.js";
-import { failure, KubeStatusError, type StatusDetails } from "../../local/kube/status.js";
+import { failure, KubeStatusError, type StatusDetails } from "../../local/kube/kube-status.js";
 
 type Verb = "create" | "read" | "replace" | "patch" | "delete" | "list";
 

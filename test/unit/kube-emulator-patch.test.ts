@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { jsonEqual, jsonPatch, mergePatch, strategicMergePatch, type Json } from "../../local/kube/patch.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "../../local/kube/selectors.js";
-import { KubeStatusError } from "../../local/kube/status.js";
+import { KubeStatusError } from "../../local/kube/kube-status.js";
 
 function statusOf(action: () => unknown): { code?: number; reason?: string; message?: string } {
   try {
