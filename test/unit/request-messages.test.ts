@@ -227,6 +227,29 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
       withHeadJob({ pipeline: "p", timeoutMinutes: 1.5 }),
       [{ path: "headJob.timeoutMinutes", message: "Expected integer, received float" }],
     ],
+    [
+      "headJob timeout a fraction below the minimum",
+      withHeadJob({ pipeline: "p", timeoutMinutes: 0.5 }),
+      [
+        { path: "headJob.timeoutMinutes", message: "Expected integer, received float" },
+        { path: "headJob.timeoutMinutes", message: "Number must be greater than or equal to 1" },
+      ],
+    ],
+    [
+      "headJob timeout past the safe integers",
+      withHeadJob({ pipeline: "p", timeoutMinutes: 1e20 }),
+      [{ path: "headJob.timeoutMinutes", message: "Number must be less than or equal to 10080" }],
+    ],
+    [
+      "an array for a string with a length bound (its type only, no length problem)",
+      { ...MINIMAL, namespace: [], headJob: { pipeline: [], revision: [], env: { A: Array(4097).fill(0) } } },
+      [
+        { path: "namespace", message: "Expected string, received array" },
+        { path: "headJob.pipeline", message: "Expected string, received array" },
+        { path: "headJob.revision", message: "Expected string, received array" },
+        { path: "headJob.env.A", message: "Expected string, received array" },
+      ],
+    ],
   ],
   "a key the schema does not know": [
     [
