@@ -34,7 +34,7 @@ import {
   UpdatePodIdentityAssociationCommand,
   type PodIdentityAssociation,
 } from "@aws-sdk/client-eks";
-import { apply, compensate } from "../../functions/steps/iam.js";
+import { apply, compensate } from "../../functions/steps/iam/index.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { iamPolicyName, ownershipTags, TAG_CREATED_BY, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import {
