@@ -277,9 +277,9 @@ export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope,
   switch (`${entry.module}.${entry.handler}`) {
     case "resolve-cluster.apply":
       return resolveClusterStatements(scope);
-    case "iam.apply":
+    case "iam/index.apply":
       return iamApplyStatements(scope);
-    case "iam.compensate":
+    case "iam/index.compensate":
       return iamCompensateStatements(scope);
     case "report.ready":
     case "report.failed":

@@ -16,8 +16,8 @@ export interface StepFunctionEntry {
 
 export const STEP_FUNCTIONS: StepFunctionEntry[] = [
   { placeholder: "ResolveClusterFunctionArn", module: "resolve-cluster", handler: "apply", description: "Validate the request, check the allowlist, DescribeCluster" },
-  { placeholder: "CreateIamResourcesFunctionArn", module: "iam", handler: "apply", description: "Launcher role, Fusion workload role and S3 policy, Pod Identity" },
-  { placeholder: "UndoIamResourcesFunctionArn", module: "iam", handler: "compensate", description: "Delete the IAM resources this run created" },
+  { placeholder: "CreateIamResourcesFunctionArn", module: "iam/index", handler: "apply", description: "Launcher role, Fusion workload role and S3 policy, Pod Identity" },
+  { placeholder: "UndoIamResourcesFunctionArn", module: "iam/index", handler: "compensate", description: "Delete the IAM resources this run created" },
   { placeholder: "CreateNamespaceAndRbacFunctionArn", module: "rbac", handler: "apply", description: "Namespace, ServiceAccounts, Role, RoleBindings" },
   { placeholder: "UndoNamespaceAndRbacFunctionArn", module: "rbac", handler: "compensate", description: "Delete the Kubernetes objects this run created" },
   { placeholder: "GrantClusterAccessFunctionArn", module: "cluster-access", handler: "apply", description: "EKS access entry or aws-auth mapping for the launcher" },

@@ -369,8 +369,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
 
   it("derives each handler's AWS calls from its own code, not from its module's", () => {
     // Act
-    const iamApply = sdkCalls.actionsOf("functions/steps/iam.ts", "apply");
-    const iamCompensate = sdkCalls.actionsOf("functions/steps/iam.ts", "compensate");
+    const iamApply = sdkCalls.actionsOf("functions/steps/iam/index.ts", "apply");
+    const iamCompensate = sdkCalls.actionsOf("functions/steps/iam/index.ts", "compensate");
     const status = sdkCalls.actionsOf("functions/api/status.ts", "handler");
     // Assess: followed through imports (paginators included), but only what each export reaches
     expect(iamApply).toContain("iam:CreateRole");
