@@ -67,6 +67,28 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
     return symbol;
   }
 
+  /**
+   * `export const { apply, compensate } = createStep()`: what `apply` is bound to is the `apply` property of the
+   * object the factory returns (so `apply` does not inherit what only `compensate` calls); any other initializer
+   * is followed whole.
+   */
+  function bindingSources(element: ts.BindingElement): ts.Node[] {
+    const declaration = ts.walkUpBindingElementsAndPatterns(element);
+    const initializer = declaration.initializer;
+    if (!initializer) return [];
+    const property = (element.propertyName ?? element.name).getText();
+    const factory = ts.isCallExpression(initializer) ? resolved(checker.getSymbolAtLocation(initializer.expression))?.valueDeclaration : undefined;
+    const returned: ts.Node[] = [];
+    const findReturned = (node: ts.Node): void => {
+      if (ts.isReturnStatement(node) && node.expression && ts.isObjectLiteralExpression(node.expression)) {
+        returned.push(...node.expression.properties.filter((p) => p.name?.getText() === property));
+      }
+      ts.forEachChild(node, findReturned);
+    };
+    if (factory) findReturned(factory);
+    return returned.length ? returned : [initializer];
+  }
+
   function actionsOf(file: string, exportName: string): Set<string> {
     const sourceFile = program.getSourceFile(path.join(root, file));
     if (!sourceFile) throw new Error(`${file} is not among the sources under functions/`);
@@ -105,6 +127,7 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
       if (visited.has(declaration)) continue;
       visited.add(declaration);
       walk(declaration);
+      if (ts.isBindingElement(declaration)) pending.push(...bindingSources(declaration));
     }
     return actions;
   }

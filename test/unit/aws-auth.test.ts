@@ -9,7 +9,7 @@ import {
   removeMapping,
   serializeAwsAuth,
   type AwsAuthMapping,
-} from "../../functions/lib/kube/aws-auth.js";
+} from "../../functions/lib/kube/aws-auth/index.js";
 
 const ACCOUNT = "111122223333";
 const NODE_ROLE = `arn:aws:iam::${ACCOUNT}:role/eksctl-research-nodegroup-NodeInstanceRole-1ABC`;

@@ -4,9 +4,9 @@
  */
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
-import { CreateAccessEntryCommand, DescribeAccessEntryCommand, InvalidParameterException, UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
+import { CreateAccessEntryCommand, DescribeAccessEntryCommand, EKSClient, InvalidParameterException, UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
-import { apply } from "../../functions/steps/cluster-access.js";
+import { apply, createClusterAccessStep } from "../../functions/steps/cluster-access/index.js";
 import type { AuthenticationMode } from "../../functions/lib/workflow/workflow-state.js";
 import { GROUP, LAUNCHER, SHARED_GROUP, SHARED_USERNAME, USERNAME, stateFor } from "../support/cluster-access-fixtures.js";
 import { useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
@@ -172,3 +172,35 @@ describe("GrantClusterAccess: a launcher EKS refuses as a principal", () => {
   });
 });
 
+describe("createClusterAccessStep: the handlers with the clients they are given", () => {
+  it("sends the access entry calls through the given EKS client", async () => {
+    // Prepare
+    const given = new EKSClient({ region: "eu-west-1" });
+    const step = createClusterAccessStep({ eks: given });
+
+    // Act
+    const result = await step.apply(stateFor("API"));
+
+    // Assess
+    expect(result.created).toBe(true);
+    const calls = eks.commandCalls(CreateAccessEntryCommand);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.thisValue).toBe(given);
+  });
+
+  it("edits aws-auth through the given Kubernetes API, asking the client factory for none", async () => {
+    // Prepare
+    kube.seed({ mapRoles: "" });
+    const step = createClusterAccessStep({ kube: kube.api() });
+
+    // Act
+    const granted = await step.apply(stateFor("CONFIG_MAP"));
+    const undone = await step.compensate(stateFor("CONFIG_MAP", { access: granted }));
+
+    // Assess
+    expect(granted).toMatchObject({ method: "aws-auth", created: true });
+    expect(undone.undone).toEqual([`aws-auth mapping for ${LAUNCHER}`]);
+    expect(kube.replaced).toHaveLength(2);
+    expect(kube.clientsMade).toBe(0);
+  });
+});

@@ -6,8 +6,8 @@ import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { DeleteAccessEntryCommand } from "@aws-sdk/client-eks";
 import { executionMark, ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
-import { ANNOTATION_AWS_AUTH_MAPPINGS } from "../../functions/lib/domain/naming.js";
-import { apply, compensate } from "../../functions/steps/cluster-access.js";
+import { ANNOTATION_AWS_AUTH_MAPPINGS } from "../../functions/lib/kube/aws-auth/index.js";
+import { apply, compensate } from "../../functions/steps/cluster-access/index.js";
 import type { CompensationResult } from "../../functions/lib/workflow/compensation.js";
 import { GROUP, LAUNCHER, USERNAME, launcherEntries, stateFor } from "../support/cluster-access-fixtures.js";
 import { MAP_USERS, NODE_ROLES, ORIGINAL_DATA, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
@@ -171,6 +171,19 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(result.undone).toHaveLength(1);
     expect(launcherEntries(kube)).toEqual([]);
     expect(kube.data.mapAccounts).toContain("444455556666");
+  });
+
+  it("with no mark of this run, leaves alone an aws-auth it could not even parse", async () => {
+    // Prepare: content nobody can parse, and no entry of this run
+    kube.seed({ mapRoles: "rolearn: not-a-list\n" });
+
+    // Act
+    const result = await compensate(stateFor("CONFIG_MAP"));
+
+    // Assess
+    expect(result).toEqual({ undone: [], kept: [] });
+    expect(kube.replaced).toHaveLength(0);
+    expect(kube.data.mapRoles).toBe("rolearn: not-a-list\n");
   });
 
   it("does nothing when aws-auth or the cluster is gone", async () => {

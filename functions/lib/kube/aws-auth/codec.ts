@@ -1,6 +1,6 @@
 /**
- * The `kube-system/aws-auth` ConfigMap codec (CONFIG_MAP authentication mode). Pure: the cluster-access
- * step reads the ConfigMap, edits the parsed entries here, and replaces it with the read resourceVersion.
+ * The `kube-system/aws-auth` ConfigMap codec (CONFIG_MAP authentication mode). Pure: configmap-edit.ts reads
+ * the ConfigMap, edits the parsed entries here, and replaces it with the read resourceVersion.
  *
  * The ConfigMap is shared with the node groups (their role mappings keep the nodes in the cluster), so:
  * - content that does not parse is never rewritten (AwsAuthUnparseable);
@@ -11,9 +11,9 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, isSeq, parseDocument, visit, type YAMLSeq } from "yaml";
-import { parseArn, roleArnOfAssumedRole } from "../domain/arn.js";
-import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "../domain/errors.js";
-import { isSystemName } from "../domain/request.js";
+import { parseArn, roleArnOfAssumedRole } from "../../domain/arn.js";
+import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "../../domain/errors.js";
+import { isSystemName } from "../../domain/request.js";
 
 export interface AwsAuthMapping {
   kind: "role" | "user";
