@@ -3,6 +3,7 @@ import fc from "fast-check";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import {
   addMapping,
+  awsAuthEntryLine,
   awsAuthPrincipal,
   findMapping,
   parseAwsAuth,
@@ -265,6 +266,24 @@ describe("serializeAwsAuth", () => {
     const data = serializeAwsAuth({ mapRoles: [...auth.mapRoles], mapUsers: [...auth.mapUsers], other: { ...auth.other } });
     // Assess
     expect(parseAwsAuth(data)).toEqual(auth);
+  });
+});
+
+describe("awsAuthEntryLine", () => {
+  it("writes one mapping as a one-line flow-style list item that parses back to the mapping", () => {
+    // Prepare
+    const user: AwsAuthMapping = { kind: "user", arn: LAUNCHER_USER, username: "tower-user", groups: ["a", "b"] };
+
+    // Act
+    const roleLine = awsAuthEntryLine(LAUNCHER);
+    const userLine = awsAuthEntryLine(user);
+
+    // Assess
+    expect(roleLine).toBe(`- {rolearn: ${LAUNCHER_ROLE}, username: tower-launcher-user, groups: [tower-launcher-role]}`);
+    expect(userLine).toBe(`- {userarn: ${LAUNCHER_USER}, username: tower-user, groups: [a, b]}`);
+    const parsed = parseAwsAuth({ mapRoles: roleLine, mapUsers: userLine });
+    expect(findMapping(parsed, LAUNCHER_ROLE)).toEqual({ rolearn: LAUNCHER_ROLE, username: "tower-launcher-user", groups: ["tower-launcher-role"] });
+    expect(findMapping(parsed, LAUNCHER_USER)).toEqual({ userarn: LAUNCHER_USER, username: "tower-user", groups: ["a", "b"] });
   });
 });
 

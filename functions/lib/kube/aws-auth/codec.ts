@@ -192,6 +192,15 @@ export function removeMapping(
 
 // ------------------------------------------------------------------ serialise
 
+/**
+ * One mapping as a one-line flow-style list item, `- {rolearn: <arn>, username: <name>, groups: [<group>, ...]}`,
+ * for an operator to paste into mapRoles (or mapUsers). Written verbatim rather than through the YAML emitter so a
+ * value that is a CloudFormation token in a stack output stays the token; the values must need no quoting.
+ */
+export function awsAuthEntryLine(m: AwsAuthMapping): string {
+  return `- {${ARN_KEY[LIST_OF[m.kind]]}: ${m.arn}, username: ${m.username}, groups: [${m.groups.join(", ")}]}`;
+}
+
 const TO_STRING = { lineWidth: 0, minContentWidth: 0 } as const;
 
 /** Reuse the original YAML nodes of unchanged entries, so their formatting and comments survive. */

@@ -6,6 +6,7 @@
  */
 export {
   addMapping,
+  awsAuthEntryLine,
   awsAuthPrincipal,
   findMapping,
   parseAwsAuth,
