@@ -2,7 +2,7 @@
  * The AWS actions a Lambda handler's code can call, read from the code itself so the least-privilege test
  * does not compare the stack against a hand-typed copy of it.
  *
- * From the handler's export (`functions/steps/iam.ts` `apply`), every declaration it references is followed,
+ * From the handler's export (`functions/steps/iam/index.ts` `apply`), every declaration it references is followed,
  * through imports into functions/lib and on, with the TypeScript checker (so `status.ts` importing a constant
  * from start-provisioning.ts does not inherit StartExecution, and `iam.apply` does not inherit what only
  * `iam.compensate` calls). Each reference to an SDK command class (`new CreateRoleCommand(`) or paginator
@@ -67,26 +67,15 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
     return symbol;
   }
 
-  /**
-   * `export const { apply, compensate } = createStep()`: what `apply` is bound to is the `apply` property of the
-   * object the factory returns (so `apply` does not inherit what only `compensate` calls); any other initializer
-   * is followed whole.
-   */
-  function bindingSources(element: ts.BindingElement): ts.Node[] {
-    const declaration = ts.walkUpBindingElementsAndPatterns(element);
-    const initializer = declaration.initializer;
-    if (!initializer) return [];
-    const property = (element.propertyName ?? element.name).getText();
-    const factory = ts.isCallExpression(initializer) ? resolved(checker.getSymbolAtLocation(initializer.expression))?.valueDeclaration : undefined;
-    const returned: ts.Node[] = [];
-    const findReturned = (node: ts.Node): void => {
-      if (ts.isReturnStatement(node) && node.expression && ts.isObjectLiteralExpression(node.expression)) {
-        returned.push(...node.expression.properties.filter((p) => p.name?.getText() === property));
-      }
-      ts.forEachChild(node, findReturned);
-    };
-    if (factory) findReturned(factory);
-    return returned.length ? returned : [initializer];
+  /** `export const { apply } = createStep()`: the handler is the `apply` the factory returns, not the whole factory. */
+  function handlerDeclarations(symbol: ts.Symbol | undefined): ts.Node[] {
+    return (symbol?.declarations ?? []).flatMap((declaration): ts.Node[] => {
+      if (!ts.isBindingElement(declaration)) return [declaration];
+      const variable = declaration.parent.parent;
+      if (!ts.isVariableDeclaration(variable) || !variable.initializer) return [declaration];
+      const property = checker.getTypeAtLocation(variable.initializer).getProperty((declaration.propertyName ?? declaration.name).getText());
+      return property?.declarations ?? [declaration];
+    });
   }
 
   function actionsOf(file: string, exportName: string): Set<string> {
@@ -98,7 +87,7 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
 
     const actions = new Set<string>();
     const visited = new Set<ts.Node>();
-    const pending: ts.Node[] = [...(resolved(exported)?.declarations ?? [])];
+    const pending: ts.Node[] = handlerDeclarations(resolved(exported));
 
     const follow = (symbol: ts.Symbol | undefined) => {
       const target = resolved(symbol);
@@ -127,7 +116,6 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
       if (visited.has(declaration)) continue;
       visited.add(declaration);
       walk(declaration);
-      if (ts.isBindingElement(declaration)) pending.push(...bindingSources(declaration));
     }
     return actions;
   }
