@@ -2,8 +2,10 @@
  * The AWS emulator's authorization table (local/aws/operation-checks.ts): every operation the emulator
  * serves has an entry, every check an entry builds names a real IAM action on a resource iam-simulate can
  * decide, the sandbox admin (AdministratorAccess) is allowed all of them and a principal with no policy
- * none of them (GetCallerIdentity excepted, as on AWS).
+ * none of them (GetCallerIdentity excepted, as on AWS). iam-simulate is AGPL: the product never imports it.
  */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { describe, expect, it } from "vitest";
 import { createState } from "../../local/aws/account-state.js";
@@ -140,5 +142,32 @@ describe("the authorization table", () => {
     // Assess
     expect(adminDenied).toEqual([]);
     expect(nobodyAllowed).toEqual(["sts:GetCallerIdentity"]);
+  });
+});
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return /\.(ts|mts|js|json)$/.test(name) ? [path] : [];
+  });
+}
+
+describe("@cloud-copilot/iam-simulate (AGPL)", () => {
+  it("is a devDependency, imported by the sandbox and the tests only, never by functions/ or stacks/", () => {
+    // Prepare
+    const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as Record<string, Record<string, string> | undefined>;
+    const productFiles = ["functions", "stacks"].flatMap((dir) => sourceFiles(join(ROOT, dir)));
+    // Act
+    const importers = productFiles
+      .filter((file) => readFileSync(file, "utf8").includes("@cloud-copilot/"))
+      .map((file) => relative(ROOT, file));
+    // Assess
+    expect(manifest.devDependencies?.["@cloud-copilot/iam-simulate"]).toBeDefined();
+    expect(manifest.dependencies?.["@cloud-copilot/iam-simulate"]).toBeUndefined();
+    expect(productFiles.length).toBeGreaterThan(20);
+    expect(importers).toEqual([]);
   });
 });
