@@ -14,7 +14,7 @@ import { requireCluster } from "./require-cluster.js";
 import type { ResolvedCluster, WorkflowState } from "./workflow-state.js";
 
 export interface KubeStepDeps {
-  /** The cluster client; by default kubeClientFor($.cluster) (tests inject theirs with setKubeClientFactory). */
+  /** The cluster client; by default kubeClientFor($.cluster), built on each call (tests hand theirs to the step's factory). */
   kube?: KubeApi;
 }
 
