@@ -67,6 +67,18 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
     return symbol;
   }
 
+  /**
+   * `export const { apply, compensate } = createStep()`: the declaration of that property in what the
+   * initializer returns (the factory's `apply: stepHandler(...)`), so an export reaches only its own handler.
+   */
+  function destructuredFrom(declaration: ts.Node): readonly ts.Node[] {
+    if (!ts.isBindingElement(declaration) || !ts.isObjectBindingPattern(declaration.parent)) return [];
+    const variable = declaration.parent.parent;
+    if (!ts.isVariableDeclaration(variable) || !variable.initializer) return [];
+    const name = (declaration.propertyName ?? declaration.name).getText();
+    return checker.getTypeAtLocation(variable.initializer).getProperty(name)?.declarations ?? [];
+  }
+
   function actionsOf(file: string, exportName: string): Set<string> {
     const sourceFile = program.getSourceFile(path.join(root, file));
     if (!sourceFile) throw new Error(`${file} is not among the sources under functions/`);
@@ -105,6 +117,7 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
       if (visited.has(declaration)) continue;
       visited.add(declaration);
       walk(declaration);
+      pending.push(...destructuredFrom(declaration));
     }
     return actions;
   }
