@@ -54,7 +54,7 @@ describe("guards that keep the stack and the workflow in step", () => {
 
   it("refuses to give a step it does not know any permissions", () => {
     // Prepare
-    const unknown = { placeholder: "MysteryFunctionArn", module: "mystery", handler: "apply", description: "?" };
+    const unknown = { state: "Mystery", placeholder: "MysteryFunctionArn", module: "mystery", handler: "apply", description: "?" };
     const scope = { partition: "aws", account: ACCOUNT, config: { allowedClusters: [{ name: "a", region: "eu-west-1" }], allowedAccountIds: [], iamPrefix: PREFIX, eventBusName: "b" } };
     // Act + Assess
     expect(() => stepStatements(unknown, scope, "arn:aws:events:eu-west-1:123456789012:event-bus/b")).toThrow(/no permissions for step mystery\.apply/);
