@@ -32,9 +32,9 @@ export const DEFINITION_FILE = "statemachines/provision.asl.json";
 /** Memory and timeout per step module: Kubernetes steps load the client and wait on the API server. */
 const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
   "resolve-cluster": { memorySize: 256, timeout: 30 },
-  iam: { memorySize: 256, timeout: 60 },
+  "iam/index": { memorySize: 256, timeout: 60 },
   rbac: { memorySize: 512, timeout: 90 },
-  "cluster-access": { memorySize: 512, timeout: 90 },
+  "cluster-access/index": { memorySize: 512, timeout: 90 },
   storage: { memorySize: 512, timeout: 90 },
   "head-job": { memorySize: 512, timeout: 120 },
   report: { memorySize: 256, timeout: 30 },

@@ -39,7 +39,7 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access", "storage", "head-job"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job"]);
 
 // ---------------------------------------------------------------- resource ARNs
 
@@ -277,9 +277,9 @@ export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope,
   switch (`${entry.module}.${entry.handler}`) {
     case "resolve-cluster.apply":
       return resolveClusterStatements(scope);
-    case "iam.apply":
+    case "iam/index.apply":
       return iamApplyStatements(scope);
-    case "iam.compensate":
+    case "iam/index.compensate":
       return iamCompensateStatements(scope);
     case "report.ready":
     case "report.failed":

@@ -2,7 +2,7 @@
  * The AWS actions a Lambda handler's code can call, read from the code itself so the least-privilege test
  * does not compare the stack against a hand-typed copy of it.
  *
- * From the handler's export (`functions/steps/iam.ts` `apply`), every declaration it references is followed,
+ * From the handler's export (`functions/steps/iam/index.ts` `apply`), every declaration it references is followed,
  * through imports into functions/lib and on, with the TypeScript checker (so `status.ts` importing a constant
  * from start-provisioning.ts does not inherit StartExecution, and `iam.apply` does not inherit what only
  * `iam.compensate` calls). Each reference to an SDK command class (`new CreateRoleCommand(`) or paginator
@@ -67,6 +67,17 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
     return symbol;
   }
 
+  /** `export const { apply } = createStep()`: the handler is the `apply` the factory returns, not the whole factory. */
+  function handlerDeclarations(symbol: ts.Symbol | undefined): ts.Node[] {
+    return (symbol?.declarations ?? []).flatMap((declaration): ts.Node[] => {
+      if (!ts.isBindingElement(declaration)) return [declaration];
+      const variable = declaration.parent.parent;
+      if (!ts.isVariableDeclaration(variable) || !variable.initializer) return [declaration];
+      const property = checker.getTypeAtLocation(variable.initializer).getProperty((declaration.propertyName ?? declaration.name).getText());
+      return property?.declarations ?? [declaration];
+    });
+  }
+
   function actionsOf(file: string, exportName: string): Set<string> {
     const sourceFile = program.getSourceFile(path.join(root, file));
     if (!sourceFile) throw new Error(`${file} is not among the sources under functions/`);
@@ -76,7 +87,7 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
 
     const actions = new Set<string>();
     const visited = new Set<ts.Node>();
-    const pending: ts.Node[] = [...(resolved(exported)?.declarations ?? [])];
+    const pending: ts.Node[] = handlerDeclarations(resolved(exported));
 
     const follow = (symbol: ts.Symbol | undefined) => {
       const target = resolved(symbol);

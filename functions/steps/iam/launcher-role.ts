@@ -1,0 +1,63 @@
+/**
+ * The launcher identity Seqera and Nextflow act as: the principal the request names (checked to exist),
+ * or a role of our own (`<prefix>-<tenant>.<cluster>-launcher`) allowed to describe this cluster.
+ */
+import { GetRoleCommand, GetUserCommand } from "@aws-sdk/client-iam";
+import { parseArn } from "../../lib/domain/arn.js";
+import { InvalidRequest } from "../../lib/domain/errors.js";
+import { iamPolicyName, iamRoleName } from "../../lib/domain/naming.js";
+import { launcherPermissionsPolicy, launcherTrustPolicy } from "../../lib/domain/policies.js";
+import { isAwsError } from "../../lib/workflow/normalise-error.js";
+import type { IamStepContext } from "./iam-step-context.js";
+import type { DesiredRole } from "./role-documents.js";
+import { ensureRole } from "./tagged-role.js";
+
+export interface LauncherIdentity {
+  arn: string;
+  kind: "role" | "user";
+  /** By this execution: the compensator deletes it. */
+  created: boolean;
+}
+
+/** The last path segment of `role/path/name` or `user/name`. */
+function principalName(resource: string): { kind: "role" | "user"; name: string } {
+  const [kind, ...rest] = resource.split("/");
+  return { kind: kind === "user" ? "user" : "role", name: rest[rest.length - 1] };
+}
+
+async function verifyExistingPrincipal(ctx: IamStepContext, principalArn: string): Promise<"role" | "user"> {
+  const arn = parseArn(principalArn)!;
+  const { kind, name } = principalName(arn.resource);
+  // IAM answers only for its own account: a principal in another allowlisted account is checked by EKS later.
+  if (arn.accountId !== ctx.cluster.accountId) return kind;
+  try {
+    if (kind === "role") await ctx.iam.send(new GetRoleCommand({ RoleName: name }));
+    else await ctx.iam.send(new GetUserCommand({ UserName: name }));
+  } catch (error) {
+    if (isAwsError(error, "NoSuchEntity")) {
+      throw new InvalidRequest([{ path: "launcher.principalArn", message: `principal does not exist: ${principalArn}` }], { cause: error });
+    }
+    throw error;
+  }
+  return kind;
+}
+
+function launcherRole(ctx: IamStepContext): DesiredRole {
+  const { iamPrefix } = ctx.config;
+  const tenant = ctx.request.tenant;
+  return {
+    roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "launcher"),
+    description: `nf-eks-provisioner: Seqera/Nextflow launcher for tenant ${tenant} on ${ctx.cluster.name}`,
+    trustPolicy: launcherTrustPolicy(ctx.cluster.accountId, ctx.partition),
+    inlinePolicyName: iamPolicyName(iamPrefix, tenant, ctx.cluster.name, "launcher"),
+    inlinePolicy: launcherPermissionsPolicy([ctx.cluster.arn]),
+  };
+}
+
+export async function ensureLauncherIdentity(ctx: IamStepContext): Promise<LauncherIdentity> {
+  const { launcher } = ctx.request;
+  if (launcher.mode === "existing") {
+    return { arn: launcher.principalArn, kind: await verifyExistingPrincipal(ctx, launcher.principalArn), created: false };
+  }
+  return { ...(await ensureRole(ctx, launcherRole(ctx))), kind: "role" };
+}
