@@ -5,7 +5,7 @@
  * launcher's credentials against the emulated API server).
  */
 import { describe, expect, it } from "vitest";
-import type { Sandbox } from "../../local/sandbox.js";
+import { SANDBOX_KUBE_STEPS_ROLE, type Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import {
   ACCOUNT_ID,
@@ -165,6 +165,8 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     if (authenticationMode === "CONFIG_MAP") {
       expect(mappedRoleArns(sandbox)).toEqual([
         `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`,
+        // The provisioner's own mapping, as the operator adds it (stack output ClusterAccessConfigMap*).
+        `arn:aws:iam::${ACCOUNT_ID}:role/${SANDBOX_KUBE_STEPS_ROLE}`,
         `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`,
         launcherArn,
       ]);

@@ -103,6 +103,29 @@ describe("CreateNamespaceAndRbac", () => {
     expect(result.created).toHaveLength(7);
   });
 
+  it("creates the tenant Role without rules, then gives them by an update (the API server checks escalate by name)", async () => {
+    // Act
+    await apply(stateFor());
+    // Assess
+    const roleCalls = kube().calls.filter((c) => c.kind === "Role" && (c.verb === "create" || c.verb === "replace"));
+    expect(roleCalls.map((c) => c.verb)).toEqual(["create", "replace"]);
+    expect((roleCalls[0]!.body as V1Role).rules).toEqual([]);
+    expect((roleCalls[1]!.body as V1Role).rules).toEqual(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules);
+    expect(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules).toHaveLength(2);
+  });
+
+  it("gives an empty Role of ours its rules on a retry (a run that stopped between the two writes)", async () => {
+    // Prepare
+    kube().faults.inject({ operation: "kube:PUT roles", kind: "5xx", times: 1 });
+    await expect(apply(stateFor())).rejects.toMatchObject({ name: "ClusterUnreachable" });
+    expect(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules).toEqual([]);
+    // Act
+    const result = await apply(stateFor());
+    // Assess
+    expect(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules).toHaveLength(2);
+    expect(result.created.map((r) => r.kind)).toContain("Role");
+  });
+
   it("changes nothing when this run's step is retried, and still reports the objects as this run's", async () => {
     // Prepare
     const first = await apply(stateFor());
