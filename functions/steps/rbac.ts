@@ -1,6 +1,6 @@
 /**
- * CreateNamespaceAndRbac: the runbook's namespace, `tower-launcher-sa` (and the compute SA when asked),
- * Role `tower-launcher-role`, a RoleBinding to each SA and one to User `tower-launcher-user-<tenant>` (the
+ * CreateNamespaceAndRbac: the runbook's namespace, `tower-launcher-sa` (and the compute SA when asked, bound to
+ * nothing), Role `tower-launcher-role`, a RoleBinding to `tower-launcher-sa` and one to User `tower-launcher-user-<tenant>` (the
  * tenant's launcher IAM principal maps to it; see launcherUsername). Runs in the Parallel beside CreateIamResources, so it reads nothing
  * from `$.iam`.
  *
@@ -31,14 +31,17 @@ import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflo
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 
-/** Everything this step applies, in creation order (the namespace first, the bindings last). */
+/**
+ * Everything this step applies, in creation order (the namespace first, the bindings last). Only the head's
+ * ServiceAccount is bound to the launcher Role: the compute ServiceAccount runs the pipeline's task containers
+ * (third-party code), which need nothing from the Kubernetes API, so it is bound to nothing at all.
+ */
 function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): KubernetesObject[] {
-  const serviceAccounts = serviceAccountsOf(request);
   return [
     namespaceManifest(ctx),
-    ...serviceAccounts.map((sa) => serviceAccountManifest(ctx, sa)),
+    ...serviceAccountsOf(request).map((sa) => serviceAccountManifest(ctx, sa)),
     launcherRoleManifest(ctx),
-    ...serviceAccounts.map((sa) => serviceAccountRoleBinding(ctx, sa)),
+    serviceAccountRoleBinding(ctx, request.serviceAccount),
     launcherUserRoleBinding(ctx),
   ];
 }

@@ -5,13 +5,62 @@
  *  - what a tenant's identities can do stays inside the tenant's namespace.
  */
 import { describe, expect, it } from "vitest";
+import { request as httpsRequest } from "node:https";
 import { AuthenticationV1Api, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { SANDBOX_KUBE_STEPS_ROLE, type Sandbox } from "../../local/sandbox.js";
 import { apiError } from "../support/kube-emulator-clients.js";
-import { ACCOUNT_ID, clusterState, FAST, kubeConfigAs, sessionArnOf, taskPod, useSandbox } from "../support/sandbox-runs.js";
+import {
+  ACCOUNT_ID,
+  clusterState,
+  FAST,
+  fusionRequest,
+  kubeClientAs,
+  kubeConfigAs,
+  provision,
+  pvcRequest,
+  sessionArnOf,
+  statusOf,
+  taskPod,
+  useSandbox,
+} from "../support/sandbox-runs.js";
 
 const KUBE_STEPS_ROLE_ARN = `arn:aws:iam::${ACCOUNT_ID}:role/${SANDBOX_KUBE_STEPS_ROLE}`;
 const RBAC = "rbac.authorization.k8s.io";
+const SANDBOX_ADMIN_ARN = `arn:aws:iam::${ACCOUNT_ID}:user/sandbox-admin`;
+
+/**
+ * `kubectl auth can-i <verb> <resource> -n <namespace> --as <user> --as-group ...`: a SelfSubjectAccessReview the
+ * cluster admin sends while impersonating the identity (the API server answers for that identity).
+ */
+async function canI(sandbox: Sandbox, as: { user: string; groups: string[] }, attributes: Record<string, string>): Promise<boolean> {
+  const token = (await kubeConfigAs(sandbox, SANDBOX_ADMIN_ARN)).getCurrentUser()!.token!;
+  const body = JSON.stringify({ apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", spec: { resourceAttributes: attributes } });
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = httpsRequest(
+      `${sandbox.kubeUrl}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`,
+      {
+        method: "POST",
+        ca: sandbox.kube.caPem,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "impersonate-user": as.user, "impersonate-group": as.groups },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => resolve(text));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+  const review = JSON.parse(answer);
+  if (review.kind !== "SelfSubjectAccessReview") throw new Error(`not an access review: ${answer}`);
+  return review.status.allowed === true;
+}
+
+/** A pod's service account as the API server sees it (the token's user and groups). */
+function serviceAccount(namespace: string, name: string): { user: string; groups: string[] } {
+  return { user: `system:serviceaccount:${namespace}:${name}`, groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`] };
+}
 
 describe("the provisioner's own Kubernetes identity", () => {
   let sandbox: Sandbox;
@@ -84,5 +133,47 @@ describe("the provisioner's own Kubernetes identity", () => {
           'is attempting to grant RBAC permissions not currently held:\n{APIGroups:[""], Resources:["pods"], Verbs:["create"]}',
       );
     }
+  });
+});
+
+describe("a tenant's identities", () => {
+  let sandbox: Sandbox;
+  useSandbox(FAST, (started) => ({ sandbox } = started));
+
+  it("the compute service account (task containers: third-party code) may not create pods nor exec into them", async () => {
+    // Prepare
+    const run = await provision(sandbox, fusionRequest("alpha", { namespace: "alpha" }));
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const compute = serviceAccount("alpha", "tower-compute-sa");
+    const head = serviceAccount("alpha", "tower-launcher-sa");
+    // Act
+    const computeMay = {
+      createPods: await canI(sandbox, compute, { verb: "create", resource: "pods", namespace: "alpha" }),
+      exec: await canI(sandbox, compute, { verb: "create", resource: "pods", subresource: "exec", namespace: "alpha" }),
+      getPods: await canI(sandbox, compute, { verb: "get", resource: "pods", namespace: "alpha" }),
+      createJobs: await canI(sandbox, compute, { verb: "create", group: "batch", resource: "jobs", namespace: "alpha" }),
+    };
+    const headMay = await canI(sandbox, head, { verb: "create", resource: "pods", namespace: "alpha" });
+    // Assess
+    expect(computeMay).toEqual({ createPods: false, exec: false, getPods: false, createJobs: false });
+    // The head (Nextflow itself) keeps the runbook's rights: the same question can be answered yes.
+    expect(headMay).toBe(true);
+  });
+
+  it("tenant A's launcher is refused in tenant B's namespace, and works in its own", async () => {
+    // Prepare
+    const runs = [await provision(sandbox, pvcRequest("gamma", { namespace: "gamma" })), await provision(sandbox, pvcRequest("delta", { namespace: "delta" }))];
+    expect(runs.map((r) => r.execution.status)).toEqual(["SUCCEEDED", "SUCCEEDED"]);
+    const gamma = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-gamma.research-launcher`));
+    // Act
+    const inDelta = await apiError(gamma.createNamespacedPod({ namespace: "delta", body: taskPod("from-gamma") }));
+    const listDelta = await statusOf(gamma.listNamespacedPod({ namespace: "delta" }));
+    const inGamma = await statusOf(gamma.createNamespacedPod({ namespace: "gamma", body: taskPod("own") }));
+    // Assess
+    expect(inDelta.code).toBe(403);
+    expect(inDelta.body.message).toBe('pods is forbidden: User "tower-launcher-user-gamma" cannot create resource "pods" in API group "" in the namespace "delta"');
+    expect(listDelta).toBe(403);
+    expect(inGamma).toBe(200);
+    expect(await statusOf(gamma.deleteNamespacedPod({ namespace: "gamma", name: "own" }))).toBe(200);
   });
 });
