@@ -14,6 +14,8 @@ const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.allowedAccountIds,
   CONFIG_ENV.iamPrefix,
   CONFIG_ENV.permissionsBoundaryArn,
+  CONFIG_ENV.podSecurityLevel,
+  CONFIG_ENV.allowPrivilegedNamespaces,
 ] as const;
 
 /** `allowedClusters.0.region` → `ALLOWED_CLUSTERS[0].region`, so the operator knows which variable to fix. */

@@ -30,6 +30,31 @@ const allowedCluster = z.object({
   region: z.string().trim().regex(AWS_REGION_CODE, "a region is an AWS Region code such as eu-west-1"),
 });
 
+/** Pod Security Standards levels, least to most restrictive. */
+export const POD_SECURITY_LEVELS = ["privileged", "baseline", "restricted"] as const;
+export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
+
+/**
+ * How the namespaces the product creates are guarded: the Pod Security level they enforce (`baseline` unless the
+ * deployment chooses; `privileged` only where it also allows privileged namespaces, which privileged Fusion needs).
+ */
+const namespaceSettingsShape = {
+  podSecurityLevel: z.enum(POD_SECURITY_LEVELS).default("baseline"),
+  allowPrivilegedNamespaces: z.boolean().default(false),
+};
+
+function privilegedOnlyWhereAllowed(
+  settings: { podSecurityLevel?: PodSecurityLevel; allowPrivilegedNamespaces?: boolean },
+  ctx: z.RefinementCtx,
+): void {
+  if (settings.podSecurityLevel === "privileged" && !settings.allowPrivilegedNamespaces) {
+    ctx.addIssue({ code: "custom", path: ["podSecurityLevel"], message: "privileged namespaces need ALLOW_PRIVILEGED_NAMESPACES=true" });
+  }
+}
+
+export const namespaceSettingsSchema = z.object(namespaceSettingsShape).superRefine(privilegedOnlyWhereAllowed);
+export type NamespaceSettings = z.infer<typeof namespaceSettingsSchema>;
+
 export const deploymentConfigSchema = z.object({
   /** Clusters the product may touch: name + region */
   allowedClusters: z.array(allowedCluster).min(1),
@@ -51,7 +76,10 @@ export const deploymentConfigSchema = z.object({
     .optional(),
   /** The product's event bus (ComputeEnvironmentReady / ComputeEnvironmentFailed) */
   eventBusName: z.string().min(1).default("default"),
-});
+  // Checked here when the stack is synthesized; the Kubernetes steps read them with loadNamespaceSettings (defaults applied).
+  podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
+  allowPrivilegedNamespaces: z.boolean().optional(),
+}).superRefine(privilegedOnlyWhereAllowed);
 
 export type DeploymentConfig = z.infer<typeof deploymentConfigSchema>;
 
@@ -61,6 +89,8 @@ export const CONFIG_ENV = {
   iamPrefix: "IAM_PREFIX",
   permissionsBoundaryArn: "PERMISSIONS_BOUNDARY_ARN",
   eventBusName: "EVENT_BUS_NAME",
+  podSecurityLevel: "POD_SECURITY_LEVEL", // baseline (default), restricted, privileged
+  allowPrivilegedNamespaces: "ALLOW_PRIVILEGED_NAMESPACES", // true | false (default)
 } as const;
 
 /** The variable the stack hands the entry Lambdas (provision, status, events): this deployment's state machine. */
@@ -95,7 +125,29 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
     iamPrefix: env[CONFIG_ENV.iamPrefix]?.trim() || "nfeks",
     permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn]?.trim() || undefined,
     eventBusName: env[CONFIG_ENV.eventBusName] || undefined,
+    ...namespaceSettingsInput(env),
   };
+}
+
+/** `true`/`false` as booleans; anything else is left for the schema to name. */
+function booleanInput(value: string | undefined): unknown {
+  const trimmed = value?.trim().toLowerCase();
+  if (!trimmed) return undefined;
+  return trimmed === "true" ? true : trimmed === "false" ? false : value;
+}
+
+function namespaceSettingsInput(env: NodeJS.ProcessEnv): { podSecurityLevel: unknown; allowPrivilegedNamespaces: unknown } {
+  return {
+    podSecurityLevel: env[CONFIG_ENV.podSecurityLevel]?.trim() || undefined,
+    allowPrivilegedNamespaces: booleanInput(env[CONFIG_ENV.allowPrivilegedNamespaces]),
+  };
+}
+
+/** The namespace settings alone (what the Kubernetes steps read), validated like the whole configuration. */
+export function loadNamespaceSettings(env: NodeJS.ProcessEnv = process.env): NamespaceSettings {
+  const result = namespaceSettingsSchema.safeParse(namespaceSettingsInput(env), { error: productMessage });
+  if (result.success) return result.data;
+  throw new Error(`Invalid deployment configuration: ${problemsOf(result.error).map((p) => `${p.path}: ${p.message}`).join("; ")}`);
 }
 
 /**
@@ -133,5 +185,7 @@ export function configToEnv(config: DeploymentConfig): Record<string, string> {
     [CONFIG_ENV.eventBusName]: config.eventBusName,
   };
   if (config.permissionsBoundaryArn) env[CONFIG_ENV.permissionsBoundaryArn] = config.permissionsBoundaryArn;
+  if (config.podSecurityLevel) env[CONFIG_ENV.podSecurityLevel] = config.podSecurityLevel;
+  if (config.allowPrivilegedNamespaces !== undefined) env[CONFIG_ENV.allowPrivilegedNamespaces] = String(config.allowPrivilegedNamespaces);
   return env;
 }
