@@ -19,7 +19,10 @@ import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedB
 import {
   launcherRoleManifest,
   launcherUserRoleBinding,
+  limitRangeManifest,
   namespaceManifest,
+  networkPolicyManifest,
+  resourceQuotaManifest,
   serviceAccountManifest,
   serviceAccountRoleBinding,
   type ManifestContext,
@@ -28,19 +31,29 @@ import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/domain/naming.js";
 import { loadNamespaceSettings, type NamespaceSettings, type PodSecurityLevel } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
-import { serviceAccountsOf, type ProvisionRequest } from "../lib/domain/request.js";
+import { headPodQuotaProblems, serviceAccountsOf, type NamespaceQuota, type ProvisionRequest } from "../lib/domain/request.js";
 import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 
+/** How the namespace is guarded: its Pod Security level and its quota (none: no ResourceQuota). */
+interface NamespaceGuards {
+  podSecurity?: PodSecurityLevel;
+  quota?: NamespaceQuota;
+}
+
 /**
- * Everything this step applies, in creation order (the namespace first, the bindings last). Only the head's
- * ServiceAccount is bound to the launcher Role: the compute ServiceAccount runs the pipeline's task containers
- * (third-party code), which need nothing from the Kubernetes API, so it is bound to nothing at all.
+ * Everything this step applies, in creation order: the namespace and what guards it (LimitRange, ResourceQuota,
+ * NetworkPolicy) first, the bindings last. Only the head's ServiceAccount is bound to the launcher Role: the compute
+ * ServiceAccount runs the pipeline's task containers (third-party code), which need nothing from the Kubernetes API,
+ * so it is bound to nothing at all.
  */
-function rbacManifests(request: ProvisionRequest, ctx: ManifestContext, podSecurity?: PodSecurityLevel): KubernetesObject[] {
+function rbacManifests(request: ProvisionRequest, ctx: ManifestContext, guards: NamespaceGuards = {}): KubernetesObject[] {
   return [
-    namespaceManifest(ctx, podSecurity),
+    namespaceManifest(ctx, guards.podSecurity),
+    limitRangeManifest(ctx),
+    ...(guards.quota ? [resourceQuotaManifest(ctx, guards.quota)] : []),
+    networkPolicyManifest(ctx),
     ...serviceAccountsOf(request).map((sa) => serviceAccountManifest(ctx, sa)),
     launcherRoleManifest(ctx),
     serviceAccountRoleBinding(ctx, request.serviceAccount),
@@ -81,13 +94,22 @@ async function isCreated(api: KubeApi, desired: KubernetesObject, tenant: string
   return (await ensureObject(api, desired, tenant)).created;
 }
 
+/** The request's quota over the deployment's, field by field; refused (before anything is made) when it cannot hold the head pod. */
+export function namespaceQuota(request: ProvisionRequest, settings: NamespaceSettings): NamespaceQuota | undefined {
+  const quota = settings.namespaceQuota || request.quota ? { ...settings.namespaceQuota, ...request.quota } : undefined;
+  const problems = headPodQuotaProblems(quota, request.headJob);
+  if (problems.length) throw new InvalidRequest(problems);
+  return quota;
+}
+
 export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<RbacResult> {
   const { request, api, manifest } = await kubeStepContext(state, deps);
-  const podSecurity = namespacePodSecurity(request, deps.namespaceSettings ?? loadNamespaceSettings());
+  const settings = deps.namespaceSettings ?? loadNamespaceSettings();
+  const guards = { podSecurity: namespacePodSecurity(request, settings), quota: namespaceQuota(request, settings) };
   const created: KubeRef[] = [];
   const adopted: KubeRef[] = [];
   // One at a time, in order: a failure part-way leaves only marked objects for the compensator to find.
-  for (const desired of rbacManifests(request, manifest, podSecurity)) {
+  for (const desired of rbacManifests(request, manifest, guards)) {
     const { tenant } = request;
     const isNew = desired.kind === "Role" ? await ensureRole(api, desired as V1Role, tenant) : await isCreated(api, desired, tenant);
     (isNew ? created : adopted).push(refOf(desired));
@@ -105,8 +127,16 @@ export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeSte
 
 // ---------------------------------------------------------------- compensate
 
-/** Deletion order: the reverse of creation. */
-const UNDO_ORDER = ["RoleBinding", "Role", "ServiceAccount"];
+/** Deletion order (the reverse of creation), and each kind's apiVersion. */
+const UNDO_ORDER = ["RoleBinding", "Role", "ServiceAccount", "NetworkPolicy", "ResourceQuota", "LimitRange"];
+const API_VERSION: Record<string, string> = {
+  RoleBinding: RBAC_API,
+  Role: RBAC_API,
+  ServiceAccount: "v1",
+  NetworkPolicy: "networking.k8s.io/v1",
+  ResourceQuota: "v1",
+  LimitRange: "v1",
+};
 
 /**
  * Kinds looked at before deleting a namespace this run created: anything here not made by this run keeps it.
@@ -167,7 +197,7 @@ export async function undoNamespaceAndRbac(state: WorkflowState, deps: KubeStepD
   // What the request names, what the step reported, and whatever else carries this execution's mark.
   const candidates: ObjectRef[] = [...rbacManifests(request, manifest).map(refOf).reverse(), ...(state.rbac?.created ?? [])];
   for (const kind of UNDO_ORDER) {
-    candidates.push(...(await listCreatedBy(api, { apiVersion: kind === "ServiceAccount" ? "v1" : RBAC_API, kind, namespace }, request.tenant, executionName)));
+    candidates.push(...(await listCreatedBy(api, { apiVersion: API_VERSION[kind]!, kind, namespace }, request.tenant, executionName)));
   }
   const ordered = uniqueRefs(candidates)
     .filter((ref) => ref.namespace === namespace && UNDO_ORDER.includes(ref.kind))

@@ -13,10 +13,11 @@
 import { randomUUID } from "node:crypto";
 import { jsonEqual } from "./patch.js";
 import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
-import { apiVersionOf, findResourceTypeByKind, NAMESPACES, PODS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
+import { apiVersionOf, findResourceTypeByKind, LIMIT_RANGES, NAMESPACES, PODS, RESOURCE_QUOTAS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./kube-status.js";
 import { podSecurityRefusal } from "./pod-security.js";
+import { applyLimitRangeDefaults, quotaRefusal } from "./limits.js";
 
 export type { KubeObject } from "./admission.js";
 
@@ -143,12 +144,7 @@ export class KubeStore {
     const obj = this.prepareNew(type, body, namespace);
     const name = obj.metadata.name!;
     if (type.namespaced) this.requireWritableNamespace(type, obj.metadata.namespace!, name);
-    if (type.resource === "pods") {
-      this.requireServiceAccount(obj);
-      // Pod Security admission, for every pod: the API's and the Job controller's alike.
-      const refusal = podSecurityRefusal(this.objects.get(this.key(NAMESPACES, undefined, obj.metadata.namespace!))?.object.metadata.labels, obj);
-      if (refusal) throw refusal;
-    }
+    if (type.resource === "pods") this.admitPod(obj);
     if (this.objects.has(this.key(type, obj.metadata.namespace, name))) throw alreadyExists(type, name);
     obj.metadata.resourceVersion = this.nextRevision();
     this.objects.set(this.key(type, obj.metadata.namespace, name), { type, object: obj });
@@ -381,6 +377,20 @@ export class KubeStore {
         [{ reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" }],
       );
     }
+  }
+
+  /**
+   * Admission for every pod, the API's and the Job controller's alike: ServiceAccount, LimitRanger (defaults),
+   * Pod Security, ResourceQuota (every container states what a quota names).
+   */
+  private admitPod(pod: KubeObject): void {
+    const namespace = pod.metadata.namespace!;
+    this.requireServiceAccount(pod);
+    applyLimitRangeDefaults(pod, this.list(LIMIT_RANGES, { namespace }));
+    const refusal =
+      podSecurityRefusal(this.objects.get(this.key(NAMESPACES, undefined, namespace))?.object.metadata.labels, pod) ??
+      quotaRefusal(pod, this.list(RESOURCE_QUOTAS, { namespace }));
+    if (refusal) throw refusal;
   }
 
   /** The ServiceAccount admission plugin: a pod's service account must exist. */

@@ -177,7 +177,13 @@ describe("a failure in one branch of the Parallel", () => {
     expect(run.view.steps.find((s) => s.name === "CreateIamResources")?.status).not.toBe("failed");
     const undone = (step: string) => stepResult<{ undone?: string[] } | undefined>(run, step)?.undone ?? [];
     expect(undone("UndoIamResources")).toEqual(["IAM role nfeks-split.research-launcher"]);
-    expect(undone("UndoNamespaceAndRbac")).toEqual(["Role split/tower-launcher-role", "ServiceAccount split/tower-launcher-sa", "Namespace split"]);
+    expect(undone("UndoNamespaceAndRbac")).toEqual([
+      "Role split/tower-launcher-role",
+      "ServiceAccount split/tower-launcher-sa",
+      "NetworkPolicy split/deny-from-other-namespaces",
+      "LimitRange split/tenant-defaults",
+      "Namespace split",
+    ]);
     await settled(sandbox);
     expect(sandbox.snapshot()).toStrictEqual(before);
   });

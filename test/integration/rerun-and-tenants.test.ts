@@ -71,7 +71,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
         expect(run.execution.status).toBe("SUCCEEDED");
         expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherCreated: false, created: [] });
         expect(stepResult(run, "CreateNamespaceAndRbac").created).toEqual([]);
-        expect(stepResult(run, "CreateNamespaceAndRbac").adopted).toHaveLength(5);
+        expect(stepResult(run, "CreateNamespaceAndRbac").adopted).toHaveLength(7);
         expect(stepResult(run, "GrantClusterAccess")).toMatchObject({ created: false });
         expect(stepResult(run, "ConfigureStorage").created).toEqual([]);
       }
@@ -116,7 +116,17 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
       expect(runs.map((r) => r.execution.status)).toEqual(["SUCCEEDED", "SUCCEEDED"]);
       for (const tenant of tenants) {
         const content = namespaceContent(sandbox, tenant).filter((o) => o.metadata.labels?.["nf-eks-provisioner/tenant"] === tenant);
-        expect(content.map((o) => o.kind).sort()).toEqual(["ConfigMap", "Namespace", "PersistentVolumeClaim", "Role", "RoleBinding", "RoleBinding", "ServiceAccount"]);
+        expect(content.map((o) => o.kind).sort()).toEqual([
+          "ConfigMap",
+          "LimitRange",
+          "Namespace",
+          "NetworkPolicy",
+          "PersistentVolumeClaim",
+          "Role",
+          "RoleBinding",
+          "RoleBinding",
+          "ServiceAccount",
+        ]);
         expect(sandbox.aws.state.iam.roles.has(`nfeks-${tenant}.research-launcher`)).toBe(true);
       }
       if (authenticationMode === "CONFIG_MAP") {

@@ -130,11 +130,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
 
   it("a PVC tenant with a head job, then a re-run that adopts everything and rewrites nextflow.config", async () => {
     // Act
-    const first = await provision(
-      sandbox,
-      pvcRequest("alpha", { namespace: "alpha", headJob: { pipeline: "nextflow-io/hello", waitFor: "completed" } }),
-    );
-    const again = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", labels: { team: "alpha", cost: "genomics" } }));
+    const quota = { cpu: "8", memory: "16Gi", pods: 50 };
+    const headJob = { pipeline: "nextflow-io/hello", waitFor: "completed" } as const;
+    const first = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", quota, headJob }));
+    const again = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", quota, labels: { team: "alpha", cost: "genomics" } }));
     // Assess
     expect([first.execution.status, again.execution.status]).toEqual(["SUCCEEDED", "SUCCEEDED"]);
   });
@@ -150,7 +149,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
     // Prepare
     sandbox.faults.inject({ operation: "kube:GET jobs", kind: "permanent", times: 1 });
     // Act
-    const run = await provision(sandbox, pvcRequest("gamma", { namespace: "gamma", headJob: { pipeline: "nextflow-io/hello" } }));
+    const run = await provision(sandbox, pvcRequest("gamma", { namespace: "gamma", quota: { pods: 10 }, headJob: { pipeline: "nextflow-io/hello" } }));
     await settled(sandbox);
     // Assess
     expect(run.execution.status).toBe("FAILED");

@@ -65,11 +65,13 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     // Assess: Kubernetes objects, each with the ownership marks and the request's labels
     const labels = { ...OWNED, "nf-eks-provisioner/tenant": "genomics", team: "genomics" };
     const namespace = kubeObject(sandbox, "Namespace", undefined, "tower-nf");
-    expect(namespace?.metadata.labels).toMatchObject(labels);
+    // The Namespace carries the marks and Pod Security, never the request's labels (NetworkPolicies select namespaces by label).
+    expect(namespace?.metadata.labels).toMatchObject({ ...OWNED, "nf-eks-provisioner/tenant": "genomics", "pod-security.kubernetes.io/enforce": "baseline" });
+    expect(namespace?.metadata.labels).not.toHaveProperty("team");
     expect(namespace?.metadata.annotations?.["nf-eks-provisioner/created-by-execution"]).toBe(run.started.executionName);
     const ours = (kind: string) => kubeObjects(sandbox, kind, "tower-nf").filter((o) => o.metadata.labels?.["nf-eks-provisioner/tenant"] === "genomics");
     expect(ours("ServiceAccount").map((o) => o.metadata.name)).toEqual(["tower-launcher-sa"]);
-    for (const kind of ["ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "ConfigMap", "Job"]) {
+    for (const kind of ["ServiceAccount", "Role", "RoleBinding", "LimitRange", "NetworkPolicy", "PersistentVolumeClaim", "ConfigMap", "Job"]) {
       for (const o of ours(kind)) expect(o.metadata.labels, `${kind} ${o.metadata.name}`).toMatchObject(labels);
     }
     const role = kubeObject(sandbox, "Role", "tower-nf", "tower-launcher-role");

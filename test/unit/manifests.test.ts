@@ -7,9 +7,12 @@ import {
   headJobParamsConfigMapName,
   launcherRoleManifest,
   launcherUserRoleBinding,
+  limitRangeManifest,
   namespaceManifest,
+  networkPolicyManifest,
   nextflowConfigMapManifest,
   podSecurityLabels,
+  resourceQuotaManifest,
   pvcManifest,
   serviceAccountManifest,
   serviceAccountRoleBinding,
@@ -62,6 +65,9 @@ describe("ownership marks on every object", () => {
       launcherRoleManifest(CTX),
       serviceAccountRoleBinding(CTX, "tower-launcher-sa"),
       launcherUserRoleBinding(CTX),
+      limitRangeManifest(CTX),
+      resourceQuotaManifest(CTX, { cpu: "8" }),
+      networkPolicyManifest(CTX),
       pvcManifest(CTX, PVC),
       nextflowConfigMapManifest(CTX, "process.executor = 'k8s'\n"),
       headJobParamsConfigMapManifest(CTX, "nf-head-x", { input: "s3://bucket/samples.csv" }),
@@ -71,7 +77,9 @@ describe("ownership marks on every object", () => {
     for (const object of objects) {
       expect(isOwnedBy(object.metadata!.labels, "genomics")).toBe(true);
       expect(wasCreatedBy(object.metadata!.labels, RUN)).toBe(true);
-      expect(object.metadata!.labels).toMatchObject({ team: "genomics", "cost-centre": "42" });
+      // The request's labels go on every object but the Namespace (other tenants' NetworkPolicies select namespaces by label).
+      if (object.kind === "Namespace") expect(object.metadata!.labels).not.toHaveProperty("team");
+      else expect(object.metadata!.labels).toMatchObject({ team: "genomics", "cost-centre": "42" });
       expect(object.metadata!.annotations![ANNOTATION_CREATED_BY]).toBe(RUN);
       if (object.kind === "Namespace") expect(object.metadata!.namespace).toBeUndefined();
       else expect(object.metadata!.namespace).toBe("tower-nf");
@@ -86,6 +94,31 @@ describe("ownership marks on every object", () => {
     const namespace = namespaceManifest(ctx);
     // Assess
     expect(namespace.metadata!.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", RUN) });
+  });
+});
+
+describe("quotas and network isolation", () => {
+  it("gives containers default requests and a memory limit, and no default CPU limit (below a task's request it would make the pod invalid)", () => {
+    // Act
+    const limits = limitRangeManifest(CTX).spec!.limits;
+    // Assess
+    expect(limits).toEqual([{ type: "Container", defaultRequest: { cpu: "250m", memory: "256Mi" }, _default: { memory: "1Gi" } }]);
+  });
+
+  it("sizes the quota from what it names only: CPU requests, memory requests and limits, pods", () => {
+    // Act
+    const full = resourceQuotaManifest(CTX, { cpu: "16", memory: "64Gi", pods: 200 });
+    const podsOnly = resourceQuotaManifest(CTX, { pods: 10 });
+    // Assess
+    expect(full.spec!.hard).toEqual({ "requests.cpu": "16", "requests.memory": "64Gi", "limits.memory": "64Gi", pods: "200" });
+    expect(podsOnly.spec!.hard).toEqual({ pods: "10" });
+  });
+
+  it("admits ingress from the namespace's own pods only", () => {
+    // Act
+    const policy = networkPolicyManifest(CTX);
+    // Assess
+    expect(policy.spec).toEqual({ podSelector: {}, policyTypes: ["Ingress"], ingress: [{ _from: [{ podSelector: {} }] }] });
   });
 });
 

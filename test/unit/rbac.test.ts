@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { V1Namespace, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
+import type { V1Namespace, V1ResourceQuota, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
 import * as rbacStep from "../../functions/steps/rbac.js";
 import { createNamespaceAndRbacStep } from "../../functions/steps/rbac.js";
 import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, executionMark, ownershipLabels } from "../../functions/lib/domain/naming.js";
@@ -16,7 +16,9 @@ function stateFor(request: Record<string, unknown> = {}, executionName = RUN, ex
 }
 
 const EVERYTHING = [
+  `LimitRange/${NS}/tenant-defaults`,
   `Namespace/${NS}`,
+  `NetworkPolicy/${NS}/deny-from-other-namespaces`,
   `Role/${NS}/tower-launcher-role`,
   `RoleBinding/${NS}/tower-launcher-sa-binding`,
   `RoleBinding/${NS}/tower-launcher-user-genomics-binding`,
@@ -71,6 +73,8 @@ describe("CreateNamespaceAndRbac", () => {
       role: "tower-launcher-role",
       created: [
         { apiVersion: "v1", kind: "Namespace", name: NS },
+        { apiVersion: "v1", kind: "LimitRange", namespace: NS, name: "tenant-defaults" },
+        { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", namespace: NS, name: "deny-from-other-namespaces" },
         { apiVersion: "v1", kind: "ServiceAccount", namespace: NS, name: "tower-launcher-sa" },
         { apiVersion: RBAC, kind: "Role", namespace: NS, name: "tower-launcher-role" },
         { apiVersion: RBAC, kind: "RoleBinding", namespace: NS, name: "tower-launcher-sa-binding" },
@@ -79,7 +83,9 @@ describe("CreateNamespaceAndRbac", () => {
       adopted: [],
     } satisfies RbacResult);
     const namespace = kube().get<V1Namespace>("v1", "Namespace", NS)!;
-    expect(namespace.metadata?.labels).toEqual({ team: "genomics", ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", RUN) });
+    // The request's labels go on the objects, never on the Namespace (other tenants' NetworkPolicies select namespaces by label).
+    expect(namespace.metadata?.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", RUN) });
+    expect(kube().get(RBAC, "Role", "tower-launcher-role", NS)?.metadata?.labels?.team).toBe("genomics");
     expect(namespace.metadata?.annotations?.[ANNOTATION_CREATED_BY]).toBe(RUN);
     const userBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-genomics-binding", NS)!;
     // The tenant's own user (TENANT is "genomics"): no other tenant's launcher is bound here.
@@ -103,7 +109,7 @@ describe("CreateNamespaceAndRbac", () => {
     expect(kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-compute-sa-binding", "genomics-nf")).toBeUndefined();
     const subjects = kube().all<V1RoleBinding>("RoleBinding", "genomics-nf").flatMap((b) => b.subjects ?? []);
     expect(subjects.map((s) => s.name)).not.toContain("tower-compute-sa");
-    expect(result.created).toHaveLength(6);
+    expect(result.created).toHaveLength(8);
   });
 
   it("creates the tenant Role without rules, then gives them by an update (the API server checks escalate by name)", async () => {
@@ -154,6 +160,8 @@ describe("CreateNamespaceAndRbac", () => {
     expect(result.created).toEqual([]);
     expect(result.adopted.map((r) => `${r.kind}/${r.name}`)).toEqual([
       `Namespace/${NS}`,
+      "LimitRange/tenant-defaults",
+      "NetworkPolicy/deny-from-other-namespaces",
       "ServiceAccount/tower-launcher-sa",
       "Role/tower-launcher-role",
       "RoleBinding/tower-launcher-sa-binding",
@@ -204,7 +212,47 @@ describe("CreateNamespaceAndRbac", () => {
     // Act
     const result = await apply(state);
     // Assess
-    expect(result.created).toHaveLength(5);
+    expect(result.created).toHaveLength(7);
+  });
+});
+
+describe("the namespace's quota", () => {
+  const applyWith = (namespaceSettings: NamespaceSettings, state: WorkflowState) => createNamespaceAndRbacStep({ kube: kube(), namespaceSettings }).apply(state);
+  const settings = (namespaceQuota?: NamespaceSettings["namespaceQuota"]): NamespaceSettings => ({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: false, namespaceQuota });
+  const hard = () => kube().get<V1ResourceQuota>("v1", "ResourceQuota", "tenant-quota", NS)?.spec?.hard;
+
+  it("makes none unless the request or the deployment sizes one", async () => {
+    // Act
+    await applyWith(settings(), stateFor());
+    // Assess
+    expect(hard()).toBeUndefined();
+  });
+
+  it("takes the request's sizes over the deployment's, field by field", async () => {
+    // Act
+    const result = await applyWith(settings({ cpu: "32", memory: "128Gi", pods: 500 }), stateFor({ quota: { cpu: "8" } }));
+    // Assess
+    expect(hard()).toEqual({ "requests.cpu": "8", "requests.memory": "128Gi", "limits.memory": "128Gi", pods: "500" });
+    expect(result.created.map((r) => r.kind)).toContain("ResourceQuota");
+  });
+
+  it("refuses, before creating anything, a quota that cannot hold the head pod", async () => {
+    // Act
+    const refused = applyWith(settings({ memory: "1Gi" }), stateFor({ headJob: { pipeline: "nf-core/rnaseq", memory: "2Gi" } }));
+    // Assess
+    await expect(refused).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("quota.memory") });
+    expect(kube().inventory()).toEqual([]);
+  });
+
+  it("is undone with the rest", async () => {
+    // Prepare
+    const state = stateFor({ quota: { pods: 20 } });
+    await applyWith(settings(), state);
+    // Act
+    const result = await compensate(state);
+    // Assess
+    expect(result.undone).toContain(`ResourceQuota ${NS}/tenant-quota`);
+    expect(kube().inventory()).toEqual([]);
   });
 });
 
@@ -250,9 +298,11 @@ describe("UndoNamespaceAndRbac", () => {
       "Role/tower-launcher-role",
       "ServiceAccount/tower-compute-sa",
       "ServiceAccount/tower-launcher-sa",
+      "NetworkPolicy/deny-from-other-namespaces",
+      "LimitRange/tenant-defaults",
       `Namespace/${NS}`,
     ]);
-    expect(result.undone).toHaveLength(6);
+    expect(result.undone).toHaveLength(8);
     expect(result.kept).toEqual([]);
   });
 
@@ -283,6 +333,8 @@ describe("UndoNamespaceAndRbac", () => {
       `RoleBinding ${NS}/tower-launcher-sa-binding: not created by this run`,
       `Role ${NS}/tower-launcher-role: not created by this run`,
       `ServiceAccount ${NS}/tower-launcher-sa: not created by this run`,
+      `NetworkPolicy ${NS}/deny-from-other-namespaces: not created by this run`,
+      `LimitRange ${NS}/tenant-defaults: not created by this run`,
       `Namespace ${NS}: not created by this run`,
     ]);
   });
@@ -291,12 +343,24 @@ describe("UndoNamespaceAndRbac", () => {
     // Prepare
     kube().faults.inject({ operation: "kube:POST rolebindings", kind: "5xx", times: 1 });
     await expect(apply(stateFor())).rejects.toMatchObject({ name: "ClusterUnreachable" });
-    expect(kube().inventory()).toEqual([`Namespace/${NS}`, `Role/${NS}/tower-launcher-role`, `ServiceAccount/${NS}/tower-launcher-sa`]);
+    expect(kube().inventory()).toEqual([
+      `LimitRange/${NS}/tenant-defaults`,
+      `Namespace/${NS}`,
+      `NetworkPolicy/${NS}/deny-from-other-namespaces`,
+      `Role/${NS}/tower-launcher-role`,
+      `ServiceAccount/${NS}/tower-launcher-sa`,
+    ]);
     // Act
     const result = await compensate(stateFor());
     // Assess
     expect(kube().inventory()).toEqual([]);
-    expect(result.undone).toEqual([`Role ${NS}/tower-launcher-role`, `ServiceAccount ${NS}/tower-launcher-sa`, `Namespace ${NS}`]);
+    expect(result.undone).toEqual([
+      `Role ${NS}/tower-launcher-role`,
+      `ServiceAccount ${NS}/tower-launcher-sa`,
+      `NetworkPolicy ${NS}/deny-from-other-namespaces`,
+      `LimitRange ${NS}/tenant-defaults`,
+      `Namespace ${NS}`,
+    ]);
   });
 
   it("finds objects carrying this run's mark by label selector, whatever their names", async () => {

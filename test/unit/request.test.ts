@@ -205,6 +205,31 @@ describe("Kubernetes quantities (resource.Quantity grammar)", () => {
   });
 });
 
+describe("the namespace's quota", () => {
+  it("is refused at validation when it cannot hold the head pod (its requests equal its limits)", () => {
+    // Act
+    const tooSmall = safeParseRequest({ ...minimal, quota: { cpu: "500m", memory: "1Gi" }, headJob: { pipeline: "nf-core/rnaseq", cpu: "2", memory: "2Gi" } });
+    const fits = safeParseRequest({ ...minimal, quota: { cpu: "2", memory: "2048Mi", pods: 50 }, headJob: { pipeline: "nf-core/rnaseq", cpu: "2000m", memory: "2Gi" } });
+    // Assess
+    expect(tooSmall).toEqual({
+      ok: false,
+      problems: [
+        { path: "quota.cpu", message: "the quota's cpu (500m) cannot hold the head pod's 2" },
+        { path: "quota.memory", message: "the quota's memory (1Gi) cannot hold the head pod's 2Gi" },
+      ],
+    });
+    expect(fits.ok).toBe(true);
+  });
+
+  it("takes Kubernetes quantities and a positive pod count, nothing else", () => {
+    // Act
+    const bad = safeParseRequest({ ...minimal, quota: { cpu: "lots", pods: 0, gpus: 1 } });
+    // Assess
+    expect(bad.ok).toBe(false);
+    expect(bad.ok ? [] : bad.problems.map((p) => p.path)).toEqual(expect.arrayContaining(["quota.cpu", "quota.pods"]));
+  });
+});
+
 describe("request size limits", () => {
   it(`refuses headJob.params over ${MAX_PARAMS_BYTES} bytes of JSON, by path, beside the other problems`, () => {
     // Prepare

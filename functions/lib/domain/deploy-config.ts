@@ -5,7 +5,7 @@
 import * as z from "zod";
 import { parseArn } from "./arn.js";
 import type { Problem } from "./errors.js";
-import { EKS_CLUSTER_NAME, problemsOf, productMessage } from "./request.js";
+import { EKS_CLUSTER_NAME, namespaceQuotaSchema, problemsOf, productMessage } from "./request.js";
 
 /** AWS Region codes: eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ... (no wildcard, no spaces). */
 export const AWS_REGION_CODE = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
@@ -41,6 +41,8 @@ export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
 const namespaceSettingsShape = {
   podSecurityLevel: z.enum(POD_SECURITY_LEVELS).default("baseline"),
   allowPrivilegedNamespaces: z.boolean().default(false),
+  /** Every namespace's ResourceQuota unless the request sizes it (field by field); none when absent. */
+  namespaceQuota: namespaceQuotaSchema.optional(),
 };
 
 function privilegedOnlyWhereAllowed(
@@ -79,6 +81,7 @@ export const deploymentConfigSchema = z.object({
   // Checked here when the stack is synthesized; the Kubernetes steps read them with loadNamespaceSettings (defaults applied).
   podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
   allowPrivilegedNamespaces: z.boolean().optional(),
+  namespaceQuota: namespaceQuotaSchema.optional(),
 }).superRefine(privilegedOnlyWhereAllowed);
 
 export type DeploymentConfig = z.infer<typeof deploymentConfigSchema>;
@@ -91,6 +94,7 @@ export const CONFIG_ENV = {
   eventBusName: "EVENT_BUS_NAME",
   podSecurityLevel: "POD_SECURITY_LEVEL", // baseline (default), restricted, privileged
   allowPrivilegedNamespaces: "ALLOW_PRIVILEGED_NAMESPACES", // true | false (default)
+  namespaceQuota: "NAMESPACE_QUOTA", // JSON: {"cpu":"16","memory":"64Gi","pods":200}
 } as const;
 
 /** The variable the stack hands the entry Lambdas (provision, status, events): this deployment's state machine. */
@@ -136,10 +140,21 @@ function booleanInput(value: string | undefined): unknown {
   return trimmed === "true" ? true : trimmed === "false" ? false : value;
 }
 
-function namespaceSettingsInput(env: NodeJS.ProcessEnv): { podSecurityLevel: unknown; allowPrivilegedNamespaces: unknown } {
+/** JSON, or the text itself when it is not JSON (the schema then says what was expected). */
+function jsonInput(value: string | undefined): unknown {
+  if (!value?.trim()) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+function namespaceSettingsInput(env: NodeJS.ProcessEnv): Record<keyof typeof namespaceSettingsShape, unknown> {
   return {
     podSecurityLevel: env[CONFIG_ENV.podSecurityLevel]?.trim() || undefined,
     allowPrivilegedNamespaces: booleanInput(env[CONFIG_ENV.allowPrivilegedNamespaces]),
+    namespaceQuota: jsonInput(env[CONFIG_ENV.namespaceQuota]),
   };
 }
 
@@ -187,5 +202,6 @@ export function configToEnv(config: DeploymentConfig): Record<string, string> {
   if (config.permissionsBoundaryArn) env[CONFIG_ENV.permissionsBoundaryArn] = config.permissionsBoundaryArn;
   if (config.podSecurityLevel) env[CONFIG_ENV.podSecurityLevel] = config.podSecurityLevel;
   if (config.allowPrivilegedNamespaces !== undefined) env[CONFIG_ENV.allowPrivilegedNamespaces] = String(config.allowPrivilegedNamespaces);
+  if (config.namespaceQuota) env[CONFIG_ENV.namespaceQuota] = JSON.stringify(config.namespaceQuota);
   return env;
 }

@@ -8,10 +8,13 @@ import type {
   V1ConfigMap,
   V1EnvVar,
   V1Job,
+  V1LimitRange,
   V1Namespace,
+  V1NetworkPolicy,
   V1ObjectMeta,
   V1PersistentVolumeClaim,
   V1PolicyRule,
+  V1ResourceQuota,
   V1Role,
   V1RoleBinding,
   V1ServiceAccount,
@@ -28,7 +31,7 @@ import {
   ownershipLabels,
 } from "./naming.js";
 import type { PodSecurityLevel } from "./deploy-config.js";
-import type { FusionStorage, HeadJobSpec, PvcStorage } from "./request.js";
+import type { FusionStorage, HeadJobSpec, NamespaceQuota, PvcStorage } from "./request.js";
 
 export type { KubernetesObject };
 
@@ -93,9 +96,50 @@ export function podSecurityLabels(enforce: PodSecurityLevel): Record<string, str
   );
 }
 
+/**
+ * The namespace carries the ownership marks and the Pod Security labels, never the request's labels: other tenants'
+ * NetworkPolicies may select namespaces by label, so a tenant must not be able to label its way into them.
+ */
 export function namespaceManifest(ctx: ManifestContext, podSecurity: PodSecurityLevel = "baseline"): V1Namespace {
-  const meta = metadata(ctx, ctx.namespace, false);
+  const meta = metadata({ ...ctx, labels: {} }, ctx.namespace, false);
   return { apiVersion: "v1", kind: "Namespace", metadata: { ...meta, labels: { ...podSecurityLabels(podSecurity), ...meta.labels } } };
+}
+
+export const LIMIT_RANGE = "tenant-defaults";
+export const RESOURCE_QUOTA = "tenant-quota";
+export const NETWORK_POLICY = "deny-from-other-namespaces";
+
+/**
+ * What a container gets when it does not ask: requests for CPU and memory (a quota on requests refuses pods without
+ * them) and a memory limit (a quota on limits.memory refuses pods without one). No default CPU limit: Nextflow asks for
+ * a task's CPUs as a request only, and a default limit below that request would make its pod invalid.
+ */
+export const CONTAINER_DEFAULTS = { defaultRequest: { cpu: "250m", memory: "256Mi" }, default: { memory: "1Gi" } } as const;
+
+/** (client-node's models name `default` and `from` `_default` and `_from`; its serializer writes the real names.) */
+export function limitRangeManifest(ctx: ManifestContext): V1LimitRange {
+  const limits = [{ type: "Container", defaultRequest: { ...CONTAINER_DEFAULTS.defaultRequest }, _default: { ...CONTAINER_DEFAULTS.default } }];
+  return { apiVersion: "v1", kind: "LimitRange", metadata: metadata(ctx, LIMIT_RANGE), spec: { limits } };
+}
+
+/** The namespace's quota: CPU requests, memory requests and limits, pods (only what the quota names). */
+export function resourceQuotaManifest(ctx: ManifestContext, quota: NamespaceQuota): V1ResourceQuota {
+  const hard: Record<string, string> = {
+    ...(quota.cpu !== undefined ? { "requests.cpu": quota.cpu } : {}),
+    ...(quota.memory !== undefined ? { "requests.memory": quota.memory, "limits.memory": quota.memory } : {}),
+    ...(quota.pods !== undefined ? { pods: String(quota.pods) } : {}),
+  };
+  return { apiVersion: "v1", kind: "ResourceQuota", metadata: metadata(ctx, RESOURCE_QUOTA), spec: { hard } };
+}
+
+/** Ingress only from pods of the same namespace: another tenant's pods (and any other namespace's) are refused. */
+export function networkPolicyManifest(ctx: ManifestContext): V1NetworkPolicy {
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: metadata(ctx, NETWORK_POLICY),
+    spec: { podSelector: {}, policyTypes: ["Ingress"], ingress: [{ _from: [{ podSelector: {} }] }] },
+  };
 }
 
 export function serviceAccountManifest(ctx: ManifestContext, name: string, annotations?: Record<string, string>): V1ServiceAccount {

@@ -5,6 +5,7 @@
 import * as z from "zod";
 import { InvalidRequest, type Problem } from "./errors.js";
 import { parseArn, validateBucketName } from "./arn.js";
+import { quantityValue } from "./quantity.js";
 
 export const DEFAULTS = {
   namespace: "tower-nf",
@@ -221,6 +222,32 @@ const headJobSchema = z
   })
   .strict();
 
+/**
+ * A namespace's ResourceQuota, as the request (or the deployment's NAMESPACE_QUOTA) sizes it: CPU (requests), memory
+ * (requests and limits) and the number of pods. The namespace's LimitRange supplies what a pod does not ask for.
+ */
+export const namespaceQuotaSchema = z
+  .object({
+    cpu: quantity("quota.cpu").optional(),
+    memory: quantity("quota.memory").optional(),
+    pods: z.number().int().min(1).max(100_000).optional(),
+  })
+  .strict();
+export type NamespaceQuota = z.output<typeof namespaceQuotaSchema>;
+
+/** Why a quota cannot hold the head pod (its requests equal its limits), one problem per resource; none when it fits. */
+export function headPodQuotaProblems(quota: NamespaceQuota | undefined, head: { cpu: string; memory: string } | undefined): Problem[] {
+  if (!quota || !head) return [];
+  const problems: Problem[] = [];
+  for (const resource of ["cpu", "memory"] as const) {
+    const limit = quota[resource];
+    if (limit !== undefined && quantityValue(head[resource]) > quantityValue(limit)) {
+      problems.push({ path: `quota.${resource}`, message: `the quota's ${resource} (${limit}) cannot hold the head pod's ${head[resource]}` });
+    }
+  }
+  return problems;
+}
+
 export const provisionRequestSchema = z
   .object({
     tenant: dnsLabel("tenant", 40),
@@ -233,6 +260,8 @@ export const provisionRequestSchema = z
     computeServiceAccount: dnsSubdomain("computeServiceAccount").optional(),
     storage: z.discriminatedUnion("type", [pvcStorageSchema, fusionStorageSchema]),
     headJob: headJobSchema.optional(),
+    /** The namespace's ResourceQuota (over the deployment's NAMESPACE_QUOTA, field by field). */
+    quota: namespaceQuotaSchema.optional(),
     labels: z
       .record(z.string(), labelValue)
       .default({})
@@ -250,6 +279,9 @@ export const provisionRequestSchema = z
   .superRefine((req, ctx) => {
     if (req.computeServiceAccount && req.computeServiceAccount === req.serviceAccount)
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["computeServiceAccount"], message: "computeServiceAccount must differ from serviceAccount" });
+    for (const problem of headPodQuotaProblems(req.quota, req.headJob)) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, path: problem.path.split("."), message: problem.message });
+    }
   });
 
 export type ProvisionRequestInput = z.input<typeof provisionRequestSchema>;
