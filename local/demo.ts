@@ -9,7 +9,7 @@ import { DescribeClusterCommand, ListAccessEntriesCommand, DescribeAccessEntryCo
 import { GetRoleCommand, ListRolesCommand } from "@aws-sdk/client-iam";
 import { eksClient, iamClient, resetClients } from "../functions/lib/aws/clients.js";
 import { kubeClientFor, resetKubeClients } from "../functions/lib/kube/kube-client.js";
-import { parseAwsAuth } from "../functions/lib/kube/aws-auth.js";
+import { parseAwsAuth } from "../functions/lib/kube/aws-auth/index.js";
 import { LABEL_TENANT, launcherGroup, launcherUsername, NEXTFLOW_CONFIGMAP } from "../functions/lib/domain/naming.js";
 import { toResolvedCluster } from "../functions/steps/resolve-cluster.js";
 import type { StepSummary } from "../functions/lib/workflow/execution-summary.js";

@@ -34,7 +34,7 @@ const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
   "resolve-cluster": { memorySize: 256, timeout: 30 },
   "iam/index": { memorySize: 256, timeout: 60 },
   rbac: { memorySize: 512, timeout: 90 },
-  "cluster-access": { memorySize: 512, timeout: 90 },
+  "cluster-access/index": { memorySize: 512, timeout: 90 },
   storage: { memorySize: 512, timeout: 90 },
   "head-job": { memorySize: 512, timeout: 120 },
   report: { memorySize: 256, timeout: 30 },

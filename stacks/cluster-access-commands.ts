@@ -8,6 +8,7 @@
  * Why cluster admin: the steps create namespaces, edit kube-system/aws-auth, and create Roles granting
  * pods/exec (Kubernetes only lets a principal grant what it holds).
  */
+import { awsAuthEntryLine } from "../functions/lib/kube/aws-auth/index.js";
 
 export const CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy";
 /** The Kubernetes identity of the KubeStepsRole in CONFIG_MAP clusters. */
@@ -34,7 +35,7 @@ export function accessEntryCommand(cluster: ClusterRef, roleArn: string, partiti
 
 /** The aws-auth `mapRoles` entry (flow-style YAML: one line, pasteable as a list item). */
 export function awsAuthMapRolesEntry(roleArn: string): string {
-  return `- {rolearn: ${roleArn}, username: ${PROVISIONER_USERNAME}, groups: [${PROVISIONER_ADMIN_GROUP}]}`;
+  return awsAuthEntryLine({ kind: "role", arn: roleArn, username: PROVISIONER_USERNAME, groups: [PROVISIONER_ADMIN_GROUP] });
 }
 
 /**

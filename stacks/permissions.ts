@@ -39,7 +39,7 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access", "storage", "head-job"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job"]);
 
 // ---------------------------------------------------------------- resource ARNs
 

@@ -14,7 +14,7 @@
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
-import { logger } from "../lib/workflow/middleware.js";
+import { httpHandler, logger } from "../lib/workflow/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps } from "../lib/entry/start-provisioning.js";
 import { errorResponse, json, type Response } from "./http-response.js";
 
@@ -50,48 +50,47 @@ function parseBody(event: APIGatewayProxyEventV2): { ok: true; value: unknown } 
   }
 }
 
+/** The route itself: every answer but the one to a thrown error (answerError, through httpHandler). */
+async function answer(event: APIGatewayProxyEventV2, deps: ProvisionApiDeps): Promise<Response> {
+  const body = parseBody(event);
+  if (!body.ok) return body.response;
+
+  const checked = checkRequest(body.value, { idempotencyKey: headerValue(event.headers, IDEMPOTENCY_KEY_HEADER), config: deps.config });
+  if (!checked.ok) {
+    logger.info("provisioning request refused", { error: checked.error, problems: checked.problems });
+    return json(checked.error === "NotAllowed" ? 403 : 400, { error: checked.error, problems: checked.problems });
+  }
+
+  const started = await startProvisioning(checked.request, deps);
+  if (started.outcome === "key-reused") {
+    return json(422, {
+      error: "IdempotencyKeyReused",
+      message: `idempotency key "${checked.request.idempotencyKey}" was already used for a different request; use a new key`,
+    });
+  }
+  if (started.outcome === "run-in-progress") {
+    logger.info("provisioning refused: another run of the tenant is under way", { executionArn: started.executionArn, tenant: checked.request.tenant });
+    return json(409, {
+      error: "RunInProgress",
+      message: `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); try again once it has ended`,
+      executionArn: started.executionArn,
+      statusUrl: statusUrlFor(started.executionName),
+    });
+  }
+  logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
+  const statusUrl = statusUrlFor(started.executionName);
+  // A repeat answers exactly like the first call: same execution, same status URL.
+  return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl }, { location: statusUrl });
+}
+
+/** A request Step Functions refuses (too large an input) is the caller's to fix; anything else is 503 or 500. */
+function answerError(error: Error, event: APIGatewayProxyEventV2): Response {
+  if (error instanceof InvalidRequest) return json(400, { error: error.name, problems: error.problems });
+  return errorResponse(error, event.requestContext?.requestId, "start the provisioning workflow");
+}
+
 export function createProvisionHandler(deps: ProvisionApiDeps = {}) {
-  return async (event: APIGatewayProxyEventV2): Promise<Response> => {
-    logger.appendKeys({ requestId: event.requestContext?.requestId });
-    try {
-      const body = parseBody(event);
-      if (!body.ok) return body.response;
-
-      const checked = checkRequest(body.value, { idempotencyKey: headerValue(event.headers, IDEMPOTENCY_KEY_HEADER), config: deps.config });
-      if (!checked.ok) {
-        logger.info("provisioning request refused", { error: checked.error, problems: checked.problems });
-        return json(checked.error === "NotAllowed" ? 403 : 400, { error: checked.error, problems: checked.problems });
-      }
-
-      const started = await startProvisioning(checked.request, deps);
-      if (started.outcome === "key-reused") {
-        return json(422, {
-          error: "IdempotencyKeyReused",
-          message: `idempotency key "${checked.request.idempotencyKey}" was already used for a different request; use a new key`,
-        });
-      }
-      if (started.outcome === "run-in-progress") {
-        logger.info("provisioning refused: another run of the tenant is under way", { executionArn: started.executionArn, tenant: checked.request.tenant });
-        return json(409, {
-          error: "RunInProgress",
-          message: `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); try again once it has ended`,
-          executionArn: started.executionArn,
-          statusUrl: statusUrlFor(started.executionName),
-        });
-      }
-      logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
-      const statusUrl = statusUrlFor(started.executionName);
-      // A repeat answers exactly like the first call: same execution, same status URL.
-      return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl }, { location: statusUrl });
-    } catch (error) {
-      if (error instanceof InvalidRequest) {
-        logger.info("provisioning request refused by Step Functions", { problems: error.problems });
-        return json(400, { error: error.name, problems: error.problems });
-      }
-      logger.error("could not start provisioning", { error: error as Error });
-      return errorResponse(error, event.requestContext?.requestId, "start the provisioning workflow");
-    }
-  };
+  return httpHandler("POST /provision", (event: APIGatewayProxyEventV2) => answer(event, deps), answerError);
 }
 
 export const handler = createProvisionHandler();

@@ -15,8 +15,8 @@ import { sfnClient } from "../lib/aws/clients.js";
 import { STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
 import { executionArnFor } from "../lib/domain/execution-name.js";
 import { readableCause, summariseHistory, type StepSummary } from "../lib/workflow/execution-summary.js";
-import { logger } from "../lib/workflow/middleware.js";
-import { isAwsError, normaliseError } from "../lib/workflow/normalise-error.js";
+import { httpHandler } from "../lib/workflow/middleware.js";
+import { isAwsError } from "../lib/workflow/normalise-error.js";
 import { describeExecutionIfAny, stateMachineArnFrom } from "../lib/entry/start-provisioning.js";
 import { errorResponse, json, type Response } from "./http-response.js";
 
@@ -139,24 +139,26 @@ async function executionStatus(executionArn: string, deps: StatusDeps = {}): Pro
   return statusView(execution, await fullHistory(sfn, executionArn));
 }
 
+/** The route itself: every answer but the one to a thrown error (answerError, through httpHandler). */
+async function answer(event: APIGatewayProxyEventV2, deps: StatusDeps): Promise<Response> {
+  const id = executionArnOf(event.pathParameters?.id, deps);
+  if (!id.ok) {
+    return id.status === 404 ? json(404, { error: "ExecutionNotFound", message: id.message }) : json(400, { error: "InvalidRequest", message: id.message });
+  }
+  const view = await executionStatus(id.executionArn, deps);
+  if (!view) return json(404, { error: "ExecutionNotFound", message: `no execution ${id.executionArn}` });
+  return json(200, view);
+}
+
+/** An ARN Step Functions finds malformed is the caller's to fix; anything else is 503 or 500. */
+function answerError(error: Error, event: APIGatewayProxyEventV2): Response {
+  // normaliseError leaves Step Functions' InvalidArn as it is: still recognisable here.
+  if (isAwsError(error, "InvalidArn")) return json(400, { error: "InvalidRequest", message: "the execution ARN is not valid" });
+  return errorResponse(error, event.requestContext?.requestId, "read the execution status");
+}
+
 export function createStatusHandler(deps: StatusDeps = {}) {
-  return async (event: APIGatewayProxyEventV2): Promise<Response> => {
-    logger.appendKeys({ requestId: event.requestContext?.requestId });
-    try {
-      const id = executionArnOf(event.pathParameters?.id, deps);
-      if (!id.ok) {
-        return id.status === 404 ? json(404, { error: "ExecutionNotFound", message: id.message }) : json(400, { error: "InvalidRequest", message: id.message });
-      }
-      const view = await executionStatus(id.executionArn, deps);
-      if (!view) return json(404, { error: "ExecutionNotFound", message: `no execution ${id.executionArn}` });
-      return json(200, view);
-    } catch (problem) {
-      const error = normaliseError(problem);
-      logger.error("could not read the execution status", { error });
-      if (isAwsError(problem, "InvalidArn")) return json(400, { error: "InvalidRequest", message: "the execution ARN is not valid" });
-      return errorResponse(error, event.requestContext?.requestId, "read the execution status");
-    }
-  };
+  return httpHandler("GET /executions/{id}", (event: APIGatewayProxyEventV2) => answer(event, deps), answerError);
 }
 
 export const handler = createStatusHandler();

@@ -18,7 +18,7 @@
 import type { EventBridgeEvent } from "aws-lambda";
 import { COMPUTE_ENVIRONMENT_REQUESTED, type DeploymentConfig } from "../lib/domain/deploy-config.js";
 import { InvalidRequest, NotAllowed, RunInProgress } from "../lib/domain/errors.js";
-import { logger } from "../lib/workflow/middleware.js";
+import { eventHandler, logger } from "../lib/workflow/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps, type StartedExecution } from "../lib/entry/start-provisioning.js";
 
 export interface ComputeEnvironmentRequestedDeps extends StartDeps {
@@ -34,46 +34,47 @@ function hasOwnKey(detail: unknown): boolean {
   return typeof detail === "object" && detail !== null && (detail as { idempotencyKey?: unknown }).idempotencyKey !== undefined;
 }
 
-function createComputeEnvironmentRequestedHandler(deps: ComputeEnvironmentRequestedDeps = {}) {
-  return async (event: EventBridgeEvent<string, unknown>): Promise<StartedExecution> => {
-    logger.appendKeys({ eventId: event.id, source: event.source });
-    if (event["detail-type"] !== COMPUTE_ENVIRONMENT_REQUESTED) {
-      const error = new InvalidRequest([{ path: "detail-type", message: `expected ${COMPUTE_ENVIRONMENT_REQUESTED}, got "${event["detail-type"]}"` }]);
-      logger.error("event refused: not a ComputeEnvironmentRequested event", { error });
-      throw error;
-    }
+/** The workflow started (or found) for the event, or the named error that says why not (logged by eventHandler). */
+async function startFromEvent(event: EventBridgeEvent<string, unknown>, deps: ComputeEnvironmentRequestedDeps): Promise<StartedExecution> {
+  if (event["detail-type"] !== COMPUTE_ENVIRONMENT_REQUESTED) {
+    throw new InvalidRequest([
+      { path: "detail-type", message: `expected ${COMPUTE_ENVIRONMENT_REQUESTED}, got "${event["detail-type"]}"` },
+    ]);
+  }
 
-    const checked = checkRequest(event.detail, {
-      idempotencyKey: hasOwnKey(event.detail) ? undefined : eventIdempotencyKey(event.id),
-      config: deps.config,
-    });
-    if (!checked.ok) {
-      const error = checked.error === "NotAllowed" ? new NotAllowed(checked.problems.map((p) => p.message).join("; ")) : new InvalidRequest(checked.problems);
-      // Retrying cannot help: say so once, with every problem, and let the event go to the DLQ.
-      logger.error("event refused: the request can never succeed", { errorName: error.name, problems: checked.problems });
-      throw error;
-    }
+  const checked = checkRequest(event.detail, {
+    idempotencyKey: hasOwnKey(event.detail) ? undefined : eventIdempotencyKey(event.id),
+    config: deps.config,
+  });
+  // Retrying cannot help: refused once, with every problem, and the event goes to the DLQ.
+  if (!checked.ok) {
+    throw checked.error === "NotAllowed"
+      ? new NotAllowed(checked.problems.map((p) => p.message).join("; "))
+      : new InvalidRequest(checked.problems);
+  }
 
-    const started = await startProvisioning(checked.request, deps);
-    if (started.outcome === "key-reused") {
-      const error = new InvalidRequest([
-        { path: "idempotencyKey", message: `"${checked.request.idempotencyKey}" was already used for a different request (execution ${started.executionName})` },
-      ]);
-      logger.error("event refused: idempotency key reused", { errorName: error.name, problems: error.problems });
-      throw error;
-    }
-    if (started.outcome === "run-in-progress") {
-      const error = new RunInProgress(
-        `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); the event is retried later`,
-        started.executionArn,
-      );
-      // Thrown, not returned: Lambda's async retries (2, minutes apart) try again, then the DLQ keeps the event.
-      logger.warn("event deferred: another run of the tenant is under way", { errorName: error.name, executionArn: started.executionArn });
-      throw error;
-    }
-    logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
-    return started;
-  };
+  const started = await startProvisioning(checked.request, deps);
+  if (started.outcome === "key-reused") {
+    throw new InvalidRequest([
+      {
+        path: "idempotencyKey",
+        message: `"${checked.request.idempotencyKey}" was already used for a different request (execution ${started.executionName})`,
+      },
+    ]);
+  }
+  if (started.outcome === "run-in-progress") {
+    // Thrown, not returned: Lambda's async retries (2, minutes apart) try again, then the DLQ keeps the event.
+    throw new RunInProgress(
+      `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); the event is retried later`,
+      started.executionArn,
+    );
+  }
+  logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
+  return started;
+}
+
+export function createComputeEnvironmentRequestedHandler(deps: ComputeEnvironmentRequestedDeps = {}) {
+  return eventHandler(COMPUTE_ENVIRONMENT_REQUESTED, (event: EventBridgeEvent<string, unknown>) => startFromEvent(event, deps));
 }
 
 export const handler = createComputeEnvironmentRequestedHandler();

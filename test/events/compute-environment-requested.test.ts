@@ -1,12 +1,13 @@
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { APIGatewayProxyEventV2, EventBridgeEvent } from "aws-lambda";
-import { InvalidExecutionInput, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
-import { handler } from "../../functions/events/compute-environment-requested.js";
+import { InvalidExecutionInput, SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { createComputeEnvironmentRequestedHandler, handler } from "../../functions/events/compute-environment-requested.js";
 import { COMPUTE_ENVIRONMENT_REQUESTED } from "../../functions/lib/domain/deploy-config.js";
 import { handler as httpHandler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { InvalidRequest, NotAllowed, ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/domain/errors.js";
+import { logger } from "../../functions/lib/workflow/middleware.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
@@ -201,5 +202,46 @@ describe("ComputeEnvironmentRequested", () => {
     const error = await refusal(handler(requested(REQUEST)));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
+  });
+});
+
+describe("ComputeEnvironmentRequested: the middleware around it", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("uses an injected client, state machine and configuration", async () => {
+    // Prepare
+    const injected = createComputeEnvironmentRequestedHandler({
+      sfn: new SFNClient({ region: "us-east-1" }),
+      stateMachineArn: "arn:aws:states:us-east-1:999988887777:stateMachine:other",
+      config: { allowedClusters: [{ name: "lab", region: "us-east-1" }], allowedAccountIds: [], iamPrefix: "x", eventBusName: "default" },
+    });
+    // Act
+    const outcome = await injected(requested({ ...REQUEST, cluster: { name: "lab", region: "us-east-1" }, idempotencyKey: "k1" }));
+    // Assess
+    expect(outcome).toMatchObject({ outcome: "started", executionArn: "arn:aws:states:us-east-1:999988887777:execution:other:genomics_k1" });
+  });
+
+  it("puts the event id and source on the invocation's log lines", async () => {
+    // Prepare
+    const appendKeys = vi.spyOn(logger, "appendKeys");
+    // Act
+    await handler(requested(REQUEST));
+    // Assess
+    expect(appendKeys).toHaveBeenCalledWith({ eventId: EVENT_ID, source: "acme.onboarding" });
+  });
+
+  it("logs a refusal once, at error level, and a deferral once, as a warning", async () => {
+    // Prepare
+    const logError = vi.spyOn(logger, "error");
+    const logWarn = vi.spyOn(logger, "warn");
+    fake.seed("genomics-20250131T110000Z-0a1b2c3d");
+    // Act
+    await refusal(handler(requested({ ...REQUEST, tenant: "Not A Tenant" })));
+    await refusal(handler(requested(REQUEST)));
+    // Assess
+    expect(logError.mock.calls.map((c) => c[0])).toEqual(["ComputeEnvironmentRequested: event refused with InvalidRequest"]);
+    expect(logWarn.mock.calls.map((c) => c[0])).toEqual(["ComputeEnvironmentRequested: event deferred with RunInProgress; Lambda retries it"]);
   });
 });

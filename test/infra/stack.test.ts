@@ -381,6 +381,13 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(status).toContain("states:GetExecutionHistory");
     expect(status).not.toContain("states:StartExecution");
     expect(sdkCalls.actionsOf("functions/steps/rbac.ts", "apply").size).toBe(0);
+    // A step built by a factory (`export const { apply, compensate } = createClusterAccessStep()`): each export its own calls
+    const accessApply = sdkCalls.actionsOf("functions/steps/cluster-access/index.ts", "apply");
+    const accessCompensate = sdkCalls.actionsOf("functions/steps/cluster-access/index.ts", "compensate");
+    expect(accessApply).toContain("eks:CreateAccessEntry");
+    expect(accessApply).not.toContain("eks:DeleteAccessEntry");
+    expect(accessCompensate).toContain("eks:DeleteAccessEntry");
+    expect(accessCompensate).not.toContain("eks:CreateAccessEntry");
   });
 
   it("gives each Lambda every action its code calls, and no write action beyond them", () => {

@@ -11,7 +11,7 @@
 import { describe, expect, it } from "vitest";
 import { GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from "@aws-sdk/client-sfn";
 import type { Sandbox } from "../../local/sandbox.js";
-import { AWS_AUTH_MAX_ATTEMPTS } from "../../functions/steps/cluster-access.js";
+import { AWS_AUTH_MAX_ATTEMPTS } from "../../functions/steps/cluster-access/index.js";
 import type { FaultKind } from "../../local/faults.js";
 import { ACCOUNT_ID, awsAuth, clusterState, FAST, iamRole, mappedRoleArns, provision, pvcRequest, useSandbox, type Run } from "../support/sandbox-runs.js";
 

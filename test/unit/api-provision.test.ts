@@ -1,9 +1,10 @@
 import "aws-sdk-client-mock-vitest/extend";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { InvalidExecutionInput, ListExecutionsCommand, SFNClient, SFNServiceException, StartExecutionCommand } from "@aws-sdk/client-sfn";
 import { createProvisionHandler, handler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
+import { logger } from "../../functions/lib/workflow/middleware.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
@@ -362,5 +363,37 @@ describe("POST /provision: request size", () => {
     expect(response.status).toBe(400);
     expect(response.body.error).toBe("InvalidRequest");
     expect(response.body.problems).toEqual([{ path: "", message: expect.stringMatching(/too large/) }]);
+  });
+});
+
+describe("POST /provision: the middleware around it", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("puts API Gateway's request id and the route on the invocation's log lines", async () => {
+    // Prepare
+    const appendKeys = vi.spyOn(logger, "appendKeys");
+    // Act
+    await post(REQUEST, { "Idempotency-Key": "onboard-42" });
+    // Assess
+    expect(appendKeys).toHaveBeenCalledWith({ route: "POST /provision", requestId: "req-1" });
+  });
+
+  it("answers 500 JSON without a stack when the code itself breaks, and logs the error once", async () => {
+    // Prepare: a programming error, not an AWS one
+    const sfn = new SFNClient({ region: "eu-west-1" });
+    sfn.send = () => Promise.reject(new TypeError("Cannot read properties of undefined (reading 'executions')"));
+    const broken = createProvisionHandler({ sfn, stateMachineArn: STATE_MACHINE_ARN });
+    const logError = vi.spyOn(logger, "error");
+    // Act
+    const response = (await broken(httpEvent(REQUEST))) as APIGatewayProxyStructuredResultV2;
+    // Assess
+    expect(response.statusCode).toBe(500);
+    expect(response.headers).toEqual({ "content-type": "application/json" });
+    expect(JSON.parse(String(response.body))).toEqual({ error: "InternalError", message: "could not start the provisioning workflow", requestId: "req-1" });
+    expect(String(response.body)).not.toMatch(/\bat .+:\d+:\d+|TypeError/);
+    expect(logError).toHaveBeenCalledTimes(1);
+    expect(logError).toHaveBeenCalledWith("POST /provision failed with TypeError", expect.objectContaining({ errorName: "TypeError", statusCode: 500 }));
   });
 });

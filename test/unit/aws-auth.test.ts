@@ -3,13 +3,14 @@ import fc from "fast-check";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import {
   addMapping,
+  awsAuthEntryLine,
   awsAuthPrincipal,
   findMapping,
   parseAwsAuth,
   removeMapping,
   serializeAwsAuth,
   type AwsAuthMapping,
-} from "../../functions/lib/kube/aws-auth.js";
+} from "../../functions/lib/kube/aws-auth/index.js";
 
 const ACCOUNT = "111122223333";
 const NODE_ROLE = `arn:aws:iam::${ACCOUNT}:role/eksctl-research-nodegroup-NodeInstanceRole-1ABC`;
@@ -265,6 +266,24 @@ describe("serializeAwsAuth", () => {
     const data = serializeAwsAuth({ mapRoles: [...auth.mapRoles], mapUsers: [...auth.mapUsers], other: { ...auth.other } });
     // Assess
     expect(parseAwsAuth(data)).toEqual(auth);
+  });
+});
+
+describe("awsAuthEntryLine", () => {
+  it("writes one mapping as a one-line flow-style list item that parses back to the mapping", () => {
+    // Prepare
+    const user: AwsAuthMapping = { kind: "user", arn: LAUNCHER_USER, username: "tower-user", groups: ["a", "b"] };
+
+    // Act
+    const roleLine = awsAuthEntryLine(LAUNCHER);
+    const userLine = awsAuthEntryLine(user);
+
+    // Assess
+    expect(roleLine).toBe(`- {rolearn: ${LAUNCHER_ROLE}, username: tower-launcher-user, groups: [tower-launcher-role]}`);
+    expect(userLine).toBe(`- {userarn: ${LAUNCHER_USER}, username: tower-user, groups: [a, b]}`);
+    const parsed = parseAwsAuth({ mapRoles: roleLine, mapUsers: userLine });
+    expect(findMapping(parsed, LAUNCHER_ROLE)).toEqual({ rolearn: LAUNCHER_ROLE, username: "tower-launcher-user", groups: ["tower-launcher-role"] });
+    expect(findMapping(parsed, LAUNCHER_USER)).toEqual({ userarn: LAUNCHER_USER, username: "tower-user", groups: ["a", "b"] });
   });
 });
 

@@ -1,9 +1,10 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeClusterCommand } from "@aws-sdk/client-eks";
-import { eksClient, iamClient, MAX_ATTEMPTS, resetClients } from "../../functions/lib/aws/clients.js";
+import { eksClient, eventBridgeClient, iamClient, MAX_ATTEMPTS, resetClients, sfnClient, stsClient } from "../../functions/lib/aws/clients.js";
+import { tracer } from "../../functions/lib/aws/powertools.js";
 import { ClusterUnreachable, IamNotYetConsistent } from "../../functions/lib/domain/errors.js";
 import { isAwsError, normaliseError } from "../../functions/lib/workflow/normalise-error.js";
 
@@ -28,6 +29,7 @@ beforeEach(() => {
 });
 
 afterEach(async () => {
+  vi.restoreAllMocks();
   process.env = { ...savedEnv };
   resetClients();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
@@ -86,5 +88,37 @@ describe("SDK clients", () => {
     expect(eksClient("eu-west-1")).toBe(eksClient("eu-west-1"));
     expect(eksClient("eu-west-1")).not.toBe(eksClient("us-east-1"));
     expect(iamClient()).toBe(iamClient());
+  });
+});
+
+describe("SDK clients: tracing", () => {
+  it("are each captured by the tracer once, when created", () => {
+    // Prepare: the real capture needs an X-Ray segment (Lambda); record what it is given instead
+    const captured: unknown[] = [];
+    vi.spyOn(tracer, "captureAWSv3Client").mockImplementation((client) => {
+      captured.push(client);
+      return client;
+    });
+    // Act
+    const clients = [iamClient(), eksClient("eu-west-1"), stsClient("eu-west-1"), sfnClient(), eventBridgeClient(), iamClient()];
+    // Assess
+    expect(captured).toEqual(clients.slice(0, 5));
+    expect(new Set(captured).size).toBe(5);
+  });
+
+  it("are left as they are while tracing is off (POWERTOOLS_TRACE_ENABLED=false), and still work", async () => {
+    // Prepare
+    const url = await listen((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ cluster: { name: "research" } }));
+    });
+    process.env.AWS_ENDPOINT_URL_EKS = url;
+    // Act
+    const client = eksClient("eu-west-1");
+    const answer = await client.send(new DescribeClusterCommand({ name: "research" }));
+    // Assess
+    expect(tracer.isTracingEnabled()).toBe(false);
+    expect(client.middlewareStack.identify().join(" ")).not.toMatch(/XRay/i);
+    expect(answer.cluster?.name).toBe("research");
   });
 });

@@ -315,6 +315,30 @@ describe("GET /executions/{id}", () => {
     expect(response.headers).toMatchObject({ "retry-after": "5" });
     expect(JSON.parse(response.body!).error).toBe("Throttled");
   });
+
+  it("answers 400 when Step Functions finds the execution ARN malformed", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).rejects(
+      new SFNServiceException({ name: "InvalidArn", $fault: "client", message: "Invalid Arn: 'Resource type not valid in this context'", $metadata: { httpStatusCode: 400 } }),
+    );
+    // Act
+    const { statusCode, body } = await get(NAME);
+    // Assess
+    expect(statusCode).toBe(400);
+    expect(body).toEqual({ error: "InvalidRequest", message: "the execution ARN is not valid" });
+  });
+
+  it("answers 500 JSON with the request id, and no stack trace, when something unexpected fails", async () => {
+    // Prepare
+    sfn.on(DescribeExecutionCommand).rejects(new TypeError("Cannot read properties of undefined (reading 'status')"));
+    // Act
+    const response = await handler(apiEvent(NAME));
+    // Assess
+    expect(response.statusCode).toBe(500);
+    expect(response.headers).toEqual({ "content-type": "application/json" });
+    expect(JSON.parse(response.body!)).toEqual({ error: "InternalError", message: "could not read the execution status", requestId: "req-1" });
+    expect(response.body).not.toMatch(/\bat .+:\d+:\d+|TypeError/);
+  });
 });
 
 describe("GET /executions/{id}: what the response leaves out", () => {

@@ -7,12 +7,15 @@
  * Retries are few on purpose: the state machine owns retrying (with backoff and jitter), so a Lambda
  * fails fast with a named error instead of burning its timeout. Short connection/request timeouts make
  * a call that escapes to an unreachable endpoint fail in seconds.
+ *
+ * Every client is traced (an X-Ray subsegment per call, under the handler's segment) when the tracer is on.
  */
 import { EKSClient } from "@aws-sdk/client-eks";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { STSClient } from "@aws-sdk/client-sts";
+import { tracer } from "./powertools.js";
 
 /** One SDK attempt plus one quick retry; Step Functions retries the rest. */
 export const MAX_ATTEMPTS = 2;
@@ -77,6 +80,11 @@ function withOperationNames<C extends { middlewareStack: unknown }>(client: C): 
   return client;
 }
 
+/** What every client gets: failed calls named, and each call traced (a no-op while tracing is off). */
+function prepared<C extends { middlewareStack: unknown }>(client: C): C {
+  return tracer.captureAWSv3Client(withOperationNames(client));
+}
+
 const cache = new Map<string, unknown>();
 
 function memoised<T>(key: string, create: () => T): T {
@@ -86,23 +94,23 @@ function memoised<T>(key: string, create: () => T): T {
 
 /** IAM is global; the region only picks the partition's endpoint. */
 export function iamClient(): IAMClient {
-  return memoised("iam", () => withOperationNames(new IAMClient(commonConfig(defaultRegion()))));
+  return memoised("iam", () => prepared(new IAMClient(commonConfig(defaultRegion()))));
 }
 
 export function eksClient(region: string = defaultRegion()): EKSClient {
-  return memoised(`eks:${region}`, () => withOperationNames(new EKSClient(commonConfig(region))));
+  return memoised(`eks:${region}`, () => prepared(new EKSClient(commonConfig(region))));
 }
 
 export function stsClient(region: string = defaultRegion()): STSClient {
-  return memoised(`sts:${region}`, () => withOperationNames(new STSClient(commonConfig(region))));
+  return memoised(`sts:${region}`, () => prepared(new STSClient(commonConfig(region))));
 }
 
 export function sfnClient(): SFNClient {
-  return memoised("sfn", () => withOperationNames(new SFNClient(commonConfig(defaultRegion()))));
+  return memoised("sfn", () => prepared(new SFNClient(commonConfig(defaultRegion()))));
 }
 
 export function eventBridgeClient(): EventBridgeClient {
-  return memoised("events", () => withOperationNames(new EventBridgeClient(commonConfig(defaultRegion()))));
+  return memoised("events", () => prepared(new EventBridgeClient(commonConfig(defaultRegion()))));
 }
 
 /** Forget every client (tests that change the environment between cases). */

@@ -23,14 +23,7 @@ export const TAG_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const TAG_TENANT = "nf-eks-provisioner/tenant";
 export const TAG_CREATED_BY = "nf-eks-provisioner/created-by";
 
-/**
- * kube-system/aws-auth: a copy of the data before the last edit, written by earlier versions. Shared by every
- * tenant it went stale as soon as one run was undone beside another's, so the copy now lives only in the
- * step output (`AccessResult.previousAwsAuth`); our next edit removes this annotation.
- */
-export const ANNOTATION_PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
-/** kube-system/aws-auth: which execution (executionMark) added which principal ARN (JSON {arn: mark}). */
-export const ANNOTATION_AWS_AUTH_MAPPINGS = "nf-eks-provisioner/mappings";
+/** The marks on kube-system/aws-auth are named in functions/lib/kube/aws-auth/configmap-edit.ts. */
 
 /** The head and compute ServiceAccounts' IRSA annotation. */
 export const IRSA_ANNOTATION = "eks.amazonaws.com/role-arn";

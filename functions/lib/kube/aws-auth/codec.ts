@@ -1,6 +1,6 @@
 /**
- * The `kube-system/aws-auth` ConfigMap codec (CONFIG_MAP authentication mode). Pure: the cluster-access
- * step reads the ConfigMap, edits the parsed entries here, and replaces it with the read resourceVersion.
+ * The `kube-system/aws-auth` ConfigMap codec (CONFIG_MAP authentication mode). Pure: configmap-edit.ts reads
+ * the ConfigMap, edits the parsed entries here, and replaces it with the read resourceVersion.
  *
  * The ConfigMap is shared with the node groups (their role mappings keep the nodes in the cluster), so:
  * - content that does not parse is never rewritten (AwsAuthUnparseable);
@@ -11,9 +11,9 @@
  */
 import { isDeepStrictEqual } from "node:util";
 import { Document, isMap, isSeq, parseDocument, visit, type YAMLSeq } from "yaml";
-import { parseArn, roleArnOfAssumedRole } from "../domain/arn.js";
-import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "../domain/errors.js";
-import { isSystemName } from "../domain/request.js";
+import { parseArn, roleArnOfAssumedRole } from "../../domain/arn.js";
+import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "../../domain/errors.js";
+import { isSystemName } from "../../domain/request.js";
 
 export interface AwsAuthMapping {
   kind: "role" | "user";
@@ -191,6 +191,15 @@ export function removeMapping(
 }
 
 // ------------------------------------------------------------------ serialise
+
+/**
+ * One mapping as a one-line flow-style list item, `- {rolearn: <arn>, username: <name>, groups: [<group>, ...]}`,
+ * for an operator to paste into mapRoles (or mapUsers). Written verbatim rather than through the YAML emitter so a
+ * value that is a CloudFormation token in a stack output stays the token; the values must need no quoting.
+ */
+export function awsAuthEntryLine(m: AwsAuthMapping): string {
+  return `- {${ARN_KEY[LIST_OF[m.kind]]}: ${m.arn}, username: ${m.username}, groups: [${m.groups.join(", ")}]}`;
+}
 
 const TO_STRING = { lineWidth: 0, minContentWidth: 0 } as const;
 

@@ -1,0 +1,145 @@
+/**
+ * `API` / `API_AND_CONFIG_MAP` clusters: the launcher gets an EKS access entry (STANDARD, tagged with our marks).
+ * An existing entry is adopted only when its tags mark it ours for this tenant; otherwise OwnershipConflict.
+ * In `API_AND_CONFIG_MAP` EKS prefers an access entry to an aws-auth mapping of the same principal, so before
+ * creating one the step checks aws-auth (read only, aws-auth-mapping.ts). The undo deletes the entry only when
+ * its tags say this run created it.
+ */
+import {
+  CreateAccessEntryCommand,
+  DeleteAccessEntryCommand,
+  DescribeAccessEntryCommand,
+  UpdateAccessEntryCommand,
+  type AccessEntry,
+  type EKSClient,
+} from "@aws-sdk/client-eks";
+import { parseArn } from "../../lib/domain/arn.js";
+import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
+import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { logger } from "../../lib/workflow/middleware.js";
+import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
+import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
+import { refuseShadowingAwsAuthMapping } from "./aws-auth-mapping.js";
+import type { ClusterClients, LauncherAccess } from "./index.js";
+
+async function describeAccessEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<AccessEntry | undefined> {
+  return (await ifExists(eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn })), "ResourceNotFoundException"))
+    ?.accessEntry;
+}
+
+function accessResult(access: LauncherAccess, created: boolean): AccessResult {
+  return {
+    method: "access-entry",
+    principalArn: access.principalArn,
+    username: access.identity.username,
+    groups: [...access.identity.groups],
+    created,
+  };
+}
+
+function sameGroups(current: string[] | undefined, desired: string[]): boolean {
+  return JSON.stringify([...(current ?? [])].sort()) === JSON.stringify([...desired].sort());
+}
+
+/**
+ * Ours for this tenant: keep it, bringing username and groups to the tenant's if they differ (changed by
+ * hand, or the shared `tower-launcher-user` an earlier version mapped every tenant to).
+ */
+async function adoptAccessEntry(access: LauncherAccess, entry: AccessEntry): Promise<AccessResult> {
+  if (!isOwnedBy(entry.tags, access.tenant)) {
+    throw new OwnershipConflict(
+      `an EKS access entry for ${access.principalArn} already exists on cluster ${access.cluster.name} without the ownership tags for tenant ${access.tenant}; ` +
+        `it is left untouched (username ${JSON.stringify(entry.username)}, groups ${JSON.stringify(entry.kubernetesGroups ?? [])})`,
+    );
+  }
+  const { username, groups } = access.identity;
+  if (entry.username !== username || !sameGroups(entry.kubernetesGroups, groups)) {
+    await access.clients
+      .eks()
+      .send(
+        new UpdateAccessEntryCommand({
+          clusterName: access.cluster.name,
+          principalArn: access.principalArn,
+          username,
+          kubernetesGroups: [...groups],
+        }),
+      );
+    logger.info("updated our EKS access entry to the tenant's launcher username and groups", {
+      principalArn: access.principalArn,
+      from: entry.username,
+      to: username,
+    });
+  }
+  // Created by an earlier attempt of this same run: still this run's creation.
+  return accessResult(access, wasCreatedBy(entry.tags, access.executionName));
+}
+
+/** A principal in another account that EKS calls invalid: IAM propagation is not why (we never create it). */
+function isForeignPrincipalRefusal(access: LauncherAccess, error: unknown): boolean {
+  const account = parseArn(access.principalArn)?.accountId;
+  return account !== undefined && account !== access.cluster.accountId && normaliseError(error) instanceof IamNotYetConsistent;
+}
+
+export async function grantViaAccessEntry(access: LauncherAccess): Promise<AccessResult> {
+  const eks = access.clients.eks();
+  const existing = await describeAccessEntry(eks, access.cluster.name, access.principalArn);
+  if (existing) return adoptAccessEntry(access, existing);
+  if (access.cluster.authenticationMode === "API_AND_CONFIG_MAP") await refuseShadowingAwsAuthMapping(access);
+  try {
+    await eks.send(
+      new CreateAccessEntryCommand({
+        clusterName: access.cluster.name,
+        principalArn: access.principalArn,
+        type: "STANDARD",
+        username: access.identity.username,
+        kubernetesGroups: [...access.identity.groups],
+        tags: tagsToRecord(ownershipTags(access.tenant, access.executionName)),
+      }),
+    );
+  } catch (error) {
+    // Created between our read and our write (a concurrent attempt): decide on what is there now.
+    if (isAwsError(error, "ResourceInUseException")) {
+      const now = await describeAccessEntry(eks, access.cluster.name, access.principalArn);
+      if (now) return adoptAccessEntry(access, now);
+    }
+    if (isForeignPrincipalRefusal(access, error)) {
+      throw new InvalidRequest(
+        [
+          {
+            path: "launcher.principalArn",
+            message: `EKS refuses ${access.principalArn} as an access entry principal: it does not exist or cannot be used (${(error as Error).message})`,
+          },
+        ],
+        { cause: error },
+      );
+    }
+    // A role created seconds ago may be refused as an invalid principal: normaliseError names that
+    // IamNotYetConsistent and the state machine retries.
+    throw error;
+  }
+  logger.info("created EKS access entry", { principalArn: access.principalArn });
+  return accessResult(access, true);
+}
+
+export async function undoAccessEntry(
+  state: WorkflowState,
+  cluster: ResolvedCluster,
+  clients: ClusterClients,
+): Promise<CompensationResult> {
+  const result = compensationResult();
+  const principalArn = state.access?.principalArn ?? state.iam?.launcherArn;
+  if (!principalArn) return result; // no launcher: this step never ran
+  const eks = clients.eks();
+  const entry = await describeAccessEntry(eks, cluster.name, principalArn);
+  const label = `EKS access entry ${principalArn} on ${cluster.name}`;
+  if (!entry) return result;
+  if (!wasCreatedBy(entry.tags, state.execution.name)) {
+    result.kept.push(`${label}: not created by this run`);
+    return result;
+  }
+  // Gone already: an earlier attempt deleted it.
+  await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
+  result.undone.push(label);
+  return result;
+}

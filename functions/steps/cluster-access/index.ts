@@ -1,0 +1,101 @@
+/**
+ * GrantClusterAccess: let the launcher principal into the cluster as username `tower-launcher-user-<tenant>`
+ * in group `tower-launcher-role-<tenant>` (the RBAC step binds that user to the namespace Role). The
+ * identity is the tenant's own, so a launcher reaches only its tenant's namespace. An entry or mapping of
+ * ours from an earlier version (the shared `tower-launcher-user`) is moved to the tenant's identity.
+ * UndoClusterAccess removes exactly what this run added.
+ *
+ * The cluster's authenticationMode chooses the mechanism:
+ * - `API` / `API_AND_CONFIG_MAP`: an EKS access entry (access-entry.ts);
+ * - `CONFIG_MAP`: one entry in `kube-system/aws-auth`, which the node groups share (aws-auth-mapping.ts).
+ */
+import type { EKSClient } from "@aws-sdk/client-eks";
+import { eksClient } from "../../lib/aws/clients.js";
+import { InvalidRequest } from "../../lib/domain/errors.js";
+import { launcherGroup, launcherUsername } from "../../lib/domain/naming.js";
+import { parseRequest } from "../../lib/domain/request.js";
+import { kubeClientFor, type KubeApi } from "../../lib/kube/kube-client.js";
+import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { stepHandler } from "../../lib/workflow/middleware.js";
+import { requireCluster } from "../../lib/workflow/require-cluster.js";
+import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
+import { grantViaAccessEntry, undoAccessEntry } from "./access-entry.js";
+import { grantViaAwsAuth, undoAwsAuthMapping } from "./aws-auth-mapping.js";
+
+export { AWS_AUTH_MAX_ATTEMPTS, MAX_PREVIOUS_COPY_CHARS } from "../../lib/kube/aws-auth/index.js";
+
+export interface ClusterAccessDeps {
+  eks?: EKSClient;
+  kube?: KubeApi;
+}
+
+/** The clients of one call, made when first needed (an API cluster never needs Kubernetes). */
+export interface ClusterClients {
+  eks(): EKSClient;
+  kube(): Promise<KubeApi>;
+}
+
+/** The Kubernetes identity a tenant's launcher is mapped to. */
+export interface LauncherIdentity {
+  username: string;
+  groups: string[];
+}
+
+/** One tenant's launcher principal and the cluster it is let into. */
+export interface LauncherAccess {
+  tenant: string;
+  identity: LauncherIdentity;
+  executionName: string;
+  cluster: ResolvedCluster;
+  principalArn: string;
+  clients: ClusterClients;
+}
+
+function launcherIdentity(tenant: string): LauncherIdentity {
+  return { username: launcherUsername(tenant), groups: [launcherGroup(tenant)] };
+}
+
+function clientsFor(cluster: ResolvedCluster, deps: ClusterAccessDeps): ClusterClients {
+  return { eks: () => deps.eks ?? eksClient(cluster.region), kube: async () => deps.kube ?? kubeClientFor(cluster) };
+}
+
+function usesAccessEntries(cluster: ResolvedCluster): boolean {
+  return cluster.authenticationMode === "API" || cluster.authenticationMode === "API_AND_CONFIG_MAP";
+}
+
+function launcherAccessOf(state: WorkflowState, deps: ClusterAccessDeps): LauncherAccess {
+  const { request, cluster } = requireCluster(state);
+  if (!state.iam?.launcherArn)
+    throw new InvalidRequest("the launcher principal ($.iam.launcherArn) is missing; CreateIamResources must run first");
+  return {
+    tenant: request.tenant,
+    identity: launcherIdentity(request.tenant),
+    executionName: state.execution.name,
+    cluster,
+    principalArn: state.iam.launcherArn,
+    clients: clientsFor(cluster, deps),
+  };
+}
+
+export async function grantClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}): Promise<AccessResult> {
+  const access = launcherAccessOf(state, deps);
+  return usesAccessEntries(access.cluster) ? grantViaAccessEntry(access) : grantViaAwsAuth(access);
+}
+
+export async function undoClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}): Promise<CompensationResult> {
+  const cluster = state.cluster;
+  if (!cluster) return compensationResult(); // ResolveCluster failed: nothing was granted
+  const clients = clientsFor(cluster, deps);
+  if (usesAccessEntries(cluster)) return undoAccessEntry(state, cluster, clients);
+  return undoAwsAuthMapping(state, launcherIdentity(parseRequest(state.request).tenant), clients);
+}
+
+/** The two Lambda handlers; tests pass fake clients, the deployed ones make them per call. */
+export function createClusterAccessStep(deps: ClusterAccessDeps = {}) {
+  return {
+    apply: stepHandler<WorkflowState, AccessResult>("GrantClusterAccess", (state) => grantClusterAccess(state, deps)),
+    compensate: stepHandler<WorkflowState, CompensationResult>("UndoClusterAccess", (state) => undoClusterAccess(state, deps)),
+  };
+}
+
+export const { apply, compensate } = createClusterAccessStep();
