@@ -79,7 +79,7 @@ import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { ClusterUnreachable, IamNotYetConsistent, NotAllowed, Throttled } from "../../functions/lib/domain/errors.js";
 import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
-import { launcherTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
+import { accountRootArn, launcherTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
 import { FaultInjector } from "../../local/faults.js";
 import {
   DEFAULT_ACCESS_KEY_ID,
@@ -108,7 +108,8 @@ const RESEARCH: SeedCluster = {
 };
 const LEGACY: SeedCluster = { ...RESEARCH, name: "legacy", authenticationMode: "CONFIG_MAP", oidcIssuer: undefined, nodeRoleArn: undefined };
 
-const launcherTrust = JSON.stringify(launcherTrustPolicy(ACCOUNT));
+const POD_IDENTITY_TRUST = podIdentityTrustPolicy({ clusterArn: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research`, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa"] });
+const launcherTrust = JSON.stringify(launcherTrustPolicy([accountRootArn(ACCOUNT)]));
 const describeClustersPolicy = JSON.stringify({
   Version: "2012-10-17",
   Statement: [{ Effect: "Allow", Action: "eks:DescribeCluster", Resource: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research` }],
@@ -167,7 +168,7 @@ describe("IAM (query protocol)", () => {
     expect(Role?.Tags).toEqual(tags);
     expect(Role?.Description).toBe("d");
     expect(Role?.AssumeRolePolicyDocument).toBe(encodeURIComponent(launcherTrust));
-    expect(JSON.parse(decodeURIComponent(Role!.AssumeRolePolicyDocument!))).toEqual(launcherTrustPolicy(ACCOUNT));
+    expect(JSON.parse(decodeURIComponent(Role!.AssumeRolePolicyDocument!))).toEqual(launcherTrustPolicy([accountRootArn(ACCOUNT)]));
   });
 
   it("raises NoSuchEntityException (404) for a role that does not exist", async () => {
@@ -263,7 +264,7 @@ describe("IAM (query protocol)", () => {
     // Prepare
     await createLauncherRole("launcher");
     const { Policy } = await iam.send(new CreatePolicyCommand({ PolicyName: "boundary", PolicyDocument: describeClustersPolicy }));
-    const newTrust = JSON.stringify(podIdentityTrustPolicy());
+    const newTrust = JSON.stringify(POD_IDENTITY_TRUST);
     // Act
     await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: "launcher", PolicyDocument: newTrust }));
     await iam.send(new TagRoleCommand({ RoleName: "launcher", Tags: [{ Key: "a", Value: "1" }, { Key: "b", Value: "2" }] }));
@@ -553,8 +554,8 @@ describe("EKS (REST JSON)", () => {
 
   it("runs a Pod Identity association through create, list, describe, update and delete", async () => {
     // Prepare
-    const { Role } = await iam.send(new CreateRoleCommand({ RoleName: "workload", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrustPolicy()) }));
-    const { Role: other } = await iam.send(new CreateRoleCommand({ RoleName: "workload-2", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrustPolicy()) }));
+    const { Role } = await iam.send(new CreateRoleCommand({ RoleName: "workload", AssumeRolePolicyDocument: JSON.stringify(POD_IDENTITY_TRUST) }));
+    const { Role: other } = await iam.send(new CreateRoleCommand({ RoleName: "workload-2", AssumeRolePolicyDocument: JSON.stringify(POD_IDENTITY_TRUST) }));
     // Act
     const { association } = await eks.send(
       new CreatePodIdentityAssociationCommand({ clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa", roleArn: Role!.Arn!, tags: { t: "1" } }),

@@ -64,7 +64,7 @@ export function pvcRequest(tenant: string, overrides: Partial<ProvisionRequestIn
   return {
     tenant,
     cluster: { ...CLUSTER },
-    launcher: { mode: "create" },
+    launcher: { mode: "create", trustAccount: true },
     storage: { type: "pvc", storageClass: "efs-sc", size: "100Gi" },
     labels: { team: tenant },
     ...overrides,
@@ -77,7 +77,7 @@ export function fusionRequest(tenant: string, opts: { podIdentity?: boolean } & 
   return {
     tenant,
     cluster: { ...CLUSTER },
-    launcher: { mode: "create" },
+    launcher: { mode: "create", trustAccount: true },
     computeServiceAccount: "tower-compute-sa",
     storage: { type: "fusion", bucket: `${tenant}-nextflow-work`, workDir: "work", ...(podIdentity ? { podIdentity: true } : {}) },
     labels: { team: tenant },
