@@ -120,9 +120,9 @@ function execKubeconfig(kube: KubeApiServer, env: Record<string, string>): strin
 /** The stack's TenantRoleBoundary, made in the emulated account (returns its ARN). */
 async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
   const clusterArn = `arn:aws:eks:${SANDBOX_CLUSTER.region}:${SANDBOX_CLUSTER.accountId}:cluster/${SANDBOX_CLUSTER.name}`;
-  const { Policy } = await iam.send(
-    new CreatePolicyCommand({ PolicyName: "nf-eks-provisioner-tenant-role-boundary", PolicyDocument: JSON.stringify(tenantRoleBoundaryPolicy([clusterArn])) }),
-  );
+  const document = JSON.stringify(tenantRoleBoundaryPolicy([clusterArn]));
+  const name = "nf-eks-provisioner-tenant-role-boundary";
+  const { Policy } = await iam.send(new CreatePolicyCommand({ PolicyName: name, PolicyDocument: document }));
   return Policy!.Arn!;
 }
 

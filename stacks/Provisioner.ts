@@ -92,13 +92,12 @@ export function Provisioner({ stack, app }: StackContext) {
   // The product's IAM scope, role/nf-eks-provisioner/<prefix>-*, must not reach this stack's own roles.
   assertIamPrefixClear(operatorConfig, stack.stackName);
   // Every tenant role carries one boundary: the operator's, or else the stack's own (never both allowed).
+  const allowedClusterArns = clusterArns({ partition: stack.partition, account: stack.account, config: operatorConfig });
   const ownBoundary = operatorConfig.permissionsBoundaryArn
     ? undefined
     : new ManagedPolicy(stack, "TenantRoleBoundary", {
         description: `${PRODUCT} (${app.stage}): the permissions boundary of every tenant role the product creates`,
-        document: PolicyDocument.fromJson(
-          tenantRoleBoundaryPolicy(clusterArns({ partition: stack.partition, account: stack.account, config: operatorConfig }), stack.partition),
-        ),
+        document: PolicyDocument.fromJson(tenantRoleBoundaryPolicy(allowedClusterArns, stack.partition)),
       });
   const config = { ...operatorConfig, permissionsBoundaryArn: operatorConfig.permissionsBoundaryArn ?? ownBoundary!.managedPolicyArn };
   const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };

@@ -133,7 +133,12 @@ function findRolesByNameStatement(scope: PermissionScope): PolicyStatement {
 
 /** Never, on any role: a boundary, once set, stays (DeleteRolePermissionsBoundary would leave a role unbounded). */
 function keepBoundariesStatement(): PolicyStatement {
-  return new PolicyStatement({ sid: "NeverRemoveABoundary", effect: Effect.DENY, actions: ["iam:DeleteRolePermissionsBoundary"], resources: ["*"] });
+  return new PolicyStatement({
+    sid: "NeverRemoveABoundary",
+    effect: Effect.DENY,
+    actions: ["iam:DeleteRolePermissionsBoundary"],
+    resources: ["*"],
+  });
 }
 
 /** Read the product's roles (ownership is decided by the step from their tags). */
@@ -177,7 +182,11 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
     new PolicyStatement({ sid: "UpdateOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
     findRolesByNameStatement(scope),
     // Read-only check that `launcher.principalArn` exists when it is a user of this account (a role: FindRolesByName).
-    new PolicyStatement({ sid: "VerifyGivenLauncherUser", actions: ["iam:GetUser"], resources: [`arn:${partition}:iam::${account}:user/*`] }),
+    new PolicyStatement({
+      sid: "VerifyGivenLauncherUser",
+      actions: ["iam:GetUser"],
+      resources: [`arn:${partition}:iam::${account}:user/*`],
+    }),
     new PolicyStatement({
       sid: "FindClusterOidcProvider",
       // A list action: IAM supports no resource scoping for it.

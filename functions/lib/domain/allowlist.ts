@@ -24,7 +24,8 @@ export function assertLauncherAccountAllowed(request: ProvisionRequest, clusterA
     const accountId = parseArn(principal)?.accountId;
     if (accountId === clusterAccountId || (accountId && config.allowedAccountIds.includes(accountId))) continue;
     throw new NotAllowed(
-      `launcher principal ${principal} is in account ${accountId}, which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
+      `launcher principal ${principal} is in account ${accountId}, ` +
+        `which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
     );
   }
 }

@@ -124,6 +124,7 @@ export interface PodIdentityTrust {
  * allows sts:TagSession, so a session without those tags (an association with session tags disabled) is refused.
  */
 export function podIdentityTrustPolicy({ clusterArn, namespace, serviceAccounts }: PodIdentityTrust): PolicyDocument {
+  const serviceAccount = serviceAccounts.length === 1 ? serviceAccounts[0]! : [...serviceAccounts];
   return {
     Version: "2012-10-17",
     Statement: [
@@ -136,7 +137,7 @@ export function podIdentityTrustPolicy({ clusterArn, namespace, serviceAccounts 
           StringEquals: {
             [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.cluster}`]: clusterArn,
             [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.namespace}`]: namespace,
-            [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.serviceAccount}`]: serviceAccounts.length === 1 ? serviceAccounts[0]! : [...serviceAccounts],
+            [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.serviceAccount}`]: serviceAccount,
           },
         },
       },
@@ -156,8 +157,16 @@ export function workDirKeyPrefix(workDir: string): string {
  * Fusion's S3 access, confined to the request's work directory: objects under `<workDir>/` only, and
  * ListBucket only for prefixes inside it (`s3:prefix`), so tenants sharing a bucket see none of each other's keys.
  */
-export function fusionS3Policy({ bucket, workDir, partition = "aws" }: { bucket: string; workDir: string; partition?: string }): PolicyDocument {
+export interface FusionWorkDirectory {
+  bucket: string;
+  /** the request's `storage.workDir`, a key prefix (a trailing '/' is ignored) */
+  workDir: string;
+  partition?: string;
+}
+
+export function fusionS3Policy({ bucket, workDir, partition = "aws" }: FusionWorkDirectory): PolicyDocument {
   const dir = workDirKeyPrefix(workDir);
+  const objects = `arn:${partition}:s3:::${bucket}/${dir}/*`;
   return {
     Version: "2012-10-17",
     Statement: [
@@ -168,7 +177,7 @@ export function fusionS3Policy({ bucket, workDir, partition = "aws" }: { bucket:
         Resource: `arn:${partition}:s3:::${bucket}`,
         Condition: { StringLike: { "s3:prefix": [`${dir}/`, `${dir}/*`] } },
       },
-      { Sid: "ReadWriteWorkObjects", Effect: "Allow", Action: [...FUSION_OBJECT_ACTIONS], Resource: `arn:${partition}:s3:::${bucket}/${dir}/*` },
+      { Sid: "ReadWriteWorkObjects", Effect: "Allow", Action: [...FUSION_OBJECT_ACTIONS], Resource: objects },
     ],
   };
 }

@@ -164,7 +164,8 @@ const launcherSchema = refineWith(
     z.object({ mode: z.literal("create"), trust: launcherTrustSchema.optional(), trustAccount: z.literal(true).optional() }).strict(),
   ]),
   (launcher) => launcher.mode === "existing" || launcher.trust !== undefined || launcher.trustAccount === true || LAUNCHER_TRUST_REQUIRED,
-  (launcher) => launcher.mode === "existing" || !(launcher.trust && launcher.trustAccount) || 'give either "trust" or "trustAccount", not both',
+  (launcher) =>
+    launcher.mode === "existing" || !(launcher.trust && launcher.trustAccount) || 'give either "trust" or "trustAccount", not both',
 );
 
 const pvcStorageSchema = z

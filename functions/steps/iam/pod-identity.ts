@@ -1,7 +1,8 @@
 /**
  * EKS Pod Identity associations (when the request asks for them instead of IRSA): one per service account,
  * pointing at the workload role. Ours are adopted, others' refused (and any with session tags disabled: the
- * role's trust needs them), missing ones created with this run's tags; an adopted one re-pointed keeps its previous role on record, so it can be pointed back.
+ * role's trust needs them), missing ones created with this run's tags; an adopted one re-pointed keeps its
+ * previous role on record, so it can be pointed back.
  */
 import {
   CreatePodIdentityAssociationCommand,
@@ -70,10 +71,12 @@ async function adoptAssociation(
     );
   }
   if (existing.disableSessionTags) {
+    const id = existing.associationId;
+    const reEnable =
+      `aws eks update-pod-identity-association --cluster-name ${cluster.name} --association-id ${id} --no-disable-session-tags`;
     throw new NotAllowed(
-      `the Pod Identity association ${existing.associationId} for ${request.namespace}/${serviceAccount} has session tags disabled; the workload role ` +
-        "trusts only sessions tagged with the tenant's cluster, namespace and service account. Re-enable them " +
-        `(aws eks update-pod-identity-association --cluster-name ${cluster.name} --association-id ${existing.associationId} --no-disable-session-tags) and run again`,
+      `the Pod Identity association ${id} for ${request.namespace}/${serviceAccount} has session tags disabled; the workload role ` +
+        `trusts only sessions tagged with the tenant's cluster, namespace and service account. Re-enable them (${reEnable}) and run again`,
     );
   }
   const created = wasCreatedBy(existing.tags, ctx.executionName);

@@ -58,7 +58,10 @@ export async function ensureRole(ctx: IamStepContext, desired: DesiredRole, atte
 /** Role names are unique in an account whatever the path: a same-named role elsewhere is not one of ours, however tagged. */
 function outsideProductPath(role: Role): string | undefined {
   if (role.Path === IAM_ROLE_PATH) return undefined;
-  return `IAM role ${role.RoleName} already exists at path ${role.Path}, not under the product's path ${IAM_ROLE_PATH} (role names are unique across paths); it is left untouched. Delete or rename it, or choose another IAM prefix.`;
+  return (
+    `IAM role ${role.RoleName} already exists at path ${role.Path}, not under the product's path ${IAM_ROLE_PATH} ` +
+    "(role names are unique across paths); it is left untouched. Delete or rename it, or choose another IAM prefix."
+  );
 }
 
 async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRole): Promise<EnsuredRole> {

@@ -33,13 +33,14 @@ async function findOidcProvider(ctx: IamStepContext): Promise<string> {
 async function workloadRole(ctx: IamStepContext, storage: FusionStorage): Promise<DesiredRole> {
   const { iamPrefix } = ctx.config;
   const tenant = ctx.request.tenant;
+  const workDirectory = `s3://${storage.bucket}/${workDirKeyPrefix(storage.workDir)}/`;
   const tenantServiceAccounts = { namespace: ctx.request.namespace, serviceAccounts: serviceAccountsOf(ctx.request) };
   const trustPolicy = storage.podIdentity
     ? podIdentityTrustPolicy({ clusterArn: ctx.cluster.arn, ...tenantServiceAccounts })
     : irsaTrustPolicy({ oidcProviderArn: await findOidcProvider(ctx), issuer: ctx.cluster.oidcIssuer!, ...tenantServiceAccounts });
   return {
     roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "workload"),
-    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} on ${ctx.cluster.name} (s3://${storage.bucket}/${workDirKeyPrefix(storage.workDir)}/)`,
+    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} on ${ctx.cluster.name} (${workDirectory})`,
     trustPolicy,
     inlinePolicyName: iamPolicyName(iamPrefix, tenant, ctx.cluster.name, "fusion-s3"),
     inlinePolicy: fusionS3Policy({ bucket: storage.bucket, workDir: storage.workDir, partition: ctx.partition }),
