@@ -1,33 +1,54 @@
 /**
- * One place that names every step Lambda: the ASL placeholder it fills, the module and export that
- * implement it. The stack builds one function per entry, the local runner binds each Task to the same
- * handler, and the ASL tests check the definition against this list.
+ * One place that names every step Lambda: the Task state it runs as (the name the console shows, the
+ * step's log key and metric dimension), the ASL placeholder it fills, where it stores its result, and the
+ * module and export that implement it. The stack builds one function per entry, the local runner binds
+ * each Task to the same handler, ReportFailure takes the run order from it, and test/unit/step-catalog.test.ts
+ * checks the ASL, each step's `stepHandler("<state>", …)` and the README's table against it.
  */
+import type { WorkflowState } from "../lib/workflow/workflow-state.js";
+
 export interface StepFunctionEntry {
-  /** `${Placeholder}` in statemachines/provision.asl.json */
+  /** The Task state in statemachines/provision.asl.json, also the name given to `stepHandler` */
+  state: string;
+  /** `${Placeholder}` in statemachines/provision.asl.json: always `<state>FunctionArn` */
   placeholder: string;
   /** file in functions/steps/ (without extension) */
   module: string;
   /** the exported handler */
   handler: string;
+  /**
+   * Where the state machine stores the result (`ResultPath: $.<resultKey>`); a compensator's goes to
+   * `$.compensation.<state>` instead.
+   */
+  resultKey?: keyof WorkflowState | "report" | "failure";
   /** what it does, for the console and the README */
   description: string;
 }
 
-export const STEP_FUNCTIONS: StepFunctionEntry[] = [
-  { placeholder: "ResolveClusterFunctionArn", module: "resolve-cluster", handler: "apply", description: "Validate the request, check the allowlist, DescribeCluster" },
-  { placeholder: "CreateIamResourcesFunctionArn", module: "iam/index", handler: "apply", description: "Launcher role, Fusion workload role and S3 policy, Pod Identity" },
-  { placeholder: "UndoIamResourcesFunctionArn", module: "iam/index", handler: "compensate", description: "Delete the IAM resources this run created" },
-  { placeholder: "CreateNamespaceAndRbacFunctionArn", module: "rbac", handler: "apply", description: "Namespace, ServiceAccounts, Role, RoleBindings" },
-  { placeholder: "UndoNamespaceAndRbacFunctionArn", module: "rbac", handler: "compensate", description: "Delete the Kubernetes objects this run created" },
-  { placeholder: "GrantClusterAccessFunctionArn", module: "cluster-access/index", handler: "apply", description: "EKS access entry or aws-auth mapping for the launcher" },
-  { placeholder: "UndoClusterAccessFunctionArn", module: "cluster-access/index", handler: "compensate", description: "Remove exactly the entry this run added" },
-  { placeholder: "ConfigureStorageFunctionArn", module: "storage", handler: "apply", description: "PVC or Fusion IRSA annotations, nextflow.config ConfigMap" },
-  { placeholder: "UndoStorageFunctionArn", module: "storage", handler: "compensate", description: "Delete / un-annotate what this run did" },
-  { placeholder: "LaunchHeadJobFunctionArn", module: "head-job", handler: "apply", description: "Create the Nextflow head Job" },
-  { placeholder: "CheckHeadJobFunctionArn", module: "head-job", handler: "check", description: "Read the head Job's pod phase" },
-  { placeholder: "UndoHeadJobFunctionArn", module: "head-job", handler: "compensate", description: "Delete the Job and its pods" },
-  { placeholder: "ReportFunctionArn", module: "report", handler: "ready", description: "Emit ComputeEnvironmentReady" },
-  { placeholder: "ReportFailureFunctionArn", module: "report", handler: "failed", description: "Emit ComputeEnvironmentFailed and summarise what failed and what could not be undone" },
+type CatalogLine = Omit<StepFunctionEntry, "placeholder">;
+
+/** In run order: the steps that build the environment first, each followed by its compensator. */
+const STEPS: CatalogLine[] = [
+  { state: "ResolveCluster", module: "resolve-cluster", handler: "apply", resultKey: "cluster", description: "Validate the request, check the allowlist, DescribeCluster" },
+  { state: "CreateIamResources", module: "iam/index", handler: "apply", resultKey: "iam", description: "Launcher role, Fusion workload role and S3 policy, Pod Identity" },
+  { state: "UndoIamResources", module: "iam/index", handler: "compensate", description: "Delete the IAM resources this run created; put back the previous documents of adopted roles and the previous role of adopted Pod Identity associations" },
+  { state: "CreateNamespaceAndRbac", module: "rbac", handler: "apply", resultKey: "rbac", description: "Namespace, ServiceAccounts, Role, RoleBindings" },
+  { state: "UndoNamespaceAndRbac", module: "rbac", handler: "compensate", description: "Delete the Kubernetes objects this run created" },
+  { state: "GrantClusterAccess", module: "cluster-access/index", handler: "apply", resultKey: "access", description: "EKS access entry or aws-auth mapping for the launcher" },
+  { state: "UndoClusterAccess", module: "cluster-access/index", handler: "compensate", description: "Remove exactly the entry this run added" },
+  { state: "ConfigureStorage", module: "storage", handler: "apply", resultKey: "storage", description: "PVC or Fusion IRSA annotations, nextflow.config ConfigMap" },
+  { state: "UndoStorage", module: "storage", handler: "compensate", description: "Delete / un-annotate what this run did" },
+  { state: "LaunchHeadJob", module: "head-job", handler: "apply", resultKey: "headJob", description: "Create the Nextflow head Job" },
+  { state: "CheckHeadJob", module: "head-job", handler: "check", resultKey: "headJob", description: "Read the head Job's pod phase" },
+  { state: "UndoHeadJob", module: "head-job", handler: "compensate", description: "Delete the Job, its pods and its params ConfigMap" },
+  { state: "Report", module: "report", handler: "ready", resultKey: "report", description: "Emit ComputeEnvironmentReady" },
+  { state: "ReportFailure", module: "report", handler: "failed", resultKey: "failure", description: "Emit ComputeEnvironmentFailed and summarise what failed and what could not be undone" },
 ];
+
+/** The placeholder the ASL writes for a step's function ARN. */
+export function placeholderOf(state: string): string {
+  return `${state}FunctionArn`;
+}
+
+export const STEP_FUNCTIONS: StepFunctionEntry[] = STEPS.map((step) => ({ ...step, placeholder: placeholderOf(step.state) }));
 

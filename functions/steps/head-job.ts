@@ -15,12 +15,13 @@
 import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import { HeadJobFailed, HeadJobTimedOut, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { compensationResult, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
 import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
 import type { HeadJobSpec } from "../lib/domain/request.js";
-import type { CompensationResult, HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 type Phase = HeadJobResult["phase"];
 
@@ -238,9 +239,9 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
 // ---------------------------------------------------------------- compensate
 
 export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
-  const result: CompensationResult = { undone: [], kept: [] };
+  const result = compensationResult();
   const ctx = await compensationContext(state, deps);
-  if (!ctx || !ctx.request.headJob) return result; // no head job asked for: nothing was launched
+  if (!ctx?.request.headJob) return result; // no head job asked for: nothing was launched
   const { request, api, executionName } = ctx;
   const namespace = request.namespace;
   const jobName = headJobName(request.tenant, executionName);
@@ -265,6 +266,13 @@ export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {})
   return result;
 }
 
-export const apply = stepHandler<WorkflowState, HeadJobResult>("LaunchHeadJob", (state) => launchHeadJob(state));
-export const check = stepHandler<WorkflowState, HeadJobResult>("CheckHeadJob", (state) => checkHeadJob(state));
-export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoHeadJob", (state) => undoHeadJob(state));
+/** The step's handlers, with the cluster client given (tests) or built per call from `$.cluster`. */
+export function createHeadJobStep(deps: KubeStepDeps = {}) {
+  return {
+    apply: stepHandler<WorkflowState, HeadJobResult>("LaunchHeadJob", (state) => launchHeadJob(state, deps)),
+    check: stepHandler<WorkflowState, HeadJobResult>("CheckHeadJob", (state) => checkHeadJob(state, deps)),
+    compensate: stepHandler<WorkflowState, CompensationResult>("UndoHeadJob", (state) => undoHeadJob(state, deps)),
+  };
+}
+
+export const { apply, check, compensate } = createHeadJobStep();

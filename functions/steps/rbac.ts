@@ -13,7 +13,8 @@
  * when nothing in it belongs to anyone else (a namespace delete takes its whole content with it).
  */
 import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
-import { deleteIfCreatedBy, describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import {
   launcherRoleManifest,
@@ -26,7 +27,7 @@ import {
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/domain/naming.js";
 import { serviceAccountsOf, type ProvisionRequest } from "../lib/domain/request.js";
-import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 
@@ -100,7 +101,7 @@ async function undoNamespace(api: KubeApi, namespace: string, executionName: str
   const existing = await readObject<V1Namespace>(api, ref);
   if (!existing) return;
   if (!wasCreatedBy(existing.metadata?.labels, executionName)) {
-    result.kept.push(`${describeRef(ref)}: not created by this run`);
+    recordUndo(result, describeRef(ref), "kept");
     return;
   }
   if (existing.metadata?.deletionTimestamp) {
@@ -113,12 +114,11 @@ async function undoNamespace(api: KubeApi, namespace: string, executionName: str
     result.kept.push(`${describeRef(ref)}: created by this run but now holds objects it did not create (${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""})`);
     return;
   }
-  const outcome = await deleteIfCreatedBy(api, ref, executionName, existing);
-  if (outcome === "deleted") result.undone.push(describeRef(ref));
+  await deleteEachCreatedBy(api, [{ ref, object: existing }], executionName, result);
 }
 
 export async function undoNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
-  const result: CompensationResult = { undone: [], kept: [] };
+  const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
   const { request, api, manifest, executionName } = ctx;
@@ -139,5 +139,12 @@ export async function undoNamespaceAndRbac(state: WorkflowState, deps: KubeStepD
   return result;
 }
 
-export const apply = stepHandler<WorkflowState, RbacResult>("CreateNamespaceAndRbac", (state) => createNamespaceAndRbac(state));
-export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoNamespaceAndRbac", (state) => undoNamespaceAndRbac(state));
+/** The step's handlers, with the cluster client given (tests) or built per call from `$.cluster`. */
+export function createNamespaceAndRbacStep(deps: KubeStepDeps = {}) {
+  return {
+    apply: stepHandler<WorkflowState, RbacResult>("CreateNamespaceAndRbac", (state) => createNamespaceAndRbac(state, deps)),
+    compensate: stepHandler<WorkflowState, CompensationResult>("UndoNamespaceAndRbac", (state) => undoNamespaceAndRbac(state, deps)),
+  };
+}
+
+export const { apply, compensate } = createNamespaceAndRbacStep();

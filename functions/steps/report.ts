@@ -11,22 +11,24 @@ import { CONFIG_ENV } from "../lib/domain/deploy-config.js";
 import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/domain/errors.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { DEFAULTS } from "../lib/domain/request.js";
-import type { CaughtError, CompensationResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { CompensationResult } from "../lib/workflow/compensation.js";
+import type { CaughtError, WorkflowState } from "../lib/workflow/workflow-state.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
+import { STEP_FUNCTIONS } from "./catalog.js";
 
 export const EVENT_SOURCE = "nf-eks-provisioner";
 export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
 export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
 
-/** The workflow's steps in run order, with where each stores its result (`$.<key>`). */
-const STEP_ORDER: Array<{ state: string; key: keyof WorkflowState }> = [
-  { state: "ResolveCluster", key: "cluster" },
-  { state: "CreateIamResources", key: "iam" },
-  { state: "CreateNamespaceAndRbac", key: "rbac" },
-  { state: "GrantClusterAccess", key: "access" },
-  { state: "ConfigureStorage", key: "storage" },
-  { state: "LaunchHeadJob", key: "headJob" },
-];
+/** The steps that build the environment (the catalog's `apply` handlers) in run order, with where each stores its result (`$.<key>`). */
+const BUILD_STEPS = STEP_FUNCTIONS.filter((entry) => entry.handler === "apply").map((entry) => ({
+  state: entry.state,
+  key: entry.resultKey as keyof WorkflowState,
+}));
+/** The step that launches the head job: its result exists once the Job was created, so its failures are named by the error. */
+const HEAD_JOB_STEP = BUILD_STEPS.find((step) => step.key === "headJob")!.state;
+/** What comes after the build steps: a failure with every build result in place is the report's own. */
+const REPORT_STEP = STEP_FUNCTIONS.find((entry) => entry.module === "report" && entry.handler === "ready")!.state;
 
 export interface ReportDeps {
   events?: EventBridgeClient;
@@ -119,13 +121,13 @@ export function failedStepOf(state: WorkflowState): string {
   // A failed Parallel branch records its Task's name (a Pass in the branch sets $.failedStep): say that one.
   if (state.failedStep) return state.failedStep;
   // The head job's result exists once it was launched, so its failures are named by the error instead.
-  if (state.error?.Error === "HeadJobFailed" || state.error?.Error === "HeadJobTimedOut") return "LaunchHeadJob";
+  if (state.error?.Error === "HeadJobFailed" || state.error?.Error === "HeadJobTimedOut") return HEAD_JOB_STEP;
   const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;
-  for (const step of STEP_ORDER) {
+  for (const step of BUILD_STEPS) {
     if (step.key === "headJob" && !wantsHeadJob) continue;
     if (state[step.key] === undefined) return step.state;
   }
-  return "Report";
+  return REPORT_STEP;
 }
 
 function isCaughtError(value: CompensationResult | CaughtError): value is CaughtError {
@@ -142,6 +144,7 @@ function compensationOutcome(state: WorkflowState): { undone: string[]; kept: st
     else {
       undone.push(...(result.undone ?? []));
       kept.push(...(result.kept ?? []));
+      couldNotUndo.push(...(result.failed ?? []));
     }
   }
   return { undone, kept, couldNotUndo };
@@ -198,5 +201,12 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
   return summary;
 }
 
-export const ready = stepHandler<WorkflowState, { eventBusName: string; detail: Record<string, unknown> }>("Report", (state) => reportReady(state));
-export const failed = stepHandler<WorkflowState, FailureSummary>("ReportFailure", (state) => reportFailed(state));
+/** The step's handlers, with the EventBridge client and bus given (tests) or taken per call from the environment. */
+export function createReportStep(deps: ReportDeps = {}) {
+  return {
+    ready: stepHandler<WorkflowState, { eventBusName: string; detail: Record<string, unknown> }>("Report", (state) => reportReady(state, deps)),
+    failed: stepHandler<WorkflowState, FailureSummary>("ReportFailure", (state) => reportFailed(state, deps)),
+  };
+}
+
+export const { ready, failed } = createReportStep();

@@ -76,4 +76,11 @@ export async function resolveCluster(state: WorkflowState, deps: ResolveClusterD
   return resolved;
 }
 
-export const apply = stepHandler<WorkflowState, ResolvedCluster>("ResolveCluster", (state) => resolveCluster(state));
+/** The step's handler, with the EKS client and deployment settings given (tests) or made per call. */
+export function createResolveClusterStep(deps: ResolveClusterDeps = {}) {
+  return {
+    apply: stepHandler<WorkflowState, ResolvedCluster>("ResolveCluster", (state) => resolveCluster(state, deps)),
+  };
+}
+
+export const { apply } = createResolveClusterStep();

@@ -19,13 +19,14 @@ import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1ServiceAccou
 import { isDeepStrictEqual } from "node:util";
 import { InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { executionMark, IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
-import type { CompensationResult, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 /** On a ServiceAccount: which execution set the IRSA annotation, to what, and what it was before. */
 export const IRSA_CHANGE_ANNOTATION = "nf-eks-provisioner/role-arn-change";
@@ -195,7 +196,7 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string
   const annotations = configMap.metadata?.annotations ?? {};
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
   if (recorded?.execution !== executionMark(executionName)) {
-    result.kept.push(`${describeRef(ref)}: not created by this run`);
+    recordUndo(result, describeRef(ref), "kept");
     return;
   }
   const { [CONFIG_CHANGE_ANNOTATION]: _ours, ...rest } = annotations;
@@ -204,7 +205,7 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string
 }
 
 export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
-  const result: CompensationResult = { undone: [], kept: [] };
+  const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
   const { request, api, executionName } = ctx;
@@ -230,5 +231,12 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
   return result;
 }
 
-export const apply = stepHandler<WorkflowState, StorageResult>("ConfigureStorage", (state) => configureStorage(state));
-export const compensate = stepHandler<WorkflowState, CompensationResult>("UndoStorage", (state) => undoStorage(state));
+/** The step's handlers, with the cluster client given (tests) or built per call from `$.cluster`. */
+export function createStorageStep(deps: KubeStepDeps = {}) {
+  return {
+    apply: stepHandler<WorkflowState, StorageResult>("ConfigureStorage", (state) => configureStorage(state, deps)),
+    compensate: stepHandler<WorkflowState, CompensationResult>("UndoStorage", (state) => undoStorage(state, deps)),
+  };
+}
+
+export const { apply, compensate } = createStorageStep();

@@ -2,6 +2,7 @@
  * Everything the emulated account holds. Plain data in Maps (insertion order = creation order, as AWS
  * lists them), so tests can read it directly; `snapshotOf` turns it into a deterministic deep copy.
  */
+import type { OidcIssuerKeys } from "./oidc-issuer.js";
 import type { KnownCredentials } from "./sigv4.js";
 
 export interface Tag {
@@ -37,6 +38,9 @@ export interface IamUser {
   visibleAt: number;
   permissionsBoundaryArn?: string;
   tags: Tag[];
+  /** inline policies: name → JSON text */
+  inlinePolicies: Map<string, string>;
+  attachedPolicyArns: string[];
 }
 
 export interface ManagedPolicy {
@@ -165,6 +169,8 @@ export interface AwsState {
   eventListeners: Set<(event: RecordedEvent) => void>;
   /** access key id → credentials and principal */
   credentials: Map<string, KnownCredentials>;
+  /** the clusters' OIDC issuers (issuer URL → signing keys): who signs service-account tokens STS accepts */
+  oidcIssuers: Map<string, OidcIssuerKeys>;
   /** EKS creates by `clientRequestToken` (`<region>/<cluster>/<operation>/<token>`) → the id of what they created */
   requestTokens: Map<string, string>;
 }
@@ -178,6 +184,7 @@ export function createState(accountId: string, propagationDelayMs: number): AwsS
     events: [],
     eventListeners: new Set(),
     credentials: new Map(),
+    oidcIssuers: new Map(),
     requestTokens: new Map(),
   };
 }

@@ -5,9 +5,10 @@
  *   EKS         REST JSON (/clusters/{name}/access-entries/...)
  *   EventBridge JSON 1.1 (X-Amz-Target: AWSEvents.PutEvents)
  * Requests are routed by the service in the SigV4 credential scope, checked against the known access keys
- * (signature recomputed), passed through the fault injector ("<service>:<Action>"), then answered from
- * in-memory state. Errors carry AWS's codes, HTTP statuses and shapes, so the SDK raises the same
- * exception classes it raises against AWS.
+ * (signature recomputed, session expiry), passed through the fault injector ("<service>:<Action>"),
+ * authorized as IAM authorizes them (operation-checks.ts builds each check from the request, authorizer.ts
+ * decides it from the caller's policies with iam-simulate), then answered from in-memory state. Errors carry
+ * AWS's codes, HTTP statuses and shapes, so the SDK raises the same exception classes it raises against AWS.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createHash, randomUUID } from "node:crypto";
@@ -15,17 +16,24 @@ import { parseArn } from "../../functions/lib/domain/arn.js";
 import { CLUSTER_ID_HEADER } from "../../functions/lib/aws/eks-token.js";
 import { FaultInjector, type FaultDecision } from "../faults.js";
 import { closeServer, flatHeaders, listen, readBody } from "../sandbox-http.js";
-import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks } from "./eks-emulator.js";
+import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks, type EksRoute } from "./eks-emulator.js";
 import { handleEvents } from "./eventbridge-emulator.js";
 import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam-emulator.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
 import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
 import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./account-state.js";
-import { STS_NAMESPACE, STS_VERSION, handleSts } from "./sts-emulator.js";
+import { STS_NAMESPACE, STS_VERSION, handleSts, type RoleSession } from "./sts-emulator.js";
 import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
+import { ADMINISTRATOR_ACCESS_ARN, AuthorizationInputError, decide, deniedMessage, type Principal } from "./authorizer.js";
+import { OPERATION_AUTHORIZATION, SERVED_OPERATIONS, type OperationRequest } from "./operation-checks.js";
+import { IssuerNotFound, issuerJwks, newIssuerKeys, serviceAccountToken, type ServiceAccountTokenRequest } from "./oidc-issuer.js";
+import { assumeRoleAs, defineRole, type AssumeRoleOptions, type RoleDefinition } from "./role-registry.js";
 
 export type { AwsState, RecordedEvent } from "./account-state.js";
 export type { KnownCredentials } from "./sigv4.js";
+export type { RoleSession } from "./sts-emulator.js";
+export type { AssumeRoleOptions, RoleDefinition } from "./role-registry.js";
+export { ADMINISTRATOR_ACCESS_ARN } from "./authorizer.js";
 
 export const DEFAULT_ACCOUNT_ID = "111122223333";
 /** The AWS documentation's example keys: what vitest.config.ts and the sandbox put in the environment. */
@@ -79,8 +87,26 @@ export interface AwsEmulator {
   seedCluster(cluster: SeedCluster): void;
   /** deep, deterministic copy of the IAM and EKS state (events too when asked) */
   snapshot(opts?: { includeEvents?: boolean }): unknown;
-  /** let another access key sign requests, as the given principal */
+  /** let another access key sign requests, as the given principal (authorized by that principal's policies) */
   addCredentials(credentials: KnownCredentials): void;
+  /**
+   * Create a role with the given identity policies (or replace the documents of the role of that name),
+   * visible at once. Returns its ARN. With `assumeRole`, how a product step gets a role of its own.
+   */
+  defineRole(definition: RoleDefinition): string;
+  /**
+   * A session of a role, issued as STS AssumeRole issues one: the role's trust policy must let the sandbox
+   * admin in (or `options.service`, e.g. `lambda.amazonaws.com` for an execution role). The credentials are
+   * registered: calls signed with them are authorized by the role's policies and boundary.
+   */
+  assumeRole(roleArn: string, options?: AssumeRoleOptions): Promise<RoleSession>;
+  /**
+   * A service-account token signed by a seeded cluster's OIDC issuer (the one IRSA pods hold), for
+   * AssumeRoleWithWebIdentity. `clusterName` picks the cluster (default: the only one with an issuer).
+   */
+  serviceAccountToken(request: ServiceAccountTokenRequest & { clusterName?: string }): string;
+  /** the JSON Web Key Set an emulated issuer publishes */
+  issuerJwks(issuer: string): { keys: object[] } | undefined;
   /**
    * The caller behind an EKS bearer token's presigned STS GetCallerIdentity URL, or undefined when the
    * signature, the expiry or the signed cluster id does not hold. Without `clusterName`, any seeded
@@ -95,6 +121,11 @@ export interface AwsEmulator {
 }
 
 // ---------------------------------------------------------------- callers
+
+/** The caller of an unsigned request (AssumeRoleWithWebIdentity): nobody yet. */
+function anonymousCaller(state: AwsState): Caller {
+  return { accessKeyId: "", arn: "anonymous", accountId: state.accountId, userId: "" };
+}
 
 function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
   const arn = parseArn(credentials.arn);
@@ -120,6 +151,10 @@ interface ServiceProtocol {
   /** the error for an unknown or missing access key, and for a wrong signature */
   unknownKey(): AwsApiError;
   badSignature(): AwsApiError;
+  /** temporary credentials past their expiration */
+  expiredToken(): AwsApiError;
+  /** the service's AccessDenied shape (IAM/STS query XML 403, EKS REST JSON 403, EventBridge JSON 400) */
+  accessDenied(message: string): AwsApiError;
   fault(decision: FaultDecision, operation: string, caller?: Caller): AwsApiError | undefined;
 }
 
@@ -131,6 +166,8 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
 function accessDeniedMessage(operation: string, caller?: Caller): string {
   return `User: ${caller?.arn ?? "anonymous"} is not authorized to perform: ${operation} because no identity-based policy allows the ${operation} action`;
 }
+
+const EXPIRED_TOKEN_MESSAGE = "The security token included in the request is expired";
 
 function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtocol {
   return {
@@ -155,6 +192,10 @@ function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtoc
         403,
         "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
       ),
+    expiredToken: () => new AwsApiError("ExpiredToken", 403, EXPIRED_TOKEN_MESSAGE),
+    // IAM and STS: <ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>... with HTTP 403, as botocore's
+    // query-protocol error parser and the AWS CLI show it ("An error occurred (AccessDenied) when calling the CreateRole operation").
+    accessDenied: (message) => new AwsApiError("AccessDenied", 403, message),
     fault(decision, operation, caller) {
       switch (decision.kind) {
         case "throttle":
@@ -166,7 +207,7 @@ function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtoc
         case "conflict":
           return new AwsApiError("ConcurrentModification", 409, "Rate exceeded for concurrent modification of this resource. Please try again.");
         case "permanent":
-          return new AwsApiError("AccessDenied", 403, accessDeniedMessage(operation, caller));
+          return this.accessDenied(accessDeniedMessage(operation, caller));
         default:
           return undefined;
       }
@@ -187,6 +228,10 @@ const eksProtocol: ServiceProtocol = {
   unknownKey: () => new AwsApiError("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
   badSignature: () =>
     new AwsApiError("InvalidSignatureException", 403, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."),
+  expiredToken: () => new AwsApiError("ExpiredTokenException", 403, EXPIRED_TOKEN_MESSAGE),
+  // EKS (REST JSON): HTTP 403, body {"message": "..."}, header x-amzn-ErrorType: AccessDeniedException, as EKS answers
+  // ("api error AccessDeniedException: User: ... is not authorized to perform: eks:DescribeCluster on resource: ...", StatusCode: 403).
+  accessDenied: (message) => new AwsApiError("AccessDeniedException", 403, message),
   fault(decision, operation, caller) {
     switch (decision.kind) {
       case "throttle":
@@ -196,7 +241,7 @@ const eksProtocol: ServiceProtocol = {
       case "conflict":
         return new AwsApiError("ResourceInUseException", 409, "The resource is being modified by another request. Please try again.");
       case "permanent":
-        return new AwsApiError("AccessDeniedException", 403, accessDeniedMessage(operation, caller));
+        return eksProtocol.accessDenied(accessDeniedMessage(operation, caller));
       default:
         return undefined;
     }
@@ -210,6 +255,10 @@ const eventsProtocol: ServiceProtocol = {
   renderError: (res, requestId, error) => jsonError(res, requestId, error, true),
   unknownKey: () => new AwsApiError("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
   badSignature: () => new AwsApiError("InvalidSignatureException", 400, "The request signature we calculated does not match the signature you provided."),
+  expiredToken: () => new AwsApiError("ExpiredTokenException", 400, EXPIRED_TOKEN_MESSAGE),
+  // EventBridge (JSON 1.1): HTTP 400, body {"__type": "AccessDeniedException", "message": "..."}, as EventBridge answers
+  // ("AccessDeniedException: User: ... is not authorized to perform: events:PutRule on resource: ... status code: 400").
+  accessDenied: (message) => new AwsApiError("AccessDeniedException", 400, message),
   fault(decision, operation, caller) {
     switch (decision.kind) {
       case "throttle":
@@ -219,7 +268,7 @@ const eventsProtocol: ServiceProtocol = {
       case "conflict":
         return new AwsApiError("ConcurrentModificationException", 400, "Another process is modifying this resource. Try again later.");
       case "permanent":
-        return new AwsApiError("AccessDeniedException", 400, accessDeniedMessage(operation, caller));
+        return eventsProtocol.accessDenied(accessDeniedMessage(operation, caller));
       default:
         return undefined;
     }
@@ -246,6 +295,8 @@ const KNOWN_SERVICES = new Set<AwsService>(["iam", "sts", "eks", "events"]);
 
 interface Resolved {
   operation: string;
+  /** the EKS route's path labels */
+  labels: Record<string, string>;
   run: (request: AwsRequest) => unknown;
 }
 
@@ -254,23 +305,66 @@ function resolveOperation(state: AwsState, service: AwsService, method: string, 
     case "iam": {
       const action = params.Action ?? "";
       if (params.Version && params.Version !== IAM_VERSION) throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
-      return { operation: action, run: (request) => handleIam(state, request, action, params) };
+      return { operation: action, labels: {}, run: (request) => handleIam(state, request, action, params) };
     }
     case "sts": {
       const action = params.Action ?? "";
-      return { operation: action, run: (request) => handleSts(request, action) };
+      return { operation: action, labels: {}, run: (request) => handleSts(state, request, action, params) };
     }
     case "eks": {
-      const route = routeEks(method, path);
+      const route: EksRoute | undefined = routeEks(method, path);
       if (!route) throw new AwsApiError("UnknownOperationException", 404, `No operation matches ${method} ${path}`);
-      return { operation: route.operation, run: (request) => handleEks(state, request, route) };
+      return { operation: route.operation, labels: route.labels, run: (request) => handleEks(state, request, route) };
     }
     case "events": {
       const target = headers["x-amz-target"] ?? "";
       const operation = target.startsWith("AWSEvents.") ? target.slice("AWSEvents.".length) : target;
-      return { operation, run: (request) => handleEvents(state, request, operation) };
+      return { operation, labels: {}, run: (request) => handleEvents(state, request, operation) };
     }
   }
+}
+
+// ---------------------------------------------------------------- authorization
+
+const SERVED = new Set(SERVED_OPERATIONS);
+
+/** A JSON body as the operation table reads it: an object, else nothing (the handler answers the parse error). */
+function jsonBody(body: Buffer): Record<string, unknown> {
+  try {
+    const parsed = JSON.parse(body.toString("utf8") || "{}") as unknown;
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function principalOf(state: AwsState, caller: Caller): Principal {
+  const sessionPolicy = state.credentials.get(caller.accessKeyId)?.sessionPolicy;
+  return { arn: caller.arn, accountId: caller.accountId, userId: caller.userId, ...(sessionPolicy !== undefined ? { sessionPolicy } : {}) };
+}
+
+/**
+ * Every check the operation needs must be allowed for the caller; the first denied one answers with the
+ * service's AccessDenied. An operation the handlers serve without an entry in the table is never served.
+ */
+async function authorizeOperation(state: AwsState, protocol: ServiceProtocol, key: string, input: OperationRequest): Promise<void> {
+  const entry = OPERATION_AUTHORIZATION[key];
+  if (!entry) {
+    if (SERVED.has(key)) throw new AuthorizationInputError(`no authorization entry for ${key}: add one to local/aws/operation-checks.ts`);
+    return; // not an operation the service has: its handler answers InvalidAction / UnknownOperation
+  }
+  if ("anonymous" in entry) return;
+  const principal = principalOf(state, input.caller);
+  for (const check of entry.checks(input)) {
+    const decision = await decide(state, principal, check, input.region);
+    if (!decision.allowed) throw protocol.accessDenied(deniedMessage(input.caller.arn, check, decision));
+  }
+}
+
+/** Unsigned requests are answered only for the operations AWS serves unsigned (AssumeRoleWithWebIdentity). */
+function servedUnsigned(service: AwsService, operation: string): boolean {
+  const entry = OPERATION_AUTHORIZATION[`${service}:${operation}`];
+  return entry !== undefined && "anonymous" in entry;
 }
 
 // ---------------------------------------------------------------- the emulator
@@ -282,17 +376,22 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
   const verifySignatures = opts.verifySignatures ?? true;
 
   // The default principal: a long-established IAM user with the example keys.
+  // It holds AdministratorAccess, so everything the sandbox did before IAM was enforced it still does.
   const admin = newUser(state, { userName: SANDBOX_ADMIN }, new Date(), 0);
+  admin.attachedPolicyArns.push(ADMINISTRATOR_ACCESS_ARN);
   state.iam.users.set(SANDBOX_ADMIN, admin);
   state.credentials.set(DEFAULT_ACCESS_KEY_ID, { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY, arn: admin.arn });
 
   const lookup = (accessKeyId: string) => state.credentials.get(accessKeyId);
+
+  const expired = (credentials: KnownCredentials) => credentials.expiration !== undefined && Date.now() >= credentials.expiration.getTime();
 
   async function authenticate(
     service: AwsService,
     request: Omit<AwsRequest, "caller" | "service" | "region">,
     host: string,
     auth: ParsedAuthorization | undefined,
+    unsignedAllowed: boolean,
   ): Promise<{ caller: Caller; region: string }> {
     const protocol = PROTOCOLS[service];
     const signable = { method: request.method, protocol: "http:" as const, host, path: request.path, query: request.query, headers: request.headers, body: request.body };
@@ -301,10 +400,13 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
       if (!credentials) throw protocol.unknownKey();
       if (credentials.sessionToken !== undefined && request.headers["x-amz-security-token"] !== credentials.sessionToken) throw protocol.unknownKey();
       if (verifySignatures && !(await verifyHeaderSignature(signable, auth, credentials))) throw protocol.badSignature();
+      if (expired(credentials)) throw protocol.expiredToken();
       return { caller: callerOf(state, credentials), region: auth.region };
     }
+    if (unsignedAllowed && request.query["X-Amz-Signature"] === undefined) return { caller: anonymousCaller(state), region: "us-east-1" };
     // Query-string (presigned) authentication.
     const check = await verifyPresignedRequest(signable, lookup);
+    if (check.ok && check.credentials && expired(check.credentials)) throw protocol.expiredToken();
     if (check.ok && check.credentials && check.scope) return { caller: callerOf(state, check.credentials), region: check.scope.region };
     if (check.problem === "unknown-access-key" || check.problem === "bad-session-token") throw protocol.unknownKey();
     if (check.problem === "expired") throw new AwsApiError("ExpiredToken", 403, "The security token included in the request is expired");
@@ -335,7 +437,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
       }
       const resolved = resolveOperation(state, service, req.method ?? "GET", rawPath, headers, params);
       const base = { method: req.method ?? "GET", path: rawPath, query, headers, body, requestId };
-      const identity = await authenticate(service, base, headers.host ?? "", auth);
+      const identity = await authenticate(service, base, headers.host ?? "", auth, servedUnsigned(service, resolved.operation));
       caller = identity.caller;
 
       const operation = `${service}:${resolved.operation}`;
@@ -345,6 +447,10 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
         const error = protocol.fault(decision, operation, caller);
         if (error) throw error;
       }
+
+      const { labels } = resolved;
+      const { region } = identity;
+      await authorizeOperation(state, protocol, operation, { state, caller, region, params, labels, body: jsonBody(body), query });
 
       const request: AwsRequest = { ...base, service, region: identity.region, caller };
       const result = resolved.run(request);
@@ -376,6 +482,19 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     snapshot: (snapshotOpts) => snapshotOf(state, snapshotOpts),
     addCredentials(credentials) {
       state.credentials.set(credentials.accessKeyId, { ...credentials });
+    },
+    defineRole: (definition) => defineRole(state, definition).arn,
+    assumeRole: (roleArn, options) => assumeRoleAs(state, admin.arn, roleArn, options),
+    serviceAccountToken(request) {
+      const wanted = request.clusterName;
+      const clusters = [...state.eks.clusters.values()].filter((c) => wanted === undefined || c.name === wanted);
+      const issuers = clusters.flatMap((c) => c.oidcIssuer ?? []);
+      if (issuers.length !== 1) throw new IssuerNotFound(`${issuers.length} seeded clusters with an OIDC issuer match ${wanted ?? "(any)"}`);
+      return serviceAccountToken(state.oidcIssuers.get(issuers[0]!)!, request);
+    },
+    issuerJwks(issuer) {
+      const keys = state.oidcIssuers.get(issuer);
+      return keys ? issuerJwks(keys) : undefined;
     },
     async verifyPresignedCallerIdentity(presignedUrl, verifyOpts = {}) {
       return verifyCallerIdentityUrl(state, presignedUrl, verifyOpts);
@@ -421,6 +540,8 @@ async function verifyCallerIdentityUrl(state: AwsState, presignedUrl: string, op
         { now: opts.now, requireSignedHeader: CLUSTER_ID_HEADER },
       );
       if (check.ok && check.credentials) {
+        const { expiration } = check.credentials;
+        if (expiration !== undefined && (opts.now ?? new Date()).getTime() >= expiration.getTime()) return undefined;
         const caller = callerOf(state, check.credentials);
         return { arn: caller.arn, accountId: caller.accountId, userId: caller.userId, accessKeyId: caller.accessKeyId, clusterName };
       }
@@ -469,6 +590,8 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
   if (seed.oidcIssuer) {
     const provider = newOidcProvider(state, { url: seed.oidcIssuer, clientIds: ["sts.amazonaws.com"], thumbprints: [EKS_OIDC_THUMBPRINT] }, now);
     if (!state.iam.oidcProviders.has(provider.arn)) state.iam.oidcProviders.set(provider.arn, provider);
+    // The cluster's issuer signs its service-account tokens; STS verifies AssumeRoleWithWebIdentity against it.
+    if (!state.oidcIssuers.has(seed.oidcIssuer)) state.oidcIssuers.set(seed.oidcIssuer, newIssuerKeys(seed.oidcIssuer));
   }
 
   // API modes: EKS gives the creator an admin access entry and the node role an EC2_LINUX one.

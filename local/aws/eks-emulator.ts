@@ -61,6 +61,9 @@ const ROUTES: Array<{ method: string; pattern: string[]; operation: string }> = 
   { method: "DELETE", pattern: ["tags", "{resourceArn}"], operation: "UntagResource" },
 ];
 
+/** Every EKS operation the emulator answers (each needs an authorization entry in operation-checks.ts). */
+export const EKS_OPERATIONS: readonly string[] = ROUTES.map((route) => route.operation);
+
 /** Match a raw (percent-encoded) path: labels are split on `/` first, then decoded (ARNs arrive as one encoded label). */
 export function routeEks(method: string, rawPath: string): EksRoute | undefined {
   const segments = rawPath.split("/").filter(Boolean);

@@ -19,7 +19,7 @@ interface EntryResult {
 }
 
 /** `my-bus` or `arn:aws:events:<region>:<account>:event-bus/my-bus` → `my-bus` */
-function busName(value: unknown): string {
+export function busName(value: unknown): string {
   if (typeof value !== "string" || !value) return "default";
   const marker = ":event-bus/";
   return value.includes(marker) ? value.slice(value.indexOf(marker) + marker.length) : value;
@@ -60,6 +60,9 @@ function acceptEntry(state: AwsState, request: AwsRequest, entry: Json): EntryRe
   for (const listener of state.eventListeners) setImmediate(() => listener(recorded));
   return { EventId: recorded.eventId };
 }
+
+/** Every EventBridge operation the emulator answers (each needs an authorization entry in operation-checks.ts). */
+export const EVENTS_OPERATIONS: readonly string[] = ["PutEvents"];
 
 export function handleEvents(state: AwsState, request: AwsRequest, operation: string): Json {
   if (operation !== "PutEvents") throw new AwsApiError("UnknownOperationException", 400, `Unknown operation ${operation}`);

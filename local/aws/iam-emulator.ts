@@ -7,7 +7,7 @@
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { issuerHost, oidcProviderArn } from "../../functions/lib/domain/policies.js";
 import { page } from "../paging.js";
-import { AwsApiError, decodeToken, encodeToken, iamUniqueId, type AwsRequest } from "./protocol.js";
+import { AwsApiError, decodeToken, encodeToken, iamUniqueId, validationError, type AwsRequest } from "./protocol.js";
 import type { AwsState, IamRole, IamUser, ManagedPolicy, OidcProvider, Tag } from "./account-state.js";
 import { memberList, memberStructList, type XmlValue } from "./xml.js";
 
@@ -38,12 +38,6 @@ const deleteConflict = (message: string) => new AwsApiError("DeleteConflict", 40
 const malformedPolicy = (message: string) => new AwsApiError("MalformedPolicyDocument", 400, message);
 const invalidInput = (message: string) => new AwsApiError("InvalidInput", 400, message);
 const limitExceeded = (message: string) => new AwsApiError("LimitExceeded", 409, message);
-const validationError = (member: string, value: string | undefined, constraint: string) =>
-  new AwsApiError(
-    "ValidationError",
-    400,
-    `1 validation error detected: Value ${value === undefined ? "null" : `'${value}'`} at '${member}' failed to satisfy constraint: ${constraint}`,
-  );
 
 // ---------------------------------------------------------------- parameters
 
@@ -398,6 +392,8 @@ export function newUser(state: AwsState, init: { userName: string; path?: string
     visibleAt,
     permissionsBoundaryArn: init.permissionsBoundaryArn,
     tags: init.tags ?? [],
+    inlinePolicies: new Map(),
+    attachedPolicyArns: [],
   };
 }
 
@@ -660,6 +656,9 @@ const actions: Record<string, IamAction> = {
     return undefined;
   },
 };
+
+/** Every IAM action the emulator answers (each needs an authorization entry in operation-checks.ts). */
+export const IAM_OPERATIONS: readonly string[] = Object.keys(actions);
 
 export function handleIam(state: AwsState, request: AwsRequest, action: string, params: Record<string, string>): Record<string, XmlValue> | undefined {
   const handler = actions[action];

@@ -54,6 +54,13 @@ export class AwsApiError extends Error {
   }
 }
 
+/** The query protocol's ValidationError for a member that breaks a constraint (IAM and STS word it alike). */
+export function validationError(member: string, value: string | undefined, constraint: string): AwsApiError {
+  const shown = value === undefined ? "null" : `'${value}'`;
+  const message = `1 validation error detected: Value ${shown} at '${member}' failed to satisfy constraint: ${constraint}`;
+  return new AwsApiError("ValidationError", 400, message);
+}
+
 const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /** IAM unique ids look like `AROA` + 17 base32 characters (AIDA users, ANPA policies). */

@@ -30,6 +30,10 @@ export interface KnownCredentials {
   sessionToken?: string;
   /** `arn:aws:iam::<account>:user/<name>` or `arn:aws:sts::<account>:assumed-role/<role>/<session>` */
   arn: string;
+  /** temporary credentials (an STS session) stop working at this time */
+  expiration?: Date;
+  /** the session policy given to AssumeRole: the session can do at most what it allows */
+  sessionPolicy?: string;
 }
 
 /** The parts a signature is computed over. */

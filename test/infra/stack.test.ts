@@ -4,42 +4,44 @@
  * asserted on. No AWS credentials are used: in test mode SST skips its bootstrap lookups.
  *
  * One bundled synth (about half a minute: 17 esbuild bundles) carries most assertions; the
- * permissions-boundary variant and the invalid configuration synthesize without bundling (IAM and
- * validation do not depend on the bundles).
+ * permissions-boundary variant and the invalid configurations synthesize without bundling (IAM and
+ * validation do not depend on the bundles). Every synth stays in this file, so one process runs them
+ * one after the other; the checks that need no synth are in stack-guards.test.ts. The synth and the
+ * template readers: test/support/stack-template.ts.
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import type { Stack } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
-import { CfnFunction } from "aws-cdk-lib/aws-lambda";
-import { App, getStack } from "sst/constructs";
-import { initProject, useProject } from "sst/project.js";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import type { Template } from "aws-cdk-lib/assertions";
+import { useProject } from "sst/project.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { ownershipTags, PRODUCT } from "../../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../../functions/lib/domain/policies.js";
-import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
-import sstConfig from "../../sst.config.js";
-import { describeConfigPath, iamPrefixClash } from "../../stacks/config.js";
-import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK, stepStatements } from "../../stacks/permissions.js";
-import { DEFINITION_FILE, Provisioner, readProvisionDefinition } from "../../stacks/Provisioner.js";
+import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK } from "../../stacks/permissions.js";
+import { DEFINITION_FILE } from "../../stacks/Provisioner.js";
+import {
+  ACCOUNT,
+  ALLOWED,
+  allStatements,
+  asList,
+  BASE_ENV,
+  BOUNDARY,
+  bundleDirectories,
+  flatten,
+  functionIdByHandler,
+  isReadOnly,
+  type Json,
+  PREFIX,
+  resourcesOf,
+  roleActions,
+  stepHandler,
+  synthesize,
+  synthesizeStack,
+  useSstTestProject,
+} from "../support/stack-template.js";
 import { createSdkCallScanner, type SdkCallScanner } from "./sdk-calls.js";
-
-const ACCOUNT = "123456789012";
-const PREFIX = "nfeks";
-const BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/platform-boundary`;
-const ALLOWED = [
-  { name: "research", region: "eu-west-1", outputSuffix: "ResearchEuWest1" },
-  { name: "genomics-prod", region: "us-east-1", outputSuffix: "GenomicsProdUsEast1" },
-];
-const BASE_ENV = {
-  ALLOWED_CLUSTERS: ALLOWED.map((c) => `${c.name}@${c.region}`).join(","),
-  ALLOWED_ACCOUNT_IDS: "111122223333",
-  IAM_PREFIX: PREFIX,
-  PERMISSIONS_BOUNDARY_ARN: "",
-};
 
 /**
  * Actions AWS only accepts with `Resource: "*"` (no resource-level permissions): X-Ray segments from
@@ -106,109 +108,10 @@ function neededActions(handler: string, props: Json): Set<string> {
   return needed;
 }
 
-// ---------------------------------------------------------------- template helpers
+useSstTestProject();
 
-type Json = any; // CloudFormation JSON
-
-interface Statement {
-  Effect: string;
-  Action: string | string[];
-  Resource: Json;
-  Condition?: Record<string, Record<string, Json>>;
-}
-
-const asList = <T,>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
-
-/** Intrinsics rendered readably: `{Ref: AWS::Partition}` → aws, GetAtt → `<Id.Attr>`, Join → joined. */
-function flatten(value: Json): string {
-  if (typeof value === "string") return value;
-  if (value?.Ref === "AWS::Partition") return "aws";
-  if (value?.Ref === "AWS::Region") return "eu-west-1";
-  if (value?.Ref === "AWS::AccountId") return ACCOUNT;
-  if (value?.Ref === "AWS::URLSuffix") return "amazonaws.com";
-  if (value?.Ref) return `<${value.Ref}>`;
-  if (value?.["Fn::GetAtt"]) return `<${value["Fn::GetAtt"].join(".")}>`;
-  if (value?.["Fn::Join"]) return value["Fn::Join"][1].map(flatten).join(value["Fn::Join"][0]);
-  return JSON.stringify(value);
-}
-
-function resourcesOf(template: Template, type: string): Array<[string, Json]> {
-  return Object.entries(template.findResources(type)).map(([id, resource]) => [id, (resource as Json).Properties]);
-}
-
-/** Every statement of every policy in the stack (AWS::IAM::Policy documents and inline role policies). */
-function allStatements(template: Template): Array<{ policy: string; statement: Statement }> {
-  const found: Array<{ policy: string; statement: Statement }> = [];
-  for (const [id, props] of resourcesOf(template, "AWS::IAM::Policy")) {
-    for (const statement of props.PolicyDocument.Statement) found.push({ policy: id, statement });
-  }
-  for (const [id, props] of resourcesOf(template, "AWS::IAM::Role")) {
-    for (const inline of props.Policies ?? []) for (const statement of inline.PolicyDocument.Statement) found.push({ policy: `${id}/inline`, statement });
-  }
-  return found;
-}
-
-const isReadOnly = (action: string) => /^[a-z0-9-]+:(Get|List|Describe)/.test(action);
-
-const allows = ({ statement }: { statement: Statement }) => statement.Effect === "Allow";
-
-function functionIdByHandler(template: Template, handler: string): string {
-  const matches = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler === handler);
-  expect(matches.map(([id]) => id), `exactly one Lambda with handler ${handler}`).toHaveLength(1);
-  return matches[0][0];
-}
-
-const stepHandler = (entry: StepFunctionEntry) => `functions/steps/${entry.module}.${entry.handler}`;
-
-/** The Allow actions (minus X-Ray) of the policies attached to a Lambda's role. */
-function roleActions(template: Template, functionId: string): string[] {
-  const fn = template.findResources("AWS::Lambda::Function")[functionId] as Json;
-  const roleId = fn.Properties.Role["Fn::GetAtt"][0];
-  const actions = new Set<string>();
-  for (const [, props] of resourcesOf(template, "AWS::IAM::Policy")) {
-    if (!props.Roles.some((r: Json) => r.Ref === roleId)) continue;
-    for (const s of props.PolicyDocument.Statement as Statement[]) {
-      if (s.Effect !== "Allow") continue;
-      for (const a of asList(s.Action)) if (!a.startsWith("xray:")) actions.add(a);
-    }
-  }
-  return [...actions].sort();
-}
-
-/** Where SST put each Lambda's bundle: `.sst/artifacts/<construct address>/`, by logical ID. */
-function bundleDirectories(stack: Stack): Map<string, string> {
-  const dirs = new Map<string, string>();
-  for (const construct of stack.node.findAll()) {
-    if (construct instanceof CfnFunction) dirs.set(stack.resolve(stack.getLogicalId(construct)), path.join(".sst", "artifacts", construct.node.scope!.node.addr));
-  }
-  return dirs;
-}
-
-async function synthesize(env: Record<string, string>, { bundle }: { bundle: boolean }): Promise<Template> {
-  return (await synthesizeStack(env, { bundle })).template;
-}
-
-async function synthesizeStack(env: Record<string, string>, { bundle }: { bundle: boolean }): Promise<{ template: Template; stack: Stack }> {
-  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
-  const { name } = await sstConfig.config({ stage: "test" });
-  const app = new App({ mode: "deploy", stage: "test", name, region: "eu-west-1", account: ACCOUNT });
-  // The app's own stacks() from sst.config.ts, as `sst deploy` calls it.
-  await sstConfig.stacks(app);
-  // finish() runs SST's deferred tasks: the esbuild bundle of every function, as in `sst deploy`.
-  if (bundle) await app.finish();
-  const stack = getStack(Provisioner);
-  return { template: Template.fromStack(stack), stack };
-}
-
-beforeAll(async () => {
-  // Without NODE_ENV=test SST would look up its bootstrap stack in a real account.
-  vi.stubEnv("NODE_ENV", "test");
-  await initProject({ stage: "test" });
-});
-
-afterAll(() => {
-  vi.unstubAllEnvs();
-});
+/** Allow statements (the stack's one Deny, on removing a boundary, is checked on its own). */
+const allows = ({ statement }: { statement: { Effect: string } }) => statement.Effect === "Allow";
 
 /**
  * The boundary-bearing writes (BOUNDARY_GUARDED) each require the one boundary (`expectBoundary` checks its value)
@@ -582,16 +485,6 @@ describe("an IAM prefix that would reach the stack's own roles", () => {
     await expect(synthesize({ ...BASE_ENV, IAM_PREFIX: "Test-nf-eks" }, { bundle: false })).rejects.toThrow(/IAM_PREFIX "Test-nf-eks"/);
     await expect(synthesize({ ...BASE_ENV, IAM_PREFIX: "cdk" }, { bundle: false })).rejects.toThrow(/would cover the cdk-\.\.\. roles/);
   });
-
-  it("tells apart prefixes that can and cannot reach the stack's or the account's bootstrap roles", () => {
-    const stack = "prod-nf-eks-provisioner-Provisioner";
-    // CloudFormation names the roles <stack name, maybe shortened>-<logical id>-<suffix>
-    for (const prefix of ["prod", "PROD", "prod-nf", "pro", "prod-other", "prod-nf-eks-provisioner-Provisioner"]) {
-      expect(iamPrefixClash(prefix, stack), prefix).toMatch(/this stack's own roles/);
-    }
-    for (const prefix of ["cdk", "CDK-hnb659fds", "aws", "SSTBootstrap"]) expect(iamPrefixClash(prefix, stack), prefix).toMatch(/would cover/);
-    for (const prefix of ["nfeks", "nf-eks", "production", "tenant-roles", "awsome", "cdkx"]) expect(iamPrefixClash(prefix, stack), prefix).toBeUndefined();
-  });
 });
 
 describe("synth-time validation of the deploy-time configuration", () => {
@@ -614,39 +507,5 @@ describe("synth-time validation of the deploy-time configuration", () => {
     await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: Array must contain at least 1/);
     await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: not a valid list/);
     await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "research@eu-west-1@x" }, { bundle: false })).rejects.toThrow(/more than one "@"/);
-  });
-
-  it("names settings by the variable that holds them", () => {
-    expect(describeConfigPath("allowedClusters.0.region")).toBe("ALLOWED_CLUSTERS[0].region");
-    expect(describeConfigPath("permissionsBoundaryArn")).toBe("PERMISSIONS_BOUNDARY_ARN");
-  });
-});
-
-describe("guards that keep the stack and the workflow in step", () => {
-  function tempRootWith(definition: unknown): string {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "nf-eks-asl-"));
-    fs.mkdirSync(path.join(root, "statemachines"));
-    fs.writeFileSync(path.join(root, DEFINITION_FILE), JSON.stringify(definition));
-    return root;
-  }
-
-  it("refuses a definition whose placeholders do not match the step catalog", () => {
-    // Prepare
-    const resources = STEP_FUNCTIONS.slice(1).map((e) => `\${${e.placeholder}}`);
-    const states = Object.fromEntries([...resources, "${NoSuchFunctionArn}"].map((r, i) => [`S${i}`, { Type: "Task", Resource: r, End: true }]));
-    const root = tempRootWith({ StartAt: "S0", States: states });
-    // Act
-    const read = () => readProvisionDefinition(root);
-    // Assess
-    expect(read).toThrow(/placeholders with no step function: NoSuchFunctionArn/);
-    expect(read).toThrow(new RegExp(`never calls: ${STEP_FUNCTIONS[0].placeholder}`));
-  });
-
-  it("refuses to give a step it does not know any permissions", () => {
-    // Prepare
-    const unknown = { placeholder: "MysteryFunctionArn", module: "mystery", handler: "apply", description: "?" };
-    const scope = { partition: "aws", account: ACCOUNT, config: { allowedClusters: [{ name: "a", region: "eu-west-1" }], allowedAccountIds: [], iamPrefix: PREFIX, eventBusName: "b" } };
-    // Act + Assess
-    expect(() => stepStatements(unknown, scope, "arn:aws:events:eu-west-1:123456789012:event-bus/b")).toThrow(/no permissions for step mystery\.apply/);
   });
 });

@@ -31,7 +31,7 @@ export function accessEntryNotFound(): ResourceNotFoundException {
   return new ResourceNotFoundException({ message: "The specified access entry resource could not be found.", $metadata: { httpStatusCode: 404 } });
 }
 
-function installFakeEks(eks: AwsClientStub<EKSClient>, entries: Map<string, AccessEntry>): void {
+function installFakeAccessEntries(eks: AwsClientStub<EKSClient>, entries: Map<string, AccessEntry>): void {
   eks.on(DescribeAccessEntryCommand).callsFake(({ principalArn }) => {
     const entry = entries.get(principalArn);
     if (!entry) throw accessEntryNotFound();
@@ -62,7 +62,7 @@ export function useFakeEks(): FakeEks {
   beforeEach(() => {
     eks.reset();
     entries.clear();
-    installFakeEks(eks, entries);
+    installFakeAccessEntries(eks, entries);
   });
   afterEach(() => {
     resetClients();

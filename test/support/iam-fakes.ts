@@ -203,7 +203,7 @@ export function installFakeIam(): void {
   iam.on(ListOpenIDConnectProvidersCommand).callsFake(() => ({ OpenIDConnectProviderList: oidcProviders.map((Arn) => ({ Arn })) }));
 }
 
-export function installFakeEks(): void {
+export function installFakePodIdentityAssociations(): void {
   eks.on(ListPodIdentityAssociationsCommand).callsFake(({ clusterName, namespace, serviceAccount }) => ({
     associations: [...associations.values()]
       .filter((a) => a.clusterName === clusterName && (!namespace || a.namespace === namespace) && (!serviceAccount || a.serviceAccount === serviceAccount))
@@ -254,6 +254,6 @@ export function useFakeIamAndEks(): void {
     nextAssociation = 1;
     oidcProviders = [PROVIDER_ARN];
     installFakeIam();
-    installFakeEks();
+    installFakePodIdentityAssociations();
   });
 }

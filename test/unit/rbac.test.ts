@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { V1Namespace, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
-import { apply, compensate } from "../../functions/steps/rbac.js";
+import * as rbacStep from "../../functions/steps/rbac.js";
+import { createNamespaceAndRbacStep } from "../../functions/steps/rbac.js";
 import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, executionMark, ownershipLabels } from "../../functions/lib/domain/naming.js";
 import type { RbacResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
+import { FakeKubeApi } from "../support/fake-kube-api.js";
 import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
 const RBAC = "rbac.authorization.k8s.io/v1";
@@ -20,6 +22,38 @@ const EVERYTHING = [
 ];
 
 const kube = useFakeKube({ requireNamespace: true });
+/** The step's handlers, handed this test's fake cluster through the step's factory. */
+const apply = (state: WorkflowState) => createNamespaceAndRbacStep({ kube: kube() }).apply(state);
+const compensate = (state: WorkflowState) => createNamespaceAndRbacStep({ kube: kube() }).compensate(state);
+
+describe("createNamespaceAndRbacStep", () => {
+  it("acts on the cluster client it is given, not on the one built from $.cluster", async () => {
+    // Prepare
+    const given = new FakeKubeApi({ requireNamespace: true });
+    const step = createNamespaceAndRbacStep({ kube: given });
+    // Act
+    await step.apply(stateFor());
+    // Assess
+    expect(given.inventory()).toEqual(EVERYTHING);
+    expect(kube().calls).toEqual([]);
+    // Act
+    await step.compensate(stateFor());
+    // Assess
+    expect(given.inventory()).toEqual([]);
+    expect(kube().calls).toEqual([]);
+  });
+
+  it("exports the catalog's handlers, which build their client from $.cluster on each call", async () => {
+    // Act
+    await rbacStep.apply(stateFor());
+    // Assess
+    expect(kube().inventory()).toEqual(EVERYTHING);
+    // Act
+    await rbacStep.compensate(stateFor());
+    // Assess
+    expect(kube().inventory()).toEqual([]);
+  });
+});
 
 describe("CreateNamespaceAndRbac", () => {
   it("creates the runbook's namespace, service account, role and bindings, all marked with this run", async () => {

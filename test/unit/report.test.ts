@@ -2,12 +2,16 @@ import "aws-sdk-client-mock-vitest/extend";
 import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import { EventBridgeClient, PutEventsCommand, type PutEventsCommandInput } from "@aws-sdk/client-eventbridge";
-import { failed, ready } from "../../functions/steps/report.js";
+import * as reportStep from "../../functions/steps/report.js";
+import { createReportStep } from "../../functions/steps/report.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import type { WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { resolvedCluster, stepState, useEnv } from "../support/fixtures.js";
 
-const events = mockClient(EventBridgeClient);
+/** The EventBridge client handed to the step through its factory, its calls mocked. */
+const eventBridge = new EventBridgeClient({ region: "eu-west-1" });
+const events = mockClient(eventBridge);
+const { ready, failed } = createReportStep({ events: eventBridge });
 const CLUSTER = resolvedCluster({ oidcIssuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE" });
 
 function completedState(): WorkflowState {
@@ -50,6 +54,35 @@ useEnv({ EVENT_BUS_NAME: "nf-eks-provisioner-bus" });
 beforeEach(() => {
   events.reset();
   resetClients();
+});
+
+describe("createReportStep", () => {
+  it("sends through the EventBridge client it is given", async () => {
+    // Prepare
+    const given = new EventBridgeClient({ region: "eu-west-1" });
+    const givenEvents = mockClient(given);
+    givenEvents.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    // Act
+    await createReportStep({ events: given, eventBusName: "given-bus" }).ready(completedState());
+    // Assess
+    expect(givenEvents).toHaveReceivedCommandWith(PutEventsCommand, { Entries: [expect.objectContaining({ EventBusName: "given-bus" })] });
+    expect(events).toHaveReceivedCommandTimes(PutEventsCommand, 0);
+  });
+
+  it("exports the catalog's handlers, which make their client when called", async () => {
+    // Prepare: every EventBridgeClient's calls mocked (the handler makes its own)
+    const anyClient = mockClient(EventBridgeClient);
+    anyClient.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    try {
+      // Act
+      const result = await reportStep.ready(completedState());
+      // Assess
+      expect(result.eventBusName).toBe("nf-eks-provisioner-bus");
+      expect(anyClient).toHaveReceivedCommandTimes(PutEventsCommand, 1);
+    } finally {
+      anyClient.restore();
+    }
+  });
 });
 
 describe("Report ready", () => {
@@ -118,6 +151,21 @@ describe("Report failed", () => {
         "Undone: Namespace tower-nf, ServiceAccount tower-nf/tower-launcher-sa. " +
         "Could not undo: iam (Throttled: iam:DeleteRole failed: Throttling: Rate exceeded).",
     );
+  });
+
+  it("lists what a compensator reports it could not undo (its `failed` lines) under Could not undo", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state = failedState();
+    state.compensation = {
+      UndoStorage: { undone: ["ConfigMap tower-nf/nextflow-config"], kept: [], failed: ["eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused"] },
+    };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toContain("Undone: ConfigMap tower-nf/nextflow-config.");
+    expect(result.cause).toContain("Could not undo: eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused.");
+    expect(JSON.parse(sentEntry().Detail!).couldNotUndo).toEqual(["eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused"]);
   });
 
   it("emits ComputeEnvironmentFailed with the error and the compensation results", async () => {

@@ -3,11 +3,14 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { mockClient } from "aws-sdk-client-mock";
 import { DescribeClusterCommand, EKSClient, ResourceNotFoundException, type Cluster } from "@aws-sdk/client-eks";
 import * as resolveClusterModule from "../../functions/steps/resolve-cluster.js";
-import { apply } from "../../functions/steps/resolve-cluster.js";
+import { createResolveClusterStep } from "../../functions/steps/resolve-cluster.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { DEPLOYMENT_ENV, stepState, useEnv } from "../support/fixtures.js";
 
-const eks = mockClient(EKSClient);
+/** The EKS client handed to the step through its factory, its calls mocked. */
+const eksClient = new EKSClient({ region: "eu-west-1" });
+const eks = mockClient(eksClient);
+const { apply } = createResolveClusterStep({ eks: eksClient });
 
 const CLUSTER_ARN = "arn:aws:eks:eu-west-1:111122223333:cluster/research";
 const ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
@@ -31,6 +34,36 @@ useEnv(DEPLOYMENT_ENV);
 beforeEach(() => {
   eks.reset();
   resetClients();
+});
+
+describe("createResolveClusterStep", () => {
+  it("asks the EKS client it is given", async () => {
+    // Prepare
+    const given = new EKSClient({ region: "eu-west-1" });
+    const givenEks = mockClient(given);
+    givenEks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
+    // Act
+    const resolved = await createResolveClusterStep({ eks: given }).apply(stepState());
+    // Assess
+    expect(resolved.arn).toBe(CLUSTER_ARN);
+    expect(givenEks).toHaveReceivedCommandWith(DescribeClusterCommand, { name: "research" });
+    expect(eks).toHaveReceivedCommandTimes(DescribeClusterCommand, 0);
+  });
+
+  it("exports the catalog's handler, which makes its client for the request's region when called", async () => {
+    // Prepare: every EKSClient's calls mocked (the handler makes its own)
+    const anyClient = mockClient(EKSClient);
+    anyClient.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
+    try {
+      // Act
+      const resolved = await resolveClusterModule.apply(stepState());
+      // Assess
+      expect(resolved.region).toBe("eu-west-1");
+      expect(anyClient).toHaveReceivedCommandTimes(DescribeClusterCommand, 1);
+    } finally {
+      anyClient.restore();
+    }
+  });
 });
 
 describe("ResolveCluster", () => {

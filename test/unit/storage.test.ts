@@ -1,10 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1ServiceAccount } from "@kubernetes/client-node";
-import { apply, compensate, CONFIG_CHANGE_ANNOTATION, IRSA_CHANGE_ANNOTATION } from "../../functions/steps/storage.js";
+import * as storageStep from "../../functions/steps/storage.js";
+import { CONFIG_CHANGE_ANNOTATION, createStorageStep, IRSA_CHANGE_ANNOTATION } from "../../functions/steps/storage.js";
 import { IRSA_ANNOTATION, NEXTFLOW_CONFIGMAP, ownershipLabels } from "../../functions/lib/domain/naming.js";
 import { buildNextflowConfig } from "../../functions/lib/domain/nextflow-config.js";
 import { parseRequest } from "../../functions/lib/domain/request.js";
 import type { IamResult, StorageResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
+import { FakeKubeApi } from "../support/fake-kube-api.js";
 import { ACCOUNT, NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
 
 const WORKLOAD_ROLE = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;
@@ -31,6 +33,9 @@ function stateFor(request: Record<string, unknown>, executionName = RUN, extra: 
 }
 
 const kube = useFakeKube({ requireNamespace: true });
+/** The step's handlers, handed this test's fake cluster through the step's factory. */
+const apply = (state: WorkflowState) => createStorageStep({ kube: kube() }).apply(state);
+const compensate = (state: WorkflowState) => createStorageStep({ kube: kube() }).compensate(state);
 
 /** What CreateNamespaceAndRbac leaves behind for this tenant. */
 function seedNamespaceAndServiceAccounts(annotations: Record<string, Record<string, string>> = {}, labels = ownershipLabels("genomics", RUN)): void {
@@ -47,6 +52,38 @@ function serviceAccount(name: string): V1ServiceAccount {
 function configMap(): V1ConfigMap {
   return kube().get<V1ConfigMap>("v1", "ConfigMap", NEXTFLOW_CONFIGMAP, NS)!;
 }
+
+describe("createStorageStep", () => {
+  it("acts on the cluster client it is given, not on the one built from $.cluster", async () => {
+    // Prepare
+    const given = new FakeKubeApi({ requireNamespace: true });
+    given.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", RUN) } });
+    const step = createStorageStep({ kube: given });
+    // Act
+    await step.apply(stateFor(PVC));
+    // Assess
+    expect(given.inventory()).toEqual([`ConfigMap/${NS}/${NEXTFLOW_CONFIGMAP}`, `Namespace/${NS}`, `PersistentVolumeClaim/${NS}/tower-scratch`]);
+    expect(kube().calls).toEqual([]);
+    // Act
+    await step.compensate(stateFor(PVC));
+    // Assess
+    expect(given.inventory()).toEqual([`Namespace/${NS}`]);
+    expect(kube().calls).toEqual([]);
+  });
+
+  it("exports the catalog's handlers, which build their client from $.cluster on each call", async () => {
+    // Prepare
+    seedNamespaceAndServiceAccounts();
+    // Act
+    await storageStep.apply(stateFor(PVC));
+    // Assess
+    expect(kube().inventory()).toContain(`PersistentVolumeClaim/${NS}/tower-scratch`);
+    // Act
+    await storageStep.compensate(stateFor(PVC));
+    // Assess
+    expect(kube().inventory()).not.toContain(`PersistentVolumeClaim/${NS}/tower-scratch`);
+  });
+});
 
 describe("ConfigureStorage with a PVC", () => {
   it("creates the ReadWriteMany claim and the nextflow ConfigMap with nextflow.config only (a head job's params are its own)", async () => {

@@ -2,10 +2,10 @@
  * Deploy-time configuration, handed to every Lambda through its environment by the stack
  * (and to the sandbox by local/). Validated once: a bad value fails loudly at start, not mid-run.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { parseArn } from "./arn.js";
 import { NotAllowed, type Problem } from "./errors.js";
-import { EKS_CLUSTER_NAME, problemsOf } from "./request.js";
+import { EKS_CLUSTER_NAME, problemsOf, productMessage } from "./request.js";
 
 /** AWS Region codes: eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ... (no wildcard, no spaces). */
 export const AWS_REGION_CODE = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
@@ -114,7 +114,7 @@ export function checkDeploymentConfig(env: NodeJS.ProcessEnv = process.env): Dep
   } catch (error) {
     return { listError: error as Error };
   }
-  const result = deploymentConfigSchema.safeParse(input);
+  const result = deploymentConfigSchema.safeParse(input, { error: productMessage });
   return result.success ? { config: result.data } : { problems: problemsOf(result.error) };
 }
 

@@ -2,7 +2,7 @@
  * The provisioning request: one schema for the HTTP API, the EventBridge entry and the workflow.
  * Every field is validated and an invalid request reports every problem at once, by field path.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { InvalidRequest, type Problem } from "./errors.js";
 import { parseArn, validateBucketName } from "./arn.js";
 
@@ -63,6 +63,12 @@ function jsonBytes(value: unknown): number | undefined {
   }
 }
 
+/**
+ * String lengths are checked as refinements, which run on strings only: zod runs its own length checks on any value
+ * that has a length, so an array sent for a string would be reported as too short or too long besides its type.
+ */
+const notEmpty = (message = "String must contain at least 1 character(s)") => (v: string) => v.length > 0 || message;
+
 const notSystem = (what: string) => (v: string) => !isSystemName(v) || `${what} must not start with "system:"`;
 
 function refineWith<T extends z.ZodTypeAny>(schema: T, ...checks: Array<(v: z.infer<T>) => true | string>) {
@@ -76,7 +82,8 @@ function refineWith<T extends z.ZodTypeAny>(schema: T, ...checks: Array<(v: z.in
 
 export const dnsLabel = (what: string, max = 63) =>
   refineWith(
-    z.string().min(1, `${what} must not be empty`),
+    z.string(),
+    notEmpty(`${what} must not be empty`),
     (v) => v.length <= max || `${what} must be at most ${max} characters`,
     (v) => DNS1123_LABEL.test(v) || `${what} must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric)`,
     notSystem(what),
@@ -84,7 +91,8 @@ export const dnsLabel = (what: string, max = 63) =>
 
 export const dnsSubdomain = (what: string) =>
   refineWith(
-    z.string().min(1, `${what} must not be empty`),
+    z.string(),
+    notEmpty(`${what} must not be empty`),
     (v) => v.length <= 253 || `${what} must be at most 253 characters`,
     (v) => DNS1123_SUBDOMAIN.test(v) || `${what} must be a DNS-1123 subdomain`,
     notSystem(what),
@@ -191,18 +199,20 @@ const fusionStorageSchema = z
 const headJobSchema = z
   .object({
     pipeline: refineWith(
-      z.string().min(1),
+      z.string(),
+      notEmpty(),
       (v) => v.length <= 512 || "pipeline must be at most 512 characters",
       (v) => !v.startsWith("-") || "pipeline must not start with '-'",
       (v) => !/[\s\0]/.test(v) || "pipeline must not contain whitespace",
     ),
     revision: refineWith(
-      z.string().min(1),
+      z.string(),
+      notEmpty(),
       (v) => /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/.test(v) || "revision must be a branch, tag or commit",
     ).optional(),
     profiles: z.array(refineWith(z.string(), (v) => /^[A-Za-z0-9_-]+$/.test(v) || "profile names are letters, digits, '_' and '-'")).default([]),
     params: z
-      .record(z.unknown())
+      .record(z.string(), z.unknown())
       .default({})
       .superRefine((params, ctx) => {
         const bytes = jsonBytes(params);
@@ -217,7 +227,10 @@ const headJobSchema = z
     cpu: quantity("cpu").default(DEFAULTS.headCpu),
     memory: quantity("memory").default(DEFAULTS.headMemory),
     env: z
-      .record(z.string().max(MAX_ENV_VALUE_LENGTH, `env values must be at most ${MAX_ENV_VALUE_LENGTH} characters`))
+      .record(
+        z.string(),
+        refineWith(z.string(), (v) => v.length <= MAX_ENV_VALUE_LENGTH || `env values must be at most ${MAX_ENV_VALUE_LENGTH} characters`),
+      )
       .default({})
       .superRefine((env, ctx) => {
         for (const key of Object.keys(env))
@@ -227,7 +240,9 @@ const headJobSchema = z
     /** `running`: the workflow ends when the head pod runs; `completed`: when the job succeeds. */
     waitFor: z.enum(["running", "completed"]).default("running"),
     /** How long the workflow waits for the head job to reach `waitFor` (running or completed), in minutes. */
-    timeoutMinutes: z.number().int().min(1).max(10080).optional(),
+    // Whole minutes checked as a refinement: zod's int() stops at a fraction (0.5 would not also be reported below 1)
+    // and bounds integers to the safe range with a message of its own.
+    timeoutMinutes: z.number().refine(Number.isInteger, "Expected integer, received float").min(1).max(10080).optional(),
   })
   .strict();
 
@@ -238,13 +253,14 @@ export const provisionRequestSchema = z
     namespace: dnsLabel("namespace")
       .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), { message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)" })
       .default(DEFAULTS.namespace),
-    launcher: launcherSchema.default({ mode: "create" }),
+    // prefault, not default: an absent launcher is a created one, and is checked as one (it must say whom it trusts).
+    launcher: launcherSchema.prefault({ mode: "create" }),
     serviceAccount: dnsSubdomain("serviceAccount").default(DEFAULTS.serviceAccount),
     computeServiceAccount: dnsSubdomain("computeServiceAccount").optional(),
     storage: z.discriminatedUnion("type", [pvcStorageSchema, fusionStorageSchema]),
     headJob: headJobSchema.optional(),
     labels: z
-      .record(labelValue)
+      .record(z.string(), labelValue)
       .default({})
       .superRefine((labels, ctx) => {
         for (const key of Object.keys(labels)) {
@@ -272,6 +288,50 @@ export function problemsOf(error: z.ZodError): Problem[] {
   return error.issues.map((issue) => ({ path: issue.path.join("."), message: issue.message }));
 }
 
+/** What a JSON value is, in the words of the problems ("array" and "null" apart from "object"). */
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value;
+}
+
+const quoted = (values: readonly unknown[], separator: string) => values.map((v) => `'${String(v)}'`).join(separator);
+
+/**
+ * The product's words for the problems zod finds by itself (a missing field, a wrong type, a bound, an unknown key):
+ * users read them in 400 answers and operators in the deploy-config report, so they must not change with zod's own
+ * wording, which differs between majors. They are the words the API has always answered with. Messages a schema sets
+ * (`min(1, "...")`, refinements) come first and are left alone; anything not listed keeps zod's message.
+ */
+export function productMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case "invalid_type":
+      if (issue.input === undefined) return "Required";
+      return `Expected ${issue.expected === "record" ? "object" : issue.expected}, received ${kindOf(issue.input)}`;
+    case "invalid_value":
+      if (typeof issue.input !== "string") return `Expected ${quoted(issue.values, " | ")}, received ${kindOf(issue.input)}`;
+      return `Invalid enum value. Expected ${quoted(issue.values, " | ")}, received '${issue.input}'`;
+    case "invalid_union":
+      if (!issue.discriminator || !("options" in issue) || !Array.isArray(issue.options)) return undefined;
+      return `Invalid discriminator value. Expected ${quoted(issue.options, " | ")}`;
+    case "unrecognized_keys":
+      return `Unrecognized key(s) in object: ${quoted(issue.keys, ", ")}`;
+    case "too_small":
+      return boundMessage(issue.origin, "at least", "greater than", issue.minimum, issue.inclusive);
+    case "too_big":
+      return boundMessage(issue.origin, "at most", "less than", issue.maximum, issue.inclusive);
+    default:
+      return undefined;
+  }
+}
+
+function boundMessage(origin: string, count: string, compare: string, limit: number | bigint, inclusive = false): string | undefined {
+  if (origin === "string") return `String must contain ${count} ${limit} character(s)`;
+  if (origin === "array") return `Array must contain ${count} ${limit} element(s)`;
+  if (origin === "number" || origin === "int") return `Number must be ${compare} ${inclusive ? "or equal to " : ""}${limit}`;
+  return undefined;
+}
+
 /**
  * The whole request's size: of the request as the workflow stores it (defaults filled in, so a request the
  * entry accepts is accepted again by every step), or of what was sent when it does not parse, so the size is
@@ -285,7 +345,7 @@ function sizeProblems(measured: unknown): Problem[] {
 
 /** Validate and apply defaults, or list every problem. */
 export function safeParseRequest(input: unknown): { ok: true; request: ProvisionRequest } | { ok: false; problems: Problem[] } {
-  const result = provisionRequestSchema.safeParse(input);
+  const result = provisionRequestSchema.safeParse(input, { error: productMessage });
   const problems = [...sizeProblems(result.success ? result.data : input), ...(result.success ? [] : problemsOf(result.error))];
   return result.success && problems.length === 0 ? { ok: true, request: result.data } : { ok: false, problems };
 }

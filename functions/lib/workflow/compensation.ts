@@ -7,18 +7,24 @@
  *   1. undoes exactly what THIS run did, and nothing else: objects it did not create or change are never touched;
  *   2. works when its step failed half-way and returned nothing (it finds its work by marks, see below);
  *   3. can run twice: a second run finds nothing left to undo and says so;
- *   4. never throws for "already gone"; a transient error is thrown (the state machine retries it), and what it
- *      could not put back is reported, not hidden;
+ *   4. never throws for "already gone". Any other error is thrown: the state machine retries the transient ones,
+ *      and the Undo state's Catch stores the last one at `$.compensation.<step>`, which ReportFailure lists under
+ *      "Could not undo" before the next compensator runs. What it leaves alone on purpose (not this run's, or
+ *      changed by someone since) is a `kept` line with the reason; nothing is dropped silently;
  *   5. returns a {@link CompensationResult}, stored at `$.compensation.<step>` and summarised by ReportFailure.
  *
  * The mechanisms, and the steps that use each:
  *   - Created-by mark: everything a run creates carries the ownership labels/tags and a created-by mark derived from
- *     the execution (domain/naming.ts `executionMark`); the compensator deletes what carries this run's mark.
- *     Used by UndoNamespaceAndRbac, UndoStorage, UndoHeadJob (Kubernetes labels, workflow/kube-step.ts) and
- *     UndoIamResources (IAM/EKS tags).
+ *     the execution (domain/naming.ts `executionMark`); the compensator deletes what carries this run's mark
+ *     ({@link undoEach} notes each outcome). Used by UndoNamespaceAndRbac, UndoStorage, UndoHeadJob (Kubernetes
+ *     labels, workflow/kube-step.ts `deleteEachCreatedBy`), UndoIamResources (IAM and Pod Identity tags) and
+ *     UndoClusterAccess (the access entry's tags; in aws-auth, the `nf-eks-provisioner/mappings` annotation that
+ *     records which execution added which mapping, so exactly that mapping is removed).
  *   - Previous value in the step output: a step that changes something it did not create returns the value before
- *     its change; the compensator puts it back. Used by UndoIamResources (`$.iam.changed`,
- *     `$.iam.changedAssociations`) and UndoClusterAccess (`$.access.previousAwsAuth`, the aws-auth data before the edit).
+ *     its change; the compensator puts it back. Used by UndoIamResources (`$.iam.changed`: adopted roles' documents;
+ *     `$.iam.changedAssociations`: adopted Pod Identity associations' roles). (GrantClusterAccess also returns the
+ *     aws-auth data before its edit, `$.access.previousAwsAuth`, but only as a copy for the operator: its
+ *     compensator removes the marked mapping and needs no copy.)
  *   - Previous value in an annotation on the object: when the step output may never be written (the step failed
  *     after the change), the previous value rides on the changed object itself. Used by UndoStorage (IRSA role-arn and
  *     nextflow.config ConfigMap changes on adopted objects).
@@ -29,15 +35,40 @@
 
 /** What a compensator returns (stored at `$.compensation.<step>`). */
 export interface CompensationResult {
-  /** What was deleted or put back, one line each (e.g. "Namespace tower-nf: deleted"). */
+  /** What was deleted or put back, one line each (e.g. "Namespace tower-nf", "ConfigMap tower-nf/nextflow-config (restored the previous content)"). */
   undone: string[];
   /** Things deliberately left alone, with the reason (e.g. "Namespace tower-nf: not created by this run"). */
   kept: string[];
-  /** What the compensator tried to undo and could not, with the reason; absent when nothing failed. */
+  /** What the compensator tried to undo and could not, with the reason; absent when nothing failed. ReportFailure lists it under "Could not undo". */
   failed?: string[];
 }
 
 /** An empty result to fill in. */
 export function compensationResult(): CompensationResult {
   return { undone: [], kept: [] };
+}
+
+/** The reason noted for what a compensator leaves alone because another run, or someone else, made it. */
+export const NOT_CREATED_BY_THIS_RUN = "not created by this run";
+
+/** How undoing one thing ended: deleted, left alone (not this run's), or already gone (an earlier attempt, or never made). */
+export type UndoOutcome = "deleted" | "kept" | "absent";
+
+/** Note one outcome: deleted → undone; kept → kept, with the reason; already gone → nothing to say. */
+export function recordUndo(result: CompensationResult, what: string, outcome: UndoOutcome): void {
+  if (outcome === "deleted") result.undone.push(what);
+  else if (outcome === "kept") result.kept.push(`${what}: ${NOT_CREATED_BY_THIS_RUN}`);
+}
+
+/**
+ * Undo each target, one at a time in the order given (what depends on another goes first), and note each
+ * outcome. `undo` decides by the target's marks, and throws only what the state machine should see.
+ */
+export async function undoEach<T>(
+  result: CompensationResult,
+  targets: readonly T[],
+  describe: (target: T) => string,
+  undo: (target: T) => Promise<UndoOutcome>,
+): Promise<void> {
+  for (const target of targets) recordUndo(result, describe(target), await undo(target));
 }

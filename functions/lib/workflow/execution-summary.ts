@@ -105,149 +105,180 @@ function iso(date: Date | undefined): string {
   return (date ?? new Date(0)).toISOString();
 }
 
-/** Summarise a history given in ascending order (GetExecutionHistory with reverseOrder false). */
-export function summariseHistory(events: HistoryEvent[]): HistorySummary {
-  const steps = new Map<string, StepState>();
+/** What the walk over the history keeps track of, event by event. */
+interface HistoryWalk {
+  steps: Map<string, StepState>;
   /** event id → the state it belongs to, and its type */
-  const stateOfEvent = new Map<number, string>();
-  const typeOfEvent = new Map<number, string>();
+  stateOfEvent: Map<number, string>;
+  typeOfEvent: Map<number, string>;
   /** state → the Parallel/Map it runs inside */
-  const parentOf = new Map<string, string | undefined>();
+  parentOf: Map<string, string | undefined>;
   /** Parallel and Map states */
-  const containers = new Set<string>();
+  containers: Set<string>;
   /** open states, in entry order */
-  const open: string[] = [];
-  let lastEntered: string | undefined;
-  let terminal: string | undefined;
+  open: string[];
+  lastEntered?: string;
+  /** the execution's own end event type, once seen */
+  terminal?: string;
+}
 
-  const close = (name: string) => {
-    const at = open.lastIndexOf(name);
-    if (at >= 0) open.splice(at, 1);
-  };
-  const isInside = (name: string, container: string): boolean => {
-    for (let parent = parentOf.get(name); parent !== undefined; parent = parentOf.get(parent)) if (parent === container) return true;
-    return false;
-  };
-  const containerOf = (owner: string | undefined): string | undefined => {
-    if (owner === undefined) return undefined;
-    for (let c: string | undefined = containers.has(owner) ? owner : parentOf.get(owner); c !== undefined; c = parentOf.get(c)) {
-      if (open.includes(c)) return c;
-    }
-    return undefined;
-  };
-  const ownerOf = (event: HistoryEvent): string | undefined => {
-    const owner = event.previousEventId !== undefined ? stateOfEvent.get(event.previousEventId) : undefined;
-    // Without a usable chain: the most recently entered Task still open.
-    return owner ?? [...open].reverse().find((name) => steps.has(name));
-  };
+function newWalk(): HistoryWalk {
+  return { steps: new Map(), stateOfEvent: new Map(), typeOfEvent: new Map(), parentOf: new Map(), containers: new Set(), open: [] };
+}
 
-  for (const event of events) {
-    const type = event.type ?? "";
-    const at = iso(event.timestamp);
-    if (event.id !== undefined) typeOfEvent.set(event.id, type);
+function close(walk: HistoryWalk, name: string): void {
+  const at = walk.open.lastIndexOf(name);
+  if (at >= 0) walk.open.splice(at, 1);
+}
 
-    if (type.endsWith("StateEntered") && event.stateEnteredEventDetails?.name) {
-      const name = event.stateEnteredEventDetails.name;
-      const previous = event.previousEventId;
-      const previousOwner = previous !== undefined ? stateOfEvent.get(previous) : undefined;
-      if (previousOwner !== undefined) {
-        const opensContainer = CONTAINER_STARTED.has(typeOfEvent.get(previous!) ?? "");
-        parentOf.set(name, opensContainer ? previousOwner : parentOf.get(previousOwner));
-      }
-      if (event.id !== undefined) stateOfEvent.set(event.id, name);
-      if (type === "ParallelStateEntered" || type === "MapStateEntered") containers.add(name);
-      close(name);
-      open.push(name);
-      lastEntered = name;
-      if (type === "TaskStateEntered") {
-        const step = steps.get(name) ?? { name, status: "running", startedAt: at, retries: 0, pendingFailure: false };
-        // A state visited again (a wait loop) runs again.
-        step.status = "running";
-        step.pendingFailure = false;
-        steps.set(name, step);
-      }
-      continue;
-    }
+function isInside(walk: HistoryWalk, name: string, container: string): boolean {
+  for (let parent = walk.parentOf.get(name); parent !== undefined; parent = walk.parentOf.get(parent)) if (parent === container) return true;
+  return false;
+}
 
-    const exitedName = type.endsWith("StateExited") ? event.stateExitedEventDetails?.name : undefined;
-    // A container's own end points back at its last branch event: it belongs to the container still open above it.
-    const name = exitedName ?? (CONTAINER_ENDED.has(type) ? containerOf(ownerOf(event)) : ownerOf(event));
-    if (name !== undefined && event.id !== undefined) stateOfEvent.set(event.id, name);
-    const step = name !== undefined ? steps.get(name) : undefined;
+/** The innermost open Parallel/Map that is `owner` or holds it. */
+function containerOf(walk: HistoryWalk, owner: string | undefined): string | undefined {
+  if (owner === undefined) return undefined;
+  for (let c: string | undefined = walk.containers.has(owner) ? owner : walk.parentOf.get(owner); c !== undefined; c = walk.parentOf.get(c)) {
+    if (walk.open.includes(c)) return c;
+  }
+  return undefined;
+}
 
-    if (TERMINAL.has(type)) {
-      terminal = type;
-      continue;
+/** The state an event without a name belongs to: where its previousEventId chain leads. */
+function ownerOf(walk: HistoryWalk, event: HistoryEvent): string | undefined {
+  const owner = event.previousEventId !== undefined ? walk.stateOfEvent.get(event.previousEventId) : undefined;
+  // Without a usable chain: the most recently entered Task still open.
+  return owner ?? [...walk.open].reverse().find((name) => walk.steps.has(name));
+}
+
+/** A state entered: note where it runs (inside which Parallel/Map), open it, and (re)start a Task's step. */
+function enterState(walk: HistoryWalk, event: HistoryEvent, name: string, type: string, at: string): void {
+  const previous = event.previousEventId;
+  const previousOwner = previous !== undefined ? walk.stateOfEvent.get(previous) : undefined;
+  if (previousOwner !== undefined) {
+    const opensContainer = CONTAINER_STARTED.has(walk.typeOfEvent.get(previous!) ?? "");
+    walk.parentOf.set(name, opensContainer ? previousOwner : walk.parentOf.get(previousOwner));
+  }
+  if (event.id !== undefined) walk.stateOfEvent.set(event.id, name);
+  if (type === "ParallelStateEntered" || type === "MapStateEntered") walk.containers.add(name);
+  close(walk, name);
+  walk.open.push(name);
+  walk.lastEntered = name;
+  if (type === "TaskStateEntered") {
+    const step = walk.steps.get(name) ?? { name, status: "running", startedAt: at, retries: 0, pendingFailure: false };
+    // A state visited again (a wait loop) runs again.
+    step.status = "running";
+    step.pendingFailure = false;
+    walk.steps.set(name, step);
+  }
+}
+
+/** A Parallel/Map ended: a failed branch aborts the others, and a branch's failed Task never exits. */
+function endInside(walk: HistoryWalk, container: string, at: string): void {
+  for (const inside of walk.open.filter((n) => isInside(walk, n, container))) {
+    close(walk, inside);
+    const insideStep = walk.steps.get(inside);
+    if (insideStep && insideStep.status === "running") {
+      insideStep.status = "aborted";
+      insideStep.finishedAt = at;
     }
-    if (CONTAINER_ENDED.has(type) && name !== undefined) {
-      // A failed branch aborts the others; a branch's failed Task never exits.
-      for (const inside of open.filter((n) => isInside(n, name))) {
-        close(inside);
-        const insideStep = steps.get(inside);
-        if (insideStep && insideStep.status === "running") {
-          insideStep.status = "aborted";
-          insideStep.finishedAt = at;
-        }
-        if (insideStep) insideStep.pendingFailure = false;
-      }
-    }
-    if (exitedName !== undefined) {
-      const exited = exitedName;
-      close(exited);
-      const exitedStep = steps.get(exited);
-      if (exitedStep) {
-        // Exiting after a failed attempt means a Catch took it: the step failed, the run went on.
-        exitedStep.status = exitedStep.pendingFailure ? "failed" : "succeeded";
-        exitedStep.finishedAt = at;
-        exitedStep.pendingFailure = false;
-      }
-      continue;
-    }
-    if (type.endsWith("StateAborted")) {
-      if (name !== undefined) close(name);
-      if (step) {
-        if (step.status === "running") step.status = "aborted";
-        step.finishedAt = at;
-        step.pendingFailure = false;
-      }
-      continue;
-    }
-    if (!step) continue;
-    if (ATTEMPT_SCHEDULED.has(type)) {
-      if (step.pendingFailure) step.retries++;
-      step.pendingFailure = false;
-      step.status = "running";
-      delete step.error;
-      delete step.finishedAt;
-      continue;
-    }
-    if (type in ATTEMPT_SUCCEEDED) {
-      step.result = parseOutput(ATTEMPT_SUCCEEDED[type]!(event));
-      continue;
-    }
-    if (type in ATTEMPT_FAILED) {
-      const details = ATTEMPT_FAILED[type]!(event) ?? {};
-      step.pendingFailure = true;
-      step.status = "failed";
-      step.finishedAt = at;
-      step.error = { error: details.error ?? type, ...(details.cause !== undefined ? { cause: readableCause(details.cause) } : {}) };
-    }
+    if (insideStep) insideStep.pendingFailure = false;
+  }
+}
+
+function exitState(walk: HistoryWalk, name: string, at: string): void {
+  close(walk, name);
+  const step = walk.steps.get(name);
+  if (!step) return;
+  // Exiting after a failed attempt means a Catch took it: the step failed, the run went on.
+  step.status = step.pendingFailure ? "failed" : "succeeded";
+  step.finishedAt = at;
+  step.pendingFailure = false;
+}
+
+function abortState(walk: HistoryWalk, name: string | undefined, at: string): void {
+  if (name !== undefined) close(walk, name);
+  const step = name !== undefined ? walk.steps.get(name) : undefined;
+  if (!step) return;
+  if (step.status === "running") step.status = "aborted";
+  step.finishedAt = at;
+  step.pendingFailure = false;
+}
+
+/** One attempt of a Task's work: scheduled (a retry when the last one failed), succeeded, or failed. */
+function recordAttempt(step: StepState, event: HistoryEvent, type: string, at: string): void {
+  if (ATTEMPT_SCHEDULED.has(type)) {
+    if (step.pendingFailure) step.retries++;
+    step.pendingFailure = false;
+    step.status = "running";
+    delete step.error;
+    delete step.finishedAt;
+    return;
+  }
+  if (type in ATTEMPT_SUCCEEDED) {
+    step.result = parseOutput(ATTEMPT_SUCCEEDED[type]!(event));
+    return;
+  }
+  if (type in ATTEMPT_FAILED) {
+    const details = ATTEMPT_FAILED[type]!(event) ?? {};
+    step.pendingFailure = true;
+    step.status = "failed";
+    step.finishedAt = at;
+    step.error = { error: details.error ?? type, ...(details.cause !== undefined ? { cause: readableCause(details.cause) } : {}) };
+  }
+}
+
+function applyEvent(walk: HistoryWalk, event: HistoryEvent): void {
+  const type = event.type ?? "";
+  const at = iso(event.timestamp);
+  if (event.id !== undefined) walk.typeOfEvent.set(event.id, type);
+  if (type.endsWith("StateEntered") && event.stateEnteredEventDetails?.name) {
+    enterState(walk, event, event.stateEnteredEventDetails.name, type, at);
+    return;
   }
 
-  const list: StepSummary[] = [...steps.values()].map(({ pendingFailure, ...step }) => {
+  const exitedName = type.endsWith("StateExited") ? event.stateExitedEventDetails?.name : undefined;
+  // A container's own end points back at its last branch event: it belongs to the container still open above it.
+  const name = exitedName ?? (CONTAINER_ENDED.has(type) ? containerOf(walk, ownerOf(walk, event)) : ownerOf(walk, event));
+  if (name !== undefined && event.id !== undefined) walk.stateOfEvent.set(event.id, name);
+
+  if (TERMINAL.has(type)) {
+    walk.terminal = type;
+    return;
+  }
+  if (CONTAINER_ENDED.has(type) && name !== undefined) endInside(walk, name, at);
+  if (exitedName !== undefined) exitState(walk, exitedName, at);
+  else if (type.endsWith("StateAborted")) abortState(walk, name, at);
+  else {
+    const step = name !== undefined ? walk.steps.get(name) : undefined;
+    if (step) recordAttempt(step, event, type, at);
+  }
+}
+
+/** Each step as the walk left it, settled by how the execution stands. */
+function settledSteps(walk: HistoryWalk): StepSummary[] {
+  return [...walk.steps.values()].map(({ pendingFailure, ...step }) => {
     // Cut short by the end of the execution.
-    if (terminal && step.status === "running") return { ...step, status: "aborted" as const };
+    if (walk.terminal && step.status === "running") return { ...step, status: "aborted" as const };
     // Between a failed attempt and its retry the step is still running (the error says why it is retrying).
-    if (!terminal && pendingFailure && open.includes(step.name)) {
+    if (!walk.terminal && pendingFailure && walk.open.includes(step.name)) {
       const { finishedAt: _unfinished, ...running } = step;
       return { ...running, status: "running" as const };
     }
     return step;
   });
+}
+
+/** Summarise a history given in ascending order (GetExecutionHistory with reverseOrder false). */
+export function summariseHistory(events: HistoryEvent[]): HistorySummary {
+  const walk = newWalk();
+  for (const event of events) applyEvent(walk, event);
+  const list = settledSteps(walk);
   const summary: HistorySummary = { steps: list, retries: list.reduce((sum, s) => sum + s.retries, 0) };
-  if (!terminal && open.length) summary.currentStep = open[open.length - 1];
-  if (terminal === "ExecutionFailed" || terminal === "ExecutionTimedOut") {
-    summary.failedStep = list.find((s) => s.status === "failed")?.name ?? lastEntered;
+  if (!walk.terminal && walk.open.length) summary.currentStep = walk.open[walk.open.length - 1];
+  if (walk.terminal === "ExecutionFailed" || walk.terminal === "ExecutionTimedOut") {
+    summary.failedStep = list.find((s) => s.status === "failed")?.name ?? walk.lastEntered;
   }
   return summary;
 }

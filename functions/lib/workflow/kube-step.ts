@@ -1,18 +1,20 @@
 /**
  * What the Kubernetes steps (RBAC, storage, head job) share: the validated request, the cluster client,
  * the manifest context carrying this execution's marks, and the label selector that finds every object
- * this execution created — which is how a compensator works after a step failed half-way.
+ * this execution created — which is how a compensator works after a step failed half-way (the
+ * created-by mark of workflow/compensation.ts, for Kubernetes objects).
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "../kube/kube-client.js";
 import type { ManifestContext } from "../domain/manifests.js";
 import { executionMark, LABEL_CREATED_BY, LABEL_TENANT } from "../domain/naming.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
+import { undoEach, type CompensationResult } from "./compensation.js";
 import { requireCluster } from "./require-cluster.js";
-import type { CompensationResult, ResolvedCluster, WorkflowState } from "./workflow-state.js";
+import type { ResolvedCluster, WorkflowState } from "./workflow-state.js";
 
 export interface KubeStepDeps {
-  /** The cluster client; by default kubeClientFor($.cluster) (tests inject theirs with setKubeClientFactory). */
+  /** The cluster client; by default kubeClientFor($.cluster), built on each call (tests hand theirs to the step's factory). */
   kube?: KubeApi;
 }
 
@@ -84,8 +86,8 @@ export interface ReadObject {
 }
 
 /**
- * Delete each ref this execution created and note what was undone and what was left alone (and why).
- * An object already read is not read again: its uid is the delete's precondition.
+ * Delete each ref this execution created, in the order given, and note what was undone and what was left
+ * alone (and why). An object already read is not read again: its uid is the delete's precondition.
  */
 export async function deleteEachCreatedBy(
   api: KubeApi,
@@ -93,10 +95,11 @@ export async function deleteEachCreatedBy(
   executionName: string,
   result: CompensationResult,
 ): Promise<void> {
-  for (const target of targets) {
-    const { ref, object } = "ref" in target ? target : { ref: target, object: undefined };
-    const outcome = await deleteIfCreatedBy(api, ref, executionName, object);
-    if (outcome === "deleted") result.undone.push(describeRef(ref));
-    else if (outcome === "kept") result.kept.push(`${describeRef(ref)}: not created by this run`);
-  }
+  const withObjects = targets.map((target): { ref: ObjectRef; object?: KubernetesObject } => ("ref" in target ? target : { ref: target }));
+  await undoEach(
+    result,
+    withObjects,
+    ({ ref }) => describeRef(ref),
+    ({ ref, object }) => deleteIfCreatedBy(api, ref, executionName, object),
+  );
 }

@@ -1,0 +1,107 @@
+/**
+ * functions/steps/catalog.ts is the one place a step's name is defined. Everything else that writes it
+ * must agree: each step's `stepHandler("<state>", …)`, the ASL's Task states and their placeholders, and
+ * the README's "What a run does" table.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { placeholderOf, STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { STATES } from "../support/asl-definition.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const STEPS_DIR = join(ROOT, "functions/steps");
+const CATALOG_STATES = STEP_FUNCTIONS.map((entry) => entry.state);
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return name.endsWith(".ts") ? [path] : [];
+  });
+}
+
+/** Every `stepHandler(…)` call under functions/steps/, and the names of those given a string literal. */
+function stepHandlerCalls(): { calls: number; literals: string[] } {
+  let calls = 0;
+  const literals: string[] = [];
+  for (const file of sourceFiles(STEPS_DIR)) {
+    // Comments may show the pattern (`stepHandler("<state>", …)`): only code counts.
+    const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+    // The type arguments hold no parentheses (`<WorkflowState, { detail: Record<string, unknown> }>`).
+    calls += [...text.matchAll(/\bstepHandler\s*(?:<[^()]*>)?\s*\(/g)].length;
+    literals.push(...[...text.matchAll(/\bstepHandler\s*(?:<[^()]*>)?\s*\(\s*"([^"]+)"/g)].map((m) => m[1]));
+  }
+  return { calls, literals };
+}
+
+/** The state names in the first and last columns of the README's "What a run does" table. */
+function readmeTableStates(): string[] {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const start = readme.indexOf("## What a run does");
+  if (start < 0) throw new Error('README.md has no "## What a run does" section');
+  const lines = readme.slice(start).split("\n").slice(1);
+  const table = lines.slice(0, lines.findIndex((line, i) => i > 0 && !line.startsWith("|")));
+  const rows = table.slice(2); // the header and the |---| line
+  return rows.flatMap((row) => {
+    const cells = row.split("|").slice(1, -1);
+    return [cells[0], cells[cells.length - 1]].flatMap((cell) => [...(cell ?? "").matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]));
+  });
+}
+
+describe("functions/steps/catalog.ts", () => {
+  it("names each state once, and its placeholder after it", () => {
+    // Act
+    const duplicates = CATALOG_STATES.filter((name, i) => CATALOG_STATES.indexOf(name) !== i);
+    // Assess
+    expect(duplicates).toEqual([]);
+    for (const entry of STEP_FUNCTIONS) expect(entry.placeholder).toBe(placeholderOf(entry.state));
+  });
+
+  it("is where every stepHandler name under functions/steps/ comes from: a literal naming a catalog state, each state once", () => {
+    // Act
+    const { calls, literals } = stepHandlerCalls();
+    // Assess
+    expect(literals).toHaveLength(calls);
+    expect(literals.filter((name) => !CATALOG_STATES.includes(name))).toEqual([]);
+    expect([...literals].sort()).toEqual([...CATALOG_STATES].sort());
+  });
+
+  it.each(STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))("%s is a Task state of the ASL that runs its placeholder", (name, entry) => {
+    // Act
+    const located = STATES.get(name);
+    // Assess
+    expect(located?.state.Type).toBe("Task");
+    expect(located?.state.Resource).toBe(`\${${entry.placeholder}}`);
+  });
+
+  it("has an entry for every Task state of the ASL", () => {
+    // Act
+    const tasks = [...STATES.values()].filter((located) => located.state.Type === "Task").map((located) => located.name);
+    // Assess
+    expect(tasks.filter((name) => !CATALOG_STATES.includes(name))).toEqual([]);
+  });
+
+  it.each(STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))("%s stores its result where the catalog says", (name, entry) => {
+    // Act
+    const resultPath = STATES.get(name)?.state.ResultPath;
+    // Assess
+    if (entry.handler === "compensate") expect(resultPath).toBe(`$.compensation.${name}`);
+    else expect(resultPath).toBe(`$.${entry.resultKey}`);
+  });
+
+  it.each(STEP_FUNCTIONS.map((entry) => [`${entry.module}.${entry.handler}`, entry] as const))("functions/steps/%s is a handler", async (_where, entry) => {
+    // Act
+    // vite-ignore: the path resolves at run time (to the .ts source), as the local runner loads it.
+    const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
+    // Assess
+    expect(typeof module[entry.handler]).toBe("function");
+  });
+
+  it("is what the README's 'What a run does' table names, state for state", () => {
+    // Act
+    const named = readmeTableStates();
+    // Assess
+    expect([...new Set(named)].sort()).toEqual([...CATALOG_STATES].sort());
+  });
+});
