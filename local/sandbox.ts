@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
 import { resetClients } from "../functions/lib/aws/clients.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED } from "../functions/lib/domain/deploy-config.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { resetKubeClients } from "../functions/lib/kube/kube-client.js";
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
@@ -173,6 +173,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ALLOWED_CLUSTERS: JSON.stringify([{ name: SANDBOX_CLUSTER.name, region: SANDBOX_CLUSTER.region }]),
     ALLOWED_ACCOUNT_IDS: SANDBOX_CLUSTER.accountId,
     IAM_PREFIX: opts.iamPrefix ?? "nfeks",
+    // The onboarding system of examples/onboarding-event.json is the one allowed to request onboarding.
+    ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
   };
@@ -204,9 +206,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
 
-  // The bus's rule: ComputeEnvironmentRequested starts the workflow through the events handler, as deployed.
+  // The bus's rule: ComputeEnvironmentRequested from an allowed source starts the workflow through the events handler, as deployed.
   const stopRouting = aws.onEvent?.((event) => {
-    if (event.detailType !== COMPUTE_ENVIRONMENT_REQUESTED) return;
+    const pattern = onboardingEventPattern(loadDeploymentConfig());
+    if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
     void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},

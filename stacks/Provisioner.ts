@@ -9,12 +9,20 @@ import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
 import { ManagedPolicy, PolicyDocument, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
 import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED, configToEnv, STATE_MACHINE_ARN_ENV } from "../functions/lib/domain/deploy-config.js";
+import {
+  COMPUTE_ENVIRONMENT_REQUESTED,
+  configToEnv,
+  kubeStepsPlacement,
+  onboardingEventPattern,
+  STATE_MACHINE_ARN_ENV,
+  type KubeStepsPlacement,
+} from "../functions/lib/domain/deploy-config.js";
 import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
@@ -87,6 +95,18 @@ export function readProvisionDefinition(root: string): string {
   return text;
 }
 
+/**
+ * Private cluster endpoints: the Kubernetes-facing Lambdas run in the deployment's subnets with its security groups
+ * (KUBE_STEPS_*), and their role gets the policy Lambda needs for the network interfaces. Nothing without a placement.
+ */
+export function placeInVpc(functions: CdkFunction[], role: Role, placement: KubeStepsPlacement): void {
+  if (!placement) return;
+  role.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaVPCAccessExecutionRole"));
+  for (const fn of functions) {
+    (fn.node.defaultChild as CfnFunction).vpcConfig = { subnetIds: placement.subnetIds, securityGroupIds: placement.securityGroupIds };
+  }
+}
+
 export function Provisioner({ stack, app }: StackContext) {
   const operatorConfig = deploymentConfigForStage(app.stage);
   // The product's IAM scope, role/nf-eks-provisioner/<prefix>-*, must not reach this stack's own roles.
@@ -131,8 +151,13 @@ export function Provisioner({ stack, app }: StackContext) {
     });
     const statements = stepStatements(entry, scope, bus.eventBusArn);
     if (statements.length) fn.attachPermissions(statements);
-    return { entry, fn };
+    return { entry, fn, isKube };
   });
+  placeInVpc(
+    stepFunctions.filter(({ isKube }) => isKube).map(({ fn }) => fn),
+    kubeStepsRole,
+    kubeStepsPlacement(config),
+  );
 
   // ------------------------------------------------------------ state machine
   const stateMachineName = app.logicalPrefixedName("provision");
@@ -179,17 +204,21 @@ export function Provisioner({ stack, app }: StackContext) {
     deadLetterQueue: deadLetters,
   });
   onRequested.attachPermissions(startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
-  bus.addRules(stack, {
-    computeEnvironmentRequested: {
-      pattern: { detailType: [COMPUTE_ENVIRONMENT_REQUESTED] },
-      targets: {
-        startProvisioning: {
-          function: onRequested,
-          cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+  // Only the sources the deployment allows (never the product's own, so its events cannot loop back); none: no rule.
+  const onboardingPattern = onboardingEventPattern(config);
+  if (onboardingPattern) {
+    bus.addRules(stack, {
+      computeEnvironmentRequested: {
+        pattern: onboardingPattern,
+        targets: {
+          startProvisioning: {
+            function: onRequested,
+            cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+          },
         },
       },
-    },
-  });
+    });
+  }
 
   // ------------------------------------------------------------ what the operator runs next
   const taken = new Set<string>();

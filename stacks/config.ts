@@ -14,6 +14,10 @@ const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.allowedAccountIds,
   CONFIG_ENV.iamPrefix,
   CONFIG_ENV.permissionsBoundaryArn,
+  CONFIG_ENV.kubeStepsVpcId,
+  CONFIG_ENV.kubeStepsSubnetIds,
+  CONFIG_ENV.kubeStepsSecurityGroupIds,
+  CONFIG_ENV.onboardingEventSources,
 ] as const;
 
 /** `allowedClusters.0.region` → `ALLOWED_CLUSTERS[0].region`, so the operator knows which variable to fix. */

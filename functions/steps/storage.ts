@@ -16,6 +16,7 @@
  * (only where the current value is still the one it set), and can run twice.
  */
 import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1ServiceAccount } from "@kubernetes/client-node";
+import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
@@ -45,6 +46,15 @@ export interface IrsaChange {
 export interface ConfigChange {
   execution: string;
   previous: Record<string, string>;
+  /** sha256 of the data this run wrote ({@link dataDigest}): the undo restores only while the data is still that */
+  written?: string;
+}
+
+/** A digest of ConfigMap data, byte-exact in every key and value (order of keys aside). */
+export function dataDigest(data: Record<string, string> | undefined): string {
+  return createHash("sha256")
+    .update(JSON.stringify(Object.entries(data ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))))
+    .digest("hex");
 }
 
 /** A recorded change, or undefined when the annotation is absent or not ours to read. */
@@ -125,7 +135,7 @@ async function ensureConfigMap(ctx: KubeStepContext, desired: V1ConfigMap): Prom
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
   // A retry of this run keeps the content from before the run's first write.
   const previous = recorded?.execution === mark ? recorded.previous : (object.data ?? {});
-  const change: ConfigChange = { execution: mark, previous };
+  const change: ConfigChange = { execution: mark, previous, written: dataDigest(desired.data) };
   await replaceObject<V1ConfigMap>(api, {
     ...object,
     metadata: { ...object.metadata, annotations: { ...annotations, [CONFIG_CHANGE_ANNOTATION]: JSON.stringify(change) } },
@@ -185,7 +195,10 @@ async function restoreAnnotation(api: KubeApi, ref: ObjectRef, executionName: st
   result.undone.push(recorded.previous === undefined ? `${what} (removed)` : `${what} (restored ${recorded.previous})`);
 }
 
-/** Delete the ConfigMap if this run created it, or restore the content it had before this run updated it. */
+/**
+ * Delete the ConfigMap if this run created it, or restore the content it had before this run updated it: only while
+ * the data is still, byte for byte, what this run wrote (changed since, it is left as it is and reported as not undone).
+ */
 async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string, result: CompensationResult): Promise<void> {
   const configMap = await readObject<V1ConfigMap>(api, ref);
   if (!configMap) return;
@@ -197,6 +210,10 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
   if (recorded?.execution !== executionMark(executionName)) {
     recordUndo(result, describeRef(ref), "kept");
+    return;
+  }
+  if (recorded.written === undefined || recorded.written !== dataDigest(configMap.data)) {
+    result.failed = [...(result.failed ?? []), `${describeRef(ref)}: changed since this run wrote it, so the content before was not put back`];
     return;
   }
   const { [CONFIG_CHANGE_ANNOTATION]: _ours, ...rest } = annotations;

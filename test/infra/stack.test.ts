@@ -410,14 +410,14 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
   });
 
-  it("starts the workflow from ComputeEnvironmentRequested events on the product's bus, with retries and a dead-letter queue", () => {
+  it("starts the workflow from ComputeEnvironmentRequested events of the allowed sources on the product's bus, with retries and a dead-letter queue", () => {
     // Prepare
     const rules = resourcesOf(template, "AWS::Events::Rule").map(([, props]) => props);
     const onRequested = functionIdByHandler(template, "functions/events/compute-environment-requested.handler");
     // Assess
     expect(rules).toHaveLength(1);
     const [rule] = rules;
-    expect(rule.EventPattern).toEqual({ "detail-type": ["ComputeEnvironmentRequested"] });
+    expect(rule.EventPattern).toEqual({ source: ["com.example.onboarding"], "detail-type": ["ComputeEnvironmentRequested"] });
     expect(flatten(rule.EventBusName)).toMatch(/^<BusEventBus/);
     expect(rule.Targets).toHaveLength(1);
     expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onRequested, "Arn"] });

@@ -28,6 +28,7 @@ export const BASE_ENV = {
   ALLOWED_ACCOUNT_IDS: "111122223333",
   IAM_PREFIX: PREFIX,
   PERMISSIONS_BOUNDARY_ARN: "",
+  ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
 };
 
 // ---------------------------------------------------------------- template helpers

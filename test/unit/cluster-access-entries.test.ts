@@ -91,7 +91,14 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     const result = await apply(stateFor("API"));
 
     // Assess
-    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: false });
+    expect(result).toEqual({
+      method: "access-entry",
+      principalArn: LAUNCHER,
+      username: USERNAME,
+      groups: [GROUP],
+      created: false,
+      previousIdentity: { username: SHARED_USERNAME, groups: [SHARED_GROUP] },
+    });
     expect(eks).toHaveReceivedCommandTimes(UpdateAccessEntryCommand, 1);
     expect(entries.get(LAUNCHER)).toMatchObject({ username: USERNAME, kubernetesGroups: [GROUP] });
   });

@@ -176,6 +176,22 @@ describe("ConfigureStorage with a PVC", () => {
     expect(kube().get("v1", "PersistentVolumeClaim", "tower-scratch", NS)).toBeDefined();
   });
 
+  it("leaves a ConfigMap changed after this run's update as it is, and reports it as not undone", async () => {
+    // Prepare
+    seedNamespaceAndServiceAccounts();
+    await apply(stateFor(PVC, OTHER_RUN));
+    const result = await apply(stateFor(PVC_ELSEWHERE));
+    const updated = configMap();
+    kube().seed({ ...updated, data: { ...updated.data, "nextflow.config": `${updated.data?.["nextflow.config"]}\n// tuned by hand` } });
+    const tuned = configMap().data;
+    // Act
+    const undone = await compensate(stateFor(PVC_ELSEWHERE, RUN, { storage: result }));
+    // Assess
+    expect(configMap().data).toEqual(tuned);
+    expect(undone.undone).toEqual([]);
+    expect(undone.failed).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: changed since this run wrote it, so the content before was not put back`]);
+  });
+
   it("keeps the content from before this run when a retry of the run rewrites the ConfigMap again", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();

@@ -5,6 +5,7 @@
 import * as z from "zod";
 import { parseArn } from "./arn.js";
 import { NotAllowed, type Problem } from "./errors.js";
+import { PRODUCT } from "./naming.js";
 import { EKS_CLUSTER_NAME, problemsOf, productMessage } from "./request.js";
 
 /** AWS Region codes: eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ... (no wildcard, no spaces). */
@@ -30,6 +31,16 @@ const allowedCluster = z.object({
   region: z.string().trim().regex(AWS_REGION_CODE, "a region is an AWS Region code such as eu-west-1"),
 });
 
+const vpcId = z.string().trim().regex(/^vpc-[0-9a-f]{8}([0-9a-f]{9})?$/, "a VPC id is vpc- and 8 or 17 hex digits");
+const subnetId = z.string().trim().regex(/^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/, "a subnet id is subnet- and 8 or 17 hex digits");
+const securityGroupId = z.string().trim().regex(/^sg-[0-9a-f]{8}([0-9a-f]{9})?$/, "a security group id is sg- and 8 or 17 hex digits");
+/** EventBridge sources: 1-256 characters without whitespace; never the product's own (its events must not loop back). */
+const eventSource = z
+  .string()
+  .trim()
+  .regex(/^\S{1,256}$/, "an event source is 1-256 characters without spaces")
+  .refine((source) => source !== PRODUCT, `"${PRODUCT}" is the product's own event source: its own events must never start a run`);
+
 export const deploymentConfigSchema = z.object({
   /** Clusters the product may touch: name + region */
   allowedClusters: z.array(allowedCluster).min(1),
@@ -54,6 +65,18 @@ export const deploymentConfigSchema = z.object({
     .optional(),
   /** The product's event bus (ComputeEnvironmentReady / ComputeEnvironmentFailed) */
   eventBusName: z.string().min(1).default("default"),
+  /** The Kubernetes-facing Lambdas run in this VPC (with the two settings below; all three or none): private endpoints */
+  kubeStepsVpcId: vpcId.optional(),
+  kubeStepsSubnetIds: z.array(subnetId).optional(),
+  kubeStepsSecurityGroupIds: z.array(securityGroupId).optional(),
+  /** The event sources whose ComputeEnvironmentRequested events start a run (none: onboarding by event is off) */
+  onboardingEventSources: z.array(eventSource).optional(),
+}).superRefine((config, ctx) => {
+  const given = [config.kubeStepsVpcId !== undefined, !!config.kubeStepsSubnetIds?.length, !!config.kubeStepsSecurityGroupIds?.length];
+  if (given.some(Boolean) && !given.every(Boolean)) {
+    const path = [["kubeStepsVpcId"], ["kubeStepsSubnetIds"], ["kubeStepsSecurityGroupIds"]][given.indexOf(false)]!;
+    ctx.addIssue({ code: "custom", path, message: `set ${VPC_VARIABLES.join(", ")} together (the Lambdas' VPC, subnets and security groups), or none` });
+  }
 });
 
 export type DeploymentConfig = z.infer<typeof deploymentConfigSchema>;
@@ -64,13 +87,36 @@ export const CONFIG_ENV = {
   iamPrefix: "IAM_PREFIX",
   permissionsBoundaryArn: "PERMISSIONS_BOUNDARY_ARN",
   eventBusName: "EVENT_BUS_NAME",
+  kubeStepsVpcId: "KUBE_STEPS_VPC_ID",
+  kubeStepsSubnetIds: "KUBE_STEPS_SUBNET_IDS", // comma-separated
+  kubeStepsSecurityGroupIds: "KUBE_STEPS_SECURITY_GROUP_IDS", // comma-separated
+  onboardingEventSources: "ONBOARDING_EVENT_SOURCES", // comma-separated
 } as const;
+
+const VPC_VARIABLES = [CONFIG_ENV.kubeStepsVpcId, CONFIG_ENV.kubeStepsSubnetIds, CONFIG_ENV.kubeStepsSecurityGroupIds];
+
+/** Where the Kubernetes-facing Lambdas run: in a VPC of the account (subnets, security groups), or outside any VPC. */
+export type KubeStepsPlacement = { vpcId: string; subnetIds: string[]; securityGroupIds: string[] } | undefined;
+
+export function kubeStepsPlacement(config: DeploymentConfig): KubeStepsPlacement {
+  const { kubeStepsVpcId: vpcId, kubeStepsSubnetIds: subnetIds, kubeStepsSecurityGroupIds: securityGroupIds } = config;
+  return vpcId && subnetIds?.length && securityGroupIds?.length ? { vpcId, subnetIds, securityGroupIds } : undefined;
+}
 
 /** The variable the stack hands the entry Lambdas (provision, status, events): this deployment's state machine. */
 export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
 
 /** The detail-type of the event that asks for a compute environment (the stack's rule matches it, the handler checks it). */
 export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
+
+/**
+ * The onboarding rule's event pattern: ComputeEnvironmentRequested from the allowed sources only, or undefined
+ * when none is allowed (then there is no rule). The product's own source is never allowed (the schema refuses it).
+ */
+export function onboardingEventPattern(config: DeploymentConfig): { source: string[]; detailType: string[] } | undefined {
+  if (!config.onboardingEventSources?.length) return undefined;
+  return { source: [...config.onboardingEventSources], detailType: [COMPUTE_ENVIRONMENT_REQUESTED] };
+}
 
 /**
  * `research@eu-west-1, genomics@us-east-1` or a JSON list of {name, region}. Throws on malformed JSON and on an
@@ -98,7 +144,17 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
     iamPrefix: env[CONFIG_ENV.iamPrefix]?.trim() || "nfeks",
     permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn]?.trim() || undefined,
     eventBusName: env[CONFIG_ENV.eventBusName] || undefined,
+    kubeStepsVpcId: env[CONFIG_ENV.kubeStepsVpcId]?.trim() || undefined,
+    kubeStepsSubnetIds: commaList(env[CONFIG_ENV.kubeStepsSubnetIds]),
+    kubeStepsSecurityGroupIds: commaList(env[CONFIG_ENV.kubeStepsSecurityGroupIds]),
+    onboardingEventSources: commaList(env[CONFIG_ENV.onboardingEventSources]),
   };
+}
+
+/** A comma-separated list; unset or empty: undefined (the setting is not given). */
+function commaList(value: string | undefined): string[] | undefined {
+  const items = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  return items.length > 0 ? items : undefined;
 }
 
 /**
@@ -148,5 +204,12 @@ export function configToEnv(config: DeploymentConfig): Record<string, string> {
     [CONFIG_ENV.eventBusName]: config.eventBusName,
   };
   if (config.permissionsBoundaryArn) env[CONFIG_ENV.permissionsBoundaryArn] = config.permissionsBoundaryArn;
+  const placement = kubeStepsPlacement(config);
+  if (placement) {
+    env[CONFIG_ENV.kubeStepsVpcId] = placement.vpcId;
+    env[CONFIG_ENV.kubeStepsSubnetIds] = placement.subnetIds.join(",");
+    env[CONFIG_ENV.kubeStepsSecurityGroupIds] = placement.securityGroupIds.join(",");
+  }
+  if (config.onboardingEventSources?.length) env[CONFIG_ENV.onboardingEventSources] = config.onboardingEventSources.join(",");
   return env;
 }

@@ -80,6 +80,8 @@ export interface AccessResult {
   created: boolean;
   /** aws-auth: the ConfigMap's data before this run's edit (kept here only; left out when too large for a state) */
   previousAwsAuth?: Record<string, string>;
+  /** access entry: the username and groups of an adopted entry before this run changed them (the undo puts them back) */
+  previousIdentity?: { username?: string; groups: string[] };
 }
 
 /** ConfigureStorage → `$.storage` */

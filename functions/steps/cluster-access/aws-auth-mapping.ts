@@ -81,6 +81,7 @@ export async function grantViaAwsAuth(access: LauncherAccess): Promise<AccessRes
       return awsAuth.addRunMapping(mapping, runMark);
     },
     () => missingAwsAuth(access.cluster.name),
+    { deadline: access.clients.deadline },
   );
   return {
     method: "aws-auth",
@@ -103,18 +104,28 @@ export async function undoAwsAuthMapping(
     logger,
     (awsAuth) => awsAuth.removeRunMappings(runMark, identity),
     () => undefined,
+    { deadline: clients.deadline },
   );
   const result = compensationResult();
   if (!removal) {
     result.kept.push("kube-system/aws-auth: absent, nothing to remove");
     return result;
   }
-  if (removal.removed.length === 0 && removal.changedSince.length === 0) {
+  if (Object.values(removal).every((arns) => arns.length === 0)) {
     const launcher = state.access?.principalArn ?? state.iam?.launcherArn;
     if (launcher && state.access) result.kept.push(`aws-auth mapping for ${launcher}: not added by this run`);
     return result;
   }
+  return reportRemoval(removal, result);
+}
+
+function reportRemoval(removal: RunMappingsRemoval, result: CompensationResult): CompensationResult {
   for (const arn of removal.removed) result.undone.push(`aws-auth mapping for ${arn}`);
+  for (const arn of removal.restored) result.undone.push(`aws-auth mapping for ${arn} (put back as it was before this run)`);
   for (const arn of removal.changedSince) result.kept.push(`aws-auth mapping for ${arn}: changed or removed since this run added it`);
+  const failed = removal.notRestored.map(
+    (arn) => `aws-auth mapping for ${arn}: changed or removed since this run changed it, so its earlier content was not put back`,
+  );
+  if (failed.length > 0) result.failed = [...(result.failed ?? []), ...failed];
   return result;
 }
