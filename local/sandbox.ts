@@ -6,14 +6,18 @@
  *
  * The handlers read their configuration from process.env, so one process holds one sandbox at a time.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
+import { CreateAccessEntryCommand, EKSClient } from "@aws-sdk/client-eks";
+import type { AwsCredentialIdentity } from "@smithy/types";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { resetClients } from "../functions/lib/aws/clients.js";
 import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
-import { resetKubeClients } from "../functions/lib/kube/kube-client.js";
+import { resetKubeClients, setKubeTokenCredentials } from "../functions/lib/kube/kube-client.js";
+import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEntry } from "../stacks/cluster-access-commands.js";
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
@@ -35,6 +39,10 @@ const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/resear
 /** An existing launcher role, as Seqera Platform's would be (examples/fusion-tenant.json uses it). */
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
 const STATE_MACHINE_NAME = "provision";
+/** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
+export const SANDBOX_KUBE_STEPS_ROLE = "nf-eks-provisioner-kube-steps";
+/** Re-assume the KubeSteps role this long before its session expires. */
+const SESSION_REFRESH_MS = 5 * 60_000;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
 
 export interface SandboxOptions {
@@ -126,6 +134,42 @@ async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
   return Policy!.Arn!;
 }
 
+/**
+ * The operator's once-per-cluster step, done as the README and the stack outputs say: the KubeSteps role mapped to
+ * `nf-eks-provisioner` (an access entry with the group and no access policy, or an aws-auth entry in CONFIG_MAP mode)
+ * and deploy/provisioner-clusterrole.yaml applied. Returns the role's ARN.
+ */
+async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mode: AuthenticationMode, awsAuth: KubeObject): Promise<string> {
+  const trustPolicy = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }] };
+  const roleArn = aws.defineRole({ roleName: SANDBOX_KUBE_STEPS_ROLE, trustPolicy: JSON.stringify(trustPolicy), description: "the sandbox's KubeStepsRole" });
+  if (mode === "CONFIG_MAP") {
+    // What `eksctl create iamidentitymapping` writes: the entry in block style, keys sorted, after the node role's.
+    const entry = parseYaml(awsAuthMapRolesEntry(roleArn))[0] as { rolearn: string; username: string; groups: string[] };
+    const block = [`- groups:`, ...entry.groups.map((g) => `  - ${g}`), `  rolearn: ${entry.rolearn}`, `  username: ${entry.username}`, ""].join("\n");
+    kube.seed({ ...awsAuth, data: { ...awsAuth.data, mapRoles: `${awsAuth.data.mapRoles}${block}` } });
+  } else {
+    const eks = new EKSClient({ region: SANDBOX_CLUSTER.region, endpoint: aws.url, credentials: { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY } });
+    await eks.send(new CreateAccessEntryCommand({ clusterName: SANDBOX_CLUSTER.name, ...provisionerAccessEntry(roleArn) }));
+    eks.destroy();
+  }
+  for (const document of parseAllDocuments(readFileSync(join(ROOT, PROVISIONER_CLUSTERROLE_FILE), "utf8"))) {
+    kube.seed(document.toJS() as KubeObject);
+  }
+  return roleArn;
+}
+
+/** A session of the KubeSteps role, as a Lambda's execution role gets one, renewed before it expires. */
+function kubeStepsCredentials(aws: AwsEmulator, roleArn: string): () => Promise<AwsCredentialIdentity> {
+  let session: Awaited<ReturnType<AwsEmulator["assumeRole"]>> | undefined;
+  return async () => {
+    if (!session || session.credentials.expiration.getTime() - SESSION_REFRESH_MS < Date.now()) {
+      session = await aws.assumeRole(roleArn, { service: "lambda.amazonaws.com", sessionName: "kube-steps" });
+    }
+    const { accessKeyId, secretAccessKey, sessionToken, expiration } = session.credentials;
+    return { accessKeyId, secretAccessKey, sessionToken, expiration };
+  };
+}
+
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -139,7 +183,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     kubelet: { stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
   });
   // What eksctl writes for a managed node group, templated username included.
-  kube.seed(nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE));
+  const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);
+  kube.seed(awsAuth);
   aws.seedCluster({
     name: SANDBOX_CLUSTER.name,
     region: SANDBOX_CLUSTER.region,
@@ -150,6 +195,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     version: SANDBOX_CLUSTER.version,
     nodeRoleArn: SANDBOX_NODE_ROLE,
   });
+
+  const kubeStepsRoleArn = await grantProvisionerAccess(aws, kube, authenticationMode, awsAuth);
 
   const stepFunctions = new LocalStepFunctions({
     region: SANDBOX_CLUSTER.region,
@@ -184,6 +231,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   Object.assign(process.env, env);
   resetClients();
   resetKubeClients();
+  // The steps' Kubernetes calls are made as the KubeSteps role, as deployed; everything else keeps the admin keys.
+  setKubeTokenCredentials(kubeStepsCredentials(aws, kubeStepsRoleArn));
 
   // The launcher role a platform team already has (examples/fusion-tenant.json), created through the API.
   const iam = new IAMClient({ region: SANDBOX_CLUSTER.region, endpoint: aws.url });
@@ -250,7 +299,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await kube.close();
       await aws.close();
       resetClients();
-      resetKubeClients();
+      setKubeTokenCredentials();
     },
   };
 }

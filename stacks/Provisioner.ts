@@ -225,7 +225,7 @@ export function Provisioner({ stack, app }: StackContext) {
   const clusterOutputs: Record<string, string> = {};
   for (const cluster of config.allowedClusters) {
     const suffix = clusterOutputSuffix(cluster, taken);
-    clusterOutputs[`ClusterAccess${suffix}`] = accessEntryCommand(cluster, kubeStepsRole.roleArn, stack.partition);
+    clusterOutputs[`ClusterAccess${suffix}`] = accessEntryCommand(cluster, kubeStepsRole.roleArn);
     clusterOutputs[`ClusterAccessConfigMap${suffix}`] = configMapAccessCommand(cluster, kubeStepsRole.roleArn);
   }
   stack.addOutputs({

@@ -1,52 +1,57 @@
 /**
- * What the operator runs once per allowed cluster so the Kubernetes steps (the shared KubeStepsRole)
- * may act there. Printed as stack outputs after `sst deploy` and explained in the README.
- *  - API / API_AND_CONFIG_MAP clusters: an EKS access entry for the role + the cluster admin access policy.
- *  - CONFIG_MAP clusters: one `mapRoles` entry in kube-system/aws-auth mapping the role to a group the
- *    operator binds to `cluster-admin` (a ClusterRoleBinding the operator owns, rather than the
- *    unauditable `system:masters` group).
- * Why cluster admin: the steps create namespaces, edit kube-system/aws-auth, and create Roles granting
- * pods/exec (Kubernetes only lets a principal grant what it holds).
+ * What the operator runs once per allowed cluster so the Kubernetes steps (the shared KubeStepsRole) may act there.
+ * Printed as stack outputs after `sst deploy` and explained in the README. Two things, in either mode:
+ *  - map the role to the Kubernetes user `nf-eks-provisioner` in the group `nf-eks-provisioner`: an EKS access entry
+ *    with that group and no access policy (API / API_AND_CONFIG_MAP clusters), or one `mapRoles` entry in
+ *    kube-system/aws-auth (CONFIG_MAP clusters, with eksctl);
+ *  - apply deploy/provisioner-clusterrole.yaml: the ClusterRole holding exactly the calls the steps make, bound to
+ *    that group. Never cluster-admin, never an EKS access policy.
+ * The sandbox (local/sandbox.ts) maps its stand-in for the role with these same values.
  */
 import { awsAuthEntryLine } from "../functions/lib/kube/aws-auth/index.js";
 
-export const CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy";
-/** The Kubernetes identity of the KubeStepsRole in CONFIG_MAP clusters. */
+/** The Kubernetes identity of the KubeStepsRole on every cluster. */
 export const PROVISIONER_USERNAME = "nf-eks-provisioner";
-export const PROVISIONER_ADMIN_GROUP = "nf-eks-provisioner-admin";
+/** The group the ClusterRoleBinding in deploy/provisioner-clusterrole.yaml names. */
+export const PROVISIONER_GROUP = "nf-eks-provisioner";
+/** The ClusterRole and its binding, relative to the repository root (the checkout `sst deploy` ran from). */
+export const PROVISIONER_CLUSTERROLE_FILE = "deploy/provisioner-clusterrole.yaml";
 
 export interface ClusterRef {
   name: string;
   region: string;
 }
 
-export function clusterAdminPolicyArn(partition: string): string {
-  return `arn:${partition}:eks::aws:cluster-access-policy/${CLUSTER_ADMIN_ACCESS_POLICY}`;
+/** The access entry for the KubeStepsRole (API / API_AND_CONFIG_MAP): the group only, no access policy. */
+export function provisionerAccessEntry(roleArn: string): { principalArn: string; username: string; kubernetesGroups: string[] } {
+  return { principalArn: roleArn, username: PROVISIONER_USERNAME, kubernetesGroups: [PROVISIONER_GROUP] };
 }
 
-/** API / API_AND_CONFIG_MAP: create the access entry, then associate the cluster admin policy. One line. */
-export function accessEntryCommand(cluster: ClusterRef, roleArn: string, partition: string): string {
-  const target = `--cluster-name ${cluster.name} --region ${cluster.region} --principal-arn ${roleArn}`;
+function applyClusterRole(cluster: ClusterRef): string[] {
+  return [`aws eks update-kubeconfig --name ${cluster.name} --region ${cluster.region}`, `kubectl apply -f ${PROVISIONER_CLUSTERROLE_FILE}`];
+}
+
+/** API / API_AND_CONFIG_MAP: the access entry (username and group), then the ClusterRole. One line. */
+export function accessEntryCommand(cluster: ClusterRef, roleArn: string): string {
+  const entry = provisionerAccessEntry(roleArn);
   return [
-    `aws eks create-access-entry ${target}`,
-    `aws eks associate-access-policy ${target} --policy-arn ${clusterAdminPolicyArn(partition)} --access-scope type=cluster`,
+    `aws eks create-access-entry --cluster-name ${cluster.name} --region ${cluster.region} --principal-arn ${roleArn} ` +
+      `--username ${entry.username} --kubernetes-groups ${entry.kubernetesGroups.join(" ")}`,
+    ...applyClusterRole(cluster),
   ].join(" && ");
 }
 
 /** The aws-auth `mapRoles` entry (flow-style YAML: one line, pasteable as a list item). */
 export function awsAuthMapRolesEntry(roleArn: string): string {
-  return awsAuthEntryLine({ kind: "role", arn: roleArn, username: PROVISIONER_USERNAME, groups: [PROVISIONER_ADMIN_GROUP] });
+  return awsAuthEntryLine({ kind: "role", arn: roleArn, username: PROVISIONER_USERNAME, groups: [PROVISIONER_GROUP] });
 }
 
-/**
- * CONFIG_MAP: add the aws-auth entry (eksctl edits the ConfigMap safely), point kubectl at the cluster,
- * and bind the entry's group to cluster-admin.
- */
+/** CONFIG_MAP: add the aws-auth entry (eksctl edits the ConfigMap safely), then the ClusterRole. One line. */
 export function configMapAccessCommand(cluster: ClusterRef, roleArn: string): string {
   return [
     `aws eks update-kubeconfig --name ${cluster.name} --region ${cluster.region}`,
-    `eksctl create iamidentitymapping --cluster ${cluster.name} --region ${cluster.region} --arn ${roleArn} --username ${PROVISIONER_USERNAME} --group ${PROVISIONER_ADMIN_GROUP}`,
-    `kubectl create clusterrolebinding ${PROVISIONER_ADMIN_GROUP} --clusterrole=cluster-admin --group=${PROVISIONER_ADMIN_GROUP}`,
+    `eksctl create iamidentitymapping --cluster ${cluster.name} --region ${cluster.region} --arn ${roleArn} --username ${PROVISIONER_USERNAME} --group ${PROVISIONER_GROUP}`,
+    `kubectl apply -f ${PROVISIONER_CLUSTERROLE_FILE}`,
   ].join(" && ");
 }
 

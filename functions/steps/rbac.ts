@@ -1,6 +1,6 @@
 /**
- * CreateNamespaceAndRbac: the runbook's namespace, `tower-launcher-sa` (and the compute SA when asked),
- * Role `tower-launcher-role`, a RoleBinding to each SA and one to User `tower-launcher-user-<tenant>` (the
+ * CreateNamespaceAndRbac: the runbook's namespace, `tower-launcher-sa` (and the compute SA when asked, bound to
+ * nothing), Role `tower-launcher-role`, a RoleBinding to `tower-launcher-sa` and one to User `tower-launcher-user-<tenant>` (the
  * tenant's launcher IAM principal maps to it; see launcherUsername). Runs in the Parallel beside CreateIamResources, so it reads nothing
  * from `$.iam`.
  *
@@ -12,8 +12,8 @@
  * cleans up after a half-way failure, and it can run twice. A namespace this run created is deleted only
  * when nothing in it belongs to anyone else (a namespace delete takes its whole content with it).
  */
-import type { KubernetesObject, V1Namespace } from "@kubernetes/client-node";
-import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import type { KubernetesObject, V1Namespace, V1Role } from "@kubernetes/client-node";
+import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import {
@@ -31,16 +31,31 @@ import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflo
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 
-/** Everything this step applies, in creation order (the namespace first, the bindings last). */
+/**
+ * Everything this step applies, in creation order (the namespace first, the bindings last). Only the head's
+ * ServiceAccount is bound to the launcher Role: the compute ServiceAccount runs the pipeline's task containers
+ * (third-party code), which need nothing from the Kubernetes API, so it is bound to nothing at all.
+ */
 function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): KubernetesObject[] {
-  const serviceAccounts = serviceAccountsOf(request);
   return [
     namespaceManifest(ctx),
-    ...serviceAccounts.map((sa) => serviceAccountManifest(ctx, sa)),
+    ...serviceAccountsOf(request).map((sa) => serviceAccountManifest(ctx, sa)),
     launcherRoleManifest(ctx),
-    ...serviceAccounts.map((sa) => serviceAccountRoleBinding(ctx, sa)),
+    serviceAccountRoleBinding(ctx, request.serviceAccount),
     launcherUserRoleBinding(ctx),
   ];
+}
+
+/**
+ * The tenant Role is created without rules, then given them by an update. Granting rules needs `escalate` (or holding
+ * them all), and the API server checks `escalate` against the request's name: a create has none, an update has the
+ * Role's, so the provisioner's ClusterRole limits `escalate` to this one name (deploy/provisioner-clusterrole.yaml).
+ */
+async function ensureRole(api: KubeApi, desired: V1Role, tenant: string): Promise<boolean> {
+  const { object, created } = await ensureObject<V1Role>(api, { ...desired, rules: [] }, tenant);
+  // An adopted Role keeps its rules; an empty one (ours, a run that stopped between the two writes) gets them now.
+  if ((object.rules ?? []).length === 0) await replaceObject<V1Role>(api, { ...object, rules: desired.rules });
+  return created;
 }
 
 export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<RbacResult> {
@@ -49,7 +64,7 @@ export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeSte
   const adopted: KubeRef[] = [];
   // One at a time, in order: a failure part-way leaves only marked objects for the compensator to find.
   for (const desired of rbacManifests(request, manifest)) {
-    const { created: isNew } = await ensureObject(api, desired, request.tenant);
+    const isNew = desired.kind === "Role" ? await ensureRole(api, desired as V1Role, request.tenant) : (await ensureObject(api, desired, request.tenant)).created;
     (isNew ? created : adopted).push(refOf(desired));
   }
   logger.info("namespace and RBAC ready", { created: created.map(describeRef), adopted: adopted.map(describeRef) });

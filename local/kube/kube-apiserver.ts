@@ -32,6 +32,7 @@ import { OPENAPI_V2_PROTOBUF, openApiV2, openApiV2Protobuf, openApiV3, wantsOpen
 import { decodeKubeProtobuf, PROTOBUF_CONTENT_TYPE } from "./protobuf.js";
 import { jsonPatch, mergePatch, strategicMergePatch, type Json } from "./patch.js";
 import { AUTHENTICATED_GROUP, isAuthorized, type KubeUser, type RequestAttributes } from "./rbac-authorizer.js";
+import { requireNoEscalation } from "./rbac-escalation.js";
 import {
   apiGroupDocument,
   apiGroupList,
@@ -86,6 +87,16 @@ export interface KubeApiOptions {
   bootstrap?: boolean;
 }
 
+/** One authorization decision the server made for a request (the request's own, or an escalate/bind/impersonate check). */
+export interface AuthorizationRecord extends RequestAttributes {
+  username: string;
+  groups: string[];
+  allowed: boolean;
+}
+
+/** The decisions kept for `authorizations` (the oldest are dropped past this). */
+const AUTHORIZATIONS_KEPT = 100_000;
+
 export interface KubeApiServer {
   /** https://127.0.0.1:<port> */
   url: string;
@@ -95,6 +106,11 @@ export interface KubeApiServer {
   caPem: string;
   store: KubeStore;
   controllers: ClusterControllers;
+  /**
+   * Every authorization decision, in order: each request's, and the checks the server makes inside one (`escalate`
+   * and `bind` for RBAC writes, `impersonate`). What an identity asked for, and got, can be read back from it.
+   */
+  authorizations: AuthorizationRecord[];
   /** Every object, deep-copied and sorted (group, resource, namespace, name). */
   snapshot(): KubeObject[];
   /** Insert or replace an object as the cluster administrator (no RBAC, no faults, no resourceVersion check). */
@@ -124,7 +140,8 @@ export async function startKubeApi(options: KubeApiOptions): Promise<KubeApiServ
   if (options.bootstrap ?? true) bootstrapCluster(store, controllers);
 
   const watches = new Set<ServerResponse>();
-  const api = new ApiHandler(store, controllers, options, watches);
+  const authorizations: AuthorizationRecord[] = [];
+  const api = new ApiHandler(store, controllers, options, watches, authorizations);
   const server: Server = createServer(
     { key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) },
     (req, res) => void api.handle(req, res),
@@ -141,6 +158,7 @@ export async function startKubeApi(options: KubeApiOptions): Promise<KubeApiServ
     caPem,
     store,
     controllers,
+    authorizations,
     snapshot: () => store.all().map((entry) => entry.object),
     seed: (obj) => store.seed(obj),
     kubeconfig: (token, kubeconfigOptions = {}) => kubeconfigYaml(url, caData, token, kubeconfigOptions),
@@ -226,7 +244,17 @@ class ApiHandler {
     private readonly controllers: ClusterControllers,
     private readonly options: KubeApiOptions,
     private readonly watches: Set<ServerResponse>,
+    private readonly authorizations: AuthorizationRecord[],
   ) {}
+
+  /** Ask the RBAC authorizer, and keep the decision. */
+  private decide(user: KubeUser, attributes: RequestAttributes): boolean {
+    const allowed = isAuthorized(this.store, user, attributes);
+    const record = Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined)) as RequestAttributes;
+    this.authorizations.push({ username: user.username, groups: [...user.groups], ...record, allowed });
+    if (this.authorizations.length > AUTHORIZATIONS_KEPT) this.authorizations.splice(0, this.authorizations.length - AUTHORIZATIONS_KEPT);
+    return allowed;
+  }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
@@ -273,7 +301,7 @@ class ApiHandler {
     }
     const checks: Array<[string, string]> = [["users", username], ...groups.map((g): [string, string] => ["groups", g])];
     for (const [resource, name] of checks) {
-      if (!isAuthorized(this.store, user, { verb: "impersonate", apiGroup: "", resource, name })) {
+      if (!this.decide(user, { verb: "impersonate", apiGroup: "", resource, name })) {
         throw forbidden({ username: user.username, verb: "impersonate", type: { group: "", resource }, name });
       }
     }
@@ -308,7 +336,7 @@ class ApiHandler {
       namespace: target.namespace,
       name: target.name,
     };
-    if (!isAuthorized(this.store, user, attributes)) throw forbiddenRequest(user, target);
+    if (!this.decide(user, attributes)) throw forbiddenRequest(user, target);
   }
 
   // ---- non-resource URLs ----
@@ -332,7 +360,7 @@ class ApiHandler {
 
   private serveNonResource(req: IncomingMessage, res: ServerResponse, user: KubeUser, path: string, document: unknown): void {
     const verb = (req.method ?? "GET").toLowerCase();
-    if (!isAuthorized(this.store, user, { verb, path })) throw forbiddenPath(user.username, verb, path);
+    if (!this.decide(user, { verb, path })) throw forbiddenPath(user.username, verb, path);
     if (document === undefined || document === null) throw pageNotFound();
     if (verb !== "get" && verb !== "head") throw methodNotAllowed();
     if (path === "/openapi/v2" && wantsOpenApiV2Protobuf(req.headers.accept)) {
@@ -393,16 +421,18 @@ class ApiHandler {
         if (subresource) throw badRequest("Upgrade request required");
         const body = (await readJsonBody(req)) as KubeObject;
         if (type.virtual) return this.sendJson(res, 201, this.review(type, body, user));
+        this.requireNoEscalation(user, type, body, namespace, undefined);
         return this.sendObject(req, res, 201, type, this.store.create(type, body, namespace), query);
       }
       case "update": {
         const body = (await readJsonBody(req)) as KubeObject;
         requireMatchingIdentity(type, body, namespace, name!);
         const sub = subresource === "status" || subresource === "finalize" ? subresource : undefined;
+        if (!sub) this.requireNoEscalation(user, type, body, namespace, name);
         return this.sendObject(req, res, 200, type, this.store.update(type, body, { namespace, subresource: sub }), query);
       }
       case "patch":
-        return this.patch(req, res, type, namespace, name!, subresource, query);
+        return this.patch(req, res, user, type, namespace, name!, subresource, query);
       case "delete":
         return this.delete(req, res, type, namespace, name!, query);
       case "deletecollection": {
@@ -436,6 +466,7 @@ class ApiHandler {
   private async patch(
     req: IncomingMessage,
     res: ServerResponse,
+    user: KubeUser,
     type: ResourceType,
     namespace: string | undefined,
     name: string,
@@ -458,6 +489,7 @@ class ApiHandler {
       }
       if (!existing) {
         const applied = { ...(patchBody as KubeObject), metadata: { ...((patchBody as KubeObject)?.metadata ?? {}), name } };
+        this.requireNoEscalation(user, type, applied, namespace, name);
         return this.sendObject(req, res, 201, type, this.store.create(type, applied, namespace), query);
       }
     }
@@ -486,7 +518,13 @@ class ApiHandler {
       throw invalid(type.kind, name, type.group, [{ field: "metadata.namespace", message: `Invalid value: ${JSON.stringify(next.metadata.namespace)}: field is immutable` }]);
     }
     const sub = subresource === "status" ? "status" : undefined;
+    if (!sub) this.requireNoEscalation(user, type, next, namespace, name);
     this.sendObject(req, res, 200, type, this.store.update(type, next, { namespace, subresource: sub }), query);
+  }
+
+  /** The RBAC registry's escalation rule for Role/RoleBinding writes (rbac-escalation.ts); other types pass. */
+  private requireNoEscalation(user: KubeUser, type: ResourceType, body: KubeObject, namespace: string | undefined, name: string | undefined): void {
+    requireNoEscalation(this.store, user, type, body ?? ({} as KubeObject), { namespace, name }, (attributes) => this.decide(user, attributes));
   }
 
   private async deleteOptions(req: IncomingMessage, query: URLSearchParams): Promise<DeleteOptions> {

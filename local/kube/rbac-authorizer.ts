@@ -29,7 +29,7 @@ export interface RequestAttributes {
   path?: string;
 }
 
-interface PolicyRule {
+export interface PolicyRule {
   verbs?: string[];
   apiGroups?: string[];
   resources?: string[];
@@ -84,6 +84,20 @@ function boundToUser(binding: KubeObject, user: KubeUser): boolean {
   return (binding.subjects ?? []).some((s: unknown) => subjectMatches(s, user, binding.metadata.namespace));
 }
 
+/**
+ * Every rule `user` holds in `namespace` (undefined: cluster scope), the bootstrap policy for authenticated users
+ * included: what the RBAC registry's escalation check compares a Role's rules against (upstream's RulesFor).
+ */
+export function rulesHeldBy(store: KubeStore, user: KubeUser, namespace: string | undefined): PolicyRule[] {
+  return [...(user.groups.includes(AUTHENTICATED_GROUP) ? AUTHENTICATED_RULES : []), ...rulesFor(store, user, namespace)];
+}
+
+/** The rules a Role or ClusterRole grants (a missing role grants nothing). */
+export function roleRules(store: KubeStore, kind: string, namespace: string | undefined, name: string): PolicyRule[] | undefined {
+  const role = kind === "ClusterRole" ? store.get(CLUSTER_ROLES, undefined, name) : store.get(ROLES, namespace, name);
+  return role ? (role.rules ?? []) : undefined;
+}
+
 /** Every rule that applies to `user` for a request in `namespace` (undefined: cluster scope). */
 function rulesFor(store: KubeStore, user: KubeUser, namespace: string | undefined): PolicyRule[] {
   const rules: PolicyRule[] = [];
@@ -103,8 +117,13 @@ function rulesFor(store: KubeStore, user: KubeUser, namespace: string | undefine
   return rules;
 }
 
+/** Members of system:masters: authorization and the escalation checks let them through, as upstream. */
+export function isPrivileged(user: KubeUser): boolean {
+  return user.groups.includes(PRIVILEGED_GROUP);
+}
+
 export function isAuthorized(store: KubeStore, user: KubeUser, attributes: RequestAttributes): boolean {
-  if (user.groups.includes(PRIVILEGED_GROUP)) return true;
+  if (isPrivileged(user)) return true;
   if (user.groups.includes(AUTHENTICATED_GROUP) && AUTHENTICATED_RULES.some((r) => ruleAllows(r, attributes))) return true;
   return rulesFor(store, user, attributes.namespace).some((r) => ruleAllows(r, attributes));
 }

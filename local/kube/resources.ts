@@ -44,6 +44,27 @@ export const RESOURCE_TYPES: ResourceType[] = [
   { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", singular: "clusterrole", kind: "ClusterRole", namespaced: false, verbs: CRUD },
   { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterrolebindings", singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false, verbs: CRUD },
   { group: "events.k8s.io", version: "v1", resource: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"], verbs: CRUD },
+  // The rest of a 1.31 cluster's built-in namespaced kinds: stored and served like any other, so that discovery
+  // lists what a real cluster lists (the provisioner looks through all of them before deleting a namespace).
+  { group: "", version: "v1", resource: "limitranges", singular: "limitrange", kind: "LimitRange", namespaced: true, shortNames: ["limits"], verbs: CRUD },
+  { group: "", version: "v1", resource: "resourcequotas", singular: "resourcequota", kind: "ResourceQuota", namespaced: true, shortNames: ["quota"], verbs: CRUD, status: true },
+  { group: "", version: "v1", resource: "services", singular: "service", kind: "Service", namespaced: true, shortNames: ["svc"], categories: ["all"], verbs: CRUD, status: true },
+  { group: "", version: "v1", resource: "endpoints", singular: "endpoints", kind: "Endpoints", namespaced: true, shortNames: ["ep"], verbs: CRUD },
+  { group: "", version: "v1", resource: "podtemplates", singular: "podtemplate", kind: "PodTemplate", namespaced: true, verbs: CRUD },
+  { group: "", version: "v1", resource: "replicationcontrollers", singular: "replicationcontroller", kind: "ReplicationController", namespaced: true, shortNames: ["rc"], categories: ["all"], verbs: CRUD, status: true },
+  { group: "apps", version: "v1", resource: "deployments", singular: "deployment", kind: "Deployment", namespaced: true, shortNames: ["deploy"], categories: ["all"], verbs: CRUD, status: true, generation: true },
+  { group: "apps", version: "v1", resource: "replicasets", singular: "replicaset", kind: "ReplicaSet", namespaced: true, shortNames: ["rs"], categories: ["all"], verbs: CRUD, status: true, generation: true },
+  { group: "apps", version: "v1", resource: "statefulsets", singular: "statefulset", kind: "StatefulSet", namespaced: true, shortNames: ["sts"], categories: ["all"], verbs: CRUD, status: true, generation: true },
+  { group: "apps", version: "v1", resource: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true, shortNames: ["ds"], categories: ["all"], verbs: CRUD, status: true, generation: true },
+  { group: "apps", version: "v1", resource: "controllerrevisions", singular: "controllerrevision", kind: "ControllerRevision", namespaced: true, verbs: CRUD },
+  { group: "batch", version: "v1", resource: "cronjobs", singular: "cronjob", kind: "CronJob", namespaced: true, shortNames: ["cj"], categories: ["all"], verbs: CRUD, status: true },
+  { group: "autoscaling", version: "v2", resource: "horizontalpodautoscalers", singular: "horizontalpodautoscaler", kind: "HorizontalPodAutoscaler", namespaced: true, shortNames: ["hpa"], categories: ["all"], verbs: CRUD, status: true },
+  { group: "policy", version: "v1", resource: "poddisruptionbudgets", singular: "poddisruptionbudget", kind: "PodDisruptionBudget", namespaced: true, shortNames: ["pdb"], verbs: CRUD, status: true },
+  { group: "networking.k8s.io", version: "v1", resource: "networkpolicies", singular: "networkpolicy", kind: "NetworkPolicy", namespaced: true, shortNames: ["netpol"], verbs: CRUD },
+  { group: "networking.k8s.io", version: "v1", resource: "ingresses", singular: "ingress", kind: "Ingress", namespaced: true, shortNames: ["ing"], verbs: CRUD, status: true },
+  { group: "discovery.k8s.io", version: "v1", resource: "endpointslices", singular: "endpointslice", kind: "EndpointSlice", namespaced: true, verbs: CRUD },
+  { group: "coordination.k8s.io", version: "v1", resource: "leases", singular: "lease", kind: "Lease", namespaced: true, verbs: CRUD },
+  { group: "storage.k8s.io", version: "v1", resource: "csistoragecapacities", singular: "csistoragecapacity", kind: "CSIStorageCapacity", namespaced: true, verbs: CRUD },
   { group: "authorization.k8s.io", version: "v1", resource: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", kind: "SelfSubjectAccessReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
   { group: "authentication.k8s.io", version: "v1", resource: "selfsubjectreviews", singular: "selfsubjectreview", kind: "SelfSubjectReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
 ];
@@ -65,6 +86,8 @@ export const ROLES = typeOf("roles", "rbac.authorization.k8s.io");
 export const ROLE_BINDINGS = typeOf("rolebindings", "rbac.authorization.k8s.io");
 export const CLUSTER_ROLES = typeOf("clusterroles", "rbac.authorization.k8s.io");
 export const CLUSTER_ROLE_BINDINGS = typeOf("clusterrolebindings", "rbac.authorization.k8s.io");
+export const LIMIT_RANGES = typeOf("limitranges");
+export const RESOURCE_QUOTAS = typeOf("resourcequotas");
 
 export function apiVersionOf(type: Pick<ResourceType, "group" | "version">): string {
   return type.group ? `${type.group}/${type.version}` : type.version;

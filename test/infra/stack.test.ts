@@ -440,16 +440,22 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(value("EventBusName")).toMatch(/^<BusEventBus/);
     for (const cluster of ALLOWED) {
       const target = `--cluster-name ${cluster.name} --region ${cluster.region} --principal-arn ${roleArn}`;
+      const kubeconfig = `aws eks update-kubeconfig --name ${cluster.name} --region ${cluster.region}`;
+      // The group only (no EKS access policy), then the narrow ClusterRole bound to it: never cluster-admin.
       expect(value(`ClusterAccess${cluster.outputSuffix}`)).toBe(
-        `aws eks create-access-entry ${target} && aws eks associate-access-policy ${target} ` +
-          `--policy-arn arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy --access-scope type=cluster`,
+        `aws eks create-access-entry ${target} --username nf-eks-provisioner --kubernetes-groups nf-eks-provisioner && ` +
+          `${kubeconfig} && kubectl apply -f deploy/provisioner-clusterrole.yaml`,
       );
-      expect(value(`ClusterAccessConfigMap${cluster.outputSuffix}`)).toContain(
-        `eksctl create iamidentitymapping --cluster ${cluster.name} --region ${cluster.region} --arn ${roleArn}`,
+      expect(value(`ClusterAccessConfigMap${cluster.outputSuffix}`)).toBe(
+        `${kubeconfig} && eksctl create iamidentitymapping --cluster ${cluster.name} --region ${cluster.region} --arn ${roleArn} ` +
+          `--username nf-eks-provisioner --group nf-eks-provisioner && kubectl apply -f deploy/provisioner-clusterrole.yaml`,
       );
     }
+    for (const output of Object.values(outputs)) {
+      expect(flatten(output.Value)).not.toMatch(/AmazonEKSClusterAdminPolicy|cluster-admin|system:masters/);
+    }
     const [entry] = parseYaml(value("AwsAuthMapRolesEntry"));
-    expect(entry).toEqual({ rolearn: roleArn, username: "nf-eks-provisioner", groups: ["nf-eks-provisioner-admin"] });
+    expect(entry).toEqual({ rolearn: roleArn, username: "nf-eks-provisioner", groups: ["nf-eks-provisioner"] });
     expect(entry.groups.some((g: string) => g.startsWith("system:"))).toBe(false);
   });
 });

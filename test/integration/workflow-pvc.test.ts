@@ -5,7 +5,7 @@
  * launcher's credentials against the emulated API server).
  */
 import { describe, expect, it } from "vitest";
-import type { Sandbox } from "../../local/sandbox.js";
+import { SANDBOX_KUBE_STEPS_ROLE, type Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import {
   ACCOUNT_ID,
@@ -168,6 +168,8 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
       // aws-auth holds role ARNs without their path (EKS matches them so).
       expect(mappedRoleArns(sandbox)).toEqual([
         `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`,
+        // The provisioner's own mapping, as the operator adds it (stack output ClusterAccessConfigMap*).
+        `arn:aws:iam::${ACCOUNT_ID}:role/${SANDBOX_KUBE_STEPS_ROLE}`,
         `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`,
         `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs.research-launcher`,
       ]);

@@ -18,12 +18,14 @@
  * Faults reuse local/faults.ts with the sandbox's operation names (`kube:POST rolebindings`).
  * `calls` logs every request; `mutations` counts the writes that changed something.
  */
-import { ApiException, KubernetesObjectApi, type Configuration, type KubernetesListObject, type KubernetesObject, type V1DeleteOptions, type V1Status } from "@kubernetes/client-node";
+import { ApiException, type Configuration, type KubernetesListObject, type KubernetesObject, type V1DeleteOptions, type V1Status } from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
+import { KubeApi, type NamespacedResourceType } from "../../functions/lib/kube/kube-client.js";
 import { FaultInjector } from "../../local/faults.js";
 import { mergePatch, type Json } from "../../local/kube/patch.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "../../local/kube/selectors.js";
 import { failure, KubeStatusError, type StatusDetails } from "../../local/kube/kube-status.js";
+import { apiVersionOf, RESOURCE_TYPES } from "../../local/kube/resources.js";
 
 type Verb = "create" | "read" | "replace" | "patch" | "delete" | "list";
 
@@ -113,7 +115,7 @@ function asClientError<T>(parse: () => T): T {
   }
 }
 
-export class FakeKubeApi extends KubernetesObjectApi {
+export class FakeKubeApi extends KubeApi {
   private readonly objects = new Map<string, KubernetesObject>();
   private version = 1000;
   private uidCounter = 0;
@@ -168,9 +170,32 @@ export class FakeKubeApi extends KubernetesObjectApi {
     obj.metadata!.resourceVersion = String(++this.version);
   }
 
+  /** Kinds discovery lists beyond the sandbox API server's own (a CRD, say). */
+  readonly extraResourceTypes: NamespacedResourceType[] = [];
+  /** `<group>/<resource>` this identity may not list (what a SelfSubjectAccessReview answers). */
+  readonly notListable = new Set<string>();
+
   /** Calls of one verb (optionally one kind). */
   callsOf(verb: Verb, kind?: string): FakeKubeCall[] {
     return this.calls.filter((c) => c.verb === verb && (kind === undefined || c.kind === kind));
+  }
+
+  // ------------------------------------------------------------ KubeApi: discovery and access reviews
+
+  /** The namespaced kinds the sandbox's API server serves (local/kube/resources.ts), and any extra ones. */
+  override async namespacedResourceTypes(): Promise<NamespacedResourceType[]> {
+    const served = RESOURCE_TYPES.filter((t) => t.namespaced && !t.virtual).map((t) => ({
+      apiVersion: apiVersionOf(t),
+      group: t.group,
+      kind: t.kind,
+      resource: t.resource,
+      verbs: t.verbs,
+    }));
+    return [...served, ...structuredClone(this.extraResourceTypes)];
+  }
+
+  override async mayI(attributes: { verb: string; group: string; resource: string; namespace: string }): Promise<boolean> {
+    return !(attributes.verb === "list" && this.notListable.has(`${attributes.group}/${attributes.resource}`));
   }
 
   // ------------------------------------------------------------ KubernetesObjectApi

@@ -20,9 +20,12 @@ import { until } from "./sandbox-runs.js";
 
 export const ADMIN_TOKEN = "admin-token";
 export const LAUNCHER_TOKEN = "launcher-token";
+/** A user with no rights of its own: tests grant it what they need (a delegated RBAC admin, say). */
+export const DELEGATE_TOKEN = "delegate-token";
 const STATIC_USERS: Record<string, KubeUser> = {
   [ADMIN_TOKEN]: { username: "kubernetes-admin", groups: ["system:masters"] },
   [LAUNCHER_TOKEN]: { username: "tower-launcher-user", groups: ["tower-launcher-role"] },
+  [DELEGATE_TOKEN]: { username: "delegate", groups: ["delegates"] },
 };
 export const staticAuthenticate = async (token: string) => STATIC_USERS[token];
 

@@ -5,13 +5,13 @@
 import { existsSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { CoreV1Api, KubernetesObjectApi, type V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { SFNClient, type DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { ExecutionStatusView } from "../../functions/api/status.js";
 import { iamClient } from "../../functions/lib/aws/clients.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
 import { awsAuthPrincipal } from "../../functions/lib/kube/aws-auth/index.js";
-import { kubeConfigFor, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
+import { kubeConfigFor, newKubeClient, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
 import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
 import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
 import { isFinished, isTerminal } from "../../local/kube/kubelet.js";
@@ -225,6 +225,11 @@ let keyCounter = 0;
  * or aws-auth.
  */
 export async function kubeClientAs(sandbox: Sandbox, principalArn: string): Promise<CoreV1Api> {
+  return (await kubeConfigAs(sandbox, principalArn)).makeApiClient(CoreV1Api);
+}
+
+/** The kubeconfig behind kubeClientAs, for the other API clients (RBAC, authentication, the generic object API). */
+export async function kubeConfigAs(sandbox: Sandbox, principalArn: string): Promise<KubeConfig> {
   keyCounter += 1;
   const accessKeyId = `AKIALAUNCHER${String(keyCounter).padStart(8, "0")}`;
   const secretAccessKey = `launcher-secret-${keyCounter}-${Date.now()}`;
@@ -240,7 +245,7 @@ export async function kubeClientAs(sandbox: Sandbox, principalArn: string): Prom
     endpoint: sandbox.kubeUrl,
     certificateAuthority: sandbox.kube.caData,
   };
-  return kubeConfigFor(cluster, token).makeApiClient(CoreV1Api);
+  return kubeConfigFor(cluster, token);
 }
 
 /** The HTTP status a client-node call ended with (2xx when it succeeded). */
@@ -363,8 +368,8 @@ function iamMiddlewareStack() {
  */
 export function holdKubeCreates(kind: string, gate: () => Promise<unknown>): () => void {
   setKubeClientFactory(async (cluster) => {
-    const { token } = await eksBearerToken(cluster.name, cluster.region);
-    const api = KubernetesObjectApi.makeApiClient(kubeConfigFor(cluster, token));
+    // The real client, signed as the provisioner's own identity (the sandbox sets it), with create wrapped.
+    const { api } = await newKubeClient(cluster);
     const create = api.create.bind(api) as (...args: unknown[]) => Promise<unknown>;
     (api as unknown as { create: (...args: unknown[]) => Promise<unknown> }).create = async (...args: unknown[]) => {
       if ((args[0] as { kind?: string })?.kind === kind) await gate();

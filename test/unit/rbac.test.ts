@@ -90,7 +90,7 @@ describe("CreateNamespaceAndRbac", () => {
     expect(kube().calls.some((c) => c.kind.startsWith("Cluster"))).toBe(false);
   });
 
-  it("creates the compute service account and its binding when the request asks for one", async () => {
+  it("creates the compute service account when the request asks for one, bound to nothing (task code makes no pods)", async () => {
     // Prepare
     const state = stateFor({ computeServiceAccount: "tower-compute-sa", namespace: "genomics-nf" });
     // Act
@@ -98,9 +98,33 @@ describe("CreateNamespaceAndRbac", () => {
     // Assess
     expect(result.computeServiceAccount).toBe("tower-compute-sa");
     expect(kube().all<V1ServiceAccount>("ServiceAccount", "genomics-nf").map((sa) => sa.metadata?.name)).toEqual(["tower-compute-sa", "tower-launcher-sa"]);
-    const binding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-compute-sa-binding", "genomics-nf")!;
-    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: "tower-compute-sa", namespace: "genomics-nf" }]);
-    expect(result.created).toHaveLength(7);
+    expect(kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-compute-sa-binding", "genomics-nf")).toBeUndefined();
+    const subjects = kube().all<V1RoleBinding>("RoleBinding", "genomics-nf").flatMap((b) => b.subjects ?? []);
+    expect(subjects.map((s) => s.name)).not.toContain("tower-compute-sa");
+    expect(result.created).toHaveLength(6);
+  });
+
+  it("creates the tenant Role without rules, then gives them by an update (the API server checks escalate by name)", async () => {
+    // Act
+    await apply(stateFor());
+    // Assess
+    const roleCalls = kube().calls.filter((c) => c.kind === "Role" && (c.verb === "create" || c.verb === "replace"));
+    expect(roleCalls.map((c) => c.verb)).toEqual(["create", "replace"]);
+    expect((roleCalls[0]!.body as V1Role).rules).toEqual([]);
+    expect((roleCalls[1]!.body as V1Role).rules).toEqual(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules);
+    expect(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules).toHaveLength(2);
+  });
+
+  it("gives an empty Role of ours its rules on a retry (a run that stopped between the two writes)", async () => {
+    // Prepare
+    kube().faults.inject({ operation: "kube:PUT roles", kind: "5xx", times: 1 });
+    await expect(apply(stateFor())).rejects.toMatchObject({ name: "ClusterUnreachable" });
+    expect(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules).toEqual([]);
+    // Act
+    const result = await apply(stateFor());
+    // Assess
+    expect(kube().get<V1Role>(RBAC, "Role", "tower-launcher-role", NS)!.rules).toHaveLength(2);
+    expect(result.created.map((r) => r.kind)).toContain("Role");
   });
 
   it("changes nothing when this run's step is retried, and still reports the objects as this run's", async () => {
@@ -192,14 +216,13 @@ describe("UndoNamespaceAndRbac", () => {
     expect(kube().inventory()).toEqual([]);
     expect(kube().callsOf("delete").map((c) => `${c.kind}/${c.name}`)).toEqual([
       "RoleBinding/tower-launcher-user-genomics-binding",
-      "RoleBinding/tower-compute-sa-binding",
       "RoleBinding/tower-launcher-sa-binding",
       "Role/tower-launcher-role",
       "ServiceAccount/tower-compute-sa",
       "ServiceAccount/tower-launcher-sa",
       `Namespace/${NS}`,
     ]);
-    expect(result.undone).toHaveLength(7);
+    expect(result.undone).toHaveLength(6);
     expect(result.kept).toEqual([]);
   });
 
@@ -219,12 +242,12 @@ describe("UndoNamespaceAndRbac", () => {
     // Prepare
     await apply(stateFor({}, OTHER_RUN));
     const rbac = await apply(stateFor({ computeServiceAccount: "tower-compute-sa" }));
-    expect(rbac.created.map((r) => r.name)).toEqual(["tower-compute-sa", "tower-compute-sa-binding"]);
+    expect(rbac.created.map((r) => r.name)).toEqual(["tower-compute-sa"]);
     // Act
     const result = await compensate(stateFor({ computeServiceAccount: "tower-compute-sa" }, RUN, { rbac }));
     // Assess
     expect(kube().inventory()).toEqual(EVERYTHING);
-    expect(result.undone).toEqual([`RoleBinding ${NS}/tower-compute-sa-binding`, `ServiceAccount ${NS}/tower-compute-sa`]);
+    expect(result.undone).toEqual([`ServiceAccount ${NS}/tower-compute-sa`]);
     expect(result.kept).toEqual([
       `RoleBinding ${NS}/tower-launcher-user-genomics-binding: not created by this run`,
       `RoleBinding ${NS}/tower-launcher-sa-binding: not created by this run`,

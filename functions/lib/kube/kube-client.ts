@@ -7,14 +7,69 @@
  * Errors from the API server are left as client-node `ApiException`s ({code, body}); the step middleware
  * names them (409 → KubeConflict, 429 → Throttled, 5xx → ClusterUnreachable, ...).
  */
-import { KubeConfig, KubernetesObjectApi, type KubernetesObject } from "@kubernetes/client-node";
+import { KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1APIGroupList } from "@kubernetes/client-node";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { eksBearerToken } from "../aws/eks-token.js";
 import { KubeConflict, OwnershipConflict } from "../domain/errors.js";
 import { isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "../domain/naming.js";
 import { isKubeApiException } from "./kube-errors.js";
 import type { ResolvedCluster } from "../domain/cluster.js";
 
-export type KubeApi = KubernetesObjectApi;
+/** A namespaced resource type the cluster serves, from discovery (its preferred version only). */
+export interface NamespacedResourceType {
+  apiVersion: string;
+  /** "" for the core group */
+  group: string;
+  kind: string;
+  /** the plural, as RBAC names it */
+  resource: string;
+  verbs: string[];
+}
+
+/**
+ * The Kubernetes client the steps share: client-node's KubernetesObjectApi (create, read, list, replace, patch,
+ * delete of any kind) and the two questions it cannot ask: which namespaced kinds the cluster serves (discovery)
+ * and whether this identity may do something (a SelfSubjectAccessReview, which every authenticated user may make).
+ */
+export class KubeApi extends KubernetesObjectApi {
+  static override makeApiClient(kc: KubeConfig): KubeApi {
+    const client = kc.makeApiClient(KubeApi);
+    client.setDefaultNamespace(kc);
+    return client;
+  }
+
+  /** Every namespaced resource type in discovery (core v1 and each group's preferred version), subresources aside. */
+  async namespacedResourceTypes(): Promise<NamespacedResourceType[]> {
+    const groups = await this.getJson<V1APIGroupList>("/apis", "V1APIGroupList");
+    const apiVersions = ["v1", ...groups.groups.flatMap((g) => (g.preferredVersion ?? g.versions[0]) ?? []).map((v) => v.groupVersion)];
+    const found: NamespacedResourceType[] = [];
+    for (const apiVersion of apiVersions) {
+      await this.resource(apiVersion, "");
+      const group = apiVersion.includes("/") ? apiVersion.split("/")[0]! : "";
+      for (const r of this.apiVersionResourceCache[apiVersion]?.resources ?? []) {
+        if (r.namespaced && !r.name.includes("/")) found.push({ apiVersion, group, kind: r.kind, resource: r.name, verbs: r.verbs });
+      }
+    }
+    return found;
+  }
+
+  /** Whether this identity may `verb` the resource in the namespace, as the API server would decide it now. */
+  async mayI(attributes: { verb: string; group: string; resource: string; namespace: string }): Promise<boolean> {
+    const review = await this.create({
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SelfSubjectAccessReview",
+      metadata: {},
+      spec: { resourceAttributes: attributes },
+    } as KubernetesObject);
+    return (review as { status?: { allowed?: boolean } }).status?.allowed === true;
+  }
+
+  private async getJson<T>(path: string, type: string): Promise<T> {
+    const context = this.configuration.baseServer.makeRequestContext(path, "GET" as never);
+    context.setHeaderParam("Accept", "application/json");
+    return (await this.requestPromise(context as never, type)) as unknown as T;
+  }
+}
 
 export interface ObjectRef {
   apiVersion: string;
@@ -60,6 +115,8 @@ type KubeClientFactory = (cluster: ResolvedCluster) => Promise<KubeApi>;
 
 let clientFactory: KubeClientFactory | undefined;
 const clients = new Map<string, { api: KubeApi; expiresAt: Date }>();
+/** Who signs the EKS token: the Lambda's own role (undefined: the SDK's default chain), or the identity the sandbox gives. */
+let tokenCredentials: AwsCredentialIdentityProvider | undefined;
 
 function clusterKey(cluster: ResolvedCluster): string {
   return `${cluster.region}/${cluster.name}/${cluster.endpoint}/${cluster.certificateAuthority}`;
@@ -74,10 +131,29 @@ export async function kubeClientFor(cluster: ResolvedCluster): Promise<KubeApi> 
   const key = clusterKey(cluster);
   const cached = clients.get(key);
   if (cached && cached.expiresAt.getTime() - TOKEN_REFRESH_MARGIN_MS > Date.now()) return cached.api;
-  const { token, expiresAt } = await eksBearerToken(cluster.name, cluster.region);
-  const api = KubernetesObjectApi.makeApiClient(kubeConfigFor(cluster, token));
-  clients.set(key, { api, expiresAt });
-  return api;
+  const built = await newKubeClient(cluster);
+  clients.set(key, built);
+  return built.api;
+}
+
+/** A new client for the cluster with a fresh EKS token (no cache): what kubeClientFor caches. */
+export async function newKubeClient(cluster: ResolvedCluster): Promise<{ api: KubeApi; expiresAt: Date }> {
+  const { token, expiresAt } = await eksBearerToken(cluster.name, cluster.region, tokenCredentials ? { credentials: tokenCredentials } : {});
+  return { api: kubeApiFrom(kubeConfigFor(cluster, token)), expiresAt };
+}
+
+/** A KubeApi for a kubeconfig (KubernetesObjectApi.makeApiClient, for the subclass). */
+export function kubeApiFrom(kc: KubeConfig): KubeApi {
+  return KubeApi.makeApiClient(kc);
+}
+
+/**
+ * The sandbox: sign EKS tokens as the identity the operator maps in the cluster (the deployed KubeStepsRole's stand-in)
+ * while the rest of the process keeps its own credentials. No argument: the SDK's default chain again.
+ */
+export function setKubeTokenCredentials(credentials?: AwsCredentialIdentityProvider): void {
+  tokenCredentials = credentials;
+  clients.clear();
 }
 
 /** Tests: hand every step a fake (or a client for a local server); no argument restores the real one. */
@@ -117,9 +193,9 @@ function header(ref: ObjectRef) {
   return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
 }
 
-export async function readObject<T extends KubernetesObject>(api: KubeApi, ref: ObjectRef): Promise<T | undefined> {
+export async function readObject<T extends KubernetesObject>(api: KubernetesObjectApi, ref: ObjectRef): Promise<T | undefined> {
   try {
-    return (await api.read<T>(header(ref) as Parameters<KubeApi["read"]>[0])) as T;
+    return (await api.read<T>(header(ref) as Parameters<KubernetesObjectApi["read"]>[0])) as T;
   } catch (error) {
     if (isKubeError(error, 404)) return undefined;
     throw error;
@@ -133,7 +209,7 @@ export async function readObject<T extends KubernetesObject>(api: KubeApi, ref: 
  * An object being deleted (a namespace still Terminating after a compensation) is never adopted: it
  * will be gone soon, so KubeConflict (transient) lets the state machine try again once it is.
  */
-export async function ensureObject<T extends KubernetesObject>(api: KubeApi, desired: T, tenant: string): Promise<{ object: T; created: boolean }> {
+export async function ensureObject<T extends KubernetesObject>(api: KubernetesObjectApi, desired: T, tenant: string): Promise<{ object: T; created: boolean }> {
   const ref = refOf(desired);
   try {
     // client-node fills in defaults on the spec it is given: hand it a copy.
@@ -162,7 +238,7 @@ export async function ensureObject<T extends KubernetesObject>(api: KubeApi, des
 }
 
 /** Replace the whole object; its metadata.resourceVersion makes a concurrent change answer 409. */
-export async function replaceObject<T extends KubernetesObject>(api: KubeApi, object: T): Promise<T> {
+export async function replaceObject<T extends KubernetesObject>(api: KubernetesObjectApi, object: T): Promise<T> {
   return (await api.replace<T>(structuredClone(object))) as T;
 }
 
@@ -172,7 +248,7 @@ export async function replaceObject<T extends KubernetesObject>(api: KubeApi, ob
  * `read` (the object the caller already read at `ref`), else the object read here.
  */
 export async function deleteIfCreatedBy(
-  api: KubeApi,
+  api: KubernetesObjectApi,
   ref: ObjectRef,
   executionName: string,
   read?: KubernetesObject,

@@ -1,0 +1,179 @@
+/**
+ * Least Kubernetes power, in the sandbox (whose API server enforces RBAC, the escalation rule and Pod Security):
+ *  - the provisioner's identity is mapped exactly as the stack outputs tell operators to map it, holds the ClusterRole
+ *    of deploy/provisioner-clusterrole.yaml and nothing else, and is refused the rest with the real 403 Status;
+ *  - what a tenant's identities can do stays inside the tenant's namespace.
+ */
+import { describe, expect, it } from "vitest";
+import { request as httpsRequest } from "node:https";
+import { AuthenticationV1Api, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { SANDBOX_KUBE_STEPS_ROLE, type Sandbox } from "../../local/sandbox.js";
+import { apiError } from "../support/kube-emulator-clients.js";
+import {
+  ACCOUNT_ID,
+  clusterState,
+  FAST,
+  fusionRequest,
+  kubeClientAs,
+  kubeConfigAs,
+  provision,
+  pvcRequest,
+  sessionArnOf,
+  statusOf,
+  taskPod,
+  useSandbox,
+} from "../support/sandbox-runs.js";
+
+const KUBE_STEPS_ROLE_ARN = `arn:aws:iam::${ACCOUNT_ID}:role/${SANDBOX_KUBE_STEPS_ROLE}`;
+const RBAC = "rbac.authorization.k8s.io";
+const SANDBOX_ADMIN_ARN = `arn:aws:iam::${ACCOUNT_ID}:user/sandbox-admin`;
+
+/**
+ * `kubectl auth can-i <verb> <resource> -n <namespace> --as <user> --as-group ...`: a SelfSubjectAccessReview the
+ * cluster admin sends while impersonating the identity (the API server answers for that identity).
+ */
+async function canI(sandbox: Sandbox, as: { user: string; groups: string[] }, attributes: Record<string, string>): Promise<boolean> {
+  const token = (await kubeConfigAs(sandbox, SANDBOX_ADMIN_ARN)).getCurrentUser()!.token!;
+  const body = JSON.stringify({ apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", spec: { resourceAttributes: attributes } });
+  const answer = await new Promise<string>((resolve, reject) => {
+    const req = httpsRequest(
+      `${sandbox.kubeUrl}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`,
+      {
+        method: "POST",
+        ca: sandbox.kube.caPem,
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "impersonate-user": as.user, "impersonate-group": as.groups },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (chunk) => (text += chunk));
+        res.on("end", () => resolve(text));
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+  const review = JSON.parse(answer);
+  if (review.kind !== "SelfSubjectAccessReview") throw new Error(`not an access review: ${answer}`);
+  return review.status.allowed === true;
+}
+
+/** A pod's service account as the API server sees it (the token's user and groups). */
+function serviceAccount(namespace: string, name: string): { user: string; groups: string[] } {
+  return { user: `system:serviceaccount:${namespace}:${name}`, groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`] };
+}
+
+describe("the provisioner's own Kubernetes identity", () => {
+  let sandbox: Sandbox;
+  useSandbox(FAST, (started) => ({ sandbox } = started));
+
+  it("is mapped as the deployment instructions say: user and group nf-eks-provisioner, no access policy, not an admin", async () => {
+    // Prepare
+    const config = await kubeConfigAs(sandbox, sessionArnOf(KUBE_STEPS_ROLE_ARN, "kube-steps"));
+    // Act
+    const review = await config.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    // Assess
+    expect(review.status?.userInfo?.username).toBe("nf-eks-provisioner");
+    expect(review.status?.userInfo?.groups).toEqual(["nf-eks-provisioner", "system:authenticated"]);
+    const entry = clusterState(sandbox).accessEntries.get(KUBE_STEPS_ROLE_ARN);
+    expect(entry).toMatchObject({ username: "nf-eks-provisioner", kubernetesGroups: ["nf-eks-provisioner"] });
+    expect(entry!.accessPolicies.size).toBe(0);
+  });
+
+  it("is refused a write outside its ClusterRole with the API server's 403 Status", async () => {
+    // Prepare
+    const config = await kubeConfigAs(sandbox, sessionArnOf(KUBE_STEPS_ROLE_ARN, "kube-steps"));
+    const objects = KubernetesObjectApi.makeApiClient(config);
+    const rbac = config.makeApiClient(RbacAuthorizationV1Api);
+    // Act
+    const pod = await apiError(objects.create({ ...taskPod("not-mine"), metadata: { name: "not-mine", namespace: "default" } }));
+    const clusterAdmin = await apiError(
+      rbac.createClusterRoleBinding({
+        body: { metadata: { name: "take-over" }, roleRef: { apiGroup: RBAC, kind: "ClusterRole", name: "cluster-admin" }, subjects: [{ apiGroup: RBAC, kind: "Group", name: "nf-eks-provisioner" }] },
+      }),
+    );
+    const rootCa = await apiError(objects.replace({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kube-root-ca.crt", namespace: "kube-system" }, data: {} }));
+    // Assess
+    expect(pod).toMatchObject({ code: 403 });
+    expect(pod.body).toEqual({
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Failure",
+      message: 'pods is forbidden: User "nf-eks-provisioner" cannot create resource "pods" in API group "" in the namespace "default"',
+      reason: "Forbidden",
+      details: { kind: "pods" },
+      code: 403,
+    });
+    expect(clusterAdmin.body.message).toBe(
+      'clusterrolebindings.rbac.authorization.k8s.io is forbidden: User "nf-eks-provisioner" cannot create resource "clusterrolebindings" in API group "rbac.authorization.k8s.io" at the cluster scope',
+    );
+    // update on ConfigMaps is granted for aws-auth and nextflow-config only
+    expect(rootCa.body.message).toBe(
+      'configmaps "kube-root-ca.crt" is forbidden: User "nf-eks-provisioner" cannot update resource "configmaps" in API group "" in the namespace "kube-system"',
+    );
+  });
+
+  it("cannot grant what it does not hold: a Role with rules is refused unless it is the tenant Role, updated by name", async () => {
+    // Prepare
+    const config = await kubeConfigAs(sandbox, sessionArnOf(KUBE_STEPS_ROLE_ARN, "kube-steps"));
+    const objects = KubernetesObjectApi.makeApiClient(config);
+    const role = (name: string, rules: unknown[]) => ({ apiVersion: `${RBAC}/v1`, kind: "Role", metadata: { name, namespace: "default" }, rules });
+    const podRules = [{ apiGroups: [""], resources: ["pods"], verbs: ["create"] }];
+    // Act
+    const created = await apiError(objects.create(role("tower-launcher-role", podRules)));
+    const other = await apiError(objects.create(role("helper", podRules)));
+    // Assess
+    for (const [refused, name] of [
+      [created, "tower-launcher-role"],
+      [other, "helper"],
+    ] as const) {
+      expect(refused.code).toBe(403);
+      expect(refused.body.message).toBe(
+        `roles.rbac.authorization.k8s.io "${name}" is forbidden: user "nf-eks-provisioner" (groups=["nf-eks-provisioner" "system:authenticated"]) ` +
+          'is attempting to grant RBAC permissions not currently held:\n{APIGroups:[""], Resources:["pods"], Verbs:["create"]}',
+      );
+    }
+  });
+});
+
+describe("a tenant's identities", () => {
+  let sandbox: Sandbox;
+  useSandbox(FAST, (started) => ({ sandbox } = started));
+
+  it("the compute service account (task containers: third-party code) may not create pods nor exec into them", async () => {
+    // Prepare
+    const run = await provision(sandbox, fusionRequest("alpha", { namespace: "alpha" }));
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const compute = serviceAccount("alpha", "tower-compute-sa");
+    const head = serviceAccount("alpha", "tower-launcher-sa");
+    // Act
+    const computeMay = {
+      createPods: await canI(sandbox, compute, { verb: "create", resource: "pods", namespace: "alpha" }),
+      exec: await canI(sandbox, compute, { verb: "create", resource: "pods", subresource: "exec", namespace: "alpha" }),
+      getPods: await canI(sandbox, compute, { verb: "get", resource: "pods", namespace: "alpha" }),
+      createJobs: await canI(sandbox, compute, { verb: "create", group: "batch", resource: "jobs", namespace: "alpha" }),
+    };
+    const headMay = await canI(sandbox, head, { verb: "create", resource: "pods", namespace: "alpha" });
+    // Assess
+    expect(computeMay).toEqual({ createPods: false, exec: false, getPods: false, createJobs: false });
+    // The head (Nextflow itself) keeps the runbook's rights: the same question can be answered yes.
+    expect(headMay).toBe(true);
+  });
+
+  it("tenant A's launcher is refused in tenant B's namespace, and works in its own", async () => {
+    // Prepare
+    const runs = [await provision(sandbox, pvcRequest("gamma", { namespace: "gamma" })), await provision(sandbox, pvcRequest("delta", { namespace: "delta" }))];
+    expect(runs.map((r) => r.execution.status)).toEqual(["SUCCEEDED", "SUCCEEDED"]);
+    const gamma = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-gamma.research-launcher`));
+    // Act
+    const inDelta = await apiError(gamma.createNamespacedPod({ namespace: "delta", body: taskPod("from-gamma") }));
+    const listDelta = await statusOf(gamma.listNamespacedPod({ namespace: "delta" }));
+    const inGamma = await statusOf(gamma.createNamespacedPod({ namespace: "gamma", body: taskPod("own") }));
+    // Assess
+    expect(inDelta.code).toBe(403);
+    expect(inDelta.body.message).toBe('pods is forbidden: User "tower-launcher-user-gamma" cannot create resource "pods" in API group "" in the namespace "delta"');
+    expect(listDelta).toBe(403);
+    expect(inGamma).toBe(200);
+    expect(await statusOf(gamma.deleteNamespacedPod({ namespace: "gamma", name: "own" }))).toBe(200);
+  });
+});
