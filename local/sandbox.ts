@@ -17,6 +17,8 @@ import type { AuthenticationMode } from "../functions/lib/workflow/workflow-stat
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
+import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
 import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/kube-apiserver.js";
 import { eksAuthenticator } from "./kube/auth.js";
@@ -35,6 +37,7 @@ const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/resear
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
 const STATE_MACHINE_NAME = "provision";
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
+export const REGISTRY_TABLE_NAME = "nf-eks-provisioner-environments";
 
 export interface SandboxOptions {
   /** HTTP API port (default 0: any free port) */
@@ -42,6 +45,8 @@ export interface SandboxOptions {
   awsPort?: number;
   kubePort?: number;
   sfnPort?: number;
+  /** DynamoDB (dynalite) port (default 0) */
+  dynamoDbPort?: number;
   /** the emulated cluster's authentication mode (default API_AND_CONFIG_MAP, as EKS creates clusters today) */
   authenticationMode?: AuthenticationMode;
   faults?: FaultRule[];
@@ -67,6 +72,8 @@ export interface Sandbox {
   awsUrl: string;
   kubeUrl: string;
   sfnUrl: string;
+  /** DynamoDB (dynalite): the environment registry's table */
+  dynamoDbUrl: string;
   stateMachineArn: string;
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
@@ -149,9 +156,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
+  const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
+  await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
 
   const env: Record<string, string> = {
     AWS_REGION: SANDBOX_CLUSTER.region,
+    // The AWS CLI reads this one (the SDK reads AWS_REGION).
+    AWS_DEFAULT_REGION: SANDBOX_CLUSTER.region,
     AWS_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: DEFAULT_SECRET_ACCESS_KEY,
     AWS_EC2_METADATA_DISABLED: "true",
@@ -160,6 +171,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     AWS_ENDPOINT_URL_EKS: aws.url,
     AWS_ENDPOINT_URL_EVENTBRIDGE: aws.url,
     AWS_ENDPOINT_URL_SFN: sfn.url,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDb.url,
+    [REGISTRY_TABLE_ENV]: REGISTRY_TABLE_NAME,
     ALLOWED_CLUSTERS: JSON.stringify([{ name: SANDBOX_CLUSTER.name, region: SANDBOX_CLUSTER.region }]),
     ALLOWED_ACCOUNT_IDS: SANDBOX_CLUSTER.accountId,
     IAM_PREFIX: opts.iamPrefix ?? "nfeks",
@@ -216,6 +229,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     awsUrl: aws.url,
     kubeUrl: kube.url,
     sfnUrl: sfn.url,
+    dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
@@ -232,6 +246,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await api.close();
       await stepFunctions.shutdown();
       await sfn.close();
+      await dynamoDb.close();
       await kube.close();
       await aws.close();
       resetClients();
