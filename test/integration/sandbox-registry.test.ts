@@ -7,9 +7,27 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import { sfnClient } from "../../functions/lib/aws/clients.js";
+import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
 import { readSandboxEnv } from "../../local/sandbox-env.js";
 import type { Sandbox } from "../../local/sandbox.js";
-import { CLUSTER, FAST, useSandbox } from "../support/sandbox-runs.js";
+import { CLUSTER, FAST, finish, iamRole, kubeObject, postProvision, provision, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
+
+/** Make the product's ListExecutions see no run at all (a listing that lags behind StartExecution). Returns the undo. */
+function lagListExecutions(): () => void {
+  const stack = sfnClient().middlewareStack as unknown as {
+    add(m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>, o: { step: "initialize"; name: string }): void;
+    remove(name: string): boolean;
+  };
+  stack.add(
+    (next, context) => async (args) => (context.commandName === "ListExecutionsCommand" ? { output: { executions: [], $metadata: {} } } : next(args)),
+    { step: "initialize", name: "test-lagging-list" },
+  );
+  return () => void stack.remove("test-lagging-list");
+}
+
+const environmentOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 
 describe("the sandbox's DynamoDB", () => {
   let sandbox: Sandbox;
@@ -36,5 +54,77 @@ describe("the sandbox's DynamoDB", () => {
     expect(env.AWS_DEFAULT_REGION).toBe(CLUSTER.region);
     expect(table.Table?.TableStatus).toBe("ACTIVE");
     expect(table.Table?.KeySchema).toEqual([{ AttributeName: "pk", KeyType: "HASH" }]);
+  });
+});
+
+describe("the environment lease", () => {
+  let sandbox: Sandbox;
+  let sfn: SFNClient;
+  useSandbox({ ...FAST }, (started) => ({ sandbox, sfn } = started));
+
+  it("lets exactly one of two concurrent starts for one tenant run, though the listing of runs lags", async () => {
+    // Prepare: the ListExecutions look sees nothing
+    const undo = lagListExecutions();
+    const request = pvcRequest("racer", { namespace: "racer" });
+
+    // Act: two starts at once, under different keys
+    let answers: Array<{ status: number; body: any }>;
+    try {
+      answers = await Promise.all([
+        postProvision(sandbox, request, { "Idempotency-Key": "race-a" }),
+        postProvision(sandbox, request, { "Idempotency-Key": "race-b" }),
+      ]);
+    } finally {
+      undo();
+    }
+
+    // Assess: one 202, one 409 naming the run under way, and one execution of the tenant in Step Functions
+    const started = answers.find((a) => a.status === 202);
+    const refused = answers.find((a) => a.status === 409);
+    expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
+    expect(refused!.body).toMatchObject({ error: "RunInProgress", executionArn: started!.body.executionArn });
+    const run = await finish(sandbox, started!.body);
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const executions = (await sfn.send(new ListExecutionsCommand({ stateMachineArn: sandbox.stateMachineArn }))).executions ?? [];
+    expect(executions.filter((e) => e.name?.startsWith("racer_"))).toHaveLength(1);
+  });
+
+  it("is released when the run ends: the record says ready and lists what the product owns, which all exists", async () => {
+    // Prepare // Act
+    const run = await provision(sandbox, pvcRequest("owner", { namespace: "owner" }));
+    await settled(sandbox);
+
+    // Assess
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const record = await environmentOf("owner");
+    expect(record).toMatchObject({ status: "ready", generation: 1, lastExecution: { name: run.started.executionName, arn: run.started.executionArn } });
+    expect(record?.lease).toBeUndefined();
+    const owned = record!.owned as { roles: string[]; kubernetes: Array<{ kind: string; namespace?: string; name: string }>; clusterAccess?: unknown };
+    expect(owned.roles).toHaveLength(1);
+    for (const arn of owned.roles) expect(iamRole(sandbox, arn.slice(arn.lastIndexOf("/") + 1))).toBeDefined();
+    expect(owned.kubernetes.map((o) => o.kind)).toEqual(expect.arrayContaining(["Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "ConfigMap"]));
+    for (const o of owned.kubernetes) expect(kubeObject(sandbox, o.kind, o.namespace, o.name), `${o.kind} ${o.name}`).toBeDefined();
+    expect(owned.clusterAccess).toBeDefined();
+
+    // And a second run may start now
+    const again = await provision(sandbox, pvcRequest("owner", { namespace: "owner" }));
+    expect(again.execution.status).toBe("SUCCEEDED");
+    expect(await environmentOf("owner")).toMatchObject({ status: "ready", generation: 2 });
+  });
+
+  it("is released after a compensated failure, and the record owns nothing", async () => {
+    // Prepare
+    sandbox.faults.inject({ operation: "kube:POST rolebindings", kind: "permanent", times: 1 });
+
+    // Act
+    const run = await provision(sandbox, pvcRequest("failing", { namespace: "failing" }));
+    await settled(sandbox);
+
+    // Assess
+    expect(run.execution.status).toBe("FAILED");
+    const record = await environmentOf("failing");
+    expect(record).toMatchObject({ status: "failed", owned: {} });
+    expect(record?.lease).toBeUndefined();
+    expect(kubeObject(sandbox, "Namespace", undefined, "failing")).toBeUndefined();
   });
 });
