@@ -16,6 +16,7 @@ import { resetKubeClients } from "../functions/lib/kube/kube-client.js";
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
+import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
@@ -201,6 +202,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
+    { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
+    { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
+    { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;

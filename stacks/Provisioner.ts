@@ -8,21 +8,26 @@ import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
 import { ManagedPolicy, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
-import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
+import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import { COMPUTE_ENVIRONMENT_REQUESTED, configToEnv, STATE_MACHINE_ARN_ENV } from "../functions/lib/domain/deploy-config.js";
 import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
   KUBE_STEP_MODULES,
   executionStatusStatements,
   kubeStepsStatements,
+  registryReadStatements,
+  registryStartStatements,
   startProvisioningStatements,
+  stepRegistryStatements,
   stepStatements,
   type PermissionScope,
 } from "./permissions.js";
@@ -91,11 +96,21 @@ export function Provisioner({ stack, app }: StackContext) {
   const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };
 
   const bus = new EventBus(stack, "Bus");
+  // The environment registry: one item per environment and per idempotency key. On-demand, point-in-time recovery
+  // on; `expiresAt` only tidies with TTL (the code treats an expired lease or key as absent by itself).
+  const registry = new Table(stack, "Environments", {
+    fields: { pk: "string", kind: "string" },
+    primaryIndex: { partitionKey: "pk" },
+    globalIndexes: { [BY_KIND_INDEX]: { partitionKey: "kind", sortKey: "pk" } },
+    timeToLiveAttribute: "expiresAt",
+    cdk: { table: { pointInTimeRecovery: true, billingMode: BillingMode.PAY_PER_REQUEST } },
+  });
   stack.setDefaultFunctionProps({
     ...FUNCTION_DEFAULTS,
     environment: {
       ...configToEnv({ ...config, eventBusName: bus.eventBusName }),
       POWERTOOLS_SERVICE_NAME: PRODUCT,
+      [REGISTRY_TABLE_ENV]: registry.tableName,
     },
   });
 
@@ -117,7 +132,7 @@ export function Provisioner({ stack, app }: StackContext) {
       ...sizing,
       ...(isKube ? { role: kubeStepsRole } : {}),
     });
-    const statements = stepStatements(entry, scope, bus.eventBusArn);
+    const statements = [...stepStatements(entry, scope, bus.eventBusArn), ...stepRegistryStatements(entry, registry.tableArn)];
     if (statements.length) fn.attachPermissions(statements);
     return { entry, fn };
   });
@@ -148,10 +163,16 @@ export function Provisioner({ stack, app }: StackContext) {
     routes: {
       "POST /provision": "functions/api/provision.handler",
       "GET /executions/{id}": "functions/api/status.handler",
+      "POST /environments": "functions/api/environments.createHandler",
+      "GET /environments": "functions/api/environments.listHandler",
+      "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
     },
   });
-  api.attachPermissionsToRoute("POST /provision", startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
+  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
+  api.attachPermissionsToRoute("GET /environments", registryReadStatements(registry.tableArn));
+  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryReadStatements(registry.tableArn));
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -166,7 +187,7 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: deadLetters,
   });
-  onRequested.attachPermissions(startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  onRequested.attachPermissions([...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   bus.addRules(stack, {
     computeEnvironmentRequested: {
       pattern: { detailType: [COMPUTE_ENVIRONMENT_REQUESTED] },
@@ -191,11 +212,12 @@ export function Provisioner({ stack, app }: StackContext) {
     ApiUrl: api.url,
     StateMachineArn: stateMachine.stateMachineArn,
     EventBusName: bus.eventBusName,
+    RegistryTableName: registry.tableName,
     KubeStepsRoleArn: kubeStepsRole.roleArn,
     AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
     OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, kubeStepsRole };
+  return { api, bus, stateMachine, kubeStepsRole, registry };
 }

@@ -128,3 +128,61 @@ describe("the environment lease", () => {
     expect(kubeObject(sandbox, "Namespace", undefined, "failing")).toBeUndefined();
   });
 });
+
+describe("environments over HTTP", () => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST }, (started) => ({ sandbox } = started));
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${sandbox.apiUrl}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  it("creates with POST /environments, reads it back, answers the same spec with it and another with 409 EnvironmentExists", async () => {
+    // Prepare
+    const request = pvcRequest("created", { namespace: "created" });
+
+    // Act
+    const created = await call("POST", "/environments", request);
+    await finish(sandbox, created.body);
+    const again = await call("POST", "/environments", request);
+    const changed = await call("POST", "/environments", { ...request, namespace: "elsewhere" });
+    const read = await call("GET", "/environments/created/eu-west-1/research");
+    const missing = await call("GET", "/environments/nobody/eu-west-1/research");
+
+    // Assess
+    expect(created.status).toBe(202);
+    expect(created.body.environmentUrl).toBe("/environments/created/eu-west-1/research");
+    expect(again.status).toBe(200);
+    expect(again.body.environment).toMatchObject({ tenant: "created", status: "ready", generation: 1 });
+    expect(again.body.lastExecution).toMatchObject({ arn: created.body.executionArn, statusUrl: created.body.statusUrl });
+    expect(changed.status).toBe(409);
+    expect(changed.body).toMatchObject({ error: "EnvironmentExists", updateUrl: "/environments/created/eu-west-1/research" });
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ tenant: "created", region: "eu-west-1", cluster: "research", status: "ready", spec: { namespace: "created" } });
+    expect(missing).toMatchObject({ status: 404, body: { error: "EnvironmentNotFound" } });
+  });
+
+  it("lists environments a page at a time, filtered by status", async () => {
+    // Prepare
+    for (const tenant of ["list-a", "list-b"]) await provision(sandbox, pvcRequest(tenant, { namespace: tenant }));
+
+    // Act
+    const first = await call("GET", "/environments?limit=1&status=ready");
+    const second = await call("GET", `/environments?limit=100&status=ready&cursor=${first.body.next}`);
+    const failed = await call("GET", "/environments?status=failed");
+    const bad = await call("GET", "/environments?limit=0");
+
+    // Assess
+    expect(first.body.items).toHaveLength(1);
+    const tenants = [...first.body.items, ...second.body.items].map((e: { tenant: string }) => e.tenant);
+    expect(tenants).toEqual(expect.arrayContaining(["list-a", "list-b"]));
+    expect(new Set(tenants).size).toBe(tenants.length);
+    expect(failed.body.items).toEqual([]);
+    expect(bad).toMatchObject({ status: 400, body: { error: "InvalidRequest" } });
+  });
+});

@@ -4,12 +4,12 @@
  * owner (the execution). A run that no longer holds the lease (it expired and another run took it) changes nothing.
  */
 import { logger } from "../aws/powertools.js";
-import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentStatus } from "./environment-registry.js";
+import { recordOutcome, REGISTRY_TABLE_ENV, type EnvironmentStatus, type RegistryDeps } from "./environment-registry.js";
 import type { KubeRef, WorkflowState } from "./workflow-state.js";
 
 export interface OutcomeDeps {
-  /** default: on REGISTRY_TABLE_NAME when set; null: none */
-  registry?: EnvironmentRegistry | null;
+  /** The registry's table and client (default: REGISTRY_TABLE_NAME, when set; null: no registry) */
+  registry?: RegistryDeps | null;
 }
 
 export interface OwnedResources {
@@ -37,11 +37,11 @@ export function ownedResourcesOf(state: WorkflowState): OwnedResources {
 
 /** Record the run's outcome and release its lease; false when there is no registry or the run no longer holds the lease. */
 export async function recordRunOutcome(state: WorkflowState, status: EnvironmentStatus, owned: Record<string, unknown>, deps: OutcomeDeps = {}): Promise<boolean> {
-  const registry = deps.registry === undefined ? (process.env[REGISTRY_TABLE_ENV] ? new EnvironmentRegistry() : undefined) : (deps.registry ?? undefined);
+  const registry = deps.registry === undefined ? (process.env[REGISTRY_TABLE_ENV] ? {} : undefined) : (deps.registry ?? undefined);
   const request = state.request;
   if (!registry || !request?.tenant || !request.cluster) return false;
   const id = { tenant: String(request.tenant), region: String(request.cluster.region), cluster: String(request.cluster.name) };
-  const recorded = await registry.recordOutcome(id, state.execution.id, { status, owned });
+  const recorded = await recordOutcome(registry, id, state.execution.id, { status, owned });
   if (!recorded) logger.warn("the run no longer holds its environment's lease: its outcome is not recorded", { status });
   return recorded;
 }

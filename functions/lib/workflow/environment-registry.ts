@@ -53,6 +53,14 @@ export interface EnvironmentRecord extends EnvironmentId {
   lease?: { owner: string; expiresAt: number };
 }
 
+export interface ListPage {
+  limit?: number;
+  cursor?: string;
+  cluster?: string;
+  region?: string;
+  status?: string;
+}
+
 export interface IdempotencyKeyRecord {
   tenant: string;
   key: string;
@@ -99,8 +107,7 @@ export class EnvironmentRegistry {
   }
 
   async getEnvironment(id: EnvironmentId): Promise<EnvironmentRecord | undefined> {
-    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { pk: s(environmentKey(id)) }, ConsistentRead: true }));
-    return out.Item ? environmentOf(out.Item) : undefined;
+    return readEnvironment({ dynamodb: this.client, tableName: this.table }, id);
   }
 
   /** Put the record unless one exists: `{ created: true }`, or the record already there. */
@@ -158,51 +165,16 @@ export class EnvironmentRegistry {
 
   /** Give the lease back (only `owner` can): false when someone else holds it, or no one. */
   async releaseLease(id: EnvironmentId, owner: string): Promise<boolean> {
-    return this.ownerUpdate(id, owner, "REMOVE leaseOwner, leaseExpiresAt", {});
+    return updateAsLeaseOwner({ dynamodb: this.client, tableName: this.table }, id, owner, "REMOVE leaseOwner, leaseExpiresAt", {});
   }
 
   /** The run's outcome, and the lease released, in one write by the lease's owner: false when it no longer holds it. */
-  async recordOutcome(id: EnvironmentId, owner: string, outcome: { status: EnvironmentStatus; owned: Record<string, unknown> }): Promise<boolean> {
-    return this.ownerUpdate(id, owner, "SET #status = :status, owned = :owned, updatedAt = :at REMOVE leaseOwner, leaseExpiresAt", {
-      ":status": s(outcome.status),
-      ":owned": s(JSON.stringify(outcome.owned)),
-      ":at": s(new Date(this.now() * 1000).toISOString()),
-    });
+  async recordOutcome(id: EnvironmentId, owner: string, outcome: RunOutcome): Promise<boolean> {
+    return recordOutcome({ dynamodb: this.client, tableName: this.table, nowSeconds: this.now }, id, owner, outcome);
   }
 
-  private async ownerUpdate(id: EnvironmentId, owner: string, update: string, values: Record<string, AttributeValue>): Promise<boolean> {
-    try {
-      await this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: { pk: s(environmentKey(id)) },
-          UpdateExpression: update,
-          ConditionExpression: "leaseOwner = :owner",
-          ...(update.includes("#status") ? { ExpressionAttributeNames: { "#status": "status" } } : {}),
-          ExpressionAttributeValues: { ":owner": s(owner), ...values },
-        }),
-      );
-      return true;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
-    }
-  }
-
-  /** Every environment, a page at a time (`cursor` from the previous page's `next`). */
-  async listEnvironments(page: { limit?: number; cursor?: string } = {}): Promise<{ items: EnvironmentRecord[]; next?: string }> {
-    const out = await this.client.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: BY_KIND_INDEX,
-        KeyConditionExpression: "kind = :kind",
-        ExpressionAttributeValues: { ":kind": s("environment") },
-        Limit: page.limit ?? 50,
-        ...(page.cursor ? { ExclusiveStartKey: JSON.parse(Buffer.from(page.cursor, "base64url").toString("utf8")) } : {}),
-      }),
-    );
-    const next = out.LastEvaluatedKey ? Buffer.from(JSON.stringify(out.LastEvaluatedKey)).toString("base64url") : undefined;
-    return { items: (out.Items ?? []).map(environmentOf), ...(next ? { next } : {}) };
+  async listEnvironments(page: ListPage = {}): Promise<{ items: EnvironmentRecord[]; next?: string }> {
+    return listEnvironments({ dynamodb: this.client, tableName: this.table }, page);
   }
 
   /** Remember a key's execution, unless a live record of it exists: then that record (the caller compares requests). */
@@ -248,6 +220,89 @@ export class EnvironmentRegistry {
     };
   }
 }
+
+export interface RunOutcome {
+  status: EnvironmentStatus;
+  owned: Record<string, unknown>;
+}
+
+/**
+ * The run's outcome and the lease released (one UpdateItem): a function of its own, not only a method, so the
+ * reporting steps reach this one call and their role is granted UpdateItem alone.
+ */
+export async function recordOutcome(deps: RegistryDeps, id: EnvironmentId, owner: string, outcome: RunOutcome): Promise<boolean> {
+  const now = deps.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
+  return updateAsLeaseOwner(deps, id, owner, "SET #status = :status, owned = :owned, updatedAt = :at REMOVE leaseOwner, leaseExpiresAt", {
+    ":status": s(outcome.status),
+    ":owned": s(JSON.stringify(outcome.owned)),
+    ":at": s(new Date(now() * 1000).toISOString()),
+  });
+}
+
+/** One conditional UpdateItem that only the lease's owner may make: false when it does not hold the lease. */
+async function updateAsLeaseOwner(deps: RegistryDeps, id: EnvironmentId, owner: string, update: string, values: Record<string, AttributeValue>): Promise<boolean> {
+  const tableName = deps.tableName ?? process.env[REGISTRY_TABLE_ENV];
+  if (!tableName) throw new RegistryNotConfigured();
+  try {
+    await (deps.dynamodb ?? dynamoDbClient()).send(
+      new UpdateItemCommand({
+        TableName: tableName,
+        Key: { pk: s(environmentKey(id)) },
+        UpdateExpression: update,
+        ConditionExpression: "leaseOwner = :owner",
+        ...(update.includes("#status") ? { ExpressionAttributeNames: { "#status": "status" } } : {}),
+        ExpressionAttributeValues: { ":owner": s(owner), ...values },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+function tableOf(deps: RegistryDeps): string {
+  const table = deps.tableName ?? process.env[REGISTRY_TABLE_ENV];
+  if (!table) throw new RegistryNotConfigured();
+  return table;
+}
+
+function clientOf(deps: RegistryDeps): DynamoDBClient {
+  return deps.dynamodb ?? dynamoDbClient();
+}
+
+/** One environment's record (a strongly consistent read), or undefined: for the read routes, which write nothing. */
+export async function readEnvironment(deps: RegistryDeps, id: EnvironmentId): Promise<EnvironmentRecord | undefined> {
+  const out = await clientOf(deps).send(new GetItemCommand({ TableName: tableOf(deps), Key: { pk: s(environmentKey(id)) }, ConsistentRead: true }));
+  return out.Item ? environmentOf(out.Item) : undefined;
+}
+
+/**
+ * Every environment, a page at a time (`cursor` from the previous page's `next`), optionally only those of a
+ * cluster, region or status (DynamoDB filters after reading a page: a page may hold fewer than `limit`).
+ */
+export async function listEnvironments(deps: RegistryDeps, page: ListPage = {}): Promise<{ items: EnvironmentRecord[]; next?: string }> {
+  const filters = (["cluster", "region", "status"] as const).filter((field) => page[field] !== undefined);
+  const out = await clientOf(deps).send(
+    new QueryCommand({
+      TableName: tableOf(deps),
+      IndexName: BY_KIND_INDEX,
+      KeyConditionExpression: "kind = :kind",
+      ...(filters.length
+        ? {
+            FilterExpression: filters.map((field) => `#${field} = :${field}`).join(" AND "),
+            ExpressionAttributeNames: Object.fromEntries(filters.map((field) => [`#${field}`, field])),
+          }
+        : {}),
+      ExpressionAttributeValues: { ":kind": s("environment"), ...Object.fromEntries(filters.map((field) => [`:${field}`, s(page[field]!)])) },
+      Limit: page.limit ?? 50,
+      ...(page.cursor ? { ExclusiveStartKey: JSON.parse(Buffer.from(page.cursor, "base64url").toString("utf8")) } : {}),
+    }),
+  );
+  const next = out.LastEvaluatedKey ? Buffer.from(JSON.stringify(out.LastEvaluatedKey)).toString("base64url") : undefined;
+  return { items: (out.Items ?? []).map(environmentOf), ...(next ? { next } : {}) };
+}
+
 
 function s(value: string): AttributeValue {
   return { S: value };
