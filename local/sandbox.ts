@@ -28,6 +28,7 @@ import { startSfnService, type SfnService } from "./sfn/service.js";
 import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
+import { openApiText } from "./write-openapi.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -205,6 +206,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+    // The API's own description, generated from the same schemas as openapi.json.
+    { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;

@@ -24,7 +24,8 @@ import {
   KUBE_STEP_MODULES,
   executionStatusStatements,
   kubeStepsStatements,
-  registryReadStatements,
+  registryGetStatements,
+  registryListStatements,
   registryStartStatements,
   startProvisioningStatements,
   stepRegistryStatements,
@@ -171,8 +172,8 @@ export function Provisioner({ stack, app }: StackContext) {
   api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
   api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /environments", registryReadStatements(registry.tableArn));
-  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryReadStatements(registry.tableArn));
+  api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
+  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {

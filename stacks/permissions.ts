@@ -282,9 +282,19 @@ export function registryStartStatements(tableArn: string): PolicyStatement[] {
   ];
 }
 
-/** GET /environments and GET /environments/{tenant}/{region}/{cluster}: read one record, list them through the index. */
+/** GET /environments/{tenant}/{region}/{cluster}: read one record. */
+export function registryGetStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryReadEnvironment", actions: ["dynamodb:GetItem"], resources: [tableArn] })];
+}
+
+/** GET /environments: list the records through the table's index. */
+export function registryListStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
+}
+
+/** Both reads (the code that starts runs holds the whole registry, listing included). */
 export function registryReadStatements(tableArn: string): PolicyStatement[] {
-  return [new PolicyStatement({ sid: "RegistryRead", actions: ["dynamodb:GetItem", "dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
+  return [...registryGetStatements(tableArn), ...registryListStatements(tableArn)];
 }
 
 /** Report / ReportFailure: the run's outcome and the lease released, one conditional UpdateItem. */

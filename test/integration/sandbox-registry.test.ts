@@ -2,7 +2,7 @@
  * The environment registry in the sandbox: dynalite started with the other emulators, its endpoint and the table in
  * `.sandbox/env`, and the registry's behaviour through the product's own entry points.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -11,6 +11,7 @@ import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
 import { sfnClient } from "../../functions/lib/aws/clients.js";
 import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
 import { readSandboxEnv } from "../../local/sandbox-env.js";
+import { OPENAPI_FILE } from "../../local/write-openapi.js";
 import type { Sandbox } from "../../local/sandbox.js";
 import { CLUSTER, FAST, finish, iamRole, kubeObject, postProvision, provision, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
 
@@ -165,6 +166,17 @@ describe("environments over HTTP", () => {
     expect(read.status).toBe(200);
     expect(read.body).toMatchObject({ tenant: "created", region: "eu-west-1", cluster: "research", status: "ready", spec: { namespace: "created" } });
     expect(missing).toMatchObject({ status: 404, body: { error: "EnvironmentNotFound" } });
+  });
+
+  it("serves the API's OpenAPI document at GET /openapi.json, as committed", async () => {
+    // Prepare
+    const committed = JSON.parse(readFileSync(OPENAPI_FILE, "utf8"));
+    // Act
+    const served = await call("GET", "/openapi.json");
+    // Assess
+    expect(served.status).toBe(200);
+    expect(served.body).toEqual(committed);
+    expect(served.body.openapi).toBe("3.1.0");
   });
 
   it("lists environments a page at a time, filtered by status", async () => {
