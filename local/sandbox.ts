@@ -21,7 +21,10 @@ import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEn
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
+import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
+import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
 import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/kube-apiserver.js";
 import { eksAuthenticator } from "./kube/auth.js";
@@ -30,6 +33,7 @@ import { startSfnService, type SfnService } from "./sfn/service.js";
 import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
+import { openApiText } from "./write-openapi.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -44,6 +48,7 @@ export const SANDBOX_KUBE_STEPS_ROLE = "nf-eks-provisioner-kube-steps";
 /** Re-assume the KubeSteps role this long before its session expires. */
 const SESSION_REFRESH_MS = 5 * 60_000;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
+export const REGISTRY_TABLE_NAME = "nf-eks-provisioner-environments";
 
 export interface SandboxOptions {
   /** HTTP API port (default 0: any free port) */
@@ -51,6 +56,8 @@ export interface SandboxOptions {
   awsPort?: number;
   kubePort?: number;
   sfnPort?: number;
+  /** DynamoDB (dynalite) port (default 0) */
+  dynamoDbPort?: number;
   /** the emulated cluster's authentication mode (default API_AND_CONFIG_MAP, as EKS creates clusters today) */
   authenticationMode?: AuthenticationMode;
   faults?: FaultRule[];
@@ -76,6 +83,8 @@ export interface Sandbox {
   awsUrl: string;
   kubeUrl: string;
   sfnUrl: string;
+  /** DynamoDB (dynalite): the environment registry's table */
+  dynamoDbUrl: string;
   stateMachineArn: string;
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
@@ -206,9 +215,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
+  const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
+  await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
 
   const env: Record<string, string> = {
     AWS_REGION: SANDBOX_CLUSTER.region,
+    // The AWS CLI reads this one (the SDK reads AWS_REGION).
+    AWS_DEFAULT_REGION: SANDBOX_CLUSTER.region,
     AWS_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: DEFAULT_SECRET_ACCESS_KEY,
     AWS_EC2_METADATA_DISABLED: "true",
@@ -217,6 +230,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     AWS_ENDPOINT_URL_EKS: aws.url,
     AWS_ENDPOINT_URL_EVENTBRIDGE: aws.url,
     AWS_ENDPOINT_URL_SFN: sfn.url,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDb.url,
+    [REGISTRY_TABLE_ENV]: REGISTRY_TABLE_NAME,
     ALLOWED_CLUSTERS: JSON.stringify([{ name: SANDBOX_CLUSTER.name, region: SANDBOX_CLUSTER.region }]),
     ALLOWED_ACCOUNT_IDS: SANDBOX_CLUSTER.accountId,
     IAM_PREFIX: opts.iamPrefix ?? "nfeks",
@@ -251,6 +266,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
+    { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
+    { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
+    { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+    // The API's own description, generated from the same schemas as openapi.json.
+    { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
@@ -280,6 +300,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     awsUrl: aws.url,
     kubeUrl: kube.url,
     sfnUrl: sfn.url,
+    dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
@@ -296,6 +317,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await api.close();
       await stepFunctions.shutdown();
       await sfn.close();
+      await dynamoDb.close();
       await kube.close();
       await aws.close();
       resetClients();

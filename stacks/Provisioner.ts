@@ -10,10 +10,11 @@ import path from "node:path";
 import { Duration } from "aws-cdk-lib";
 import { ManagedPolicy, PolicyDocument, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
+import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
-import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
+import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import {
   COMPUTE_ENVIRONMENT_REQUESTED,
@@ -26,6 +27,7 @@ import {
 import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
@@ -33,7 +35,11 @@ import {
   clusterArns,
   executionStatusStatements,
   kubeStepsStatements,
+  registryGetStatements,
+  registryListStatements,
+  registryStartStatements,
   startProvisioningStatements,
+  stepRegistryStatements,
   stepStatements,
   type PermissionScope,
 } from "./permissions.js";
@@ -123,11 +129,21 @@ export function Provisioner({ stack, app }: StackContext) {
   const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };
 
   const bus = new EventBus(stack, "Bus");
+  // The environment registry: one item per environment and per idempotency key. On-demand, point-in-time recovery
+  // on; `expiresAt` only tidies with TTL (the code treats an expired lease or key as absent by itself).
+  const registry = new Table(stack, "Environments", {
+    fields: { pk: "string", kind: "string" },
+    primaryIndex: { partitionKey: "pk" },
+    globalIndexes: { [BY_KIND_INDEX]: { partitionKey: "kind", sortKey: "pk" } },
+    timeToLiveAttribute: "expiresAt",
+    cdk: { table: { pointInTimeRecovery: true, billingMode: BillingMode.PAY_PER_REQUEST } },
+  });
   stack.setDefaultFunctionProps({
     ...FUNCTION_DEFAULTS,
     environment: {
       ...configToEnv({ ...config, eventBusName: bus.eventBusName }),
       POWERTOOLS_SERVICE_NAME: PRODUCT,
+      [REGISTRY_TABLE_ENV]: registry.tableName,
     },
   });
 
@@ -149,7 +165,7 @@ export function Provisioner({ stack, app }: StackContext) {
       ...sizing,
       ...(isKube ? { role: kubeStepsRole } : {}),
     });
-    const statements = stepStatements(entry, scope, bus.eventBusArn);
+    const statements = [...stepStatements(entry, scope, bus.eventBusArn), ...stepRegistryStatements(entry, registry.tableArn)];
     if (statements.length) fn.attachPermissions(statements);
     return { entry, fn, isKube };
   });
@@ -185,10 +201,16 @@ export function Provisioner({ stack, app }: StackContext) {
     routes: {
       "POST /provision": "functions/api/provision.handler",
       "GET /executions/{id}": "functions/api/status.handler",
+      "POST /environments": "functions/api/environments.createHandler",
+      "GET /environments": "functions/api/environments.listHandler",
+      "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
     },
   });
-  api.attachPermissionsToRoute("POST /provision", startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
+  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
+  api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
+  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -203,7 +225,7 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: deadLetters,
   });
-  onRequested.attachPermissions(startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  onRequested.attachPermissions([...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   // Only the sources the deployment allows (never the product's own, so its events cannot loop back); none: no rule.
   const onboardingPattern = onboardingEventPattern(config);
   if (onboardingPattern) {
@@ -232,6 +254,7 @@ export function Provisioner({ stack, app }: StackContext) {
     ApiUrl: api.url,
     StateMachineArn: stateMachine.stateMachineArn,
     EventBusName: bus.eventBusName,
+    RegistryTableName: registry.tableName,
     KubeStepsRoleArn: kubeStepsRole.roleArn,
     TenantRoleBoundaryArn: config.permissionsBoundaryArn,
     AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
@@ -239,5 +262,5 @@ export function Provisioner({ stack, app }: StackContext) {
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary };
+  return { api, bus, stateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
 }

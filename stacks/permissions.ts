@@ -301,6 +301,45 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
   ];
 }
 
+// ---------------------------------------------------------------- the environment registry (DynamoDB)
+
+/**
+ * POST /provision and the EventBridge entry: read an environment or key, create it if absent, take and give back
+ * the lease (conditional writes, one item each), remember a key. The reads include Query on the table and its
+ * index (the registry's listing): the code that starts runs shares the registry with the routes that read.
+ */
+export function registryStartStatements(tableArn: string): PolicyStatement[] {
+  return [
+    new PolicyStatement({ sid: "RegistryStartRuns", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [tableArn] }),
+    ...registryReadStatements(tableArn),
+  ];
+}
+
+/** GET /environments/{tenant}/{region}/{cluster}: read one record. */
+export function registryGetStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryReadEnvironment", actions: ["dynamodb:GetItem"], resources: [tableArn] })];
+}
+
+/** GET /environments: list the records through the table's index. */
+export function registryListStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
+}
+
+/** Both reads (the code that starts runs holds the whole registry, listing included). */
+export function registryReadStatements(tableArn: string): PolicyStatement[] {
+  return [...registryGetStatements(tableArn), ...registryListStatements(tableArn)];
+}
+
+/** Report / ReportFailure: the run's outcome and the lease released, one conditional UpdateItem. */
+export function registryOutcomeStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryRecordOutcome", actions: ["dynamodb:UpdateItem"], resources: [tableArn] })];
+}
+
+/** The statements of a step that also writes to the registry (Report, ReportFailure); none for the others. */
+export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: string): PolicyStatement[] {
+  return entry.module === "report" ? registryOutcomeStatements(tableArn) : [];
+}
+
 /**
  * The statements of one step Lambda (`<module>.<handler>` from the catalog). A step the table does not
  * know stops the synth, so a new step cannot ship with no permissions, nor inherit someone else's.

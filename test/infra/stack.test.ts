@@ -147,6 +147,15 @@ function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) 
   }
 }
 
+/** Each HTTP API route and the handler it runs. */
+const ROUTE_HANDLERS: Record<string, string> = {
+  "POST /provision": "functions/api/provision.handler",
+  "GET /executions/{id}": "functions/api/status.handler",
+  "POST /environments": "functions/api/environments.createHandler",
+  "GET /environments": "functions/api/environments.listHandler",
+  "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+};
+
 // ---------------------------------------------------------------- the stack as deployed
 
 describe("the Provisioner stack (allowlist of two clusters, no permissions boundary, bundled)", () => {
@@ -207,7 +216,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 3);
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 6);
     for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
@@ -377,7 +386,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const byRole = new Map<string, string[]>();
     for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
     // Assess: nothing needed is missing
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 3);
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 6);
     for (const [id, props] of lambdas) {
       const granted = new Set(roleActions(template, id));
       const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
@@ -393,16 +402,35 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(needs.get(functionIdByHandler(template, "functions/api/provision.handler"))).toContain("states:ListExecutions");
   });
 
-  it("puts both HTTP API routes behind IAM authorization, each on its handler", () => {
+  it("keeps the environment registry in an on-demand DynamoDB table with point-in-time recovery, TTL on expiresAt", () => {
+    // Prepare
+    const tables = resourcesOf(template, "AWS::DynamoDB::Table").map(([, props]) => props);
+    // Assess
+    expect(tables).toHaveLength(1);
+    expect(tables[0]).toMatchObject({
+      BillingMode: "PAY_PER_REQUEST",
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+    });
+    expect(JSON.stringify(tables[0])).toMatch(/"PointInTimeRecoveryEnabled":true/);
+  });
+
+  it("puts every HTTP API route behind IAM authorization, each on its handler", () => {
     // Prepare
     const routes = resourcesOf(template, "AWS::ApiGatewayV2::Route").map(([, props]) => props);
     const integrations = template.findResources("AWS::ApiGatewayV2::Integration") as Json;
     // Assess
-    expect(routes.map((r) => r.RouteKey).sort()).toEqual(["GET /executions/{id}", "POST /provision"]);
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual([
+      "GET /environments",
+      "GET /environments/{tenant}/{region}/{cluster}",
+      "GET /executions/{id}",
+      "POST /environments",
+      "POST /provision",
+    ]);
     for (const route of routes) {
       expect(route.AuthorizationType, route.RouteKey).toBe("AWS_IAM");
       const integrationId = flatten(route.Target).replace(/^integrations\/<(.*)>$/, "$1");
-      const handler = route.RouteKey === "POST /provision" ? "functions/api/provision.handler" : "functions/api/status.handler";
+      const handler = ROUTE_HANDLERS[route.RouteKey]!;
       expect(flatten(integrations[integrationId].Properties.IntegrationUri)).toBe(`<${functionIdByHandler(template, handler)}.Arn>`);
     }
     const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json).Properties
