@@ -9,9 +9,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
+import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
 import { resetClients } from "../functions/lib/aws/clients.js";
-import { loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
+import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { resetKubeClients } from "../functions/lib/kube/kube-client.js";
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
@@ -116,6 +117,15 @@ function execKubeconfig(kube: KubeApiServer, env: Record<string, string>): strin
   return JSON.stringify(config, null, 2);
 }
 
+/** The stack's TenantRoleBoundary, made in the emulated account (returns its ARN). */
+async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
+  const clusterArn = `arn:aws:eks:${SANDBOX_CLUSTER.region}:${SANDBOX_CLUSTER.accountId}:cluster/${SANDBOX_CLUSTER.name}`;
+  const document = JSON.stringify(tenantRoleBoundaryPolicy([clusterArn]));
+  const name = "nf-eks-provisioner-tenant-role-boundary";
+  const { Policy } = await iam.send(new CreatePolicyCommand({ PolicyName: name, PolicyDocument: document }));
+  return Policy!.Arn!;
+}
+
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -168,7 +178,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
   };
-  if (opts.permissionsBoundaryArn) env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn;
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
   delete process.env.AWS_SESSION_TOKEN;
   delete process.env.AWS_PROFILE;
@@ -185,6 +194,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }),
   );
   await iam.send(new TagRoleCommand({ RoleName: "seqera-platform-launcher", Tags: [{ Key: "team", Value: "platform" }] }));
+  // Every tenant role carries a boundary: the operator's when given, else the sandbox's own, as the stack creates it.
+  env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn ?? (await createTenantRoleBoundary(iam));
+  process.env.PERMISSIONS_BOUNDARY_ARN = env.PERMISSIONS_BOUNDARY_ARN;
   iam.destroy();
 
   const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [

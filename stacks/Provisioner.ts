@@ -1,13 +1,14 @@
 /**
  * The deployed product: one Lambda per workflow step (functions/steps/catalog.ts), the Standard state
  * machine from statemachines/provision.asl.json with each `${<Step>FunctionArn}` placeholder substituted,
- * the IAM-authorized HTTP API, the event bus with the ComputeEnvironmentRequested rule, and outputs that
- * tell the operator what to run next (the cluster-access commands).
+ * the IAM-authorized HTTP API, the event bus with the ComputeEnvironmentRequested rule, the tenant-role
+ * permissions boundary (unless the operator names one), and outputs that tell the operator what to run next
+ * (the cluster-access commands).
  */
 import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
-import { ManagedPolicy, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { ManagedPolicy, PolicyDocument, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
@@ -23,11 +24,13 @@ import {
   type KubeStepsPlacement,
 } from "../functions/lib/domain/deploy-config.js";
 import { PRODUCT } from "../functions/lib/domain/naming.js";
+import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
   KUBE_STEP_MODULES,
+  clusterArns,
   executionStatusStatements,
   kubeStepsStatements,
   startProvisioningStatements,
@@ -105,9 +108,18 @@ export function placeInVpc(functions: CdkFunction[], role: Role, placement: Kube
 }
 
 export function Provisioner({ stack, app }: StackContext) {
-  const config = deploymentConfigForStage(app.stage);
-  // The product's IAM scope, role/<prefix>-*, must not reach this stack's own roles.
-  assertIamPrefixClear(config, stack.stackName);
+  const operatorConfig = deploymentConfigForStage(app.stage);
+  // The product's IAM scope, role/nf-eks-provisioner/<prefix>-*, must not reach this stack's own roles.
+  assertIamPrefixClear(operatorConfig, stack.stackName);
+  // Every tenant role carries one boundary: the operator's, or else the stack's own (never both allowed).
+  const allowedClusterArns = clusterArns({ partition: stack.partition, account: stack.account, config: operatorConfig });
+  const ownBoundary = operatorConfig.permissionsBoundaryArn
+    ? undefined
+    : new ManagedPolicy(stack, "TenantRoleBoundary", {
+        description: `${PRODUCT} (${app.stage}): the permissions boundary of every tenant role the product creates`,
+        document: PolicyDocument.fromJson(tenantRoleBoundaryPolicy(allowedClusterArns, stack.partition)),
+      });
+  const config = { ...operatorConfig, permissionsBoundaryArn: operatorConfig.permissionsBoundaryArn ?? ownBoundary!.managedPolicyArn };
   const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };
 
   const bus = new EventBus(stack, "Bus");
@@ -221,10 +233,11 @@ export function Provisioner({ stack, app }: StackContext) {
     StateMachineArn: stateMachine.stateMachineArn,
     EventBusName: bus.eventBusName,
     KubeStepsRoleArn: kubeStepsRole.roleArn,
+    TenantRoleBoundaryArn: config.permissionsBoundaryArn,
     AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
     OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, kubeStepsRole };
+  return { api, bus, stateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary };
 }

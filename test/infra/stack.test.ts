@@ -17,6 +17,7 @@ import { useProject } from "sst/project.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { ownershipTags, PRODUCT } from "../../functions/lib/domain/naming.js";
+import { tenantRoleBoundaryPolicy } from "../../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK } from "../../stacks/permissions.js";
 import { DEFINITION_FILE } from "../../stacks/Provisioner.js";
@@ -57,8 +58,9 @@ const TELEMETRY_ONLY_ON_STAR = new Set([
 ]);
 
 /**
- * With a permissions boundary configured, the writes that can change what a product role may do require the
- * role to carry it (IAM's `iam:PermissionsBoundary` key; CreateRole / PutRolePermissionsBoundary: the boundary set).
+ * The writes that can change what a product role may do require the role to carry the one tenant-role boundary
+ * (IAM's `iam:PermissionsBoundary` key; CreateRole / PutRolePermissionsBoundary: the boundary set): the operator's,
+ * or the stack's own when the operator names none.
  */
 const BOUNDARY_GUARDED = [
   "iam:CreateRole",
@@ -69,7 +71,10 @@ const BOUNDARY_GUARDED = [
 ];
 
 /** IAM does not supply `iam:PermissionsBoundary` for these: a boundary condition on them would deny every call. */
-const BOUNDARY_KEY_UNSUPPORTED = ["iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:PassRole"];
+const BOUNDARY_KEY_UNSUPPORTED = ["iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:PassRole", "iam:TagRole"];
+
+/** Where every role the product creates lives: its own IAM path, its prefix. */
+const PRODUCT_ROLES = `arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/${PREFIX}-*`;
 
 /**
  * Actions AWS authorizes alongside a call the code makes. The code always passes the ownership tags to its
@@ -104,6 +109,43 @@ function neededActions(handler: string, props: Json): Set<string> {
 }
 
 useSstTestProject();
+
+/** Allow statements (the stack's one Deny, on removing a boundary, is checked on its own). */
+const allows = ({ statement }: { statement: { Effect: string } }) => statement.Effect === "Allow";
+
+/**
+ * The boundary-bearing writes (BOUNDARY_GUARDED) each require the one boundary (`expectBoundary` checks its value)
+ * and the product's mark, on apply and compensate alike; nothing else asks for a boundary; the role writes IAM gives
+ * no boundary key for are granted on the product's path and mark (PassRole: path and service), TagRole only with the
+ * product's tag keys.
+ */
+function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) => void): void {
+  const statements = allStatements(template).filter(allows).map(({ statement }) => statement);
+  const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
+  expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
+  for (const statement of guarded) {
+    expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
+    expectBoundary(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]);
+    const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
+    expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
+    expect(asList(statement.Resource).map(flatten)).toEqual([PRODUCT_ROLES]);
+  }
+  // ...and nothing else asks for it (TagRole, DeleteRole, reads and EKS calls have no such key).
+  const others = statements.filter((s) => !guarded.includes(s));
+  for (const statement of others) expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBeUndefined();
+  // The actions IAM supplies no boundary key for: the product's path guards them, with the mark (PassRole: the service).
+  for (const action of BOUNDARY_KEY_UNSUPPORTED) {
+    const granting = others.filter((s) => asList(s.Action).includes(action));
+    expect(granting.length, action).toBeGreaterThan(0);
+    for (const statement of granting) {
+      expect(asList(statement.Resource).map(flatten), action).toEqual([PRODUCT_ROLES]);
+      if (action === "iam:PassRole") continue;
+      const mark = action === "iam:TagRole" ? REQUEST_MARK : RESOURCE_MARK;
+      expect(statement.Condition?.StringEquals?.[mark], action).toBe(PRODUCT);
+      if (action === "iam:TagRole") expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": ownershipTags("t", "e").map((t) => t.Key) });
+    }
+  }
+}
 
 // ---------------------------------------------------------------- the stack as deployed
 
@@ -146,7 +188,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       expect(env.IAM_PREFIX).toBe(PREFIX);
       expect(env.POWERTOOLS_SERVICE_NAME).toBe("nf-eks-provisioner");
       expect(flatten(env.EVENT_BUS_NAME)).toMatch(/^<BusEventBus/);
-      expect(env.PERMISSIONS_BOUNDARY_ARN).toBeUndefined();
+      // Issue #9: no operator boundary, so the stack's own (before: none, and roles could be created unbounded).
+      expect(flatten(env.PERMISSIONS_BOUNDARY_ARN)).toMatch(/^<TenantRoleBoundary/);
     }
   });
 
@@ -199,12 +242,18 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup"))) expect((logGroup as Json).DeletionPolicy).toBe("Delete");
   });
 
-  it("grants no write action on Resource '*' and no wildcard actions", () => {
+  it("grants no write action on Resource '*' and no wildcard actions; denies removing a boundary", () => {
     // Prepare
     const statements = allStatements(template);
-    // Assess
+    const denials = statements.filter((found) => !allows(found));
+    // Assess: the one Deny (issue #9), on both IAM Lambdas
+    expect(denials.map(({ statement }) => [statement.Action, statement.Resource])).toEqual([
+      ["iam:DeleteRolePermissionsBoundary", "*"],
+      ["iam:DeleteRolePermissionsBoundary", "*"],
+    ]);
+    expect(denials.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy.*$/, "")).sort()).toEqual(["CreateIamResourcesFunction", "UndoIamResourcesFunction"]);
     expect(statements.length).toBeGreaterThan(10);
-    for (const { policy, statement } of statements) {
+    for (const { policy, statement } of statements.filter(allows)) {
       expect(statement.Effect).toBe("Allow");
       for (const action of asList(statement.Action)) {
         expect(action, `${policy}: wildcard action`).not.toContain("*");
@@ -214,10 +263,11 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     }
   });
 
-  it("scopes IAM writes to the product's prefixed roles, PassRole to Pod Identity, EKS to the allowlisted clusters", () => {
+  it("scopes IAM writes to the product's path and prefix, PassRole to Pod Identity, EKS to the allowlisted clusters", () => {
     // Prepare
-    const statements = allStatements(template);
-    const prefixedRoles = `arn:aws:iam::${ACCOUNT}:role/${PREFIX}-*`;
+    const statements = allStatements(template).filter(allows);
+    // Issue #9: under the product's own IAM path (before: role/<prefix>-*, which a pre-existing role could match)
+    const prefixedRoles = PRODUCT_ROLES;
     const eksResource = new RegExp(
       `^arn:aws:eks:(${ALLOWED.map((c) => `${c.region}:${ACCOUNT}:(cluster/${c.name}|access-entry/${c.name}/\\*|podidentityassociation/${c.name}/\\*)`).join("|")})$`,
     );
@@ -240,14 +290,39 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       }
       if (actions.includes("events:PutEvents")) expect(resources).toEqual([expect.stringMatching(/^<BusEventBus.*\.Arn>$/)]);
     }
-    // No boundary configured: no statement asks for one.
-    expect(JSON.stringify(template.toJSON())).not.toContain("iam:PermissionsBoundary");
+    // No operator boundary: every statement that asks for one asks for the stack's own.
+    const boundaries = statements.flatMap(({ statement }) => {
+      const value = statement.Condition?.StringEquals?.["iam:PermissionsBoundary"];
+      return value === undefined ? [] : [flatten(value)];
+    });
+    expect(boundaries.length).toBeGreaterThan(2);
+    for (const boundary of boundaries) expect(boundary).toMatch(/^<TenantRoleBoundary[A-Z0-9]+>$/);
+  });
+
+  it("creates the tenant-role boundary: describe the allowed clusters, list them, S3 list and object actions; nothing else", () => {
+    // Prepare
+    const policies = resourcesOf(template, "AWS::IAM::ManagedPolicy");
+    const outputs = template.toJSON().Outputs as Record<string, { Value: Json }>;
+    // Assess
+    expect(policies).toHaveLength(1);
+    const [[id, props]] = policies;
+    expect(id).toMatch(/^TenantRoleBoundary/);
+    const clusters = ALLOWED.map((c) => `arn:aws:eks:${c.region}:${ACCOUNT}:cluster/${c.name}`);
+    const document = JSON.parse(JSON.stringify(props.PolicyDocument, (_key, value) => (value?.["Fn::Join"] ? flatten(value) : value)));
+    expect(document).toEqual(tenantRoleBoundaryPolicy(clusters));
+    expect(props.Roles ?? props.Users ?? props.Groups).toBeUndefined();
+    expect(flatten(outputs.TenantRoleBoundaryArn.Value)).toBe(`<${id}>`);
+  });
+
+  it("guards every boundary-bearing write with the stack's boundary, and the other role writes with the path", () => {
+    // Assess
+    expectBoundaryGuards(template, (value) => expect(flatten(value)).toMatch(/^<TenantRoleBoundary[A-Z0-9]+>$/));
   });
 
   it("marks every IAM and EKS write as the product's: creates and tagging carry the mark, the rest need it on the resource", () => {
     // Prepare
     // PassRole aside: IAM evaluates no resource tags for it, so it is scoped by name and service instead.
-    const writes = allStatements(template).filter(
+    const writes = allStatements(template).filter(allows).filter(
       ({ statement }) => asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)) && !asList(statement.Action).includes("iam:PassRole"),
     );
     // Assess
@@ -388,27 +463,12 @@ describe("the Provisioner stack with a permissions boundary", () => {
     template = await synthesize({ ...BASE_ENV, PERMISSIONS_BOUNDARY_ARN: BOUNDARY }, { bundle: false });
   }, 120_000);
 
-  it("lets the IAM steps create, re-scope or empty a role only when it carries the configured boundary", () => {
-    // Prepare
-    const statements = allStatements(template).map(({ statement }) => statement);
-    const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
-    // Assess: every such write, on apply and compensate alike, requires the boundary (and the product's mark)
-    expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
-    for (const statement of guarded) {
-      expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
-      expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBe(BOUNDARY);
-      const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
-      expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
-    }
-    // ...and nothing else asks for it (TagRole, DeleteRole, reads and EKS calls have no such key).
-    const others = statements.filter((s) => !guarded.includes(s));
-    for (const statement of others) expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBeUndefined();
-    // The actions IAM supplies no boundary key for are still granted, on ownership alone.
-    for (const action of BOUNDARY_KEY_UNSUPPORTED) {
-      const granting = others.filter((s) => asList(s.Action).includes(action));
-      expect(granting.length, action).toBeGreaterThan(0);
-      if (action !== "iam:PassRole") for (const statement of granting) expect(statement.Condition?.StringEquals?.[RESOURCE_MARK], action).toBe(PRODUCT);
-    }
+  it("lets the IAM steps create, re-scope or empty a role only when it carries the operator's boundary, and creates no boundary of its own", () => {
+    // Assess: the operator's boundary replaces the stack's (never both allowed, or a role could be switched to the weaker one)
+    expectBoundaryGuards(template, (value) => expect(value).toBe(BOUNDARY));
+    expect(resourcesOf(template, "AWS::IAM::ManagedPolicy")).toEqual([]);
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/"Ref":"TenantRoleBoundary/);
+    expect((template.toJSON().Outputs as Record<string, { Value: Json }>).TenantRoleBoundaryArn.Value).toBe(BOUNDARY);
     const iamStep = (template.findResources("AWS::Lambda::Function")[
       resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
     ] as Json).Properties;

@@ -16,8 +16,13 @@ export const OTHER_RUN = "genomics-run-0";
 /** The runbook's default namespace. */
 export const NS = "tower-nf";
 
-/** The smallest valid request: the tenant, the allowed cluster, PVC storage. */
-export const REQUEST = { tenant: TENANT, cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
+/** The smallest valid request: the tenant, the allowed cluster, a created launcher (trusting the account, said explicitly), PVC storage. */
+export const REQUEST = {
+  tenant: TENANT,
+  cluster: { name: "research", region: "eu-west-1" },
+  launcher: { mode: "create", trustAccount: true },
+  storage: { type: "pvc" },
+};
 
 /** The deployment settings (env) the handlers validate requests against. */
 export const DEPLOYMENT_ENV = { ALLOWED_CLUSTERS: "research@eu-west-1", ALLOWED_ACCOUNT_IDS: "444455556666", IAM_PREFIX: "nfeks" };

@@ -11,6 +11,7 @@ import type { ExecutionStatusView } from "../../functions/api/status.js";
 import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
 import { iamClient } from "../../functions/lib/aws/clients.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
+import { awsAuthPrincipal } from "../../functions/lib/kube/aws-auth/index.js";
 import { kubeConfigFor, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
 import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
 import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
@@ -65,7 +66,7 @@ export function pvcRequest(tenant: string, overrides: Partial<ProvisionRequestIn
   return {
     tenant,
     cluster: { ...CLUSTER },
-    launcher: { mode: "create" },
+    launcher: { mode: "create", trustAccount: true },
     storage: { type: "pvc", storageClass: "efs-sc", size: "100Gi" },
     labels: { team: tenant },
     ...overrides,
@@ -78,7 +79,7 @@ export function fusionRequest(tenant: string, opts: { podIdentity?: boolean } & 
   return {
     tenant,
     cluster: { ...CLUSTER },
-    launcher: { mode: "create" },
+    launcher: { mode: "create", trustAccount: true },
     computeServiceAccount: "tower-compute-sa",
     storage: { type: "fusion", bucket: `${tenant}-nextflow-work`, workDir: "work", ...(podIdentity ? { podIdentity: true } : {}) },
     labels: { team: tenant },
@@ -295,7 +296,9 @@ export function expectClusterAccess(sandbox: Sandbox, launcherArn: string, tenan
     // The node group's mapping is kept as it was, templated username included.
     expect(mapRoles).toContainEqual({ groups: ["system:bootstrappers", "system:nodes"], rolearn: NODE_ROLE_ARN, username: "system:node:{{EC2PrivateDNSName}}" });
     expect(current.data.mapRoles).toContain("username: system:node:{{EC2PrivateDNSName}}");
-    expect(mapRoles.filter((m) => m.rolearn === launcherArn)).toEqual([{ rolearn: launcherArn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] }]);
+    // aws-auth holds a role ARN without its path (EKS matches it so).
+    const rolearn = awsAuthPrincipal(launcherArn)!.arn;
+    expect(mapRoles.filter((m) => m.rolearn === rolearn)).toEqual([{ rolearn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] }]);
     expect(Object.values(JSON.parse(current.metadata.annotations?.["nf-eks-provisioner/mappings"] ?? "{}"))).not.toHaveLength(0);
   } else {
     expect(entry).toMatchObject({

@@ -37,9 +37,11 @@ import {
   roles,
   seedRole,
   setOidcProviders,
+  STACK_BOUNDARY,
   stateFor,
   useFakeIamAndEks,
   WORKLOAD,
+  WORKLOAD_ARN,
 } from "../support/iam-fakes.js";
 
 useFakeIamAndEks();
@@ -72,6 +74,19 @@ describe("UndoIamResources", () => {
     expect(roles.size).toBe(2);
     expect(result.undone).toEqual([]);
     expect(result.kept).toEqual([`IAM role ${WORKLOAD}: not created by this run`, `IAM role ${LAUNCHER}: not created by this run`]);
+  });
+
+  it("never deletes a same-named role outside the product's IAM path, even one carrying this run's mark", async () => {
+    // Prepare: a role at another path whose tags claim this very run (tags can be written by anyone allowed to tag it)
+    seedRole(LAUNCHER, {}, ownershipTags("genomics", RUN), { p: {} }, [], "/");
+    // Act
+    const result = await compensate(stateFor());
+    // Assess
+    expect(iam).not.toHaveReceivedCommand(DeleteRoleCommand);
+    expect(iam).not.toHaveReceivedCommand(DeleteRolePolicyCommand);
+    expect(roles.get(LAUNCHER)!.inline.size).toBe(1);
+    expect(result.undone).toEqual([]);
+    expect(result.kept).toEqual([expect.stringContaining(`IAM role ${LAUNCHER} already exists at path /, not under the product's path`)]);
   });
 
   it("is safe to run twice: the second run finds nothing to undo and does not fail", async () => {
@@ -169,11 +184,15 @@ describe("UndoIamResources", () => {
     // Act
     const result = await compensate(stepState(FUSION_IRSA, RUN, { cluster: CLUSTER, iam: applied }));
     // Assess
-    expect(applied.changed).toEqual([{ roleName: WORKLOAD, previousTrustPolicy: JSON.stringify(previousTrust), previousInlinePolicy: { name: FUSION_POLICY } }]);
+    // Issue #9: every product role carries a boundary now, so the adopted role (which had none) got the stack's too.
+    expect(applied.changed).toEqual([
+      { roleName: WORKLOAD, previousBoundary: {}, previousTrustPolicy: JSON.stringify(previousTrust), previousInlinePolicy: { name: FUSION_POLICY } },
+    ]);
     expect(roles.has(LAUNCHER)).toBe(false);
     expect(policyOf(roles.get(WORKLOAD)!.role.AssumeRolePolicyDocument)).toEqual(previousTrust);
     expect(roles.get(WORKLOAD)!.inline.size).toBe(0);
     expect(result.undone).toEqual([`IAM role ${WORKLOAD}: inline policy ${FUSION_POLICY} removed, trust policy restored`, `IAM role ${LAUNCHER}`]);
+    expect(result.kept).toEqual([`IAM role ${WORKLOAD}: permissions boundary left at ${STACK_BOUNDARY} (was none): the deployment requires it`]);
   });
 
   it("a step that fails after changing an adopted role puts the previous documents back itself (the compensator gets no $.iam)", async () => {
@@ -201,7 +220,7 @@ describe("UndoIamResources", () => {
       tags: tagsToRecord(ownershipTags("genomics", OTHER_RUN)),
     });
     const applied = await apply(stateFor(FUSION_POD_IDENTITY));
-    expect(associations.get("a-old")!.roleArn).toBe(`arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`);
+    expect(associations.get("a-old")!.roleArn).toBe(WORKLOAD_ARN);
     // Act
     const result = await compensate(stepState(FUSION_POD_IDENTITY, RUN, { cluster: CLUSTER, iam: applied }));
     // Assess

@@ -33,6 +33,7 @@ function requestWith(extra: Record<string, unknown> = {}) {
   return parseRequest({
     tenant: "genomics",
     cluster: { name: "research", region: "eu-west-1" },
+    launcher: { mode: "create", trustAccount: true },
     storage: { type: "pvc" },
     headJob: { pipeline: "nf-core/rnaseq" },
     ...extra,

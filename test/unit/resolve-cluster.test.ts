@@ -145,6 +145,16 @@ describe("ResolveCluster", () => {
     expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("999988887777") });
   });
 
+  it("refuses a created launcher whose trust names a principal from an account that is not allowed (NotAllowed)", async () => {
+    // Prepare
+    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
+    const principals = ["arn:aws:iam::444455556666:user/ci", "arn:aws:iam::999988887777:role/elsewhere"];
+    // Act
+    const error = await apply(stepState({ launcher: { mode: "create", trust: { principals } } })).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("arn:aws:iam::999988887777:role/elsewhere") });
+  });
+
   it("names a missing cluster ClusterNotFound", async () => {
     // Prepare
     eks.on(DescribeClusterCommand).rejects(new ResourceNotFoundException({ message: "No cluster found for name: research.", $metadata: { httpStatusCode: 404 } }));

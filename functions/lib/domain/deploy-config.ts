@@ -4,7 +4,7 @@
  */
 import * as z from "zod";
 import { parseArn } from "./arn.js";
-import type { Problem } from "./errors.js";
+import { NotAllowed, type Problem } from "./errors.js";
 import { PRODUCT } from "./naming.js";
 import { EKS_CLUSTER_NAME, problemsOf, productMessage } from "./request.js";
 
@@ -51,7 +51,10 @@ export const deploymentConfigSchema = z.object({
     .string()
     .trim()
     .regex(/^[A-Za-z0-9+=,.@_-]{1,20}$/, "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]"),
-  /** When set, every role the product creates carries this permissions boundary */
+  /**
+   * The permissions boundary every role the product creates carries. The operator's when given; else the stack
+   * creates its own tenant-role boundary and hands its ARN to the Lambdas here (never both: one boundary is allowed).
+   */
   permissionsBoundaryArn: z
     .string()
     .trim()
@@ -179,6 +182,18 @@ export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): Depl
   }
   const problems = checked.problems.map((problem) => `${problem.path}: ${problem.message}`).join("; ");
   throw new Error(`Invalid deployment configuration: ${problems}`);
+}
+
+/**
+ * The one permissions boundary every tenant role carries. The deployed stack always sets it (the operator's or its
+ * own); without it the IAM step refuses to create or change a role rather than leave one unbounded.
+ */
+export function tenantRoleBoundary(config: DeploymentConfig): string {
+  if (config.permissionsBoundaryArn) return config.permissionsBoundaryArn;
+  throw new NotAllowed(
+    `this deployment sets no ${CONFIG_ENV.permissionsBoundaryArn}: the product creates no IAM role without a permissions boundary ` +
+      "(the stack sets its own tenant-role boundary when the operator names none; redeploy it)",
+  );
 }
 
 export function configToEnv(config: DeploymentConfig): Record<string, string> {

@@ -60,6 +60,18 @@ export function tagsToRecord(tags: Array<{ Key?: string; Value?: string }> | und
 }
 
 /**
+ * The IAM path of every role the product creates. A path is fixed when a role is created and nobody can
+ * create a role under it but a principal allowed to: the product's IAM permissions write only to
+ * `role/nf-eks-provisioner/<prefix>-*`, so no pre-existing role (whatever its name or tags) is ever within reach.
+ */
+export const IAM_ROLE_PATH = `/${PRODUCT}/`;
+
+/** The ARN of a product role: under IAM_ROLE_PATH (what IAM evaluates; access entries and Pod Identity take it whole). */
+export function productRoleArn(partition: string, accountId: string, roleName: string): string {
+  return `arn:${partition}:iam::${accountId}:role${IAM_ROLE_PATH}${roleName}`;
+}
+
+/**
  * IAM role names: `<prefix>-<tenant>.<cluster>-<purpose>`, at most 64 characters. One role per tenant AND
  * cluster: a role shared by a tenant's environments on two clusters would have its policies narrowed to
  * the last cluster provisioned, breaking the others.

@@ -1,7 +1,8 @@
 /**
  * EKS Pod Identity associations (when the request asks for them instead of IRSA): one per service account,
- * pointing at the workload role. Ours are adopted, others' refused, missing ones created with this run's
- * tags; an adopted one re-pointed keeps its previous role on record, so it can be pointed back.
+ * pointing at the workload role. Ours are adopted, others' refused (and any with session tags disabled: the
+ * role's trust needs them), missing ones created with this run's tags; an adopted one re-pointed keeps its
+ * previous role on record, so it can be pointed back.
  */
 import {
   CreatePodIdentityAssociationCommand,
@@ -12,7 +13,7 @@ import {
   paginateListPodIdentityAssociations,
   UpdatePodIdentityAssociationCommand,
 } from "@aws-sdk/client-eks";
-import { OwnershipConflict } from "../../lib/domain/errors.js";
+import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
 import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
 import { logger } from "../../lib/workflow/middleware.js";
@@ -69,6 +70,15 @@ async function adoptAssociation(
       `a Pod Identity association for ${request.namespace}/${serviceAccount} already exists (${existing.associationId}) without the ownership tags for tenant ${request.tenant}`,
     );
   }
+  if (existing.disableSessionTags) {
+    const id = existing.associationId;
+    const reEnable =
+      `aws eks update-pod-identity-association --cluster-name ${cluster.name} --association-id ${id} --no-disable-session-tags`;
+    throw new NotAllowed(
+      `the Pod Identity association ${id} for ${request.namespace}/${serviceAccount} has session tags disabled; the workload role ` +
+        `trusts only sessions tagged with the tenant's cluster, namespace and service account. Re-enable them (${reEnable}) and run again`,
+    );
+  }
   const created = wasCreatedBy(existing.tags, ctx.executionName);
   if (existing.roleArn !== roleArn) {
     // Another run's association: keep its role so the compensator can point it back (recorded before the write).
@@ -92,7 +102,15 @@ async function ensurePodIdentityAssociation(
   try {
     const tags = tagsToRecord(ownershipTags(request.tenant, ctx.executionName));
     const { association } = await eks.send(
-      new CreatePodIdentityAssociationCommand({ clusterName: cluster.name, namespace: request.namespace, serviceAccount, roleArn, tags }),
+      // Session tags on (the default, said explicitly): the workload role's trust is conditioned on them.
+      new CreatePodIdentityAssociationCommand({
+        clusterName: cluster.name,
+        namespace: request.namespace,
+        serviceAccount,
+        roleArn,
+        tags,
+        disableSessionTags: false,
+      }),
     );
     // A role created seconds ago may be refused as "cannot be assumed": normaliseError names that
     // IamNotYetConsistent and the state machine retries.

@@ -13,6 +13,7 @@ import {
   type Role,
   UpdateAssumeRolePolicyCommand,
 } from "@aws-sdk/client-iam";
+import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import type { PolicyDocument } from "../../lib/domain/policies.js";
 import { isOwnedBy, tagsToRecord } from "../../lib/domain/naming.js";
 import { logger } from "../../lib/workflow/middleware.js";
@@ -52,13 +53,13 @@ export function putInlinePolicy(iam: IAMClient, desired: DesiredRole): Promise<u
 /**
  * Bring an adopted role to the desired boundary, trust and inline policy; writes only what differs.
  * Each previous value goes into `change` before its write, so a write that fails (or half-succeeds)
- * is still put back. The boundary goes first: the product's own IAM permissions may allow
- * UpdateAssumeRolePolicy / PutRolePolicy only on roles that carry it.
+ * is still put back. The boundary goes first: the product's own IAM permissions allow PutRolePolicy only
+ * on roles that carry it.
  */
 export async function reconcileRole(ctx: IamStepContext, role: Role, desired: DesiredRole, change: IamRoleChange): Promise<void> {
-  const boundary = ctx.config.permissionsBoundaryArn;
+  const boundary = tenantRoleBoundary(ctx.config);
   const currentBoundary = role.PermissionsBoundary?.PermissionsBoundaryArn;
-  if (boundary && currentBoundary !== boundary) {
+  if (currentBoundary !== boundary) {
     change.previousBoundary = currentBoundary ? { arn: currentBoundary } : {};
     await ctx.iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: desired.roleName, PermissionsBoundary: boundary }));
   }

@@ -13,8 +13,9 @@ import {
   paginateListRolePolicies,
   type Role,
 } from "@aws-sdk/client-iam";
+import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import { IamNotYetConsistent, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { CompensationResult, IamRoleChange } from "../../lib/workflow/workflow-state.js";
@@ -51,11 +52,22 @@ export async function ensureRole(ctx: IamStepContext, desired: DesiredRole, atte
   }
   await putInlinePolicy(ctx.iam, desired);
   logger.info("created IAM role", { roleName: desired.roleName });
-  return { arn: role?.Arn ?? `arn:${ctx.partition}:iam::${ctx.cluster.accountId}:role/${desired.roleName}`, created: true };
+  return { arn: role?.Arn ?? productRoleArn(ctx.partition, ctx.cluster.accountId, desired.roleName), created: true };
+}
+
+/** Role names are unique in an account whatever the path: a same-named role elsewhere is not one of ours, however tagged. */
+function outsideProductPath(role: Role): string | undefined {
+  if (role.Path === IAM_ROLE_PATH) return undefined;
+  return (
+    `IAM role ${role.RoleName} already exists at path ${role.Path}, not under the product's path ${IAM_ROLE_PATH} ` +
+    "(role names are unique across paths); it is left untouched. Delete or rename it, or choose another IAM prefix."
+  );
 }
 
 async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRole): Promise<EnsuredRole> {
   const tenant = ctx.request.tenant;
+  const elsewhere = outsideProductPath(existing);
+  if (elsewhere) throw new OwnershipConflict(elsewhere);
   if (!isOwnedBy(tagsToRecord(existing.Tags), tenant)) {
     throw new OwnershipConflict(
       `IAM role ${desired.roleName} already exists without the ownership tags for tenant ${tenant}; it is left untouched. Delete or rename it, or choose another IAM prefix.`,
@@ -74,15 +86,16 @@ async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRo
   return { arn: existing.Arn!, created };
 }
 
+/** Under the product's path, with the deployment's boundary and this run's marks: the only way the product's IAM permissions allow. */
 async function createRole(ctx: IamStepContext, desired: DesiredRole): Promise<Role | undefined> {
-  const boundary = ctx.config.permissionsBoundaryArn;
   const { Role: role } = await ctx.iam.send(
     new CreateRoleCommand({
       RoleName: desired.roleName,
+      Path: IAM_ROLE_PATH,
       Description: desired.description,
       AssumeRolePolicyDocument: JSON.stringify(desired.trustPolicy),
       Tags: ownershipTags(ctx.request.tenant, ctx.executionName),
-      ...(boundary ? { PermissionsBoundary: boundary } : {}),
+      PermissionsBoundary: tenantRoleBoundary(ctx.config),
     }),
   );
   return role;
@@ -120,6 +133,11 @@ export async function undoTaggedRoles(
   for (const roleName of roleNames) {
     const role = await getRole(iam, roleName);
     if (!role) continue; // never created, or already undone
+    const elsewhere = outsideProductPath(role);
+    if (elsewhere) {
+      result.kept.push(elsewhere);
+      continue;
+    }
     if (!wasCreatedBy(tagsToRecord(role.Tags), executionName)) {
       const change = changeOf.get(roleName);
       if (change) noteRestored(result, await restoreRole(iam, change, tenant, role));
