@@ -212,7 +212,8 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string
     recordUndo(result, describeRef(ref), "kept");
     return;
   }
-  if (recorded.written === undefined || recorded.written !== dataDigest(configMap.data)) {
+  // A record of an earlier version (no `written`) cannot tell, and is put back as before.
+  if (recorded.written !== undefined && recorded.written !== dataDigest(configMap.data)) {
     result.failed = [...(result.failed ?? []), `${describeRef(ref)}: changed since this run wrote it, so the content before was not put back`];
     return;
   }
