@@ -163,7 +163,13 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     expect(run.execution.status).toBe("FAILED");
     expect(stepResult(run, "CreateIamResources")).not.toHaveProperty("changed"); // the previous documents stay out of the status route
     expect((await recordedStepResult(sandbox, run, "CreateIamResources")).changed).toEqual([
-      { roleName: workload, previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"), previousInlinePolicy: { name: "nfeks-genetics.research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") } },
+      {
+        roleName: workload,
+        previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"),
+        previousInlinePolicy: { name: "nfeks-genetics.research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") },
+        writtenTrustPolicy: expect.stringContaining("system:serviceaccount:genetics-b:"),
+        writtenInlinePolicy: expect.stringContaining("genetics-b-work"),
+      },
     ]);
     expect(stepResult(run, "UndoIamResources").undone).toEqual([`IAM role ${workload}: inline policy nfeks-genetics.research-fusion-s3 restored, trust policy restored`]);
     expect(iamRole(sandbox, workload)?.assumeRolePolicyDocument).toBe(trustBefore);
