@@ -180,7 +180,7 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
 
 // ---------------------------------------------------------------- compensate
 
-/** Put the IRSA annotation back as it was, if this run set it and nobody changed it since. */
+/** Put the IRSA annotation back as it was, if this run set it and nobody changed it since (else: reported as not undone). */
 async function restoreAnnotation(api: KubeApi, ref: ObjectRef, executionName: string, result: CompensationResult): Promise<void> {
   const sa = await readObject<V1ServiceAccount>(api, ref);
   const annotations = sa?.metadata?.annotations ?? {};
@@ -188,7 +188,7 @@ async function restoreAnnotation(api: KubeApi, ref: ObjectRef, executionName: st
   if (!sa || recorded?.execution !== executionMark(executionName)) return; // nothing of this run's here
   const what = `${IRSA_ANNOTATION} on ${describeRef(ref)}`;
   if (annotations[IRSA_ANNOTATION] !== recorded.value) {
-    result.kept.push(`${what}: changed since this run set it`);
+    result.failed = [...(result.failed ?? []), `${what}: changed since this run set it, so the value before was not put back`];
     return;
   }
   await patchAnnotations(api, sa, { [IRSA_ANNOTATION]: recorded.previous ?? null, [IRSA_CHANGE_ANNOTATION]: null });
@@ -212,7 +212,8 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string
     recordUndo(result, describeRef(ref), "kept");
     return;
   }
-  if (recorded.written === undefined || recorded.written !== dataDigest(configMap.data)) {
+  // A record of an earlier version (no `written`) cannot tell, and is put back as before.
+  if (recorded.written !== undefined && recorded.written !== dataDigest(configMap.data)) {
     result.failed = [...(result.failed ?? []), `${describeRef(ref)}: changed since this run wrote it, so the content before was not put back`];
     return;
   }

@@ -21,6 +21,7 @@ import {
   policyOf,
   provision,
   readyEventOf,
+  recordedStepResult,
   settled,
   stepResult,
   useSandbox,
@@ -160,9 +161,16 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
 
     // Assess: the role was pointed at the new namespace and bucket, and back again
     expect(run.execution.status).toBe("FAILED");
-    // The previous documents are recorded in the step output but withheld from the status route (step-result-fields.ts);
-    // the undo below, restoring both byte for byte, is what proves they were recorded.
-    expect(stepResult(run, "CreateIamResources")).not.toHaveProperty("changed");
+    expect(stepResult(run, "CreateIamResources")).not.toHaveProperty("changed"); // the previous documents stay out of the status route
+    expect((await recordedStepResult(sandbox, run, "CreateIamResources")).changed).toEqual([
+      {
+        roleName: workload,
+        previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"),
+        previousInlinePolicy: { name: "nfeks-genetics.research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") },
+        writtenTrustPolicy: expect.stringContaining("system:serviceaccount:genetics-b:"),
+        writtenInlinePolicy: expect.stringContaining("genetics-b-work"),
+      },
+    ]);
     expect(stepResult(run, "UndoIamResources").undone).toEqual([`IAM role ${workload}: inline policy nfeks-genetics.research-fusion-s3 restored, trust policy restored`]);
     expect(iamRole(sandbox, workload)?.assumeRolePolicyDocument).toBe(trustBefore);
     expect(iamRole(sandbox, workload)?.inlinePolicies.get("nfeks-genetics.research-fusion-s3")).toBe(s3Before);

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { SFNClient, type DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { ExecutionStatusView } from "../../functions/api/status.js";
+import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
 import { iamClient } from "../../functions/lib/aws/clients.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
 import { awsAuthPrincipal } from "../../functions/lib/kube/aws-auth/index.js";
@@ -134,6 +135,17 @@ export async function finish(sandbox: Sandbox, started: Started): Promise<Run> {
 export function stepResult<T = any>(run: Run, step: string): T {
   const found = run.view.steps.find((s) => s.name === step);
   if (!found) throw new Error(`no step ${step} in ${run.view.steps.map((s) => s.name).join(", ")}`);
+  return found.result as T;
+}
+
+/**
+ * The result a step returned, whole, as the execution history holds it: also the fields the status route withholds
+ * (what a result keeps for its compensator alone, e.g. the IAM step's previous documents).
+ */
+export async function recordedStepResult<T = any>(sandbox: Sandbox, run: Run, step: string): Promise<T> {
+  const { events } = await sandbox.stepFunctions.getExecutionHistory({ executionArn: run.started.executionArn, maxResults: 1000 });
+  const found = summariseHistory(events ?? []).steps.find((s) => s.name === step);
+  if (!found) throw new Error(`no step ${step} in the history of ${run.started.executionName}`);
   return found.result as T;
 }
 

@@ -186,7 +186,14 @@ describe("UndoIamResources", () => {
     // Assess
     // Issue #9: every product role carries a boundary now, so the adopted role (which had none) got the stack's too.
     expect(applied.changed).toEqual([
-      { roleName: WORKLOAD, previousBoundary: {}, previousTrustPolicy: JSON.stringify(previousTrust), previousInlinePolicy: { name: FUSION_POLICY } },
+      {
+        roleName: WORKLOAD,
+        previousBoundary: {},
+        previousTrustPolicy: JSON.stringify(previousTrust),
+        previousInlinePolicy: { name: FUSION_POLICY },
+        writtenTrustPolicy: expect.stringContaining("system:serviceaccount:tower-nf:tower-launcher-sa"),
+        writtenInlinePolicy: expect.stringContaining("arn:aws:s3:::genomics-work/work/*"),
+      },
     ]);
     expect(roles.has(LAUNCHER)).toBe(false);
     expect(policyOf(roles.get(WORKLOAD)!.role.AssumeRolePolicyDocument)).toEqual(previousTrust);
@@ -224,7 +231,7 @@ describe("UndoIamResources", () => {
     // Act
     const result = await compensate(stepState(FUSION_POD_IDENTITY, RUN, { cluster: CLUSTER, iam: applied }));
     // Assess
-    expect(applied.changedAssociations).toEqual([{ associationId: "a-old", previousRoleArn }]);
+    expect(applied.changedAssociations).toEqual([{ associationId: "a-old", previousRoleArn, roleArn: applied.workloadRoleArn }]);
     expect(associations.get("a-old")!.roleArn).toBe(previousRoleArn);
     expect([...associations.keys()]).toEqual(["a-old"]);
     expect(roles.has(WORKLOAD)).toBe(false);

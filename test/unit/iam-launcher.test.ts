@@ -126,6 +126,8 @@ describe("CreateIamResources: launcher", () => {
         previousBoundary: {},
         previousTrustPolicy: JSON.stringify(PREVIOUS_TRUST),
         previousInlinePolicy: { name: LAUNCHER_POLICY, document: JSON.stringify(PREVIOUS_LAUNCHER_POLICY) },
+        writtenTrustPolicy: JSON.stringify(ACCOUNT_TRUST),
+        writtenInlinePolicy: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])),
       },
     ]);
   });

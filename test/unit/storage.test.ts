@@ -332,7 +332,7 @@ describe("UndoStorage", () => {
     expect(again).toEqual({ undone: [], kept: [] });
   });
 
-  it("leaves an annotation someone changed after this run set it", async () => {
+  it("leaves an annotation someone changed after this run set it, reported as not undone", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
     const storage = await apply(stateFor(FUSION));
@@ -342,7 +342,7 @@ describe("UndoStorage", () => {
     const result = await compensate(stateFor(FUSION, RUN, { storage }));
     // Assess
     expect(serviceAccount("tower-compute-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBe(OLD_ROLE);
-    expect(result.kept).toEqual([`${IRSA_ANNOTATION} on ServiceAccount ${NS}/tower-compute-sa: changed since this run set it`]);
+    expect(result.failed).toEqual([`${IRSA_ANNOTATION} on ServiceAccount ${NS}/tower-compute-sa: changed since this run set it, so the value before was not put back`]);
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBeUndefined();
   });
 

@@ -41,8 +41,12 @@ export interface IamRoleChange {
   roleName: string;
   /** The trust policy (JSON text) */
   previousTrustPolicy?: string;
+  /** The trust policy this run wrote (JSON text): the previous one is put back only while the role's is still this one */
+  writtenTrustPolicy?: string;
   /** The inline policy of that name (JSON text); no document: the role had no such policy */
   previousInlinePolicy?: { name: string; document?: string };
+  /** The inline policy this run wrote (JSON text): the previous one is put back only while the role's is still this one */
+  writtenInlinePolicy?: string;
   /** The permissions boundary; no arn: the role had none */
   previousBoundary?: { arn?: string };
 }
@@ -50,6 +54,8 @@ export interface IamRoleChange {
 export interface PodIdentityAssociationChange {
   associationId: string;
   previousRoleArn: string;
+  /** The role this run pointed it at: the previous role is put back only while the association still has this one */
+  roleArn?: string;
 }
 
 export interface KubeRef {

@@ -54,14 +54,19 @@ export function iamStepContext(state: WorkflowState, deps: IamDeps): IamStepCont
   };
 }
 
-/** What putting back one adopted object reports: what it restored, or why it left the object as it is. */
+/**
+ * What putting back one adopted object reports: what it restored, why it left the object as it is, and what it
+ * could not put back because it was changed since this run wrote it.
+ */
 export interface Restored {
   undone?: string;
   kept?: string;
+  failed?: string;
 }
 
 /** Adds one restore's outcome to the compensation report. */
-export function noteRestored(result: CompensationResult, { undone, kept }: Restored): void {
+export function noteRestored(result: CompensationResult, { undone, kept, failed }: Restored): void {
   if (undone) result.undone.push(undone);
   if (kept) result.kept.push(kept);
+  if (failed) result.failed = [...(result.failed ?? []), failed];
 }

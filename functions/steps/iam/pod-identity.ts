@@ -83,7 +83,7 @@ async function adoptAssociation(
   if (existing.roleArn !== roleArn) {
     // Another run's association: keep its role so the compensator can point it back (recorded before the write).
     if (!created && existing.roleArn)
-      ctx.changedAssociations.push({ associationId: existing.associationId!, previousRoleArn: existing.roleArn });
+      ctx.changedAssociations.push({ associationId: existing.associationId!, previousRoleArn: existing.roleArn, roleArn });
     await eks.send(new UpdatePodIdentityAssociationCommand({ clusterName: cluster.name, associationId: existing.associationId!, roleArn }));
   }
   return { id: existing.associationId!, arn: existing.associationArn ?? "", created };
@@ -130,7 +130,7 @@ export async function ensurePodIdentityAssociations(ctx: IamStepContext, roleArn
   return ensured;
 }
 
-/** Point an adopted association back at the role it had; nothing when it already does or is gone. */
+/** Point an adopted association back at the role it had, while it still has the one this run set; nothing when it already does or is gone. */
 async function restoreAssociation(
   eks: EKSClient,
   clusterName: string,
@@ -143,6 +143,10 @@ async function restoreAssociation(
   if (!association) return {};
   if (!isOwnedBy(association.tags, tenant)) return { kept: `${label}: no longer carries this tenant's marks, left untouched` };
   if (association.roleArn === change.previousRoleArn) return { kept: `${label}: not created by this run; its previous role is in place` };
+  // Pointed elsewhere since this run set it: someone else's change now (a record without roleArn, from an earlier version, cannot tell).
+  if (change.roleArn !== undefined && association.roleArn !== change.roleArn) {
+    return { failed: `${label}: its role was changed since this run set it, so ${change.previousRoleArn} was not put back` };
+  }
   await eks.send(
     new UpdatePodIdentityAssociationCommand({ clusterName, associationId: change.associationId, roleArn: change.previousRoleArn }),
   );
