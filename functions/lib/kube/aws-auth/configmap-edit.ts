@@ -4,14 +4,14 @@
  *   read → edit the parsed entries (codec.ts) → replace with the read resourceVersion; on 409 someone wrote in
  *   between, so read their version and redo the edit on it. Content that does not parse is never written back
  *   (AwsAuthUnparseable), and the ConfigMap is never created or deleted.
- * Marks: an annotation on the ConfigMap records which execution (executionMark) added which principal ARN, so the
+ * Marks: an annotation on the ConfigMap records which run (its run mark) added which principal ARN, so the
  * undo removes exactly its run's entry, found by its mark even when the step failed before returning.
  * Previous copy: the data before the edit travels in the step output only (Step Functions keeps it in the
  * execution history); one copy on the shared ConfigMap could not be right for every tenant at once.
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { KubeConflict } from "../../domain/errors.js";
-import { tenantOfLauncherUsername } from "../../domain/naming.js";
+import { type RunMark, tenantOfLauncherUsername } from "../../domain/naming.js";
 import { isKubeError, readObject, replaceObject, type KubeApi, type ObjectRef } from "../kube-client.js";
 import { addMapping, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuth, type AwsAuthMapping } from "./codec.js";
 
@@ -32,7 +32,7 @@ export const MAX_PREVIOUS_COPY_CHARS = 32_000;
  * (`AccessResult.previousAwsAuth`); our next edit removes this annotation.
  */
 export const ANNOTATION_PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
-/** Which execution (executionMark) added which principal ARN (JSON {arn: mark}). */
+/** Which run (its run mark) added which principal ARN (JSON {arn: mark}). */
 export const ANNOTATION_AWS_AUTH_MAPPINGS = "nf-eks-provisioner/mappings";
 
 /** Where the edit reports what an operator may want to know: the step passes its logger (kube/ sits below workflow/). */
@@ -41,13 +41,13 @@ export interface AwsAuthLog {
   warn(message: string): void;
 }
 
-/** {principal ARN: executionMark of the run that added its entry} */
+/** {principal ARN: run mark of the run that added its entry} */
 type Marks = Record<string, string>;
 
 /** What aws-auth holds for one principal: its entry, the run of this product that recorded it, whose launcher it maps to. */
 export interface PrincipalMapping {
   entry: Record<string, unknown> | undefined;
-  /** The executionMark recorded for the entry (undefined without one, or without an entry). */
+  /** The run mark recorded for the entry (undefined without one, or without an entry). */
   recordedBy: string | undefined;
   /** The tenant whose launcher username the entry maps to (undefined for any other username, or without an entry). */
   launcherTenant: string | undefined;
@@ -64,7 +64,7 @@ export interface RunMappingsRemoval {
   changedSince: string[];
 }
 
-/** The {arn: executionMark} record on the ConfigMap; unreadable content counts as none (and is rewritten). */
+/** The {arn: run mark} record on the ConfigMap; unreadable content counts as none (and is rewritten). */
 function readMarks(configMap: V1ConfigMap, log: AwsAuthLog): Marks {
   const raw = configMap.metadata?.annotations?.[ANNOTATION_AWS_AUTH_MAPPINGS];
   if (!raw) return {};
@@ -128,7 +128,7 @@ export class AwsAuthConfigMap {
    * mapping in place (changed by hand, or the shared username of an earlier version); anyone else's entry with a
    * different mapping is an OwnershipConflict (codec addMapping). `created`: this run added the entry.
    */
-  addRunMapping(mapping: AwsAuthMapping, runMark: string): { created: boolean } & PreviousCopy {
+  addRunMapping(mapping: AwsAuthMapping, runMark: RunMark): { created: boolean } & PreviousCopy {
     const { entry, recordedBy } = this.mappingOf(mapping.arn);
     const existedBefore = entry !== undefined;
     const { auth, changed } = addMapping(this.auth, mapping, { replaceOwned: recordedBy !== undefined });
@@ -155,7 +155,7 @@ export class AwsAuthConfigMap {
    * Undo the run `runMark`: remove each entry it recorded while it still maps to `only` (an entry someone changed
    * after us is theirs now), and forget its marks.
    */
-  removeRunMappings(runMark: string, only: { username: string; groups: string[] }): RunMappingsRemoval {
+  removeRunMappings(runMark: RunMark, only: { username: string; groups: string[] }): RunMappingsRemoval {
     const removal: RunMappingsRemoval = { removed: [], changedSince: [] };
     const ours = Object.keys(this.marks).filter((arn) => this.marks[arn] === runMark);
     if (ours.length === 0) return removal;
