@@ -32,7 +32,7 @@ import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../functions/lib/domain/policies
 import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { DeploymentConfig } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundary } from "../functions/lib/domain/deploy-config.js";
-import { IAM_ROLE_PATH, ownershipTags, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/domain/naming.js";
+import { IAM_ROLE_PATH, OWNERSHIP_TAG_KEYS, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/domain/naming.js";
 import type { StepFunctionEntry } from "../functions/steps/catalog.js";
 
 export interface PermissionScope {
@@ -84,8 +84,8 @@ type Conditions = Record<string, Record<string, string | string[]>>;
 export const RESOURCE_MARK_KEY = `aws:ResourceTag/${TAG_MANAGED_BY}`;
 /** Condition key: the request puts the product's mark on what it creates. */
 export const REQUEST_MARK_KEY = `aws:RequestTag/${TAG_MANAGED_BY}`;
-/** The tag keys the product writes (naming.ts ownershipTags): a tagging call may set these and no others. */
-export const OWNERSHIP_TAG_KEYS: readonly string[] = ownershipTags("tenant", "execution").map((tag) => tag.Key);
+/** The tag keys the product writes: a tagging call may set these and no others. */
+export { OWNERSHIP_TAG_KEYS };
 
 /** `StringEquals` on every key given, plus any further operators (all must hold). */
 function allOf(equals: Record<string, string | undefined>, more: Conditions = {}): Conditions {

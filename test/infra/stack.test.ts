@@ -16,7 +16,7 @@ import type { Template } from "aws-cdk-lib/assertions";
 import { useProject } from "sst/project.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { ownershipTags, PRODUCT } from "../../functions/lib/domain/naming.js";
+import { OWNERSHIP_TAG_KEYS, PRODUCT } from "../../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK } from "../../stacks/permissions.js";
@@ -142,7 +142,7 @@ function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) 
       if (action === "iam:PassRole") continue;
       const mark = action === "iam:TagRole" ? REQUEST_MARK : RESOURCE_MARK;
       expect(statement.Condition?.StringEquals?.[mark], action).toBe(PRODUCT);
-      if (action === "iam:TagRole") expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": ownershipTags("t", "e").map((t) => t.Key) });
+      if (action === "iam:TagRole") expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
     }
   }
 }
@@ -347,7 +347,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       expect(equals[creating ? RESOURCE_MARK : REQUEST_MARK], label).toBeUndefined();
       if (actions.some((a) => /:Tag/.test(a))) {
         // Tagging at creation may write the ownership tags and nothing else.
-        expect(statement.Condition?.["ForAllValues:StringEquals"], label).toEqual({ "aws:TagKeys": ownershipTags("t", "e").map((t) => t.Key) });
+        expect(statement.Condition?.["ForAllValues:StringEquals"], label).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
       }
     }
     // Reads stay unconditioned: a step must see what is not its own to report an OwnershipConflict.

@@ -19,7 +19,7 @@ import {
   ResourceNotFoundException,
 } from "@aws-sdk/client-eks";
 import { createClusterAccessStep } from "../../functions/steps/cluster-access/index.js";
-import { resolvedCluster, RUN, OTHER_RUN, stepState, TENANT } from "../support/fixtures.js";
+import { resolvedCluster, RUN, OTHER_RUN, stepState, TENANT, markOf } from "../support/fixtures.js";
 import {
   apply as createIamResources,
   associations,
@@ -60,7 +60,7 @@ const ACCESS_COMPENSATE = "UndoClusterAccessFunction";
 const PROVISION_API = "ApiLambdaPOSTprovision";
 
 const PRODUCT_PATH = "/nf-eks-provisioner/";
-const MARKS = tagsToRecord(ownershipTags(TENANT, RUN));
+const MARKS = tagsToRecord(ownershipTags(TENANT, markOf(RUN)));
 const CLUSTER_ARN = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research`;
 const OTHER_CLUSTER_ARN = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/finance`;
 const ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess";
@@ -251,9 +251,9 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
 
     it("CreateIamResources adopting another run's roles and association, then UndoIamResources putting them back", async () => {
       // Prepare: another run's launcher (no boundary yet, older documents) and its association of the head service account
-      seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags(TENANT, OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
-      seedRole(WORKLOAD, PREVIOUS_TRUST, ownershipTags(TENANT, OTHER_RUN));
-      const otherMarks = tagsToRecord(ownershipTags(TENANT, OTHER_RUN));
+      seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags(TENANT, markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+      seedRole(WORKLOAD, PREVIOUS_TRUST, ownershipTags(TENANT, markOf(OTHER_RUN)));
+      const otherMarks = tagsToRecord(ownershipTags(TENANT, markOf(OTHER_RUN)));
       associations.set("a-old", {
         clusterName: "research",
         namespace: "tower-nf",
@@ -292,9 +292,9 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
 
     it("CreateIamResources failing after changing an adopted role puts its documents back itself", async () => {
       // Prepare
-      seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags(TENANT, OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+      seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags(TENANT, markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
       setOidcProviders([]);
-      const model = accountModel({ [LAUNCHER]: { path: PRODUCT_PATH, tags: tagsToRecord(ownershipTags(TENANT, OTHER_RUN)) } });
+      const model = accountModel({ [LAUNCHER]: { path: PRODUCT_PATH, tags: tagsToRecord(ownershipTags(TENANT, markOf(OTHER_RUN))) } });
       // Act
       await createIamResources(stateFor(FUSION_IRSA)).catch(() => undefined);
       const requests = await requestsOf(recorded(), model);

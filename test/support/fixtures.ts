@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach } from "vitest";
 import { setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
+import { type RunMark, runMark } from "../../functions/lib/domain/naming.js";
 import type { ExecutionRef, ResolvedCluster, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { FakeKubeApi, type FakeKubeOptions } from "./fake-kube-api.js";
 
@@ -42,9 +43,17 @@ export function resolvedCluster(overrides: Partial<ResolvedCluster> = {}): Resol
   };
 }
 
-/** `$$.Execution` of the provisioning state machine for an execution name. */
-function executionRef(name = RUN): ExecutionRef {
-  return { name, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${name}` };
+/** When the fixtures' executions started (`$$.Execution.StartTime`); a name and this time make a run's mark. */
+export const RUN_START = "2025-03-03T09:00:00.000Z";
+
+/** `$$.Execution` of the provisioning state machine for an execution name (started at RUN_START unless given). */
+export function executionRef(name = RUN, startTime = RUN_START): ExecutionRef {
+  return { name, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${name}`, startTime };
+}
+
+/** The run mark of the execution `name` (started at RUN_START unless given): what its objects carry. */
+export function markOf(name = RUN, startTime = RUN_START): RunMark {
+  return runMark(executionRef(name, startTime));
 }
 
 /**

@@ -13,11 +13,12 @@ import fc from "fast-check";
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { parse, stringify } from "yaml";
 import { AwsAuthConfigMap, type AwsAuthMapping } from "../../functions/lib/kube/aws-auth/index.js";
+import { markOf } from "../support/fixtures.js";
 import { appendItem, itemText, replaceItem } from "../../functions/lib/kube/aws-auth/list-text.js";
 
 type Entry = Record<string, unknown>;
 type ListKey = "mapRoles" | "mapUsers";
-const RUN = "genomics-run-1";
+const RUN = markOf("genomics-run-1");
 const silent = { info: () => undefined, warn: () => undefined };
 
 // ---------------------------------------------------------------- generated content

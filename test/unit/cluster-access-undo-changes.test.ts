@@ -7,13 +7,13 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
-import { executionMark, ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
+import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { ANNOTATION_AWS_AUTH_EDITS, ANNOTATION_AWS_AUTH_MAPPINGS, AWS_AUTH_ROUND_WORST_MS } from "../../functions/lib/kube/aws-auth/index.js";
 import { apply, compensate, RETURN_MARGIN_MS } from "../../functions/steps/cluster-access/index.js";
 import { GROUP, LAUNCHER, SHARED_GROUP, SHARED_USERNAME, USERNAME, stateFor } from "../support/cluster-access-fixtures.js";
 import { MAP_USERS, NODE_ROLES, ORIGINAL_DATA, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
 import { useFakeEks } from "../support/fake-eks.js";
-import { ACCOUNT, TENANT } from "../support/fixtures.js";
+import { ACCOUNT, markOf, TENANT } from "../support/fixtures.js";
 
 const { eks, entries, seedEntry } = useFakeEks();
 const kube = useFakeAwsAuthKube();
@@ -22,7 +22,7 @@ const LABEL = `EKS access entry ${LAUNCHER} on research`;
 describe("UndoClusterAccess: an adopted access entry this run updated", () => {
   it("puts the earlier username and groups back, and a second undo finds nothing to do", async () => {
     // Prepare: an entry of this tenant from an earlier version (shared identity), moved by this run
-    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
     const access = await apply(stateFor("API"));
 
     // Act
@@ -39,7 +39,7 @@ describe("UndoClusterAccess: an adopted access entry this run updated", () => {
 
   it("leaves an entry changed again after this run alone, reported as not undone", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
     const access = await apply(stateFor("API"));
     entries.get(LAUNCHER)!.kubernetesGroups = [GROUP, "auditors"];
 
@@ -56,7 +56,7 @@ describe("UndoClusterAccess: an adopted access entry this run updated", () => {
 
 describe("UndoClusterAccess: an adopted aws-auth mapping this run replaced", () => {
   const shared = `${NODE_ROLES}- rolearn: ${LAUNCHER}   # moved here from the old cluster\n  username: ${SHARED_USERNAME}\n  groups: [ ${SHARED_GROUP} ]\n`;
-  const marks = JSON.stringify({ [LAUNCHER]: executionMark("an-earlier-run") });
+  const marks = JSON.stringify({ [LAUNCHER]: markOf("an-earlier-run") });
 
   it("puts the mapping back byte for byte, annotations included, and can run twice", async () => {
     // Prepare
@@ -70,7 +70,7 @@ describe("UndoClusterAccess: an adopted aws-auth mapping this run replaced", () 
     const second = await compensate(stateFor("CONFIG_MAP"));
 
     // Assess
-    expect(recorded[executionMark("genomics-run-1")][LAUNCHER].replaced.previous).toEqual([
+    expect(recorded[markOf("genomics-run-1")][LAUNCHER].replaced.previous).toEqual([
       `- rolearn: ${LAUNCHER}   # moved here from the old cluster\n  username: ${SHARED_USERNAME}\n  groups: [ ${SHARED_GROUP} ]\n`,
     ]);
     expect(first).toEqual({ undone: [`aws-auth mapping for ${LAUNCHER} (put back as it was before this run)`], kept: [] });

@@ -15,7 +15,7 @@ import {
 import { DeletePodIdentityAssociationCommand, UpdatePodIdentityAssociationCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { irsaTrustPolicy, launcherPermissionsPolicy } from "../../functions/lib/domain/policies.js";
-import { ACCOUNT, OTHER_RUN, RUN, stepState } from "../support/fixtures.js";
+import { ACCOUNT, OTHER_RUN, RUN, stepState, markOf } from "../support/fixtures.js";
 import {
   apply,
   associations,
@@ -64,7 +64,7 @@ describe("UndoIamResources", () => {
 
   it("keeps roles it did not create: adopted ones and foreign ones", async () => {
     // Prepare
-    seedRole(LAUNCHER, {}, ownershipTags("genomics", "genomics-run-0"), { p: {} });
+    seedRole(LAUNCHER, {}, ownershipTags("genomics", markOf("genomics-run-0")), { p: {} });
     seedRole(WORKLOAD, {}, []);
     // Act
     const result = await compensate(stateFor(FUSION_IRSA));
@@ -78,7 +78,7 @@ describe("UndoIamResources", () => {
 
   it("never deletes a same-named role outside the product's IAM path, even one carrying this run's mark", async () => {
     // Prepare: a role at another path whose tags claim this very run (tags can be written by anyone allowed to tag it)
-    seedRole(LAUNCHER, {}, ownershipTags("genomics", RUN), { p: {} }, [], "/");
+    seedRole(LAUNCHER, {}, ownershipTags("genomics", markOf(RUN)), { p: {} }, [], "/");
     // Act
     const result = await compensate(stateFor());
     // Assess
@@ -133,7 +133,7 @@ describe("UndoIamResources", () => {
       namespace: "tower-nf",
       serviceAccount: "tower-compute-sa",
       associationId: "a-other",
-      tags: tagsToRecord(ownershipTags("genomics", "genomics-run-0")),
+      tags: tagsToRecord(ownershipTags("genomics", markOf("genomics-run-0"))),
     });
     // Act
     const result = await compensate(stateFor(FUSION_POD_IDENTITY));
@@ -150,7 +150,7 @@ describe("UndoIamResources", () => {
   it("puts back the trust and inline policy an adopted role had before this run, keeps the boundary, and changes nothing when run again", async () => {
     // Prepare
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     const state = stepState({}, RUN, { cluster: CLUSTER, iam: await apply(stateFor()) });
     iam.resetHistory();
     // Act
@@ -179,7 +179,7 @@ describe("UndoIamResources", () => {
       namespace: "genomics-old",
       serviceAccounts: ["tower-launcher-sa"],
     });
-    seedRole(WORKLOAD, previousTrust, ownershipTags("genomics", OTHER_RUN));
+    seedRole(WORKLOAD, previousTrust, ownershipTags("genomics", markOf(OTHER_RUN)));
     const applied = await apply(stateFor(FUSION_IRSA));
     // Act
     const result = await compensate(stepState(FUSION_IRSA, RUN, { cluster: CLUSTER, iam: applied }));
@@ -204,7 +204,7 @@ describe("UndoIamResources", () => {
 
   it("a step that fails after changing an adopted role puts the previous documents back itself (the compensator gets no $.iam)", async () => {
     // Prepare: the launcher is adopted and changed, then the workload role cannot be made
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     setOidcProviders([]);
     // Act
     const error = await apply(stateFor(FUSION_IRSA)).catch((e: unknown) => e);
@@ -224,7 +224,7 @@ describe("UndoIamResources", () => {
       serviceAccount: "tower-launcher-sa",
       roleArn: previousRoleArn,
       associationId: "a-old",
-      tags: tagsToRecord(ownershipTags("genomics", OTHER_RUN)),
+      tags: tagsToRecord(ownershipTags("genomics", markOf(OTHER_RUN))),
     });
     const applied = await apply(stateFor(FUSION_POD_IDENTITY));
     expect(associations.get("a-old")!.roleArn).toBe(WORKLOAD_ARN);

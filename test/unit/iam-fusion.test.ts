@@ -8,7 +8,7 @@ import { CreateRoleCommand, IAMServiceException, ListOpenIDConnectProvidersComma
 import { CreatePodIdentityAssociationCommand, InvalidParameterException } from "@aws-sdk/client-eks";
 import { ownershipTags, TAG_CREATED_BY, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { fusionS3Policy, irsaTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
-import { ACCOUNT, RUN } from "../support/fixtures.js";
+import { ACCOUNT, RUN, markOf } from "../support/fixtures.js";
 import {
   apply,
   associations,
@@ -47,7 +47,7 @@ describe("CreateIamResources: Fusion workload role", () => {
         serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"],
       }),
     );
-    expect(workload.Tags).toEqual(ownershipTags("genomics", RUN));
+    expect(workload.Tags).toEqual(ownershipTags("genomics", markOf(RUN)));
     expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
       RoleName: WORKLOAD,
       PolicyName: FUSION_POLICY,
@@ -94,7 +94,7 @@ describe("CreateIamResources: Fusion workload role", () => {
         namespace: "tower-nf",
         serviceAccount,
         roleArn: WORKLOAD_ARN,
-        tags: tagsToRecord(ownershipTags("genomics", RUN)),
+        tags: tagsToRecord(ownershipTags("genomics", markOf(RUN))),
         disableSessionTags: false,
       });
     }
@@ -141,7 +141,7 @@ describe("CreateIamResources: Fusion workload role", () => {
       serviceAccount: "tower-launcher-sa",
       roleArn: WORKLOAD_ARN,
       associationId: "a-untagged",
-      tags: tagsToRecord(ownershipTags("genomics", "genomics-run-0")),
+      tags: tagsToRecord(ownershipTags("genomics", markOf("genomics-run-0"))),
       disableSessionTags: true,
     });
     // Act
@@ -176,7 +176,7 @@ describe("CreateIamResources: Fusion workload role", () => {
     // Assess
     expect(error).toMatchObject({ name: "IamNotYetConsistent" });
     // The half-made role carries this run's mark, so the compensator will find it.
-    expect(tagsToRecord(roles.get(WORKLOAD)!.role.Tags)[TAG_CREATED_BY]).toBe(tagsToRecord(ownershipTags("genomics", RUN))[TAG_CREATED_BY]);
+    expect(tagsToRecord(roles.get(WORKLOAD)!.role.Tags)[TAG_CREATED_BY]).toBe(tagsToRecord(ownershipTags("genomics", markOf(RUN)))[TAG_CREATED_BY]);
   });
 
   it("IamNotYetConsistent when IAM rejects a trust policy principal as invalid", async () => {

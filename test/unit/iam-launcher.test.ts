@@ -16,7 +16,7 @@ import {
 } from "@aws-sdk/client-iam";
 import { IAM_ROLE_PATH, iamPolicyName, ownershipTags, productRoleArn } from "../../functions/lib/domain/naming.js";
 import { accountRootArn, launcherPermissionsPolicy, launcherTrustPolicy } from "../../functions/lib/domain/policies.js";
-import { ACCOUNT, OTHER_RUN, RUN, resolvedCluster, stepState } from "../support/fixtures.js";
+import { ACCOUNT, OTHER_RUN, RUN, resolvedCluster, stepState, markOf } from "../support/fixtures.js";
 import {
   apply,
   BOUNDARY,
@@ -55,7 +55,7 @@ describe("CreateIamResources: launcher", () => {
     const [input] = createRoleInputs();
     expect(input.RoleName).toBe(LAUNCHER);
     expect(JSON.parse(input.AssumeRolePolicyDocument!)).toEqual(ACCOUNT_TRUST);
-    expect(input.Tags).toEqual(ownershipTags("genomics", RUN));
+    expect(input.Tags).toEqual(ownershipTags("genomics", markOf(RUN)));
     // Changed by issue #9: under the product's path, and bounded by the stack's boundary when the operator names none.
     expect(input.Path).toBe(IAM_ROLE_PATH);
     expect(input.PermissionsBoundary).toBe(STACK_BOUNDARY);
@@ -110,7 +110,7 @@ describe("CreateIamResources: launcher", () => {
   it("adopts a role marked for this tenant by another run, bringing its policies to the desired documents and recording the previous ones", async () => {
     // Prepare
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     // Act
     const result = await apply(stateFor());
     // Assess
@@ -135,7 +135,7 @@ describe("CreateIamResources: launcher", () => {
   it("puts the permissions boundary on an adopted role before changing its trust or inline policy", async () => {
     // Prepare: IAM permissions may allow those writes only on roles that carry the boundary
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }).role.PermissionsBoundary = {
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }).role.PermissionsBoundary = {
       PermissionsBoundaryArn: `arn:aws:iam::${ACCOUNT}:policy/old-boundary`,
       PermissionsBoundaryType: "PermissionsBoundaryPolicy",
     };
@@ -183,7 +183,7 @@ describe("CreateIamResources: launcher", () => {
 
   it.each([
     ["no tags at all", [] as Tag[]],
-    ["another tenant's marks", ownershipTags("proteomics", "proteomics-run-1")],
+    ["another tenant's marks", ownershipTags("proteomics", markOf("proteomics-run-1"))],
   ])("refuses a role with the same name and %s (OwnershipConflict), touching nothing", async (_what, tags) => {
     // Prepare
     seedRole(LAUNCHER, { Version: "2012-10-17", Statement: [] }, tags);
@@ -230,7 +230,7 @@ describe("CreateIamResources: launcher", () => {
 
   it("refuses a same-named role at another IAM path, even carrying this tenant's marks (OwnershipConflict naming the path)", async () => {
     // Prepare: role names are unique whatever the path; this one is outside the product's reach
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }, [], "/platform/");
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }, [], "/platform/");
     // Act
     const error = await apply(stateFor()).catch((e: unknown) => e);
     // Assess
@@ -293,7 +293,7 @@ describe("CreateIamResources: launcher", () => {
 
   it("adopts the role when a concurrent attempt created it between read and write", async () => {
     // Prepare: the first GetRole misses, CreateRole then finds the role already there (this run's tags)
-    seedRole(LAUNCHER, ACCOUNT_TRUST, ownershipTags("genomics", RUN), {
+    seedRole(LAUNCHER, ACCOUNT_TRUST, ownershipTags("genomics", markOf(RUN)), {
       [LAUNCHER_POLICY]: launcherPermissionsPolicy([CLUSTER.arn]),
     });
     iam.on(GetRoleCommand).rejectsOnce(noSuchEntity(LAUNCHER)).callsFake(({ RoleName }) => ({ Role: roles.get(RoleName)!.role }));

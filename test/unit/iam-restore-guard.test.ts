@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { PutRolePolicyCommand, UpdateAssumeRolePolicyCommand } from "@aws-sdk/client-iam";
 import { UpdatePodIdentityAssociationCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
-import { ACCOUNT, OTHER_RUN, RUN, stepState } from "../support/fixtures.js";
+import { ACCOUNT, markOf, OTHER_RUN, RUN, stepState } from "../support/fixtures.js";
 import {
   apply,
   associations,
@@ -36,7 +36,7 @@ useFakeIamAndEks();
 /** The launcher role of this tenant adopted and changed by this run; the state its compensator gets. */
 async function adoptedAndChanged() {
   process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-  seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+  seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
   const state = stepState({}, RUN, { cluster: CLUSTER, iam: await apply(stateFor()) });
   iam.resetHistory();
   return state;
@@ -90,7 +90,7 @@ describe("UndoIamResources: an adopted Pod Identity association pointed elsewher
   it("leaves it as it is and says it was not undone", async () => {
     // Prepare
     const previousRoleArn = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;
-    const tags = tagsToRecord(ownershipTags("genomics", OTHER_RUN));
+    const tags = tagsToRecord(ownershipTags("genomics", markOf(OTHER_RUN)));
     associations.set("a-old", { clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa", roleArn: previousRoleArn, associationId: "a-old", tags });
     const applied = await apply(stateFor(FUSION_POD_IDENTITY));
     expect(associations.get("a-old")!.roleArn).toBe(WORKLOAD_ARN);

@@ -17,11 +17,12 @@
  *
  * The mechanisms, and the steps that use each:
  *   - Created-by mark: everything a run creates carries the ownership labels/tags and a created-by mark derived from
- *     the execution (domain/naming.ts `executionMark`); the compensator deletes what carries this run's mark
+ *     the execution's name and start time (domain/naming.ts `runMark`: unique to one execution forever, even when a
+ *     reused idempotency key brings its name back); the compensator deletes what carries this run's mark
  *     ({@link undoEach} notes each outcome). Used by UndoNamespaceAndRbac, UndoStorage, UndoHeadJob (Kubernetes
  *     labels, workflow/kube-step.ts `deleteEachCreatedBy`), UndoIamResources (IAM and Pod Identity tags) and
  *     UndoClusterAccess (the access entry's tags; in aws-auth, the `nf-eks-provisioner/mappings` annotation that
- *     records which execution added which mapping, so exactly that mapping is removed).
+ *     records which run added which mapping, so exactly that mapping is removed).
  *   - Previous value in the step output: a step that changes something it did not create returns the value before
  *     its change; the compensator puts it back. Used by UndoIamResources (`$.iam.changed`: adopted roles' documents;
  *     `$.iam.changedAssociations`: adopted Pod Identity associations' roles) and UndoClusterAccess

@@ -12,10 +12,12 @@ export type { CompensationResult } from "./compensation.js";
 import type { CompensationResult } from "./compensation.js";
 
 export interface ExecutionRef {
-  /** `$$.Execution.Name`: the name ownership marks are derived from. */
+  /** `$$.Execution.Name` */
   name: string;
   /** `$$.Execution.Id`: the execution ARN. */
   id: string;
+  /** `$$.Execution.StartTime` (ISO 8601): with the name, what the run mark is made of (naming.ts runMark). */
+  startTime: string;
 }
 
 /** CreateIamResources → `$.iam` */

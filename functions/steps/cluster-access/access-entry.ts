@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-eks";
 import { parseArn } from "../../lib/domain/arn.js";
 import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { isOwnedBy, ownershipTags, runMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
@@ -76,7 +76,7 @@ async function adoptAccessEntry(access: LauncherAccess, entry: AccessEntry): Pro
     });
   }
   // Created by an earlier attempt of this same run: still this run's creation.
-  return accessResult(access, wasCreatedBy(entry.tags, access.executionName), previousIdentity);
+  return accessResult(access, wasCreatedBy(entry.tags, access.run), previousIdentity);
 }
 
 /** A principal in another account that EKS calls invalid: IAM propagation is not why (we never create it). */
@@ -98,7 +98,7 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
         type: "STANDARD",
         username: access.identity.username,
         kubernetesGroups: [...access.identity.groups],
-        tags: tagsToRecord(ownershipTags(access.tenant, access.executionName)),
+        tags: tagsToRecord(ownershipTags(access.tenant, access.run)),
       }),
     );
   } catch (error) {
@@ -138,7 +138,7 @@ export async function undoAccessEntry(
   const entry = await describeAccessEntry(eks, cluster.name, principalArn);
   const label = `EKS access entry ${principalArn} on ${cluster.name}`;
   if (!entry) return result;
-  if (!wasCreatedBy(entry.tags, state.execution.name)) {
+  if (!wasCreatedBy(entry.tags, runMark(state.execution))) {
     if (state.access?.previousIdentity) return putBackIdentity(eks, cluster, entry, state.access, label, result);
     result.kept.push(`${label}: not created by this run`);
     return result;

@@ -8,7 +8,7 @@
  *   the mapping grants (a platform admin role in system:masters, a self-managed node role).
  */
 import { InvalidRequest, NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { executionMark } from "../../lib/domain/naming.js";
+import { runMark } from "../../lib/domain/naming.js";
 import {
   AwsAuthConfigMap,
   awsAuthPrincipal,
@@ -65,7 +65,6 @@ export async function grantViaAwsAuth(access: LauncherAccess): Promise<AccessRes
   // aws-auth matches roles without their path: the canonical ARN is the key of our mark as well.
   const { username, groups } = access.identity;
   const mapping: AwsAuthMapping = { kind: principal.kind, arn: principal.arn, username, groups: [...groups] };
-  const runMark = executionMark(access.executionName);
   const kube = await access.clients.kube();
   const { created, previousAwsAuth } = await editAwsAuth(
     kube,
@@ -78,7 +77,7 @@ export async function grantViaAwsAuth(access: LauncherAccess): Promise<AccessRes
             `an IAM principal can be the launcher of one tenant only, so it is left unchanged`,
         );
       }
-      return awsAuth.addRunMapping(mapping, runMark);
+      return awsAuth.addRunMapping(mapping, access.run);
     },
     () => missingAwsAuth(access.cluster.name),
     { deadline: access.clients.deadline },
@@ -98,11 +97,11 @@ export async function undoAwsAuthMapping(
   identity: LauncherIdentity,
   clients: ClusterClients,
 ): Promise<CompensationResult> {
-  const runMark = executionMark(state.execution.name);
+  const run = runMark(state.execution);
   const removal = await editAwsAuth<RunMappingsRemoval | undefined>(
     await clients.kube(),
     logger,
-    (awsAuth) => awsAuth.removeRunMappings(runMark, identity),
+    (awsAuth) => awsAuth.removeRunMappings(run, identity),
     () => undefined,
     { deadline: clients.deadline },
   );

@@ -13,7 +13,7 @@ import type { EKSClient } from "@aws-sdk/client-eks";
 import type { Context } from "aws-lambda";
 import { eksClient } from "../../lib/aws/clients.js";
 import { InvalidRequest } from "../../lib/domain/errors.js";
-import { launcherGroup, launcherUsername } from "../../lib/domain/naming.js";
+import { launcherGroup, launcherUsername, type RunMark, runMark } from "../../lib/domain/naming.js";
 import { parseRequest } from "../../lib/domain/request.js";
 import { kubeClientFor, type KubeApi } from "../../lib/kube/kube-client.js";
 import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
@@ -56,7 +56,8 @@ export interface LauncherIdentity {
 export interface LauncherAccess {
   tenant: string;
   identity: LauncherIdentity;
-  executionName: string;
+  /** This run's mark (execution name and start time) */
+  run: RunMark;
   cluster: ResolvedCluster;
   principalArn: string;
   clients: ClusterClients;
@@ -81,7 +82,7 @@ function launcherAccessOf(state: WorkflowState, deps: ClusterAccessDeps, deadlin
   return {
     tenant: request.tenant,
     identity: launcherIdentity(request.tenant),
-    executionName: state.execution.name,
+    run: runMark(state.execution),
     cluster,
     principalArn: state.iam.launcherArn,
     clients: clientsFor(cluster, deps, deadline),

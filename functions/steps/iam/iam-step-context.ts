@@ -8,6 +8,7 @@ import type { IAMClient } from "@aws-sdk/client-iam";
 import { eksClient, iamClient } from "../../lib/aws/clients.js";
 import { parseArn } from "../../lib/domain/arn.js";
 import { type DeploymentConfig, loadDeploymentConfig } from "../../lib/domain/deploy-config.js";
+import { type RunMark, runMark } from "../../lib/domain/naming.js";
 import type { ProvisionRequest } from "../../lib/domain/request.js";
 import { requireCluster } from "../../lib/workflow/require-cluster.js";
 import type {
@@ -30,7 +31,8 @@ export interface IamStepContext {
   request: ProvisionRequest;
   cluster: ResolvedCluster;
   config: DeploymentConfig;
-  executionName: string;
+  /** This run's mark (execution name and start time): on everything it creates */
+  run: RunMark;
   iam: IAMClient;
   eks: EKSClient;
   partition: string;
@@ -45,7 +47,7 @@ export function iamStepContext(state: WorkflowState, deps: IamDeps): IamStepCont
     request,
     cluster,
     config: deps.config ?? loadDeploymentConfig(),
-    executionName: state.execution.name,
+    run: runMark(state.execution),
     iam: deps.iam ?? iamClient(),
     eks: deps.eks ?? eksClient(cluster.region),
     partition: parseArn(cluster.arn)?.partition ?? "aws",

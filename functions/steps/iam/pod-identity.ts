@@ -14,7 +14,7 @@ import {
   UpdatePodIdentityAssociationCommand,
 } from "@aws-sdk/client-eks";
 import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { isOwnedBy, ownershipTags, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
@@ -79,7 +79,7 @@ async function adoptAssociation(
         `trusts only sessions tagged with the tenant's cluster, namespace and service account. Re-enable them (${reEnable}) and run again`,
     );
   }
-  const created = wasCreatedBy(existing.tags, ctx.executionName);
+  const created = wasCreatedBy(existing.tags, ctx.run);
   if (existing.roleArn !== roleArn) {
     // Another run's association: keep its role so the compensator can point it back (recorded before the write).
     if (!created && existing.roleArn)
@@ -100,7 +100,7 @@ async function ensurePodIdentityAssociation(
   const [existing] = await associationsFor(eks, cluster.name, request.namespace, serviceAccount);
   if (existing) return adoptAssociation(ctx, existing, serviceAccount, roleArn);
   try {
-    const tags = tagsToRecord(ownershipTags(request.tenant, ctx.executionName));
+    const tags = tagsToRecord(ownershipTags(request.tenant, ctx.run));
     const { association } = await eks.send(
       // Session tags on (the default, said explicitly): the workload role's trust is conditioned on them.
       new CreatePodIdentityAssociationCommand({
@@ -168,19 +168,19 @@ export interface AssociationsToUndo {
   eks: EKSClient;
   clusterName: string;
   request: ProvisionRequest;
-  executionName: string;
+  run: RunMark;
   /** What this run changed on adopted associations (`$.iam.changedAssociations`, present only when the step succeeded). */
   changes: PodIdentityAssociationChange[];
 }
 
 /** Delete the associations this execution created; point adopted ones back as recorded; leave the rest. */
 export async function undoPodIdentityAssociations(undo: AssociationsToUndo, result: CompensationResult): Promise<void> {
-  const { eks, clusterName, request, executionName } = undo;
+  const { eks, clusterName, request, run } = undo;
   const changeOf = new Map(undo.changes.map((change) => [change.associationId, change]));
   for (const serviceAccount of serviceAccountsOf(request)) {
     for (const association of await associationsFor(eks, clusterName, request.namespace, serviceAccount)) {
       const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
-      if (!wasCreatedBy(association.tags, executionName)) {
+      if (!wasCreatedBy(association.tags, run)) {
         const change = changeOf.get(association.associationId!);
         if (change) noteRestored(result, await restoreAssociation(eks, clusterName, change, request.tenant, association));
         else result.kept.push(`${label}: not created by this run`);

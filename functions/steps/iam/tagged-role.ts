@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-iam";
 import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import { IamNotYetConsistent, OwnershipConflict } from "../../lib/domain/errors.js";
-import { IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { CompensationResult, IamRoleChange } from "../../lib/workflow/workflow-state.js";
@@ -75,7 +75,7 @@ async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRo
   }
   // Created by an earlier attempt of this same run (a retry): still this run's creation, which the
   // compensator deletes whole; only another run's role needs its previous documents kept.
-  const created = wasCreatedBy(tagsToRecord(existing.Tags), ctx.executionName);
+  const created = wasCreatedBy(tagsToRecord(existing.Tags), ctx.run);
   const change: IamRoleChange = { roleName: desired.roleName };
   if (!created) ctx.changes.push(change);
   await reconcileRole(ctx, existing, desired, change);
@@ -94,7 +94,7 @@ async function createRole(ctx: IamStepContext, desired: DesiredRole): Promise<Ro
       Path: IAM_ROLE_PATH,
       Description: desired.description,
       AssumeRolePolicyDocument: JSON.stringify(desired.trustPolicy),
-      Tags: ownershipTags(ctx.request.tenant, ctx.executionName),
+      Tags: ownershipTags(ctx.request.tenant, ctx.run),
       PermissionsBoundary: tenantRoleBoundary(ctx.config),
     }),
   );
@@ -117,7 +117,7 @@ async function deleteRole(iam: IAMClient, roleName: string): Promise<void> {
 export interface RolesToUndo {
   iam: IAMClient;
   tenant: string;
-  executionName: string;
+  run: RunMark;
   /** Every role the step could have created; the execution tag decides, whatever the step returned. */
   roleNames: string[];
   /** What this run changed on adopted roles (`$.iam.changed`, present only when the step succeeded). */
@@ -126,7 +126,7 @@ export interface RolesToUndo {
 
 /** Delete the roles this execution created; put adopted ones back as recorded; leave the rest. */
 export async function undoTaggedRoles(
-  { iam, tenant, executionName, roleNames, changes }: RolesToUndo,
+  { iam, tenant, run, roleNames, changes }: RolesToUndo,
   result: CompensationResult,
 ): Promise<void> {
   const changeOf = new Map(changes.map((change) => [change.roleName, change]));
@@ -138,7 +138,7 @@ export async function undoTaggedRoles(
       result.kept.push(elsewhere);
       continue;
     }
-    if (!wasCreatedBy(tagsToRecord(role.Tags), executionName)) {
+    if (!wasCreatedBy(tagsToRecord(role.Tags), run)) {
       const change = changeOf.get(roleName);
       if (change) noteRestored(result, await restoreRole(iam, change, tenant, role));
       else result.kept.push(`IAM role ${roleName}: not created by this run`);

@@ -4,7 +4,7 @@
  *   read → edit the parsed entries (codec.ts) → replace with the read resourceVersion; on 409 someone wrote in
  *   between, so read their version and redo the edit on it. Content that does not parse is never written back
  *   (AwsAuthUnparseable), and the ConfigMap is never created or deleted.
- * Marks: an annotation on the ConfigMap records which execution (executionMark) added which principal ARN, so the
+ * Marks: an annotation on the ConfigMap records which run (its run mark) added which principal ARN, so the
  * undo removes exactly its run's entry, found by its mark even when the step failed before returning.
  * Edits: a second annotation records what a run's edit needs for its exact undo: that it added the list key itself,
  * or, for an adopted entry it replaced, the entry's source before and after (put back only while the entry is still,
@@ -15,7 +15,7 @@
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { KubeConflict } from "../../domain/errors.js";
-import { tenantOfLauncherUsername } from "../../domain/naming.js";
+import { type RunMark, tenantOfLauncherUsername } from "../../domain/naming.js";
 import { isKubeError, KUBE_REQUEST_TIMEOUT_MS, readObject, replaceObject, type KubeApi, type ObjectRef } from "../kube-client.js";
 import {
   addMapping,
@@ -45,7 +45,7 @@ export const MAX_PREVIOUS_COPY_CHARS = 32_000;
  * (`AccessResult.previousAwsAuth`); our next edit removes this annotation.
  */
 export const ANNOTATION_PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
-/** Which execution (executionMark) added which principal ARN (JSON {arn: mark}). */
+/** Which run (its run mark) added which principal ARN (JSON {arn: mark}). */
 export const ANNOTATION_AWS_AUTH_MAPPINGS = "nf-eks-provisioner/mappings";
 /**
  * What each execution's edits need for their exact undo (JSON {mark: {arn: {newList?, replaced?}}}): present only
@@ -59,7 +59,7 @@ export interface AwsAuthLog {
   warn(message: string): void;
 }
 
-/** {principal ARN: executionMark of the run that added its entry} */
+/** {principal ARN: run mark of the run that added its entry} */
 type Marks = Record<string, string>;
 
 /** What one run's edit of one principal's entry needs for its exact undo (see {@link MappingEdit}). */
@@ -69,13 +69,13 @@ interface RecordedEdit {
   /** The run replaced an entry it adopted: the source of each before, and the source it wrote. */
   replaced?: { previous: string[]; written: string };
 }
-/** {executionMark: {principal ARN: what that run's edit needs for its undo}} */
+/** {run mark: {principal ARN: what that run's edit needs for its undo}} */
 type Edits = Record<string, Record<string, RecordedEdit>>;
 
 /** What aws-auth holds for one principal: its entry, the run of this product that recorded it, whose launcher it maps to. */
 export interface PrincipalMapping {
   entry: Record<string, unknown> | undefined;
-  /** The executionMark recorded for the entry (undefined without one, or without an entry). */
+  /** The run mark recorded for the entry (undefined without one, or without an entry). */
   recordedBy: string | undefined;
   /** The tenant whose launcher username the entry maps to (undefined for any other username, or without an entry). */
   launcherTenant: string | undefined;
@@ -112,7 +112,7 @@ function readJsonAnnotation(configMap: V1ConfigMap, name: string, log: AwsAuthLo
   return {};
 }
 
-/** The {arn: executionMark} record on the ConfigMap. */
+/** The {arn: run mark} record on the ConfigMap. */
 function readMarks(configMap: V1ConfigMap, log: AwsAuthLog): Marks {
   const parsed = readJsonAnnotation(configMap, ANNOTATION_AWS_AUTH_MAPPINGS, log);
   return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"));
@@ -182,7 +182,7 @@ export class AwsAuthConfigMap {
    * this run's undo; anyone else's entry with a different mapping is an OwnershipConflict (codec addMapping).
    * `created`: this run added the entry.
    */
-  addRunMapping(mapping: AwsAuthMapping, runMark: string): { created: boolean } & PreviousCopy {
+  addRunMapping(mapping: AwsAuthMapping, runMark: RunMark): { created: boolean } & PreviousCopy {
     const { entry, recordedBy } = this.mappingOf(mapping.arn);
     const { auth, changed, edit } = addMapping(this.auth, mapping, { replaceOwned: recordedBy !== undefined });
     if (!changed || !edit) {
@@ -207,7 +207,7 @@ export class AwsAuthConfigMap {
    * wrote, remove each entry it added while it still maps to `only` (an entry someone changed after us is theirs
    * now), and forget its marks.
    */
-  removeRunMappings(runMark: string, only: { username: string; groups: string[] }): RunMappingsRemoval {
+  removeRunMappings(runMark: RunMark, only: { username: string; groups: string[] }): RunMappingsRemoval {
     const removal: RunMappingsRemoval = { removed: [], restored: [], changedSince: [], notRestored: [] };
     const runEdits = this.edits[runMark] ?? {};
     const added = Object.keys(this.marks).filter((arn) => this.marks[arn] === runMark);
@@ -242,7 +242,7 @@ export class AwsAuthConfigMap {
   }
 
   /** The data as this run's undo would leave it (a fresh read of the same ConfigMap, undone). */
-  private copyBeforeRun(runMark: string, mapping: AwsAuthMapping): PreviousCopy {
+  private copyBeforeRun(runMark: RunMark, mapping: AwsAuthMapping): PreviousCopy {
     const undone = new AwsAuthConfigMap(this.configMap, this.log);
     undone.removeRunMappings(runMark, mapping);
     return this.copyOf(undone.replacement()?.data ?? this.configMap.data);
