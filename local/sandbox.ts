@@ -149,15 +149,19 @@ async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
  * and deploy/provisioner-clusterrole.yaml applied. Returns the role's ARN.
  */
 async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mode: AuthenticationMode, awsAuth: KubeObject): Promise<string> {
-  const trustPolicy = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }] };
-  const roleArn = aws.defineRole({ roleName: SANDBOX_KUBE_STEPS_ROLE, trustPolicy: JSON.stringify(trustPolicy), description: "the sandbox's KubeStepsRole" });
+  const lambda = { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" };
+  const trust = { Version: "2012-10-17", Statement: [lambda] };
+  const description = "the sandbox's KubeStepsRole";
+  const roleArn = aws.defineRole({ roleName: SANDBOX_KUBE_STEPS_ROLE, trustPolicy: JSON.stringify(trust), description });
   if (mode === "CONFIG_MAP") {
     // What `eksctl create iamidentitymapping` writes: the entry in block style, keys sorted, after the node role's.
     const entry = parseYaml(awsAuthMapRolesEntry(roleArn))[0] as { rolearn: string; username: string; groups: string[] };
-    const block = [`- groups:`, ...entry.groups.map((g) => `  - ${g}`), `  rolearn: ${entry.rolearn}`, `  username: ${entry.username}`, ""].join("\n");
+    const groups = entry.groups.map((g) => `  - ${g}`);
+    const block = ["- groups:", ...groups, `  rolearn: ${entry.rolearn}`, `  username: ${entry.username}`, ""].join("\n");
     kube.seed({ ...awsAuth, data: { ...awsAuth.data, mapRoles: `${awsAuth.data.mapRoles}${block}` } });
   } else {
-    const eks = new EKSClient({ region: SANDBOX_CLUSTER.region, endpoint: aws.url, credentials: { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY } });
+    const credentials = { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY };
+    const eks = new EKSClient({ region: SANDBOX_CLUSTER.region, endpoint: aws.url, credentials });
     await eks.send(new CreateAccessEntryCommand({ clusterName: SANDBOX_CLUSTER.name, ...provisionerAccessEntry(roleArn) }));
     eks.destroy();
   }

@@ -28,7 +28,10 @@ export function provisionerAccessEntry(roleArn: string): { principalArn: string;
 }
 
 function applyClusterRole(cluster: ClusterRef): string[] {
-  return [`aws eks update-kubeconfig --name ${cluster.name} --region ${cluster.region}`, `kubectl apply -f ${PROVISIONER_CLUSTERROLE_FILE}`];
+  return [
+    `aws eks update-kubeconfig --name ${cluster.name} --region ${cluster.region}`,
+    `kubectl apply -f ${PROVISIONER_CLUSTERROLE_FILE}`,
+  ];
 }
 
 /** API / API_AND_CONFIG_MAP: the access entry (username and group), then the ClusterRole. One line. */

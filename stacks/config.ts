@@ -18,6 +18,8 @@ const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.kubeStepsSubnetIds,
   CONFIG_ENV.kubeStepsSecurityGroupIds,
   CONFIG_ENV.onboardingEventSources,
+  CONFIG_ENV.podSecurityLevel,
+  CONFIG_ENV.allowPrivilegedNamespaces,
 ] as const;
 
 /** `allowedClusters.0.region` → `ALLOWED_CLUSTERS[0].region`, so the operator knows which variable to fix. */

@@ -26,6 +26,8 @@ import {
 } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { LAUNCHER_ROLE, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
+import { loadNamespaceSettings, type NamespaceSettings, type PodSecurityLevel } from "../lib/domain/deploy-config.js";
+import { InvalidRequest } from "../lib/domain/errors.js";
 import { serviceAccountsOf, type ProvisionRequest } from "../lib/domain/request.js";
 import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
@@ -36,9 +38,9 @@ const RBAC_API = "rbac.authorization.k8s.io/v1";
  * ServiceAccount is bound to the launcher Role: the compute ServiceAccount runs the pipeline's task containers
  * (third-party code), which need nothing from the Kubernetes API, so it is bound to nothing at all.
  */
-function rbacManifests(request: ProvisionRequest, ctx: ManifestContext): KubernetesObject[] {
+function rbacManifests(request: ProvisionRequest, ctx: ManifestContext, podSecurity?: PodSecurityLevel): KubernetesObject[] {
   return [
-    namespaceManifest(ctx),
+    namespaceManifest(ctx, podSecurity),
     ...serviceAccountsOf(request).map((sa) => serviceAccountManifest(ctx, sa)),
     launcherRoleManifest(ctx),
     serviceAccountRoleBinding(ctx, request.serviceAccount),
@@ -58,13 +60,36 @@ async function ensureRole(api: KubeApi, desired: V1Role, tenant: string): Promis
   return created;
 }
 
+/**
+ * The Pod Security level the namespace enforces: the deployment's (baseline by default), or `privileged` for privileged
+ * Fusion, which only a deployment that allows privileged namespaces may have.
+ */
+export function namespacePodSecurity(request: ProvisionRequest, settings: NamespaceSettings): PodSecurityLevel {
+  if (request.storage.type !== "fusion" || request.storage.privileged !== true) return settings.podSecurityLevel;
+  if (!settings.allowPrivilegedNamespaces) {
+    throw new InvalidRequest([
+      {
+        path: "storage.privileged",
+        message: "privileged Fusion needs a privileged namespace, which this deployment does not allow (ALLOW_PRIVILEGED_NAMESPACES)",
+      },
+    ]);
+  }
+  return "privileged";
+}
+
+async function isCreated(api: KubeApi, desired: KubernetesObject, tenant: string): Promise<boolean> {
+  return (await ensureObject(api, desired, tenant)).created;
+}
+
 export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<RbacResult> {
   const { request, api, manifest } = await kubeStepContext(state, deps);
+  const podSecurity = namespacePodSecurity(request, deps.namespaceSettings ?? loadNamespaceSettings());
   const created: KubeRef[] = [];
   const adopted: KubeRef[] = [];
   // One at a time, in order: a failure part-way leaves only marked objects for the compensator to find.
-  for (const desired of rbacManifests(request, manifest)) {
-    const isNew = desired.kind === "Role" ? await ensureRole(api, desired as V1Role, request.tenant) : (await ensureObject(api, desired, request.tenant)).created;
+  for (const desired of rbacManifests(request, manifest, podSecurity)) {
+    const { tenant } = request;
+    const isNew = desired.kind === "Role" ? await ensureRole(api, desired as V1Role, tenant) : await isCreated(api, desired, tenant);
     (isNew ? created : adopted).push(refOf(desired));
   }
   logger.info("namespace and RBAC ready", { created: created.map(describeRef), adopted: adopted.map(describeRef) });

@@ -33,6 +33,7 @@ import { decodeKubeProtobuf, PROTOBUF_CONTENT_TYPE } from "./protobuf.js";
 import { jsonPatch, mergePatch, strategicMergePatch, type Json } from "./patch.js";
 import { AUTHENTICATED_GROUP, isAuthorized, type KubeUser, type RequestAttributes } from "./rbac-authorizer.js";
 import { requireNoEscalation } from "./rbac-escalation.js";
+import { podSecurityWarning } from "./pod-security.js";
 import {
   apiGroupDocument,
   apiGroupList,
@@ -40,6 +41,7 @@ import {
   apiVersionOf,
   coreApiVersions,
   findResourceType,
+  NAMESPACES,
   PODS,
   versionInfo,
   type ResourceType,
@@ -422,7 +424,8 @@ class ApiHandler {
         const body = (await readJsonBody(req)) as KubeObject;
         if (type.virtual) return this.sendJson(res, 201, this.review(type, body, user));
         this.requireNoEscalation(user, type, body, namespace, undefined);
-        return this.sendObject(req, res, 201, type, this.store.create(type, body, namespace), query);
+        const created = this.store.create(type, body, namespace);
+        return this.sendObject(req, res, 201, type, created, query, this.podSecurityWarning(type, created));
       }
       case "update": {
         const body = (await readJsonBody(req)) as KubeObject;
@@ -665,12 +668,20 @@ class ApiHandler {
     this.sendJson(res, 200, list);
   }
 
-  private sendObject(req: IncomingMessage, res: ServerResponse, code: number, type: ResourceType, object: KubeObject, query: URLSearchParams): void {
+  private sendObject(req: IncomingMessage, res: ServerResponse, code: number, type: ResourceType, object: KubeObject, query: URLSearchParams, warning?: string): void {
+    const headers: Record<string, string> = warning ? { Warning: warning } : {};
     if (wantsTable(req.headers.accept)) {
-      this.sendJson(res, code, toTable(type, [object], object.metadata.resourceVersion ?? "", query.get("includeObject")));
+      this.sendJson(res, code, toTable(type, [object], object.metadata.resourceVersion ?? "", query.get("includeObject")), headers);
       return;
     }
-    this.sendJson(res, code, object);
+    this.sendJson(res, code, object, headers);
+  }
+
+  /** Pod Security's `warn` level, for a new pod or a Job's pod template (workloads are warned about, never refused). */
+  private podSecurityWarning(type: ResourceType, object: KubeObject): string | undefined {
+    const spec = type.resource === "pods" ? object.spec : type.resource === "jobs" && type.group === "batch" ? object.spec?.template?.spec : undefined;
+    if (spec === undefined) return undefined;
+    return podSecurityWarning(this.store.get(NAMESPACES, undefined, object.metadata.namespace!)?.metadata.labels, spec);
   }
 
   private sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -65,7 +65,13 @@ function breakdown(rule: PolicyRule): PolicyRule[] {
     for (const resource of rule.resources ?? []) {
       for (const verb of rule.verbs ?? []) {
         const names = rule.resourceNames?.length ? rule.resourceNames : [undefined];
-        for (const name of names) atoms.push({ apiGroups: [group], resources: [resource], verbs: [verb], ...(name !== undefined ? { resourceNames: [name] } : {}) });
+        for (const name of names)
+          atoms.push({
+            apiGroups: [group],
+            resources: [resource],
+            verbs: [verb],
+            ...(name !== undefined ? { resourceNames: [name] } : {}),
+          });
       }
     }
   }
@@ -83,11 +89,15 @@ function resourcesCover(owned: string[] | undefined, wanted: string[] | undefine
 }
 
 function urlsCover(owned: string[] | undefined, wanted: string[] | undefined): boolean {
-  return (wanted ?? []).every((path) => (owned ?? []).some((o) => o === path || (o.endsWith("*") && path.startsWith(o.replace(/\*+$/, "")))));
+  return (wanted ?? []).every((path) =>
+    (owned ?? []).some((o) => o === path || (o.endsWith("*") && path.startsWith(o.replace(/\*+$/, "")))),
+  );
 }
 
 function ruleCovers(owner: PolicyRule, atom: PolicyRule): boolean {
-  const names = atom.resourceNames?.length ? !owner.resourceNames?.length || hasAll(owner.resourceNames, atom.resourceNames) : !owner.resourceNames?.length;
+  const names = atom.resourceNames?.length
+    ? !owner.resourceNames?.length || hasAll(owner.resourceNames, atom.resourceNames)
+    : !owner.resourceNames?.length;
   return (
     (has(owner.verbs, "*") || hasAll(owner.verbs, atom.verbs)) &&
     (has(owner.apiGroups, "*") || hasAll(owner.apiGroups, atom.apiGroups)) &&

@@ -16,6 +16,7 @@ import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, ty
 import { apiVersionOf, findResourceTypeByKind, NAMESPACES, PODS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./kube-status.js";
+import { podSecurityRefusal } from "./pod-security.js";
 
 export type { KubeObject } from "./admission.js";
 
@@ -142,7 +143,12 @@ export class KubeStore {
     const obj = this.prepareNew(type, body, namespace);
     const name = obj.metadata.name!;
     if (type.namespaced) this.requireWritableNamespace(type, obj.metadata.namespace!, name);
-    if (type.resource === "pods") this.requireServiceAccount(obj);
+    if (type.resource === "pods") {
+      this.requireServiceAccount(obj);
+      // Pod Security admission, for every pod: the API's and the Job controller's alike.
+      const refusal = podSecurityRefusal(this.objects.get(this.key(NAMESPACES, undefined, obj.metadata.namespace!))?.object.metadata.labels, obj);
+      if (refusal) throw refusal;
+    }
     if (this.objects.has(this.key(type, obj.metadata.namespace, name))) throw alreadyExists(type, name);
     obj.metadata.resourceVersion = this.nextRevision();
     this.objects.set(this.key(type, obj.metadata.namespace, name), { type, object: obj });

@@ -48,7 +48,9 @@ function grantsOf(rules: PolicyRule[]): Grant[] {
   return rules.flatMap((rule) =>
     (rule.apiGroups ?? []).flatMap((group) =>
       (rule.resources ?? []).flatMap((resource) =>
-        (rule.verbs ?? []).flatMap((verb) => (rule.resourceNames?.length ? rule.resourceNames.map((name) => ({ group, resource, verb, name })) : [{ group, resource, verb }])),
+        (rule.verbs ?? []).flatMap((verb) =>
+          rule.resourceNames?.length ? rule.resourceNames.map((name) => ({ group, resource, verb, name })) : [{ group, resource, verb }],
+        ),
       ),
     ),
   );
@@ -56,25 +58,52 @@ function grantsOf(rules: PolicyRule[]): Grant[] {
 
 const resourceOf = (call: AuthorizationRecord) => (call.subresource ? `${call.resource}/${call.subresource}` : call.resource);
 const describeGrant = (g: Grant) => `${g.verb} ${g.group || "core"}/${g.resource}${g.name ? ` ${g.name}` : ""}`;
-const describeCall = (c: AuthorizationRecord) => `${c.verb} ${c.apiGroup || "core"}/${resourceOf(c)}${c.name ? ` ${c.name}` : ""}${c.namespace ? ` in ${c.namespace}` : ""}`;
+const describeCall = (c: AuthorizationRecord) =>
+  `${c.verb} ${c.apiGroup || "core"}/${resourceOf(c)}${c.name ? ` ${c.name}` : ""}${c.namespace ? ` in ${c.namespace}` : ""}`;
 
 function grants(grant: Grant, call: AuthorizationRecord): boolean {
-  return grant.group === (call.apiGroup ?? "") && grant.resource === resourceOf(call) && grant.verb === call.verb && (grant.name === undefined || grant.name === call.name);
+  return (
+    grant.group === (call.apiGroup ?? "") &&
+    grant.resource === resourceOf(call) &&
+    grant.verb === call.verb &&
+    (grant.name === undefined || grant.name === call.name)
+  );
 }
 
 /** What every authenticated user may do (the bootstrap system:basic-user role): not the ClusterRole's business. */
 function everyonesCall(call: AuthorizationRecord): boolean {
-  return call.verb === "create" && /^(authorization|authentication)\.k8s\.io$/.test(call.apiGroup ?? "") && (call.resource ?? "").startsWith("selfsubject");
+  return (
+    call.verb === "create" &&
+    /^(authorization|authentication)\.k8s\.io$/.test(call.apiGroup ?? "") &&
+    (call.resource ?? "").startsWith("selfsubject")
+  );
 }
 
-export function compareWithCalls(rules: PolicyRule[], records: AuthorizationRecord[]): { ungranted: string[]; unneeded: string[]; redundant: string[]; wildcards: string[] } {
+export function compareWithCalls(
+  rules: PolicyRule[],
+  records: AuthorizationRecord[],
+): { ungranted: string[]; unneeded: string[]; redundant: string[]; wildcards: string[] } {
   const all = grantsOf(rules);
   // Resource requests only (discovery is a non-resource path), and escalate/bind only where they let a write through:
   // a create is always checked for `escalate` without a name, refused, and then passes because the Role is empty.
-  const calls = records.filter((r) => r.path === undefined && !everyonesCall(r) && (r.allowed || (r.verb !== "escalate" && r.verb !== "bind")));
+  const calls = records.filter(
+    (r) => r.path === undefined && !everyonesCall(r) && (r.allowed || (r.verb !== "escalate" && r.verb !== "bind")),
+  );
   const ungranted = calls.filter((call) => !call.allowed || !all.some((g) => grants(g, call))).map(describeCall);
   const unneeded = all.filter((g) => !calls.some((call) => call.allowed && grants(g, call))).map(describeGrant);
-  const redundant = all.filter((g, i) => all.some((other, j) => j !== i && other.group === g.group && other.resource === g.resource && other.verb === g.verb && other.name === undefined && g.name !== undefined)).map(describeGrant);
+  const redundant = all
+    .filter((g, i) =>
+      all.some(
+        (other, j) =>
+          j !== i &&
+          other.group === g.group &&
+          other.resource === g.resource &&
+          other.verb === g.verb &&
+          other.name === undefined &&
+          g.name !== undefined,
+      ),
+    )
+    .map(describeGrant);
   const wildcards = all.filter((g) => [g.group, g.resource, g.verb, g.name].includes("*")).map(describeGrant);
   return { ungranted: [...new Set(ungranted)].sort(), unneeded, redundant, wildcards };
 }
@@ -85,7 +114,12 @@ const recorded: AuthorizationRecord[] = [];
 
 function resolved(sandbox: Sandbox): ResolvedCluster {
   const { name, region, accountId } = sandbox.cluster;
-  return { ...sandbox.cluster, arn: `arn:aws:eks:${region}:${accountId}:cluster/${name}`, endpoint: sandbox.kubeUrl, certificateAuthority: sandbox.kube.caData };
+  return {
+    ...sandbox.cluster,
+    arn: `arn:aws:eks:${region}:${accountId}:cluster/${name}`,
+    endpoint: sandbox.kubeUrl,
+    certificateAuthority: sandbox.kube.caData,
+  };
 }
 
 describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's calls on a %s cluster", (authenticationMode) => {
@@ -97,7 +131,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
 
   it("a PVC tenant with a head job, then a re-run that adopts everything and rewrites nextflow.config", async () => {
     // Act
-    const first = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", headJob: { pipeline: "nextflow-io/hello", waitFor: "completed" } }));
+    const first = await provision(
+      sandbox,
+      pvcRequest("alpha", { namespace: "alpha", headJob: { pipeline: "nextflow-io/hello", waitFor: "completed" } }),
+    );
     const again = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", labels: { team: "alpha", cost: "genomics" } }));
     // Assess
     expect([first.execution.status, again.execution.status]).toEqual(["SUCCEEDED", "SUCCEEDED"]);
@@ -155,7 +192,10 @@ describe(PROVISIONER_CLUSTERROLE_FILE, () => {
   it("the comparison catches a call the role does not grant, a grant no call needs, a grant another covers and a wildcard", () => {
     // Prepare: the role without its `list secrets`, plus grants nothing asks for
     const rules = clusterRoleRules().filter((r) => !(r.resources ?? []).includes("secrets"));
-    rules.push({ apiGroups: [""], resources: ["nodes"], verbs: ["list"] }, { apiGroups: [""], resources: ["namespaces"], resourceNames: ["alpha"], verbs: ["get"] });
+    rules.push(
+      { apiGroups: [""], resources: ["nodes"], verbs: ["list"] },
+      { apiGroups: [""], resources: ["namespaces"], resourceNames: ["alpha"], verbs: ["get"] },
+    );
     rules.push({ apiGroups: ["apps"], resources: ["*"], verbs: ["get"] });
     // Act
     const comparison = compareWithCalls(rules, recorded);

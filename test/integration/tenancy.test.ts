@@ -34,14 +34,23 @@ const SANDBOX_ADMIN_ARN = `arn:aws:iam::${ACCOUNT_ID}:user/sandbox-admin`;
  */
 async function canI(sandbox: Sandbox, as: { user: string; groups: string[] }, attributes: Record<string, string>): Promise<boolean> {
   const token = (await kubeConfigAs(sandbox, SANDBOX_ADMIN_ARN)).getCurrentUser()!.token!;
-  const body = JSON.stringify({ apiVersion: "authorization.k8s.io/v1", kind: "SelfSubjectAccessReview", spec: { resourceAttributes: attributes } });
+  const body = JSON.stringify({
+    apiVersion: "authorization.k8s.io/v1",
+    kind: "SelfSubjectAccessReview",
+    spec: { resourceAttributes: attributes },
+  });
   const answer = await new Promise<string>((resolve, reject) => {
     const req = httpsRequest(
       `${sandbox.kubeUrl}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews`,
       {
         method: "POST",
         ca: sandbox.kube.caPem,
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "impersonate-user": as.user, "impersonate-group": as.groups },
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/json",
+          "impersonate-user": as.user,
+          "impersonate-group": as.groups,
+        },
       },
       (res) => {
         let text = "";
@@ -70,7 +79,9 @@ describe("the provisioner's own Kubernetes identity", () => {
     // Prepare
     const config = await kubeConfigAs(sandbox, sessionArnOf(KUBE_STEPS_ROLE_ARN, "kube-steps"));
     // Act
-    const review = await config.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    const review = await config
+      .makeApiClient(AuthenticationV1Api)
+      .createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
     // Assess
     expect(review.status?.userInfo?.username).toBe("nf-eks-provisioner");
     expect(review.status?.userInfo?.groups).toEqual(["nf-eks-provisioner", "system:authenticated"]);
@@ -88,10 +99,16 @@ describe("the provisioner's own Kubernetes identity", () => {
     const pod = await apiError(objects.create({ ...taskPod("not-mine"), metadata: { name: "not-mine", namespace: "default" } }));
     const clusterAdmin = await apiError(
       rbac.createClusterRoleBinding({
-        body: { metadata: { name: "take-over" }, roleRef: { apiGroup: RBAC, kind: "ClusterRole", name: "cluster-admin" }, subjects: [{ apiGroup: RBAC, kind: "Group", name: "nf-eks-provisioner" }] },
+        body: {
+          metadata: { name: "take-over" },
+          roleRef: { apiGroup: RBAC, kind: "ClusterRole", name: "cluster-admin" },
+          subjects: [{ apiGroup: RBAC, kind: "Group", name: "nf-eks-provisioner" }],
+        },
       }),
     );
-    const rootCa = await apiError(objects.replace({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kube-root-ca.crt", namespace: "kube-system" }, data: {} }));
+    const rootCa = await apiError(
+      objects.replace({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kube-root-ca.crt", namespace: "kube-system" }, data: {} }),
+    );
     // Assess
     expect(pod).toMatchObject({ code: 403 });
     expect(pod.body).toEqual({
@@ -117,7 +134,12 @@ describe("the provisioner's own Kubernetes identity", () => {
     // Prepare
     const config = await kubeConfigAs(sandbox, sessionArnOf(KUBE_STEPS_ROLE_ARN, "kube-steps"));
     const objects = KubernetesObjectApi.makeApiClient(config);
-    const role = (name: string, rules: unknown[]) => ({ apiVersion: `${RBAC}/v1`, kind: "Role", metadata: { name, namespace: "default" }, rules });
+    const role = (name: string, rules: unknown[]) => ({
+      apiVersion: `${RBAC}/v1`,
+      kind: "Role",
+      metadata: { name, namespace: "default" },
+      rules,
+    });
     const podRules = [{ apiGroups: [""], resources: ["pods"], verbs: ["create"] }];
     // Act
     const created = await apiError(objects.create(role("tower-launcher-role", podRules)));
@@ -162,7 +184,10 @@ describe("a tenant's identities", () => {
 
   it("tenant A's launcher is refused in tenant B's namespace, and works in its own", async () => {
     // Prepare
-    const runs = [await provision(sandbox, pvcRequest("gamma", { namespace: "gamma" })), await provision(sandbox, pvcRequest("delta", { namespace: "delta" }))];
+    const runs = [
+      await provision(sandbox, pvcRequest("gamma", { namespace: "gamma" })),
+      await provision(sandbox, pvcRequest("delta", { namespace: "delta" })),
+    ];
     expect(runs.map((r) => r.execution.status)).toEqual(["SUCCEEDED", "SUCCEEDED"]);
     const gamma = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-gamma.research-launcher`));
     // Act
@@ -171,9 +196,41 @@ describe("a tenant's identities", () => {
     const inGamma = await statusOf(gamma.createNamespacedPod({ namespace: "gamma", body: taskPod("own") }));
     // Assess
     expect(inDelta.code).toBe(403);
-    expect(inDelta.body.message).toBe('pods is forbidden: User "tower-launcher-user-gamma" cannot create resource "pods" in API group "" in the namespace "delta"');
+    expect(inDelta.body.message).toBe(
+      'pods is forbidden: User "tower-launcher-user-gamma" cannot create resource "pods" in API group "" in the namespace "delta"',
+    );
     expect(listDelta).toBe(403);
     expect(inGamma).toBe(200);
     expect(await statusOf(gamma.deleteNamespacedPod({ namespace: "gamma", name: "own" }))).toBe(200);
+  });
+
+  it("a pod breaking Pod Security baseline is refused in a tenant namespace, with the API server's message", async () => {
+    // Prepare
+    const run = await provision(sandbox, pvcRequest("epsilon", { namespace: "epsilon" }));
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const launcher = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-epsilon.research-launcher`));
+    const escape = taskPod("escape");
+    escape.spec = {
+      ...escape.spec!,
+      hostNetwork: true,
+      containers: [
+        { ...escape.spec!.containers[0]!, securityContext: { privileged: true }, volumeMounts: [{ name: "host", mountPath: "/host" }] },
+      ],
+      volumes: [{ name: "host", hostPath: { path: "/" } }],
+    };
+    // Act
+    const refused = await apiError(launcher.createNamespacedPod({ namespace: "epsilon", body: escape }));
+    const plain = await statusOf(launcher.createNamespacedPod({ namespace: "epsilon", body: taskPod("plain") }));
+    // Assess
+    expect(refused.code).toBe(403);
+    expect(refused.body).toMatchObject({
+      reason: "Forbidden",
+      message:
+        'pods "escape" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true), ' +
+        'privileged (container "task" must not set securityContext.privileged=true), hostPath volumes (volume "host")',
+      details: { name: "escape", kind: "pods" },
+    });
+    expect(plain).toBe(200);
+    expect(await statusOf(launcher.deleteNamespacedPod({ namespace: "epsilon", name: "plain" }))).toBe(200);
   });
 });

@@ -85,7 +85,8 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     }
     const config = kubeObject(sandbox, "ConfigMap", "tower-nf", "nextflow-config")?.data?.["nextflow.config"];
     expect(config).toContain("workDir = 's3://proteomics-nextflow-work/work'");
-    expect(config).toMatch(/fusion \{\n\s+enabled = true\n\}/);
+    // Unprivileged Fusion (the FUSE device plugin): the namespace enforces Pod Security baseline.
+    expect(config).toMatch(/fusion \{\n\s+enabled = true\n\s+privileged = false\n\}/);
     expect(config).toContain("serviceAccount = 'tower-compute-sa'");
     expect(kubeObject(sandbox, "PersistentVolumeClaim", "tower-nf", "tower-scratch")).toBeUndefined();
     expect(stepResult(run, "ConfigureStorage")).toMatchObject({ type: "fusion", annotated: [{ serviceAccount: "tower-launcher-sa" }, { serviceAccount: "tower-compute-sa" }] });

@@ -10,6 +10,7 @@ import {
   AWS_REGION_CODE,
   configToEnv,
   loadDeploymentConfig,
+  loadNamespaceSettings,
   parseClusterList,
   permissionsBoundaryProblem,
 } from "../../functions/lib/domain/deploy-config.js";
@@ -101,6 +102,31 @@ describe("the permissions boundary", () => {
       /permissionsBoundaryArn: the resource must be policy\/<name>/,
     );
     expect(loadDeploymentConfig({ ...BASE, PERMISSIONS_BOUNDARY_ARN: "   " }).permissionsBoundaryArn).toBeUndefined();
+  });
+});
+
+describe("the namespaces' Pod Security level", () => {
+  it("is baseline unless the deployment chooses, and privileged only where privileged namespaces are allowed", () => {
+    // Act
+    const byDefault = loadNamespaceSettings({});
+    const restricted = loadNamespaceSettings({ POD_SECURITY_LEVEL: "restricted" });
+    const privileged = loadNamespaceSettings({ POD_SECURITY_LEVEL: "privileged", ALLOW_PRIVILEGED_NAMESPACES: "true" });
+    // Assess
+    expect(byDefault).toEqual({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: false });
+    expect(restricted.podSecurityLevel).toBe("restricted");
+    expect(privileged).toEqual({ podSecurityLevel: "privileged", allowPrivilegedNamespaces: true });
+    expect(() => loadNamespaceSettings({ POD_SECURITY_LEVEL: "privileged" })).toThrow(/podSecurityLevel: privileged namespaces need ALLOW_PRIVILEGED_NAMESPACES=true/);
+    expect(() => loadNamespaceSettings({ POD_SECURITY_LEVEL: "lenient" })).toThrow(/podSecurityLevel/);
+    expect(() => loadNamespaceSettings({ ALLOW_PRIVILEGED_NAMESPACES: "yes" })).toThrow(/allowPrivilegedNamespaces/);
+  });
+
+  it("is checked with the rest of the configuration when the stack is synthesized, and survives the trip through the environment", () => {
+    // Act
+    const config = loadDeploymentConfig({ ...BASE, POD_SECURITY_LEVEL: "restricted" });
+    // Assess
+    expect(config.podSecurityLevel).toBe("restricted");
+    expect(loadDeploymentConfig(configToEnv(config))).toEqual(config);
+    expect(() => loadDeploymentConfig({ ...BASE, POD_SECURITY_LEVEL: "privileged", ALLOW_PRIVILEGED_NAMESPACES: "false" })).toThrow(/podSecurityLevel/);
   });
 });
 

@@ -9,6 +9,7 @@ import {
   launcherUserRoleBinding,
   namespaceManifest,
   nextflowConfigMapManifest,
+  podSecurityLabels,
   pvcManifest,
   serviceAccountManifest,
   serviceAccountRoleBinding,
@@ -25,6 +26,7 @@ import {
 } from "../../functions/lib/domain/naming.js";
 import { isSystemName, parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/domain/request.js";
 import { markOf } from "../support/fixtures.js";
+import { podSecurityViolations } from "../../local/kube/pod-security.js";
 
 const RUN = "genomics-run-1";
 const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, run: markOf(RUN), labels: { team: "genomics", "cost-centre": "42" } };
@@ -84,7 +86,44 @@ describe("ownership marks on every object", () => {
     // Act
     const namespace = namespaceManifest(ctx);
     // Assess
-    expect(namespace.metadata!.labels).toEqual(ownershipLabels("genomics", markOf(RUN)));
+    expect(namespace.metadata!.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", markOf(RUN)) });
+  });
+});
+
+describe("Pod Security", () => {
+  it("labels the namespace to enforce the given level (baseline by default), warning and auditing at restricted", () => {
+    // Act
+    const byDefault = namespaceManifest(CTX);
+    const restricted = namespaceManifest(CTX, "restricted");
+    // Assess
+    expect(byDefault.metadata!.labels).toMatchObject({
+      "pod-security.kubernetes.io/enforce": "baseline",
+      "pod-security.kubernetes.io/enforce-version": "latest",
+      "pod-security.kubernetes.io/warn": "restricted",
+      "pod-security.kubernetes.io/warn-version": "latest",
+      "pod-security.kubernetes.io/audit": "restricted",
+      "pod-security.kubernetes.io/audit-version": "latest",
+    });
+    expect(restricted.metadata!.labels!["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+
+  it("runs the head job without privilege: no escalation, every capability dropped, RuntimeDefault seccomp", () => {
+    // Act
+    const job = headJobManifest(CTX, HEAD(), {
+      serviceAccount: "tower-launcher-sa",
+      storage: PVC,
+      configMap: "nextflow-config",
+      paramsConfigMap: "nf-head-x-params",
+      jobName: "nf-head-x",
+    });
+    const pod = job.spec!.template.spec!;
+    // Assess
+    expect(pod.securityContext).toEqual({ seccompProfile: { type: "RuntimeDefault" } });
+    expect(pod.containers[0]!.securityContext).toEqual({ allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    // As the API server's Pod Security admission judges it: baseline passes; restricted wants only runAsNonRoot
+    // (the Nextflow image runs as root).
+    expect(podSecurityViolations("baseline", pod)).toBeUndefined();
+    expect(podSecurityViolations("restricted", pod)).toBe('runAsNonRoot != true (pod or container "nextflow" must set securityContext.runAsNonRoot=true)');
   });
 });
 

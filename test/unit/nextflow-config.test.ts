@@ -62,12 +62,22 @@ describe("buildNextflowConfig", () => {
     });
     // Assess
     expect(config).toContain("workDir = 's3://genomics-work/runs/scratch'\n");
-    expect(config).toContain("fusion {\n  enabled = true\n}\n");
+    // Unprivileged: Fusion mounts through the FUSE device plugin, as the Fusion runbook describes.
+    expect(config).toContain("fusion {\n  enabled = true\n  privileged = false\n}\n");
     expect(config).toContain("wave {\n  enabled = true\n}\n");
     expect(config).toContain("process.executor = 'k8s'\n");
     expect(config).not.toContain("storageClaimName");
     expect(config).not.toContain("storageMountPath");
     expect(config).toContain("// S3 access through the workload role arn:aws:iam::111122223333:role/nfeks-genomics-workload\n");
+  });
+
+  it("runs Fusion privileged only when the request asks for it", () => {
+    // Act
+    const privileged = buildNextflowConfig(requestWith({ storage: { type: "fusion", bucket: "genomics-work", privileged: true } }));
+    const pvc = buildNextflowConfig(requestWith({}));
+    // Assess
+    expect(privileged).toContain("fusion {\n  enabled = true\n  privileged = true\n}\n");
+    expect(pvc).not.toContain("fusion");
   });
 
   it("uses the default work prefix in the bucket", () => {

@@ -3,6 +3,8 @@ import type { V1Namespace, V1Role, V1RoleBinding, V1ServiceAccount } from "@kube
 import * as rbacStep from "../../functions/steps/rbac.js";
 import { createNamespaceAndRbacStep } from "../../functions/steps/rbac.js";
 import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, ownershipLabels } from "../../functions/lib/domain/naming.js";
+import type { NamespaceSettings } from "../../functions/lib/domain/deploy-config.js";
+import { podSecurityLabels } from "../../functions/lib/domain/manifests.js";
 import type { RbacResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
 import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube, markOf } from "../support/fixtures.js";
@@ -77,7 +79,7 @@ describe("CreateNamespaceAndRbac", () => {
       adopted: [],
     } satisfies RbacResult);
     const namespace = kube().get<V1Namespace>("v1", "Namespace", NS)!;
-    expect(namespace.metadata?.labels).toEqual({ team: "genomics", ...ownershipLabels("genomics", markOf(RUN)) });
+    expect(namespace.metadata?.labels).toEqual({ team: "genomics", ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", markOf(RUN)) });
     expect(namespace.metadata?.annotations?.[ANNOTATION_CREATED_BY]).toBe(RUN);
     const userBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-genomics-binding", NS)!;
     // The tenant's own user (TENANT is "genomics"): no other tenant's launcher is bound here.
@@ -203,6 +205,34 @@ describe("CreateNamespaceAndRbac", () => {
     const result = await apply(state);
     // Assess
     expect(result.created).toHaveLength(5);
+  });
+});
+
+describe("Pod Security of the namespace", () => {
+  const applyWith = (namespaceSettings: NamespaceSettings, state: WorkflowState) => createNamespaceAndRbacStep({ kube: kube(), namespaceSettings }).apply(state);
+  const fusion = (privileged?: boolean) => ({ storage: { type: "fusion", bucket: "genomics-work", ...(privileged === undefined ? {} : { privileged }) } });
+  const enforced = () => kube().get<V1Namespace>("v1", "Namespace", NS)!.metadata!.labels!["pod-security.kubernetes.io/enforce"];
+
+  it("enforces the deployment's level (baseline unless it chooses another)", async () => {
+    // Act
+    await applyWith({ podSecurityLevel: "restricted", allowPrivilegedNamespaces: false }, stateFor(fusion()));
+    // Assess
+    expect(enforced()).toBe("restricted");
+  });
+
+  it("refuses privileged Fusion where the deployment does not allow privileged namespaces, before creating anything", async () => {
+    // Act
+    const refused = applyWith({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: false }, stateFor(fusion(true)));
+    // Assess
+    await expect(refused).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("ALLOW_PRIVILEGED_NAMESPACES") });
+    expect(kube().inventory()).toEqual([]);
+  });
+
+  it("makes the namespace privileged for privileged Fusion where the deployment allows it", async () => {
+    // Act
+    await applyWith({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: true }, stateFor(fusion(true)));
+    // Assess
+    expect(enforced()).toBe("privileged");
   });
 });
 

@@ -40,6 +40,30 @@ const eventSource = z
   .trim()
   .regex(/^\S{1,256}$/, "an event source is 1-256 characters without spaces")
   .refine((source) => source !== PRODUCT, `"${PRODUCT}" is the product's own event source: its own events must never start a run`);
+/** Pod Security Standards levels, least to most restrictive. */
+export const POD_SECURITY_LEVELS = ["privileged", "baseline", "restricted"] as const;
+export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
+
+/**
+ * How the namespaces the product creates are guarded: the Pod Security level they enforce (`baseline` unless the
+ * deployment chooses; `privileged` only where it also allows privileged namespaces, which privileged Fusion needs).
+ */
+const namespaceSettingsShape = {
+  podSecurityLevel: z.enum(POD_SECURITY_LEVELS).default("baseline"),
+  allowPrivilegedNamespaces: z.boolean().default(false),
+};
+
+function privilegedOnlyWhereAllowed(
+  settings: { podSecurityLevel?: PodSecurityLevel; allowPrivilegedNamespaces?: boolean },
+  ctx: z.RefinementCtx,
+): void {
+  if (settings.podSecurityLevel === "privileged" && !settings.allowPrivilegedNamespaces) {
+    ctx.addIssue({ code: "custom", path: ["podSecurityLevel"], message: "privileged namespaces need ALLOW_PRIVILEGED_NAMESPACES=true" });
+  }
+}
+
+export const namespaceSettingsSchema = z.object(namespaceSettingsShape).superRefine(privilegedOnlyWhereAllowed);
+export type NamespaceSettings = z.infer<typeof namespaceSettingsSchema>;
 
 export const deploymentConfigSchema = z.object({
   /** Clusters the product may touch: name + region */
@@ -71,12 +95,16 @@ export const deploymentConfigSchema = z.object({
   kubeStepsSecurityGroupIds: z.array(securityGroupId).optional(),
   /** The event sources whose ComputeEnvironmentRequested events start a run (none: onboarding by event is off) */
   onboardingEventSources: z.array(eventSource).optional(),
+  // Checked here when the stack is synthesized; the Kubernetes steps read them with loadNamespaceSettings (defaults applied).
+  podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
+  allowPrivilegedNamespaces: z.boolean().optional(),
 }).superRefine((config, ctx) => {
   const given = [config.kubeStepsVpcId !== undefined, !!config.kubeStepsSubnetIds?.length, !!config.kubeStepsSecurityGroupIds?.length];
   if (given.some(Boolean) && !given.every(Boolean)) {
     const path = [["kubeStepsVpcId"], ["kubeStepsSubnetIds"], ["kubeStepsSecurityGroupIds"]][given.indexOf(false)]!;
     ctx.addIssue({ code: "custom", path, message: `set ${VPC_VARIABLES.join(", ")} together (the Lambdas' VPC, subnets and security groups), or none` });
   }
+  privilegedOnlyWhereAllowed(config, ctx);
 });
 
 export type DeploymentConfig = z.infer<typeof deploymentConfigSchema>;
@@ -91,6 +119,8 @@ export const CONFIG_ENV = {
   kubeStepsSubnetIds: "KUBE_STEPS_SUBNET_IDS", // comma-separated
   kubeStepsSecurityGroupIds: "KUBE_STEPS_SECURITY_GROUP_IDS", // comma-separated
   onboardingEventSources: "ONBOARDING_EVENT_SOURCES", // comma-separated
+  podSecurityLevel: "POD_SECURITY_LEVEL", // baseline (default), restricted, privileged
+  allowPrivilegedNamespaces: "ALLOW_PRIVILEGED_NAMESPACES", // true | false (default)
 } as const;
 
 const VPC_VARIABLES = [CONFIG_ENV.kubeStepsVpcId, CONFIG_ENV.kubeStepsSubnetIds, CONFIG_ENV.kubeStepsSecurityGroupIds];
@@ -148,6 +178,7 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
     kubeStepsSubnetIds: commaList(env[CONFIG_ENV.kubeStepsSubnetIds]),
     kubeStepsSecurityGroupIds: commaList(env[CONFIG_ENV.kubeStepsSecurityGroupIds]),
     onboardingEventSources: commaList(env[CONFIG_ENV.onboardingEventSources]),
+    ...namespaceSettingsInput(env),
   };
 }
 
@@ -155,6 +186,27 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
 function commaList(value: string | undefined): string[] | undefined {
   const items = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
   return items.length > 0 ? items : undefined;
+}
+
+/** `true`/`false` as booleans; anything else is left for the schema to name. */
+function booleanInput(value: string | undefined): unknown {
+  const trimmed = value?.trim().toLowerCase();
+  if (!trimmed) return undefined;
+  return trimmed === "true" ? true : trimmed === "false" ? false : value;
+}
+
+function namespaceSettingsInput(env: NodeJS.ProcessEnv): { podSecurityLevel: unknown; allowPrivilegedNamespaces: unknown } {
+  return {
+    podSecurityLevel: env[CONFIG_ENV.podSecurityLevel]?.trim() || undefined,
+    allowPrivilegedNamespaces: booleanInput(env[CONFIG_ENV.allowPrivilegedNamespaces]),
+  };
+}
+
+/** The namespace settings alone (what the Kubernetes steps read), validated like the whole configuration. */
+export function loadNamespaceSettings(env: NodeJS.ProcessEnv = process.env): NamespaceSettings {
+  const result = namespaceSettingsSchema.safeParse(namespaceSettingsInput(env), { error: productMessage });
+  if (result.success) return result.data;
+  throw new Error(`Invalid deployment configuration: ${problemsOf(result.error).map((p) => `${p.path}: ${p.message}`).join("; ")}`);
 }
 
 /**
@@ -211,5 +263,7 @@ export function configToEnv(config: DeploymentConfig): Record<string, string> {
     env[CONFIG_ENV.kubeStepsSecurityGroupIds] = placement.securityGroupIds.join(",");
   }
   if (config.onboardingEventSources?.length) env[CONFIG_ENV.onboardingEventSources] = config.onboardingEventSources.join(",");
+  if (config.podSecurityLevel) env[CONFIG_ENV.podSecurityLevel] = config.podSecurityLevel;
+  if (config.allowPrivilegedNamespaces !== undefined) env[CONFIG_ENV.allowPrivilegedNamespaces] = String(config.allowPrivilegedNamespaces);
   return env;
 }

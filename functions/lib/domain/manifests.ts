@@ -27,6 +27,7 @@ import {
   ownershipLabels,
   type RunMark,
 } from "./naming.js";
+import type { PodSecurityLevel } from "./deploy-config.js";
 import type { FusionStorage, HeadJobSpec, PvcStorage } from "./request.js";
 
 export type { KubernetesObject };
@@ -78,8 +79,26 @@ function boundedName(name: string, max = 253): string {
   return `${name.slice(0, max - hash.length - 1).replace(/[-.]+$/, "")}-${hash}`;
 }
 
-export function namespaceManifest(ctx: ManifestContext): V1Namespace {
-  return { apiVersion: "v1", kind: "Namespace", metadata: metadata(ctx, ctx.namespace, false) };
+/** Pod Security admission's namespace labels. */
+export const POD_SECURITY_LABEL_PREFIX = "pod-security.kubernetes.io";
+
+/**
+ * The namespace refuses pods that break `enforce` (baseline unless the deployment says otherwise); `warn` and `audit`
+ * hold them to `restricted`, so what would not pass there shows up in kubectl's output and the audit log.
+ */
+export function podSecurityLabels(enforce: PodSecurityLevel): Record<string, string> {
+  const modes = { enforce, warn: "restricted", audit: "restricted" } as const;
+  return Object.fromEntries(
+    Object.entries(modes).flatMap(([mode, level]) => [
+      [`${POD_SECURITY_LABEL_PREFIX}/${mode}`, level],
+      [`${POD_SECURITY_LABEL_PREFIX}/${mode}-version`, "latest"],
+    ]),
+  );
+}
+
+export function namespaceManifest(ctx: ManifestContext, podSecurity: PodSecurityLevel = "baseline"): V1Namespace {
+  const meta = metadata(ctx, ctx.namespace, false);
+  return { apiVersion: "v1", kind: "Namespace", metadata: { ...meta, labels: { ...podSecurityLabels(podSecurity), ...meta.labels } } };
 }
 
 export function serviceAccountManifest(ctx: ManifestContext, name: string, annotations?: Record<string, string>): V1ServiceAccount {
@@ -226,6 +245,8 @@ export function headJobManifest(ctx: ManifestContext, spec: HeadJobSpec, opts: H
     volumeMounts.push({ name: "scratch", mountPath: opts.storage.mountPath });
   }
   const resources = { cpu: spec.cpu, memory: spec.memory };
+  // Nextflow needs no privilege: none to escalate to, no capabilities, the runtime's default seccomp profile.
+  const securityContext = { allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } };
   return {
     apiVersion: "batch/v1",
     kind: "Job",
@@ -238,6 +259,7 @@ export function headJobManifest(ctx: ManifestContext, spec: HeadJobSpec, opts: H
         spec: {
           serviceAccountName: opts.serviceAccount,
           restartPolicy: "Never",
+          securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           containers: [
             {
               name: HEAD_CONTAINER,
@@ -246,6 +268,7 @@ export function headJobManifest(ctx: ManifestContext, spec: HeadJobSpec, opts: H
               args: headJobArgs(spec),
               env,
               resources: { requests: { ...resources }, limits: { ...resources } },
+              securityContext,
               volumeMounts,
             },
           ],

@@ -61,6 +61,11 @@ export function buildNextflowConfig(request: ProvisionRequest, opts: { workloadR
     "",
     `workDir = ${groovyString(workDir)}`,
   ];
-  if (storage.type === "fusion") lines.push("", "fusion {", "  enabled = true", "}", "", "wave {", "  enabled = true", "}");
+  if (storage.type === "fusion") {
+    // Unprivileged Fusion mounts /dev/fuse through the FUSE device plugin (Nextflow asks for `nextflow.io/fuse`), as the
+    // Fusion runbook describes; privileged task containers only where the deployment allows privileged namespaces.
+    lines.push("", "fusion {", "  enabled = true", `  privileged = ${storage.privileged === true}`, "}");
+    lines.push("", "wave {", "  enabled = true", "}");
+  }
   return `${lines.join("\n")}\n`;
 }

@@ -193,6 +193,8 @@ const fusionStorageSchema = z
     workDir: workDirPrefix.default(DEFAULTS.workDirPrefix),
     /** Use an EKS Pod Identity association instead of IRSA (OIDC trust). */
     podIdentity: z.boolean().default(false),
+    /** Privileged Fusion task containers (else the FUSE device plugin); only where the deployment allows privileged namespaces. */
+    privileged: z.boolean().optional(),
   })
   .strict();
 

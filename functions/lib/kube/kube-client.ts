@@ -138,7 +138,8 @@ export async function kubeClientFor(cluster: ResolvedCluster): Promise<KubeApi> 
 
 /** A new client for the cluster with a fresh EKS token (no cache): what kubeClientFor caches. */
 export async function newKubeClient(cluster: ResolvedCluster): Promise<{ api: KubeApi; expiresAt: Date }> {
-  const { token, expiresAt } = await eksBearerToken(cluster.name, cluster.region, tokenCredentials ? { credentials: tokenCredentials } : {});
+  const signedBy = tokenCredentials ? { credentials: tokenCredentials } : {};
+  const { token, expiresAt } = await eksBearerToken(cluster.name, cluster.region, signedBy);
   return { api: kubeApiFrom(kubeConfigFor(cluster, token)), expiresAt };
 }
 
@@ -209,7 +210,11 @@ export async function readObject<T extends KubernetesObject>(api: KubernetesObje
  * An object being deleted (a namespace still Terminating after a compensation) is never adopted: it
  * will be gone soon, so KubeConflict (transient) lets the state machine try again once it is.
  */
-export async function ensureObject<T extends KubernetesObject>(api: KubernetesObjectApi, desired: T, tenant: string): Promise<{ object: T; created: boolean }> {
+export async function ensureObject<T extends KubernetesObject>(
+  api: KubernetesObjectApi,
+  desired: T,
+  tenant: string,
+): Promise<{ object: T; created: boolean }> {
   const ref = refOf(desired);
   try {
     // client-node fills in defaults on the spec it is given: hand it a copy.

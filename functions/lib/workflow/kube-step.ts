@@ -6,6 +6,7 @@
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "../kube/kube-client.js";
+import type { NamespaceSettings } from "../domain/deploy-config.js";
 import type { ManifestContext } from "../domain/manifests.js";
 import { LABEL_CREATED_BY, LABEL_TENANT, type RunMark, runMark } from "../domain/naming.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
@@ -16,6 +17,8 @@ import type { ResolvedCluster, WorkflowState } from "./workflow-state.js";
 export interface KubeStepDeps {
   /** The cluster client; by default kubeClientFor($.cluster), built on each call (tests hand theirs to the step's factory). */
   kube?: KubeApi;
+  /** How the namespaces the product creates are guarded; by default the deployment's (loadNamespaceSettings). */
+  namespaceSettings?: NamespaceSettings;
 }
 
 export interface KubeStepContext {
