@@ -5,7 +5,9 @@
  * what it did, and the environment the first run built is left standing.
  */
 import { describe, expect, it } from "vitest";
-import type { Sandbox } from "../../local/sandbox.js";
+import { DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { idempotencyKeyKey } from "../../functions/lib/workflow/environment-registry.js";
+import { REGISTRY_TABLE_NAME, type Sandbox } from "../../local/sandbox.js";
 import {
   ACCOUNT_ID,
   clusterState,
@@ -33,8 +35,9 @@ describe("a reused idempotency key after Step Functions forgot the first run (AP
     expect(first.execution.status).toBe("SUCCEEDED");
     const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-${tenant}.research-launcher`;
     const firstJob = stepResult(first, "LaunchHeadJob").jobName as string;
-    // ...the runner forgets it, as Step Functions does after 90 days
+    // ...the runner forgets it, as Step Functions does after 90 days, and the registry's record of the key expires
     expect(sandbox.stepFunctions.forgetClosedExecutions()).toBeGreaterThan(0);
+    await expireIdempotencyKey(sandbox, tenant, "onboarding-7");
     await settled(sandbox);
     const before = sandbox.snapshot();
     sandbox.faults.inject({ operation: "kube:POST jobs", kind: "permanent", times: 1 });
@@ -59,3 +62,18 @@ describe("a reused idempotency key after Step Functions forgot the first run (AP
     expect(sandbox.snapshot()).toStrictEqual(before);
   });
 });
+
+/** The registry's record of the key, past its expiry (as it is a year on; the registry treats it as absent). */
+async function expireIdempotencyKey(sandbox: Sandbox, tenant: string, key: string): Promise<void> {
+  const client = new DynamoDBClient({ region: "eu-west-1", endpoint: sandbox.dynamoDbUrl });
+  await client.send(
+    new UpdateItemCommand({
+      TableName: REGISTRY_TABLE_NAME,
+      Key: { pk: { S: idempotencyKeyKey(tenant, key) } },
+      ConditionExpression: "attribute_exists(pk)",
+      UpdateExpression: "SET expiresAt = :past",
+      ExpressionAttributeValues: { ":past": { N: "1" } },
+    }),
+  );
+  client.destroy();
+}

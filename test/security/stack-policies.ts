@@ -85,6 +85,8 @@ function arnOf(resources: Record<string, Json>, id: string): string {
       return `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${props.Name}`;
     case "AWS::SQS::Queue":
       return `arn:aws:sqs:${REGION}:${ACCOUNT}:${id}`;
+    case "AWS::DynamoDB::Table":
+      return `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${props.TableName ?? id}`;
     case "AWS::Lambda::Function":
       return `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`;
     default:
