@@ -26,6 +26,7 @@ start options:
   --aws-port N             emulated AWS (IAM, STS, EKS, EventBridge) port (default 0)
   --kube-port N            emulated Kubernetes API port (default 0)
   --sfn-port N             local Step Functions port (default 0)
+  --dynamodb-port N        DynamoDB (dynalite: the environment registry) port (default 0)
   --auth-mode MODE         API | API_AND_CONFIG_MAP | CONFIG_MAP (default API_AND_CONFIG_MAP)
   --fault OP=KIND[:ms][*n] inject a fault, repeatable: iam:CreateRole=throttle*2, "kube:PUT configmaps=conflict"
   --propagation-delay S    new IAM roles stay unknown to EKS/STS for S seconds
@@ -56,6 +57,7 @@ async function start(args: string[]): Promise<void> {
         "aws-port": { type: "string" },
         "kube-port": { type: "string" },
         "sfn-port": { type: "string" },
+        "dynamodb-port": { type: "string" },
         "auth-mode": { type: "string" },
         fault: { type: "string", multiple: true },
         "propagation-delay": { type: "string" },
@@ -94,6 +96,7 @@ async function start(args: string[]): Promise<void> {
       awsPort: portOption(values["aws-port"], "aws-port", 0),
       kubePort: portOption(values["kube-port"], "kube-port", 0),
       sfnPort: portOption(values["sfn-port"], "sfn-port", 0),
+      dynamoDbPort: portOption(values["dynamodb-port"], "dynamodb-port", 0),
       authenticationMode,
       faults,
       propagationDelayMs: delay * 1000,
@@ -126,6 +129,7 @@ async function start(args: string[]): Promise<void> {
   emulated AWS     ${sandbox.awsUrl}   IAM, STS, EKS, EventBridge
   Kubernetes API   ${sandbox.kubeUrl}
   Step Functions   ${sandbox.sfnUrl}
+  DynamoDB         ${sandbox.dynamoDbUrl}   the environment registry (dynalite)
   ${faults.length ? `faults           ${faults.map((f) => `${f.operation}=${f.kind}`).join(", ")}\n  ` : ""}env              source ${sandbox.files.env}   (then: kubectl get ns; aws --endpoint-url "$AWS_ENDPOINT_URL_EKS" eks list-clusters)
 
 Try it:

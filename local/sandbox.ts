@@ -9,18 +9,22 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
+import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
 import { CreateAccessEntryCommand, EKSClient } from "@aws-sdk/client-eks";
 import type { AwsCredentialIdentity } from "@smithy/types";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { resetClients } from "../functions/lib/aws/clients.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED } from "../functions/lib/domain/deploy-config.js";
+import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
+import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { resetKubeClients, setKubeTokenCredentials } from "../functions/lib/kube/kube-client.js";
 import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEntry } from "../stacks/cluster-access-commands.js";
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
+import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
+import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
 import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/kube-apiserver.js";
 import { eksAuthenticator } from "./kube/auth.js";
@@ -29,6 +33,7 @@ import { startSfnService, type SfnService } from "./sfn/service.js";
 import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
+import { openApiText } from "./write-openapi.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -43,6 +48,7 @@ export const SANDBOX_KUBE_STEPS_ROLE = "nf-eks-provisioner-kube-steps";
 /** Re-assume the KubeSteps role this long before its session expires. */
 const SESSION_REFRESH_MS = 5 * 60_000;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
+export const REGISTRY_TABLE_NAME = "nf-eks-provisioner-environments";
 
 export interface SandboxOptions {
   /** HTTP API port (default 0: any free port) */
@@ -50,6 +56,8 @@ export interface SandboxOptions {
   awsPort?: number;
   kubePort?: number;
   sfnPort?: number;
+  /** DynamoDB (dynalite) port (default 0) */
+  dynamoDbPort?: number;
   /** the emulated cluster's authentication mode (default API_AND_CONFIG_MAP, as EKS creates clusters today) */
   authenticationMode?: AuthenticationMode;
   faults?: FaultRule[];
@@ -75,6 +83,8 @@ export interface Sandbox {
   awsUrl: string;
   kubeUrl: string;
   sfnUrl: string;
+  /** DynamoDB (dynalite): the environment registry's table */
+  dynamoDbUrl: string;
   stateMachineArn: string;
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
@@ -122,6 +132,15 @@ function execKubeconfig(kube: KubeApiServer, env: Record<string, string>): strin
     ],
   };
   return JSON.stringify(config, null, 2);
+}
+
+/** The stack's TenantRoleBoundary, made in the emulated account (returns its ARN). */
+async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
+  const clusterArn = `arn:aws:eks:${SANDBOX_CLUSTER.region}:${SANDBOX_CLUSTER.accountId}:cluster/${SANDBOX_CLUSTER.name}`;
+  const document = JSON.stringify(tenantRoleBoundaryPolicy([clusterArn]));
+  const name = "nf-eks-provisioner-tenant-role-boundary";
+  const { Policy } = await iam.send(new CreatePolicyCommand({ PolicyName: name, PolicyDocument: document }));
+  return Policy!.Arn!;
 }
 
 /**
@@ -200,9 +219,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
+  const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
+  await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
 
   const env: Record<string, string> = {
     AWS_REGION: SANDBOX_CLUSTER.region,
+    // The AWS CLI reads this one (the SDK reads AWS_REGION).
+    AWS_DEFAULT_REGION: SANDBOX_CLUSTER.region,
     AWS_ACCESS_KEY_ID: DEFAULT_ACCESS_KEY_ID,
     AWS_SECRET_ACCESS_KEY: DEFAULT_SECRET_ACCESS_KEY,
     AWS_EC2_METADATA_DISABLED: "true",
@@ -211,13 +234,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     AWS_ENDPOINT_URL_EKS: aws.url,
     AWS_ENDPOINT_URL_EVENTBRIDGE: aws.url,
     AWS_ENDPOINT_URL_SFN: sfn.url,
+    AWS_ENDPOINT_URL_DYNAMODB: dynamoDb.url,
+    [REGISTRY_TABLE_ENV]: REGISTRY_TABLE_NAME,
     ALLOWED_CLUSTERS: JSON.stringify([{ name: SANDBOX_CLUSTER.name, region: SANDBOX_CLUSTER.region }]),
     ALLOWED_ACCOUNT_IDS: SANDBOX_CLUSTER.accountId,
     IAM_PREFIX: opts.iamPrefix ?? "nfeks",
+    // The onboarding system of examples/onboarding-event.json is the one allowed to request onboarding.
+    ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
   };
-  if (opts.permissionsBoundaryArn) env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn;
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
   delete process.env.AWS_SESSION_TOKEN;
   delete process.env.AWS_PROFILE;
@@ -236,18 +262,27 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     }),
   );
   await iam.send(new TagRoleCommand({ RoleName: "seqera-platform-launcher", Tags: [{ Key: "team", Value: "platform" }] }));
+  // Every tenant role carries a boundary: the operator's when given, else the sandbox's own, as the stack creates it.
+  env.PERMISSIONS_BOUNDARY_ARN = opts.permissionsBoundaryArn ?? (await createTenantRoleBoundary(iam));
+  process.env.PERMISSIONS_BOUNDARY_ARN = env.PERMISSIONS_BOUNDARY_ARN;
   iam.destroy();
 
   const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
+    { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
+    { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
+    { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+    // The API's own description, generated from the same schemas as openapi.json.
+    { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
 
-  // The bus's rule: ComputeEnvironmentRequested starts the workflow through the events handler, as deployed.
+  // The bus's rule: ComputeEnvironmentRequested from an allowed source starts the workflow through the events handler, as deployed.
   const stopRouting = aws.onEvent?.((event) => {
-    if (event.detailType !== COMPUTE_ENVIRONMENT_REQUESTED) return;
+    const pattern = onboardingEventPattern(loadDeploymentConfig());
+    if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
     void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},
@@ -269,6 +304,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     awsUrl: aws.url,
     kubeUrl: kube.url,
     sfnUrl: sfn.url,
+    dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
@@ -285,6 +321,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       await api.close();
       await stepFunctions.shutdown();
       await sfn.close();
+      await dynamoDb.close();
       await kube.close();
       await aws.close();
       resetClients();

@@ -1,28 +1,45 @@
 /**
  * The deployed product: one Lambda per workflow step (functions/steps/catalog.ts), the Standard state
  * machine from statemachines/provision.asl.json with each `${<Step>FunctionArn}` placeholder substituted,
- * the IAM-authorized HTTP API, the event bus with the ComputeEnvironmentRequested rule, and outputs that
- * tell the operator what to run next (the cluster-access commands).
+ * the IAM-authorized HTTP API, the event bus with the ComputeEnvironmentRequested rule, the tenant-role
+ * permissions boundary (unless the operator names one), and outputs that tell the operator what to run next
+ * (the cluster-access commands).
  */
 import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
-import { ManagedPolicy, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { ManagedPolicy, PolicyDocument, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
+import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
-import { Api, EventBus, Function, type FunctionProps, type StackContext } from "sst/constructs";
+import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED, configToEnv, STATE_MACHINE_ARN_ENV } from "../functions/lib/domain/deploy-config.js";
+import {
+  COMPUTE_ENVIRONMENT_REQUESTED,
+  configToEnv,
+  kubeStepsPlacement,
+  onboardingEventPattern,
+  STATE_MACHINE_ARN_ENV,
+  type KubeStepsPlacement,
+} from "../functions/lib/domain/deploy-config.js";
 import { PRODUCT } from "../functions/lib/domain/naming.js";
+import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
   KUBE_STEP_MODULES,
+  clusterArns,
   executionStatusStatements,
   kubeStepsStatements,
+  registryGetStatements,
+  registryListStatements,
+  registryStartStatements,
   startProvisioningStatements,
+  stepRegistryStatements,
   stepStatements,
   type PermissionScope,
 } from "./permissions.js";
@@ -84,18 +101,49 @@ export function readProvisionDefinition(root: string): string {
   return text;
 }
 
+/**
+ * Private cluster endpoints: the Kubernetes-facing Lambdas run in the deployment's subnets with its security groups
+ * (KUBE_STEPS_*), and their role gets the policy Lambda needs for the network interfaces. Nothing without a placement.
+ */
+export function placeInVpc(functions: CdkFunction[], role: Role, placement: KubeStepsPlacement): void {
+  if (!placement) return;
+  role.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaVPCAccessExecutionRole"));
+  for (const fn of functions) {
+    (fn.node.defaultChild as CfnFunction).vpcConfig = { subnetIds: placement.subnetIds, securityGroupIds: placement.securityGroupIds };
+  }
+}
+
 export function Provisioner({ stack, app }: StackContext) {
-  const config = deploymentConfigForStage(app.stage);
-  // The product's IAM scope, role/<prefix>-*, must not reach this stack's own roles.
-  assertIamPrefixClear(config, stack.stackName);
+  const operatorConfig = deploymentConfigForStage(app.stage);
+  // The product's IAM scope, role/nf-eks-provisioner/<prefix>-*, must not reach this stack's own roles.
+  assertIamPrefixClear(operatorConfig, stack.stackName);
+  // Every tenant role carries one boundary: the operator's, or else the stack's own (never both allowed).
+  const allowedClusterArns = clusterArns({ partition: stack.partition, account: stack.account, config: operatorConfig });
+  const ownBoundary = operatorConfig.permissionsBoundaryArn
+    ? undefined
+    : new ManagedPolicy(stack, "TenantRoleBoundary", {
+        description: `${PRODUCT} (${app.stage}): the permissions boundary of every tenant role the product creates`,
+        document: PolicyDocument.fromJson(tenantRoleBoundaryPolicy(allowedClusterArns, stack.partition)),
+      });
+  const config = { ...operatorConfig, permissionsBoundaryArn: operatorConfig.permissionsBoundaryArn ?? ownBoundary!.managedPolicyArn };
   const scope: PermissionScope = { partition: stack.partition, account: stack.account, config };
 
   const bus = new EventBus(stack, "Bus");
+  // The environment registry: one item per environment and per idempotency key. On-demand, point-in-time recovery
+  // on; `expiresAt` only tidies with TTL (the code treats an expired lease or key as absent by itself).
+  const registry = new Table(stack, "Environments", {
+    fields: { pk: "string", kind: "string" },
+    primaryIndex: { partitionKey: "pk" },
+    globalIndexes: { [BY_KIND_INDEX]: { partitionKey: "kind", sortKey: "pk" } },
+    timeToLiveAttribute: "expiresAt",
+    cdk: { table: { pointInTimeRecovery: true, billingMode: BillingMode.PAY_PER_REQUEST } },
+  });
   stack.setDefaultFunctionProps({
     ...FUNCTION_DEFAULTS,
     environment: {
       ...configToEnv({ ...config, eventBusName: bus.eventBusName }),
       POWERTOOLS_SERVICE_NAME: PRODUCT,
+      [REGISTRY_TABLE_ENV]: registry.tableName,
     },
   });
 
@@ -117,10 +165,15 @@ export function Provisioner({ stack, app }: StackContext) {
       ...sizing,
       ...(isKube ? { role: kubeStepsRole } : {}),
     });
-    const statements = stepStatements(entry, scope, bus.eventBusArn);
+    const statements = [...stepStatements(entry, scope, bus.eventBusArn), ...stepRegistryStatements(entry, registry.tableArn)];
     if (statements.length) fn.attachPermissions(statements);
-    return { entry, fn };
+    return { entry, fn, isKube };
   });
+  placeInVpc(
+    stepFunctions.filter(({ isKube }) => isKube).map(({ fn }) => fn),
+    kubeStepsRole,
+    kubeStepsPlacement(config),
+  );
 
   // ------------------------------------------------------------ state machine
   const stateMachineName = app.logicalPrefixedName("provision");
@@ -148,10 +201,16 @@ export function Provisioner({ stack, app }: StackContext) {
     routes: {
       "POST /provision": "functions/api/provision.handler",
       "GET /executions/{id}": "functions/api/status.handler",
+      "POST /environments": "functions/api/environments.createHandler",
+      "GET /environments": "functions/api/environments.listHandler",
+      "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
     },
   });
-  api.attachPermissionsToRoute("POST /provision", startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
+  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
+  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
+  api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
+  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -166,18 +225,22 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: deadLetters,
   });
-  onRequested.attachPermissions(startProvisioningStatements(stateMachine.stateMachineArn, executionsArn));
-  bus.addRules(stack, {
-    computeEnvironmentRequested: {
-      pattern: { detailType: [COMPUTE_ENVIRONMENT_REQUESTED] },
-      targets: {
-        startProvisioning: {
-          function: onRequested,
-          cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+  onRequested.attachPermissions([...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
+  // Only the sources the deployment allows (never the product's own, so its events cannot loop back); none: no rule.
+  const onboardingPattern = onboardingEventPattern(config);
+  if (onboardingPattern) {
+    bus.addRules(stack, {
+      computeEnvironmentRequested: {
+        pattern: onboardingPattern,
+        targets: {
+          startProvisioning: {
+            function: onRequested,
+            cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+          },
         },
       },
-    },
-  });
+    });
+  }
 
   // ------------------------------------------------------------ what the operator runs next
   const taken = new Set<string>();
@@ -191,11 +254,13 @@ export function Provisioner({ stack, app }: StackContext) {
     ApiUrl: api.url,
     StateMachineArn: stateMachine.stateMachineArn,
     EventBusName: bus.eventBusName,
+    RegistryTableName: registry.tableName,
     KubeStepsRoleArn: kubeStepsRole.roleArn,
+    TenantRoleBoundaryArn: config.permissionsBoundaryArn,
     AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
     OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, kubeStepsRole };
+  return { api, bus, stateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
 }

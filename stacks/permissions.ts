@@ -2,17 +2,21 @@
  * Least privilege, one place: the IAM statements each Lambda needs, derived from the SDK calls its
  * code makes (test/infra/sdk-calls.ts finds them; test/infra/stack.test.ts holds each Lambda to them) and
  * scoped to what it touches:
- *  - IAM role writes only on `role/<prefix>-*`, and only on roles carrying the product's mark
- *    (`aws:ResourceTag/app.kubernetes.io/managed-by` = nf-eks-provisioner); CreateRole only when the request
- *    puts that mark on the new role. With a permissions boundary configured, every write that can change what
- *    a role may do (create, set boundary, inline policy put/delete, detach, trust policy) requires the role to
- *    carry that boundary (`iam:PermissionsBoundary`).
+ *  - IAM role writes only under the product's own IAM path, `role/nf-eks-provisioner/<prefix>-*`: a path is set
+ *    when a role is created and cannot change, so no role the product did not create is within reach, whatever
+ *    its name or tags. Writes to an existing role also need the product's mark
+ *    (`aws:ResourceTag/app.kubernetes.io/managed-by` = nf-eks-provisioner); CreateRole needs the request to put it.
+ *  - Every write that can change what a role may do (CreateRole, PutRolePermissionsBoundary, PutRolePolicy,
+ *    DeleteRolePolicy, DetachRolePolicy) requires the one tenant-role boundary (`iam:PermissionsBoundary`): the
+ *    operator's, or the stack's own when the operator names none, never both. DeleteRolePermissionsBoundary is
+ *    explicitly denied. IAM supplies no boundary key for UpdateAssumeRolePolicy, TagRole and DeleteRole: the
+ *    path (and, for TagRole, `aws:TagKeys` limited to the product's keys) is their guard.
  *  - EKS actions only on the allowlisted clusters (`cluster/<name>`, `access-entry/<name>/*`,
  *    `podidentityassociation/<name>/*`); updates and deletes only of marked entries and associations,
  *    creates only with the mark.
- *  - `iam:PassRole` only where EKS Pod Identity needs it, only for marked `role/<prefix>-*`, only to EKS Pod Identity.
- *  - No `Resource: "*"` on a write action. The one `*` here is `iam:ListOpenIDConnectProviders`, a
- *    read-only list action IAM does not scope to resources.
+ *  - `iam:PassRole` only where EKS Pod Identity needs it, only for the product's roles, only to EKS Pod Identity.
+ *  - No `Resource: "*"` on an allowed write action. The one allowed `*` here is `iam:ListOpenIDConnectProviders`,
+ *    a read-only list action IAM does not scope to resources.
  * Reads (Get/Describe/List) carry no ownership condition: the steps must see an object that is not theirs
  * to report an OwnershipConflict instead of failing with AccessDenied.
  *
@@ -25,9 +29,10 @@
  * permission is needed to presign GetCallerIdentity).
  */
 import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../functions/lib/domain/policies.js";
-import { PolicyStatement } from "aws-cdk-lib/aws-iam";
+import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { DeploymentConfig } from "../functions/lib/domain/deploy-config.js";
-import { ownershipTags, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/domain/naming.js";
+import { tenantRoleBoundary } from "../functions/lib/domain/deploy-config.js";
+import { IAM_ROLE_PATH, OWNERSHIP_TAG_KEYS, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/domain/naming.js";
 import type { StepFunctionEntry } from "../functions/steps/catalog.js";
 
 export interface PermissionScope {
@@ -35,6 +40,7 @@ export interface PermissionScope {
   partition: string;
   /** The deployment's account: the allowlisted clusters and the created roles live there */
   account: string;
+  /** With `permissionsBoundaryArn` the one tenant-role boundary (the operator's, or the stack's own) */
   config: DeploymentConfig;
 }
 
@@ -60,9 +66,14 @@ export function podIdentityAssociationArns(scope: PermissionScope): string[] {
   return eksArns(scope, "podidentityassociation", "/*");
 }
 
-/** Every role the product creates: `<prefix>-<tenant>-launcher`, `<prefix>-<tenant>-workload`. */
+/** Every role the product creates, `<prefix>-<tenant>.<cluster>-<purpose>`, under the product's IAM path. */
 export function prefixedRoleArn({ partition, account, config }: PermissionScope): string {
-  return `arn:${partition}:iam::${account}:role/${config.iamPrefix}-*`;
+  return `arn:${partition}:iam::${account}:role${IAM_ROLE_PATH}${config.iamPrefix}-*`;
+}
+
+/** Any role of the account, whatever its path: only for reads by name (GetRole), never for a write. */
+function anyRoleArn({ partition, account }: PermissionScope): string {
+  return `arn:${partition}:iam::${account}:role/*`;
 }
 
 // ---------------------------------------------------------------- conditions
@@ -73,8 +84,8 @@ type Conditions = Record<string, Record<string, string | string[]>>;
 export const RESOURCE_MARK_KEY = `aws:ResourceTag/${TAG_MANAGED_BY}`;
 /** Condition key: the request puts the product's mark on what it creates. */
 export const REQUEST_MARK_KEY = `aws:RequestTag/${TAG_MANAGED_BY}`;
-/** The tag keys the product writes (naming.ts ownershipTags): a tagging call may set these and no others. */
-export const OWNERSHIP_TAG_KEYS: readonly string[] = ownershipTags("tenant", "execution").map((tag) => tag.Key);
+/** The tag keys the product writes: a tagging call may set these and no others. */
+export { OWNERSHIP_TAG_KEYS };
 
 /** `StringEquals` on every key given, plus any further operators (all must hold). */
 function allOf(equals: Record<string, string | undefined>, more: Conditions = {}): Conditions {
@@ -82,9 +93,9 @@ function allOf(equals: Record<string, string | undefined>, more: Conditions = {}
   return { StringEquals: defined, ...more };
 }
 
-/** Only with the configured permissions boundary (undefined when none is configured: the key is then left out). */
+/** Only with the one tenant-role boundary (the synth stops if there is none: no role may be left unbounded). */
 function boundaryOf(config: DeploymentConfig): Record<string, string | undefined> {
-  return { "iam:PermissionsBoundary": config.permissionsBoundaryArn };
+  return { "iam:PermissionsBoundary": tenantRoleBoundary(config) };
 }
 
 /** Writes to something that already exists: only when it carries the product's mark (and, given a config, its boundary). */
@@ -112,12 +123,30 @@ export function resolveClusterStatements(scope: PermissionScope): PolicyStatemen
   return [new PolicyStatement({ sid: "DescribeAllowedClusters", actions: ["eks:DescribeCluster"], resources: clusterArns(scope) })];
 }
 
+/**
+ * Role names are unique in the account whatever the path: GetRole by name must see a same-named role elsewhere,
+ * so the step reports an OwnershipConflict naming its path (instead of AccessDenied).
+ */
+function findRolesByNameStatement(scope: PermissionScope): PolicyStatement {
+  return new PolicyStatement({ sid: "FindRolesByName", actions: ["iam:GetRole"], resources: [anyRoleArn(scope)] });
+}
+
+/** Never, on any role: a boundary, once set, stays (DeleteRolePermissionsBoundary would leave a role unbounded). */
+function keepBoundariesStatement(): PolicyStatement {
+  return new PolicyStatement({
+    sid: "NeverRemoveABoundary",
+    effect: Effect.DENY,
+    actions: ["iam:DeleteRolePermissionsBoundary"],
+    resources: ["*"],
+  });
+}
+
 /** Read the product's roles (ownership is decided by the step from their tags). */
 function readProductRolesStatement(scope: PermissionScope, actions: string[]): PolicyStatement {
   return new PolicyStatement({ sid: "ReadProductRoles", actions, resources: [prefixedRoleArn(scope)] });
 }
 
-/** Hand a marked product role to EKS Pod Identity (CreatePodIdentityAssociation / UpdatePodIdentityAssociation). */
+/** Hand a product role (under the product's path) to EKS Pod Identity (CreatePodIdentityAssociation / UpdatePodIdentityAssociation). */
 function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatement {
   return new PolicyStatement({
     sid: "PassOwnedRolesToPodIdentity",
@@ -149,13 +178,14 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
       conditions: ownedOnly(config),
     }),
     // IAM does not supply iam:PermissionsBoundary for UpdateAssumeRolePolicy (a boundary condition would deny
-    // it always): ownership alone. A trust policy grants no permissions; the boundary still caps the role.
+    // it always): the path and the mark. A trust policy grants no permissions; the boundary still caps the role.
     new PolicyStatement({ sid: "UpdateOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
+    findRolesByNameStatement(scope),
+    // Read-only check that `launcher.principalArn` exists when it is a user of this account (a role: FindRolesByName).
     new PolicyStatement({
-      sid: "VerifyGivenLauncherPrincipal",
-      // Read-only check that `launcher.principalArn` exists when it is in this account.
-      actions: ["iam:GetRole", "iam:GetUser"],
-      resources: [`arn:${partition}:iam::${account}:role/*`, `arn:${partition}:iam::${account}:user/*`],
+      sid: "VerifyGivenLauncherUser",
+      actions: ["iam:GetUser"],
+      resources: [`arn:${partition}:iam::${account}:user/*`],
     }),
     new PolicyStatement({
       sid: "FindClusterOidcProvider",
@@ -185,6 +215,7 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
       conditions: ownedOnly(),
     }),
     passOwnedRoleToPodIdentity(scope),
+    keepBoundariesStatement(),
   ];
 }
 
@@ -196,6 +227,7 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
   const roles = prefixedRoleArn(scope);
   return [
     readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
+    findRolesByNameStatement(scope),
     new PolicyStatement({
       sid: "RestoreOrEmptyOwnedProductRoles",
       actions: ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
@@ -213,6 +245,7 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
       conditions: ownedOnly(),
     }),
     passOwnedRoleToPodIdentity(scope),
+    keepBoundariesStatement(),
   ];
 }
 
@@ -266,6 +299,45 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
       resources: [executionsArn],
     }),
   ];
+}
+
+// ---------------------------------------------------------------- the environment registry (DynamoDB)
+
+/**
+ * POST /provision and the EventBridge entry: read an environment or key, create it if absent, take and give back
+ * the lease (conditional writes, one item each), remember a key. The reads include Query on the table and its
+ * index (the registry's listing): the code that starts runs shares the registry with the routes that read.
+ */
+export function registryStartStatements(tableArn: string): PolicyStatement[] {
+  return [
+    new PolicyStatement({ sid: "RegistryStartRuns", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [tableArn] }),
+    ...registryReadStatements(tableArn),
+  ];
+}
+
+/** GET /environments/{tenant}/{region}/{cluster}: read one record. */
+export function registryGetStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryReadEnvironment", actions: ["dynamodb:GetItem"], resources: [tableArn] })];
+}
+
+/** GET /environments: list the records through the table's index. */
+export function registryListStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
+}
+
+/** Both reads (the code that starts runs holds the whole registry, listing included). */
+export function registryReadStatements(tableArn: string): PolicyStatement[] {
+  return [...registryGetStatements(tableArn), ...registryListStatements(tableArn)];
+}
+
+/** Report / ReportFailure: the run's outcome and the lease released, one conditional UpdateItem. */
+export function registryOutcomeStatements(tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "RegistryRecordOutcome", actions: ["dynamodb:UpdateItem"], resources: [tableArn] })];
+}
+
+/** The statements of a step that also writes to the registry (Report, ReportFailure); none for the others. */
+export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: string): PolicyStatement[] {
+  return entry.module === "report" ? registryOutcomeStatements(tableArn) : [];
 }
 
 /**

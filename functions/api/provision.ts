@@ -15,7 +15,8 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
 import { httpHandler, logger } from "../lib/workflow/middleware.js";
-import { checkRequest, startProvisioning, type StartDeps } from "../lib/entry/start-provisioning.js";
+import { checkRequest, startProvisioning, type StartDeps, type StartOutcome } from "../lib/entry/start-provisioning.js";
+import type { ProvisionRequest } from "../lib/domain/request.js";
 import { errorResponse, json, type Response } from "./http-response.js";
 
 const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
@@ -25,7 +26,7 @@ export interface ProvisionApiDeps extends StartDeps {
 }
 
 /** API Gateway lower-cases header names in payload 2.0; direct callers (the dev server, tests) may not. */
-function headerValue(headers: APIGatewayProxyEventV2["headers"] | undefined, name: string): string | undefined {
+export function headerValue(headers: APIGatewayProxyEventV2["headers"] | undefined, name: string): string | undefined {
   const wanted = name.toLowerCase();
   for (const [key, value] of Object.entries(headers ?? {})) if (key.toLowerCase() === wanted) return value;
   return undefined;
@@ -36,11 +37,11 @@ function bodyText(event: APIGatewayProxyEventV2): string {
   return event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
 }
 
-function statusUrlFor(executionName: string): string {
+export function statusUrlFor(executionName: string): string {
   return `/executions/${encodeURIComponent(executionName)}`;
 }
 
-function parseBody(event: APIGatewayProxyEventV2): { ok: true; value: unknown } | { ok: false; response: Response } {
+export function parseBody(event: APIGatewayProxyEventV2): { ok: true; value: unknown } | { ok: false; response: Response } {
   const text = bodyText(event);
   if (!text.trim()) return { ok: false, response: json(400, { error: "InvalidJson", message: "the request body is empty; send the provisioning request as JSON" }) };
   try {
@@ -61,30 +62,34 @@ async function answer(event: APIGatewayProxyEventV2, deps: ProvisionApiDeps): Pr
     return json(checked.error === "NotAllowed" ? 403 : 400, { error: checked.error, problems: checked.problems });
   }
 
-  const started = await startProvisioning(checked.request, deps);
+  return answerStart(checked.request, await startProvisioning(checked.request, deps));
+}
+
+/** What POST /provision and POST /environments answer once a start was tried: 202, 409 RunInProgress or 422. */
+export function answerStart(request: ProvisionRequest, started: StartOutcome): Response {
   if (started.outcome === "key-reused") {
     return json(422, {
       error: "IdempotencyKeyReused",
-      message: `idempotency key "${checked.request.idempotencyKey}" was already used for a different request; use a new key`,
+      message: `idempotency key "${request.idempotencyKey}" was already used for a different request; use a new key`,
     });
   }
   if (started.outcome === "run-in-progress") {
-    logger.info("provisioning refused: another run of the tenant is under way", { executionArn: started.executionArn, tenant: checked.request.tenant });
+    logger.info("provisioning refused: another run of the tenant is under way", { executionArn: started.executionArn, tenant: request.tenant });
     return json(409, {
       error: "RunInProgress",
-      message: `tenant "${checked.request.tenant}" has a run under way (${started.executionName}); try again once it has ended`,
+      message: `tenant "${request.tenant}" has a run under way (${started.executionName}); try again once it has ended`,
       executionArn: started.executionArn,
       statusUrl: statusUrlFor(started.executionName),
     });
   }
-  logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: checked.request.tenant });
+  logger.info("provisioning started", { outcome: started.outcome, executionArn: started.executionArn, tenant: request.tenant });
   const statusUrl = statusUrlFor(started.executionName);
   // A repeat answers exactly like the first call: same execution, same status URL.
   return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl }, { location: statusUrl });
 }
 
 /** A request Step Functions refuses (too large an input) is the caller's to fix; anything else is 503 or 500. */
-function answerError(error: Error, event: APIGatewayProxyEventV2): Response {
+export function answerError(error: Error, event: APIGatewayProxyEventV2): Response {
   if (error instanceof InvalidRequest) return json(400, { error: error.name, problems: error.problems });
   return errorResponse(error, event.requestContext?.requestId, "start the provisioning workflow");
 }

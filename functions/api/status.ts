@@ -16,6 +16,7 @@ import { STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
 import { executionArnFor } from "../lib/domain/execution-name.js";
 import { readableCause, summariseHistory, type StepSummary } from "../lib/workflow/execution-summary.js";
 import { httpHandler } from "../lib/workflow/middleware.js";
+import { shownResult } from "../lib/workflow/step-result-fields.js";
 import { isAwsError } from "../lib/workflow/normalise-error.js";
 import { describeExecutionIfAny, stateMachineArnFrom } from "../lib/entry/start-provisioning.js";
 import { errorResponse, json, type Response } from "./http-response.js";
@@ -102,14 +103,14 @@ function readableExecutionCause(cause: string): string {
 }
 
 /**
- * A step's result as the response shows it. GrantClusterAccess keeps the cluster's whole aws-auth from
- * before its edit (`previousAwsAuth`) so its compensator can put it back: every tenant's mappings, which
- * is no business of whoever asks how this run went.
+ * A step as the response shows it: its result holds only the fields the step's allowlist shows
+ * (workflow/step-result-fields.ts), never what a result carries for its compensator alone.
  */
 function shownStep(step: StepSummary): StepSummary {
-  if (step.name !== "GrantClusterAccess" || !step.result || typeof step.result !== "object" || !("previousAwsAuth" in step.result)) return step;
-  const { previousAwsAuth: _kept, ...result } = step.result as Record<string, unknown>;
-  return { ...step, result };
+  if (step.result === undefined) return step;
+  const { result, ...rest } = step;
+  const shown = shownResult(step.name, result);
+  return shown === undefined ? rest : { ...rest, result: shown };
 }
 
 function statusView(execution: DescribeExecutionOutput, events: HistoryEvent[]): ExecutionStatusView {

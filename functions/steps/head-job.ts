@@ -81,9 +81,9 @@ function headJobSpecOf(spec: HeadJobSpec | undefined): HeadJobSpec {
 }
 
 export async function launchHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<HeadJobResult> {
-  const { request, api, manifest, executionName } = await kubeStepContext(state, deps);
+  const { request, api, manifest, run } = await kubeStepContext(state, deps);
   const spec = headJobSpecOf(request.headJob);
-  const jobName = headJobName(request.tenant, executionName);
+  const jobName = headJobName(request.tenant, run);
 
   // The params first: the Job's pod mounts them, and they are this job's alone (other runs share only nextflow.config).
   const params = headJobParamsConfigMapManifest(manifest, jobName, spec.params);
@@ -186,10 +186,10 @@ function timeOf(value: string | undefined): number | undefined {
  * state without one, this first check's time), so the state machine only loops until `done` or an error.
  */
 export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<HeadJobResult> {
-  const { request, api, executionName } = await kubeStepContext(state, deps);
+  const { request, api, run } = await kubeStepContext(state, deps);
   const spec = headJobSpecOf(request.headJob);
   const namespace = state.headJob?.namespace ?? request.namespace;
-  const jobName = state.headJob?.jobName ?? headJobName(request.tenant, executionName);
+  const jobName = state.headJob?.jobName ?? headJobName(request.tenant, run);
   const ref = jobRef(namespace, jobName);
   const now = Date.now();
   const launchedAt = timeOf(state.headJob?.launchedAt) ?? now;
@@ -242,26 +242,26 @@ export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {})
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx?.request.headJob) return result; // no head job asked for: nothing was launched
-  const { request, api, executionName } = ctx;
+  const { request, api, run } = ctx;
   const namespace = request.namespace;
-  const jobName = headJobName(request.tenant, executionName);
+  const jobName = headJobName(request.tenant, run);
 
   // The Job first (its pods follow in the background), then whatever pods of it are still listed.
   const jobs = uniqueRefs([
     jobRef(namespace, jobName),
     ...(state.headJob?.jobName && state.headJob.namespace === namespace ? [jobRef(namespace, state.headJob.jobName)] : []),
   ]);
-  await deleteEachCreatedBy(api, jobs, executionName, result);
+  await deleteEachCreatedBy(api, jobs, run, result);
   for (const job of jobs) {
     // deleteIfCreatedBy decides per pod: only pods carrying this run's mark go.
     const pods = (await podsOf(api, namespace, job.name)).map(
       (pod): ReadObject => ({ ref: { apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name ?? "" }, object: pod }),
     );
-    await deleteEachCreatedBy(api, pods, executionName, result);
+    await deleteEachCreatedBy(api, pods, run, result);
   }
   // Then the params the pod mounted (only this run's: the marks decide).
   const params = uniqueRefs(jobs.map((job) => configMapRef(namespace, headJobParamsConfigMapName(job.name))));
-  await deleteEachCreatedBy(api, params, executionName, result);
+  await deleteEachCreatedBy(api, params, run, result);
   logger.info("head job compensated", { ...result });
   return result;
 }

@@ -28,7 +28,7 @@ import {
   type ManifestContext,
 } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { LAUNCHER_ROLE, wasCreatedBy } from "../lib/domain/naming.js";
+import { LAUNCHER_ROLE, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
 import { loadNamespaceSettings, type NamespaceSettings, type PodSecurityLevel } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
 import { headPodQuotaProblems, serviceAccountsOf, type NamespaceQuota, type ProvisionRequest } from "../lib/domain/request.js";
@@ -153,24 +153,24 @@ const NAMESPACE_CONTENT_KINDS: Array<{ apiVersion: string; kind: string; ignore?
   { apiVersion: RBAC_API, kind: "RoleBinding" },
 ];
 
-/** Objects in the namespace that this execution did not create (the cluster's own defaults aside). */
-async function foreignContent(api: KubeApi, namespace: string, executionName: string): Promise<string[]> {
+/** Objects in the namespace that this run did not create (the cluster's own defaults aside). */
+async function foreignContent(api: KubeApi, namespace: string, run: RunMark): Promise<string[]> {
   const foreign: string[] = [];
   for (const { apiVersion, kind, ignore } of NAMESPACE_CONTENT_KINDS) {
     const { items } = await api.list<KubernetesObject>(apiVersion, kind, namespace);
     for (const item of items) {
-      if (ignore?.(item) || wasCreatedBy(item.metadata?.labels, executionName)) continue;
+      if (ignore?.(item) || wasCreatedBy(item.metadata?.labels, run)) continue;
       foreign.push(`${kind} ${item.metadata?.name}`);
     }
   }
   return foreign;
 }
 
-async function undoNamespace(api: KubeApi, namespace: string, executionName: string, result: CompensationResult): Promise<void> {
+async function undoNamespace(api: KubeApi, namespace: string, run: RunMark, result: CompensationResult): Promise<void> {
   const ref: ObjectRef = { apiVersion: "v1", kind: "Namespace", name: namespace };
   const existing = await readObject<V1Namespace>(api, ref);
   if (!existing) return;
-  if (!wasCreatedBy(existing.metadata?.labels, executionName)) {
+  if (!wasCreatedBy(existing.metadata?.labels, run)) {
     recordUndo(result, describeRef(ref), "kept");
     return;
   }
@@ -179,32 +179,32 @@ async function undoNamespace(api: KubeApi, namespace: string, executionName: str
     result.undone.push(`${describeRef(ref)} (terminating)`);
     return;
   }
-  const foreign = await foreignContent(api, namespace, executionName);
+  const foreign = await foreignContent(api, namespace, run);
   if (foreign.length) {
     result.kept.push(`${describeRef(ref)}: created by this run but now holds objects it did not create (${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""})`);
     return;
   }
-  await deleteEachCreatedBy(api, [{ ref, object: existing }], executionName, result);
+  await deleteEachCreatedBy(api, [{ ref, object: existing }], run, result);
 }
 
 export async function undoNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
-  const { request, api, manifest, executionName } = ctx;
+  const { request, api, manifest, run } = ctx;
   const namespace = request.namespace;
 
   // What the request names, what the step reported, and whatever else carries this execution's mark.
   const candidates: ObjectRef[] = [...rbacManifests(request, manifest).map(refOf).reverse(), ...(state.rbac?.created ?? [])];
   for (const kind of UNDO_ORDER) {
-    candidates.push(...(await listCreatedBy(api, { apiVersion: API_VERSION[kind]!, kind, namespace }, request.tenant, executionName)));
+    candidates.push(...(await listCreatedBy(api, { apiVersion: API_VERSION[kind]!, kind, namespace }, request.tenant, run)));
   }
   const ordered = uniqueRefs(candidates)
     .filter((ref) => ref.namespace === namespace && UNDO_ORDER.includes(ref.kind))
     .sort((a, b) => UNDO_ORDER.indexOf(a.kind) - UNDO_ORDER.indexOf(b.kind));
 
-  await deleteEachCreatedBy(api, ordered, executionName, result);
-  await undoNamespace(api, namespace, executionName, result);
+  await deleteEachCreatedBy(api, ordered, run, result);
+  await undoNamespace(api, namespace, run, result);
   logger.info("namespace and RBAC compensated", { ...result });
   return result;
 }

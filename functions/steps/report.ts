@@ -15,6 +15,7 @@ import type { CompensationResult } from "../lib/workflow/compensation.js";
 import type { CaughtError, WorkflowState } from "../lib/workflow/workflow-state.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
 import { STEP_FUNCTIONS } from "./catalog.js";
+import { ownedResourcesOf, recordRunOutcome, type OutcomeDeps } from "../lib/workflow/environment-outcome.js";
 
 export const EVENT_SOURCE = "nf-eks-provisioner";
 export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
@@ -30,7 +31,7 @@ const HEAD_JOB_STEP = BUILD_STEPS.find((step) => step.key === "headJob")!.state;
 /** What comes after the build steps: a failure with every build result in place is the report's own. */
 const REPORT_STEP = STEP_FUNCTIONS.find((entry) => entry.module === "report" && entry.handler === "ready")!.state;
 
-export interface ReportDeps {
+export interface ReportDeps extends OutcomeDeps {
   events?: EventBridgeClient;
   eventBusName?: string;
 }
@@ -106,6 +107,8 @@ function readyDetail(state: WorkflowState): Record<string, unknown> {
 
 export async function reportReady(state: WorkflowState, deps: ReportDeps = {}): Promise<{ eventBusName: string; detail: Record<string, unknown> }> {
   const detail = readyDetail(state);
+  // The registry first: a failure here is retried by the Task, and the event only goes out once the record says ready.
+  await recordRunOutcome(state, "ready", { ...ownedResourcesOf(state) }, deps);
   const bus = await putEvent(state, READY_DETAIL_TYPE, detail, deps);
   logger.info("compute environment ready", { eventBusName: bus });
   return { eventBusName: bus, detail };
@@ -190,6 +193,8 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
     execution: state.execution,
   };
   try {
+    // Compensated: the product owns nothing there, except what could not be undone.
+    await recordRunOutcome(state, "failed", outcome.couldNotUndo.length ? { couldNotUndo: outcome.couldNotUndo } : {}, deps);
     await putEvent(state, FAILED_DETAIL_TYPE, detail, deps);
   } catch (problem) {
     // The run's own error matters more than the notification: keep it, say the event was not sent.

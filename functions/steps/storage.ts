@@ -16,6 +16,7 @@
  * (only where the current value is still the one it set), and can run twice.
  */
 import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1ServiceAccount } from "@kubernetes/client-node";
+import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
@@ -23,7 +24,7 @@ import { compensationResult, recordUndo, type CompensationResult } from "../lib/
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { executionMark, IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
+import { IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
 import type { KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
@@ -34,7 +35,7 @@ export const IRSA_CHANGE_ANNOTATION = "nf-eks-provisioner/role-arn-change";
 export const CONFIG_CHANGE_ANNOTATION = "nf-eks-provisioner/config-change";
 
 export interface IrsaChange {
-  /** executionMark of the run that set the annotation */
+  /** the run mark of the run that set the annotation */
   execution: string;
   /** the value it set */
   value: string;
@@ -45,6 +46,15 @@ export interface IrsaChange {
 export interface ConfigChange {
   execution: string;
   previous: Record<string, string>;
+  /** sha256 of the data this run wrote ({@link dataDigest}): the undo restores only while the data is still that */
+  written?: string;
+}
+
+/** A digest of ConfigMap data, byte-exact in every key and value (order of keys aside). */
+export function dataDigest(data: Record<string, string> | undefined): string {
+  return createHash("sha256")
+    .update(JSON.stringify(Object.entries(data ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))))
+    .digest("hex");
 }
 
 /** A recorded change, or undefined when the annotation is absent or not ours to read. */
@@ -87,13 +97,12 @@ async function patchAnnotations(api: KubeApi, current: V1ServiceAccount, annotat
  * so a retried step still knows what to restore.
  */
 async function annotateServiceAccount(ctx: KubeStepContext, name: string, roleArn: string): Promise<{ serviceAccount: string; previous?: string } | undefined> {
-  const { api, request, executionName } = ctx;
+  const { api, request, run: mark } = ctx;
   const ref = serviceAccountRef(request.namespace, name);
   const sa = await readObject<V1ServiceAccount>(api, ref);
   if (!sa) throw new InvalidRequest(`${describeRef(ref)} does not exist; CreateNamespaceAndRbac must run first`);
   const annotations = sa.metadata?.annotations ?? {};
   const current = annotations[IRSA_ANNOTATION];
-  const mark = executionMark(executionName);
   const recorded = parseChange<IrsaChange>(annotations[IRSA_CHANGE_ANNOTATION]);
 
   if (current === roleArn) {
@@ -116,16 +125,15 @@ async function annotateServiceAccount(ctx: KubeStepContext, name: string, roleAr
  * annotation). Returns whether this run created it.
  */
 async function ensureConfigMap(ctx: KubeStepContext, desired: V1ConfigMap): Promise<boolean> {
-  const { api, request, executionName } = ctx;
+  const { api, request, run: mark } = ctx;
   const { object, created } = await ensureObject(api, desired, request.tenant);
   if (created || isDeepStrictEqual(object.data ?? {}, desired.data ?? {})) return created;
 
   const annotations = object.metadata?.annotations ?? {};
-  const mark = executionMark(executionName);
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
   // A retry of this run keeps the content from before the run's first write.
   const previous = recorded?.execution === mark ? recorded.previous : (object.data ?? {});
-  const change: ConfigChange = { execution: mark, previous };
+  const change: ConfigChange = { execution: mark, previous, written: dataDigest(desired.data) };
   await replaceObject<V1ConfigMap>(api, {
     ...object,
     metadata: { ...object.metadata, annotations: { ...annotations, [CONFIG_CHANGE_ANNOTATION]: JSON.stringify(change) } },
@@ -170,33 +178,41 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
 
 // ---------------------------------------------------------------- compensate
 
-/** Put the IRSA annotation back as it was, if this run set it and nobody changed it since. */
-async function restoreAnnotation(api: KubeApi, ref: ObjectRef, executionName: string, result: CompensationResult): Promise<void> {
+/** Put the IRSA annotation back as it was, if this run set it and nobody changed it since (else: reported as not undone). */
+async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<void> {
   const sa = await readObject<V1ServiceAccount>(api, ref);
   const annotations = sa?.metadata?.annotations ?? {};
   const recorded = parseChange<IrsaChange>(annotations[IRSA_CHANGE_ANNOTATION]);
-  if (!sa || recorded?.execution !== executionMark(executionName)) return; // nothing of this run's here
+  if (!sa || recorded?.execution !== run) return; // nothing of this run's here
   const what = `${IRSA_ANNOTATION} on ${describeRef(ref)}`;
   if (annotations[IRSA_ANNOTATION] !== recorded.value) {
-    result.kept.push(`${what}: changed since this run set it`);
+    result.failed = [...(result.failed ?? []), `${what}: changed since this run set it, so the value before was not put back`];
     return;
   }
   await patchAnnotations(api, sa, { [IRSA_ANNOTATION]: recorded.previous ?? null, [IRSA_CHANGE_ANNOTATION]: null });
   result.undone.push(recorded.previous === undefined ? `${what} (removed)` : `${what} (restored ${recorded.previous})`);
 }
 
-/** Delete the ConfigMap if this run created it, or restore the content it had before this run updated it. */
-async function undoConfigMap(api: KubeApi, ref: ObjectRef, executionName: string, result: CompensationResult): Promise<void> {
+/**
+ * Delete the ConfigMap if this run created it, or restore the content it had before this run updated it: only while
+ * the data is still, byte for byte, what this run wrote (changed since, it is left as it is and reported as not undone).
+ */
+async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<void> {
   const configMap = await readObject<V1ConfigMap>(api, ref);
   if (!configMap) return;
-  if (wasCreatedBy(configMap.metadata?.labels, executionName)) {
-    await deleteEachCreatedBy(api, [{ ref, object: configMap }], executionName, result);
+  if (wasCreatedBy(configMap.metadata?.labels, run)) {
+    await deleteEachCreatedBy(api, [{ ref, object: configMap }], run, result);
     return;
   }
   const annotations = configMap.metadata?.annotations ?? {};
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
-  if (recorded?.execution !== executionMark(executionName)) {
+  if (recorded?.execution !== run) {
     recordUndo(result, describeRef(ref), "kept");
+    return;
+  }
+  // A record of an earlier version (no `written`) cannot tell, and is put back as before.
+  if (recorded.written !== undefined && recorded.written !== dataDigest(configMap.data)) {
+    result.failed = [...(result.failed ?? []), `${describeRef(ref)}: changed since this run wrote it, so the content before was not put back`];
     return;
   }
   const { [CONFIG_CHANGE_ANNOTATION]: _ours, ...rest } = annotations;
@@ -208,11 +224,11 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
-  const { request, api, executionName } = ctx;
+  const { request, api, run } = ctx;
   const namespace = request.namespace;
 
   const cmRef = configMapRef(namespace);
-  await undoConfigMap(api, cmRef, executionName, result);
+  await undoConfigMap(api, cmRef, run, result);
 
   // The claim the request names, and anything else the step reported creating (marks decide).
   const reported = (state.storage?.created ?? []).filter((ref) => ref.namespace === namespace && ref.kind === "PersistentVolumeClaim");
@@ -220,11 +236,11 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
     ...(request.storage.type === "pvc" ? [{ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: request.storage.claimName }] : []),
     ...reported,
   ]);
-  await deleteEachCreatedBy(api, claims, executionName, result);
+  await deleteEachCreatedBy(api, claims, run, result);
 
   if (request.storage.type === "fusion") {
     for (const serviceAccount of serviceAccountsOf(request)) {
-      await restoreAnnotation(api, serviceAccountRef(namespace, serviceAccount), executionName, result);
+      await restoreAnnotation(api, serviceAccountRef(namespace, serviceAccount), run, result);
     }
   }
   logger.info("storage compensated", { ...result });

@@ -207,7 +207,11 @@ export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: 
 
     const mode = cluster.authenticationMode;
     if (mode === "API" || mode === "API_AND_CONFIG_MAP") {
-      const entry = cluster.accessEntries.get(principal.arn) ?? cluster.accessEntries.get(caller.arn);
+      // An entry may name a role with its path (EKS takes the full ARN); a session maps to its role whatever the path.
+      const entry =
+        cluster.accessEntries.get(principal.arn) ??
+        cluster.accessEntries.get(caller.arn) ??
+        [...cluster.accessEntries].find(([arn]) => canonicalPrincipal(arn).arn === principal.arn)?.[1];
       if (entry) return identity(entry.username, accessEntryGroups(entry));
     }
     if (mode === "CONFIG_MAP") {

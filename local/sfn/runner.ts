@@ -520,6 +520,16 @@ export class LocalStepFunctions {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Forget every closed execution, as Step Functions does once its retention period (90 days) has passed: their
+   * names can be started again, and DescribeExecution / ListExecutions no longer know them. Returns how many.
+   */
+  forgetClosedExecutions(): number {
+    const closed = [...this.executions.values()].filter((r) => r.status !== "RUNNING");
+    for (const record of closed) this.executions.delete(record.executionArn);
+    return closed.length;
+  }
+
   /** Stop every running execution (Ctrl-C, test teardown). */
   async shutdown(): Promise<void> {
     const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");

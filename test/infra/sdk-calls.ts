@@ -20,6 +20,7 @@ export const SERVICE_PREFIX_BY_PACKAGE: Readonly<Record<string, string>> = {
   "client-sfn": "states",
   "client-eventbridge": "events",
   "client-sts": "sts",
+  "client-dynamodb": "dynamodb",
 };
 
 export interface SdkCallScanner {

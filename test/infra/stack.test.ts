@@ -16,7 +16,8 @@ import type { Template } from "aws-cdk-lib/assertions";
 import { useProject } from "sst/project.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { ownershipTags, PRODUCT } from "../../functions/lib/domain/naming.js";
+import { OWNERSHIP_TAG_KEYS, PRODUCT } from "../../functions/lib/domain/naming.js";
+import { tenantRoleBoundaryPolicy } from "../../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK } from "../../stacks/permissions.js";
 import { DEFINITION_FILE } from "../../stacks/Provisioner.js";
@@ -57,8 +58,9 @@ const TELEMETRY_ONLY_ON_STAR = new Set([
 ]);
 
 /**
- * With a permissions boundary configured, the writes that can change what a product role may do require the
- * role to carry it (IAM's `iam:PermissionsBoundary` key; CreateRole / PutRolePermissionsBoundary: the boundary set).
+ * The writes that can change what a product role may do require the role to carry the one tenant-role boundary
+ * (IAM's `iam:PermissionsBoundary` key; CreateRole / PutRolePermissionsBoundary: the boundary set): the operator's,
+ * or the stack's own when the operator names none.
  */
 const BOUNDARY_GUARDED = [
   "iam:CreateRole",
@@ -69,7 +71,10 @@ const BOUNDARY_GUARDED = [
 ];
 
 /** IAM does not supply `iam:PermissionsBoundary` for these: a boundary condition on them would deny every call. */
-const BOUNDARY_KEY_UNSUPPORTED = ["iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:PassRole"];
+const BOUNDARY_KEY_UNSUPPORTED = ["iam:UpdateAssumeRolePolicy", "iam:DeleteRole", "iam:PassRole", "iam:TagRole"];
+
+/** Where every role the product creates lives: its own IAM path, its prefix. */
+const PRODUCT_ROLES = `arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/${PREFIX}-*`;
 
 /**
  * Actions AWS authorizes alongside a call the code makes. The code always passes the ownership tags to its
@@ -104,6 +109,52 @@ function neededActions(handler: string, props: Json): Set<string> {
 }
 
 useSstTestProject();
+
+/** Allow statements (the stack's one Deny, on removing a boundary, is checked on its own). */
+const allows = ({ statement }: { statement: { Effect: string } }) => statement.Effect === "Allow";
+
+/**
+ * The boundary-bearing writes (BOUNDARY_GUARDED) each require the one boundary (`expectBoundary` checks its value)
+ * and the product's mark, on apply and compensate alike; nothing else asks for a boundary; the role writes IAM gives
+ * no boundary key for are granted on the product's path and mark (PassRole: path and service), TagRole only with the
+ * product's tag keys.
+ */
+function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) => void): void {
+  const statements = allStatements(template).filter(allows).map(({ statement }) => statement);
+  const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
+  expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
+  for (const statement of guarded) {
+    expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
+    expectBoundary(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]);
+    const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
+    expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
+    expect(asList(statement.Resource).map(flatten)).toEqual([PRODUCT_ROLES]);
+  }
+  // ...and nothing else asks for it (TagRole, DeleteRole, reads and EKS calls have no such key).
+  const others = statements.filter((s) => !guarded.includes(s));
+  for (const statement of others) expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBeUndefined();
+  // The actions IAM supplies no boundary key for: the product's path guards them, with the mark (PassRole: the service).
+  for (const action of BOUNDARY_KEY_UNSUPPORTED) {
+    const granting = others.filter((s) => asList(s.Action).includes(action));
+    expect(granting.length, action).toBeGreaterThan(0);
+    for (const statement of granting) {
+      expect(asList(statement.Resource).map(flatten), action).toEqual([PRODUCT_ROLES]);
+      if (action === "iam:PassRole") continue;
+      const mark = action === "iam:TagRole" ? REQUEST_MARK : RESOURCE_MARK;
+      expect(statement.Condition?.StringEquals?.[mark], action).toBe(PRODUCT);
+      if (action === "iam:TagRole") expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
+    }
+  }
+}
+
+/** Each HTTP API route and the handler it runs. */
+const ROUTE_HANDLERS: Record<string, string> = {
+  "POST /provision": "functions/api/provision.handler",
+  "GET /executions/{id}": "functions/api/status.handler",
+  "POST /environments": "functions/api/environments.createHandler",
+  "GET /environments": "functions/api/environments.listHandler",
+  "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+};
 
 // ---------------------------------------------------------------- the stack as deployed
 
@@ -146,7 +197,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       expect(env.IAM_PREFIX).toBe(PREFIX);
       expect(env.POWERTOOLS_SERVICE_NAME).toBe("nf-eks-provisioner");
       expect(flatten(env.EVENT_BUS_NAME)).toMatch(/^<BusEventBus/);
-      expect(env.PERMISSIONS_BOUNDARY_ARN).toBeUndefined();
+      // Issue #9: no operator boundary, so the stack's own (before: none, and roles could be created unbounded).
+      expect(flatten(env.PERMISSIONS_BOUNDARY_ARN)).toMatch(/^<TenantRoleBoundary/);
     }
   });
 
@@ -164,7 +216,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 3);
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 6);
     for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
@@ -199,12 +251,18 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup"))) expect((logGroup as Json).DeletionPolicy).toBe("Delete");
   });
 
-  it("grants no write action on Resource '*' and no wildcard actions", () => {
+  it("grants no write action on Resource '*' and no wildcard actions; denies removing a boundary", () => {
     // Prepare
     const statements = allStatements(template);
-    // Assess
+    const denials = statements.filter((found) => !allows(found));
+    // Assess: the one Deny (issue #9), on both IAM Lambdas
+    expect(denials.map(({ statement }) => [statement.Action, statement.Resource])).toEqual([
+      ["iam:DeleteRolePermissionsBoundary", "*"],
+      ["iam:DeleteRolePermissionsBoundary", "*"],
+    ]);
+    expect(denials.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy.*$/, "")).sort()).toEqual(["CreateIamResourcesFunction", "UndoIamResourcesFunction"]);
     expect(statements.length).toBeGreaterThan(10);
-    for (const { policy, statement } of statements) {
+    for (const { policy, statement } of statements.filter(allows)) {
       expect(statement.Effect).toBe("Allow");
       for (const action of asList(statement.Action)) {
         expect(action, `${policy}: wildcard action`).not.toContain("*");
@@ -214,10 +272,11 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     }
   });
 
-  it("scopes IAM writes to the product's prefixed roles, PassRole to Pod Identity, EKS to the allowlisted clusters", () => {
+  it("scopes IAM writes to the product's path and prefix, PassRole to Pod Identity, EKS to the allowlisted clusters", () => {
     // Prepare
-    const statements = allStatements(template);
-    const prefixedRoles = `arn:aws:iam::${ACCOUNT}:role/${PREFIX}-*`;
+    const statements = allStatements(template).filter(allows);
+    // Issue #9: under the product's own IAM path (before: role/<prefix>-*, which a pre-existing role could match)
+    const prefixedRoles = PRODUCT_ROLES;
     const eksResource = new RegExp(
       `^arn:aws:eks:(${ALLOWED.map((c) => `${c.region}:${ACCOUNT}:(cluster/${c.name}|access-entry/${c.name}/\\*|podidentityassociation/${c.name}/\\*)`).join("|")})$`,
     );
@@ -240,14 +299,39 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       }
       if (actions.includes("events:PutEvents")) expect(resources).toEqual([expect.stringMatching(/^<BusEventBus.*\.Arn>$/)]);
     }
-    // No boundary configured: no statement asks for one.
-    expect(JSON.stringify(template.toJSON())).not.toContain("iam:PermissionsBoundary");
+    // No operator boundary: every statement that asks for one asks for the stack's own.
+    const boundaries = statements.flatMap(({ statement }) => {
+      const value = statement.Condition?.StringEquals?.["iam:PermissionsBoundary"];
+      return value === undefined ? [] : [flatten(value)];
+    });
+    expect(boundaries.length).toBeGreaterThan(2);
+    for (const boundary of boundaries) expect(boundary).toMatch(/^<TenantRoleBoundary[A-Z0-9]+>$/);
+  });
+
+  it("creates the tenant-role boundary: describe the allowed clusters, list them, S3 list and object actions; nothing else", () => {
+    // Prepare
+    const policies = resourcesOf(template, "AWS::IAM::ManagedPolicy");
+    const outputs = template.toJSON().Outputs as Record<string, { Value: Json }>;
+    // Assess
+    expect(policies).toHaveLength(1);
+    const [[id, props]] = policies;
+    expect(id).toMatch(/^TenantRoleBoundary/);
+    const clusters = ALLOWED.map((c) => `arn:aws:eks:${c.region}:${ACCOUNT}:cluster/${c.name}`);
+    const document = JSON.parse(JSON.stringify(props.PolicyDocument, (_key, value) => (value?.["Fn::Join"] ? flatten(value) : value)));
+    expect(document).toEqual(tenantRoleBoundaryPolicy(clusters));
+    expect(props.Roles ?? props.Users ?? props.Groups).toBeUndefined();
+    expect(flatten(outputs.TenantRoleBoundaryArn.Value)).toBe(`<${id}>`);
+  });
+
+  it("guards every boundary-bearing write with the stack's boundary, and the other role writes with the path", () => {
+    // Assess
+    expectBoundaryGuards(template, (value) => expect(flatten(value)).toMatch(/^<TenantRoleBoundary[A-Z0-9]+>$/));
   });
 
   it("marks every IAM and EKS write as the product's: creates and tagging carry the mark, the rest need it on the resource", () => {
     // Prepare
     // PassRole aside: IAM evaluates no resource tags for it, so it is scoped by name and service instead.
-    const writes = allStatements(template).filter(
+    const writes = allStatements(template).filter(allows).filter(
       ({ statement }) => asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)) && !asList(statement.Action).includes("iam:PassRole"),
     );
     // Assess
@@ -263,7 +347,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       expect(equals[creating ? RESOURCE_MARK : REQUEST_MARK], label).toBeUndefined();
       if (actions.some((a) => /:Tag/.test(a))) {
         // Tagging at creation may write the ownership tags and nothing else.
-        expect(statement.Condition?.["ForAllValues:StringEquals"], label).toEqual({ "aws:TagKeys": ownershipTags("t", "e").map((t) => t.Key) });
+        expect(statement.Condition?.["ForAllValues:StringEquals"], label).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
       }
     }
     // Reads stay unconditioned: a step must see what is not its own to report an OwnershipConflict.
@@ -302,7 +386,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const byRole = new Map<string, string[]>();
     for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
     // Assess: nothing needed is missing
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 3);
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 6);
     for (const [id, props] of lambdas) {
       const granted = new Set(roleActions(template, id));
       const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
@@ -318,16 +402,35 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(needs.get(functionIdByHandler(template, "functions/api/provision.handler"))).toContain("states:ListExecutions");
   });
 
-  it("puts both HTTP API routes behind IAM authorization, each on its handler", () => {
+  it("keeps the environment registry in an on-demand DynamoDB table with point-in-time recovery, TTL on expiresAt", () => {
+    // Prepare
+    const tables = resourcesOf(template, "AWS::DynamoDB::Table").map(([, props]) => props);
+    // Assess
+    expect(tables).toHaveLength(1);
+    expect(tables[0]).toMatchObject({
+      BillingMode: "PAY_PER_REQUEST",
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      TimeToLiveSpecification: { AttributeName: "expiresAt", Enabled: true },
+    });
+    expect(JSON.stringify(tables[0])).toMatch(/"PointInTimeRecoveryEnabled":true/);
+  });
+
+  it("puts every HTTP API route behind IAM authorization, each on its handler", () => {
     // Prepare
     const routes = resourcesOf(template, "AWS::ApiGatewayV2::Route").map(([, props]) => props);
     const integrations = template.findResources("AWS::ApiGatewayV2::Integration") as Json;
     // Assess
-    expect(routes.map((r) => r.RouteKey).sort()).toEqual(["GET /executions/{id}", "POST /provision"]);
+    expect(routes.map((r) => r.RouteKey).sort()).toEqual([
+      "GET /environments",
+      "GET /environments/{tenant}/{region}/{cluster}",
+      "GET /executions/{id}",
+      "POST /environments",
+      "POST /provision",
+    ]);
     for (const route of routes) {
       expect(route.AuthorizationType, route.RouteKey).toBe("AWS_IAM");
       const integrationId = flatten(route.Target).replace(/^integrations\/<(.*)>$/, "$1");
-      const handler = route.RouteKey === "POST /provision" ? "functions/api/provision.handler" : "functions/api/status.handler";
+      const handler = ROUTE_HANDLERS[route.RouteKey]!;
       expect(flatten(integrations[integrationId].Properties.IntegrationUri)).toBe(`<${functionIdByHandler(template, handler)}.Arn>`);
     }
     const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json).Properties
@@ -335,14 +438,14 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
   });
 
-  it("starts the workflow from ComputeEnvironmentRequested events on the product's bus, with retries and a dead-letter queue", () => {
+  it("starts the workflow from ComputeEnvironmentRequested events of the allowed sources on the product's bus, with retries and a dead-letter queue", () => {
     // Prepare
     const rules = resourcesOf(template, "AWS::Events::Rule").map(([, props]) => props);
     const onRequested = functionIdByHandler(template, "functions/events/compute-environment-requested.handler");
     // Assess
     expect(rules).toHaveLength(1);
     const [rule] = rules;
-    expect(rule.EventPattern).toEqual({ "detail-type": ["ComputeEnvironmentRequested"] });
+    expect(rule.EventPattern).toEqual({ source: ["com.example.onboarding"], "detail-type": ["ComputeEnvironmentRequested"] });
     expect(flatten(rule.EventBusName)).toMatch(/^<BusEventBus/);
     expect(rule.Targets).toHaveLength(1);
     expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onRequested, "Arn"] });
@@ -394,27 +497,12 @@ describe("the Provisioner stack with a permissions boundary", () => {
     template = await synthesize({ ...BASE_ENV, PERMISSIONS_BOUNDARY_ARN: BOUNDARY }, { bundle: false });
   }, 120_000);
 
-  it("lets the IAM steps create, re-scope or empty a role only when it carries the configured boundary", () => {
-    // Prepare
-    const statements = allStatements(template).map(({ statement }) => statement);
-    const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
-    // Assess: every such write, on apply and compensate alike, requires the boundary (and the product's mark)
-    expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
-    for (const statement of guarded) {
-      expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
-      expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBe(BOUNDARY);
-      const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
-      expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
-    }
-    // ...and nothing else asks for it (TagRole, DeleteRole, reads and EKS calls have no such key).
-    const others = statements.filter((s) => !guarded.includes(s));
-    for (const statement of others) expect(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]).toBeUndefined();
-    // The actions IAM supplies no boundary key for are still granted, on ownership alone.
-    for (const action of BOUNDARY_KEY_UNSUPPORTED) {
-      const granting = others.filter((s) => asList(s.Action).includes(action));
-      expect(granting.length, action).toBeGreaterThan(0);
-      if (action !== "iam:PassRole") for (const statement of granting) expect(statement.Condition?.StringEquals?.[RESOURCE_MARK], action).toBe(PRODUCT);
-    }
+  it("lets the IAM steps create, re-scope or empty a role only when it carries the operator's boundary, and creates no boundary of its own", () => {
+    // Assess: the operator's boundary replaces the stack's (never both allowed, or a role could be switched to the weaker one)
+    expectBoundaryGuards(template, (value) => expect(value).toBe(BOUNDARY));
+    expect(resourcesOf(template, "AWS::IAM::ManagedPolicy")).toEqual([]);
+    expect(JSON.stringify(template.toJSON())).not.toMatch(/"Ref":"TenantRoleBoundary/);
+    expect((template.toJSON().Outputs as Record<string, { Value: Json }>).TenantRoleBoundaryArn.Value).toBe(BOUNDARY);
     const iamStep = (template.findResources("AWS::Lambda::Function")[
       resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
     ] as Json).Properties;

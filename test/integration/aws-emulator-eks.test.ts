@@ -33,10 +33,10 @@ import {
 } from "@aws-sdk/client-eks";
 import { IamNotYetConsistent } from "../../functions/lib/domain/errors.js";
 import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
-import { podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
 import type { AwsEmulator } from "../../local/aws/aws-emulator-server.js";
 import {
   ACCOUNT,
+  podIdentityTrust,
   ADMIN_ARN,
   createLauncherRole,
   ISSUER,
@@ -223,8 +223,8 @@ describe("EKS (REST JSON)", () => {
 
   it("runs a Pod Identity association through create, list, describe, update and delete", async () => {
     // Prepare
-    const { Role } = await iam.send(new CreateRoleCommand({ RoleName: "workload", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrustPolicy()) }));
-    const { Role: other } = await iam.send(new CreateRoleCommand({ RoleName: "workload-2", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrustPolicy()) }));
+    const { Role } = await iam.send(new CreateRoleCommand({ RoleName: "workload", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrust) }));
+    const { Role: other } = await iam.send(new CreateRoleCommand({ RoleName: "workload-2", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrust) }));
     // Act
     const { association } = await eks.send(
       new CreatePodIdentityAssociationCommand({ clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa", roleArn: Role!.Arn!, tags: { t: "1" } }),

@@ -35,10 +35,11 @@ import {
   UpdateAssumeRolePolicyCommand,
   paginateListRolePolicies,
 } from "@aws-sdk/client-iam";
-import { launcherTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
+import { accountRootArn, launcherTrustPolicy, oidcProviderArn } from "../../functions/lib/domain/policies.js";
 import type { AwsEmulator } from "../../local/aws/aws-emulator-server.js";
 import {
   ACCOUNT,
+  podIdentityTrust,
   ADMIN_ARN,
   createLauncherRole,
   describeClustersPolicy,
@@ -66,7 +67,7 @@ describe("IAM (query protocol)", () => {
     expect(Role?.Tags).toEqual(tags);
     expect(Role?.Description).toBe("d");
     expect(Role?.AssumeRolePolicyDocument).toBe(encodeURIComponent(launcherTrust));
-    expect(JSON.parse(decodeURIComponent(Role!.AssumeRolePolicyDocument!))).toEqual(launcherTrustPolicy(ACCOUNT));
+    expect(JSON.parse(decodeURIComponent(Role!.AssumeRolePolicyDocument!))).toEqual(launcherTrustPolicy([accountRootArn(ACCOUNT)]));
   });
 
   it("raises NoSuchEntityException (404) for a role that does not exist", async () => {
@@ -162,7 +163,7 @@ describe("IAM (query protocol)", () => {
     // Prepare
     await createLauncherRole(iam, "launcher");
     const { Policy } = await iam.send(new CreatePolicyCommand({ PolicyName: "boundary", PolicyDocument: describeClustersPolicy }));
-    const newTrust = JSON.stringify(podIdentityTrustPolicy());
+    const newTrust = JSON.stringify(podIdentityTrust);
     // Act
     await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: "launcher", PolicyDocument: newTrust }));
     await iam.send(new TagRoleCommand({ RoleName: "launcher", Tags: [{ Key: "a", Value: "1" }, { Key: "b", Value: "2" }] }));

@@ -173,7 +173,7 @@ describe("entry points", () => {
       expect(Object.keys(results)).toEqual(["ResolveCluster", "CreateIamResources", "CreateNamespaceAndRbac", "GrantClusterAccess", "ConfigureStorage", "Report"]);
       expect(view.steps.every((s) => s.status === "succeeded" && s.finishedAt)).toBe(true);
       expect(results.ResolveCluster).toMatchObject({ name: "research", region: "eu-west-1", endpoint: sandbox.kubeUrl, authenticationMode: "API_AND_CONFIG_MAP" });
-      expect(results.CreateIamResources).toMatchObject({ launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics.research-launcher", launcherCreated: true });
+      expect(results.CreateIamResources).toMatchObject({ launcherArn: "arn:aws:iam::111122223333:role/nf-eks-provisioner/nfeks-genomics.research-launcher", launcherCreated: true });
       expect(results.CreateNamespaceAndRbac).toMatchObject({ namespace: "genomics", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role" });
       expect(results.GrantClusterAccess).toMatchObject({ method: "access-entry", username: "tower-launcher-user-genomics" });
       expect(results.ConfigureStorage).toMatchObject({ type: "pvc", claimName: "tower-scratch", configMap: "nextflow-config" });

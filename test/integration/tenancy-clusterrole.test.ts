@@ -15,13 +15,14 @@ import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { createHeadJobStep } from "../../functions/steps/head-job.js";
 import { headJobName } from "../../functions/lib/domain/manifests.js";
-import { ownershipLabels } from "../../functions/lib/domain/naming.js";
+import { ownershipLabels, runMark } from "../../functions/lib/domain/naming.js";
 import { newKubeClient } from "../../functions/lib/kube/kube-client.js";
 import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
 import type { AuthorizationRecord } from "../../local/kube/kube-apiserver.js";
 import type { PolicyRule } from "../../local/kube/rbac-authorizer.js";
 import type { Sandbox } from "../../local/sandbox.js";
 import { PROVISIONER_CLUSTERROLE_FILE, PROVISIONER_USERNAME } from "../../stacks/cluster-access-commands.js";
+import { executionRef } from "../support/fixtures.js";
 import { FAST, fusionRequest, provision, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
 
 const ROOT = join(import.meta.dirname, "../..");
@@ -158,27 +159,19 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
 
   it("UndoHeadJob with head pods the garbage collector has not removed yet", async () => {
     // Prepare: an orphaned pod of this run's head job in the tenant's namespace
-    const executionName = `lingering-${authenticationMode.toLowerCase().replace(/_/g, "-")}`;
-    const jobName = headJobName("alpha", executionName);
+    const execution = executionRef(`lingering-${authenticationMode.toLowerCase().replace(/_/g, "-")}`);
+    const jobName = headJobName("alpha", runMark(execution));
     sandbox.kube.seed({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: {
-        name: `${jobName}-abcde`,
-        namespace: "alpha",
-        labels: { ...ownershipLabels("alpha", executionName), "job-name": jobName },
-      },
+      metadata: { name: `${jobName}-abcde`, namespace: "alpha", labels: { ...ownershipLabels("alpha", runMark(execution)), "job-name": jobName } },
       spec: { restartPolicy: "Never", containers: [{ name: "nextflow", image: "nextflow/nextflow:24.10.4" }] },
     });
     const cluster = resolved(sandbox);
     const step = createHeadJobStep({ kube: (await newKubeClient(cluster)).api });
     const request = pvcRequest("alpha", { namespace: "alpha", headJob: { pipeline: "nextflow-io/hello" } });
     // Act
-    const result = await step.compensate({
-      request,
-      execution: { name: executionName, id: `arn:aws:states:::execution:provision:${executionName}` },
-      cluster,
-    } as never);
+    const result = await step.compensate({ request, execution, cluster } as never);
     // Assess
     expect(result.undone).toEqual([`Pod alpha/${jobName}-abcde`]);
   });

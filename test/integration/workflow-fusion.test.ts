@@ -21,6 +21,7 @@ import {
   policyOf,
   provision,
   readyEventOf,
+  recordedStepResult,
   settled,
   stepResult,
   useSandbox,
@@ -48,7 +49,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
 
     // Assess: the run, and no launcher role created (the given principal is used)
     expect(run.execution.status).toBe("SUCCEEDED");
-    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-proteomics.research-workload`;
+    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-proteomics.research-workload`;
     expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherArn: SANDBOX_EXISTING_LAUNCHER, launcherCreated: false, workloadRoleArn: workloadArn });
     expect(iamRole(sandbox, "nfeks-proteomics.research-launcher")).toBeUndefined();
 
@@ -69,8 +70,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
       }),
     ]);
     const s3 = policyOf(workload?.inlinePolicies.get("nfeks-proteomics.research-fusion-s3")).Statement;
-    expect(s3).toContainEqual(expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::proteomics-nextflow-work" }));
-    expect(s3).toContainEqual(expect.objectContaining({ Action: S3_ACTIONS, Resource: "arn:aws:s3:::proteomics-nextflow-work/*" }));
+    // Issue #9: confined to the work directory (before: the whole bucket).
+    expect(s3).toContainEqual(
+      expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::proteomics-nextflow-work", Condition: { StringLike: { "s3:prefix": ["work/", "work/*"] } } }),
+    );
+    expect(s3).toContainEqual(expect.objectContaining({ Action: S3_ACTIONS, Resource: "arn:aws:s3:::proteomics-nextflow-work/work/*" }));
     expect(clusterState(sandbox).podIdentityAssociations.size).toBe(0);
 
     // Assess: both service accounts point at the workload role; the config uses Fusion on the bucket
@@ -108,10 +112,22 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
 
     // Assess
     expect(run.execution.status).toBe("SUCCEEDED");
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics.research-launcher`;
-    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-metabolomics.research-workload`;
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-metabolomics.research-launcher`;
+    const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-metabolomics.research-workload`;
+    // Issue #9: only for the tenant's service accounts, namespace and cluster, as the Pod Identity session tags say.
     expect(policyOf(iamRole(sandbox, "nfeks-metabolomics.research-workload")?.assumeRolePolicyDocument).Statement).toEqual([
-      expect.objectContaining({ Effect: "Allow", Principal: { Service: "pods.eks.amazonaws.com" }, Action: ["sts:AssumeRole", "sts:TagSession"] }),
+      expect.objectContaining({
+        Effect: "Allow",
+        Principal: { Service: "pods.eks.amazonaws.com" },
+        Action: ["sts:AssumeRole", "sts:TagSession"],
+        Condition: {
+          StringEquals: {
+            "aws:RequestTag/eks-cluster-arn": `arn:aws:eks:eu-west-1:${ACCOUNT_ID}:cluster/research`,
+            "aws:RequestTag/kubernetes-namespace": "metabolomics",
+            "aws:RequestTag/kubernetes-service-account": ["tower-launcher-sa", "tower-compute-sa"],
+          },
+        },
+      }),
     ]);
     const associations = [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === "metabolomics");
     expect(associations.map((a) => [a.serviceAccount, a.roleArn]).sort()).toEqual([
@@ -146,8 +162,15 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
 
     // Assess: the role was pointed at the new namespace and bucket, and back again
     expect(run.execution.status).toBe("FAILED");
-    expect(stepResult(run, "CreateIamResources").changed).toEqual([
-      { roleName: workload, previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"), previousInlinePolicy: { name: "nfeks-genetics.research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") } },
+    expect(stepResult(run, "CreateIamResources")).not.toHaveProperty("changed"); // the previous documents stay out of the status route
+    expect((await recordedStepResult(sandbox, run, "CreateIamResources")).changed).toEqual([
+      {
+        roleName: workload,
+        previousTrustPolicy: expect.stringContaining("system:serviceaccount:genetics:"),
+        previousInlinePolicy: { name: "nfeks-genetics.research-fusion-s3", document: expect.stringContaining("genetics-nextflow-work") },
+        writtenTrustPolicy: expect.stringContaining("system:serviceaccount:genetics-b:"),
+        writtenInlinePolicy: expect.stringContaining("genetics-b-work"),
+      },
     ]);
     expect(stepResult(run, "UndoIamResources").undone).toEqual([`IAM role ${workload}: inline policy nfeks-genetics.research-fusion-s3 restored, trust policy restored`]);
     expect(iamRole(sandbox, workload)?.assumeRolePolicyDocument).toBe(trustBefore);

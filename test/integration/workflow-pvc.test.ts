@@ -107,8 +107,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
 
     // Assess: IAM
     const launcher = iamRole(sandbox, "nfeks-genomics.research-launcher");
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`;
+    // Issue #9: under the product's IAM path, with the deployment's boundary, trusting whom the request named (the account).
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-genomics.research-launcher`;
     expect(launcher?.arn).toBe(launcherArn);
+    expect(launcher?.permissionsBoundaryArn).toBe(sandbox.env.PERMISSIONS_BOUNDARY_ARN);
     expect(launcher?.tags).toEqual(expect.arrayContaining([{ Key: "nf-eks-provisioner/tenant", Value: "genomics" }]));
     expect(policyOf(launcher?.assumeRolePolicyDocument).Statement).toEqual([
       expect.objectContaining({ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }),
@@ -162,15 +164,16 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({ tenant: "genomics-wgs", headJob: { phase: "Succeeded" } });
 
     // Both tenants' launchers are in the cluster.
-    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs.research-launcher`;
+    const launcherArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-genomics-wgs.research-launcher`;
     expectClusterAccess(sandbox, launcherArn, "genomics-wgs", seededAwsAuth);
     if (authenticationMode === "CONFIG_MAP") {
+      // aws-auth holds role ARNs without their path (EKS matches them so).
       expect(mappedRoleArns(sandbox)).toEqual([
         `arn:aws:iam::${ACCOUNT_ID}:role/research-node-role`,
         // The provisioner's own mapping, as the operator adds it (stack output ClusterAccessConfigMap*).
         `arn:aws:iam::${ACCOUNT_ID}:role/${SANDBOX_KUBE_STEPS_ROLE}`,
         `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics.research-launcher`,
-        launcherArn,
+        `arn:aws:iam::${ACCOUNT_ID}:role/nfeks-genomics-wgs.research-launcher`,
       ]);
     }
     await expectLauncherConfinedTo(sandbox, launcherArn, "genomics-wgs");

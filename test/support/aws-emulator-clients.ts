@@ -9,7 +9,7 @@ import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { STSClient } from "@aws-sdk/client-sts";
 import { EKSClient } from "@aws-sdk/client-eks";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
-import { launcherTrustPolicy } from "../../functions/lib/domain/policies.js";
+import { accountRootArn, launcherTrustPolicy, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
 import { startAwsEmulator, type AwsEmulator, type SeedCluster } from "../../local/aws/aws-emulator-server.js";
 
 export const ACCOUNT = "111122223333";
@@ -31,7 +31,13 @@ export const RESEARCH: SeedCluster = {
 };
 export const LEGACY: SeedCluster = { ...RESEARCH, name: "legacy", authenticationMode: "CONFIG_MAP", oidcIssuer: undefined, nodeRoleArn: undefined };
 
-export const launcherTrust = JSON.stringify(launcherTrustPolicy(ACCOUNT));
+export const launcherTrust = JSON.stringify(launcherTrustPolicy([accountRootArn(ACCOUNT)]));
+/** A workload role's Pod Identity trust (the head service account of tower-nf on research). */
+export const podIdentityTrust = podIdentityTrustPolicy({
+  clusterArn: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research`,
+  namespace: "tower-nf",
+  serviceAccounts: ["tower-launcher-sa"],
+});
 export const describeClustersPolicy = JSON.stringify({
   Version: "2012-10-17",
   Statement: [{ Effect: "Allow", Action: "eks:DescribeCluster", Resource: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research` }],

@@ -5,6 +5,7 @@
  */
 import { afterEach, beforeEach } from "vitest";
 import { setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
+import { type RunMark, runMark } from "../../functions/lib/domain/naming.js";
 import type { ExecutionRef, ResolvedCluster, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { FakeKubeApi, type FakeKubeOptions } from "./fake-kube-api.js";
 
@@ -16,8 +17,13 @@ export const OTHER_RUN = "genomics-run-0";
 /** The runbook's default namespace. */
 export const NS = "tower-nf";
 
-/** The smallest valid request: the tenant, the allowed cluster, PVC storage. */
-export const REQUEST = { tenant: TENANT, cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
+/** The smallest valid request: the tenant, the allowed cluster, a created launcher (trusting the account, said explicitly), PVC storage. */
+export const REQUEST = {
+  tenant: TENANT,
+  cluster: { name: "research", region: "eu-west-1" },
+  launcher: { mode: "create", trustAccount: true },
+  storage: { type: "pvc" },
+};
 
 /** The deployment settings (env) the handlers validate requests against. */
 export const DEPLOYMENT_ENV = { ALLOWED_CLUSTERS: "research@eu-west-1", ALLOWED_ACCOUNT_IDS: "444455556666", IAM_PREFIX: "nfeks" };
@@ -37,9 +43,17 @@ export function resolvedCluster(overrides: Partial<ResolvedCluster> = {}): Resol
   };
 }
 
-/** `$$.Execution` of the provisioning state machine for an execution name. */
-function executionRef(name = RUN): ExecutionRef {
-  return { name, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${name}` };
+/** When the fixtures' executions started (`$$.Execution.StartTime`); a name and this time make a run's mark. */
+export const RUN_START = "2025-03-03T09:00:00.000Z";
+
+/** `$$.Execution` of the provisioning state machine for an execution name (started at RUN_START unless given). */
+export function executionRef(name = RUN, startTime = RUN_START): ExecutionRef {
+  return { name, id: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:provision:${name}`, startTime };
+}
+
+/** The run mark of the execution `name` (started at RUN_START unless given): what its objects carry. */
+export function markOf(name = RUN, startTime = RUN_START): RunMark {
+  return runMark(executionRef(name, startTime));
 }
 
 /**

@@ -8,9 +8,9 @@ import type { V1ConfigMap, V1ContainerStatus, V1Job, V1Pod, V1PodStatus } from "
 import { createHeadJobStep } from "../../functions/steps/head-job.js";
 import { headJobName } from "../../functions/lib/domain/manifests.js";
 import type { HeadJobResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
-import { NS, RUN, resolvedCluster, stepState, useFakeKube } from "./fixtures.js";
+import { NS, RUN, resolvedCluster, stepState, useFakeKube, markOf } from "./fixtures.js";
 
-export const JOB = headJobName("genomics", RUN);
+export const JOB = headJobName("genomics", markOf(RUN));
 export const PARAMS = `${JOB}-params`;
 /** The launch time: the clock is fixed there, and tests move it on. */
 export const T0 = new Date("2025-01-01T00:00:00Z");

@@ -39,7 +39,7 @@ import {
   type PodIdentityAssociation,
 } from "@aws-sdk/client-eks";
 import { createIamStep } from "../../functions/steps/iam/index.js";
-import { iamPolicyName } from "../../functions/lib/domain/naming.js";
+import { IAM_ROLE_PATH, iamPolicyName, productRoleArn } from "../../functions/lib/domain/naming.js";
 import { launcherPermissionsPolicy } from "../../functions/lib/domain/policies.js";
 import type { WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { ACCOUNT, DEPLOYMENT_ENV, RUN, resolvedCluster, stepState, useEnv } from "./fixtures.js";
@@ -48,6 +48,9 @@ const iamClient = new IAMClient({ region: "eu-west-1" });
 const eksClient = new EKSClient({ region: "eu-west-1" });
 export const iam = mockClient(iamClient);
 export const eks = mockClient(eksClient);
+
+/** The mocked EKS client itself, for another step that takes its client the same way (test/security). */
+export const fakeEksClient = eksClient;
 
 /** The step's handlers, given the fake clients (the configuration is still read from the environment on each call). */
 export const { apply, compensate } = createIamStep({ iam: iamClient, eks: eksClient });
@@ -58,7 +61,12 @@ export const LAUNCHER = "nfeks-genomics.research-launcher";
 export const WORKLOAD = "nfeks-genomics.research-workload";
 export const LAUNCHER_POLICY = iamPolicyName("nfeks", "genomics", "research", "launcher");
 export const FUSION_POLICY = iamPolicyName("nfeks", "genomics", "research", "fusion-s3");
+/** The product's roles' ARNs: under the product's IAM path. */
+export const LAUNCHER_ARN = productRoleArn("aws", ACCOUNT, LAUNCHER);
+export const WORKLOAD_ARN = productRoleArn("aws", ACCOUNT, WORKLOAD);
+/** An operator's boundary (PERMISSIONS_BOUNDARY_ARN), and the stack's own, which the deployment sets when the operator names none. */
 export const BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/platform-boundary`;
+export const STACK_BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/test-nf-eks-provisioner-TenantRoleBoundary-ABC123`;
 
 export const CLUSTER = resolvedCluster({ oidcIssuer: ISSUER, authenticationMode: "API_AND_CONFIG_MAP" });
 
@@ -92,12 +100,13 @@ export function noSuchEntity(what: string) {
 }
 
 function fakeRole(name: string, trust: unknown, tags: Tag[], extra: Partial<Role> = {}): FakeRole {
+  const path = extra.Path ?? "/";
   return {
     role: {
       RoleName: name,
       RoleId: `AROA${name.toUpperCase().replace(/[^A-Z]/g, "")}`,
-      Path: "/",
-      Arn: `arn:aws:iam::${ACCOUNT}:role/${name}`,
+      Path: path,
+      Arn: `arn:aws:iam::${ACCOUNT}:role${path}${name}`,
       CreateDate: new Date(),
       AssumeRolePolicyDocument: encodeURIComponent(JSON.stringify(trust)),
       Tags: tags,
@@ -108,8 +117,16 @@ function fakeRole(name: string, trust: unknown, tags: Tag[], extra: Partial<Role
   };
 }
 
-export function seedRole(name: string, trust: unknown, tags: Tag[], inline: Record<string, unknown> = {}, attached: string[] = []): FakeRole {
-  const entry = fakeRole(name, trust, tags);
+/** A role already in the account; under the product's path unless `path` says otherwise (role names are unique whatever the path). */
+export function seedRole(
+  name: string,
+  trust: unknown,
+  tags: Tag[],
+  inline: Record<string, unknown> = {},
+  attached: string[] = [],
+  path = IAM_ROLE_PATH,
+): FakeRole {
+  const entry = fakeRole(name, trust, tags, { Path: path });
   for (const [policyName, doc] of Object.entries(inline)) entry.inline.set(policyName, encodeURIComponent(JSON.stringify(doc)));
   entry.attached.push(...attached);
   roles.set(name, entry);
@@ -129,6 +146,7 @@ export function installFakeIam(): void {
   iam.on(CreateRoleCommand).callsFake((input: CreateRoleCommandInput) => {
     if (roles.has(input.RoleName!)) throw new EntityAlreadyExistsException({ message: "exists", $metadata: { httpStatusCode: 409 } });
     const entry = fakeRole(input.RoleName!, JSON.parse(input.AssumeRolePolicyDocument!), input.Tags ?? [], {
+      ...(input.Path ? { Path: input.Path } : {}),
       ...(input.PermissionsBoundary ? { PermissionsBoundary: { PermissionsBoundaryArn: input.PermissionsBoundary, PermissionsBoundaryType: "PermissionsBoundaryPolicy" } } : {}),
     });
     roles.set(input.RoleName!, entry);
@@ -196,9 +214,9 @@ export function installFakePodIdentityAssociations(): void {
     if (!association) throw new ResourceNotFoundException({ message: "not found", $metadata: { httpStatusCode: 404 } });
     return { association };
   });
-  eks.on(CreatePodIdentityAssociationCommand).callsFake(({ clusterName, namespace, serviceAccount, roleArn, tags }) => {
+  eks.on(CreatePodIdentityAssociationCommand).callsFake(({ clusterName, namespace, serviceAccount, roleArn, tags, disableSessionTags }) => {
     const associationId = `a-${nextAssociation++}`;
-    const association = { clusterName, namespace, serviceAccount, roleArn, tags, associationId, associationArn: `arn:aws:eks:eu-west-1:${ACCOUNT}:podidentityassociation/research/${associationId}` };
+    const association = { clusterName, namespace, serviceAccount, roleArn, tags, disableSessionTags: disableSessionTags ?? false, associationId, associationArn: `arn:aws:eks:eu-west-1:${ACCOUNT}:podidentityassociation/research/${associationId}` };
     associations.set(associationId, association);
     return { association };
   });
@@ -225,9 +243,9 @@ export function createRoleInputs(): CreateRoleCommandInput[] {
   return iam.commandCalls(CreateRoleCommand).map((c) => c.args[0].input as CreateRoleCommandInput);
 }
 
-/** The deployment (no permissions boundary unless a test sets one) and empty fakes before each test. */
+/** The deployment (the stack's own permissions boundary unless a test sets the operator's) and empty fakes before each test. */
 export function useFakeIamAndEks(): void {
-  useEnv({ ...DEPLOYMENT_ENV, PERMISSIONS_BOUNDARY_ARN: undefined });
+  useEnv({ ...DEPLOYMENT_ENV, PERMISSIONS_BOUNDARY_ARN: STACK_BOUNDARY });
   beforeEach(() => {
     iam.reset();
     eks.reset();

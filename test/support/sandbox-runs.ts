@@ -8,8 +8,10 @@ import { parse as parseYaml } from "yaml";
 import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { SFNClient, type DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { ExecutionStatusView } from "../../functions/api/status.js";
+import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
 import { iamClient } from "../../functions/lib/aws/clients.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
+import { awsAuthPrincipal } from "../../functions/lib/kube/aws-auth/index.js";
 import { kubeConfigFor, newKubeClient, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
 import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
 import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
@@ -64,7 +66,7 @@ export function pvcRequest(tenant: string, overrides: Partial<ProvisionRequestIn
   return {
     tenant,
     cluster: { ...CLUSTER },
-    launcher: { mode: "create" },
+    launcher: { mode: "create", trustAccount: true },
     storage: { type: "pvc", storageClass: "efs-sc", size: "100Gi" },
     labels: { team: tenant },
     ...overrides,
@@ -77,7 +79,7 @@ export function fusionRequest(tenant: string, opts: { podIdentity?: boolean } & 
   return {
     tenant,
     cluster: { ...CLUSTER },
-    launcher: { mode: "create" },
+    launcher: { mode: "create", trustAccount: true },
     computeServiceAccount: "tower-compute-sa",
     storage: { type: "fusion", bucket: `${tenant}-nextflow-work`, workDir: "work", ...(podIdentity ? { podIdentity: true } : {}) },
     labels: { team: tenant },
@@ -133,6 +135,17 @@ export async function finish(sandbox: Sandbox, started: Started): Promise<Run> {
 export function stepResult<T = any>(run: Run, step: string): T {
   const found = run.view.steps.find((s) => s.name === step);
   if (!found) throw new Error(`no step ${step} in ${run.view.steps.map((s) => s.name).join(", ")}`);
+  return found.result as T;
+}
+
+/**
+ * The result a step returned, whole, as the execution history holds it: also the fields the status route withholds
+ * (what a result keeps for its compensator alone, e.g. the IAM step's previous documents).
+ */
+export async function recordedStepResult<T = any>(sandbox: Sandbox, run: Run, step: string): Promise<T> {
+  const { events } = await sandbox.stepFunctions.getExecutionHistory({ executionArn: run.started.executionArn, maxResults: 1000 });
+  const found = summariseHistory(events ?? []).steps.find((s) => s.name === step);
+  if (!found) throw new Error(`no step ${step} in the history of ${run.started.executionName}`);
   return found.result as T;
 }
 
@@ -288,7 +301,9 @@ export function expectClusterAccess(sandbox: Sandbox, launcherArn: string, tenan
     // The node group's mapping is kept as it was, templated username included.
     expect(mapRoles).toContainEqual({ groups: ["system:bootstrappers", "system:nodes"], rolearn: NODE_ROLE_ARN, username: "system:node:{{EC2PrivateDNSName}}" });
     expect(current.data.mapRoles).toContain("username: system:node:{{EC2PrivateDNSName}}");
-    expect(mapRoles.filter((m) => m.rolearn === launcherArn)).toEqual([{ rolearn: launcherArn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] }]);
+    // aws-auth holds a role ARN without its path (EKS matches it so).
+    const rolearn = awsAuthPrincipal(launcherArn)!.arn;
+    expect(mapRoles.filter((m) => m.rolearn === rolearn)).toEqual([{ rolearn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] }]);
     expect(Object.values(JSON.parse(current.metadata.annotations?.["nf-eks-provisioner/mappings"] ?? "{}"))).not.toHaveLength(0);
   } else {
     expect(entry).toMatchObject({

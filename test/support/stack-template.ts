@@ -28,6 +28,7 @@ export const BASE_ENV = {
   ALLOWED_ACCOUNT_IDS: "111122223333",
   IAM_PREFIX: PREFIX,
   PERMISSIONS_BOUNDARY_ARN: "",
+  ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
 };
 
 // ---------------------------------------------------------------- template helpers
@@ -89,7 +90,10 @@ export function roleActions(template: Template, functionId: string): string[] {
   const actions = new Set<string>();
   for (const [, props] of resourcesOf(template, "AWS::IAM::Policy")) {
     if (!props.Roles.some((r: Json) => r.Ref === roleId)) continue;
-    for (const s of props.PolicyDocument.Statement as Statement[]) for (const a of asList(s.Action)) if (!a.startsWith("xray:")) actions.add(a);
+    for (const s of props.PolicyDocument.Statement as Statement[]) {
+      if (s.Effect !== "Allow") continue; // a Deny grants nothing
+      for (const a of asList(s.Action)) if (!a.startsWith("xray:")) actions.add(a);
+    }
   }
   return [...actions].sort();
 }

@@ -83,7 +83,9 @@ describe("provision.asl.json: running it with stub steps", () => {
     expect(calls.slice(0, 1)).toEqual(["ResolveCluster"]);
     expect(new Set(calls.slice(1, 3))).toEqual(new Set(["CreateIamResources", "CreateNamespaceAndRbac"]));
     expect(calls.slice(3)).toEqual(["GrantClusterAccess", "ConfigureStorage", "Report"]);
-    expect(inputs.get("ResolveCluster")).toEqual({ request: REQUEST, execution: { name: EXECUTION.Name, id: EXECUTION.Id } });
+    // Issue #9: the start time rides with the name (the run mark is made of both).
+    expect(inputs.get("ResolveCluster")).toEqual({ request: REQUEST, execution: { name: EXECUTION.Name, id: EXECUTION.Id, startTime: expect.any(String) } });
+    expect(new Date((inputs.get("ResolveCluster") as WorkflowState).execution.startTime).toISOString()).toBe((inputs.get("ResolveCluster") as WorkflowState).execution.startTime);
     expect(output).toMatchObject({
       request: REQUEST,
       execution: { name: EXECUTION.Name, id: EXECUTION.Id },

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
-import { LAMBDA_SERVICE_ERROR_NAMES, TRANSIENT_ERROR_NAMES } from "../../functions/lib/domain/errors.js";
+import { LAMBDA_SERVICE_ERROR_NAMES, LAMBDA_TIMEOUT_ERROR, PERMANENT_ERROR_NAMES, TRANSIENT_ERROR_NAMES } from "../../functions/lib/domain/errors.js";
 import {
   ASL_TEXT,
   catalogEntryOf,
@@ -71,6 +71,25 @@ describe("provision.asl.json: structure", () => {
       // Permanent errors must go straight to compensation, never be retried.
       expect(retrier.ErrorEquals).not.toContain("States.ALL");
     }
+  });
+
+  /** The reports put an event on the bus: a timed-out attempt may have put it already, and a retry would put it twice. */
+  const NOT_IDEMPOTENT = new Set(["Report", "ReportFailure"]);
+
+  it.each(tasks.map((t) => [t.name, t] as const))("%s retries a Lambda timeout (Sandbox.Timedout) only when its step is idempotent", (name, task) => {
+    // Act
+    const timeout = (task.state.Retry ?? []).find((r) => r.ErrorEquals.includes(LAMBDA_TIMEOUT_ERROR));
+    // Assess
+    if (NOT_IDEMPOTENT.has(name)) expect(timeout).toBeUndefined();
+    else expect(timeout).toMatchObject({ ErrorEquals: [LAMBDA_TIMEOUT_ERROR], MaxAttempts: 2, JitterStrategy: "FULL" });
+  });
+
+  it("never retries a permanent error (ClusterEndpointUnreachable included): it goes straight to compensation", () => {
+    // Act
+    const retried = tasks.flatMap((t) => (t.state.Retry ?? []).flatMap((r) => r.ErrorEquals)).filter((e) => (PERMANENT_ERROR_NAMES as readonly string[]).includes(e));
+    // Assess
+    expect(PERMANENT_ERROR_NAMES).toContain("ClusterEndpointUnreachable");
+    expect(retried).toEqual([]);
   });
 
   it.each(tasks.map((t) => [t.name, t] as const))("%s catches States.ALL itself (inside a Parallel branch too)", (_name, task) => {

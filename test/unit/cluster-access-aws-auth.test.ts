@@ -5,13 +5,13 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { CreateAccessEntryCommand } from "@aws-sdk/client-eks";
-import { executionMark } from "../../functions/lib/domain/naming.js";
+import { } from "../../functions/lib/domain/naming.js";
 import { ANNOTATION_AWS_AUTH_MAPPINGS, ANNOTATION_PREVIOUS_AWS_AUTH } from "../../functions/lib/kube/aws-auth/index.js";
 import { apply, AWS_AUTH_MAX_ATTEMPTS, MAX_PREVIOUS_COPY_CHARS } from "../../functions/steps/cluster-access/index.js";
 import { GROUP, LAUNCHER, SHARED_GROUP, SHARED_USERNAME, USERNAME, launcherEntries, stateFor } from "../support/cluster-access-fixtures.js";
 import { MAP_USERS, NODE_ROLES, ORIGINAL_DATA, mapRolesOf, mapUsersOf, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
 import { useFakeEks } from "../support/fake-eks.js";
-import { ACCOUNT, RUN } from "../support/fixtures.js";
+import { ACCOUNT, RUN, markOf } from "../support/fixtures.js";
 
 const { eks } = useFakeEks();
 const kube = useFakeAwsAuthKube();
@@ -40,7 +40,7 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(mapRolesOf(kube)).toHaveLength(3);
     expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: USERNAME, groups: [GROUP] }]);
     // Our mark lives on the ConfigMap; the copy of the previous content only in the step output.
-    expect(kube.annotations).toEqual({ [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark(RUN) }) });
+    expect(kube.annotations).toEqual({ [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: markOf(RUN) }) });
     expect(kube.configMap!.metadata!.labels).toEqual({ "eks.amazonaws.com/component": "aws-auth" });
     expect(kube.forbidden).toEqual([]);
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
@@ -94,13 +94,13 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(again.created).toBe(true);
     expect(again.previousAwsAuth).toEqual(ORIGINAL_DATA); // today's content without this run's entry
     expect(other.created).toBe(false);
-    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [LAUNCHER]: executionMark(RUN) });
+    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [LAUNCHER]: markOf(RUN) });
   });
 
   it("moves a mapping of ours with the shared tower-launcher-user of an earlier version to the tenant's identity, in place", async () => {
     // Prepare: the mapping an earlier version added, recorded by its run's mark
     const shared = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ${SHARED_USERNAME}\n  groups:\n    - ${SHARED_GROUP}\n`;
-    const marks = JSON.stringify({ [LAUNCHER]: executionMark("an-earlier-run") });
+    const marks = JSON.stringify({ [LAUNCHER]: markOf("an-earlier-run") });
     kube.seed({ mapRoles: shared, mapUsers: MAP_USERS }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: marks });
 
     // Act
@@ -151,7 +151,7 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     await apply(stateFor("CONFIG_MAP"));
 
     // Assess
-    expect(kube.annotations).toEqual({ "example.com/owner": "platform", [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark(RUN) }) });
+    expect(kube.annotations).toEqual({ "example.com/owner": "platform", [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: markOf(RUN) }) });
   });
 
   it("leaves the copy out of the step output when aws-auth is too large for a Step Functions state, and still edits", async () => {

@@ -5,13 +5,13 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { CreateAccessEntryCommand } from "@aws-sdk/client-eks";
-import { executionMark, ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
+import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { ANNOTATION_AWS_AUTH_MAPPINGS } from "../../functions/lib/kube/aws-auth/index.js";
 import { apply } from "../../functions/steps/cluster-access/index.js";
 import { GROUP, LAUNCHER, USERNAME, stateFor } from "../support/cluster-access-fixtures.js";
 import { NODE_ROLES, ORIGINAL_DATA, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
 import { useFakeEks } from "../support/fake-eks.js";
-import { ACCOUNT, RUN, TENANT } from "../support/fixtures.js";
+import { ACCOUNT, RUN, TENANT, markOf } from "../support/fixtures.js";
 
 const { eks, entries, seedEntry } = useFakeEks();
 const kube = useFakeAwsAuthKube();
@@ -71,7 +71,7 @@ describe("GrantClusterAccess on API_AND_CONFIG_MAP beside aws-auth", () => {
   it("accepts a mapping of this tenant a run of this product recorded (a cluster moved from CONFIG_MAP)", async () => {
     // Prepare
     const ours = `${NODE_ROLES}- rolearn: ${LAUNCHER}\n  username: ${USERNAME}\n  groups:\n    - ${GROUP}\n`;
-    kube.seed({ mapRoles: ours }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark("an-earlier-run") }) });
+    kube.seed({ mapRoles: ours }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: markOf("an-earlier-run") }) });
 
     // Act
     const result = await apply(stateFor("API_AND_CONFIG_MAP"));
@@ -85,7 +85,7 @@ describe("GrantClusterAccess on API_AND_CONFIG_MAP beside aws-auth", () => {
   it("refuses a recorded mapping of another tenant's launcher: the entry would take the principal from that tenant", async () => {
     // Prepare
     const theirs = `- rolearn: ${LAUNCHER}\n  username: tower-launcher-user-proteomics\n  groups:\n    - tower-launcher-role-proteomics\n`;
-    kube.seed({ mapRoles: theirs }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: executionMark("proteomics-run-1") }) });
+    kube.seed({ mapRoles: theirs }, { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: markOf("proteomics-run-1") }) });
 
     // Act
     const attempt = apply(stateFor("API_AND_CONFIG_MAP"));
@@ -109,7 +109,7 @@ describe("GrantClusterAccess on API_AND_CONFIG_MAP beside aws-auth", () => {
 
   it("adopting its own existing entry does not need aws-auth", async () => {
     // Prepare: our entry exists; aws-auth gained a mapping for the principal since
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))) });
     kube.seed({ mapRoles: `- rolearn: ${LAUNCHER}\n  username: ops\n  groups:\n    - ops\n` });
 
     // Act

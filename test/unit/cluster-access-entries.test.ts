@@ -11,7 +11,7 @@ import type { AuthenticationMode } from "../../functions/lib/workflow/workflow-s
 import { GROUP, LAUNCHER, SHARED_GROUP, SHARED_USERNAME, USERNAME, stateFor } from "../support/cluster-access-fixtures.js";
 import { useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
 import { accessEntryNotFound, useFakeEks } from "../support/fake-eks.js";
-import { ACCOUNT, RUN, TENANT } from "../support/fixtures.js";
+import { ACCOUNT, RUN, TENANT, markOf } from "../support/fixtures.js";
 
 const { eks, entries, seedEntry } = useFakeEks();
 const kube = useFakeAwsAuthKube();
@@ -34,7 +34,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
       type: "STANDARD",
       username: USERNAME,
       kubernetesGroups: [GROUP],
-      tags: tagsToRecord(ownershipTags(TENANT, RUN)),
+      tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))),
     });
     // aws-auth is never written in these modes (API_AND_CONFIG_MAP reads it; here it is absent, which is fine)
     expect(kube.clientsMade).toBe(mode === "API" ? 0 : 1);
@@ -71,7 +71,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
   it("adopts an entry another run of this tenant created (created: false) and restores username/groups changed by hand", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: "someone-else", kubernetesGroups: ["extra"], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    seedEntry(LAUNCHER, { username: "someone-else", kubernetesGroups: ["extra"], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
 
     // Act
     const result = await apply(stateFor("API_AND_CONFIG_MAP"));
@@ -80,18 +80,25 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     expect(result.created).toBe(false);
     expect(eks).toHaveReceivedCommandWith(UpdateAccessEntryCommand, { principalArn: LAUNCHER, username: USERNAME, kubernetesGroups: [GROUP] });
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
-    expect(entries.get(LAUNCHER)?.tags).toEqual(tagsToRecord(ownershipTags(TENANT, "an-earlier-run")));
+    expect(entries.get(LAUNCHER)?.tags).toEqual(tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))));
   });
 
   it("moves an entry of ours that an earlier version mapped to the shared tower-launcher-user to the tenant's identity", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
 
     // Act
     const result = await apply(stateFor("API"));
 
     // Assess
-    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: false });
+    expect(result).toEqual({
+      method: "access-entry",
+      principalArn: LAUNCHER,
+      username: USERNAME,
+      groups: [GROUP],
+      created: false,
+      previousIdentity: { username: SHARED_USERNAME, groups: [SHARED_GROUP] },
+    });
     expect(eks).toHaveReceivedCommandTimes(UpdateAccessEntryCommand, 1);
     expect(entries.get(LAUNCHER)).toMatchObject({ username: USERNAME, kubernetesGroups: [GROUP] });
   });
@@ -112,7 +119,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
   it.each([
     ["without tags", undefined],
-    ["of another tenant", tagsToRecord(ownershipTags("proteomics", "their-run"))],
+    ["of another tenant", tagsToRecord(ownershipTags("proteomics", markOf("their-run")))],
   ])("refuses an existing entry %s: OwnershipConflict, nothing changed", async (_label, tags) => {
     // Prepare
     seedEntry(LAUNCHER, { username: "admin", kubernetesGroups: ["admins"], ...(tags ? { tags } : {}) });
@@ -132,7 +139,7 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     eks.on(DescribeAccessEntryCommand)
       .rejectsOnce(accessEntryNotFound())
       .callsFake(({ principalArn }) => ({ accessEntry: entries.get(principalArn) }));
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))) });
 
     // Act
     const result = await apply(stateFor("API"));

@@ -5,14 +5,14 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { DeleteAccessEntryCommand } from "@aws-sdk/client-eks";
-import { executionMark, ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
+import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { ANNOTATION_AWS_AUTH_MAPPINGS } from "../../functions/lib/kube/aws-auth/index.js";
 import { apply, compensate } from "../../functions/steps/cluster-access/index.js";
 import type { CompensationResult } from "../../functions/lib/workflow/compensation.js";
 import { GROUP, LAUNCHER, USERNAME, launcherEntries, stateFor } from "../support/cluster-access-fixtures.js";
 import { MAP_USERS, NODE_ROLES, ORIGINAL_DATA, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
 import { useFakeEks } from "../support/fake-eks.js";
-import { ACCOUNT, RUN, TENANT } from "../support/fixtures.js";
+import { ACCOUNT, RUN, TENANT, markOf } from "../support/fixtures.js";
 
 const { eks, entries, seedEntry } = useFakeEks();
 const kube = useFakeAwsAuthKube();
@@ -35,7 +35,7 @@ describe("UndoClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () =
 
   it("compensation finds its entry by tags even when the step returned nothing", async () => {
     // Prepare: the entry exists with this run's tags but $.access was never written
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, RUN)) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))) });
 
     // Act
     const result = await compensate(stateFor("API"));
@@ -47,7 +47,7 @@ describe("UndoClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () =
 
   it("compensation keeps an entry it adopted or never owned", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, "an-earlier-run")) });
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
     const foreign = `arn:aws:iam::${ACCOUNT}:role/admin`;
     seedEntry(foreign, { username: "admin" });
 
@@ -82,7 +82,7 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
     expect(launcherEntries(kube, neighbour)).toHaveLength(1);
     expect(kube.data.mapRoles!.startsWith(NODE_ROLES)).toBe(true);
     expect(kube.data.mapUsers).toBe(MAP_USERS);
-    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [neighbour]: executionMark("proteomics-run-1") });
+    expect(JSON.parse(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [neighbour]: markOf("proteomics-run-1") });
     expect(second.undone).toEqual([]);
     expect(kube.replaced.length).toBe(writes); // the second run wrote nothing
     expect(kube.forbidden).toEqual([]);

@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { configToEnv, loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
-import { executionMark, iamPolicyName, iamRoleName, isOwnedBy, ownershipLabels, wasCreatedBy } from "../../functions/lib/domain/naming.js";
+import {
+  ExecutionStartTimeMissing,
+  iamPolicyName,
+  iamRoleName,
+  isOwnedBy,
+  ownershipLabels,
+  runMark,
+  wasCreatedBy,
+} from "../../functions/lib/domain/naming.js";
 import { parseArn, roleArnOfAssumedRole, validateBucketName } from "../../functions/lib/domain/arn.js";
+import { markOf } from "../support/fixtures.js";
 
 describe("deployment config", () => {
   it("reads name@region lists and round-trips through the environment", () => {
@@ -27,14 +36,36 @@ describe("deployment config", () => {
 describe("ownership marks", () => {
   it("adopts only objects marked for the same tenant and deletes only those this execution created", () => {
     // Prepare
-    const labels = ownershipLabels("genomics", "genomics-run-1");
+    const labels = ownershipLabels("genomics", markOf("genomics-run-1"));
     // Assess
     expect(isOwnedBy(labels, "genomics")).toBe(true);
     expect(isOwnedBy(labels, "proteomics")).toBe(false);
     expect(isOwnedBy({ "app.kubernetes.io/managed-by": "helm" }, "genomics")).toBe(false);
-    expect(wasCreatedBy(labels, "genomics-run-1")).toBe(true);
-    expect(wasCreatedBy(labels, "genomics-run-2")).toBe(false);
-    expect(executionMark("x".repeat(80))).toMatch(/^[0-9a-f]{16}$/);
+    expect(wasCreatedBy(labels, markOf("genomics-run-1"))).toBe(true);
+    expect(wasCreatedBy(labels, markOf("genomics-run-2"))).toBe(false);
+    expect(markOf("x".repeat(80))).toMatch(/^[0-9a-f]{16}$/);
+  });
+
+  it("marks a run by its name and start time: a name Step Functions has forgotten and a client reuses makes another mark", () => {
+    // Prepare: a keyed execution name (`<tenant>_<key>`) run now, and again after Step Functions forgot it
+    const name = "genomics_nightly";
+    // Act
+    const first = runMark({ name, startTime: "2025-01-06T09:00:00.000Z" });
+    const again = runMark({ name, startTime: "2025-01-06T09:00:00.000Z" });
+    const reused = runMark({ name, startTime: "2025-04-07T09:00:00.000Z" });
+    // Assess
+    expect(again).toBe(first);
+    expect(reused).not.toBe(first);
+    expect(first).toMatch(/^[0-9a-f]{16}$/);
+    expect(wasCreatedBy(ownershipLabels("genomics", first), reused)).toBe(false);
+  });
+
+  it("makes no mark without a start time, rather than one a later run of the same name would share", () => {
+    // Act
+    const attempt = () => runMark({ name: "genomics_nightly", startTime: undefined as unknown as string });
+    // Assess
+    expect(attempt).toThrow(ExecutionStartTimeMissing);
+    expect(attempt).toThrow(/genomics_nightly.*\$\$\.Execution\.StartTime/);
   });
 
   it("names IAM roles and inline policies per tenant and cluster", () => {

@@ -5,7 +5,7 @@ import { createHeadJobStep } from "../../functions/steps/head-job.js";
 import { headJobName } from "../../functions/lib/domain/manifests.js";
 import { ownershipLabels } from "../../functions/lib/domain/naming.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
-import { NS, OTHER_RUN, RUN } from "../support/fixtures.js";
+import { NS, OTHER_RUN, RUN, markOf } from "../support/fixtures.js";
 import { JOB, launched, PARAMS, stateFor, useHeadJobCluster } from "../support/head-job-cluster.js";
 
 /* LaunchHeadJob and UndoHeadJob: what the step creates and how it is undone (CheckHeadJob: head-job-check.test.ts). */
@@ -55,7 +55,7 @@ describe("LaunchHeadJob", () => {
     expect(result).toEqual(launched());
     expect(JOB).toMatch(/^nf-head-genomics-[0-9a-f]{8}$/);
     const created = job()!;
-    expect(created.metadata?.labels).toMatchObject(ownershipLabels("genomics", RUN));
+    expect(created.metadata?.labels).toMatchObject(ownershipLabels("genomics", markOf(RUN)));
     const container = created.spec?.template.spec?.containers[0];
     expect(container?.command).toEqual(["nextflow"]);
     expect(container?.args?.slice(0, 6)).toEqual(["run", "nf-core/rnaseq", "-r", "3.14.0", "-profile", "test,docker"]);
@@ -70,7 +70,7 @@ describe("LaunchHeadJob", () => {
     await apply(state);
     // Assess
     const params = paramsConfigMap()!;
-    expect(params.metadata?.labels).toMatchObject(ownershipLabels("genomics", RUN));
+    expect(params.metadata?.labels).toMatchObject(ownershipLabels("genomics", markOf(RUN)));
     expect(JSON.parse(params.data?.["params.json"] ?? "")).toEqual({ input: "s3://bucket/samples.csv", outdir: "/scratch/results" });
     const creates = kube().callsOf("create").map((c) => `${c.kind}/${c.name}`);
     expect(creates).toEqual([`ConfigMap/${PARAMS}`, `Job/${JOB}`]);
@@ -86,13 +86,13 @@ describe("LaunchHeadJob", () => {
     await apply(stateFor({ params: { genome: "GRCm39" } }, OTHER_RUN));
     // Assess
     expect(JSON.parse(paramsConfigMap()!.data!["params.json"]!)).toEqual({ genome: "GRCh38" });
-    const other = kube().get<V1ConfigMap>("v1", "ConfigMap", `${headJobName("genomics", OTHER_RUN)}-params`, NS)!;
+    const other = kube().get<V1ConfigMap>("v1", "ConfigMap", `${headJobName("genomics", markOf(OTHER_RUN))}-params`, NS)!;
     expect(JSON.parse(other.data!["params.json"]!)).toEqual({ genome: "GRCm39" });
   });
 
   it("refuses a params ConfigMap of that name another execution made, before creating the Job", async () => {
     // Prepare
-    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) }, data: { "params.json": "{}" } });
+    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) }, data: { "params.json": "{}" } });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -115,7 +115,7 @@ describe("LaunchHeadJob", () => {
 
   it("refuses a Job of that name another execution made", async () => {
     // Prepare
-    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -138,7 +138,7 @@ describe("LaunchHeadJob", () => {
     const result = await apply(stateFor());
     // Assess
     expect(result.jobName).toBe(JOB);
-    expect(kube().all("Job").map((j) => j.metadata?.name).sort()).toEqual([JOB, headJobName("genomics", OTHER_RUN)].sort());
+    expect(kube().all("Job").map((j) => j.metadata?.name).sort()).toEqual([JOB, headJobName("genomics", markOf(OTHER_RUN))].sort());
   });
 });
 
@@ -192,8 +192,8 @@ describe("UndoHeadJob", () => {
 
   it("keeps a Job and a params ConfigMap of those names it did not create", async () => {
     // Prepare
-    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
-    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
+    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
     // Act
     const result = await compensate(stateFor());
     // Assess

@@ -15,7 +15,7 @@ import {
 import { DeletePodIdentityAssociationCommand, UpdatePodIdentityAssociationCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { irsaTrustPolicy, launcherPermissionsPolicy } from "../../functions/lib/domain/policies.js";
-import { ACCOUNT, OTHER_RUN, RUN, stepState } from "../support/fixtures.js";
+import { ACCOUNT, OTHER_RUN, RUN, stepState, markOf } from "../support/fixtures.js";
 import {
   apply,
   associations,
@@ -37,9 +37,11 @@ import {
   roles,
   seedRole,
   setOidcProviders,
+  STACK_BOUNDARY,
   stateFor,
   useFakeIamAndEks,
   WORKLOAD,
+  WORKLOAD_ARN,
 } from "../support/iam-fakes.js";
 
 useFakeIamAndEks();
@@ -62,7 +64,7 @@ describe("UndoIamResources", () => {
 
   it("keeps roles it did not create: adopted ones and foreign ones", async () => {
     // Prepare
-    seedRole(LAUNCHER, {}, ownershipTags("genomics", "genomics-run-0"), { p: {} });
+    seedRole(LAUNCHER, {}, ownershipTags("genomics", markOf("genomics-run-0")), { p: {} });
     seedRole(WORKLOAD, {}, []);
     // Act
     const result = await compensate(stateFor(FUSION_IRSA));
@@ -72,6 +74,19 @@ describe("UndoIamResources", () => {
     expect(roles.size).toBe(2);
     expect(result.undone).toEqual([]);
     expect(result.kept).toEqual([`IAM role ${WORKLOAD}: not created by this run`, `IAM role ${LAUNCHER}: not created by this run`]);
+  });
+
+  it("never deletes a same-named role outside the product's IAM path, even one carrying this run's mark", async () => {
+    // Prepare: a role at another path whose tags claim this very run (tags can be written by anyone allowed to tag it)
+    seedRole(LAUNCHER, {}, ownershipTags("genomics", markOf(RUN)), { p: {} }, [], "/");
+    // Act
+    const result = await compensate(stateFor());
+    // Assess
+    expect(iam).not.toHaveReceivedCommand(DeleteRoleCommand);
+    expect(iam).not.toHaveReceivedCommand(DeleteRolePolicyCommand);
+    expect(roles.get(LAUNCHER)!.inline.size).toBe(1);
+    expect(result.undone).toEqual([]);
+    expect(result.kept).toEqual([expect.stringContaining(`IAM role ${LAUNCHER} already exists at path /, not under the product's path`)]);
   });
 
   it("is safe to run twice: the second run finds nothing to undo and does not fail", async () => {
@@ -118,7 +133,7 @@ describe("UndoIamResources", () => {
       namespace: "tower-nf",
       serviceAccount: "tower-compute-sa",
       associationId: "a-other",
-      tags: tagsToRecord(ownershipTags("genomics", "genomics-run-0")),
+      tags: tagsToRecord(ownershipTags("genomics", markOf("genomics-run-0"))),
     });
     // Act
     const result = await compensate(stateFor(FUSION_POD_IDENTITY));
@@ -135,7 +150,7 @@ describe("UndoIamResources", () => {
   it("puts back the trust and inline policy an adopted role had before this run, keeps the boundary, and changes nothing when run again", async () => {
     // Prepare
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     const state = stepState({}, RUN, { cluster: CLUSTER, iam: await apply(stateFor()) });
     iam.resetHistory();
     // Act
@@ -164,21 +179,32 @@ describe("UndoIamResources", () => {
       namespace: "genomics-old",
       serviceAccounts: ["tower-launcher-sa"],
     });
-    seedRole(WORKLOAD, previousTrust, ownershipTags("genomics", OTHER_RUN));
+    seedRole(WORKLOAD, previousTrust, ownershipTags("genomics", markOf(OTHER_RUN)));
     const applied = await apply(stateFor(FUSION_IRSA));
     // Act
     const result = await compensate(stepState(FUSION_IRSA, RUN, { cluster: CLUSTER, iam: applied }));
     // Assess
-    expect(applied.changed).toEqual([{ roleName: WORKLOAD, previousTrustPolicy: JSON.stringify(previousTrust), previousInlinePolicy: { name: FUSION_POLICY } }]);
+    // Issue #9: every product role carries a boundary now, so the adopted role (which had none) got the stack's too.
+    expect(applied.changed).toEqual([
+      {
+        roleName: WORKLOAD,
+        previousBoundary: {},
+        previousTrustPolicy: JSON.stringify(previousTrust),
+        previousInlinePolicy: { name: FUSION_POLICY },
+        writtenTrustPolicy: expect.stringContaining("system:serviceaccount:tower-nf:tower-launcher-sa"),
+        writtenInlinePolicy: expect.stringContaining("arn:aws:s3:::genomics-work/work/*"),
+      },
+    ]);
     expect(roles.has(LAUNCHER)).toBe(false);
     expect(policyOf(roles.get(WORKLOAD)!.role.AssumeRolePolicyDocument)).toEqual(previousTrust);
     expect(roles.get(WORKLOAD)!.inline.size).toBe(0);
     expect(result.undone).toEqual([`IAM role ${WORKLOAD}: inline policy ${FUSION_POLICY} removed, trust policy restored`, `IAM role ${LAUNCHER}`]);
+    expect(result.kept).toEqual([`IAM role ${WORKLOAD}: permissions boundary left at ${STACK_BOUNDARY} (was none): the deployment requires it`]);
   });
 
   it("a step that fails after changing an adopted role puts the previous documents back itself (the compensator gets no $.iam)", async () => {
     // Prepare: the launcher is adopted and changed, then the workload role cannot be made
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     setOidcProviders([]);
     // Act
     const error = await apply(stateFor(FUSION_IRSA)).catch((e: unknown) => e);
@@ -198,14 +224,14 @@ describe("UndoIamResources", () => {
       serviceAccount: "tower-launcher-sa",
       roleArn: previousRoleArn,
       associationId: "a-old",
-      tags: tagsToRecord(ownershipTags("genomics", OTHER_RUN)),
+      tags: tagsToRecord(ownershipTags("genomics", markOf(OTHER_RUN))),
     });
     const applied = await apply(stateFor(FUSION_POD_IDENTITY));
-    expect(associations.get("a-old")!.roleArn).toBe(`arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`);
+    expect(associations.get("a-old")!.roleArn).toBe(WORKLOAD_ARN);
     // Act
     const result = await compensate(stepState(FUSION_POD_IDENTITY, RUN, { cluster: CLUSTER, iam: applied }));
     // Assess
-    expect(applied.changedAssociations).toEqual([{ associationId: "a-old", previousRoleArn }]);
+    expect(applied.changedAssociations).toEqual([{ associationId: "a-old", previousRoleArn, roleArn: applied.workloadRoleArn }]);
     expect(associations.get("a-old")!.roleArn).toBe(previousRoleArn);
     expect([...associations.keys()]).toEqual(["a-old"]);
     expect(roles.has(WORKLOAD)).toBe(false);

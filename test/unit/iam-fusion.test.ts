@@ -8,7 +8,7 @@ import { CreateRoleCommand, IAMServiceException, ListOpenIDConnectProvidersComma
 import { CreatePodIdentityAssociationCommand, InvalidParameterException } from "@aws-sdk/client-eks";
 import { ownershipTags, TAG_CREATED_BY, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { fusionS3Policy, irsaTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../functions/lib/domain/policies.js";
-import { ACCOUNT, RUN } from "../support/fixtures.js";
+import { ACCOUNT, RUN, markOf } from "../support/fixtures.js";
 import {
   apply,
   associations,
@@ -20,12 +20,13 @@ import {
   FUSION_POLICY,
   iam,
   ISSUER,
-  LAUNCHER,
+  LAUNCHER_ARN,
   roles,
   setOidcProviders,
   stateFor,
   useFakeIamAndEks,
   WORKLOAD,
+  WORKLOAD_ARN,
 } from "../support/iam-fakes.js";
 
 useFakeIamAndEks();
@@ -46,14 +47,14 @@ describe("CreateIamResources: Fusion workload role", () => {
         serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"],
       }),
     );
-    expect(workload.Tags).toEqual(ownershipTags("genomics", RUN));
+    expect(workload.Tags).toEqual(ownershipTags("genomics", markOf(RUN)));
     expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
       RoleName: WORKLOAD,
       PolicyName: FUSION_POLICY,
-      PolicyDocument: JSON.stringify(fusionS3Policy({ bucket: "genomics-work", partition: "aws" })),
+      PolicyDocument: JSON.stringify(fusionS3Policy({ bucket: "genomics-work", workDir: "work", partition: "aws" })),
     });
-    expect(result.workloadRoleArn).toBe(`arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`);
-    expect(result.created).toEqual([`arn:aws:iam::${ACCOUNT}:role/${LAUNCHER}`, `arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`]);
+    expect(result.workloadRoleArn).toBe(WORKLOAD_ARN);
+    expect(result.created).toEqual([LAUNCHER_ARN, WORKLOAD_ARN]);
     expect(eks).not.toHaveReceivedCommand(CreatePodIdentityAssociationCommand);
   });
 
@@ -82,15 +83,19 @@ describe("CreateIamResources: Fusion workload role", () => {
     const result = await apply(stateFor(FUSION_POD_IDENTITY));
     // Assess
     const workload = createRoleInputs().find((i) => i.RoleName === WORKLOAD)!;
-    expect(JSON.parse(workload.AssumeRolePolicyDocument!)).toEqual(podIdentityTrustPolicy());
+    // Changed by issue #9: only for the tenant's service accounts, namespace and cluster, as the session tags say.
+    expect(JSON.parse(workload.AssumeRolePolicyDocument!)).toEqual(
+      podIdentityTrustPolicy({ clusterArn: CLUSTER.arn, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"] }),
+    );
     expect(iam).not.toHaveReceivedCommand(ListOpenIDConnectProvidersCommand);
     for (const serviceAccount of ["tower-launcher-sa", "tower-compute-sa"]) {
       expect(eks).toHaveReceivedCommandWith(CreatePodIdentityAssociationCommand, {
         clusterName: "research",
         namespace: "tower-nf",
         serviceAccount,
-        roleArn: `arn:aws:iam::${ACCOUNT}:role/${WORKLOAD}`,
-        tags: tagsToRecord(ownershipTags("genomics", RUN)),
+        roleArn: WORKLOAD_ARN,
+        tags: tagsToRecord(ownershipTags("genomics", markOf(RUN))),
+        disableSessionTags: false,
       });
     }
     expect(result.podIdentityAssociationIds).toEqual(["a-1", "a-2"]);
@@ -128,11 +133,41 @@ describe("CreateIamResources: Fusion workload role", () => {
     expect(associations.get("a-foreign")!.roleArn).toBe(`arn:aws:iam::${ACCOUNT}:role/someone-else`);
   });
 
+  it("Pod Identity: refuses an association of ours whose session tags are disabled (NotAllowed: the role's trust needs them)", async () => {
+    // Prepare
+    associations.set("a-untagged", {
+      clusterName: "research",
+      namespace: "tower-nf",
+      serviceAccount: "tower-launcher-sa",
+      roleArn: WORKLOAD_ARN,
+      associationId: "a-untagged",
+      tags: tagsToRecord(ownershipTags("genomics", markOf("genomics-run-0"))),
+      disableSessionTags: true,
+    });
+    // Act
+    const error = await apply(stateFor(FUSION_POD_IDENTITY)).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("session tags disabled") });
+    expect((error as Error).message).toContain("--no-disable-session-tags");
+    expect(associations.get("a-untagged")!.disableSessionTags).toBe(true);
+  });
+
+  it("confines the S3 policy to the request's work directory (a trailing '/' makes no difference)", async () => {
+    // Act
+    await apply(stateFor({ ...FUSION_IRSA, storage: { type: "fusion", bucket: "shared-work", workDir: "teams/genomics/" } }));
+    // Assess
+    const document = JSON.parse(iam.commandCalls(PutRolePolicyCommand).find((c) => c.args[0].input.RoleName === WORKLOAD)!.args[0].input.PolicyDocument!);
+    expect(document.Statement).toEqual([
+      expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::shared-work", Condition: { StringLike: { "s3:prefix": ["teams/genomics/", "teams/genomics/*"] } } }),
+      expect.objectContaining({ Resource: "arn:aws:s3:::shared-work/teams/genomics/*" }),
+    ]);
+  });
+
   it("IamNotYetConsistent when EKS says the new role cannot be assumed yet", async () => {
     // Prepare
     eks.on(CreatePodIdentityAssociationCommand).rejects(
       new InvalidParameterException({
-        message: `Role arn:aws:iam::${ACCOUNT}:role/${WORKLOAD} cannot be assumed by principal pods.eks.amazonaws.com`,
+        message: `Role ${WORKLOAD_ARN} cannot be assumed by principal pods.eks.amazonaws.com`,
         $metadata: { httpStatusCode: 400 },
       }),
     );
@@ -141,7 +176,7 @@ describe("CreateIamResources: Fusion workload role", () => {
     // Assess
     expect(error).toMatchObject({ name: "IamNotYetConsistent" });
     // The half-made role carries this run's mark, so the compensator will find it.
-    expect(tagsToRecord(roles.get(WORKLOAD)!.role.Tags)[TAG_CREATED_BY]).toBe(tagsToRecord(ownershipTags("genomics", RUN))[TAG_CREATED_BY]);
+    expect(tagsToRecord(roles.get(WORKLOAD)!.role.Tags)[TAG_CREATED_BY]).toBe(tagsToRecord(ownershipTags("genomics", markOf(RUN)))[TAG_CREATED_BY]);
   });
 
   it("IamNotYetConsistent when IAM rejects a trust policy principal as invalid", async () => {

@@ -14,9 +14,9 @@ import {
   UpdateAssumeRolePolicyCommand,
   type Tag,
 } from "@aws-sdk/client-iam";
-import { iamPolicyName, ownershipTags } from "../../functions/lib/domain/naming.js";
-import { launcherPermissionsPolicy, launcherTrustPolicy } from "../../functions/lib/domain/policies.js";
-import { ACCOUNT, OTHER_RUN, RUN, resolvedCluster, stepState } from "../support/fixtures.js";
+import { IAM_ROLE_PATH, iamPolicyName, ownershipTags, productRoleArn } from "../../functions/lib/domain/naming.js";
+import { accountRootArn, launcherPermissionsPolicy, launcherTrustPolicy } from "../../functions/lib/domain/policies.js";
+import { ACCOUNT, OTHER_RUN, RUN, resolvedCluster, stepState, markOf } from "../support/fixtures.js";
 import {
   apply,
   BOUNDARY,
@@ -25,6 +25,7 @@ import {
   FUSION_IRSA,
   iam,
   LAUNCHER,
+  LAUNCHER_ARN,
   LAUNCHER_POLICY,
   noSuchEntity,
   policyOf,
@@ -32,12 +33,16 @@ import {
   PREVIOUS_TRUST,
   roles,
   seedRole,
+  STACK_BOUNDARY,
   stateFor,
   useFakeIamAndEks,
   WORKLOAD,
 } from "../support/iam-fakes.js";
 
 useFakeIamAndEks();
+
+/** The trust of a launcher whose request says `trustAccount: true` (the fixtures' request). */
+const ACCOUNT_TRUST = launcherTrustPolicy([accountRootArn(ACCOUNT)]);
 
 // ---------------------------------------------------------------- launcher
 
@@ -49,19 +54,21 @@ describe("CreateIamResources: launcher", () => {
     expect(iam).toHaveReceivedCommandTimes(CreateRoleCommand, 1);
     const [input] = createRoleInputs();
     expect(input.RoleName).toBe(LAUNCHER);
-    expect(JSON.parse(input.AssumeRolePolicyDocument!)).toEqual(launcherTrustPolicy(ACCOUNT, "aws"));
-    expect(input.Tags).toEqual(ownershipTags("genomics", RUN));
-    expect(input.PermissionsBoundary).toBeUndefined();
+    expect(JSON.parse(input.AssumeRolePolicyDocument!)).toEqual(ACCOUNT_TRUST);
+    expect(input.Tags).toEqual(ownershipTags("genomics", markOf(RUN)));
+    // Changed by issue #9: under the product's path, and bounded by the stack's boundary when the operator names none.
+    expect(input.Path).toBe(IAM_ROLE_PATH);
+    expect(input.PermissionsBoundary).toBe(STACK_BOUNDARY);
     expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
       RoleName: LAUNCHER,
       PolicyName: LAUNCHER_POLICY,
       PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])),
     });
     expect(result).toEqual({
-      launcherArn: `arn:aws:iam::${ACCOUNT}:role/${LAUNCHER}`,
+      launcherArn: `arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/${LAUNCHER}`,
       launcherKind: "role",
       launcherCreated: true,
-      created: [`arn:aws:iam::${ACCOUNT}:role/${LAUNCHER}`],
+      created: [`arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/${LAUNCHER}`],
     });
   });
 
@@ -103,12 +110,12 @@ describe("CreateIamResources: launcher", () => {
   it("adopts a role marked for this tenant by another run, bringing its policies to the desired documents and recording the previous ones", async () => {
     // Prepare
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY });
     // Act
     const result = await apply(stateFor());
     // Assess
     expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
-    expect(iam).toHaveReceivedCommandWith(UpdateAssumeRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(launcherTrustPolicy(ACCOUNT, "aws")) });
+    expect(iam).toHaveReceivedCommandWith(UpdateAssumeRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(ACCOUNT_TRUST) });
     expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])) });
     expect(iam).toHaveReceivedCommandWith(PutRolePermissionsBoundaryCommand, { RoleName: LAUNCHER, PermissionsBoundary: BOUNDARY });
     expect(result.launcherCreated).toBe(false);
@@ -119,6 +126,8 @@ describe("CreateIamResources: launcher", () => {
         previousBoundary: {},
         previousTrustPolicy: JSON.stringify(PREVIOUS_TRUST),
         previousInlinePolicy: { name: LAUNCHER_POLICY, document: JSON.stringify(PREVIOUS_LAUNCHER_POLICY) },
+        writtenTrustPolicy: JSON.stringify(ACCOUNT_TRUST),
+        writtenInlinePolicy: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])),
       },
     ]);
   });
@@ -126,7 +135,7 @@ describe("CreateIamResources: launcher", () => {
   it("puts the permissions boundary on an adopted role before changing its trust or inline policy", async () => {
     // Prepare: IAM permissions may allow those writes only on roles that carry the boundary
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", OTHER_RUN), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }).role.PermissionsBoundary = {
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }).role.PermissionsBoundary = {
       PermissionsBoundaryArn: `arn:aws:iam::${ACCOUNT}:policy/old-boundary`,
       PermissionsBoundaryType: "PermissionsBoundaryPolicy",
     };
@@ -151,7 +160,7 @@ describe("CreateIamResources: launcher", () => {
     expect(iam).not.toHaveReceivedCommand(PutRolePolicyCommand);
     expect(iam).not.toHaveReceivedCommand(UpdateAssumeRolePolicyCommand);
     expect(iam).not.toHaveReceivedCommand(PutRolePermissionsBoundaryCommand);
-    expect(result).toEqual({ launcherArn: `arn:aws:iam::${ACCOUNT}:role/${LAUNCHER}`, launcherKind: "role", launcherCreated: false, created: [] });
+    expect(result).toEqual({ launcherArn: LAUNCHER_ARN, launcherKind: "role", launcherCreated: false, created: [] });
   });
 
   it("gives the same tenant a separate role per cluster, leaving the first cluster's role as it was", async () => {
@@ -163,7 +172,7 @@ describe("CreateIamResources: launcher", () => {
     // Act
     const result = await apply(stepState({ cluster: { name: "other", region: "eu-west-1" } }, "genomics-run-2", { cluster: other }));
     // Assess
-    expect(result.launcherArn).toBe(`arn:aws:iam::${ACCOUNT}:role/nfeks-genomics.other-launcher`);
+    expect(result.launcherArn).toBe(productRoleArn("aws", ACCOUNT, "nfeks-genomics.other-launcher"));
     expect(result.changed).toBeUndefined();
     expect(iam).not.toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER });
     expect(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY)).toBe(researchPolicy);
@@ -174,7 +183,7 @@ describe("CreateIamResources: launcher", () => {
 
   it.each([
     ["no tags at all", [] as Tag[]],
-    ["another tenant's marks", ownershipTags("proteomics", "proteomics-run-1")],
+    ["another tenant's marks", ownershipTags("proteomics", markOf("proteomics-run-1"))],
   ])("refuses a role with the same name and %s (OwnershipConflict), touching nothing", async (_what, tags) => {
     // Prepare
     seedRole(LAUNCHER, { Version: "2012-10-17", Statement: [] }, tags);
@@ -185,6 +194,52 @@ describe("CreateIamResources: launcher", () => {
     expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
     expect(iam).not.toHaveReceivedCommand(UpdateAssumeRolePolicyCommand);
     expect(iam).not.toHaveReceivedCommand(PutRolePolicyCommand);
+  });
+
+  it("trusts exactly the principals the request names, with its external ID", async () => {
+    // Prepare
+    const principals = [`arn:aws:iam::${ACCOUNT}:role/seqera-platform`, "arn:aws:iam::444455556666:user/ci"];
+    // Act
+    await apply(stateFor({ launcher: { mode: "create", trust: { principals, externalId: "genomics-seqera" } } }));
+    // Assess
+    const [input] = createRoleInputs();
+    expect(JSON.parse(input.AssumeRolePolicyDocument!)).toEqual({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "AssumeByTheNamedPrincipals",
+          Effect: "Allow",
+          Principal: { AWS: principals },
+          Action: "sts:AssumeRole",
+          Condition: { StringEquals: { "sts:ExternalId": "genomics-seqera" } },
+        },
+      ],
+    });
+    expect(input.AssumeRolePolicyDocument).not.toContain(":root");
+  });
+
+  it("refuses to create a role when the deployment sets no permissions boundary (NotAllowed), creating nothing", async () => {
+    // Prepare
+    delete process.env.PERMISSIONS_BOUNDARY_ARN;
+    // Act
+    const error = await apply(stateFor()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("PERMISSIONS_BOUNDARY_ARN") });
+    expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
+  });
+
+  it("refuses a same-named role at another IAM path, even carrying this tenant's marks (OwnershipConflict naming the path)", async () => {
+    // Prepare: role names are unique whatever the path; this one is outside the product's reach
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }, [], "/platform/");
+    // Act
+    const error = await apply(stateFor()).catch((e: unknown) => e);
+    // Assess
+    expect(error).toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("at path /platform/") });
+    expect((error as Error).message).toContain(IAM_ROLE_PATH);
+    expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
+    expect(iam).not.toHaveReceivedCommand(UpdateAssumeRolePolicyCommand);
+    expect(iam).not.toHaveReceivedCommand(PutRolePolicyCommand);
+    expect(iam).not.toHaveReceivedCommand(PutRolePermissionsBoundaryCommand);
   });
 
   it("uses an existing launcher role after checking it exists, creating nothing", async () => {
@@ -238,7 +293,7 @@ describe("CreateIamResources: launcher", () => {
 
   it("adopts the role when a concurrent attempt created it between read and write", async () => {
     // Prepare: the first GetRole misses, CreateRole then finds the role already there (this run's tags)
-    seedRole(LAUNCHER, launcherTrustPolicy(ACCOUNT, "aws"), ownershipTags("genomics", RUN), {
+    seedRole(LAUNCHER, ACCOUNT_TRUST, ownershipTags("genomics", markOf(RUN)), {
       [LAUNCHER_POLICY]: launcherPermissionsPolicy([CLUSTER.arn]),
     });
     iam.on(GetRoleCommand).rejectsOnce(noSuchEntity(LAUNCHER)).callsFake(({ RoleName }) => ({ Role: roles.get(RoleName)!.role }));

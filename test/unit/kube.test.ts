@@ -21,6 +21,7 @@ import { ANNOTATION_CREATED_BY, ownershipLabels } from "../../functions/lib/doma
 import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
 import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
 import { ClusterUnreachable } from "../../functions/lib/domain/errors.js";
+import { markOf } from "../support/fixtures.js";
 
 const TLS_DIR = new URL("../../local/kube/tls/", import.meta.url);
 const CA_PEM = readFileSync(new URL("ca.crt", TLS_DIR), "utf8");
@@ -285,7 +286,7 @@ describe("object operations", () => {
 
   it("ensureObject creates a missing object with its marks", async () => {
     // Prepare
-    const desired = configMap("fresh", ownershipLabels(TENANT, RUN));
+    const desired = configMap("fresh", ownershipLabels(TENANT, markOf(RUN)));
 
     // Act
     const result = await ensureObject(api, desired, TENANT);
@@ -293,16 +294,16 @@ describe("object operations", () => {
     // Assess
     expect(result.created).toBe(true);
     expect(result.object.metadata?.uid).toBeDefined();
-    expect(store.get("/api/v1/namespaces/tower-nf/configmaps/fresh")?.metadata?.labels).toEqual(ownershipLabels(TENANT, RUN));
+    expect(store.get("/api/v1/namespaces/tower-nf/configmaps/fresh")?.metadata?.labels).toEqual(ownershipLabels(TENANT, markOf(RUN)));
     expect(desired.metadata).not.toHaveProperty("uid"); // the caller's object is not mutated
   });
 
   it("ensureObject adopts an existing object ours for this tenant (409 AlreadyExists) without changing it", async () => {
     // Prepare
-    seed(configMap("shared", ownershipLabels(TENANT, "an-earlier-run"), { keep: "me" }));
+    seed(configMap("shared", ownershipLabels(TENANT, markOf("an-earlier-run")), { keep: "me" }));
 
     // Act
-    const result = await ensureObject(api, configMap("shared", ownershipLabels(TENANT, RUN), { new: "data" }), TENANT);
+    const result = await ensureObject(api, configMap("shared", ownershipLabels(TENANT, markOf(RUN)), { new: "data" }), TENANT);
 
     // Assess
     expect(result.created).toBe(false);
@@ -313,10 +314,10 @@ describe("object operations", () => {
 
   it("ensureObject counts an object made by an earlier attempt of the same run as created", async () => {
     // Prepare
-    seed(configMap("retry", ownershipLabels(TENANT, RUN)));
+    seed(configMap("retry", ownershipLabels(TENANT, markOf(RUN))));
 
     // Act
-    const result = await ensureObject(api, configMap("retry", ownershipLabels(TENANT, RUN)), TENANT);
+    const result = await ensureObject(api, configMap("retry", ownershipLabels(TENANT, markOf(RUN))), TENANT);
 
     // Assess
     expect(result.created).toBe(true);
@@ -325,11 +326,11 @@ describe("object operations", () => {
   it("ensureObject refuses an existing object without our marks, or another tenant's", async () => {
     // Prepare
     seed(configMap("foreign"));
-    seed(configMap("neighbour", ownershipLabels("proteomics", "their-run")));
+    seed(configMap("neighbour", ownershipLabels("proteomics", markOf("their-run"))));
 
     // Act
-    const foreign = ensureObject(api, configMap("foreign", ownershipLabels(TENANT, RUN)), TENANT);
-    const neighbour = ensureObject(api, configMap("neighbour", ownershipLabels(TENANT, RUN)), TENANT);
+    const foreign = ensureObject(api, configMap("foreign", ownershipLabels(TENANT, markOf(RUN))), TENANT);
+    const neighbour = ensureObject(api, configMap("neighbour", ownershipLabels(TENANT, markOf(RUN))), TENANT);
 
     // Assess
     await expect(foreign).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("ConfigMap tower-nf/foreign") });
@@ -339,11 +340,11 @@ describe("object operations", () => {
 
   it("ensureObject does not adopt an object being deleted (a namespace still Terminating): KubeConflict, retried", async () => {
     // Prepare: ours, but an earlier compensation deleted it and the cluster has not finished
-    const terminating = configMap("leaving", ownershipLabels(TENANT, "an-earlier-run"));
+    const terminating = configMap("leaving", ownershipLabels(TENANT, markOf("an-earlier-run")));
     seed({ ...terminating, metadata: { ...terminating.metadata, deletionTimestamp: new Date("2025-03-04T05:00:00Z") } });
 
     // Act
-    const attempt = ensureObject(api, configMap("leaving", ownershipLabels(TENANT, RUN)), TENANT);
+    const attempt = ensureObject(api, configMap("leaving", ownershipLabels(TENANT, markOf(RUN))), TENANT);
 
     // Assess
     const error = await attempt.then(() => undefined, (e: unknown) => e as Error & { transient?: boolean });
@@ -369,15 +370,15 @@ describe("object operations", () => {
 
   it("deleteIfCreatedBy deletes only what this execution created, in the background, and can run twice", async () => {
     // Prepare
-    seed({ ...configMap("mine", ownershipLabels(TENANT, RUN)), metadata: { ...configMap("mine").metadata, labels: ownershipLabels(TENANT, RUN), annotations: { [ANNOTATION_CREATED_BY]: RUN } } });
-    seed(configMap("adopted", ownershipLabels(TENANT, "an-earlier-run")));
+    seed({ ...configMap("mine", ownershipLabels(TENANT, markOf(RUN))), metadata: { ...configMap("mine").metadata, labels: ownershipLabels(TENANT, markOf(RUN)), annotations: { [ANNOTATION_CREATED_BY]: RUN } } });
+    seed(configMap("adopted", ownershipLabels(TENANT, markOf("an-earlier-run"))));
     seed(configMap("foreign"));
 
     // Act
-    const mine = await deleteIfCreatedBy(api, REF("mine"), RUN);
-    const again = await deleteIfCreatedBy(api, REF("mine"), RUN);
-    const adopted = await deleteIfCreatedBy(api, REF("adopted"), RUN);
-    const foreign = await deleteIfCreatedBy(api, REF("foreign"), RUN);
+    const mine = await deleteIfCreatedBy(api, REF("mine"), markOf(RUN));
+    const again = await deleteIfCreatedBy(api, REF("mine"), markOf(RUN));
+    const adopted = await deleteIfCreatedBy(api, REF("adopted"), markOf(RUN));
+    const foreign = await deleteIfCreatedBy(api, REF("foreign"), markOf(RUN));
 
     // Assess
     expect([mine, again, adopted, foreign]).toEqual(["deleted", "absent", "kept", "kept"]);

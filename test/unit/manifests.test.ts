@@ -20,7 +20,6 @@ import {
 } from "../../functions/lib/domain/manifests.js";
 import {
   ANNOTATION_CREATED_BY,
-  executionMark,
   IRSA_ANNOTATION,
   isOwnedBy,
   launcherGroup,
@@ -29,15 +28,17 @@ import {
   wasCreatedBy,
 } from "../../functions/lib/domain/naming.js";
 import { isSystemName, parseRequest, type FusionStorage, type HeadJobSpec, type PvcStorage } from "../../functions/lib/domain/request.js";
+import { markOf } from "../support/fixtures.js";
 import { podSecurityViolations } from "../../local/kube/pod-security.js";
 
 const RUN = "genomics-run-1";
-const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, labels: { team: "genomics", "cost-centre": "42" } };
+const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, run: markOf(RUN), labels: { team: "genomics", "cost-centre": "42" } };
 
 function requestWith(extra: Record<string, unknown> = {}) {
   return parseRequest({
     tenant: "genomics",
     cluster: { name: "research", region: "eu-west-1" },
+    launcher: { mode: "create", trustAccount: true },
     storage: { type: "pvc" },
     headJob: { pipeline: "nf-core/rnaseq" },
     ...extra,
@@ -76,7 +77,7 @@ describe("ownership marks on every object", () => {
     // Assess
     for (const object of objects) {
       expect(isOwnedBy(object.metadata!.labels, "genomics")).toBe(true);
-      expect(wasCreatedBy(object.metadata!.labels, RUN)).toBe(true);
+      expect(wasCreatedBy(object.metadata!.labels, markOf(RUN))).toBe(true);
       // The request's labels go on every object but the Namespace (other tenants' NetworkPolicies select namespaces by label).
       if (object.kind === "Namespace") expect(object.metadata!.labels).not.toHaveProperty("team");
       else expect(object.metadata!.labels).toMatchObject({ team: "genomics", "cost-centre": "42" });
@@ -84,7 +85,7 @@ describe("ownership marks on every object", () => {
       if (object.kind === "Namespace") expect(object.metadata!.namespace).toBeUndefined();
       else expect(object.metadata!.namespace).toBe("tower-nf");
     }
-    expect(job.spec!.template.metadata!.labels).toMatchObject({ ...ownershipLabels("genomics", RUN), "job-name": "nf-head-x" });
+    expect(job.spec!.template.metadata!.labels).toMatchObject({ ...ownershipLabels("genomics", markOf(RUN)), "job-name": "nf-head-x" });
   });
 
   it("lets the ownership marks win over request labels with the same keys", () => {
@@ -93,7 +94,7 @@ describe("ownership marks on every object", () => {
     // Act
     const namespace = namespaceManifest(ctx);
     // Assess
-    expect(namespace.metadata!.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", RUN) });
+    expect(namespace.metadata!.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", markOf(RUN)) });
   });
 });
 
@@ -392,22 +393,22 @@ describe("head job", () => {
 describe("headJobName", () => {
   it("is deterministic per tenant and execution and distinct across executions", () => {
     // Act
-    const name = headJobName("genomics", RUN);
+    const name = headJobName("genomics", markOf(RUN));
     // Assess
-    expect(name).toBe(`nf-head-genomics-${executionMark(RUN).slice(0, 8)}`);
-    expect(headJobName("genomics", RUN)).toBe(name);
-    expect(headJobName("genomics", "genomics-run-2")).not.toBe(name);
+    expect(name).toBe(`nf-head-genomics-${markOf(RUN).slice(0, 8)}`);
+    expect(headJobName("genomics", markOf(RUN))).toBe(name);
+    expect(headJobName("genomics", markOf("genomics-run-2"))).not.toBe(name);
   });
 
   it("is always a DNS-1123 label of at most 63 characters", () => {
     fc.assert(
       fc.property(fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,62}[a-z0-9])?$/), fc.string({ minLength: 1, maxLength: 80 }), (tenant, execution) => {
         // Act
-        const name = headJobName(tenant, execution);
+        const name = headJobName(tenant, markOf(execution));
         // Assess
         expect(name.length).toBeLessThanOrEqual(63);
         expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-        expect(name.endsWith(executionMark(execution).slice(0, 8))).toBe(true);
+        expect(name.endsWith(markOf(execution).slice(0, 8))).toBe(true);
       }),
     );
   });

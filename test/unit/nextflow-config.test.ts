@@ -4,7 +4,8 @@ import { buildNextflowConfig, groovyString } from "../../functions/lib/domain/ne
 import { parseRequest } from "../../functions/lib/domain/request.js";
 
 function requestWith(extra: Record<string, unknown> = {}) {
-  return parseRequest({ tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" }, ...extra });
+  const launcher = { mode: "create", trustAccount: true };
+  return parseRequest({ tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, launcher, storage: { type: "pvc" }, ...extra });
 }
 
 /** Undo groovyString, to check it round-trips (the subset of Groovy escapes it emits). */

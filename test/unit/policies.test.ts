@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
+  accountRootArn,
   fusionS3Policy,
   irsaTrustPolicy,
   issuerHost,
@@ -9,6 +10,7 @@ import {
   oidcProviderArn,
   podIdentityTrustPolicy,
   type PolicyDocument,
+  tenantRoleBoundaryPolicy,
 } from "../../functions/lib/domain/policies.js";
 
 const ACCOUNT = "111122223333";
@@ -71,38 +73,51 @@ describe("IRSA trust policy (Seqera Fusion runbook)", () => {
 });
 
 describe("Fusion S3 policy", () => {
-  it("lists the bucket and reads, writes, tags and deletes only its objects", () => {
+  it("lists and reads, writes, tags and deletes only inside the request's work directory", () => {
     // Act
-    const policy = fusionS3Policy({ bucket: "genomics-work" });
-    // Assess
+    const policy = fusionS3Policy({ bucket: "genomics-work", workDir: "work" });
+    // Assess: issue #9 confined it from the whole bucket to the work directory
     expect(policy.Statement).toEqual([
-      { Sid: "ListTheWorkBucket", Effect: "Allow", Action: "s3:ListBucket", Resource: "arn:aws:s3:::genomics-work" },
+      {
+        Sid: "ListTheWorkDirectory",
+        Effect: "Allow",
+        Action: "s3:ListBucket",
+        Resource: "arn:aws:s3:::genomics-work",
+        Condition: { StringLike: { "s3:prefix": ["work/", "work/*"] } },
+      },
       {
         Sid: "ReadWriteWorkObjects",
         Effect: "Allow",
         Action: ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
-        Resource: "arn:aws:s3:::genomics-work/*",
+        Resource: "arn:aws:s3:::genomics-work/work/*",
       },
     ]);
   });
 
-  it("never allows a write action on a '*' resource or on another bucket, whatever the bucket name", () => {
+  it("never allows an action on a '*' resource, on another bucket or outside the work directory, whatever the names", () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/), fc.constantFrom("aws", "aws-cn", "aws-us-gov"), (bucket, partition) => {
-        // Act
-        const policy = fusionS3Policy({ bucket, partition });
-        // Assess
-        for (const statement of policy.Statement) {
-          expect(statement.Effect).toBe("Allow");
-          for (const action of asList(statement.Action)) expect(action).toMatch(/^s3:[A-Za-z]+$/);
-          for (const resource of asList(statement.Resource)) {
-            expect(resource).not.toBe("*");
-            expect([`arn:${partition}:s3:::${bucket}`, `arn:${partition}:s3:::${bucket}/*`]).toContain(resource);
+      fc.property(
+        fc.stringMatching(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/),
+        fc.stringMatching(/^[a-z0-9_-]{1,10}(\/[a-z0-9_-]{1,10}){0,3}\/?$/),
+        fc.constantFrom("aws", "aws-cn", "aws-us-gov"),
+        (bucket, workDir, partition) => {
+          // Act
+          const policy = fusionS3Policy({ bucket, workDir, partition });
+          // Assess
+          const dir = workDir.replace(/\/$/, "");
+          for (const statement of policy.Statement) {
+            expect(statement.Effect).toBe("Allow");
+            for (const action of asList(statement.Action)) expect(action).toMatch(/^s3:[A-Za-z]+$/);
+            for (const resource of asList(statement.Resource)) {
+              expect(resource).not.toBe("*");
+              expect([`arn:${partition}:s3:::${bucket}`, `arn:${partition}:s3:::${bucket}/${dir}/*`]).toContain(resource);
+            }
           }
-        }
-        const writes = writeStatements(policy);
-        expect(writes.flatMap((s) => asList(s.Resource))).toEqual([`arn:${partition}:s3:::${bucket}/*`]);
-      }),
+          const list = policy.Statement.find((s) => s.Action === "s3:ListBucket")!;
+          expect(list.Condition).toEqual({ StringLike: { "s3:prefix": [`${dir}/`, `${dir}/*`] } });
+          expect(writeStatements(policy).flatMap((s) => asList(s.Resource))).toEqual([`arn:${partition}:s3:::${bucket}/${dir}/*`]);
+        },
+      ),
     );
   });
 });
@@ -119,21 +134,65 @@ describe("launcher policies", () => {
     expect(writeStatements(policy)).toEqual([]);
   });
 
-  it("lets only the cluster's own account assume the launcher role", () => {
+  it("lets only the named principals assume the launcher role, with the external ID when given", () => {
     // Act
-    const trust = launcherTrustPolicy(ACCOUNT, "aws-us-gov");
+    const one = launcherTrustPolicy([`arn:aws:iam::${ACCOUNT}:role/seqera`]);
+    const two = launcherTrustPolicy([`arn:aws:iam::${ACCOUNT}:role/seqera`, "arn:aws:iam::444455556666:user/ci"], "tenant-x");
     // Assess
-    expect(trust.Statement).toEqual([
-      { Sid: "AssumeFromThisAccount", Effect: "Allow", Principal: { AWS: `arn:aws-us-gov:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole" },
+    expect(one.Statement).toEqual([
+      { Sid: "AssumeByTheNamedPrincipals", Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:role/seqera` }, Action: "sts:AssumeRole" },
     ]);
+    expect(two.Statement[0]).toMatchObject({
+      Principal: { AWS: [`arn:aws:iam::${ACCOUNT}:role/seqera`, "arn:aws:iam::444455556666:user/ci"] },
+      Condition: { StringEquals: { "sts:ExternalId": "tenant-x" } },
+    });
   });
 
-  it("lets the EKS Pod Identity agent assume and tag the workload role", () => {
+  it("trusts the account root only when the caller asks for it (trustAccount)", () => {
     // Act
-    const trust = podIdentityTrustPolicy();
+    const trust = launcherTrustPolicy([accountRootArn(ACCOUNT, "aws-us-gov")]);
     // Assess
+    expect(trust.Statement[0]!.Principal).toEqual({ AWS: `arn:aws-us-gov:iam::${ACCOUNT}:root` });
+  });
+
+  it("lets the EKS Pod Identity agent assume and tag the workload role only for the tenant's service accounts, namespace and cluster", () => {
+    // Act
+    const cluster = `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`;
+    const trust = podIdentityTrustPolicy({ clusterArn: cluster, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"] });
+    const single = podIdentityTrustPolicy({ clusterArn: cluster, namespace: "lab", serviceAccounts: ["head"] });
+    // Assess: issue #9 conditioned it on the session tags EKS sets, in the statement that allows sts:TagSession
     expect(trust.Statement).toEqual([
-      { Sid: "EksPodIdentity", Effect: "Allow", Principal: { Service: "pods.eks.amazonaws.com" }, Action: ["sts:AssumeRole", "sts:TagSession"] },
+      {
+        Sid: "EksPodIdentityForTheTenant",
+        Effect: "Allow",
+        Principal: { Service: "pods.eks.amazonaws.com" },
+        Action: ["sts:AssumeRole", "sts:TagSession"],
+        Condition: {
+          StringEquals: {
+            "aws:RequestTag/eks-cluster-arn": cluster,
+            "aws:RequestTag/kubernetes-namespace": "tower-nf",
+            "aws:RequestTag/kubernetes-service-account": ["tower-launcher-sa", "tower-compute-sa"],
+          },
+        },
+      },
     ]);
+    expect(single.Statement[0]!.Condition!.StringEquals!["aws:RequestTag/kubernetes-service-account"]).toBe("head");
+  });
+});
+
+describe("the tenant-role permissions boundary (the stack's own)", () => {
+  it("allows at most what a launcher or workload role can need: describe the allowed clusters, list them, S3 list and object actions", () => {
+    // Act
+    const clusters = [`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`, `arn:aws:eks:us-east-1:${ACCOUNT}:cluster/genomics`];
+    const boundary = tenantRoleBoundaryPolicy(clusters);
+    // Assess
+    const actions = boundary.Statement.flatMap((s) => asList(s.Action)).sort();
+    expect(actions).toEqual(["eks:DescribeCluster", "eks:ListClusters", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:PutObjectTagging"]);
+    expect(boundary.Statement.every((s) => s.Effect === "Allow")).toBe(true);
+    expect(boundary.Statement.find((s) => s.Action === "eks:DescribeCluster")!.Resource).toEqual(clusters);
+    // Every action of the tenant roles' own policies is within it.
+    for (const policy of [launcherPermissionsPolicy(clusters), fusionS3Policy({ bucket: "b", workDir: "w" })]) {
+      for (const action of policy.Statement.flatMap((s) => asList(s.Action))) expect(actions).toContain(action);
+    }
   });
 });

@@ -2,12 +2,12 @@ import { describe, expect, it } from "vitest";
 import type { V1Namespace, V1ResourceQuota, V1Role, V1RoleBinding, V1ServiceAccount } from "@kubernetes/client-node";
 import * as rbacStep from "../../functions/steps/rbac.js";
 import { createNamespaceAndRbacStep } from "../../functions/steps/rbac.js";
-import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, executionMark, ownershipLabels } from "../../functions/lib/domain/naming.js";
+import { ANNOTATION_CREATED_BY, LABEL_CREATED_BY, ownershipLabels } from "../../functions/lib/domain/naming.js";
 import type { NamespaceSettings } from "../../functions/lib/domain/deploy-config.js";
 import { podSecurityLabels } from "../../functions/lib/domain/manifests.js";
 import type { RbacResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
-import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
+import { NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube, markOf } from "../support/fixtures.js";
 
 const RBAC = "rbac.authorization.k8s.io/v1";
 
@@ -84,7 +84,7 @@ describe("CreateNamespaceAndRbac", () => {
     } satisfies RbacResult);
     const namespace = kube().get<V1Namespace>("v1", "Namespace", NS)!;
     // The request's labels go on the objects, never on the Namespace (other tenants' NetworkPolicies select namespaces by label).
-    expect(namespace.metadata?.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", RUN) });
+    expect(namespace.metadata?.labels).toEqual({ ...podSecurityLabels("baseline"), ...ownershipLabels("genomics", markOf(RUN)) });
     expect(kube().get(RBAC, "Role", "tower-launcher-role", NS)?.metadata?.labels?.team).toBe("genomics");
     expect(namespace.metadata?.annotations?.[ANNOTATION_CREATED_BY]).toBe(RUN);
     const userBinding = kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-launcher-user-genomics-binding", NS)!;
@@ -168,7 +168,7 @@ describe("CreateNamespaceAndRbac", () => {
       "RoleBinding/tower-launcher-user-genomics-binding",
     ]);
     // The marks still name the run that created them.
-    expect(kube().get("v1", "ServiceAccount", "tower-launcher-sa", NS)?.metadata?.labels?.[LABEL_CREATED_BY]).toBe(executionMark(OTHER_RUN));
+    expect(kube().get("v1", "ServiceAccount", "tower-launcher-sa", NS)?.metadata?.labels?.[LABEL_CREATED_BY]).toBe(markOf(OTHER_RUN));
   });
 
   it("refuses a namespace that exists without our marks, and creates nothing", async () => {
@@ -184,7 +184,7 @@ describe("CreateNamespaceAndRbac", () => {
 
   it("refuses objects another tenant owns", async () => {
     // Prepare
-    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("proteomics", "proteomics-run") } });
+    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("proteomics", markOf("proteomics-run")) } });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -366,20 +366,20 @@ describe("UndoNamespaceAndRbac", () => {
   it("finds objects carrying this run's mark by label selector, whatever their names", async () => {
     // Prepare
     await apply(stateFor());
-    const marked = { labels: ownershipLabels("genomics", RUN) };
+    const marked = { labels: ownershipLabels("genomics", markOf(RUN)) };
     kube().seed({ apiVersion: RBAC, kind: "RoleBinding", metadata: { name: "renamed-binding", namespace: NS, ...marked }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" } });
     // Act
     const result = await compensate(stateFor());
     // Assess
     expect(result.undone).toContain(`RoleBinding ${NS}/renamed-binding`);
-    expect(kube().callsOf("list", "RoleBinding").some((c) => c.labelSelector?.includes(`${LABEL_CREATED_BY}=${executionMark(RUN)}`))).toBe(true);
+    expect(kube().callsOf("list", "RoleBinding").some((c) => c.labelSelector?.includes(`${LABEL_CREATED_BY}=${markOf(RUN)}`))).toBe(true);
     expect(kube().inventory()).toEqual([]);
   });
 
   it("keeps a namespace it created when something it did not create lives there now", async () => {
     // Prepare
     await apply(stateFor());
-    kube().seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "someone-elses-data", namespace: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "someone-elses-data", namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
     // Act
     const result = await compensate(stateFor());
     // Assess
@@ -389,7 +389,7 @@ describe("UndoNamespaceAndRbac", () => {
 
   it("never deletes a namespace it did not create, even one carrying our tenant's marks", async () => {
     // Prepare
-    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", OTHER_RUN) } });
+    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
     const rbac = await apply(stateFor());
     // Act
     const result = await compensate(stateFor({}, RUN, { rbac }));

@@ -191,7 +191,7 @@ describe("Report failed", () => {
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     const state: WorkflowState = {
       request: { tenant: "genomics", cluster: { name: "prod", region: "eu-west-1" } } as WorkflowState["request"],
-      execution: { name: "genomics-run-2", id: "x" },
+      execution: { name: "genomics-run-2", id: "x", startTime: "2025-03-03T09:00:00.000Z" },
       error: { Error: "NotAllowed", Cause: "cluster prod in eu-west-1 is not on this deployment's allowlist" },
     };
     // Act

@@ -8,10 +8,12 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import { createProvisionHandler } from "../../functions/api/provision.js";
 import { checkDeploymentConfig, loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
 import type { Problem } from "../../functions/lib/domain/errors.js";
-import { safeParseRequest } from "../../functions/lib/domain/request.js";
+import { LAUNCHER_TRUST_REQUIRED, safeParseRequest } from "../../functions/lib/domain/request.js";
 
-const MINIMAL = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
+/** Issue #9: a created launcher says whom it trusts (here the account, explicitly); one that does not is told so. */
+const MINIMAL = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, launcher: { mode: "create", trustAccount: true }, storage: { type: "pvc" } };
 const withHeadJob = (headJob: unknown) => ({ ...MINIMAL, headJob });
+const LAUNCHER_TRUST = { path: "launcher", message: LAUNCHER_TRUST_REQUIRED };
 
 type Refusal = [name: string, body: unknown, problems: Problem[]];
 
@@ -34,6 +36,7 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
       [
         { path: "tenant", message: "Required" },
         { path: "cluster", message: "Required" },
+        LAUNCHER_TRUST,
         { path: "storage", message: "Required" },
       ],
     ],
@@ -45,7 +48,8 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
         { path: "cluster.region", message: "Required" },
       ],
     ],
-    ["storage missing", { tenant: "genomics", cluster: MINIMAL.cluster }, [{ path: "storage", message: "Required" }]],
+    ["storage missing", { ...MINIMAL, storage: undefined }, [{ path: "storage", message: "Required" }]],
+    ["launcher missing (a created one that names no one to trust)", { tenant: "genomics", cluster: MINIMAL.cluster, storage: { type: "pvc" } }, [LAUNCHER_TRUST]],
     [
       "launcher existing without principal",
       { ...MINIMAL, launcher: { mode: "existing" } },
@@ -265,7 +269,11 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
     [
       "launcher create with principal",
       { ...MINIMAL, launcher: { mode: "create", principalArn: "arn:aws:iam::111122223333:role/x" } },
-      [{ path: "launcher", message: "Unrecognized key(s) in object: 'principalArn'" }],
+      // Issue #9: a created launcher without trust is also told whom it must name.
+      [
+        { path: "launcher", message: "Unrecognized key(s) in object: 'principalArn'" },
+        LAUNCHER_TRUST,
+      ],
     ],
     [
       "storage pvc unknown key",
@@ -323,6 +331,7 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
       { tenant: "genomics", storage: { type: "pvc" }, extra: 1 },
       [
         { path: "cluster", message: "Required" },
+        LAUNCHER_TRUST,
         { path: "", message: "Unrecognized key(s) in object: 'extra'" },
       ],
     ],
@@ -443,6 +452,7 @@ describe("the problems in a 400 answer of POST /provision", () => {
         { path: "tenant", message: "Expected string, received number" },
         { path: "cluster.name", message: "Required" },
         { path: "cluster.region", message: "Required" },
+        LAUNCHER_TRUST,
         { path: "storage.type", message: "Invalid discriminator value. Expected 'pvc' | 'fusion'" },
         { path: "headJob.pipeline", message: "String must contain at least 1 character(s)" },
         { path: "headJob.waitFor", message: "Invalid enum value. Expected 'running' | 'completed', received 'done'" },

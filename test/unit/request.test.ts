@@ -3,7 +3,8 @@ import fc from "fast-check";
 import { DEFAULTS, isSystemName, MAX_PARAMS_BYTES, MAX_REQUEST_BYTES, parseRequest, safeParseRequest } from "../../functions/lib/domain/request.js";
 import { InvalidRequest } from "../../functions/lib/domain/errors.js";
 
-const minimal = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, storage: { type: "pvc" } };
+/** The smallest valid request (a created launcher must say whom it trusts: here the account, explicitly). */
+const minimal = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, launcher: { mode: "create", trustAccount: true }, storage: { type: "pvc" } };
 
 function problemsFor(input: unknown): Array<{ path: string; message: string }> {
   const result = safeParseRequest(input);
@@ -18,7 +19,7 @@ describe("provision request schema", () => {
     // Assess
     expect(request.namespace).toBe("tower-nf");
     expect(request.serviceAccount).toBe("tower-launcher-sa");
-    expect(request.launcher).toEqual({ mode: "create" });
+    expect(request.launcher).toEqual({ mode: "create", trustAccount: true });
     expect(request.storage).toEqual({ type: "pvc", size: DEFAULTS.storageSize, claimName: "tower-scratch", mountPath: "/scratch" });
     expect(request.headJob).toMatchObject({ pipeline: "nf-core/rnaseq", cpu: "1", memory: "2Gi", waitFor: "running", profiles: [] });
   });
@@ -140,6 +141,67 @@ describe("provision request schema", () => {
 /** A string of `bytes` bytes as a JSON value ('"' + n×"x" + '"'). */
 const filler = (bytes: number) => "x".repeat(bytes - 2);
 const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+
+describe("launcher trust (who may assume a created launcher role)", () => {
+  const principals = ["arn:aws:iam::111122223333:role/seqera-platform", "arn:aws:iam::444455556666:user/ci"];
+
+  it("refuses a created launcher that names no one to trust, saying what to give (400)", () => {
+    // Act
+    const problems = problemsFor({ ...minimal, launcher: { mode: "create" } });
+    const omitted = problemsFor({ tenant: "genomics", cluster: minimal.cluster, storage: { type: "pvc" } });
+    // Assess
+    for (const found of [problems, omitted]) {
+      expect(found).toEqual([{ path: "launcher", message: expect.stringContaining('"trust": {"principals"') }]);
+      expect(found[0]!.message).toContain('"trustAccount": true');
+    }
+  });
+
+  it("accepts named principals with an optional external ID, or trustAccount: true", () => {
+    // Act
+    const named = parseRequest({ ...minimal, launcher: { mode: "create", trust: { principals, externalId: "genomics-seqera" } } });
+    const account = parseRequest({ ...minimal, launcher: { mode: "create", trustAccount: true } });
+    // Assess
+    expect(named.launcher).toEqual({ mode: "create", trust: { principals, externalId: "genomics-seqera" } });
+    expect(account.launcher).toEqual({ mode: "create", trustAccount: true });
+  });
+
+  it.each([
+    ["both trust and trustAccount", { mode: "create", trust: { principals }, trustAccount: true }, "launcher", /either "trust" or "trustAccount", not both/],
+    ["trustAccount: false", { mode: "create", trustAccount: false }, "launcher.trustAccount", /true/],
+    ["no principals", { mode: "create", trust: { principals: [] } }, "launcher.trust.principals", /at least one principal/],
+    ["a principal that is not an IAM role or user", { mode: "create", trust: { principals: ["arn:aws:iam::111122223333:root"] } }, "launcher.trust.principals.0", /role \(role\/\.\.\.\) or user/],
+    ["an external ID with a space", { mode: "create", trust: { principals, externalId: "a b" } }, "launcher.trust.externalId", /externalId/],
+    ["trust on an existing launcher", { mode: "existing", principalArn: principals[0], trust: { principals } }, "launcher", /Unrecognized key/],
+  ])("refuses %s", (_what, launcher, path, message) => {
+    // Act
+    const problems = problemsFor({ ...minimal, launcher });
+    // Assess
+    expect(problems).toContainEqual({ path, message: expect.stringMatching(message) });
+  });
+});
+
+describe("storage.workDir (the workload role's S3 access is confined to it)", () => {
+  const fusion = (workDir: string) => ({ ...minimal, storage: { type: "fusion", bucket: "shared-work", workDir } });
+
+  it.each([
+    ["", /must not be empty/],
+    ["/", /must not start with '\/'/],
+    ["work/*", /'\*', '\?' or '\$'/],
+    ["wo?k", /'\*', '\?' or '\$'/],
+    ["${aws:username}", /'\*', '\?' or '\$'/],
+  ])("refuses %j", (workDir, message) => {
+    // Act
+    const problems = problemsFor(fusion(workDir));
+    // Assess
+    expect(problems).toContainEqual({ path: "storage.workDir", message: expect.stringMatching(message) });
+  });
+
+  it("accepts a nested prefix, with or without a trailing '/'", () => {
+    // Act + Assess
+    expect(parseRequest(fusion("teams/genomics/")).storage).toMatchObject({ workDir: "teams/genomics/" });
+    expect(parseRequest(fusion("teams/genomics")).storage).toMatchObject({ workDir: "teams/genomics" });
+  });
+});
 
 describe("headJob.timeoutMinutes", () => {
   it.each([1, 90, 10080])("accepts %i minutes", (timeoutMinutes) => {

@@ -7,7 +7,7 @@ import { buildNextflowConfig } from "../../functions/lib/domain/nextflow-config.
 import { parseRequest } from "../../functions/lib/domain/request.js";
 import type { IamResult, StorageResult, WorkflowState } from "../../functions/lib/workflow/workflow-state.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
-import { ACCOUNT, NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube } from "../support/fixtures.js";
+import { ACCOUNT, NS, OTHER_RUN, RUN, resolvedCluster, stepState, useFakeKube, markOf } from "../support/fixtures.js";
 
 const WORKLOAD_ROLE = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;
 const OLD_ROLE = `arn:aws:iam::${ACCOUNT}:role/legacy-genomics`;
@@ -38,7 +38,7 @@ const apply = (state: WorkflowState) => createStorageStep({ kube: kube() }).appl
 const compensate = (state: WorkflowState) => createStorageStep({ kube: kube() }).compensate(state);
 
 /** What CreateNamespaceAndRbac leaves behind for this tenant. */
-function seedNamespaceAndServiceAccounts(annotations: Record<string, Record<string, string>> = {}, labels = ownershipLabels("genomics", RUN)): void {
+function seedNamespaceAndServiceAccounts(annotations: Record<string, Record<string, string>> = {}, labels = ownershipLabels("genomics", markOf(RUN))): void {
   kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels } });
   for (const name of ["tower-launcher-sa", "tower-compute-sa"]) {
     kube().seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: NS, labels, ...(annotations[name] ? { annotations: annotations[name] } : {}) } });
@@ -57,7 +57,7 @@ describe("createStorageStep", () => {
   it("acts on the cluster client it is given, not on the one built from $.cluster", async () => {
     // Prepare
     const given = new FakeKubeApi({ requireNamespace: true });
-    given.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", RUN) } });
+    given.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", markOf(RUN)) } });
     const step = createStorageStep({ kube: given });
     // Act
     await step.apply(stateFor(PVC));
@@ -108,7 +108,7 @@ describe("ConfigureStorage with a PVC", () => {
     } satisfies StorageResult);
     const claim = kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)!;
     expect(claim.spec).toEqual({ accessModes: ["ReadWriteMany"], storageClassName: "efs-sc", resources: { requests: { storage: "500Gi" } } });
-    expect(claim.metadata?.labels).toMatchObject(ownershipLabels("genomics", RUN));
+    expect(claim.metadata?.labels).toMatchObject(ownershipLabels("genomics", markOf(RUN)));
     expect(configMap().data).toEqual({ "nextflow.config": expectedConfig });
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations).toBeUndefined();
   });
@@ -176,6 +176,22 @@ describe("ConfigureStorage with a PVC", () => {
     expect(kube().get("v1", "PersistentVolumeClaim", "tower-scratch", NS)).toBeDefined();
   });
 
+  it("leaves a ConfigMap changed after this run's update as it is, and reports it as not undone", async () => {
+    // Prepare
+    seedNamespaceAndServiceAccounts();
+    await apply(stateFor(PVC, OTHER_RUN));
+    const result = await apply(stateFor(PVC_ELSEWHERE));
+    const updated = configMap();
+    kube().seed({ ...updated, data: { ...updated.data, "nextflow.config": `${updated.data?.["nextflow.config"]}\n// tuned by hand` } });
+    const tuned = configMap().data;
+    // Act
+    const undone = await compensate(stateFor(PVC_ELSEWHERE, RUN, { storage: result }));
+    // Assess
+    expect(configMap().data).toEqual(tuned);
+    expect(undone.undone).toEqual([]);
+    expect(undone.failed).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: changed since this run wrote it, so the content before was not put back`]);
+  });
+
   it("keeps the content from before this run when a retry of the run rewrites the ConfigMap again", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
@@ -204,7 +220,7 @@ describe("ConfigureStorage with Fusion", () => {
     expect(result.created).toEqual([{ apiVersion: "v1", kind: "ConfigMap", namespace: NS, name: NEXTFLOW_CONFIGMAP }]);
     for (const name of ["tower-launcher-sa", "tower-compute-sa"]) {
       expect(serviceAccount(name).metadata?.annotations?.[IRSA_ANNOTATION]).toBe(WORKLOAD_ROLE);
-      expect(serviceAccount(name).metadata?.labels).toEqual(ownershipLabels("genomics", RUN));
+      expect(serviceAccount(name).metadata?.labels).toEqual(ownershipLabels("genomics", markOf(RUN)));
     }
     expect(kube().callsOf("patch").map((c) => c.patchStrategy)).toEqual(["application/merge-patch+json", "application/merge-patch+json"]);
     expect(configMap().data?.["nextflow.config"]).toContain("fusion {");
@@ -316,7 +332,7 @@ describe("UndoStorage", () => {
     expect(again).toEqual({ undone: [], kept: [] });
   });
 
-  it("leaves an annotation someone changed after this run set it", async () => {
+  it("leaves an annotation someone changed after this run set it, reported as not undone", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
     const storage = await apply(stateFor(FUSION));
@@ -326,7 +342,7 @@ describe("UndoStorage", () => {
     const result = await compensate(stateFor(FUSION, RUN, { storage }));
     // Assess
     expect(serviceAccount("tower-compute-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBe(OLD_ROLE);
-    expect(result.kept).toEqual([`${IRSA_ANNOTATION} on ServiceAccount ${NS}/tower-compute-sa: changed since this run set it`]);
+    expect(result.failed).toEqual([`${IRSA_ANNOTATION} on ServiceAccount ${NS}/tower-compute-sa: changed since this run set it, so the value before was not put back`]);
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBeUndefined();
   });
 

@@ -10,6 +10,7 @@
  *
  * Every client is traced (an X-Ray subsegment per call, under the handler's segment) when the tracer is on.
  */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EKSClient } from "@aws-sdk/client-eks";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { IAMClient } from "@aws-sdk/client-iam";
@@ -51,6 +52,7 @@ const SERVICE_PREFIX: Record<string, string> = {
   STSClient: "sts",
   SFNClient: "states",
   EventBridgeClient: "events",
+  DynamoDBClient: "dynamodb",
 };
 
 interface MiddlewareStackLike {
@@ -111,6 +113,11 @@ export function sfnClient(): SFNClient {
 
 export function eventBridgeClient(): EventBridgeClient {
   return memoised("events", () => prepared(new EventBridgeClient(commonConfig(defaultRegion()))));
+}
+
+/** The environment registry's table (AWS_ENDPOINT_URL_DYNAMODB points it at the sandbox's dynalite). */
+export function dynamoDbClient(): DynamoDBClient {
+  return memoised("dynamodb", () => prepared(new DynamoDBClient(commonConfig(defaultRegion()))));
 }
 
 /** Forget every client (tests that change the environment between cases). */

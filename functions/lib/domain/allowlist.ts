@@ -13,12 +13,19 @@ export function assertClusterAllowed(request: ProvisionRequest, config: Deployme
   if (!allowed) throw new NotAllowed(`cluster ${name} in ${region} is not on this deployment's allowlist (ALLOWED_CLUSTERS)`);
 }
 
-/** An existing launcher principal must live in an allowlisted account or the cluster's own account. */
+/**
+ * The launcher's principals (an existing one, or those a created launcher's trust names) must live in an
+ * allowlisted account or the cluster's own account.
+ */
 export function assertLauncherAccountAllowed(request: ProvisionRequest, clusterAccountId: string, config: DeploymentConfig): void {
-  if (request.launcher.mode !== "existing") return;
-  const accountId = parseArn(request.launcher.principalArn)?.accountId;
-  if (accountId === clusterAccountId || (accountId && config.allowedAccountIds.includes(accountId))) return;
-  throw new NotAllowed(
-    `launcher principal ${request.launcher.principalArn} is in account ${accountId}, which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
-  );
+  const { launcher } = request;
+  const principals = launcher.mode === "existing" ? [launcher.principalArn] : (launcher.trust?.principals ?? []);
+  for (const principal of principals) {
+    const accountId = parseArn(principal)?.accountId;
+    if (accountId === clusterAccountId || (accountId && config.allowedAccountIds.includes(accountId))) continue;
+    throw new NotAllowed(
+      `launcher principal ${principal} is in account ${accountId}, ` +
+        `which is neither the cluster's account (${clusterAccountId}) nor on the allowlist (ALLOWED_ACCOUNT_IDS)`,
+    );
+  }
 }

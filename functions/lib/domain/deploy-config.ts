@@ -4,7 +4,8 @@
  */
 import * as z from "zod";
 import { parseArn } from "./arn.js";
-import type { Problem } from "./errors.js";
+import { NotAllowed, type Problem } from "./errors.js";
+import { PRODUCT } from "./naming.js";
 import { EKS_CLUSTER_NAME, namespaceQuotaSchema, problemsOf, productMessage } from "./request.js";
 
 /** AWS Region codes: eu-west-1, us-gov-west-1, cn-north-1, us-isob-east-1, ... (no wildcard, no spaces). */
@@ -30,6 +31,15 @@ const allowedCluster = z.object({
   region: z.string().trim().regex(AWS_REGION_CODE, "a region is an AWS Region code such as eu-west-1"),
 });
 
+const vpcId = z.string().trim().regex(/^vpc-[0-9a-f]{8}([0-9a-f]{9})?$/, "a VPC id is vpc- and 8 or 17 hex digits");
+const subnetId = z.string().trim().regex(/^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/, "a subnet id is subnet- and 8 or 17 hex digits");
+const securityGroupId = z.string().trim().regex(/^sg-[0-9a-f]{8}([0-9a-f]{9})?$/, "a security group id is sg- and 8 or 17 hex digits");
+/** EventBridge sources: 1-256 characters without whitespace; never the product's own (its events must not loop back). */
+const eventSource = z
+  .string()
+  .trim()
+  .regex(/^\S{1,256}$/, "an event source is 1-256 characters without spaces")
+  .refine((source) => source !== PRODUCT, `"${PRODUCT}" is the product's own event source: its own events must never start a run`);
 /** Pod Security Standards levels, least to most restrictive. */
 export const POD_SECURITY_LEVELS = ["privileged", "baseline", "restricted"] as const;
 export type PodSecurityLevel = (typeof POD_SECURITY_LEVELS)[number];
@@ -67,7 +77,10 @@ export const deploymentConfigSchema = z.object({
     .string()
     .trim()
     .regex(/^[A-Za-z0-9+=,.@_-]{1,20}$/, "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]"),
-  /** When set, every role the product creates carries this permissions boundary */
+  /**
+   * The permissions boundary every role the product creates carries. The operator's when given; else the stack
+   * creates its own tenant-role boundary and hands its ARN to the Lambdas here (never both: one boundary is allowed).
+   */
   permissionsBoundaryArn: z
     .string()
     .trim()
@@ -78,11 +91,24 @@ export const deploymentConfigSchema = z.object({
     .optional(),
   /** The product's event bus (ComputeEnvironmentReady / ComputeEnvironmentFailed) */
   eventBusName: z.string().min(1).default("default"),
+  /** The Kubernetes-facing Lambdas run in this VPC (with the two settings below; all three or none): private endpoints */
+  kubeStepsVpcId: vpcId.optional(),
+  kubeStepsSubnetIds: z.array(subnetId).optional(),
+  kubeStepsSecurityGroupIds: z.array(securityGroupId).optional(),
+  /** The event sources whose ComputeEnvironmentRequested events start a run (none: onboarding by event is off) */
+  onboardingEventSources: z.array(eventSource).optional(),
   // Checked here when the stack is synthesized; the Kubernetes steps read them with loadNamespaceSettings (defaults applied).
   podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
   allowPrivilegedNamespaces: z.boolean().optional(),
   namespaceQuota: namespaceQuotaSchema.optional(),
-}).superRefine(privilegedOnlyWhereAllowed);
+}).superRefine((config, ctx) => {
+  const given = [config.kubeStepsVpcId !== undefined, !!config.kubeStepsSubnetIds?.length, !!config.kubeStepsSecurityGroupIds?.length];
+  if (given.some(Boolean) && !given.every(Boolean)) {
+    const path = [["kubeStepsVpcId"], ["kubeStepsSubnetIds"], ["kubeStepsSecurityGroupIds"]][given.indexOf(false)]!;
+    ctx.addIssue({ code: "custom", path, message: `set ${VPC_VARIABLES.join(", ")} together (the Lambdas' VPC, subnets and security groups), or none` });
+  }
+  privilegedOnlyWhereAllowed(config, ctx);
+});
 
 export type DeploymentConfig = z.infer<typeof deploymentConfigSchema>;
 
@@ -92,16 +118,39 @@ export const CONFIG_ENV = {
   iamPrefix: "IAM_PREFIX",
   permissionsBoundaryArn: "PERMISSIONS_BOUNDARY_ARN",
   eventBusName: "EVENT_BUS_NAME",
+  kubeStepsVpcId: "KUBE_STEPS_VPC_ID",
+  kubeStepsSubnetIds: "KUBE_STEPS_SUBNET_IDS", // comma-separated
+  kubeStepsSecurityGroupIds: "KUBE_STEPS_SECURITY_GROUP_IDS", // comma-separated
+  onboardingEventSources: "ONBOARDING_EVENT_SOURCES", // comma-separated
   podSecurityLevel: "POD_SECURITY_LEVEL", // baseline (default), restricted, privileged
   allowPrivilegedNamespaces: "ALLOW_PRIVILEGED_NAMESPACES", // true | false (default)
   namespaceQuota: "NAMESPACE_QUOTA", // JSON: {"cpu":"16","memory":"64Gi","pods":200}
 } as const;
+
+const VPC_VARIABLES = [CONFIG_ENV.kubeStepsVpcId, CONFIG_ENV.kubeStepsSubnetIds, CONFIG_ENV.kubeStepsSecurityGroupIds];
+
+/** Where the Kubernetes-facing Lambdas run: in a VPC of the account (subnets, security groups), or outside any VPC. */
+export type KubeStepsPlacement = { vpcId: string; subnetIds: string[]; securityGroupIds: string[] } | undefined;
+
+export function kubeStepsPlacement(config: DeploymentConfig): KubeStepsPlacement {
+  const { kubeStepsVpcId: vpcId, kubeStepsSubnetIds: subnetIds, kubeStepsSecurityGroupIds: securityGroupIds } = config;
+  return vpcId && subnetIds?.length && securityGroupIds?.length ? { vpcId, subnetIds, securityGroupIds } : undefined;
+}
 
 /** The variable the stack hands the entry Lambdas (provision, status, events): this deployment's state machine. */
 export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
 
 /** The detail-type of the event that asks for a compute environment (the stack's rule matches it, the handler checks it). */
 export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
+
+/**
+ * The onboarding rule's event pattern: ComputeEnvironmentRequested from the allowed sources only, or undefined
+ * when none is allowed (then there is no rule). The product's own source is never allowed (the schema refuses it).
+ */
+export function onboardingEventPattern(config: DeploymentConfig): { source: string[]; detailType: string[] } | undefined {
+  if (!config.onboardingEventSources?.length) return undefined;
+  return { source: [...config.onboardingEventSources], detailType: [COMPUTE_ENVIRONMENT_REQUESTED] };
+}
 
 /**
  * `research@eu-west-1, genomics@us-east-1` or a JSON list of {name, region}. Throws on malformed JSON and on an
@@ -129,8 +178,18 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
     iamPrefix: env[CONFIG_ENV.iamPrefix]?.trim() || "nfeks",
     permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn]?.trim() || undefined,
     eventBusName: env[CONFIG_ENV.eventBusName] || undefined,
+    kubeStepsVpcId: env[CONFIG_ENV.kubeStepsVpcId]?.trim() || undefined,
+    kubeStepsSubnetIds: commaList(env[CONFIG_ENV.kubeStepsSubnetIds]),
+    kubeStepsSecurityGroupIds: commaList(env[CONFIG_ENV.kubeStepsSecurityGroupIds]),
+    onboardingEventSources: commaList(env[CONFIG_ENV.onboardingEventSources]),
     ...namespaceSettingsInput(env),
   };
+}
+
+/** A comma-separated list; unset or empty: undefined (the setting is not given). */
+function commaList(value: string | undefined): string[] | undefined {
+  const items = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  return items.length > 0 ? items : undefined;
 }
 
 /** `true`/`false` as booleans; anything else is left for the schema to name. */
@@ -192,6 +251,18 @@ export function loadDeploymentConfig(env: NodeJS.ProcessEnv = process.env): Depl
   throw new Error(`Invalid deployment configuration: ${problems}`);
 }
 
+/**
+ * The one permissions boundary every tenant role carries. The deployed stack always sets it (the operator's or its
+ * own); without it the IAM step refuses to create or change a role rather than leave one unbounded.
+ */
+export function tenantRoleBoundary(config: DeploymentConfig): string {
+  if (config.permissionsBoundaryArn) return config.permissionsBoundaryArn;
+  throw new NotAllowed(
+    `this deployment sets no ${CONFIG_ENV.permissionsBoundaryArn}: the product creates no IAM role without a permissions boundary ` +
+      "(the stack sets its own tenant-role boundary when the operator names none; redeploy it)",
+  );
+}
+
 export function configToEnv(config: DeploymentConfig): Record<string, string> {
   const env: Record<string, string> = {
     [CONFIG_ENV.allowedClusters]: JSON.stringify(config.allowedClusters),
@@ -200,6 +271,13 @@ export function configToEnv(config: DeploymentConfig): Record<string, string> {
     [CONFIG_ENV.eventBusName]: config.eventBusName,
   };
   if (config.permissionsBoundaryArn) env[CONFIG_ENV.permissionsBoundaryArn] = config.permissionsBoundaryArn;
+  const placement = kubeStepsPlacement(config);
+  if (placement) {
+    env[CONFIG_ENV.kubeStepsVpcId] = placement.vpcId;
+    env[CONFIG_ENV.kubeStepsSubnetIds] = placement.subnetIds.join(",");
+    env[CONFIG_ENV.kubeStepsSecurityGroupIds] = placement.securityGroupIds.join(",");
+  }
+  if (config.onboardingEventSources?.length) env[CONFIG_ENV.onboardingEventSources] = config.onboardingEventSources.join(",");
   if (config.podSecurityLevel) env[CONFIG_ENV.podSecurityLevel] = config.podSecurityLevel;
   if (config.allowPrivilegedNamespaces !== undefined) env[CONFIG_ENV.allowPrivilegedNamespaces] = String(config.allowPrivilegedNamespaces);
   if (config.namespaceQuota) env[CONFIG_ENV.namespaceQuota] = JSON.stringify(config.namespaceQuota);

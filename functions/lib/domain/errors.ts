@@ -124,6 +124,19 @@ export class HeadJobTimedOut extends ProvisionerError {
   }
 }
 
+/**
+ * The cluster's API endpoint cannot be reached from where the Kubernetes-facing Lambdas run (a private endpoint,
+ * or public CIDRs that exclude them): no retry helps, the deployment's VPC settings must change. Raised once, by
+ * ResolveCluster, before anything is changed.
+ */
+export class ClusterEndpointUnreachable extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ClusterEndpointUnreachable";
+  }
+}
+
 /** aws-auth cannot be edited safely (its content does not parse). */
 export class AwsAuthUnparseable extends ProvisionerError {
   readonly transient = false;
@@ -148,7 +161,10 @@ export const PERMANENT_ERROR_NAMES = [
   "HeadJobFailed",
   "HeadJobTimedOut",
   "AwsAuthUnparseable",
+  "ClusterEndpointUnreachable",
 ] as const;
+/** A Lambda that ran out of time: retried on the Tasks whose step is idempotent (never on the reports, which emit events). */
+export const LAMBDA_TIMEOUT_ERROR = "Sandbox.Timedout";
 /** The Lambda service's own transient errors, retried on every Task. */
 export const LAMBDA_SERVICE_ERROR_NAMES = [
   "Lambda.ServiceException",

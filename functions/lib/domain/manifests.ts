@@ -24,11 +24,11 @@ import type {
 import { createHash } from "node:crypto";
 import {
   ANNOTATION_CREATED_BY,
-  executionMark,
   LAUNCHER_ROLE,
   launcherUsername,
   NEXTFLOW_CONFIGMAP,
   ownershipLabels,
+  type RunMark,
 } from "./naming.js";
 import type { PodSecurityLevel } from "./deploy-config.js";
 import type { FusionStorage, HeadJobSpec, NamespaceQuota, PvcStorage } from "./request.js";
@@ -38,7 +38,10 @@ export type { KubernetesObject };
 export interface ManifestContext {
   tenant: string;
   namespace: string;
+  /** The execution's name, recorded on each object for people to read */
   executionName: string;
+  /** This run's mark: what the compensator finds its objects by */
+  run: RunMark;
   /** The request's extra labels; the ownership marks always win over them. */
   labels?: Record<string, string>;
 }
@@ -67,7 +70,7 @@ function metadata(ctx: ManifestContext, name: string, namespaced = true, annotat
   return {
     name,
     ...(namespaced ? { namespace: ctx.namespace } : {}),
-    labels: { ...ctx.labels, ...ownershipLabels(ctx.tenant, ctx.executionName) },
+    labels: { ...ctx.labels, ...ownershipLabels(ctx.tenant, ctx.run) },
     annotations: { ...annotations, [ANNOTATION_CREATED_BY]: ctx.executionName },
   };
 }
@@ -227,11 +230,11 @@ export function headJobParamsConfigMapManifest(ctx: ManifestContext, jobName: st
 }
 
 /**
- * Deterministic per tenant and execution, so a retried LaunchHeadJob finds its own Job; a DNS-1123 label
- * (at most 63 characters, the Job controller puts it in a label value).
+ * Deterministic per tenant and run, so a retried LaunchHeadJob finds its own Job (and a later run under a reused
+ * execution name makes another); a DNS-1123 label (at most 63 characters, the Job controller puts it in a label value).
  */
-export function headJobName(tenant: string, executionName: string): string {
-  const mark = executionMark(executionName).slice(0, 8);
+export function headJobName(tenant: string, run: RunMark): string {
+  const mark = run.slice(0, 8);
   const room = 63 - "nf-head-".length - mark.length - 1;
   const tenantPart = tenant.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, room).replace(/^-+|-+$/g, "");
   return tenantPart ? `nf-head-${tenantPart}-${mark}` : `nf-head-${mark}`;

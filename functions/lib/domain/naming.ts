@@ -1,8 +1,9 @@
 /**
  * Names and ownership marks. Everything the product creates carries the marks; an existing object is
  * adopted only when it carries them for the same tenant, otherwise it is an OwnershipConflict.
- * Every object also records the execution that created it, so a compensator can find (and delete)
- * exactly what its own run created, even when the step failed half-way and returned nothing.
+ * Every object also records the run that created it (its run mark: execution name and start time), so a
+ * compensator can find (and delete) exactly what its own run created, even when the step failed half-way and
+ * returned nothing, and never what an earlier run of the same name created.
  */
 import { createHash } from "node:crypto";
 import { InvalidRequest } from "./errors.js";
@@ -13,35 +14,61 @@ export const PRODUCT = "nf-eks-provisioner";
 /** Kubernetes label keys. */
 export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const LABEL_TENANT = "nf-eks-provisioner/tenant";
-/** Hash of the execution name that created the object (label values are at most 63 characters). */
+/** The run mark (runMark) of the execution that created the object (label values are at most 63 characters). */
 export const LABEL_CREATED_BY = "nf-eks-provisioner/created-by";
-/** Annotation holding the full execution name that created the object. */
+/** Annotation holding the full execution name that created the object (for people; ownership goes by the run mark). */
 export const ANNOTATION_CREATED_BY = "nf-eks-provisioner/created-by-execution";
 
 /** IAM and EKS tag keys (the same marks). */
 export const TAG_MANAGED_BY = "app.kubernetes.io/managed-by";
 export const TAG_TENANT = "nf-eks-provisioner/tenant";
 export const TAG_CREATED_BY = "nf-eks-provisioner/created-by";
+/** Every tag key the product writes: a tagging call may set these and no others. */
+export const OWNERSHIP_TAG_KEYS: readonly string[] = [TAG_MANAGED_BY, TAG_TENANT, TAG_CREATED_BY];
 
 /** The marks on kube-system/aws-auth are named in functions/lib/kube/aws-auth/configmap-edit.ts. */
 
 /** The head and compute ServiceAccounts' IRSA annotation. */
 export const IRSA_ANNOTATION = "eks.amazonaws.com/role-arn";
 
-/** A label-safe, stable short id of an execution name. */
-export function executionMark(executionName: string): string {
-  return createHash("sha256").update(executionName).digest("hex").slice(0, 16);
+/**
+ * What tells one execution from every other, ever: its name and its start time (`$$.Execution.StartTime`, which a
+ * redrive keeps). A name alone does not: Step Functions forgets it after 90 days, and a keyed execution's name
+ * (`<tenant>_<key>`) comes back whenever a client reuses its idempotency key.
+ */
+export interface RunIdentity {
+  name: string;
+  startTime: string;
 }
 
-export function ownershipLabels(tenant: string, executionName: string): Record<string, string> {
-  return { [LABEL_MANAGED_BY]: PRODUCT, [LABEL_TENANT]: tenant, [LABEL_CREATED_BY]: executionMark(executionName) };
+declare const RUN_MARK: unique symbol;
+/** The created-by mark of one execution; only runMark makes one, so no caller can mark with a bare name. */
+export type RunMark = string & { readonly [RUN_MARK]: true };
+
+/** The state carries no start time (a definition older than the run marks): no mark can be told apart, so nothing is marked. */
+export class ExecutionStartTimeMissing extends Error {
+  constructor(executionName: string) {
+    super(`the workflow state names execution ${executionName} but not its start time ($$.Execution.StartTime): no run mark can be made`);
+    this.name = "ExecutionStartTimeMissing";
+  }
 }
 
-export function ownershipTags(tenant: string, executionName: string): Array<{ Key: string; Value: string }> {
+/** A label-safe short hash of the execution's name and start time: the mark of everything this run creates. */
+export function runMark(execution: RunIdentity): RunMark {
+  if (!execution.startTime) throw new ExecutionStartTimeMissing(execution.name);
+  // "\n" is in neither an execution name nor a timestamp, so distinct pairs hash distinctly.
+  return createHash("sha256").update(`${execution.name}\n${execution.startTime}`).digest("hex").slice(0, 16) as RunMark;
+}
+
+export function ownershipLabels(tenant: string, run: RunMark): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: PRODUCT, [LABEL_TENANT]: tenant, [LABEL_CREATED_BY]: run };
+}
+
+export function ownershipTags(tenant: string, run: RunMark): Array<{ Key: string; Value: string }> {
   return [
     { Key: TAG_MANAGED_BY, Value: PRODUCT },
     { Key: TAG_TENANT, Value: tenant },
-    { Key: TAG_CREATED_BY, Value: executionMark(executionName) },
+    { Key: TAG_CREATED_BY, Value: run },
   ];
 }
 
@@ -50,13 +77,25 @@ export function isOwnedBy(marks: Record<string, string> | undefined, tenant: str
   return marks?.[LABEL_MANAGED_BY] === PRODUCT && marks?.[LABEL_TENANT] === tenant;
 }
 
-/** True when the object was created by this execution (so this execution's compensator may delete it). */
-export function wasCreatedBy(marks: Record<string, string> | undefined, executionName: string): boolean {
-  return marks?.[LABEL_CREATED_BY] === executionMark(executionName);
+/** True when the object was created by this run (so this run's compensator may delete it). */
+export function wasCreatedBy(marks: Record<string, string> | undefined, run: RunMark): boolean {
+  return marks?.[LABEL_CREATED_BY] === run;
 }
 
 export function tagsToRecord(tags: Array<{ Key?: string; Value?: string }> | undefined): Record<string, string> {
   return Object.fromEntries((tags ?? []).filter((t) => t.Key).map((t) => [t.Key!, t.Value ?? ""]));
+}
+
+/**
+ * The IAM path of every role the product creates. A path is fixed when a role is created and nobody can
+ * create a role under it but a principal allowed to: the product's IAM permissions write only to
+ * `role/nf-eks-provisioner/<prefix>-*`, so no pre-existing role (whatever its name or tags) is ever within reach.
+ */
+export const IAM_ROLE_PATH = `/${PRODUCT}/`;
+
+/** The ARN of a product role: under IAM_ROLE_PATH (what IAM evaluates; access entries and Pod Identity take it whole). */
+export function productRoleArn(partition: string, accountId: string, roleName: string): string {
+  return `arn:${partition}:iam::${accountId}:role${IAM_ROLE_PATH}${roleName}`;
 }
 
 /**

@@ -29,32 +29,41 @@ export function oidcProviderArn(accountId: string, issuer: string, partition = "
   return `arn:${partition}:iam::${accountId}:oidc-provider/${issuerHost(issuer)}`;
 }
 
+/** The account itself as a principal: any of its principals whose own IAM policies allow them. */
+export function accountRootArn(accountId: string, partition = "aws"): string {
+  return `arn:${partition}:iam::${accountId}:root`;
+}
+
 /**
- * Who may assume the created launcher role: principals of the cluster's own account (the account's
- * IAM policies then decide which ones, e.g. Seqera Platform's credentials), never another account.
+ * Who may assume the created launcher role: exactly the principals the request names (`launcher.trust`), with
+ * its external ID when given; the account root only when the request says `trustAccount: true`.
  */
-export function launcherTrustPolicy(accountId: string, partition = "aws"): PolicyDocument {
+export function launcherTrustPolicy(principals: string[], externalId?: string): PolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
       {
-        Sid: "AssumeFromThisAccount",
+        Sid: "AssumeByTheNamedPrincipals",
         Effect: "Allow",
-        Principal: { AWS: `arn:${partition}:iam::${accountId}:root` },
+        Principal: { AWS: principals.length === 1 ? principals[0]! : [...principals] },
         Action: "sts:AssumeRole",
+        ...(externalId !== undefined ? { Condition: { StringEquals: { "sts:ExternalId": externalId } } } : {}),
       },
     ],
   };
 }
+
+/** The launcher's AWS actions (the runbook's "EKS describe" policy); the stack's boundary allows no more. */
+export const LAUNCHER_ACTIONS = { describe: "eks:DescribeCluster", list: "eks:ListClusters" } as const;
 
 /** What the launcher needs from AWS to reach the cluster (the runbook's "EKS describe" policy). */
 export function launcherPermissionsPolicy(clusterArns: string[]): PolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
-      { Sid: "DescribeTheCluster", Effect: "Allow", Action: "eks:DescribeCluster", Resource: [...clusterArns] },
+      { Sid: "DescribeTheCluster", Effect: "Allow", Action: LAUNCHER_ACTIONS.describe, Resource: [...clusterArns] },
       // ListClusters has no resource-level permissions: "*" is the only valid resource, and it is read-only.
-      { Sid: "ListClusters", Effect: "Allow", Action: "eks:ListClusters", Resource: "*" },
+      { Sid: "ListClusters", Effect: "Allow", Action: LAUNCHER_ACTIONS.list, Resource: "*" },
     ],
   };
 }
@@ -96,33 +105,97 @@ export function irsaTrustPolicy({ oidcProviderArn, issuer, namespace, serviceAcc
 /** The service principal of the EKS Pod Identity agent. */
 export const POD_IDENTITY_SERVICE_PRINCIPAL = "pods.eks.amazonaws.com";
 
-/** EKS Pod Identity trust: the Pod Identity agent assumes the role (and tags the session). */
-export function podIdentityTrustPolicy(): PolicyDocument {
+/** The session tags the EKS Pod Identity agent sets on every session it opens for a pod. */
+export const POD_IDENTITY_SESSION_TAGS = {
+  cluster: "eks-cluster-arn",
+  namespace: "kubernetes-namespace",
+  serviceAccount: "kubernetes-service-account",
+} as const;
+
+export interface PodIdentityTrust {
+  clusterArn: string;
+  namespace: string;
+  serviceAccounts: string[];
+}
+
+/**
+ * EKS Pod Identity trust: the Pod Identity agent may assume the role only for the tenant's service accounts of
+ * one namespace on one cluster, as the session tags it sets say. The conditions sit in the statement that also
+ * allows sts:TagSession, so a session without those tags (an association with session tags disabled) is refused.
+ */
+export function podIdentityTrustPolicy({ clusterArn, namespace, serviceAccounts }: PodIdentityTrust): PolicyDocument {
+  const serviceAccount = serviceAccounts.length === 1 ? serviceAccounts[0]! : [...serviceAccounts];
   return {
     Version: "2012-10-17",
     Statement: [
       {
-        Sid: "EksPodIdentity",
+        Sid: "EksPodIdentityForTheTenant",
         Effect: "Allow",
         Principal: { Service: POD_IDENTITY_SERVICE_PRINCIPAL },
         Action: ["sts:AssumeRole", "sts:TagSession"],
+        Condition: {
+          StringEquals: {
+            [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.cluster}`]: clusterArn,
+            [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.namespace}`]: namespace,
+            [`aws:RequestTag/${POD_IDENTITY_SESSION_TAGS.serviceAccount}`]: serviceAccount,
+          },
+        },
       },
     ],
   };
 }
 
-/** Fusion v2's S3 access on the work bucket (Seqera "Fusion file system" IAM policy). */
-export function fusionS3Policy({ bucket, partition = "aws" }: { bucket: string; partition?: string }): PolicyDocument {
+/** What Fusion v2 does on the work directory's objects (Seqera "Fusion file system" IAM policy). */
+export const FUSION_OBJECT_ACTIONS = ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"] as const;
+
+/** `work/` → `work`: the work directory as a key prefix without its trailing slashes. */
+export function workDirKeyPrefix(workDir: string): string {
+  return workDir.replace(/\/+$/, "");
+}
+
+/**
+ * Fusion's S3 access, confined to the request's work directory: objects under `<workDir>/` only, and
+ * ListBucket only for prefixes inside it (`s3:prefix`), so tenants sharing a bucket see none of each other's keys.
+ */
+export interface FusionWorkDirectory {
+  bucket: string;
+  /** the request's `storage.workDir`, a key prefix (a trailing '/' is ignored) */
+  workDir: string;
+  partition?: string;
+}
+
+export function fusionS3Policy({ bucket, workDir, partition = "aws" }: FusionWorkDirectory): PolicyDocument {
+  const dir = workDirKeyPrefix(workDir);
+  const objects = `arn:${partition}:s3:::${bucket}/${dir}/*`;
   return {
     Version: "2012-10-17",
     Statement: [
-      { Sid: "ListTheWorkBucket", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:${partition}:s3:::${bucket}` },
       {
-        Sid: "ReadWriteWorkObjects",
+        Sid: "ListTheWorkDirectory",
         Effect: "Allow",
-        Action: ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
-        Resource: `arn:${partition}:s3:::${bucket}/*`,
+        Action: "s3:ListBucket",
+        Resource: `arn:${partition}:s3:::${bucket}`,
+        Condition: { StringLike: { "s3:prefix": [`${dir}/`, `${dir}/*`] } },
       },
+      { Sid: "ReadWriteWorkObjects", Effect: "Allow", Action: [...FUSION_OBJECT_ACTIONS], Resource: objects },
+    ],
+  };
+}
+
+/**
+ * The permissions boundary of every tenant role when the operator names none: the most any launcher or workload
+ * role may ever do (describe the allowed clusters, list them, list buckets and work with objects), whatever
+ * inline policy a role is given. The role's own policy narrows it to one cluster, bucket and work directory.
+ */
+export function tenantRoleBoundaryPolicy(clusterArns: string[], partition = "aws"): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      { Sid: "DescribeTheAllowedClusters", Effect: "Allow", Action: LAUNCHER_ACTIONS.describe, Resource: [...clusterArns] },
+      // ListClusters has no resource-level permissions: "*" is its only resource.
+      { Sid: "ListClusters", Effect: "Allow", Action: LAUNCHER_ACTIONS.list, Resource: "*" },
+      { Sid: "ListBuckets", Effect: "Allow", Action: "s3:ListBucket", Resource: `arn:${partition}:s3:::*` },
+      { Sid: "WorkWithObjects", Effect: "Allow", Action: [...FUSION_OBJECT_ACTIONS], Resource: `arn:${partition}:s3:::*/*` },
     ],
   };
 }

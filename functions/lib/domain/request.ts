@@ -136,6 +136,9 @@ const workDirPrefix = refineWith(
   (v) => !v.startsWith("/") || "workDir is a key prefix inside the bucket and must not start with '/'",
   (v) => !/(^|\/)\.\.?(\/|$)/.test(v) || "workDir must not contain '.' or '..' segments",
   (v) => v.length <= 512 || "workDir must be at most 512 characters",
+  // The workload role's S3 policy is confined to this prefix, so it must be one.
+  (v) => v.replace(/\/+$/, "") !== "" || "workDir must not be empty: the tenant's S3 access is confined to it",
+  (v) => !/[*?$]/.test(v) || "workDir must not contain '*', '?' or '$': IAM reads them as wildcards and policy variables",
 );
 
 const mountPath = refineWith(
@@ -145,10 +148,34 @@ const mountPath = refineWith(
   (v) => !v.includes(":") || "mountPath must not contain ':'",
 );
 
-const launcherSchema = z.discriminatedUnion("mode", [
-  z.object({ mode: z.literal("existing"), principalArn }).strict(),
-  z.object({ mode: z.literal("create") }).strict(),
-]);
+/** STS external IDs: 2-1224 characters of letters, digits and `+=,.@:/-_`. */
+const externalId = refineWith(z.string(), (v) => /^[\w+=,.@:/-]{2,1224}$/.test(v) || "externalId is 2-1224 letters, digits or +=,.@:/-_");
+
+/** Who may assume a created launcher role: these IAM roles or users, each presenting the external ID when one is given. */
+const launcherTrustSchema = z
+  .object({
+    principals: z.array(principalArn).min(1, "name at least one principal").max(10, "at most 10 principals"),
+    externalId: externalId.optional(),
+  })
+  .strict();
+
+export const LAUNCHER_TRUST_REQUIRED =
+  'say who may assume the launcher role: "trust": {"principals": [<IAM role or user ARN>, ...], "externalId": <optional>}, ' +
+  'or "trustAccount": true to let any principal of the cluster\'s account whose IAM policies allow it';
+
+/**
+ * A created launcher trusts exactly whom the request names: `trust` (principals, optional external ID), or the
+ * whole account only when asked in so many words (`trustAccount: true`). Neither, or both, is refused.
+ */
+const launcherSchema = refineWith(
+  z.discriminatedUnion("mode", [
+    z.object({ mode: z.literal("existing"), principalArn }).strict(),
+    z.object({ mode: z.literal("create"), trust: launcherTrustSchema.optional(), trustAccount: z.literal(true).optional() }).strict(),
+  ]),
+  (launcher) => launcher.mode === "existing" || launcher.trust !== undefined || launcher.trustAccount === true || LAUNCHER_TRUST_REQUIRED,
+  (launcher) =>
+    launcher.mode === "existing" || !(launcher.trust && launcher.trustAccount) || 'give either "trust" or "trustAccount", not both',
+);
 
 const pvcStorageSchema = z
   .object({
@@ -255,7 +282,8 @@ export const provisionRequestSchema = z
     namespace: dnsLabel("namespace")
       .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), { message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)" })
       .default(DEFAULTS.namespace),
-    launcher: launcherSchema.default({ mode: "create" }),
+    // prefault, not default: an absent launcher is a created one, and is checked as one (it must say whom it trusts).
+    launcher: launcherSchema.prefault({ mode: "create" }),
     serviceAccount: dnsSubdomain("serviceAccount").default(DEFAULTS.serviceAccount),
     computeServiceAccount: dnsSubdomain("computeServiceAccount").optional(),
     storage: z.discriminatedUnion("type", [pvcStorageSchema, fusionStorageSchema]),

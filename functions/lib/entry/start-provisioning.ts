@@ -6,11 +6,13 @@
  *     the same request finds the execution already there and returns it; the same key with a different
  *     request is reported as `key-reused`, never started.
  *
- * One run per tenant at a time: a second run of the same tenant would adopt the first one's objects
+ * One run per environment at a time: a second run of the same tenant would adopt the first one's objects
  * (they carry the tenant's marks), and if the first then failed, its compensation would delete them under
- * the second. So a new run is refused (`run-in-progress`) while another execution of the tenant is RUNNING.
- * The check is ListExecutions just before StartExecution, not a lock: two starts within the same instant
- * can still both pass it.
+ * the second. So a new run is refused (`run-in-progress`) while another holds the environment's lease in the
+ * registry (environment-registry.ts): a single-item conditional write, taken before StartExecution with the
+ * execution as its owner and the run's timeout as its expiry, released by the workflow's last state. Two starts
+ * in the same instant get one run. The ListExecutions look before it stays as an early answer only (it lags).
+ * Without a registry table configured (REGISTRY_TABLE_NAME unset: unit tests) the look is all there is.
  */
 import { isDeepStrictEqual } from "node:util";
 import {
@@ -28,6 +30,8 @@ import { executionArnFor, executionNameFor, tenantOfExecutionName } from "../dom
 import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-error.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { assertClusterAllowed } from "../domain/allowlist.js";
+import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId } from "../workflow/environment-registry.js";
+import { RUN_TIMEOUT_SECONDS } from "../domain/run-timeout.js";
 
 export type RequestCheck =
   | { ok: true; request: ProvisionRequest }
@@ -75,6 +79,43 @@ export interface StartDeps {
   stateMachineArn?: string;
   /** For names without an idempotency key */
   now?: Date;
+  /** The environment registry (default: on REGISTRY_TABLE_NAME when set; null: none) */
+  registry?: EnvironmentRegistry | null;
+}
+
+function registryOf(deps: StartDeps): EnvironmentRegistry | undefined {
+  if (deps.registry !== undefined) return deps.registry ?? undefined;
+  return process.env[REGISTRY_TABLE_ENV] ? new EnvironmentRegistry() : undefined;
+}
+
+/** The environment a request is for. */
+export function environmentIdOf(request: ProvisionRequest): EnvironmentId {
+  return { tenant: String(request.tenant), region: request.cluster.region, cluster: request.cluster.name };
+}
+
+/** An environment's spec: the validated request without its head job (it belongs to the run) and idempotency key. */
+export function specOf(request: ProvisionRequest): Record<string, unknown> {
+  const { headJob: _headJob, idempotencyKey: _key, ...spec } = asStored(request) as Record<string, unknown>;
+  return spec;
+}
+
+/** The name of an execution ARN (its last `:` part). */
+function nameOfArn(executionArn: string): string {
+  return executionArn.slice(executionArn.lastIndexOf(":") + 1);
+}
+
+/**
+ * The environment's lease for this run: the record created when it is new, then the lease taken. Undefined when
+ * taken; else the run that holds it.
+ */
+async function leaseFor(registry: EnvironmentRegistry, request: ProvisionRequest, owner: { name: string; arn: string }): Promise<StartOutcome | undefined> {
+  const id = environmentIdOf(request);
+  const spec = specOf(request);
+  await registry.createEnvironment(id, spec);
+  const expiresAt = Math.floor(Date.now() / 1000) + RUN_TIMEOUT_SECONDS;
+  const lease = await registry.takeLease(id, { owner, expiresAt, spec });
+  if (lease.taken) return undefined;
+  return { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) };
 }
 
 /** This deployment's state machine: the one given, else the STATE_MACHINE_ARN variable's. */
@@ -132,6 +173,15 @@ function isInputTooLarge(error: unknown): boolean {
   return isAwsError(error, "ValidationException") && typeof message === "string" && /input/i.test(message) && /exceed|length|too large|size/i.test(message);
 }
 
+/** A key the registry remembers (beyond Step Functions' 90 days): its run for the same request, key-reused for another. */
+async function keyedRun(registry: EnvironmentRegistry, sfn: SFNClient, request: ProvisionRequest, tenant: string): Promise<StartOutcome | undefined> {
+  const known = await registry.findKey(tenant, request.idempotencyKey!);
+  if (!known) return undefined;
+  if (!isDeepStrictEqual(known.request, asStored(request))) return { outcome: "key-reused", executionName: known.executionName };
+  const execution = await describeExecutionIfAny(sfn, known.executionArn);
+  return { outcome: "existing", executionArn: known.executionArn, executionName: known.executionName, status: execution?.status };
+}
+
 /** The execution already under this name: `existing` for the same request, `key-reused` for another; undefined if none. */
 async function executionUnderName(
   sfn: SFNClient,
@@ -166,6 +216,10 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps): Promise<
   const tenant = String(request.tenant);
   const executionName = executionNameFor({ tenant, idempotencyKey: request.idempotencyKey }, { now: deps.now });
 
+  const registry = registryOf(deps);
+  const keyed = registry && request.idempotencyKey ? await keyedRun(registry, sfn, request, tenant) : undefined;
+  if (keyed) return keyed;
+
   const running = await otherRunOfTenant(sfn, stateMachineArn, tenant, executionName);
   if (running) {
     // A keyed repeat of a run that already exists still answers with that run: it starts nothing.
@@ -173,13 +227,22 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps): Promise<
     return known ?? { outcome: "run-in-progress", executionArn: running.executionArn ?? executionArnFor(stateMachineArn, running.name!), executionName: running.name! };
   }
 
+  const owner = { name: executionName, arn: executionArnFor(stateMachineArn, executionName) };
+  const refused = registry ? await leaseFor(registry, request, owner) : undefined;
+  if (refused) return refused;
+
   try {
     const started = await sfn.send(
       new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify({ request }) }),
     );
+    if (registry && request.idempotencyKey) {
+      await registry.rememberKey({ tenant, key: request.idempotencyKey, executionName, executionArn: owner.arn, request: asStored(request) });
+    }
     // Standard workflows also answer here, with the same ARN, for a repeat while the first still runs.
-    return { outcome: "started", executionArn: started.executionArn ?? executionArnFor(stateMachineArn, executionName), executionName };
+    return { outcome: "started", executionArn: started.executionArn ?? owner.arn, executionName };
   } catch (error) {
+    // Nothing started under this name: the lease goes back (a repeat's ExecutionAlreadyExists keeps it for its run).
+    if (registry && !isAwsError(error, "ExecutionAlreadyExists")) await registry.releaseLease(environmentIdOf(request), owner.arn);
     if (isInputTooLarge(error)) {
       const detail = (error as Error).message ? `: ${(error as Error).message}` : "";
       throw new InvalidRequest([{ path: "", message: `the request is too large to start the workflow with (${awsErrorName(error)}${detail})` }], { cause: error });

@@ -10,24 +10,29 @@
  *   4. never throws for "already gone". Any other error is thrown: the state machine retries the transient ones,
  *      and the Undo state's Catch stores the last one at `$.compensation.<step>`, which ReportFailure lists under
  *      "Could not undo" before the next compensator runs. What it leaves alone on purpose (not this run's, or
- *      changed by someone since) is a `kept` line with the reason; nothing is dropped silently;
+ *      changed by someone since) is a `kept` line with the reason; nothing is dropped silently. A previous value is
+ *      put back only while the current one is still what this run wrote; changed since, it is left as it is and
+ *      reported under `failed` (this run's change could not be undone);
  *   5. returns a {@link CompensationResult}, stored at `$.compensation.<step>` and summarised by ReportFailure.
  *
  * The mechanisms, and the steps that use each:
  *   - Created-by mark: everything a run creates carries the ownership labels/tags and a created-by mark derived from
- *     the execution (domain/naming.ts `executionMark`); the compensator deletes what carries this run's mark
+ *     the execution's name and start time (domain/naming.ts `runMark`: unique to one execution forever, even when a
+ *     reused idempotency key brings its name back); the compensator deletes what carries this run's mark
  *     ({@link undoEach} notes each outcome). Used by UndoNamespaceAndRbac, UndoStorage, UndoHeadJob (Kubernetes
  *     labels, workflow/kube-step.ts `deleteEachCreatedBy`), UndoIamResources (IAM and Pod Identity tags) and
  *     UndoClusterAccess (the access entry's tags; in aws-auth, the `nf-eks-provisioner/mappings` annotation that
- *     records which execution added which mapping, so exactly that mapping is removed).
+ *     records which run added which mapping, so exactly that mapping is removed).
  *   - Previous value in the step output: a step that changes something it did not create returns the value before
  *     its change; the compensator puts it back. Used by UndoIamResources (`$.iam.changed`: adopted roles' documents;
- *     `$.iam.changedAssociations`: adopted Pod Identity associations' roles). (GrantClusterAccess also returns the
+ *     `$.iam.changedAssociations`: adopted Pod Identity associations' roles) and UndoClusterAccess
+ *     (`$.access.previousIdentity`: an adopted access entry's username and groups). (GrantClusterAccess also returns the
  *     aws-auth data before its edit, `$.access.previousAwsAuth`, but only as a copy for the operator: its
  *     compensator removes the marked mapping and needs no copy.)
  *   - Previous value in an annotation on the object: when the step output may never be written (the step failed
  *     after the change), the previous value rides on the changed object itself. Used by UndoStorage (IRSA role-arn and
- *     nextflow.config ConfigMap changes on adopted objects).
+ *     nextflow.config ConfigMap changes on adopted objects) and UndoClusterAccess (an adopted aws-auth mapping's
+ *     source before and after, in the `nf-eks-provisioner/mapping-edits` annotation).
  *   - Put back before rethrowing: a step that changed an adopted IAM role and then fails restores the previous
  *     documents itself before it throws, because IAM has nowhere to keep a copy and its output is then lost.
  *     Used by CreateIamResources.

@@ -8,7 +8,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "../kube/kube-client.js";
 import type { NamespaceSettings } from "../domain/deploy-config.js";
 import type { ManifestContext } from "../domain/manifests.js";
-import { executionMark, LABEL_CREATED_BY, LABEL_TENANT } from "../domain/naming.js";
+import { LABEL_CREATED_BY, LABEL_TENANT, type RunMark, runMark } from "../domain/naming.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { undoEach, type CompensationResult } from "./compensation.js";
 import { requireCluster } from "./require-cluster.js";
@@ -25,17 +25,19 @@ export interface KubeStepContext {
   request: ProvisionRequest;
   cluster: ResolvedCluster;
   api: KubeApi;
-  executionName: string;
+  /** This run's mark (execution name and start time): what its objects carry and its compensator finds them by */
+  run: RunMark;
   manifest: ManifestContext;
 }
 
 function contextOf(request: ProvisionRequest, state: WorkflowState, cluster: ResolvedCluster, api: KubeApi): KubeStepContext {
+  const run = runMark(state.execution);
   return {
     request,
     cluster,
     api,
-    executionName: state.execution.name,
-    manifest: { tenant: request.tenant, namespace: request.namespace, executionName: state.execution.name, labels: request.labels },
+    run,
+    manifest: { tenant: request.tenant, namespace: request.namespace, executionName: state.execution.name, run, labels: request.labels },
   };
 }
 
@@ -55,14 +57,14 @@ export async function compensationContext(state: WorkflowState, deps: KubeStepDe
   return contextOf(parsed.request, state, state.cluster, deps.kube ?? (await kubeClientFor(state.cluster)));
 }
 
-/** Selects what this execution created for this tenant (the created-by label is a hash of the execution name). */
-export function createdBySelector(tenant: string, executionName: string): string {
-  return `${LABEL_TENANT}=${tenant},${LABEL_CREATED_BY}=${executionMark(executionName)}`;
+/** Selects what this run created for this tenant (the created-by label is its run mark). */
+export function createdBySelector(tenant: string, run: RunMark): string {
+  return `${LABEL_TENANT}=${tenant},${LABEL_CREATED_BY}=${run}`;
 }
 
 /** Objects of one kind in the namespace that this execution created, found by their marks. */
-export async function listCreatedBy(api: KubeApi, ref: Omit<ObjectRef, "name">, tenant: string, executionName: string): Promise<ObjectRef[]> {
-  const list = await api.list<KubernetesObject>(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, createdBySelector(tenant, executionName));
+export async function listCreatedBy(api: KubeApi, ref: Omit<ObjectRef, "name">, tenant: string, run: RunMark): Promise<ObjectRef[]> {
+  const list = await api.list<KubernetesObject>(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, createdBySelector(tenant, run));
   return list.items.map((item) => ({
     apiVersion: ref.apiVersion,
     kind: ref.kind,
@@ -95,7 +97,7 @@ export interface ReadObject {
 export async function deleteEachCreatedBy(
   api: KubeApi,
   targets: Array<ObjectRef | ReadObject>,
-  executionName: string,
+  run: RunMark,
   result: CompensationResult,
 ): Promise<void> {
   const withObjects = targets.map((target): { ref: ObjectRef; object?: KubernetesObject } => ("ref" in target ? target : { ref: target }));
@@ -103,6 +105,6 @@ export async function deleteEachCreatedBy(
     result,
     withObjects,
     ({ ref }) => describeRef(ref),
-    ({ ref, object }) => deleteIfCreatedBy(api, ref, executionName, object),
+    ({ ref, object }) => deleteIfCreatedBy(api, ref, run, object),
   );
 }

@@ -12,10 +12,12 @@ export type { CompensationResult } from "./compensation.js";
 import type { CompensationResult } from "./compensation.js";
 
 export interface ExecutionRef {
-  /** `$$.Execution.Name`: the name ownership marks are derived from. */
+  /** `$$.Execution.Name` */
   name: string;
   /** `$$.Execution.Id`: the execution ARN. */
   id: string;
+  /** `$$.Execution.StartTime` (ISO 8601): with the name, what the run mark is made of (naming.ts runMark). */
+  startTime: string;
 }
 
 /** CreateIamResources → `$.iam` */
@@ -41,8 +43,12 @@ export interface IamRoleChange {
   roleName: string;
   /** The trust policy (JSON text) */
   previousTrustPolicy?: string;
+  /** The trust policy this run wrote (JSON text): the previous one is put back only while the role's is still this one */
+  writtenTrustPolicy?: string;
   /** The inline policy of that name (JSON text); no document: the role had no such policy */
   previousInlinePolicy?: { name: string; document?: string };
+  /** The inline policy this run wrote (JSON text): the previous one is put back only while the role's is still this one */
+  writtenInlinePolicy?: string;
   /** The permissions boundary; no arn: the role had none */
   previousBoundary?: { arn?: string };
 }
@@ -50,6 +56,8 @@ export interface IamRoleChange {
 export interface PodIdentityAssociationChange {
   associationId: string;
   previousRoleArn: string;
+  /** The role this run pointed it at: the previous role is put back only while the association still has this one */
+  roleArn?: string;
 }
 
 export interface KubeRef {
@@ -80,6 +88,8 @@ export interface AccessResult {
   created: boolean;
   /** aws-auth: the ConfigMap's data before this run's edit (kept here only; left out when too large for a state) */
   previousAwsAuth?: Record<string, string>;
+  /** access entry: the username and groups of an adopted entry before this run changed them (the undo puts them back) */
+  previousIdentity?: { username?: string; groups: string[] };
 }
 
 /** ConfigureStorage → `$.storage` */

@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-eks";
 import { parseArn } from "../../lib/domain/arn.js";
 import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { isOwnedBy, ownershipTags, runMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
@@ -28,13 +28,14 @@ async function describeAccessEntry(eks: EKSClient, clusterName: string, principa
     ?.accessEntry;
 }
 
-function accessResult(access: LauncherAccess, created: boolean): AccessResult {
+function accessResult(access: LauncherAccess, created: boolean, previousIdentity?: AccessResult["previousIdentity"]): AccessResult {
   return {
     method: "access-entry",
     principalArn: access.principalArn,
     username: access.identity.username,
     groups: [...access.identity.groups],
     created,
+    ...(previousIdentity ? { previousIdentity } : {}),
   };
 }
 
@@ -44,7 +45,8 @@ function sameGroups(current: string[] | undefined, desired: string[]): boolean {
 
 /**
  * Ours for this tenant: keep it, bringing username and groups to the tenant's if they differ (changed by
- * hand, or the shared `tower-launcher-user` an earlier version mapped every tenant to).
+ * hand, or the shared `tower-launcher-user` an earlier version mapped every tenant to). The identity before
+ * the change is returned (`previousIdentity`) for the undo to put back.
  */
 async function adoptAccessEntry(access: LauncherAccess, entry: AccessEntry): Promise<AccessResult> {
   if (!isOwnedBy(entry.tags, access.tenant)) {
@@ -54,7 +56,9 @@ async function adoptAccessEntry(access: LauncherAccess, entry: AccessEntry): Pro
     );
   }
   const { username, groups } = access.identity;
+  let previousIdentity: AccessResult["previousIdentity"];
   if (entry.username !== username || !sameGroups(entry.kubernetesGroups, groups)) {
+    previousIdentity = { ...(entry.username !== undefined ? { username: entry.username } : {}), groups: [...(entry.kubernetesGroups ?? [])] };
     await access.clients
       .eks()
       .send(
@@ -72,7 +76,7 @@ async function adoptAccessEntry(access: LauncherAccess, entry: AccessEntry): Pro
     });
   }
   // Created by an earlier attempt of this same run: still this run's creation.
-  return accessResult(access, wasCreatedBy(entry.tags, access.executionName));
+  return accessResult(access, wasCreatedBy(entry.tags, access.run), previousIdentity);
 }
 
 /** A principal in another account that EKS calls invalid: IAM propagation is not why (we never create it). */
@@ -94,7 +98,7 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
         type: "STANDARD",
         username: access.identity.username,
         kubernetesGroups: [...access.identity.groups],
-        tags: tagsToRecord(ownershipTags(access.tenant, access.executionName)),
+        tags: tagsToRecord(ownershipTags(access.tenant, access.run)),
       }),
     );
   } catch (error) {
@@ -134,12 +138,44 @@ export async function undoAccessEntry(
   const entry = await describeAccessEntry(eks, cluster.name, principalArn);
   const label = `EKS access entry ${principalArn} on ${cluster.name}`;
   if (!entry) return result;
-  if (!wasCreatedBy(entry.tags, state.execution.name)) {
+  if (!wasCreatedBy(entry.tags, runMark(state.execution))) {
+    if (state.access?.previousIdentity) return putBackIdentity(eks, cluster, entry, state.access, label, result);
     result.kept.push(`${label}: not created by this run`);
     return result;
   }
   // Gone already: an earlier attempt deleted it.
   await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
   result.undone.push(label);
+  return result;
+}
+
+/**
+ * An adopted entry this run changed: put its username and groups back, but only while they are still what this
+ * run set; changed again since, it is someone else's now and is reported as not undone.
+ */
+async function putBackIdentity(
+  eks: EKSClient,
+  cluster: ResolvedCluster,
+  entry: AccessEntry,
+  access: AccessResult,
+  label: string,
+  result: CompensationResult,
+): Promise<CompensationResult> {
+  const previous = access.previousIdentity!;
+  // Put back already (an earlier attempt of this undo): nothing left to do.
+  if (entry.username === previous.username && sameGroups(entry.kubernetesGroups, previous.groups)) return result;
+  if (entry.username !== access.username || !sameGroups(entry.kubernetesGroups, access.groups)) {
+    result.failed = [...(result.failed ?? []), `${label}: changed since this run changed it, so its earlier username and groups were not put back`];
+    return result;
+  }
+  await eks.send(
+    new UpdateAccessEntryCommand({
+      clusterName: cluster.name,
+      principalArn: access.principalArn,
+      ...(previous.username !== undefined ? { username: previous.username } : {}),
+      kubernetesGroups: [...previous.groups],
+    }),
+  );
+  result.undone.push(`${label} (put back username ${JSON.stringify(previous.username)} and groups ${JSON.stringify(previous.groups)})`);
   return result;
 }

@@ -8,7 +8,7 @@
  *   the mapping grants (a platform admin role in system:masters, a self-managed node role).
  */
 import { InvalidRequest, NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { executionMark } from "../../lib/domain/naming.js";
+import { runMark } from "../../lib/domain/naming.js";
 import {
   AwsAuthConfigMap,
   awsAuthPrincipal,
@@ -65,7 +65,6 @@ export async function grantViaAwsAuth(access: LauncherAccess): Promise<AccessRes
   // aws-auth matches roles without their path: the canonical ARN is the key of our mark as well.
   const { username, groups } = access.identity;
   const mapping: AwsAuthMapping = { kind: principal.kind, arn: principal.arn, username, groups: [...groups] };
-  const runMark = executionMark(access.executionName);
   const kube = await access.clients.kube();
   const { created, previousAwsAuth } = await editAwsAuth(
     kube,
@@ -78,9 +77,10 @@ export async function grantViaAwsAuth(access: LauncherAccess): Promise<AccessRes
             `an IAM principal can be the launcher of one tenant only, so it is left unchanged`,
         );
       }
-      return awsAuth.addRunMapping(mapping, runMark);
+      return awsAuth.addRunMapping(mapping, access.run);
     },
     () => missingAwsAuth(access.cluster.name),
+    { deadline: access.clients.deadline },
   );
   return {
     method: "aws-auth",
@@ -97,24 +97,34 @@ export async function undoAwsAuthMapping(
   identity: LauncherIdentity,
   clients: ClusterClients,
 ): Promise<CompensationResult> {
-  const runMark = executionMark(state.execution.name);
+  const run = runMark(state.execution);
   const removal = await editAwsAuth<RunMappingsRemoval | undefined>(
     await clients.kube(),
     logger,
-    (awsAuth) => awsAuth.removeRunMappings(runMark, identity),
+    (awsAuth) => awsAuth.removeRunMappings(run, identity),
     () => undefined,
+    { deadline: clients.deadline },
   );
   const result = compensationResult();
   if (!removal) {
     result.kept.push("kube-system/aws-auth: absent, nothing to remove");
     return result;
   }
-  if (removal.removed.length === 0 && removal.changedSince.length === 0) {
+  if (Object.values(removal).every((arns) => arns.length === 0)) {
     const launcher = state.access?.principalArn ?? state.iam?.launcherArn;
     if (launcher && state.access) result.kept.push(`aws-auth mapping for ${launcher}: not added by this run`);
     return result;
   }
+  return reportRemoval(removal, result);
+}
+
+function reportRemoval(removal: RunMappingsRemoval, result: CompensationResult): CompensationResult {
   for (const arn of removal.removed) result.undone.push(`aws-auth mapping for ${arn}`);
+  for (const arn of removal.restored) result.undone.push(`aws-auth mapping for ${arn} (put back as it was before this run)`);
   for (const arn of removal.changedSince) result.kept.push(`aws-auth mapping for ${arn}: changed or removed since this run added it`);
+  const failed = removal.notRestored.map(
+    (arn) => `aws-auth mapping for ${arn}: changed or removed since this run changed it, so its earlier content was not put back`,
+  );
+  if (failed.length > 0) result.failed = [...(result.failed ?? []), ...failed];
   return result;
 }

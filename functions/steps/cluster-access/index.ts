@@ -10,9 +10,10 @@
  * - `CONFIG_MAP`: one entry in `kube-system/aws-auth`, which the node groups share (aws-auth-mapping.ts).
  */
 import type { EKSClient } from "@aws-sdk/client-eks";
+import type { Context } from "aws-lambda";
 import { eksClient } from "../../lib/aws/clients.js";
 import { InvalidRequest } from "../../lib/domain/errors.js";
-import { launcherGroup, launcherUsername } from "../../lib/domain/naming.js";
+import { launcherGroup, launcherUsername, type RunMark, runMark } from "../../lib/domain/naming.js";
 import { parseRequest } from "../../lib/domain/request.js";
 import { kubeClientFor, type KubeApi } from "../../lib/kube/kube-client.js";
 import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
@@ -29,10 +30,20 @@ export interface ClusterAccessDeps {
   kube?: KubeApi;
 }
 
-/** The clients of one call, made when first needed (an API cluster never needs Kubernetes). */
+/** The clients of one call, made when first needed (an API cluster never needs Kubernetes), and its time budget. */
 export interface ClusterClients {
   eks(): EKSClient;
   kube(): Promise<KubeApi>;
+  /** Epoch milliseconds by which the call must be done (the Lambda's end less a margin): bounds the aws-auth loop. */
+  deadline?: number;
+}
+
+/** Left for returning the result (or the error) after the last round of the aws-auth loop. */
+export const RETURN_MARGIN_MS = 3_000;
+
+/** When an invocation must be done by, from what Lambda says is left of it. */
+export function deadlineOf(context: Pick<Context, "getRemainingTimeInMillis"> | undefined): number | undefined {
+  return context?.getRemainingTimeInMillis ? Date.now() + context.getRemainingTimeInMillis() - RETURN_MARGIN_MS : undefined;
 }
 
 /** The Kubernetes identity a tenant's launcher is mapped to. */
@@ -45,7 +56,8 @@ export interface LauncherIdentity {
 export interface LauncherAccess {
   tenant: string;
   identity: LauncherIdentity;
-  executionName: string;
+  /** This run's mark (execution name and start time) */
+  run: RunMark;
   cluster: ResolvedCluster;
   principalArn: string;
   clients: ClusterClients;
@@ -55,37 +67,37 @@ function launcherIdentity(tenant: string): LauncherIdentity {
   return { username: launcherUsername(tenant), groups: [launcherGroup(tenant)] };
 }
 
-function clientsFor(cluster: ResolvedCluster, deps: ClusterAccessDeps): ClusterClients {
-  return { eks: () => deps.eks ?? eksClient(cluster.region), kube: async () => deps.kube ?? kubeClientFor(cluster) };
+function clientsFor(cluster: ResolvedCluster, deps: ClusterAccessDeps, deadline?: number): ClusterClients {
+  return { eks: () => deps.eks ?? eksClient(cluster.region), kube: async () => deps.kube ?? kubeClientFor(cluster), deadline };
 }
 
 function usesAccessEntries(cluster: ResolvedCluster): boolean {
   return cluster.authenticationMode === "API" || cluster.authenticationMode === "API_AND_CONFIG_MAP";
 }
 
-function launcherAccessOf(state: WorkflowState, deps: ClusterAccessDeps): LauncherAccess {
+function launcherAccessOf(state: WorkflowState, deps: ClusterAccessDeps, deadline?: number): LauncherAccess {
   const { request, cluster } = requireCluster(state);
   if (!state.iam?.launcherArn)
     throw new InvalidRequest("the launcher principal ($.iam.launcherArn) is missing; CreateIamResources must run first");
   return {
     tenant: request.tenant,
     identity: launcherIdentity(request.tenant),
-    executionName: state.execution.name,
+    run: runMark(state.execution),
     cluster,
     principalArn: state.iam.launcherArn,
-    clients: clientsFor(cluster, deps),
+    clients: clientsFor(cluster, deps, deadline),
   };
 }
 
-export async function grantClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}): Promise<AccessResult> {
-  const access = launcherAccessOf(state, deps);
+export async function grantClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}, deadline?: number): Promise<AccessResult> {
+  const access = launcherAccessOf(state, deps, deadline);
   return usesAccessEntries(access.cluster) ? grantViaAccessEntry(access) : grantViaAwsAuth(access);
 }
 
-export async function undoClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}): Promise<CompensationResult> {
+export async function undoClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}, deadline?: number): Promise<CompensationResult> {
   const cluster = state.cluster;
   if (!cluster) return compensationResult(); // ResolveCluster failed: nothing was granted
-  const clients = clientsFor(cluster, deps);
+  const clients = clientsFor(cluster, deps, deadline);
   if (usesAccessEntries(cluster)) return undoAccessEntry(state, cluster, clients);
   return undoAwsAuthMapping(state, launcherIdentity(parseRequest(state.request).tenant), clients);
 }
@@ -93,8 +105,10 @@ export async function undoClusterAccess(state: WorkflowState, deps: ClusterAcces
 /** The two Lambda handlers; tests pass fake clients, the deployed ones make them per call. */
 export function createClusterAccessStep(deps: ClusterAccessDeps = {}) {
   return {
-    apply: stepHandler<WorkflowState, AccessResult>("GrantClusterAccess", (state) => grantClusterAccess(state, deps)),
-    compensate: stepHandler<WorkflowState, CompensationResult>("UndoClusterAccess", (state) => undoClusterAccess(state, deps)),
+    apply: stepHandler<WorkflowState, AccessResult>("GrantClusterAccess", (state, context) => grantClusterAccess(state, deps, deadlineOf(context))),
+    compensate: stepHandler<WorkflowState, CompensationResult>("UndoClusterAccess", (state, context) =>
+      undoClusterAccess(state, deps, deadlineOf(context)),
+    ),
   };
 }
 

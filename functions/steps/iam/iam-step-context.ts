@@ -8,6 +8,7 @@ import type { IAMClient } from "@aws-sdk/client-iam";
 import { eksClient, iamClient } from "../../lib/aws/clients.js";
 import { parseArn } from "../../lib/domain/arn.js";
 import { type DeploymentConfig, loadDeploymentConfig } from "../../lib/domain/deploy-config.js";
+import { type RunMark, runMark } from "../../lib/domain/naming.js";
 import type { ProvisionRequest } from "../../lib/domain/request.js";
 import { requireCluster } from "../../lib/workflow/require-cluster.js";
 import type {
@@ -30,7 +31,8 @@ export interface IamStepContext {
   request: ProvisionRequest;
   cluster: ResolvedCluster;
   config: DeploymentConfig;
-  executionName: string;
+  /** This run's mark (execution name and start time): on everything it creates */
+  run: RunMark;
   iam: IAMClient;
   eks: EKSClient;
   partition: string;
@@ -45,7 +47,7 @@ export function iamStepContext(state: WorkflowState, deps: IamDeps): IamStepCont
     request,
     cluster,
     config: deps.config ?? loadDeploymentConfig(),
-    executionName: state.execution.name,
+    run: runMark(state.execution),
     iam: deps.iam ?? iamClient(),
     eks: deps.eks ?? eksClient(cluster.region),
     partition: parseArn(cluster.arn)?.partition ?? "aws",
@@ -54,14 +56,19 @@ export function iamStepContext(state: WorkflowState, deps: IamDeps): IamStepCont
   };
 }
 
-/** What putting back one adopted object reports: what it restored, or why it left the object as it is. */
+/**
+ * What putting back one adopted object reports: what it restored, why it left the object as it is, and what it
+ * could not put back because it was changed since this run wrote it.
+ */
 export interface Restored {
   undone?: string;
   kept?: string;
+  failed?: string;
 }
 
 /** Adds one restore's outcome to the compensation report. */
-export function noteRestored(result: CompensationResult, { undone, kept }: Restored): void {
+export function noteRestored(result: CompensationResult, { undone, kept, failed }: Restored): void {
   if (undone) result.undone.push(undone);
   if (kept) result.kept.push(kept);
+  if (failed) result.failed = [...(result.failed ?? []), failed];
 }

@@ -18,7 +18,7 @@
  */
 import { eksClient, iamClient } from "../../lib/aws/clients.js";
 import { loadDeploymentConfig } from "../../lib/domain/deploy-config.js";
-import { iamRoleName } from "../../lib/domain/naming.js";
+import { iamRoleName, runMark } from "../../lib/domain/naming.js";
 import { safeParseRequest } from "../../lib/domain/request.js";
 import { compensationResult } from "../../lib/workflow/compensation.js";
 import { stepHandler } from "../../lib/workflow/middleware.js";
@@ -73,17 +73,17 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
   const { request } = parsed;
   const { iamPrefix } = deps.config ?? loadDeploymentConfig();
   const iam = deps.iam ?? iamClient();
-  const executionName = state.execution.name;
+  const run = runMark(state.execution);
   // What this run changed on adopted objects is only in `$.iam`, i.e. when the step succeeded (a failed step put its changes back itself).
   // Pod Identity associations first: they reference the workload role.
   if (state.cluster && request.storage.type === "fusion" && request.storage.podIdentity) {
     const eks = deps.eks ?? eksClient(state.cluster.region);
     const changes = state.iam?.changedAssociations ?? [];
-    await undoPodIdentityAssociations({ eks, clusterName: state.cluster.name, request, executionName, changes }, result);
+    await undoPodIdentityAssociations({ eks, clusterName: state.cluster.name, request, run, changes }, result);
   }
   const clusterName = state.cluster?.name ?? request.cluster.name;
   const roleNames = (["workload", "launcher"] as const).map((purpose) => iamRoleName(iamPrefix, request.tenant, clusterName, purpose));
-  await undoTaggedRoles({ iam, tenant: request.tenant, executionName, roleNames, changes: state.iam?.changed ?? [] }, result);
+  await undoTaggedRoles({ iam, tenant: request.tenant, run, roleNames, changes: state.iam?.changed ?? [] }, result);
   return result;
 }
 

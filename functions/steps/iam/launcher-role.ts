@@ -6,7 +6,8 @@ import { GetRoleCommand, GetUserCommand } from "@aws-sdk/client-iam";
 import { parseArn } from "../../lib/domain/arn.js";
 import { InvalidRequest } from "../../lib/domain/errors.js";
 import { iamPolicyName, iamRoleName } from "../../lib/domain/naming.js";
-import { launcherPermissionsPolicy, launcherTrustPolicy } from "../../lib/domain/policies.js";
+import { accountRootArn, launcherPermissionsPolicy, launcherTrustPolicy, type PolicyDocument } from "../../lib/domain/policies.js";
+import { LAUNCHER_TRUST_REQUIRED, type ProvisionRequest } from "../../lib/domain/request.js";
 import { isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { IamStepContext } from "./iam-step-context.js";
 import type { DesiredRole } from "./role-documents.js";
@@ -42,13 +43,22 @@ async function verifyExistingPrincipal(ctx: IamStepContext, principalArn: string
   return kind;
 }
 
-function launcherRole(ctx: IamStepContext): DesiredRole {
+type CreatedLauncher = Extract<ProvisionRequest["launcher"], { mode: "create" }>;
+
+/** Exactly whom the request names (the schema requires `trust` or `trustAccount: true`); the account root only when asked for. */
+function launcherTrust(ctx: IamStepContext, launcher: CreatedLauncher): PolicyDocument {
+  if (launcher.trust) return launcherTrustPolicy(launcher.trust.principals, launcher.trust.externalId);
+  if (launcher.trustAccount) return launcherTrustPolicy([accountRootArn(ctx.cluster.accountId, ctx.partition)]);
+  throw new InvalidRequest([{ path: "launcher", message: LAUNCHER_TRUST_REQUIRED }]);
+}
+
+function launcherRole(ctx: IamStepContext, launcher: CreatedLauncher): DesiredRole {
   const { iamPrefix } = ctx.config;
   const tenant = ctx.request.tenant;
   return {
     roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "launcher"),
     description: `nf-eks-provisioner: Seqera/Nextflow launcher for tenant ${tenant} on ${ctx.cluster.name}`,
-    trustPolicy: launcherTrustPolicy(ctx.cluster.accountId, ctx.partition),
+    trustPolicy: launcherTrust(ctx, launcher),
     inlinePolicyName: iamPolicyName(iamPrefix, tenant, ctx.cluster.name, "launcher"),
     inlinePolicy: launcherPermissionsPolicy([ctx.cluster.arn]),
   };
@@ -59,5 +69,5 @@ export async function ensureLauncherIdentity(ctx: IamStepContext): Promise<Launc
   if (launcher.mode === "existing") {
     return { arn: launcher.principalArn, kind: await verifyExistingPrincipal(ctx, launcher.principalArn), created: false };
   }
-  return { ...(await ensureRole(ctx, launcherRole(ctx))), kind: "role" };
+  return { ...(await ensureRole(ctx, launcherRole(ctx, launcher))), kind: "role" };
 }

@@ -1,7 +1,8 @@
 /**
  * EKS Pod Identity associations (when the request asks for them instead of IRSA): one per service account,
- * pointing at the workload role. Ours are adopted, others' refused, missing ones created with this run's
- * tags; an adopted one re-pointed keeps its previous role on record, so it can be pointed back.
+ * pointing at the workload role. Ours are adopted, others' refused (and any with session tags disabled: the
+ * role's trust needs them), missing ones created with this run's tags; an adopted one re-pointed keeps its
+ * previous role on record, so it can be pointed back.
  */
 import {
   CreatePodIdentityAssociationCommand,
@@ -12,8 +13,8 @@ import {
   paginateListPodIdentityAssociations,
   UpdatePodIdentityAssociationCommand,
 } from "@aws-sdk/client-eks";
-import { OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
+import { isOwnedBy, ownershipTags, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
@@ -69,11 +70,20 @@ async function adoptAssociation(
       `a Pod Identity association for ${request.namespace}/${serviceAccount} already exists (${existing.associationId}) without the ownership tags for tenant ${request.tenant}`,
     );
   }
-  const created = wasCreatedBy(existing.tags, ctx.executionName);
+  if (existing.disableSessionTags) {
+    const id = existing.associationId;
+    const reEnable =
+      `aws eks update-pod-identity-association --cluster-name ${cluster.name} --association-id ${id} --no-disable-session-tags`;
+    throw new NotAllowed(
+      `the Pod Identity association ${id} for ${request.namespace}/${serviceAccount} has session tags disabled; the workload role ` +
+        `trusts only sessions tagged with the tenant's cluster, namespace and service account. Re-enable them (${reEnable}) and run again`,
+    );
+  }
+  const created = wasCreatedBy(existing.tags, ctx.run);
   if (existing.roleArn !== roleArn) {
     // Another run's association: keep its role so the compensator can point it back (recorded before the write).
     if (!created && existing.roleArn)
-      ctx.changedAssociations.push({ associationId: existing.associationId!, previousRoleArn: existing.roleArn });
+      ctx.changedAssociations.push({ associationId: existing.associationId!, previousRoleArn: existing.roleArn, roleArn });
     await eks.send(new UpdatePodIdentityAssociationCommand({ clusterName: cluster.name, associationId: existing.associationId!, roleArn }));
   }
   return { id: existing.associationId!, arn: existing.associationArn ?? "", created };
@@ -90,9 +100,17 @@ async function ensurePodIdentityAssociation(
   const [existing] = await associationsFor(eks, cluster.name, request.namespace, serviceAccount);
   if (existing) return adoptAssociation(ctx, existing, serviceAccount, roleArn);
   try {
-    const tags = tagsToRecord(ownershipTags(request.tenant, ctx.executionName));
+    const tags = tagsToRecord(ownershipTags(request.tenant, ctx.run));
     const { association } = await eks.send(
-      new CreatePodIdentityAssociationCommand({ clusterName: cluster.name, namespace: request.namespace, serviceAccount, roleArn, tags }),
+      // Session tags on (the default, said explicitly): the workload role's trust is conditioned on them.
+      new CreatePodIdentityAssociationCommand({
+        clusterName: cluster.name,
+        namespace: request.namespace,
+        serviceAccount,
+        roleArn,
+        tags,
+        disableSessionTags: false,
+      }),
     );
     // A role created seconds ago may be refused as "cannot be assumed": normaliseError names that
     // IamNotYetConsistent and the state machine retries.
@@ -112,7 +130,7 @@ export async function ensurePodIdentityAssociations(ctx: IamStepContext, roleArn
   return ensured;
 }
 
-/** Point an adopted association back at the role it had; nothing when it already does or is gone. */
+/** Point an adopted association back at the role it had, while it still has the one this run set; nothing when it already does or is gone. */
 async function restoreAssociation(
   eks: EKSClient,
   clusterName: string,
@@ -125,6 +143,10 @@ async function restoreAssociation(
   if (!association) return {};
   if (!isOwnedBy(association.tags, tenant)) return { kept: `${label}: no longer carries this tenant's marks, left untouched` };
   if (association.roleArn === change.previousRoleArn) return { kept: `${label}: not created by this run; its previous role is in place` };
+  // Pointed elsewhere since this run set it: someone else's change now (a record without roleArn, from an earlier version, cannot tell).
+  if (change.roleArn !== undefined && association.roleArn !== change.roleArn) {
+    return { failed: `${label}: its role was changed since this run set it, so ${change.previousRoleArn} was not put back` };
+  }
   await eks.send(
     new UpdatePodIdentityAssociationCommand({ clusterName, associationId: change.associationId, roleArn: change.previousRoleArn }),
   );
@@ -146,19 +168,19 @@ export interface AssociationsToUndo {
   eks: EKSClient;
   clusterName: string;
   request: ProvisionRequest;
-  executionName: string;
+  run: RunMark;
   /** What this run changed on adopted associations (`$.iam.changedAssociations`, present only when the step succeeded). */
   changes: PodIdentityAssociationChange[];
 }
 
 /** Delete the associations this execution created; point adopted ones back as recorded; leave the rest. */
 export async function undoPodIdentityAssociations(undo: AssociationsToUndo, result: CompensationResult): Promise<void> {
-  const { eks, clusterName, request, executionName } = undo;
+  const { eks, clusterName, request, run } = undo;
   const changeOf = new Map(undo.changes.map((change) => [change.associationId, change]));
   for (const serviceAccount of serviceAccountsOf(request)) {
     for (const association of await associationsFor(eks, clusterName, request.namespace, serviceAccount)) {
       const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
-      if (!wasCreatedBy(association.tags, executionName)) {
+      if (!wasCreatedBy(association.tags, run)) {
         const change = changeOf.get(association.associationId!);
         if (change) noteRestored(result, await restoreAssociation(eks, clusterName, change, request.tenant, association));
         else result.kept.push(`${label}: not created by this run`);

@@ -13,8 +13,9 @@ import {
   paginateListRolePolicies,
   type Role,
 } from "@aws-sdk/client-iam";
+import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import { IamNotYetConsistent, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { CompensationResult, IamRoleChange } from "../../lib/workflow/workflow-state.js";
@@ -51,11 +52,22 @@ export async function ensureRole(ctx: IamStepContext, desired: DesiredRole, atte
   }
   await putInlinePolicy(ctx.iam, desired);
   logger.info("created IAM role", { roleName: desired.roleName });
-  return { arn: role?.Arn ?? `arn:${ctx.partition}:iam::${ctx.cluster.accountId}:role/${desired.roleName}`, created: true };
+  return { arn: role?.Arn ?? productRoleArn(ctx.partition, ctx.cluster.accountId, desired.roleName), created: true };
+}
+
+/** Role names are unique in an account whatever the path: a same-named role elsewhere is not one of ours, however tagged. */
+function outsideProductPath(role: Role): string | undefined {
+  if (role.Path === IAM_ROLE_PATH) return undefined;
+  return (
+    `IAM role ${role.RoleName} already exists at path ${role.Path}, not under the product's path ${IAM_ROLE_PATH} ` +
+    "(role names are unique across paths); it is left untouched. Delete or rename it, or choose another IAM prefix."
+  );
 }
 
 async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRole): Promise<EnsuredRole> {
   const tenant = ctx.request.tenant;
+  const elsewhere = outsideProductPath(existing);
+  if (elsewhere) throw new OwnershipConflict(elsewhere);
   if (!isOwnedBy(tagsToRecord(existing.Tags), tenant)) {
     throw new OwnershipConflict(
       `IAM role ${desired.roleName} already exists without the ownership tags for tenant ${tenant}; it is left untouched. Delete or rename it, or choose another IAM prefix.`,
@@ -63,7 +75,7 @@ async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRo
   }
   // Created by an earlier attempt of this same run (a retry): still this run's creation, which the
   // compensator deletes whole; only another run's role needs its previous documents kept.
-  const created = wasCreatedBy(tagsToRecord(existing.Tags), ctx.executionName);
+  const created = wasCreatedBy(tagsToRecord(existing.Tags), ctx.run);
   const change: IamRoleChange = { roleName: desired.roleName };
   if (!created) ctx.changes.push(change);
   await reconcileRole(ctx, existing, desired, change);
@@ -74,15 +86,16 @@ async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRo
   return { arn: existing.Arn!, created };
 }
 
+/** Under the product's path, with the deployment's boundary and this run's marks: the only way the product's IAM permissions allow. */
 async function createRole(ctx: IamStepContext, desired: DesiredRole): Promise<Role | undefined> {
-  const boundary = ctx.config.permissionsBoundaryArn;
   const { Role: role } = await ctx.iam.send(
     new CreateRoleCommand({
       RoleName: desired.roleName,
+      Path: IAM_ROLE_PATH,
       Description: desired.description,
       AssumeRolePolicyDocument: JSON.stringify(desired.trustPolicy),
-      Tags: ownershipTags(ctx.request.tenant, ctx.executionName),
-      ...(boundary ? { PermissionsBoundary: boundary } : {}),
+      Tags: ownershipTags(ctx.request.tenant, ctx.run),
+      PermissionsBoundary: tenantRoleBoundary(ctx.config),
     }),
   );
   return role;
@@ -104,7 +117,7 @@ async function deleteRole(iam: IAMClient, roleName: string): Promise<void> {
 export interface RolesToUndo {
   iam: IAMClient;
   tenant: string;
-  executionName: string;
+  run: RunMark;
   /** Every role the step could have created; the execution tag decides, whatever the step returned. */
   roleNames: string[];
   /** What this run changed on adopted roles (`$.iam.changed`, present only when the step succeeded). */
@@ -113,14 +126,19 @@ export interface RolesToUndo {
 
 /** Delete the roles this execution created; put adopted ones back as recorded; leave the rest. */
 export async function undoTaggedRoles(
-  { iam, tenant, executionName, roleNames, changes }: RolesToUndo,
+  { iam, tenant, run, roleNames, changes }: RolesToUndo,
   result: CompensationResult,
 ): Promise<void> {
   const changeOf = new Map(changes.map((change) => [change.roleName, change]));
   for (const roleName of roleNames) {
     const role = await getRole(iam, roleName);
     if (!role) continue; // never created, or already undone
-    if (!wasCreatedBy(tagsToRecord(role.Tags), executionName)) {
+    const elsewhere = outsideProductPath(role);
+    if (elsewhere) {
+      result.kept.push(elsewhere);
+      continue;
+    }
+    if (!wasCreatedBy(tagsToRecord(role.Tags), run)) {
       const change = changeOf.get(roleName);
       if (change) noteRestored(result, await restoreRole(iam, change, tenant, role));
       else result.kept.push(`IAM role ${roleName}: not created by this run`);

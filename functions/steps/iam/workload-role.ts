@@ -1,11 +1,12 @@
 /**
  * The Fusion workload role the head and compute service accounts assume: trusted through the cluster's
- * OIDC provider (IRSA) or by EKS Pod Identity, with an S3 policy scoped to the work bucket.
+ * OIDC provider (IRSA) or by EKS Pod Identity (for those service accounts only, by its session tags), with an
+ * S3 policy confined to the request's work directory.
  */
 import { ListOpenIDConnectProvidersCommand } from "@aws-sdk/client-iam";
 import { NotAllowed } from "../../lib/domain/errors.js";
 import { iamPolicyName, iamRoleName } from "../../lib/domain/naming.js";
-import { fusionS3Policy, irsaTrustPolicy, oidcProviderArn, podIdentityTrustPolicy } from "../../lib/domain/policies.js";
+import { fusionS3Policy, irsaTrustPolicy, oidcProviderArn, podIdentityTrustPolicy, workDirKeyPrefix } from "../../lib/domain/policies.js";
 import { type FusionStorage, serviceAccountsOf } from "../../lib/domain/request.js";
 import type { IamStepContext } from "./iam-step-context.js";
 import type { DesiredRole } from "./role-documents.js";
@@ -32,20 +33,17 @@ async function findOidcProvider(ctx: IamStepContext): Promise<string> {
 async function workloadRole(ctx: IamStepContext, storage: FusionStorage): Promise<DesiredRole> {
   const { iamPrefix } = ctx.config;
   const tenant = ctx.request.tenant;
+  const workDirectory = `s3://${storage.bucket}/${workDirKeyPrefix(storage.workDir)}/`;
+  const tenantServiceAccounts = { namespace: ctx.request.namespace, serviceAccounts: serviceAccountsOf(ctx.request) };
   const trustPolicy = storage.podIdentity
-    ? podIdentityTrustPolicy()
-    : irsaTrustPolicy({
-        oidcProviderArn: await findOidcProvider(ctx),
-        issuer: ctx.cluster.oidcIssuer!,
-        namespace: ctx.request.namespace,
-        serviceAccounts: serviceAccountsOf(ctx.request),
-      });
+    ? podIdentityTrustPolicy({ clusterArn: ctx.cluster.arn, ...tenantServiceAccounts })
+    : irsaTrustPolicy({ oidcProviderArn: await findOidcProvider(ctx), issuer: ctx.cluster.oidcIssuer!, ...tenantServiceAccounts });
   return {
     roleName: iamRoleName(iamPrefix, tenant, ctx.cluster.name, "workload"),
-    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} on ${ctx.cluster.name} (bucket ${storage.bucket})`,
+    description: `nf-eks-provisioner: Fusion workload role for tenant ${tenant} on ${ctx.cluster.name} (${workDirectory})`,
     trustPolicy,
     inlinePolicyName: iamPolicyName(iamPrefix, tenant, ctx.cluster.name, "fusion-s3"),
-    inlinePolicy: fusionS3Policy({ bucket: storage.bucket, partition: ctx.partition }),
+    inlinePolicy: fusionS3Policy({ bucket: storage.bucket, workDir: storage.workDir, partition: ctx.partition }),
   };
 }
 

@@ -4,16 +4,17 @@
  *
  * The ConfigMap is shared with the node groups (their role mappings keep the nodes in the cluster), so:
  * - content that does not parse is never rewritten (AwsAuthUnparseable);
- * - entries we do not touch are kept as they were: their YAML nodes are reused, so quoting, comments,
- *   `{{SessionName}}`/`{{EC2PrivateDNSName}}` templates and colons survive; an unchanged list is returned
- *   byte for byte;
+ * - every edit is a splice of the list's text (list-text.ts): entries we do not touch keep every byte (quoting,
+ *   comments, indentation, flow spacing, `{{SessionName}}`/`{{EC2PrivateDNSName}}` templates, an empty `[]`),
+ *   and removing an entry we appended gives back the text from before, byte for byte;
  * - we never grant `system:` groups or usernames, and never overwrite someone else's mapping.
  */
 import { isDeepStrictEqual } from "node:util";
-import { Document, isMap, isSeq, parseDocument, visit, type YAMLSeq } from "yaml";
+import { Document, isMap, isSeq, parseDocument } from "yaml";
 import { parseArn, roleArnOfAssumedRole } from "../../domain/arn.js";
 import { AwsAuthUnparseable, InvalidRequest, NotAllowed, OwnershipConflict } from "../../domain/errors.js";
 import { isSystemName } from "../../domain/request.js";
+import { appendItem, itemText, removeItem, replaceItem, replaceItemText } from "./list-text.js";
 
 export interface AwsAuthMapping {
   kind: "role" | "user";
@@ -29,26 +30,20 @@ export interface AwsAuth {
   other: Record<string, string>;
 }
 
-type ListKey = "mapRoles" | "mapUsers";
+export type ListKey = "mapRoles" | "mapUsers";
 const LIST_KEYS: ListKey[] = ["mapRoles", "mapUsers"];
 const ARN_KEY = { mapRoles: "rolearn", mapUsers: "userarn" } as const;
 const LIST_OF = { role: "mapRoles", user: "mapUsers" } as const;
 
 /**
- * The text each list was parsed from, and the data key order, so serialisation can reuse the original
- * YAML nodes. Kept beside the (plain-data) AwsAuth rather than inside it; add/remove carry it over.
+ * The text of each list (as read, then as edited) and the data key order: what serialisation writes back. Kept
+ * beside the (plain-data) AwsAuth rather than inside it; every edit makes a new AwsAuth with its edited text.
  */
 interface Source {
   text: Partial<Record<ListKey, string>>;
   keyOrder: string[];
 }
 const sources = new WeakMap<AwsAuth, Source>();
-
-function withSource(auth: AwsAuth, from: AwsAuth): AwsAuth {
-  const source = sources.get(from);
-  if (source) sources.set(auth, source);
-  return auth;
-}
 
 // ------------------------------------------------------------------ principals
 
@@ -116,6 +111,29 @@ export function parseAwsAuth(data: Record<string, string> | undefined): AwsAuth 
   return auth;
 }
 
+const TO_STRING = { lineWidth: 0, minContentWidth: 0 } as const;
+
+/** A list's text as serialisation would write it: the source text while it still says what the entries say. */
+function listText(auth: AwsAuth, key: ListKey): string | undefined {
+  const text = sources.get(auth)?.text[key];
+  if (text !== undefined && isDeepStrictEqual(parseList(key, text), auth[key])) return text;
+  // Rebuilt or changed by the caller: written afresh (no list, no key).
+  return auth[key].length === 0 ? undefined : new Document(auth[key]).toString(TO_STRING);
+}
+
+/** The AwsAuth `auth` becomes when list `key` has the text `text` (undefined: the key is dropped). */
+function withListText(auth: AwsAuth, key: ListKey, text: string | undefined): AwsAuth {
+  const before = sources.get(auth);
+  const edited: AwsAuth = { ...auth, [key]: parseList(key, text) };
+  const texts: Source["text"] = {};
+  for (const list of LIST_KEYS) {
+    const value = list === key ? text : listText(auth, list);
+    if (value !== undefined) texts[list] = value;
+  }
+  sources.set(edited, { text: texts, keyOrder: before?.keyOrder ?? [] });
+  return edited;
+}
+
 // ------------------------------------------------------------------ edit
 
 /** The entry mapping this principal (rolearn in mapRoles, userarn in mapUsers), if any. */
@@ -124,6 +142,11 @@ export function findMapping(auth: AwsAuth, arn: string): Record<string, unknown>
   if (!principal) return undefined;
   const key = LIST_OF[principal.kind];
   return auth[key].find((entry) => sameArn(entry[ARN_KEY[key]], principal.arn));
+}
+
+/** The positions of the entries mapping this principal in its list. */
+function indexesOf(auth: AwsAuth, key: ListKey, canonicalArn: string): number[] {
+  return auth[key].flatMap((entry, index) => (sameArn(entry[ARN_KEY[key]], canonicalArn) ? [index] : []));
 }
 
 export interface AddMappingOptions {
@@ -135,10 +158,16 @@ export interface AddMappingOptions {
 }
 
 /**
- * Map a role (mapRoles) or user (mapUsers) to a username and groups. Re-adding the same mapping changes
- * nothing; a different mapping for the same principal that is not known to be ours is an OwnershipConflict.
+ * What an edit did, for its undo: the list, whether the list key is new, and for replaced entries the source of
+ * each before (in list order) and the source written in their place.
  */
-export function addMapping(auth: AwsAuth, m: AwsAuthMapping, opts: AddMappingOptions = {}): { auth: AwsAuth; changed: boolean } {
+export interface MappingEdit {
+  list: ListKey;
+  newList: boolean;
+  replaced?: { previous: string[]; written: string };
+}
+
+function assertMappable(m: AwsAuthMapping): { kind: "role" | "user"; arn: string } {
   const principal = awsAuthPrincipal(m.arn);
   if (!principal) throw new InvalidRequest(`"${m.arn}" is not an IAM role, IAM user or STS assumed-role ARN`);
   if (principal.kind !== m.kind)
@@ -147,47 +176,96 @@ export function addMapping(auth: AwsAuth, m: AwsAuthMapping, opts: AddMappingOpt
   if (isSystemName(m.username)) throw new NotAllowed(`aws-auth username "${m.username}" uses the reserved "system:" prefix`);
   for (const group of m.groups)
     if (isSystemName(group)) throw new NotAllowed(`aws-auth group "${group}" uses the reserved "system:" prefix`);
+  return principal;
+}
 
-  const key = LIST_OF[principal.kind];
-  const arnKey = ARN_KEY[key];
-  const list = auth[key];
-  const existing = list.filter((entry) => sameArn(entry[arnKey], principal.arn));
-  if (existing.some((entry) => matches(entry, m))) return { auth, changed: false };
-
-  const desired: Record<string, unknown> = { [arnKey]: principal.arn, username: m.username, groups: [...m.groups] };
-  let next: Array<Record<string, unknown>>;
-  if (existing.length === 0) {
-    next = [...list, desired];
-  } else if (opts.replaceOwned) {
-    // Replace in place (first position), dropping duplicates of the same principal.
-    const first = list.indexOf(existing[0]!);
-    next = list.flatMap((entry, i) => (i === first ? [desired] : existing.includes(entry) ? [] : [entry]));
-  } else {
-    const current = existing[0]!;
-    throw new OwnershipConflict(
-      `aws-auth ${key} already maps ${principal.arn} to username ${JSON.stringify(current.username)} ` +
-        `and groups ${JSON.stringify(current.groups ?? [])}; it was not added by this product and is left unchanged`,
-    );
+/** Every entry of the principal replaced, in place, by `desired` (duplicates become copies: none is left mapping otherwise). */
+function replaceEntries(auth: AwsAuth, key: ListKey, indexes: number[], desired: Record<string, unknown>): { auth: AwsAuth; edit: MappingEdit } {
+  let text = listText(auth, key)!;
+  const previous: string[] = [];
+  let written = "";
+  for (const index of indexes) {
+    previous.push(itemText(text, index)!);
+    ({ text, written } = replaceItem(text, index, desired));
   }
-  return { auth: withSource({ ...auth, [key]: next }, auth), changed: true };
+  return { auth: withListText(auth, key, text), edit: { list: key, newList: false, replaced: { previous, written } } };
 }
 
 /**
- * Remove the entries mapping this principal. With `only`, remove them only when they still map to that
- * username and groups (so a compensator never removes an entry someone changed after us).
+ * Map a role (mapRoles) or user (mapUsers) to a username and groups. Re-adding the same mapping changes
+ * nothing; a different mapping for the same principal that is not known to be ours is an OwnershipConflict.
+ * `edit` (when changed) says what the undo needs: {@link undoMappingEdit}.
+ */
+export function addMapping(
+  auth: AwsAuth,
+  m: AwsAuthMapping,
+  opts: AddMappingOptions = {},
+): { auth: AwsAuth; changed: boolean; edit?: MappingEdit } {
+  const principal = assertMappable(m);
+  const key = LIST_OF[principal.kind];
+  const arnKey = ARN_KEY[key];
+  const indexes = indexesOf(auth, key, principal.arn);
+  if (indexes.some((index) => matches(auth[key][index]!, m))) return { auth, changed: false };
+
+  const desired: Record<string, unknown> = { [arnKey]: principal.arn, username: m.username, groups: [...m.groups] };
+  if (indexes.length === 0) {
+    const text = listText(auth, key);
+    return { auth: withListText(auth, key, appendItem(text, desired)), changed: true, edit: { list: key, newList: text === undefined } };
+  }
+  if (opts.replaceOwned) return { ...replaceEntries(auth, key, indexes, desired), changed: true };
+  const current = auth[key][indexes[0]!]!;
+  throw new OwnershipConflict(
+    `aws-auth ${key} already maps ${principal.arn} to username ${JSON.stringify(current.username)} ` +
+      `and groups ${JSON.stringify(current.groups ?? [])}; it was not added by this product and is left unchanged`,
+  );
+}
+
+export interface RemoveMappingOptions {
+  /** Drop the list key when the removal leaves its text empty (the list was added with the entry). Default true. */
+  dropEmptiedList?: boolean;
+}
+
+/**
+ * Remove the entries mapping this principal, each by cutting its own bytes out of the list's text. With `only`,
+ * remove them only when they still map to that username and groups (so a compensator never removes an entry
+ * someone changed after us).
  */
 export function removeMapping(
   auth: AwsAuth,
   arn: string,
   only?: { username: string; groups: string[] },
+  opts: RemoveMappingOptions = {},
 ): { auth: AwsAuth; removed: boolean } {
   const principal = awsAuthPrincipal(arn);
   if (!principal) return { auth, removed: false };
   const key = LIST_OF[principal.kind];
-  const arnKey = ARN_KEY[key];
-  const keep = auth[key].filter((entry) => !(sameArn(entry[arnKey], principal.arn) && (!only || matches(entry, only))));
-  if (keep.length === auth[key].length) return { auth, removed: false };
-  return { auth: withSource({ ...auth, [key]: keep }, auth), removed: true };
+  const doomed = indexesOf(auth, key, principal.arn).filter((index) => !only || matches(auth[key][index]!, only));
+  if (doomed.length === 0) return { auth, removed: false };
+  let text = listText(auth, key)!;
+  for (const index of [...doomed].reverse()) text = removeItem(text, index);
+  const dropped = text === "" && (opts.dropEmptiedList ?? true);
+  return { auth: withListText(auth, key, dropped ? undefined : text), removed: true };
+}
+
+/**
+ * Put back the entries an edit replaced, where each still has exactly the source the edit wrote (bytes compared):
+ * `restored` false when none had (changed since, or gone), and then nothing is touched.
+ */
+export function restoreReplacedMapping(
+  auth: AwsAuth,
+  arn: string,
+  replaced: { previous: string[]; written: string },
+): { auth: AwsAuth; restored: boolean } {
+  const principal = awsAuthPrincipal(arn);
+  if (!principal) return { auth, restored: false };
+  const key = LIST_OF[principal.kind];
+  let text = listText(auth, key);
+  if (text === undefined) return { auth, restored: false };
+  const ours = indexesOf(auth, key, principal.arn).filter((index) => itemText(text!, index) === replaced.written);
+  if (ours.length === 0) return { auth, restored: false };
+  // Positions do not move: each item is put back in place, in list order (from the end, so offsets stay valid).
+  for (const [n, index] of [...ours.entries()].reverse()) text = replaceItemText(text, index, replaced.previous[n] ?? replaced.written).text;
+  return { auth: withListText(auth, key, text), restored: true };
 }
 
 // ------------------------------------------------------------------ serialise
@@ -201,59 +279,14 @@ export function awsAuthEntryLine(m: AwsAuthMapping): string {
   return `- {${ARN_KEY[LIST_OF[m.kind]]}: ${m.arn}, username: ${m.username}, groups: [${m.groups.join(", ")}]}`;
 }
 
-const TO_STRING = { lineWidth: 0, minContentWidth: 0 } as const;
-
-/** Reuse the original YAML nodes of unchanged entries, so their formatting and comments survive. */
-function serializeList(entries: Array<Record<string, unknown>>, original: string | undefined): string | undefined {
-  if (original === undefined) return entries.length === 0 ? undefined : new Document(entries).toString(TO_STRING);
-  const doc = parseDocument(original);
-  const originalEntries = doc.contents === null ? [] : (doc.toJS() as unknown[]);
-  if (isDeepStrictEqual(originalEntries, entries)) return original;
-  // An emptied list is dropped, as if never written: aws-auth treats a missing key as an empty list.
-  if (entries.length === 0) return undefined;
-  if (!isSeq(doc.contents)) return new Document(entries).toString(TO_STRING);
-
-  // Keep the original's style of block lists inside entries (`groups:\n- x` or `groups:\n  - x`).
-  const indentSeq = doc.toString({ ...TO_STRING, indentSeq: false }) !== original;
-  const seq = doc.contents as YAMLSeq<unknown>;
-  const oldItems = [...seq.items];
-  const used = new Set<number>();
-  seq.items = entries.map((entry) => {
-    const index = originalEntries.findIndex((old, i) => !used.has(i) && isDeepStrictEqual(old, entry));
-    if (index === -1) {
-      const node = doc.createNode(entry);
-      // Inside a flow list (JSON-like content) quote new strings: ARNs' colons are safest quoted for every reader.
-      if (seq.flow)
-        visit(node, {
-          Scalar(_, scalar) {
-            if (typeof scalar.value === "string") scalar.type = "QUOTE_DOUBLE";
-          },
-        });
-      return node;
-    }
-    used.add(index);
-    return oldItems[index]!;
-  });
-  return doc.toString({ ...TO_STRING, indentSeq });
-}
-
-/** Back to ConfigMap `data`: other keys kept, lists re-emitted with untouched entries as they were (an emptied list is left out). */
+/** Back to ConfigMap `data`: other keys as they were, each list as its (edited) text, in the order read. */
 export function serializeAwsAuth(auth: AwsAuth): Record<string, string> {
-  const source = sources.get(auth);
-  const lists: Partial<Record<ListKey, string>> = {};
-  for (const key of LIST_KEYS) {
-    const text = serializeList(auth[key], source?.text[key]);
-    if (text !== undefined) lists[key] = text;
-  }
-  const order = [...(source?.keyOrder ?? []), ...Object.keys(auth.other), ...LIST_KEYS];
+  const order = [...(sources.get(auth)?.keyOrder ?? []), ...Object.keys(auth.other), ...LIST_KEYS];
   const data: Record<string, string> = {};
   for (const key of order) {
     if (key in data) continue;
-    if (key === "mapRoles" || key === "mapUsers") {
-      if (lists[key] !== undefined) data[key] = lists[key]!;
-    } else if (key in auth.other) {
-      data[key] = auth.other[key]!;
-    }
+    const value = key === "mapRoles" || key === "mapUsers" ? listText(auth, key) : auth.other[key];
+    if (value !== undefined) data[key] = value;
   }
   return data;
 }

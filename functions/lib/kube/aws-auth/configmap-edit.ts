@@ -4,16 +4,29 @@
  *   read → edit the parsed entries (codec.ts) → replace with the read resourceVersion; on 409 someone wrote in
  *   between, so read their version and redo the edit on it. Content that does not parse is never written back
  *   (AwsAuthUnparseable), and the ConfigMap is never created or deleted.
- * Marks: an annotation on the ConfigMap records which execution (executionMark) added which principal ARN, so the
+ * Marks: an annotation on the ConfigMap records which run (its run mark) added which principal ARN, so the
  * undo removes exactly its run's entry, found by its mark even when the step failed before returning.
+ * Edits: a second annotation records what a run's edit needs for its exact undo: that it added the list key itself,
+ * or, for an adopted entry it replaced, the entry's source before and after (put back only while the entry is still,
+ * byte for byte, what the run wrote). Every edit is a splice of the list's text (list-text.ts), so removing the entry
+ * a run appended gives back the data from before the run byte for byte, whatever others wrote elsewhere meanwhile.
  * Previous copy: the data before the edit travels in the step output only (Step Functions keeps it in the
  * execution history); one copy on the shared ConfigMap could not be right for every tenant at once.
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import { KubeConflict } from "../../domain/errors.js";
-import { tenantOfLauncherUsername } from "../../domain/naming.js";
-import { isKubeError, readObject, replaceObject, type KubeApi, type ObjectRef } from "../kube-client.js";
-import { addMapping, findMapping, parseAwsAuth, removeMapping, serializeAwsAuth, type AwsAuth, type AwsAuthMapping } from "./codec.js";
+import { type RunMark, tenantOfLauncherUsername } from "../../domain/naming.js";
+import { isKubeError, KUBE_REQUEST_TIMEOUT_MS, readObject, replaceObject, type KubeApi, type ObjectRef } from "../kube-client.js";
+import {
+  addMapping,
+  findMapping,
+  parseAwsAuth,
+  removeMapping,
+  restoreReplacedMapping,
+  serializeAwsAuth,
+  type AwsAuth,
+  type AwsAuthMapping,
+} from "./codec.js";
 
 export const AWS_AUTH_REF: ObjectRef = { apiVersion: "v1", kind: "ConfigMap", namespace: "kube-system", name: "aws-auth" };
 /** Read-edit-replace rounds before giving up with KubeConflict (the state machine then retries the step). */
@@ -32,8 +45,13 @@ export const MAX_PREVIOUS_COPY_CHARS = 32_000;
  * (`AccessResult.previousAwsAuth`); our next edit removes this annotation.
  */
 export const ANNOTATION_PREVIOUS_AWS_AUTH = "nf-eks-provisioner/previous-aws-auth";
-/** Which execution (executionMark) added which principal ARN (JSON {arn: mark}). */
+/** Which run (its run mark) added which principal ARN (JSON {arn: mark}). */
 export const ANNOTATION_AWS_AUTH_MAPPINGS = "nf-eks-provisioner/mappings";
+/**
+ * What each execution's edits need for their exact undo (JSON {mark: {arn: {newList?, replaced?}}}): present only
+ * for a run that added the list key itself or replaced an adopted entry (with the entry's source before and after).
+ */
+export const ANNOTATION_AWS_AUTH_EDITS = "nf-eks-provisioner/mapping-edits";
 
 /** Where the edit reports what an operator may want to know: the step passes its logger (kube/ sits below workflow/). */
 export interface AwsAuthLog {
@@ -41,13 +59,23 @@ export interface AwsAuthLog {
   warn(message: string): void;
 }
 
-/** {principal ARN: executionMark of the run that added its entry} */
+/** {principal ARN: run mark of the run that added its entry} */
 type Marks = Record<string, string>;
+
+/** What one run's edit of one principal's entry needs for its exact undo (see {@link MappingEdit}). */
+interface RecordedEdit {
+  /** The run added the list key along with the entry: its undo drops the key again. */
+  newList?: true;
+  /** The run replaced an entry it adopted: the source of each before, and the source it wrote. */
+  replaced?: { previous: string[]; written: string };
+}
+/** {run mark: {principal ARN: what that run's edit needs for its undo}} */
+type Edits = Record<string, Record<string, RecordedEdit>>;
 
 /** What aws-auth holds for one principal: its entry, the run of this product that recorded it, whose launcher it maps to. */
 export interface PrincipalMapping {
   entry: Record<string, unknown> | undefined;
-  /** The executionMark recorded for the entry (undefined without one, or without an entry). */
+  /** The run mark recorded for the entry (undefined without one, or without an entry). */
   recordedBy: string | undefined;
   /** The tenant whose launcher username the entry maps to (undefined for any other username, or without an entry). */
   launcherTenant: string | undefined;
@@ -58,24 +86,47 @@ export interface PreviousCopy {
   previousAwsAuth?: Record<string, string>;
 }
 
-/** What the undo of one run found: the entries it removed, and the ones changed since (kept, mark forgotten). */
+/**
+ * What the undo of one run found: the entries it removed, the adopted entries it put back as they were, the
+ * entries it added that were changed since (kept, mark forgotten), and the adopted entries it changed that were
+ * changed again since (kept: they could not be put back).
+ */
 export interface RunMappingsRemoval {
   removed: string[];
+  restored: string[];
   changedSince: string[];
+  notRestored: string[];
 }
 
-/** The {arn: executionMark} record on the ConfigMap; unreadable content counts as none (and is rewritten). */
-function readMarks(configMap: V1ConfigMap, log: AwsAuthLog): Marks {
-  const raw = configMap.metadata?.annotations?.[ANNOTATION_AWS_AUTH_MAPPINGS];
+/** A JSON object annotation of ours; unreadable content counts as none (and is rewritten). */
+function readJsonAnnotation(configMap: V1ConfigMap, name: string, log: AwsAuthLog): Record<string, unknown> {
+  const raw = configMap.metadata?.annotations?.[name];
   if (!raw) return {};
   try {
     const parsed: unknown = JSON.parse(raw);
-    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return {};
-    return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"));
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed as Record<string, unknown>;
   } catch {
-    log.warn(`ignoring unreadable ${ANNOTATION_AWS_AUTH_MAPPINGS} annotation on kube-system/aws-auth`);
-    return {};
+    // reported below
   }
+  log.warn(`ignoring unreadable ${name} annotation on kube-system/aws-auth`);
+  return {};
+}
+
+/** The {arn: run mark} record on the ConfigMap. */
+function readMarks(configMap: V1ConfigMap, log: AwsAuthLog): Marks {
+  const parsed = readJsonAnnotation(configMap, ANNOTATION_AWS_AUTH_MAPPINGS, log);
+  return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === "string"));
+}
+
+function readEdits(configMap: V1ConfigMap, log: AwsAuthLog): Edits {
+  const parsed = readJsonAnnotation(configMap, ANNOTATION_AWS_AUTH_EDITS, log);
+  return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, Record<string, RecordedEdit>] => !!e[1] && typeof e[1] === "object"));
+}
+
+/** The ConfigMap's annotations with ours set to `value` (removed when empty). */
+function withJsonAnnotation(annotations: Record<string, string>, name: string, value: object): Record<string, string> {
+  const { [name]: _old, ...rest } = annotations;
+  return Object.keys(value).length > 0 ? { ...rest, [name]: JSON.stringify(value) } : rest;
 }
 
 /**
@@ -85,6 +136,7 @@ function readMarks(configMap: V1ConfigMap, log: AwsAuthLog): Marks {
 export class AwsAuthConfigMap {
   private parsed: AwsAuth | undefined;
   private marks: Marks;
+  private edits: Edits;
   private changed = false;
 
   constructor(
@@ -92,6 +144,7 @@ export class AwsAuthConfigMap {
     private readonly log: AwsAuthLog,
   ) {
     this.marks = readMarks(configMap, log);
+    this.edits = readEdits(configMap, log);
   }
 
   /**
@@ -125,48 +178,56 @@ export class AwsAuthConfigMap {
 
   /**
    * Map `mapping.arn` (canonical) for the run `runMark`. An entry a run of this product recorded is brought to the
-   * mapping in place (changed by hand, or the shared username of an earlier version); anyone else's entry with a
-   * different mapping is an OwnershipConflict (codec addMapping). `created`: this run added the entry.
+   * mapping in place (changed by hand, or the shared username of an earlier version), and that change is recorded for
+   * this run's undo; anyone else's entry with a different mapping is an OwnershipConflict (codec addMapping).
+   * `created`: this run added the entry.
    */
-  addRunMapping(mapping: AwsAuthMapping, runMark: string): { created: boolean } & PreviousCopy {
+  addRunMapping(mapping: AwsAuthMapping, runMark: RunMark): { created: boolean } & PreviousCopy {
     const { entry, recordedBy } = this.mappingOf(mapping.arn);
-    const existedBefore = entry !== undefined;
-    const { auth, changed } = addMapping(this.auth, mapping, { replaceOwned: recordedBy !== undefined });
-    if (!changed) {
+    const { auth, changed, edit } = addMapping(this.auth, mapping, { replaceOwned: recordedBy !== undefined });
+    if (!changed || !edit) {
       // Already there: added by this run earlier (a retry), by another run, or by hand (then never ours to remove).
       const createdHere = recordedBy === runMark;
-      // A retry whose first attempt wrote but never returned: the content before it is today's without this
-      // run's entry (exactly what the undo will leave).
-      return {
-        created: createdHere,
-        ...(createdHere ? this.copyOf(serializeAwsAuth(removeMapping(this.auth, mapping.arn, mapping).auth)) : {}),
-      };
+      // A retry whose first attempt wrote but never returned: the content before it is what this run's undo leaves.
+      return { created: createdHere, ...(createdHere || this.edits[runMark]?.[mapping.arn] ? this.copyBeforeRun(runMark, mapping) : {}) };
     }
     const previous = this.copyOf(this.configMap.data);
     this.auth = auth;
     // A new entry is this run's (a stale mark for an entry removed by hand is replaced); an adjusted one stays
-    // with the run that added it.
-    if (!existedBefore) this.marks = { ...this.marks, [mapping.arn]: runMark };
+    // with the run that added it, and the adjustment is this run's to undo.
+    if (entry === undefined) this.marks = { ...this.marks, [mapping.arn]: runMark };
+    const recorded: RecordedEdit = { ...(edit.newList ? { newList: true as const } : {}), ...(edit.replaced ? { replaced: edit.replaced } : {}) };
+    if (Object.keys(recorded).length > 0) this.edits = { ...this.edits, [runMark]: { ...this.edits[runMark], [mapping.arn]: recorded } };
     this.changed = true;
-    return { created: !existedBefore || recordedBy === runMark, ...previous };
+    return { created: entry === undefined || recordedBy === runMark, ...previous };
   }
 
   /**
-   * Undo the run `runMark`: remove each entry it recorded while it still maps to `only` (an entry someone changed
-   * after us is theirs now), and forget its marks.
+   * Undo the run `runMark`: put back each adopted entry it replaced while it is still byte for byte what the run
+   * wrote, remove each entry it added while it still maps to `only` (an entry someone changed after us is theirs
+   * now), and forget its marks.
    */
-  removeRunMappings(runMark: string, only: { username: string; groups: string[] }): RunMappingsRemoval {
-    const removal: RunMappingsRemoval = { removed: [], changedSince: [] };
-    const ours = Object.keys(this.marks).filter((arn) => this.marks[arn] === runMark);
-    if (ours.length === 0) return removal;
+  removeRunMappings(runMark: RunMark, only: { username: string; groups: string[] }): RunMappingsRemoval {
+    const removal: RunMappingsRemoval = { removed: [], restored: [], changedSince: [], notRestored: [] };
+    const runEdits = this.edits[runMark] ?? {};
+    const added = Object.keys(this.marks).filter((arn) => this.marks[arn] === runMark);
+    if (added.length === 0 && Object.keys(runEdits).length === 0) return removal;
+    for (const [arn, recorded] of Object.entries(runEdits)) {
+      if (!recorded.replaced) continue;
+      const { auth, restored } = restoreReplacedMapping(this.auth, arn, recorded.replaced);
+      this.auth = auth;
+      (restored ? removal.restored : removal.notRestored).push(arn);
+    }
     const remaining = { ...this.marks };
-    for (const arn of ours) {
-      const { auth, removed } = removeMapping(this.auth, arn, only);
+    for (const arn of added) {
+      const { auth, removed } = removeMapping(this.auth, arn, only, { dropEmptiedList: runEdits[arn]?.newList === true });
       this.auth = auth;
       delete remaining[arn];
       (removed ? removal.removed : removal.changedSince).push(arn);
     }
+    const { [runMark]: _done, ...otherRuns } = this.edits;
     this.marks = remaining;
+    this.edits = otherRuns;
     this.changed = true;
     return removal;
   }
@@ -174,12 +235,17 @@ export class AwsAuthConfigMap {
   /** The ConfigMap to write (new data and our marks; labels, owners and other annotations as read), or undefined when unchanged. */
   replacement(): V1ConfigMap | undefined {
     if (!this.changed) return undefined;
-    const annotations: Record<string, string> = { ...(this.configMap.metadata?.annotations ?? {}) };
     // Ours, from an earlier version: a copy shared by every tenant's edits that goes stale.
-    delete annotations[ANNOTATION_PREVIOUS_AWS_AUTH];
-    if (Object.keys(this.marks).length > 0) annotations[ANNOTATION_AWS_AUTH_MAPPINGS] = JSON.stringify(this.marks);
-    else delete annotations[ANNOTATION_AWS_AUTH_MAPPINGS];
+    const { [ANNOTATION_PREVIOUS_AWS_AUTH]: _stale, ...read } = this.configMap.metadata?.annotations ?? {};
+    const annotations = withJsonAnnotation(withJsonAnnotation(read, ANNOTATION_AWS_AUTH_MAPPINGS, this.marks), ANNOTATION_AWS_AUTH_EDITS, this.edits);
     return { ...this.configMap, metadata: { ...this.configMap.metadata, annotations }, data: serializeAwsAuth(this.auth) };
+  }
+
+  /** The data as this run's undo would leave it (a fresh read of the same ConfigMap, undone). */
+  private copyBeforeRun(runMark: RunMark, mapping: AwsAuthMapping): PreviousCopy {
+    const undone = new AwsAuthConfigMap(this.configMap, this.log);
+    undone.removeRunMappings(runMark, mapping);
+    return this.copyOf(undone.replacement()?.data ?? this.configMap.data);
   }
 
   private copyOf(data: Record<string, string> | undefined): PreviousCopy {
@@ -193,12 +259,35 @@ export class AwsAuthConfigMap {
 }
 
 /**
+ * The worst case of one read-edit-replace round: a read and a replace, each cut off at KUBE_REQUEST_TIMEOUT_MS.
+ * A round is started only when it can finish before the deadline.
+ */
+export const AWS_AUTH_ROUND_WORST_MS = 2 * KUBE_REQUEST_TIMEOUT_MS;
+
+export interface EditAwsAuthOptions {
+  /**
+   * Epoch milliseconds by which the loop must have returned (the Lambda's own end, less a margin): a round that
+   * could run past it is not started, and the step ends with KubeConflict for the state machine to retry.
+   */
+  deadline?: number;
+}
+
+/**
  * Read → `edit` → replace with the read resourceVersion when the edit changed something; a 409 means someone
  * wrote in between, so read their version and redo the edit on it. `missing` answers when the ConfigMap does
- * not exist (it is never created).
+ * not exist (it is never created). The first round always runs; a further one only while the deadline allows it.
  */
-export async function editAwsAuth<R>(api: KubeApi, log: AwsAuthLog, edit: (awsAuth: AwsAuthConfigMap) => R, missing: () => R): Promise<R> {
+export async function editAwsAuth<R>(
+  api: KubeApi,
+  log: AwsAuthLog,
+  edit: (awsAuth: AwsAuthConfigMap) => R,
+  missing: () => R,
+  options: EditAwsAuthOptions = {},
+): Promise<R> {
   for (let attempt = 1; attempt <= AWS_AUTH_MAX_ATTEMPTS; attempt++) {
+    if (attempt > 1 && options.deadline !== undefined && Date.now() + AWS_AUTH_ROUND_WORST_MS > options.deadline) {
+      throw new KubeConflict(`kube-system/aws-auth kept changing under us and this invocation has no time for another round (${attempt - 1} done); retrying later`);
+    }
     const configMap = await readObject<V1ConfigMap>(api, AWS_AUTH_REF);
     if (!configMap) return missing();
     const awsAuth = new AwsAuthConfigMap(configMap, log);

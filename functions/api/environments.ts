@@ -1,0 +1,135 @@
+/**
+ * Environments as records (HTTP API, payload format 2.0), addressed as /environments/{tenant}/{region}/{cluster}.
+ *
+ * POST /environments: create. The body is a provisioning request (the same schema, allowlist and Idempotency-Key as
+ * POST /provision).
+ *   202 {executionArn, executionName, statusUrl, environmentUrl}   a new environment: its first run started
+ *   200 {environment, lastExecution}   it exists with the same spec: nothing started
+ *   409 EnvironmentExists {environmentUrl, updateUrl}   it exists with another spec: update it instead
+ *   409 RunInProgress, 422 IdempotencyKeyReused, 400, 403, 503, 500   as POST /provision
+ * A failed (compensated) environment owns nothing: a create starts it again.
+ *
+ * GET /environments?cluster=&region=&status=&limit=&cursor=   200 {items, next?}
+ * GET /environments/{tenant}/{region}/{cluster}   200 the record | 404 EnvironmentNotFound
+ */
+import { isDeepStrictEqual } from "node:util";
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
+import { checkRequest, environmentIdOf, specOf, startProvisioning, type StartDeps } from "../lib/entry/start-provisioning.js";
+import {
+  EnvironmentRegistry,
+  listEnvironments,
+  readEnvironment,
+  type EnvironmentId,
+  type EnvironmentRecord,
+  type RegistryDeps,
+} from "../lib/workflow/environment-registry.js";
+import { httpHandler } from "../lib/workflow/middleware.js";
+import { errorResponse, json, type Response } from "./http-response.js";
+import { answerError, answerStart, headerValue, parseBody, statusUrlFor } from "./provision.js";
+
+export interface EnvironmentsApiDeps extends StartDeps {
+  config?: DeploymentConfig;
+}
+
+/** The read routes only read: they get the registry's table, not the registry (whose writes they never make). */
+export interface EnvironmentReadDeps {
+  table?: RegistryDeps;
+}
+
+const MAX_PAGE = 100;
+
+export function environmentUrlFor(id: EnvironmentId): string {
+  return `/environments/${[id.tenant, id.region, id.cluster].map(encodeURIComponent).join("/")}`;
+}
+
+/** A record as the API shows it: the lease's holder as an execution, its expiry as a time. */
+export function environmentView(record: EnvironmentRecord): Record<string, unknown> {
+  const { lease, lastExecution, ...rest } = record;
+  return {
+    ...rest,
+    ...(lastExecution ? { lastExecution: { ...lastExecution, statusUrl: statusUrlFor(lastExecution.name) } } : {}),
+    ...(lease ? { lease: { holder: lease.owner, expiresAt: new Date(lease.expiresAt * 1000).toISOString() } } : {}),
+    url: environmentUrlFor(record),
+  };
+}
+
+function registryOf(deps: EnvironmentsApiDeps): EnvironmentRegistry {
+  return deps.registry ?? new EnvironmentRegistry();
+}
+
+async function create(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDeps): Promise<Response> {
+  const body = parseBody(event);
+  if (!body.ok) return body.response;
+  const checked = checkRequest(body.value, { idempotencyKey: headerValue(event.headers, "idempotency-key"), config: deps.config });
+  if (!checked.ok) return json(checked.error === "NotAllowed" ? 403 : 400, { error: checked.error, problems: checked.problems });
+
+  const registry = registryOf(deps);
+  const id = environmentIdOf(checked.request);
+  const existing = await registry.getEnvironment(id);
+  if (existing && existing.status !== "failed" && existing.status !== "removed") {
+    if (isDeepStrictEqual(existing.spec, specOf(checked.request))) {
+      const view = environmentView(existing);
+      return json(200, { environment: view, lastExecution: view.lastExecution ?? null });
+    }
+    return json(409, {
+      error: "EnvironmentExists",
+      message: `environment ${environmentUrlFor(id)} exists with another spec; change it with PUT ${environmentUrlFor(id)}`,
+      environmentUrl: environmentUrlFor(id),
+      updateUrl: environmentUrlFor(id),
+    });
+  }
+  const answer = answerStart(checked.request, await startProvisioning(checked.request, { ...deps, registry }));
+  if (answer.statusCode !== 202) return answer;
+  return json(202, { ...JSON.parse(String(answer.body)), environmentUrl: environmentUrlFor(id) }, answer.headers as Record<string, string>);
+}
+
+async function list(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): Promise<Response> {
+  const query = event.queryStringParameters ?? {};
+  const limit = query.limit === undefined ? 50 : Number(query.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    return json(400, { error: "InvalidRequest", problems: [{ path: "limit", message: `limit is a whole number from 1 to ${MAX_PAGE}` }] });
+  }
+  if (query.cursor !== undefined && !isCursor(query.cursor)) {
+    return json(400, { error: "InvalidRequest", problems: [{ path: "cursor", message: "cursor is the `next` of a previous page" }] });
+  }
+  const page = await listEnvironments(deps.table ?? {}, { limit, cursor: query.cursor, cluster: query.cluster, region: query.region, status: query.status });
+  return json(200, { items: page.items.map(environmentView), ...(page.next ? { next: page.next } : {}) });
+}
+
+function isCursor(cursor: string): boolean {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    return typeof key === "object" && key !== null && !Array.isArray(key);
+  } catch {
+    return false;
+  }
+}
+
+async function read(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): Promise<Response> {
+  const p = event.pathParameters ?? {};
+  const id = { tenant: p.tenant ?? "", region: p.region ?? "", cluster: p.cluster ?? "" };
+  const record = await readEnvironment(deps.table ?? {}, id);
+  if (!record) return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
+  return json(200, environmentView(record));
+}
+
+function readError(error: Error, event: APIGatewayProxyEventV2): Response {
+  return errorResponse(error, event.requestContext?.requestId, "read the environment registry");
+}
+
+export function createEnvironmentHandler(deps: EnvironmentsApiDeps = {}) {
+  return httpHandler("POST /environments", (event: APIGatewayProxyEventV2) => create(event, deps), answerError);
+}
+
+export function createListEnvironmentsHandler(deps: EnvironmentReadDeps = {}) {
+  return httpHandler("GET /environments", (event: APIGatewayProxyEventV2) => list(event, deps), readError);
+}
+
+export function createReadEnvironmentHandler(deps: EnvironmentReadDeps = {}) {
+  return httpHandler("GET /environments/{tenant}/{region}/{cluster}", (event: APIGatewayProxyEventV2) => read(event, deps), readError);
+}
+
+export const createHandler = createEnvironmentHandler();
+export const listHandler = createListEnvironmentsHandler();
+export const readHandler = createReadEnvironmentHandler();

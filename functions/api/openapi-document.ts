@@ -1,0 +1,143 @@
+/**
+ * The HTTP API's OpenAPI 3.1 document, generated from the zod schemas: the request is the workflow's own schema
+ * (request.ts), the answers are described here. `openapi.json` at the root is this document, written by
+ * `npx tsx local/write-openapi.ts`; a test fails when the two differ, and another lints it with Redocly.
+ */
+import * as z from "zod";
+import { provisionRequestSchema } from "../lib/domain/request.js";
+
+const problem = z.object({ path: z.string(), message: z.string() });
+const refusal = z.object({ error: z.string(), message: z.string().optional(), problems: z.array(problem).optional() });
+const started = z.object({ executionArn: z.string(), executionName: z.string(), statusUrl: z.string(), environmentUrl: z.string().optional() });
+const runInProgress = z.object({ error: z.literal("RunInProgress"), message: z.string(), executionArn: z.string(), statusUrl: z.string() });
+const environmentExists = z.object({ error: z.literal("EnvironmentExists"), message: z.string(), environmentUrl: z.string(), updateUrl: z.string() });
+const execution = z.object({ name: z.string(), arn: z.string(), statusUrl: z.string() });
+const environment = z.object({
+  tenant: z.string(),
+  region: z.string(),
+  cluster: z.string(),
+  spec: z.record(z.string(), z.unknown()),
+  generation: z.number().int(),
+  status: z.enum(["provisioning", "ready", "failed", "updating", "removing", "removed"]),
+  lastExecution: execution.optional(),
+  owned: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  lease: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
+  url: z.string(),
+});
+const executionStatus = z.object({
+  executionArn: z.string(),
+  name: z.string(),
+  status: z.string(),
+  startDate: z.string(),
+  stopDate: z.string().optional(),
+  currentStep: z.string().optional(),
+  failedStep: z.string().optional(),
+  steps: z.array(z.record(z.string(), z.unknown())),
+  retries: z.number().int(),
+  error: z.string().optional(),
+  cause: z.string().optional(),
+});
+
+const SCHEMAS = {
+  ProvisionRequest: provisionRequestSchema,
+  Refusal: refusal,
+  Started: started,
+  RunInProgress: runInProgress,
+  EnvironmentExists: environmentExists,
+  Environment: environment,
+  EnvironmentCreated: z.object({ environment, lastExecution: execution.nullable() }),
+  EnvironmentPage: z.object({ items: z.array(environment), next: z.string().optional() }),
+  ExecutionStatus: executionStatus,
+} as const;
+
+function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: "draft-2020-12", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  return rest;
+}
+
+const ref = (name: keyof typeof SCHEMAS) => ({ content: { "application/json": { schema: { $ref: `#/components/schemas/${name}` } } } });
+const answer = (description: string, name: keyof typeof SCHEMAS) => ({ description, ...ref(name) });
+const refused = (description: string) => answer(description, "Refusal");
+const pathParameter = (name: string, description: string) => ({ name, in: "path", required: true, description, schema: { type: "string" } });
+const queryParameter = (name: string, description: string, schema: Record<string, unknown> = { type: "string" }) => ({ name, in: "query", required: false, description, schema });
+const idempotencyKey = { name: "Idempotency-Key", in: "header", required: false, description: "A repeat under the same key answers with the same run", schema: { type: "string" } };
+
+function paths(): Record<string, unknown> {
+  const start = { required: true, ...ref("ProvisionRequest") };
+  const startAnswers = {
+    "400": refused("InvalidJson or InvalidRequest, with every problem"),
+    "403": refused("NotAllowed: the cluster is not on this deployment's allowlist"),
+    "409": answer("RunInProgress: another run of the environment holds its lease", "RunInProgress"),
+    "422": refused("IdempotencyKeyReused: the key started a run for a different request"),
+    "503": refused("Throttled or unreachable: try again"),
+  };
+  return {
+    "/provision": {
+      post: { operationId: "provision", summary: "Start a provisioning run", parameters: [idempotencyKey], requestBody: start, responses: { "202": answer("Started, or the same request's existing run", "Started"), ...startAnswers } },
+    },
+    "/executions/{id}": {
+      get: {
+        operationId: "getExecution",
+        summary: "A run's status, current step and per-step results",
+        parameters: [pathParameter("id", "The execution name or its URL-encoded ARN")],
+        responses: { "200": answer("The run", "ExecutionStatus"), "400": refused("Not an execution id"), "404": refused("ExecutionNotFound") },
+      },
+    },
+    "/environments": {
+      post: {
+        operationId: "createEnvironment",
+        summary: "Create an environment (its first run)",
+        parameters: [idempotencyKey],
+        requestBody: start,
+        responses: {
+          "200": answer("It exists with the same spec: nothing started", "EnvironmentCreated"),
+          "202": answer("Created: its first run started", "Started"),
+          ...startAnswers,
+          "409": answer("RunInProgress, or EnvironmentExists with another spec", "EnvironmentExists"),
+        },
+      },
+      get: {
+        operationId: "listEnvironments",
+        summary: "List environments, a page at a time",
+        parameters: [
+          queryParameter("cluster", "Only this cluster's"),
+          queryParameter("region", "Only this region's"),
+          queryParameter("status", "Only those with this status"),
+          queryParameter("limit", "At most this many (1-100, default 50)", { type: "integer", minimum: 1, maximum: 100 }),
+          queryParameter("cursor", "The previous page's next"),
+        ],
+        responses: { "200": answer("A page", "EnvironmentPage"), "400": refused("A bad limit or cursor") },
+      },
+    },
+    "/environments/{tenant}/{region}/{cluster}": {
+      get: {
+        operationId: "getEnvironment",
+        summary: "An environment's record",
+        parameters: [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")],
+        responses: { "200": answer("The record", "Environment"), "404": refused("EnvironmentNotFound") },
+      },
+    },
+  };
+}
+
+/** The whole document, as openapi.json holds it. */
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "nf-eks-provisioner",
+      version: "0.1.0",
+      description: "Onboard a tenant onto an existing Amazon EKS cluster for Nextflow: one call, one workflow run.",
+      license: { name: "UNLICENSED", identifier: "UNLICENSED" },
+    },
+    servers: [{ url: "http://127.0.0.1:8787", description: "the sandbox (npm start)" }],
+    security: [{ sigv4: [] }],
+    paths: paths(),
+    components: {
+      schemas: Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => [name, jsonSchemaOf(schema)])),
+      securitySchemes: { sigv4: { type: "apiKey", in: "header", name: "Authorization", description: "AWS Signature Version 4 (IAM authorization)" } },
+    },
+  };
+}
