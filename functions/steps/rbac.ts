@@ -31,7 +31,7 @@ import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { LAUNCHER_ROLE, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
 import { loadNamespaceSettings, type NamespaceSettings, type PodSecurityLevel } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
-import { headPodQuotaProblems, serviceAccountsOf, type NamespaceQuota, type ProvisionRequest } from "../lib/domain/request.js";
+import { effectiveNamespaceQuota, headPodQuotaProblems, serviceAccountsOf, type NamespaceQuota, type ProvisionRequest } from "../lib/domain/request.js";
 import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
@@ -96,10 +96,9 @@ async function isCreated(api: KubeApi, desired: KubernetesObject, tenant: string
 
 /** The request's quota over the deployment's, field by field; refused (before anything is made) when it cannot hold the head pod. */
 export function namespaceQuota(request: ProvisionRequest, settings: NamespaceSettings): NamespaceQuota | undefined {
-  const quota = settings.namespaceQuota || request.quota ? { ...settings.namespaceQuota, ...request.quota } : undefined;
-  const problems = headPodQuotaProblems(quota, request.headJob);
+  const problems = headPodQuotaProblems(request.headJob, request.quota, settings.namespaceQuota);
   if (problems.length) throw new InvalidRequest(problems);
-  return quota;
+  return effectiveNamespaceQuota(request.quota, settings.namespaceQuota);
 }
 
 export async function createNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<RbacResult> {

@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { request as httpsRequest } from "node:https";
 import { AuthenticationV1Api, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { SANDBOX_KUBE_STEPS_ROLE, type Sandbox } from "../../local/sandbox.js";
+import { LIMIT_RANGES } from "../../local/kube/resources.js";
 import { apiError } from "../support/kube-emulator-clients.js";
 import {
   ACCOUNT_ID,
@@ -232,5 +233,36 @@ describe("a tenant's identities", () => {
     });
     expect(plain).toBe(200);
     expect(await statusOf(launcher.deleteNamespacedPod({ namespace: "epsilon", name: "plain" }))).toBe(200);
+  });
+
+  it("a namespace with a quota admits Nextflow's task pods, which ask for nothing, through its LimitRange's defaults", async () => {
+    // Prepare
+    const run = await provision(sandbox, pvcRequest("zeta", { namespace: "zeta", quota: { cpu: "4", memory: "8Gi", pods: 20 } }));
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const launcher = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-zeta.research-launcher`));
+    // Act
+    const created = await launcher.createNamespacedPod({ namespace: "zeta", body: taskPod("asks-for-nothing") });
+    // Assess
+    expect(created.spec?.containers[0]?.resources).toEqual({ requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } });
+    const guards = sandbox.kube.snapshot().filter((o) => o.metadata.namespace === "zeta" && ["LimitRange", "ResourceQuota", "NetworkPolicy"].includes(o.kind!));
+    expect(guards.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      "LimitRange/tenant-defaults",
+      "NetworkPolicy/deny-from-other-namespaces",
+      "ResourceQuota/tenant-quota",
+    ]);
+    expect(guards.find((o) => o.kind === "NetworkPolicy")?.spec).toEqual({ podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }] }] });
+  });
+
+  it("without the LimitRange, the quota refuses those pods (what the LimitRange is for)", async () => {
+    // Prepare
+    const run = await provision(sandbox, pvcRequest("eta", { namespace: "eta", quota: { memory: "8Gi" } }));
+    expect(run.execution.status).toBe("SUCCEEDED");
+    const launcher = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-eta.research-launcher`));
+    sandbox.kube.store.delete(LIMIT_RANGES, "eta", "tenant-defaults");
+    // Act
+    const refused = await apiError(launcher.createNamespacedPod({ namespace: "eta", body: taskPod("asks-for-nothing") }));
+    // Assess
+    expect(refused.code).toBe(403);
+    expect(refused.body.message).toBe('pods "asks-for-nothing" is forbidden: failed quota: tenant-quota: must specify limits.memory,requests.memory');
   });
 });

@@ -5,6 +5,7 @@ import { InvalidExecutionInput, ListExecutionsCommand, SFNClient, SFNServiceExce
 import { createProvisionHandler, handler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { logger } from "../../functions/lib/workflow/middleware.js";
+import { loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
@@ -193,6 +194,26 @@ describe("POST /provision", () => {
     expect(problemPaths(response.body)).toEqual(["cluster"]);
     expect(JSON.stringify(response.body)).toContain("production");
     expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
+  });
+
+  it("answers 400 when the namespace quota cannot hold the head pod: the request's own, or the deployment's NAMESPACE_QUOTA", async () => {
+    // Prepare
+    const headJob = { pipeline: "nf-core/rnaseq", cpu: "2", memory: "4Gi" };
+    const deploymentQuota = createProvisionHandler({ config: { ...loadDeploymentConfig(), namespaceQuota: { memory: "2Gi" } } });
+    // Act
+    const own = await post({ ...REQUEST, headJob, quota: { cpu: "1" } });
+    const deployments = (await deploymentQuota(httpEvent({ ...REQUEST, headJob }))) as APIGatewayProxyStructuredResultV2;
+    const raised = (await deploymentQuota(httpEvent({ ...REQUEST, headJob, quota: { memory: "8Gi" } }))) as APIGatewayProxyStructuredResultV2;
+    // Assess
+    expect(own.status).toBe(400);
+    expect(own.body.problems).toEqual([{ path: "quota.cpu", message: "the quota's cpu (1) cannot hold the head pod's 2" }]);
+    expect(deployments.statusCode).toBe(400);
+    expect(JSON.parse(String(deployments.body))).toEqual({
+      error: "InvalidRequest",
+      problems: [{ path: "headJob.memory", message: "the head pod's 4Gi does not fit this deployment's namespace quota (memory 2Gi)" }],
+    });
+    expect(raised.statusCode).toBe(202);
+    expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 1);
   });
 
   it("answers 503 with Retry-After when Step Functions throttles", async () => {

@@ -130,6 +130,21 @@ describe("the namespaces' Pod Security level", () => {
   });
 });
 
+describe("the namespaces' default quota (NAMESPACE_QUOTA)", () => {
+  it("is none unless set, JSON of Kubernetes quantities and a pod count, and survives the trip through the environment", () => {
+    // Act
+    const none = loadNamespaceSettings({});
+    const sized = loadNamespaceSettings({ NAMESPACE_QUOTA: '{"cpu":"16","memory":"64Gi","pods":200}' });
+    const config = loadDeploymentConfig({ ...BASE, NAMESPACE_QUOTA: '{"memory":"32Gi"}' });
+    // Assess
+    expect(none.namespaceQuota).toBeUndefined();
+    expect(sized.namespaceQuota).toEqual({ cpu: "16", memory: "64Gi", pods: 200 });
+    expect(loadDeploymentConfig(configToEnv(config))).toEqual(config);
+    expect(() => loadNamespaceSettings({ NAMESPACE_QUOTA: "cpu=16" })).toThrow(/namespaceQuota/);
+    expect(() => loadNamespaceSettings({ NAMESPACE_QUOTA: '{"cpu":"lots"}' })).toThrow(/namespaceQuota\.cpu/);
+  });
+});
+
 describe("the region the stack deploys to", () => {
   /** An AWS config file with one profile, and no region in the environment. */
   function isolatedAwsConfig(profiles: Record<string, string>): void {

@@ -240,7 +240,7 @@ describe("the namespace's quota", () => {
     // Act
     const refused = applyWith(settings({ memory: "1Gi" }), stateFor({ headJob: { pipeline: "nf-core/rnaseq", memory: "2Gi" } }));
     // Assess
-    await expect(refused).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("quota.memory") });
+    await expect(refused).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("headJob.memory: the head pod's 2Gi does not fit this deployment's namespace quota (memory 1Gi)") });
     expect(kube().inventory()).toEqual([]);
   });
 

@@ -262,15 +262,32 @@ export const namespaceQuotaSchema = z
   .strict();
 export type NamespaceQuota = z.output<typeof namespaceQuotaSchema>;
 
-/** Why a quota cannot hold the head pod (its requests equal its limits), one problem per resource; none when it fits. */
-export function headPodQuotaProblems(quota: NamespaceQuota | undefined, head: { cpu: string; memory: string } | undefined): Problem[] {
+/** The namespace's quota: the request's sizes over the deployment's NAMESPACE_QUOTA, field by field; none when neither sizes one. */
+export function effectiveNamespaceQuota(requested: NamespaceQuota | undefined, deploymentDefault: NamespaceQuota | undefined): NamespaceQuota | undefined {
+  return requested || deploymentDefault ? { ...deploymentDefault, ...requested } : undefined;
+}
+
+/**
+ * Why the namespace's quota cannot hold the head pod (its requests equal its limits), one problem per resource; none
+ * when it fits. A size the request gives is its `quota.<resource>`; one from the deployment's NAMESPACE_QUOTA is the
+ * head job's to fit (`headJob.<resource>`), since the caller cannot change the deployment.
+ */
+export function headPodQuotaProblems(
+  head: { cpu: string; memory: string } | undefined,
+  requested: NamespaceQuota | undefined,
+  deploymentDefault?: NamespaceQuota,
+): Problem[] {
+  const quota = effectiveNamespaceQuota(requested, deploymentDefault);
   if (!quota || !head) return [];
   const problems: Problem[] = [];
   for (const resource of ["cpu", "memory"] as const) {
     const limit = quota[resource];
-    if (limit !== undefined && quantityValue(head[resource]) > quantityValue(limit)) {
-      problems.push({ path: `quota.${resource}`, message: `the quota's ${resource} (${limit}) cannot hold the head pod's ${head[resource]}` });
-    }
+    if (limit === undefined || quantityValue(head[resource]) <= quantityValue(limit)) continue;
+    problems.push(
+      requested?.[resource] !== undefined
+        ? { path: `quota.${resource}`, message: `the quota's ${resource} (${limit}) cannot hold the head pod's ${head[resource]}` }
+        : { path: `headJob.${resource}`, message: `the head pod's ${head[resource]} does not fit this deployment's namespace quota (${resource} ${limit})` },
+    );
   }
   return problems;
 }
@@ -307,7 +324,7 @@ export const provisionRequestSchema = z
   .superRefine((req, ctx) => {
     if (req.computeServiceAccount && req.computeServiceAccount === req.serviceAccount)
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["computeServiceAccount"], message: "computeServiceAccount must differ from serviceAccount" });
-    for (const problem of headPodQuotaProblems(req.quota, req.headJob)) {
+    for (const problem of headPodQuotaProblems(req.headJob, req.quota)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: problem.path.split("."), message: problem.message });
     }
   });

@@ -28,7 +28,7 @@ import { loadDeploymentConfig, STATE_MACHINE_ARN_ENV, type DeploymentConfig } fr
 import { InvalidRequest, NotAllowed, type Problem } from "../domain/errors.js";
 import { executionArnFor, executionNameFor, tenantOfExecutionName } from "../domain/execution-name.js";
 import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-error.js";
-import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
+import { headPodQuotaProblems, safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { assertClusterAllowed } from "../domain/allowlist.js";
 import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId } from "../workflow/environment-registry.js";
 import { RUN_TIMEOUT_SECONDS } from "../domain/run-timeout.js";
@@ -53,12 +53,15 @@ export function checkRequest(input: unknown, options: CheckOptions = {}): Reques
   const withKey = options.idempotencyKey !== undefined && isPlainObject(input) ? { ...input, idempotencyKey: options.idempotencyKey } : input;
   const parsed = safeParseRequest(withKey);
   if (!parsed.ok) return { ok: false, error: "InvalidRequest", problems: parsed.problems };
+  const config = options.config ?? loadDeploymentConfig();
   try {
-    assertClusterAllowed(parsed.request, options.config ?? loadDeploymentConfig());
+    assertClusterAllowed(parsed.request, config);
   } catch (error) {
     if (error instanceof NotAllowed) return { ok: false, error: "NotAllowed", problems: [{ path: "cluster", message: error.message }] };
     throw error;
   }
+  const quotaProblems = headPodQuotaProblems(parsed.request.headJob, parsed.request.quota, config.namespaceQuota);
+  if (quotaProblems.length) return { ok: false, error: "InvalidRequest", problems: quotaProblems };
   return { ok: true, request: parsed.request };
 }
 
