@@ -10,10 +10,12 @@
  * UndoNamespaceAndRbac deletes, in reverse order, only what this execution created. It finds that by the
  * created-by marks (the request's names and a label-selector list), not only from `$.rbac`, so it also
  * cleans up after a half-way failure, and it can run twice. A namespace this run created is deleted only
- * when nothing in it belongs to anyone else (a namespace delete takes its whole content with it).
+ * when nothing in it belongs to anyone else (a namespace delete takes its whole content with it): every namespaced
+ * kind the cluster's discovery lists is looked at, and one this identity may not list keeps the namespace (kube/namespace-content.ts).
  */
 import type { KubernetesObject, V1Namespace, V1Role } from "@kubernetes/client-node";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { contentNotCreatedBy, type NamespaceContent } from "../lib/kube/namespace-content.js";
 import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import {
@@ -137,32 +139,18 @@ const API_VERSION: Record<string, string> = {
   LimitRange: "v1",
 };
 
-/**
- * Kinds looked at before deleting a namespace this run created: anything here not made by this run keeps it.
- * The kinds a Nextflow tenant works with (and Secrets); the sandbox's API server serves exactly these.
- */
-const NAMESPACE_CONTENT_KINDS: Array<{ apiVersion: string; kind: string; ignore?: (o: KubernetesObject) => boolean }> = [
-  { apiVersion: "v1", kind: "ServiceAccount", ignore: (o) => o.metadata?.name === "default" },
-  { apiVersion: "v1", kind: "ConfigMap", ignore: (o) => o.metadata?.name === "kube-root-ca.crt" },
-  { apiVersion: "v1", kind: "Secret", ignore: (o) => (o as { type?: string }).type === "kubernetes.io/service-account-token" },
-  { apiVersion: "v1", kind: "PersistentVolumeClaim" },
-  { apiVersion: "v1", kind: "Pod" },
-  { apiVersion: "batch/v1", kind: "Job" },
-  { apiVersion: RBAC_API, kind: "Role" },
-  { apiVersion: RBAC_API, kind: "RoleBinding" },
-];
+/** First five, then "...": a report line stays readable however much is there. */
+function firstFew(items: string[]): string {
+  return `${items.slice(0, 5).join(", ")}${items.length > 5 ? ", ..." : ""}`;
+}
 
-/** Objects in the namespace that this run did not create (the cluster's own defaults aside). */
-async function foreignContent(api: KubeApi, namespace: string, run: RunMark): Promise<string[]> {
-  const foreign: string[] = [];
-  for (const { apiVersion, kind, ignore } of NAMESPACE_CONTENT_KINDS) {
-    const { items } = await api.list<KubernetesObject>(apiVersion, kind, namespace);
-    for (const item of items) {
-      if (ignore?.(item) || wasCreatedBy(item.metadata?.labels, run)) continue;
-      foreign.push(`${kind} ${item.metadata?.name}`);
-    }
-  }
-  return foreign;
+/** Why a namespace this run created is kept: what is in it that this run did not make, and the kinds it could not look at. */
+function whyKept(content: NamespaceContent): string | undefined {
+  const reasons = [
+    ...(content.foreign.length ? [`now holds objects it did not create (${firstFew(content.foreign)})`] : []),
+    ...(content.unlisted.length ? [`it may not list ${firstFew(content.unlisted)} there, which may hold objects it did not create`] : []),
+  ];
+  return reasons.length ? `created by this run but ${reasons.join("; and ")}` : undefined;
 }
 
 async function undoNamespace(api: KubeApi, namespace: string, run: RunMark, result: CompensationResult): Promise<void> {
@@ -178,9 +166,9 @@ async function undoNamespace(api: KubeApi, namespace: string, run: RunMark, resu
     result.undone.push(`${describeRef(ref)} (terminating)`);
     return;
   }
-  const foreign = await foreignContent(api, namespace, run);
-  if (foreign.length) {
-    result.kept.push(`${describeRef(ref)}: created by this run but now holds objects it did not create (${foreign.slice(0, 5).join(", ")}${foreign.length > 5 ? ", ..." : ""})`);
+  const kept = whyKept(await contentNotCreatedBy(api, namespace, run));
+  if (kept) {
+    result.kept.push(`${describeRef(ref)}: ${kept}`);
     return;
   }
   await deleteEachCreatedBy(api, [{ ref, object: existing }], run, result);

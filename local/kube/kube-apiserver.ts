@@ -40,10 +40,12 @@ import {
   apiResourceList,
   apiVersionOf,
   coreApiVersions,
+  customResourceType,
   findResourceType,
   NAMESPACES,
   PODS,
   versionInfo,
+  type CustomResourceKind,
   type ResourceType,
 } from "./resources.js";
 import {
@@ -68,6 +70,7 @@ import { KubeStore, objectMatcher, type DeleteOptions, type PropagationPolicy, t
 import { toTable, wantsTable } from "./table.js";
 
 export type { KubeUser } from "./rbac-authorizer.js";
+export type { CustomResourceKind } from "./resources.js";
 export type { KubeObject } from "./admission.js";
 export { KubeStore } from "./store.js";
 
@@ -117,6 +120,11 @@ export interface KubeApiServer {
   snapshot(): KubeObject[];
   /** Insert or replace an object as the cluster administrator (no RBAC, no faults, no resourceVersion check). */
   seed(obj: KubeObject): KubeObject;
+  /**
+   * Serve a custom resource kind from now on, as creating its CustomResourceDefinition would: discovery lists it, and
+   * its objects are stored, listed, watched and deleted like any other (RBAC applies). This server only.
+   */
+  registerCustomResource(kind: CustomResourceKind): void;
   /** A kubeconfig (YAML) for this server and a bearer token, for kubectl. */
   kubeconfig(token: string, options?: { namespace?: string; contextName?: string }): string;
   close(): Promise<void>;
@@ -163,6 +171,7 @@ export async function startKubeApi(options: KubeApiOptions): Promise<KubeApiServ
     authorizations,
     snapshot: () => store.all().map((entry) => entry.object),
     seed: (obj) => store.seed(obj),
+    registerCustomResource: (kind) => api.registerCustomResource(kind),
     kubeconfig: (token, kubeconfigOptions = {}) => kubeconfigYaml(url, caData, token, kubeconfigOptions),
     close: async () => {
       controllers.close();
@@ -240,6 +249,8 @@ function bootstrapCluster(store: KubeStore, controllers: ClusterControllers): vo
 
 class ApiHandler {
   serverAddress = "127.0.0.1:443";
+  /** The custom resource kinds registered on this server, beside the built-in RESOURCE_TYPES. */
+  private readonly customTypes: ResourceType[] = [];
 
   constructor(
     private readonly store: KubeStore,
@@ -248,6 +259,12 @@ class ApiHandler {
     private readonly watches: Set<ServerResponse>,
     private readonly authorizations: AuthorizationRecord[],
   ) {}
+
+  registerCustomResource(kind: CustomResourceKind): void {
+    const type = customResourceType(kind);
+    if (this.customTypes.some((t) => t.group === type.group && t.resource === type.resource)) throw new Error(`${type.resource}.${type.group} is already served`);
+    this.customTypes.push(type);
+  }
 
   /** Ask the RBAC authorizer, and keep the decision. */
   private decide(user: KubeUser, attributes: RequestAttributes): boolean {
@@ -347,12 +364,12 @@ class ApiHandler {
   private nonResource(path: string): unknown | null | undefined {
     if (path === "/version") return versionInfo();
     if (path === "/api") return coreApiVersions(this.serverAddress);
-    if (path === "/apis") return apiGroupList();
+    if (path === "/apis") return apiGroupList(this.customTypes);
     if (path === "/api/v1") return apiResourceList("", "v1");
     const group = /^\/apis\/([^/]+)$/.exec(path);
-    if (group) return apiGroupDocument(group[1]!) ?? null;
+    if (group) return apiGroupDocument(group[1]!, this.customTypes) ?? null;
     const groupVersion = /^\/apis\/([^/]+)\/([^/]+)$/.exec(path);
-    if (groupVersion) return apiResourceList(groupVersion[1]!, groupVersion[2]!) ?? null;
+    if (groupVersion) return apiResourceList(groupVersion[1]!, groupVersion[2]!, this.customTypes) ?? null;
     if (/^\/(healthz|livez|readyz)$/.test(path)) return "ok";
     if (path === "/openapi/v2") return openApiV2();
     if (/^\/openapi\/v3(\/|$)/.test(path)) return openApiV3(path) ?? null;
@@ -394,7 +411,8 @@ class ApiHandler {
       rest = segments.slice(2);
     }
     const [resource, name, subresource, ...extra] = rest;
-    const type = findResourceType(group, version, resource!);
+    const type =
+      findResourceType(group, version, resource!) ?? this.customTypes.find((t) => t.group === group && t.version === version && t.resource === resource);
     if (!type || extra.length > 0) throw pageNotFound();
     if (namespace !== undefined && !type.namespaced) throw pageNotFound();
     if (type.namespaced && namespace === undefined && name !== undefined) throw pageNotFound();

@@ -65,9 +65,44 @@ export const RESOURCE_TYPES: ResourceType[] = [
   { group: "discovery.k8s.io", version: "v1", resource: "endpointslices", singular: "endpointslice", kind: "EndpointSlice", namespaced: true, verbs: CRUD },
   { group: "coordination.k8s.io", version: "v1", resource: "leases", singular: "lease", kind: "Lease", namespaced: true, verbs: CRUD },
   { group: "storage.k8s.io", version: "v1", resource: "csistoragecapacities", singular: "csistoragecapacity", kind: "CSIStorageCapacity", namespaced: true, verbs: CRUD },
+  // The namespaced custom resources EKS installs on every cluster (VPC CNI's network policy agent, the VPC resource
+  // controller's security groups for pods): a real cluster's discovery lists them too.
+  { group: "networking.k8s.aws", version: "v1alpha1", resource: "policyendpoints", singular: "policyendpoint", kind: "PolicyEndpoint", namespaced: true, verbs: CRUD, status: true },
+  { group: "vpcresources.k8s.aws", version: "v1beta1", resource: "securitygrouppolicies", singular: "securitygrouppolicy", kind: "SecurityGroupPolicy", namespaced: true, shortNames: ["sgp"], verbs: CRUD },
   { group: "authorization.k8s.io", version: "v1", resource: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", kind: "SelfSubjectAccessReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
   { group: "authentication.k8s.io", version: "v1", resource: "selfsubjectreviews", singular: "selfsubjectreview", kind: "SelfSubjectReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
 ];
+
+/** A custom resource kind, as a CustomResourceDefinition names it (tests register one on a server: `registerCustomResource`). */
+export interface CustomResourceKind {
+  group: string;
+  version: string;
+  kind: string;
+  /** the plural, as in URLs and RBAC rules */
+  plural: string;
+  singular?: string;
+  /** default true (scope: Namespaced) */
+  namespaced?: boolean;
+  shortNames?: string[];
+}
+
+/** The ResourceType a server serves for a custom resource kind: every verb, no subresources. */
+export function customResourceType(custom: CustomResourceKind): ResourceType {
+  if (!custom.group.includes(".")) throw new Error(`a custom resource's group has a dot (${custom.group}): it must not shadow a built-in group`);
+  const apiVersion = `${custom.group}/${custom.version}`;
+  const clash = RESOURCE_TYPES.find((t) => (t.group === custom.group && t.resource === custom.plural) || (apiVersionOf(t) === apiVersion && t.kind === custom.kind));
+  if (clash) throw new Error(`${custom.plural}.${custom.group} is already served`);
+  return {
+    group: custom.group,
+    version: custom.version,
+    resource: custom.plural,
+    singular: custom.singular ?? custom.kind.toLowerCase(),
+    kind: custom.kind,
+    namespaced: custom.namespaced ?? true,
+    ...(custom.shortNames ? { shortNames: custom.shortNames } : {}),
+    verbs: CRUD,
+  };
+}
 
 function typeOf(resource: string, group = ""): ResourceType {
   const found = RESOURCE_TYPES.find((t) => t.resource === resource && t.group === group);
@@ -88,6 +123,7 @@ export const CLUSTER_ROLES = typeOf("clusterroles", "rbac.authorization.k8s.io")
 export const CLUSTER_ROLE_BINDINGS = typeOf("clusterrolebindings", "rbac.authorization.k8s.io");
 export const LIMIT_RANGES = typeOf("limitranges");
 export const RESOURCE_QUOTAS = typeOf("resourcequotas");
+export const DEPLOYMENTS = typeOf("deployments", "apps");
 
 export function apiVersionOf(type: Pick<ResourceType, "group" | "version">): string {
   return type.group ? `${type.group}/${type.version}` : type.version;
@@ -116,17 +152,19 @@ export function findResourceTypeByKind(apiVersion: string, kind: string): Resour
   return BY_KIND.get(`${apiVersion}/${kind}`);
 }
 
-/** Each named group's versions, in the order RESOURCE_TYPES lists them. */
-const GROUP_VERSIONS: ReadonlyMap<string, string[]> = (() => {
+/** Each named group's versions, in the order the types list them. */
+function groupVersionsOf(types: readonly ResourceType[]): Map<string, string[]> {
   const groups = new Map<string, string[]>();
-  for (const t of RESOURCE_TYPES) {
+  for (const t of types) {
     if (!t.group) continue;
     const versions = groups.get(t.group) ?? [];
     if (!versions.includes(t.version)) versions.push(t.version);
     groups.set(t.group, versions);
   }
   return groups;
-})();
+}
+
+const GROUP_VERSIONS: ReadonlyMap<string, string[]> = groupVersionsOf(RESOURCE_TYPES);
 
 /** GET /api */
 export function coreApiVersions(serverAddress: string): unknown {
@@ -137,14 +175,22 @@ export function coreApiVersions(serverAddress: string): unknown {
   };
 }
 
-/** Discovery documents by path, built on first request (RESOURCE_TYPES never change); a 404 is not kept. */
+/**
+ * Discovery documents by path, built on first request (RESOURCE_TYPES never change); a 404 is not kept. A server with
+ * custom resource kinds (`custom`) builds its documents each time: they are its own.
+ */
 const DISCOVERY = new Map<string, unknown>();
 
-function discovered(path: string, build: () => unknown): unknown {
+function discovered(path: string, custom: readonly ResourceType[], build: () => unknown): unknown {
+  if (custom.length > 0) return build();
   if (DISCOVERY.has(path)) return DISCOVERY.get(path);
   const document = build();
   if (document !== undefined) DISCOVERY.set(path, document);
   return document;
+}
+
+function groupVersionsWith(custom: readonly ResourceType[]): ReadonlyMap<string, string[]> {
+  return custom.length > 0 ? groupVersionsOf([...RESOURCE_TYPES, ...custom]) : GROUP_VERSIONS;
 }
 
 function apiGroup(name: string, versions: string[]): Record<string, unknown> {
@@ -153,29 +199,29 @@ function apiGroup(name: string, versions: string[]): Record<string, unknown> {
 }
 
 /** GET /apis */
-export function apiGroupList(): unknown {
-  return discovered("/apis", () => ({
+export function apiGroupList(custom: readonly ResourceType[] = []): unknown {
+  return discovered("/apis", custom, () => ({
     kind: "APIGroupList",
     apiVersion: "v1",
-    groups: [...GROUP_VERSIONS].map(([name, versions]) => apiGroup(name, versions)),
+    groups: [...groupVersionsWith(custom)].map(([name, versions]) => apiGroup(name, versions)),
   }));
 }
 
 /** GET /apis/<group> (undefined: 404) */
-export function apiGroupDocument(group: string): unknown {
-  return discovered(`/apis/${group}`, () => {
-    const versions = GROUP_VERSIONS.get(group);
+export function apiGroupDocument(group: string, custom: readonly ResourceType[] = []): unknown {
+  return discovered(`/apis/${group}`, custom, () => {
+    const versions = groupVersionsWith(custom).get(group);
     return versions ? { kind: "APIGroup", apiVersion: "v1", ...apiGroup(group, versions) } : undefined;
   });
 }
 
 /** GET /api/v1 or /apis/<group>/<version> (undefined: 404) */
-export function apiResourceList(group: string, version: string): unknown {
-  return discovered(group ? `/apis/${group}/${version}` : `/api/${version}`, () => buildResourceList(group, version));
+export function apiResourceList(group: string, version: string, custom: readonly ResourceType[] = []): unknown {
+  return discovered(group ? `/apis/${group}/${version}` : `/api/${version}`, custom, () => buildResourceList([...RESOURCE_TYPES, ...custom], group, version));
 }
 
-function buildResourceList(group: string, version: string): unknown {
-  const types = RESOURCE_TYPES.filter((t) => t.group === group && t.version === version);
+function buildResourceList(served: readonly ResourceType[], group: string, version: string): unknown {
+  const types = served.filter((t) => t.group === group && t.version === version);
   if (types.length === 0) return undefined;
   const resources: Array<Record<string, unknown>> = [];
   for (const t of types) {

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { request as httpsRequest } from "node:https";
 import { AuthenticationV1Api, KubernetesObjectApi, RbacAuthorizationV1Api } from "@kubernetes/client-node";
 import { SANDBOX_KUBE_STEPS_ROLE, type Sandbox } from "../../local/sandbox.js";
-import { LIMIT_RANGES } from "../../local/kube/resources.js";
+import { DEPLOYMENTS, LIMIT_RANGES, NAMESPACES } from "../../local/kube/resources.js";
 import { apiError } from "../support/kube-emulator-clients.js";
 import {
   ACCOUNT_ID,
@@ -20,7 +20,9 @@ import {
   provision,
   pvcRequest,
   sessionArnOf,
+  settled,
   statusOf,
+  stepResult,
   taskPod,
   useSandbox,
 } from "../support/sandbox-runs.js";
@@ -264,5 +266,44 @@ describe("a tenant's identities", () => {
     // Assess
     expect(refused.code).toBe(403);
     expect(refused.body.message).toBe('pods "asks-for-nothing" is forbidden: failed quota: tenant-quota: must specify limits.memory,requests.memory');
+  });
+});
+
+describe("before deleting a namespace it created, compensation looks at every kind discovery lists", () => {
+  let sandbox: Sandbox;
+  useSandbox(FAST, (started) => ({ sandbox } = started));
+
+  /** A run of the tenant that fails at its end (the onboarding event), so every compensator runs. */
+  async function failedRun(tenant: string) {
+    sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
+    const run = await provision(sandbox, pvcRequest(tenant, { namespace: tenant }));
+    expect(run.execution.status).toBe("FAILED");
+    await settled(sandbox);
+    return stepResult<{ undone: string[]; kept: string[] }>(run, "UndoNamespaceAndRbac");
+  }
+
+  it("keeps it for a Deployment someone else made there (a kind no fixed list of the runbook's kinds had)", async () => {
+    // Prepare: someone deploys into the namespace as soon as it exists
+    const stop = sandbox.kube.store.subscribe((event) => {
+      if (event.type !== "ADDED" || event.resourceType !== NAMESPACES || event.object.metadata.name !== "theta") return;
+      setImmediate(() => sandbox.kube.store.create(DEPLOYMENTS, { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app" } }, "theta"));
+    });
+    // Act
+    const undo = await failedRun("theta").finally(stop);
+    // Assess
+    expect(undo.kept).toEqual(["Namespace theta: created by this run but now holds objects it did not create (Deployment someone-elses-app)"]);
+    expect(sandbox.kube.snapshot().some((o) => o.kind === "Namespace" && o.metadata.name === "theta")).toBe(true);
+  });
+
+  it("keeps it when the cluster serves a kind the provisioner may not list, and says which", async () => {
+    // Prepare
+    sandbox.kube.registerCustomResource({ group: "example.com", version: "v1", kind: "Widget", plural: "widgets" });
+    // Act
+    const undo = await failedRun("iota");
+    // Assess
+    expect(undo.kept).toEqual(["Namespace iota: created by this run but it may not list widgets.example.com there, which may hold objects it did not create"]);
+    expect(undo.undone).toContain("Role iota/tower-launcher-role");
+    const left = sandbox.kube.snapshot().filter((o) => o.metadata.namespace === "iota" || o.metadata.name === "iota");
+    expect(left.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(["ConfigMap/kube-root-ca.crt", "Namespace/iota", "ServiceAccount/default"]);
   });
 });

@@ -387,6 +387,52 @@ describe("UndoNamespaceAndRbac", () => {
     expect(result.kept).toEqual([expect.stringMatching(/^Namespace tower-nf: created by this run but now holds objects it did not create \(PersistentVolumeClaim someone-elses-data\)/)]);
   });
 
+  it("looks at every namespaced kind discovery lists, not a fixed list: a Deployment or a custom resource keeps the namespace", async () => {
+    // Prepare
+    await apply(stateFor());
+    kube().extraResourceTypes.push({ apiVersion: "example.com/v1", group: "example.com", kind: "Widget", resource: "widgets", verbs: ["get", "list"] });
+    kube().seed({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app", namespace: NS } });
+    kube().seed({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "someone-elses-widget", namespace: NS } });
+    // Act
+    const result = await compensate(stateFor());
+    // Assess
+    expect(kube().inventory()).toContain(`Namespace/${NS}`);
+    expect(result.kept).toEqual([
+      `Namespace ${NS}: created by this run but now holds objects it did not create (Deployment someone-elses-app, Widget someone-elses-widget)`,
+    ]);
+  });
+
+  it("keeps the namespace when it may not list a kind there, and says which (it may hold objects this run did not create)", async () => {
+    // Prepare
+    await apply(stateFor());
+    kube().extraResourceTypes.push({ apiVersion: "example.com/v1", group: "example.com", kind: "Widget", resource: "widgets", verbs: ["get", "list"] });
+    kube().notListable.add("example.com/widgets");
+    kube().notListable.add("/secrets");
+    // Act
+    const result = await compensate(stateFor());
+    // Assess
+    expect(kube().inventory()).toEqual([`Namespace/${NS}`]);
+    expect(result.kept).toEqual([
+      `Namespace ${NS}: created by this run but it may not list secrets, widgets.example.com there, which may hold objects it did not create`,
+    ]);
+    expect(kube().callsOf("list", "Widget")).toEqual([]);
+  });
+
+  it("deletes the namespace past the cluster's own content and the events of what happened in it", async () => {
+    // Prepare
+    await apply(stateFor());
+    kube().seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: NS } });
+    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "kube-root-ca.crt", namespace: NS } });
+    kube().seed({ apiVersion: "v1", kind: "Event", metadata: { name: "head.17f3a", namespace: NS } });
+    kube().seed({ apiVersion: "events.k8s.io/v1", kind: "Event", metadata: { name: "head.17f3b", namespace: NS } });
+    // Act
+    const result = await compensate(stateFor());
+    // Assess
+    expect(result.kept).toEqual([]);
+    expect(result.undone).toContain(`Namespace ${NS}`);
+    expect(kube().inventory().filter((o) => o.startsWith("Namespace/"))).toEqual([]);
+  });
+
   it("never deletes a namespace it did not create, even one carrying our tenant's marks", async () => {
     // Prepare
     kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
