@@ -40,7 +40,8 @@ import {
 import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
-import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { signedWith, type Signer } from "../../functions/lib/aws/clients.js";
+import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
@@ -77,6 +78,11 @@ export interface LocalStepFunctionsOptions {
   lambdaTimeoutSeconds?: number;
   /** The execution role reported in ExecutionStarted and DescribeStateMachine. */
   roleArn?: string;
+  /**
+   * Who each catalog step's handler signs its AWS calls as (its own role's session: step-credentials.ts);
+   * undefined, or a step it gives no signer: the process's default credentials.
+   */
+  stepSigner?: (entry: StepFunctionEntry) => Signer | undefined;
 }
 
 export type ExecutionStatusName = Extract<ExecutionStatus, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">;
@@ -262,7 +268,8 @@ export class LocalStepFunctions {
       (loaded ??= import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`).then((module: Record<string, unknown>) => {
         const handler = module[entry.handler];
         if (typeof handler !== "function") throw new Error(`functions/steps/${entry.module} has no export "${entry.handler}"`);
-        return handler as LambdaHandler;
+        const signer = this.opts.stepSigner?.(entry);
+        return signer ? (event, context) => signedWith(signer, () => (handler as LambdaHandler)(event, context)) : (handler as LambdaHandler);
       }));
     return { functionName: state.functionName, functionArn, timeoutSeconds, load };
   }
