@@ -115,11 +115,16 @@ function applyRemovals(roles: ProductRole[], removed: RemovedPermission[]): Prod
  * one inline policy, minus what `removed` takes away. Returns each role's ARN by key.
  */
 export function defineProductRoles(aws: AwsEmulator, roles: ProductRole[], removed: RemovedPermission[] = []): Map<string, string> {
-  const arns = new Map<string, string>();
-  for (const role of applyRemovals(roles, removed)) {
-    const inlinePolicies = role.statements.length ? { [`${role.key.replace(/[^\w+=,.@-]+/g, "-").replace(/-$/, "")}-permissions`]: policyDocument(role.statements) } : {};
-    const description = `the sandbox's role of ${role.runs.join(", ")}, as deployed`;
-    arns.set(role.key, aws.defineRole({ roleName: role.roleName, trustPolicy: LAMBDA_TRUST, inlinePolicies, description }));
-  }
-  return arns;
+  return new Map(applyRemovals(roles, removed).map((role) => [role.key, defineProductRole(aws, role)]));
+}
+
+/**
+ * Creates one product role, or gives an existing one these statements (a test takes a permission away mid-sandbox
+ * with `withoutAction`, and puts it back); sessions already issued for it see the change at once. Returns its ARN.
+ */
+export function defineProductRole(aws: AwsEmulator, role: ProductRole, statements: PolicyStatementJson[] = role.statements): string {
+  const policyName = `${role.key.replace(/[^\w+=,.@-]+/g, "-").replace(/-$/, "")}-permissions`;
+  const inlinePolicies = statements.length ? { [policyName]: policyDocument(statements) } : {};
+  const description = `the sandbox's role of ${role.runs.join(", ")}, as deployed`;
+  return aws.defineRole({ roleName: role.roleName, trustPolicy: LAMBDA_TRUST, inlinePolicies, description });
 }
