@@ -51,6 +51,23 @@ export interface RemovedPermission {
   action: string;
 }
 
+/** A removal that names no product role, or a permission the role does not hold. */
+export class UnknownPermission extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UnknownPermission";
+  }
+}
+
+/** `CreateIamResources=iam:TagRole` (the CLI's --remove-permission) → a RemovedPermission. */
+export function parseRemovedPermission(flag: string): RemovedPermission {
+  const at = flag.lastIndexOf("=");
+  const role = flag.slice(0, at).trim();
+  const action = flag.slice(at + 1).trim();
+  if (at < 1 || !/^[a-z0-9-]+:[A-Za-z0-9*]+$/.test(action)) throw new UnknownPermission(`--remove-permission is ROLE=service:Action (e.g. CreateIamResources=iam:TagRole), got "${flag}"`);
+  return { role, action };
+}
+
 /** The role key a step runs as: its own state name, or KubeSteps for the Kubernetes-facing ones. */
 export function stepRoleKey(entry: Pick<StepFunctionEntry, "module" | "state">): string {
   return KUBE_STEP_MODULES.has(entry.module) ? KUBE_STEPS_ROLE_KEY : entry.state;
@@ -99,9 +116,9 @@ export function withoutAction(statements: PolicyStatementJson[], action: string)
 function applyRemovals(roles: ProductRole[], removed: RemovedPermission[]): ProductRole[] {
   for (const { role, action } of removed) {
     const found = roles.find((r) => r.key === role || r.roleName === role);
-    if (!found) throw new Error(`no product role "${role}" (one of: ${roles.map((r) => r.key).join(", ")})`);
+    if (!found) throw new UnknownPermission(`no product role "${role}" (one of: ${roles.map((r) => r.key).join(", ")})`);
     if (!found.statements.some((s) => s.Action.some((a) => a.toLowerCase() === action.toLowerCase()))) {
-      throw new Error(`role ${found.key} holds no permission ${action}`);
+      throw new UnknownPermission(`role ${found.key} holds no permission ${action}`);
     }
   }
   return roles.map((r) => {
