@@ -7,7 +7,9 @@
  *  - authenticationMode API / API_AND_CONFIG_MAP: the cluster's access entry for the principal
  *    (username template, kubernetesGroups; an AmazonEKSClusterAdminPolicy association → system:masters,
  *    which stands in for EKS's access-policy authorizer); in API_AND_CONFIG_MAP an access entry wins
- *    over aws-auth, as on EKS;
+ *    over aws-auth, as on EKS. An entry belongs to the role (or user) instance it was made for: when the
+ *    caller's unique id (the RoleId in an assumed role's `userId`, `AROA…:session`) is not the one the
+ *    entry recorded, the role was deleted and recreated since and the entry is not honoured;
  *  - CONFIG_MAP / API_AND_CONFIG_MAP: kube-system/aws-auth `mapRoles` (rolearn, path-insensitive),
  *    `mapUsers` (userarn) and `mapAccounts`;
  *  - CONFIG_MAP: the cluster creator (default: the sandbox-admin user) is implicitly
@@ -42,6 +44,8 @@ export interface EksAccessEntryView {
   username: string;
   kubernetesGroups: string[];
   type?: string;
+  /** the principal's unique id (RoleId / UserId) when the entry was made; another instance of the ARN is not honoured */
+  principalId?: string;
   accessPolicies: Map<string, { policyArn: string; accessScope?: { type: string; namespaces: string[] } }>;
 }
 
@@ -180,6 +184,12 @@ function accessEntryGroups(entry: EksAccessEntryView): string[] {
   return groups;
 }
 
+/** Whether the entry was made for the instance of the principal that signed (see the header). */
+function honoursInstance(entry: EksAccessEntryView, caller: PresignedCallerIdentity): boolean {
+  if (entry.principalId === undefined) return true; // a principal the emulator does not hold (another account's)
+  return caller.userId.split(":")[0] === entry.principalId;
+}
+
 export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: EksAuthenticatorOptions = {}): KubeAuthenticator {
   return async (token, context) => {
     const url = presignedUrlOf(token);
@@ -212,7 +222,7 @@ export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: 
         cluster.accessEntries.get(principal.arn) ??
         cluster.accessEntries.get(caller.arn) ??
         [...cluster.accessEntries].find(([arn]) => canonicalPrincipal(arn).arn === principal.arn)?.[1];
-      if (entry) return identity(entry.username, accessEntryGroups(entry));
+      if (entry && honoursInstance(entry, caller)) return identity(entry.username, accessEntryGroups(entry));
     }
     if (mode === "CONFIG_MAP") {
       const creator = canonicalPrincipal(options.creatorArn ?? `arn:aws:iam::${aws.state.accountId}:user/${SANDBOX_ADMIN}`).arn;
