@@ -248,7 +248,6 @@ export async function kubeConfigAs(sandbox: Sandbox, principalArn: string): Prom
   sandbox.aws.addCredentials({ accessKeyId, secretAccessKey, arn: principalArn });
   const { token } = await eksBearerToken(CLUSTER.name, CLUSTER.region, {
     credentials: async () => ({ accessKeyId, secretAccessKey }),
-    stsEndpoint: sandbox.awsUrl,
   });
   const { name, region, accountId } = sandbox.cluster;
   const cluster: ResolvedCluster = {
