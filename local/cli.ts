@@ -31,7 +31,7 @@ start options:
   --fault OP=KIND[:ms][*n] inject a fault, repeatable: iam:CreateRole=throttle*2, "kube:PUT configmaps=conflict"
   --propagation-delay S    new IAM roles stay unknown to EKS/STS for S seconds
   --fail-jobs              head jobs fail (to watch compensation)
-  --fast                   Wait states and retry intervals last milliseconds
+  --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -101,8 +101,8 @@ async function start(args: string[]): Promise<void> {
       faults,
       propagationDelayMs: delay * 1000,
       failJobs: values["fail-jobs"] ?? false,
-      waitMs: values.fast ? 200 : 2_000,
-      retryIntervalMs: values.fast ? 50 : undefined,
+      // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
+      timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
       stateDir,
     });
   } catch (error) {
