@@ -34,7 +34,7 @@ start options:
   --remove-permission ROLE=ACTION
                            take one permission from one product role, repeatable: CreateIamResources=iam:TagRole
                            (roles: a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested)
-  --fast                   Wait states and retry intervals last milliseconds
+  --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -114,8 +114,8 @@ async function start(args: string[]): Promise<void> {
       propagationDelayMs: delay * 1000,
       failJobs: values["fail-jobs"] ?? false,
       removePermissions,
-      waitMs: values.fast ? 200 : 2_000,
-      retryIntervalMs: values.fast ? 50 : undefined,
+      // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
+      timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
       stateDir,
     });
   } catch (error) {

@@ -6,6 +6,7 @@
  *
  * The handlers read their configuration from process.env, so one process holds one sandbox at a time.
  */
+import type { TimeScale } from "./sfn/time-scale.js";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,7 +73,9 @@ export interface SandboxOptions {
   faults?: FaultRule[];
   /** a new IAM role is unknown to EKS/STS for this long (default 0) */
   propagationDelayMs?: number;
-  /** every Wait state lasts this long instead of its Seconds (default: as defined) */
+  /** fast mode: each nominal second of a Wait or a retry interval lasts this many ms (local/sfn/time-scale.ts) */
+  timeScale?: TimeScale;
+  /** every Wait state lasts this long instead of its Seconds (default: as defined; replaces, where timeScale scales) */
   waitMs?: number;
   /** every retrier waits this long between attempts instead of its backoff (default: as defined) */
   retryIntervalMs?: number;
@@ -221,6 +224,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const stepFunctions = new LocalStepFunctions({
     region: SANDBOX_CLUSTER.region,
     accountId: SANDBOX_CLUSTER.accountId,
+    timeScale: opts.timeScale,
     waitMs: opts.waitMs,
     retryIntervalMs: opts.retryIntervalMs,
     stepSigner: stepSigners(signers),
