@@ -550,7 +550,7 @@ class ApiHandler {
 
   private async deleteOptions(req: IncomingMessage, query: URLSearchParams): Promise<DeleteOptions> {
     const raw = await readBody(req);
-    let body: { propagationPolicy?: string; orphanDependents?: boolean; preconditions?: { uid?: string; resourceVersion?: string } } = {};
+    let body: { propagationPolicy?: string; orphanDependents?: boolean; gracePeriodSeconds?: number; preconditions?: { uid?: string; resourceVersion?: string } } = {};
     if (raw.trim()) {
       try {
         body = JSON.parse(raw);
@@ -565,7 +565,13 @@ class ApiHandler {
     if (policy && !["Background", "Foreground", "Orphan"].includes(policy)) {
       throw invalid("DeleteOptions", "", "meta.k8s.io", [{ field: "propagationPolicy", reason: "FieldValueNotSupported", message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"` }]);
     }
-    return { propagationPolicy: policy as PropagationPolicy | undefined, preconditions: body.preconditions };
+    const grace = query.get("gracePeriodSeconds") ?? (body.gracePeriodSeconds === undefined ? undefined : String(body.gracePeriodSeconds));
+    if (grace !== undefined && grace !== null && !/^-?\d+$/.test(grace)) throw badRequest(`invalid gracePeriodSeconds: ${JSON.stringify(grace)}`);
+    return {
+      propagationPolicy: policy as PropagationPolicy | undefined,
+      ...(grace !== undefined && grace !== null ? { gracePeriodSeconds: Number(grace) } : {}),
+      preconditions: body.preconditions,
+    };
   }
 
   private async delete(

@@ -2,29 +2,44 @@
  * The controllers and the node a real cluster runs behind its API server, reduced to what a
  * provisioner observes:
  *  - namespace controller: a new namespace gets its `default` ServiceAccount and `kube-root-ca.crt`
- *    ConfigMap; a Terminating namespace is emptied and removed (after `namespaceDeletionMs`);
+ *    ConfigMap; a Terminating namespace is emptied over time and removed (namespace-lifecycle.ts);
+ *  - garbage collector: dependents deleted or orphaned by ownerReferences, asynchronously (garbage-collector.ts);
  *  - job controller: a Job gets a Pod `<job>-<5 random>` (labels job-name, controller-uid,
- *    batch.kubernetes.io/job-name, batch.kubernetes.io/controller-uid; ownerReference to the Job),
+ *    batch.kubernetes.io/job-name, batch.kubernetes.io/controller-uid; ownerReference to the Job; the
+ *    batch.kubernetes.io/job-tracking finalizer, removed once the pod is counted or its Job is gone),
  *    status active/ready/succeeded/failed, startTime/completionTime, Complete/Failed conditions,
  *    and a replacement pod after a failure while `failed <= backoffLimit`;
  *  - kubelet (one node): schedules every pod, then Pending → Running → Succeeded/Failed, `stepMs`
  *    apart (pods with restartPolicy Always stay Running); a job's pod fails (exit code 1, reason
- *    Error) when `failJobs(job)` says so; container logs for `pods/log`;
- *  - volume binder: a PVC becomes Bound after `stepMs`.
- * Every timer is tracked and cleared by close().
+ *    Error) when `failJobs(job)` says so; container logs for `pods/log`; a pod deleted while it runs is
+ *    stopped when its grace period has run (then it goes);
+ *  - volume binder: a PVC becomes Bound after the volume binding time; the pvc-protection controller
+ *    releases a deleted claim (its kubernetes.io/pvc-protection finalizer) once no running pod uses it.
+ * Durations come from one time factor (cluster-timing.ts). Every timer is tracked and cleared by close().
  */
 import type { KubeObject, KubeStore, StoreEvent } from "./store.js";
-import { randomSuffix, timestamp } from "./store.js";
+import { PVC_PROTECTION_FINALIZER, randomSuffix, timestamp } from "./store.js";
 import { CONFIG_MAPS, JOBS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICE_ACCOUNTS } from "./resources.js";
+import { ClusterTiming, TEST_TIME_SCALE } from "./cluster-timing.js";
+import { GarbageCollector } from "./garbage-collector.js";
+import { NamespaceLifecycle } from "./namespace-lifecycle.js";
 
 export interface KubeletOptions {
-  /** time between pod phases and until a PVC binds (default 200 ms) */
+  /**
+   * The one time factor: real-cluster seconds × 1000 × timeScale = sandbox milliseconds (cluster-timing.ts).
+   * Default TEST_TIME_SCALE (a namespace with a running pod is gone in about 1 s); `npm start` uses SANDBOX_TIME_SCALE.
+   */
+  timeScale?: number;
+  /** time between pod phases (default: the kubelet's real step scaled by timeScale) */
   stepMs?: number;
   /** true: the job's pod fails (exit code 1) instead of succeeding */
   failJobs?: (job: KubeObject) => boolean;
-  /** how long a Terminating namespace lingers before it and its objects are gone (default 0: at once) */
+  /** the least time a Terminating namespace lingers, however quickly it empties (default 0) */
   namespaceDeletionMs?: number;
 }
+
+/** Set by the job controller on each pod it creates; removed once the pod's end is counted. */
+export const JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking";
 
 export const NODE_NAME = "ip-10-0-1-23.eu-west-1.compute.internal";
 const NODE_IP = "10.0.1.23";
@@ -38,12 +53,21 @@ export class ClusterControllers {
   private readonly unsubscribe: () => void;
   private closed = false;
   private podIpCounter = 10;
+  /** pod uids whose graceful stop is already scheduled */
+  private readonly stopping = new Set<string>();
+  readonly timing: ClusterTiming;
+  private readonly garbageCollector: GarbageCollector;
+  private readonly namespaces: NamespaceLifecycle;
 
   constructor(
     private readonly store: KubeStore,
     private readonly options: KubeletOptions & { caPem: string },
   ) {
-    this.stepMs = options.stepMs ?? 200;
+    this.timing = new ClusterTiming(options.timeScale ?? TEST_TIME_SCALE);
+    this.stepMs = options.stepMs ?? this.timing.of("kubeletStep");
+    const later = (ms: number, work: () => void) => this.later(ms, work);
+    this.garbageCollector = new GarbageCollector(store, this.timing, later);
+    this.namespaces = new NamespaceLifecycle(store, this.timing, later, options.namespaceDeletionMs ?? 0);
     this.unsubscribe = store.subscribe((event) => this.onEvent(event));
   }
 
@@ -70,16 +94,21 @@ export class ClusterControllers {
 
   private onEvent(event: StoreEvent): void {
     const { type, resourceType, object } = event;
+    this.garbageCollector.onEvent(event);
+    this.namespaces.onEvent(event);
     if (resourceType === NAMESPACES && type === "ADDED") this.later(0, () => this.populateNamespace(object.metadata.name!));
-    if (resourceType === NAMESPACES && type === "MODIFIED" && object.metadata.deletionTimestamp) {
-      this.later(this.options.namespaceDeletionMs ?? 0, () => this.store.finalizeNamespace(object.metadata.name!));
-    }
     // MODIFIED too: a Job un-suspended by a patch starts then (the controller's own status writes settle at once).
     if (resourceType === JOBS && type !== "DELETED") this.later(0, () => this.syncJob(object.metadata.namespace!, object.metadata.name!, object.metadata.uid!));
     if (resourceType === PODS && type === "ADDED" && !object.spec?.nodeName) this.later(0, () => this.schedulePod(object));
     if (resourceType === PODS && type === "MODIFIED") {
       const owner = jobOwner(object);
       if (owner) this.later(0, () => this.syncJob(object.metadata.namespace!, owner.name, owner.uid));
+      if (object.metadata.deletionTimestamp && (object.metadata.deletionGracePeriodSeconds ?? 0) > 0) this.stopGracefully(object);
+      if ((object.metadata.finalizers ?? []).includes(JOB_TRACKING_FINALIZER)) this.later(this.timing.of("finalizerController"), () => this.releaseJobTracking(object));
+    }
+    if (resourceType === PODS && type !== "ADDED") this.later(this.timing.of("finalizerController"), () => this.releaseClaims(object.metadata.namespace!));
+    if (resourceType === PERSISTENT_VOLUME_CLAIMS && type === "MODIFIED" && object.metadata.deletionTimestamp) {
+      this.later(this.timing.of("finalizerController"), () => this.releaseClaims(object.metadata.namespace!));
     }
     if (resourceType === PODS && type === "DELETED") {
       const owner = jobOwner(object);
@@ -93,7 +122,7 @@ export class ClusterControllers {
         this.later(this.stepMs, () => this.syncJob(object.metadata.namespace!, owner.name, owner.uid));
       }
     }
-    if (resourceType === PERSISTENT_VOLUME_CLAIMS && type === "ADDED") this.later(this.stepMs, () => this.bindClaim(object));
+    if (resourceType === PERSISTENT_VOLUME_CLAIMS && type === "ADDED") this.later(this.options.stepMs ?? this.timing.of("volumeBinding"), () => this.bindClaim(object));
   }
 
   // ---- namespace controller ----
@@ -203,6 +232,7 @@ export class ClusterControllers {
         labels: { ...(template.metadata?.labels ?? {}) },
         ...(template.metadata?.annotations ? { annotations: { ...template.metadata.annotations } } : {}),
         ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name, uid, controller: true, blockOwnerDeletion: true }],
+        finalizers: [JOB_TRACKING_FINALIZER],
       },
       spec: structuredClone(template.spec ?? {}),
     };
@@ -254,7 +284,7 @@ export class ClusterControllers {
     const now = timestamp();
     const podIp = `10.0.2.${this.podIpCounter++ % 250}`;
     const pod = this.store.mutate(PODS, namespace, name, (p) => {
-      if (p.metadata.uid !== uid) return;
+      if (p.metadata.uid !== uid || p.metadata.deletionTimestamp) return;
       p.status.phase = "Running";
       p.status.podIP = podIp;
       p.status.podIPs = [{ ip: podIp }];
@@ -271,7 +301,7 @@ export class ClusterControllers {
         started: true,
       }));
     });
-    if (pod?.metadata.uid !== uid) return;
+    if (pod?.metadata.uid !== uid || pod.status?.phase !== "Running") return;
     const command = (pod.spec.containers ?? []).map((c: any) => [...(c.command ?? []), ...(c.args ?? [])].join(" ")).join("; ");
     this.logs.set(`${namespace}/${name}`, `[sandbox kubelet] ${now} started ${containerNames(pod).join(",")}: ${command}\n`);
     if (pod.spec.restartPolicy !== "Always") this.later(this.stepMs, () => this.finishPod(namespace, name, uid));
@@ -279,7 +309,7 @@ export class ClusterControllers {
 
   private finishPod(namespace: string, name: string, uid: string): void {
     const current = this.store.get(PODS, namespace, name);
-    if (!current || current.metadata.uid !== uid) return;
+    if (!current || current.metadata.uid !== uid || current.status?.phase !== "Running") return;
     const owner = jobOwner(current);
     const job = owner ? this.store.get(JOBS, namespace, owner.name) : undefined;
     const fails = job !== undefined && job.metadata.uid === owner!.uid && (this.options.failJobs?.(job) ?? false);
@@ -287,6 +317,8 @@ export class ClusterControllers {
     const reason = fails ? "Error" : "Completed";
     const now = timestamp();
     this.store.mutate(PODS, namespace, name, (p) => {
+      // Its containers have exited: a pod being deleted has nothing left to wait for.
+      if (p.metadata.deletionTimestamp) p.metadata.deletionGracePeriodSeconds = 0;
       p.status.phase = fails ? "Failed" : "Succeeded";
       p.status.conditions = p.status.conditions.map((c: Record<string, unknown>) =>
         c.type === "Ready" || c.type === "ContainersReady" || c.type === "PodReadyToStartContainers"
@@ -302,6 +334,70 @@ export class ClusterControllers {
     });
     const key = `${namespace}/${name}`;
     this.logs.set(key, `${this.logs.get(key) ?? ""}[sandbox kubelet] ${now} exited with code ${exitCode}\n`);
+  }
+
+  /**
+   * A pod deleted while bound to the node: its containers get SIGTERM, and SIGKILL when the grace period has run
+   * (the sandbox's containers take all of it); then the pod has ended (Failed, exit code 137) and, with no
+   * finalizer left, is gone.
+   */
+  private stopGracefully(pod: KubeObject): void {
+    const uid = pod.metadata.uid!;
+    if (this.stopping.has(uid)) return;
+    this.stopping.add(uid);
+    const { namespace, name } = pod.metadata;
+    // From when the kubelet sees it (deletionTimestamp has only second precision).
+    this.later(this.timing.ms(pod.metadata.deletionGracePeriodSeconds ?? 0), () => {
+      this.stopping.delete(uid);
+      const now = timestamp();
+      this.store.mutate(PODS, namespace, name!, (p) => {
+        if (p.metadata.uid !== uid) return;
+        p.metadata.deletionGracePeriodSeconds = 0;
+        if (isTerminal(p)) return;
+        p.status = { ...(p.status ?? {}), phase: "Failed" };
+        p.status.conditions = (p.status.conditions ?? []).map((c: Record<string, unknown>) =>
+          c.type === "Ready" || c.type === "ContainersReady" || c.type === "PodReadyToStartContainers" ? { ...c, status: "False", lastTransitionTime: now } : c,
+        );
+        p.status.containerStatuses = (p.status.containerStatuses ?? []).map((s: any) => ({
+          ...s,
+          state: { terminated: { exitCode: 137, reason: "Error", startedAt: s.state?.running?.startedAt ?? now, finishedAt: now, ...(s.containerID ? { containerID: s.containerID } : {}) } },
+          ready: false,
+          started: false,
+        }));
+      });
+    });
+  }
+
+  /** The job controller lets go of a pod once its end is counted, or once it has no Job to count it for. */
+  private releaseJobTracking(seen: KubeObject): void {
+    const { namespace, name, uid } = seen.metadata;
+    const pod = this.store.get(PODS, namespace, name!);
+    if (!pod || pod.metadata.uid !== uid || !(pod.metadata.finalizers ?? []).includes(JOB_TRACKING_FINALIZER)) return;
+    const owner = jobOwner(pod);
+    const job = owner ? this.store.get(JOBS, namespace, owner.name) : undefined;
+    const jobLive = job !== undefined && job.metadata.uid === owner!.uid && !job.metadata.deletionTimestamp;
+    const stoppedOrNeverRan = pod.metadata.deletionTimestamp !== undefined && (pod.metadata.deletionGracePeriodSeconds ?? 0) === 0;
+    if (jobLive && !isTerminal(pod) && !stoppedOrNeverRan) return;
+    this.store.mutate(PODS, namespace, name!, (p) => {
+      p.metadata.finalizers = (p.metadata.finalizers ?? []).filter((f: string) => f !== JOB_TRACKING_FINALIZER);
+    });
+  }
+
+  /** The pvc-protection controller: a deleted claim that no pod still running (or starting) uses loses its finalizer. */
+  private releaseClaims(namespace: string): void {
+    const deleting = this.store.list(PERSISTENT_VOLUME_CLAIMS, { namespace }).filter((c) => c.metadata.deletionTimestamp && (c.metadata.finalizers ?? []).includes(PVC_PROTECTION_FINALIZER));
+    if (deleting.length === 0) return;
+    const inUse = new Set<string>();
+    for (const pod of this.store.list(PODS, { namespace })) {
+      if (isTerminal(pod)) continue;
+      for (const v of pod.spec?.volumes ?? []) if (v?.persistentVolumeClaim?.claimName) inUse.add(String(v.persistentVolumeClaim.claimName));
+    }
+    for (const claim of deleting) {
+      if (inUse.has(claim.metadata.name!)) continue;
+      this.store.mutate(PERSISTENT_VOLUME_CLAIMS, namespace, claim.metadata.name!, (c) => {
+        c.metadata.finalizers = (c.metadata.finalizers ?? []).filter((f: string) => f !== PVC_PROTECTION_FINALIZER);
+      });
+    }
   }
 
   // ---- volume binder ----

@@ -18,9 +18,13 @@ import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-stat
 import { isFinished, isTerminal } from "../../local/kube/kubelet.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../local/sandbox.js";
+import { TEST_TIME_SCALE } from "../../local/kube/cluster-timing.js";
 
-/** Step Functions waits/retries and the kubelet shortened for tests (the definition is untouched). */
-export const FAST: SandboxOptions = { waitMs: 20, retryIntervalMs: 5, kubeletStepMs: 20 };
+/**
+ * Step Functions waits/retries shortened for tests (the definition is untouched), and the cluster's clock at the
+ * tests' time factor (a Terminating namespace with a running pod is gone in about 1 s; the kubelet's steps follow).
+ */
+export const FAST: SandboxOptions = { waitMs: 20, retryIntervalMs: 5, timeScale: TEST_TIME_SCALE };
 
 /** How long one run may take in a test before it counts as stuck. */
 export const RUN_TIMEOUT_MS = 20_000;
