@@ -20,7 +20,7 @@
 import { randomUUID } from "node:crypto";
 import { jsonEqual } from "./patch.js";
 import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
-import { apiVersionOf, findResourceTypeByKind, LIMIT_RANGES, NAMESPACES, PODS, RESOURCE_QUOTAS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
+import { apiVersionOf, findResourceTypeByKind, LIMIT_RANGES, NAMESPACES, PODS, RESOURCE_QUOTAS, SERVICE_ACCOUNTS, STORAGE_CLASSES, type ResourceType } from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./kube-status.js";
 import { podSecurityRefusal } from "./pod-security.js";
@@ -164,6 +164,11 @@ export class KubeStore {
     const name = obj.metadata.name!;
     if (type.namespaced) this.requireWritableNamespace(type, obj.metadata.namespace!, name);
     if (type.resource === "pods") this.admitPod(obj);
+    if (type.resource === "persistentvolumeclaims" && obj.spec?.storageClassName === undefined) {
+      // DefaultStorageClass admission: a claim that names no class gets the default one (if any).
+      const byDefault = this.list(STORAGE_CLASSES).find((c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true");
+      if (byDefault) obj.spec = { ...obj.spec, storageClassName: byDefault.metadata.name };
+    }
     if (this.objects.has(this.key(type, obj.metadata.namespace, name))) throw alreadyExists(type, name);
     obj.metadata.resourceVersion = this.nextRevision();
     this.objects.set(this.key(type, obj.metadata.namespace, name), { type, object: obj });

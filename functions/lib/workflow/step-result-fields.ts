@@ -76,6 +76,7 @@ const HEAD_JOB: FieldPolicy<HeadJobResult> = {
   launchedAt: "shown",
   nextCheckSeconds: "shown",
   imagePullFailingSince: "shown",
+  unschedulableSince: "shown",
   paramsConfigMap: "shown",
 };
 
