@@ -3,6 +3,7 @@
  * `npm run demo`: posts an example request to a running sandbox (or to one it starts itself), narrates
  * the run step by step as the Step Functions console would show it, then summarises what now exists.
  */
+import { SANDBOX_TIME_SCALE, TEST_TIME_SCALE } from "./kube/cluster-timing.js";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -116,6 +117,8 @@ async function start(args: string[]): Promise<void> {
       removePermissions,
       // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
       timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
+      // The cluster's clock too: a Terminating namespace is gone in about 10 s, or about 1 s with --fast.
+      clusterTimeScale: values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE,
       stateDir,
     });
   } catch (error) {

@@ -46,6 +46,7 @@ import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.j
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
 import { openApiText } from "./write-openapi.js";
+import { SANDBOX_TIME_SCALE } from "./kube/cluster-timing.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -79,7 +80,13 @@ export interface SandboxOptions {
   waitMs?: number;
   /** every retrier waits this long between attempts instead of its backoff (default: as defined) */
   retryIntervalMs?: number;
-  /** time between a head pod's phases (default 200 ms) */
+  /**
+   * The emulated cluster's one time factor (local/kube/cluster-timing.ts): real seconds × 1000 × clusterTimeScale =
+   * sandbox milliseconds. Default SANDBOX_TIME_SCALE (a Terminating namespace with a running pod is gone in about
+   * 10 s); tests use TEST_TIME_SCALE (about 1 s).
+   */
+  clusterTimeScale?: number;
+  /** time between a head pod's phases (default: derived from clusterTimeScale) */
   kubeletStepMs?: number;
   /** head jobs fail instead of succeeding */
   failJobs?: boolean;
@@ -201,7 +208,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     port: opts.kubePort ?? 0,
     faults,
     authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
-    kubelet: { stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
+    kubelet: { timeScale: opts.clusterTimeScale ?? SANDBOX_TIME_SCALE, stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
   });
   // What eksctl writes for a managed node group, templated username included.
   const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);

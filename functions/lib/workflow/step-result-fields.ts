@@ -78,6 +78,7 @@ const HEAD_JOB: FieldPolicy<HeadJobResult> = {
   launchedAt: "shown",
   nextCheckSeconds: "shown",
   imagePullFailingSince: "shown",
+  unschedulableSince: "shown",
   paramsConfigMap: "shown",
 };
 

@@ -131,6 +131,8 @@ export interface HeadJobResult {
   nextCheckSeconds: number;
   /** The head pod's image could not be pulled since this check (ISO 8601); cleared once it pulls. */
   imagePullFailingSince?: string;
+  /** The head pod has been Unschedulable since this check (ISO 8601); cleared once it is scheduled. */
+  unschedulableSince?: string;
   /** The per-job ConfigMap holding params.json */
   paramsConfigMap?: string;
 }
