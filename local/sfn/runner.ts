@@ -40,7 +40,7 @@ import {
 import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
-import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
@@ -254,7 +254,7 @@ export class LocalStepFunctions {
     const functionArn = lambdaArn(this.substitution, state.functionName);
     const timeoutSeconds = state.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
     if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, load: async () => override };
-    const entry = STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
+    const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
     if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
     let loaded: Promise<LambdaHandler> | undefined;
     const load = () =>

@@ -62,6 +62,28 @@ export class RunInProgress extends ProvisionerError {
   }
 }
 
+/**
+ * A teardown's namespace is still Terminating (its content is being removed, or finalizers hold it). Retried by the
+ * deprovision workflow's WaitForNamespaceRemoval only, with its own backoff: its last message, naming the finalizers
+ * and conditions that hold the namespace, is what the teardown reports when the wait is over.
+ */
+export class NamespaceTerminating extends ProvisionerError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NamespaceTerminating";
+  }
+}
+
+/** Entry points only: no environment of that tenant, region and cluster in the registry (HTTP 404). */
+export class EnvironmentNotFound extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EnvironmentNotFound";
+  }
+}
+
 // ---- permanent: the state machine compensates at once ----
 
 /** The request (or a value derived from it) is invalid. `problems` lists every problem by field path. */
