@@ -63,8 +63,17 @@ function describeOwned(owned: Record<string, unknown>): string[] {
   ];
 }
 
+/** `<Kind> <namespace>/<name>: ...`: a line about an object in the namespace. */
+function isInNamespace(line: string, namespace: string): boolean {
+  return /^[A-Za-z]+ ([^/\s]+)\//.exec(line)?.[1] === namespace;
+}
+
 export function removalOutcome(state: WorkflowState): RemovalOutcome {
-  const { undone, kept, couldNotUndo } = compensationOutcome(state);
+  const outcome = compensationOutcome(state);
+  const { undone, kept } = outcome;
+  // A namespace that is gone took whatever of ours a removal could not delete in it.
+  const gone = state.namespaceRemoval?.gone ? state.namespaceRemoval.namespace : undefined;
+  const couldNotUndo = gone ? outcome.couldNotUndo.filter((line) => !isInNamespace(line, gone)) : outcome.couldNotUndo;
   // ResolveCluster failed: nothing was removed, everything the record names remains.
   const unresolved = state.error
     ? describeOwned(state.removal?.owned ?? {}).map((what) => `${what}: ResolveCluster failed (${state.error!.Error}: ${readableCause(state.error!.Cause) ?? "no cause given"})`)

@@ -172,4 +172,6 @@ export interface WorkflowState {
   failedStep?: string;
   compensation?: Record<string, CompensationResult | CaughtError>;
   removal?: RemovalScope;
+  /** WaitForNamespaceRemoval's result (deprovision.asl.json) */
+  namespaceRemoval?: NamespaceRemoval;
 }
