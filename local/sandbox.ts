@@ -14,15 +14,21 @@ import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } fro
 import { CreateAccessEntryCommand, EKSClient } from "@aws-sdk/client-eks";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { resetClients, type Signer } from "../functions/lib/aws/clients.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
+import { loadDeploymentConfig, onboardingEventPattern, removalEventPattern } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { resetKubeClients, setKubeTokenCredentials } from "../functions/lib/kube/kube-client.js";
 import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEntry } from "../stacks/cluster-access-commands.js";
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
-import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
+import {
+  createHandler as createEnvironmentHandler,
+  deleteHandler as deleteEnvironmentHandler,
+  listHandler as listEnvironmentsHandler,
+  readHandler as readEnvironmentHandler,
+} from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { handler as removalEventHandler } from "../functions/events/compute-environment-removal-requested.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
@@ -36,6 +42,7 @@ import {
   KUBE_STEPS_ROLE_NAME,
   LAMBDA_TRUST,
   ONBOARDING_EVENTS_ROLE_KEY,
+  REMOVAL_EVENTS_ROLE_KEY,
   productRoles,
   type ProductRole,
   type RemovedPermission,
@@ -56,6 +63,8 @@ const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/resear
 /** An existing launcher role, as Seqera Platform's would be (examples/fusion-tenant.json uses it). */
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
 const STATE_MACHINE_NAME = "provision";
+/** The teardown workflow (statemachines/deprovision.asl.json), loaded by the runner beside the provisioning one. */
+const DEPROVISION_STATE_MACHINE_NAME = "deprovision";
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
 export const SANDBOX_KUBE_STEPS_ROLE = KUBE_STEPS_ROLE_NAME;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
@@ -110,6 +119,8 @@ export interface Sandbox {
   /** DynamoDB (dynalite): the environment registry's table */
   dynamoDbUrl: string;
   stateMachineArn: string;
+  /** The teardown workflow's state machine */
+  deprovisionStateMachineArn: string;
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
   kube: KubeApiServer;
@@ -237,6 +248,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     stepSigner: stepSigners(signers),
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
+  const deprovisionStateMachineArn = stepFunctions.stateMachineArn(DEPROVISION_STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
   const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
   await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
@@ -262,6 +274,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
+    DEPROVISION_STATE_MACHINE_ARN: deprovisionStateMachineArn,
   };
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
   delete process.env.AWS_SESSION_TOKEN;
@@ -300,7 +313,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // The steps' Kubernetes calls are made as the KubeSteps role, as deployed (their EKS tokens are signed by it).
   setKubeTokenCredentials(signers.get(KUBE_STEPS_ROLE_KEY)!.credentials);
 
-  type Route = { method: "GET" | "POST"; path: string; handler: HttpHandler };
+  type Route = { method: "GET" | "POST" | "DELETE"; path: string; handler: HttpHandler };
   // Each route's Lambda signs as its route's role, as deployed.
   const routes: Route[] = ([
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
@@ -308,6 +321,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+    { method: "DELETE", path: "/environments/{tenant}/{region}/{cluster}", handler: deleteEnvironmentHandler as unknown as HttpHandler },
   ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
   routes.push(
     // The API's own description, generated from the same schemas as openapi.json.
@@ -316,14 +330,20 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
 
-  // The bus's rule: ComputeEnvironmentRequested from an allowed source starts the workflow through the events handler, as deployed.
+  // The bus's rules: ComputeEnvironmentRequested (RemovalRequested) from an allowed source starts the workflow (the
+  // teardown) through its events handler, as deployed.
   const stopRouting = aws.onEvent?.((event) => {
-    const pattern = onboardingEventPattern(loadDeploymentConfig());
-    if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
-    void withEntrySigner(onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>, signers.get(ONBOARDING_EVENTS_ROLE_KEY))(
+    const config = loadDeploymentConfig();
+    const rules = [
+      { pattern: onboardingEventPattern(config), handler: onboardingEventHandler, signer: signers.get(ONBOARDING_EVENTS_ROLE_KEY) },
+      { pattern: removalEventPattern(config), handler: removalEventHandler, signer: signers.get(REMOVAL_EVENTS_ROLE_KEY) },
+    ];
+    const rule = rules.find(({ pattern }) => pattern?.detailType.includes(event.detailType) && pattern.source.includes(event.source));
+    if (!rule) return;
+    void withEntrySigner(rule.handler as unknown as (e: unknown, c: unknown) => Promise<unknown>, rule.signer)(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},
-    ).catch((error: unknown) => console.error(`onboarding event ${event.eventId} was refused: ${(error as Error).message}`));
+    ).catch((error: unknown) => console.error(`${event.detailType} event ${event.eventId} was refused: ${(error as Error).message}`));
   });
 
   const files: Sandbox["files"] = {};
@@ -343,6 +363,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     sfnUrl: sfn.url,
     dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
+    deprovisionStateMachineArn,
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
     kube,

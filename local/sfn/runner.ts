@@ -42,7 +42,7 @@ import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
 import { signedWith, type Signer } from "../../functions/lib/aws/clients.js";
-import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
@@ -279,7 +279,7 @@ export class LocalStepFunctions {
     const functionArn = lambdaArn(this.substitution, state.functionName);
     const timeoutSeconds = state.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
     if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, load: async () => override };
-    const entry = STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
+    const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
     if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
     let loaded: Promise<LambdaHandler> | undefined;
     const load = () =>
