@@ -21,8 +21,19 @@ import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEn
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
-import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
+import {
+  createHandler as createEnvironmentHandler,
+  listHandler as listEnvironmentsHandler,
+  readHandler as readEnvironmentHandler,
+} from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
+import {
+  COMPENSATION_STATE_MACHINE_ARN_ENV,
+  STOPPED_RUN_GRACE_ENV,
+  stoppedRunEventPattern,
+} from "../functions/lib/workflow/stopped-run.js";
+import { matchesPattern } from "./aws/event-pattern.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
@@ -43,6 +54,10 @@ const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/resear
 /** An existing launcher role, as Seqera Platform's would be (examples/fusion-tenant.json uses it). */
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
 const STATE_MACHINE_NAME = "provision";
+/** statemachines/compensate-stopped.asl.json: the compensation of runs that ended without their Catch */
+const COMPENSATION_STATE_MACHINE_NAME = "compensate-stopped";
+/** The longest step Lambda timeout (stacks/Provisioner.ts): how long a stopped run's compensation waits by default. */
+const STOPPED_RUN_GRACE_MS = 120_000;
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
 export const SANDBOX_KUBE_STEPS_ROLE = "nf-eks-provisioner-kube-steps";
 /** Re-assume the KubeSteps role this long before its session expires. */
@@ -76,6 +91,8 @@ export interface SandboxOptions {
   /** deploy-time IAM name prefix (default nfeks) */
   iamPrefix?: string;
   permissionsBoundaryArn?: string;
+  /** how long after a run stopped its compensation begins (default 120 s, the longest step Lambda timeout, as deployed) */
+  stoppedRunGraceMs?: number;
 }
 
 export interface Sandbox {
@@ -86,6 +103,10 @@ export interface Sandbox {
   /** DynamoDB (dynalite): the environment registry's table */
   dynamoDbUrl: string;
   stateMachineArn: string;
+  /** the compensation of runs that ended without their Catch (statemachines/compensate-stopped.asl.json) */
+  compensationStateMachineArn: string;
+  /** the events on the emulated buses (the product's, and Step Functions' status changes on `default`), optionally filtered */
+  events: AwsEmulator["events"];
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
   kube: KubeApiServer;
@@ -148,7 +169,12 @@ async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
  * `nf-eks-provisioner` (an access entry with the group and no access policy, or an aws-auth entry in CONFIG_MAP mode)
  * and deploy/provisioner-clusterrole.yaml applied. Returns the role's ARN.
  */
-async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mode: AuthenticationMode, awsAuth: KubeObject): Promise<string> {
+async function grantProvisionerAccess(
+  aws: AwsEmulator,
+  kube: KubeApiServer,
+  mode: AuthenticationMode,
+  awsAuth: KubeObject,
+): Promise<string> {
   const lambda = { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" };
   const trust = { Version: "2012-10-17", Statement: [lambda] };
   const description = "the sandbox's KubeStepsRole";
@@ -188,7 +214,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const faults = new FaultInjector();
   for (const rule of opts.faults ?? []) faults.inject(rule);
 
-  const aws = await startAwsEmulator({ port: opts.awsPort ?? 0, faults, accountId: SANDBOX_CLUSTER.accountId, propagationDelayMs: opts.propagationDelayMs ?? 0 });
+  const aws = await startAwsEmulator({
+    port: opts.awsPort ?? 0,
+    faults,
+    accountId: SANDBOX_CLUSTER.accountId,
+    propagationDelayMs: opts.propagationDelayMs ?? 0,
+  });
   const kube = await startKubeApi({
     port: opts.kubePort ?? 0,
     faults,
@@ -216,8 +247,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     accountId: SANDBOX_CLUSTER.accountId,
     waitMs: opts.waitMs,
     retryIntervalMs: opts.retryIntervalMs,
+    // Step Functions tells the account's default bus when an execution ends, as in AWS.
+    onStatusChange: (change) => aws.putServiceEvent({ ...change, region: SANDBOX_CLUSTER.region }),
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
+  const compensationStateMachineArn = stepFunctions.stateMachineArn(COMPENSATION_STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
   const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
   await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
@@ -243,6 +277,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
+    [COMPENSATION_STATE_MACHINE_ARN_ENV]: compensationStateMachineArn,
+    [STOPPED_RUN_GRACE_ENV]: String((opts.stoppedRunGraceMs ?? STOPPED_RUN_GRACE_MS) / 1000),
   };
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
   delete process.env.AWS_SESSION_TOKEN;
@@ -258,7 +294,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   await iam.send(
     new CreateRoleCommand({
       RoleName: "seqera-platform-launcher",
-      AssumeRolePolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }] }),
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }],
+      }),
     }),
   );
   await iam.send(new TagRoleCommand({ RoleName: "seqera-platform-launcher", Tags: [{ Key: "team", Value: "platform" }] }));
@@ -274,7 +313,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
     // The API's own description, generated from the same schemas as openapi.json.
-    { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
+    {
+      method: "GET",
+      path: "/openapi.json",
+      handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }),
+    },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
@@ -284,9 +327,48 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const pattern = onboardingEventPattern(loadDeploymentConfig());
     if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
     void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
-      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
+      {
+        version: "0",
+        id: event.eventId,
+        "detail-type": event.detailType,
+        source: event.source,
+        account: SANDBOX_CLUSTER.accountId,
+        time: new Date().toISOString(),
+        region: SANDBOX_CLUSTER.region,
+        resources: [],
+        detail: event.detail,
+      },
       {},
     ).catch((error: unknown) => console.error(`onboarding event ${event.eventId} was refused: ${(error as Error).message}`));
+  });
+
+  // The default bus's rule: the provision runs that timed out, were stopped or failed past their Catch go to the
+  // stopped-run handler, the pattern matched as EventBridge matches it.
+  const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn);
+  const stopStoppedRuns = aws.onEvent((event) => {
+    const asRuleSeesIt = {
+      source: event.source,
+      "detail-type": event.detailType,
+      detail: event.detail,
+      resources: event.resources,
+      account: event.account,
+      region: event.region,
+    };
+    if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;
+    void (executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+      {
+        version: "0",
+        id: event.eventId,
+        "detail-type": event.detailType,
+        source: event.source,
+        account: event.account,
+        time: event.time.toISOString(),
+        region: event.region,
+        resources: event.resources,
+        detail: event.detail,
+      },
+      {},
+    ).catch((error: unknown) => console.error(`status-change event ${event.eventId} could not be handled: ${(error as Error).message}`));
   });
 
   const files: Sandbox["files"] = {};
@@ -306,6 +388,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     sfnUrl: sfn.url,
     dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
+    compensationStateMachineArn,
+    events: (filter) => aws.events(filter),
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
     kube,
@@ -318,6 +402,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (closed) return;
       closed = true;
       stopRouting?.();
+      stopStoppedRuns();
       await api.close();
       await stepFunctions.shutdown();
       await sfn.close();

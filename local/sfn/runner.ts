@@ -77,6 +77,33 @@ export interface LocalStepFunctionsOptions {
   lambdaTimeoutSeconds?: number;
   /** The execution role reported in ExecutionStarted and DescribeStateMachine. */
   roleArn?: string;
+  /**
+   * Hears each execution's end as Step Functions tells EventBridge ("Step Functions Execution Status Change", source
+   * aws.states, on the account's default bus): the sandbox puts it on the emulated default bus.
+   */
+  onStatusChange?: (event: ExecutionStatusChangeEvent) => void;
+}
+
+/** An execution's status change as Step Functions sends it to EventBridge (the detail as AWS writes it). */
+export interface ExecutionStatusChangeEvent {
+  source: "aws.states";
+  detailType: "Step Functions Execution Status Change";
+  resources: string[];
+  detail: {
+    executionArn: string;
+    stateMachineArn: string;
+    name: string;
+    status: ExecutionStatusName;
+    /** epoch milliseconds */
+    startDate: number;
+    stopDate: number | null;
+    input: string;
+    inputDetails: { included: boolean };
+    output: string | null;
+    outputDetails: { included: boolean } | null;
+    error: string | null;
+    cause: string | null;
+  };
 }
 
 export type ExecutionStatusName = Extract<ExecutionStatus, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">;
@@ -171,7 +198,10 @@ class DataLimitExceeded extends Error {
 function pageSize(maxResults: number | undefined, fallback: number): number {
   if (maxResults === undefined || maxResults === 0) return fallback;
   if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 1000) {
-    throw sfnError(ValidationException, "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000");
+    throw sfnError(
+      ValidationException,
+      "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000",
+    );
   }
   return maxResults;
 }
@@ -202,7 +232,9 @@ export class LocalStepFunctions {
     } else {
       const dir = opts.definitionsDir ?? join(REPO_ROOT, "statemachines");
       if (existsSync(dir)) {
-        for (const file of readdirSync(dir).filter((f) => f.endsWith(".asl.json")).sort()) {
+        for (const file of readdirSync(dir)
+          .filter((f) => f.endsWith(".asl.json"))
+          .sort()) {
           this.addStateMachine(basename(file, ".asl.json"), join(dir, file));
         }
       }
@@ -279,11 +311,26 @@ export class LocalStepFunctions {
 
   async describeStateMachine(input: { stateMachineArn?: string }): Promise<DescribeStateMachineOutput> {
     const m = this.machineByArn(input.stateMachineArn);
-    return { stateMachineArn: m.arn, name: m.name, status: "ACTIVE", definition: m.definitionText, roleArn: this.roleArn, type: "STANDARD", creationDate: m.creationDate };
+    return {
+      stateMachineArn: m.arn,
+      name: m.name,
+      status: "ACTIVE",
+      definition: m.definitionText,
+      roleArn: this.roleArn,
+      type: "STANDARD",
+      creationDate: m.creationDate,
+    };
   }
 
   async listStateMachines(): Promise<ListStateMachinesOutput> {
-    return { stateMachines: [...this.machines.values()].map((m) => ({ stateMachineArn: m.arn, name: m.name, type: "STANDARD", creationDate: m.creationDate })) };
+    return {
+      stateMachines: [...this.machines.values()].map((m) => ({
+        stateMachineArn: m.arn,
+        name: m.name,
+        type: "STANDARD",
+        creationDate: m.creationDate,
+      })),
+    };
   }
 
   // ---- executions ----
@@ -303,7 +350,8 @@ export class LocalStepFunctions {
     } catch (problem) {
       throw sfnError(InvalidExecutionInput, `Invalid State Machine Execution Input: '${(problem as Error).message}'`);
     }
-    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES) throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
+    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES)
+      throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
     const executionArn = this.executionArn(machine.name, name);
     const existing = this.executions.get(executionArn);
     if (existing) {
@@ -316,7 +364,14 @@ export class LocalStepFunctions {
 
   private launch(machine: MachineRecord, name: string, executionArn: string, text: string, parsedInput: unknown): ExecutionRecord {
     const invocations = new InvocationLog();
-    const record = { executionArn, stateMachineArn: machine.arn, name, status: "RUNNING", startDate: new Date(), input: text } as ExecutionRecord;
+    const record = {
+      executionArn,
+      stateMachineArn: machine.arn,
+      name,
+      status: "RUNNING",
+      startDate: new Date(),
+      input: text,
+    } as ExecutionRecord;
     record.history = new HistoryBuilder({
       states: machine.states,
       roleArn: this.roleArn,
@@ -335,8 +390,9 @@ export class LocalStepFunctions {
       },
       overrides: {
         taskResourceLocalHandlers: this.taskHandlers(machine, invocations),
-        waitTimeOverrides: this.opts.waitMs === undefined ? undefined : this.everyState(machine, "Wait", this.opts.waitMs),
-        retryIntervalOverrides: this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
+        waitTimeOverrides: this.opts.waitMs === undefined ? undefined : this.everyRelativeWait(machine, this.opts.waitMs),
+        retryIntervalOverrides:
+          this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
       },
     });
     record.abort = execution.abort;
@@ -347,7 +403,10 @@ export class LocalStepFunctions {
       // The library always ends with a terminal event; if it did not, say so rather than hang as RUNNING.
       const reason = history.status === "rejected" ? history.reason : result.status === "rejected" ? result.reason : undefined;
       if (!record.history.isEnded) {
-        record.history.failUnfinished("LocalRunner.Error", reason instanceof Error ? reason.message : "the execution ended without a terminal event");
+        record.history.failUnfinished(
+          "LocalRunner.Error",
+          reason instanceof Error ? reason.message : "the execution ended without a terminal event",
+        );
       }
     });
     return record;
@@ -355,6 +414,18 @@ export class LocalStepFunctions {
 
   private everyState(machine: MachineRecord, type: string, value: number): Record<string, number> {
     return Object.fromEntries(machine.states.filter((s) => s.type === type).map((s) => [s.name, value]));
+  }
+
+  /**
+   * Every Wait state that pauses for a duration (Seconds, SecondsPath): a Wait until a timestamp (Timestamp,
+   * TimestampPath) keeps its time, which whoever wrote the timestamp chose (the stopped-run compensation's grace).
+   */
+  private everyRelativeWait(machine: MachineRecord, value: number): Record<string, number> {
+    const top = (machine.definition as { States?: Record<string, Record<string, unknown>> }).States ?? {};
+    const waits = this.everyState(machine, "Wait", value);
+    for (const name of Object.keys(waits))
+      if (top[name]?.Timestamp !== undefined || top[name]?.TimestampPath !== undefined) delete waits[name];
+    return waits;
   }
 
   private everyRetryingState(machine: MachineRecord, ms: number): Record<string, number> {
@@ -378,7 +449,16 @@ export class LocalStepFunctions {
             throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
           });
           const event = JSON.parse(inputText);
-          outputText = json(await handler(event, lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: binding.timeoutSeconds * 1000 })));
+          outputText = json(
+            await handler(
+              event,
+              lambdaContext({
+                functionName: binding.functionName,
+                functionArn: binding.functionArn,
+                timeoutMs: binding.timeoutSeconds * 1000,
+              }),
+            ),
+          );
           output = JSON.parse(outputText);
         } catch (problem) {
           invocation.finishedAt = new Date();
@@ -388,7 +468,9 @@ export class LocalStepFunctions {
         invocation.finishedAt = new Date();
         invocation.output = output;
         if (Buffer.byteLength(outputText) > PAYLOAD_LIMIT_BYTES) {
-          throw new DataLimitExceeded(`The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`);
+          throw new DataLimitExceeded(
+            `The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`,
+          );
         }
         return output;
       };
@@ -402,12 +484,52 @@ export class LocalStepFunctions {
     record.output = outcome.output;
     record.error = outcome.error;
     record.cause = outcome.cause;
+    this.announce(record);
+  }
+
+  /** Step Functions' status-change event for a closed execution, to `onStatusChange` (never breaks the execution). */
+  private announce(record: ExecutionRecord): void {
+    const listener = this.opts.onStatusChange;
+    if (!listener) return;
+    const event: ExecutionStatusChangeEvent = {
+      source: "aws.states",
+      detailType: "Step Functions Execution Status Change",
+      resources: [record.executionArn],
+      detail: {
+        executionArn: record.executionArn,
+        stateMachineArn: record.stateMachineArn,
+        name: record.name,
+        status: record.status,
+        startDate: record.startDate.getTime(),
+        stopDate: record.stopDate ? record.stopDate.getTime() : null,
+        input: record.input,
+        inputDetails: { included: true },
+        output: record.output ?? null,
+        outputDetails: record.output === undefined ? null : { included: true },
+        error: record.error ?? null,
+        cause: record.cause ?? null,
+      },
+    };
+    // Delivered after the close, as EventBridge delivers asynchronously.
+    setImmediate(() => {
+      try {
+        listener(event);
+      } catch {
+        // A listener must never break the runner.
+      }
+    });
   }
 
   private notify(record: ExecutionRecord, event: HistoryEvent): void {
     for (const listener of this.listeners) {
       try {
-        listener({ executionArn: record.executionArn, stateMachineArn: record.stateMachineArn, name: record.name, status: record.status, event });
+        listener({
+          executionArn: record.executionArn,
+          stateMachineArn: record.stateMachineArn,
+          name: record.name,
+          status: record.status,
+          event,
+        });
       } catch {
         // A listener (the CLI's progress display) must never break an execution.
       }
@@ -533,7 +655,9 @@ export class LocalStepFunctions {
   /** Stop every running execution (Ctrl-C, test teardown). */
   async shutdown(): Promise<void> {
     const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");
-    await Promise.all(running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })));
+    await Promise.all(
+      running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })),
+    );
   }
 }
 
