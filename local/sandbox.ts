@@ -21,18 +21,10 @@ import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEn
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
-import {
-  createHandler as createEnvironmentHandler,
-  listHandler as listEnvironmentsHandler,
-  readHandler as readEnvironmentHandler,
-} from "../functions/api/environments.js";
+import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
-import {
-  COMPENSATION_STATE_MACHINE_ARN_ENV,
-  STOPPED_RUN_GRACE_ENV,
-  stoppedRunEventPattern,
-} from "../functions/lib/workflow/stopped-run.js";
+import { COMPENSATION_STATE_MACHINE_ARN_ENV, STOPPED_RUN_GRACE_ENV, stoppedRunEventPattern } from "../functions/lib/workflow/stopped-run.js";
 import { matchesPattern } from "./aws/event-pattern.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
@@ -169,12 +161,7 @@ async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
  * `nf-eks-provisioner` (an access entry with the group and no access policy, or an aws-auth entry in CONFIG_MAP mode)
  * and deploy/provisioner-clusterrole.yaml applied. Returns the role's ARN.
  */
-async function grantProvisionerAccess(
-  aws: AwsEmulator,
-  kube: KubeApiServer,
-  mode: AuthenticationMode,
-  awsAuth: KubeObject,
-): Promise<string> {
+async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mode: AuthenticationMode, awsAuth: KubeObject): Promise<string> {
   const lambda = { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" };
   const trust = { Version: "2012-10-17", Statement: [lambda] };
   const description = "the sandbox's KubeStepsRole";
@@ -214,12 +201,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const faults = new FaultInjector();
   for (const rule of opts.faults ?? []) faults.inject(rule);
 
-  const aws = await startAwsEmulator({
-    port: opts.awsPort ?? 0,
-    faults,
-    accountId: SANDBOX_CLUSTER.accountId,
-    propagationDelayMs: opts.propagationDelayMs ?? 0,
-  });
+  const aws = await startAwsEmulator({ port: opts.awsPort ?? 0, faults, accountId: SANDBOX_CLUSTER.accountId, propagationDelayMs: opts.propagationDelayMs ?? 0 });
   const kube = await startKubeApi({
     port: opts.kubePort ?? 0,
     faults,
@@ -294,10 +276,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   await iam.send(
     new CreateRoleCommand({
       RoleName: "seqera-platform-launcher",
-      AssumeRolePolicyDocument: JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }],
-      }),
+      AssumeRolePolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }] }),
     }),
   );
   await iam.send(new TagRoleCommand({ RoleName: "seqera-platform-launcher", Tags: [{ Key: "team", Value: "platform" }] }));
@@ -313,11 +292,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
     // The API's own description, generated from the same schemas as openapi.json.
-    {
-      method: "GET",
-      path: "/openapi.json",
-      handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }),
-    },
+    { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
@@ -327,17 +302,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const pattern = onboardingEventPattern(loadDeploymentConfig());
     if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
     void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
-      {
-        version: "0",
-        id: event.eventId,
-        "detail-type": event.detailType,
-        source: event.source,
-        account: SANDBOX_CLUSTER.accountId,
-        time: new Date().toISOString(),
-        region: SANDBOX_CLUSTER.region,
-        resources: [],
-        detail: event.detail,
-      },
+      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},
     ).catch((error: unknown) => console.error(`onboarding event ${event.eventId} was refused: ${(error as Error).message}`));
   });
@@ -346,27 +311,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // stopped-run handler, the pattern matched as EventBridge matches it.
   const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn);
   const stopStoppedRuns = aws.onEvent((event) => {
-    const asRuleSeesIt = {
-      source: event.source,
-      "detail-type": event.detailType,
-      detail: event.detail,
-      resources: event.resources,
-      account: event.account,
-      region: event.region,
-    };
+    const asRuleSeesIt = { source: event.source, "detail-type": event.detailType, detail: event.detail, resources: event.resources, account: event.account, region: event.region };
     if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;
     void (executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
-      {
-        version: "0",
-        id: event.eventId,
-        "detail-type": event.detailType,
-        source: event.source,
-        account: event.account,
-        time: event.time.toISOString(),
-        region: event.region,
-        resources: event.resources,
-        detail: event.detail,
-      },
+      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: event.account, time: event.time.toISOString(), region: event.region, resources: event.resources, detail: event.detail },
       {},
     ).catch((error: unknown) => console.error(`status-change event ${event.eventId} could not be handled: ${(error as Error).message}`));
   });

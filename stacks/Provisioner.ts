@@ -233,15 +233,9 @@ export function Provisioner({ stack, app }: StackContext) {
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
     },
   });
-  api.attachPermissionsToRoute("POST /provision", [
-    ...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn),
-    ...registryStartStatements(registry.tableArn),
-  ]);
+  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
-  api.attachPermissionsToRoute("POST /environments", [
-    ...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn),
-    ...registryStartStatements(registry.tableArn),
-  ]);
+  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
   api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
 
@@ -258,10 +252,7 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: deadLetters,
   });
-  onRequested.attachPermissions([
-    ...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn),
-    ...registryStartStatements(registry.tableArn),
-  ]);
+  onRequested.attachPermissions([...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   // Only the sources the deployment allows (never the product's own, so its events cannot loop back); none: no rule.
   const onboardingPattern = onboardingEventPattern(config);
   if (onboardingPattern) {
@@ -294,15 +285,12 @@ export function Provisioner({ stack, app }: StackContext) {
     stateMachineType: StateMachineType.STANDARD,
     definitionBody: DefinitionBody.fromString(compensationDefinition.text),
     definitionSubstitutions: Object.fromEntries(
-      stepFunctions
-        .filter(({ entry }) => compensationDefinition.placeholders.includes(entry.placeholder))
-        .map(({ entry, fn }) => [entry.placeholder, fn.functionArn]),
+      stepFunctions.filter(({ entry }) => compensationDefinition.placeholders.includes(entry.placeholder)).map(({ entry, fn }) => [entry.placeholder, fn.functionArn]),
     ),
     logs: { destination: compensationLogs, level: LogLevel.ERROR, includeExecutionData: false },
     tracingEnabled: true,
   });
-  for (const { entry, fn } of stepFunctions)
-    if (compensationDefinition.placeholders.includes(entry.placeholder)) fn.grantInvoke(compensationMachine);
+  for (const { entry, fn } of stepFunctions) if (compensationDefinition.placeholders.includes(entry.placeholder)) fn.grantInvoke(compensationMachine);
   const stoppedRunDeadLetters = new Queue(stack, "StoppedRunDeadLetters", {
     retentionPeriod: Duration.days(14),
     encryption: QueueEncryption.SQS_MANAGED,
@@ -322,9 +310,7 @@ export function Provisioner({ stack, app }: StackContext) {
   onStopped.attachPermissions(stoppedRunStatements(executionsArn, compensationMachine.stateMachineArn));
   new Rule(stack, "StoppedRunsRule", {
     description: `${PRODUCT}: provision runs that ended without their Catch (timed out, stopped, failed)`,
-    eventPattern: (({ source, "detail-type": detailType, detail }) => ({ source, detailType, detail }))(
-      stoppedRunEventPattern(stateMachine.stateMachineArn),
-    ),
+    eventPattern: (({ source, "detail-type": detailType, detail }) => ({ source, detailType, detail }))(stoppedRunEventPattern(stateMachine.stateMachineArn)),
     targets: [new LambdaFunction(onStopped, { deadLetterQueue: stoppedRunDeadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) })],
   });
 

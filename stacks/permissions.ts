@@ -168,19 +168,9 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
   const { partition, account, config } = scope;
   return [
     readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy"]),
-    new PolicyStatement({
-      sid: "CreateMarkedProductRoles",
-      actions: ["iam:CreateRole"],
-      resources: [roles],
-      conditions: markedAtCreation(config),
-    }),
+    new PolicyStatement({ sid: "CreateMarkedProductRoles", actions: ["iam:CreateRole"], resources: [roles], conditions: markedAtCreation(config) }),
     // CreateRole is called with the ownership tags, which IAM authorizes as iam:TagRole on the new role.
-    new PolicyStatement({
-      sid: "TagProductRolesAtCreation",
-      actions: ["iam:TagRole"],
-      resources: [roles],
-      conditions: taggingAtCreation(),
-    }),
+    new PolicyStatement({ sid: "TagProductRolesAtCreation", actions: ["iam:TagRole"], resources: [roles], conditions: taggingAtCreation() }),
     new PolicyStatement({
       sid: "ManageOwnedProductRoles",
       actions: ["iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
@@ -189,12 +179,7 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
     }),
     // IAM does not supply iam:PermissionsBoundary for UpdateAssumeRolePolicy (a boundary condition would deny
     // it always): the path and the mark. A trust policy grants no permissions; the boundary still caps the role.
-    new PolicyStatement({
-      sid: "UpdateOwnedProductRoleTrust",
-      actions: ["iam:UpdateAssumeRolePolicy"],
-      resources: [roles],
-      conditions: ownedOnly(),
-    }),
+    new PolicyStatement({ sid: "UpdateOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
     findRolesByNameStatement(scope),
     // Read-only check that `launcher.principalArn` exists when it is a user of this account (a role: FindRolesByName).
     new PolicyStatement({
@@ -208,11 +193,7 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
       actions: ["iam:ListOpenIDConnectProviders"],
       resources: ["*"],
     }),
-    new PolicyStatement({
-      sid: "ListPodIdentityAssociations",
-      actions: ["eks:ListPodIdentityAssociations"],
-      resources: clusterArns(scope),
-    }),
+    new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
     new PolicyStatement({
       sid: "CreateMarkedPodIdentityAssociations",
       actions: ["eks:CreatePodIdentityAssociation"],
@@ -226,11 +207,7 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
       resources: podIdentityAssociationArns(scope),
       conditions: taggingAtCreation(),
     }),
-    new PolicyStatement({
-      sid: "ReadPodIdentityAssociations",
-      actions: ["eks:DescribePodIdentityAssociation"],
-      resources: podIdentityAssociationArns(scope),
-    }),
+    new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
     new PolicyStatement({
       sid: "UpdateOwnedPodIdentityAssociations",
       actions: ["eks:UpdatePodIdentityAssociation"],
@@ -257,23 +234,10 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
       resources: [roles],
       conditions: ownedOnly(scope.config),
     }),
-    new PolicyStatement({
-      sid: "RestoreOwnedProductRoleTrust",
-      actions: ["iam:UpdateAssumeRolePolicy"],
-      resources: [roles],
-      conditions: ownedOnly(),
-    }),
+    new PolicyStatement({ sid: "RestoreOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
     new PolicyStatement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
-    new PolicyStatement({
-      sid: "ListPodIdentityAssociations",
-      actions: ["eks:ListPodIdentityAssociations"],
-      resources: clusterArns(scope),
-    }),
-    new PolicyStatement({
-      sid: "ReadPodIdentityAssociations",
-      actions: ["eks:DescribePodIdentityAssociation"],
-      resources: podIdentityAssociationArns(scope),
-    }),
+    new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
+    new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
     new PolicyStatement({
       sid: "RestoreOrDeleteOwnedPodIdentityAssociations",
       actions: ["eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation"],
@@ -298,12 +262,7 @@ export function kubeStepsStatements(scope: PermissionScope): PolicyStatement[] {
       conditions: markedAtCreation(),
     }),
     // CreateAccessEntry is called with the ownership tags: eks:TagResource on the new entry.
-    new PolicyStatement({
-      sid: "TagAccessEntriesAtCreation",
-      actions: ["eks:TagResource"],
-      resources: accessEntryArns(scope),
-      conditions: taggingAtCreation(),
-    }),
+    new PolicyStatement({ sid: "TagAccessEntriesAtCreation", actions: ["eks:TagResource"], resources: accessEntryArns(scope), conditions: taggingAtCreation() }),
     new PolicyStatement({ sid: "ReadAccessEntries", actions: ["eks:DescribeAccessEntry"], resources: accessEntryArns(scope) }),
     new PolicyStatement({
       sid: "UpdateOrDeleteOwnedAccessEntries",
@@ -374,9 +333,7 @@ export function registryGetStatements(tableArn: string): PolicyStatement[] {
 
 /** GET /environments: list the records through the table's index. */
 export function registryListStatements(tableArn: string): PolicyStatement[] {
-  return [
-    new PolicyStatement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] }),
-  ];
+  return [new PolicyStatement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
 }
 
 /** Both reads (the code that starts runs holds the whole registry, listing included). */

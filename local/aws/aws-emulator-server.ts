@@ -20,23 +20,8 @@ import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks, type Eks
 import { handleEvents } from "./eventbridge-emulator.js";
 import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam-emulator.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
-import {
-  decodeQuery,
-  parseAuthorization,
-  verifyHeaderSignature,
-  verifyPresignedRequest,
-  type KnownCredentials,
-  type ParsedAuthorization,
-} from "./sigv4.js";
-import {
-  clusterKey,
-  createState,
-  snapshotOf,
-  type AuthenticationMode,
-  type AwsState,
-  type EksCluster,
-  type RecordedEvent,
-} from "./account-state.js";
+import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
+import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./account-state.js";
 import { STS_NAMESPACE, STS_VERSION, handleSts, type RoleSession } from "./sts-emulator.js";
 import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
 import { ADMINISTRATOR_ACCESS_ARN, AuthorizationInputError, decide, deniedMessage, type Principal } from "./authorizer.js";
@@ -136,13 +121,7 @@ export interface AwsEmulator {
    * An event an AWS service sends on its own (Step Functions' status changes): recorded on the account's `default`
    * bus like an accepted PutEvents entry, and heard by `onEvent` listeners. Nobody can PutEvents an `aws.*` source.
    */
-  putServiceEvent(event: {
-    source: string;
-    detailType: string;
-    detail: Record<string, unknown>;
-    resources?: string[];
-    region?: string;
-  }): RecordedEvent;
+  putServiceEvent(event: { source: string; detailType: string; detail: Record<string, unknown>; resources?: string[]; region?: string }): RecordedEvent;
   close(): Promise<void>;
 }
 
@@ -163,8 +142,7 @@ function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
     userId = iamUser.entity?.userId ?? userId;
   } else if (resource.startsWith("assumed-role/")) {
     const [, roleName, session] = resource.split("/");
-    const roleId =
-      state.iam.roles.get(roleName)?.roleId ?? "AROA" + createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase();
+    const roleId = state.iam.roles.get(roleName)?.roleId ?? "AROA" + createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase();
     userId = `${roleId}:${session ?? ""}`;
   }
   return { accessKeyId: credentials.accessKeyId, arn: credentials.arn, accountId, userId };
@@ -201,9 +179,7 @@ function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtoc
     render(res, request, result, action) {
       // aws-iam-authenticator asks STS for JSON (Accept: application/json); everyone else gets XML.
       if (service === "sts" && (request.headers.accept ?? "").includes("application/json")) {
-        const body = JSON.stringify({
-          [`${action}Response`]: { [`${action}Result`]: result, ResponseMetadata: { RequestId: request.requestId } },
-        });
+        const body = JSON.stringify({ [`${action}Response`]: { [`${action}Result`]: result, ResponseMetadata: { RequestId: request.requestId } } });
         send(res, 200, "application/json", body, { "x-amzn-RequestId": request.requestId });
         return;
       }
@@ -234,11 +210,7 @@ function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtoc
             ? new AwsApiError("ServiceFailure", 500, "The request processing has failed because of an unknown error, exception or failure.")
             : new AwsApiError("ServiceUnavailable", 503, "Service is unavailable. Please try again later.");
         case "conflict":
-          return new AwsApiError(
-            "ConcurrentModification",
-            409,
-            "Rate exceeded for concurrent modification of this resource. Please try again.",
-          );
+          return new AwsApiError("ConcurrentModification", 409, "Rate exceeded for concurrent modification of this resource. Please try again.");
         case "permanent":
           return this.accessDenied(accessDeniedMessage(operation, caller));
         default:
@@ -260,11 +232,7 @@ const eksProtocol: ServiceProtocol = {
   renderError: (res, requestId, error) => jsonError(res, requestId, error, false),
   unknownKey: () => new AwsApiError("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
   badSignature: () =>
-    new AwsApiError(
-      "InvalidSignatureException",
-      403,
-      "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
-    ),
+    new AwsApiError("InvalidSignatureException", 403, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."),
   expiredToken: () => new AwsApiError("ExpiredTokenException", 403, EXPIRED_TOKEN_MESSAGE),
   // EKS (REST JSON): HTTP 403, body {"message": "..."}, header x-amzn-ErrorType: AccessDeniedException, as EKS answers
   // ("api error AccessDeniedException: User: ... is not authorized to perform: eks:DescribeCluster on resource: ...", StatusCode: 403).
@@ -291,8 +259,7 @@ const eventsProtocol: ServiceProtocol = {
   },
   renderError: (res, requestId, error) => jsonError(res, requestId, error, true),
   unknownKey: () => new AwsApiError("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
-  badSignature: () =>
-    new AwsApiError("InvalidSignatureException", 400, "The request signature we calculated does not match the signature you provided."),
+  badSignature: () => new AwsApiError("InvalidSignatureException", 400, "The request signature we calculated does not match the signature you provided."),
   expiredToken: () => new AwsApiError("ExpiredTokenException", 400, EXPIRED_TOKEN_MESSAGE),
   // EventBridge (JSON 1.1): HTTP 400, body {"__type": "AccessDeniedException", "message": "..."}, as EventBridge answers
   // ("AccessDeniedException: User: ... is not authorized to perform: events:PutRule on resource: ... status code: 400").
@@ -338,19 +305,11 @@ interface Resolved {
   run: (request: AwsRequest) => unknown;
 }
 
-function resolveOperation(
-  state: AwsState,
-  service: AwsService,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  params: Record<string, string>,
-): Resolved {
+function resolveOperation(state: AwsState, service: AwsService, method: string, path: string, headers: Record<string, string>, params: Record<string, string>): Resolved {
   switch (service) {
     case "iam": {
       const action = params.Action ?? "";
-      if (params.Version && params.Version !== IAM_VERSION)
-        throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
+      if (params.Version && params.Version !== IAM_VERSION) throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
       return { operation: action, labels: {}, run: (request) => handleIam(state, request, action, params) };
     }
     case "sts": {
@@ -426,11 +385,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
   const admin = newUser(state, { userName: SANDBOX_ADMIN }, new Date(), 0);
   admin.attachedPolicyArns.push(ADMINISTRATOR_ACCESS_ARN);
   state.iam.users.set(SANDBOX_ADMIN, admin);
-  state.credentials.set(DEFAULT_ACCESS_KEY_ID, {
-    accessKeyId: DEFAULT_ACCESS_KEY_ID,
-    secretAccessKey: DEFAULT_SECRET_ACCESS_KEY,
-    arn: admin.arn,
-  });
+  state.credentials.set(DEFAULT_ACCESS_KEY_ID, { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY, arn: admin.arn });
 
   const lookup = (accessKeyId: string) => state.credentials.get(accessKeyId);
 
@@ -444,20 +399,11 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     unsignedAllowed: boolean,
   ): Promise<{ caller: Caller; region: string }> {
     const protocol = PROTOCOLS[service];
-    const signable = {
-      method: request.method,
-      protocol: "http:" as const,
-      host,
-      path: request.path,
-      query: request.query,
-      headers: request.headers,
-      body: request.body,
-    };
+    const signable = { method: request.method, protocol: "http:" as const, host, path: request.path, query: request.query, headers: request.headers, body: request.body };
     if (auth) {
       const credentials = lookup(auth.accessKeyId);
       if (!credentials) throw protocol.unknownKey();
-      if (credentials.sessionToken !== undefined && request.headers["x-amz-security-token"] !== credentials.sessionToken)
-        throw protocol.unknownKey();
+      if (credentials.sessionToken !== undefined && request.headers["x-amz-security-token"] !== credentials.sessionToken) throw protocol.unknownKey();
       if (verifySignatures && !(await verifyHeaderSignature(signable, auth, credentials))) throw protocol.badSignature();
       if (expired(credentials)) throw protocol.expiredToken();
       return { caller: callerOf(state, credentials), region: auth.region };
@@ -470,8 +416,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     if (check.problem === "unknown-access-key" || check.problem === "bad-session-token") throw protocol.unknownKey();
     if (check.problem === "expired") throw new AwsApiError("ExpiredToken", 403, "The security token included in the request is expired");
     if (check.problem === "signature-mismatch" && verifySignatures) throw protocol.badSignature();
-    if (check.problem === "signature-mismatch" && check.credentials && check.scope)
-      return { caller: callerOf(state, check.credentials), region: check.scope.region };
+    if (check.problem === "signature-mismatch" && check.credentials && check.scope) return { caller: callerOf(state, check.credentials), region: check.scope.region };
     throw service === "eks"
       ? new AwsApiError("MissingAuthenticationTokenException", 403, "Missing Authentication Token")
       : new AwsApiError("MissingAuthenticationToken", 403, "Request is missing Authentication Token");
@@ -521,8 +466,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
         return;
       }
       const message = error instanceof Error ? error.message : String(error);
-      const internal =
-        service === "eks" ? new AwsApiError("ServerException", 500, message) : new AwsApiError("InternalFailure", 500, message);
+      const internal = service === "eks" ? new AwsApiError("ServerException", 500, message) : new AwsApiError("InternalFailure", 500, message);
       protocol.renderError(res, requestId, internal);
     }
   }
@@ -550,8 +494,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
       const wanted = request.clusterName;
       const clusters = [...state.eks.clusters.values()].filter((c) => wanted === undefined || c.name === wanted);
       const issuers = clusters.flatMap((c) => c.oidcIssuer ?? []);
-      if (issuers.length !== 1)
-        throw new IssuerNotFound(`${issuers.length} seeded clusters with an OIDC issuer match ${wanted ?? "(any)"}`);
+      if (issuers.length !== 1) throw new IssuerNotFound(`${issuers.length} seeded clusters with an OIDC issuer match ${wanted ?? "(any)"}`);
       return serviceAccountToken(state.oidcIssuers.get(issuers[0]!)!, request);
     },
     issuerJwks(issuer) {
@@ -595,11 +538,7 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
 
 // ---------------------------------------------------------------- presigned GetCallerIdentity (EKS tokens)
 
-async function verifyCallerIdentityUrl(
-  state: AwsState,
-  presignedUrl: string,
-  opts: { clusterName?: string; now?: Date },
-): Promise<PresignedCaller | undefined> {
+async function verifyCallerIdentityUrl(state: AwsState, presignedUrl: string, opts: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined> {
   let url: URL;
   try {
     url = new URL(presignedUrl);
@@ -610,8 +549,7 @@ async function verifyCallerIdentityUrl(
   const action = Object.entries(query).find(([key]) => key.toLowerCase() === "action")?.[1];
   if (action !== "GetCallerIdentity") return undefined;
   const protocol = url.protocol === "https:" ? "https:" : "http:";
-  const clusterNames =
-    opts.clusterName !== undefined ? [opts.clusterName] : [...new Set([...state.eks.clusters.values()].map((c) => c.name))];
+  const clusterNames = opts.clusterName !== undefined ? [opts.clusterName] : [...new Set([...state.eks.clusters.values()].map((c) => c.name))];
   // The Host the client signed: with the port when the URL has one (the sandbox), bare otherwise (AWS).
   const hosts = [...new Set([url.host, url.hostname])];
   const path = url.pathname || "/";
@@ -671,11 +609,7 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
 
   if (seed.nodeRoleArn) seedNodeRole(state, seed.nodeRoleArn, now);
   if (seed.oidcIssuer) {
-    const provider = newOidcProvider(
-      state,
-      { url: seed.oidcIssuer, clientIds: ["sts.amazonaws.com"], thumbprints: [EKS_OIDC_THUMBPRINT] },
-      now,
-    );
+    const provider = newOidcProvider(state, { url: seed.oidcIssuer, clientIds: ["sts.amazonaws.com"], thumbprints: [EKS_OIDC_THUMBPRINT] }, now);
     if (!state.iam.oidcProviders.has(provider.arn)) state.iam.oidcProviders.set(provider.arn, provider);
     // The cluster's issuer signs its service-account tokens; STS verifies AssumeRoleWithWebIdentity against it.
     if (!state.oidcIssuers.has(seed.oidcIssuer)) state.oidcIssuers.set(seed.oidcIssuer, newIssuerKeys(seed.oidcIssuer));
@@ -691,8 +625,7 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
       modifiedAt: now,
     });
     cluster.accessEntries.set(creatorArn, creator);
-    if (seed.nodeRoleArn)
-      cluster.accessEntries.set(seed.nodeRoleArn, newAccessEntry(cluster, state.accountId, seed.nodeRoleArn, { type: "EC2_LINUX" }, now));
+    if (seed.nodeRoleArn) cluster.accessEntries.set(seed.nodeRoleArn, newAccessEntry(cluster, state.accountId, seed.nodeRoleArn, { type: "EC2_LINUX" }, now));
   }
   state.eks.clusters.set(clusterKey(seed.region, seed.name), cluster);
 }
@@ -702,12 +635,7 @@ function seedNodeRole(state: AwsState, roleArn: string, now: Date): void {
   if (existing?.kind !== "role" || existing.accountId !== state.accountId || existing.entity) return;
   const roleName = existing.name;
   // Seeded roles are long established: visible at once.
-  const role = newRole(
-    state,
-    { roleName, path: existing.path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" },
-    now,
-    0,
-  );
+  const role = newRole(state, { roleName, path: existing.path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" }, now, 0);
   role.attachedPolicyArns.push(...NODE_MANAGED_POLICIES);
   state.iam.roles.set(roleName, role);
 }

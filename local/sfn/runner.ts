@@ -198,10 +198,7 @@ class DataLimitExceeded extends Error {
 function pageSize(maxResults: number | undefined, fallback: number): number {
   if (maxResults === undefined || maxResults === 0) return fallback;
   if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 1000) {
-    throw sfnError(
-      ValidationException,
-      "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000",
-    );
+    throw sfnError(ValidationException, "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000");
   }
   return maxResults;
 }
@@ -232,9 +229,7 @@ export class LocalStepFunctions {
     } else {
       const dir = opts.definitionsDir ?? join(REPO_ROOT, "statemachines");
       if (existsSync(dir)) {
-        for (const file of readdirSync(dir)
-          .filter((f) => f.endsWith(".asl.json"))
-          .sort()) {
+        for (const file of readdirSync(dir).filter((f) => f.endsWith(".asl.json")).sort()) {
           this.addStateMachine(basename(file, ".asl.json"), join(dir, file));
         }
       }
@@ -311,26 +306,11 @@ export class LocalStepFunctions {
 
   async describeStateMachine(input: { stateMachineArn?: string }): Promise<DescribeStateMachineOutput> {
     const m = this.machineByArn(input.stateMachineArn);
-    return {
-      stateMachineArn: m.arn,
-      name: m.name,
-      status: "ACTIVE",
-      definition: m.definitionText,
-      roleArn: this.roleArn,
-      type: "STANDARD",
-      creationDate: m.creationDate,
-    };
+    return { stateMachineArn: m.arn, name: m.name, status: "ACTIVE", definition: m.definitionText, roleArn: this.roleArn, type: "STANDARD", creationDate: m.creationDate };
   }
 
   async listStateMachines(): Promise<ListStateMachinesOutput> {
-    return {
-      stateMachines: [...this.machines.values()].map((m) => ({
-        stateMachineArn: m.arn,
-        name: m.name,
-        type: "STANDARD",
-        creationDate: m.creationDate,
-      })),
-    };
+    return { stateMachines: [...this.machines.values()].map((m) => ({ stateMachineArn: m.arn, name: m.name, type: "STANDARD", creationDate: m.creationDate })) };
   }
 
   // ---- executions ----
@@ -350,8 +330,7 @@ export class LocalStepFunctions {
     } catch (problem) {
       throw sfnError(InvalidExecutionInput, `Invalid State Machine Execution Input: '${(problem as Error).message}'`);
     }
-    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES)
-      throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
+    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES) throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
     const executionArn = this.executionArn(machine.name, name);
     const existing = this.executions.get(executionArn);
     if (existing) {
@@ -364,14 +343,7 @@ export class LocalStepFunctions {
 
   private launch(machine: MachineRecord, name: string, executionArn: string, text: string, parsedInput: unknown): ExecutionRecord {
     const invocations = new InvocationLog();
-    const record = {
-      executionArn,
-      stateMachineArn: machine.arn,
-      name,
-      status: "RUNNING",
-      startDate: new Date(),
-      input: text,
-    } as ExecutionRecord;
+    const record = { executionArn, stateMachineArn: machine.arn, name, status: "RUNNING", startDate: new Date(), input: text } as ExecutionRecord;
     record.history = new HistoryBuilder({
       states: machine.states,
       roleArn: this.roleArn,
@@ -391,8 +363,7 @@ export class LocalStepFunctions {
       overrides: {
         taskResourceLocalHandlers: this.taskHandlers(machine, invocations),
         waitTimeOverrides: this.opts.waitMs === undefined ? undefined : this.everyRelativeWait(machine, this.opts.waitMs),
-        retryIntervalOverrides:
-          this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
+        retryIntervalOverrides: this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
       },
     });
     record.abort = execution.abort;
@@ -403,10 +374,7 @@ export class LocalStepFunctions {
       // The library always ends with a terminal event; if it did not, say so rather than hang as RUNNING.
       const reason = history.status === "rejected" ? history.reason : result.status === "rejected" ? result.reason : undefined;
       if (!record.history.isEnded) {
-        record.history.failUnfinished(
-          "LocalRunner.Error",
-          reason instanceof Error ? reason.message : "the execution ended without a terminal event",
-        );
+        record.history.failUnfinished("LocalRunner.Error", reason instanceof Error ? reason.message : "the execution ended without a terminal event");
       }
     });
     return record;
@@ -423,8 +391,7 @@ export class LocalStepFunctions {
   private everyRelativeWait(machine: MachineRecord, value: number): Record<string, number> {
     const top = (machine.definition as { States?: Record<string, Record<string, unknown>> }).States ?? {};
     const waits = this.everyState(machine, "Wait", value);
-    for (const name of Object.keys(waits))
-      if (top[name]?.Timestamp !== undefined || top[name]?.TimestampPath !== undefined) delete waits[name];
+    for (const name of Object.keys(waits)) if (top[name]?.Timestamp !== undefined || top[name]?.TimestampPath !== undefined) delete waits[name];
     return waits;
   }
 
@@ -449,16 +416,7 @@ export class LocalStepFunctions {
             throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
           });
           const event = JSON.parse(inputText);
-          outputText = json(
-            await handler(
-              event,
-              lambdaContext({
-                functionName: binding.functionName,
-                functionArn: binding.functionArn,
-                timeoutMs: binding.timeoutSeconds * 1000,
-              }),
-            ),
-          );
+          outputText = json(await handler(event, lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: binding.timeoutSeconds * 1000 })));
           output = JSON.parse(outputText);
         } catch (problem) {
           invocation.finishedAt = new Date();
@@ -468,9 +426,7 @@ export class LocalStepFunctions {
         invocation.finishedAt = new Date();
         invocation.output = output;
         if (Buffer.byteLength(outputText) > PAYLOAD_LIMIT_BYTES) {
-          throw new DataLimitExceeded(
-            `The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`,
-          );
+          throw new DataLimitExceeded(`The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`);
         }
         return output;
       };
@@ -523,13 +479,7 @@ export class LocalStepFunctions {
   private notify(record: ExecutionRecord, event: HistoryEvent): void {
     for (const listener of this.listeners) {
       try {
-        listener({
-          executionArn: record.executionArn,
-          stateMachineArn: record.stateMachineArn,
-          name: record.name,
-          status: record.status,
-          event,
-        });
+        listener({ executionArn: record.executionArn, stateMachineArn: record.stateMachineArn, name: record.name, status: record.status, event });
       } catch {
         // A listener (the CLI's progress display) must never break an execution.
       }
@@ -655,9 +605,7 @@ export class LocalStepFunctions {
   /** Stop every running execution (Ctrl-C, test teardown). */
   async shutdown(): Promise<void> {
     const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");
-    await Promise.all(
-      running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })),
-    );
+    await Promise.all(running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })));
   }
 }
 

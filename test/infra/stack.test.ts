@@ -120,16 +120,11 @@ const allows = ({ statement }: { statement: { Effect: string } }) => statement.E
  * product's tag keys.
  */
 function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) => void): void {
-  const statements = allStatements(template)
-    .filter(allows)
-    .map(({ statement }) => statement);
+  const statements = allStatements(template).filter(allows).map(({ statement }) => statement);
   const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
   expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
   for (const statement of guarded) {
-    expect(
-      asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)),
-      asList(statement.Action).join(","),
-    ).toBe(true);
+    expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
     expectBoundary(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]);
     const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
     expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
@@ -147,8 +142,7 @@ function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) 
       if (action === "iam:PassRole") continue;
       const mark = action === "iam:TagRole" ? REQUEST_MARK : RESOURCE_MARK;
       expect(statement.Condition?.StringEquals?.[mark], action).toBe(PRODUCT);
-      if (action === "iam:TagRole")
-        expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
+      if (action === "iam:TagRole") expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
     }
   }
 }
@@ -212,10 +206,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Prepare: the product's Lambdas (SST's own custom-resource handler is inline code, not a bundle)
     const lambdas = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler.startsWith("functions/"));
     const checks = lambdas.map(([id, props]) => {
-      const [file, exported] = [
-        props.Handler.slice(0, props.Handler.lastIndexOf(".")),
-        props.Handler.slice(props.Handler.lastIndexOf(".") + 1),
-      ];
+      const [file, exported] = [props.Handler.slice(0, props.Handler.lastIndexOf(".")), props.Handler.slice(props.Handler.lastIndexOf(".") + 1)];
       return { file: path.resolve(bundles.get(id)!, `${file}.mjs`), exported };
     });
     const script =
@@ -223,14 +214,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       "for (const c of checks) { const m = await import(c.file); found.push(typeof m[c.exported]); }" +
       "console.log(JSON.stringify(found));";
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
-    const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], {
-      encoding: "utf8",
-      timeout: 120_000,
-    });
+    const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
     expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 7);
-    for (const check of checks)
-      expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
+    for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
 
@@ -244,15 +231,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(Object.keys(machine.DefinitionSubstitutions).sort()).toEqual(STEP_FUNCTIONS.map((e) => e.placeholder).sort());
     for (const entry of STEP_FUNCTIONS) {
       expect(machine.DefinitionString).toContain(`\${${entry.placeholder}}`);
-      expect(machine.DefinitionSubstitutions[entry.placeholder]).toEqual({
-        "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"],
-      });
+      expect(machine.DefinitionSubstitutions[entry.placeholder]).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
     }
     const invokable = allStatements(template)
-      .filter(
-        ({ policy, statement }) =>
-          policy.startsWith("ProvisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"),
-      )
+      .filter(({ policy, statement }) => policy.startsWith("ProvisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"))
       .flatMap(({ statement }) => asList(statement.Resource).map(flatten));
     for (const entry of STEP_FUNCTIONS) expect(invokable).toContain(`<${functionIdByHandler(template, stepHandler(entry))}.Arn>`);
   });
@@ -266,8 +248,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(flatten(machine.LoggingConfiguration.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn)).toMatch(/^<ProvisionLogs.*\.Arn>$/);
     expect(machine.TracingConfiguration).toEqual({ Enabled: true });
     // sst.config.ts: stages other than prod delete their log groups on `sst remove`.
-    for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup")))
-      expect((logGroup as Json).DeletionPolicy).toBe("Delete");
+    for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup"))) expect((logGroup as Json).DeletionPolicy).toBe("Delete");
   });
 
   it("grants no write action on Resource '*' and no wildcard actions; denies removing a boundary", () => {
@@ -279,10 +260,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       ["iam:DeleteRolePermissionsBoundary", "*"],
       ["iam:DeleteRolePermissionsBoundary", "*"],
     ]);
-    expect(denials.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy.*$/, "")).sort()).toEqual([
-      "CreateIamResourcesFunction",
-      "UndoIamResourcesFunction",
-    ]);
+    expect(denials.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy.*$/, "")).sort()).toEqual(["CreateIamResourcesFunction", "UndoIamResourcesFunction"]);
     expect(statements.length).toBeGreaterThan(10);
     for (const { policy, statement } of statements.filter(allows)) {
       expect(statement.Effect).toBe("Allow");
@@ -355,13 +333,9 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
   it("marks every IAM and EKS write as the product's: creates and tagging carry the mark, the rest need it on the resource", () => {
     // Prepare
     // PassRole aside: IAM evaluates no resource tags for it, so it is scoped by name and service instead.
-    const writes = allStatements(template)
-      .filter(allows)
-      .filter(
-        ({ statement }) =>
-          asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)) &&
-          !asList(statement.Action).includes("iam:PassRole"),
-      );
+    const writes = allStatements(template).filter(allows).filter(
+      ({ statement }) => asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)) && !asList(statement.Action).includes("iam:PassRole"),
+    );
     // Assess
     expect(writes.length).toBeGreaterThan(5);
     for (const { policy, statement } of writes) {
@@ -379,9 +353,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       }
     }
     // Reads stay unconditioned: a step must see what is not its own to report an OwnershipConflict.
-    const reads = allStatements(template).filter(({ statement }) =>
-      asList(statement.Action).every((a) => /^(iam|eks):/.test(a) && isReadOnly(a)),
-    );
+    const reads = allStatements(template).filter(({ statement }) => asList(statement.Action).every((a) => /^(iam|eks):/.test(a) && isReadOnly(a)));
     expect(reads.length).toBeGreaterThan(0);
     for (const { statement } of reads) expect(statement.Condition).toBeUndefined();
   });
@@ -463,8 +435,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       const handler = ROUTE_HANDLERS[route.RouteKey]!;
       expect(flatten(integrations[integrationId].Properties.IntegrationUri)).toBe(`<${functionIdByHandler(template, handler)}.Arn>`);
     }
-    const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json)
-      .Properties.Environment.Variables;
+    const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json).Properties
+      .Environment.Variables;
     expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
   });
 
@@ -523,14 +495,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       expect(arn).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
     }
     expect(Object.keys(compensation.DefinitionSubstitutions).sort()).toEqual(
-      [
-        "ReportFailureFunctionArn",
-        "UndoClusterAccessFunctionArn",
-        "UndoHeadJobFunctionArn",
-        "UndoIamResourcesFunctionArn",
-        "UndoNamespaceAndRbacFunctionArn",
-        "UndoStorageFunctionArn",
-      ].sort(),
+      ["ReportFailureFunctionArn", "UndoClusterAccessFunctionArn", "UndoHeadJobFunctionArn", "UndoIamResourcesFunctionArn", "UndoNamespaceAndRbacFunctionArn", "UndoStorageFunctionArn"].sort(),
     );
   });
 
@@ -581,11 +546,9 @@ describe("the Provisioner stack with a permissions boundary", () => {
     expect(resourcesOf(template, "AWS::IAM::ManagedPolicy")).toEqual([]);
     expect(JSON.stringify(template.toJSON())).not.toMatch(/"Ref":"TenantRoleBoundary/);
     expect((template.toJSON().Outputs as Record<string, { Value: Json }>).TenantRoleBoundaryArn.Value).toBe(BOUNDARY);
-    const iamStep = (
-      template.findResources("AWS::Lambda::Function")[
-        resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
-      ] as Json
-    ).Properties;
+    const iamStep = (template.findResources("AWS::Lambda::Function")[
+      resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
+    ] as Json).Properties;
     expect(iamStep.Environment.Variables.PERMISSIONS_BOUNDARY_ARN).toBe(BOUNDARY);
   });
 });
@@ -605,12 +568,7 @@ describe("synth-time validation of the deploy-time configuration", () => {
   it("stops the synth naming every bad variable", async () => {
     // Act
     const synth = synthesize(
-      {
-        ALLOWED_CLUSTERS: "research,lab*@eu-west-1",
-        ALLOWED_ACCOUNT_IDS: "12",
-        IAM_PREFIX: "bad prefix!",
-        PERMISSIONS_BOUNDARY_ARN: "arn:aws:s3:::boundary",
-      },
+      { ALLOWED_CLUSTERS: "research,lab*@eu-west-1", ALLOWED_ACCOUNT_IDS: "12", IAM_PREFIX: "bad prefix!", PERMISSIONS_BOUNDARY_ARN: "arn:aws:s3:::boundary" },
       { bundle: false },
     );
     // Assess
@@ -623,14 +581,8 @@ describe("synth-time validation of the deploy-time configuration", () => {
   });
 
   it("refuses an empty allowlist and malformed JSON", async () => {
-    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(
-      /ALLOWED_CLUSTERS: Array must contain at least 1/,
-    );
-    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(
-      /ALLOWED_CLUSTERS: not a valid list/,
-    );
-    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "research@eu-west-1@x" }, { bundle: false })).rejects.toThrow(
-      /more than one "@"/,
-    );
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: Array must contain at least 1/);
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: not a valid list/);
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "research@eu-west-1@x" }, { bundle: false })).rejects.toThrow(/more than one "@"/);
   });
 });
