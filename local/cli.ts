@@ -32,6 +32,8 @@ start options:
   --propagation-delay S    new IAM roles stay unknown to EKS/STS for S seconds
   --fail-jobs              head jobs fail (to watch compensation)
   --fast                   Wait states and retry intervals last milliseconds
+  --stopped-run-grace S    a stopped or timed-out run is compensated S seconds after it stopped (default 120, the
+                           longest step timeout, as deployed; 2 with --fast)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -63,6 +65,7 @@ async function start(args: string[]): Promise<void> {
         "propagation-delay": { type: "string" },
         "fail-jobs": { type: "boolean" },
         fast: { type: "boolean" },
+        "stopped-run-grace": { type: "string" },
         "state-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -85,6 +88,8 @@ async function start(args: string[]): Promise<void> {
   }
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
+  const grace = values["stopped-run-grace"] === undefined ? (values.fast ? 2 : 120) : Number(values["stopped-run-grace"]);
+  if (!Number.isFinite(grace) || grace < 0) fail(`--stopped-run-grace is a number of seconds, got "${values["stopped-run-grace"]}"`);
   const stateDir = values["state-dir"] ?? ".sandbox";
 
   // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
@@ -103,6 +108,7 @@ async function start(args: string[]): Promise<void> {
       failJobs: values["fail-jobs"] ?? false,
       waitMs: values.fast ? 200 : 2_000,
       retryIntervalMs: values.fast ? 50 : undefined,
+      stoppedRunGraceMs: grace * 1000,
       stateDir,
     });
   } catch (error) {
