@@ -29,6 +29,9 @@ import {
 } from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { handler as removalEventHandler } from "../functions/events/compute-environment-removal-requested.js";
+import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
+import { COMPENSATION_STATE_MACHINE_ARN_ENV, STOPPED_RUN_GRACE_ENV, stoppedRunEventPattern } from "../functions/lib/workflow/stopped-run.js";
+import { matchesPattern } from "./aws/event-pattern.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
@@ -65,6 +68,10 @@ export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.account
 const STATE_MACHINE_NAME = "provision";
 /** The teardown workflow (statemachines/deprovision.asl.json), loaded by the runner beside the provisioning one. */
 const DEPROVISION_STATE_MACHINE_NAME = "deprovision";
+/** statemachines/compensate-stopped.asl.json: the compensation of runs that ended without their Catch */
+const COMPENSATION_STATE_MACHINE_NAME = "compensate-stopped";
+/** The longest step Lambda timeout (stacks/Provisioner.ts): how long a stopped run's compensation waits by default. */
+const STOPPED_RUN_GRACE_MS = 120_000;
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
 export const SANDBOX_KUBE_STEPS_ROLE = KUBE_STEPS_ROLE_NAME;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
@@ -109,6 +116,8 @@ export interface SandboxOptions {
    * a step's state name, KubeSteps, an API route or ComputeEnvironmentRequested): the calls that need them are denied.
    */
   removePermissions?: RemovedPermission[];
+  /** how long after a run stopped its compensation begins (default 120 s, the longest step Lambda timeout, as deployed) */
+  stoppedRunGraceMs?: number;
 }
 
 export interface Sandbox {
@@ -121,6 +130,10 @@ export interface Sandbox {
   stateMachineArn: string;
   /** The teardown workflow's state machine */
   deprovisionStateMachineArn: string;
+  /** the compensation of runs that ended without their Catch (statemachines/compensate-stopped.asl.json) */
+  compensationStateMachineArn: string;
+  /** the events on the emulated buses (the product's, and Step Functions' status changes on `default`), optionally filtered */
+  events: AwsEmulator["events"];
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
   kube: KubeApiServer;
@@ -246,9 +259,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     waitMs: opts.waitMs,
     retryIntervalMs: opts.retryIntervalMs,
     stepSigner: stepSigners(signers),
+    // Step Functions tells the account's default bus when an execution ends, as in AWS.
+    onStatusChange: (change) => aws.putServiceEvent({ ...change, region: SANDBOX_CLUSTER.region }),
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
   const deprovisionStateMachineArn = stepFunctions.stateMachineArn(DEPROVISION_STATE_MACHINE_NAME);
+  const compensationStateMachineArn = stepFunctions.stateMachineArn(COMPENSATION_STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
   const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
   await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
@@ -275,6 +291,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
     DEPROVISION_STATE_MACHINE_ARN: deprovisionStateMachineArn,
+    [COMPENSATION_STATE_MACHINE_ARN_ENV]: compensationStateMachineArn,
+    [STOPPED_RUN_GRACE_ENV]: String((opts.stoppedRunGraceMs ?? STOPPED_RUN_GRACE_MS) / 1000),
   };
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
   delete process.env.AWS_SESSION_TOKEN;
@@ -346,6 +364,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ).catch((error: unknown) => console.error(`${event.detailType} event ${event.eventId} was refused: ${(error as Error).message}`));
   });
 
+  // The default bus's rule: the provision runs that timed out, were stopped or failed past their Catch go to the
+  // stopped-run handler, the pattern matched as EventBridge matches it.
+  const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn);
+  const stopStoppedRuns = aws.onEvent((event) => {
+    const asRuleSeesIt = { source: event.source, "detail-type": event.detailType, detail: event.detail, resources: event.resources, account: event.account, region: event.region };
+    if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;
+    void (executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: event.account, time: event.time.toISOString(), region: event.region, resources: event.resources, detail: event.detail },
+      {},
+    ).catch((error: unknown) => console.error(`status-change event ${event.eventId} could not be handled: ${(error as Error).message}`));
+  });
+
   const files: Sandbox["files"] = {};
   if (opts.stateDir) {
     mkdirSync(opts.stateDir, { recursive: true });
@@ -364,6 +394,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
     deprovisionStateMachineArn,
+    compensationStateMachineArn,
+    events: (filter) => aws.events(filter),
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
     kube,
@@ -378,6 +410,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (closed) return;
       closed = true;
       stopRouting?.();
+      stopStoppedRuns();
       await api.close();
       await stepFunctions.shutdown();
       await sfn.close();

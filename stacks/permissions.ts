@@ -330,6 +330,17 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
   ];
 }
 
+/**
+ * The stopped-run handler: read the stopped provision execution's history, start the compensation state machine
+ * (nothing else: the compensation's own role invokes the undo Lambdas, which hold their own permissions).
+ */
+export function stoppedRunStatements(executionsArn: string, compensationStateMachineArn: string): PolicyStatementJson[] {
+  return [
+    statement({ sid: "ReadStoppedRunHistory", actions: ["states:GetExecutionHistory"], resources: [executionsArn] }),
+    statement({ sid: "StartCompensation", actions: ["states:StartExecution"], resources: [compensationStateMachineArn] }),
+  ];
+}
+
 // ---------------------------------------------------------------- the environment registry (DynamoDB)
 
 /**
