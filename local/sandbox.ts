@@ -22,6 +22,7 @@ import type { AuthenticationMode } from "../functions/lib/workflow/workflow-stat
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
 import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
+import { handler as reconcileHandler } from "../functions/api/reconcile.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
@@ -273,6 +274,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+    { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];

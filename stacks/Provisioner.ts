@@ -8,7 +8,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
-import { ManagedPolicy, PolicyDocument, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -29,15 +30,18 @@ import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
-import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
+import { assertIamPrefixClear, deploymentConfigForStage, driftScheduleForStage } from "./config.js";
+import { KUBE_IDENTITY_ROLE_ENV } from "../functions/lib/workflow/drift-reader.js";
 import {
   KUBE_STEP_MODULES,
   clusterArns,
+  driftReadStatements,
   executionStatusStatements,
   kubeStepsStatements,
   registryGetStatements,
   registryListStatements,
   registryStartStatements,
+  reportStatements,
   startProvisioningStatements,
   stepRegistryStatements,
   stepStatements,
@@ -204,13 +208,59 @@ export function Provisioner({ stack, app }: StackContext) {
       "POST /environments": "functions/api/environments.createHandler",
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+      "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
     },
   });
   api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
   api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
-  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
+  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", [
+    ...registryGetStatements(registry.tableArn),
+    ...driftReadStatements(scope, kubeStepsRole.roleArn),
+  ]);
+  api.attachPermissionsToRoute("POST /environments/{tenant}/{region}/{cluster}/reconcile", [
+    ...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn),
+    ...registryStartStatements(registry.tableArn),
+  ]);
+
+  // ------------------------------------------------------------ the scheduled drift check
+  const driftCheck = new Function(stack, "DriftCheckFunction", {
+    handler: "functions/events/drift-check.handler",
+    description: `${PRODUCT}: check every ready environment for drift; EnvironmentDrifted events for those that differ`,
+    timeout: 300,
+    environment: { [KUBE_IDENTITY_ROLE_ENV]: kubeStepsRole.roleArn },
+  });
+  driftCheck.attachPermissions([
+    ...registryListStatements(registry.tableArn),
+    ...driftReadStatements(scope, kubeStepsRole.roleArn),
+    ...reportStatements(bus.eventBusArn),
+  ]);
+  // The drift readers sign EKS tokens as the provisioner (a session that may do nothing in AWS: drift-reader.ts).
+  const readRoute = api.getFunction("GET /environments/{tenant}/{region}/{cluster}")!;
+  readRoute.addEnvironment(KUBE_IDENTITY_ROLE_ENV, kubeStepsRole.roleArn);
+  const driftReaders = [readRoute, driftCheck];
+  for (const reader of driftReaders) {
+    kubeStepsRole.assumeRolePolicy?.addStatements(
+      new PolicyStatement({ sid: `DriftReader${driftReaders.indexOf(reader)}`, actions: ["sts:AssumeRole"], principals: [reader.role!] }),
+    );
+  }
+  const schedulerRole = new Role(stack, "DriftScheduleRole", {
+    assumedBy: new ServicePrincipal("scheduler.amazonaws.com"),
+    description: `${PRODUCT} (${app.stage}): EventBridge Scheduler invokes the drift check`,
+  });
+  driftCheck.grantInvoke(schedulerRole);
+  new CfnSchedule(stack, "DriftSchedule", {
+    description: `${PRODUCT}: the scheduled drift check (DRIFT_SCHEDULE)`,
+    scheduleExpression: driftScheduleForStage(app.stage),
+    flexibleTimeWindow: { mode: "OFF" },
+    target: {
+      arn: driftCheck.functionArn,
+      roleArn: schedulerRole.roleArn,
+      input: JSON.stringify({ id: "<aws.scheduler.execution-id>", source: "aws.scheduler", schedule: "<aws.scheduler.schedule-arn>" }),
+      retryPolicy: { maximumRetryAttempts: 2 },
+    },
+  });
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -259,6 +309,7 @@ export function Provisioner({ stack, app }: StackContext) {
     TenantRoleBoundaryArn: config.permissionsBoundaryArn,
     AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
     OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
+    DriftCheckFunctionName: driftCheck.functionName,
     ...clusterOutputs,
   });
 

@@ -301,6 +301,30 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
   ];
 }
 
+// ---------------------------------------------------------------- drift (GET on an environment, the scheduled check)
+
+/**
+ * The live drift check (functions/lib/workflow/drift-reader.ts): get, list and describe only, of what the product owns.
+ * DescribeCluster on the allowlisted clusters; the product's roles (their documents, inline and attached policies);
+ * Pod Identity associations and access entries (with their access policies) on those clusters. On Kubernetes it reads
+ * as the provisioner: a session of the KubeStepsRole (`kubeIdentityRoleArn`) whose session policy denies every AWS
+ * action, so only its EKS token is of use (test/infra checks the code passes that policy).
+ */
+export function driftReadStatements(scope: PermissionScope, kubeIdentityRoleArn: string): PolicyStatement[] {
+  return [
+    new PolicyStatement({ sid: "DriftDescribeAllowedClusters", actions: ["eks:DescribeCluster"], resources: clusterArns(scope) }),
+    readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
+    new PolicyStatement({ sid: "DriftListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
+    new PolicyStatement({ sid: "DriftReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    new PolicyStatement({
+      sid: "DriftReadAccessEntries",
+      actions: ["eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies"],
+      resources: accessEntryArns(scope),
+    }),
+    new PolicyStatement({ sid: "DriftReadAsTheProvisioner", actions: ["sts:AssumeRole"], resources: [kubeIdentityRoleArn] }),
+  ];
+}
+
 // ---------------------------------------------------------------- the environment registry (DynamoDB)
 
 /**
