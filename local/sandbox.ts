@@ -23,6 +23,7 @@ import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
 import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
 import { handler as reconcileHandler } from "../functions/api/reconcile.js";
+import { checkEnvironments, ENVIRONMENT_DRIFTED } from "../functions/events/drift-check.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
@@ -275,9 +276,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
     { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
+    // The sandbox only (not deployed): what the drift schedule does, run now, and the EnvironmentDrifted events it put.
+    { method: "POST", path: "/sandbox/drift-check", handler: async () => driftCheckNow() },
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];
+  /** The scheduled drift check, run now (POST /sandbox/drift-check): its summary and the events it put on the bus. */
+  async function driftCheckNow() {
+    const before = aws.events({ detailType: ENVIRONMENT_DRIFTED }).length;
+    const summary = await checkEnvironments();
+    const events = aws.events({ detailType: ENVIRONMENT_DRIFTED }).slice(before);
+    return { statusCode: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ ...summary, events }) };
+  }
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
 
