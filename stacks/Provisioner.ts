@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
-import { ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Effect, ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
@@ -33,19 +33,17 @@ import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMa
 import { assertIamPrefixClear, deploymentConfigForStage, driftScheduleForStage } from "./config.js";
 import { KUBE_IDENTITY_ROLE_ENV } from "../functions/lib/workflow/drift-reader.js";
 import {
+  API_ROUTE_STATEMENTS,
   KUBE_STEP_MODULES,
   clusterArns,
-  driftReadStatements,
-  executionStatusStatements,
+  driftCheckStatements,
   kubeStepsStatements,
-  registryGetStatements,
-  registryListStatements,
-  registryStartStatements,
-  reportStatements,
-  startProvisioningStatements,
-  stepRegistryStatements,
-  stepStatements,
+  runStarterStatements,
+  stepFunctionStatements,
+  type ApiRoute,
   type PermissionScope,
+  type PolicyStatementJson,
+  type StackArns,
 } from "./permissions.js";
 
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
@@ -72,6 +70,20 @@ const FUNCTION_DEFAULTS: FunctionProps = {
   // upload to SST's bootstrap bucket.
   nodejs: { format: "esm", minify: true, sourcemap: false },
 };
+
+/** The plain statements of stacks/permissions.ts as CDK statements (the one place they become CDK objects). */
+export function cdkStatements(statements: PolicyStatementJson[]): PolicyStatement[] {
+  return statements.map(
+    (s) =>
+      new PolicyStatement({
+        sid: s.Sid,
+        effect: s.Effect === "Deny" ? Effect.DENY : Effect.ALLOW,
+        actions: s.Action,
+        resources: s.Resource,
+        ...(s.Condition ? { conditions: s.Condition } : {}),
+      }),
+  );
+}
 
 /** `ResolveClusterFunctionArn` → `ResolveClusterFunction` (the construct id). */
 function stepFunctionId(entry: StepFunctionEntry): string {
@@ -157,7 +169,7 @@ export function Provisioner({ stack, app }: StackContext) {
     description: `${PRODUCT} (${app.stage}): the Lambdas that act on Kubernetes; map this role on every allowed cluster`,
     managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaBasicExecutionRole")],
   });
-  for (const statement of kubeStepsStatements(scope)) kubeStepsRole.addToPolicy(statement);
+  for (const statement of cdkStatements(kubeStepsStatements(scope))) kubeStepsRole.addToPolicy(statement);
 
   const stepFunctions = STEP_FUNCTIONS.map((entry) => {
     const sizing = STEP_SIZING[entry.module];
@@ -169,8 +181,8 @@ export function Provisioner({ stack, app }: StackContext) {
       ...sizing,
       ...(isKube ? { role: kubeStepsRole } : {}),
     });
-    const statements = [...stepStatements(entry, scope, bus.eventBusArn), ...stepRegistryStatements(entry, registry.tableArn)];
-    if (statements.length) fn.attachPermissions(statements);
+    const statements = stepFunctionStatements(entry, scope, { eventBusArn: bus.eventBusArn, registryTableArn: registry.tableArn });
+    if (statements.length) fn.attachPermissions(cdkStatements(statements));
     return { entry, fn, isKube };
   });
   placeInVpc(
@@ -197,6 +209,13 @@ export function Provisioner({ stack, app }: StackContext) {
   });
   for (const { fn } of stepFunctions) fn.grantInvoke(stateMachine);
   const executionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${stateMachineName}:*`;
+  const arns: StackArns = {
+    eventBusArn: bus.eventBusArn,
+    registryTableArn: registry.tableArn,
+    stateMachineArn: stateMachine.stateMachineArn,
+    executionsArn,
+    kubeStepsRoleArn: kubeStepsRole.roleArn,
+  };
 
   // ------------------------------------------------------------ entry points
   const entryEnvironment = { [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn };
@@ -211,18 +230,9 @@ export function Provisioner({ stack, app }: StackContext) {
       "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
     },
   });
-  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
-  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
-  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", [
-    ...registryGetStatements(registry.tableArn),
-    ...driftReadStatements(scope, kubeStepsRole.roleArn),
-  ]);
-  api.attachPermissionsToRoute("POST /environments/{tenant}/{region}/{cluster}/reconcile", [
-    ...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn),
-    ...registryStartStatements(registry.tableArn),
-  ]);
+  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]>) {
+    api.attachPermissionsToRoute(route, cdkStatements(statements(arns, scope)));
+  }
 
   // ------------------------------------------------------------ the scheduled drift check
   const driftCheck = new Function(stack, "DriftCheckFunction", {
@@ -231,11 +241,7 @@ export function Provisioner({ stack, app }: StackContext) {
     timeout: 300,
     environment: { [KUBE_IDENTITY_ROLE_ENV]: kubeStepsRole.roleArn },
   });
-  driftCheck.attachPermissions([
-    ...registryListStatements(registry.tableArn),
-    ...driftReadStatements(scope, kubeStepsRole.roleArn),
-    ...reportStatements(bus.eventBusArn),
-  ]);
+  driftCheck.attachPermissions(cdkStatements(driftCheckStatements(scope, arns)));
   // The drift readers sign EKS tokens as the provisioner (a session that may do nothing in AWS: drift-reader.ts).
   const readRoute = api.getFunction("GET /environments/{tenant}/{region}/{cluster}")!;
   readRoute.addEnvironment(KUBE_IDENTITY_ROLE_ENV, kubeStepsRole.roleArn);
@@ -275,7 +281,7 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: deadLetters,
   });
-  onRequested.attachPermissions([...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
+  onRequested.attachPermissions(cdkStatements(runStarterStatements(arns)));
   // Only the sources the deployment allows (never the product's own, so its events cannot loop back); none: no rule.
   const onboardingPattern = onboardingEventPattern(config);
   if (onboardingPattern) {

@@ -21,6 +21,7 @@ const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.podSecurityLevel,
   CONFIG_ENV.allowPrivilegedNamespaces,
   CONFIG_ENV.namespaceQuota,
+  CONFIG_ENV.eksTokenStsEndpoint,
   "DRIFT_SCHEDULE",
 ] as const;
 
