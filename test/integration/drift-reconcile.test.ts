@@ -253,3 +253,22 @@ describe("drift on a CONFIG_MAP cluster", () => {
     ]);
   });
 });
+
+describe("drift read as the read route's own role", () => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST, removePermissions: [{ role: "GET /environments/{tenant}/{region}/{cluster}", action: "iam:GetRolePolicy" }] }, (started) => ({ sandbox } = started));
+
+  it("is unknown, naming the denial, when that role lacks a read it needs (and the answer is still 200)", async () => {
+    // Prepare
+    await provision(sandbox, pvcRequest("denied", { namespace: "denied" }));
+    await settled(sandbox);
+    // Act
+    const res = await fetch(`${sandbox.apiUrl}/environments/denied/eu-west-1/research`);
+    const body = (await res.json()) as any;
+    // Assess
+    expect(res.status).toBe(200);
+    expect(body.drift).toMatchObject({ status: "unknown", resources: [] });
+    expect(body.drift.reason).toMatch(/AccessDenied|not authorized/);
+    expect(body.drift.reason).toContain("iam:GetRolePolicy");
+  });
+});
