@@ -27,6 +27,8 @@ import {
   listHandler as listEnvironmentsHandler,
   readHandler as readEnvironmentHandler,
 } from "../functions/api/environments.js";
+import { handler as reconcileHandler } from "../functions/api/reconcile.js";
+import { checkEnvironments, ENVIRONMENT_DRIFTED } from "../functions/events/drift-check.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { handler as removalEventHandler } from "../functions/events/compute-environment-removal-requested.js";
 import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
@@ -46,6 +48,7 @@ import {
   LAMBDA_TRUST,
   ONBOARDING_EVENTS_ROLE_KEY,
   REMOVAL_EVENTS_ROLE_KEY,
+  DRIFT_CHECK_ROLE_KEY,
   productRoles,
   type ProductRole,
   type RemovedPermission,
@@ -324,6 +327,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       registryTableArn: `arn:aws:dynamodb:${region}:${accountId}:table/${REGISTRY_TABLE_NAME}`,
       stateMachineArn,
       executionsArn: `arn:aws:states:${region}:${accountId}:execution:${STATE_MACHINE_NAME}:*`,
+      kubeStepsRoleArn: `arn:aws:iam::${accountId}:role/${KUBE_STEPS_ROLE_NAME}`,
     },
   );
   const productRoleArns = defineProductRoles(aws, roles, opts.removePermissions);
@@ -340,8 +344,19 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
     { method: "DELETE", path: "/environments/{tenant}/{region}/{cluster}", handler: deleteEnvironmentHandler as unknown as HttpHandler },
+    { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
   ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
+  /** The scheduled drift check, run now as its own role (POST /sandbox/drift-check): its summary and the events it put on the bus. */
+  const driftCheck = withEntrySigner(async (_event: unknown, _context: unknown) => checkEnvironments(), signers.get(DRIFT_CHECK_ROLE_KEY));
+  async function driftCheckNow() {
+    const before = aws.events({ detailType: ENVIRONMENT_DRIFTED }).length;
+    const summary = await driftCheck({}, {});
+    const events = aws.events({ detailType: ENVIRONMENT_DRIFTED }).slice(before);
+    return { statusCode: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ ...summary, events }) };
+  }
   routes.push(
+    // The sandbox only (not deployed): what the drift schedule does, run now, and the EnvironmentDrifted events it put.
+    { method: "POST", path: "/sandbox/drift-check", handler: async () => driftCheckNow() },
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   );

@@ -9,6 +9,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
 import { Effect, ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -36,11 +37,13 @@ import {
   stoppedRunEventPattern,
 } from "../functions/lib/workflow/stopped-run.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
-import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
+import { assertIamPrefixClear, deploymentConfigForStage, driftScheduleForStage } from "./config.js";
+import { KUBE_IDENTITY_ROLE_ENV } from "../functions/lib/workflow/drift-reader.js";
 import {
   API_ROUTE_STATEMENTS,
   KUBE_STEP_MODULES,
   clusterArns,
+  driftCheckStatements,
   kubeStepsStatements,
   runStarterStatements,
   stepFunctionStatements,
@@ -238,6 +241,7 @@ export function Provisioner({ stack, app }: StackContext) {
     registryTableArn: registry.tableArn,
     stateMachineArn: stateMachine.stateMachineArn,
     executionsArn,
+    kubeStepsRoleArn: kubeStepsRole.roleArn,
   };
 
   // ------------------------------------------------------------ entry points
@@ -250,11 +254,46 @@ export function Provisioner({ stack, app }: StackContext) {
       "POST /environments": "functions/api/environments.createHandler",
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+      "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
     },
   });
-  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns) => PolicyStatementJson[]]>) {
-    api.attachPermissionsToRoute(route, cdkStatements(statements(arns)));
+  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]>) {
+    api.attachPermissionsToRoute(route, cdkStatements(statements(arns, scope)));
   }
+
+  // ------------------------------------------------------------ the scheduled drift check
+  const driftCheck = new Function(stack, "DriftCheckFunction", {
+    handler: "functions/events/drift-check.handler",
+    description: `${PRODUCT}: check every ready environment for drift; EnvironmentDrifted events for those that differ`,
+    timeout: 300,
+    environment: { [KUBE_IDENTITY_ROLE_ENV]: kubeStepsRole.roleArn },
+  });
+  driftCheck.attachPermissions(cdkStatements(driftCheckStatements(scope, arns)));
+  // The drift readers sign EKS tokens as the provisioner (a session that may do nothing in AWS: drift-reader.ts).
+  const readRoute = api.getFunction("GET /environments/{tenant}/{region}/{cluster}")!;
+  readRoute.addEnvironment(KUBE_IDENTITY_ROLE_ENV, kubeStepsRole.roleArn);
+  const driftReaders = [readRoute, driftCheck];
+  for (const reader of driftReaders) {
+    kubeStepsRole.assumeRolePolicy?.addStatements(
+      new PolicyStatement({ sid: `DriftReader${driftReaders.indexOf(reader)}`, actions: ["sts:AssumeRole"], principals: [reader.role!] }),
+    );
+  }
+  const schedulerRole = new Role(stack, "DriftScheduleRole", {
+    assumedBy: new ServicePrincipal("scheduler.amazonaws.com"),
+    description: `${PRODUCT} (${app.stage}): EventBridge Scheduler invokes the drift check`,
+  });
+  driftCheck.grantInvoke(schedulerRole);
+  new CfnSchedule(stack, "DriftSchedule", {
+    description: `${PRODUCT}: the scheduled drift check (DRIFT_SCHEDULE)`,
+    scheduleExpression: driftScheduleForStage(app.stage),
+    flexibleTimeWindow: { mode: "OFF" },
+    target: {
+      arn: driftCheck.functionArn,
+      roleArn: schedulerRole.roleArn,
+      input: JSON.stringify({ id: "<aws.scheduler.execution-id>", source: "aws.scheduler", schedule: "<aws.scheduler.schedule-arn>" }),
+      retryPolicy: { maximumRetryAttempts: 2 },
+    },
+  });
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -350,6 +389,7 @@ export function Provisioner({ stack, app }: StackContext) {
     OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
     CompensateStoppedStateMachineArn: compensationMachine.stateMachineArn,
     StoppedRunDeadLetterQueueUrl: stoppedRunDeadLetters.queueUrl,
+    DriftCheckFunctionName: driftCheck.functionName,
     ...clusterOutputs,
   });
 
