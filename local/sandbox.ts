@@ -21,6 +21,7 @@ import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEn
 import type { AuthenticationMode } from "../functions/lib/workflow/workflow-state.js";
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
+import { updateHandler as updateEnvironmentHandler } from "../functions/api/update-environment.js";
 import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
@@ -30,7 +31,7 @@ import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject
 import { eksAuthenticator } from "./kube/auth.js";
 import { LocalStepFunctions } from "./sfn/runner.js";
 import { startSfnService, type SfnService } from "./sfn/service.js";
-import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
+import { startDevServer, type DevServer, type HttpHandler, type Route } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
 import { openApiText } from "./write-openapi.js";
@@ -183,6 +184,24 @@ function kubeStepsCredentials(aws: AwsEmulator, roleArn: string): () => Promise<
   };
 }
 
+/**
+ * The cluster's StorageClasses: `efs-sc` (the examples' ReadWriteMany class; claims on it may grow) and `gp2` (EKS's
+ * old default, no volume expansion: an update that grows a claim on it is refused by the run, and by the API server).
+ */
+export const SANDBOX_STORAGE_CLASSES: KubeObject[] = [
+  {
+    apiVersion: "storage.k8s.io/v1",
+    kind: "StorageClass",
+    metadata: { name: "efs-sc" },
+    provisioner: "efs.csi.aws.com",
+    parameters: { provisioningMode: "efs-ap", directoryPerms: "700" },
+    reclaimPolicy: "Delete",
+    volumeBindingMode: "Immediate",
+    allowVolumeExpansion: true,
+  },
+  { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "gp2" }, provisioner: "kubernetes.io/aws-ebs", parameters: { type: "gp2", fsType: "ext4" }, reclaimPolicy: "Delete", volumeBindingMode: "WaitForFirstConsumer" },
+];
+
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -198,6 +217,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // What eksctl writes for a managed node group, templated username included.
   const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);
   kube.seed(awsAuth);
+  for (const storageClass of SANDBOX_STORAGE_CLASSES) kube.seed(storageClass);
   aws.seedCluster({
     name: SANDBOX_CLUSTER.name,
     region: SANDBOX_CLUSTER.region,
@@ -267,12 +287,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   process.env.PERMISSIONS_BOUNDARY_ARN = env.PERMISSIONS_BOUNDARY_ARN;
   iam.destroy();
 
-  const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
+  const routes: Route[] = [
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
     { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+    { method: "PUT", path: "/environments/{tenant}/{region}/{cluster}", handler: updateEnvironmentHandler as unknown as HttpHandler },
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   ];

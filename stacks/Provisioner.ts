@@ -54,6 +54,8 @@ const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
   "cluster-access/index": { memorySize: 512, timeout: 90 },
   storage: { memorySize: 512, timeout: 90 },
   "head-job": { memorySize: 512, timeout: 120 },
+  // An update's removals: an old namespace is looked through (every namespaced kind) before it is deleted.
+  "remove-unwanted": { memorySize: 512, timeout: 120 },
   report: { memorySize: 256, timeout: 30 },
 };
 
@@ -204,6 +206,7 @@ export function Provisioner({ stack, app }: StackContext) {
       "POST /environments": "functions/api/environments.createHandler",
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+      "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
     },
   });
   api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
@@ -211,6 +214,8 @@ export function Provisioner({ stack, app }: StackContext) {
   api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
   api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
+  // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
+  api.attachPermissionsToRoute("PUT /environments/{tenant}/{region}/{cluster}", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {

@@ -13,7 +13,7 @@
 import { randomUUID } from "node:crypto";
 import { jsonEqual } from "./patch.js";
 import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
-import { apiVersionOf, findResourceTypeByKind, LIMIT_RANGES, NAMESPACES, PODS, RESOURCE_QUOTAS, SERVICE_ACCOUNTS, type ResourceType } from "./resources.js";
+import { apiVersionOf, findResourceTypeByKind, LIMIT_RANGES, NAMESPACES, PODS, RESOURCE_QUOTAS, SERVICE_ACCOUNTS, STORAGE_CLASSES, type ResourceType } from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./kube-status.js";
 import { podSecurityRefusal } from "./pod-security.js";
@@ -198,7 +198,7 @@ export class KubeStore {
       else delete next.metadata[field];
     }
     if (type.generation && !jsonEqual(current.spec, next.spec)) next.metadata.generation = (current.metadata.generation ?? 0) + 1;
-    validateUpdate(type, current, next);
+    validateUpdate(type, current, next, { storageClass: (className) => this.get(STORAGE_CLASSES, undefined, className) });
 
     if (jsonEqual(current, next)) return clone(current); // a no-op write keeps the resourceVersion, as upstream
     next.metadata.resourceVersion = this.nextRevision();

@@ -154,6 +154,7 @@ const ROUTE_HANDLERS: Record<string, string> = {
   "POST /environments": "functions/api/environments.createHandler",
   "GET /environments": "functions/api/environments.listHandler",
   "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+  "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
 };
 
 // ---------------------------------------------------------------- the stack as deployed
@@ -216,7 +217,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 6);
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 7);
     for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
@@ -386,7 +387,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const byRole = new Map<string, string[]>();
     for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
     // Assess: nothing needed is missing
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 6);
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 7);
     for (const [id, props] of lambdas) {
       const granted = new Set(roleActions(template, id));
       const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
@@ -426,6 +427,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       "GET /executions/{id}",
       "POST /environments",
       "POST /provision",
+      "PUT /environments/{tenant}/{region}/{cluster}",
     ]);
     for (const route of routes) {
       expect(route.AuthorizationType, route.RouteKey).toBe("AWS_IAM");

@@ -146,6 +146,18 @@ export class AwsAuthUnparseable extends ProvisionerError {
   }
 }
 
+/**
+ * An update grows a claim whose StorageClass does not allow volume expansion (no `allowVolumeExpansion: true`, or no
+ * class at all): Kubernetes would refuse the resize. Raised by ConfigureStorage before it changes the claim.
+ */
+export class VolumeExpansionNotAllowed extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "VolumeExpansionNotAllowed";
+  }
+}
+
 export interface Problem {
   /** Field path, dotted (`storage.bucket`, `headJob.params.x`); empty for the whole request. */
   path: string;
@@ -162,6 +174,7 @@ export const PERMANENT_ERROR_NAMES = [
   "HeadJobTimedOut",
   "AwsAuthUnparseable",
   "ClusterEndpointUnreachable",
+  "VolumeExpansionNotAllowed",
 ] as const;
 /** A Lambda that ran out of time: retried on the Tasks whose step is idempotent (never on the reports, which emit events). */
 export const LAMBDA_TIMEOUT_ERROR = "Sandbox.Timedout";

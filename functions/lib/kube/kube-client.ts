@@ -248,6 +248,27 @@ export async function replaceObject<T extends KubernetesObject>(api: KubernetesO
 }
 
 /**
+ * Delete the object only when it carries the product's ownership marks for `tenant` (whichever run made it): what an
+ * update removes from an earlier generation. The uid precondition makes sure the object inspected is the one deleted.
+ */
+export async function deleteIfOwnedBy(api: KubernetesObjectApi, ref: ObjectRef, tenant: string): Promise<"deleted" | "absent" | "kept"> {
+  const existing = await readObject(api, ref);
+  if (!existing) return "absent";
+  if (!isOwnedBy(existing.metadata?.labels, tenant)) return "kept";
+  const uid = existing.metadata?.uid;
+  try {
+    await api.delete(header(ref), undefined, undefined, undefined, undefined, "Background", {
+      propagationPolicy: "Background",
+      ...(uid ? { preconditions: { uid } } : {}),
+    });
+  } catch (error) {
+    if (isKubeError(error, 404)) return "absent";
+    throw error;
+  }
+  return "deleted";
+}
+
+/**
  * Delete the object only when this run created it (its created-by label). Children (a Job's pods)
  * go with it in the background. The uid precondition makes sure we delete the object we inspected:
  * `read` (the object the caller already read at `ref`), else the object read here.
