@@ -18,9 +18,10 @@ import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-stat
 import { isFinished, isTerminal } from "../../local/kube/kubelet.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../local/sandbox.js";
+import { FAST_TIME_SCALE } from "../../local/sfn/time-scale.js";
 
-/** Step Functions waits/retries and the kubelet shortened for tests (the definition is untouched). */
-export const FAST: SandboxOptions = { waitMs: 20, retryIntervalMs: 5, kubeletStepMs: 20 };
+/** Step Functions waits/retries scaled (2 ms / 1 ms per nominal second) and the kubelet shortened for tests (the definition is untouched). */
+export const FAST: SandboxOptions = { timeScale: FAST_TIME_SCALE, kubeletStepMs: 20 };
 
 /** How long one run may take in a test before it counts as stuck. */
 export const RUN_TIMEOUT_MS = 20_000;
@@ -248,7 +249,6 @@ export async function kubeConfigAs(sandbox: Sandbox, principalArn: string): Prom
   sandbox.aws.addCredentials({ accessKeyId, secretAccessKey, arn: principalArn });
   const { token } = await eksBearerToken(CLUSTER.name, CLUSTER.region, {
     credentials: async () => ({ accessKeyId, secretAccessKey }),
-    stsEndpoint: sandbox.awsUrl,
   });
   const { name, region, accountId } = sandbox.cluster;
   const cluster: ResolvedCluster = {
