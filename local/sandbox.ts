@@ -192,19 +192,6 @@ async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mod
   return roleArn;
 }
 
-<<<<<<< HEAD
-/** A session of the KubeSteps role, as a Lambda's execution role gets one, renewed before it expires. */
-function kubeStepsCredentials(aws: AwsEmulator, roleArn: string): () => Promise<AwsCredentialIdentity> {
-  let session: Awaited<ReturnType<AwsEmulator["assumeRole"]>> | undefined;
-  return async () => {
-    if (!session || session.credentials.expiration.getTime() - SESSION_REFRESH_MS < Date.now()) {
-      session = await aws.assumeRole(roleArn, { service: "lambda.amazonaws.com", sessionName: "kube-steps" });
-    }
-    const { accessKeyId, secretAccessKey, sessionToken, expiration } = session.credentials;
-    return { accessKeyId, secretAccessKey, sessionToken, expiration };
-  };
-}
-
 /**
  * The cluster's StorageClasses: `efs-sc` (the examples' ReadWriteMany class; claims on it may grow) and `gp2` (EKS's
  * old default, no volume expansion: an update that grows a claim on it is refused by the run, and by the API server).
@@ -223,8 +210,6 @@ export const SANDBOX_STORAGE_CLASSES: KubeObject[] = [
   { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "gp2" }, provisioner: "kubernetes.io/aws-ebs", parameters: { type: "gp2", fsType: "ext4" }, reclaimPolicy: "Delete", volumeBindingMode: "WaitForFirstConsumer" },
 ];
 
-=======
->>>>>>> main
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -312,9 +297,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   process.env.PERMISSIONS_BOUNDARY_ARN = env.PERMISSIONS_BOUNDARY_ARN;
   iam.destroy();
 
-<<<<<<< HEAD
-  const routes: Route[] = [
-=======
   // The product's roles, with the statements the stack gives them (stacks/permissions.ts), for this deployment.
   const { accountId, region } = SANDBOX_CLUSTER;
   const roles = productRoles(
@@ -331,21 +313,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // The steps' Kubernetes calls are made as the KubeSteps role, as deployed (their EKS tokens are signed by it).
   setKubeTokenCredentials(signers.get(KUBE_STEPS_ROLE_KEY)!.credentials);
 
-  type Route = { method: "GET" | "POST"; path: string; handler: HttpHandler };
   // Each route's Lambda signs as its route's role, as deployed.
   const routes: Route[] = ([
->>>>>>> main
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
     { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
-<<<<<<< HEAD
     { method: "PUT", path: "/environments/{tenant}/{region}/{cluster}", handler: updateEnvironmentHandler as unknown as HttpHandler },
-=======
   ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
   routes.push(
->>>>>>> main
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   );

@@ -228,19 +228,9 @@ export function Provisioner({ stack, app }: StackContext) {
       "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
     },
   });
-<<<<<<< HEAD
-  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
-  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
-  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
-  // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
-  api.attachPermissionsToRoute("PUT /environments/{tenant}/{region}/{cluster}", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-=======
   for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns) => PolicyStatementJson[]]>) {
     api.attachPermissionsToRoute(route, cdkStatements(statements(arns)));
   }
->>>>>>> main
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {

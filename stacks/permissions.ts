@@ -424,6 +424,8 @@ export const API_ROUTE_STATEMENTS = {
   "POST /environments": (arns: StackArns) => runStarterStatements(arns),
   "GET /environments": (arns: StackArns) => registryListStatements(arns.registryTableArn),
   "GET /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => registryGetStatements(arns.registryTableArn),
+  // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
+  "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
 } as const satisfies Record<string, (arns: StackArns) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;
