@@ -29,6 +29,7 @@ import {
 } from "../functions/api/environments.js";
 import { handler as reconcileHandler } from "../functions/api/reconcile.js";
 import { checkEnvironments, ENVIRONMENT_DRIFTED } from "../functions/events/drift-check.js";
+import { updateHandler as updateEnvironmentHandler } from "../functions/api/update-environment.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { handler as removalEventHandler } from "../functions/events/compute-environment-removal-requested.js";
 import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
@@ -55,7 +56,7 @@ import {
 } from "./aws/product-roles.js";
 import { withEntrySigner } from "./entry-credentials.js";
 import { startSfnService, type SfnService } from "./sfn/service.js";
-import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
+import { startDevServer, type DevServer, type HttpHandler, type Route } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
 import { openApiText } from "./write-openapi.js";
@@ -335,7 +336,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // The steps' Kubernetes calls are made as the KubeSteps role, as deployed (their EKS tokens are signed by it).
   setKubeTokenCredentials(signers.get(KUBE_STEPS_ROLE_KEY)!.credentials);
 
-  type Route = { method: "GET" | "POST" | "DELETE"; path: string; handler: HttpHandler };
+  type Route = { method: "GET" | "POST" | "PUT" | "DELETE"; path: string; handler: HttpHandler };
   // Each route's Lambda signs as its route's role, as deployed.
   const routes: Route[] = ([
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
@@ -345,6 +346,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
     { method: "DELETE", path: "/environments/{tenant}/{region}/{cluster}", handler: deleteEnvironmentHandler as unknown as HttpHandler },
     { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
+    { method: "PUT", path: "/environments/{tenant}/{region}/{cluster}", handler: updateEnvironmentHandler as unknown as HttpHandler },
   ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
   /** The scheduled drift check, run now as its own role (POST /sandbox/drift-check): its summary and the events it put on the bus. */
   const driftCheck = withEntrySigner(async (_event: unknown, _context: unknown) => checkEnvironments(), signers.get(DRIFT_CHECK_ROLE_KEY));

@@ -66,6 +66,8 @@ const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
   "cluster-access/index": { memorySize: 512, timeout: 90 },
   storage: { memorySize: 512, timeout: 90 },
   "head-job": { memorySize: 512, timeout: 120 },
+  // An update's removals: an old namespace is looked through (every namespaced kind) before it is deleted.
+  "remove-unwanted": { memorySize: 512, timeout: 120 },
   report: { memorySize: 256, timeout: 30 },
 };
 
@@ -255,6 +257,7 @@ export function Provisioner({ stack, app }: StackContext) {
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
       "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
+      "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
     },
   });
   for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]>) {

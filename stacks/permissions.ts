@@ -44,7 +44,7 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job", "remove-unwanted"]);
 
 // ---------------------------------------------------------------- plain statements
 
@@ -470,6 +470,8 @@ export const API_ROUTE_STATEMENTS = {
     ...driftReadStatements(scope, arns.kubeStepsRoleArn),
   ],
   "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
+  // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
+  "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
 } as const satisfies Record<string, (arns: StackArns, scope: PermissionScope) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

@@ -103,6 +103,7 @@ export function failedStepOf(state: WorkflowState): string {
   const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;
   for (const step of BUILD_STEPS) {
     if (step.key === "headJob" && !wantsHeadJob) continue;
+    if (step.key === "removed" && !state.update) continue;
     if (state[step.key] === undefined) return step.state;
   }
   return REPORT_STEP;
@@ -127,12 +128,36 @@ function failureOf(state: WorkflowState): Failure {
   parts.push(undone.length ? `Undone: ${undone.join(", ")}.` : "Undone: nothing (nothing had been created).");
   if (kept.length) parts.push(`Left in place: ${kept.join(", ")}.`);
   if (couldNotUndo.length) parts.push(`Could not undo: ${couldNotUndo.join("; ")}.`);
+  if (state.update) {
+    const back = `The update to generation ${state.update.generation} was rolled back: generation ${state.update.previous.generation} is the desired spec again`;
+    parts.push(couldNotUndo.length ? `${back}, but not everything could be restored (status failed).` : `${back} (status ready).`);
+  }
   return { summary: { error, cause: parts.join(" ") }, failedStep, message, outcome };
 }
 
 /** The Fail state's cause: a sentence an operator can act on. */
 export function failureSummary(state: WorkflowState): FailureSummary {
   return failureOf(state).summary;
+}
+
+/**
+ * The failure in the registry. A create, compensated, owns nothing there (except what could not be undone): `failed`.
+ * A failed update put the previous generation back: that generation is desired again, with what it owned, `ready` when
+ * everything was restored and `failed` when something could not be; the failure stays on the record (`lastFailure`).
+ */
+async function recordFailure(state: WorkflowState, summary: FailureSummary, couldNotUndo: string[], deps: ReportDeps): Promise<void> {
+  const leftovers = couldNotUndo.length ? { couldNotUndo } : {};
+  if (!state.update) {
+    await recordRunOutcome(state, "failed", leftovers, deps);
+    return;
+  }
+  const { previous, generation } = state.update;
+  const failure = { error: summary.error, cause: summary.cause, at: new Date().toISOString(), generation };
+  await recordRunOutcome(state, couldNotUndo.length ? "failed" : "ready", { ...previous.owned, ...leftovers }, deps, {
+    spec: previous.spec,
+    generation: previous.generation,
+    failure,
+  });
 }
 
 export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}): Promise<FailureSummary> {
@@ -149,8 +174,7 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
     execution: state.execution,
   };
   try {
-    // Compensated: the product owns nothing there, except what could not be undone.
-    await recordRunOutcome(state, "failed", outcome.couldNotUndo.length ? { couldNotUndo: outcome.couldNotUndo } : {}, deps);
+    await recordFailure(state, summary, outcome.couldNotUndo, deps);
     await putEvent(state, FAILED_DETAIL_TYPE, detail, deps);
   } catch (problem) {
     // The run's own error matters more than the notification: keep it, say the event was not sent.

@@ -42,6 +42,7 @@ export const RESOURCE_TYPES: ResourceType[] = [
   { group: "rbac.authorization.k8s.io", version: "v1", resource: "roles", singular: "role", kind: "Role", namespaced: true, verbs: CRUD },
   { group: "rbac.authorization.k8s.io", version: "v1", resource: "rolebindings", singular: "rolebinding", kind: "RoleBinding", namespaced: true, verbs: CRUD },
   { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterroles", singular: "clusterrole", kind: "ClusterRole", namespaced: false, verbs: CRUD },
+  { group: "storage.k8s.io", version: "v1", resource: "storageclasses", singular: "storageclass", kind: "StorageClass", namespaced: false, shortNames: ["sc"], verbs: CRUD },
   { group: "rbac.authorization.k8s.io", version: "v1", resource: "clusterrolebindings", singular: "clusterrolebinding", kind: "ClusterRoleBinding", namespaced: false, verbs: CRUD },
   { group: "events.k8s.io", version: "v1", resource: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"], verbs: CRUD },
   // The rest of a 1.31 cluster's built-in namespaced kinds: stored and served like any other, so that discovery

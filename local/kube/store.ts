@@ -222,7 +222,7 @@ export class KubeStore {
       else delete next.metadata[field];
     }
     if (type.generation && !jsonEqual(current.spec, next.spec)) next.metadata.generation = (current.metadata.generation ?? 0) + 1;
-    validateUpdate(type, current, next);
+    validateUpdate(type, current, next, { storageClass: (className) => this.get(STORAGE_CLASSES, undefined, className) });
 
     if (jsonEqual(current, next)) return clone(current); // a no-op write keeps the resourceVersion, as upstream
     if (type.resource === "namespaces" && options.subresource === "finalize" && next.metadata.deletionTimestamp && !next.spec?.finalizers?.length) {

@@ -155,6 +155,7 @@ const ROUTE_HANDLERS: Record<string, string> = {
   "GET /environments": "functions/api/environments.listHandler",
   "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
   "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
+  "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
 };
 
 // ---------------------------------------------------------------- the stack as deployed
@@ -217,8 +218,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
-    // Six entry points, the stopped-run handler, the reconcile route and the scheduled drift check.
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 9);
+    // Six entry points, the stopped-run handler, the reconcile and update routes and the scheduled drift check.
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 10);
     for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
@@ -390,8 +391,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const byRole = new Map<string, string[]>();
     for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
     // Assess: nothing needed is missing
-    // Six entry points, the stopped-run handler, the reconcile route and the scheduled drift check.
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 9);
+    // Six entry points, the stopped-run handler, the reconcile and update routes and the scheduled drift check.
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 10);
     for (const [id, props] of lambdas) {
       const granted = new Set(roleActions(template, id));
       const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
@@ -432,6 +433,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       "POST /environments",
       "POST /environments/{tenant}/{region}/{cluster}/reconcile",
       "POST /provision",
+      "PUT /environments/{tenant}/{region}/{cluster}",
     ]);
     for (const route of routes) {
       expect(route.AuthorizationType, route.RouteKey).toBe("AWS_IAM");

@@ -185,6 +185,8 @@ describe("provision.asl.json: structure", () => {
       "LaunchHeadJob",
       "CheckHeadJob",
       "Report",
+      // Update runs only (depth-first, it is reached after Report's first path): IsUpdate -> RemoveUnwantedResources -> Report.
+      "RemoveUnwantedResources",
     ]);
     expect(STATES.get("CreateIamResources")!.parallel).toBe("PrepareIdentityAndNamespace");
     expect(STATES.get("CreateNamespaceAndRbac")!.parallel).toBe("PrepareIdentityAndNamespace");
@@ -213,6 +215,26 @@ describe("provision.asl.json: structure", () => {
       expect([...reachable].filter((s) => state(s).Type === "Succeed")).toEqual([]);
     },
   );
+
+  it("an update run (input with $.update) removes what is no longer wanted last, after every build step, and only then reports", () => {
+    // Prepare
+    const hasHeadJob = state("HasHeadJob");
+    // Act
+    const isUpdate = state(hasHeadJob.Default!);
+    const removal = state("RemoveUnwantedResources");
+    // Assess
+    expect(hasHeadJob.Default).toBe("IsUpdate");
+    expect(isUpdate.Choices).toEqual([{ Variable: "$.update", IsPresent: true, Next: "RemoveUnwantedResources" }]);
+    expect(isUpdate.Default).toBe("Report");
+    expect(removal.Next).toBe("Report");
+    expect(compensationChainFrom(failureEntryOf("RemoveUnwantedResources"))).toEqual([
+      "UndoHeadJob",
+      "UndoStorage",
+      "UndoClusterAccess",
+      "UndoNamespaceAndRbac",
+      "UndoIamResources",
+    ]);
+  });
 
   it("ResolveCluster has nothing to undo: its failure goes straight to ReportFailure", () => {
     // Act

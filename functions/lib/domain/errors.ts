@@ -187,6 +187,18 @@ export class AwsAuthUnparseable extends ProvisionerError {
   }
 }
 
+/**
+ * An update grows a claim whose StorageClass does not allow volume expansion (no `allowVolumeExpansion: true`, or no
+ * class at all): Kubernetes would refuse the resize. Raised by ConfigureStorage before it changes the claim.
+ */
+export class VolumeExpansionNotAllowed extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "VolumeExpansionNotAllowed";
+  }
+}
+
 export interface Problem {
   /** Field path, dotted (`storage.bucket`, `headJob.params.x`); empty for the whole request. */
   path: string;
@@ -204,6 +216,7 @@ export const PERMANENT_ERROR_NAMES = [
   "HeadPodCannotStart",
   "AwsAuthUnparseable",
   "ClusterEndpointUnreachable",
+  "VolumeExpansionNotAllowed",
 ] as const;
 /**
  * NamespaceTerminating's own retrier, on the steps that create in the tenant's namespace: about 3.5 minutes in all

@@ -54,3 +54,4 @@ export async function contentNotCreatedBy(api: KubeApi, namespace: string, claim
   const parts = await Promise.all((await api.namespacedResourceTypes()).filter(holdsContent).map((type) => lookAt(api, type, namespace, claim)));
   return { foreign: parts.flatMap((p) => p.foreign), unlisted: parts.flatMap((p) => p.unlisted) };
 }
+

@@ -7,7 +7,7 @@
  * A step without a table, or a field without a decision, shows nothing.
  */
 import type { CompensationResult } from "./compensation.js";
-import type { AccessResult, HeadJobResult, IamResult, NamespaceRemoval, RbacResult, RemovalOutcome, ResolvedCluster, StorageResult } from "./workflow-state.js";
+import type { AccessResult, HeadJobResult, IamResult, NamespaceRemoval, RbacResult, RemovalOutcome, RemovalResult, ResolvedCluster, StorageResult } from "./workflow-state.js";
 
 /** Shown as returned, or withheld (with the reason, for whoever reads this table). */
 export type FieldDecision = "shown" | `withheld: ${string}`;
@@ -66,6 +66,8 @@ const STORAGE: FieldPolicy<StorageResult> = {
   configMap: "shown",
   nextflowConfig: "shown",
   created: "shown",
+  adopted: "shown",
+  grown: "shown",
 };
 
 const HEAD_JOB: FieldPolicy<HeadJobResult> = {
@@ -81,6 +83,8 @@ const HEAD_JOB: FieldPolicy<HeadJobResult> = {
   unschedulableSince: "shown",
   paramsConfigMap: "shown",
 };
+
+const REMOVAL: FieldPolicy<RemovalResult> = { removed: "shown", kept: "shown" };
 
 const COMPENSATION: FieldPolicy<CompensationResult> = { undone: "shown", kept: "shown", failed: "shown" };
 
@@ -108,6 +112,7 @@ export const STEP_RESULT_FIELDS: Readonly<Record<string, Readonly<Record<string,
   LaunchHeadJob: HEAD_JOB,
   CheckHeadJob: HEAD_JOB,
   UndoHeadJob: COMPENSATION,
+  RemoveUnwantedResources: REMOVAL,
   Report: REPORT,
   ReportFailure: REPORT_FAILURE,
   // statemachines/deprovision.asl.json: the compensators under their teardown names, and the teardown's own steps.

@@ -113,6 +113,36 @@ export interface StorageResult {
   configMap: string;
   nextflowConfig: string;
   created: KubeRef[];
+  /** Objects that were there already, ours for this tenant (an update's claim and ConfigMap): owned as much as the created ones */
+  adopted?: KubeRef[];
+  /** Claims this run grew (an update): a claim cannot shrink, so a growth is never undone */
+  grown?: ClaimGrowth[];
+}
+
+export interface ClaimGrowth {
+  claim: string;
+  namespace: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * An update run's input beside the request (PUT /environments/...): the generation it replaces, as the registry
+ * recorded it. RemoveUnwantedResources removes what `previous.owned` lists and the new run does not own; a failed update
+ * records `previous` back as the desired generation.
+ */
+export interface UpdateContext {
+  previous: { spec: Record<string, unknown>; generation: number; owned: Record<string, unknown> };
+  /** the generation this run converges to */
+  generation: number;
+}
+
+/** RemoveUnwantedResources → `$.removed` */
+export interface RemovalResult {
+  /** What was deleted, one line each (cannot be undone) */
+  removed: string[];
+  /** What the previous generation owned and the new one does not want, left in place, with the reason */
+  kept: string[];
 }
 
 /** LaunchHeadJob / CheckHeadJob → `$.headJob` */
@@ -180,6 +210,9 @@ export interface WorkflowState {
   access?: AccessResult;
   storage?: StorageResult;
   headJob?: HeadJobResult;
+  /** Update runs only (from the execution input) */
+  update?: UpdateContext;
+  removed?: RemovalResult;
   error?: CaughtError;
   /** The step whose failure `$.error` is, when the state machine knows it (a failed Parallel branch records its Task's name) */
   failedStep?: string;
