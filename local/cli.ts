@@ -3,6 +3,7 @@
  * `npm run demo`: posts an example request to a running sandbox (or to one it starts itself), narrates
  * the run step by step as the Step Functions console would show it, then summarises what now exists.
  */
+import { SANDBOX_TIME_SCALE, TEST_TIME_SCALE } from "./kube/cluster-timing.js";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,7 +35,7 @@ start options:
   --remove-permission ROLE=ACTION
                            take one permission from one product role, repeatable: CreateIamResources=iam:TagRole
                            (roles: a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested)
-  --fast                   Wait states and retry intervals last milliseconds
+  --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -114,8 +115,10 @@ async function start(args: string[]): Promise<void> {
       propagationDelayMs: delay * 1000,
       failJobs: values["fail-jobs"] ?? false,
       removePermissions,
-      waitMs: values.fast ? 200 : 2_000,
-      retryIntervalMs: values.fast ? 50 : undefined,
+      // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
+      timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
+      // The cluster's clock too: a Terminating namespace is gone in about 10 s, or about 1 s with --fast.
+      clusterTimeScale: values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE,
       stateDir,
     });
   } catch (error) {

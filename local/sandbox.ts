@@ -6,6 +6,7 @@
  *
  * The handlers read their configuration from process.env, so one process holds one sandbox at a time.
  */
+import type { TimeScale } from "./sfn/time-scale.js";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -45,6 +46,7 @@ import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.j
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
 import { openApiText } from "./write-openapi.js";
+import { SANDBOX_TIME_SCALE } from "./kube/cluster-timing.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -72,11 +74,19 @@ export interface SandboxOptions {
   faults?: FaultRule[];
   /** a new IAM role is unknown to EKS/STS for this long (default 0) */
   propagationDelayMs?: number;
-  /** every Wait state lasts this long instead of its Seconds (default: as defined) */
+  /** fast mode: each nominal second of a Wait or a retry interval lasts this many ms (local/sfn/time-scale.ts) */
+  timeScale?: TimeScale;
+  /** every Wait state lasts this long instead of its Seconds (default: as defined; replaces, where timeScale scales) */
   waitMs?: number;
   /** every retrier waits this long between attempts instead of its backoff (default: as defined) */
   retryIntervalMs?: number;
-  /** time between a head pod's phases (default 200 ms) */
+  /**
+   * The emulated cluster's one time factor (local/kube/cluster-timing.ts): real seconds × 1000 × clusterTimeScale =
+   * sandbox milliseconds. Default SANDBOX_TIME_SCALE (a Terminating namespace with a running pod is gone in about
+   * 10 s); tests use TEST_TIME_SCALE (about 1 s).
+   */
+  clusterTimeScale?: number;
+  /** time between a head pod's phases (default: derived from clusterTimeScale) */
   kubeletStepMs?: number;
   /** head jobs fail instead of succeeding */
   failJobs?: boolean;
@@ -200,7 +210,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     port: opts.kubePort ?? 0,
     faults,
     authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
-    kubelet: { stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
+    kubelet: { timeScale: opts.clusterTimeScale ?? SANDBOX_TIME_SCALE, stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
   });
   // What eksctl writes for a managed node group, templated username included.
   const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);
@@ -223,6 +233,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const stepFunctions = new LocalStepFunctions({
     region: SANDBOX_CLUSTER.region,
     accountId: SANDBOX_CLUSTER.accountId,
+    timeScale: opts.timeScale,
     waitMs: opts.waitMs,
     retryIntervalMs: opts.retryIntervalMs,
     stepSigner: stepSigners(signers),
