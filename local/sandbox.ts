@@ -151,6 +151,8 @@ export interface Sandbox {
   productRoles: ProductRole[];
   /** each product role's ARN, by key (a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested) */
   productRoleArns: Map<string, string>;
+  /** who each product role's Lambdas sign as, by key (`signedWith(signer, () => iamClient())` is the client a step uses) */
+  signers: ReadonlyMap<string, Signer>;
   /** paths written when `stateDir` was given */
   files: { env?: string; kubeconfig?: string };
   close(): Promise<void>;
@@ -421,6 +423,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     env,
     productRoles: roles,
     productRoleArns,
+    signers,
     files,
     snapshot: () => ({ aws: aws.snapshot(), kube: kube.snapshot() }),
     async close() {

@@ -39,7 +39,10 @@ export const PRODUCT_ROLE_PREFIX = "nf-eks-provisioner-";
 export const KUBE_STEPS_ROLE_NAME = `${PRODUCT_ROLE_PREFIX}kube-steps`;
 
 /** The trust every Lambda execution role has. */
-export const LAMBDA_TRUST = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }] };
+export const LAMBDA_TRUST = {
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
+};
 
 export interface ProductRole {
   /** a step's state name (its own role), KubeSteps, an API route (`POST /provision`), or ComputeEnvironmentRequested */
@@ -69,7 +72,8 @@ export function parseRemovedPermission(flag: string): RemovedPermission {
   const at = flag.lastIndexOf("=");
   const role = flag.slice(0, at).trim();
   const action = flag.slice(at + 1).trim();
-  if (at < 1 || !/^[a-z0-9-]+:[A-Za-z0-9*]+$/.test(action)) throw new UnknownPermission(`--remove-permission is ROLE=service:Action (e.g. CreateIamResources=iam:TagRole), got "${flag}"`);
+  if (at < 1 || !/^[a-z0-9-]+:[A-Za-z0-9*]+$/.test(action))
+    throw new UnknownPermission(`--remove-permission is ROLE=service:Action (e.g. CreateIamResources=iam:TagRole), got "${flag}"`);
   return { role, action };
 }
 
@@ -88,7 +92,12 @@ export function productRoles(scope: PermissionScope, arns: StackArns): ProductRo
   const kubeSteps = STEP_FUNCTIONS.filter((entry) => KUBE_STEP_MODULES.has(entry.module));
   const ownRoleSteps = STEP_FUNCTIONS.filter((entry) => !KUBE_STEP_MODULES.has(entry.module));
   return [
-    { key: KUBE_STEPS_ROLE_KEY, roleName: KUBE_STEPS_ROLE_NAME, runs: kubeSteps.map((e) => e.state), statements: kubeStepsStatements(scope) },
+    {
+      key: KUBE_STEPS_ROLE_KEY,
+      roleName: KUBE_STEPS_ROLE_NAME,
+      runs: kubeSteps.map((e) => e.state),
+      statements: kubeStepsStatements(scope),
+    },
     ...ownRoleSteps.map((entry) => ({
       key: entry.state,
       roleName: `${PRODUCT_ROLE_PREFIX}${entry.state}`,

@@ -42,7 +42,11 @@ export function lambdaRoleCredentials(aws: AwsEmulator, roleArn: string, session
 export function roleSigners(aws: AwsEmulator, roleArns: Map<string, string>): Map<string, Signer> {
   const signers = new Map<string, Signer>();
   for (const [key, arn] of roleArns) {
-    const sessionName = key.replace(/[^\w+=,.@-]+/g, "-").replace(/^-|-$/g, "").slice(0, 64) || "lambda";
+    const sessionName =
+      key
+        .replace(/[^\w+=,.@-]+/g, "-")
+        .replace(/^-|-$/g, "")
+        .slice(0, 64) || "lambda";
     signers.set(key, { id: `role:${key}`, credentials: lambdaRoleCredentials(aws, arn, sessionName) });
   }
   return signers;

@@ -10,16 +10,7 @@ import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { DRIFT_CHECK_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
 import { startSandbox, type Sandbox } from "../../local/sandbox.js";
 import { policyDocument, type PolicyStatementJson } from "../../stacks/permissions.js";
-import {
-  ACCOUNT,
-  asList,
-  BASE_ENV,
-  flatten,
-  resourcesOf,
-  synthesize,
-  useSstTestProject,
-  type Json,
-} from "../support/stack-template.js";
+import { ACCOUNT, asList, BASE_ENV, flatten, resourcesOf, synthesize, useSstTestProject, type Json } from "../support/stack-template.js";
 
 useSstTestProject();
 
@@ -122,7 +113,10 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
     const compared = roles.map((role) => ({ role, roleId: templateRoleId(template, role) }));
     // Act
     const differences = compared.flatMap(({ role, roleId }) => {
-      const deployed = templateStatements(template, roleId).filter((s) => s.Sid).map(normalised).sort(bySid);
+      const deployed = templateStatements(template, roleId)
+        .filter((s) => s.Sid)
+        .map(normalised)
+        .sort(bySid);
       const sandbox = role.statements.map(normalised).sort(bySid);
       return JSON.stringify(deployed) === JSON.stringify(sandbox) ? [] : [{ role: role.key, deployed, sandbox }];
     });
@@ -136,7 +130,9 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
     // Prepare
     const roleIds = roles.map((role) => templateRoleId(template, role));
     // Act
-    const unnamed = roleIds.flatMap((roleId) => templateStatements(template, roleId).filter((s) => !s.Sid)).flatMap((s) => asList<string>(s.Action));
+    const unnamed = roleIds
+      .flatMap((roleId) => templateStatements(template, roleId).filter((s) => !s.Sid))
+      .flatMap((s) => asList<string>(s.Action));
     // Assess
     expect(unnamed.length).toBeGreaterThan(0);
     expect([...new Set(unnamed)].sort()).toEqual(["sqs:SendMessage", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
@@ -173,13 +169,31 @@ describe("a started sandbox", () => {
     const held = expected.map((role) => {
       const stored = sandbox.aws.state.iam.roles.get(role.roleName);
       const documents = [...(stored?.inlinePolicies.values() ?? [])].map((text) => JSON.parse(text));
-      return { key: role.key, documents, trust: JSON.parse(stored?.assumeRolePolicyDocument ?? "{}"), attached: stored?.attachedPolicyArns };
+      return {
+        key: role.key,
+        documents,
+        trust: JSON.parse(stored?.assumeRolePolicyDocument ?? "{}"),
+        attached: stored?.attachedPolicyArns,
+      };
     });
     // Assess
-    expect(expected.map((r) => r.key)).toEqual(expect.arrayContaining([KUBE_STEPS_ROLE_KEY, "ResolveCluster", "CreateIamResources", "UndoIamResources", "Report", "ReportFailure", "POST /provision", ONBOARDING_EVENTS_ROLE_KEY]));
+    expect(expected.map((r) => r.key)).toEqual(
+      expect.arrayContaining([
+        KUBE_STEPS_ROLE_KEY,
+        "ResolveCluster",
+        "CreateIamResources",
+        "UndoIamResources",
+        "Report",
+        "ReportFailure",
+        "POST /provision",
+        ONBOARDING_EVENTS_ROLE_KEY,
+      ]),
+    );
     for (const [i, role] of expected.entries()) {
       expect(held[i].documents, role.key).toEqual(role.statements.length ? [policyDocument(role.statements as PolicyStatementJson[])] : []);
-      expect(held[i].trust.Statement, role.key).toEqual([{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }]);
+      expect(held[i].trust.Statement, role.key).toEqual([
+        { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" },
+      ]);
       expect(held[i].attached, role.key).toEqual([]);
     }
     // The sandbox's deployment: its one cluster, its account.

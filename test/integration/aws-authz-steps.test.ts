@@ -21,11 +21,31 @@ interface RemovalCase extends RemovedPermission {
 
 const CASES: RemovalCase[] = [
   // Tag-on-create: CreateRole carries the ownership tags, so it needs iam:TagRole on the new role too.
-  { role: "CreateIamResources", action: "iam:TagRole", step: "CreateIamResources", refused: /not authorized to perform: iam:TagRole on resource: arn:aws:iam::111122223333:role\/nf-eks-provisioner\/nfeks-/ },
-  { role: "ResolveCluster", action: "eks:DescribeCluster", step: "ResolveCluster", refused: /not authorized to perform: eks:DescribeCluster on resource: arn:aws:eks:eu-west-1:111122223333:cluster\/research/ },
+  {
+    role: "CreateIamResources",
+    action: "iam:TagRole",
+    step: "CreateIamResources",
+    refused: /not authorized to perform: iam:TagRole on resource: arn:aws:iam::111122223333:role\/nf-eks-provisioner\/nfeks-/,
+  },
+  {
+    role: "ResolveCluster",
+    action: "eks:DescribeCluster",
+    step: "ResolveCluster",
+    refused: /not authorized to perform: eks:DescribeCluster on resource: arn:aws:eks:eu-west-1:111122223333:cluster\/research/,
+  },
   // The shared KubeSteps role: its access-entry permission (API_AND_CONFIG_MAP cluster).
-  { role: KUBE_STEPS_ROLE_KEY, action: "eks:CreateAccessEntry", step: "GrantClusterAccess", refused: /not authorized to perform: eks:CreateAccessEntry/ },
-  { role: "Report", action: "events:PutEvents", step: "Report", refused: /not authorized to perform: events:PutEvents on resource: arn:aws:events:eu-west-1:111122223333:event-bus\/nf-eks-provisioner/ },
+  {
+    role: KUBE_STEPS_ROLE_KEY,
+    action: "eks:CreateAccessEntry",
+    step: "GrantClusterAccess",
+    refused: /not authorized to perform: eks:CreateAccessEntry/,
+  },
+  {
+    role: "Report",
+    action: "events:PutEvents",
+    step: "Report",
+    refused: /not authorized to perform: events:PutEvents on resource: arn:aws:events:eu-west-1:111122223333:event-bus\/nf-eks-provisioner/,
+  },
 ];
 
 /** Gives a product role its statements again, minus `action` when given (the role's sessions see it at once). */
@@ -112,7 +132,10 @@ describe("a role the product created is held to its permissions boundary", () =>
       new PutRolePolicyCommand({
         RoleName: launcher.roleName,
         PolicyName: "everything-iam",
-        PolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: ["iam:*", "eks:*"], Resource: "*" }] }),
+        PolicyDocument: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Action: ["iam:*", "eks:*"], Resource: "*" }],
+        }),
       }),
     );
     const session = await sandbox.aws.assumeRole(launcher.arn, { sessionName: "tenant" });
@@ -130,7 +153,9 @@ describe("a role the product created is held to its permissions boundary", () =>
 
       // Assess
       expect(listed?.name).toBe("AccessDenied");
-      expect(listed?.message).toMatch(/not authorized to perform: iam:ListRoles .*because no permissions boundary allows the iam:ListRoles action/);
+      expect(listed?.message).toMatch(
+        /not authorized to perform: iam:ListRoles .*because no permissions boundary allows the iam:ListRoles action/,
+      );
       expect(described.cluster?.name).toBe(sandbox.cluster.name);
     } finally {
       iam.destroy();

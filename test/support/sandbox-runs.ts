@@ -9,7 +9,7 @@ import { CoreV1Api, type KubeConfig, type V1Pod } from "@kubernetes/client-node"
 import { SFNClient, type DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { ExecutionStatusView } from "../../functions/api/status.js";
 import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
-import { iamClient } from "../../functions/lib/aws/clients.js";
+import { iamClient, signedWith } from "../../functions/lib/aws/clients.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
 import { awsAuthPrincipal } from "../../functions/lib/kube/aws-auth/index.js";
 import { kubeConfigFor, newKubeClient, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
@@ -55,6 +55,7 @@ export function useSandbox(options: SandboxOptions | (() => SandboxOptions), onS
   let started: StartedSandbox | undefined;
   beforeAll(async () => {
     const sandbox = await startSandbox(typeof options === "function" ? options() : options);
+    activeSandbox = sandbox;
     started = { sandbox, sfn: new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl }) };
     onStart(started);
   });
@@ -360,23 +361,37 @@ export function readyEventOf(sandbox: Sandbox, executionName: string): any {
  */
 export function holdIamCommand(commandName: string, gate: () => Promise<unknown>): () => void {
   const name = `test-hold-${commandName}`;
-  const stack = iamMiddlewareStack();
-  stack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === commandName) await gate();
-      return next(args);
-    },
-    { step: "initialize", name },
-  );
-  return () => void stack.remove(name);
+  const stacks = iamMiddlewareStacks();
+  for (const stack of stacks) {
+    stack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === commandName) await gate();
+        return next(args);
+      },
+      { step: "initialize", name },
+    );
+  }
+  return () => {
+    for (const stack of stacks) stack.remove(name);
+  };
 }
 
-/** The middleware stack of the IAM client the step handlers share (clients.ts memoises one per process). */
-function iamMiddlewareStack() {
-  return iamClient().middlewareStack as unknown as {
-    add(m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>, o: { step: "initialize"; name: string }): void;
-    remove(name: string): boolean;
-  };
+/** The sandbox useSandbox started last (one process holds one sandbox at a time). */
+let activeSandbox: Sandbox | undefined;
+
+type MiddlewareStackLike = {
+  add(m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>, o: { step: "initialize"; name: string }): void;
+  remove(name: string): boolean;
+};
+
+/**
+ * The middleware stacks of the IAM clients the step handlers use (clients.ts memoises one per process and signer):
+ * each step signs as its own role in the sandbox, so the client of every role, and the process's own.
+ */
+function iamMiddlewareStacks(): MiddlewareStackLike[] {
+  const signers = [...(activeSandbox?.signers.values() ?? [])];
+  const clients = [iamClient(), ...signers.map((signer) => signedWith(signer, () => iamClient()))];
+  return clients.map((client) => client.middlewareStack as unknown as MiddlewareStackLike);
 }
 
 /**
@@ -400,19 +415,21 @@ export function holdKubeCreates(kind: string, gate: () => Promise<unknown>): () 
 /** Resolves once the step handlers' next call of an IAM command has been answered (or refused). */
 export function iamCommandSettled(commandName: string): Promise<void> {
   const name = `test-settled-${commandName}`;
-  const stack = iamMiddlewareStack();
+  const stacks = iamMiddlewareStacks();
   return new Promise<void>((resolve) => {
-    stack.add(
-      (next, context) => async (args) => {
-        if (context.commandName !== commandName) return next(args);
-        try {
-          return await next(args);
-        } finally {
-          stack.remove(name);
-          resolve();
-        }
-      },
-      { step: "initialize", name },
-    );
+    for (const stack of stacks) {
+      stack.add(
+        (next, context) => async (args) => {
+          if (context.commandName !== commandName) return next(args);
+          try {
+            return await next(args);
+          } finally {
+            for (const each of stacks) each.remove(name);
+            resolve();
+          }
+        },
+        { step: "initialize", name },
+      );
+    }
   });
 }
