@@ -49,6 +49,7 @@ import {
   LAMBDA_TRUST,
   ONBOARDING_EVENTS_ROLE_KEY,
   REMOVAL_EVENTS_ROLE_KEY,
+  EXECUTION_STOPPED_ROLE_KEY,
   DRIFT_CHECK_ROLE_KEY,
   productRoles,
   type ProductRole,
@@ -331,6 +332,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       stateMachineArn,
       executionsArn: `arn:aws:states:${region}:${accountId}:execution:${STATE_MACHINE_NAME}:*`,
       kubeStepsRoleArn: `arn:aws:iam::${accountId}:role/${KUBE_STEPS_ROLE_NAME}`,
+      compensationStateMachineArn,
     },
   );
   const productRoleArns = defineProductRoles(aws, roles, opts.removePermissions);
@@ -389,7 +391,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const stopStoppedRuns = aws.onEvent((event) => {
     const asRuleSeesIt = { source: event.source, "detail-type": event.detailType, detail: event.detail, resources: event.resources, account: event.account, region: event.region };
     if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;
-    void (executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+    void withEntrySigner(executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>, signers.get(EXECUTION_STOPPED_ROLE_KEY))(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: event.account, time: event.time.toISOString(), region: event.region, resources: event.resources, detail: event.detail },
       {},
     ).catch((error: unknown) => console.error(`status-change event ${event.eventId} could not be handled: ${(error as Error).message}`));

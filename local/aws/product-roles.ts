@@ -18,6 +18,7 @@ import {
   policyDocument,
   runStarterStatements,
   stepFunctionStatements,
+  stoppedRunStatements,
   type ApiRoute,
   type PermissionScope,
   type PolicyStatementJson,
@@ -33,6 +34,8 @@ export const DRIFT_CHECK_ROLE_KEY = "DriftCheck";
 export const ONBOARDING_EVENTS_ROLE_KEY = "ComputeEnvironmentRequested";
 /** The removal events' Lambda (ComputeEnvironmentRemovalRequested starts the teardown). */
 export const REMOVAL_EVENTS_ROLE_KEY = "ComputeEnvironmentRemovalRequested";
+/** The key of the stopped-run handler's role (the stack's ExecutionStoppedFunction). */
+export const EXECUTION_STOPPED_ROLE_KEY = "ExecutionStopped";
 /** Every sandbox role of the product is named `<prefix><key>` (the KubeSteps role keeps its historic name). */
 export const PRODUCT_ROLE_PREFIX = "nf-eks-provisioner-";
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
@@ -43,6 +46,11 @@ export const LAMBDA_TRUST = {
   Version: "2012-10-17",
   Statement: [{ Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" }],
 };
+
+/** The ARNs the roles' statements name: the stack's, and the compensation state machine the stopped-run handler starts. */
+export interface ProductRoleArns extends StackArns {
+  compensationStateMachineArn: string;
+}
 
 export interface ProductRole {
   /** a step's state name (its own role), KubeSteps, an API route (`POST /provision`), or ComputeEnvironmentRequested */
@@ -88,7 +96,7 @@ function routeRoleSuffix(route: string): string {
 }
 
 /** Every role of the product and its statements, for a deployment scope and the ARNs of what the stack creates. */
-export function productRoles(scope: PermissionScope, arns: StackArns): ProductRole[] {
+export function productRoles(scope: PermissionScope, arns: ProductRoleArns): ProductRole[] {
   const kubeSteps = STEP_FUNCTIONS.filter((entry) => KUBE_STEP_MODULES.has(entry.module));
   const ownRoleSteps = STEP_FUNCTIONS.filter((entry) => !KUBE_STEP_MODULES.has(entry.module));
   return [
@@ -121,6 +129,12 @@ export function productRoles(scope: PermissionScope, arns: StackArns): ProductRo
       roleName: `${PRODUCT_ROLE_PREFIX}${DRIFT_CHECK_ROLE_KEY}`,
       runs: [DRIFT_CHECK_ROLE_KEY],
       statements: driftCheckStatements(scope, arns),
+    },
+    {
+      key: EXECUTION_STOPPED_ROLE_KEY,
+      roleName: `${PRODUCT_ROLE_PREFIX}${EXECUTION_STOPPED_ROLE_KEY}`,
+      runs: [EXECUTION_STOPPED_ROLE_KEY],
+      statements: stoppedRunStatements(arns.executionsArn, arns.compensationStateMachineArn),
     },
   ];
 }

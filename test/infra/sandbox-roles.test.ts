@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Template } from "aws-cdk-lib/assertions";
 import { loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
-import { DRIFT_CHECK_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
+import { DRIFT_CHECK_ROLE_KEY, EXECUTION_STOPPED_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
 import { startSandbox, type Sandbox } from "../../local/sandbox.js";
 import { policyDocument, type PolicyStatementJson } from "../../stacks/permissions.js";
 import { ACCOUNT, asList, BASE_ENV, flatten, resourcesOf, synthesize, useSstTestProject, type Json } from "../support/stack-template.js";
@@ -48,6 +48,13 @@ function normalised(statement: Json): Json {
 const bySid = (a: Json, b: Json) => String(a.Sid).localeCompare(String(b.Sid));
 
 /** The logical id of one resource of a type (exactly one expected). */
+/** The one resource of a type whose logical id starts with `prefix` (the stack has several state machines). */
+function idStartingWith(template: Template, type: string, prefix: string): string {
+  const ids = resourcesOf(template, type).map(([id]) => id).filter((id) => id.startsWith(prefix));
+  expect(ids, `${type} ${prefix}*`).toHaveLength(1);
+  return ids[0];
+}
+
 function onlyId(template: Template, type: string): string {
   const ids = resourcesOf(template, type).map(([id]) => id);
   expect(ids, type).toHaveLength(1);
@@ -72,6 +79,7 @@ function templateRoleId(template: Template, role: ProductRole): string {
   if (role.key === KUBE_STEPS_ROLE_KEY) return resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))!;
   if (role.key === ONBOARDING_EVENTS_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRequestedFunction"));
   if (role.key === DRIFT_CHECK_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "DriftCheckFunction"));
+  if (role.key === EXECUTION_STOPPED_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ExecutionStoppedFunction"));
   const step = STEP_FUNCTIONS.find((entry) => entry.state === role.key);
   if (step) return functionRoleId(template, functionIdOf(template, `${step.state}Function`));
   return routeRoleId(template, role.key);
@@ -93,7 +101,7 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
     // The same deployment the template was synthesized for (BASE_ENV is stubbed until the file ends), its ARNs as the
     // template renders them: the stack's own boundary, bus, table and state machine.
     const boundary = onlyId(template, "AWS::IAM::ManagedPolicy");
-    const stateMachine = onlyId(template, "AWS::StepFunctions::StateMachine");
+    const stateMachine = idStartingWith(template, "AWS::StepFunctions::StateMachine", "ProvisionStateMachine");
     const stateMachineName = template.toJSON().Resources[stateMachine].Properties.StateMachineName;
     const config = { ...loadDeploymentConfig(), permissionsBoundaryArn: `<${boundary}>` };
     roles = productRoles(
@@ -104,6 +112,7 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
         stateMachineArn: `<${stateMachine}>`,
         executionsArn: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:${stateMachineName}:*`,
         kubeStepsRoleArn: `<${resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))}.Arn>`,
+        compensationStateMachineArn: `<${idStartingWith(template, "AWS::StepFunctions::StateMachine", "CompensateStoppedStateMachine")}>`,
       },
     );
   }, 120_000);
