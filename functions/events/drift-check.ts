@@ -79,7 +79,12 @@ export async function checkEnvironments(deps: DriftCheckDeps = {}): Promise<Drif
         logger.warn("drift check could not be made", { environment: environmentUrl(record), reason: report.reason });
       } else if (report.status === "drifted") {
         summary.drifted += 1;
-        entries.push({ EventBusName: busName, Source: PRODUCT, DetailType: ENVIRONMENT_DRIFTED, Detail: JSON.stringify(driftedDetail(record, report)) });
+        entries.push({
+          EventBusName: busName,
+          Source: PRODUCT,
+          DetailType: ENVIRONMENT_DRIFTED,
+          Detail: JSON.stringify(driftedDetail(record, report)),
+        });
       }
     }
     cursor = page.next;
