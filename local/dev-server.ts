@@ -11,7 +11,7 @@ import { closeServer, flatHeaders, listen, readBody } from "./sandbox-http.js";
 export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
 
 export interface Route {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** API Gateway route syntax: `/executions/{id}` */
   path: string;
   handler: HttpHandler;

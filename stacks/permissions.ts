@@ -44,7 +44,7 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job", "remove-unwanted"]);
 
 // ---------------------------------------------------------------- plain statements
 
@@ -330,6 +330,17 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
   ];
 }
 
+/**
+ * The stopped-run handler: read the stopped provision execution's history, start the compensation state machine
+ * (nothing else: the compensation's own role invokes the undo Lambdas, which hold their own permissions).
+ */
+export function stoppedRunStatements(executionsArn: string, compensationStateMachineArn: string): PolicyStatementJson[] {
+  return [
+    statement({ sid: "ReadStoppedRunHistory", actions: ["states:GetExecutionHistory"], resources: [executionsArn] }),
+    statement({ sid: "StartCompensation", actions: ["states:StartExecution"], resources: [compensationStateMachineArn] }),
+  ];
+}
+
 // ---------------------------------------------------------------- drift (GET on an environment, the scheduled check)
 
 /**
@@ -459,6 +470,8 @@ export const API_ROUTE_STATEMENTS = {
     ...driftReadStatements(scope, arns.kubeStepsRoleArn),
   ],
   "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
+  // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
+  "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
 } as const satisfies Record<string, (arns: StackArns, scope: PermissionScope) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

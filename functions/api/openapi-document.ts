@@ -39,6 +39,7 @@ const environment = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   lease: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
+  lastFailure: z.object({ error: z.string(), cause: z.string(), at: z.string(), generation: z.number().int() }).optional(),
   url: z.string(),
   /** GET on one environment: the live check of what it owns (absent with ?drift=false, and for a removed one) */
   drift: drift.optional(),
@@ -57,6 +58,9 @@ const executionStatus = z.object({
   cause: z.string().optional(),
 });
 
+const updateStarted = started.extend({ generation: z.number().int() });
+const environmentRefusal = z.object({ error: z.string(), message: z.string(), environmentUrl: z.string().optional(), executionArn: z.string().optional(), statusUrl: z.string().optional() });
+
 const SCHEMAS = {
   ProvisionRequest: provisionRequestSchema,
   Refusal: refusal,
@@ -65,6 +69,8 @@ const SCHEMAS = {
   EnvironmentExists: environmentExists,
   Environment: environment,
   EnvironmentCreated: z.object({ environment, lastExecution: execution.nullable() }),
+  UpdateStarted: updateStarted,
+  EnvironmentRefusal: environmentRefusal,
   EnvironmentPage: z.object({ items: z.array(environment), next: z.string().optional() }),
   Drift: drift,
   ExecutionStatus: executionStatus,
@@ -159,6 +165,29 @@ function paths(): Record<string, unknown> {
           "409": answer("RunInProgress (another run holds the lease), or EnvironmentRemoved", "Refusal"),
           "422": refused("IdempotencyKeyReused"),
           "503": refused("Throttled or unreachable: try again"),
+        },
+      },
+      put: {
+        operationId: "updateEnvironment",
+        summary: "Replace the environment's spec (a new generation) and start the update run that converges to it",
+        description:
+          "The body is the spec: a create's body without headJob; tenant and cluster may be left out (the path names them) and must match it when given. " +
+          "A claim the new spec keeps can only grow (where its StorageClass allows volume expansion, checked by the run) and keeps its StorageClass. " +
+          "What the previous generation owned and the new one does not want is removed last; a failed update puts the previous generation back.",
+        parameters: [
+          pathParameter("tenant", "The tenant"),
+          pathParameter("region", "The cluster's region"),
+          pathParameter("cluster", "The cluster's name"),
+          idempotencyKey,
+        ],
+        requestBody: start,
+        responses: {
+          "200": answer("The spec is the recorded one: nothing to do, nothing started", "EnvironmentCreated"),
+          "202": answer("The update run started; the record holds the new generation, status updating", "UpdateStarted"),
+          ...startAnswers,
+          "400": refused("InvalidJson or InvalidRequest, with every problem (a claim that would shrink included)"),
+          "404": refused("EnvironmentNotFound"),
+          "409": answer("RunInProgress (a run holds the lease), EnvironmentNotReady or EnvironmentChanged", "EnvironmentRefusal"),
         },
       },
     },

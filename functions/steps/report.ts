@@ -5,21 +5,18 @@
  *    `{ error, cause }` for the Fail state (ErrorPath/CausePath), so the execution's own error says what
  *    failed and what could not be undone. It never loses the original error, even if PutEvents fails.
  */
-import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
-import { eventBridgeClient } from "../lib/aws/clients.js";
-import { CONFIG_ENV } from "../lib/domain/deploy-config.js";
-import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/domain/errors.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { DEFAULTS } from "../lib/domain/request.js";
-import type { CompensationResult } from "../lib/workflow/compensation.js";
+import { EVENT_SOURCE, FAILED_DETAIL_TYPE, READY_DETAIL_TYPE } from "../lib/domain/product-events.js";
+import { putProductEvent, type EventDeps } from "../lib/workflow/event-bus.js";
+import { compensationOutcome, type CompensationResult } from "../lib/workflow/compensation.js";
 import type { CaughtError, WorkflowState } from "../lib/workflow/workflow-state.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
 import { STEP_FUNCTIONS } from "./catalog.js";
 import { ownedResourcesOf, recordRunOutcome, type OutcomeDeps } from "../lib/workflow/environment-outcome.js";
 
-export const EVENT_SOURCE = "nf-eks-provisioner";
-export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
-export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
+/** The event names live with their schemas in domain/product-events.ts. */
+export { EVENT_SOURCE, FAILED_DETAIL_TYPE, READY_DETAIL_TYPE };
 
 /** The steps that build the environment (the catalog's `apply` handlers) in run order, with where each stores its result (`$.<key>`). */
 const BUILD_STEPS = STEP_FUNCTIONS.filter((entry) => entry.handler === "apply").map((entry) => ({
@@ -31,20 +28,13 @@ const HEAD_JOB_STEP = BUILD_STEPS.find((step) => step.key === "headJob")!.state;
 /** What comes after the build steps: a failure with every build result in place is the report's own. */
 const REPORT_STEP = STEP_FUNCTIONS.find((entry) => entry.module === "report" && entry.handler === "ready")!.state;
 
-export interface ReportDeps extends OutcomeDeps {
-  events?: EventBridgeClient;
-  eventBusName?: string;
-}
+export interface ReportDeps extends OutcomeDeps, EventDeps {}
 
 export interface FailureSummary {
   /** The original error name (what the Fail state reports as its error) */
   error: string;
   /** What failed, what was undone, what could not be undone */
   cause: string;
-}
-
-function eventBusName(deps: ReportDeps): string {
-  return deps.eventBusName ?? (process.env[CONFIG_ENV.eventBusName] || "default");
 }
 
 function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>) => unknown, fallback: T): T {
@@ -54,23 +44,8 @@ function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>
 }
 
 /** Put one event about this run's cluster on the product's bus; returns the bus name. */
-async function putEvent(state: WorkflowState, detailType: string, detail: unknown, deps: ReportDeps): Promise<string> {
-  const entry: PutEventsRequestEntry = {
-    EventBusName: eventBusName(deps),
-    Source: EVENT_SOURCE,
-    DetailType: detailType,
-    Resources: state.cluster?.arn ? [state.cluster.arn] : [],
-    Detail: JSON.stringify(detail),
-  };
-  const events = deps.events ?? eventBridgeClient();
-  const result = await events.send(new PutEventsCommand({ Entries: [entry] }));
-  if (!result.FailedEntryCount) return entry.EventBusName!;
-  const failed = result.Entries?.find((e) => e.ErrorCode) ?? {};
-  const message = `events:PutEvents rejected the ${entry.DetailType} event: ${failed.ErrorCode ?? "unknown"}: ${failed.ErrorMessage ?? ""}`.trim();
-  if (failed.ErrorCode === "ThrottlingException") throw new Throttled(message);
-  if (failed.ErrorCode === "InternalFailure" || failed.ErrorCode === "InternalException") throw new ClusterUnreachable(message);
-  if (failed.ErrorCode?.startsWith("AccessDenied") || failed.ErrorCode === "NotAuthorizedForSourceException") throw new NotAllowed(message);
-  throw new Error(message);
+function putEvent(state: WorkflowState, detailType: typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE, detail: unknown, deps: ReportDeps): Promise<string> {
+  return putProductEvent(detailType, detail, state.cluster?.arn ? [state.cluster.arn] : [], deps);
 }
 
 /** The detail of ComputeEnvironmentReady: what a Seqera compute environment is configured with. */
@@ -128,30 +103,12 @@ export function failedStepOf(state: WorkflowState): string {
   const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;
   for (const step of BUILD_STEPS) {
     if (step.key === "headJob" && !wantsHeadJob) continue;
+    if (step.key === "removed" && !state.update) continue;
     if (state[step.key] === undefined) return step.state;
   }
   return REPORT_STEP;
 }
 
-function isCaughtError(value: CompensationResult | CaughtError): value is CaughtError {
-  return typeof (value as CaughtError).Error === "string";
-}
-
-function compensationOutcome(state: WorkflowState): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
-  const undone: string[] = [];
-  const kept: string[] = [];
-  const couldNotUndo: string[] = [];
-  for (const [step, result] of Object.entries(state.compensation ?? {})) {
-    if (!result) continue;
-    if (isCaughtError(result)) couldNotUndo.push(`${step} (${result.Error}: ${causeMessage(result.Cause)})`);
-    else {
-      undone.push(...(result.undone ?? []));
-      kept.push(...(result.kept ?? []));
-      couldNotUndo.push(...(result.failed ?? []));
-    }
-  }
-  return { undone, kept, couldNotUndo };
-}
 
 /** The failure as reported: the Fail state's summary and the parts it was built from. */
 interface Failure {
@@ -171,12 +128,36 @@ function failureOf(state: WorkflowState): Failure {
   parts.push(undone.length ? `Undone: ${undone.join(", ")}.` : "Undone: nothing (nothing had been created).");
   if (kept.length) parts.push(`Left in place: ${kept.join(", ")}.`);
   if (couldNotUndo.length) parts.push(`Could not undo: ${couldNotUndo.join("; ")}.`);
+  if (state.update) {
+    const back = `The update to generation ${state.update.generation} was rolled back: generation ${state.update.previous.generation} is the desired spec again`;
+    parts.push(couldNotUndo.length ? `${back}, but not everything could be restored (status failed).` : `${back} (status ready).`);
+  }
   return { summary: { error, cause: parts.join(" ") }, failedStep, message, outcome };
 }
 
 /** The Fail state's cause: a sentence an operator can act on. */
 export function failureSummary(state: WorkflowState): FailureSummary {
   return failureOf(state).summary;
+}
+
+/**
+ * The failure in the registry. A create, compensated, owns nothing there (except what could not be undone): `failed`.
+ * A failed update put the previous generation back: that generation is desired again, with what it owned, `ready` when
+ * everything was restored and `failed` when something could not be; the failure stays on the record (`lastFailure`).
+ */
+async function recordFailure(state: WorkflowState, summary: FailureSummary, couldNotUndo: string[], deps: ReportDeps): Promise<void> {
+  const leftovers = couldNotUndo.length ? { couldNotUndo } : {};
+  if (!state.update) {
+    await recordRunOutcome(state, "failed", leftovers, deps);
+    return;
+  }
+  const { previous, generation } = state.update;
+  const failure = { error: summary.error, cause: summary.cause, at: new Date().toISOString(), generation };
+  await recordRunOutcome(state, couldNotUndo.length ? "failed" : "ready", { ...previous.owned, ...leftovers }, deps, {
+    spec: previous.spec,
+    generation: previous.generation,
+    failure,
+  });
 }
 
 export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}): Promise<FailureSummary> {
@@ -193,8 +174,7 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
     execution: state.execution,
   };
   try {
-    // Compensated: the product owns nothing there, except what could not be undone.
-    await recordRunOutcome(state, "failed", outcome.couldNotUndo.length ? { couldNotUndo: outcome.couldNotUndo } : {}, deps);
+    await recordFailure(state, summary, outcome.couldNotUndo, deps);
     await putEvent(state, FAILED_DETAIL_TYPE, detail, deps);
   } catch (problem) {
     // The run's own error matters more than the notification: keep it, say the event was not sent.

@@ -15,24 +15,34 @@
  * half-way and `$.storage` is empty. UndoStorage deletes what this run created, restores what it changed
  * (only where the current value is still the one it set), and can run twice.
  */
-import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1ServiceAccount } from "@kubernetes/client-node";
+import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1PersistentVolumeClaim, type V1ServiceAccount, type V1StorageClass } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import { InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
+import { InvalidRequest, OwnershipConflict, VolumeExpansionNotAllowed } from "../lib/domain/errors.js";
+import { quantityValue } from "../lib/domain/quantity.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
-import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
+import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
+import { type Claim, IRSA_ANNOTATION, isClaimedMark, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
-import type { KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { ClaimGrowth, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 /** On a ServiceAccount: which execution set the IRSA annotation, to what, and what it was before. */
 export const IRSA_CHANGE_ANNOTATION = "nf-eks-provisioner/role-arn-change";
 /** On the ConfigMap (when this run updated one it did not create): which execution, and the data before. */
 export const CONFIG_CHANGE_ANNOTATION = "nf-eks-provisioner/config-change";
+
+/** On a claim an update grew: which execution, from what size, to what (a growth is never undone: a claim cannot shrink). */
+export const GROWTH_ANNOTATION = "nf-eks-provisioner/storage-growth";
+
+export interface GrowthRecord {
+  execution: string;
+  from: string;
+  to: string;
+}
 
 export interface IrsaChange {
   /** the run mark of the run that set the annotation */
@@ -143,16 +153,65 @@ async function ensureConfigMap(ctx: KubeStepContext, desired: V1ConfigMap): Prom
   return false;
 }
 
+/**
+ * Grow an adopted claim to `size` (an update): only upward, and only where its StorageClass allows volume expansion
+ * (checked here, before the claim is changed: the API cannot read the cluster). The size before is recorded on the claim
+ * (GROWTH_ANNOTATION), so a retry of this run and its compensator know this run grew it. A smaller size is refused.
+ */
+async function growClaim(ctx: KubeStepContext, ref: ObjectRef, claim: V1PersistentVolumeClaim, size: string): Promise<ClaimGrowth | undefined> {
+  const { api, run } = ctx;
+  const current = claim.spec?.resources?.requests?.storage;
+  const recorded = parseChange<GrowthRecord>(claim.metadata?.annotations?.[GROWTH_ANNOTATION]);
+  const growth = (from: string): ClaimGrowth => ({ claim: ref.name, namespace: ref.namespace ?? "", from, to: size });
+  if (current === undefined || quantityValue(size) === quantityValue(String(current))) {
+    return recorded?.execution === run ? growth(recorded.from) : undefined;
+  }
+  if (quantityValue(size) < quantityValue(String(current))) {
+    throw new InvalidRequest([{ path: "storage.size", message: `${describeRef(ref)} holds ${current}: a claim can only grow, not shrink to ${size}` }]);
+  }
+  const className = claim.spec?.storageClassName;
+  const storageClass = className ? await readObject<V1StorageClass>(api, { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", name: className }) : undefined;
+  if (storageClass?.allowVolumeExpansion !== true) {
+    const why = !className ? "it has no StorageClass" : !storageClass ? `its StorageClass ${className} does not exist` : `its StorageClass ${className} does not allow volume expansion (allowVolumeExpansion)`;
+    throw new VolumeExpansionNotAllowed(`${describeRef(ref)} cannot grow from ${current} to ${size}: ${why}`);
+  }
+  const from = recorded?.execution === run ? recorded.from : String(current);
+  const record: GrowthRecord = { execution: run, from, to: size };
+  const patch: V1PersistentVolumeClaim = {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: {
+      name: ref.name,
+      namespace: ref.namespace,
+      resourceVersion: claim.metadata?.resourceVersion,
+      annotations: { [GROWTH_ANNOTATION]: JSON.stringify(record) },
+    },
+    spec: { resources: { requests: { storage: size } } },
+  };
+  await api.patch(patch, undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
+  logger.info("grew the claim", { claim: describeRef(ref), from, to: size });
+  return growth(from);
+}
+
 export async function configureStorage(state: WorkflowState, deps: KubeStepDeps = {}): Promise<StorageResult> {
   const ctx = await kubeStepContext(state, deps);
   const { request, api, manifest } = ctx;
   const storage = request.storage;
   const created: KubeRef[] = [];
+  const adopted: KubeRef[] = [];
+  const grown: ClaimGrowth[] = [];
   const annotated: StorageResult["annotated"] = [];
 
   if (storage.type === "pvc") {
     const desired = pvcManifest(manifest, storage);
-    if ((await ensureObject(api, desired, request.tenant)).created) created.push(refOf(desired));
+    const ref = refOf(desired);
+    const { object, created: isNew } = await ensureObject<V1PersistentVolumeClaim>(api, desired, request.tenant);
+    if (isNew) created.push(ref);
+    else {
+      adopted.push(ref);
+      const growth = await growClaim(ctx, ref, object, storage.size);
+      if (growth) grown.push(growth);
+    }
   } else if (!storage.podIdentity) {
     const roleArn = state.iam?.workloadRoleArn;
     if (!roleArn) throw new InvalidRequest("the Fusion workload role ($.iam.workloadRoleArn) is missing; CreateIamResources must run first");
@@ -164,7 +223,7 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
 
   const nextflowConfig = buildNextflowConfig(request, { workloadRoleArn: state.iam?.workloadRoleArn });
   const configMap = nextflowConfigMapManifest(manifest, nextflowConfig);
-  if (await ensureConfigMap(ctx, configMap)) created.push(refOf(configMap));
+  (await ensureConfigMap(ctx, configMap) ? created : adopted).push(refOf(configMap));
 
   return {
     type: storage.type,
@@ -173,17 +232,19 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
     configMap: NEXTFLOW_CONFIGMAP,
     nextflowConfig,
     created,
+    ...(adopted.length ? { adopted } : {}),
+    ...(grown.length ? { grown } : {}),
   };
 }
 
 // ---------------------------------------------------------------- compensate
 
 /** Put the IRSA annotation back as it was, if this run set it and nobody changed it since (else: reported as not undone). */
-async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<void> {
+async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: Claim, result: CompensationResult): Promise<void> {
   const sa = await readObject<V1ServiceAccount>(api, ref);
   const annotations = sa?.metadata?.annotations ?? {};
   const recorded = parseChange<IrsaChange>(annotations[IRSA_CHANGE_ANNOTATION]);
-  if (!sa || recorded?.execution !== run) return; // nothing of this run's here
+  if (!sa || !recorded || !isClaimedMark(recorded.execution, run)) return; // nothing of this run's here
   const what = `${IRSA_ANNOTATION} on ${describeRef(ref)}`;
   if (annotations[IRSA_ANNOTATION] !== recorded.value) {
     result.failed = [...(result.failed ?? []), `${what}: changed since this run set it, so the value before was not put back`];
@@ -197,7 +258,7 @@ async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: RunMark, res
  * Delete the ConfigMap if this run created it, or restore the content it had before this run updated it: only while
  * the data is still, byte for byte, what this run wrote (changed since, it is left as it is and reported as not undone).
  */
-async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<void> {
+async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: Claim, result: CompensationResult): Promise<void> {
   const configMap = await readObject<V1ConfigMap>(api, ref);
   if (!configMap) return;
   if (wasCreatedBy(configMap.metadata?.labels, run)) {
@@ -206,8 +267,8 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result:
   }
   const annotations = configMap.metadata?.annotations ?? {};
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
-  if (recorded?.execution !== run) {
-    recordUndo(result, describeRef(ref), "kept");
+  if (!recorded || !isClaimedMark(recorded.execution, run)) {
+    recordUndo(result, describeRef(ref), "kept", run);
     return;
   }
   // A record of an earlier version (no `written`) cannot tell, and is put back as before.
@@ -220,15 +281,24 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result:
   result.undone.push(`${describeRef(ref)} (restored the previous content)`);
 }
 
+/** A claim this run grew stays grown (a claim cannot shrink): said under `kept`, never pretended undone. True when it was one. */
+async function keepGrowth(api: KubeApi, ref: ObjectRef, claim: Claim, result: CompensationResult): Promise<boolean> {
+  const pvc = await readObject<V1PersistentVolumeClaim>(api, ref);
+  const recorded = parseChange<GrowthRecord>(pvc?.metadata?.annotations?.[GROWTH_ANNOTATION]);
+  if (!pvc || recorded?.execution !== claim || wasCreatedBy(pvc.metadata?.labels, claim)) return false;
+  result.kept.push(`${describeRef(ref)}: grown from ${recorded.from} to ${recorded.to} by this run; a claim cannot shrink, so the growth is not undone`);
+  return true;
+}
+
 export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
-  const { request, api, run } = ctx;
+  const { request, api, claim } = ctx;
   const namespace = request.namespace;
 
   const cmRef = configMapRef(namespace);
-  await undoConfigMap(api, cmRef, run, result);
+  await undoOne(result, describeRef(cmRef), claim, () => undoConfigMap(api, cmRef, claim, result));
 
   // The claim the request names, and anything else the step reported creating (marks decide).
   const reported = (state.storage?.created ?? []).filter((ref) => ref.namespace === namespace && ref.kind === "PersistentVolumeClaim");
@@ -236,11 +306,15 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
     ...(request.storage.type === "pvc" ? [{ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: request.storage.claimName }] : []),
     ...reported,
   ]);
-  await deleteEachCreatedBy(api, claims, run, result);
+  // A claim this run grew (an update) keeps its size: a claim cannot shrink. A teardown's claim grew nothing.
+  const notGrown: ObjectRef[] = [];
+  for (const ref of claims) if (!(await keepGrowth(api, ref, claim, result))) notGrown.push(ref);
+  await deleteEachCreatedBy(api, notGrown, claim, result);
 
   if (request.storage.type === "fusion") {
     for (const serviceAccount of serviceAccountsOf(request)) {
-      await restoreAnnotation(api, serviceAccountRef(namespace, serviceAccount), run, result);
+      const ref = serviceAccountRef(namespace, serviceAccount);
+      await undoOne(result, `${IRSA_ANNOTATION} on ${describeRef(ref)}`, claim, () => restoreAnnotation(api, ref, claim, result));
     }
   }
   logger.info("storage compensated", { ...result });

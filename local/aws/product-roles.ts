@@ -31,6 +31,8 @@ export const KUBE_STEPS_ROLE_KEY = "KubeSteps";
 export const DRIFT_CHECK_ROLE_KEY = "DriftCheck";
 /** The key of the ComputeEnvironmentRequested function's role. */
 export const ONBOARDING_EVENTS_ROLE_KEY = "ComputeEnvironmentRequested";
+/** The removal events' Lambda (ComputeEnvironmentRemovalRequested starts the teardown). */
+export const REMOVAL_EVENTS_ROLE_KEY = "ComputeEnvironmentRemovalRequested";
 /** Every sandbox role of the product is named `<prefix><key>` (the KubeSteps role keeps its historic name). */
 export const PRODUCT_ROLE_PREFIX = "nf-eks-provisioner-";
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */

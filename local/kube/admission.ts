@@ -4,7 +4,8 @@
  * catch manifest bugs early: DNS-1123 names, label syntax, ConfigMap size, Job restartPolicy, immutable
  * fields). Not everything upstream validates is here: only what a provisioner could plausibly get wrong.
  */
-import { invalid, type KubeStatusError } from "./kube-status.js";
+import { failure, invalid, KubeStatusError } from "./kube-status.js";
+import { quantityValue } from "../../functions/lib/domain/quantity.js";
 import type { ResourceType } from "./resources.js";
 import { jsonEqual } from "./patch.js";
 
@@ -222,8 +223,38 @@ export function validateCreate(type: ResourceType, obj: KubeObject): void {
   throwIfProblems(type, obj, problems);
 }
 
+/** What an update's checks may look up in the store: a StorageClass, by name (a claim's resize). */
+export interface UpdateLookups {
+  storageClass?: (name: string) => KubeObject | undefined;
+}
+
+/**
+ * A claim's new size, as the API server and its PersistentVolumeClaimResize admission plugin judge it: never smaller
+ * (422), and larger only when the claim's StorageClass exists and has `allowVolumeExpansion: true` (403 Forbidden).
+ */
+function claimResizeProblems(previous: KubeObject, next: KubeObject, lookups: UpdateLookups): Cause[] {
+  const before = previous.spec?.resources?.requests?.storage;
+  const after = next.spec?.resources?.requests?.storage;
+  if (before === undefined || after === undefined || quantityValue(String(after)) === quantityValue(String(before))) return [];
+  if (quantityValue(String(after)) < quantityValue(String(before))) {
+    return [{ field: "spec.resources.requests.storage", reason: "FieldValueForbidden", message: "Forbidden: field can not be less than previous value" }];
+  }
+  const className = previous.spec?.storageClassName;
+  const storageClass = className ? lookups.storageClass?.(String(className)) : undefined;
+  if ((storageClass as { allowVolumeExpansion?: unknown } | undefined)?.allowVolumeExpansion !== true) {
+    const name = previous.metadata?.name ?? "";
+    throw new KubeStatusError(
+      failure(403, "Forbidden", `persistentvolumeclaims "${name}" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`, {
+        name,
+        kind: "persistentvolumeclaims",
+      }),
+    );
+  }
+  return [];
+}
+
 /** Checks an update: everything validateCreate checks, plus the fields that cannot change. */
-export function validateUpdate(type: ResourceType, previous: KubeObject, next: KubeObject): void {
+export function validateUpdate(type: ResourceType, previous: KubeObject, next: KubeObject, lookups: UpdateLookups = {}): void {
   const problems = [...metadataProblems(next.metadata ?? {}), ...kindProblems(type, next)];
   const same = jsonEqual;
   if ((type.resource === "rolebindings" || type.resource === "clusterrolebindings") && !same(previous.roleRef, next.roleRef)) {
@@ -238,6 +269,7 @@ export function validateUpdate(type: ResourceType, previous: KubeObject, next: K
     if (!same(strip(previous.spec), strip(next.spec))) {
       problems.push({ field: "spec", reason: "FieldValueForbidden", message: "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims" });
     }
+    problems.push(...claimResizeProblems(previous, next, lookups));
   }
   if (type.resource === "pods") {
     const strip = (spec: any) => ({ ...spec, containers: (spec?.containers ?? []).map((c: any) => ({ ...c, image: undefined })), activeDeadlineSeconds: undefined, tolerations: undefined });
@@ -319,6 +351,10 @@ export function applyCreateDefaults(type: ResourceType, obj: KubeObject, uid: st
     case "persistentvolumeclaims":
       obj.spec = { volumeMode: "Filesystem", ...(obj.spec ?? {}) };
       obj.status = { phase: "Pending" };
+      // StorageObjectInUseProtection: a claim a pod uses is not removed under it.
+      if (!(obj.metadata.finalizers ?? []).includes("kubernetes.io/pvc-protection")) {
+        obj.metadata.finalizers = [...(obj.metadata.finalizers ?? []), "kubernetes.io/pvc-protection"];
+      }
       break;
     case "pods":
       obj.spec = defaultPodSpec(obj.spec ?? {}, "Always");

@@ -23,7 +23,7 @@ import type { PolicyRule } from "../../local/kube/rbac-authorizer.js";
 import type { Sandbox } from "../../local/sandbox.js";
 import { PROVISIONER_CLUSTERROLE_FILE, PROVISIONER_USERNAME } from "../../stacks/cluster-access-commands.js";
 import { executionRef } from "../support/fixtures.js";
-import { FAST, fusionRequest, provision, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
+import { FAST, finish, fusionRequest, provision, pvcRequest, settled, useSandbox, type Started } from "../support/sandbox-runs.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -155,6 +155,25 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
     // Assess
     expect(run.execution.status).toBe("FAILED");
     expect(sandbox.kube.snapshot().filter((o) => o.metadata.namespace === "gamma" || o.metadata.name === "gamma")).toEqual([]);
+  });
+
+  it("updates: a claim grown in place, then a namespace change whose old namespace is removed last", async () => {
+    // Prepare
+    const put = async (spec: Record<string, unknown>) => {
+      const res = await fetch(`${sandbox.apiUrl}/environments/delta/${sandbox.cluster.region}/${sandbox.cluster.name}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(spec),
+      });
+      return finish(sandbox, (await res.json()) as Started);
+    };
+    const { tenant: _t, cluster: _c, ...spec } = pvcRequest("delta", { namespace: "delta-one" });
+    await provision(sandbox, pvcRequest("delta", { namespace: "delta-one" }));
+    // Act
+    const grown = await put({ ...spec, storage: { type: "pvc", storageClass: "efs-sc", size: "200Gi" } });
+    const moved = await put({ ...spec, namespace: "delta-two", storage: { type: "pvc", storageClass: "efs-sc", size: "200Gi" } });
+    // Assess
+    expect([grown.execution.status, moved.execution.status]).toEqual(["SUCCEEDED", "SUCCEEDED"]);
   });
 
   it("UndoHeadJob with head pods the garbage collector has not removed yet", async () => {

@@ -15,7 +15,7 @@ import { handler } from "../../functions/api/status.js";
 import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
 import { STEP_RESULT_FIELDS } from "../../functions/lib/workflow/step-result-fields.js";
 import type { CompensationResult } from "../../functions/lib/workflow/compensation.js";
-import type { AccessResult, HeadJobResult, IamResult, RbacResult, ResolvedCluster, StorageResult } from "../../functions/lib/workflow/workflow-state.js";
+import type { AccessResult, HeadJobResult, IamResult, RbacResult, RemovalResult, ResolvedCluster, StorageResult } from "../../functions/lib/workflow/workflow-state.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { useEnv } from "../support/fixtures.js";
@@ -407,10 +407,12 @@ describe("GET /executions/{id}: each step's result is an allowlist of fields", (
     } satisfies Required<AccessResult>,
     ConfigureStorage: {
       type: "pvc", claimName: "c", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "process {}", created: [],
+      adopted: [], grown: [{ claim: "c", namespace: "tower-nf", from: "1Gi", to: "2Gi" }],
     } satisfies Required<StorageResult>,
+    RemoveUnwantedResources: { removed: ["Namespace old"], kept: [] } satisfies Required<RemovalResult>,
     LaunchHeadJob: {
       jobName: "j", namespace: "tower-nf", phase: "Pending", done: false, podName: "p", checks: 0, launchedAt: "2026-01-01T00:00:00Z", nextCheckSeconds: 5,
-      imagePullFailingSince: "2026-01-01T00:00:00Z", paramsConfigMap: "params",
+      imagePullFailingSince: "2026-01-01T00:00:00Z", unschedulableSince: "2026-01-01T00:00:00Z", paramsConfigMap: "params",
     } satisfies Required<HeadJobResult>,
     UndoClusterAccess: { undone: ["x"], kept: ["y"], failed: ["z"] } satisfies Required<CompensationResult>,
     Report: { eventBusName: "bus", detail: { namespace: "tower-nf" } },

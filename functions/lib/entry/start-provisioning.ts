@@ -31,6 +31,7 @@ import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-
 import { headPodQuotaProblems, safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { assertClusterAllowed } from "../domain/allowlist.js";
 import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId } from "../workflow/environment-registry.js";
+import type { UpdateContext } from "../workflow/workflow-state.js";
 import { RUN_TIMEOUT_SECONDS } from "../domain/run-timeout.js";
 
 export type RequestCheck =
@@ -111,12 +112,13 @@ function nameOfArn(executionArn: string): string {
  * The environment's lease for this run: the record created when it is new, then the lease taken. Undefined when
  * taken; else the run that holds it.
  */
-async function leaseFor(registry: EnvironmentRegistry, request: ProvisionRequest, owner: { name: string; arn: string }): Promise<StartOutcome | undefined> {
+async function leaseFor(registry: EnvironmentRegistry, request: ProvisionRequest, owner: { name: string; arn: string }, update?: UpdateContext): Promise<StartOutcome | undefined> {
   const id = environmentIdOf(request);
   const spec = specOf(request);
-  await registry.createEnvironment(id, spec);
+  if (!update) await registry.createEnvironment(id, spec);
   const expiresAt = Math.floor(Date.now() / 1000) + RUN_TIMEOUT_SECONDS;
-  const lease = await registry.takeLease(id, { owner, expiresAt, spec });
+  // An update takes the lease only from the generation it read, and marks the record `updating`.
+  const lease = await registry.takeLease(id, { owner, expiresAt, spec, ...(update ? { status: "updating" as const, generation: update.previous.generation } : {}) });
   if (lease.taken) return undefined;
   return { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) };
 }
@@ -205,15 +207,20 @@ async function executionUnderName(
  * Start the workflow with `{request}` as input (the state machine's Start state adds the execution). What Step
  * Functions throws comes out named (Throttled, ClusterUnreachable, ...); a too large input as InvalidRequest.
  */
-export async function startProvisioning(request: ProvisionRequest, deps: StartDeps = {}): Promise<StartOutcome> {
+export async function startProvisioning(request: ProvisionRequest, deps: StartDeps = {}, run: StartRun = {}): Promise<StartOutcome> {
   try {
-    return await startOrFind(request, deps);
+    return await startOrFind(request, deps, run);
   } catch (error) {
     throw normaliseError(error);
   }
 }
 
-async function startOrFind(request: ProvisionRequest, deps: StartDeps): Promise<StartOutcome> {
+/** What kind of run: a create (or re-run) by default; an update carries the generation it replaces (the workflow's `$.update`). */
+export interface StartRun {
+  update?: UpdateContext;
+}
+
+async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: StartRun): Promise<StartOutcome> {
   const sfn = deps.sfn ?? sfnClient();
   const stateMachineArn = stateMachineArnFrom(deps);
   const tenant = String(request.tenant);
@@ -231,12 +238,12 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps): Promise<
   }
 
   const owner = { name: executionName, arn: executionArnFor(stateMachineArn, executionName) };
-  const refused = registry ? await leaseFor(registry, request, owner) : undefined;
+  const refused = registry ? await leaseFor(registry, request, owner, run.update) : undefined;
   if (refused) return refused;
 
   try {
     const started = await sfn.send(
-      new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify({ request }) }),
+      new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}) }) }),
     );
     if (registry && request.idempotencyKey) {
       await registry.rememberKey({ tenant, key: request.idempotencyKey, executionName, executionArn: owner.arn, request: asStored(request) });

@@ -4,7 +4,7 @@
  * owner (the execution). A run that no longer holds the lease (it expired and another run took it) changes nothing.
  */
 import { logger } from "../aws/powertools.js";
-import { recordOutcome, REGISTRY_TABLE_ENV, type EnvironmentStatus, type RegistryDeps } from "./environment-registry.js";
+import { recordOutcome, REGISTRY_TABLE_ENV, type EnvironmentStatus, type RegistryDeps, type RunOutcome } from "./environment-registry.js";
 import type { KubeRef, WorkflowState } from "./workflow-state.js";
 
 export interface OutcomeDeps {
@@ -25,7 +25,7 @@ const kubeKey = (ref: KubeRef) => `${ref.apiVersion}/${ref.kind}/${ref.namespace
 export function ownedResourcesOf(state: WorkflowState): OwnedResources {
   const launcherIsOurs = state.request?.launcher?.mode !== "existing";
   const roles = [...(launcherIsOurs && state.iam?.launcherArn ? [state.iam.launcherArn] : []), ...(state.iam?.workloadRoleArn ? [state.iam.workloadRoleArn] : [])];
-  const objects = [...(state.rbac?.created ?? []), ...(state.rbac?.adopted ?? []), ...(state.storage?.created ?? [])];
+  const objects = [...(state.rbac?.created ?? []), ...(state.rbac?.adopted ?? []), ...(state.storage?.created ?? []), ...(state.storage?.adopted ?? [])];
   const kubernetes = [...new Map(objects.map((ref) => [kubeKey(ref), ref])).values()].sort((a, b) => kubeKey(a).localeCompare(kubeKey(b)));
   return {
     roles,
@@ -36,12 +36,18 @@ export function ownedResourcesOf(state: WorkflowState): OwnedResources {
 }
 
 /** Record the run's outcome and release its lease; false when there is no registry or the run no longer holds the lease. */
-export async function recordRunOutcome(state: WorkflowState, status: EnvironmentStatus, owned: Record<string, unknown>, deps: OutcomeDeps = {}): Promise<boolean> {
+export async function recordRunOutcome(
+  state: WorkflowState,
+  status: EnvironmentStatus,
+  owned: Record<string, unknown>,
+  deps: OutcomeDeps = {},
+  restore?: RunOutcome["restore"],
+): Promise<boolean> {
   const registry = deps.registry === undefined ? (process.env[REGISTRY_TABLE_ENV] ? {} : undefined) : (deps.registry ?? undefined);
   const request = state.request;
   if (!registry || !request?.tenant || !request.cluster) return false;
   const id = { tenant: String(request.tenant), region: String(request.cluster.region), cluster: String(request.cluster.name) };
-  const recorded = await recordOutcome(registry, id, state.execution.id, { status, owned });
+  const recorded = await recordOutcome(registry, id, state.execution.id, { status, owned, ...(restore ? { restore } : {}) });
   if (!recorded) logger.warn("the run no longer holds its environment's lease: its outcome is not recorded", { status });
   return recorded;
 }

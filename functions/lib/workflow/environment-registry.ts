@@ -5,6 +5,7 @@
  *
  *  - `createEnvironment`: put-if-absent (status `provisioning`, generation 0: no run yet; each run adds one).
  *  - `takeLease`: the environment's run lease, taken when free, expired, or already held by the same execution.
+ *  - `takeRemovalLease`: the same lease for a teardown (status `removing`; spec and generation as they are).
  *  - `recordOutcome`: the run's last state: status, what the product owns there, lease released (only by its owner).
  *  - `releaseLease`: give the lease back without an outcome (a start that did not start anything).
  *  - `rememberKey` / `findKey`: an idempotency key's execution and request, kept beyond Step Functions' 90 days.
@@ -51,6 +52,17 @@ export interface EnvironmentRecord extends EnvironmentId {
   createdAt: string;
   updatedAt: string;
   lease?: { owner: string; expiresAt: number };
+  /** The last failed update: the record went back to the previous generation (update.ts), with the failure */
+  lastFailure?: RunFailure;
+}
+
+/** A failed run as the record keeps it: the error's name, the cause (what failed, what was undone and what not), when. */
+export interface RunFailure {
+  error: string;
+  cause: string;
+  at: string;
+  /** the generation the failed run tried to reach */
+  generation: number;
 }
 
 export interface ListPage {
@@ -132,7 +144,7 @@ export class EnvironmentRegistry {
    */
   async takeLease(
     id: EnvironmentId,
-    run: { owner: ExecutionPointer; expiresAt: number; spec: Record<string, unknown> },
+    run: { owner: ExecutionPointer; expiresAt: number; spec: Record<string, unknown>; status?: EnvironmentStatus; generation?: number },
   ): Promise<{ taken: true } | { taken: false; holder: string }> {
     try {
       await this.client.send(
@@ -141,16 +153,51 @@ export class EnvironmentRegistry {
           Key: { pk: s(environmentKey(id)) },
           UpdateExpression:
             "SET leaseOwner = :owner, leaseExpiresAt = :expires, spec = :spec, #status = :provisioning, lastExecution = :execution, updatedAt = :at ADD generation :bump",
-          ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseExpiresAt <= :now OR leaseOwner = :owner)",
+          // An update names the generation it read: a record that moved on since (another update finished) is not leased.
+          ConditionExpression:
+            "attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseExpiresAt <= :now OR leaseOwner = :owner)" +
+            (run.generation !== undefined ? " AND (generation = :generation OR leaseOwner = :owner)" : ""),
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
             ":owner": s(run.owner.arn),
             ":expires": n(run.expiresAt),
             ":spec": s(JSON.stringify(run.spec)),
-            ":provisioning": s("provisioning"),
+            ":provisioning": s(run.status ?? "provisioning"),
+            ...(run.generation !== undefined ? { ":generation": n(run.generation) } : {}),
             ":execution": s(JSON.stringify(run.owner)),
             ":at": s(new Date(this.now() * 1000).toISOString()),
             ":bump": n(1),
+            ":now": n(this.now()),
+          },
+        }),
+      );
+      return { taken: true };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const current = await this.getEnvironment(id);
+      return { taken: false, holder: current?.lease?.owner ?? "" };
+    }
+  }
+
+  /**
+   * The lease for a teardown run: taken like {@link takeLease} (free, expired, or already `owner`'s), and the record
+   * marked `removing` with the run as its last execution; the spec and generation stay (a teardown changes no spec).
+   */
+  async takeRemovalLease(id: EnvironmentId, run: { owner: ExecutionPointer; expiresAt: number }): Promise<{ taken: true } | { taken: false; holder: string }> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { pk: s(environmentKey(id)) },
+          UpdateExpression: "SET leaseOwner = :owner, leaseExpiresAt = :expires, #status = :removing, lastExecution = :execution, updatedAt = :at",
+          ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseExpiresAt <= :now OR leaseOwner = :owner)",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":owner": s(run.owner.arn),
+            ":expires": n(run.expiresAt),
+            ":removing": s("removing"),
+            ":execution": s(JSON.stringify(run.owner)),
+            ":at": s(new Date(this.now() * 1000).toISOString()),
             ":now": n(this.now()),
           },
         }),
@@ -224,6 +271,8 @@ export class EnvironmentRegistry {
 export interface RunOutcome {
   status: EnvironmentStatus;
   owned: Record<string, unknown>;
+  /** A failed update: the previous generation back as desired (its spec and number), and the failure kept on the record */
+  restore?: { spec: Record<string, unknown>; generation: number; failure: RunFailure };
 }
 
 /**
@@ -232,10 +281,17 @@ export interface RunOutcome {
  */
 export async function recordOutcome(deps: RegistryDeps, id: EnvironmentId, owner: string, outcome: RunOutcome): Promise<boolean> {
   const now = deps.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
-  return updateAsLeaseOwner(deps, id, owner, "SET #status = :status, owned = :owned, updatedAt = :at REMOVE leaseOwner, leaseExpiresAt", {
+  const restore = outcome.restore;
+  const set = restore ? ", spec = :spec, generation = :generation, lastFailure = :failure" : "";
+  // A run that reaches its goal clears an earlier update's failure.
+  const remove = restore ? "" : ", lastFailure";
+  return updateAsLeaseOwner(deps, id, owner, `SET #status = :status, owned = :owned, updatedAt = :at${set} REMOVE leaseOwner, leaseExpiresAt${remove}`, {
     ":status": s(outcome.status),
     ":owned": s(JSON.stringify(outcome.owned)),
     ":at": s(new Date(now() * 1000).toISOString()),
+    ...(restore
+      ? { ":spec": s(JSON.stringify(restore.spec)), ":generation": n(restore.generation), ":failure": s(JSON.stringify(restore.failure)) }
+      : {}),
   });
 }
 
@@ -343,5 +399,6 @@ function environmentOf(item: Record<string, AttributeValue>): EnvironmentRecord 
     updatedAt: text("updatedAt"),
     ...(item.lastExecution?.S ? { lastExecution: JSON.parse(item.lastExecution.S) } : {}),
     ...(item.leaseOwner?.S ? { lease: { owner: item.leaseOwner.S, expiresAt: Number(item.leaseExpiresAt?.N ?? 0) } } : {}),
+    ...(item.lastFailure?.S ? { lastFailure: JSON.parse(item.lastFailure.S) } : {}),
   };
 }

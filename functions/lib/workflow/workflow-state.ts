@@ -113,6 +113,36 @@ export interface StorageResult {
   configMap: string;
   nextflowConfig: string;
   created: KubeRef[];
+  /** Objects that were there already, ours for this tenant (an update's claim and ConfigMap): owned as much as the created ones */
+  adopted?: KubeRef[];
+  /** Claims this run grew (an update): a claim cannot shrink, so a growth is never undone */
+  grown?: ClaimGrowth[];
+}
+
+export interface ClaimGrowth {
+  claim: string;
+  namespace: string;
+  from: string;
+  to: string;
+}
+
+/**
+ * An update run's input beside the request (PUT /environments/...): the generation it replaces, as the registry
+ * recorded it. RemoveUnwantedResources removes what `previous.owned` lists and the new run does not own; a failed update
+ * records `previous` back as the desired generation.
+ */
+export interface UpdateContext {
+  previous: { spec: Record<string, unknown>; generation: number; owned: Record<string, unknown> };
+  /** the generation this run converges to */
+  generation: number;
+}
+
+/** RemoveUnwantedResources → `$.removed` */
+export interface RemovalResult {
+  /** What was deleted, one line each (cannot be undone) */
+  removed: string[];
+  /** What the previous generation owned and the new one does not want, left in place, with the reason */
+  kept: string[];
 }
 
 /** LaunchHeadJob / CheckHeadJob → `$.headJob` */
@@ -131,14 +161,44 @@ export interface HeadJobResult {
   nextCheckSeconds: number;
   /** The head pod's image could not be pulled since this check (ISO 8601); cleared once it pulls. */
   imagePullFailingSince?: string;
+  /** The head pod has been Unschedulable since this check (ISO 8601); cleared once it is scheduled. */
+  unschedulableSince?: string;
   /** The per-job ConfigMap holding params.json */
   paramsConfigMap?: string;
+}
+
+/** WaitForNamespaceRemoval → `$.namespaceRemoval` (deprovision.asl.json) */
+export interface NamespaceRemoval {
+  namespace: string;
+  /** false: the namespace is still there and not being deleted (kept on purpose: RemoveNamespaceAndRbac says why) */
+  gone: boolean;
+}
+
+/** RecordRemoval → `$.outcome` (deprovision.asl.json) */
+export interface RemovalOutcome {
+  status: "removed" | "failed";
+  undone: string[];
+  kept: string[];
+  /** What could not be removed, each with why */
+  remaining: string[];
+  /** A failed teardown: the execution's error and cause */
+  error?: string;
+  cause?: string;
 }
 
 /** Step Functions' Catch output at `$.error` */
 export interface CaughtError {
   Error: string;
   Cause?: string;
+}
+
+/**
+ * A teardown (statemachines/deprovision.asl.json): the environment and what its record says the product owns there.
+ * Its presence turns the compensators' claim from this run's work into the tenant's (kube-step.ts claimOf).
+ */
+export interface RemovalScope {
+  environment: { tenant: string; region: string; cluster: string };
+  owned: Record<string, unknown>;
 }
 
 export interface WorkflowState {
@@ -150,8 +210,14 @@ export interface WorkflowState {
   access?: AccessResult;
   storage?: StorageResult;
   headJob?: HeadJobResult;
+  /** Update runs only (from the execution input) */
+  update?: UpdateContext;
+  removed?: RemovalResult;
   error?: CaughtError;
   /** The step whose failure `$.error` is, when the state machine knows it (a failed Parallel branch records its Task's name) */
   failedStep?: string;
   compensation?: Record<string, CompensationResult | CaughtError>;
+  removal?: RemovalScope;
+  /** WaitForNamespaceRemoval's result (deprovision.asl.json) */
+  namespaceRemoval?: NamespaceRemoval;
 }

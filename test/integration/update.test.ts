@@ -1,0 +1,207 @@
+/**
+ * PUT /environments/{tenant}/{region}/{cluster} in the sandbox: an update converges the cluster to the new generation
+ * (what is new created, what changed changed, what is no longer wanted removed last), a failed update puts the previous
+ * generation back, and what cannot be updated is refused up front.
+ */
+import { describe, expect, it } from "vitest";
+import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
+import type { Sandbox } from "../../local/sandbox.js";
+import { CLUSTER, FAST, finish, kubeObject, kubeObjects, pvcRequest, settled, stepResult, until, useSandbox, type Started } from "../support/sandbox-runs.js";
+
+const environmentOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
+const pathOf = (tenant: string) => `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
+
+async function call(sandbox: Sandbox, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${sandbox.apiUrl}${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** POST /environments and wait for the run: the environment's first generation, ready. */
+async function create(sandbox: Sandbox, request: Record<string, unknown>): Promise<void> {
+  const answer = await call(sandbox, "POST", "/environments", request);
+  if (answer.status !== 202) throw new Error(`POST /environments answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  const run = await finish(sandbox, answer.body as Started);
+  if (run.execution.status !== "SUCCEEDED") throw new Error(`the create run ended ${run.execution.status}: ${run.execution.cause}`);
+  await settled(sandbox);
+}
+
+/** The spec a PUT sends: the request without tenant and cluster (the path names them). */
+function specOf(request: Record<string, unknown>): Record<string, unknown> {
+  const { tenant: _tenant, cluster: _cluster, ...spec } = request;
+  return spec;
+}
+
+/** What the tests compare of an object: kind, name, labels, annotations and content (server-set metadata aside). */
+function contentOf(object: any): unknown {
+  const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, generation: _g, ...metadata } = object.metadata ?? {};
+  const { status: _status, ...rest } = object;
+  return { ...rest, metadata };
+}
+
+describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
+  let sandbox: Sandbox;
+  useSandbox(FAST, (started) => ({ sandbox } = started));
+
+  it("converges to the new generation: a bigger claim, a compute service account, another namespace and work directory; the old namespace is removed last", async () => {
+    // Prepare
+    const tenant = "upd-conv";
+    const first = pvcRequest(tenant, { namespace: "upd-conv-one" }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const second = {
+      ...specOf(first),
+      namespace: "upd-conv-two",
+      computeServiceAccount: "upd-conv-compute",
+      storage: { type: "pvc", storageClass: "efs-sc", size: "200Gi", mountPath: "/data" },
+    };
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const updating = await environmentOf(tenant);
+    const run = await finish(sandbox, answer.body as Started);
+    await settled(sandbox);
+
+    // Assess
+    expect(answer.status).toBe(202);
+    expect(answer.body).toMatchObject({ generation: 2, environmentUrl: pathOf(tenant) });
+    expect(updating).toMatchObject({ generation: 2, status: "updating" });
+    expect(run.execution.status).toBe("SUCCEEDED");
+    expect(stepResult(run, "RemoveUnwantedResources").removed).toEqual(["Namespace upd-conv-one"]);
+    await until("the old namespace to be gone", () => !kubeObject(sandbox, "Namespace", undefined, "upd-conv-one"));
+    expect(kubeObjects(sandbox, "ServiceAccount", "upd-conv-two").map((sa) => sa.metadata.name).sort()).toEqual(["default", "tower-launcher-sa", "upd-conv-compute"]);
+    expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-conv-two", "tower-scratch")?.spec.resources.requests.storage).toBe("200Gi");
+    expect(kubeObject(sandbox, "ConfigMap", "upd-conv-two", "nextflow-config")?.data["nextflow.config"]).toContain("workDir = '/data/work'");
+    expect(kubeObjects(sandbox, "RoleBinding", "upd-conv-two")).toHaveLength(2);
+    const record = await environmentOf(tenant);
+    expect(record).toMatchObject({ generation: 2, status: "ready", spec: { namespace: "upd-conv-two", computeServiceAccount: "upd-conv-compute" } });
+    expect(record?.lease).toBeUndefined();
+    const owned = (record?.owned.kubernetes as Array<{ kind: string; namespace?: string; name: string }>) ?? [];
+    expect(owned.filter((ref) => ref.namespace === "upd-conv-one" || ref.name === "upd-conv-one")).toEqual([]);
+    expect(owned.map((ref) => `${ref.kind} ${ref.namespace ?? ""}/${ref.name}`)).toEqual(
+      expect.arrayContaining(["Namespace /upd-conv-two", "ServiceAccount upd-conv-two/upd-conv-compute", "PersistentVolumeClaim upd-conv-two/tower-scratch", "ConfigMap upd-conv-two/nextflow-config"]),
+    );
+  });
+
+  it("grows a claim in place (a merge patch of its size) where its StorageClass allows expansion, and removes a compute service account no longer wanted", async () => {
+    // Prepare
+    const tenant = "upd-grow";
+    const first = pvcRequest(tenant, { namespace: "upd-grow", computeServiceAccount: "upd-grow-compute" }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const { computeServiceAccount: _dropped, ...rest } = specOf(first);
+    const second = { ...rest, storage: { type: "pvc", storageClass: "efs-sc", size: "150Gi" } };
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const run = await finish(sandbox, answer.body as Started);
+
+    // Assess
+    expect(run.execution.status).toBe("SUCCEEDED");
+    expect(stepResult(run, "ConfigureStorage").grown).toEqual([{ claim: "tower-scratch", namespace: "upd-grow", from: "100Gi", to: "150Gi" }]);
+    expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-grow", "tower-scratch")?.spec.resources.requests.storage).toBe("150Gi");
+    expect(kubeObject(sandbox, "ServiceAccount", "upd-grow", "upd-grow-compute")).toBeUndefined();
+    expect(stepResult(run, "RemoveUnwantedResources").removed).toEqual(["ServiceAccount upd-grow/upd-grow-compute"]);
+    expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready" });
+  });
+
+  it("a permanent fault during an update puts the previous generation back: objects as before (the growth said, not undone), the record at generation 1, the error reported", async () => {
+    // Prepare
+    const tenant = "upd-fail";
+    const first = pvcRequest(tenant, { namespace: "upd-fail", computeServiceAccount: "upd-fail-compute" }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const before = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(kubeObjects(sandbox, "ServiceAccount", "upd-fail"), kubeObjects(sandbox, "RoleBinding", "upd-fail"));
+    const { computeServiceAccount: _dropped, ...rest } = specOf(first);
+    const second = { ...rest, storage: { type: "pvc", storageClass: "efs-sc", size: "120Gi", mountPath: "/data" } };
+    // The last step's removal of the compute service account fails for good, after every other change was made.
+    sandbox.faults.inject({ operation: "kube:DELETE serviceaccounts", kind: "permanent" });
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const run = await finish(sandbox, answer.body as Started);
+    sandbox.faults.clear();
+    await settled(sandbox);
+
+    // Assess
+    expect(answer.status).toBe(202);
+    expect(run.execution.status).toBe("FAILED");
+    expect(run.execution.cause).toContain("Step RemoveUnwantedResources failed");
+    expect(run.execution.cause).toContain("grown from 100Gi to 120Gi by this run; a claim cannot shrink, so the growth is not undone");
+    expect(run.execution.cause).toContain("generation 1 is the desired spec again (status ready)");
+    const after = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(kubeObjects(sandbox, "ServiceAccount", "upd-fail"), kubeObjects(sandbox, "RoleBinding", "upd-fail"));
+    expect(after.map(contentOf)).toEqual(before.map(contentOf));
+    expect(kubeObject(sandbox, "ConfigMap", "upd-fail", "nextflow-config")?.data["nextflow.config"]).toContain("workDir = '/scratch/work'");
+    expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-fail", "tower-scratch")?.spec.resources.requests.storage).toBe("120Gi");
+    const record = await environmentOf(tenant);
+    expect(record).toMatchObject({ generation: 1, status: "ready", spec: { computeServiceAccount: "upd-fail-compute", storage: { size: "100Gi", mountPath: "/scratch" } } });
+    expect(record?.lastFailure).toMatchObject({ error: run.execution.error, generation: 2 });
+    expect(record?.lease).toBeUndefined();
+  });
+
+  it("a growth the claim's StorageClass does not allow fails the run with VolumeExpansionNotAllowed and changes nothing", async () => {
+    // Prepare
+    const tenant = "upd-gp2";
+    const first = pvcRequest(tenant, { namespace: "upd-gp2", storage: { type: "pvc", storageClass: "gp2", size: "10Gi" } }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const second = { ...specOf(first), computeServiceAccount: "upd-gp2-compute", storage: { type: "pvc", storageClass: "gp2", size: "20Gi" } };
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const run = await finish(sandbox, answer.body as Started);
+
+    // Assess
+    expect(run.execution.status).toBe("FAILED");
+    expect(run.execution.error).toBe("VolumeExpansionNotAllowed");
+    expect(run.execution.cause).toContain("its StorageClass gp2 does not allow volume expansion");
+    expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-gp2", "tower-scratch")?.spec.resources.requests.storage).toBe("10Gi");
+    expect(kubeObject(sandbox, "ServiceAccount", "upd-gp2", "upd-gp2-compute")).toBeUndefined();
+    expect(await environmentOf(tenant)).toMatchObject({ generation: 1, status: "ready", spec: { storage: { size: "10Gi" } } });
+  });
+
+  it("refuses a claim that would shrink (and every other problem at once) with 400, and starts nothing", async () => {
+    // Prepare
+    const tenant = "upd-shrink";
+    const first = pvcRequest(tenant, { namespace: "upd-shrink" }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const bad = { ...specOf(first), tenant: "someone-else", headJob: { pipeline: "nextflow-io/hello" }, storage: { type: "pvc", storageClass: "efs-sc", size: "50Gi" } };
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), bad);
+
+    // Assess
+    expect(answer.status).toBe(400);
+    expect(answer.body.error).toBe("InvalidRequest");
+    expect(answer.body.problems.map((p: { path: string }) => p.path).sort()).toEqual(["headJob", "storage.size", "tenant"]);
+    expect(answer.body.problems.find((p: { path: string }) => p.path === "storage.size").message).toContain(
+      "PersistentVolumeClaim upd-shrink/tower-scratch holds 100Gi: a claim can only grow, not shrink to 50Gi",
+    );
+    expect(await environmentOf(tenant)).toMatchObject({ generation: 1, status: "ready" });
+  });
+
+  it("answers 200 with nothing to do for the recorded spec, 404 for an unknown environment, and 409 RunInProgress while a run holds the lease", async () => {
+    // Prepare
+    const tenant = "upd-misc";
+    const first = pvcRequest(tenant, { namespace: "upd-misc" }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const bigger = { ...specOf(first), storage: { type: "pvc", storageClass: "efs-sc", size: "110Gi" } };
+
+    // Act
+    const same = await call(sandbox, "PUT", pathOf(tenant), specOf(first));
+    const unknown = await call(sandbox, "PUT", pathOf("upd-nobody"), specOf(first));
+    const started = await call(sandbox, "PUT", pathOf(tenant), bigger);
+    const concurrent = await call(sandbox, "PUT", pathOf(tenant), { ...bigger, computeServiceAccount: "upd-misc-compute" });
+    const run = await finish(sandbox, started.body as Started);
+
+    // Assess
+    expect(same.status).toBe(200);
+    expect(same.body.environment).toMatchObject({ generation: 1, status: "ready" });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error).toBe("EnvironmentNotFound");
+    expect(started.status).toBe(202);
+    expect(concurrent.status).toBe(409);
+    expect(concurrent.body).toMatchObject({ error: "RunInProgress", executionArn: started.body.executionArn });
+    expect(run.execution.status).toBe("SUCCEEDED");
+    expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready", spec: { storage: { size: "110Gi" } } });
+  });
+});
