@@ -28,7 +28,11 @@ async function reconcile(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDep
   const record = await registry.getEnvironment(id);
   if (!record) return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
   if (record.status === "removed") {
-    return json(409, { error: "EnvironmentRemoved", message: `environment ${environmentUrlFor(id)} was removed; create it again with POST /environments`, environmentUrl: environmentUrlFor(id) });
+    return json(409, {
+      error: "EnvironmentRemoved",
+      message: `environment ${environmentUrlFor(id)} was removed; create it again with POST /environments`,
+      environmentUrl: environmentUrlFor(id),
+    });
   }
   const checked = checkRequest(record.spec, { idempotencyKey: headerValue(event.headers, "idempotency-key"), config: deps.config });
   if (!checked.ok) return json(checked.error === "NotAllowed" ? 403 : 400, { error: checked.error, problems: checked.problems });
@@ -38,7 +42,11 @@ async function reconcile(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDep
 }
 
 export function createReconcileHandler(deps: EnvironmentsApiDeps = {}) {
-  return httpHandler("POST /environments/{tenant}/{region}/{cluster}/reconcile", (event: APIGatewayProxyEventV2) => reconcile(event, deps), answerError);
+  return httpHandler(
+    "POST /environments/{tenant}/{region}/{cluster}/reconcile",
+    (event: APIGatewayProxyEventV2) => reconcile(event, deps),
+    answerError,
+  );
 }
 
 export const handler = createReconcileHandler();

@@ -9,13 +9,14 @@
 import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
 import { eventBridgeClient } from "../lib/aws/clients.js";
 import { CONFIG_ENV } from "../lib/domain/deploy-config.js";
-import { PRODUCT } from "../lib/domain/naming.js";
+import { DRIFTED_DETAIL_TYPE, EVENT_SOURCE } from "../lib/domain/product-events.js";
 import { checkDrift, type DriftReadDeps } from "../lib/workflow/drift-reader.js";
 import { driftedResources, type DriftReport } from "../lib/workflow/drift.js";
 import { listEnvironments, type EnvironmentRecord, type RegistryDeps } from "../lib/workflow/environment-registry.js";
 import { eventHandler, logger } from "../lib/workflow/middleware.js";
 
-export const ENVIRONMENT_DRIFTED = "EnvironmentDrifted";
+/** The event this check puts (listed with the product's other events in domain/product-events.ts). */
+export const ENVIRONMENT_DRIFTED = DRIFTED_DETAIL_TYPE;
 /** PutEvents takes at most ten entries a call. */
 const PUT_EVENTS_BATCH = 10;
 
@@ -79,7 +80,12 @@ export async function checkEnvironments(deps: DriftCheckDeps = {}): Promise<Drif
         logger.warn("drift check could not be made", { environment: environmentUrl(record), reason: report.reason });
       } else if (report.status === "drifted") {
         summary.drifted += 1;
-        entries.push({ EventBusName: busName, Source: PRODUCT, DetailType: ENVIRONMENT_DRIFTED, Detail: JSON.stringify(driftedDetail(record, report)) });
+        entries.push({
+          EventBusName: busName,
+          Source: EVENT_SOURCE,
+          DetailType: ENVIRONMENT_DRIFTED,
+          Detail: JSON.stringify(driftedDetail(record, report)),
+        });
       }
     }
     cursor = page.next;

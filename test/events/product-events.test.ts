@@ -53,10 +53,10 @@ describe("the event schemas", () => {
     expect(typeof compiled).toBe("function");
   });
 
-  it("lists the three lifecycle events, one schema file each", () => {
+  it("lists the three lifecycle events and the drift check's, one schema file each", () => {
     // Assess
-    expect(PRODUCT_EVENTS.map((e) => e.detailType)).toEqual([READY_DETAIL_TYPE, FAILED_DETAIL_TYPE, REMOVED_DETAIL_TYPE]);
-    expect(new Set(PRODUCT_EVENTS.map((e) => e.schemaFile)).size).toBe(3);
+    expect(PRODUCT_EVENTS.map((e) => e.detailType)).toEqual([READY_DETAIL_TYPE, FAILED_DETAIL_TYPE, REMOVED_DETAIL_TYPE, "EnvironmentDrifted"]);
+    expect(new Set(PRODUCT_EVENTS.map((e) => e.schemaFile)).size).toBe(4);
   });
 
   it("a field the schema does not name fails validation, at the top and inside", () => {

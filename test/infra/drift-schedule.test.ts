@@ -6,7 +6,17 @@
 import type { Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_DRIFT_SCHEDULE, driftScheduleProblem } from "../../stacks/config.js";
-import { BASE_ENV, asList, flatten, isReadOnly, resourcesOf, roleActions, synthesize, type Json, useSstTestProject } from "../support/stack-template.js";
+import {
+  BASE_ENV,
+  asList,
+  flatten,
+  isReadOnly,
+  resourcesOf,
+  roleActions,
+  synthesize,
+  type Json,
+  useSstTestProject,
+} from "../support/stack-template.js";
 
 useSstTestProject();
 
@@ -55,7 +65,14 @@ describe("the scheduled drift check", () => {
     const reads = (a: string) => isReadOnly(a) || a === "dynamodb:Query";
     expect(checkActions.filter((a) => !reads(a)).sort()).toEqual(["events:PutEvents", "sts:AssumeRole"]);
     expect(readActions.filter((a) => !reads(a)).sort()).toEqual(["sts:AssumeRole"]);
-    expect(readActions).toEqual(expect.arrayContaining(["eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies", "iam:GetRolePolicy", "iam:ListAttachedRolePolicies"]));
+    expect(readActions).toEqual(
+      expect.arrayContaining([
+        "eks:DescribeAccessEntry",
+        "eks:ListAssociatedAccessPolicies",
+        "iam:GetRolePolicy",
+        "iam:ListAttachedRolePolicies",
+      ]),
+    );
     const assumeStatements = [DRIFT_CHECK, READ_ROUTE].flatMap((pattern) => {
       const fn = (template.findResources("AWS::Lambda::Function") as Json)[functionId(template, pattern)];
       const roleId = fn.Properties.Role["Fn::GetAtt"][0];

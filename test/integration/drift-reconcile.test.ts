@@ -17,7 +17,20 @@ import { iamClient } from "../../functions/lib/aws/clients.js";
 import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
 import { checkEnvironments } from "../../functions/events/drift-check.js";
 import type { Sandbox } from "../../local/sandbox.js";
-import { ACCOUNT_ID, FAST, finish, fusionRequest, iamRole, kubeConfigAs, kubeObject, policyOf, provision, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
+import {
+  ACCOUNT_ID,
+  FAST,
+  finish,
+  fusionRequest,
+  iamRole,
+  kubeConfigAs,
+  kubeObject,
+  policyOf,
+  provision,
+  pvcRequest,
+  settled,
+  useSandbox,
+} from "../support/sandbox-runs.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const ADMIN = `arn:aws:iam::${ACCOUNT_ID}:user/sandbox-admin`;
@@ -50,7 +63,18 @@ describe("drift and reconcile", () => {
     expect(fresh.status).toBe(200);
     expect(fresh.body.drift, JSON.stringify(fresh.body.drift, null, 2)).toMatchObject({ status: "in-sync" });
     expect(fresh.body.drift.resources.map((r: { kind: string }) => r.kind)).toEqual(
-      expect.arrayContaining(["IAMRole", "AccessEntry", "Namespace", "Role", "RoleBinding", "ServiceAccount", "PersistentVolumeClaim", "ConfigMap", "LimitRange", "NetworkPolicy"]),
+      expect.arrayContaining([
+        "IAMRole",
+        "AccessEntry",
+        "Namespace",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "PersistentVolumeClaim",
+        "ConfigMap",
+        "LimitRange",
+        "NetworkPolicy",
+      ]),
     );
     const quiet = await checkEnvironments();
     expect(quiet).toMatchObject({ checked: 1, drifted: 0 });
@@ -70,7 +94,9 @@ describe("drift and reconcile", () => {
     // Act 2: the launcher role's inline policy rewritten by hand (ListClusters removed)
     const before = policyOf(iamRole(sandbox, LAUNCHER_ROLE)!.inlinePolicies.get(LAUNCHER_POLICY));
     const narrowed = { ...before, Statement: before.Statement.filter((s: { Sid?: string }) => s.Sid !== "ListClusters") };
-    await iamClient().send(new PutRolePolicyCommand({ RoleName: LAUNCHER_ROLE, PolicyName: LAUNCHER_POLICY, PolicyDocument: JSON.stringify(narrowed) }));
+    await iamClient().send(
+      new PutRolePolicyCommand({ RoleName: LAUNCHER_ROLE, PolicyName: LAUNCHER_POLICY, PolicyDocument: JSON.stringify(narrowed) }),
+    );
     const afterEdit = await call("GET", ENVIRONMENT);
 
     // Assess 2: changed, with the difference
@@ -131,7 +157,9 @@ describe("drift and reconcile", () => {
     const id = { tenant: "drifter", region: "eu-west-1", cluster: "research" };
     const record = (await registry.getEnvironment(id))!;
     const holder = { name: "drifter-other", arn: `${sandbox.stateMachineArn.replace(":stateMachine:", ":execution:")}:drifter-other` };
-    expect(await registry.takeLease(id, { owner: holder, expiresAt: Math.floor(Date.now() / 1000) + 600, spec: record.spec })).toEqual({ taken: true });
+    expect(await registry.takeLease(id, { owner: holder, expiresAt: Math.floor(Date.now() / 1000) + 600, spec: record.spec })).toEqual({
+      taken: true,
+    });
 
     // Act
     const held = await call("POST", `${ENVIRONMENT}/reconcile`);
@@ -219,10 +247,12 @@ describe("drift of every kind of environment, as built", () => {
 
     // Assess
     expect(drift, JSON.stringify(drift, null, 2)).toMatchObject({ status: "in-sync" });
-    expect(drift.resources.filter((r: { kind: string }) => r.kind === "PodIdentityAssociation").map((r: { name: string }) => r.name).sort()).toEqual([
-      "fuspod/tower-compute-sa",
-      "fuspod/tower-launcher-sa",
-    ]);
+    expect(
+      drift.resources
+        .filter((r: { kind: string }) => r.kind === "PodIdentityAssociation")
+        .map((r: { name: string }) => r.name)
+        .sort(),
+    ).toEqual(["fuspod/tower-compute-sa", "fuspod/tower-launcher-sa"]);
   });
 });
 
@@ -249,14 +279,22 @@ describe("drift on a CONFIG_MAP cluster", () => {
     expect(fresh, JSON.stringify(fresh, null, 2)).toMatchObject({ status: "in-sync" });
     expect(fresh.resources.find((r: { kind: string }) => r.kind === "AwsAuthMapping")).toMatchObject({ state: "present" });
     expect(after.resources.filter((r: { state: string }) => r.state !== "present")).toEqual([
-      { kind: "AwsAuthMapping", name: `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-mapped.research-launcher`, state: "missing", differences: [] },
+      {
+        kind: "AwsAuthMapping",
+        name: `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-mapped.research-launcher`,
+        state: "missing",
+        differences: [],
+      },
     ]);
   });
 });
 
 describe("drift read as the read route's own role", () => {
   let sandbox: Sandbox;
-  useSandbox({ ...FAST, removePermissions: [{ role: "GET /environments/{tenant}/{region}/{cluster}", action: "iam:GetRolePolicy" }] }, (started) => ({ sandbox } = started));
+  useSandbox(
+    { ...FAST, removePermissions: [{ role: "GET /environments/{tenant}/{region}/{cluster}", action: "iam:GetRolePolicy" }] },
+    (started) => ({ sandbox } = started),
+  );
 
   it("is unknown, naming the denial, when that role lacks a read it needs (and the answer is still 200)", async () => {
     // Prepare

@@ -13,11 +13,27 @@ import type { EnvironmentRecord } from "../../functions/lib/workflow/environment
 import type { DeploymentConfig, NamespaceSettings } from "../../functions/lib/domain/deploy-config.js";
 
 const KUBE_STEPS_ROLE = "arn:aws:iam::111122223333:role/stack-KubeStepsRole-ABC";
-const CONFIG = { allowedClusters: [{ name: "research", region: "eu-west-1" }], allowedAccountIds: ["111122223333"], iamPrefix: "nfeks", eventBusName: "bus", permissionsBoundaryArn: "arn:aws:iam::111122223333:policy/b" } as unknown as DeploymentConfig;
+const CONFIG = {
+  allowedClusters: [{ name: "research", region: "eu-west-1" }],
+  allowedAccountIds: ["111122223333"],
+  iamPrefix: "nfeks",
+  eventBusName: "bus",
+  permissionsBoundaryArn: "arn:aws:iam::111122223333:policy/b",
+} as unknown as DeploymentConfig;
 const SETTINGS = { podSecurityLevel: "baseline", allowPrivilegedNamespaces: false } as NamespaceSettings;
 
 function record(spec: Record<string, unknown>): EnvironmentRecord {
-  return { tenant: "acme", region: "eu-west-1", cluster: "research", spec, generation: 1, status: "ready", owned: {}, createdAt: "", updatedAt: "" };
+  return {
+    tenant: "acme",
+    region: "eu-west-1",
+    cluster: "research",
+    spec,
+    generation: 1,
+    status: "ready",
+    owned: {},
+    createdAt: "",
+    updatedAt: "",
+  };
 }
 
 const SPEC = {
@@ -48,10 +64,16 @@ describe("the drift check's live reads", () => {
       },
     });
     eks.on(DescribeAccessEntryCommand).resolves({});
-    sts.on(AssumeRoleCommand).resolves({ Credentials: { AccessKeyId: "AKIA", SecretAccessKey: "s", SessionToken: "t", Expiration: new Date(Date.now() + 900_000) } });
+    sts.on(AssumeRoleCommand).resolves({
+      Credentials: { AccessKeyId: "AKIA", SecretAccessKey: "s", SessionToken: "t", Expiration: new Date(Date.now() + 900_000) },
+    });
 
     // Act
-    const report = await checkDrift(record(SPEC), { config: CONFIG, namespaceSettings: SETTINGS, eks: new EKSClient({ region: "eu-west-1" }) });
+    const report = await checkDrift(record(SPEC), {
+      config: CONFIG,
+      namespaceSettings: SETTINGS,
+      eks: new EKSClient({ region: "eu-west-1" }),
+    });
 
     // Assess: the session was asked for with a deny-all policy; the unreachable cluster makes the check unknown, with why
     expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 1);

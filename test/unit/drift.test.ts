@@ -3,7 +3,14 @@
  */
 import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { compareEnvironment, desiredEnvironment, differencesOf, driftedResources, type LiveEnvironment, type LiveRole } from "../../functions/lib/workflow/drift.js";
+import {
+  compareEnvironment,
+  desiredEnvironment,
+  differencesOf,
+  driftedResources,
+  type LiveEnvironment,
+  type LiveRole,
+} from "../../functions/lib/workflow/drift.js";
 import { parseRequest } from "../../functions/lib/domain/request.js";
 import type { DeploymentConfig, NamespaceSettings } from "../../functions/lib/domain/deploy-config.js";
 import type { ResolvedCluster } from "../../functions/lib/domain/cluster.js";
@@ -54,7 +61,12 @@ function liveAsBuilt(d: ReturnType<typeof desired>): LiveEnvironment {
   }));
   const kubernetes = d.kubernetes.map((object): KubernetesObject => {
     const copy = structuredClone(object) as KubernetesObject & Record<string, any>;
-    copy.metadata = { ...copy.metadata, uid: "u-1", resourceVersion: "42", labels: { ...copy.metadata?.labels, "nf-eks-provisioner/created-by": "another-run" } };
+    copy.metadata = {
+      ...copy.metadata,
+      uid: "u-1",
+      resourceVersion: "42",
+      labels: { ...copy.metadata?.labels, "nf-eks-provisioner/created-by": "another-run" },
+    };
     if (copy.kind === "PersistentVolumeClaim") copy.spec = { ...copy.spec, volumeMode: "Filesystem", volumeName: "pv-1" };
     return copy;
   });
@@ -76,7 +88,9 @@ describe("drift", () => {
     expect(report.status).toBe("in-sync");
     expect(report.checkedAt).toBe(NOW.toISOString());
     expect(report.resources.every((r) => r.state === "present" && r.differences.length === 0)).toBe(true);
-    expect(report.resources.map((r) => r.kind)).toEqual(expect.arrayContaining(["IAMRole", "AccessEntry", "Namespace", "RoleBinding", "PersistentVolumeClaim"]));
+    expect(report.resources.map((r) => r.kind)).toEqual(
+      expect.arrayContaining(["IAMRole", "AccessEntry", "Namespace", "RoleBinding", "PersistentVolumeClaim"]),
+    );
   });
 
   it("names what is missing and what changed, with the path, the expected and the actual value", () => {
@@ -96,10 +110,21 @@ describe("drift", () => {
     // Assess
     expect(report.status).toBe("drifted");
     const drifted = driftedResources(report);
-    expect(drifted).toContainEqual({ kind: "RoleBinding", name: `${d.kubernetes[bindingIndex]!.metadata!.namespace}/${d.kubernetes[bindingIndex]!.metadata!.name}`, state: "missing", differences: [] });
-    expect(drifted.find((r) => r.kind === "PersistentVolumeClaim")?.differences).toEqual([{ path: "storage", expected: "100Gi", actual: "50Gi" }]);
-    expect(drifted.find((r) => r.kind === "IAMRole")?.differences).toEqual([{ path: "attachedPolicies", expected: [], actual: ["arn:aws:iam::aws:policy/AdministratorAccess"] }]);
-    expect(drifted.find((r) => r.kind === "AccessEntry")?.differences).toEqual([{ path: "username", expected: "tower-launcher-user-acme", actual: "someone-else" }]);
+    expect(drifted).toContainEqual({
+      kind: "RoleBinding",
+      name: `${d.kubernetes[bindingIndex]!.metadata!.namespace}/${d.kubernetes[bindingIndex]!.metadata!.name}`,
+      state: "missing",
+      differences: [],
+    });
+    expect(drifted.find((r) => r.kind === "PersistentVolumeClaim")?.differences).toEqual([
+      { path: "storage", expected: "100Gi", actual: "50Gi" },
+    ]);
+    expect(drifted.find((r) => r.kind === "IAMRole")?.differences).toEqual([
+      { path: "attachedPolicies", expected: [], actual: ["arn:aws:iam::aws:policy/AdministratorAccess"] },
+    ]);
+    expect(drifted.find((r) => r.kind === "AccessEntry")?.differences).toEqual([
+      { path: "username", expected: "tower-launcher-user-acme", actual: "someone-else" },
+    ]);
     expect(drifted).toHaveLength(4);
   });
 
@@ -117,13 +142,20 @@ describe("drift", () => {
     // Assess
     expect(drifted).toEqual([
       { kind: "IAMRole", name: d.roles[0]!.name, arn: d.roles[0]!.arn, state: "missing", differences: [] },
-      { kind: "Namespace", name: namespace.metadata!.name, state: "changed", differences: [{ path: "metadata.labels.pod-security.kubernetes.io/enforce", expected: "baseline", actual: "privileged" }] },
+      {
+        kind: "Namespace",
+        name: namespace.metadata!.name,
+        state: "changed",
+        differences: [{ path: "metadata.labels.pod-security.kubernetes.io/enforce", expected: "baseline", actual: "privileged" }],
+      },
     ]);
   });
 
   it("descends to the smallest part that differs", () => {
     // Act // Assess
-    expect(differencesOf("a", { b: [1, { c: 2 }], d: "x" }, { b: [1, { c: 3 }], d: "x" })).toEqual([{ path: "a.b[1].c", expected: 2, actual: 3 }]);
+    expect(differencesOf("a", { b: [1, { c: 2 }], d: "x" }, { b: [1, { c: 3 }], d: "x" })).toEqual([
+      { path: "a.b[1].c", expected: 2, actual: 3 },
+    ]);
     expect(differencesOf("a", [1, 2], [1])).toEqual([{ path: "a", expected: [1, 2], actual: [1] }]);
     expect(differencesOf("a", { b: 1 }, {})).toEqual([{ path: "a.b", expected: 1, actual: null }]);
     expect(differencesOf("a", { b: 1 }, { b: 1 })).toEqual([]);

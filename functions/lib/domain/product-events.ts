@@ -13,8 +13,9 @@ export const EVENT_SOURCE = PRODUCT;
 export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
 export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
 export const REMOVED_DETAIL_TYPE = "ComputeEnvironmentRemoved";
+export const DRIFTED_DETAIL_TYPE = "EnvironmentDrifted";
 
-export type ProductEventType = typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE | typeof REMOVED_DETAIL_TYPE;
+export type ProductEventType = typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE | typeof REMOVED_DETAIL_TYPE | typeof DRIFTED_DETAIL_TYPE;
 
 export interface ProductEventEntry {
   detailType: ProductEventType;
@@ -40,6 +41,11 @@ export const PRODUCT_EVENTS: readonly ProductEventEntry[] = [
     detailType: REMOVED_DETAIL_TYPE,
     schemaFile: "events/compute-environment-removed.schema.json",
     emittedWhen: "a teardown removed the environment",
+  },
+  {
+    detailType: DRIFTED_DETAIL_TYPE,
+    schemaFile: "events/environment-drifted.schema.json",
+    emittedWhen: "the scheduled drift check found a ready environment that differs from its spec (functions/events/drift-check.ts)",
   },
 ];
 

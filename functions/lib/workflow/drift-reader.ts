@@ -4,8 +4,21 @@
  * the provisioner's identity), then the pure comparison of drift.ts. A read that fails makes the check `unknown`,
  * with the reason: never an error for the caller.
  */
-import { DescribeClusterCommand, DescribeAccessEntryCommand, ListAssociatedAccessPoliciesCommand, type EKSClient, DescribePodIdentityAssociationCommand, paginateListPodIdentityAssociations } from "@aws-sdk/client-eks";
-import { GetRoleCommand, GetRolePolicyCommand, paginateListAttachedRolePolicies, paginateListRolePolicies, type IAMClient } from "@aws-sdk/client-iam";
+import {
+  DescribeClusterCommand,
+  DescribeAccessEntryCommand,
+  ListAssociatedAccessPoliciesCommand,
+  type EKSClient,
+  DescribePodIdentityAssociationCommand,
+  paginateListPodIdentityAssociations,
+} from "@aws-sdk/client-eks";
+import {
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  paginateListAttachedRolePolicies,
+  paginateListRolePolicies,
+  type IAMClient,
+} from "@aws-sdk/client-iam";
 import { AssumeRoleCommand } from "@aws-sdk/client-sts";
 import type { KubernetesObject, V1ConfigMap } from "@kubernetes/client-node";
 import { eksClient, iamClient, stsClient } from "../aws/clients.js";
@@ -16,7 +29,17 @@ import { decodePolicy } from "../domain/policies.js";
 import { safeParseRequest } from "../domain/request.js";
 import { AWS_AUTH_REF, findMapping, parseAwsAuth } from "../kube/aws-auth/index.js";
 import { kubeApiFrom, kubeClientFor, kubeConfigFor, readObject, refOf, type KubeApi } from "../kube/kube-client.js";
-import { compareEnvironment, desiredEnvironment, unknownDrift, type DesiredEnvironment, type DriftReport, type LiveClusterAccess, type LiveEnvironment, type LivePodIdentity, type LiveRole } from "./drift.js";
+import {
+  compareEnvironment,
+  desiredEnvironment,
+  unknownDrift,
+  type DesiredEnvironment,
+  type DriftReport,
+  type LiveClusterAccess,
+  type LiveEnvironment,
+  type LivePodIdentity,
+  type LiveRole,
+} from "./drift.js";
 import type { EnvironmentRecord } from "./environment-registry.js";
 import { ifExists } from "./normalise-error.js";
 
@@ -70,19 +93,31 @@ async function readPodIdentity(eks: EKSClient, clusterName: string, namespace: s
       if (summary.serviceAccount !== serviceAccount || !summary.associationId) continue;
       const read = eks.send(new DescribePodIdentityAssociationCommand({ clusterName, associationId: summary.associationId }));
       const association = (await ifExists(read, "ResourceNotFoundException"))?.association;
-      if (association) associations.push({ associationId: summary.associationId, roleArn: association.roleArn, disableSessionTags: association.disableSessionTags });
+      if (association)
+        associations.push({
+          associationId: summary.associationId,
+          roleArn: association.roleArn,
+          disableSessionTags: association.disableSessionTags,
+        });
     }
   }
   return { namespace, serviceAccount, associations };
 }
 
-async function readClusterAccess(desired: DesiredEnvironment["clusterAccess"], cluster: ResolvedCluster, eks: EKSClient, kube: () => Promise<KubeApi>): Promise<LiveClusterAccess> {
+async function readClusterAccess(
+  desired: DesiredEnvironment["clusterAccess"],
+  cluster: ResolvedCluster,
+  eks: EKSClient,
+  kube: () => Promise<KubeApi>,
+): Promise<LiveClusterAccess> {
   if (!desired.principalArn) return {};
   if (desired.method === "access-entry") {
     const read = eks.send(new DescribeAccessEntryCommand({ clusterName: cluster.name, principalArn: desired.principalArn }));
     const entry = (await ifExists(read, "ResourceNotFoundException"))?.accessEntry;
     if (!entry) return {};
-    const policies = await eks.send(new ListAssociatedAccessPoliciesCommand({ clusterName: cluster.name, principalArn: desired.principalArn }));
+    const policies = await eks.send(
+      new ListAssociatedAccessPoliciesCommand({ clusterName: cluster.name, principalArn: desired.principalArn }),
+    );
     return {
       identity: { username: entry.username, groups: entry.kubernetesGroups ?? [] },
       accessPolicies: (policies.associatedAccessPolicies ?? []).map((p) => p.policyArn ?? ""),
@@ -110,7 +145,12 @@ async function provisionerKubeClient(cluster: ResolvedCluster): Promise<KubeApi>
   );
   const c = assumed.Credentials;
   if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error(`sts:AssumeRole on ${roleArn} returned no credentials`);
-  const credentials = { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken, expiration: c.Expiration };
+  const credentials = {
+    accessKeyId: c.AccessKeyId,
+    secretAccessKey: c.SecretAccessKey,
+    sessionToken: c.SessionToken,
+    expiration: c.Expiration,
+  };
   const { token } = await eksBearerToken(cluster.name, cluster.region, { credentials: async () => credentials });
   return kubeApiFrom(kubeConfigFor(cluster, token));
 }
@@ -133,7 +173,8 @@ function reasonOf(error: unknown): string {
 export async function checkDrift(record: EnvironmentRecord, deps: DriftReadDeps = {}): Promise<DriftReport> {
   const now = deps.now ?? (() => new Date());
   const parsed = safeParseRequest(record.spec);
-  if (!parsed.ok) return unknownDrift(`the recorded spec does not validate: ${parsed.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`, now());
+  if (!parsed.ok)
+    return unknownDrift(`the recorded spec does not validate: ${parsed.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`, now());
   const request = parsed.request;
   try {
     const config = deps.config ?? loadDeploymentConfig();

@@ -112,11 +112,18 @@ export interface DesiredEnvironment {
 
 /** The Pod Security level the namespace enforces (as CreateNamespaceAndRbac chooses it; a refused request never got one). */
 function podSecurityOf(request: ProvisionRequest, settings: NamespaceSettings): PodSecurityLevel {
-  return request.storage.type === "fusion" && request.storage.privileged === true && settings.allowPrivilegedNamespaces ? "privileged" : settings.podSecurityLevel;
+  return request.storage.type === "fusion" && request.storage.privileged === true && settings.allowPrivilegedNamespaces
+    ? "privileged"
+    : settings.podSecurityLevel;
 }
 
 /** The launcher role the product made, when the request asks it to make one. */
-function launcherRole(request: ProvisionRequest, cluster: ResolvedCluster, config: DeploymentConfig, partition: string): DesiredRole | undefined {
+function launcherRole(
+  request: ProvisionRequest,
+  cluster: ResolvedCluster,
+  config: DeploymentConfig,
+  partition: string,
+): DesiredRole | undefined {
   const launcher = request.launcher;
   if (launcher.mode !== "create") return undefined;
   const name = iamRoleName(config.iamPrefix, request.tenant, cluster.name, "launcher");
@@ -134,14 +141,23 @@ function launcherRole(request: ProvisionRequest, cluster: ResolvedCluster, confi
   };
 }
 
-function workloadRole(request: ProvisionRequest, cluster: ResolvedCluster, config: DeploymentConfig, partition: string): DesiredRole | undefined {
+function workloadRole(
+  request: ProvisionRequest,
+  cluster: ResolvedCluster,
+  config: DeploymentConfig,
+  partition: string,
+): DesiredRole | undefined {
   const storage = request.storage;
   if (storage.type !== "fusion") return undefined;
   const name = iamRoleName(config.iamPrefix, request.tenant, cluster.name, "workload");
   const tenantServiceAccounts = { namespace: request.namespace, serviceAccounts: serviceAccountsOf(request) };
   const trustPolicy = storage.podIdentity
     ? podIdentityTrustPolicy({ clusterArn: cluster.arn, ...tenantServiceAccounts })
-    : irsaTrustPolicy({ oidcProviderArn: oidcProviderArn(cluster.accountId, cluster.oidcIssuer ?? "", partition), issuer: cluster.oidcIssuer ?? "", ...tenantServiceAccounts });
+    : irsaTrustPolicy({
+        oidcProviderArn: oidcProviderArn(cluster.accountId, cluster.oidcIssuer ?? "", partition),
+        issuer: cluster.oidcIssuer ?? "",
+        ...tenantServiceAccounts,
+      });
   return {
     name,
     arn: productRoleArn(partition, cluster.accountId, name),
@@ -154,7 +170,12 @@ function workloadRole(request: ProvisionRequest, cluster: ResolvedCluster, confi
 }
 
 /** Everything the product builds for this spec on this cluster, as the steps build it. */
-export function desiredEnvironment(request: ProvisionRequest, cluster: ResolvedCluster, config: DeploymentConfig, settings: NamespaceSettings): DesiredEnvironment {
+export function desiredEnvironment(
+  request: ProvisionRequest,
+  cluster: ResolvedCluster,
+  config: DeploymentConfig,
+  settings: NamespaceSettings,
+): DesiredEnvironment {
   const partition = parseArn(cluster.arn)?.partition ?? "aws";
   const launcher = launcherRole(request, cluster, config, partition);
   const workload = workloadRole(request, cluster, config, partition);
@@ -274,7 +295,11 @@ function compareRole(desired: DesiredRole, live: LiveRole | undefined): Resource
     ...differencesOf("path", desired.path, live.path),
     ...differencesOf("permissionsBoundary", desired.boundaryArn, live.boundaryArn),
     ...differencesOf("trustPolicy", canonicalPolicy(desired.trustPolicy), canonicalPolicy(live.trustPolicy)),
-    ...differencesOf(`inlinePolicies.${desired.inlinePolicyName}`, canonicalPolicy(desired.inlinePolicy), canonicalPolicy(live.inlinePolicy)),
+    ...differencesOf(
+      `inlinePolicies.${desired.inlinePolicyName}`,
+      canonicalPolicy(desired.inlinePolicy),
+      canonicalPolicy(live.inlinePolicy),
+    ),
     ...differencesOf("otherInlinePolicies", [], [...live.otherInlinePolicies].sort()),
     ...differencesOf("attachedPolicies", [], [...live.attachedPolicyArns].sort()),
   ];
@@ -289,7 +314,11 @@ function comparePodIdentity(desired: DesiredPodIdentity, live: LivePodIdentity |
   const differences = [
     ...differencesOf("roleArn", desired.roleArn, first!.roleArn),
     ...differencesOf("disableSessionTags", false, first!.disableSessionTags ?? false),
-    ...differencesOf("otherAssociations", [], others.map((a) => a.associationId)),
+    ...differencesOf(
+      "otherAssociations",
+      [],
+      others.map((a) => a.associationId),
+    ),
   ];
   return resource("PodIdentityAssociation", name, differences);
 }
@@ -360,8 +389,18 @@ function compareKube(desired: KubernetesObject, live: KubernetesObject | undefin
 /** Desired against live, resource by resource: `in-sync` when every resource is present as built. */
 export function compareEnvironment(desired: DesiredEnvironment, live: LiveEnvironment, checkedAt: Date): DriftReport {
   const resources = [
-    ...desired.roles.map((role) => compareRole(role, live.roles.find((r) => r.name === role.name))),
-    ...desired.podIdentity.map((p) => comparePodIdentity(p, live.podIdentity.find((l) => l.namespace === p.namespace && l.serviceAccount === p.serviceAccount))),
+    ...desired.roles.map((role) =>
+      compareRole(
+        role,
+        live.roles.find((r) => r.name === role.name),
+      ),
+    ),
+    ...desired.podIdentity.map((p) =>
+      comparePodIdentity(
+        p,
+        live.podIdentity.find((l) => l.namespace === p.namespace && l.serviceAccount === p.serviceAccount),
+      ),
+    ),
     compareClusterAccess(desired.clusterAccess, live.clusterAccess),
     ...desired.kubernetes.map((object, i) => compareKube(object, live.kubernetes[i])),
   ];
