@@ -11,8 +11,8 @@ import { CONFIG_ENV } from "../lib/domain/deploy-config.js";
 import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/domain/errors.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { DEFAULTS } from "../lib/domain/request.js";
-import type { CompensationResult } from "../lib/workflow/compensation.js";
-import type { CaughtError, WorkflowState } from "../lib/workflow/workflow-state.js";
+import { compensationOutcome } from "../lib/workflow/compensation.js";
+import type { WorkflowState } from "../lib/workflow/workflow-state.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
 import { STEP_FUNCTIONS } from "./catalog.js";
 import { ownedResourcesOf, recordRunOutcome, type OutcomeDeps } from "../lib/workflow/environment-outcome.js";
@@ -133,25 +133,6 @@ export function failedStepOf(state: WorkflowState): string {
   return REPORT_STEP;
 }
 
-function isCaughtError(value: CompensationResult | CaughtError): value is CaughtError {
-  return typeof (value as CaughtError).Error === "string";
-}
-
-function compensationOutcome(state: WorkflowState): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
-  const undone: string[] = [];
-  const kept: string[] = [];
-  const couldNotUndo: string[] = [];
-  for (const [step, result] of Object.entries(state.compensation ?? {})) {
-    if (!result) continue;
-    if (isCaughtError(result)) couldNotUndo.push(`${step} (${result.Error}: ${causeMessage(result.Cause)})`);
-    else {
-      undone.push(...(result.undone ?? []));
-      kept.push(...(result.kept ?? []));
-      couldNotUndo.push(...(result.failed ?? []));
-    }
-  }
-  return { undone, kept, couldNotUndo };
-}
 
 /** The failure as reported: the Fail state's summary and the parts it was built from. */
 interface Failure {

@@ -42,7 +42,8 @@ import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
 import { LAMBDA_TIMEOUT_ERROR } from "../../functions/lib/domain/errors.js";
-import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { signedWith, type Signer } from "../../functions/lib/aws/clients.js";
+import { ALL_STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import { STEP_SIZING } from "../../functions/steps/step-sizing.js";
 import { runInInvocation } from "../../functions/lib/aws/invocation.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
@@ -88,6 +89,11 @@ export interface LocalStepFunctionsOptions {
   lambdaTimeoutSeconds?: number;
   /** The execution role reported in ExecutionStarted and DescribeStateMachine. */
   roleArn?: string;
+  /**
+   * Who each catalog step's handler signs its AWS calls as (its own role's session: step-credentials.ts);
+   * undefined, or a step it gives no signer: the process's default credentials.
+   */
+  stepSigner?: (entry: StepFunctionEntry) => Signer | undefined;
 }
 
 export type ExecutionStatusName = Extract<ExecutionStatus, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">;
@@ -279,7 +285,7 @@ export class LocalStepFunctions {
     const overrides = this.opts.functions ?? {};
     const override = [state.placeholder, baseName, state.functionName].map((k) => (k ? overrides[k] : undefined)).find(Boolean);
     const functionArn = lambdaArn(this.substitution, state.functionName);
-    const entry = STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
+    const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
     const lambdaTimeoutSeconds = (!override && entry ? STEP_SIZING[entry.module]?.timeout : undefined) ?? this.opts.lambdaTimeoutSeconds ?? 60;
     const timeoutSeconds = Math.min(state.timeoutSeconds ?? Infinity, lambdaTimeoutSeconds);
     if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load: async () => override };
@@ -290,7 +296,8 @@ export class LocalStepFunctions {
       (loaded ??= import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`).then((module: Record<string, unknown>) => {
         const handler = module[entry.handler];
         if (typeof handler !== "function") throw new Error(`functions/steps/${entry.module} has no export "${entry.handler}"`);
-        return handler as LambdaHandler;
+        const signer = this.opts.stepSigner?.(entry);
+        return signer ? (event, context) => signedWith(signer, () => (handler as LambdaHandler)(event, context)) : (handler as LambdaHandler);
       }));
     return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load };
   }
