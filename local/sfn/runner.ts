@@ -440,6 +440,11 @@ export class LocalStepFunctions {
         // Recorded synchronously: the library calls this right after it logs the attempt.
         const invocation: Invocation = { input: JSON.parse(inputText), startedAt: new Date() };
         invocations.record(stateName, invocation);
+        // The 256 KiB quota holds for every state's input, not only a Lambda's raw result.
+        if (Buffer.byteLength(inputText) > PAYLOAD_LIMIT_BYTES) {
+          invocation.finishedAt = new Date();
+          throw new DataLimitExceeded(`The state/task '${stateName}' has an input with a size exceeding the maximum number of bytes service limit.`);
+        }
         let output: unknown;
         let outputText: string;
         try {
@@ -462,7 +467,12 @@ export class LocalStepFunctions {
         }
         // Only Tasks without InputPath/Parameters/ResultSelector/OutputPath are tracked (secondsPathPredecessors).
         const definition = machine.stateDefinitions.get(stateName);
-        if (definition) onDocument(stateName, withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output));
+        const document = definition ? withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output) : undefined;
+        // ...and for its output: the state with the result at its ResultPath.
+        if (document !== undefined && Buffer.byteLength(json(document)) > PAYLOAD_LIMIT_BYTES) {
+          throw new DataLimitExceeded(`The state/task '${stateName}' has an output with a size exceeding the maximum number of bytes service limit.`);
+        }
+        if (document !== undefined) onDocument(stateName, document);
         return output;
       };
     }
