@@ -10,7 +10,9 @@
  * A failed (compensated) environment owns nothing: a create starts it again.
  *
  * GET /environments?cluster=&region=&status=&limit=&cursor=   200 {items, next?}
- * GET /environments/{tenant}/{region}/{cluster}   200 the record | 404 EnvironmentNotFound
+ * GET /environments/{tenant}/{region}/{cluster}[?drift=false]   200 the record with `drift`, a live check of each owned
+ *   resource (workflow/drift.ts; a read that fails makes it `unknown` with the reason, never an error) | 404 EnvironmentNotFound
+ *   `drift=false` skips the check (a registry read only).
  *
  * DELETE /environments/{tenant}/{region}/{cluster}: tear it down (statemachines/deprovision.asl.json, entry/start-teardown.ts).
  *   202 {executionArn, executionName, statusUrl, environmentUrl}   the teardown started (record: `removing`)
@@ -30,6 +32,7 @@ import {
   type EnvironmentRecord,
   type RegistryDeps,
 } from "../lib/workflow/environment-registry.js";
+import { checkDrift, type DriftReadDeps } from "../lib/workflow/drift-reader.js";
 import { httpHandler } from "../lib/workflow/middleware.js";
 import { errorResponse, json, type Response } from "./http-response.js";
 import { answerError, answerStart, headerValue, parseBody, statusUrlFor } from "./provision.js";
@@ -41,6 +44,8 @@ export interface EnvironmentsApiDeps extends StartDeps {
 /** The read routes only read: they get the registry's table, not the registry (whose writes they never make). */
 export interface EnvironmentReadDeps {
   table?: RegistryDeps;
+  /** the clients of the live drift check (default: made per call) */
+  drift?: DriftReadDeps;
 }
 
 const MAX_PAGE = 100;
@@ -148,7 +153,14 @@ async function read(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): P
   const id = environmentIdOfPath(event);
   const record = await readEnvironment(deps.table ?? {}, id);
   if (!record) return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
-  return json(200, environmentView(record));
+  const query = event.queryStringParameters ?? {};
+  if (query.drift !== undefined && query.drift !== "true" && query.drift !== "false") {
+    return json(400, { error: "InvalidRequest", problems: [{ path: "drift", message: "drift is true (the default: a live check) or false (the record only)" }] });
+  }
+  if (query.drift === "false") return json(200, environmentView(record));
+  // A removed environment owns nothing: there is nothing to check.
+  const drift = record.status === "removed" ? undefined : await checkDrift(record, deps.drift);
+  return json(200, { ...environmentView(record), ...(drift ? { drift } : {}) });
 }
 
 function readError(error: Error, event: APIGatewayProxyEventV2): Response {
