@@ -30,6 +30,7 @@ import {
 import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { STEP_SIZING } from "../functions/steps/step-sizing.js";
 import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import {
   COMPENSATION_STATE_MACHINE_ARN_ENV,
@@ -57,19 +58,6 @@ import {
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
 /** The compensation of runs that ended without their Catch: provision's own Undo states and ReportFailure after a Wait. */
 export const COMPENSATION_DEFINITION_FILE = "statemachines/compensate-stopped.asl.json";
-
-/** Memory and timeout per step module: Kubernetes steps load the client and wait on the API server. */
-const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
-  "resolve-cluster": { memorySize: 256, timeout: 30 },
-  "iam/index": { memorySize: 256, timeout: 60 },
-  rbac: { memorySize: 512, timeout: 90 },
-  "cluster-access/index": { memorySize: 512, timeout: 90 },
-  storage: { memorySize: 512, timeout: 90 },
-  "head-job": { memorySize: 512, timeout: 120 },
-  // An update's removals: an old namespace is looked through (every namespaced kind) before it is deleted.
-  "remove-unwanted": { memorySize: 512, timeout: 120 },
-  report: { memorySize: 256, timeout: 30 },
-};
 
 /** Every Lambda: Node 22 on Graviton, one minified ESM bundle, X-Ray active. */
 const FUNCTION_DEFAULTS: FunctionProps = {

@@ -40,7 +40,7 @@ import {
   type ExecutionStatusChange,
 } from "../lib/workflow/stopped-run.js";
 
-/** The longest step Lambda timeout (stacks/Provisioner.ts STEP_SIZING), when the deployment sets no grace. */
+/** The longest step Lambda timeout (functions/steps/step-sizing.ts), when the deployment sets no grace. */
 export const DEFAULT_GRACE_SECONDS = 120;
 
 export interface ExecutionStoppedDeps {

@@ -41,8 +41,11 @@ import {
 import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
+import { LAMBDA_TIMEOUT_ERROR } from "../../functions/lib/domain/errors.js";
 import { signedWith, type Signer } from "../../functions/lib/aws/clients.js";
 import { ALL_STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
+import { STEP_SIZING } from "../../functions/steps/step-sizing.js";
+import { runInInvocation } from "../../functions/lib/aws/invocation.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
@@ -79,7 +82,10 @@ export interface LocalStepFunctionsOptions {
   waitMs?: number;
   /** Every retrier waits this many milliseconds between attempts instead of its backoff (replaces, where timeScale scales). */
   retryIntervalMs?: number;
-  /** The Lambda timeout a handler's context counts down from when its Task sets none (default 60 s). */
+  /**
+   * The Lambda timeout of a handler given in `functions` (default 60 s); a catalog handler has its step's, from
+   * functions/steps/step-sizing.ts as the stack deploys it. Past it the invocation fails with Sandbox.Timedout.
+   */
   lambdaTimeoutSeconds?: number;
   /** The execution role reported in ExecutionStarted and DescribeStateMachine. */
   roleArn?: string;
@@ -150,8 +156,10 @@ interface MachineRecord {
 interface TaskBinding {
   functionName: string;
   functionArn: string;
-  /** the timeout the handler's context counts down from */
+  /** the timeout the handler's context counts down from: the Lambda's, or the Task's TimeoutSeconds if shorter */
   timeoutSeconds: number;
+  /** the Lambda function's own timeout: past it the invocation is Sandbox.Timedout and its clients are cut off */
+  lambdaTimeoutSeconds: number;
   load: () => Promise<LambdaHandler>;
 }
 
@@ -304,9 +312,10 @@ export class LocalStepFunctions {
     const overrides = this.opts.functions ?? {};
     const override = [state.placeholder, baseName, state.functionName].map((k) => (k ? overrides[k] : undefined)).find(Boolean);
     const functionArn = lambdaArn(this.substitution, state.functionName);
-    const timeoutSeconds = state.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
-    if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, load: async () => override };
     const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
+    const lambdaTimeoutSeconds = (!override && entry ? STEP_SIZING[entry.module]?.timeout : undefined) ?? this.opts.lambdaTimeoutSeconds ?? 60;
+    const timeoutSeconds = Math.min(state.timeoutSeconds ?? Infinity, lambdaTimeoutSeconds);
+    if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load: async () => override };
     if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
     let loaded: Promise<LambdaHandler> | undefined;
     const load = () =>
@@ -317,7 +326,7 @@ export class LocalStepFunctions {
         const signer = this.opts.stepSigner?.(entry);
         return signer ? (event, context) => signedWith(signer, () => (handler as LambdaHandler)(event, context)) : (handler as LambdaHandler);
       }));
-    return { functionName: state.functionName, functionArn, timeoutSeconds, load };
+    return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load };
   }
 
   private machineByArn(stateMachineArn: string | undefined): MachineRecord {
@@ -469,6 +478,11 @@ export class LocalStepFunctions {
         // Recorded synchronously: the library calls this right after it logs the attempt.
         const invocation: Invocation = { input: JSON.parse(inputText), startedAt: new Date() };
         invocations.record(stateName, invocation);
+        // The 256 KiB quota holds for every state's input, not only a Lambda's raw result.
+        if (Buffer.byteLength(inputText) > PAYLOAD_LIMIT_BYTES) {
+          invocation.finishedAt = new Date();
+          throw new DataLimitExceeded(`The state/task '${stateName}' has an input with a size exceeding the maximum number of bytes service limit.`);
+        }
         let output: unknown;
         let outputText: string;
         try {
@@ -476,7 +490,8 @@ export class LocalStepFunctions {
             throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
           });
           const event = JSON.parse(inputText);
-          outputText = json(await handler(event, lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: binding.timeoutSeconds * 1000 })));
+          const context = lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: binding.timeoutSeconds * 1000 });
+          outputText = json(await invokeWithTimeout(() => handler(event, context), binding.lambdaTimeoutSeconds));
           output = JSON.parse(outputText);
         } catch (problem) {
           invocation.finishedAt = new Date();
@@ -490,7 +505,12 @@ export class LocalStepFunctions {
         }
         // Only Tasks without InputPath/Parameters/ResultSelector/OutputPath are tracked (secondsPathPredecessors).
         const definition = machine.stateDefinitions.get(stateName);
-        if (definition) onDocument(stateName, withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output));
+        const document = definition ? withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output) : undefined;
+        // ...and for its output: the state with the result at its ResultPath.
+        if (document !== undefined && Buffer.byteLength(json(document)) > PAYLOAD_LIMIT_BYTES) {
+          throw new DataLimitExceeded(`The state/task '${stateName}' has an output with a size exceeding the maximum number of bytes service limit.`);
+        }
+        if (document !== undefined) onDocument(stateName, document);
         return output;
       };
     }
@@ -669,6 +689,37 @@ export class LocalStepFunctions {
   async shutdown(): Promise<void> {
     const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");
     await Promise.all(running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })));
+  }
+}
+
+/** Lambda's error for a function past its timeout (what Step Functions reports, and the definition retries). */
+class LambdaTimedOut extends Error {
+  constructor(seconds: number) {
+    super(`${new Date().toISOString()} Task timed out after ${seconds.toFixed(2)} seconds`);
+    this.name = LAMBDA_TIMEOUT_ERROR;
+  }
+}
+
+/**
+ * A handler run as one invocation with Lambda's timeout: past it the invocation fails with Sandbox.Timedout and its
+ * scope's signal is aborted, so the product's AWS and Kubernetes clients make no further call for it (a real
+ * Lambda is frozen then); what it still computes is dropped.
+ */
+async function invokeWithTimeout<T>(call: () => T | Promise<T>, timeoutSeconds: number): Promise<T> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new LambdaTimedOut(timeoutSeconds));
+    }, timeoutSeconds * 1000);
+  });
+  const running = Promise.resolve().then(() => runInInvocation(controller.signal, call));
+  running.catch(() => undefined); // a handler cut off fails later, unobserved
+  try {
+    return await Promise.race([running, timedOut]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

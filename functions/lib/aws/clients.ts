@@ -22,6 +22,7 @@ import { IAMClient } from "@aws-sdk/client-iam";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { STSClient } from "@aws-sdk/client-sts";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
+import { assertInvocationLive } from "./invocation.js";
 import { tracer } from "./powertools.js";
 
 /** One SDK attempt plus one quick retry; Step Functions retries the rest. */
@@ -97,6 +98,8 @@ function withOperationNames<C extends { middlewareStack: unknown }>(client: C): 
   (client.middlewareStack as MiddlewareStackLike).add(
     (next, context) => async (args) => {
       try {
+        // A handler its runner has stopped (past its timeout) makes no further call (invocation.ts).
+        assertInvocationLive();
         return await next(args);
       } catch (error) {
         if (error && typeof error === "object" && !(OPERATION_KEY in error)) {

@@ -10,6 +10,7 @@
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1APIGroupList } from "@kubernetes/client-node";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { eksBearerToken } from "../aws/eks-token.js";
+import { assertInvocationLive, invocationSignal } from "../aws/invocation.js";
 import { KubeConflict, NamespaceTerminating, OwnershipConflict } from "../domain/errors.js";
 import { type Claim, isOwnedBy, LABEL_CREATED_BY, type RunMark, wasCreatedBy } from "../domain/naming.js";
 import { isKubeApiException } from "./kube-errors.js";
@@ -93,8 +94,12 @@ class KubeConfigWithTimeout extends KubeConfig {
   }
 
   override async applySecurityAuthentication(context: Parameters<KubeConfig["applySecurityAuthentication"]>[0]): Promise<void> {
+    // A handler its runner has stopped (past its timeout) makes no further request, and its requests in flight end.
+    assertInvocationLive();
     await super.applySecurityAuthentication(context);
-    context.setSignal(AbortSignal.timeout(this.timeoutMs));
+    const invocation = invocationSignal();
+    const timeout = AbortSignal.timeout(this.timeoutMs);
+    context.setSignal(invocation ? AbortSignal.any([timeout, invocation]) : timeout);
   }
 }
 

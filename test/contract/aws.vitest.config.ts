@@ -1,0 +1,18 @@
+/**
+ * The contract tests against a real AWS account and EKS cluster (never run in CI or by `npm test`):
+ *   TARGET=aws CONTRACT_CLUSTER=research CONTRACT_REGION=eu-west-1 npx vitest run --config test/contract/aws.vitest.config.ts
+ * Credentials come from the default chain (AWS_PROFILE, SSO, ...); no fake keys are set here.
+ */
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/contract/**/*.contract.test.ts"],
+    environment: "node",
+    env: { TARGET: "aws", POWERTOOLS_LOG_LEVEL: "SILENT", POWERTOOLS_TRACE_ENABLED: "false", POWERTOOLS_METRICS_DISABLED: "true" },
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    fileParallelism: false,
+  },
+});

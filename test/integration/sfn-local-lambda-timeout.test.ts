@@ -1,0 +1,117 @@
+/**
+ * A Lambda past its timeout in the local Step Functions runner (#13 point 5): the invocation fails with Lambda's
+ * Sandbox.Timedout (retried as the definition says), and the handler, which the runner cannot freeze, is cut off:
+ * the product's AWS clients make no further call for it, so it no longer changes the emulators' state.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CreateRoleCommand } from "@aws-sdk/client-iam";
+import { iamClient, resetClients } from "../../functions/lib/aws/clients.js";
+import { LocalStepFunctions, type LambdaHandler } from "../../local/sfn/runner.js";
+import { startAwsEmulator, type AwsEmulator } from "../../local/aws/aws-emulator-server.js";
+import { STEP_SIZING } from "../../functions/steps/step-sizing.js";
+import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+
+const REGION = "eu-west-1";
+const ACCOUNT = "111122223333";
+const TRUST = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole" }] });
+
+let aws: AwsEmulator;
+const savedEnv = { ...process.env };
+
+beforeAll(async () => {
+  aws = await startAwsEmulator({ accountId: ACCOUNT });
+  process.env.AWS_ENDPOINT_URL_IAM = aws.url;
+  resetClients();
+});
+
+afterEach(() => resetClients());
+
+afterAll(async () => {
+  process.env = { ...savedEnv };
+  resetClients();
+  await aws.close();
+});
+
+function machine(handler: LambdaHandler, retry: object[] = []) {
+  return new LocalStepFunctions({
+    region: REGION,
+    accountId: ACCOUNT,
+    functions: { Slow: handler },
+    lambdaTimeoutSeconds: 0.2,
+    stateMachines: { slow: { StartAt: "SlowTask", States: { SlowTask: { Type: "Task", Resource: "${SlowFunctionArn}", Retry: retry, End: true } } } },
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("a handler past its Lambda timeout", () => {
+  it("fails the invocation with Sandbox.Timedout, which the Task's retrier retries", async () => {
+    // Prepare
+    let calls = 0;
+    const local = machine(async () => {
+      calls += 1;
+      await sleep(600);
+      return { late: true };
+    }, [{ ErrorEquals: ["Sandbox.Timedout"], IntervalSeconds: 1, MaxAttempts: 1 }]);
+
+    // Act
+    const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("slow"), input: "{}" });
+    const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+    const events = (await local.getExecutionHistory({ executionArn, maxResults: 1000 })).events!;
+
+    // Assess
+    expect(described.status).toBe("FAILED");
+    expect(described.error).toBe("Sandbox.Timedout");
+    const failures = events.filter((e) => e.type === "LambdaFunctionFailed").map((e) => e.lambdaFunctionFailedEventDetails!);
+    expect(failures).toHaveLength(2);
+    expect(failures[0]!.error).toBe("Sandbox.Timedout");
+    expect(JSON.parse(failures[0]!.cause!).errorMessage).toMatch(/Task timed out after 0\.20 seconds/);
+    expect(calls).toBe(2);
+  });
+
+  it("is cut off: its AWS calls after the timeout are refused (InvocationCutOff) and change nothing", async () => {
+    // Prepare
+    let lateCall: Promise<unknown> | undefined;
+    const local = machine(async () => {
+      await sleep(400); // past the 200 ms timeout
+      lateCall = iamClient().send(new CreateRoleCommand({ RoleName: "created-too-late", AssumeRolePolicyDocument: TRUST }));
+      await lateCall;
+      return { created: true };
+    });
+
+    // Act
+    const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("slow"), input: "{}" });
+    const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+    await sleep(400);
+
+    // Assess
+    expect(described.error).toBe("Sandbox.Timedout");
+    await expect(lateCall).rejects.toMatchObject({ name: "InvocationCutOff" });
+    expect(aws.state.iam.roles.has("created-too-late")).toBe(false);
+  });
+
+  it("a handler within its timeout calls AWS as usual (the same client, outside any cut-off)", async () => {
+    // Prepare
+    const local = machine(async () => {
+      await iamClient().send(new CreateRoleCommand({ RoleName: "created-in-time", AssumeRolePolicyDocument: TRUST }));
+      return { created: true };
+    });
+
+    // Act
+    const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("slow"), input: "{}" });
+    const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+
+    // Assess
+    expect(described.status).toBe("SUCCEEDED");
+    expect(aws.state.iam.roles.has("created-in-time")).toBe(true);
+  });
+});
+
+describe("the steps' Lambda timeouts", () => {
+  it("come from one table, for every step module the catalog names (the stack deploys them, the runner enforces them)", () => {
+    // Assess
+    const modules = [...new Set(STEP_FUNCTIONS.map((entry) => entry.module))];
+    expect(modules.filter((module) => !STEP_SIZING[module])).toEqual([]);
+    for (const module of modules) expect(STEP_SIZING[module]!.timeout).toBeGreaterThan(0);
+  });
+});
