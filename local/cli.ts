@@ -32,6 +32,7 @@ start options:
   --propagation-delay S    new IAM roles stay unknown to EKS/STS for S seconds
   --fail-jobs              head jobs fail (to watch compensation)
   --fast                   Wait states and retry intervals last milliseconds
+  --time-scale F           the cluster's clock: real durations x F (default 0.3: a namespace goes in ~10 s)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -63,6 +64,7 @@ async function start(args: string[]): Promise<void> {
         "propagation-delay": { type: "string" },
         "fail-jobs": { type: "boolean" },
         fast: { type: "boolean" },
+        "time-scale": { type: "string" },
         "state-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -83,6 +85,8 @@ async function start(args: string[]): Promise<void> {
   } catch (error) {
     fail((error as Error).message);
   }
+  const timeScale = values["time-scale"] === undefined ? undefined : Number(values["time-scale"]);
+  if (timeScale !== undefined && (!Number.isFinite(timeScale) || timeScale < 0)) fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
   const stateDir = values["state-dir"] ?? ".sandbox";
@@ -103,6 +107,7 @@ async function start(args: string[]): Promise<void> {
       failJobs: values["fail-jobs"] ?? false,
       waitMs: values.fast ? 200 : 2_000,
       retryIntervalMs: values.fast ? 50 : undefined,
+      ...(timeScale !== undefined ? { timeScale } : {}),
       stateDir,
     });
   } catch (error) {
