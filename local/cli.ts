@@ -3,6 +3,7 @@
  * `npm run demo`: posts an example request to a running sandbox (or to one it starts itself), narrates
  * the run step by step as the Step Functions console would show it, then summarises what now exists.
  */
+import { SANDBOX_TIME_SCALE, TEST_TIME_SCALE } from "./kube/cluster-timing.js";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -31,8 +32,11 @@ start options:
   --fault OP=KIND[:ms][*n] inject a fault, repeatable: iam:CreateRole=throttle*2, "kube:PUT configmaps=conflict"
   --propagation-delay S    new IAM roles stay unknown to EKS/STS for S seconds
   --fail-jobs              head jobs fail (to watch compensation)
-  --fast                   Wait states and retry intervals last milliseconds
-  --time-scale F           the cluster's clock: real durations x F (default 0.3: a namespace goes in ~10 s)
+  --remove-permission ROLE=ACTION
+                           take one permission from one product role, repeatable: CreateIamResources=iam:TagRole
+                           (roles: a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested)
+  --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
+  --time-scale F           the cluster's clock: real durations x F (default 0.3, 0.03 with --fast)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -63,6 +67,7 @@ async function start(args: string[]): Promise<void> {
         fault: { type: "string", multiple: true },
         "propagation-delay": { type: "string" },
         "fail-jobs": { type: "boolean" },
+        "remove-permission": { type: "string", multiple: true },
         fast: { type: "boolean" },
         "time-scale": { type: "string" },
         "state-dir": { type: "string" },
@@ -85,11 +90,19 @@ async function start(args: string[]): Promise<void> {
   } catch (error) {
     fail((error as Error).message);
   }
-  const timeScale = values["time-scale"] === undefined ? undefined : Number(values["time-scale"]);
-  if (timeScale !== undefined && (!Number.isFinite(timeScale) || timeScale < 0)) fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
+  const clockScale = values["time-scale"] === undefined ? undefined : Number(values["time-scale"]);
+  if (clockScale !== undefined && (!Number.isFinite(clockScale) || clockScale < 0)) fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
   const stateDir = values["state-dir"] ?? ".sandbox";
+  // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
+  const { parseRemovedPermission, UnknownPermission } = await import("./aws/product-roles.js");
+  let removePermissions: ReturnType<typeof parseRemovedPermission>[] = [];
+  try {
+    removePermissions = (values["remove-permission"] ?? []).map(parseRemovedPermission);
+  } catch (error) {
+    fail((error as Error).message);
+  }
 
   // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
   const { startSandbox } = await import("./sandbox.js");
@@ -105,13 +118,16 @@ async function start(args: string[]): Promise<void> {
       faults,
       propagationDelayMs: delay * 1000,
       failJobs: values["fail-jobs"] ?? false,
-      waitMs: values.fast ? 200 : 2_000,
-      retryIntervalMs: values.fast ? 50 : undefined,
-      ...(timeScale !== undefined ? { timeScale } : {}),
+      removePermissions,
+      // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
+      timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
+      // The cluster's clock too: a Terminating namespace is gone in about 10 s, or about 1 s with --fast.
+      clusterTimeScale: clockScale ?? (values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE),
       stateDir,
     });
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { port?: number };
+    if (error instanceof UnknownPermission) fail(e.message);
     if (e.code === "EADDRINUSE") fail(`port ${e.port} is already in use (another npm start?); pick another with --port, or 0 for any free port`);
     throw error;
   }
@@ -135,7 +151,7 @@ async function start(args: string[]): Promise<void> {
   Kubernetes API   ${sandbox.kubeUrl}
   Step Functions   ${sandbox.sfnUrl}
   DynamoDB         ${sandbox.dynamoDbUrl}   the environment registry (dynalite)
-  ${faults.length ? `faults           ${faults.map((f) => `${f.operation}=${f.kind}`).join(", ")}\n  ` : ""}env              source ${sandbox.files.env}   (then: kubectl get ns; aws --endpoint-url "$AWS_ENDPOINT_URL_EKS" eks list-clusters)
+  ${removePermissions.length ? `removed          ${removePermissions.map((r) => `${r.action} from ${r.role}`).join(", ")} (the calls that need them are denied)\n  ` : ""}${faults.length ? `faults           ${faults.map((f) => `${f.operation}=${f.kind}`).join(", ")}\n  ` : ""}env              source ${sandbox.files.env}   (then: kubectl get ns; aws --endpoint-url "$AWS_ENDPOINT_URL_EKS" eks list-clusters)
 
 Try it:
   curl -s -X POST ${sandbox.apiUrl}/provision -H 'content-type: application/json' --data @${example}

@@ -6,14 +6,14 @@
  *
  * The handlers read their configuration from process.env, so one process holds one sandbox at a time.
  */
+import type { TimeScale } from "./sfn/time-scale.js";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } from "@aws-sdk/client-iam";
 import { CreateAccessEntryCommand, EKSClient } from "@aws-sdk/client-eks";
-import type { AwsCredentialIdentity } from "@smithy/types";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
-import { resetClients } from "../functions/lib/aws/clients.js";
+import { resetClients, type Signer } from "../functions/lib/aws/clients.js";
 import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { resetKubeClients, setKubeTokenCredentials } from "../functions/lib/kube/kube-client.js";
@@ -29,6 +29,18 @@ import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, typ
 import { nodeAwsAuthConfigMap, startKubeApi, type KubeApiServer, type KubeObject } from "./kube/kube-apiserver.js";
 import { eksAuthenticator } from "./kube/auth.js";
 import { LocalStepFunctions } from "./sfn/runner.js";
+import { roleSigners, stepSigners } from "./sfn/step-credentials.js";
+import {
+  defineProductRoles,
+  KUBE_STEPS_ROLE_KEY,
+  KUBE_STEPS_ROLE_NAME,
+  LAMBDA_TRUST,
+  ONBOARDING_EVENTS_ROLE_KEY,
+  productRoles,
+  type ProductRole,
+  type RemovedPermission,
+} from "./aws/product-roles.js";
+import { withEntrySigner } from "./entry-credentials.js";
 import { startSfnService, type SfnService } from "./sfn/service.js";
 import { startDevServer, type DevServer, type HttpHandler } from "./dev-server.js";
 import { FaultInjector, type FaultRule } from "./faults.js";
@@ -45,9 +57,7 @@ const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/resear
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
 const STATE_MACHINE_NAME = "provision";
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
-export const SANDBOX_KUBE_STEPS_ROLE = "nf-eks-provisioner-kube-steps";
-/** Re-assume the KubeSteps role this long before its session expires. */
-const SESSION_REFRESH_MS = 5 * 60_000;
+export const SANDBOX_KUBE_STEPS_ROLE = KUBE_STEPS_ROLE_NAME;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
 export const REGISTRY_TABLE_NAME = "nf-eks-provisioner-environments";
 
@@ -64,17 +74,19 @@ export interface SandboxOptions {
   faults?: FaultRule[];
   /** a new IAM role is unknown to EKS/STS for this long (default 0) */
   propagationDelayMs?: number;
-  /** every Wait state lasts this long instead of its Seconds (default: as defined) */
+  /** fast mode: each nominal second of a Wait or a retry interval lasts this many ms (local/sfn/time-scale.ts) */
+  timeScale?: TimeScale;
+  /** every Wait state lasts this long instead of its Seconds (default: as defined; replaces, where timeScale scales) */
   waitMs?: number;
   /** every retrier waits this long between attempts instead of its backoff (default: as defined) */
   retryIntervalMs?: number;
   /**
-   * The emulated cluster's one time factor (local/kube/cluster-timing.ts): real seconds × 1000 × timeScale = sandbox
-   * milliseconds. Default SANDBOX_TIME_SCALE (a Terminating namespace with a running pod is gone in about 10 s);
-   * tests use TEST_TIME_SCALE (about 1 s).
+   * The emulated cluster's one time factor (local/kube/cluster-timing.ts): real seconds × 1000 × clusterTimeScale =
+   * sandbox milliseconds. Default SANDBOX_TIME_SCALE (a Terminating namespace with a running pod is gone in about
+   * 10 s); tests use TEST_TIME_SCALE (about 1 s).
    */
-  timeScale?: number;
-  /** time between a head pod's phases (default: derived from timeScale) */
+  clusterTimeScale?: number;
+  /** time between a head pod's phases (default: derived from clusterTimeScale) */
   kubeletStepMs?: number;
   /** head jobs fail instead of succeeding */
   failJobs?: boolean;
@@ -83,6 +95,11 @@ export interface SandboxOptions {
   /** deploy-time IAM name prefix (default nfeks) */
   iamPrefix?: string;
   permissionsBoundaryArn?: string;
+  /**
+   * Permissions taken away from the product's roles (`{role: "CreateIamResources", action: "iam:TagRole"}`; a role is
+   * a step's state name, KubeSteps, an API route or ComputeEnvironmentRequested): the calls that need them are denied.
+   */
+  removePermissions?: RemovedPermission[];
 }
 
 export interface Sandbox {
@@ -102,6 +119,10 @@ export interface Sandbox {
   env: Record<string, string>;
   /** every emulated resource, for before/after comparisons */
   snapshot(): { aws: unknown; kube: KubeObject[] };
+  /** the product's roles as defined in the emulated account (their statements from stacks/permissions.ts) */
+  productRoles: ProductRole[];
+  /** each product role's ARN, by key (a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested) */
+  productRoleArns: Map<string, string>;
   /** paths written when `stateDir` was given */
   files: { env?: string; kubeconfig?: string };
   close(): Promise<void>;
@@ -156,10 +177,9 @@ async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
  * and deploy/provisioner-clusterrole.yaml applied. Returns the role's ARN.
  */
 async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mode: AuthenticationMode, awsAuth: KubeObject): Promise<string> {
-  const lambda = { Effect: "Allow", Principal: { Service: "lambda.amazonaws.com" }, Action: "sts:AssumeRole" };
-  const trust = { Version: "2012-10-17", Statement: [lambda] };
+  // Its policies are given with the other product roles' (defineProductRoles), once the boundary exists.
   const description = "the sandbox's KubeStepsRole";
-  const roleArn = aws.defineRole({ roleName: SANDBOX_KUBE_STEPS_ROLE, trustPolicy: JSON.stringify(trust), description });
+  const roleArn = aws.defineRole({ roleName: SANDBOX_KUBE_STEPS_ROLE, trustPolicy: LAMBDA_TRUST, description });
   if (mode === "CONFIG_MAP") {
     // What `eksctl create iamidentitymapping` writes: the entry in block style, keys sorted, after the node role's.
     const entry = parseYaml(awsAuthMapRolesEntry(roleArn))[0] as { rolearn: string; username: string; groups: string[] };
@@ -178,18 +198,6 @@ async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mod
   return roleArn;
 }
 
-/** A session of the KubeSteps role, as a Lambda's execution role gets one, renewed before it expires. */
-function kubeStepsCredentials(aws: AwsEmulator, roleArn: string): () => Promise<AwsCredentialIdentity> {
-  let session: Awaited<ReturnType<AwsEmulator["assumeRole"]>> | undefined;
-  return async () => {
-    if (!session || session.credentials.expiration.getTime() - SESSION_REFRESH_MS < Date.now()) {
-      session = await aws.assumeRole(roleArn, { service: "lambda.amazonaws.com", sessionName: "kube-steps" });
-    }
-    const { accessKeyId, secretAccessKey, sessionToken, expiration } = session.credentials;
-    return { accessKeyId, secretAccessKey, sessionToken, expiration };
-  };
-}
-
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -200,7 +208,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     port: opts.kubePort ?? 0,
     faults,
     authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
-    kubelet: { timeScale: opts.timeScale ?? SANDBOX_TIME_SCALE, stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
+    kubelet: { timeScale: opts.clusterTimeScale ?? SANDBOX_TIME_SCALE, stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
   });
   // What eksctl writes for a managed node group, templated username included.
   const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);
@@ -216,13 +224,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     nodeRoleArn: SANDBOX_NODE_ROLE,
   });
 
-  const kubeStepsRoleArn = await grantProvisionerAccess(aws, kube, authenticationMode, awsAuth);
+  await grantProvisionerAccess(aws, kube, authenticationMode, awsAuth);
 
+  // Each Lambda signs as its own role (filled below, once the roles exist; read when a handler first runs).
+  const signers = new Map<string, Signer>();
   const stepFunctions = new LocalStepFunctions({
     region: SANDBOX_CLUSTER.region,
     accountId: SANDBOX_CLUSTER.accountId,
+    timeScale: opts.timeScale,
     waitMs: opts.waitMs,
     retryIntervalMs: opts.retryIntervalMs,
+    stepSigner: stepSigners(signers),
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
@@ -257,8 +269,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   Object.assign(process.env, env);
   resetClients();
   resetKubeClients();
-  // The steps' Kubernetes calls are made as the KubeSteps role, as deployed; everything else keeps the admin keys.
-  setKubeTokenCredentials(kubeStepsCredentials(aws, kubeStepsRoleArn));
 
   // The launcher role a platform team already has (examples/fusion-tenant.json), created through the API.
   const iam = new IAMClient({ region: SANDBOX_CLUSTER.region, endpoint: aws.url });
@@ -274,15 +284,35 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   process.env.PERMISSIONS_BOUNDARY_ARN = env.PERMISSIONS_BOUNDARY_ARN;
   iam.destroy();
 
-  const routes: Array<{ method: "GET" | "POST"; path: string; handler: HttpHandler }> = [
+  // The product's roles, with the statements the stack gives them (stacks/permissions.ts), for this deployment.
+  const { accountId, region } = SANDBOX_CLUSTER;
+  const roles = productRoles(
+    { partition: "aws", account: accountId, config: loadDeploymentConfig() },
+    {
+      eventBusArn: `arn:aws:events:${region}:${accountId}:event-bus/${EVENT_BUS_NAME}`,
+      registryTableArn: `arn:aws:dynamodb:${region}:${accountId}:table/${REGISTRY_TABLE_NAME}`,
+      stateMachineArn,
+      executionsArn: `arn:aws:states:${region}:${accountId}:execution:${STATE_MACHINE_NAME}:*`,
+    },
+  );
+  const productRoleArns = defineProductRoles(aws, roles, opts.removePermissions);
+  for (const [key, signer] of roleSigners(aws, productRoleArns)) signers.set(key, signer);
+  // The steps' Kubernetes calls are made as the KubeSteps role, as deployed (their EKS tokens are signed by it).
+  setKubeTokenCredentials(signers.get(KUBE_STEPS_ROLE_KEY)!.credentials);
+
+  type Route = { method: "GET" | "POST"; path: string; handler: HttpHandler };
+  // Each route's Lambda signs as its route's role, as deployed.
+  const routes: Route[] = ([
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
     { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
     { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+  ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
+  routes.push(
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
-  ];
+  );
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
 
@@ -290,7 +320,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const stopRouting = aws.onEvent?.((event) => {
     const pattern = onboardingEventPattern(loadDeploymentConfig());
     if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
-    void (onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+    void withEntrySigner(onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>, signers.get(ONBOARDING_EVENTS_ROLE_KEY))(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},
     ).catch((error: unknown) => console.error(`onboarding event ${event.eventId} was refused: ${(error as Error).message}`));
@@ -319,6 +349,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     stepFunctions,
     faults,
     env,
+    productRoles: roles,
+    productRoleArns,
     files,
     snapshot: () => ({ aws: aws.snapshot(), kube: kube.snapshot() }),
     async close() {

@@ -8,7 +8,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
-import { ManagedPolicy, PolicyDocument, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Effect, ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
@@ -31,17 +31,16 @@ import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/env
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
 import {
+  API_ROUTE_STATEMENTS,
   KUBE_STEP_MODULES,
   clusterArns,
-  executionStatusStatements,
   kubeStepsStatements,
-  registryGetStatements,
-  registryListStatements,
-  registryStartStatements,
-  startProvisioningStatements,
-  stepRegistryStatements,
-  stepStatements,
+  runStarterStatements,
+  stepFunctionStatements,
+  type ApiRoute,
   type PermissionScope,
+  type PolicyStatementJson,
+  type StackArns,
 } from "./permissions.js";
 
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
@@ -68,6 +67,20 @@ const FUNCTION_DEFAULTS: FunctionProps = {
   // upload to SST's bootstrap bucket.
   nodejs: { format: "esm", minify: true, sourcemap: false },
 };
+
+/** The plain statements of stacks/permissions.ts as CDK statements (the one place they become CDK objects). */
+export function cdkStatements(statements: PolicyStatementJson[]): PolicyStatement[] {
+  return statements.map(
+    (s) =>
+      new PolicyStatement({
+        sid: s.Sid,
+        effect: s.Effect === "Deny" ? Effect.DENY : Effect.ALLOW,
+        actions: s.Action,
+        resources: s.Resource,
+        ...(s.Condition ? { conditions: s.Condition } : {}),
+      }),
+  );
+}
 
 /** `ResolveClusterFunctionArn` → `ResolveClusterFunction` (the construct id). */
 function stepFunctionId(entry: StepFunctionEntry): string {
@@ -153,7 +166,7 @@ export function Provisioner({ stack, app }: StackContext) {
     description: `${PRODUCT} (${app.stage}): the Lambdas that act on Kubernetes; map this role on every allowed cluster`,
     managedPolicies: [ManagedPolicy.fromAwsManagedPolicyName("service-role/AWSLambdaBasicExecutionRole")],
   });
-  for (const statement of kubeStepsStatements(scope)) kubeStepsRole.addToPolicy(statement);
+  for (const statement of cdkStatements(kubeStepsStatements(scope))) kubeStepsRole.addToPolicy(statement);
 
   const stepFunctions = STEP_FUNCTIONS.map((entry) => {
     const sizing = STEP_SIZING[entry.module];
@@ -165,8 +178,8 @@ export function Provisioner({ stack, app }: StackContext) {
       ...sizing,
       ...(isKube ? { role: kubeStepsRole } : {}),
     });
-    const statements = [...stepStatements(entry, scope, bus.eventBusArn), ...stepRegistryStatements(entry, registry.tableArn)];
-    if (statements.length) fn.attachPermissions(statements);
+    const statements = stepFunctionStatements(entry, scope, { eventBusArn: bus.eventBusArn, registryTableArn: registry.tableArn });
+    if (statements.length) fn.attachPermissions(cdkStatements(statements));
     return { entry, fn, isKube };
   });
   placeInVpc(
@@ -193,6 +206,12 @@ export function Provisioner({ stack, app }: StackContext) {
   });
   for (const { fn } of stepFunctions) fn.grantInvoke(stateMachine);
   const executionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${stateMachineName}:*`;
+  const arns: StackArns = {
+    eventBusArn: bus.eventBusArn,
+    registryTableArn: registry.tableArn,
+    stateMachineArn: stateMachine.stateMachineArn,
+    executionsArn,
+  };
 
   // ------------------------------------------------------------ entry points
   const entryEnvironment = { [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn };
@@ -206,11 +225,9 @@ export function Provisioner({ stack, app }: StackContext) {
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
     },
   });
-  api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
-  api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
-  api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
+  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns) => PolicyStatementJson[]]>) {
+    api.attachPermissionsToRoute(route, cdkStatements(statements(arns)));
+  }
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -225,7 +242,7 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: deadLetters,
   });
-  onRequested.attachPermissions([...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
+  onRequested.attachPermissions(cdkStatements(runStarterStatements(arns)));
   // Only the sources the deployment allows (never the product's own, so its events cannot loop back); none: no rule.
   const onboardingPattern = onboardingEventPattern(config);
   if (onboardingPattern) {

@@ -21,6 +21,7 @@ const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.podSecurityLevel,
   CONFIG_ENV.allowPrivilegedNamespaces,
   CONFIG_ENV.namespaceQuota,
+  CONFIG_ENV.eksTokenStsEndpoint,
 ] as const;
 
 /** `allowedClusters.0.region` → `ALLOWED_CLUSTERS[0].region`, so the operator knows which variable to fix. */

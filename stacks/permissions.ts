@@ -29,7 +29,6 @@
  * permission is needed to presign GetCallerIdentity).
  */
 import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../functions/lib/domain/policies.js";
-import { Effect, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { DeploymentConfig } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundary } from "../functions/lib/domain/deploy-config.js";
 import { IAM_ROLE_PATH, OWNERSHIP_TAG_KEYS, PRODUCT, TAG_MANAGED_BY } from "../functions/lib/domain/naming.js";
@@ -46,6 +45,36 @@ export interface PermissionScope {
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
 export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job"]);
+
+// ---------------------------------------------------------------- plain statements
+
+/**
+ * One IAM policy statement as plain JSON, as it appears in a policy document. This module builds only these (no
+ * aws-cdk-lib here: the sandbox imports it at `npm start` to give each step its role); stacks/Provisioner.ts
+ * turns them into CDK PolicyStatements.
+ */
+export interface PolicyStatementJson {
+  Sid: string;
+  Effect: "Allow" | "Deny";
+  Action: string[];
+  Resource: string[];
+  Condition?: Conditions;
+}
+
+/** A policy document holding `statements`, as IAM stores it. */
+export function policyDocument(statements: PolicyStatementJson[]): { Version: "2012-10-17"; Statement: PolicyStatementJson[] } {
+  return { Version: "2012-10-17", Statement: statements };
+}
+
+function statement(props: { sid: string; effect?: "Allow" | "Deny"; actions: string[]; resources: string[]; conditions?: Conditions }): PolicyStatementJson {
+  return {
+    Sid: props.sid,
+    Effect: props.effect ?? "Allow",
+    Action: [...props.actions],
+    Resource: [...props.resources],
+    ...(props.conditions ? { Condition: props.conditions } : {}),
+  };
+}
 
 // ---------------------------------------------------------------- resource ARNs
 
@@ -119,36 +148,36 @@ function taggingAtCreation(): Conditions {
 // ---------------------------------------------------------------- per step
 
 /** ResolveCluster: `eks:DescribeCluster`. */
-export function resolveClusterStatements(scope: PermissionScope): PolicyStatement[] {
-  return [new PolicyStatement({ sid: "DescribeAllowedClusters", actions: ["eks:DescribeCluster"], resources: clusterArns(scope) })];
+export function resolveClusterStatements(scope: PermissionScope): PolicyStatementJson[] {
+  return [statement({ sid: "DescribeAllowedClusters", actions: ["eks:DescribeCluster"], resources: clusterArns(scope) })];
 }
 
 /**
  * Role names are unique in the account whatever the path: GetRole by name must see a same-named role elsewhere,
  * so the step reports an OwnershipConflict naming its path (instead of AccessDenied).
  */
-function findRolesByNameStatement(scope: PermissionScope): PolicyStatement {
-  return new PolicyStatement({ sid: "FindRolesByName", actions: ["iam:GetRole"], resources: [anyRoleArn(scope)] });
+function findRolesByNameStatement(scope: PermissionScope): PolicyStatementJson {
+  return statement({ sid: "FindRolesByName", actions: ["iam:GetRole"], resources: [anyRoleArn(scope)] });
 }
 
 /** Never, on any role: a boundary, once set, stays (DeleteRolePermissionsBoundary would leave a role unbounded). */
-function keepBoundariesStatement(): PolicyStatement {
-  return new PolicyStatement({
+function keepBoundariesStatement(): PolicyStatementJson {
+  return statement({
     sid: "NeverRemoveABoundary",
-    effect: Effect.DENY,
+    effect: "Deny",
     actions: ["iam:DeleteRolePermissionsBoundary"],
     resources: ["*"],
   });
 }
 
 /** Read the product's roles (ownership is decided by the step from their tags). */
-function readProductRolesStatement(scope: PermissionScope, actions: string[]): PolicyStatement {
-  return new PolicyStatement({ sid: "ReadProductRoles", actions, resources: [prefixedRoleArn(scope)] });
+function readProductRolesStatement(scope: PermissionScope, actions: string[]): PolicyStatementJson {
+  return statement({ sid: "ReadProductRoles", actions, resources: [prefixedRoleArn(scope)] });
 }
 
 /** Hand a product role (under the product's path) to EKS Pod Identity (CreatePodIdentityAssociation / UpdatePodIdentityAssociation). */
-function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatement {
-  return new PolicyStatement({
+function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatementJson {
+  return statement({
     sid: "PassOwnedRolesToPodIdentity",
     actions: ["iam:PassRole"],
     resources: [prefixedRoleArn(scope)],
@@ -163,15 +192,15 @@ function passOwnedRoleToPodIdentity(scope: PermissionScope): PolicyStatement {
  * An adopted role (ours, for this tenant) is brought to the desired documents; when the step fails it puts back
  * what it changed, hence DeleteRolePolicy here too.
  */
-export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
+export function iamApplyStatements(scope: PermissionScope): PolicyStatementJson[] {
   const roles = prefixedRoleArn(scope);
   const { partition, account, config } = scope;
   return [
     readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy"]),
-    new PolicyStatement({ sid: "CreateMarkedProductRoles", actions: ["iam:CreateRole"], resources: [roles], conditions: markedAtCreation(config) }),
+    statement({ sid: "CreateMarkedProductRoles", actions: ["iam:CreateRole"], resources: [roles], conditions: markedAtCreation(config) }),
     // CreateRole is called with the ownership tags, which IAM authorizes as iam:TagRole on the new role.
-    new PolicyStatement({ sid: "TagProductRolesAtCreation", actions: ["iam:TagRole"], resources: [roles], conditions: taggingAtCreation() }),
-    new PolicyStatement({
+    statement({ sid: "TagProductRolesAtCreation", actions: ["iam:TagRole"], resources: [roles], conditions: taggingAtCreation() }),
+    statement({
       sid: "ManageOwnedProductRoles",
       actions: ["iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:DeleteRolePolicy"],
       resources: [roles],
@@ -179,36 +208,36 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
     }),
     // IAM does not supply iam:PermissionsBoundary for UpdateAssumeRolePolicy (a boundary condition would deny
     // it always): the path and the mark. A trust policy grants no permissions; the boundary still caps the role.
-    new PolicyStatement({ sid: "UpdateOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
+    statement({ sid: "UpdateOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
     findRolesByNameStatement(scope),
     // Read-only check that `launcher.principalArn` exists when it is a user of this account (a role: FindRolesByName).
-    new PolicyStatement({
+    statement({
       sid: "VerifyGivenLauncherUser",
       actions: ["iam:GetUser"],
       resources: [`arn:${partition}:iam::${account}:user/*`],
     }),
-    new PolicyStatement({
+    statement({
       sid: "FindClusterOidcProvider",
       // A list action: IAM supports no resource scoping for it.
       actions: ["iam:ListOpenIDConnectProviders"],
       resources: ["*"],
     }),
-    new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
-    new PolicyStatement({
+    statement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
+    statement({
       sid: "CreateMarkedPodIdentityAssociations",
       actions: ["eks:CreatePodIdentityAssociation"],
       resources: clusterArns(scope),
       conditions: markedAtCreation(),
     }),
     // CreatePodIdentityAssociation is called with the ownership tags: eks:TagResource on the new association.
-    new PolicyStatement({
+    statement({
       sid: "TagPodIdentityAssociationsAtCreation",
       actions: ["eks:TagResource"],
       resources: podIdentityAssociationArns(scope),
       conditions: taggingAtCreation(),
     }),
-    new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
-    new PolicyStatement({
+    statement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({
       sid: "UpdateOwnedPodIdentityAssociations",
       actions: ["eks:UpdatePodIdentityAssociation"],
       resources: podIdentityAssociationArns(scope),
@@ -223,22 +252,22 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatement[] {
  * UndoIamResources: delete the product's roles and Pod Identity associations this run created, and put back
  * what it changed on adopted ones (inline policy, trust policy, an association's role).
  */
-export function iamCompensateStatements(scope: PermissionScope): PolicyStatement[] {
+export function iamCompensateStatements(scope: PermissionScope): PolicyStatementJson[] {
   const roles = prefixedRoleArn(scope);
   return [
     readProductRolesStatement(scope, ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
     findRolesByNameStatement(scope),
-    new PolicyStatement({
+    statement({
       sid: "RestoreOrEmptyOwnedProductRoles",
       actions: ["iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
       resources: [roles],
       conditions: ownedOnly(scope.config),
     }),
-    new PolicyStatement({ sid: "RestoreOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
-    new PolicyStatement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
-    new PolicyStatement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
-    new PolicyStatement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
-    new PolicyStatement({
+    statement({ sid: "RestoreOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
+    statement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
+    statement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
+    statement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({
       sid: "RestoreOrDeleteOwnedPodIdentityAssociations",
       actions: ["eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation"],
       resources: podIdentityAssociationArns(scope),
@@ -253,18 +282,18 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
  * The shared KubeStepsRole: the EKS access-entry calls of GrantClusterAccess / UndoClusterAccess
  * (API and API_AND_CONFIG_MAP clusters). Everything else those steps do goes to the Kubernetes API.
  */
-export function kubeStepsStatements(scope: PermissionScope): PolicyStatement[] {
+export function kubeStepsStatements(scope: PermissionScope): PolicyStatementJson[] {
   return [
-    new PolicyStatement({
+    statement({
       sid: "CreateMarkedAccessEntries",
       actions: ["eks:CreateAccessEntry"],
       resources: clusterArns(scope),
       conditions: markedAtCreation(),
     }),
     // CreateAccessEntry is called with the ownership tags: eks:TagResource on the new entry.
-    new PolicyStatement({ sid: "TagAccessEntriesAtCreation", actions: ["eks:TagResource"], resources: accessEntryArns(scope), conditions: taggingAtCreation() }),
-    new PolicyStatement({ sid: "ReadAccessEntries", actions: ["eks:DescribeAccessEntry"], resources: accessEntryArns(scope) }),
-    new PolicyStatement({
+    statement({ sid: "TagAccessEntriesAtCreation", actions: ["eks:TagResource"], resources: accessEntryArns(scope), conditions: taggingAtCreation() }),
+    statement({ sid: "ReadAccessEntries", actions: ["eks:DescribeAccessEntry"], resources: accessEntryArns(scope) }),
+    statement({
       sid: "UpdateOrDeleteOwnedAccessEntries",
       actions: ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry"],
       resources: accessEntryArns(scope),
@@ -274,26 +303,26 @@ export function kubeStepsStatements(scope: PermissionScope): PolicyStatement[] {
 }
 
 /** Report / ReportFailure: one PutEvents on the product's bus. */
-export function reportStatements(eventBusArn: string): PolicyStatement[] {
-  return [new PolicyStatement({ sid: "PutEventsOnProductBus", actions: ["events:PutEvents"], resources: [eventBusArn] })];
+export function reportStatements(eventBusArn: string): PolicyStatementJson[] {
+  return [statement({ sid: "PutEventsOnProductBus", actions: ["events:PutEvents"], resources: [eventBusArn] })];
 }
 
 /**
  * POST /provision and the EventBridge entry: start this state machine, read back its executions (idempotency),
  * and list its running executions (one run per tenant at a time).
  */
-export function startProvisioningStatements(stateMachineArn: string, executionsArn: string): PolicyStatement[] {
+export function startProvisioningStatements(stateMachineArn: string, executionsArn: string): PolicyStatementJson[] {
   return [
-    new PolicyStatement({ sid: "StartProvisioning", actions: ["states:StartExecution"], resources: [stateMachineArn] }),
-    new PolicyStatement({ sid: "ListProvisioningRuns", actions: ["states:ListExecutions"], resources: [stateMachineArn] }),
-    new PolicyStatement({ sid: "ReadProvisioningExecutions", actions: ["states:DescribeExecution"], resources: [executionsArn] }),
+    statement({ sid: "StartProvisioning", actions: ["states:StartExecution"], resources: [stateMachineArn] }),
+    statement({ sid: "ListProvisioningRuns", actions: ["states:ListExecutions"], resources: [stateMachineArn] }),
+    statement({ sid: "ReadProvisioningExecutions", actions: ["states:DescribeExecution"], resources: [executionsArn] }),
   ];
 }
 
 /** GET /executions/{id}: status and per-step history of this state machine's executions only. */
-export function executionStatusStatements(executionsArn: string): PolicyStatement[] {
+export function executionStatusStatements(executionsArn: string): PolicyStatementJson[] {
   return [
-    new PolicyStatement({
+    statement({
       sid: "ReadProvisioningExecutions",
       actions: ["states:DescribeExecution", "states:GetExecutionHistory"],
       resources: [executionsArn],
@@ -308,35 +337,35 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
  * the lease (conditional writes, one item each), remember a key. The reads include Query on the table and its
  * index (the registry's listing): the code that starts runs shares the registry with the routes that read.
  */
-export function registryStartStatements(tableArn: string): PolicyStatement[] {
+export function registryStartStatements(tableArn: string): PolicyStatementJson[] {
   return [
-    new PolicyStatement({ sid: "RegistryStartRuns", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [tableArn] }),
+    statement({ sid: "RegistryStartRuns", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [tableArn] }),
     ...registryReadStatements(tableArn),
   ];
 }
 
 /** GET /environments/{tenant}/{region}/{cluster}: read one record. */
-export function registryGetStatements(tableArn: string): PolicyStatement[] {
-  return [new PolicyStatement({ sid: "RegistryReadEnvironment", actions: ["dynamodb:GetItem"], resources: [tableArn] })];
+export function registryGetStatements(tableArn: string): PolicyStatementJson[] {
+  return [statement({ sid: "RegistryReadEnvironment", actions: ["dynamodb:GetItem"], resources: [tableArn] })];
 }
 
 /** GET /environments: list the records through the table's index. */
-export function registryListStatements(tableArn: string): PolicyStatement[] {
-  return [new PolicyStatement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
+export function registryListStatements(tableArn: string): PolicyStatementJson[] {
+  return [statement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
 }
 
 /** Both reads (the code that starts runs holds the whole registry, listing included). */
-export function registryReadStatements(tableArn: string): PolicyStatement[] {
+export function registryReadStatements(tableArn: string): PolicyStatementJson[] {
   return [...registryGetStatements(tableArn), ...registryListStatements(tableArn)];
 }
 
 /** Report / ReportFailure: the run's outcome and the lease released, one conditional UpdateItem. */
-export function registryOutcomeStatements(tableArn: string): PolicyStatement[] {
-  return [new PolicyStatement({ sid: "RegistryRecordOutcome", actions: ["dynamodb:UpdateItem"], resources: [tableArn] })];
+export function registryOutcomeStatements(tableArn: string): PolicyStatementJson[] {
+  return [statement({ sid: "RegistryRecordOutcome", actions: ["dynamodb:UpdateItem"], resources: [tableArn] })];
 }
 
 /** The statements of a step that also writes to the registry (Report, ReportFailure); none for the others. */
-export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: string): PolicyStatement[] {
+export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: string): PolicyStatementJson[] {
   return entry.module === "report" ? registryOutcomeStatements(tableArn) : [];
 }
 
@@ -344,7 +373,7 @@ export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: strin
  * The statements of one step Lambda (`<module>.<handler>` from the catalog). A step the table does not
  * know stops the synth, so a new step cannot ship with no permissions, nor inherit someone else's.
  */
-export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope, eventBusArn: string): PolicyStatement[] {
+export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope, eventBusArn: string): PolicyStatementJson[] {
   if (KUBE_STEP_MODULES.has(entry.module)) return []; // on the shared KubeStepsRole (kubeStepsStatements)
   switch (`${entry.module}.${entry.handler}`) {
     case "resolve-cluster.apply":
@@ -363,3 +392,38 @@ export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope,
       );
   }
 }
+
+// ---------------------------------------------------------------- per role (what each Lambda's role holds)
+
+/** The ARNs of what the stack itself creates, which the roles' statements name. */
+export interface StackArns {
+  eventBusArn: string;
+  registryTableArn: string;
+  stateMachineArn: string;
+  /** `arn:<partition>:states:<region>:<account>:execution:<state machine name>:*` */
+  executionsArn: string;
+}
+
+/**
+ * The statements of one step Lambda's own role (a step that is not on the shared KubeStepsRole): its AWS calls
+ * and, for Report / ReportFailure, the registry's outcome write.
+ */
+export function stepFunctionStatements(entry: StepFunctionEntry, scope: PermissionScope, arns: Pick<StackArns, "eventBusArn" | "registryTableArn">): PolicyStatementJson[] {
+  return [...stepStatements(entry, scope, arns.eventBusArn), ...stepRegistryStatements(entry, arns.registryTableArn)];
+}
+
+/** What starts runs (POST /provision, POST /environments, the ComputeEnvironmentRequested function). */
+export function runStarterStatements(arns: Pick<StackArns, "stateMachineArn" | "executionsArn" | "registryTableArn">): PolicyStatementJson[] {
+  return [...startProvisioningStatements(arns.stateMachineArn, arns.executionsArn), ...registryStartStatements(arns.registryTableArn)];
+}
+
+/** The HTTP API's routes and what each route's Lambda may do. */
+export const API_ROUTE_STATEMENTS = {
+  "POST /provision": (arns: StackArns) => runStarterStatements(arns),
+  "GET /executions/{id}": (arns: StackArns) => executionStatusStatements(arns.executionsArn),
+  "POST /environments": (arns: StackArns) => runStarterStatements(arns),
+  "GET /environments": (arns: StackArns) => registryListStatements(arns.registryTableArn),
+  "GET /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => registryGetStatements(arns.registryTableArn),
+} as const satisfies Record<string, (arns: StackArns) => PolicyStatementJson[]>;
+
+export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

@@ -89,6 +89,12 @@ export interface AccessEntry {
   type: string;
   /** policyArn → association */
   accessPolicies: Map<string, AssociatedAccessPolicy>;
+  /**
+   * The unique id (RoleId / UserId) of the principal when the entry was made: EKS binds an entry to that
+   * instance, so a role deleted and recreated under the same ARN is no longer honoured by it. Undefined for
+   * a principal this emulator does not hold (another account's).
+   */
+  principalId?: string;
 }
 
 export interface PodIdentityAssociation {

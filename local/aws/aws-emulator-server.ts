@@ -16,7 +16,7 @@ import { parseArn } from "../../functions/lib/domain/arn.js";
 import { CLUSTER_ID_HEADER } from "../../functions/lib/aws/eks-token.js";
 import { FaultInjector, type FaultDecision } from "../faults.js";
 import { closeServer, flatHeaders, listen, readBody } from "../sandbox-http.js";
-import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, routeEks, type EksRoute } from "./eks-emulator.js";
+import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, principalIdOf, routeEks, type EksRoute } from "./eks-emulator.js";
 import { handleEvents } from "./eventbridge-emulator.js";
 import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam-emulator.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
@@ -596,7 +596,7 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
 
   // API modes: EKS gives the creator an admin access entry and the node role an EC2_LINUX one.
   if (seed.authenticationMode !== "CONFIG_MAP") {
-    const creator = newAccessEntry(cluster, state.accountId, creatorArn, { type: "STANDARD" }, now);
+    const creator = newAccessEntry(cluster, state.accountId, creatorArn, { type: "STANDARD", principalId: principalIdOf(state, creatorArn) }, now);
     creator.accessPolicies.set(CLUSTER_ADMIN_POLICY_ARN, {
       policyArn: CLUSTER_ADMIN_POLICY_ARN,
       accessScope: { type: "cluster", namespaces: [] },
@@ -604,7 +604,10 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
       modifiedAt: now,
     });
     cluster.accessEntries.set(creatorArn, creator);
-    if (seed.nodeRoleArn) cluster.accessEntries.set(seed.nodeRoleArn, newAccessEntry(cluster, state.accountId, seed.nodeRoleArn, { type: "EC2_LINUX" }, now));
+    if (seed.nodeRoleArn) {
+      const nodeEntry = newAccessEntry(cluster, state.accountId, seed.nodeRoleArn, { type: "EC2_LINUX", principalId: principalIdOf(state, seed.nodeRoleArn) }, now);
+      cluster.accessEntries.set(seed.nodeRoleArn, nodeEntry);
+    }
   }
   state.eks.clusters.set(clusterKey(seed.region, seed.name), cluster);
 }

@@ -7,6 +7,10 @@
  * role or user of this account that exists and was created more than `propagationDelayMs` ago. Until
  * then EKS answers InvalidParameterException "The specified principalArn is invalid: invalid principal",
  * which the product's normaliseError names IamNotYetConsistent (and the workflow retries).
+ *
+ * An entry belongs to the principal's instance, not its name: it records the role's or user's unique id
+ * (RoleId / UserId) when it is made, and the Kubernetes emulator's authenticator (local/kube/auth.ts) does not
+ * honour it for a role that was deleted and recreated under the same ARN, as EKS does not.
  */
 import { randomUUID } from "node:crypto";
 import { parseArn } from "../../functions/lib/domain/arn.js";
@@ -330,7 +334,7 @@ export function newAccessEntry(
   owner: EksCluster,
   accountId: string,
   principalArn: string,
-  init: { type: string; groups?: string[]; username?: string; tags?: Record<string, string> },
+  init: { type: string; groups?: string[]; username?: string; tags?: Record<string, string>; principalId?: string },
   now: Date,
 ): AccessEntry {
   const principal = parseArn(principalArn);
@@ -350,7 +354,15 @@ export function newAccessEntry(
     username: init.username ?? defaultUsername(principalArn, kind, name, principalAccount, type),
     type,
     accessPolicies: new Map(),
+    ...(init.principalId ? { principalId: init.principalId } : {}),
   };
+}
+
+/** The unique id of the role or user an ARN names now (RoleId / UserId), as EKS records it at CreateAccessEntry. */
+export function principalIdOf(state: AwsState, principalArn: string): string | undefined {
+  const entity = iamEntityByArn(state, principalArn)?.entity;
+  if (!entity || entity.arn !== principalArn) return undefined;
+  return "roleId" in entity ? entity.roleId : entity.userId;
 }
 
 function validateIdentity(groups: string[] | undefined, username: string | undefined, clusterName: string): void {
@@ -451,7 +463,8 @@ const operations: Record<string, (ctx: EksContext) => Json> = {
     assertPrincipalUsable(ctx, principalArn, owner.name);
     if (owner.accessEntries.has(principalArn)) throw inUse("The specified access entry resource is already in use on this cluster.", owner.name);
 
-    const entry = newAccessEntry(owner, ctx.state.accountId, principalArn, { type, groups, username, tags }, ctx.now);
+    const principalId = principalIdOf(ctx.state, principalArn);
+    const entry = newAccessEntry(owner, ctx.state.accountId, principalArn, { type, groups, username, tags, principalId }, ctx.now);
     owner.accessEntries.set(principalArn, entry);
     rememberToken(ctx, token, principalArn);
     return { accessEntry: accessEntryJson(entry) };

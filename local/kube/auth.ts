@@ -1,13 +1,17 @@
 /**
  * EKS authentication for the emulated API server: the bearer token is `k8s-aws-v1.` + base64url of an
- * STS GetCallerIdentity URL presigned with the signed header `x-k8s-aws-id: <cluster>`. The AWS
- * emulator checks the signature and says who signed it; the caller is then mapped to a Kubernetes
+ * STS GetCallerIdentity URL presigned with the signed header `x-k8s-aws-id: <cluster>`. The token is first
+ * checked as aws-iam-authenticator checks it (checkEksToken: size, https, a host among the partition's STS
+ * endpoints, path, allowed parameters, time window); the AWS emulator then checks the signature for that
+ * host (the request the authenticator would send to STS) and says who signed it; the caller is then mapped to a Kubernetes
  * identity the way EKS does:
  *  - an assumed-role ARN is canonicalised to its role ARN (the session name feeds `{{SessionName}}`);
  *  - authenticationMode API / API_AND_CONFIG_MAP: the cluster's access entry for the principal
  *    (username template, kubernetesGroups; an AmazonEKSClusterAdminPolicy association → system:masters,
  *    which stands in for EKS's access-policy authorizer); in API_AND_CONFIG_MAP an access entry wins
- *    over aws-auth, as on EKS;
+ *    over aws-auth, as on EKS. An entry belongs to the role (or user) instance it was made for: when the
+ *    caller's unique id (the RoleId in an assumed role's `userId`, `AROA…:session`) is not the one the
+ *    entry recorded, the role was deleted and recreated since and the entry is not honoured;
  *  - CONFIG_MAP / API_AND_CONFIG_MAP: kube-system/aws-auth `mapRoles` (rolearn, path-insensitive),
  *    `mapUsers` (userarn) and `mapAccounts`;
  *  - CONFIG_MAP: the cluster creator (default: the sandbox-admin user) is implicitly
@@ -42,6 +46,8 @@ export interface EksAccessEntryView {
   username: string;
   kubernetesGroups: string[];
   type?: string;
+  /** the principal's unique id (RoleId / UserId) when the entry was made; another instance of the ARN is not honoured */
+  principalId?: string;
   accessPolicies: Map<string, { policyArn: string; accessScope?: { type: string; namespaces: string[] } }>;
 }
 
@@ -94,20 +100,85 @@ function canonicalPrincipal(callerArn: string): CanonicalPrincipal {
   return { arn: callerArn, kind: "other", accountId };
 }
 
+/** aws-iam-authenticator's limit on a token's length (pkg/token/token.go: maxTokenLenBytes). */
+export const MAX_TOKEN_BYTES = 4 * 1024;
+/** The query parameters aws-iam-authenticator lets through to STS (lower-cased): anything else refuses the token. */
+const ALLOWED_QUERY_PARAMETERS = new Set([
+  "action",
+  "version",
+  "x-amz-algorithm",
+  "x-amz-credential",
+  "x-amz-date",
+  "x-amz-expires",
+  "x-amz-security-token",
+  "x-amz-signature",
+  "x-amz-signedheaders",
+]);
+/** An STS presigned URL is good for 15 minutes after X-Amz-Date, whatever X-Amz-Expires says (at most 900). */
+const PRESIGNED_URL_LIFETIME_MS = 15 * 60_000;
+
+/** The partition's DNS suffix and the shape of its region names. */
+function partitionOf(region: string): { suffix: string; regions: RegExp; global: boolean } {
+  if (region.startsWith("cn-")) return { suffix: "amazonaws.com.cn", regions: /^cn-[a-z]+-\d+$/, global: false };
+  if (region.startsWith("us-gov-")) return { suffix: "amazonaws.com", regions: /^us-gov-[a-z]+-\d+$/, global: false };
+  return { suffix: "amazonaws.com", regions: /^(?!cn-|us-gov-|us-iso)[a-z]{2}-[a-z]+-\d+$/, global: true };
+}
+
 /**
- * The presigned URL inside an EKS token, or undefined when the token is not one: only base64url after the
- * prefix, and a URL that signs the cluster-id header (anything else never reaches STS).
+ * Whether a host is one of the STS endpoints of the cluster's partition, as aws-iam-authenticator's verifyHost
+ * allows: `sts.amazonaws.com` (the commercial partition's global endpoint), `sts.<region>.<suffix>` and
+ * `sts-fips.<region>.<suffix>` for the partition's regions. No port, no other host (a VPC endpoint's name is
+ * not one: EKS refuses such tokens).
  */
-function presignedUrlOf(token: string): URL | undefined {
-  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
-  if (!/^[A-Za-z0-9_-]+={0,2}$/.test(token.slice(TOKEN_PREFIX.length))) return undefined;
+export function isPartitionStsHost(host: string, clusterRegion: string): boolean {
+  const { suffix, regions, global } = partitionOf(clusterRegion);
+  if (global && host === "sts.amazonaws.com") return true;
+  const m = /^(sts|sts-fips)\.([a-z0-9-]+)\.(.+)$/.exec(host);
+  return !!m && m[3] === suffix && regions.test(m[2]!);
+}
+
+function parseAmzDate(value: string): Date | undefined {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) : undefined;
+}
+
+/**
+ * The presigned URL inside an EKS token, checked as aws-iam-authenticator's token verifier does before anything
+ * reaches STS (pkg/token/token.go Verify): at most 4 KiB, the `k8s-aws-v1.` prefix and unpadded base64url, https,
+ * a host among the partition's STS endpoints, path `/`, only the allowed query parameters and each once, Action
+ * GetCallerIdentity, the `x-k8s-aws-id` header signed, X-Amz-Expires within 0..900 and X-Amz-Date less than 15
+ * minutes old. Returns the URL, or why the token is refused.
+ */
+export function checkEksToken(token: string, clusterRegion: string, now = new Date()): { url: URL } | { problem: string } {
+  if (Buffer.byteLength(token) > MAX_TOKEN_BYTES) return { problem: "token is too large" };
+  if (!token.startsWith(TOKEN_PREFIX)) return { problem: `token is missing expected ${JSON.stringify(TOKEN_PREFIX)} prefix` };
+  if (!/^[A-Za-z0-9_-]+$/.test(token.slice(TOKEN_PREFIX.length))) return { problem: "token is not unpadded base64url" };
+  let url: URL;
   try {
-    const url = new URL(decodeEksToken(token)!);
-    const signed = (url.searchParams.get("X-Amz-SignedHeaders") ?? "").toLowerCase().split(";");
-    return signed.includes(CLUSTER_ID_HEADER) ? url : undefined;
+    url = new URL(decodeEksToken(token)!);
   } catch {
-    return undefined;
+    return { problem: "malformed pre-signed URL" };
   }
+  if (url.protocol !== "https:") return { problem: `unexpected scheme ${JSON.stringify(url.protocol.replace(/:$/, ""))} in pre-signed URL` };
+  if (url.port !== "" || !isPartitionStsHost(url.hostname, clusterRegion)) return { problem: `unexpected hostname ${JSON.stringify(url.host)} in pre-signed URL` };
+  if (url.pathname !== "/") return { problem: "unexpected path in pre-signed URL" };
+  const params = new Map<string, string>();
+  for (const key of new Set(url.searchParams.keys())) {
+    if (!ALLOWED_QUERY_PARAMETERS.has(key.toLowerCase())) return { problem: `non-whitelisted query parameter ${JSON.stringify(key)}` };
+    const values = url.searchParams.getAll(key);
+    if (values.length !== 1 || params.has(key.toLowerCase())) return { problem: "query parameter with multiple values not supported" };
+    params.set(key.toLowerCase(), values[0]!);
+  }
+  if (params.get("action") !== "GetCallerIdentity") return { problem: "unexpected action parameter in pre-signed URL" };
+  if (!(params.get("x-amz-signedheaders") ?? "").toLowerCase().split(";").includes(CLUSTER_ID_HEADER)) {
+    return { problem: `client did not sign the ${CLUSTER_ID_HEADER} header in the pre-signed URL` };
+  }
+  const expires = Number(params.get("x-amz-expires"));
+  if (!/^\d+$/.test(params.get("x-amz-expires") ?? "") || expires > 900) return { problem: "invalid X-Amz-Expires parameter in pre-signed URL" };
+  const date = parseAmzDate(params.get("x-amz-date") ?? "");
+  if (!date) return { problem: "X-Amz-Date parameter must be present in pre-signed URL" };
+  if (now.getTime() > date.getTime() + PRESIGNED_URL_LIFETIME_MS) return { problem: "X-Amz-Date parameter is expired (15 minute expiration)" };
+  return { url };
 }
 
 interface TemplateValues {
@@ -180,14 +251,23 @@ function accessEntryGroups(entry: EksAccessEntryView): string[] {
   return groups;
 }
 
+/** Whether the entry was made for the instance of the principal that signed (see the header). */
+function honoursInstance(entry: EksAccessEntryView, caller: PresignedCallerIdentity): boolean {
+  if (entry.principalId === undefined) return true; // a principal the emulator does not hold (another account's)
+  return caller.userId.split(":")[0] === entry.principalId;
+}
+
 export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: EksAuthenticatorOptions = {}): KubeAuthenticator {
   return async (token, context) => {
-    const url = presignedUrlOf(token);
-    if (!url) return undefined;
-    const caller = await aws.verifyPresignedCallerIdentity(url.toString(), { clusterName });
+    const found = findCluster(aws, clusterName, options.region);
+    const checked = checkEksToken(token, found?.region ?? options.region ?? "us-east-1");
+    if ("problem" in checked) return undefined;
+    // What the authenticator's GET to STS does (the signed x-k8s-aws-id header = this cluster), here in process:
+    // the AWS emulator's STS checks the signature and the credentials and says who signed.
+    const caller = await aws.verifyPresignedCallerIdentity(checked.url.toString(), { clusterName });
     if (!caller) return undefined;
     if (caller.clusterName !== undefined && caller.clusterName !== clusterName) return undefined;
-    const cluster = findCluster(aws, clusterName, options.region);
+    const cluster = found;
     if (!cluster) return undefined;
 
     const principal = canonicalPrincipal(caller.arn);
@@ -212,7 +292,7 @@ export function eksAuthenticator(aws: EksAuthAws, clusterName: string, options: 
         cluster.accessEntries.get(principal.arn) ??
         cluster.accessEntries.get(caller.arn) ??
         [...cluster.accessEntries].find(([arn]) => canonicalPrincipal(arn).arn === principal.arn)?.[1];
-      if (entry) return identity(entry.username, accessEntryGroups(entry));
+      if (entry && honoursInstance(entry, caller)) return identity(entry.username, accessEntryGroups(entry));
     }
     if (mode === "CONFIG_MAP") {
       const creator = canonicalPrincipal(options.creatorArn ?? `arn:aws:iam::${aws.state.accountId}:user/${SANDBOX_ADMIN}`).arn;

@@ -5,8 +5,9 @@
  * Each execution is recorded with its status and its history in GetExecutionHistory's shape, so the SDK
  * (through service.ts), the status route and the CLI read a local run exactly as they read one in AWS.
  *
- * Waits and retry intervals can be shortened for tests and demos through the library's overrides; the
- * definition itself is never edited.
+ * Fast mode (`timeScale`, time-scale.ts) scales Waits and retry intervals per nominal second, so backoff, jitter,
+ * MaxDelaySeconds and SecondsPath keep their meaning; the older `waitMs` / `retryIntervalMs` replace them with one
+ * fixed duration. The deployed definition itself is never edited.
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
@@ -40,7 +41,8 @@ import {
 import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
-import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { signedWith, type Signer } from "../../functions/lib/aws/clients.js";
+import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
@@ -52,6 +54,8 @@ import {
   type SubstitutionOptions,
 } from "./definition.js";
 import { HistoryBuilder, InvocationLog, json, type Invocation, type TerminalOutcome } from "./history.js";
+import { scaleDefinition, scaledSecondsPathWait, withResultAt, type TimeScale } from "./time-scale.js";
+import type { AslState } from "./definition.js";
 
 /** A Lambda handler as the runner calls it: `(event, context)`. */
 export type LambdaHandler = (event: any, context: Context) => unknown;
@@ -69,14 +73,21 @@ export interface LocalStepFunctionsOptions {
   functionNamePrefix?: string;
   /** Values for placeholders other than `${...FunctionArn}`. */
   substitutions?: Record<string, string>;
-  /** Every Wait state pauses this many milliseconds instead of its Seconds (tests, demos). */
+  /** Fast mode: every nominal second of a Wait or a retry interval lasts this many milliseconds (time-scale.ts). */
+  timeScale?: TimeScale;
+  /** Every Wait state pauses this many milliseconds instead of its Seconds (replaces, where timeScale scales). */
   waitMs?: number;
-  /** Every retrier waits this many milliseconds between attempts instead of its backoff (tests). */
+  /** Every retrier waits this many milliseconds between attempts instead of its backoff (replaces, where timeScale scales). */
   retryIntervalMs?: number;
   /** The Lambda timeout a handler's context counts down from when its Task sets none (default 60 s). */
   lambdaTimeoutSeconds?: number;
   /** The execution role reported in ExecutionStarted and DescribeStateMachine. */
   roleArn?: string;
+  /**
+   * Who each catalog step's handler signs its AWS calls as (its own role's session: step-credentials.ts);
+   * undefined, or a step it gives no signer: the process's default credentials.
+   */
+  stepSigner?: (entry: StepFunctionEntry) => Signer | undefined;
 }
 
 export type ExecutionStatusName = Extract<ExecutionStatus, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">;
@@ -98,6 +109,10 @@ interface MachineRecord {
   definition: AslDefinition;
   definitionText: string;
   states: StateInfo[];
+  /** every state's definition by name (nested ones too) */
+  stateDefinitions: Map<string, AslState>;
+  /** SecondsPath Waits whose input the runner can know: the Tasks (through pass-through Choices) that lead into each */
+  secondsPathInputs: Map<string, Set<string>>;
   machine: StateMachine;
   creationDate: Date;
   /** Task state name → the handler it runs, resolved once */
@@ -217,7 +232,15 @@ export class LocalStepFunctions {
     const definition = substitutePlaceholders(raw, this.substitution);
     const states = walkStates(raw, definition);
     // Validated here (ASL schema, JSONPaths, ARNs): the library validates in the constructor only, so runs skip it.
-    const machine = new StateMachine(asLibraryDefinition(definition), { validationOptions: { checkPaths: true, checkArn: true } });
+    const validated = new StateMachine(asLibraryDefinition(definition), { validationOptions: { checkPaths: true, checkArn: true } });
+    // Fast mode runs a scaled copy (fractions of seconds, which ASL's validation would refuse: validated above as written).
+    // A fixed retryIntervalMs replaces the retries' intervals: their MaxDelaySeconds then stays as written, or the
+    // library would clamp the fixed interval to a scaled cap.
+    const scale = this.opts.timeScale && { ...this.opts.timeScale, ...(this.opts.retryIntervalMs !== undefined ? { retryIntervalMs: 1000 } : {}) };
+    const machine = scale
+      ? new StateMachine(asLibraryDefinition(scaleDefinition(definition, scale)), { validationOptions: { noValidate: true } })
+      : validated;
+    const stateDefinitions = allStateDefinitions(definition);
     const arn = this.stateMachineArn(name);
     const handlers = new Map<string, TaskBinding>();
     for (const state of states.filter((s) => s.type === "Task")) handlers.set(state.name, this.bindTask(name, state));
@@ -227,6 +250,8 @@ export class LocalStepFunctions {
       definition,
       definitionText: JSON.stringify(definition, null, 2),
       states,
+      stateDefinitions,
+      secondsPathInputs: secondsPathPredecessors(definition),
       machine,
       creationDate: new Date(),
       handlers,
@@ -262,7 +287,8 @@ export class LocalStepFunctions {
       (loaded ??= import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`).then((module: Record<string, unknown>) => {
         const handler = module[entry.handler];
         if (typeof handler !== "function") throw new Error(`functions/steps/${entry.module} has no export "${entry.handler}"`);
-        return handler as LambdaHandler;
+        const signer = this.opts.stepSigner?.(entry);
+        return signer ? (event, context) => signedWith(signer, () => (handler as LambdaHandler)(event, context)) : (handler as LambdaHandler);
       }));
     return { functionName: state.functionName, functionArn, timeoutSeconds, load };
   }
@@ -327,6 +353,9 @@ export class LocalStepFunctions {
     });
     this.executions.set(executionArn, record);
 
+    // What each Task left as the state (its input with its result at ResultPath), for a SecondsPath Wait after it.
+    const documents = new Map<string, { at: number; document: unknown }>();
+    let sequence = 0;
     const execution = machine.machine.run(parsedInput as never, {
       noThrowOnAbort: true,
       context: {
@@ -334,8 +363,13 @@ export class LocalStepFunctions {
         StateMachine: { Id: machine.arn, Name: machine.name },
       },
       overrides: {
-        taskResourceLocalHandlers: this.taskHandlers(machine, invocations),
-        waitTimeOverrides: this.opts.waitMs === undefined ? undefined : this.everyState(machine, "Wait", this.opts.waitMs),
+        taskResourceLocalHandlers: this.taskHandlers(machine, invocations, (state, document) => documents.set(state, { at: ++sequence, document })),
+        waitTimeOverrides:
+          this.opts.waitMs !== undefined
+            ? this.everyState(machine, "Wait", this.opts.waitMs)
+            : this.opts.timeScale
+              ? this.scaledSecondsPathWaits(machine, documents, this.opts.timeScale)
+              : undefined,
         retryIntervalOverrides: this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
       },
     });
@@ -357,12 +391,38 @@ export class LocalStepFunctions {
     return Object.fromEntries(machine.states.filter((s) => s.type === type).map((s) => [s.name, value]));
   }
 
+  /**
+   * The library asks for a Wait's override as it starts the Wait: a SecondsPath Wait gets its scaled duration from
+   * the state the Task before it left (the Choices between pass it through). Undefined lets the library read the
+   * path itself: unscaled, or an uncatchable States.Runtime for a value that is not a non-negative integer.
+   */
+  private scaledSecondsPathWaits(
+    machine: MachineRecord,
+    documents: Map<string, { at: number; document: unknown }>,
+    scale: TimeScale,
+  ): Record<string, number> {
+    return new Proxy({} as Record<string, number>, {
+      get: (_target, stateName) => {
+        if (typeof stateName !== "string") return undefined;
+        const tasks = machine.secondsPathInputs.get(stateName);
+        const state = machine.stateDefinitions.get(stateName);
+        if (!tasks || !state) return undefined;
+        const latest = [...tasks].map((t) => documents.get(t)).filter((d) => d !== undefined).sort((a, b) => b.at - a.at)[0];
+        return latest === undefined ? undefined : scaledSecondsPathWait(state, latest.document, scale);
+      },
+    });
+  }
+
   private everyRetryingState(machine: MachineRecord, ms: number): Record<string, number> {
     return Object.fromEntries(machine.states.filter((s) => s.hasRetry).map((s) => [s.name, ms]));
   }
 
   /** One wrapper per Task state: JSON in, JSON out, Lambda's error naming, and a record for the history. */
-  private taskHandlers(machine: MachineRecord, invocations: InvocationLog): Record<string, (input: any) => Promise<any>> {
+  private taskHandlers(
+    machine: MachineRecord,
+    invocations: InvocationLog,
+    onDocument: (stateName: string, document: unknown) => void,
+  ): Record<string, (input: any) => Promise<any>> {
     const handlers: Record<string, (input: any) => Promise<any>> = {};
     for (const [stateName, binding] of machine.handlers) {
       handlers[stateName] = async (input: unknown) => {
@@ -390,6 +450,9 @@ export class LocalStepFunctions {
         if (Buffer.byteLength(outputText) > PAYLOAD_LIMIT_BYTES) {
           throw new DataLimitExceeded(`The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`);
         }
+        // Only Tasks without InputPath/Parameters/ResultSelector/OutputPath are tracked (secondsPathPredecessors).
+        const definition = machine.stateDefinitions.get(stateName);
+        if (definition) onDocument(stateName, withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output));
         return output;
       };
     }
@@ -535,6 +598,75 @@ export class LocalStepFunctions {
     const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");
     await Promise.all(running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })));
   }
+}
+
+/** Every state's definition by name, nested ones included (names are unique: walkStates checks). */
+function allStateDefinitions(definition: AslDefinition): Map<string, AslState> {
+  const found = new Map<string, AslState>();
+  const walk = (def: AslDefinition) => {
+    for (const [name, state] of Object.entries(def.States)) {
+      found.set(name, state);
+      for (const branch of state.Branches ?? []) walk(branch);
+      const processor = state.ItemProcessor ?? state.Iterator;
+      if (processor) walk(processor);
+    }
+  };
+  walk(definition);
+  return found;
+}
+
+const RESHAPES_INPUT = ["InputPath", "Parameters", "ResultSelector", "OutputPath"];
+
+/**
+ * For each Wait with a SecondsPath, the Tasks whose output document is its input: every way into the Wait is a Task
+ * that reshapes nothing but its ResultPath (the runner then knows the state), possibly through Choices that pass
+ * their input on. A Wait reached any other way (a Pass, a Catch, a reshaping Task) is left out: the library reads
+ * its SecondsPath itself, unscaled.
+ */
+function secondsPathPredecessors(definition: AslDefinition): Map<string, Set<string>> {
+  const result = new Map<string, Set<string>>();
+  const scopes: AslDefinition[] = [];
+  const collect = (def: AslDefinition) => {
+    scopes.push(def);
+    for (const state of Object.values(def.States)) {
+      for (const branch of state.Branches ?? []) collect(branch);
+      const processor = state.ItemProcessor ?? state.Iterator;
+      if (processor) collect(processor);
+    }
+  };
+  collect(definition);
+  for (const scope of scopes) {
+    const into = (target: string): Array<{ name: string; state: AslState; how: "next" | "catch" }> =>
+      Object.entries(scope.States).flatMap(([name, state]) => {
+        const ways: Array<{ name: string; state: AslState; how: "next" | "catch" }> = [];
+        if (state.Next === target) ways.push({ name, state, how: "next" });
+        const choices = (state.Choices as Array<{ Next?: string }> | undefined) ?? [];
+        if (choices.some((c) => c.Next === target) || state.Default === target) ways.push({ name, state, how: "next" });
+        if (((state.Catch as Array<{ Next?: string }> | undefined) ?? []).some((c) => c.Next === target)) ways.push({ name, state, how: "catch" });
+        return ways;
+      });
+    const tasksInto = (target: string, seen: Set<string>): Set<string> | undefined => {
+      const tasks = new Set<string>();
+      if (scope.StartAt === target) return undefined; // the scope's input: not a Task's document
+      for (const way of into(target)) {
+        if (way.how === "catch" || RESHAPES_INPUT.some((field) => field in way.state)) return undefined;
+        if (way.state.Type === "Task") tasks.add(way.name);
+        else if (way.state.Type === "Choice") {
+          if (seen.has(way.name)) continue;
+          const further = tasksInto(way.name, new Set([...seen, way.name]));
+          if (!further) return undefined;
+          for (const t of further) tasks.add(t);
+        } else return undefined;
+      }
+      return tasks.size ? tasks : undefined;
+    };
+    for (const [name, state] of Object.entries(scope.States)) {
+      if (state.Type !== "Wait" || typeof state.SecondsPath !== "string") continue;
+      const tasks = tasksInto(name, new Set());
+      if (tasks) result.set(name, tasks);
+    }
+  }
+  return result;
 }
 
 /** GetExecutionHistory with includeExecutionData=false: the events without their inputs and outputs. */

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startKubeApi, type KubeApiServer } from "../../local/kube/kube-apiserver.js";
-import { eksAuthenticator, type EksAuthAws, type EksClusterView, type PresignedCallerIdentity } from "../../local/kube/auth.js";
+import { checkEksToken, eksAuthenticator, isPartitionStsHost, MAX_TOKEN_BYTES, type EksAuthAws, type EksClusterView, type PresignedCallerIdentity } from "../../local/kube/auth.js";
 import { startAwsEmulator, type AwsEmulator } from "../../local/aws/aws-emulator-server.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
 import { apiError, clientsFor } from "../support/kube-emulator-clients.js";
@@ -14,8 +14,16 @@ const ACCOUNT = "111122223333";
 const CLUSTER = "research";
 
 /** A presigned-URL token whose X-Amz-Credential names the stub caller. */
+/** An amz date of now (the authenticator refuses a URL presigned more than 15 minutes ago). */
+function amzNow(): string {
+  return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
+
 function stubToken(accessKeyId: string, clusterHeader = "x-k8s-aws-id"): string {
-  const url = `https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Credential=${accessKeyId}%2F20250101%2Feu-west-1%2Fsts%2Faws4_request&X-Amz-SignedHeaders=host%3B${clusterHeader}&X-Amz-Signature=abc`;
+  const url =
+    `https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256` +
+    `&X-Amz-Credential=${accessKeyId}%2F20250101%2Feu-west-1%2Fsts%2Faws4_request&X-Amz-Date=${amzNow()}&X-Amz-Expires=60` +
+    `&X-Amz-SignedHeaders=host%3B${clusterHeader}&X-Amz-Signature=abc`;
   return "k8s-aws-v1." + Buffer.from(url).toString("base64url").replace(/=+$/, "");
 }
 
@@ -143,14 +151,106 @@ describe("eksAuthenticator", () => {
       const emulator = aws;
       server = await startKubeApi({ authenticate: eksAuthenticator(emulator, CLUSTER), kubelet: { stepMs: 20 } });
       aws.seedCluster({ name: CLUSTER, region: "eu-west-1", endpoint: server.url, certificateAuthority: server.caData, authenticationMode: "API" });
-      const { token } = await eksBearerToken(CLUSTER, "eu-west-1", { stsEndpoint: aws.url });
-      const { token: otherCluster } = await eksBearerToken("elsewhere", "eu-west-1", { stsEndpoint: aws.url });
+      // Presigned for the regional STS host, as for EKS (no endpoint override): the API server verifies it in process.
+      const { token } = await eksBearerToken(CLUSTER, "eu-west-1");
+      const { token: otherCluster } = await eksBearerToken("elsewhere", "eu-west-1");
       // Act
       const namespaces = await clientsFor(server, token).core.listNamespace();
       const refused = await apiError(clientsFor(server, otherCluster).core.listNamespace());
       // Assess
       expect(namespaces.items.map((n) => n.metadata?.name)).toContain("kube-system");
       expect(refused.code).toBe(401);
+    } finally {
+      await server?.close();
+      await aws?.close();
+    }
+  });
+});
+
+describe("checkEksToken: the token checked as aws-iam-authenticator checks it, before STS (#13 point 6)", () => {
+  const NOW = new Date("2026-12-05T08:00:00Z");
+  const DATE = "20261205T080000Z";
+  const base = (overrides: Record<string, string | null> = {}, origin = "https://sts.eu-west-1.amazonaws.com", path = "/") => {
+    const params: Record<string, string | null> = {
+      Action: "GetCallerIdentity",
+      Version: "2011-06-15",
+      "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+      "X-Amz-Credential": "AKIAEXAMPLE/20261205/eu-west-1/sts/aws4_request",
+      "X-Amz-Date": DATE,
+      "X-Amz-Expires": "60",
+      "X-Amz-SignedHeaders": "host;x-k8s-aws-id",
+      "X-Amz-Signature": "abc",
+      ...overrides,
+    };
+    const query = Object.entries(params)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v!)}`)
+      .join("&");
+    return "k8s-aws-v1." + Buffer.from(`${origin}${path}?${query}`).toString("base64url");
+  };
+  const problemOf = (token: string, region = "eu-west-1", now = NOW) => {
+    const checked = checkEksToken(token, region, now);
+    return "problem" in checked ? checked.problem : "ok";
+  };
+
+  it("accepts a well-formed token for the regional, global and FIPS endpoints of the partition", () => {
+    // Act + Assess
+    expect(problemOf(base())).toBe("ok");
+    expect(problemOf(base({}, "https://sts.amazonaws.com"))).toBe("ok");
+    expect(problemOf(base({}, "https://sts-fips.us-east-1.amazonaws.com"))).toBe("ok");
+    expect(problemOf(base({}, "https://sts.cn-north-1.amazonaws.com.cn"), "cn-north-1")).toBe("ok");
+  });
+
+  it.each<[string, () => string, RegExp, string?]>([
+    ["http", () => base({}, "http://sts.eu-west-1.amazonaws.com"), /unexpected scheme "http"/],
+    ["a VPC endpoint host", () => base({}, "https://vpce-0abc-sts.sts.eu-west-1.vpce.amazonaws.com"), /unexpected hostname/],
+    ["the sandbox's emulated STS (a port)", () => base({}, "https://127.0.0.1:4566"), /unexpected hostname/],
+    ["another partition's host", () => base({}, "https://sts.cn-north-1.amazonaws.com.cn"), /unexpected hostname/],
+    ["the global endpoint in China", () => base({}, "https://sts.amazonaws.com"), /unexpected hostname/, "cn-north-1"],
+    ["a path", () => base({}, "https://sts.eu-west-1.amazonaws.com", "/other"), /unexpected path/],
+    ["an extra query parameter", () => base({ DurationSeconds: "900" }), /non-whitelisted query parameter "DurationSeconds"/],
+    ["another action", () => base({ Action: "AssumeRole" }), /unexpected action/],
+    ["the cluster id unsigned", () => base({ "X-Amz-SignedHeaders": "host" }), /did not sign the x-k8s-aws-id header/],
+    ["X-Amz-Expires over 900", () => base({ "X-Amz-Expires": "901" }), /invalid X-Amz-Expires/],
+    ["no X-Amz-Date", () => base({ "X-Amz-Date": null }), /X-Amz-Date parameter must be present/],
+    ["padding", () => base() + "=", /base64url/],
+    ["over 4 KiB", () => base({ "X-Amz-Signature": "a".repeat(MAX_TOKEN_BYTES) }), /too large/],
+  ])("refuses %s", (_label, token, problem, region = "eu-west-1") => {
+    // Act
+    const found = problemOf(token(), region);
+    // Assess
+    expect(found).toMatch(problem);
+  });
+
+  it("refuses a URL presigned more than 15 minutes ago (whatever X-Amz-Expires says), accepts one presigned 14 minutes ago", () => {
+    // Act + Assess
+    expect(problemOf(base(), "eu-west-1", new Date(NOW.getTime() + 15 * 60_000 + 1000))).toMatch(/expired/);
+    expect(problemOf(base(), "eu-west-1", new Date(NOW.getTime() + 14 * 60_000))).toBe("ok");
+  });
+
+  it("knows the partition's STS hosts", () => {
+    // Assess
+    expect(isPartitionStsHost("sts.us-gov-west-1.amazonaws.com", "us-gov-east-1")).toBe(true);
+    expect(isPartitionStsHost("sts.eu-west-1.amazonaws.com", "us-gov-east-1")).toBe(false);
+    expect(isPartitionStsHost("sts.eu-west-1.amazonaws.com.evil.test", "eu-west-1")).toBe(false);
+  });
+
+  it("the API server refuses a real token presigned for the emulated STS's own address (what AWS_ENDPOINT_URL_STS gave before)", async () => {
+    // Prepare
+    let aws: AwsEmulator | undefined;
+    let server: KubeApiServer | undefined;
+    try {
+      aws = await startAwsEmulator({ accountId: ACCOUNT });
+      server = await startKubeApi({ authenticate: eksAuthenticator(aws, CLUSTER), kubelet: { stepMs: 20 } });
+      aws.seedCluster({ name: CLUSTER, region: "eu-west-1", endpoint: server.url, certificateAuthority: server.caData, authenticationMode: "API" });
+      const { token: local } = await eksBearerToken(CLUSTER, "eu-west-1", { stsEndpoint: aws.url });
+      const { token: regional } = await eksBearerToken(CLUSTER, "eu-west-1");
+      // Act
+      const refused = await apiError(clientsFor(server, local).core.listNamespace());
+      const accepted = await clientsFor(server, regional).core.listNamespace();
+      // Assess
+      expect(refused.code).toBe(401);
+      expect(accepted.items.length).toBeGreaterThan(0);
     } finally {
       await server?.close();
       await aws?.close();

@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeClusterCommand } from "@aws-sdk/client-eks";
-import { eksClient, eventBridgeClient, iamClient, MAX_ATTEMPTS, resetClients, sfnClient, stsClient } from "../../functions/lib/aws/clients.js";
+import { eksClient, eventBridgeClient, iamClient, MAX_ATTEMPTS, resetClients, sfnClient, signedWith, stsClient } from "../../functions/lib/aws/clients.js";
 import { tracer } from "../../functions/lib/aws/powertools.js";
 import { ClusterUnreachable, IamNotYetConsistent } from "../../functions/lib/domain/errors.js";
 import { isAwsError, normaliseError } from "../../functions/lib/workflow/normalise-error.js";
@@ -120,5 +120,29 @@ describe("SDK clients: tracing", () => {
     expect(tracer.isTracingEnabled()).toBe(false);
     expect(client.middlewareStack.identify().join(" ")).not.toMatch(/XRay/i);
     expect(answer.cluster?.name).toBe("research");
+  });
+
+  it("are signed with the signer given for a call (signedWith), kept apart per signer, the default chain outside", async () => {
+    // Prepare: a server that records who signed each request
+    const url = await listen((req, res) => {
+      requests.push(/Credential=([^/]+)\//.exec(req.headers.authorization ?? "")?.[1] ?? "unsigned");
+      res.writeHead(404, { "content-type": "text/xml" }).end(NO_SUCH_ENTITY);
+    });
+    process.env.AWS_ENDPOINT_URL_IAM = url;
+    process.env.AWS_ACCESS_KEY_ID = "AKIADEFAULTCHAIN0000";
+    const signer = (id: string) => ({ id, credentials: async () => ({ accessKeyId: `ASIA${id.toUpperCase()}`, secretAccessKey: "s", sessionToken: "t" }) });
+    const call = () => iamClient().send(new GetRoleCommand({ RoleName: "ghost" })).catch(() => undefined);
+    // Act
+    const first = signedWith(signer("steprole1"), () => iamClient());
+    await signedWith(signer("steprole1"), async () => {
+      await Promise.resolve(); // the signer survives awaits
+      await call();
+    });
+    await signedWith(signer("steprole2"), call);
+    await call();
+    // Assess
+    expect(requests).toEqual(["ASIASTEPROLE1", "ASIASTEPROLE2", "AKIADEFAULTCHAIN0000"]);
+    expect(signedWith(signer("steprole1"), () => iamClient())).toBe(first);
+    expect(iamClient()).not.toBe(first);
   });
 });

@@ -4,7 +4,7 @@
  */
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
-import { CreateAccessEntryCommand, DescribeAccessEntryCommand, EKSClient, InvalidParameterException, UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
+import { CreateAccessEntryCommand, DeleteAccessEntryCommand, DescribeAccessEntryCommand, EKSClient, InvalidParameterException, UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { apply, createClusterAccessStep } from "../../functions/steps/cluster-access/index.js";
 import type { AuthenticationMode } from "../../functions/lib/workflow/workflow-state.js";
@@ -149,6 +149,59 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     expect(result.created).toBe(true);
   });
 
+});
+
+describe("GrantClusterAccess: an entry made for an earlier instance of the launcher role (#13 point 1)", () => {
+  const ROLE_CREATED = "2026-12-05T08:00:10.000Z";
+
+  it("deletes our entry created before the role's CreateDate and makes a new one (replacedStaleEntry), never adopts it", async () => {
+    // Prepare: an earlier run's entry, from before the role was deleted and recreated
+    const staleAt = new Date("2026-12-05T08:00:09.400Z");
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], createdAt: staleAt, tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+
+    // Act
+    const result = await apply(stateFor("API", { iam: { launcherCreateDate: ROLE_CREATED } }));
+
+    // Assess
+    expect(result).toEqual({
+      method: "access-entry",
+      principalArn: LAUNCHER,
+      username: USERNAME,
+      groups: [GROUP],
+      created: true,
+      replacedStaleEntry: { createdAt: staleAt.toISOString() },
+    });
+    expect(eks).toHaveReceivedCommandWith(DeleteAccessEntryCommand, { clusterName: "research", principalArn: LAUNCHER });
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 1);
+    expect(entries.get(LAUNCHER)?.tags).toEqual(tagsToRecord(ownershipTags(TENANT, markOf(RUN))));
+  });
+
+  it("adopts an entry made in the role's first second or later (CreateDate has whole seconds: never falsely stale)", async () => {
+    // Prepare
+    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], createdAt: new Date("2026-12-05T08:00:10.000Z"), tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+
+    // Act
+    const result = await apply(stateFor("API", { iam: { launcherCreateDate: ROLE_CREATED } }));
+
+    // Assess
+    expect(result).not.toHaveProperty("replacedStaleEntry");
+    expect(result.created).toBe(false);
+    expect(eks).toHaveReceivedCommandTimes(DeleteAccessEntryCommand, 0);
+    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+  });
+
+  it("refuses a stale entry that is not ours: OwnershipConflict, nothing deleted", async () => {
+    // Prepare
+    seedEntry(LAUNCHER, { username: "admin", kubernetesGroups: ["admins"], createdAt: new Date("2026-01-01T00:00:00Z") });
+
+    // Act
+    const attempt = apply(stateFor("API", { iam: { launcherCreateDate: ROLE_CREATED } }));
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("no longer honours") });
+    expect(eks).toHaveReceivedCommandTimes(DeleteAccessEntryCommand, 0);
+    expect(entries.get(LAUNCHER)?.username).toBe("admin");
+  });
 });
 
 describe("GrantClusterAccess: a launcher EKS refuses as a principal", () => {

@@ -145,6 +145,20 @@ describe("the namespaces' default quota (NAMESPACE_QUOTA)", () => {
   });
 });
 
+describe("the STS endpoint EKS tokens are presigned for (EKS_TOKEN_STS_ENDPOINT)", () => {
+  it("is none unless set, an https endpoint without a path, and survives the trip through the environment", () => {
+    // Act
+    const none = loadDeploymentConfig(BASE);
+    const fips = loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: " https://sts-fips.us-east-1.amazonaws.com " });
+    // Assess
+    expect(none.eksTokenStsEndpoint).toBeUndefined();
+    expect(fips.eksTokenStsEndpoint).toBe("https://sts-fips.us-east-1.amazonaws.com");
+    expect(loadDeploymentConfig(configToEnv(fips))).toEqual(fips);
+    expect(() => loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: "http://127.0.0.1:4566" })).toThrow(/eksTokenStsEndpoint|EKS_TOKEN_STS_ENDPOINT/);
+    expect(() => loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: "https://sts.amazonaws.com/path" })).toThrow(/eksTokenStsEndpoint|EKS_TOKEN_STS_ENDPOINT/);
+  });
+});
+
 describe("the region the stack deploys to", () => {
   /** An AWS config file with one profile, and no region in the environment. */
   function isolatedAwsConfig(profiles: Record<string, string>): void {

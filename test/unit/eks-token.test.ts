@@ -53,6 +53,7 @@ describe("eksBearerToken", () => {
   beforeEach(() => {
     delete process.env.AWS_ENDPOINT_URL;
     delete process.env.AWS_ENDPOINT_URL_STS;
+    delete process.env.EKS_TOKEN_STS_ENDPOINT;
   });
   afterEach(() => {
     process.env = { ...savedEnv };
@@ -133,33 +134,38 @@ describe("eksBearerToken", () => {
     expect(second.token).not.toBe(first.token);
   });
 
-  it("signs for AWS_ENDPOINT_URL_STS (host with port signed), before AWS_ENDPOINT_URL", async () => {
+  // #13 point 6 changes this behaviour: AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL no longer move the token's host
+  // (a VPC endpoint's host gives tokens EKS rejects); only EKS_TOKEN_STS_ENDPOINT does.
+  it("signs for the regional STS endpoint even when AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL are set", async () => {
     // Prepare
     process.env.AWS_ENDPOINT_URL = "http://127.0.0.1:1111";
-    process.env.AWS_ENDPOINT_URL_STS = "http://127.0.0.1:4566";
+    process.env.AWS_ENDPOINT_URL_STS = "https://vpce-0abc-sts.sts.eu-west-1.vpce.amazonaws.com";
 
     // Act
     const { token } = await eksBearerToken("research", "eu-west-1", { credentials, now: NOW });
 
     // Assess
     const url = urlOf(token);
-    expect(`${url.protocol}//${url.host}`).toBe("http://127.0.0.1:4566");
+    expect(`${url.protocol}//${url.host}`).toBe("https://sts.eu-west-1.amazonaws.com");
     expect(url.searchParams.get("X-Amz-Credential")).toContain("/eu-west-1/sts/");
     expect(url.searchParams.get("X-Amz-Signature")).toBe(recomputeSignature(url, "research", SECRET_KEY));
   });
 
-  it("falls back to AWS_ENDPOINT_URL, and an explicit stsEndpoint wins over both", async () => {
+  it("signs for EKS_TOKEN_STS_ENDPOINT when set (host with port signed), and an explicit stsEndpoint wins over it", async () => {
     // Prepare
-    process.env.AWS_ENDPOINT_URL = "http://localhost:7000";
+    process.env.AWS_ENDPOINT_URL_STS = "http://localhost:7000";
+    process.env.EKS_TOKEN_STS_ENDPOINT = "https://sts-fips.us-east-1.amazonaws.com:8443";
 
     // Act
-    const fromEnv = await eksBearerToken("research", "eu-west-1", { credentials, now: NOW });
+    const fromSetting = await eksBearerToken("research", "us-east-1", { credentials, now: NOW });
     const explicit = await eksBearerToken("research", "eu-west-1", { credentials, now: NOW, stsEndpoint: "https://sts.example.test:8443" });
 
     // Assess
-    expect(urlOf(fromEnv.token).host).toBe("localhost:7000");
+    expect(urlOf(fromSetting.token).host).toBe("sts-fips.us-east-1.amazonaws.com:8443");
+    expect(urlOf(fromSetting.token).searchParams.get("X-Amz-Signature")).toBe(recomputeSignature(urlOf(fromSetting.token), "research", SECRET_KEY));
     expect(urlOf(explicit.token).host).toBe("sts.example.test:8443");
     expect(stsEndpointFor("cn-north-1", {})).toBe("https://sts.cn-north-1.amazonaws.com.cn");
+    expect(stsEndpointFor("eu-west-1", { AWS_ENDPOINT_URL_STS: "http://127.0.0.1:4566" })).toBe("https://sts.eu-west-1.amazonaws.com");
   });
 
   it("uses the SDK default credential chain when none are given", async () => {

@@ -68,6 +68,8 @@ describe("CreateIamResources: launcher", () => {
       launcherArn: `arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/${LAUNCHER}`,
       launcherKind: "role",
       launcherCreated: true,
+      // IAM's CreateDate of the role (GrantClusterAccess replaces an access entry older than it: #13 point 1)
+      launcherCreateDate: roles.get(LAUNCHER)!.role.CreateDate!.toISOString(),
       created: [`arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/${LAUNCHER}`],
     });
   });
@@ -160,7 +162,13 @@ describe("CreateIamResources: launcher", () => {
     expect(iam).not.toHaveReceivedCommand(PutRolePolicyCommand);
     expect(iam).not.toHaveReceivedCommand(UpdateAssumeRolePolicyCommand);
     expect(iam).not.toHaveReceivedCommand(PutRolePermissionsBoundaryCommand);
-    expect(result).toEqual({ launcherArn: LAUNCHER_ARN, launcherKind: "role", launcherCreated: false, created: [] });
+    expect(result).toEqual({
+      launcherArn: LAUNCHER_ARN,
+      launcherKind: "role",
+      launcherCreated: false,
+      launcherCreateDate: roles.get(LAUNCHER)!.role.CreateDate!.toISOString(),
+      created: [],
+    });
   });
 
   it("gives the same tenant a separate role per cluster, leaving the first cluster's role as it was", async () => {
@@ -254,6 +262,7 @@ describe("CreateIamResources: launcher", () => {
       launcherArn: `arn:aws:iam::${ACCOUNT}:role/team/seqera-launcher`,
       launcherKind: "role",
       launcherCreated: false,
+      launcherCreateDate: roles.get("seqera-launcher")!.role.CreateDate!.toISOString(),
       created: [],
     });
   });

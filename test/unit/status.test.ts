@@ -396,14 +396,14 @@ describe("GET /executions/{id}: each step's result is an allowlist of fields", (
       certificateAuthority: "LS0t", oidcIssuer: "https://oidc", authenticationMode: "API", version: "1.31",
     } satisfies Required<ResolvedCluster>,
     CreateIamResources: {
-      launcherArn: ROLE, launcherKind: "role", launcherCreated: false, workloadRoleArn: ROLE, podIdentityAssociationIds: ["a-1"], created: [],
+      launcherArn: ROLE, launcherKind: "role", launcherCreated: false, launcherCreateDate: "2026-01-01T00:00:00.000Z", workloadRoleArn: ROLE, podIdentityAssociationIds: ["a-1"], created: [],
       changed: [{ roleName: "nfeks-genomics-launcher", previousTrustPolicy: '{"Statement":"secret-trust"}' }],
       changedAssociations: [{ associationId: "a-1", previousRoleArn: ROLE }],
     } satisfies Required<IamResult>,
     CreateNamespaceAndRbac: { namespace: "tower-nf", serviceAccount: "sa", computeServiceAccount: "csa", role: "r", created: [], adopted: [] } satisfies Required<RbacResult>,
     GrantClusterAccess: {
       method: "aws-auth", principalArn: ROLE, username: "u", groups: ["g"], created: true, previousAwsAuth: { mapRoles: "other-tenant" },
-      previousIdentity: { username: "old", groups: ["old"] },
+      previousIdentity: { username: "old", groups: ["old"] }, replacedStaleEntry: { createdAt: "2025-12-31T00:00:00.000Z" },
     } satisfies Required<AccessResult>,
     ConfigureStorage: {
       type: "pvc", claimName: "c", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "process {}", created: [],

@@ -9,13 +9,19 @@
  * a call that escapes to an unreachable endpoint fail in seconds.
  *
  * Every client is traced (an X-Ray subsegment per call, under the handler's segment) when the tracer is on.
+ *
+ * Who signs: deployed, the SDK's default chain (the Lambda's own role). A caller that runs several "Lambdas" in
+ * one process (the sandbox's runner gives each step its own role) runs a handler inside `signedWith(signer, ...)`:
+ * every client the handler asks for there is one signed with that signer's credentials, kept apart from the others.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EKSClient } from "@aws-sdk/client-eks";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { SFNClient } from "@aws-sdk/client-sfn";
 import { STSClient } from "@aws-sdk/client-sts";
+import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { tracer } from "./powertools.js";
 
 /** One SDK attempt plus one quick retry; Step Functions retries the rest. */
@@ -26,14 +32,38 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 /** The operation an SDK error came from (`iam:CreateRole`), stamped by the middleware below for normaliseError. */
 export const OPERATION_KEY = "$operation";
 
+/** An identity to sign with instead of the default chain: `id` keeps its clients apart (one role, one id). */
+export interface Signer {
+  id: string;
+  credentials: AwsCredentialIdentityProvider;
+}
+
+const signing = new AsyncLocalStorage<Signer>();
+
+/**
+ * Runs `fn` (a handler invocation) with every client of this module signed by `signer`; what `fn` starts, awaited
+ * or not, keeps the signer. Nested calls take the innermost. Without it, clients use the default chain.
+ */
+export function signedWith<T>(signer: Signer, fn: () => T): T {
+  return signing.run(signer, fn);
+}
+
+/** The signer of the current call, if one was given (undefined deployed). */
+export function currentSigner(): Signer | undefined {
+  return signing.getStore();
+}
+
 interface CommonConfig {
   region: string;
   maxAttempts: number;
   requestHandler: { connectionTimeout: number; requestTimeout: number };
+  credentials?: AwsCredentialIdentityProvider;
 }
 
 function commonConfig(region: string): CommonConfig {
+  const signer = signing.getStore();
   return {
+    ...(signer ? { credentials: signer.credentials } : {}),
     region,
     maxAttempts: MAX_ATTEMPTS,
     // An options object: the SDK builds its own NodeHttpHandler from it (no extra dependency).
@@ -89,7 +119,9 @@ function prepared<C extends { middlewareStack: unknown }>(client: C): C {
 
 const cache = new Map<string, unknown>();
 
-function memoised<T>(key: string, create: () => T): T {
+function memoised<T>(name: string, create: () => T): T {
+  const signer = signing.getStore();
+  const key = signer ? `${name}@${signer.id}` : name;
   if (!cache.has(key)) cache.set(key, create());
   return cache.get(key) as T;
 }

@@ -4,13 +4,17 @@
  * cluster name in the signed header `x-k8s-aws-id`. The API server replays the URL to STS to learn who we
  * are; the header binds the token to one cluster. No secret leaves the Lambda: only a signature.
  *
- * The host honours `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL` exactly as the SDK clients do, so in the
- * sandbox the emulated API server can verify the URL against the emulated STS.
+ * The URL is presigned for the regional STS endpoint (`https://sts.<region>.amazonaws.com`, `.com.cn` in China)
+ * even when `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL` move the SDK's STS client elsewhere (a VPC endpoint, the
+ * sandbox): EKS accepts only tokens for its partition's STS hosts and replays the URL itself. Only the explicit
+ * setting `EKS_TOKEN_STS_ENDPOINT` (e.g. `https://sts-fips.us-east-1.amazonaws.com`) chooses another endpoint.
+ * The sandbox needs none: its API server checks the token as EKS does and verifies it with the emulated STS.
  */
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
+import { CONFIG_ENV } from "../domain/deploy-config.js";
 import { stsClient } from "./clients.js";
 
 export const TOKEN_PREFIX = "k8s-aws-v1.";
@@ -26,7 +30,7 @@ export interface EksTokenOptions {
   credentials?: AwsCredentialIdentityProvider;
   /** Signing time (tests). */
   now?: Date;
-  /** Overrides the STS endpoint (else AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, then the regional endpoint). */
+  /** Overrides the STS endpoint (else EKS_TOKEN_STS_ENDPOINT, then the regional endpoint). */
   stsEndpoint?: string;
 }
 
@@ -35,9 +39,15 @@ export interface EksToken {
   expiresAt: Date;
 }
 
-/** The regional STS endpoint EKS expects, unless the environment points the SDK elsewhere. */
+/** The setting that presigns tokens for another STS endpoint than the regional one (README, configuration). */
+export const EKS_TOKEN_STS_ENDPOINT = CONFIG_ENV.eksTokenStsEndpoint;
+
+/**
+ * The regional STS endpoint EKS expects, unless `EKS_TOKEN_STS_ENDPOINT` says otherwise. `AWS_ENDPOINT_URL_STS` and
+ * `AWS_ENDPOINT_URL` are not read: a token for their host (a VPC endpoint) is one EKS rejects.
+ */
 export function stsEndpointFor(region: string, env: NodeJS.ProcessEnv = process.env): string {
-  const override = env.AWS_ENDPOINT_URL_STS || env.AWS_ENDPOINT_URL;
+  const override = env[EKS_TOKEN_STS_ENDPOINT];
   if (override) return override;
   const suffix = region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
   return `https://sts.${region}.${suffix}`;

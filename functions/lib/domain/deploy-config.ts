@@ -101,6 +101,12 @@ export const deploymentConfigSchema = z.object({
   podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
   allowPrivilegedNamespaces: z.boolean().optional(),
   namespaceQuota: namespaceQuotaSchema.optional(),
+  /** The STS endpoint EKS bearer tokens are presigned for, instead of the regional one (functions/lib/aws/eks-token.ts) */
+  eksTokenStsEndpoint: z
+    .string()
+    .trim()
+    .refine((value) => /^https:\/\/[^/?#]+\/?$/.test(value), "an https:// STS endpoint with no path, e.g. https://sts-fips.us-east-1.amazonaws.com")
+    .optional(),
 }).superRefine((config, ctx) => {
   const given = [config.kubeStepsVpcId !== undefined, !!config.kubeStepsSubnetIds?.length, !!config.kubeStepsSecurityGroupIds?.length];
   if (given.some(Boolean) && !given.every(Boolean)) {
@@ -125,6 +131,7 @@ export const CONFIG_ENV = {
   podSecurityLevel: "POD_SECURITY_LEVEL", // baseline (default), restricted, privileged
   allowPrivilegedNamespaces: "ALLOW_PRIVILEGED_NAMESPACES", // true | false (default)
   namespaceQuota: "NAMESPACE_QUOTA", // JSON: {"cpu":"16","memory":"64Gi","pods":200}
+  eksTokenStsEndpoint: "EKS_TOKEN_STS_ENDPOINT", // https://sts-fips.<region>.amazonaws.com (default: the regional endpoint)
 } as const;
 
 const VPC_VARIABLES = [CONFIG_ENV.kubeStepsVpcId, CONFIG_ENV.kubeStepsSubnetIds, CONFIG_ENV.kubeStepsSecurityGroupIds];
@@ -182,6 +189,7 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
     kubeStepsSubnetIds: commaList(env[CONFIG_ENV.kubeStepsSubnetIds]),
     kubeStepsSecurityGroupIds: commaList(env[CONFIG_ENV.kubeStepsSecurityGroupIds]),
     onboardingEventSources: commaList(env[CONFIG_ENV.onboardingEventSources]),
+    eksTokenStsEndpoint: env[CONFIG_ENV.eksTokenStsEndpoint]?.trim() || undefined,
     ...namespaceSettingsInput(env),
   };
 }
@@ -281,5 +289,6 @@ export function configToEnv(config: DeploymentConfig): Record<string, string> {
   if (config.podSecurityLevel) env[CONFIG_ENV.podSecurityLevel] = config.podSecurityLevel;
   if (config.allowPrivilegedNamespaces !== undefined) env[CONFIG_ENV.allowPrivilegedNamespaces] = String(config.allowPrivilegedNamespaces);
   if (config.namespaceQuota) env[CONFIG_ENV.namespaceQuota] = JSON.stringify(config.namespaceQuota);
+  if (config.eksTokenStsEndpoint) env[CONFIG_ENV.eksTokenStsEndpoint] = config.eksTokenStsEndpoint;
   return env;
 }

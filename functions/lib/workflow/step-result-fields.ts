@@ -30,6 +30,7 @@ const IAM: FieldPolicy<IamResult> = {
   launcherArn: "shown",
   launcherKind: "shown",
   launcherCreated: "shown",
+  launcherCreateDate: "shown",
   workloadRoleArn: "shown",
   podIdentityAssociationIds: "shown",
   created: "shown",
@@ -54,6 +55,7 @@ const ACCESS: FieldPolicy<AccessResult> = {
   created: "shown",
   previousAwsAuth: "withheld: the cluster's whole aws-auth before the edit, every tenant's mappings",
   previousIdentity: "shown",
+  replacedStaleEntry: "shown",
 };
 
 const STORAGE: FieldPolicy<StorageResult> = {

@@ -26,6 +26,12 @@ export interface IamResult {
   launcherKind: "role" | "user";
   /** true when this run created the launcher role (false: given by the request, or adopted) */
   launcherCreated: boolean;
+  /**
+   * The launcher role's IAM CreateDate (ISO, whole seconds as IAM gives it) when IAM shows it (a role of the
+   * cluster's account): GrantClusterAccess replaces an access entry made before it (made for an earlier role of
+   * the same ARN, which EKS no longer honours).
+   */
+  launcherCreateDate?: string;
   /** Fusion: the workload role the head/compute service accounts assume */
   workloadRoleArn?: string;
   /** Fusion with podIdentity: association ids created for the service accounts */
@@ -90,6 +96,11 @@ export interface AccessResult {
   previousAwsAuth?: Record<string, string>;
   /** access entry: the username and groups of an adopted entry before this run changed them (the undo puts them back) */
   previousIdentity?: { username?: string; groups: string[] };
+  /**
+   * access entry: an entry of ours made before the launcher role's CreateDate (for a deleted and recreated role of
+   * the same ARN, which EKS no longer honours) was deleted and made again; its creation time is given here
+   */
+  replacedStaleEntry?: { createdAt: string };
 }
 
 /** ConfigureStorage → `$.storage` */

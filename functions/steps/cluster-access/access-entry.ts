@@ -4,6 +4,12 @@
  * In `API_AND_CONFIG_MAP` EKS prefers an access entry to an aws-auth mapping of the same principal, so before
  * creating one the step checks aws-auth (read only, aws-auth-mapping.ts). The undo deletes the entry only when
  * its tags say this run created it.
+ *
+ * An entry belongs to the role instance it was made for: EKS stops honouring it once the role is deleted and
+ * recreated under the same ARN. EKS does not show the role's unique id, but an entry created before the role's
+ * IAM CreateDate (`$.iam.launcherCreateDate`) was made for an earlier instance: ours, it is deleted and made again
+ * (`replacedStaleEntry`), never adopted. IAM's CreateDate has whole seconds, so a role deleted and recreated in
+ * the same second as its entry was made is not recognised (a known limit).
  */
 import {
   CreateAccessEntryCommand,
@@ -26,6 +32,16 @@ import type { ClusterClients, LauncherAccess } from "./index.js";
 async function describeAccessEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<AccessEntry | undefined> {
   return (await ifExists(eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn })), "ResourceNotFoundException"))
     ?.accessEntry;
+}
+
+/**
+ * Made for an earlier instance of the launcher role: created before the role's CreateDate (whole seconds, so an
+ * entry made in the role's first second counts as current, never falsely as stale).
+ */
+export function isStaleEntry(entry: AccessEntry, launcherCreateDate: string | undefined): boolean {
+  if (!launcherCreateDate || !entry.createdAt) return false;
+  const roleCreated = Date.parse(launcherCreateDate);
+  return Number.isFinite(roleCreated) && new Date(entry.createdAt).getTime() < roleCreated;
 }
 
 function accessResult(access: LauncherAccess, created: boolean, previousIdentity?: AccessResult["previousIdentity"]): AccessResult {
@@ -85,10 +101,36 @@ function isForeignPrincipalRefusal(access: LauncherAccess, error: unknown): bool
   return account !== undefined && account !== access.cluster.accountId && normaliseError(error) instanceof IamNotYetConsistent;
 }
 
+/**
+ * Ours but made for an earlier instance of the role: delete it so that a new one can be made. Another's stale
+ * entry is an OwnershipConflict like any other entry that is not ours.
+ */
+async function deleteStaleEntry(access: LauncherAccess, entry: AccessEntry): Promise<{ createdAt: string }> {
+  if (!isOwnedBy(entry.tags, access.tenant)) {
+    throw new OwnershipConflict(
+      `an EKS access entry for ${access.principalArn} already exists on cluster ${access.cluster.name} without the ownership tags for tenant ${access.tenant}, ` +
+        `made before the launcher role was (re)created (so EKS no longer honours it); it is left untouched`,
+    );
+  }
+  await ignoreMissing(
+    access.clients.eks().send(new DeleteAccessEntryCommand({ clusterName: access.cluster.name, principalArn: access.principalArn })),
+    "ResourceNotFoundException",
+  );
+  const createdAt = new Date(entry.createdAt!).toISOString();
+  logger.info("deleted our EKS access entry made for an earlier instance of the launcher role", {
+    principalArn: access.principalArn,
+    entryCreatedAt: createdAt,
+    roleCreateDate: access.principalCreateDate,
+  });
+  return { createdAt };
+}
+
 export async function grantViaAccessEntry(access: LauncherAccess): Promise<AccessResult> {
   const eks = access.clients.eks();
   const existing = await describeAccessEntry(eks, access.cluster.name, access.principalArn);
-  if (existing) return adoptAccessEntry(access, existing);
+  let replacedStaleEntry: AccessResult["replacedStaleEntry"];
+  if (existing && isStaleEntry(existing, access.principalCreateDate)) replacedStaleEntry = await deleteStaleEntry(access, existing);
+  else if (existing) return adoptAccessEntry(access, existing);
   if (access.cluster.authenticationMode === "API_AND_CONFIG_MAP") await refuseShadowingAwsAuthMapping(access);
   try {
     await eks.send(
@@ -105,6 +147,10 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
     // Created between our read and our write (a concurrent attempt): decide on what is there now.
     if (isAwsError(error, "ResourceInUseException")) {
       const now = await describeAccessEntry(eks, access.cluster.name, access.principalArn);
+      // Still the stale one (its deletion not yet seen): the state machine retries the step.
+      if (now && isStaleEntry(now, access.principalCreateDate)) {
+        throw new IamNotYetConsistent(`the stale EKS access entry for ${access.principalArn} is still there after its deletion`, { cause: error });
+      }
       if (now) return adoptAccessEntry(access, now);
     }
     if (isForeignPrincipalRefusal(access, error)) {
@@ -123,7 +169,7 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
     throw error;
   }
   logger.info("created EKS access entry", { principalArn: access.principalArn });
-  return accessResult(access, true);
+  return { ...accessResult(access, true), ...(replacedStaleEntry ? { replacedStaleEntry } : {}) };
 }
 
 export async function undoAccessEntry(

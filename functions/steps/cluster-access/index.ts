@@ -60,6 +60,8 @@ export interface LauncherAccess {
   run: RunMark;
   cluster: ResolvedCluster;
   principalArn: string;
+  /** The launcher role's IAM CreateDate (`$.iam.launcherCreateDate`), when IAM showed it */
+  principalCreateDate?: string;
   clients: ClusterClients;
 }
 
@@ -85,6 +87,7 @@ function launcherAccessOf(state: WorkflowState, deps: ClusterAccessDeps, deadlin
     run: runMark(state.execution),
     cluster,
     principalArn: state.iam.launcherArn,
+    ...(state.iam.launcherCreateDate ? { principalCreateDate: state.iam.launcherCreateDate } : {}),
     clients: clientsFor(cluster, deps, deadline),
   };
 }

@@ -52,7 +52,13 @@ async function ensureIamResources(ctx: IamStepContext): Promise<IamResult> {
   const { request } = ctx;
   const launcher = await ensureLauncherIdentity(ctx);
   const created = launcher.created ? [launcher.arn] : [];
-  const result: IamResult = { launcherArn: launcher.arn, launcherKind: launcher.kind, launcherCreated: launcher.created, created };
+  const result: IamResult = {
+    launcherArn: launcher.arn,
+    launcherKind: launcher.kind,
+    launcherCreated: launcher.created,
+    ...(launcher.createDate ? { launcherCreateDate: launcher.createDate.toISOString() } : {}),
+    created,
+  };
   if (request.storage.type === "fusion") {
     const workload = await ensureWorkloadRole(ctx, request.storage);
     result.workloadRoleArn = workload.arn;

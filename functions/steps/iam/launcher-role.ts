@@ -18,6 +18,8 @@ export interface LauncherIdentity {
   kind: "role" | "user";
   /** By this execution: the compensator deletes it. */
   created: boolean;
+  /** A role of the cluster's account: IAM's CreateDate of the instance found (access entries made before it are stale) */
+  createDate?: Date;
 }
 
 /** The last path segment of `role/path/name` or `user/name`. */
@@ -26,21 +28,24 @@ function principalName(resource: string): { kind: "role" | "user"; name: string 
   return { kind: kind === "user" ? "user" : "role", name: rest[rest.length - 1] };
 }
 
-async function verifyExistingPrincipal(ctx: IamStepContext, principalArn: string): Promise<"role" | "user"> {
+async function verifyExistingPrincipal(ctx: IamStepContext, principalArn: string): Promise<{ kind: "role" | "user"; createDate?: Date }> {
   const arn = parseArn(principalArn)!;
   const { kind, name } = principalName(arn.resource);
   // IAM answers only for its own account: a principal in another allowlisted account is checked by EKS later.
-  if (arn.accountId !== ctx.cluster.accountId) return kind;
+  if (arn.accountId !== ctx.cluster.accountId) return { kind };
   try {
-    if (kind === "role") await ctx.iam.send(new GetRoleCommand({ RoleName: name }));
-    else await ctx.iam.send(new GetUserCommand({ UserName: name }));
+    if (kind === "role") {
+      const { Role: role } = await ctx.iam.send(new GetRoleCommand({ RoleName: name }));
+      return { kind, ...(role?.CreateDate ? { createDate: role.CreateDate } : {}) };
+    }
+    await ctx.iam.send(new GetUserCommand({ UserName: name }));
   } catch (error) {
     if (isAwsError(error, "NoSuchEntity")) {
       throw new InvalidRequest([{ path: "launcher.principalArn", message: `principal does not exist: ${principalArn}` }], { cause: error });
     }
     throw error;
   }
-  return kind;
+  return { kind };
 }
 
 type CreatedLauncher = Extract<ProvisionRequest["launcher"], { mode: "create" }>;
@@ -67,7 +72,7 @@ function launcherRole(ctx: IamStepContext, launcher: CreatedLauncher): DesiredRo
 export async function ensureLauncherIdentity(ctx: IamStepContext): Promise<LauncherIdentity> {
   const { launcher } = ctx.request;
   if (launcher.mode === "existing") {
-    return { arn: launcher.principalArn, kind: await verifyExistingPrincipal(ctx, launcher.principalArn), created: false };
+    return { arn: launcher.principalArn, ...(await verifyExistingPrincipal(ctx, launcher.principalArn)), created: false };
   }
   return { ...(await ensureRole(ctx, launcherRole(ctx, launcher))), kind: "role" };
 }

@@ -26,6 +26,8 @@ export interface EnsuredRole {
   arn: string;
   /** By this execution (now or in an earlier attempt): the compensator deletes it whole. */
   created: boolean;
+  /** IAM's CreateDate of this instance of the role */
+  createDate?: Date;
 }
 
 /**
@@ -52,7 +54,11 @@ export async function ensureRole(ctx: IamStepContext, desired: DesiredRole, atte
   }
   await putInlinePolicy(ctx.iam, desired);
   logger.info("created IAM role", { roleName: desired.roleName });
-  return { arn: role?.Arn ?? productRoleArn(ctx.partition, ctx.cluster.accountId, desired.roleName), created: true };
+  return {
+    arn: role?.Arn ?? productRoleArn(ctx.partition, ctx.cluster.accountId, desired.roleName),
+    created: true,
+    ...(role?.CreateDate ? { createDate: role.CreateDate } : {}),
+  };
 }
 
 /** Role names are unique in an account whatever the path: a same-named role elsewhere is not one of ours, however tagged. */
@@ -83,7 +89,7 @@ async function adoptRole(ctx: IamStepContext, existing: Role, desired: DesiredRo
     roleName: desired.roleName,
     changed: describeChange(change),
   });
-  return { arn: existing.Arn!, created };
+  return { arn: existing.Arn!, created, ...(existing.CreateDate ? { createDate: existing.CreateDate } : {}) };
 }
 
 /** Under the product's path, with the deployment's boundary and this run's marks: the only way the product's IAM permissions allow. */
