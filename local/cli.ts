@@ -20,7 +20,7 @@ const AUTH_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_M
 
 const USAGE = `usage:
   npm start -- [options]          start the sandbox (emulated AWS + EKS, the workflow, the HTTP API)
-  npm run demo -- [--example FILE] [--api URL]
+  npm run demo -- [--example FILE] [--api URL] [--drift]
 
 start options:
   --port N                 HTTP API port (default 8787; 0 = any free port)
@@ -36,7 +36,12 @@ start options:
                            take one permission from one product role, repeatable: CreateIamResources=iam:TagRole
                            (roles: a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested)
   --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
+<<<<<<< HEAD
   --time-scale F           the cluster's clock: real durations x F (default 0.3, 0.03 with --fast)
+=======
+  --stopped-run-grace S    a stopped or timed-out run is compensated S seconds after it stopped (default 120, the
+                           longest step timeout, as deployed; 2 with --fast)
+>>>>>>> main
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -69,7 +74,11 @@ async function start(args: string[]): Promise<void> {
         "fail-jobs": { type: "boolean" },
         "remove-permission": { type: "string", multiple: true },
         fast: { type: "boolean" },
+<<<<<<< HEAD
         "time-scale": { type: "string" },
+=======
+        "stopped-run-grace": { type: "string" },
+>>>>>>> main
         "state-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -94,6 +103,8 @@ async function start(args: string[]): Promise<void> {
   if (clockScale !== undefined && (!Number.isFinite(clockScale) || clockScale < 0)) fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
+  const grace = values["stopped-run-grace"] === undefined ? (values.fast ? 2 : 120) : Number(values["stopped-run-grace"]);
+  if (!Number.isFinite(grace) || grace < 0) fail(`--stopped-run-grace is a number of seconds, got "${values["stopped-run-grace"]}"`);
   const stateDir = values["state-dir"] ?? ".sandbox";
   // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
   const { parseRemovedPermission, UnknownPermission } = await import("./aws/product-roles.js");
@@ -122,7 +133,12 @@ async function start(args: string[]): Promise<void> {
       // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
       timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
       // The cluster's clock too: a Terminating namespace is gone in about 10 s, or about 1 s with --fast.
+<<<<<<< HEAD
       clusterTimeScale: clockScale ?? (values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE),
+=======
+      clusterTimeScale: values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE,
+      stoppedRunGraceMs: grace * 1000,
+>>>>>>> main
       stateDir,
     });
   } catch (error) {
@@ -163,7 +179,7 @@ sandbox ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Ctrl-C 
 async function demo(args: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" } }, strict: true }));
+    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" }, drift: { type: "boolean" } }, strict: true }));
   } catch (error) {
     fail((error as Error).message);
   }
@@ -177,7 +193,7 @@ async function demo(args: string[]): Promise<void> {
   // sandbox nothing in this process logs, so this only ever quiets that path. A level the user set wins.
   process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
   const { runDemo } = await import("./demo.js");
-  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv });
+  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv, drift: values.drift === true });
 }
 
 const [command, ...rest] = process.argv.slice(2);

@@ -19,10 +19,10 @@ import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod 
 import { HeadJobFailed, HeadJobTimedOut, HeadPodCannotStart, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { compensationResult, type CompensationResult } from "../lib/workflow/compensation.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
 import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
+import { isTenantClaim, NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
 import type { HeadJobSpec } from "../lib/domain/request.js";
 import type { HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
@@ -275,27 +275,34 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
 export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
-  if (!ctx?.request.headJob) return result; // no head job asked for: nothing was launched
-  const { request, api, run } = ctx;
+  if (!ctx) return result;
+  const { request, api, run, claim } = ctx;
   const namespace = request.namespace;
-  const jobName = headJobName(request.tenant, run);
+  let jobs: ObjectRef[];
+  if (isTenantClaim(claim)) {
+    // A teardown: every head job of the tenant in its namespace, whichever run launched it.
+    jobs = await listCreatedBy(api, { apiVersion: "batch/v1", kind: "Job", namespace }, request.tenant, claim);
+  } else {
+    if (!request.headJob) return result; // no head job asked for: nothing was launched
+    jobs = uniqueRefs([
+      jobRef(namespace, headJobName(request.tenant, run)),
+      ...(state.headJob?.jobName && state.headJob.namespace === namespace ? [jobRef(namespace, state.headJob.jobName)] : []),
+    ]);
+  }
 
-  // The Job first (its pods follow in the background), then whatever pods of it are still listed.
-  const jobs = uniqueRefs([
-    jobRef(namespace, jobName),
-    ...(state.headJob?.jobName && state.headJob.namespace === namespace ? [jobRef(namespace, state.headJob.jobName)] : []),
-  ]);
-  await deleteEachCreatedBy(api, jobs, run, result);
+  // The Job first (propagationPolicy Background: the garbage collector deletes its pods, none is orphaned), then
+  // whatever pods of it are still listed.
+  await deleteEachCreatedBy(api, jobs, claim, result);
   for (const job of jobs) {
     // deleteIfCreatedBy decides per pod: only pods carrying this run's mark go.
     const pods = (await podsOf(api, namespace, job.name)).map(
       (pod): ReadObject => ({ ref: { apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name ?? "" }, object: pod }),
     );
-    await deleteEachCreatedBy(api, pods, run, result);
+    await deleteEachCreatedBy(api, pods, claim, result);
   }
   // Then the params the pod mounted (only this run's: the marks decide).
   const params = uniqueRefs(jobs.map((job) => configMapRef(namespace, headJobParamsConfigMapName(job.name))));
-  await deleteEachCreatedBy(api, params, run, result);
+  await deleteEachCreatedBy(api, params, claim, result);
   logger.info("head job compensated", { ...result });
   return result;
 }

@@ -42,7 +42,9 @@ export class KubeConflict extends ProvisionerError {
 /**
  * The tenant's namespace is still Terminating (an earlier run's compensation deleted it, and the cluster is still
  * emptying it): nothing can be created in it until it is gone, which takes seconds to minutes (its pods' grace
- * periods, finalizers). The state machine retries it on its own, longer schedule (NAMESPACE_TERMINATING_RETRY).
+ * periods, finalizers). The state machine retries it on its own, longer schedule (NAMESPACE_TERMINATING_RETRY). The
+ * teardown's WaitForNamespaceRemoval raises it too, with its own backoff: its last message, naming the finalizers and
+ * conditions that hold the namespace, is what the teardown reports when the wait is over.
  */
 export class NamespaceTerminating extends ProvisionerError {
   readonly transient = true;
@@ -72,6 +74,15 @@ export class RunInProgress extends ProvisionerError {
     super(message, options);
     this.name = "RunInProgress";
     this.executionArn = executionArn;
+  }
+}
+
+/** Entry points only: no environment of that tenant, region and cluster in the registry (HTTP 404). */
+export class EnvironmentNotFound extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EnvironmentNotFound";
   }
 }
 

@@ -11,7 +11,7 @@ import { KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1APIGroup
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { eksBearerToken } from "../aws/eks-token.js";
 import { KubeConflict, NamespaceTerminating, OwnershipConflict } from "../domain/errors.js";
-import { isOwnedBy, LABEL_CREATED_BY, type RunMark, wasCreatedBy } from "../domain/naming.js";
+import { type Claim, isOwnedBy, LABEL_CREATED_BY, type RunMark, wasCreatedBy } from "../domain/naming.js";
 import { isKubeApiException } from "./kube-errors.js";
 import type { ResolvedCluster } from "../domain/cluster.js";
 
@@ -250,19 +250,20 @@ export async function replaceObject<T extends KubernetesObject>(api: KubernetesO
 }
 
 /**
- * Delete the object only when this run created it (its created-by label). Children (a Job's pods)
+ * Delete the object only when this run created it (its created-by label), or for a teardown when it is the
+ * tenant's (its ownership labels). Children (a Job's pods)
  * go with it in the background. The uid precondition makes sure we delete the object we inspected:
  * `read` (the object the caller already read at `ref`), else the object read here.
  */
 export async function deleteIfCreatedBy(
   api: KubernetesObjectApi,
   ref: ObjectRef,
-  run: RunMark,
+  claim: Claim,
   read?: KubernetesObject,
 ): Promise<"deleted" | "absent" | "kept"> {
   const existing = read ?? (await readObject(api, ref));
   if (!existing) return "absent";
-  if (!wasCreatedBy(existing.metadata?.labels, run)) return "kept";
+  if (!wasCreatedBy(existing.metadata?.labels, claim)) return "kept";
   const uid = existing.metadata?.uid;
   try {
     await api.delete(header(ref), undefined, undefined, undefined, undefined, "Background", {
