@@ -36,6 +36,7 @@ start options:
                            take one permission from one product role, repeatable: CreateIamResources=iam:TagRole
                            (roles: a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested)
   --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
+  --time-scale F           the cluster's clock: real durations x F (default 0.3, 0.03 with --fast)
   --stopped-run-grace S    a stopped or timed-out run is compensated S seconds after it stopped (default 120, the
                            longest step timeout, as deployed; 2 with --fast)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
@@ -70,6 +71,7 @@ async function start(args: string[]): Promise<void> {
         "fail-jobs": { type: "boolean" },
         "remove-permission": { type: "string", multiple: true },
         fast: { type: "boolean" },
+        "time-scale": { type: "string" },
         "stopped-run-grace": { type: "string" },
         "state-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -91,6 +93,8 @@ async function start(args: string[]): Promise<void> {
   } catch (error) {
     fail((error as Error).message);
   }
+  const clockScale = values["time-scale"] === undefined ? undefined : Number(values["time-scale"]);
+  if (clockScale !== undefined && (!Number.isFinite(clockScale) || clockScale < 0)) fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
   const grace = values["stopped-run-grace"] === undefined ? (values.fast ? 2 : 120) : Number(values["stopped-run-grace"]);
@@ -123,7 +127,7 @@ async function start(args: string[]): Promise<void> {
       // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
       timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
       // The cluster's clock too: a Terminating namespace is gone in about 10 s, or about 1 s with --fast.
-      clusterTimeScale: values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE,
+      clusterTimeScale: clockScale ?? (values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE),
       stoppedRunGraceMs: grace * 1000,
       stateDir,
     });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { V1Namespace, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { startKubeApi, type KubeApiServer } from "../../local/kube/kube-apiserver.js";
 import { ClusterTiming, TEST_TIME_SCALE } from "../../local/kube/cluster-timing.js";
+import { PODS } from "../../local/kube/resources.js";
 import { until } from "../support/sandbox-runs.js";
 import { ADMIN_TOKEN, apiError, clientsFor, configMap, createNamespace, job, staticAuthenticate, WAIT_MS, type Clients } from "../support/kube-emulator-clients.js";
 
@@ -200,10 +201,16 @@ describe("deletion over time in the emulated cluster", () => {
       await admin.batch.createNamespacedJob({ namespace: "work", body: job("orphaning", "work") });
       const podsOf = async (name: string) => (await admin.core.listNamespacedPod({ namespace: "work", labelSelector: `job-name=${name}` })).items;
       await until("both jobs' pods", async () => (await podsOf("fg")).length === 1 && (await podsOf("orphaning")).length === 1, WAIT_MS);
+      // The foreground Job's pod is held by a finalizer of someone else's (as a controller's would), so the Job visibly waits.
+      const held = (await podsOf("fg"))[0]!.metadata!.name!;
+      kube.store.mutate(PODS, "work", held, (p) => (p.metadata.finalizers = [...(p.metadata.finalizers ?? []), "example.com/hold"]));
       // Act
       await admin.batch.deleteNamespacedJob({ name: "fg", namespace: "work", propagationPolicy: "Foreground" });
       const fgJob = await admin.batch.readNamespacedJob({ name: "fg", namespace: "work" });
       await admin.batch.deleteNamespacedJob({ name: "orphaning", namespace: "work", propagationPolicy: "Orphan" });
+      await until("the held pod to be deleted", () => kube.store.get(PODS, "work", held)?.metadata.deletionTimestamp, WAIT_MS);
+      const fgWaiting = await admin.batch.readNamespacedJob({ name: "fg", namespace: "work" });
+      kube.store.mutate(PODS, "work", held, (p) => (p.metadata.finalizers = (p.metadata.finalizers ?? []).filter((f: string) => f !== "example.com/hold")));
       await gone("job fg to be gone", () => admin.batch.readNamespacedJob({ name: "fg", namespace: "work" }));
       const fgPods = await podsOf("fg");
       await gone("job orphaning to be gone", () => admin.batch.readNamespacedJob({ name: "orphaning", namespace: "work" }));
@@ -211,6 +218,7 @@ describe("deletion over time in the emulated cluster", () => {
       // Assess
       expect(fgJob.metadata?.finalizers).toEqual(["foregroundDeletion"]);
       expect(fgJob.metadata?.deletionTimestamp).toBeInstanceOf(Date);
+      expect(fgWaiting.metadata?.finalizers).toEqual(["foregroundDeletion"]);
       expect(fgPods).toEqual([]);
       expect(orphans).toHaveLength(1);
       expect(orphans[0]!.metadata?.ownerReferences).toBeUndefined();

@@ -341,6 +341,8 @@ export async function expectLauncherConfinedTo(sandbox: Sandbox, launcherArn: st
   expect(await statusOf(core.listNamespacedSecret({ namespace }))).toBe(403);
   // Clean up as the launcher (delete is one of its verbs), so later snapshots only hold the product's work.
   expect(await statusOf(core.deleteNamespacedPod({ name, namespace }))).toBe(200);
+  // A running pod is deleted gracefully (its terminationGracePeriodSeconds, on the cluster's clock): gone a moment later.
+  await until(`pod ${namespace}/${name} to be gone`, () => kubeObject(sandbox, "Pod", namespace, name) === undefined, 10_000);
   expect(kubeObject(sandbox, "Pod", namespace, name)).toBeUndefined();
   expect(kubeObjects(sandbox, "Pod", "default")).toEqual([]);
 }
