@@ -3,6 +3,7 @@
  * `npm run demo`: posts an example request to a running sandbox (or to one it starts itself), narrates
  * the run step by step as the Step Functions console would show it, then summarises what now exists.
  */
+import { SANDBOX_TIME_SCALE, TEST_TIME_SCALE } from "./kube/cluster-timing.js";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -19,7 +20,7 @@ const AUTH_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_M
 
 const USAGE = `usage:
   npm start -- [options]          start the sandbox (emulated AWS + EKS, the workflow, the HTTP API)
-  npm run demo -- [--example FILE] [--api URL]
+  npm run demo -- [--example FILE] [--api URL] [--drift]
 
 start options:
   --port N                 HTTP API port (default 8787; 0 = any free port)
@@ -35,6 +36,8 @@ start options:
                            take one permission from one product role, repeatable: CreateIamResources=iam:TagRole
                            (roles: a step's state name, KubeSteps, an API route, ComputeEnvironmentRequested)
   --fast                   Wait states and retry intervals scaled to 1/100 (backoff, jitter, caps kept)
+  --stopped-run-grace S    a stopped or timed-out run is compensated S seconds after it stopped (default 120, the
+                           longest step timeout, as deployed; 2 with --fast)
   --state-dir DIR          where env and kubeconfig are written (default .sandbox)`;
 
 function fail(message: string): never {
@@ -67,6 +70,7 @@ async function start(args: string[]): Promise<void> {
         "fail-jobs": { type: "boolean" },
         "remove-permission": { type: "string", multiple: true },
         fast: { type: "boolean" },
+        "stopped-run-grace": { type: "string" },
         "state-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -89,6 +93,8 @@ async function start(args: string[]): Promise<void> {
   }
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
+  const grace = values["stopped-run-grace"] === undefined ? (values.fast ? 2 : 120) : Number(values["stopped-run-grace"]);
+  if (!Number.isFinite(grace) || grace < 0) fail(`--stopped-run-grace is a number of seconds, got "${values["stopped-run-grace"]}"`);
   const stateDir = values["state-dir"] ?? ".sandbox";
   // Loaded here, not at the top: `npm run demo` against a running sandbox needs none of it.
   const { parseRemovedPermission, UnknownPermission } = await import("./aws/product-roles.js");
@@ -116,6 +122,9 @@ async function start(args: string[]): Promise<void> {
       removePermissions,
       // Scaled, never replaced (local/sfn/time-scale.ts): the head job's first 10 s check takes 2 s, or 100 ms with --fast.
       timeScale: values.fast ? { waitMs: 10, retryIntervalMs: 10 } : { waitMs: 200, retryIntervalMs: 1000 },
+      // The cluster's clock too: a Terminating namespace is gone in about 10 s, or about 1 s with --fast.
+      clusterTimeScale: values.fast ? TEST_TIME_SCALE : SANDBOX_TIME_SCALE,
+      stoppedRunGraceMs: grace * 1000,
       stateDir,
     });
   } catch (error) {
@@ -156,7 +165,7 @@ sandbox ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Ctrl-C 
 async function demo(args: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" } }, strict: true }));
+    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" }, drift: { type: "boolean" } }, strict: true }));
   } catch (error) {
     fail((error as Error).message);
   }
@@ -170,7 +179,7 @@ async function demo(args: string[]): Promise<void> {
   // sandbox nothing in this process logs, so this only ever quiets that path. A level the user set wins.
   process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
   const { runDemo } = await import("./demo.js");
-  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv });
+  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv, drift: values.drift === true });
 }
 
 const [command, ...rest] = process.argv.slice(2);

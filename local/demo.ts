@@ -155,11 +155,57 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
   }
 }
 
+type DriftBody = { status: string; reason?: string; resources: Array<{ kind: string; name: string; state: string; differences: Array<{ path: string }> }> };
+
+function printDrift(drift: DriftBody | undefined): void {
+  if (!drift) return console.log("  (no drift check)");
+  console.log(`  drift: ${drift.status}${drift.reason ? ` (${drift.reason})` : ""}, ${drift.resources.length} resources checked`);
+  for (const r of drift.resources.filter((r) => r.state !== "present")) {
+    console.log(`    ${r.state.padEnd(8)} ${r.kind} ${r.name}${r.differences.length ? `: ${r.differences.map((d) => d.path).join(", ")}` : ""}`);
+  }
+}
+
+/** `--drift`: delete the launcher user's RoleBinding by hand, see the drift, reconcile, see it gone, run the scheduled check. */
+async function driftDemo(apiUrl: string, tenant: string, namespace: string, clusterName: string, region: string): Promise<void> {
+  const environment = `${apiUrl}/environments/${encodeURIComponent(tenant)}/${region}/${clusterName}`;
+  const read = async () => ((await (await fetch(environment)).json()) as { drift?: DriftBody }).drift;
+  console.log(`
+Drift: GET ${environment}`);
+  printDrift(await read());
+  const binding = `${launcherUsername(tenant)}-binding`;
+  console.log(`
+Deleting RoleBinding ${namespace}/${binding} by hand, then GET again:`);
+  const described = await eksClient(region).send(new DescribeClusterCommand({ name: clusterName }));
+  const kube = await kubeClientFor(toResolvedCluster(described.cluster!, region));
+  await kube.delete({ apiVersion: "rbac.authorization.k8s.io/v1", kind: "RoleBinding", metadata: { name: binding, namespace } });
+  printDrift(await read());
+  console.log(`
+POST ${environment}/reconcile`);
+  const res = await fetch(`${environment}/reconcile`, { method: "POST" });
+  const started = (await res.json()) as { executionName?: string };
+  console.log(`  ${res.status}: ${JSON.stringify(started)}`);
+  if (res.status !== 202) return;
+  const final = await watch(apiUrl, started.executionName!);
+  console.log(`
+${final.status}; GET again:`);
+  printDrift(await read());
+  const check = await fetch(`${apiUrl}/sandbox/drift-check`, { method: "POST" });
+  const summary = (await check.json()) as { checked: number; drifted: number; events: unknown[] };
+  console.log(`
+The scheduled check, now (POST /sandbox/drift-check): ${summary.checked} checked, ${summary.drifted} drifted, ${summary.events.length} EnvironmentDrifted events`);
+}
+
 /**
  * `sandboxEnv` is what the CLI read from `envFile` (the running sandbox's `.sandbox/env`), when it was there;
  * against a running sandbox the demo takes its endpoints and keys from it.
  */
-export async function runDemo({ examplePath, apiUrl, envFile, sandboxEnv }: { examplePath: string; apiUrl?: string; envFile: string; sandboxEnv?: Record<string, string> }): Promise<void> {
+export async function runDemo({
+  examplePath,
+  apiUrl,
+  envFile,
+  sandboxEnv,
+  drift,
+}: { examplePath: string; apiUrl?: string; envFile: string; sandboxEnv?: Record<string, string>; drift?: boolean }): Promise<void> {
   const request = JSON.parse(readFileSync(examplePath, "utf8")) as { tenant: string; namespace?: string; cluster: { name: string; region: string } };
   let closeSandbox: (() => Promise<void>) | undefined;
   if (apiUrl && (await reachable(apiUrl))) {
@@ -190,6 +236,7 @@ export async function runDemo({ examplePath, apiUrl, envFile, sandboxEnv }: { ex
       process.exitCode = 1;
     }
     await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+    if (drift && final.status === "SUCCEEDED") await driftDemo(apiUrl!, request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
   } finally {
     await closeSandbox?.();
   }

@@ -14,7 +14,7 @@ import { CreatePolicyCommand, CreateRoleCommand, IAMClient, TagRoleCommand } fro
 import { CreateAccessEntryCommand, EKSClient } from "@aws-sdk/client-eks";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { resetClients, type Signer } from "../functions/lib/aws/clients.js";
-import { COMPUTE_ENVIRONMENT_REQUESTED, loadDeploymentConfig, onboardingEventPattern } from "../functions/lib/domain/deploy-config.js";
+import { loadDeploymentConfig, onboardingEventPattern, removalEventPattern } from "../functions/lib/domain/deploy-config.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { resetKubeClients, setKubeTokenCredentials } from "../functions/lib/kube/kube-client.js";
 import { awsAuthMapRolesEntry, PROVISIONER_CLUSTERROLE_FILE, provisionerAccessEntry } from "../stacks/cluster-access-commands.js";
@@ -22,8 +22,19 @@ import type { AuthenticationMode } from "../functions/lib/workflow/workflow-stat
 import { handler as provisionHandler } from "../functions/api/provision.js";
 import { handler as statusHandler } from "../functions/api/status.js";
 import { updateHandler as updateEnvironmentHandler } from "../functions/api/update-environment.js";
-import { createHandler as createEnvironmentHandler, listHandler as listEnvironmentsHandler, readHandler as readEnvironmentHandler } from "../functions/api/environments.js";
+import {
+  createHandler as createEnvironmentHandler,
+  deleteHandler as deleteEnvironmentHandler,
+  listHandler as listEnvironmentsHandler,
+  readHandler as readEnvironmentHandler,
+} from "../functions/api/environments.js";
+import { handler as reconcileHandler } from "../functions/api/reconcile.js";
+import { checkEnvironments, ENVIRONMENT_DRIFTED } from "../functions/events/drift-check.js";
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
+import { handler as removalEventHandler } from "../functions/events/compute-environment-removal-requested.js";
+import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
+import { COMPENSATION_STATE_MACHINE_ARN_ENV, STOPPED_RUN_GRACE_ENV, stoppedRunEventPattern } from "../functions/lib/workflow/stopped-run.js";
+import { matchesPattern } from "./aws/event-pattern.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { startAwsEmulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, type AwsEmulator } from "./aws/aws-emulator-server.js";
@@ -37,6 +48,8 @@ import {
   KUBE_STEPS_ROLE_NAME,
   LAMBDA_TRUST,
   ONBOARDING_EVENTS_ROLE_KEY,
+  REMOVAL_EVENTS_ROLE_KEY,
+  DRIFT_CHECK_ROLE_KEY,
   productRoles,
   type ProductRole,
   type RemovedPermission,
@@ -47,6 +60,7 @@ import { startDevServer, type DevServer, type HttpHandler, type Route } from "./
 import { FaultInjector, type FaultRule } from "./faults.js";
 import { writeSandboxEnv } from "./sandbox-env.js";
 import { openApiText } from "./write-openapi.js";
+import { SANDBOX_TIME_SCALE } from "./kube/cluster-timing.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -56,6 +70,12 @@ const SANDBOX_NODE_ROLE = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/resear
 /** An existing launcher role, as Seqera Platform's would be (examples/fusion-tenant.json uses it). */
 export const SANDBOX_EXISTING_LAUNCHER = `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:role/seqera-platform-launcher`;
 const STATE_MACHINE_NAME = "provision";
+/** The teardown workflow (statemachines/deprovision.asl.json), loaded by the runner beside the provisioning one. */
+const DEPROVISION_STATE_MACHINE_NAME = "deprovision";
+/** statemachines/compensate-stopped.asl.json: the compensation of runs that ended without their Catch */
+const COMPENSATION_STATE_MACHINE_NAME = "compensate-stopped";
+/** The longest step Lambda timeout (stacks/Provisioner.ts): how long a stopped run's compensation waits by default. */
+const STOPPED_RUN_GRACE_MS = 120_000;
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
 export const SANDBOX_KUBE_STEPS_ROLE = KUBE_STEPS_ROLE_NAME;
 export const EVENT_BUS_NAME = "nf-eks-provisioner";
@@ -80,7 +100,13 @@ export interface SandboxOptions {
   waitMs?: number;
   /** every retrier waits this long between attempts instead of its backoff (default: as defined) */
   retryIntervalMs?: number;
-  /** time between a head pod's phases (default 200 ms) */
+  /**
+   * The emulated cluster's one time factor (local/kube/cluster-timing.ts): real seconds × 1000 × clusterTimeScale =
+   * sandbox milliseconds. Default SANDBOX_TIME_SCALE (a Terminating namespace with a running pod is gone in about
+   * 10 s); tests use TEST_TIME_SCALE (about 1 s).
+   */
+  clusterTimeScale?: number;
+  /** time between a head pod's phases (default: derived from clusterTimeScale) */
   kubeletStepMs?: number;
   /** head jobs fail instead of succeeding */
   failJobs?: boolean;
@@ -94,6 +120,8 @@ export interface SandboxOptions {
    * a step's state name, KubeSteps, an API route or ComputeEnvironmentRequested): the calls that need them are denied.
    */
   removePermissions?: RemovedPermission[];
+  /** how long after a run stopped its compensation begins (default 120 s, the longest step Lambda timeout, as deployed) */
+  stoppedRunGraceMs?: number;
 }
 
 export interface Sandbox {
@@ -104,6 +132,12 @@ export interface Sandbox {
   /** DynamoDB (dynalite): the environment registry's table */
   dynamoDbUrl: string;
   stateMachineArn: string;
+  /** The teardown workflow's state machine */
+  deprovisionStateMachineArn: string;
+  /** the compensation of runs that ended without their Catch (statemachines/compensate-stopped.asl.json) */
+  compensationStateMachineArn: string;
+  /** the events on the emulated buses (the product's, and Step Functions' status changes on `default`), optionally filtered */
+  events: AwsEmulator["events"];
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
   kube: KubeApiServer;
@@ -192,24 +226,6 @@ async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mod
   return roleArn;
 }
 
-/**
- * The cluster's StorageClasses: `efs-sc` (the examples' ReadWriteMany class; claims on it may grow) and `gp2` (EKS's
- * old default, no volume expansion: an update that grows a claim on it is refused by the run, and by the API server).
- */
-export const SANDBOX_STORAGE_CLASSES: KubeObject[] = [
-  {
-    apiVersion: "storage.k8s.io/v1",
-    kind: "StorageClass",
-    metadata: { name: "efs-sc" },
-    provisioner: "efs.csi.aws.com",
-    parameters: { provisioningMode: "efs-ap", directoryPerms: "700" },
-    reclaimPolicy: "Delete",
-    volumeBindingMode: "Immediate",
-    allowVolumeExpansion: true,
-  },
-  { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "gp2" }, provisioner: "kubernetes.io/aws-ebs", parameters: { type: "gp2", fsType: "ext4" }, reclaimPolicy: "Delete", volumeBindingMode: "WaitForFirstConsumer" },
-];
-
 export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
   const authenticationMode = opts.authenticationMode ?? "API_AND_CONFIG_MAP";
   const faults = new FaultInjector();
@@ -220,12 +236,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     port: opts.kubePort ?? 0,
     faults,
     authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
-    kubelet: { stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
+    kubelet: { timeScale: opts.clusterTimeScale ?? SANDBOX_TIME_SCALE, stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
   });
   // What eksctl writes for a managed node group, templated username included.
   const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);
   kube.seed(awsAuth);
-  for (const storageClass of SANDBOX_STORAGE_CLASSES) kube.seed(storageClass);
   aws.seedCluster({
     name: SANDBOX_CLUSTER.name,
     region: SANDBOX_CLUSTER.region,
@@ -248,8 +263,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     waitMs: opts.waitMs,
     retryIntervalMs: opts.retryIntervalMs,
     stepSigner: stepSigners(signers),
+    // Step Functions tells the account's default bus when an execution ends, as in AWS.
+    onStatusChange: (change) => aws.putServiceEvent({ ...change, region: SANDBOX_CLUSTER.region }),
   });
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
+  const deprovisionStateMachineArn = stepFunctions.stateMachineArn(DEPROVISION_STATE_MACHINE_NAME);
+  const compensationStateMachineArn = stepFunctions.stateMachineArn(COMPENSATION_STATE_MACHINE_NAME);
   const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
   const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
   await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
@@ -275,6 +294,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ONBOARDING_EVENT_SOURCES: "com.example.onboarding",
     EVENT_BUS_NAME,
     STATE_MACHINE_ARN: stateMachineArn,
+    DEPROVISION_STATE_MACHINE_ARN: deprovisionStateMachineArn,
+    [COMPENSATION_STATE_MACHINE_ARN_ENV]: compensationStateMachineArn,
+    [STOPPED_RUN_GRACE_ENV]: String((opts.stoppedRunGraceMs ?? STOPPED_RUN_GRACE_MS) / 1000),
   };
   // The session token of the shell that started us must not leak into signing with the sandbox keys.
   delete process.env.AWS_SESSION_TOKEN;
@@ -306,6 +328,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       registryTableArn: `arn:aws:dynamodb:${region}:${accountId}:table/${REGISTRY_TABLE_NAME}`,
       stateMachineArn,
       executionsArn: `arn:aws:states:${region}:${accountId}:execution:${STATE_MACHINE_NAME}:*`,
+      kubeStepsRoleArn: `arn:aws:iam::${accountId}:role/${KUBE_STEPS_ROLE_NAME}`,
     },
   );
   const productRoleArns = defineProductRoles(aws, roles, opts.removePermissions);
@@ -321,22 +344,52 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
     { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
     { method: "PUT", path: "/environments/{tenant}/{region}/{cluster}", handler: updateEnvironmentHandler as unknown as HttpHandler },
+    { method: "DELETE", path: "/environments/{tenant}/{region}/{cluster}", handler: deleteEnvironmentHandler as unknown as HttpHandler },
+    { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
   ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
+  /** The scheduled drift check, run now as its own role (POST /sandbox/drift-check): its summary and the events it put on the bus. */
+  const driftCheck = withEntrySigner(async (_event: unknown, _context: unknown) => checkEnvironments(), signers.get(DRIFT_CHECK_ROLE_KEY));
+  async function driftCheckNow() {
+    const before = aws.events({ detailType: ENVIRONMENT_DRIFTED }).length;
+    const summary = await driftCheck({}, {});
+    const events = aws.events({ detailType: ENVIRONMENT_DRIFTED }).slice(before);
+    return { statusCode: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ ...summary, events }) };
+  }
   routes.push(
+    // The sandbox only (not deployed): what the drift schedule does, run now, and the EnvironmentDrifted events it put.
+    { method: "POST", path: "/sandbox/drift-check", handler: async () => driftCheckNow() },
     // The API's own description, generated from the same schemas as openapi.json.
     { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
   );
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
 
-  // The bus's rule: ComputeEnvironmentRequested from an allowed source starts the workflow through the events handler, as deployed.
+  // The bus's rules: ComputeEnvironmentRequested (RemovalRequested) from an allowed source starts the workflow (the
+  // teardown) through its events handler, as deployed.
   const stopRouting = aws.onEvent?.((event) => {
-    const pattern = onboardingEventPattern(loadDeploymentConfig());
-    if (!pattern?.detailType.includes(event.detailType) || !pattern.source.includes(event.source)) return;
-    void withEntrySigner(onboardingEventHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>, signers.get(ONBOARDING_EVENTS_ROLE_KEY))(
+    const config = loadDeploymentConfig();
+    const rules = [
+      { pattern: onboardingEventPattern(config), handler: onboardingEventHandler, signer: signers.get(ONBOARDING_EVENTS_ROLE_KEY) },
+      { pattern: removalEventPattern(config), handler: removalEventHandler, signer: signers.get(REMOVAL_EVENTS_ROLE_KEY) },
+    ];
+    const rule = rules.find(({ pattern }) => pattern?.detailType.includes(event.detailType) && pattern.source.includes(event.source));
+    if (!rule) return;
+    void withEntrySigner(rule.handler as unknown as (e: unknown, c: unknown) => Promise<unknown>, rule.signer)(
       { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
       {},
-    ).catch((error: unknown) => console.error(`onboarding event ${event.eventId} was refused: ${(error as Error).message}`));
+    ).catch((error: unknown) => console.error(`${event.detailType} event ${event.eventId} was refused: ${(error as Error).message}`));
+  });
+
+  // The default bus's rule: the provision runs that timed out, were stopped or failed past their Catch go to the
+  // stopped-run handler, the pattern matched as EventBridge matches it.
+  const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn);
+  const stopStoppedRuns = aws.onEvent((event) => {
+    const asRuleSeesIt = { source: event.source, "detail-type": event.detailType, detail: event.detail, resources: event.resources, account: event.account, region: event.region };
+    if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;
+    void (executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>)(
+      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: event.account, time: event.time.toISOString(), region: event.region, resources: event.resources, detail: event.detail },
+      {},
+    ).catch((error: unknown) => console.error(`status-change event ${event.eventId} could not be handled: ${(error as Error).message}`));
   });
 
   const files: Sandbox["files"] = {};
@@ -356,6 +409,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     sfnUrl: sfn.url,
     dynamoDbUrl: dynamoDb.url,
     stateMachineArn,
+    deprovisionStateMachineArn,
+    compensationStateMachineArn,
+    events: (filter) => aws.events(filter),
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
     kube,
@@ -370,6 +426,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (closed) return;
       closed = true;
       stopRouting?.();
+      stopStoppedRuns();
       await api.close();
       await stepFunctions.shutdown();
       await sfn.close();

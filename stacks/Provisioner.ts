@@ -9,10 +9,13 @@ import fs from "node:fs";
 import path from "node:path";
 import { Duration } from "aws-cdk-lib";
 import { Effect, ManagedPolicy, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { CfnSchedule } from "aws-cdk-lib/aws-scheduler";
 import type { CfnFunction, Function as CdkFunction } from "aws-cdk-lib/aws-lambda";
 import { BillingMode } from "aws-cdk-lib/aws-dynamodb";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { Rule } from "aws-cdk-lib/aws-events";
+import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
 import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
@@ -28,22 +31,32 @@ import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
+import {
+  COMPENSATION_STATE_MACHINE_ARN_ENV,
+  STOPPED_RUN_GRACE_ENV,
+  stoppedRunEventPattern,
+} from "../functions/lib/workflow/stopped-run.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
-import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
+import { assertIamPrefixClear, deploymentConfigForStage, driftScheduleForStage } from "./config.js";
+import { KUBE_IDENTITY_ROLE_ENV } from "../functions/lib/workflow/drift-reader.js";
 import {
   API_ROUTE_STATEMENTS,
   KUBE_STEP_MODULES,
   clusterArns,
+  driftCheckStatements,
   kubeStepsStatements,
   runStarterStatements,
   stepFunctionStatements,
   type ApiRoute,
+  stoppedRunStatements,
   type PermissionScope,
   type PolicyStatementJson,
   type StackArns,
 } from "./permissions.js";
 
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
+/** The compensation of runs that ended without their Catch: provision's own Undo states and ReportFailure after a Wait. */
+export const COMPENSATION_DEFINITION_FILE = "statemachines/compensate-stopped.asl.json";
 
 /** Memory and timeout per step module: Kubernetes steps load the client and wait on the API server. */
 const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
@@ -114,6 +127,23 @@ export function readProvisionDefinition(root: string): string {
     );
   }
   return text;
+}
+
+/** The stopped-run compensation's ASL and the step placeholders it uses (each one a catalog step). */
+export function readCompensationDefinition(root: string): { text: string; placeholders: string[] } {
+  const file = path.join(root, COMPENSATION_DEFINITION_FILE);
+  const text = fs.readFileSync(file, "utf8");
+  JSON.parse(text);
+  const placeholders = [...new Set([...text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]))];
+  const known = new Set(STEP_FUNCTIONS.map((e) => e.placeholder));
+  const unknown = placeholders.filter((p) => !known.has(p));
+  if (unknown.length) throw new Error(`${COMPENSATION_DEFINITION_FILE}: placeholders with no step function: ${unknown.join(", ")}`);
+  return { text, placeholders };
+}
+
+/** The longest step Lambda timeout (seconds): how long a stopped run's compensation waits for a step still running. */
+export function longestStepTimeoutSeconds(): number {
+  return Math.max(...Object.values(STEP_SIZING).map((s) => s.timeout));
 }
 
 /**
@@ -213,6 +243,7 @@ export function Provisioner({ stack, app }: StackContext) {
     registryTableArn: registry.tableArn,
     stateMachineArn: stateMachine.stateMachineArn,
     executionsArn,
+    kubeStepsRoleArn: kubeStepsRole.roleArn,
   };
 
   // ------------------------------------------------------------ entry points
@@ -226,11 +257,46 @@ export function Provisioner({ stack, app }: StackContext) {
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
       "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
+      "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
     },
   });
-  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns) => PolicyStatementJson[]]>) {
-    api.attachPermissionsToRoute(route, cdkStatements(statements(arns)));
+  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]>) {
+    api.attachPermissionsToRoute(route, cdkStatements(statements(arns, scope)));
   }
+
+  // ------------------------------------------------------------ the scheduled drift check
+  const driftCheck = new Function(stack, "DriftCheckFunction", {
+    handler: "functions/events/drift-check.handler",
+    description: `${PRODUCT}: check every ready environment for drift; EnvironmentDrifted events for those that differ`,
+    timeout: 300,
+    environment: { [KUBE_IDENTITY_ROLE_ENV]: kubeStepsRole.roleArn },
+  });
+  driftCheck.attachPermissions(cdkStatements(driftCheckStatements(scope, arns)));
+  // The drift readers sign EKS tokens as the provisioner (a session that may do nothing in AWS: drift-reader.ts).
+  const readRoute = api.getFunction("GET /environments/{tenant}/{region}/{cluster}")!;
+  readRoute.addEnvironment(KUBE_IDENTITY_ROLE_ENV, kubeStepsRole.roleArn);
+  const driftReaders = [readRoute, driftCheck];
+  for (const reader of driftReaders) {
+    kubeStepsRole.assumeRolePolicy?.addStatements(
+      new PolicyStatement({ sid: `DriftReader${driftReaders.indexOf(reader)}`, actions: ["sts:AssumeRole"], principals: [reader.role!] }),
+    );
+  }
+  const schedulerRole = new Role(stack, "DriftScheduleRole", {
+    assumedBy: new ServicePrincipal("scheduler.amazonaws.com"),
+    description: `${PRODUCT} (${app.stage}): EventBridge Scheduler invokes the drift check`,
+  });
+  driftCheck.grantInvoke(schedulerRole);
+  new CfnSchedule(stack, "DriftSchedule", {
+    description: `${PRODUCT}: the scheduled drift check (DRIFT_SCHEDULE)`,
+    scheduleExpression: driftScheduleForStage(app.stage),
+    flexibleTimeWindow: { mode: "OFF" },
+    target: {
+      arn: driftCheck.functionArn,
+      roleArn: schedulerRole.roleArn,
+      input: JSON.stringify({ id: "<aws.scheduler.execution-id>", source: "aws.scheduler", schedule: "<aws.scheduler.schedule-arn>" }),
+      retryPolicy: { maximumRetryAttempts: 2 },
+    },
+  });
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -262,6 +328,51 @@ export function Provisioner({ stack, app }: StackContext) {
     });
   }
 
+  // ------------------------------------------------------------ runs that end without their Catch
+  // Step Functions puts "Execution Status Change" events on the account's default bus. This rule sends the provision
+  // runs that timed out, were stopped or failed to ExecutionStoppedFunction, which starts the compensation state
+  // machine for that run: a Wait until the stop plus the longest step timeout, then provision's Undo states and
+  // ReportFailure (record failed, release the lease, ComputeEnvironmentFailed). See functions/events/execution-stopped.ts.
+  const compensationName = app.logicalPrefixedName("compensate-stopped");
+  const compensationDefinition = readCompensationDefinition(useProject().paths.root);
+  const compensationLogs = new LogGroup(stack, "CompensateStoppedLogs", {
+    logGroupName: `/aws/vendedlogs/states/${compensationName}`,
+    retention: RetentionDays.THREE_MONTHS,
+  });
+  const compensationMachine = new StateMachine(stack, "CompensateStoppedStateMachine", {
+    stateMachineName: compensationName,
+    stateMachineType: StateMachineType.STANDARD,
+    definitionBody: DefinitionBody.fromString(compensationDefinition.text),
+    definitionSubstitutions: Object.fromEntries(
+      stepFunctions.filter(({ entry }) => compensationDefinition.placeholders.includes(entry.placeholder)).map(({ entry, fn }) => [entry.placeholder, fn.functionArn]),
+    ),
+    logs: { destination: compensationLogs, level: LogLevel.ERROR, includeExecutionData: false },
+    tracingEnabled: true,
+  });
+  for (const { entry, fn } of stepFunctions) if (compensationDefinition.placeholders.includes(entry.placeholder)) fn.grantInvoke(compensationMachine);
+  const stoppedRunDeadLetters = new Queue(stack, "StoppedRunDeadLetters", {
+    retentionPeriod: Duration.days(14),
+    encryption: QueueEncryption.SQS_MANAGED,
+    enforceSSL: true,
+  });
+  const onStopped = new Function(stack, "ExecutionStoppedFunction", {
+    handler: "functions/events/execution-stopped.handler",
+    description: `${PRODUCT}: compensate a provision run that timed out, was stopped or failed past its Catch`,
+    environment: {
+      [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn,
+      [COMPENSATION_STATE_MACHINE_ARN_ENV]: compensationMachine.stateMachineArn,
+      [STOPPED_RUN_GRACE_ENV]: String(longestStepTimeoutSeconds()),
+    },
+    retryAttempts: 2,
+    deadLetterQueue: stoppedRunDeadLetters,
+  });
+  onStopped.attachPermissions(cdkStatements(stoppedRunStatements(executionsArn, compensationMachine.stateMachineArn)));
+  new Rule(stack, "StoppedRunsRule", {
+    description: `${PRODUCT}: provision runs that ended without their Catch (timed out, stopped, failed)`,
+    eventPattern: (({ source, "detail-type": detailType, detail }) => ({ source, detailType, detail }))(stoppedRunEventPattern(stateMachine.stateMachineArn)),
+    targets: [new LambdaFunction(onStopped, { deadLetterQueue: stoppedRunDeadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) })],
+  });
+
   // ------------------------------------------------------------ what the operator runs next
   const taken = new Set<string>();
   const clusterOutputs: Record<string, string> = {};
@@ -279,8 +390,11 @@ export function Provisioner({ stack, app }: StackContext) {
     TenantRoleBoundaryArn: config.permissionsBoundaryArn,
     AwsAuthMapRolesEntry: awsAuthMapRolesEntry(kubeStepsRole.roleArn),
     OnboardingDeadLetterQueueUrl: deadLetters.queueUrl,
+    CompensateStoppedStateMachineArn: compensationMachine.stateMachineArn,
+    StoppedRunDeadLetterQueueUrl: stoppedRunDeadLetters.queueUrl,
+    DriftCheckFunctionName: driftCheck.functionName,
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
+  return { api, bus, stateMachine, compensationMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
 }

@@ -22,6 +22,7 @@ const DEPLOY_TIME_VARIABLES = [
   CONFIG_ENV.allowPrivilegedNamespaces,
   CONFIG_ENV.namespaceQuota,
   CONFIG_ENV.eksTokenStsEndpoint,
+  "DRIFT_SCHEDULE",
 ] as const;
 
 /** `allowedClusters.0.region` → `ALLOWED_CLUSTERS[0].region`, so the operator knows which variable to fix. */
@@ -45,6 +46,30 @@ export function deploymentConfigForStage(stage: string, env: NodeJS.ProcessEnv =
     `Set ${DEPLOY_TIME_VARIABLES.join(", ")} in the environment or in .env.${stage}`,
     `(e.g. ${CONFIG_ENV.allowedClusters}=research@eu-west-1 ${CONFIG_ENV.allowedAccountIds}=111122223333 ${CONFIG_ENV.iamPrefix}=nfeks).`,
   );
+}
+
+// ---------------------------------------------------------------- the scheduled drift check
+
+/** When the scheduled drift check runs: an EventBridge Scheduler expression, `rate(...)` or `cron(...)`. */
+export const DRIFT_SCHEDULE_ENV = "DRIFT_SCHEDULE";
+export const DEFAULT_DRIFT_SCHEDULE = "rate(1 day)";
+
+const RATE = /^rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)$/;
+/** cron(minutes hours day-of-month month day-of-week year): six fields. */
+const CRON = /^cron\(\S+( \S+){5}\)$/;
+
+/** Why the value is not a schedule expression EventBridge Scheduler takes, or undefined when it is. */
+export function driftScheduleProblem(value: string): string | undefined {
+  if (RATE.test(value) || CRON.test(value)) return undefined;
+  return `${DRIFT_SCHEDULE_ENV} ${JSON.stringify(value)}: expected rate(<n> <minute(s)|hour(s)|day(s)>) or cron(<6 fields>), e.g. ${JSON.stringify(DEFAULT_DRIFT_SCHEDULE)}`;
+}
+
+/** The stage's drift schedule (daily unless DRIFT_SCHEDULE says otherwise); a bad one stops the synth. */
+export function driftScheduleForStage(stage: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[DRIFT_SCHEDULE_ENV]?.trim() || DEFAULT_DRIFT_SCHEDULE;
+  const problem = driftScheduleProblem(value);
+  if (problem) throw new VisibleError(`nf-eks-provisioner: the deploy-time configuration for stage "${stage}" is invalid:`, `  - ${problem}`);
+  return value;
 }
 
 // ---------------------------------------------------------------- the IAM prefix and this stack's own roles

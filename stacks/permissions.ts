@@ -330,6 +330,46 @@ export function executionStatusStatements(executionsArn: string): PolicyStatemen
   ];
 }
 
+/**
+ * The stopped-run handler: read the stopped provision execution's history, start the compensation state machine
+ * (nothing else: the compensation's own role invokes the undo Lambdas, which hold their own permissions).
+ */
+export function stoppedRunStatements(executionsArn: string, compensationStateMachineArn: string): PolicyStatementJson[] {
+  return [
+    statement({ sid: "ReadStoppedRunHistory", actions: ["states:GetExecutionHistory"], resources: [executionsArn] }),
+    statement({ sid: "StartCompensation", actions: ["states:StartExecution"], resources: [compensationStateMachineArn] }),
+  ];
+}
+
+// ---------------------------------------------------------------- drift (GET on an environment, the scheduled check)
+
+/**
+ * The live drift check (functions/lib/workflow/drift-reader.ts): get, list and describe only, of what the product owns.
+ * DescribeCluster on the allowlisted clusters; the product's roles (their documents, inline and attached policies);
+ * Pod Identity associations and access entries (with their access policies) on those clusters. On Kubernetes it reads
+ * as the provisioner: a session of the KubeStepsRole (`kubeIdentityRoleArn`) whose session policy denies every AWS
+ * action, so only its EKS token is of use (test/infra checks the code passes that policy).
+ */
+export function driftReadStatements(scope: PermissionScope, kubeIdentityRoleArn: string): PolicyStatementJson[] {
+  return [
+    statement({ sid: "DriftDescribeAllowedClusters", actions: ["eks:DescribeCluster"], resources: clusterArns(scope) }),
+    statement({
+      sid: "DriftReadProductRoles",
+      actions: ["iam:GetRole", "iam:GetRolePolicy", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"],
+      resources: [prefixedRoleArn(scope)],
+    }),
+    statement({ sid: "DriftListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
+    statement({ sid: "DriftReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({ sid: "DriftReadAccessEntries", actions: ["eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies"], resources: accessEntryArns(scope) }),
+    statement({ sid: "DriftReadAsTheProvisioner", actions: ["sts:AssumeRole"], resources: [kubeIdentityRoleArn] }),
+  ];
+}
+
+/** The scheduled drift check (functions/events/drift-check.ts): list the ready environments, read drift, put EnvironmentDrifted events. */
+export function driftCheckStatements(scope: PermissionScope, arns: Pick<StackArns, "registryTableArn" | "eventBusArn" | "kubeStepsRoleArn">): PolicyStatementJson[] {
+  return [...registryListStatements(arns.registryTableArn), ...driftReadStatements(scope, arns.kubeStepsRoleArn), ...reportStatements(arns.eventBusArn)];
+}
+
 // ---------------------------------------------------------------- the environment registry (DynamoDB)
 
 /**
@@ -402,6 +442,8 @@ export interface StackArns {
   stateMachineArn: string;
   /** `arn:<partition>:states:<region>:<account>:execution:<state machine name>:*` */
   executionsArn: string;
+  /** The KubeStepsRole: the drift readers reach Kubernetes as a session of it */
+  kubeStepsRoleArn: string;
 }
 
 /**
@@ -423,9 +465,13 @@ export const API_ROUTE_STATEMENTS = {
   "GET /executions/{id}": (arns: StackArns) => executionStatusStatements(arns.executionsArn),
   "POST /environments": (arns: StackArns) => runStarterStatements(arns),
   "GET /environments": (arns: StackArns) => registryListStatements(arns.registryTableArn),
-  "GET /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => registryGetStatements(arns.registryTableArn),
+  "GET /environments/{tenant}/{region}/{cluster}": (arns: StackArns, scope: PermissionScope) => [
+    ...registryGetStatements(arns.registryTableArn),
+    ...driftReadStatements(scope, arns.kubeStepsRoleArn),
+  ],
   // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
   "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
-} as const satisfies Record<string, (arns: StackArns) => PolicyStatementJson[]>;
+  "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
+} as const satisfies Record<string, (arns: StackArns, scope: PermissionScope) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

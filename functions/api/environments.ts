@@ -10,12 +10,20 @@
  * A failed (compensated) environment owns nothing: a create starts it again.
  *
  * GET /environments?cluster=&region=&status=&limit=&cursor=   200 {items, next?}
- * GET /environments/{tenant}/{region}/{cluster}   200 the record | 404 EnvironmentNotFound
+ * GET /environments/{tenant}/{region}/{cluster}[?drift=false]   200 the record with `drift`, a live check of each owned
+ *   resource (workflow/drift.ts; a read that fails makes it `unknown` with the reason, never an error) | 404 EnvironmentNotFound
+ *   `drift=false` skips the check (a registry read only).
+ *
+ * DELETE /environments/{tenant}/{region}/{cluster}: tear it down (statemachines/deprovision.asl.json, entry/start-teardown.ts).
+ *   202 {executionArn, executionName, statusUrl, environmentUrl}   the teardown started (record: `removing`)
+ *   200 {environment, message}   already removed: nothing to do (a repeated DELETE is harmless)
+ *   404 EnvironmentNotFound | 409 RunInProgress (a run holds the lease) | 503, 500
  */
 import { isDeepStrictEqual } from "node:util";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
 import { checkRequest, environmentIdOf, specOf, startProvisioning, type StartDeps } from "../lib/entry/start-provisioning.js";
+import { startTeardown, type TeardownDeps } from "../lib/entry/start-teardown.js";
 import {
   EnvironmentRegistry,
   listEnvironments,
@@ -24,6 +32,7 @@ import {
   type EnvironmentRecord,
   type RegistryDeps,
 } from "../lib/workflow/environment-registry.js";
+import { checkDrift, type DriftReadDeps } from "../lib/workflow/drift-reader.js";
 import { httpHandler } from "../lib/workflow/middleware.js";
 import { errorResponse, json, type Response } from "./http-response.js";
 import { answerError, answerStart, headerValue, parseBody, statusUrlFor } from "./provision.js";
@@ -35,6 +44,8 @@ export interface EnvironmentsApiDeps extends StartDeps {
 /** The read routes only read: they get the registry's table, not the registry (whose writes they never make). */
 export interface EnvironmentReadDeps {
   table?: RegistryDeps;
+  /** the clients of the live drift check (default: made per call) */
+  drift?: DriftReadDeps;
 }
 
 const MAX_PAGE = 100;
@@ -106,12 +117,50 @@ function isCursor(cursor: string): boolean {
   }
 }
 
-async function read(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): Promise<Response> {
+function environmentIdOfPath(event: APIGatewayProxyEventV2): EnvironmentId {
   const p = event.pathParameters ?? {};
-  const id = { tenant: p.tenant ?? "", region: p.region ?? "", cluster: p.cluster ?? "" };
+  return { tenant: p.tenant ?? "", region: p.region ?? "", cluster: p.cluster ?? "" };
+}
+
+/** A teardown's status link: by ARN (its runs are not the provisioning state machine's, which names address). */
+export function teardownStatusUrl(executionArn: string): string {
+  return `/executions/${encodeURIComponent(executionArn)}`;
+}
+
+async function remove(event: APIGatewayProxyEventV2, deps: TeardownDeps): Promise<Response> {
+  const id = environmentIdOfPath(event);
+  const started = await startTeardown(id, deps);
+  switch (started.outcome) {
+    case "not-found":
+      return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
+    case "already-removed":
+      return json(200, { environment: environmentView(started.environment), message: "already removed: nothing to do" });
+    case "run-in-progress":
+      return json(409, {
+        error: "RunInProgress",
+        message: `environment ${environmentUrlFor(id)} has a run under way (${started.executionName}); try again once it has ended`,
+        executionArn: started.executionArn,
+        statusUrl: teardownStatusUrl(started.executionArn),
+      });
+    case "started": {
+      const statusUrl = teardownStatusUrl(started.executionArn);
+      return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl, environmentUrl: environmentUrlFor(id) }, { location: statusUrl });
+    }
+  }
+}
+
+async function read(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): Promise<Response> {
+  const id = environmentIdOfPath(event);
   const record = await readEnvironment(deps.table ?? {}, id);
   if (!record) return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
-  return json(200, environmentView(record));
+  const query = event.queryStringParameters ?? {};
+  if (query.drift !== undefined && query.drift !== "true" && query.drift !== "false") {
+    return json(400, { error: "InvalidRequest", problems: [{ path: "drift", message: "drift is true (the default: a live check) or false (the record only)" }] });
+  }
+  if (query.drift === "false") return json(200, environmentView(record));
+  // A removed environment owns nothing: there is nothing to check.
+  const drift = record.status === "removed" ? undefined : await checkDrift(record, deps.drift);
+  return json(200, { ...environmentView(record), ...(drift ? { drift } : {}) });
 }
 
 function readError(error: Error, event: APIGatewayProxyEventV2): Response {
@@ -130,6 +179,13 @@ export function createReadEnvironmentHandler(deps: EnvironmentReadDeps = {}) {
   return httpHandler("GET /environments/{tenant}/{region}/{cluster}", (event: APIGatewayProxyEventV2) => read(event, deps), readError);
 }
 
+export function createDeleteEnvironmentHandler(deps: TeardownDeps = {}) {
+  return httpHandler("DELETE /environments/{tenant}/{region}/{cluster}", (event: APIGatewayProxyEventV2) => remove(event, deps), (error, event) =>
+    errorResponse(error, event.requestContext?.requestId, "start the teardown workflow"),
+  );
+}
+
 export const createHandler = createEnvironmentHandler();
+export const deleteHandler = createDeleteEnvironmentHandler();
 export const listHandler = createListEnvironmentsHandler();
 export const readHandler = createReadEnvironmentHandler();

@@ -12,6 +12,21 @@ const started = z.object({ executionArn: z.string(), executionName: z.string(), 
 const runInProgress = z.object({ error: z.literal("RunInProgress"), message: z.string(), executionArn: z.string(), statusUrl: z.string() });
 const environmentExists = z.object({ error: z.literal("EnvironmentExists"), message: z.string(), environmentUrl: z.string(), updateUrl: z.string() });
 const execution = z.object({ name: z.string(), arn: z.string(), statusUrl: z.string() });
+const difference = z.object({ path: z.string(), expected: z.unknown(), actual: z.unknown() });
+const drift = z.object({
+  checkedAt: z.string(),
+  status: z.enum(["in-sync", "drifted", "unknown"]),
+  reason: z.string().optional(),
+  resources: z.array(
+    z.object({
+      kind: z.string(),
+      name: z.string(),
+      arn: z.string().optional(),
+      state: z.enum(["present", "missing", "changed"]),
+      differences: z.array(difference),
+    }),
+  ),
+});
 const environment = z.object({
   tenant: z.string(),
   region: z.string(),
@@ -26,6 +41,8 @@ const environment = z.object({
   lease: z.object({ holder: z.string(), expiresAt: z.string() }).optional(),
   lastFailure: z.object({ error: z.string(), cause: z.string(), at: z.string(), generation: z.number().int() }).optional(),
   url: z.string(),
+  /** GET on one environment: the live check of what it owns (absent with ?drift=false, and for a removed one) */
+  drift: drift.optional(),
 });
 const executionStatus = z.object({
   executionArn: z.string(),
@@ -55,6 +72,7 @@ const SCHEMAS = {
   UpdateStarted: updateStarted,
   EnvironmentRefusal: environmentRefusal,
   EnvironmentPage: z.object({ items: z.array(environment), next: z.string().optional() }),
+  Drift: drift,
   ExecutionStatus: executionStatus,
 } as const;
 
@@ -69,6 +87,8 @@ const refused = (description: string) => answer(description, "Refusal");
 const pathParameter = (name: string, description: string) => ({ name, in: "path", required: true, description, schema: { type: "string" } });
 const queryParameter = (name: string, description: string, schema: Record<string, unknown> = { type: "string" }) => ({ name, in: "query", required: false, description, schema });
 const idempotencyKey = { name: "Idempotency-Key", in: "header", required: false, description: "A repeat under the same key answers with the same run", schema: { type: "string" } };
+
+const environmentPath = [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")];
 
 function paths(): Record<string, unknown> {
   const start = { required: true, ...ref("ProvisionRequest") };
@@ -121,8 +141,31 @@ function paths(): Record<string, unknown> {
       get: {
         operationId: "getEnvironment",
         summary: "An environment's record",
-        parameters: [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")],
-        responses: { "200": answer("The record", "Environment"), "404": refused("EnvironmentNotFound") },
+        parameters: [
+          ...environmentPath,
+          queryParameter("drift", "false: the record only, without the live drift check (default true)", { type: "string", enum: ["true", "false"] }),
+        ],
+        responses: {
+          "200": answer("The record, with `drift`: each owned resource present as built, missing, or changed (and what differs); `unknown` with the reason when a read failed", "Environment"),
+          "400": refused("A bad drift option"),
+          "404": refused("EnvironmentNotFound"),
+        },
+      },
+    },
+    "/environments/{tenant}/{region}/{cluster}/reconcile": {
+      post: {
+        operationId: "reconcileEnvironment",
+        summary: "Re-apply the recorded spec as a run (lease, retries, compensation)",
+        parameters: [...environmentPath, idempotencyKey],
+        responses: {
+          "202": answer("The run started", "Started"),
+          "400": refused("The recorded spec no longer validates"),
+          "403": refused("NotAllowed: the cluster is no longer on this deployment's allowlist"),
+          "404": refused("EnvironmentNotFound"),
+          "409": answer("RunInProgress (another run holds the lease), or EnvironmentRemoved", "Refusal"),
+          "422": refused("IdempotencyKeyReused"),
+          "503": refused("Throttled or unreachable: try again"),
+        },
       },
       put: {
         operationId: "updateEnvironment",

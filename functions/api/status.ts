@@ -12,7 +12,7 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { paginateGetExecutionHistory, type DescribeExecutionOutput, type HistoryEvent, type SFNClient } from "@aws-sdk/client-sfn";
 import { parseArn } from "../lib/domain/arn.js";
 import { sfnClient } from "../lib/aws/clients.js";
-import { STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
+import { DEPROVISION_STATE_MACHINE_ARN_ENV, STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
 import { executionArnFor } from "../lib/domain/execution-name.js";
 import { readableCause, summariseHistory, type StepSummary } from "../lib/workflow/execution-summary.js";
 import { httpHandler } from "../lib/workflow/middleware.js";
@@ -25,6 +25,8 @@ export interface StatusDeps {
   sfn?: SFNClient;
   /** This deployment's state machine (default: the STATE_MACHINE_ARN variable) */
   stateMachineArn?: string;
+  /** Its teardown state machine (default: the DEPROVISION_STATE_MACHINE_ARN variable): its runs are addressed by ARN */
+  deprovisionStateMachineArn?: string;
 }
 
 export interface ExecutionStatusView {
@@ -67,9 +69,11 @@ export function executionArnOf(rawId: string | undefined, deps: StatusDeps): Par
     if (!arn || arn.service !== "states" || parts.length !== 3 || parts[0] !== "execution" || !parts[1] || !EXECUTION_NAME.test(parts[2]!)) {
       return { ok: false, status: 400, message: "the id is not a Step Functions execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>)" };
     }
-    // Only this deployment's runs are visible here.
+    // Only this deployment's runs are visible here (a teardown's too).
     const stateMachineArn = deps.stateMachineArn ?? process.env[STATE_MACHINE_ARN_ENV];
-    if (stateMachineArn && executionArnFor(stateMachineArn, parts[2]!) !== id) {
+    const deprovisionArn = deps.deprovisionStateMachineArn ?? process.env[DEPROVISION_STATE_MACHINE_ARN_ENV];
+    const ours = [stateMachineArn, deprovisionArn].filter((arn): arn is string => !!arn);
+    if (stateMachineArn && !ours.some((machine) => executionArnFor(machine, parts[2]!) === id)) {
       return { ok: false, status: 404, message: "no execution of this deployment's state machine has that ARN" };
     }
     return { ok: true, executionArn: id };

@@ -20,7 +20,7 @@ export interface StepFunctionEntry {
    * Where the state machine stores the result (`ResultPath: $.<resultKey>`); a compensator's goes to
    * `$.compensation.<state>` instead.
    */
-  resultKey?: keyof WorkflowState | "report" | "failure";
+  resultKey?: keyof WorkflowState | "report" | "failure" | "outcome";
   /** what it does, for the console and the README */
   description: string;
 }
@@ -52,4 +52,19 @@ export function placeholderOf(state: string): string {
 }
 
 export const STEP_FUNCTIONS: StepFunctionEntry[] = STEPS.map((step) => ({ ...step, placeholder: placeholderOf(step.state) }));
+
+/**
+ * The teardown's own Lambdas (statemachines/deprovision.asl.json). Its other Tasks run the provisioning workflow's
+ * compensators (`Undo*`) and ResolveCluster, each under its own placeholder: a teardown is "undo everything the
+ * product owns there", the same code with the tenant's claim instead of one run's (workflow/compensation.ts claimOf).
+ */
+const DEPROVISION_STEPS: CatalogLine[] = [
+  { state: "WaitForNamespaceRemoval", module: "teardown", handler: "namespaceRemovedHandler", description: "Wait until the deleted namespace is gone; name the finalizers and conditions that hold it" },
+  { state: "RecordRemoval", module: "teardown", handler: "recordRemovalHandler", resultKey: "outcome", description: "Record removed (or failed, with what remains) in the registry and release the lease" },
+];
+
+export const DEPROVISION_STEP_FUNCTIONS: StepFunctionEntry[] = DEPROVISION_STEPS.map((step) => ({ ...step, placeholder: placeholderOf(step.state) }));
+
+/** Every step Lambda of both workflows: one function each in the stack, one handler each in the local runner. */
+export const ALL_STEP_FUNCTIONS: StepFunctionEntry[] = [...STEP_FUNCTIONS, ...DEPROVISION_STEP_FUNCTIONS];
 

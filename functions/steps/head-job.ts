@@ -6,20 +6,23 @@
  *  - CheckHeadJob (`check`): called in the workflow's Wait loop; reads the Job and its pods and says
  *    whether to stop waiting (`waitFor: running` → the head pod runs; `completed` → the Job succeeded)
  *    and how long to wait before the next check. A failed head job is HeadJobFailed, with the pod's
- *    reason and message (an image that cannot be pulled for 5 minutes counts as failed); one that has
- *    not got there within `headJob.timeoutMinutes` is HeadJobTimedOut. Both go to compensation.
+ *    reason and message; a head pod that cannot start is HeadPodCannotStart, with the cluster's reason and
+ *    message: at once when waiting does not fix it (its claim is gone or its class cannot serve it, a config
+ *    it needs is missing, an image name that cannot be parsed), after 5 minutes when it might (an image that
+ *    does not pull, requests no node fits yet: a registry hiccup, an autoscaler adding a node). One that has
+ *    not got there within `headJob.timeoutMinutes` is HeadJobTimedOut. All go to compensation.
  *  - UndoHeadJob (`compensate`): deletes the Job this execution created (pods cascade in the background),
  *    any of its pods still there (found by the `job-name` label) and its params ConfigMap, only when this
  *    execution made them.
  */
 import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
-import { HeadJobFailed, HeadJobTimedOut, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
+import { HeadJobFailed, HeadJobTimedOut, HeadPodCannotStart, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { compensationResult, type CompensationResult } from "../lib/workflow/compensation.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
+import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
 import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
+import { isTenantClaim, NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
 import type { HeadJobSpec } from "../lib/domain/request.js";
 import type { HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
@@ -34,6 +37,10 @@ const HOPELESS_WAITING_REASONS = new Set(["InvalidImageName", "ErrImageNeverPull
 /** Image pull failures that may be transient (a registry hiccup, a throttled pull): fatal once they last. */
 const IMAGE_PULL_WAITING_REASONS = new Set(["ErrImagePull", "ImagePullBackOff"]);
 export const IMAGE_PULL_GRACE_MINUTES = 5;
+/** How long the head pod may stay Unschedulable for a reason time may fix (Insufficient cpu, an unbound claim). */
+export const UNSCHEDULABLE_GRACE_MINUTES = 5;
+/** Scheduler messages waiting does not fix: the workflow made the claim before the Job, so a missing one is gone. */
+const HOPELESS_UNSCHEDULABLE = [/persistentvolumeclaim "[^"]*" (not found|is being deleted)/, /provisioning failed for PVC/];
 /** While the image does not pull, check at least this often, so the grace period is not overshot by much. */
 const IMAGE_PULL_CHECK_SECONDS = 60;
 
@@ -129,6 +136,16 @@ function hopelessWaiting(pod: V1Pod | undefined): V1ContainerStatus | undefined 
   return waitingFor(pod, HOPELESS_WAITING_REASONS);
 }
 
+/** The scheduler's refusal, when the head pod has one: PodScheduled False, reason Unschedulable, and its message. */
+function unschedulable(pod: V1Pod | undefined): { reason: string; message: string } | undefined {
+  const condition = pod?.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable");
+  return condition ? { reason: "Unschedulable", message: condition.message ?? "" } : undefined;
+}
+
+function cannotStart(namespace: string, jobName: string, pod: V1Pod | undefined, reason: string, detail: string, why: string): HeadPodCannotStart {
+  return new HeadPodCannotStart(`head job ${namespace}/${jobName}: its pod ${pod?.metadata?.name ?? ""} cannot start${why}: ${reason}: ${detail}`, reason, detail);
+}
+
 /** The head job's phase from the Job's own status first (authoritative), then from its pod. */
 function headJobPhase(job: V1Job, pod: V1Pod | undefined): Phase {
   const status = job.status ?? {};
@@ -142,7 +159,7 @@ function headJobPhase(job: V1Job, pod: V1Pod | undefined): Phase {
     case "Running":
       return "Running";
     default:
-      return hopelessWaiting(pod) ? "Failed" : "Pending";
+      return "Pending";
   }
 }
 
@@ -200,15 +217,31 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
   const pod = newestPod(await podsOf(api, namespace, jobName));
   const phase = headJobPhase(job, pod);
   if (phase === "Failed") throw new HeadJobFailed(`head job ${namespace}/${jobName} failed: ${failureDetail(job, pod)}`);
+  const hopeless = phase === "Pending" ? hopelessWaiting(pod) : undefined;
+  if (hopeless) {
+    throw cannotStart(namespace, jobName, pod, hopeless.state!.waiting!.reason!, hopeless.state?.waiting?.message ?? failureDetail(job, pod), "");
+  }
+  const refusal = phase === "Pending" ? unschedulable(pod) : undefined;
+  if (refusal && HOPELESS_UNSCHEDULABLE.some((re) => re.test(refusal.message))) throw cannotStart(namespace, jobName, pod, refusal.reason, refusal.message, "");
 
   const done = spec.waitFor === "completed" ? phase === "Succeeded" : phase === "Running" || phase === "Succeeded";
   // An image that does not pull may be a registry hiccup; one that has not pulled for 5 minutes will not.
   const pullFailing = done ? undefined : waitingFor(pod, IMAGE_PULL_WAITING_REASONS);
   const pullFailingSince = pullFailing ? (timeOf(state.headJob?.imagePullFailingSince) ?? now) : undefined;
   if (pullFailingSince !== undefined && now - pullFailingSince > IMAGE_PULL_GRACE_MINUTES * MINUTE_MS) {
-    throw new HeadJobFailed(
-      `head job ${namespace}/${jobName} failed: its image ${pullFailing!.image ?? spec.image} could not be pulled for more than ${IMAGE_PULL_GRACE_MINUTES} minutes: ${failureDetail(job, pod)}`,
+    throw cannotStart(
+      namespace,
+      jobName,
+      pod,
+      pullFailing!.state!.waiting!.reason!,
+      pullFailing!.state?.waiting?.message ?? failureDetail(job, pod),
+      ` (its image ${pullFailing!.image ?? spec.image} could not be pulled for more than ${IMAGE_PULL_GRACE_MINUTES} minutes; ${failureDetail(job, pod)})`,
     );
+  }
+  // Requests no node fits may fit once an autoscaler adds one; refused for 5 minutes, they will not.
+  const unschedulableSince = refusal && !done ? (timeOf(state.headJob?.unschedulableSince) ?? now) : undefined;
+  if (unschedulableSince !== undefined && now - unschedulableSince > UNSCHEDULABLE_GRACE_MINUTES * MINUTE_MS) {
+    throw cannotStart(namespace, jobName, pod, refusal!.reason, refusal!.message, ` (unschedulable for more than ${UNSCHEDULABLE_GRACE_MINUTES} minutes)`);
   }
 
   const timeoutMinutes = headJobTimeoutMinutes(spec);
@@ -230,8 +263,9 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
     ...(pod?.metadata?.name ? { podName: pod.metadata.name } : {}),
     checks,
     launchedAt: new Date(launchedAt).toISOString(),
-    nextCheckSeconds: pullFailing ? Math.min(next, IMAGE_PULL_CHECK_SECONDS) : next,
+    nextCheckSeconds: pullFailing || refusal ? Math.min(next, IMAGE_PULL_CHECK_SECONDS) : next,
     ...(pullFailingSince !== undefined ? { imagePullFailingSince: new Date(pullFailingSince).toISOString() } : {}),
+    ...(unschedulableSince !== undefined ? { unschedulableSince: new Date(unschedulableSince).toISOString() } : {}),
     paramsConfigMap: state.headJob?.paramsConfigMap ?? headJobParamsConfigMapName(jobName),
   };
 }
@@ -241,27 +275,34 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
 export async function undoHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
-  if (!ctx?.request.headJob) return result; // no head job asked for: nothing was launched
-  const { request, api, run } = ctx;
+  if (!ctx) return result;
+  const { request, api, run, claim } = ctx;
   const namespace = request.namespace;
-  const jobName = headJobName(request.tenant, run);
+  let jobs: ObjectRef[];
+  if (isTenantClaim(claim)) {
+    // A teardown: every head job of the tenant in its namespace, whichever run launched it.
+    jobs = await listCreatedBy(api, { apiVersion: "batch/v1", kind: "Job", namespace }, request.tenant, claim);
+  } else {
+    if (!request.headJob) return result; // no head job asked for: nothing was launched
+    jobs = uniqueRefs([
+      jobRef(namespace, headJobName(request.tenant, run)),
+      ...(state.headJob?.jobName && state.headJob.namespace === namespace ? [jobRef(namespace, state.headJob.jobName)] : []),
+    ]);
+  }
 
-  // The Job first (its pods follow in the background), then whatever pods of it are still listed.
-  const jobs = uniqueRefs([
-    jobRef(namespace, jobName),
-    ...(state.headJob?.jobName && state.headJob.namespace === namespace ? [jobRef(namespace, state.headJob.jobName)] : []),
-  ]);
-  await deleteEachCreatedBy(api, jobs, run, result);
+  // The Job first (propagationPolicy Background: the garbage collector deletes its pods, none is orphaned), then
+  // whatever pods of it are still listed.
+  await deleteEachCreatedBy(api, jobs, claim, result);
   for (const job of jobs) {
     // deleteIfCreatedBy decides per pod: only pods carrying this run's mark go.
     const pods = (await podsOf(api, namespace, job.name)).map(
       (pod): ReadObject => ({ ref: { apiVersion: "v1", kind: "Pod", namespace, name: pod.metadata?.name ?? "" }, object: pod }),
     );
-    await deleteEachCreatedBy(api, pods, run, result);
+    await deleteEachCreatedBy(api, pods, claim, result);
   }
   // Then the params the pod mounted (only this run's: the marks decide).
   const params = uniqueRefs(jobs.map((job) => configMapRef(namespace, headJobParamsConfigMapName(job.name))));
-  await deleteEachCreatedBy(api, params, run, result);
+  await deleteEachCreatedBy(api, params, claim, result);
   logger.info("head job compensated", { ...result });
   return result;
 }

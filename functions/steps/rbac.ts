@@ -16,7 +16,7 @@
 import type { KubernetesObject, V1Namespace, V1Role } from "@kubernetes/client-node";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { contentNotCreatedBy, type NamespaceContent } from "../lib/kube/namespace-content.js";
-import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
+import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import {
   launcherRoleManifest,
@@ -30,7 +30,7 @@ import {
   type ManifestContext,
 } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { LAUNCHER_ROLE, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
+import { type Claim, isTenantClaim, LAUNCHER_ROLE, wasCreatedBy } from "../lib/domain/naming.js";
 import { loadNamespaceSettings, type NamespaceSettings, type PodSecurityLevel } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
 import { effectiveNamespaceQuota, headPodQuotaProblems, serviceAccountsOf, type NamespaceQuota, type ProvisionRequest } from "../lib/domain/request.js";
@@ -145,20 +145,26 @@ function firstFew(items: string[]): string {
 }
 
 /** Why a namespace this run created is kept: what is in it that this run did not make, and the kinds it could not look at. */
-function whyKept(content: NamespaceContent): string | undefined {
+function whyKept(content: NamespaceContent, claim: Claim): string | undefined {
   const reasons = [
     ...(content.foreign.length ? [`now holds objects it did not create (${firstFew(content.foreign)})`] : []),
     ...(content.unlisted.length ? [`it may not list ${firstFew(content.unlisted)} there, which may hold objects it did not create`] : []),
   ];
-  return reasons.length ? `created by this run but ${reasons.join("; and ")}` : undefined;
+  const ours = isTenantClaim(claim) ? `the product's for tenant ${claim.tenant}` : "created by this run";
+  return reasons.length ? `${ours} but ${reasons.join("; and ")}` : undefined;
 }
 
-async function undoNamespace(api: KubeApi, namespace: string, run: RunMark, result: CompensationResult): Promise<void> {
+async function undoNamespace(api: KubeApi, namespace: string, claim: Claim, result: CompensationResult): Promise<void> {
   const ref: ObjectRef = { apiVersion: "v1", kind: "Namespace", name: namespace };
+  await undoOne(result, describeRef(ref), claim, () => undoNamespaceOnce(api, ref, claim, result));
+}
+
+async function undoNamespaceOnce(api: KubeApi, ref: ObjectRef, claim: Claim, result: CompensationResult): Promise<void> {
+  const namespace = ref.name;
   const existing = await readObject<V1Namespace>(api, ref);
   if (!existing) return;
-  if (!wasCreatedBy(existing.metadata?.labels, run)) {
-    recordUndo(result, describeRef(ref), "kept");
+  if (!wasCreatedBy(existing.metadata?.labels, claim)) {
+    recordUndo(result, describeRef(ref), "kept", claim);
     return;
   }
   if (existing.metadata?.deletionTimestamp) {
@@ -166,32 +172,32 @@ async function undoNamespace(api: KubeApi, namespace: string, run: RunMark, resu
     result.undone.push(`${describeRef(ref)} (terminating)`);
     return;
   }
-  const kept = whyKept(await contentNotCreatedBy(api, namespace, run));
+  const kept = whyKept(await contentNotCreatedBy(api, namespace, claim), claim);
   if (kept) {
     result.kept.push(`${describeRef(ref)}: ${kept}`);
     return;
   }
-  await deleteEachCreatedBy(api, [{ ref, object: existing }], run, result);
+  await deleteEachCreatedBy(api, [{ ref, object: existing }], claim, result);
 }
 
 export async function undoNamespaceAndRbac(state: WorkflowState, deps: KubeStepDeps = {}): Promise<CompensationResult> {
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
-  const { request, api, manifest, run } = ctx;
+  const { request, api, manifest, claim } = ctx;
   const namespace = request.namespace;
 
   // What the request names, what the step reported, and whatever else carries this execution's mark.
   const candidates: ObjectRef[] = [...rbacManifests(request, manifest).map(refOf).reverse(), ...(state.rbac?.created ?? [])];
   for (const kind of UNDO_ORDER) {
-    candidates.push(...(await listCreatedBy(api, { apiVersion: API_VERSION[kind]!, kind, namespace }, request.tenant, run)));
+    candidates.push(...(await listCreatedBy(api, { apiVersion: API_VERSION[kind]!, kind, namespace }, request.tenant, claim)));
   }
   const ordered = uniqueRefs(candidates)
     .filter((ref) => ref.namespace === namespace && UNDO_ORDER.includes(ref.kind))
     .sort((a, b) => UNDO_ORDER.indexOf(a.kind) - UNDO_ORDER.indexOf(b.kind));
 
-  await deleteEachCreatedBy(api, ordered, run, result);
-  await undoNamespace(api, namespace, run, result);
+  await deleteEachCreatedBy(api, ordered, claim, result);
+  await undoNamespace(api, namespace, claim, result);
   logger.info("namespace and RBAC compensated", { ...result });
   return result;
 }

@@ -18,8 +18,8 @@
  * removal is logged). Re-running finds nothing left to remove. Nothing to compensate: the step has no Undo state.
  */
 import type { V1Namespace } from "@kubernetes/client-node";
-import { deleteIfOwnedBy, describeRef, readObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
-import { contentNotOwnedBy } from "../lib/kube/namespace-content.js";
+import { deleteIfCreatedBy, describeRef, readObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
+import { contentNotCreatedBy } from "../lib/kube/namespace-content.js";
 import { isOwnedBy } from "../lib/domain/naming.js";
 import { ownedResourcesOf, type OwnedResources } from "../lib/workflow/environment-outcome.js";
 import { kubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
@@ -65,7 +65,7 @@ export function unwantedOf(previous: OwnedResources, current: OwnedResources): {
 async function removeObjects(api: KubeApi, refs: KubeRef[], tenant: string, result: RemovalResult): Promise<void> {
   const ordered = [...refs].sort((a, b) => REMOVAL_ORDER.indexOf(a.kind) - REMOVAL_ORDER.indexOf(b.kind));
   for (const ref of ordered) {
-    const outcome = await deleteIfOwnedBy(api, ref, tenant);
+    const outcome = await deleteIfCreatedBy(api, ref, { tenant });
     if (outcome === "deleted") {
       result.removed.push(describeRef(ref));
       logger.info("removed what the new generation no longer wants", { object: describeRef(ref) });
@@ -86,7 +86,7 @@ async function removeNamespace(api: KubeApi, namespace: string, tenant: string, 
     result.removed.push(`${describeRef(ref)} (terminating)`);
     return true;
   }
-  const content = await contentNotOwnedBy(api, namespace, tenant);
+  const content = await contentNotCreatedBy(api, namespace, { tenant });
   if (content.foreign.length || content.unlisted.length) {
     const reasons = [
       ...(content.foreign.length ? [`holds objects that are not the product's (${content.foreign.slice(0, 5).join(", ")}${content.foreign.length > 5 ? ", ..." : ""})`] : []),
@@ -95,7 +95,7 @@ async function removeNamespace(api: KubeApi, namespace: string, tenant: string, 
     result.kept.push(`${describeRef(ref)}: no longer used, but kept: ${reasons.join("; and ")}`);
     return false;
   }
-  const outcome = await deleteIfOwnedBy(api, ref, tenant);
+  const outcome = await deleteIfCreatedBy(api, ref, { tenant });
   if (outcome === "deleted") {
     result.removed.push(describeRef(ref));
     logger.info("removed the namespace the new generation no longer uses", { namespace });

@@ -5,21 +5,18 @@
  *    `{ error, cause }` for the Fail state (ErrorPath/CausePath), so the execution's own error says what
  *    failed and what could not be undone. It never loses the original error, even if PutEvents fails.
  */
-import { PutEventsCommand, type EventBridgeClient, type PutEventsRequestEntry } from "@aws-sdk/client-eventbridge";
-import { eventBridgeClient } from "../lib/aws/clients.js";
-import { CONFIG_ENV } from "../lib/domain/deploy-config.js";
-import { ClusterUnreachable, NotAllowed, Throttled } from "../lib/domain/errors.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { DEFAULTS } from "../lib/domain/request.js";
-import type { CompensationResult } from "../lib/workflow/compensation.js";
+import { EVENT_SOURCE, FAILED_DETAIL_TYPE, READY_DETAIL_TYPE } from "../lib/domain/product-events.js";
+import { putProductEvent, type EventDeps } from "../lib/workflow/event-bus.js";
+import { compensationOutcome, type CompensationResult } from "../lib/workflow/compensation.js";
 import type { CaughtError, WorkflowState } from "../lib/workflow/workflow-state.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
 import { STEP_FUNCTIONS } from "./catalog.js";
 import { ownedResourcesOf, recordRunOutcome, type OutcomeDeps } from "../lib/workflow/environment-outcome.js";
 
-export const EVENT_SOURCE = "nf-eks-provisioner";
-export const READY_DETAIL_TYPE = "ComputeEnvironmentReady";
-export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
+/** The event names live with their schemas in domain/product-events.ts. */
+export { EVENT_SOURCE, FAILED_DETAIL_TYPE, READY_DETAIL_TYPE };
 
 /** The steps that build the environment (the catalog's `apply` handlers) in run order, with where each stores its result (`$.<key>`). */
 const BUILD_STEPS = STEP_FUNCTIONS.filter((entry) => entry.handler === "apply").map((entry) => ({
@@ -31,20 +28,13 @@ const HEAD_JOB_STEP = BUILD_STEPS.find((step) => step.key === "headJob")!.state;
 /** What comes after the build steps: a failure with every build result in place is the report's own. */
 const REPORT_STEP = STEP_FUNCTIONS.find((entry) => entry.module === "report" && entry.handler === "ready")!.state;
 
-export interface ReportDeps extends OutcomeDeps {
-  events?: EventBridgeClient;
-  eventBusName?: string;
-}
+export interface ReportDeps extends OutcomeDeps, EventDeps {}
 
 export interface FailureSummary {
   /** The original error name (what the Fail state reports as its error) */
   error: string;
   /** What failed, what was undone, what could not be undone */
   cause: string;
-}
-
-function eventBusName(deps: ReportDeps): string {
-  return deps.eventBusName ?? (process.env[CONFIG_ENV.eventBusName] || "default");
 }
 
 function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>) => unknown, fallback: T): T {
@@ -54,23 +44,8 @@ function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>
 }
 
 /** Put one event about this run's cluster on the product's bus; returns the bus name. */
-async function putEvent(state: WorkflowState, detailType: string, detail: unknown, deps: ReportDeps): Promise<string> {
-  const entry: PutEventsRequestEntry = {
-    EventBusName: eventBusName(deps),
-    Source: EVENT_SOURCE,
-    DetailType: detailType,
-    Resources: state.cluster?.arn ? [state.cluster.arn] : [],
-    Detail: JSON.stringify(detail),
-  };
-  const events = deps.events ?? eventBridgeClient();
-  const result = await events.send(new PutEventsCommand({ Entries: [entry] }));
-  if (!result.FailedEntryCount) return entry.EventBusName!;
-  const failed = result.Entries?.find((e) => e.ErrorCode) ?? {};
-  const message = `events:PutEvents rejected the ${entry.DetailType} event: ${failed.ErrorCode ?? "unknown"}: ${failed.ErrorMessage ?? ""}`.trim();
-  if (failed.ErrorCode === "ThrottlingException") throw new Throttled(message);
-  if (failed.ErrorCode === "InternalFailure" || failed.ErrorCode === "InternalException") throw new ClusterUnreachable(message);
-  if (failed.ErrorCode?.startsWith("AccessDenied") || failed.ErrorCode === "NotAuthorizedForSourceException") throw new NotAllowed(message);
-  throw new Error(message);
+function putEvent(state: WorkflowState, detailType: typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE, detail: unknown, deps: ReportDeps): Promise<string> {
+  return putProductEvent(detailType, detail, state.cluster?.arn ? [state.cluster.arn] : [], deps);
 }
 
 /** The detail of ComputeEnvironmentReady: what a Seqera compute environment is configured with. */
@@ -134,25 +109,6 @@ export function failedStepOf(state: WorkflowState): string {
   return REPORT_STEP;
 }
 
-function isCaughtError(value: CompensationResult | CaughtError): value is CaughtError {
-  return typeof (value as CaughtError).Error === "string";
-}
-
-function compensationOutcome(state: WorkflowState): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
-  const undone: string[] = [];
-  const kept: string[] = [];
-  const couldNotUndo: string[] = [];
-  for (const [step, result] of Object.entries(state.compensation ?? {})) {
-    if (!result) continue;
-    if (isCaughtError(result)) couldNotUndo.push(`${step} (${result.Error}: ${causeMessage(result.Cause)})`);
-    else {
-      undone.push(...(result.undone ?? []));
-      kept.push(...(result.kept ?? []));
-      couldNotUndo.push(...(result.failed ?? []));
-    }
-  }
-  return { undone, kept, couldNotUndo };
-}
 
 /** The failure as reported: the Fail state's summary and the parts it was built from. */
 interface Failure {

@@ -7,7 +7,6 @@
  * ClusterUnreachable. Reads only, so there is nothing to compensate.
  */
 import { DescribeClusterCommand, type Cluster, type EKSClient } from "@aws-sdk/client-eks";
-import { parseArn } from "../lib/domain/arn.js";
 import { eksClient } from "../lib/aws/clients.js";
 import { CONFIG_ENV, kubeStepsPlacement, loadDeploymentConfig, type DeploymentConfig, type KubeStepsPlacement } from "../lib/domain/deploy-config.js";
 import { assertClusterAllowed, assertLauncherAccountAllowed } from "../lib/domain/allowlist.js";
@@ -15,11 +14,14 @@ import { ClusterEndpointUnreachable, ClusterNotFound, ClusterUnreachable, NotAll
 import { stepHandler } from "../lib/workflow/middleware.js";
 import { isAwsError } from "../lib/workflow/normalise-error.js";
 import { parseRequest } from "../lib/domain/request.js";
-import type { AuthenticationMode, ResolvedCluster, WorkflowState } from "../lib/workflow/workflow-state.js";
+import { toResolvedCluster } from "../lib/domain/cluster.js";
+import type { ResolvedCluster, WorkflowState } from "../lib/workflow/workflow-state.js";
+
+/** Where it lived first: DescribeCluster's answer as a run uses it (the drift check reads clusters too). */
+export { toResolvedCluster };
 
 /** Cluster states that will become ACTIVE on their own: worth retrying. */
 const SETTLING_STATUSES = new Set(["CREATING", "UPDATING", "PENDING"]);
-const AUTHENTICATION_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_MAP"];
 
 export interface ResolveClusterDeps {
   eks?: EKSClient;
@@ -65,28 +67,6 @@ export function endpointUnreachableReason(cluster: Cluster, placement: KubeSteps
     `cluster ${name}'s public API endpoint admits only ${cidrs}, and the Kubernetes-facing Lambdas run outside any VPC, from AWS's public addresses: ` +
     (vpc.endpointPrivateAccess ? IN_THE_VPC : `enable the endpoint's private access and ${IN_THE_VPC}`)
   );
-}
-
-export function toResolvedCluster(cluster: Cluster, region: string): ResolvedCluster {
-  const arn = cluster.arn ?? "";
-  const accountId = parseArn(arn)?.accountId;
-  if (!accountId) throw new ClusterUnreachable(`DescribeCluster returned no usable ARN for ${cluster.name} ("${arn}")`);
-  if (!cluster.endpoint || !cluster.certificateAuthority?.data) {
-    throw new ClusterUnreachable(`cluster ${cluster.name} has no API endpoint or CA yet`);
-  }
-  const mode = cluster.accessConfig?.authenticationMode as AuthenticationMode | undefined;
-  return {
-    name: cluster.name ?? "",
-    region,
-    arn,
-    accountId,
-    endpoint: cluster.endpoint,
-    certificateAuthority: cluster.certificateAuthority.data,
-    ...(cluster.identity?.oidc?.issuer ? { oidcIssuer: cluster.identity.oidc.issuer } : {}),
-    // Clusters created before access entries existed report no accessConfig: they use aws-auth only.
-    authenticationMode: mode && AUTHENTICATION_MODES.includes(mode) ? mode : "CONFIG_MAP",
-    version: cluster.version ?? "",
-  };
 }
 
 export async function resolveCluster(state: WorkflowState, deps: ResolveClusterDeps = {}): Promise<ResolvedCluster> {

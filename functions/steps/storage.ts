@@ -21,11 +21,11 @@ import { isDeepStrictEqual } from "node:util";
 import { InvalidRequest, OwnershipConflict, VolumeExpansionNotAllowed } from "../lib/domain/errors.js";
 import { quantityValue } from "../lib/domain/quantity.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
-import { compensationResult, recordUndo, type CompensationResult } from "../lib/workflow/compensation.js";
+import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { IRSA_ANNOTATION, isOwnedBy, NEXTFLOW_CONFIGMAP, type RunMark, wasCreatedBy } from "../lib/domain/naming.js";
+import { type Claim, IRSA_ANNOTATION, isClaimedMark, isOwnedBy, isTenantClaim, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
 import type { ClaimGrowth, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
@@ -240,11 +240,11 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
 // ---------------------------------------------------------------- compensate
 
 /** Put the IRSA annotation back as it was, if this run set it and nobody changed it since (else: reported as not undone). */
-async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<void> {
+async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: Claim, result: CompensationResult): Promise<void> {
   const sa = await readObject<V1ServiceAccount>(api, ref);
   const annotations = sa?.metadata?.annotations ?? {};
   const recorded = parseChange<IrsaChange>(annotations[IRSA_CHANGE_ANNOTATION]);
-  if (!sa || recorded?.execution !== run) return; // nothing of this run's here
+  if (!sa || !recorded || !isClaimedMark(recorded.execution, run)) return; // nothing of this run's here
   const what = `${IRSA_ANNOTATION} on ${describeRef(ref)}`;
   if (annotations[IRSA_ANNOTATION] !== recorded.value) {
     result.failed = [...(result.failed ?? []), `${what}: changed since this run set it, so the value before was not put back`];
@@ -258,7 +258,7 @@ async function restoreAnnotation(api: KubeApi, ref: ObjectRef, run: RunMark, res
  * Delete the ConfigMap if this run created it, or restore the content it had before this run updated it: only while
  * the data is still, byte for byte, what this run wrote (changed since, it is left as it is and reported as not undone).
  */
-async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<void> {
+async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: Claim, result: CompensationResult): Promise<void> {
   const configMap = await readObject<V1ConfigMap>(api, ref);
   if (!configMap) return;
   if (wasCreatedBy(configMap.metadata?.labels, run)) {
@@ -267,8 +267,8 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result:
   }
   const annotations = configMap.metadata?.annotations ?? {};
   const recorded = parseChange<ConfigChange>(annotations[CONFIG_CHANGE_ANNOTATION]);
-  if (recorded?.execution !== run) {
-    recordUndo(result, describeRef(ref), "kept");
+  if (!recorded || !isClaimedMark(recorded.execution, run)) {
+    recordUndo(result, describeRef(ref), "kept", run);
     return;
   }
   // A record of an earlier version (no `written`) cannot tell, and is put back as before.
@@ -282,10 +282,12 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: RunMark, result:
 }
 
 /** A claim this run grew stays grown (a claim cannot shrink): said under `kept`, never pretended undone. True when it was one. */
-async function keepGrowth(api: KubeApi, ref: ObjectRef, run: RunMark, result: CompensationResult): Promise<boolean> {
-  const claim = await readObject<V1PersistentVolumeClaim>(api, ref);
-  const recorded = parseChange<GrowthRecord>(claim?.metadata?.annotations?.[GROWTH_ANNOTATION]);
-  if (!claim || recorded?.execution !== run || wasCreatedBy(claim.metadata?.labels, run)) return false;
+async function keepGrowth(api: KubeApi, ref: ObjectRef, undoing: Claim, result: CompensationResult): Promise<boolean> {
+  // A teardown deletes the claim whatever its size: only one run's compensation keeps its growth.
+  if (isTenantClaim(undoing)) return false;
+  const pvc = await readObject<V1PersistentVolumeClaim>(api, ref);
+  const recorded = parseChange<GrowthRecord>(pvc?.metadata?.annotations?.[GROWTH_ANNOTATION]);
+  if (!pvc || recorded?.execution !== undoing || wasCreatedBy(pvc.metadata?.labels, undoing)) return false;
   result.kept.push(`${describeRef(ref)}: grown from ${recorded.from} to ${recorded.to} by this run; a claim cannot shrink, so the growth is not undone`);
   return true;
 }
@@ -294,11 +296,11 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
   const result = compensationResult();
   const ctx = await compensationContext(state, deps);
   if (!ctx) return result;
-  const { request, api, run } = ctx;
+  const { request, api, claim } = ctx;
   const namespace = request.namespace;
 
   const cmRef = configMapRef(namespace);
-  await undoConfigMap(api, cmRef, run, result);
+  await undoOne(result, describeRef(cmRef), claim, () => undoConfigMap(api, cmRef, claim, result));
 
   // The claim the request names, and anything else the step reported creating (marks decide).
   const reported = (state.storage?.created ?? []).filter((ref) => ref.namespace === namespace && ref.kind === "PersistentVolumeClaim");
@@ -307,12 +309,13 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
     ...reported,
   ]);
   const notGrown: ObjectRef[] = [];
-  for (const claim of claims) if (!(await keepGrowth(api, claim, run, result))) notGrown.push(claim);
-  await deleteEachCreatedBy(api, notGrown, run, result);
+  for (const ref of claims) if (!(await keepGrowth(api, ref, claim, result))) notGrown.push(ref);
+  await deleteEachCreatedBy(api, notGrown, claim, result);
 
   if (request.storage.type === "fusion") {
     for (const serviceAccount of serviceAccountsOf(request)) {
-      await restoreAnnotation(api, serviceAccountRef(namespace, serviceAccount), run, result);
+      const ref = serviceAccountRef(namespace, serviceAccount);
+      await undoOne(result, `${IRSA_ANNOTATION} on ${describeRef(ref)}`, claim, () => restoreAnnotation(api, ref, claim, result));
     }
   }
   logger.info("storage compensated", { ...result });

@@ -117,6 +117,11 @@ export interface AwsEmulator {
   events(filter?: { detailType?: string; source?: string; eventBusName?: string }): RecordedEvent[];
   /** hear of every event PutEvents accepts (a bus rule's target); returns the unsubscribe */
   onEvent(listener: (event: RecordedEvent) => void): () => void;
+  /**
+   * An event an AWS service sends on its own (Step Functions' status changes): recorded on the account's `default`
+   * bus like an accepted PutEvents entry, and heard by `onEvent` listeners. Nobody can PutEvents an `aws.*` source.
+   */
+  putServiceEvent(event: { source: string; detailType: string; detail: Record<string, unknown>; resources?: string[]; region?: string }): RecordedEvent;
   close(): Promise<void>;
 }
 
@@ -502,6 +507,22 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     onEvent(listener) {
       state.eventListeners.add(listener);
       return () => state.eventListeners.delete(listener);
+    },
+    putServiceEvent(event) {
+      const recorded: RecordedEvent = {
+        eventId: randomUUID(),
+        eventBusName: "default",
+        source: event.source,
+        detailType: event.detailType,
+        detail: event.detail,
+        resources: event.resources ?? [],
+        time: new Date(),
+        region: event.region ?? "us-east-1",
+        account: state.accountId,
+      };
+      state.events.push(recorded);
+      for (const listener of state.eventListeners) setImmediate(() => listener(recorded));
+      return recorded;
     },
     events(filter = {}) {
       return state.events.filter(

@@ -12,6 +12,7 @@
 import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import {
   API_ROUTE_STATEMENTS,
+  driftCheckStatements,
   KUBE_STEP_MODULES,
   kubeStepsStatements,
   policyDocument,
@@ -26,8 +27,12 @@ import type { AwsEmulator } from "./aws-emulator-server.js";
 
 /** The key of the shared role of the Kubernetes-facing steps (the stack's KubeStepsRole). */
 export const KUBE_STEPS_ROLE_KEY = "KubeSteps";
+/** The key of the scheduled drift check's role (the stack's DriftCheckFunction). */
+export const DRIFT_CHECK_ROLE_KEY = "DriftCheck";
 /** The key of the ComputeEnvironmentRequested function's role. */
 export const ONBOARDING_EVENTS_ROLE_KEY = "ComputeEnvironmentRequested";
+/** The removal events' Lambda (ComputeEnvironmentRemovalRequested starts the teardown). */
+export const REMOVAL_EVENTS_ROLE_KEY = "ComputeEnvironmentRemovalRequested";
 /** Every sandbox role of the product is named `<prefix><key>` (the KubeSteps role keeps its historic name). */
 export const PRODUCT_ROLE_PREFIX = "nf-eks-provisioner-";
 /** The sandbox's stand-in for the stack's KubeStepsRole: the identity every Kubernetes call of the steps is made as. */
@@ -94,13 +99,19 @@ export function productRoles(scope: PermissionScope, arns: StackArns): ProductRo
       key: route,
       roleName: `${PRODUCT_ROLE_PREFIX}${routeRoleSuffix(route)}`,
       runs: [route],
-      statements: API_ROUTE_STATEMENTS[route](arns),
+      statements: API_ROUTE_STATEMENTS[route](arns, scope),
     })),
     {
       key: ONBOARDING_EVENTS_ROLE_KEY,
       roleName: `${PRODUCT_ROLE_PREFIX}${ONBOARDING_EVENTS_ROLE_KEY}`,
       runs: [ONBOARDING_EVENTS_ROLE_KEY],
       statements: runStarterStatements(arns),
+    },
+    {
+      key: DRIFT_CHECK_ROLE_KEY,
+      roleName: `${PRODUCT_ROLE_PREFIX}${DRIFT_CHECK_ROLE_KEY}`,
+      runs: [DRIFT_CHECK_ROLE_KEY],
+      statements: driftCheckStatements(scope, arns),
     },
   ];
 }

@@ -351,6 +351,10 @@ export function applyCreateDefaults(type: ResourceType, obj: KubeObject, uid: st
     case "persistentvolumeclaims":
       obj.spec = { volumeMode: "Filesystem", ...(obj.spec ?? {}) };
       obj.status = { phase: "Pending" };
+      // StorageObjectInUseProtection: a claim a pod uses is not removed under it.
+      if (!(obj.metadata.finalizers ?? []).includes("kubernetes.io/pvc-protection")) {
+        obj.metadata.finalizers = [...(obj.metadata.finalizers ?? []), "kubernetes.io/pvc-protection"];
+      }
       break;
     case "pods":
       obj.spec = defaultPodSpec(obj.spec ?? {}, "Always");

@@ -28,6 +28,9 @@ import type { FaultInjector } from "../faults.js";
 import { closeServer, listen, readBody as readRequestBody } from "../sandbox-http.js";
 import type { KubeObject } from "./admission.js";
 import { ClusterControllers, type KubeletOptions } from "./kubelet.js";
+import type { ImageRegistry } from "./image-registry.js";
+import { sandboxNode } from "./scheduler.js";
+import { EKS_STORAGE_CLASSES } from "./volumes.js";
 import { OPENAPI_V2_PROTOBUF, openApiV2, openApiV2Protobuf, openApiV3, wantsOpenApiV2Protobuf } from "./openapi.js";
 import { decodeKubeProtobuf, PROTOBUF_CONTENT_TYPE } from "./protobuf.js";
 import { jsonPatch, mergePatch, strategicMergePatch, type Json } from "./patch.js";
@@ -87,7 +90,7 @@ export interface KubeApiOptions {
   /**
    * Start like a fresh cluster (default true): namespaces default, kube-system, kube-public, kube-node-lease
    * (each with its `default` ServiceAccount and `kube-root-ca.crt`), ClusterRole `cluster-admin` bound to
-   * the group system:masters.
+   * the group system:masters, one node (scheduler.ts) and EKS's StorageClasses (volumes.ts).
    */
   bootstrap?: boolean;
 }
@@ -111,6 +114,8 @@ export interface KubeApiServer {
   caPem: string;
   store: KubeStore;
   controllers: ClusterControllers;
+  /** which container images the kubelet can pull: `images.add("ghcr.io/acme/x:1")`, `images.remove("nextflow/nextflow")` */
+  images: ImageRegistry;
   /**
    * Every authorization decision, in order: each request's, and the checks the server makes inside one (`escalate`
    * and `bind` for RBAC writes, `impersonate`). What an identity asked for, and got, can be read back from it.
@@ -168,6 +173,7 @@ export async function startKubeApi(options: KubeApiOptions): Promise<KubeApiServ
     caPem,
     store,
     controllers,
+    images: controllers.images,
     authorizations,
     snapshot: () => store.all().map((entry) => entry.object),
     seed: (obj) => store.seed(obj),
@@ -227,6 +233,9 @@ function bootstrapCluster(store: KubeStore, controllers: ClusterControllers): vo
     store.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
     controllers.populateNamespace(name);
   }
+  // The node of a managed node group, and the StorageClasses of an EKS cluster with the EBS, EFS and FSx CSI drivers.
+  store.seed(sandboxNode());
+  for (const storageClass of EKS_STORAGE_CLASSES) store.seed(storageClass);
   const bootstrapLabels = { "kubernetes.io/bootstrapping": "rbac-defaults" };
   const annotations = { "rbac.authorization.kubernetes.io/autoupdate": "true" };
   store.seed({
@@ -550,7 +559,7 @@ class ApiHandler {
 
   private async deleteOptions(req: IncomingMessage, query: URLSearchParams): Promise<DeleteOptions> {
     const raw = await readBody(req);
-    let body: { propagationPolicy?: string; orphanDependents?: boolean; preconditions?: { uid?: string; resourceVersion?: string } } = {};
+    let body: { propagationPolicy?: string; orphanDependents?: boolean; gracePeriodSeconds?: number; preconditions?: { uid?: string; resourceVersion?: string } } = {};
     if (raw.trim()) {
       try {
         body = JSON.parse(raw);
@@ -565,7 +574,13 @@ class ApiHandler {
     if (policy && !["Background", "Foreground", "Orphan"].includes(policy)) {
       throw invalid("DeleteOptions", "", "meta.k8s.io", [{ field: "propagationPolicy", reason: "FieldValueNotSupported", message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"` }]);
     }
-    return { propagationPolicy: policy as PropagationPolicy | undefined, preconditions: body.preconditions };
+    const grace = query.get("gracePeriodSeconds") ?? (body.gracePeriodSeconds === undefined ? undefined : String(body.gracePeriodSeconds));
+    if (grace !== undefined && grace !== null && !/^-?\d+$/.test(grace)) throw badRequest(`invalid gracePeriodSeconds: ${JSON.stringify(grace)}`);
+    return {
+      propagationPolicy: policy as PropagationPolicy | undefined,
+      ...(grace !== undefined && grace !== null ? { gracePeriodSeconds: Number(grace) } : {}),
+      preconditions: body.preconditions,
+    };
   }
 
   private async delete(

@@ -70,6 +70,9 @@ export const RESOURCE_TYPES: ResourceType[] = [
   // controller's security groups for pods): a real cluster's discovery lists them too.
   { group: "networking.k8s.aws", version: "v1alpha1", resource: "policyendpoints", singular: "policyendpoint", kind: "PolicyEndpoint", namespaced: true, verbs: CRUD, status: true },
   { group: "vpcresources.k8s.aws", version: "v1beta1", resource: "securitygrouppolicies", singular: "securitygrouppolicy", kind: "SecurityGroupPolicy", namespaced: true, shortNames: ["sgp"], verbs: CRUD },
+  // Cluster-scoped kinds the kubelet's decisions depend on: the node(s) pods are scheduled on, and the StorageClasses
+  // claims are provisioned from (EKS with the EBS, EFS and FSx CSI drivers).
+  { group: "", version: "v1", resource: "nodes", singular: "node", kind: "Node", namespaced: false, shortNames: ["no"], verbs: CRUD, status: true },
   { group: "authorization.k8s.io", version: "v1", resource: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", kind: "SelfSubjectAccessReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
   { group: "authentication.k8s.io", version: "v1", resource: "selfsubjectreviews", singular: "selfsubjectreview", kind: "SelfSubjectReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
 ];
@@ -118,6 +121,9 @@ export const CONFIG_MAPS = typeOf("configmaps");
 export const PODS = typeOf("pods");
 export const PERSISTENT_VOLUME_CLAIMS = typeOf("persistentvolumeclaims");
 export const JOBS = typeOf("jobs", "batch");
+export const EVENTS = typeOf("events");
+export const NODES = typeOf("nodes");
+export const STORAGE_CLASSES = typeOf("storageclasses", "storage.k8s.io");
 export const ROLES = typeOf("roles", "rbac.authorization.k8s.io");
 export const ROLE_BINDINGS = typeOf("rolebindings", "rbac.authorization.k8s.io");
 export const CLUSTER_ROLES = typeOf("clusterroles", "rbac.authorization.k8s.io");
@@ -125,7 +131,6 @@ export const CLUSTER_ROLE_BINDINGS = typeOf("clusterrolebindings", "rbac.authori
 export const LIMIT_RANGES = typeOf("limitranges");
 export const RESOURCE_QUOTAS = typeOf("resourcequotas");
 export const DEPLOYMENTS = typeOf("deployments", "apps");
-export const STORAGE_CLASSES = typeOf("storageclasses", "storage.k8s.io");
 
 export function apiVersionOf(type: Pick<ResourceType, "group" | "version">): string {
   return type.group ? `${type.group}/${type.version}` : type.version;

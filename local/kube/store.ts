@@ -3,10 +3,17 @@
  * one global resourceVersion counter (a string on the wire), uid/creationTimestamp/generation,
  * optimistic concurrency on update (stale resourceVersion → 409 Conflict; no resourceVersion → an
  * unconditional update), no-op updates that keep the resourceVersion, the `/status` split, namespace
- * existence and termination checks on create, metadata.finalizers, and garbage collection of
- * dependents by ownerReferences (Background/Foreground delete them, Orphan strips the reference;
- * batch/v1 Jobs orphan by default, like upstream). Namespace deletion only marks the namespace
- * Terminating; the namespace controller (kubelet.ts) empties and removes it.
+ * existence and termination checks on create, and graceful deletion as the generic registry does it:
+ *  - an object goes when it has a deletionTimestamp, no metadata.finalizers and deletionGracePeriodSeconds 0;
+ *  - a pod bound to a node and not yet ended is deleted gracefully: deletionTimestamp and
+ *    deletionGracePeriodSeconds (the request's gracePeriodSeconds, else its terminationGracePeriodSeconds, else 30),
+ *    and stays until the kubelet has stopped it (kubelet.ts);
+ *  - propagationPolicy Foreground / Orphan add the `foregroundDeletion` / `orphan` finalizer, Background deletes
+ *    the owner at once; the garbage collector (garbage-collector.ts) then deletes or orphans the dependents, later
+ *    (batch/v1 Jobs orphan by default, like upstream);
+ *  - a PVC gets `kubernetes.io/pvc-protection` on create (the StorageObjectInUseProtection admission plugin).
+ * Namespace deletion only marks the namespace Terminating (a repeated delete answers 409 Conflict, as upstream);
+ * the namespace controller (namespace-lifecycle.ts) empties it, and removes it through `finalizeNamespace`.
  *
  * Everything here is synchronous; listeners (watches, controllers) are called after each change.
  */
@@ -34,6 +41,8 @@ export type PropagationPolicy = "Background" | "Foreground" | "Orphan";
 
 export interface DeleteOptions {
   propagationPolicy?: PropagationPolicy;
+  /** 0: at once (a pod's "force" delete); absent: the pod's terminationGracePeriodSeconds */
+  gracePeriodSeconds?: number;
   preconditions?: { uid?: string; resourceVersion?: string };
 }
 
@@ -51,6 +60,16 @@ export interface ListOptions {
 }
 
 const HISTORY_LIMIT = 10_000;
+/** The finalizers the API server adds for propagationPolicy Foreground and Orphan (the garbage collector removes them). */
+export const FOREGROUND_FINALIZER = "foregroundDeletion";
+export const ORPHAN_FINALIZER = "orphan";
+/** Added to every PVC on create by the StorageObjectInUseProtection admission plugin. */
+export const PVC_PROTECTION_FINALIZER = "kubernetes.io/pvc-protection";
+/** The upstream message for a delete of a namespace already Terminating (409 Conflict). */
+export const NAMESPACE_PURGE_MESSAGE =
+  "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.";
+/** A pod's grace period when its spec gives none. */
+export const DEFAULT_GRACE_PERIOD_SECONDS = 30;
 /** The NamespaceLifecycle admission plugin refuses to delete these. */
 const UNDELETABLE_NAMESPACES = ["default", "kube-system", "kube-public"];
 const GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789";
@@ -145,6 +164,11 @@ export class KubeStore {
     const name = obj.metadata.name!;
     if (type.namespaced) this.requireWritableNamespace(type, obj.metadata.namespace!, name);
     if (type.resource === "pods") this.admitPod(obj);
+    if (type.resource === "persistentvolumeclaims" && obj.spec?.storageClassName === undefined) {
+      // DefaultStorageClass admission: a claim that names no class gets the default one (if any).
+      const byDefault = this.list(STORAGE_CLASSES).find((c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true");
+      if (byDefault) obj.spec = { ...obj.spec, storageClassName: byDefault.metadata.name };
+    }
     if (this.objects.has(this.key(type, obj.metadata.namespace, name))) throw alreadyExists(type, name);
     obj.metadata.resourceVersion = this.nextRevision();
     this.objects.set(this.key(type, obj.metadata.namespace, name), { type, object: obj });
@@ -201,9 +225,20 @@ export class KubeStore {
     validateUpdate(type, current, next, { storageClass: (className) => this.get(STORAGE_CLASSES, undefined, className) });
 
     if (jsonEqual(current, next)) return clone(current); // a no-op write keeps the resourceVersion, as upstream
+    if (type.resource === "namespaces" && options.subresource === "finalize" && next.metadata.deletionTimestamp && !next.spec?.finalizers?.length) {
+      // The last finalizer removed from a Terminating namespace: the registry deletes it (whatever is still in it stays orphaned).
+      entry.object = next;
+      this.removeNamespace(name);
+      return clone(next);
+    }
+    return this.commit(type, namespace, entry, next);
+  }
+
+  /** Store `next` over the entry: MODIFIED, or DELETED when it was being deleted and nothing holds it any more. */
+  private commit(type: ResourceType, namespace: string | undefined, entry: { object: KubeObject }, next: KubeObject): KubeObject {
     next.metadata.resourceVersion = this.nextRevision();
-    if (next.metadata.deletionTimestamp && !(next.metadata.finalizers?.length) && type.resource !== "namespaces") {
-      this.objects.delete(this.key(type, namespace, name));
+    if (readyToGo(type, next)) {
+      this.objects.delete(this.key(type, namespace, next.metadata.name!));
       this.emit("DELETED", type, next);
       return clone(next);
     }
@@ -231,37 +266,80 @@ export class KubeStore {
       if (UNDELETABLE_NAMESPACES.includes(name)) {
         throw forbidden({ username: "", verb: "delete", type, name }, "this namespace may not be deleted");
       }
-      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false };
+      if (current.metadata.deletionTimestamp) {
+        if (current.spec?.finalizers?.length) throw conflict(type, name, NAMESPACE_PURGE_MESSAGE);
+        return { object: clone(current), gone: false };
+      }
       const terminating = clone(current);
       terminating.metadata.deletionTimestamp = timestamp();
-      terminating.metadata.resourceVersion = this.nextRevision();
+      terminating.metadata.deletionGracePeriodSeconds = 0;
       terminating.status = { ...(terminating.status ?? {}), phase: "Terminating" };
-      entry.object = terminating;
-      this.emit("MODIFIED", type, terminating);
-      return { object: clone(terminating), gone: false };
+      return { object: this.commit(type, namespace, entry, terminating), gone: false };
     }
 
-    if (current.metadata.finalizers?.length) {
-      if (current.metadata.deletionTimestamp) return { object: clone(current), gone: false };
-      const pending = clone(current);
-      pending.metadata.deletionTimestamp = timestamp();
-      pending.metadata.deletionGracePeriodSeconds = 0;
-      pending.metadata.resourceVersion = this.nextRevision();
-      entry.object = pending;
-      this.emit("MODIFIED", type, pending);
-      return { object: clone(pending), gone: false };
+    const grace = this.gracePeriod(type, current, options.gracePeriodSeconds);
+    const hasDependents = this.dependentsOf(current.metadata.uid!).length > 0;
+    if (!current.metadata.deletionTimestamp && !current.metadata.finalizers?.length && grace === 0 && (propagationPolicy === "Background" || !hasDependents)) {
+      // Nothing holds it: gone at once (its dependents, if any, are the garbage collector's).
+      this.objects.delete(key);
+      const deleted = clone(current);
+      deleted.metadata.resourceVersion = this.nextRevision();
+      if (type.resource === "pods") {
+        deleted.metadata.deletionTimestamp = timestamp();
+        deleted.metadata.deletionGracePeriodSeconds = 0;
+      }
+      this.emit("DELETED", type, deleted);
+      return { object: clone(deleted), gone: true };
     }
+    const next = clone(current);
+    const finalizers = [...(next.metadata.finalizers ?? [])];
+    const policyFinalizer = propagationPolicy === "Foreground" ? FOREGROUND_FINALIZER : propagationPolicy === "Orphan" ? ORPHAN_FINALIZER : undefined;
+    // Upstream adds it whatever the dependents; an object without any is removed at once here (the collector's next step).
+    if (policyFinalizer && hasDependents && !finalizers.includes(policyFinalizer) && !current.metadata.deletionTimestamp) finalizers.push(policyFinalizer);
+    if (finalizers.length > 0) next.metadata.finalizers = finalizers;
+    if (current.metadata.deletionTimestamp) {
+      // Already being deleted: a shorter grace period may still be asked for (a force delete of a stuck pod).
+      if (grace < (current.metadata.deletionGracePeriodSeconds ?? 0)) next.metadata.deletionGracePeriodSeconds = grace;
+      if (jsonEqual(next, current)) return { object: clone(current), gone: false };
+    } else {
+      next.metadata.deletionTimestamp = timestamp();
+      next.metadata.deletionGracePeriodSeconds = grace;
+    }
+    const result = this.commit(type, namespace, entry, next);
+    return { object: result, gone: !this.objects.has(key) };
+  }
 
-    this.objects.delete(key);
-    const deleted = clone(current);
-    deleted.metadata.resourceVersion = this.nextRevision();
-    if (type.resource === "pods") {
-      deleted.metadata.deletionTimestamp = timestamp();
-      deleted.metadata.deletionGracePeriodSeconds = current.spec?.terminationGracePeriodSeconds ?? 30;
+  /**
+   * The grace period a delete gives: pods bound to a node and not yet ended get the request's gracePeriodSeconds,
+   * else their terminationGracePeriodSeconds, else 30 (the kubelet stops them in that time); everything else 0.
+   */
+  private gracePeriod(type: ResourceType, object: KubeObject, requested: number | undefined): number {
+    if (type.resource !== "pods" || !object.spec?.nodeName || isEnded(object)) return 0;
+    return Math.max(0, requested ?? object.spec?.terminationGracePeriodSeconds ?? DEFAULT_GRACE_PERIOD_SECONDS);
+  }
+
+  /** Whether an object with this uid is stored (the garbage collector asks about owners). */
+  hasUid(uid: string): boolean {
+    for (const entry of this.objects.values()) if (entry.object.metadata.uid === uid) return true;
+    return false;
+  }
+
+  /** The objects that name `ownerUid` in their ownerReferences (deep copies). */
+  dependentsOf(ownerUid: string): Array<{ type: ResourceType; object: KubeObject }> {
+    const found: Array<{ type: ResourceType; object: KubeObject }> = [];
+    for (const { type, object } of this.objects.values()) {
+      if ((object.metadata.ownerReferences ?? []).some((r) => r.uid === ownerUid)) found.push({ type, object: clone(object) });
     }
-    this.emit("DELETED", type, deleted);
-    this.collectDependents(current.metadata.uid!, propagationPolicy);
-    return { object: clone(deleted), gone: true };
+    return found;
+  }
+
+  /** The objects stored in `namespace`, every namespaced type (deep copies). */
+  inNamespace(namespace: string): Array<{ type: ResourceType; object: KubeObject }> {
+    const found: Array<{ type: ResourceType; object: KubeObject }> = [];
+    for (const { type, object } of this.objects.values()) {
+      if (type.namespaced && object.metadata.namespace === namespace) found.push({ type, object: clone(object) });
+    }
+    return found;
   }
 
   /**
@@ -274,16 +352,23 @@ export class KubeStore {
     const next = clone(entry.object);
     change(next);
     if (jsonEqual(next, entry.object)) return clone(entry.object);
-    next.metadata.resourceVersion = this.nextRevision();
-    entry.object = next;
-    this.emit("MODIFIED", type, next);
-    return clone(next);
+    if (next.metadata.finalizers?.length === 0) delete next.metadata.finalizers;
+    return this.commit(type, namespace, entry, next);
   }
 
-  /** The namespace controller's last step: delete everything in the namespace, then the namespace. */
+  /**
+   * The namespace controller's last step, once the namespace is empty: its `kubernetes` finalizer removed, the
+   * namespace goes. Anything still in it (only when called early) goes with it.
+   */
   finalizeNamespace(name: string): void {
     const entry = this.objects.get(this.key(NAMESPACES, undefined, name));
     if (!entry || !entry.object.metadata.deletionTimestamp) return;
+    this.removeNamespace(name);
+  }
+
+  private removeNamespace(name: string): void {
+    const entry = this.objects.get(this.key(NAMESPACES, undefined, name));
+    if (!entry) return;
     for (const { type, object } of [...this.objects.values()]) {
       if (!type.namespaced || object.metadata.namespace !== name) continue;
       this.objects.delete(this.key(type, name, object.metadata.name!));
@@ -403,26 +488,6 @@ export class KubeStore {
       `error looking up service account ${namespace}/${sa}: serviceaccount "${sa}" not found`,
     );
   }
-
-  private collectDependents(ownerUid: string, policy: PropagationPolicy): void {
-    for (const { type, object } of [...this.objects.values()]) {
-      const refs = object.metadata.ownerReferences ?? [];
-      if (!refs.some((r) => r.uid === ownerUid)) continue;
-      const namespace = object.metadata.namespace;
-      if (!this.objects.has(this.key(type, namespace, object.metadata.name!))) continue;
-      if (policy === "Orphan") {
-        const remaining = refs.filter((r) => r.uid !== ownerUid);
-        const orphan = clone(object);
-        if (remaining.length > 0) orphan.metadata.ownerReferences = remaining;
-        else delete orphan.metadata.ownerReferences;
-        orphan.metadata.resourceVersion = this.nextRevision();
-        this.objects.get(this.key(type, namespace, object.metadata.name!))!.object = orphan;
-        this.emit("MODIFIED", type, orphan);
-      } else {
-        this.delete(type, namespace, object.metadata.name!, { propagationPolicy: "Background" });
-      }
-    }
-  }
 }
 
 /**
@@ -434,6 +499,21 @@ function dropEmptyMaps(metadata: KubeObject["metadata"]): void {
     const value = metadata[field];
     if (value && typeof value === "object" && Object.keys(value).length === 0) delete metadata[field];
   }
+}
+
+/** A pod that has ended (Succeeded or Failed): nothing left for the kubelet to stop. */
+function isEnded(object: KubeObject): boolean {
+  return object.status?.phase === "Succeeded" || object.status?.phase === "Failed";
+}
+
+/** Being deleted, no finalizer left and no grace period running: the registry removes it (namespaces: finalizeNamespace). */
+function readyToGo(type: ResourceType, object: KubeObject): boolean {
+  return (
+    type.resource !== "namespaces" &&
+    object.metadata.deletionTimestamp !== undefined &&
+    !(object.metadata.finalizers?.length) &&
+    (object.metadata.deletionGracePeriodSeconds ?? 0) === 0
+  );
 }
 
 function byNamespaceAndName(a: KubeObject, b: KubeObject): number {

@@ -42,7 +42,7 @@ import type { Context } from "aws-lambda";
 import { parseArn } from "../../functions/lib/domain/arn.js";
 import { lambdaContext } from "../../functions/lib/workflow/lambda-context.js";
 import { signedWith, type Signer } from "../../functions/lib/aws/clients.js";
-import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import { decodePageToken, encodePageToken, page } from "../paging.js";
 import {
   asLibraryDefinition,
@@ -88,6 +88,33 @@ export interface LocalStepFunctionsOptions {
    * undefined, or a step it gives no signer: the process's default credentials.
    */
   stepSigner?: (entry: StepFunctionEntry) => Signer | undefined;
+  /**
+   * Hears each execution's end as Step Functions tells EventBridge ("Step Functions Execution Status Change", source
+   * aws.states, on the account's default bus): the sandbox puts it on the emulated default bus.
+   */
+  onStatusChange?: (event: ExecutionStatusChangeEvent) => void;
+}
+
+/** An execution's status change as Step Functions sends it to EventBridge (the detail as AWS writes it). */
+export interface ExecutionStatusChangeEvent {
+  source: "aws.states";
+  detailType: "Step Functions Execution Status Change";
+  resources: string[];
+  detail: {
+    executionArn: string;
+    stateMachineArn: string;
+    name: string;
+    status: ExecutionStatusName;
+    /** epoch milliseconds */
+    startDate: number;
+    stopDate: number | null;
+    input: string;
+    inputDetails: { included: boolean };
+    output: string | null;
+    outputDetails: { included: boolean } | null;
+    error: string | null;
+    cause: string | null;
+  };
 }
 
 export type ExecutionStatusName = Extract<ExecutionStatus, "RUNNING" | "SUCCEEDED" | "FAILED" | "ABORTED" | "TIMED_OUT">;
@@ -279,7 +306,7 @@ export class LocalStepFunctions {
     const functionArn = lambdaArn(this.substitution, state.functionName);
     const timeoutSeconds = state.timeoutSeconds ?? this.opts.lambdaTimeoutSeconds ?? 60;
     if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, load: async () => override };
-    const entry = STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
+    const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
     if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
     let loaded: Promise<LambdaHandler> | undefined;
     const load = () =>
@@ -366,7 +393,7 @@ export class LocalStepFunctions {
         taskResourceLocalHandlers: this.taskHandlers(machine, invocations, (state, document) => documents.set(state, { at: ++sequence, document })),
         waitTimeOverrides:
           this.opts.waitMs !== undefined
-            ? this.everyState(machine, "Wait", this.opts.waitMs)
+            ? this.everyRelativeWait(machine, this.opts.waitMs)
             : this.opts.timeScale
               ? this.scaledSecondsPathWaits(machine, documents, this.opts.timeScale)
               : undefined,
@@ -389,6 +416,17 @@ export class LocalStepFunctions {
 
   private everyState(machine: MachineRecord, type: string, value: number): Record<string, number> {
     return Object.fromEntries(machine.states.filter((s) => s.type === type).map((s) => [s.name, value]));
+  }
+
+  /**
+   * Every Wait state that pauses for a duration (Seconds, SecondsPath): a Wait until a timestamp (Timestamp,
+   * TimestampPath) keeps its time, which whoever wrote the timestamp chose (the stopped-run compensation's grace).
+   */
+  private everyRelativeWait(machine: MachineRecord, value: number): Record<string, number> {
+    const top = (machine.definition as { States?: Record<string, Record<string, unknown>> }).States ?? {};
+    const waits = this.everyState(machine, "Wait", value);
+    for (const name of Object.keys(waits)) if (top[name]?.Timestamp !== undefined || top[name]?.TimestampPath !== undefined) delete waits[name];
+    return waits;
   }
 
   /**
@@ -465,6 +503,40 @@ export class LocalStepFunctions {
     record.output = outcome.output;
     record.error = outcome.error;
     record.cause = outcome.cause;
+    this.announce(record);
+  }
+
+  /** Step Functions' status-change event for a closed execution, to `onStatusChange` (never breaks the execution). */
+  private announce(record: ExecutionRecord): void {
+    const listener = this.opts.onStatusChange;
+    if (!listener) return;
+    const event: ExecutionStatusChangeEvent = {
+      source: "aws.states",
+      detailType: "Step Functions Execution Status Change",
+      resources: [record.executionArn],
+      detail: {
+        executionArn: record.executionArn,
+        stateMachineArn: record.stateMachineArn,
+        name: record.name,
+        status: record.status,
+        startDate: record.startDate.getTime(),
+        stopDate: record.stopDate ? record.stopDate.getTime() : null,
+        input: record.input,
+        inputDetails: { included: true },
+        output: record.output ?? null,
+        outputDetails: record.output === undefined ? null : { included: true },
+        error: record.error ?? null,
+        cause: record.cause ?? null,
+      },
+    };
+    // Delivered after the close, as EventBridge delivers asynchronously.
+    setImmediate(() => {
+      try {
+        listener(event);
+      } catch {
+        // A listener must never break the runner.
+      }
+    });
   }
 
   private notify(record: ExecutionRecord, event: HistoryEvent): void {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Template } from "aws-cdk-lib/assertions";
 import { loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
-import { KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
+import { DRIFT_CHECK_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
 import { startSandbox, type Sandbox } from "../../local/sandbox.js";
 import { policyDocument, type PolicyStatementJson } from "../../stacks/permissions.js";
 import {
@@ -80,6 +80,7 @@ function functionRoleId(template: Template, functionId: string): string {
 function templateRoleId(template: Template, role: ProductRole): string {
   if (role.key === KUBE_STEPS_ROLE_KEY) return resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))!;
   if (role.key === ONBOARDING_EVENTS_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRequestedFunction"));
+  if (role.key === DRIFT_CHECK_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "DriftCheckFunction"));
   const step = STEP_FUNCTIONS.find((entry) => entry.state === role.key);
   if (step) return functionRoleId(template, functionIdOf(template, `${step.state}Function`));
   return routeRoleId(template, role.key);
@@ -111,6 +112,7 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
         registryTableArn: `<${onlyId(template, "AWS::DynamoDB::Table")}.Arn>`,
         stateMachineArn: `<${stateMachine}>`,
         executionsArn: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:${stateMachineName}:*`,
+        kubeStepsRoleArn: `<${resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))}.Arn>`,
       },
     );
   }, 120_000);

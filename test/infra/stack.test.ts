@@ -155,6 +155,7 @@ const ROUTE_HANDLERS: Record<string, string> = {
   "GET /environments": "functions/api/environments.listHandler",
   "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
   "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
+  "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
 };
 
 // ---------------------------------------------------------------- the stack as deployed
@@ -217,7 +218,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 7);
+    // Six entry points, the stopped-run handler, the reconcile and update routes and the scheduled drift check.
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 10);
     for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
@@ -293,7 +295,9 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       }
       if (actions.some((a) => a.startsWith("eks:"))) for (const r of resources) expect(r, policy).toMatch(eksResource);
       if (actions.includes("states:StartExecution") || actions.includes("states:ListExecutions")) {
-        expect(resources).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+        // The stopped-run handler starts the compensation state machine only; every other entry, the provision one.
+        const machine = policy.startsWith("ExecutionStoppedFunction") ? /^<CompensateStoppedStateMachine/ : /^<ProvisionStateMachine/;
+        expect(resources, policy).toEqual([expect.stringMatching(machine)]);
       }
       if (actions.some((a) => a.startsWith("states:Describe") || a.startsWith("states:GetExecution"))) {
         expect(resources).toEqual([`arn:aws:states:eu-west-1:${ACCOUNT}:execution:test-nf-eks-provisioner-provision:*`]);
@@ -387,7 +391,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const byRole = new Map<string, string[]>();
     for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
     // Assess: nothing needed is missing
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 7);
+    // Six entry points, the stopped-run handler, the reconcile and update routes and the scheduled drift check.
+    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 10);
     for (const [id, props] of lambdas) {
       const granted = new Set(roleActions(template, id));
       const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
@@ -426,6 +431,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       "GET /environments/{tenant}/{region}/{cluster}",
       "GET /executions/{id}",
       "POST /environments",
+      "POST /environments/{tenant}/{region}/{cluster}/reconcile",
       "POST /provision",
       "PUT /environments/{tenant}/{region}/{cluster}",
     ]);
@@ -442,7 +448,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
 
   it("starts the workflow from ComputeEnvironmentRequested events of the allowed sources on the product's bus, with retries and a dead-letter queue", () => {
     // Prepare
-    const rules = resourcesOf(template, "AWS::Events::Rule").map(([, props]) => props);
+    // The rules on the product's bus (the stopped-run rule is on the default bus, below).
+    const rules = resourcesOf(template, "AWS::Events::Rule")
+      .map(([, props]) => props)
+      .filter((props) => props.EventBusName !== undefined);
     const onRequested = functionIdByHandler(template, "functions/events/compute-environment-requested.handler");
     // Assess
     expect(rules).toHaveLength(1);
@@ -456,6 +465,44 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", { FunctionName: { Ref: onRequested }, MaximumRetryAttempts: 2 });
     const handlerEnv = (template.findResources("AWS::Lambda::Function")[onRequested] as Json).Properties.Environment.Variables;
     expect(flatten(handlerEnv.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
+  });
+
+  it("sends the provision runs that ended without their Catch, from the default bus, to the stopped-run handler", () => {
+    // Prepare
+    const rules = resourcesOf(template, "AWS::Events::Rule")
+      .map(([, props]) => props)
+      .filter((props) => props.EventBusName === undefined);
+    const onStopped = functionIdByHandler(template, "functions/events/execution-stopped.handler");
+    const machines = resourcesOf(template, "AWS::StepFunctions::StateMachine");
+    const [, compensation] = machines.find(([id]) => id.startsWith("CompensateStoppedStateMachine"))!;
+    // Assess: the rule (the account's default bus: no EventBusName), its pattern and its target
+    expect(rules).toHaveLength(1);
+    const [rule] = rules;
+    expect(rule.EventPattern.source).toEqual(["aws.states"]);
+    expect(rule.EventPattern["detail-type"]).toEqual(["Step Functions Execution Status Change"]);
+    expect(rule.EventPattern.detail.status).toEqual(["TIMED_OUT", "ABORTED", "FAILED"]);
+    expect(rule.EventPattern.detail.stateMachineArn.map(flatten)).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onStopped, "Arn"] });
+    expect(flatten(rule.Targets[0].DeadLetterConfig.Arn)).toMatch(/^<StoppedRunDeadLetters.*\.Arn>$/);
+    // the handler knows both machines and waits the longest step timeout
+    const env = (template.findResources("AWS::Lambda::Function")[onStopped] as Json).Properties.Environment.Variables;
+    expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
+    expect(flatten(env.COMPENSATION_STATE_MACHINE_ARN)).toMatch(/^<CompensateStoppedStateMachine/);
+    const timeouts = resourcesOf(template, "AWS::Lambda::Function")
+      .filter(([, props]) => STEP_FUNCTIONS.some((e) => props.Handler === stepHandler(e)))
+      .map(([, props]) => props.Timeout as number);
+    expect(Number(env.STOPPED_RUN_GRACE_SECONDS)).toBe(Math.max(...timeouts));
+    // the compensation machine: its ASL file, each placeholder bound to its step Lambda
+    const asl = fs.readFileSync("statemachines/compensate-stopped.asl.json", "utf8");
+    expect(JSON.parse(compensation.DefinitionString)).toEqual(JSON.parse(asl));
+    for (const [placeholder, arn] of Object.entries(compensation.DefinitionSubstitutions)) {
+      const entry = STEP_FUNCTIONS.find((e) => e.placeholder === placeholder)!;
+      expect(arn).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
+    }
+    expect(Object.keys(compensation.DefinitionSubstitutions).sort()).toEqual(
+      ["ReportFailureFunctionArn", "UndoClusterAccessFunctionArn", "UndoHeadJobFunctionArn", "UndoIamResourcesFunctionArn", "UndoNamespaceAndRbacFunctionArn", "UndoStorageFunctionArn"].sort(),
+    );
   });
 
   it("prints what the operator needs: API URL, state machine, bus, the step role and one access command per cluster", () => {

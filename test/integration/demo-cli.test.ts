@@ -24,11 +24,11 @@ async function closedPort(): Promise<number> {
 }
 
 /** The demo's stdout, with the environment the user has minus whatever the test runner set for Powertools. */
-async function demo(env: Record<string, string>): Promise<string> {
+async function demo(env: Record<string, string>, extra: string[] = []): Promise<string> {
   const { POWERTOOLS_LOG_LEVEL: _runnerLevel, ...inherited } = process.env;
   const stateDir = await mkdtemp(join(tmpdir(), "nf-eks-demo-"));
   try {
-    const { stdout } = await run(TSX, ["local/cli.ts", "demo", "--api", `http://127.0.0.1:${await closedPort()}`, "--state-dir", stateDir], {
+    const { stdout } = await run(TSX, ["local/cli.ts", "demo", "--api", `http://127.0.0.1:${await closedPort()}`, "--state-dir", stateDir, ...extra], {
       cwd: ROOT,
       env: { ...inherited, ...env },
       timeout: 60_000,
@@ -62,4 +62,17 @@ describe("npm run demo with its own in-process sandbox", () => {
     expect(chosen).toMatch(/^SUCCEEDED/m);
     expect(jsonLines(chosen).some((line) => JSON.parse(line).level === "INFO")).toBe(true);
   });
+});
+
+describe("npm run demo -- --drift", () => {
+  it("shows a RoleBinding deleted by hand as drift, reconciles it, and the scheduled check then finds nothing", async () => {
+    // Act
+    const out = await demo({}, ["--drift"]);
+    // Assess
+    const drifts = [...out.matchAll(/^ {2}drift: (\S+),/gm)].map((m) => m[1]);
+    expect(drifts).toEqual(["in-sync", "drifted", "in-sync"]);
+    expect(out).toMatch(/missing +RoleBinding tower-nf\/tower-launcher-user-genomics-binding/);
+    expect(out).toMatch(/reconcile\n {2}202:/);
+    expect(out).toContain("1 checked, 0 drifted, 0 EnvironmentDrifted events");
+  }, 120_000);
 });

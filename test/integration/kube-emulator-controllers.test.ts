@@ -97,7 +97,9 @@ describe("emulated Kubernetes API server", () => {
       // Act
       await admin.objects.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-background", namespace: "team" } }, undefined, undefined, undefined, undefined, "Background");
       await admin.objects.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-orphan", namespace: "team" } });
-      // Assess
+      // Assess (the garbage collector works asynchronously, as upstream's)
+      await until("the background job's pods to be collected", async () => (await podsOf("gc-background")).length === 0, WAIT_MS);
+      await until("the orphan to lose its owner", async () => (await podsOf("gc-orphan"))[0]?.metadata?.ownerReferences === undefined, WAIT_MS);
       expect(await podsOf("gc-background")).toEqual([]);
       const orphans = await podsOf("gc-orphan");
       expect(orphans).toHaveLength(1);

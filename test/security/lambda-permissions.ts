@@ -369,6 +369,25 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Act + Assess
       for (const [id, requests] of calls) expect(await refused(lambdaOf(deployed, id), requests), id).toEqual([]);
     });
+
+    it("the stopped-run handler reads a provision run's history and starts the compensation, and nothing else", async () => {
+      // Prepare
+      const execution = `arn:aws:states:${REGION}:${ACCOUNT}:execution:test-nf-eks-provisioner-provision:genomics_k1`;
+      const stopped = lambdaOf(deployed, "ExecutionStoppedFunction");
+      const needed: AuthorizationRequest[] = [
+        { action: "states:GetExecutionHistory", resource: execution, context: {} },
+        { action: "states:StartExecution", resource: deployed.compensationStateMachineArn, context: {} },
+      ];
+      // Act
+      const beyond = [
+        await decide(stopped, { action: "states:StartExecution", resource: deployed.stateMachineArn, context: {} }),
+        await decide(stopped, { action: "states:StopExecution", resource: execution, context: {} }),
+        await decide(stopped, { action: "events:PutEvents", resource: deployed.eventBusArn, context: {} }),
+      ];
+      // Assess
+      expect(await refused(stopped, needed)).toEqual([]);
+      expect(beyond.every((decision) => decision !== "Allowed")).toBe(true);
+    });
   });
 
   describe(`what would turn the product against the account is denied to every Lambda (${configuration})`, () => {

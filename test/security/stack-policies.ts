@@ -47,6 +47,8 @@ export interface DeployedPolicies {
   /** The stack's own TenantRoleBoundary document, when the stack creates one */
   ownBoundary?: PolicyDocument;
   stateMachineArn: string;
+  /** the compensation of runs that ended without their Catch */
+  compensationStateMachineArn: string;
   eventBusArn: string;
 }
 
@@ -156,13 +158,16 @@ export function deployedPolicies(template: Template): DeployedPolicies {
     .map(([id, r]) => roleIdentity(resources, id.replace(/[0-9A-F]{8}$/, ""), r.Properties.Role["Fn::GetAtt"][0]));
   const outputs = template.toJSON().Outputs as Record<string, { Value: Json }>;
   const [ownBoundary] = Object.values(resources).filter((r) => r.Type === "AWS::IAM::ManagedPolicy");
-  const [stateMachineId] = Object.keys(resources).filter((id) => resources[id].Type === "AWS::StepFunctions::StateMachine");
+  const machines = Object.keys(resources).filter((id) => resources[id].Type === "AWS::StepFunctions::StateMachine");
+  const stateMachineId = machines.find((id) => id.startsWith("ProvisionStateMachine"))!;
+  const compensationId = machines.find((id) => id.startsWith("CompensateStoppedStateMachine"))!;
   const [busId] = Object.keys(resources).filter((id) => resources[id].Type === "AWS::Events::EventBus");
   return {
     lambdas,
     boundaryArn: resolveIntrinsics(outputs.TenantRoleBoundaryArn.Value, resources),
     ...(ownBoundary ? { ownBoundary: resolveIntrinsics(ownBoundary.Properties.PolicyDocument, resources) } : {}),
     stateMachineArn: arnOf(resources, stateMachineId),
+    compensationStateMachineArn: arnOf(resources, compensationId),
     eventBusArn: arnOf(resources, busId),
   };
 }

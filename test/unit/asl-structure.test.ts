@@ -1,7 +1,13 @@
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
-import { LAMBDA_SERVICE_ERROR_NAMES, LAMBDA_TIMEOUT_ERROR, PERMANENT_ERROR_NAMES, TRANSIENT_ERROR_NAMES } from "../../functions/lib/domain/errors.js";
+import {
+  LAMBDA_SERVICE_ERROR_NAMES,
+  LAMBDA_TIMEOUT_ERROR,
+  NAMESPACE_TERMINATING_RETRY,
+  PERMANENT_ERROR_NAMES,
+  TRANSIENT_ERROR_NAMES,
+} from "../../functions/lib/domain/errors.js";
 import {
   ASL_TEXT,
   catalogEntryOf,
@@ -71,6 +77,33 @@ describe("provision.asl.json: structure", () => {
       // Permanent errors must go straight to compensation, never be retried.
       expect(retrier.ErrorEquals).not.toContain("States.ALL");
     }
+  });
+
+  /** The steps that create objects in the tenant's namespace: the ones that can meet it still Terminating. */
+  const CREATE_IN_NAMESPACE = ["CreateNamespaceAndRbac", "ConfigureStorage", "LaunchHeadJob"];
+
+  it.each(CREATE_IN_NAMESPACE)("%s retries NamespaceTerminating on its own schedule (a few minutes), before the general retrier", (name) => {
+    // Prepare
+    const retriers = tasks.find((t) => t.name === name)!.state.Retry ?? [];
+    // Act
+    const index = retriers.findIndex((r) => r.ErrorEquals.includes("NamespaceTerminating"));
+    const general = retriers.findIndex((r) => r.ErrorEquals.includes("KubeConflict"));
+    const r = retriers[index]!;
+    let total = 0;
+    for (let attempt = 0; attempt < r.MaxAttempts!; attempt++) total += Math.min(r.MaxDelaySeconds!, r.IntervalSeconds! * r.BackoffRate! ** attempt);
+    // Assess
+    expect(r).toEqual(NAMESPACE_TERMINATING_RETRY);
+    expect(index).toBeGreaterThanOrEqual(0);
+    expect(index).toBeLessThan(general);
+    expect(total).toBeGreaterThan(120);
+    expect(total).toBeLessThan(600);
+  });
+
+  it("retries NamespaceTerminating only where something is created in the namespace", () => {
+    // Act
+    const retrying = tasks.filter((t) => (t.state.Retry ?? []).some((r) => r.ErrorEquals.includes("NamespaceTerminating"))).map((t) => t.name);
+    // Assess
+    expect(retrying.sort()).toEqual([...CREATE_IN_NAMESPACE].sort());
   });
 
   /** The reports put an event on the bus: a timed-out attempt may have put it already, and a retry would put it twice. */

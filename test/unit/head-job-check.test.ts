@@ -93,7 +93,7 @@ describe("CheckHeadJob", () => {
     await expect(outcome).rejects.toMatchObject({ name: "HeadJobFailed", message: expect.stringContaining("BackoffLimitExceeded: Job has reached the specified backoff limit") });
   });
 
-  it("throws HeadJobFailed with the reason when the container config cannot be created", async () => {
+  it("throws HeadPodCannotStart with the reason when the container config cannot be created", async () => {
     // Prepare
     await apply(stateFor());
     podOf(job()!, `${JOB}-abcde`, { phase: "Pending", containerStatuses: waiting("CreateContainerConfigError", 'secret "registry-creds" not found') });
@@ -101,12 +101,14 @@ describe("CheckHeadJob", () => {
     const outcome = check(stateFor({}, RUN, { headJob: launched() }));
     // Assess
     await expect(outcome).rejects.toMatchObject({
-      name: "HeadJobFailed",
-      message: expect.stringContaining('container nextflow CreateContainerConfigError: secret "registry-creds" not found'),
+      name: "HeadPodCannotStart",
+      reason: "CreateContainerConfigError",
+      detail: 'secret "registry-creds" not found',
+      message: expect.stringContaining('cannot start: CreateContainerConfigError: secret "registry-creds" not found'),
     });
   });
 
-  it("throws HeadJobFailed for an image name that can never be pulled", async () => {
+  it("throws HeadPodCannotStart for an image name that can never be pulled", async () => {
     // Prepare
     await apply(stateFor());
     podOf(job()!, `${JOB}-abcde`, {
@@ -118,7 +120,7 @@ describe("CheckHeadJob", () => {
     // Act
     const outcome = check(stateFor({}, RUN, { headJob: launched() }));
     // Assess
-    await expect(outcome).rejects.toMatchObject({ name: "HeadJobFailed", message: expect.stringContaining("InvalidImageName") });
+    await expect(outcome).rejects.toMatchObject({ name: "HeadPodCannotStart", reason: "InvalidImageName", detail: "couldn't parse image name" });
   });
 
   it("keeps waiting through a transient image pull back-off, noting since when, and forgets it once the image pulls", async () => {
@@ -143,7 +145,7 @@ describe("CheckHeadJob", () => {
     expect(running).not.toHaveProperty("imagePullFailingSince");
   });
 
-  it.each(["ErrImagePull", "ImagePullBackOff"])("throws HeadJobFailed when %s lasts more than 5 minutes", async (reason) => {
+  it.each(["ErrImagePull", "ImagePullBackOff"])("throws HeadPodCannotStart when %s lasts more than 5 minutes", async (reason) => {
     // Prepare
     await apply(stateFor());
     podOf(job()!, `${JOB}-abcde`, { phase: "Pending", containerStatuses: waiting(reason, "pull access denied for nextflow/nextflw") });
@@ -157,9 +159,45 @@ describe("CheckHeadJob", () => {
     // Assess
     expect(atFiveMinutes.done).toBe(false);
     await expect(outcome).rejects.toMatchObject({
-      name: "HeadJobFailed",
-      message: expect.stringMatching(new RegExp(`could not be pulled for more than 5 minutes: .*container nextflow ${reason}: pull access denied`)),
+      name: "HeadPodCannotStart",
+      reason,
+      detail: "pull access denied for nextflow/nextflw",
+      message: expect.stringMatching(new RegExp(`could not be pulled for more than 5 minutes; .*container nextflow ${reason}: pull access denied`)),
     });
+  });
+
+  const unschedulablePod = (message: string) =>
+    podOf(job()!, `${JOB}-abcde`, { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }] });
+
+  it.each([
+    '0/3 nodes are available: persistentvolumeclaim "scratch" not found. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.',
+    'running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC "scratch"',
+  ])("throws HeadPodCannotStart at once when the scheduler says waiting will not help: %s", async (message) => {
+    // Prepare
+    await apply(stateFor());
+    unschedulablePod(message);
+    // Act
+    const outcome = check(stateFor({}, RUN, { headJob: launched() }));
+    // Assess
+    await expect(outcome).rejects.toMatchObject({ name: "HeadPodCannotStart", reason: "Unschedulable", detail: message, transient: false });
+  });
+
+  it("waits 5 minutes for an Unschedulable head pod that a new node might fit, then throws HeadPodCannotStart", async () => {
+    // Prepare
+    const message = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.";
+    await apply(stateFor());
+    unschedulablePod(message);
+    minutesAfterLaunch(1);
+    const first = await check(stateFor({}, RUN, { headJob: launched() }));
+    minutesAfterLaunch(6);
+    const atFiveMinutes = await check(stateFor({}, RUN, { headJob: first }));
+    minutesAfterLaunch(6.1);
+    // Act
+    const outcome = check(stateFor({}, RUN, { headJob: atFiveMinutes }));
+    // Assess
+    expect(first).toMatchObject({ done: false, phase: "Pending", unschedulableSince: new Date(T0.getTime() + 60_000).toISOString(), nextCheckSeconds: 20 });
+    expect(atFiveMinutes.done).toBe(false);
+    await expect(outcome).rejects.toMatchObject({ name: "HeadPodCannotStart", reason: "Unschedulable", detail: message, message: expect.stringContaining("unschedulable for more than 5 minutes") });
   });
 
   it("throws HeadJobFailed when the Job was deleted while the workflow waited", async () => {

@@ -7,6 +7,7 @@ import {
   IamNotYetConsistent,
   InvalidRequest,
   KubeConflict,
+  NamespaceTerminating,
   NotAllowed,
   OwnershipConflict,
   Throttled,
@@ -237,13 +238,15 @@ describe("normaliseError: Kubernetes ApiException", () => {
   it.each([
     ["a NamespaceTerminating cause", { reason: "Forbidden", message: 'configmaps "x" is forbidden: namespace tower-nf is going away', details: { causes: [{ reason: "NamespaceTerminating", message: "namespace tower-nf is being terminated", field: "metadata.namespace" }] } }],
     ["the server's message", JSON.stringify({ reason: "Forbidden", message: 'pods "x" is forbidden: unable to create new content in namespace tower-nf because it is being terminated' })],
-  ])("a 403 because the namespace is Terminating is transient KubeConflict (%s)", (_label, body) => {
+  ])("a 403 because the namespace is Terminating is transient NamespaceTerminating, not a KubeConflict (%s)", (_label, body) => {
     // Prepare
     const original = kubeError(403, typeof body === "string" ? body : { kind: "Status", code: 403, ...body });
     // Act
     const named = normaliseError(original, "kube:POST configmaps");
     // Assess
-    expect(named).toBeInstanceOf(KubeConflict);
+    expect(named).toBeInstanceOf(NamespaceTerminating);
+    expect(named).not.toBeInstanceOf(KubeConflict);
+    expect(named).toMatchObject({ name: "NamespaceTerminating", transient: true });
     expect(named.message).toContain("is forbidden");
     expect(named.cause).toBe(original);
   });

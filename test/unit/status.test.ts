@@ -412,7 +412,7 @@ describe("GET /executions/{id}: each step's result is an allowlist of fields", (
     RemoveUnwantedResources: { removed: ["Namespace old"], kept: [] } satisfies Required<RemovalResult>,
     LaunchHeadJob: {
       jobName: "j", namespace: "tower-nf", phase: "Pending", done: false, podName: "p", checks: 0, launchedAt: "2026-01-01T00:00:00Z", nextCheckSeconds: 5,
-      imagePullFailingSince: "2026-01-01T00:00:00Z", paramsConfigMap: "params",
+      imagePullFailingSince: "2026-01-01T00:00:00Z", unschedulableSince: "2026-01-01T00:00:00Z", paramsConfigMap: "params",
     } satisfies Required<HeadJobResult>,
     UndoClusterAccess: { undone: ["x"], kept: ["y"], failed: ["z"] } satisfies Required<CompensationResult>,
     Report: { eventBusName: "bus", detail: { namespace: "tower-nf" } },

@@ -6,12 +6,14 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { placeholderOf, STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, DEPROVISION_STEP_FUNCTIONS, placeholderOf, STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { STATES } from "../support/asl-definition.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const STEPS_DIR = join(ROOT, "functions/steps");
 const CATALOG_STATES = STEP_FUNCTIONS.map((entry) => entry.state);
+/** Both workflows' own Lambdas: every stepHandler under functions/steps/ names one of them. */
+const ALL_CATALOG_STATES = ALL_STEP_FUNCTIONS.map((entry) => entry.state);
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -63,8 +65,8 @@ describe("functions/steps/catalog.ts", () => {
     const { calls, literals } = stepHandlerCalls();
     // Assess
     expect(literals).toHaveLength(calls);
-    expect(literals.filter((name) => !CATALOG_STATES.includes(name))).toEqual([]);
-    expect([...literals].sort()).toEqual([...CATALOG_STATES].sort());
+    expect(literals.filter((name) => !ALL_CATALOG_STATES.includes(name))).toEqual([]);
+    expect([...literals].sort()).toEqual([...ALL_CATALOG_STATES].sort());
   });
 
   it.each(STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))("%s is a Task state of the ASL that runs its placeholder", (name, entry) => {
@@ -103,5 +105,43 @@ describe("functions/steps/catalog.ts", () => {
     const named = readmeTableStates();
     // Assess
     expect([...new Set(named)].sort()).toEqual([...CATALOG_STATES].sort());
+  });
+});
+
+describe("functions/steps/catalog.ts: the teardown (statemachines/deprovision.asl.json)", () => {
+  const definition = JSON.parse(readFileSync(join(ROOT, "statemachines/deprovision.asl.json"), "utf8")) as { States: Record<string, { Type: string; Resource?: string }> };
+  const tasks = Object.entries(definition.States).filter(([, state]) => state.Type === "Task");
+
+  it.each(DEPROVISION_STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))("%s is a Task state of the deprovision ASL that runs its placeholder", (name, entry) => {
+    // Act
+    const state = definition.States[name];
+    // Assess
+    expect(state?.Type).toBe("Task");
+    expect(state?.Resource).toBe(`\${${entry.placeholder}}`);
+  });
+
+  it("runs only catalog Lambdas: the teardown's own, and the provisioning workflow's compensators and ResolveCluster", () => {
+    // Act
+    const placeholders = tasks.map(([, state]) => /^\$\{(.+)\}$/.exec(state.Resource ?? "")?.[1]);
+    const functions = placeholders.map((placeholder) => ALL_STEP_FUNCTIONS.find((entry) => entry.placeholder === placeholder));
+    // Assess
+    expect(functions.every(Boolean)).toBe(true);
+    expect(functions.map((entry) => `${entry!.module}.${entry!.handler}`)).toEqual([
+      "resolve-cluster.apply",
+      "head-job.compensate",
+      "storage.compensate",
+      "rbac.compensate",
+      "teardown.namespaceRemovedHandler",
+      "cluster-access/index.compensate",
+      "iam/index.compensate",
+      "teardown.recordRemovalHandler",
+    ]);
+  });
+
+  it.each(DEPROVISION_STEP_FUNCTIONS.map((entry) => [`${entry.module}.${entry.handler}`, entry] as const))("functions/steps/%s is a handler", async (_where, entry) => {
+    // Act
+    const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
+    // Assess
+    expect(typeof module[entry.handler]).toBe("function");
   });
 });

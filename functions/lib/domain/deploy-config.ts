@@ -146,6 +146,10 @@ export function kubeStepsPlacement(config: DeploymentConfig): KubeStepsPlacement
 
 /** The variable the stack hands the entry Lambdas (provision, status, events): this deployment's state machine. */
 export const STATE_MACHINE_ARN_ENV = "STATE_MACHINE_ARN";
+/** The teardown workflow (statemachines/deprovision.asl.json) the DELETE route and the removal event start. */
+export const DEPROVISION_STATE_MACHINE_ARN_ENV = "DEPROVISION_STATE_MACHINE_ARN";
+/** The detail-type of the event that asks for an environment's removal (the stack's rule matches it, the handler checks it). */
+export const COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED = "ComputeEnvironmentRemovalRequested";
 
 /** The detail-type of the event that asks for a compute environment (the stack's rule matches it, the handler checks it). */
 export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
@@ -157,6 +161,12 @@ export const COMPUTE_ENVIRONMENT_REQUESTED = "ComputeEnvironmentRequested";
 export function onboardingEventPattern(config: DeploymentConfig): { source: string[]; detailType: string[] } | undefined {
   if (!config.onboardingEventSources?.length) return undefined;
   return { source: [...config.onboardingEventSources], detailType: [COMPUTE_ENVIRONMENT_REQUESTED] };
+}
+
+/** The rule for removal events: the same sources as onboarding (ONBOARDING_EVENT_SOURCES); none, no rule. */
+export function removalEventPattern(config: DeploymentConfig): { source: string[]; detailType: string[] } | undefined {
+  if (!config.onboardingEventSources?.length) return undefined;
+  return { source: [...config.onboardingEventSources], detailType: [COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED] };
 }
 
 /**

@@ -39,6 +39,21 @@ export class KubeConflict extends ProvisionerError {
   }
 }
 
+/**
+ * The tenant's namespace is still Terminating (an earlier run's compensation deleted it, and the cluster is still
+ * emptying it): nothing can be created in it until it is gone, which takes seconds to minutes (its pods' grace
+ * periods, finalizers). The state machine retries it on its own, longer schedule (NAMESPACE_TERMINATING_RETRY). The
+ * teardown's WaitForNamespaceRemoval raises it too, with its own backoff: its last message, naming the finalizers and
+ * conditions that hold the namespace, is what the teardown reports when the wait is over.
+ */
+export class NamespaceTerminating extends ProvisionerError {
+  readonly transient = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NamespaceTerminating";
+  }
+}
+
 /** The cluster API (or an AWS endpoint) could not be reached or answered 5xx. */
 export class ClusterUnreachable extends ProvisionerError {
   readonly transient = true;
@@ -59,6 +74,15 @@ export class RunInProgress extends ProvisionerError {
     super(message, options);
     this.name = "RunInProgress";
     this.executionArn = executionArn;
+  }
+}
+
+/** Entry points only: no environment of that tenant, region and cluster in the registry (HTTP 404). */
+export class EnvironmentNotFound extends ProvisionerError {
+  readonly transient = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "EnvironmentNotFound";
   }
 }
 
@@ -109,6 +133,23 @@ export class HeadJobFailed extends ProvisionerError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = "HeadJobFailed";
+  }
+}
+
+/**
+ * The Nextflow head job's pod cannot start, for a reason that waiting does not fix: a ConfigMap or key it mounts
+ * is missing (FailedMount), its claim is missing or cannot bind, no node can fit its requests (Unschedulable), its
+ * image cannot be pulled. `reason` and `detail` are the cluster's own (waiting reason or event reason, and message).
+ */
+export class HeadPodCannotStart extends ProvisionerError {
+  readonly transient = false;
+  readonly reason: string;
+  readonly detail: string;
+  constructor(message: string, reason: string, detail: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "HeadPodCannotStart";
+    this.reason = reason;
+    this.detail = detail;
   }
 }
 
@@ -172,10 +213,24 @@ export const PERMANENT_ERROR_NAMES = [
   "ClusterNotFound",
   "HeadJobFailed",
   "HeadJobTimedOut",
+  "HeadPodCannotStart",
   "AwsAuthUnparseable",
   "ClusterEndpointUnreachable",
   "VolumeExpansionNotAllowed",
 ] as const;
+/**
+ * NamespaceTerminating's own retrier, on the steps that create in the tenant's namespace: about 3.5 minutes in all
+ * (5, 7.5, 11, 17, 25, 38, 57, 60 s, jittered), the time a namespace holding a stopping pod and protected claims
+ * takes to go.
+ */
+export const NAMESPACE_TERMINATING_RETRY = {
+  ErrorEquals: ["NamespaceTerminating"],
+  IntervalSeconds: 5,
+  BackoffRate: 1.5,
+  MaxAttempts: 8,
+  MaxDelaySeconds: 60,
+  JitterStrategy: "FULL",
+} as const;
 /** A Lambda that ran out of time: retried on the Tasks whose step is idempotent (never on the reports, which emit events). */
 export const LAMBDA_TIMEOUT_ERROR = "Sandbox.Timedout";
 /** The Lambda service's own transient errors, retried on every Task. */

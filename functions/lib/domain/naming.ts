@@ -77,9 +77,33 @@ export function isOwnedBy(marks: Record<string, string> | undefined, tenant: str
   return marks?.[LABEL_MANAGED_BY] === PRODUCT && marks?.[LABEL_TENANT] === tenant;
 }
 
-/** True when the object was created by this run (so this run's compensator may delete it). */
-export function wasCreatedBy(marks: Record<string, string> | undefined, run: RunMark): boolean {
-  return marks?.[LABEL_CREATED_BY] === run;
+/**
+ * Everything the product made for one tenant, whichever of its runs made it: what a teardown may remove (a
+ * compensation removes one run's work, by its {@link RunMark}).
+ */
+export interface TenantClaim {
+  readonly tenant: string;
+}
+
+/** Whose work an undo removes: one run's (a compensation) or one tenant's, every run's (a teardown). */
+export type Claim = RunMark | TenantClaim;
+
+/** True for a teardown's claim (every run of the tenant), false for one run's. */
+export function isTenantClaim(claim: Claim): claim is TenantClaim {
+  return typeof claim !== "string";
+}
+
+/** True when a change recorded (on an object, in an annotation) under `mark` is within the claim. */
+export function isClaimedMark(mark: string | undefined, claim: Claim): boolean {
+  return mark !== undefined && (isTenantClaim(claim) || mark === claim);
+}
+
+/**
+ * True when the object is within the claim: created by this run (so this run's compensator may delete it), or, for a
+ * teardown, marked as the product's for the claim's tenant.
+ */
+export function wasCreatedBy(marks: Record<string, string> | undefined, claim: Claim): boolean {
+  return isTenantClaim(claim) ? isOwnedBy(marks, claim.tenant) : marks?.[LABEL_CREATED_BY] === claim;
 }
 
 export function tagsToRecord(tags: Array<{ Key?: string; Value?: string }> | undefined): Record<string, string> {

@@ -199,3 +199,38 @@ export function tenantRoleBoundaryPolicy(clusterArns: string[], partition = "aws
     ],
   };
 }
+
+/**
+ * A policy document by meaning (what IAM compares): keys sorted, arrays as sets (one-element arrays as their element),
+ * so key order and `"a"` vs `["a"]` do not matter.
+ */
+export function canonicalPolicy(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    const items = value.map(canonicalPolicy);
+    return items.length === 1
+      ? items[0]
+      : items
+          .map((i) => JSON.stringify(i))
+          .sort()
+          .map((i) => JSON.parse(i));
+  }
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.keys(value as Record<string, unknown>)
+        .sort()
+        .map((k) => [k, canonicalPolicy((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/** IAM returns policy documents URL-encoded. */
+export function decodePolicy(document: string | undefined): unknown {
+  if (!document) return undefined;
+  try {
+    return JSON.parse(decodeURIComponent(document));
+  } catch {
+    return undefined;
+  }
+}
+

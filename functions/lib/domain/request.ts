@@ -292,10 +292,15 @@ export function headPodQuotaProblems(
   return problems;
 }
 
+const clusterRefSchema = z.object({ name: refineWith(z.string(), (v) => EKS_CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"), region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1") }).strict();
+
+/** Which environment: the tenant and its cluster, as a request names them (the removal event's detail). */
+export const environmentRefSchema = z.object({ tenant: dnsLabel("tenant", 40), cluster: clusterRefSchema }).strict();
+
 export const provisionRequestSchema = z
   .object({
     tenant: dnsLabel("tenant", 40),
-    cluster: z.object({ name: refineWith(z.string(), (v) => EKS_CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"), region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1") }).strict(),
+    cluster: clusterRefSchema,
     namespace: dnsLabel("namespace")
       .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), { message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)" })
       .default(DEFAULTS.namespace),

@@ -10,8 +10,8 @@
 import { KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1APIGroupList } from "@kubernetes/client-node";
 import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { eksBearerToken } from "../aws/eks-token.js";
-import { KubeConflict, OwnershipConflict } from "../domain/errors.js";
-import { isOwnedBy, LABEL_CREATED_BY, type RunMark, wasCreatedBy } from "../domain/naming.js";
+import { KubeConflict, NamespaceTerminating, OwnershipConflict } from "../domain/errors.js";
+import { type Claim, isOwnedBy, LABEL_CREATED_BY, type RunMark, wasCreatedBy } from "../domain/naming.js";
 import { isKubeApiException } from "./kube-errors.js";
 import type { ResolvedCluster } from "../domain/cluster.js";
 
@@ -207,8 +207,8 @@ export async function readObject<T extends KubernetesObject>(api: KubernetesObje
  * Create `desired`, or adopt the existing object when it carries our marks for this tenant.
  * `created` is true when this execution made it (now, or in an earlier attempt of the same run: the
  * object carries the same created-by mark as `desired`). An object without our marks is never touched.
- * An object being deleted (a namespace still Terminating after a compensation) is never adopted: it
- * will be gone soon, so KubeConflict (transient) lets the state machine try again once it is.
+ * An object being deleted is never adopted: it will be gone soon, so a transient error lets the state machine try
+ * again once it is (NamespaceTerminating for a namespace still Terminating after a compensation, else KubeConflict).
  */
 export async function ensureObject<T extends KubernetesObject>(
   api: KubernetesObjectApi,
@@ -231,7 +231,9 @@ export async function ensureObject<T extends KubernetesObject>(
   const deleting: unknown = existing.metadata?.deletionTimestamp;
   if (deleting) {
     const since = deleting instanceof Date ? deleting.toISOString() : String(deleting);
-    throw new KubeConflict(`${describeRef(ref)} already exists but is being deleted (since ${since}); it is not adopted. Retrying once it is gone.`);
+    const message = `${describeRef(ref)} already exists but is being deleted (since ${since}); it is not adopted. Retrying once it is gone.`;
+    // A Terminating namespace takes its pods' grace periods and its finalizers to go: the longer retry schedule.
+    throw ref.kind === "Namespace" && ref.apiVersion === "v1" ? new NamespaceTerminating(message) : new KubeConflict(message);
   }
   if (!isOwnedBy(labels, tenant)) {
     throw new OwnershipConflict(
@@ -248,40 +250,20 @@ export async function replaceObject<T extends KubernetesObject>(api: KubernetesO
 }
 
 /**
- * Delete the object only when it carries the product's ownership marks for `tenant` (whichever run made it): what an
- * update removes from an earlier generation. The uid precondition makes sure the object inspected is the one deleted.
- */
-export async function deleteIfOwnedBy(api: KubernetesObjectApi, ref: ObjectRef, tenant: string): Promise<"deleted" | "absent" | "kept"> {
-  const existing = await readObject(api, ref);
-  if (!existing) return "absent";
-  if (!isOwnedBy(existing.metadata?.labels, tenant)) return "kept";
-  const uid = existing.metadata?.uid;
-  try {
-    await api.delete(header(ref), undefined, undefined, undefined, undefined, "Background", {
-      propagationPolicy: "Background",
-      ...(uid ? { preconditions: { uid } } : {}),
-    });
-  } catch (error) {
-    if (isKubeError(error, 404)) return "absent";
-    throw error;
-  }
-  return "deleted";
-}
-
-/**
- * Delete the object only when this run created it (its created-by label). Children (a Job's pods)
+ * Delete the object only when this run created it (its created-by label), or for a teardown when it is the
+ * tenant's (its ownership labels). Children (a Job's pods)
  * go with it in the background. The uid precondition makes sure we delete the object we inspected:
  * `read` (the object the caller already read at `ref`), else the object read here.
  */
 export async function deleteIfCreatedBy(
   api: KubernetesObjectApi,
   ref: ObjectRef,
-  run: RunMark,
+  claim: Claim,
   read?: KubernetesObject,
 ): Promise<"deleted" | "absent" | "kept"> {
   const existing = read ?? (await readObject(api, ref));
   if (!existing) return "absent";
-  if (!wasCreatedBy(existing.metadata?.labels, run)) return "kept";
+  if (!wasCreatedBy(existing.metadata?.labels, claim)) return "kept";
   const uid = existing.metadata?.uid;
   try {
     await api.delete(header(ref), undefined, undefined, undefined, undefined, "Background", {

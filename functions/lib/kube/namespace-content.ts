@@ -5,7 +5,7 @@
  * look into: it counts as possibly foreign, so the namespace is kept and the report names the kind.
  */
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { isOwnedBy, type RunMark, wasCreatedBy } from "../domain/naming.js";
+import { type Claim, wasCreatedBy } from "../domain/naming.js";
 import type { KubeApi, NamespacedResourceType } from "./kube-client.js";
 
 export interface NamespaceContent {
@@ -38,30 +38,19 @@ export function qualifiedResourceName(type: Pick<NamespacedResourceType, "group"
 }
 
 /** One kind's part of the answer: its objects this run did not create, or that it may not be listed here. */
-async function lookAt(api: KubeApi, type: NamespacedResourceType, namespace: string, isOurs: (object: KubernetesObject) => boolean): Promise<NamespaceContent> {
+async function lookAt(api: KubeApi, type: NamespacedResourceType, namespace: string, claim: Claim): Promise<NamespaceContent> {
   // Asked first (a SelfSubjectAccessReview, which anyone may make), so a kind outside the ClusterRole is never a refused call.
   if (!(await api.mayI({ verb: "list", group: type.group, resource: type.resource, namespace }))) {
     return { foreign: [], unlisted: [qualifiedResourceName(type)] };
   }
   const { items } = await api.list<KubernetesObject>(type.apiVersion, type.kind, namespace);
-  const foreign = items.filter((item) => !isClusterDefault(type.kind, item) && !isOurs(item));
+  const foreign = items.filter((item) => !isClusterDefault(type.kind, item) && !wasCreatedBy(item.metadata?.labels, claim));
   return { foreign: foreign.map((item) => `${type.kind} ${item.metadata?.name}`), unlisted: [] };
 }
 
 /** Every object in the namespace this run did not create (the cluster's own aside), and the kinds it could not look at. */
-export async function contentNotCreatedBy(api: KubeApi, namespace: string, run: RunMark): Promise<NamespaceContent> {
+export async function contentNotCreatedBy(api: KubeApi, namespace: string, claim: Claim): Promise<NamespaceContent> {
   // Every kind at once (a few dozen small requests); the answer keeps discovery's order.
-  const parts = await Promise.all((await api.namespacedResourceTypes()).filter(holdsContent).map((type) => lookAt(api, type, namespace, (item) => wasCreatedBy(item.metadata?.labels, run))));
-  return { foreign: parts.flatMap((p) => p.foreign), unlisted: parts.flatMap((p) => p.unlisted) };
-}
-
-/**
- * Every object in the namespace that does not carry the product's marks for `tenant` (the cluster's own aside), and the
- * kinds it could not look at: asked before an update removes a namespace an earlier generation used.
- */
-export async function contentNotOwnedBy(api: KubeApi, namespace: string, tenant: string): Promise<NamespaceContent> {
-  const parts = await Promise.all(
-    (await api.namespacedResourceTypes()).filter(holdsContent).map((type) => lookAt(api, type, namespace, (item) => isOwnedBy(item.metadata?.labels, tenant))),
-  );
+  const parts = await Promise.all((await api.namespacedResourceTypes()).filter(holdsContent).map((type) => lookAt(api, type, namespace, claim)));
   return { foreign: parts.flatMap((p) => p.foreign), unlisted: parts.flatMap((p) => p.unlisted) };
 }

@@ -38,6 +38,12 @@
  *     Used by CreateIamResources.
  */
 
+import { TRANSIENT_ERROR_NAMES } from "../domain/errors.js";
+import { type Claim, isTenantClaim, runMark } from "../domain/naming.js";
+import { normaliseError } from "./normalise-error.js";
+import type { CaughtError, WorkflowState } from "./workflow-state.js";
+import { readableCause } from "./execution-summary.js";
+
 /** What a compensator returns (stored at `$.compensation.<step>`). */
 export interface CompensationResult {
   /** What was deleted or put back, one line each (e.g. "Namespace tower-nf", "ConfigMap tower-nf/nextflow-config (restored the previous content)"). */
@@ -46,6 +52,14 @@ export interface CompensationResult {
   kept: string[];
   /** What the compensator tried to undo and could not, with the reason; absent when nothing failed. ReportFailure lists it under "Could not undo". */
   failed?: string[];
+}
+
+/**
+ * Whose work a compensator removes, from the workflow state: this run's (its mark), or the whole tenant's when the
+ * state is a teardown's (`$.removal`, set by the deprovision workflow's entry: entry/start-teardown.ts).
+ */
+export function claimOf(state: Pick<WorkflowState, "execution" | "removal">, tenant: string): Claim {
+  return state.removal ? { tenant } : runMark(state.execution);
 }
 
 /** An empty result to fill in. */
@@ -59,21 +73,77 @@ export const NOT_CREATED_BY_THIS_RUN = "not created by this run";
 /** How undoing one thing ended: deleted, left alone (not this run's), or already gone (an earlier attempt, or never made). */
 export type UndoOutcome = "deleted" | "kept" | "absent";
 
+/** The reason a teardown notes for what it leaves alone: it does not carry the tenant's ownership marks. */
+export function notTheTenants(tenant: string): string {
+  return `not marked as the product's for tenant ${tenant}`;
+}
+
+/** Why something was left alone under this claim (undefined: a compensation's claim). */
+export function notClaimed(claim?: Claim): string {
+  return claim && isTenantClaim(claim) ? notTheTenants(claim.tenant) : NOT_CREATED_BY_THIS_RUN;
+}
+
 /** Note one outcome: deleted → undone; kept → kept, with the reason; already gone → nothing to say. */
-export function recordUndo(result: CompensationResult, what: string, outcome: UndoOutcome): void {
+export function recordUndo(result: CompensationResult, what: string, outcome: UndoOutcome, claim?: Claim): void {
   if (outcome === "deleted") result.undone.push(what);
-  else if (outcome === "kept") result.kept.push(`${what}: ${NOT_CREATED_BY_THIS_RUN}`);
+  else if (outcome === "kept") result.kept.push(`${what}: ${notClaimed(claim)}`);
 }
 
 /**
  * Undo each target, one at a time in the order given (what depends on another goes first), and note each
  * outcome. `undo` decides by the target's marks, and throws only what the state machine should see.
+ * Under a teardown's claim each target goes through {@link undoOne}: a permanent failure is noted and the rest go on.
  */
 export async function undoEach<T>(
   result: CompensationResult,
   targets: readonly T[],
   describe: (target: T) => string,
   undo: (target: T) => Promise<UndoOutcome>,
+  claim?: Claim,
 ): Promise<void> {
-  for (const target of targets) recordUndo(result, describe(target), await undo(target));
+  for (const target of targets) {
+    const what = describe(target);
+    await undoOne(result, what, claim, async () => recordUndo(result, what, await undo(target), claim));
+  }
+}
+
+/**
+ * Undo one thing. A compensation (one run's claim) throws what it cannot get past (point 4 above). A teardown (a
+ * tenant's claim, workflow/teardown.ts) notes a permanent failure under `failed` as `<what>: <Error>: <message>` and goes
+ * on with the rest, so its result says exactly what remains; a transient error is thrown either way (the state machine
+ * retries the step, which finds what is already gone and goes on from there).
+ */
+export async function undoOne(result: CompensationResult, what: string, claim: Claim | undefined, undo: () => Promise<void>): Promise<void> {
+  if (!claim || !isTenantClaim(claim)) return undo();
+  try {
+    await undo();
+  } catch (error) {
+    const named = normaliseError(error);
+    if ((TRANSIENT_ERROR_NAMES as readonly string[]).includes(named.name)) throw named;
+    result.failed = [...(result.failed ?? []), `${what}: ${named.name}: ${named.message}`];
+  }
+}
+
+function isCaughtError(value: CompensationResult | CaughtError): value is CaughtError {
+  return typeof (value as CaughtError).Error === "string";
+}
+
+/**
+ * Every compensator's result (`$.compensation`) as one: what was undone, what was left alone and why, and what could
+ * not be undone (a compensator's `failed` lines, and `<step> (<Error>: <cause>)` for one whose Task failed for good).
+ */
+export function compensationOutcome(state: Pick<WorkflowState, "compensation">): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
+  const undone: string[] = [];
+  const kept: string[] = [];
+  const couldNotUndo: string[] = [];
+  for (const [step, result] of Object.entries(state.compensation ?? {})) {
+    if (!result) continue;
+    if (isCaughtError(result)) couldNotUndo.push(`${step} (${result.Error}: ${readableCause(result.Cause) ?? "no cause given"})`);
+    else {
+      undone.push(...(result.undone ?? []));
+      kept.push(...(result.kept ?? []));
+      couldNotUndo.push(...(result.failed ?? []));
+    }
+  }
+  return { undone, kept, couldNotUndo };
 }

@@ -5,6 +5,7 @@
  *
  *  - `createEnvironment`: put-if-absent (status `provisioning`, generation 0: no run yet; each run adds one).
  *  - `takeLease`: the environment's run lease, taken when free, expired, or already held by the same execution.
+ *  - `takeRemovalLease`: the same lease for a teardown (status `removing`; spec and generation as they are).
  *  - `recordOutcome`: the run's last state: status, what the product owns there, lease released (only by its owner).
  *  - `releaseLease`: give the lease back without an outcome (a start that did not start anything).
  *  - `rememberKey` / `findKey`: an idempotency key's execution and request, kept beyond Step Functions' 90 days.
@@ -166,6 +167,37 @@ export class EnvironmentRegistry {
             ":execution": s(JSON.stringify(run.owner)),
             ":at": s(new Date(this.now() * 1000).toISOString()),
             ":bump": n(1),
+            ":now": n(this.now()),
+          },
+        }),
+      );
+      return { taken: true };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const current = await this.getEnvironment(id);
+      return { taken: false, holder: current?.lease?.owner ?? "" };
+    }
+  }
+
+  /**
+   * The lease for a teardown run: taken like {@link takeLease} (free, expired, or already `owner`'s), and the record
+   * marked `removing` with the run as its last execution; the spec and generation stay (a teardown changes no spec).
+   */
+  async takeRemovalLease(id: EnvironmentId, run: { owner: ExecutionPointer; expiresAt: number }): Promise<{ taken: true } | { taken: false; holder: string }> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: { pk: s(environmentKey(id)) },
+          UpdateExpression: "SET leaseOwner = :owner, leaseExpiresAt = :expires, #status = :removing, lastExecution = :execution, updatedAt = :at",
+          ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseExpiresAt <= :now OR leaseOwner = :owner)",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":owner": s(run.owner.arn),
+            ":expires": n(run.expiresAt),
+            ":removing": s("removing"),
+            ":execution": s(JSON.stringify(run.owner)),
+            ":at": s(new Date(this.now() * 1000).toISOString()),
             ":now": n(this.now()),
           },
         }),

@@ -8,9 +8,9 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "../kube/kube-client.js";
 import type { NamespaceSettings } from "../domain/deploy-config.js";
 import type { ManifestContext } from "../domain/manifests.js";
-import { LABEL_CREATED_BY, LABEL_TENANT, type RunMark, runMark } from "../domain/naming.js";
+import { type Claim, isTenantClaim, LABEL_CREATED_BY, LABEL_MANAGED_BY, LABEL_TENANT, PRODUCT, type RunMark, runMark } from "../domain/naming.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
-import { undoEach, type CompensationResult } from "./compensation.js";
+import { claimOf, undoEach, type CompensationResult } from "./compensation.js";
 import { requireCluster } from "./require-cluster.js";
 import type { ResolvedCluster, WorkflowState } from "./workflow-state.js";
 
@@ -27,6 +27,8 @@ export interface KubeStepContext {
   api: KubeApi;
   /** This run's mark (execution name and start time): what its objects carry and its compensator finds them by */
   run: RunMark;
+  /** Whose objects an undo removes: this run's (its mark), or in a teardown every run's of the tenant (claimOf) */
+  claim: Claim;
   manifest: ManifestContext;
 }
 
@@ -37,6 +39,7 @@ function contextOf(request: ProvisionRequest, state: WorkflowState, cluster: Res
     cluster,
     api,
     run,
+    claim: claimOf(state, request.tenant),
     manifest: { tenant: request.tenant, namespace: request.namespace, executionName: state.execution.name, run, labels: request.labels },
   };
 }
@@ -57,14 +60,15 @@ export async function compensationContext(state: WorkflowState, deps: KubeStepDe
   return contextOf(parsed.request, state, state.cluster, deps.kube ?? (await kubeClientFor(state.cluster)));
 }
 
-/** Selects what this run created for this tenant (the created-by label is its run mark). */
-export function createdBySelector(tenant: string, run: RunMark): string {
-  return `${LABEL_TENANT}=${tenant},${LABEL_CREATED_BY}=${run}`;
+/** Selects what this run created for this tenant (the created-by label is its run mark); a teardown's claim: all the tenant's. */
+export function createdBySelector(tenant: string, claim: Claim): string {
+  if (isTenantClaim(claim)) return `${LABEL_MANAGED_BY}=${PRODUCT},${LABEL_TENANT}=${claim.tenant}`;
+  return `${LABEL_TENANT}=${tenant},${LABEL_CREATED_BY}=${claim}`;
 }
 
-/** Objects of one kind in the namespace that this execution created, found by their marks. */
-export async function listCreatedBy(api: KubeApi, ref: Omit<ObjectRef, "name">, tenant: string, run: RunMark): Promise<ObjectRef[]> {
-  const list = await api.list<KubernetesObject>(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, createdBySelector(tenant, run));
+/** Objects of one kind in the namespace that this execution created (or, for a teardown, the tenant's), found by their marks. */
+export async function listCreatedBy(api: KubeApi, ref: Omit<ObjectRef, "name">, tenant: string, claim: Claim): Promise<ObjectRef[]> {
+  const list = await api.list<KubernetesObject>(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, createdBySelector(tenant, claim));
   return list.items.map((item) => ({
     apiVersion: ref.apiVersion,
     kind: ref.kind,
@@ -97,7 +101,7 @@ export interface ReadObject {
 export async function deleteEachCreatedBy(
   api: KubeApi,
   targets: Array<ObjectRef | ReadObject>,
-  run: RunMark,
+  claim: Claim,
   result: CompensationResult,
 ): Promise<void> {
   const withObjects = targets.map((target): { ref: ObjectRef; object?: KubernetesObject } => ("ref" in target ? target : { ref: target }));
@@ -105,6 +109,7 @@ export async function deleteEachCreatedBy(
     result,
     withObjects,
     ({ ref }) => describeRef(ref),
-    ({ ref, object }) => deleteIfCreatedBy(api, ref, run, object),
+    ({ ref, object }) => deleteIfCreatedBy(api, ref, claim, object),
+    claim,
   );
 }

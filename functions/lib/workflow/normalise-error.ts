@@ -9,6 +9,7 @@ import {
   IamNotYetConsistent,
   InvalidRequest,
   KubeConflict,
+  NamespaceTerminating,
   NotAllowed,
   ProvisionerError,
   Throttled,
@@ -216,7 +217,7 @@ export function normaliseError(error: unknown, operation?: string): Error {
     if (status === 409) return new KubeConflict(message, options);
     if (status === 429) return new Throttled(message, options);
     if (status === 403 && isNamespaceTerminating(body)) {
-      return new KubeConflict(`${message} (the namespace is still being deleted; retrying once it is gone)`, options);
+      return new NamespaceTerminating(`${message} (the namespace is still being deleted; retrying once it is gone)`, options);
     }
     if (status === 401 || status === 403) return new NotAllowed(message, options);
     // BadRequest / Invalid: the server refused what we sent; sending it again will not help.

@@ -7,7 +7,7 @@
  * A step without a table, or a field without a decision, shows nothing.
  */
 import type { CompensationResult } from "./compensation.js";
-import type { AccessResult, HeadJobResult, IamResult, RbacResult, RemovalResult, ResolvedCluster, StorageResult } from "./workflow-state.js";
+import type { AccessResult, HeadJobResult, IamResult, NamespaceRemoval, RbacResult, RemovalOutcome, RemovalResult, ResolvedCluster, StorageResult } from "./workflow-state.js";
 
 /** Shown as returned, or withheld (with the reason, for whoever reads this table). */
 export type FieldDecision = "shown" | `withheld: ${string}`;
@@ -80,6 +80,7 @@ const HEAD_JOB: FieldPolicy<HeadJobResult> = {
   launchedAt: "shown",
   nextCheckSeconds: "shown",
   imagePullFailingSince: "shown",
+  unschedulableSince: "shown",
   paramsConfigMap: "shown",
 };
 
@@ -91,6 +92,11 @@ const COMPENSATION: FieldPolicy<CompensationResult> = { undone: "shown", kept: "
 const REPORT: FieldPolicy<{ eventBusName: string; detail: unknown }> = { eventBusName: "shown", detail: "shown" };
 /** ReportFailure's result (FailureSummary): the error and the cause the execution fails with. */
 const REPORT_FAILURE: FieldPolicy<{ error: string; cause: string }> = { error: "shown", cause: "shown" };
+
+/** WaitForNamespaceRemoval's result (functions/steps/teardown.ts). */
+const NAMESPACE_REMOVAL: FieldPolicy<NamespaceRemoval> = { namespace: "shown", gone: "shown" };
+/** RecordRemoval's result: the teardown's outcome as the registry records it. */
+const REMOVAL_OUTCOME: FieldPolicy<RemovalOutcome> = { status: "shown", undone: "shown", kept: "shown", remaining: "shown", error: "shown", cause: "shown" };
 
 /** Every Task state of statemachines/provision.asl.json (the step catalog's states), with its result's table. */
 export const STEP_RESULT_FIELDS: Readonly<Record<string, Readonly<Record<string, FieldDecision>>>> = {
@@ -109,6 +115,14 @@ export const STEP_RESULT_FIELDS: Readonly<Record<string, Readonly<Record<string,
   RemoveUnwantedResources: REMOVAL,
   Report: REPORT,
   ReportFailure: REPORT_FAILURE,
+  // statemachines/deprovision.asl.json: the compensators under their teardown names, and the teardown's own steps.
+  RemoveHeadJobs: COMPENSATION,
+  RemoveStorage: COMPENSATION,
+  RemoveNamespaceAndRbac: COMPENSATION,
+  WaitForNamespaceRemoval: NAMESPACE_REMOVAL,
+  RemoveClusterAccess: COMPENSATION,
+  RemoveIamResources: COMPENSATION,
+  RecordRemoval: REMOVAL_OUTCOME,
 };
 
 /** A step's result with only the fields its table shows (undefined: nothing to show). */

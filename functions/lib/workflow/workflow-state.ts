@@ -161,14 +161,44 @@ export interface HeadJobResult {
   nextCheckSeconds: number;
   /** The head pod's image could not be pulled since this check (ISO 8601); cleared once it pulls. */
   imagePullFailingSince?: string;
+  /** The head pod has been Unschedulable since this check (ISO 8601); cleared once it is scheduled. */
+  unschedulableSince?: string;
   /** The per-job ConfigMap holding params.json */
   paramsConfigMap?: string;
+}
+
+/** WaitForNamespaceRemoval → `$.namespaceRemoval` (deprovision.asl.json) */
+export interface NamespaceRemoval {
+  namespace: string;
+  /** false: the namespace is still there and not being deleted (kept on purpose: RemoveNamespaceAndRbac says why) */
+  gone: boolean;
+}
+
+/** RecordRemoval → `$.outcome` (deprovision.asl.json) */
+export interface RemovalOutcome {
+  status: "removed" | "failed";
+  undone: string[];
+  kept: string[];
+  /** What could not be removed, each with why */
+  remaining: string[];
+  /** A failed teardown: the execution's error and cause */
+  error?: string;
+  cause?: string;
 }
 
 /** Step Functions' Catch output at `$.error` */
 export interface CaughtError {
   Error: string;
   Cause?: string;
+}
+
+/**
+ * A teardown (statemachines/deprovision.asl.json): the environment and what its record says the product owns there.
+ * Its presence turns the compensators' claim from this run's work into the tenant's (kube-step.ts claimOf).
+ */
+export interface RemovalScope {
+  environment: { tenant: string; region: string; cluster: string };
+  owned: Record<string, unknown>;
 }
 
 export interface WorkflowState {
@@ -187,4 +217,7 @@ export interface WorkflowState {
   /** The step whose failure `$.error` is, when the state machine knows it (a failed Parallel branch records its Task's name) */
   failedStep?: string;
   compensation?: Record<string, CompensationResult | CaughtError>;
+  removal?: RemovalScope;
+  /** WaitForNamespaceRemoval's result (deprovision.asl.json) */
+  namespaceRemoval?: NamespaceRemoval;
 }

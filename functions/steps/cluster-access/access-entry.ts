@@ -21,8 +21,8 @@ import {
 } from "@aws-sdk/client-eks";
 import { parseArn } from "../../lib/domain/arn.js";
 import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, runMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
-import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { claimOf, compensationResult, notClaimed, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
 import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
@@ -181,17 +181,20 @@ export async function undoAccessEntry(
   const principalArn = state.access?.principalArn ?? state.iam?.launcherArn;
   if (!principalArn) return result; // no launcher: this step never ran
   const eks = clients.eks();
-  const entry = await describeAccessEntry(eks, cluster.name, principalArn);
   const label = `EKS access entry ${principalArn} on ${cluster.name}`;
-  if (!entry) return result;
-  if (!wasCreatedBy(entry.tags, runMark(state.execution))) {
-    if (state.access?.previousIdentity) return putBackIdentity(eks, cluster, entry, state.access, label, result);
-    result.kept.push(`${label}: not created by this run`);
-    return result;
-  }
-  // Gone already: an earlier attempt deleted it.
-  await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
-  result.undone.push(label);
+  const claim = claimOf(state, String(state.request.tenant));
+  await undoOne(result, label, claim, async () => {
+    const entry = await describeAccessEntry(eks, cluster.name, principalArn);
+    if (!entry) return;
+    if (!wasCreatedBy(entry.tags, claim)) {
+      if (state.access?.previousIdentity) await putBackIdentity(eks, cluster, entry, state.access, label, result);
+      else result.kept.push(`${label}: ${notClaimed(claim)}`);
+      return;
+    }
+    // Gone already: an earlier attempt deleted it.
+    await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
+    result.undone.push(label);
+  });
   return result;
 }
 

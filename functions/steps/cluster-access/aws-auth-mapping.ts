@@ -8,7 +8,7 @@
  *   the mapping grants (a platform admin role in system:masters, a self-managed node role).
  */
 import { InvalidRequest, NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { runMark } from "../../lib/domain/naming.js";
+import { isTenantClaim, type RunMark } from "../../lib/domain/naming.js";
 import {
   AwsAuthConfigMap,
   awsAuthPrincipal,
@@ -17,7 +17,7 @@ import {
   type PrincipalMapping,
   type RunMappingsRemoval,
 } from "../../lib/kube/aws-auth/index.js";
-import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { claimOf, compensationResult, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import type { AccessResult, WorkflowState } from "../../lib/workflow/workflow-state.js";
 import type { ClusterClients, LauncherAccess, LauncherIdentity } from "./index.js";
@@ -97,25 +97,39 @@ export async function undoAwsAuthMapping(
   identity: LauncherIdentity,
   clients: ClusterClients,
 ): Promise<CompensationResult> {
-  const run = runMark(state.execution);
-  const removal = await editAwsAuth<RunMappingsRemoval | undefined>(
-    await clients.kube(),
-    logger,
-    (awsAuth) => awsAuth.removeRunMappings(run, identity),
-    () => undefined,
-    { deadline: clients.deadline },
-  );
+  const claim = claimOf(state, String(state.request.tenant));
+  const launcher = state.access?.principalArn ?? state.iam?.launcherArn;
+  // A teardown undoes every run that mapped the environment's launcher (the principal its record names).
+  const runsOf = (awsAuth: AwsAuthConfigMap): RunMark[] =>
+    isTenantClaim(claim) ? (launcher ? awsAuth.runsThatMapped(awsAuthPrincipal(launcher)?.arn ?? launcher) : []) : [claim];
   const result = compensationResult();
+  let removal: RunMappingsRemoval | undefined;
+  await undoOne(result, `aws-auth mapping for ${launcher ?? "the launcher"}`, claim, async () => {
+    removal = await editAwsAuth<RunMappingsRemoval | undefined>(
+      await clients.kube(),
+      logger,
+      (awsAuth) => mergedRemovals(runsOf(awsAuth).map((run) => awsAuth.removeRunMappings(run, identity))),
+      () => undefined,
+      { deadline: clients.deadline },
+    );
+  });
+  if (result.failed?.length) return result;
   if (!removal) {
     result.kept.push("kube-system/aws-auth: absent, nothing to remove");
     return result;
   }
-  if (Object.values(removal).every((arns) => arns.length === 0)) {
-    const launcher = state.access?.principalArn ?? state.iam?.launcherArn;
-    if (launcher && state.access) result.kept.push(`aws-auth mapping for ${launcher}: not added by this run`);
+  if (Object.values(removal as RunMappingsRemoval).every((arns) => arns.length === 0)) {
+    if (launcher && state.access) result.kept.push(`aws-auth mapping for ${launcher}: not added by ${isTenantClaim(claim) ? "a run of this product" : "this run"}`);
     return result;
   }
   return reportRemoval(removal, result);
+}
+
+/** The removals of several runs as one. */
+function mergedRemovals(removals: RunMappingsRemoval[]): RunMappingsRemoval {
+  const merged: RunMappingsRemoval = { removed: [], restored: [], changedSince: [], notRestored: [] };
+  for (const removal of removals) for (const key of Object.keys(merged) as Array<keyof RunMappingsRemoval>) merged[key].push(...removal[key]);
+  return merged;
 }
 
 function reportRemoval(removal: RunMappingsRemoval, result: CompensationResult): CompensationResult {

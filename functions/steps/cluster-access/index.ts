@@ -97,9 +97,23 @@ export async function grantClusterAccess(state: WorkflowState, deps: ClusterAcce
   return usesAccessEntries(access.cluster) ? grantViaAccessEntry(access) : grantViaAwsAuth(access);
 }
 
-export async function undoClusterAccess(state: WorkflowState, deps: ClusterAccessDeps = {}, deadline?: number): Promise<CompensationResult> {
-  const cluster = state.cluster;
+/**
+ * A teardown's state carries no `$.access`: the grant its record names (`owned.clusterAccess`), for the tenant's
+ * launcher identity, is what its undo removes (exactly that access entry or aws-auth mapping).
+ */
+function withRecordedAccess(state: WorkflowState): WorkflowState {
+  const recorded = state.removal?.owned.clusterAccess as { method?: string; principalArn?: string } | undefined;
+  if (state.access || !recorded?.principalArn) return state;
+  const tenant = parseRequest(state.request).tenant;
+  const method = recorded.method === "aws-auth" ? "aws-auth" : "access-entry";
+  const identity = launcherIdentity(tenant);
+  return { ...state, access: { method, principalArn: recorded.principalArn, username: identity.username, groups: identity.groups, created: true } };
+}
+
+export async function undoClusterAccess(given: WorkflowState, deps: ClusterAccessDeps = {}, deadline?: number): Promise<CompensationResult> {
+  const cluster = given.cluster;
   if (!cluster) return compensationResult(); // ResolveCluster failed: nothing was granted
+  const state = withRecordedAccess(given);
   const clients = clientsFor(cluster, deps, deadline);
   if (usesAccessEntries(cluster)) return undoAccessEntry(state, cluster, clients);
   return undoAwsAuthMapping(state, launcherIdentity(parseRequest(state.request).tenant), clients);

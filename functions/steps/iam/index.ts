@@ -18,9 +18,9 @@
  */
 import { eksClient, iamClient } from "../../lib/aws/clients.js";
 import { loadDeploymentConfig } from "../../lib/domain/deploy-config.js";
-import { iamRoleName, runMark } from "../../lib/domain/naming.js";
+import { iamRoleName } from "../../lib/domain/naming.js";
 import { safeParseRequest } from "../../lib/domain/request.js";
-import { compensationResult } from "../../lib/workflow/compensation.js";
+import { claimOf, compensationResult } from "../../lib/workflow/compensation.js";
 import { stepHandler } from "../../lib/workflow/middleware.js";
 import type { CompensationResult, IamResult, WorkflowState } from "../../lib/workflow/workflow-state.js";
 import { type IamDeps, type IamStepContext, iamStepContext } from "./iam-step-context.js";
@@ -79,7 +79,7 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
   const { request } = parsed;
   const { iamPrefix } = deps.config ?? loadDeploymentConfig();
   const iam = deps.iam ?? iamClient();
-  const run = runMark(state.execution);
+  const run = claimOf(state, request.tenant);
   // What this run changed on adopted objects is only in `$.iam`, i.e. when the step succeeded (a failed step put its changes back itself).
   // Pod Identity associations first: they reference the workload role.
   if (state.cluster && request.storage.type === "fusion" && request.storage.podIdentity) {

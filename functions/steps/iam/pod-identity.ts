@@ -14,8 +14,9 @@ import {
   UpdatePodIdentityAssociationCommand,
 } from "@aws-sdk/client-eks";
 import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { type Claim, isOwnedBy, ownershipTags, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
+import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { CompensationResult, PodIdentityAssociationChange } from "../../lib/workflow/workflow-state.js";
@@ -168,7 +169,8 @@ export interface AssociationsToUndo {
   eks: EKSClient;
   clusterName: string;
   request: ProvisionRequest;
-  run: RunMark;
+  /** This run's mark, or a teardown's claim on every association of the tenant */
+  run: Claim;
   /** What this run changed on adopted associations (`$.iam.changedAssociations`, present only when the step succeeded). */
   changes: PodIdentityAssociationChange[];
 }
@@ -180,18 +182,20 @@ export async function undoPodIdentityAssociations(undo: AssociationsToUndo, resu
   for (const serviceAccount of serviceAccountsOf(request)) {
     for (const association of await associationsFor(eks, clusterName, request.namespace, serviceAccount)) {
       const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
-      if (!wasCreatedBy(association.tags, run)) {
-        const change = changeOf.get(association.associationId!);
-        if (change) noteRestored(result, await restoreAssociation(eks, clusterName, change, request.tenant, association));
-        else result.kept.push(`${label}: not created by this run`);
-        continue;
-      }
-      // Gone already: an earlier attempt deleted it.
-      await ignoreMissing(
-        eks.send(new DeletePodIdentityAssociationCommand({ clusterName, associationId: association.associationId! })),
-        "ResourceNotFoundException",
-      );
-      result.undone.push(label);
+      await undoOne(result, label, run, async () => {
+        if (!wasCreatedBy(association.tags, run)) {
+          const change = changeOf.get(association.associationId!);
+          if (change) noteRestored(result, await restoreAssociation(eks, clusterName, change, request.tenant, association));
+          else result.kept.push(`${label}: ${notClaimed(run)}`);
+          return;
+        }
+        // Gone already: an earlier attempt deleted it.
+        await ignoreMissing(
+          eks.send(new DeletePodIdentityAssociationCommand({ clusterName, associationId: association.associationId! })),
+          "ResourceNotFoundException",
+        );
+        result.undone.push(label);
+      });
     }
   }
 }

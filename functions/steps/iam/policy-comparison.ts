@@ -2,36 +2,7 @@
  * Policy documents compared by meaning, as IAM returns them (URL-encoded) against what the product wants
  * or what it recorded: key order and one-element arrays vs scalars do not matter.
  */
-
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) {
-    const items = value.map(canonical);
-    return items.length === 1
-      ? items[0]
-      : items
-          .map((i) => JSON.stringify(i))
-          .sort()
-          .map((i) => JSON.parse(i));
-  }
-  if (value && typeof value === "object") {
-    return Object.fromEntries(
-      Object.keys(value as Record<string, unknown>)
-        .sort()
-        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
-}
-
-/** IAM returns policy documents URL-encoded. */
-function decodePolicy(document: string | undefined): unknown {
-  if (!document) return undefined;
-  try {
-    return JSON.parse(decodeURIComponent(document));
-  } catch {
-    return undefined;
-  }
-}
+import { canonicalPolicy as canonical, decodePolicy } from "../../lib/domain/policies.js";
 
 export function samePolicy(current: string | undefined, desired: unknown): boolean {
   return JSON.stringify(canonical(decodePolicy(current))) === JSON.stringify(canonical(desired));

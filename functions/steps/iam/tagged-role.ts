@@ -15,7 +15,8 @@ import {
 } from "@aws-sdk/client-iam";
 import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import { IamNotYetConsistent, OwnershipConflict } from "../../lib/domain/errors.js";
-import { IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { type Claim, IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { CompensationResult, IamRoleChange } from "../../lib/workflow/workflow-state.js";
@@ -123,7 +124,8 @@ async function deleteRole(iam: IAMClient, roleName: string): Promise<void> {
 export interface RolesToUndo {
   iam: IAMClient;
   tenant: string;
-  run: RunMark;
+  /** This run's mark, or a teardown's claim on every role of the tenant */
+  run: Claim;
   /** Every role the step could have created; the execution tag decides, whatever the step returned. */
   roleNames: string[];
   /** What this run changed on adopted roles (`$.iam.changed`, present only when the step succeeded). */
@@ -137,21 +139,23 @@ export async function undoTaggedRoles(
 ): Promise<void> {
   const changeOf = new Map(changes.map((change) => [change.roleName, change]));
   for (const roleName of roleNames) {
-    const role = await getRole(iam, roleName);
-    if (!role) continue; // never created, or already undone
-    const elsewhere = outsideProductPath(role);
-    if (elsewhere) {
-      result.kept.push(elsewhere);
-      continue;
-    }
-    if (!wasCreatedBy(tagsToRecord(role.Tags), run)) {
-      const change = changeOf.get(roleName);
-      if (change) noteRestored(result, await restoreRole(iam, change, tenant, role));
-      else result.kept.push(`IAM role ${roleName}: not created by this run`);
-      continue;
-    }
-    // Gone already: a previous compensation attempt got this far.
-    await ignoreMissing(deleteRole(iam, roleName), "NoSuchEntity");
-    result.undone.push(`IAM role ${roleName}`);
+    await undoOne(result, `IAM role ${roleName}`, run, async () => {
+      const role = await getRole(iam, roleName);
+      if (!role) return; // never created, or already undone
+      const elsewhere = outsideProductPath(role);
+      if (elsewhere) {
+        result.kept.push(elsewhere);
+        return;
+      }
+      if (!wasCreatedBy(tagsToRecord(role.Tags), run)) {
+        const change = changeOf.get(roleName);
+        if (change) noteRestored(result, await restoreRole(iam, change, tenant, role));
+        else result.kept.push(`IAM role ${roleName}: ${notClaimed(run)}`);
+        return;
+      }
+      // Gone already: a previous compensation attempt got this far.
+      await ignoreMissing(deleteRole(iam, roleName), "NoSuchEntity");
+      result.undone.push(`IAM role ${roleName}`);
+    });
   }
 }

@@ -232,6 +232,17 @@ export class AwsAuthConfigMap {
     return removal;
   }
 
+  /**
+   * The runs whose edits of `principalArn`'s entry are recorded here (the one that added it, those that changed it):
+   * what a teardown undoes, run by run, to remove the environment's mapping whichever run made it.
+   */
+  runsThatMapped(principalArn: string): RunMark[] {
+    const adder = this.marks[principalArn];
+    const editors = Object.keys(this.edits).filter((run) => this.edits[run]?.[principalArn] !== undefined);
+    // Marks read back from the annotations our own runs wrote (runMark made them).
+    return [...new Set([...(adder ? [adder] : []), ...editors])] as RunMark[];
+  }
+
   /** The ConfigMap to write (new data and our marks; labels, owners and other annotations as read), or undefined when unchanged. */
   replacement(): V1ConfigMap | undefined {
     if (!this.changed) return undefined;

@@ -1,0 +1,50 @@
+/**
+ * Driving environments through the HTTP API in the sandbox: POST /environments, DELETE and GET
+ * /environments/{tenant}/{region}/{cluster}. Shared by test/integration/teardown*.test.ts.
+ */
+import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
+import type { Sandbox } from "../../local/sandbox.js";
+import { CLUSTER, RUN_TIMEOUT_MS } from "./sandbox-runs.js";
+
+export interface Answer {
+  status: number;
+  body: any;
+}
+
+export function environmentPath(tenant: string): string {
+  return `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
+}
+
+export async function postEnvironment(sandbox: Sandbox, request: unknown): Promise<Answer> {
+  const res = await fetch(`${sandbox.apiUrl}/environments`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
+  return { status: res.status, body: await res.json() };
+}
+
+export async function deleteEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
+  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, { method: "DELETE" });
+  return { status: res.status, body: await res.json() };
+}
+
+export async function readEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
+  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`);
+  return { status: res.status, body: await res.json() };
+}
+
+export interface Ended {
+  answer: Answer;
+  execution: DescribeExecutionOutput;
+}
+
+/** POST /environments (expects 202) and wait for the run to end. */
+export async function createEnvironment(sandbox: Sandbox, request: unknown): Promise<Ended> {
+  const answer = await postEnvironment(sandbox, request);
+  if (answer.status !== 202) throw new Error(`POST /environments answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  return { answer, execution: await sandbox.stepFunctions.waitFor(answer.body.executionArn, { timeoutMs: RUN_TIMEOUT_MS }) };
+}
+
+/** DELETE the tenant's environment (expects 202) and wait for the teardown to end. */
+export async function teardown(sandbox: Sandbox, tenant: string): Promise<Ended> {
+  const answer = await deleteEnvironment(sandbox, tenant);
+  if (answer.status !== 202) throw new Error(`DELETE ${environmentPath(tenant)} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  return { answer, execution: await sandbox.stepFunctions.waitFor(answer.body.executionArn, { timeoutMs: RUN_TIMEOUT_MS }) };
+}
