@@ -151,22 +151,6 @@ function paths(): Record<string, unknown> {
           "404": refused("EnvironmentNotFound"),
         },
       },
-    },
-    "/environments/{tenant}/{region}/{cluster}/reconcile": {
-      post: {
-        operationId: "reconcileEnvironment",
-        summary: "Re-apply the recorded spec as a run (lease, retries, compensation)",
-        parameters: [...environmentPath, idempotencyKey],
-        responses: {
-          "202": answer("The run started", "Started"),
-          "400": refused("The recorded spec no longer validates"),
-          "403": refused("NotAllowed: the cluster is no longer on this deployment's allowlist"),
-          "404": refused("EnvironmentNotFound"),
-          "409": answer("RunInProgress (another run holds the lease), or EnvironmentRemoved", "Refusal"),
-          "422": refused("IdempotencyKeyReused"),
-          "503": refused("Throttled or unreachable: try again"),
-        },
-      },
       put: {
         operationId: "updateEnvironment",
         summary: "Replace the environment's spec (a new generation) and start the update run that converges to it",
@@ -188,6 +172,22 @@ function paths(): Record<string, unknown> {
           "400": refused("InvalidJson or InvalidRequest, with every problem (a claim that would shrink included)"),
           "404": refused("EnvironmentNotFound"),
           "409": answer("RunInProgress (a run holds the lease), EnvironmentNotReady or EnvironmentChanged", "EnvironmentRefusal"),
+        },
+      },
+    },
+    "/environments/{tenant}/{region}/{cluster}/reconcile": {
+      post: {
+        operationId: "reconcileEnvironment",
+        summary: "Re-apply the recorded spec as a run (lease, retries, compensation)",
+        parameters: [...environmentPath, idempotencyKey],
+        responses: {
+          "202": answer("The run started", "Started"),
+          "400": refused("The recorded spec no longer validates"),
+          "403": refused("NotAllowed: the cluster is no longer on this deployment's allowlist"),
+          "404": refused("EnvironmentNotFound"),
+          "409": answer("RunInProgress (another run holds the lease), or EnvironmentRemoved", "Refusal"),
+          "422": refused("IdempotencyKeyReused"),
+          "503": refused("Throttled or unreachable: try again"),
         },
       },
     },
