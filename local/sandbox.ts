@@ -340,7 +340,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // The steps' Kubernetes calls are made as the KubeSteps role, as deployed (their EKS tokens are signed by it).
   setKubeTokenCredentials(signers.get(KUBE_STEPS_ROLE_KEY)!.credentials);
 
-  type Route = { method: "GET" | "POST" | "PUT" | "DELETE"; path: string; handler: HttpHandler };
   // Each route's Lambda signs as its route's role, as deployed.
   const routes: Route[] = ([
     { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },

@@ -469,9 +469,9 @@ export const API_ROUTE_STATEMENTS = {
     ...registryGetStatements(arns.registryTableArn),
     ...driftReadStatements(scope, arns.kubeStepsRoleArn),
   ],
-  "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
   // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
   "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
+  "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
 } as const satisfies Record<string, (arns: StackArns, scope: PermissionScope) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

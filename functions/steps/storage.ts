@@ -25,7 +25,7 @@ import { compensationResult, recordUndo, undoOne, type CompensationResult } from
 import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { type Claim, IRSA_ANNOTATION, isClaimedMark, isOwnedBy, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
+import { type Claim, IRSA_ANNOTATION, isClaimedMark, isOwnedBy, isTenantClaim, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
 import type { ClaimGrowth, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
@@ -282,10 +282,12 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: Claim, result: C
 }
 
 /** A claim this run grew stays grown (a claim cannot shrink): said under `kept`, never pretended undone. True when it was one. */
-async function keepGrowth(api: KubeApi, ref: ObjectRef, claim: Claim, result: CompensationResult): Promise<boolean> {
+async function keepGrowth(api: KubeApi, ref: ObjectRef, undoing: Claim, result: CompensationResult): Promise<boolean> {
+  // A teardown deletes the claim whatever its size: only one run's compensation keeps its growth.
+  if (isTenantClaim(undoing)) return false;
   const pvc = await readObject<V1PersistentVolumeClaim>(api, ref);
   const recorded = parseChange<GrowthRecord>(pvc?.metadata?.annotations?.[GROWTH_ANNOTATION]);
-  if (!pvc || recorded?.execution !== claim || wasCreatedBy(pvc.metadata?.labels, claim)) return false;
+  if (!pvc || recorded?.execution !== undoing || wasCreatedBy(pvc.metadata?.labels, undoing)) return false;
   result.kept.push(`${describeRef(ref)}: grown from ${recorded.from} to ${recorded.to} by this run; a claim cannot shrink, so the growth is not undone`);
   return true;
 }
@@ -306,7 +308,6 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
     ...(request.storage.type === "pvc" ? [{ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: request.storage.claimName }] : []),
     ...reported,
   ]);
-  // A claim this run grew (an update) keeps its size: a claim cannot shrink. A teardown's claim grew nothing.
   const notGrown: ObjectRef[] = [];
   for (const ref of claims) if (!(await keepGrowth(api, ref, claim, result))) notGrown.push(ref);
   await deleteEachCreatedBy(api, notGrown, claim, result);

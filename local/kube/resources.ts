@@ -73,7 +73,6 @@ export const RESOURCE_TYPES: ResourceType[] = [
   // Cluster-scoped kinds the kubelet's decisions depend on: the node(s) pods are scheduled on, and the StorageClasses
   // claims are provisioned from (EKS with the EBS, EFS and FSx CSI drivers).
   { group: "", version: "v1", resource: "nodes", singular: "node", kind: "Node", namespaced: false, shortNames: ["no"], verbs: CRUD, status: true },
-  { group: "storage.k8s.io", version: "v1", resource: "storageclasses", singular: "storageclass", kind: "StorageClass", namespaced: false, shortNames: ["sc"], verbs: CRUD },
   { group: "authorization.k8s.io", version: "v1", resource: "selfsubjectaccessreviews", singular: "selfsubjectaccessreview", kind: "SelfSubjectAccessReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
   { group: "authentication.k8s.io", version: "v1", resource: "selfsubjectreviews", singular: "selfsubjectreview", kind: "SelfSubjectReview", namespaced: false, verbs: CREATE_ONLY, virtual: true },
 ];

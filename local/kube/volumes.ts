@@ -41,9 +41,6 @@ export const EKS_STORAGE_CLASSES: KubeObject[] = [
     parameters: { provisioningMode: "efs-ap", fileSystemId: "fs-0123456789abcdef0", directoryPerms: "700" },
     reclaimPolicy: "Delete",
     volumeBindingMode: "Immediate",
-    // Set as platform teams set it on their EFS class, so an update may grow a claim's request (EFS itself is elastic);
-    // gp2, EKS's old default, does not allow it: a growth there is refused (PersistentVolumeClaimResize admission).
-    allowVolumeExpansion: true,
   },
   {
     apiVersion: "storage.k8s.io/v1",

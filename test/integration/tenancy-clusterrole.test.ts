@@ -167,11 +167,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
       });
       return finish(sandbox, (await res.json()) as Started);
     };
-    const { tenant: _t, cluster: _c, ...spec } = pvcRequest("delta", { namespace: "delta-one" });
-    await provision(sandbox, pvcRequest("delta", { namespace: "delta-one" }));
+    const { tenant: _t, cluster: _c, ...spec } = pvcRequest("delta", { namespace: "delta-one", storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } });
+    await provision(sandbox, pvcRequest("delta", { namespace: "delta-one", storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } }));
     // Act
-    const grown = await put({ ...spec, storage: { type: "pvc", storageClass: "efs-sc", size: "200Gi" } });
-    const moved = await put({ ...spec, namespace: "delta-two", storage: { type: "pvc", storageClass: "efs-sc", size: "200Gi" } });
+    const grown = await put({ ...spec, storage: { type: "pvc", storageClass: "fsx-sc", size: "200Gi" } });
+    const moved = await put({ ...spec, namespace: "delta-two", storage: { type: "pvc", storageClass: "fsx-sc", size: "200Gi" } });
     // Assess
     expect([grown.execution.status, moved.execution.status]).toEqual(["SUCCEEDED", "SUCCEEDED"]);
   });

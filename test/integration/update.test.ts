@@ -8,6 +8,8 @@ import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-re
 import type { Sandbox } from "../../local/sandbox.js";
 import { CLUSTER, FAST, finish, kubeObject, kubeObjects, pvcRequest, settled, stepResult, until, useSandbox, type Started } from "../support/sandbox-runs.js";
 
+/** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
+const FSX = { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } as const;
 const environmentOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 const pathOf = (tenant: string) => `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
 
@@ -49,13 +51,13 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
   it("converges to the new generation: a bigger claim, a compute service account, another namespace and work directory; the old namespace is removed last", async () => {
     // Prepare
     const tenant = "upd-conv";
-    const first = pvcRequest(tenant, { namespace: "upd-conv-one" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-conv-one" }) as Record<string, unknown>;
     await create(sandbox, first);
     const second = {
       ...specOf(first),
       namespace: "upd-conv-two",
       computeServiceAccount: "upd-conv-compute",
-      storage: { type: "pvc", storageClass: "efs-sc", size: "200Gi", mountPath: "/data" },
+      storage: { type: "pvc", storageClass: "fsx-sc", size: "200Gi", mountPath: "/data" },
     };
 
     // Act
@@ -88,10 +90,10 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
   it("grows a claim in place (a merge patch of its size) where its StorageClass allows expansion, and removes a compute service account no longer wanted", async () => {
     // Prepare
     const tenant = "upd-grow";
-    const first = pvcRequest(tenant, { namespace: "upd-grow", computeServiceAccount: "upd-grow-compute" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-grow", computeServiceAccount: "upd-grow-compute" }) as Record<string, unknown>;
     await create(sandbox, first);
     const { computeServiceAccount: _dropped, ...rest } = specOf(first);
-    const second = { ...rest, storage: { type: "pvc", storageClass: "efs-sc", size: "150Gi" } };
+    const second = { ...rest, storage: { type: "pvc", storageClass: "fsx-sc", size: "150Gi" } };
 
     // Act
     const answer = await call(sandbox, "PUT", pathOf(tenant), second);
@@ -109,11 +111,11 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
   it("a permanent fault during an update puts the previous generation back: objects as before (the growth said, not undone), the record at generation 1, the error reported", async () => {
     // Prepare
     const tenant = "upd-fail";
-    const first = pvcRequest(tenant, { namespace: "upd-fail", computeServiceAccount: "upd-fail-compute" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-fail", computeServiceAccount: "upd-fail-compute" }) as Record<string, unknown>;
     await create(sandbox, first);
     const before = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(kubeObjects(sandbox, "ServiceAccount", "upd-fail"), kubeObjects(sandbox, "RoleBinding", "upd-fail"));
     const { computeServiceAccount: _dropped, ...rest } = specOf(first);
-    const second = { ...rest, storage: { type: "pvc", storageClass: "efs-sc", size: "120Gi", mountPath: "/data" } };
+    const second = { ...rest, storage: { type: "pvc", storageClass: "fsx-sc", size: "120Gi", mountPath: "/data" } };
     // The last step's removal of the compute service account fails for good, after every other change was made.
     sandbox.faults.inject({ operation: "kube:DELETE serviceaccounts", kind: "permanent" });
 
@@ -141,10 +143,10 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
 
   it("a growth the claim's StorageClass does not allow fails the run with VolumeExpansionNotAllowed and changes nothing", async () => {
     // Prepare
-    const tenant = "upd-gp2";
-    const first = pvcRequest(tenant, { namespace: "upd-gp2", storage: { type: "pvc", storageClass: "gp2", size: "10Gi" } }) as Record<string, unknown>;
+    const tenant = "upd-efs";
+    const first = pvcRequest(tenant, { namespace: "upd-efs", storage: { type: "pvc", storageClass: "efs-sc", size: "10Gi" } }) as Record<string, unknown>;
     await create(sandbox, first);
-    const second = { ...specOf(first), computeServiceAccount: "upd-gp2-compute", storage: { type: "pvc", storageClass: "gp2", size: "20Gi" } };
+    const second = { ...specOf(first), computeServiceAccount: "upd-efs-compute", storage: { type: "pvc", storageClass: "efs-sc", size: "20Gi" } };
 
     // Act
     const answer = await call(sandbox, "PUT", pathOf(tenant), second);
@@ -153,18 +155,18 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     // Assess
     expect(run.execution.status).toBe("FAILED");
     expect(run.execution.error).toBe("VolumeExpansionNotAllowed");
-    expect(run.execution.cause).toContain("its StorageClass gp2 does not allow volume expansion");
-    expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-gp2", "tower-scratch")?.spec.resources.requests.storage).toBe("10Gi");
-    expect(kubeObject(sandbox, "ServiceAccount", "upd-gp2", "upd-gp2-compute")).toBeUndefined();
+    expect(run.execution.cause).toContain("its StorageClass efs-sc does not allow volume expansion");
+    expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-efs", "tower-scratch")?.spec.resources.requests.storage).toBe("10Gi");
+    expect(kubeObject(sandbox, "ServiceAccount", "upd-efs", "upd-efs-compute")).toBeUndefined();
     expect(await environmentOf(tenant)).toMatchObject({ generation: 1, status: "ready", spec: { storage: { size: "10Gi" } } });
   });
 
   it("refuses a claim that would shrink (and every other problem at once) with 400, and starts nothing", async () => {
     // Prepare
     const tenant = "upd-shrink";
-    const first = pvcRequest(tenant, { namespace: "upd-shrink" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-shrink" }) as Record<string, unknown>;
     await create(sandbox, first);
-    const bad = { ...specOf(first), tenant: "someone-else", headJob: { pipeline: "nextflow-io/hello" }, storage: { type: "pvc", storageClass: "efs-sc", size: "50Gi" } };
+    const bad = { ...specOf(first), tenant: "someone-else", headJob: { pipeline: "nextflow-io/hello" }, storage: { type: "pvc", storageClass: "fsx-sc", size: "50Gi" } };
 
     // Act
     const answer = await call(sandbox, "PUT", pathOf(tenant), bad);
@@ -182,9 +184,9 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
   it("answers 200 with nothing to do for the recorded spec, 404 for an unknown environment, and 409 RunInProgress while a run holds the lease", async () => {
     // Prepare
     const tenant = "upd-misc";
-    const first = pvcRequest(tenant, { namespace: "upd-misc" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-misc" }) as Record<string, unknown>;
     await create(sandbox, first);
-    const bigger = { ...specOf(first), storage: { type: "pvc", storageClass: "efs-sc", size: "110Gi" } };
+    const bigger = { ...specOf(first), storage: { type: "pvc", storageClass: "fsx-sc", size: "110Gi" } };
 
     // Act
     const same = await call(sandbox, "PUT", pathOf(tenant), specOf(first));
