@@ -17,16 +17,19 @@ import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cd
 import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import {
+  COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED,
   COMPUTE_ENVIRONMENT_REQUESTED,
   configToEnv,
+  DEPROVISION_STATE_MACHINE_ARN_ENV,
   kubeStepsPlacement,
   onboardingEventPattern,
+  removalEventPattern,
   STATE_MACHINE_ARN_ENV,
   type KubeStepsPlacement,
 } from "../functions/lib/domain/deploy-config.js";
 import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
-import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, DEPROVISION_STEP_FUNCTIONS, STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import { accessEntryCommand, awsAuthMapRolesEntry, clusterOutputSuffix, configMapAccessCommand } from "./cluster-access-commands.js";
 import { assertIamPrefixClear, deploymentConfigForStage } from "./config.js";
@@ -39,12 +42,14 @@ import {
   registryListStatements,
   registryStartStatements,
   startProvisioningStatements,
+  startTeardownStatements,
   stepRegistryStatements,
   stepStatements,
   type PermissionScope,
 } from "./permissions.js";
 
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
+export const DEPROVISION_DEFINITION_FILE = "statemachines/deprovision.asl.json";
 
 /** Memory and timeout per step module: Kubernetes steps load the client and wait on the API server. */
 const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
@@ -55,6 +60,8 @@ const STEP_SIZING: Record<string, { memorySize: number; timeout: number }> = {
   storage: { memorySize: 512, timeout: 90 },
   "head-job": { memorySize: 512, timeout: 120 },
   report: { memorySize: 256, timeout: 30 },
+  "namespace-removal": { memorySize: 512, timeout: 30 },
+  "teardown-record": { memorySize: 256, timeout: 30 },
 };
 
 /** Every Lambda: Node 22 on Graviton, one minified ESM bundle, X-Ray active. */
@@ -96,6 +103,28 @@ export function readProvisionDefinition(root: string): string {
       `${DEFINITION_FILE} and functions/steps/catalog.ts disagree:` +
         (unknown.length ? ` placeholders with no step function: ${unknown.join(", ")};` : "") +
         (unused.length ? ` step functions the definition never calls: ${unused.join(", ")}` : ""),
+    );
+  }
+  return text;
+}
+
+/**
+ * The teardown's ASL text, checked against the catalog: it may run any step Lambda (the compensators under their
+ * teardown names), and must run each of the teardown's own.
+ */
+export function readDeprovisionDefinition(root: string): string {
+  const file = path.join(root, DEPROVISION_DEFINITION_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${DEPROVISION_DEFINITION_FILE} is missing: the teardown state machine is built from it`);
+  const text = fs.readFileSync(file, "utf8");
+  JSON.parse(text);
+  const used = new Set([...text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]));
+  const unknown = [...used].filter((p) => !ALL_STEP_FUNCTIONS.some((e) => e.placeholder === p));
+  const unused = DEPROVISION_STEP_FUNCTIONS.map((e) => e.placeholder).filter((p) => !used.has(p));
+  if (unknown.length || unused.length) {
+    throw new Error(
+      `${DEPROVISION_DEFINITION_FILE} and functions/steps/catalog.ts disagree:` +
+        (unknown.length ? ` placeholders with no step function: ${unknown.join(", ")};` : "") +
+        (unused.length ? ` teardown functions the definition never calls: ${unused.join(", ")}` : ""),
     );
   }
   return text;
@@ -155,7 +184,7 @@ export function Provisioner({ stack, app }: StackContext) {
   });
   for (const statement of kubeStepsStatements(scope)) kubeStepsRole.addToPolicy(statement);
 
-  const stepFunctions = STEP_FUNCTIONS.map((entry) => {
+  const stepFunctions = ALL_STEP_FUNCTIONS.map((entry) => {
     const sizing = STEP_SIZING[entry.module];
     if (!sizing) throw new Error(`stacks/Provisioner.ts has no memory/timeout for step module ${entry.module}`);
     const isKube = KUBE_STEP_MODULES.has(entry.module);
@@ -175,6 +204,8 @@ export function Provisioner({ stack, app }: StackContext) {
     kubeStepsPlacement(config),
   );
 
+  const provisionFunctions = stepFunctions.filter(({ entry }) => STEP_FUNCTIONS.includes(entry));
+
   // ------------------------------------------------------------ state machine
   const stateMachineName = app.logicalPrefixedName("provision");
   const logGroup = new LogGroup(stack, "ProvisionLogs", {
@@ -186,31 +217,56 @@ export function Provisioner({ stack, app }: StackContext) {
     stateMachineName,
     stateMachineType: StateMachineType.STANDARD,
     definitionBody: DefinitionBody.fromString(readProvisionDefinition(useProject().paths.root)),
-    definitionSubstitutions: Object.fromEntries(stepFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
+    definitionSubstitutions: Object.fromEntries(provisionFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
     // Errors only, and never the execution data: requests and results name tenants, roles and buckets.
     logs: { destination: logGroup, level: LogLevel.ERROR, includeExecutionData: false },
     tracingEnabled: true,
   });
-  for (const { fn } of stepFunctions) fn.grantInvoke(stateMachine);
+  for (const { fn } of provisionFunctions) fn.grantInvoke(stateMachine);
   const executionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${stateMachineName}:*`;
+
+  // The teardown: the compensators (the tenant's claim) and its own two steps, in statemachines/deprovision.asl.json.
+  const deprovisionName = app.logicalPrefixedName("deprovision");
+  const deprovisionText = readDeprovisionDefinition(useProject().paths.root);
+  const deprovisionFunctions = stepFunctions.filter(({ entry }) => deprovisionText.includes(`\${${entry.placeholder}}`));
+  const deprovisionStateMachine = new StateMachine(stack, "DeprovisionStateMachine", {
+    stateMachineName: deprovisionName,
+    stateMachineType: StateMachineType.STANDARD,
+    definitionBody: DefinitionBody.fromString(deprovisionText),
+    definitionSubstitutions: Object.fromEntries(deprovisionFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
+    logs: {
+      destination: new LogGroup(stack, "DeprovisionLogs", { logGroupName: `/aws/vendedlogs/states/${deprovisionName}`, retention: RetentionDays.THREE_MONTHS }),
+      level: LogLevel.ERROR,
+      includeExecutionData: false,
+    },
+    tracingEnabled: true,
+  });
+  for (const { fn } of deprovisionFunctions) fn.grantInvoke(deprovisionStateMachine);
+  const deprovisionExecutionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${deprovisionName}:*`;
 
   // ------------------------------------------------------------ entry points
   const entryEnvironment = { [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn };
+  const teardownEnvironment = { [DEPROVISION_STATE_MACHINE_ARN_ENV]: deprovisionStateMachine.stateMachineArn };
   const api = new Api(stack, "Api", {
     defaults: { authorizer: "iam", function: { environment: entryEnvironment, timeout: 29 } },
     routes: {
       "POST /provision": "functions/api/provision.handler",
-      "GET /executions/{id}": "functions/api/status.handler",
+      // Teardown runs are read by ARN: the status route knows both state machines.
+      "GET /executions/{id}": { function: { handler: "functions/api/status.handler", environment: { ...entryEnvironment, ...teardownEnvironment } } },
       "POST /environments": "functions/api/environments.createHandler",
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
+      "DELETE /environments/{tenant}/{region}/{cluster}": {
+        function: { handler: "functions/api/environments.deleteHandler", environment: { ...entryEnvironment, ...teardownEnvironment } },
+      },
     },
   });
   api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
-  api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn));
+  api.attachPermissionsToRoute("GET /executions/{id}", executionStatusStatements(executionsArn, deprovisionExecutionsArn));
   api.attachPermissionsToRoute("POST /environments", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);
   api.attachPermissionsToRoute("GET /environments", registryListStatements(registry.tableArn));
   api.attachPermissionsToRoute("GET /environments/{tenant}/{region}/{cluster}", registryGetStatements(registry.tableArn));
+  api.attachPermissionsToRoute("DELETE /environments/{tenant}/{region}/{cluster}", startTeardownStatements(deprovisionStateMachine.stateMachineArn, registry.tableArn));
 
   // Events that cannot be delivered, or whose handler kept failing, end up here instead of vanishing.
   const deadLetters = new Queue(stack, "OnboardingDeadLetters", {
@@ -242,6 +298,30 @@ export function Provisioner({ stack, app }: StackContext) {
     });
   }
 
+  // The same sources may ask for a removal: the same teardown as DELETE, the same dead-letter queue.
+  const onRemovalRequested = new Function(stack, "ComputeEnvironmentRemovalRequestedFunction", {
+    handler: "functions/events/compute-environment-removal-requested.handler",
+    description: `${PRODUCT}: start a teardown for a ${COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED} event`,
+    environment: teardownEnvironment,
+    retryAttempts: 2,
+    deadLetterQueue: deadLetters,
+  });
+  onRemovalRequested.attachPermissions(startTeardownStatements(deprovisionStateMachine.stateMachineArn, registry.tableArn));
+  const removalPattern = removalEventPattern(config);
+  if (removalPattern) {
+    bus.addRules(stack, {
+      computeEnvironmentRemovalRequested: {
+        pattern: removalPattern,
+        targets: {
+          startTeardown: {
+            function: onRemovalRequested,
+            cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+          },
+        },
+      },
+    });
+  }
+
   // ------------------------------------------------------------ what the operator runs next
   const taken = new Set<string>();
   const clusterOutputs: Record<string, string> = {};
@@ -253,6 +333,7 @@ export function Provisioner({ stack, app }: StackContext) {
   stack.addOutputs({
     ApiUrl: api.url,
     StateMachineArn: stateMachine.stateMachineArn,
+    DeprovisionStateMachineArn: deprovisionStateMachine.stateMachineArn,
     EventBusName: bus.eventBusName,
     RegistryTableName: registry.tableName,
     KubeStepsRoleArn: kubeStepsRole.roleArn,
@@ -262,5 +343,5 @@ export function Provisioner({ stack, app }: StackContext) {
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
+  return { api, bus, stateMachine, deprovisionStateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
 }

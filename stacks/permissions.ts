@@ -45,7 +45,7 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job", "namespace-removal"]);
 
 // ---------------------------------------------------------------- resource ARNs
 
@@ -290,13 +290,13 @@ export function startProvisioningStatements(stateMachineArn: string, executionsA
   ];
 }
 
-/** GET /executions/{id}: status and per-step history of this state machine's executions only. */
-export function executionStatusStatements(executionsArn: string): PolicyStatement[] {
+/** GET /executions/{id}: status and per-step history of this deployment's executions only (provisioning and teardown). */
+export function executionStatusStatements(...executionsArns: string[]): PolicyStatement[] {
   return [
     new PolicyStatement({
       sid: "ReadProvisioningExecutions",
       actions: ["states:DescribeExecution", "states:GetExecutionHistory"],
-      resources: [executionsArn],
+      resources: executionsArns,
     }),
   ];
 }
@@ -335,9 +335,18 @@ export function registryOutcomeStatements(tableArn: string): PolicyStatement[] {
   return [new PolicyStatement({ sid: "RegistryRecordOutcome", actions: ["dynamodb:UpdateItem"], resources: [tableArn] })];
 }
 
-/** The statements of a step that also writes to the registry (Report, ReportFailure); none for the others. */
+/** The statements of a step that also writes to the registry (Report, ReportFailure, RecordRemoval); none for the others. */
 export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: string): PolicyStatement[] {
-  return entry.module === "report" ? registryOutcomeStatements(tableArn) : [];
+  return entry.module === "report" || entry.module === "teardown-record" ? registryOutcomeStatements(tableArn) : [];
+}
+
+/**
+ * DELETE /environments/{tenant}/{region}/{cluster} and the removal event: read the record, take the lease (and give it
+ * back with the record as it was when the start fails), start the teardown state machine (only it). The registry
+ * statements are the starting routes' (the registry's code is one module, which the SDK-call scan follows whole).
+ */
+export function startTeardownStatements(deprovisionStateMachineArn: string, tableArn: string): PolicyStatement[] {
+  return [new PolicyStatement({ sid: "StartTeardown", actions: ["states:StartExecution"], resources: [deprovisionStateMachineArn] }), ...registryStartStatements(tableArn)];
 }
 
 /**
@@ -356,6 +365,8 @@ export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope,
     case "report.ready":
     case "report.failed":
       return reportStatements(eventBusArn);
+    case "teardown-record.record":
+      return []; // the registry only (stepRegistryStatements)
     default:
       throw new Error(
         `stacks/permissions.ts has no permissions for step ${entry.module}.${entry.handler} (${entry.placeholder}); ` +
