@@ -248,17 +248,15 @@ export function Provisioner({ stack, app }: StackContext) {
   const entryEnvironment = { [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn };
   const teardownEnvironment = { [DEPROVISION_STATE_MACHINE_ARN_ENV]: deprovisionStateMachine.stateMachineArn };
   const api = new Api(stack, "Api", {
-    defaults: { authorizer: "iam", function: { environment: entryEnvironment, timeout: 29 } },
+    // Both state machines' ARNs: the DELETE route starts the teardown, the status route reads its runs (by ARN).
+    defaults: { authorizer: "iam", function: { environment: { ...entryEnvironment, ...teardownEnvironment }, timeout: 29 } },
     routes: {
       "POST /provision": "functions/api/provision.handler",
-      // Teardown runs are read by ARN: the status route knows both state machines.
-      "GET /executions/{id}": { function: { handler: "functions/api/status.handler", environment: { ...entryEnvironment, ...teardownEnvironment } } },
+      "GET /executions/{id}": "functions/api/status.handler",
       "POST /environments": "functions/api/environments.createHandler",
       "GET /environments": "functions/api/environments.listHandler",
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
-      "DELETE /environments/{tenant}/{region}/{cluster}": {
-        function: { handler: "functions/api/environments.deleteHandler", environment: { ...entryEnvironment, ...teardownEnvironment } },
-      },
+      "DELETE /environments/{tenant}/{region}/{cluster}": "functions/api/environments.deleteHandler",
     },
   });
   api.attachPermissionsToRoute("POST /provision", [...startProvisioningStatements(stateMachine.stateMachineArn, executionsArn), ...registryStartStatements(registry.tableArn)]);

@@ -49,6 +49,7 @@ const SCHEMAS = {
   Environment: environment,
   EnvironmentCreated: z.object({ environment, lastExecution: execution.nullable() }),
   EnvironmentPage: z.object({ items: z.array(environment), next: z.string().optional() }),
+  EnvironmentRemoved: z.object({ environment, message: z.string() }),
   ExecutionStatus: executionStatus,
 } as const;
 
@@ -117,6 +118,18 @@ function paths(): Record<string, unknown> {
         summary: "An environment's record",
         parameters: [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")],
         responses: { "200": answer("The record", "Environment"), "404": refused("EnvironmentNotFound") },
+      },
+      delete: {
+        operationId: "deleteEnvironment",
+        summary: "Tear an environment down: everything the product owns there (statemachines/deprovision.asl.json)",
+        parameters: [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")],
+        responses: {
+          "200": answer("Already removed: nothing to do", "EnvironmentRemoved"),
+          "202": answer("The teardown started (status removing; then removed, or failed with what remains)", "Started"),
+          "404": refused("EnvironmentNotFound"),
+          "409": answer("RunInProgress: another run of the environment holds its lease", "RunInProgress"),
+          "503": refused("Throttled or unreachable: try again"),
+        },
       },
     },
   };
