@@ -20,7 +20,7 @@ const AUTH_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_M
 
 const USAGE = `usage:
   npm start -- [options]          start the sandbox (emulated AWS + EKS, the workflow, the HTTP API)
-  npm run demo -- [--example FILE] [--api URL] [--drift]
+  npm run demo -- [--example FILE] [--api URL] [--drift] [--teardown]
 
 start options:
   --port N                 HTTP API port (default 8787; 0 = any free port)
@@ -169,7 +169,7 @@ sandbox ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Ctrl-C 
 async function demo(args: string[]): Promise<void> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" }, drift: { type: "boolean" } }, strict: true }));
+    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" }, drift: { type: "boolean" }, teardown: { type: "boolean" } }, strict: true }));
   } catch (error) {
     fail((error as Error).message);
   }
@@ -183,7 +183,7 @@ async function demo(args: string[]): Promise<void> {
   // sandbox nothing in this process logs, so this only ever quiets that path. A level the user set wins.
   process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
   const { runDemo } = await import("./demo.js");
-  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv, drift: values.drift === true });
+  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv, drift: values.drift === true, teardown: values.teardown === true });
 }
 
 const [command, ...rest] = process.argv.slice(2);

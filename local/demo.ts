@@ -3,6 +3,7 @@
  * Posts an example request to the sandbox's HTTP API, prints each step as it finishes (with retries and
  * errors), then asks the emulated AWS account and cluster, through the real clients, what now exists.
  * Without a running sandbox (`npm start`), it starts one in this process for the length of the demo.
+ * `--teardown`: the environment is created (POST /environments), then torn down (DELETE), and both runs narrated.
  */
 import { readFileSync } from "node:fs";
 import { DescribeClusterCommand, ListAccessEntriesCommand, DescribeAccessEntryCommand } from "@aws-sdk/client-eks";
@@ -51,7 +52,12 @@ function describeResult(step: StepSummary): string {
       return `ComputeEnvironmentReady sent to ${r.eventBusName ?? "the bus"}`;
     case "ReportFailure":
       return "ComputeEnvironmentFailed sent to the bus";
+    case "WaitForNamespaceRemoval":
+      return r.gone ? `namespace ${r.namespace} is gone` : `namespace ${r.namespace} kept`;
+    case "RecordRemoval":
+      return `recorded ${r.status}${r.kept?.length ? `; kept: ${r.kept.join(", ")}` : ""}${r.remaining?.length ? `; remaining: ${r.remaining.join("; ")}` : ""}`;
     default:
+      if (step.name.startsWith("Remove")) return `removed: ${(r.undone ?? []).join(", ") || "nothing"}${r.failed?.length ? `; could not: ${r.failed.join("; ")}` : ""}`;
       return step.name.startsWith("Undo") ? `undone: ${(r.undone ?? []).join(", ") || "nothing"}` : "";
   }
 }
@@ -195,6 +201,29 @@ ${final.status}; GET again:`);
 The scheduled check, now (POST /sandbox/drift-check): ${summary.checked} checked, ${summary.drifted} drifted, ${summary.events.length} EnvironmentDrifted events`);
 }
 
+/** DELETE the environment, watch the teardown (by its ARN: a deprovision run), then ask again what exists. */
+async function narrateTeardown(apiUrl: string, request: { tenant: string; namespace?: string; cluster: { name: string; region: string } }): Promise<void> {
+  const path = `/environments/${request.tenant}/${request.cluster.region}/${request.cluster.name}`;
+  console.log(`\nDELETE ${apiUrl}${path}`);
+  const res = await fetch(`${apiUrl}${path}`, { method: "DELETE" });
+  const body = (await res.json()) as { executionArn?: string; executionName?: string; message?: string };
+  if (res.status !== 202) {
+    console.log(`  ${res.status}: ${JSON.stringify(body)}`);
+    if (res.status !== 200) process.exitCode = 1;
+    return;
+  }
+  console.log(`  202 Accepted: ${body.executionArn}\n\nTeardown ${body.executionName}:`);
+  const final = await watch(apiUrl, body.executionArn!);
+  console.log(`\n${final.status}`);
+  if (final.status !== "SUCCEEDED") {
+    console.log(`  ${final.error}: ${final.cause}`);
+    process.exitCode = 1;
+  }
+  const record = (await (await fetch(`${apiUrl}${path}`)).json()) as { status?: string; owned?: unknown };
+  console.log(`  the registry says: ${record.status} (owned ${JSON.stringify(record.owned)})`);
+  await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+}
+
 /**
  * `sandboxEnv` is what the CLI read from `envFile` (the running sandbox's `.sandbox/env`), when it was there;
  * against a running sandbox the demo takes its endpoints and keys from it.
@@ -205,7 +234,8 @@ export async function runDemo({
   envFile,
   sandboxEnv,
   drift,
-}: { examplePath: string; apiUrl?: string; envFile: string; sandboxEnv?: Record<string, string>; drift?: boolean }): Promise<void> {
+  teardown = false,
+}: { examplePath: string; apiUrl?: string; envFile: string; sandboxEnv?: Record<string, string>; drift?: boolean; teardown?: boolean }): Promise<void> {
   const request = JSON.parse(readFileSync(examplePath, "utf8")) as { tenant: string; namespace?: string; cluster: { name: string; region: string } };
   let closeSandbox: (() => Promise<void>) | undefined;
   if (apiUrl && (await reachable(apiUrl))) {
@@ -220,23 +250,29 @@ export async function runDemo({
     closeSandbox = () => sandbox.close();
   }
   try {
-    console.log(`\nPOST ${apiUrl}/provision  (${examplePath})`);
-    const res = await fetch(`${apiUrl}/provision`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
+    const route = teardown ? "environments" : "provision";
+    console.log(`\nPOST ${apiUrl}/${route}  (${examplePath})`);
+    const res = await fetch(`${apiUrl}/${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
     const started = (await res.json()) as { executionArn?: string; executionName?: string; problems?: unknown };
     if (res.status !== 202 && res.status !== 200) {
       console.log(`  ${res.status}: ${JSON.stringify(started, null, 2)}`);
       process.exitCode = 1;
       return;
     }
-    console.log(`  ${res.status} Accepted: ${started.executionArn}\n\nExecution ${started.executionName}:`);
-    const final = await watch(apiUrl!, started.executionName!);
-    console.log(`\n${final.status}${final.retries ? ` (${final.retries} retries along the way)` : ""}`);
-    if (final.status !== "SUCCEEDED") {
-      console.log(`  ${final.error}: ${final.cause}`);
-      process.exitCode = 1;
-    }
+    let succeeded = true;
+    if (started.executionName) {
+      console.log(`  ${res.status} Accepted: ${started.executionArn}\n\nExecution ${started.executionName}:`);
+      const final = await watch(apiUrl!, started.executionName!);
+      succeeded = final.status === "SUCCEEDED";
+      console.log(`\n${final.status}${final.retries ? ` (${final.retries} retries along the way)` : ""}`);
+      if (final.status !== "SUCCEEDED") {
+        console.log(`  ${final.error}: ${final.cause}`);
+        process.exitCode = 1;
+      }
+    } else console.log(`  ${res.status}: the environment exists with this spec already`);
     await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
-    if (drift && final.status === "SUCCEEDED") await driftDemo(apiUrl!, request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+    if (drift && succeeded) await driftDemo(apiUrl!, request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+    if (teardown) await narrateTeardown(apiUrl!, request);
   } finally {
     await closeSandbox?.();
   }

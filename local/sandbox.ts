@@ -332,6 +332,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       stateMachineArn,
       executionsArn: `arn:aws:states:${region}:${accountId}:execution:${STATE_MACHINE_NAME}:*`,
       kubeStepsRoleArn: `arn:aws:iam::${accountId}:role/${KUBE_STEPS_ROLE_NAME}`,
+      deprovisionStateMachineArn,
+      deprovisionExecutionsArn: `arn:aws:states:${region}:${accountId}:execution:${DEPROVISION_STATE_MACHINE_NAME}:*`,
       compensationStateMachineArn,
     },
   );

@@ -20,16 +20,19 @@ import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cd
 import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import {
+  COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED,
   COMPUTE_ENVIRONMENT_REQUESTED,
   configToEnv,
+  DEPROVISION_STATE_MACHINE_ARN_ENV,
   kubeStepsPlacement,
   onboardingEventPattern,
+  removalEventPattern,
   STATE_MACHINE_ARN_ENV,
   type KubeStepsPlacement,
 } from "../functions/lib/domain/deploy-config.js";
 import { PRODUCT } from "../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../functions/lib/domain/policies.js";
-import { STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, DEPROVISION_STEP_FUNCTIONS, STEP_FUNCTIONS, type StepFunctionEntry } from "../functions/steps/catalog.js";
 import { STEP_SIZING } from "../functions/steps/step-sizing.js";
 import { BY_KIND_INDEX, REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
 import {
@@ -50,6 +53,7 @@ import {
   stepFunctionStatements,
   type ApiRoute,
   stoppedRunStatements,
+  startTeardownStatements,
   type PermissionScope,
   type PolicyStatementJson,
   type StackArns,
@@ -58,6 +62,7 @@ import {
 export const DEFINITION_FILE = "statemachines/provision.asl.json";
 /** The compensation of runs that ended without their Catch: provision's own Undo states and ReportFailure after a Wait. */
 export const COMPENSATION_DEFINITION_FILE = "statemachines/compensate-stopped.asl.json";
+export const DEPROVISION_DEFINITION_FILE = "statemachines/deprovision.asl.json";
 
 /** Every Lambda: Node 22 on Graviton, one minified ESM bundle, X-Ray active. */
 const FUNCTION_DEFAULTS: FunctionProps = {
@@ -135,6 +140,28 @@ export function longestStepTimeoutSeconds(): number {
 }
 
 /**
+ * The teardown's ASL text, checked against the catalog: it may run any step Lambda (the compensators under their
+ * teardown names), and must run each of the teardown's own.
+ */
+export function readDeprovisionDefinition(root: string): string {
+  const file = path.join(root, DEPROVISION_DEFINITION_FILE);
+  if (!fs.existsSync(file)) throw new Error(`${DEPROVISION_DEFINITION_FILE} is missing: the teardown state machine is built from it`);
+  const text = fs.readFileSync(file, "utf8");
+  JSON.parse(text);
+  const used = new Set([...text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]));
+  const unknown = [...used].filter((p) => !ALL_STEP_FUNCTIONS.some((e) => e.placeholder === p));
+  const unused = DEPROVISION_STEP_FUNCTIONS.map((e) => e.placeholder).filter((p) => !used.has(p));
+  if (unknown.length || unused.length) {
+    throw new Error(
+      `${DEPROVISION_DEFINITION_FILE} and functions/steps/catalog.ts disagree:` +
+        (unknown.length ? ` placeholders with no step function: ${unknown.join(", ")};` : "") +
+        (unused.length ? ` teardown functions the definition never calls: ${unused.join(", ")}` : ""),
+    );
+  }
+  return text;
+}
+
+/**
  * Private cluster endpoints: the Kubernetes-facing Lambdas run in the deployment's subnets with its security groups
  * (KUBE_STEPS_*), and their role gets the policy Lambda needs for the network interfaces. Nothing without a placement.
  */
@@ -188,7 +215,7 @@ export function Provisioner({ stack, app }: StackContext) {
   });
   for (const statement of cdkStatements(kubeStepsStatements(scope))) kubeStepsRole.addToPolicy(statement);
 
-  const stepFunctions = STEP_FUNCTIONS.map((entry) => {
+  const stepFunctions = ALL_STEP_FUNCTIONS.map((entry) => {
     const sizing = STEP_SIZING[entry.module];
     if (!sizing) throw new Error(`stacks/Provisioner.ts has no memory/timeout for step module ${entry.module}`);
     const isKube = KUBE_STEP_MODULES.has(entry.module);
@@ -208,6 +235,8 @@ export function Provisioner({ stack, app }: StackContext) {
     kubeStepsPlacement(config),
   );
 
+  const provisionFunctions = stepFunctions.filter(({ entry }) => STEP_FUNCTIONS.includes(entry));
+
   // ------------------------------------------------------------ state machine
   const stateMachineName = app.logicalPrefixedName("provision");
   const logGroup = new LogGroup(stack, "ProvisionLogs", {
@@ -219,25 +248,48 @@ export function Provisioner({ stack, app }: StackContext) {
     stateMachineName,
     stateMachineType: StateMachineType.STANDARD,
     definitionBody: DefinitionBody.fromString(readProvisionDefinition(useProject().paths.root)),
-    definitionSubstitutions: Object.fromEntries(stepFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
+    definitionSubstitutions: Object.fromEntries(provisionFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
     // Errors only, and never the execution data: requests and results name tenants, roles and buckets.
     logs: { destination: logGroup, level: LogLevel.ERROR, includeExecutionData: false },
     tracingEnabled: true,
   });
-  for (const { fn } of stepFunctions) fn.grantInvoke(stateMachine);
+  for (const { fn } of provisionFunctions) fn.grantInvoke(stateMachine);
   const executionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${stateMachineName}:*`;
+
+  // The teardown: the compensators (the tenant's claim) and its own two steps, in statemachines/deprovision.asl.json.
+  const deprovisionName = app.logicalPrefixedName("deprovision");
+  const deprovisionText = readDeprovisionDefinition(useProject().paths.root);
+  const deprovisionFunctions = stepFunctions.filter(({ entry }) => deprovisionText.includes(`\${${entry.placeholder}}`));
+  const deprovisionStateMachine = new StateMachine(stack, "DeprovisionStateMachine", {
+    stateMachineName: deprovisionName,
+    stateMachineType: StateMachineType.STANDARD,
+    definitionBody: DefinitionBody.fromString(deprovisionText),
+    definitionSubstitutions: Object.fromEntries(deprovisionFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
+    logs: {
+      destination: new LogGroup(stack, "DeprovisionLogs", { logGroupName: `/aws/vendedlogs/states/${deprovisionName}`, retention: RetentionDays.THREE_MONTHS }),
+      level: LogLevel.ERROR,
+      includeExecutionData: false,
+    },
+    tracingEnabled: true,
+  });
+  for (const { fn } of deprovisionFunctions) fn.grantInvoke(deprovisionStateMachine);
+  const deprovisionExecutionsArn = `arn:${stack.partition}:states:${stack.region}:${stack.account}:execution:${deprovisionName}:*`;
   const arns: StackArns = {
     eventBusArn: bus.eventBusArn,
     registryTableArn: registry.tableArn,
     stateMachineArn: stateMachine.stateMachineArn,
     executionsArn,
+    deprovisionStateMachineArn: deprovisionStateMachine.stateMachineArn,
+    deprovisionExecutionsArn,
     kubeStepsRoleArn: kubeStepsRole.roleArn,
   };
 
   // ------------------------------------------------------------ entry points
   const entryEnvironment = { [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn };
+  const teardownEnvironment = { [DEPROVISION_STATE_MACHINE_ARN_ENV]: deprovisionStateMachine.stateMachineArn };
   const api = new Api(stack, "Api", {
-    defaults: { authorizer: "iam", function: { environment: entryEnvironment, timeout: 29 } },
+    // Both state machines' ARNs: the DELETE route starts the teardown, the status route reads its runs (by ARN).
+    defaults: { authorizer: "iam", function: { environment: { ...entryEnvironment, ...teardownEnvironment }, timeout: 29 } },
     routes: {
       "POST /provision": "functions/api/provision.handler",
       "GET /executions/{id}": "functions/api/status.handler",
@@ -246,6 +298,7 @@ export function Provisioner({ stack, app }: StackContext) {
       "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
       "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
       "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
+      "DELETE /environments/{tenant}/{region}/{cluster}": "functions/api/environments.deleteHandler",
     },
   });
   for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]>) {
@@ -361,6 +414,30 @@ export function Provisioner({ stack, app }: StackContext) {
     targets: [new LambdaFunction(onStopped, { deadLetterQueue: stoppedRunDeadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) })],
   });
 
+  // The same sources may ask for a removal: the same teardown as DELETE, the same dead-letter queue.
+  const onRemovalRequested = new Function(stack, "ComputeEnvironmentRemovalRequestedFunction", {
+    handler: "functions/events/compute-environment-removal-requested.handler",
+    description: `${PRODUCT}: start a teardown for a ${COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED} event`,
+    environment: teardownEnvironment,
+    retryAttempts: 2,
+    deadLetterQueue: deadLetters,
+  });
+  onRemovalRequested.attachPermissions(cdkStatements(startTeardownStatements(deprovisionStateMachine.stateMachineArn, registry.tableArn)));
+  const removalPattern = removalEventPattern(config);
+  if (removalPattern) {
+    bus.addRules(stack, {
+      computeEnvironmentRemovalRequested: {
+        pattern: removalPattern,
+        targets: {
+          startTeardown: {
+            function: onRemovalRequested,
+            cdk: { target: { deadLetterQueue: deadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) } },
+          },
+        },
+      },
+    });
+  }
+
   // ------------------------------------------------------------ what the operator runs next
   const taken = new Set<string>();
   const clusterOutputs: Record<string, string> = {};
@@ -372,6 +449,7 @@ export function Provisioner({ stack, app }: StackContext) {
   stack.addOutputs({
     ApiUrl: api.url,
     StateMachineArn: stateMachine.stateMachineArn,
+    DeprovisionStateMachineArn: deprovisionStateMachine.stateMachineArn,
     EventBusName: bus.eventBusName,
     RegistryTableName: registry.tableName,
     KubeStepsRoleArn: kubeStepsRole.roleArn,
@@ -384,5 +462,5 @@ export function Provisioner({ stack, app }: StackContext) {
     ...clusterOutputs,
   });
 
-  return { api, bus, stateMachine, compensationMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
+  return { api, bus, stateMachine, compensationMachine, deprovisionStateMachine, kubeStepsRole, tenantRoleBoundary: ownBoundary, registry };
 }

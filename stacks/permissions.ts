@@ -44,7 +44,7 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job", "remove-unwanted"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job", "remove-unwanted", "namespace-removal"]);
 
 // ---------------------------------------------------------------- plain statements
 
@@ -319,13 +319,13 @@ export function startProvisioningStatements(stateMachineArn: string, executionsA
   ];
 }
 
-/** GET /executions/{id}: status and per-step history of this state machine's executions only. */
-export function executionStatusStatements(executionsArn: string): PolicyStatementJson[] {
+/** GET /executions/{id}: status and per-step history of this deployment's executions only (provisioning and teardown). */
+export function executionStatusStatements(...executionsArns: string[]): PolicyStatementJson[] {
   return [
     statement({
       sid: "ReadProvisioningExecutions",
       actions: ["states:DescribeExecution", "states:GetExecutionHistory"],
-      resources: [executionsArn],
+      resources: executionsArns,
     }),
   ];
 }
@@ -404,9 +404,18 @@ export function registryOutcomeStatements(tableArn: string): PolicyStatementJson
   return [statement({ sid: "RegistryRecordOutcome", actions: ["dynamodb:UpdateItem"], resources: [tableArn] })];
 }
 
-/** The statements of a step that also writes to the registry (Report, ReportFailure); none for the others. */
+/** The statements of a step that also writes to the registry (Report, ReportFailure, RecordRemoval); none for the others. */
 export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: string): PolicyStatementJson[] {
-  return entry.module === "report" ? registryOutcomeStatements(tableArn) : [];
+  return entry.module === "report" || entry.module === "teardown-record" ? registryOutcomeStatements(tableArn) : [];
+}
+
+/**
+ * DELETE /environments/{tenant}/{region}/{cluster} and the removal event: read the record, take the lease (and give it
+ * back with the record as it was when the start fails), start the teardown state machine (only it). The registry
+ * statements are the starting routes' (the registry's code is one module, which the SDK-call scan follows whole).
+ */
+export function startTeardownStatements(deprovisionStateMachineArn: string, tableArn: string): PolicyStatementJson[] {
+  return [statement({ sid: "StartTeardown", actions: ["states:StartExecution"], resources: [deprovisionStateMachineArn] }), ...registryStartStatements(tableArn)];
 }
 
 /**
@@ -424,6 +433,7 @@ export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope,
       return iamCompensateStatements(scope);
     case "report.ready":
     case "report.failed":
+    case "teardown-record.record": // and the registry (stepRegistryStatements)
       return reportStatements(eventBusArn);
     default:
       throw new Error(
@@ -442,6 +452,9 @@ export interface StackArns {
   stateMachineArn: string;
   /** `arn:<partition>:states:<region>:<account>:execution:<state machine name>:*` */
   executionsArn: string;
+  /** The teardown state machine (statemachines/deprovision.asl.json) and its executions */
+  deprovisionStateMachineArn: string;
+  deprovisionExecutionsArn: string;
   /** The KubeStepsRole: the drift readers reach Kubernetes as a session of it */
   kubeStepsRoleArn: string;
 }
@@ -462,7 +475,7 @@ export function runStarterStatements(arns: Pick<StackArns, "stateMachineArn" | "
 /** The HTTP API's routes and what each route's Lambda may do. */
 export const API_ROUTE_STATEMENTS = {
   "POST /provision": (arns: StackArns) => runStarterStatements(arns),
-  "GET /executions/{id}": (arns: StackArns) => executionStatusStatements(arns.executionsArn),
+  "GET /executions/{id}": (arns: StackArns) => executionStatusStatements(arns.executionsArn, arns.deprovisionExecutionsArn),
   "POST /environments": (arns: StackArns) => runStarterStatements(arns),
   "GET /environments": (arns: StackArns) => registryListStatements(arns.registryTableArn),
   "GET /environments/{tenant}/{region}/{cluster}": (arns: StackArns, scope: PermissionScope) => [
@@ -472,6 +485,7 @@ export const API_ROUTE_STATEMENTS = {
   // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
   "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
   "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
+  "DELETE /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => startTeardownStatements(arns.deprovisionStateMachineArn, arns.registryTableArn),
 } as const satisfies Record<string, (arns: StackArns, scope: PermissionScope) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

@@ -73,6 +73,7 @@ const SCHEMAS = {
   EnvironmentRefusal: environmentRefusal,
   EnvironmentPage: z.object({ items: z.array(environment), next: z.string().optional() }),
   Drift: drift,
+  EnvironmentRemoved: z.object({ environment, message: z.string() }),
   ExecutionStatus: executionStatus,
 } as const;
 
@@ -187,6 +188,18 @@ function paths(): Record<string, unknown> {
           "404": refused("EnvironmentNotFound"),
           "409": answer("RunInProgress (another run holds the lease), or EnvironmentRemoved", "Refusal"),
           "422": refused("IdempotencyKeyReused"),
+          "503": refused("Throttled or unreachable: try again"),
+        },
+      },
+      delete: {
+        operationId: "deleteEnvironment",
+        summary: "Tear an environment down: everything the product owns there (statemachines/deprovision.asl.json)",
+        parameters: [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")],
+        responses: {
+          "200": answer("Already removed: nothing to do", "EnvironmentRemoved"),
+          "202": answer("The teardown started (status removing; then removed, or failed with what remains)", "Started"),
+          "404": refused("EnvironmentNotFound"),
+          "409": answer("RunInProgress: another run of the environment holds its lease", "RunInProgress"),
           "503": refused("Throttled or unreachable: try again"),
         },
       },

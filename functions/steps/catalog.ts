@@ -59,8 +59,8 @@ export const STEP_FUNCTIONS: StepFunctionEntry[] = STEPS.map((step) => ({ ...ste
  * product owns there", the same code with the tenant's claim instead of one run's (workflow/compensation.ts claimOf).
  */
 const DEPROVISION_STEPS: CatalogLine[] = [
-  { state: "WaitForNamespaceRemoval", module: "teardown", handler: "namespaceRemovedHandler", description: "Wait until the deleted namespace is gone; name the finalizers and conditions that hold it" },
-  { state: "RecordRemoval", module: "teardown", handler: "recordRemovalHandler", resultKey: "outcome", description: "Record removed (or failed, with what remains) in the registry and release the lease" },
+  { state: "WaitForNamespaceRemoval", module: "namespace-removal", handler: "check", description: "Wait until the deleted namespace is gone; name the finalizers and conditions that hold it" },
+  { state: "RecordRemoval", module: "teardown-record", handler: "record", resultKey: "outcome", description: "Record removed (or failed, with what remains) in the registry and release the lease" },
 ];
 
 export const DEPROVISION_STEP_FUNCTIONS: StepFunctionEntry[] = DEPROVISION_STEPS.map((step) => ({ ...step, placeholder: placeholderOf(step.state) }));

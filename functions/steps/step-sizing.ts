@@ -19,4 +19,7 @@ export const STEP_SIZING: Readonly<Record<string, StepSizing>> = {
   // An update's removals: an old namespace is looked through (every namespaced kind) before it is deleted.
   "remove-unwanted": { memorySize: 512, timeout: 120 },
   report: { memorySize: 256, timeout: 30 },
+  // The teardown's own: waiting out a Terminating namespace (it retries in the state machine), the record's removal.
+  "namespace-removal": { memorySize: 512, timeout: 30 },
+  "teardown-record": { memorySize: 256, timeout: 30 },
 };

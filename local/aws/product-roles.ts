@@ -1,7 +1,7 @@
 /**
  * The product's own Lambda roles, in the sandbox's account, as the stack deploys them: one role per step Lambda,
  * the Kubernetes-facing steps' shared KubeStepsRole, one role per HTTP API route and one for the
- * ComputeEnvironmentRequested function. Each role's inline policy comes from the SAME builders the stack uses
+ * ComputeEnvironmentRequested, ComputeEnvironmentRemovalRequested, drift-check and stopped-run functions. Each role's inline policy comes from the SAME builders the stack uses
  * (stacks/permissions.ts, plain JSON: nothing of aws-cdk-lib is loaded at `npm start`), so a permission missing
  * there is missing here, and the emulator denies the call the step makes (test/infra/sandbox-roles.test.ts holds
  * these policies to the synthesized template's).
@@ -9,7 +9,7 @@
  * What the stack adds beside them is left out: the AWSLambdaBasicExecutionRole managed policy and the X-Ray and
  * dead-letter statements CDK writes (CloudWatch Logs, X-Ray and SQS are not emulated).
  */
-import { STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, type StepFunctionEntry } from "../../functions/steps/catalog.js";
 import {
   API_ROUTE_STATEMENTS,
   driftCheckStatements,
@@ -17,6 +17,7 @@ import {
   kubeStepsStatements,
   policyDocument,
   runStarterStatements,
+  startTeardownStatements,
   stepFunctionStatements,
   stoppedRunStatements,
   type ApiRoute,
@@ -97,8 +98,9 @@ function routeRoleSuffix(route: string): string {
 
 /** Every role of the product and its statements, for a deployment scope and the ARNs of what the stack creates. */
 export function productRoles(scope: PermissionScope, arns: ProductRoleArns): ProductRole[] {
-  const kubeSteps = STEP_FUNCTIONS.filter((entry) => KUBE_STEP_MODULES.has(entry.module));
-  const ownRoleSteps = STEP_FUNCTIONS.filter((entry) => !KUBE_STEP_MODULES.has(entry.module));
+  // The provisioning steps and the teardown's own (statemachines/deprovision.asl.json).
+  const kubeSteps = ALL_STEP_FUNCTIONS.filter((entry) => KUBE_STEP_MODULES.has(entry.module));
+  const ownRoleSteps = ALL_STEP_FUNCTIONS.filter((entry) => !KUBE_STEP_MODULES.has(entry.module));
   return [
     {
       key: KUBE_STEPS_ROLE_KEY,
@@ -123,6 +125,12 @@ export function productRoles(scope: PermissionScope, arns: ProductRoleArns): Pro
       roleName: `${PRODUCT_ROLE_PREFIX}${ONBOARDING_EVENTS_ROLE_KEY}`,
       runs: [ONBOARDING_EVENTS_ROLE_KEY],
       statements: runStarterStatements(arns),
+    },
+    {
+      key: REMOVAL_EVENTS_ROLE_KEY,
+      roleName: `${PRODUCT_ROLE_PREFIX}${REMOVAL_EVENTS_ROLE_KEY}`,
+      runs: [REMOVAL_EVENTS_ROLE_KEY],
+      statements: startTeardownStatements(arns.deprovisionStateMachineArn, arns.registryTableArn),
     },
     {
       key: DRIFT_CHECK_ROLE_KEY,

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Template } from "aws-cdk-lib/assertions";
 import { loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
-import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
-import { DRIFT_CHECK_ROLE_KEY, EXECUTION_STOPPED_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
+import { ALL_STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { DRIFT_CHECK_ROLE_KEY, EXECUTION_STOPPED_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, REMOVAL_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
 import { startSandbox, type Sandbox } from "../../local/sandbox.js";
 import { policyDocument, type PolicyStatementJson } from "../../stacks/permissions.js";
 import { ACCOUNT, asList, BASE_ENV, flatten, resourcesOf, synthesize, useSstTestProject, type Json } from "../support/stack-template.js";
@@ -78,9 +78,10 @@ function functionRoleId(template: Template, functionId: string): string {
 function templateRoleId(template: Template, role: ProductRole): string {
   if (role.key === KUBE_STEPS_ROLE_KEY) return resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))!;
   if (role.key === ONBOARDING_EVENTS_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRequestedFunction"));
+  if (role.key === REMOVAL_EVENTS_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRemovalRequestedFunction"));
   if (role.key === DRIFT_CHECK_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "DriftCheckFunction"));
   if (role.key === EXECUTION_STOPPED_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ExecutionStoppedFunction"));
-  const step = STEP_FUNCTIONS.find((entry) => entry.state === role.key);
+  const step = ALL_STEP_FUNCTIONS.find((entry) => entry.state === role.key);
   if (step) return functionRoleId(template, functionIdOf(template, `${step.state}Function`));
   return routeRoleId(template, role.key);
 }
@@ -103,6 +104,7 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
     const boundary = onlyId(template, "AWS::IAM::ManagedPolicy");
     const stateMachine = idStartingWith(template, "AWS::StepFunctions::StateMachine", "ProvisionStateMachine");
     const stateMachineName = template.toJSON().Resources[stateMachine].Properties.StateMachineName;
+    const deprovision = idStartingWith(template, "AWS::StepFunctions::StateMachine", "DeprovisionStateMachine");
     const config = { ...loadDeploymentConfig(), permissionsBoundaryArn: `<${boundary}>` };
     roles = productRoles(
       { partition: "aws", account: ACCOUNT, config },
@@ -113,6 +115,8 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
         executionsArn: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:${stateMachineName}:*`,
         kubeStepsRoleArn: `<${resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))}.Arn>`,
         compensationStateMachineArn: `<${idStartingWith(template, "AWS::StepFunctions::StateMachine", "CompensateStoppedStateMachine")}>`,
+        deprovisionStateMachineArn: `<${deprovision}>`,
+        deprovisionExecutionsArn: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:${template.toJSON().Resources[deprovision].Properties.StateMachineName}:*`,
       },
     );
   }, 120_000);

@@ -18,7 +18,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { OWNERSHIP_TAG_KEYS, PRODUCT } from "../../functions/lib/domain/naming.js";
 import { tenantRoleBoundaryPolicy } from "../../functions/lib/domain/policies.js";
-import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { ALL_STEP_FUNCTIONS, STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { KUBE_STEP_MODULES, REQUEST_MARK_KEY as REQUEST_MARK, RESOURCE_MARK_KEY as RESOURCE_MARK } from "../../stacks/permissions.js";
 import { DEFINITION_FILE } from "../../stacks/Provisioner.js";
 import {
@@ -156,6 +156,7 @@ const ROUTE_HANDLERS: Record<string, string> = {
   "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
   "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
   "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
+  "DELETE /environments/{tenant}/{region}/{cluster}": "functions/api/environments.deleteHandler",
 };
 
 // ---------------------------------------------------------------- the stack as deployed
@@ -218,8 +219,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
     const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
     // Assess
-    // Six entry points, the stopped-run handler, the reconcile and update routes and the scheduled drift check.
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 10);
+    // Six entry points, the stopped-run handler, the reconcile, update and delete routes, the scheduled drift check and the removal event handler.
+    expect(lambdas).toHaveLength(ALL_STEP_FUNCTIONS.length + 12);
     for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
@@ -294,13 +295,15 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
         expect(policy).toMatch(/^(CreateIamResourcesFunction|UndoIamResourcesFunction)/);
       }
       if (actions.some((a) => a.startsWith("eks:"))) for (const r of resources) expect(r, policy).toMatch(eksResource);
-      if (actions.includes("states:StartExecution") || actions.includes("states:ListExecutions")) {
-        // The stopped-run handler starts the compensation state machine only; every other entry, the provision one.
-        const machine = policy.startsWith("ExecutionStoppedFunction") ? /^<CompensateStoppedStateMachine/ : /^<ProvisionStateMachine/;
+      if (actions.includes("states:ListExecutions")) expect(resources).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+      if (actions.includes("states:StartExecution")) {
+        // The stopped-run handler starts the compensation state machine only; the teardown's entries the deprovision one (#15); every other entry, the provision one.
+        const machine = policy.startsWith("ExecutionStoppedFunction") ? /^<CompensateStoppedStateMachine/ : /^<(Provision|Deprovision)StateMachine/;
         expect(resources, policy).toEqual([expect.stringMatching(machine)]);
       }
       if (actions.some((a) => a.startsWith("states:Describe") || a.startsWith("states:GetExecution"))) {
-        expect(resources).toEqual([`arn:aws:states:eu-west-1:${ACCOUNT}:execution:test-nf-eks-provisioner-provision:*`]);
+        const executions = (machine: string) => `arn:aws:states:eu-west-1:${ACCOUNT}:execution:test-nf-eks-provisioner-${machine}:*`;
+        expect([[executions("provision")], [executions("provision"), executions("deprovision")]]).toContainEqual(resources);
       }
       if (actions.includes("events:PutEvents")) expect(resources).toEqual([expect.stringMatching(/^<BusEventBus.*\.Arn>$/)]);
     }
@@ -392,8 +395,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const byRole = new Map<string, string[]>();
     for (const [id, props] of lambdas) byRole.set(props.Role["Fn::GetAtt"][0], [...(byRole.get(props.Role["Fn::GetAtt"][0]) ?? []), id]);
     // Assess: nothing needed is missing
-    // Six entry points, the stopped-run handler, the reconcile and update routes and the scheduled drift check.
-    expect(lambdas).toHaveLength(STEP_FUNCTIONS.length + 10);
+    // Six entry points, the stopped-run handler, the reconcile, update and delete routes, the scheduled drift check and the removal event handler.
+    expect(lambdas).toHaveLength(ALL_STEP_FUNCTIONS.length + 12);
     for (const [id, props] of lambdas) {
       const granted = new Set(roleActions(template, id));
       const missing = [...needs.get(id)!].filter((a) => !granted.has(a));
@@ -428,6 +431,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const integrations = template.findResources("AWS::ApiGatewayV2::Integration") as Json;
     // Assess
     expect(routes.map((r) => r.RouteKey).sort()).toEqual([
+      "DELETE /environments/{tenant}/{region}/{cluster}",
       "GET /environments",
       "GET /environments/{tenant}/{region}/{cluster}",
       "GET /executions/{id}",
@@ -455,8 +459,9 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       .filter((props) => props.EventBusName !== undefined);
     const onRequested = functionIdByHandler(template, "functions/events/compute-environment-requested.handler");
     // Assess
-    expect(rules).toHaveLength(1);
-    const [rule] = rules;
+    // Issue #15: a second rule, for removals (asserted below).
+    expect(rules).toHaveLength(2);
+    const rule = rules.find((r) => r.EventPattern["detail-type"][0] === "ComputeEnvironmentRequested")!;
     expect(rule.EventPattern).toEqual({ source: ["com.example.onboarding"], "detail-type": ["ComputeEnvironmentRequested"] });
     expect(flatten(rule.EventBusName)).toMatch(/^<BusEventBus/);
     expect(rule.Targets).toHaveLength(1);
@@ -504,6 +509,41 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(Object.keys(compensation.DefinitionSubstitutions).sort()).toEqual(
       ["ReportFailureFunctionArn", "UndoClusterAccessFunctionArn", "UndoHeadJobFunctionArn", "UndoIamResourcesFunctionArn", "UndoNamespaceAndRbacFunctionArn", "UndoStorageFunctionArn"].sort(),
     );
+  });
+
+  it("starts the teardown from ComputeEnvironmentRemovalRequested events of the same sources, with retries and the same dead-letter queue", () => {
+    // Prepare
+    const rules = resourcesOf(template, "AWS::Events::Rule").map(([, props]) => props);
+    const onRemoval = functionIdByHandler(template, "functions/events/compute-environment-removal-requested.handler");
+    // Assess
+    const rule = rules.find((r) => r.EventPattern["detail-type"][0] === "ComputeEnvironmentRemovalRequested");
+    expect(rule?.EventPattern).toEqual({ source: ["com.example.onboarding"], "detail-type": ["ComputeEnvironmentRemovalRequested"] });
+    expect(rule.Targets).toHaveLength(1);
+    expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onRemoval, "Arn"] });
+    expect(flatten(rule.Targets[0].DeadLetterConfig.Arn)).toMatch(/^<OnboardingDeadLetters.*\.Arn>$/);
+    template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", { FunctionName: { Ref: onRemoval }, MaximumRetryAttempts: 2 });
+    const env = (template.findResources("AWS::Lambda::Function")[onRemoval] as Json).Properties.Environment.Variables;
+    expect(flatten(env.DEPROVISION_STATE_MACHINE_ARN)).toMatch(/^<DeprovisionStateMachine/);
+  });
+
+  it("builds the teardown state machine from deprovision.asl.json, each placeholder bound to its Lambda, which it may invoke", () => {
+    // Prepare
+    const asl = fs.readFileSync("statemachines/deprovision.asl.json", "utf8");
+    const machine = resourcesOf(template, "AWS::StepFunctions::StateMachine").find(([id]) => id.startsWith("DeprovisionStateMachine"))![1];
+    const placeholders = [...new Set([...asl.matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]!))].sort();
+    const invokable = allStatements(template)
+      .filter(({ policy, statement }) => policy.startsWith("DeprovisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"))
+      .flatMap(({ statement }) => asList(statement.Resource).map(flatten));
+    // Assess
+    expect(machine.StateMachineType).toBe("STANDARD");
+    expect(JSON.parse(machine.DefinitionString)).toEqual(JSON.parse(asl));
+    expect(Object.keys(machine.DefinitionSubstitutions).sort()).toEqual(placeholders);
+    for (const placeholder of placeholders) {
+      const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === placeholder)!;
+      expect(machine.DefinitionSubstitutions[placeholder]).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
+      expect(invokable).toContain(`<${functionIdByHandler(template, stepHandler(entry))}.Arn>`);
+    }
+    expect(invokable.filter((arn) => !arn.endsWith(":*"))).toHaveLength(placeholders.length);
   });
 
   it("prints what the operator needs: API URL, state machine, bus, the step role and one access command per cluster", () => {

@@ -10,6 +10,8 @@ import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
 import { FAST, fusionRequest, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
 import { createEnvironment, deleteEnvironment, readEnvironment, teardown } from "../support/teardown-runs.js";
+import { EVENT_SOURCE, REMOVED_DETAIL_TYPE } from "../../functions/lib/domain/product-events.js";
+import { schemaProblems } from "../support/event-schemas.js";
 
 /** aws-auth is edited and edited back in CONFIG_MAP mode: its resourceVersion moves on, nothing else may differ. */
 function withoutAwsAuthVersion(objects: KubeObject[]): KubeObject[] {
@@ -49,6 +51,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("teardown on a %s c
     const record = await readEnvironment(sandbox, tenant);
     expect(record.body).toMatchObject({ status: "removed", owned: {} });
     expect(record.body.lease).toBeUndefined();
+    // ComputeEnvironmentRemoved, once, for this tenant, as its schema says, naming what went
+    const removedEvents = sandbox.aws.events({ source: EVENT_SOURCE }).filter((e) => e.detailType === REMOVED_DETAIL_TYPE && (e.detail as { tenant: string }).tenant === tenant);
+    expect(removedEvents).toHaveLength(1);
+    expect(schemaProblems(REMOVED_DETAIL_TYPE, removedEvents[0]!.detail)).toEqual([]);
+    expect((removedEvents[0]!.detail as { removed: string[] }).removed.length).toBeGreaterThan(0);
   });
 
   it("a repeated DELETE of a removed environment is harmless: 200, nothing started", async () => {

@@ -131,10 +131,10 @@ describe("functions/steps/catalog.ts: the teardown (statemachines/deprovision.as
       "head-job.compensate",
       "storage.compensate",
       "rbac.compensate",
-      "teardown.namespaceRemovedHandler",
+      "namespace-removal.check",
       "cluster-access/index.compensate",
       "iam/index.compensate",
-      "teardown.recordRemovalHandler",
+      "teardown-record.record",
     ]);
   });
 

@@ -1,54 +1,27 @@
 /**
- * The teardown's own steps (statemachines/deprovision.asl.json). Its removals are the provisioning workflow's
+ * The teardown's last step (statemachines/deprovision.asl.json). Its removals are the provisioning workflow's
  * compensators (`Undo*`, run as RemoveHeadJobs, RemoveStorage, RemoveNamespaceAndRbac, RemoveClusterAccess,
  * RemoveIamResources) under the tenant's claim (`$.removal`, workflow/compensation.ts claimOf): everything marked as
- * the product's for the tenant goes, whichever run made it; nothing without those marks is touched. Two steps are
- * the teardown's alone:
- *  - WaitForNamespaceRemoval (`namespaceRemoved`): a deleted namespace stays Terminating while the cluster empties it.
- *    Gone (or kept on purpose, see RemoveNamespaceAndRbac's result): done. Still Terminating: NamespaceTerminating,
- *    naming its finalizers and the conditions the namespace controller reports, which the state retries with backoff
- *    up to its timeout; its last message is then what the teardown reports as remaining.
- *  - RecordRemoval (`recordRemoval`): `removed` when nothing remains (what was kept on purpose, such as a namespace
+ * the product's for the tenant goes, whichever run made it; nothing without those marks is touched. Its own steps are
+ * WaitForNamespaceRemoval (namespace-removal.ts) and this one:
+ *  - RecordRemoval (`record`): `removed` when nothing remains (what was kept on purpose, such as a namespace
  *    holding someone else's objects, is listed under `owned.kept`), else `failed` with `owned.remaining`: exactly
  *    what could not be removed and why (each removal notes a permanent failure and goes on, compensation.ts undoOne).
  *    One conditional write, which also releases the lease. Returns `{status, ...}`; a failed teardown's
- *    `{error, cause}` is the execution's.
+ *    `{error, cause}` is the execution's. Once the record says `removed`, ComputeEnvironmentRemoved goes on the
+ *    product's bus (events/compute-environment-removed.schema.json).
  */
-import type { V1Namespace } from "@kubernetes/client-node";
-import { NamespaceTerminating } from "../lib/domain/errors.js";
-import { readObject } from "../lib/kube/kube-client.js";
 import { compensationOutcome } from "../lib/workflow/compensation.js";
 import { recordRunOutcome, type OutcomeDeps } from "../lib/workflow/environment-outcome.js";
+import { emitComputeEnvironmentRemoved, type EventDeps } from "../lib/workflow/event-bus.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
-import { compensationContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import type { KubeRef, NamespaceRemoval, RemovalOutcome, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { RemovedDetail } from "../lib/domain/product-events.js";
+import type { KubeRef, RemovalOutcome, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 export const TEARDOWN_INCOMPLETE = "TeardownIncomplete";
 
-
-/** What holds a Terminating namespace: its finalizers, its objects' finalizers, the controller's conditions. */
-export function namespaceHolders(namespace: V1Namespace): string[] {
-  const finalizers = [...(namespace.spec?.finalizers ?? []), ...(namespace.metadata?.finalizers ?? [])];
-  const conditions = (namespace.status?.conditions ?? [])
-    .filter((condition) => condition.status === "True")
-    .map((condition) => `${condition.type}${condition.reason ? ` (${condition.reason})` : ""}${condition.message ? `: ${condition.message}` : ""}`);
-  return [...(finalizers.length ? [`finalizers ${finalizers.join(", ")}`] : []), ...conditions.map((condition) => `condition ${condition}`)];
-}
-
-export async function namespaceRemoved(state: WorkflowState, deps: KubeStepDeps = {}): Promise<NamespaceRemoval> {
-  const ctx = await compensationContext(state, deps);
-  const namespace = ctx?.request.namespace ?? "";
-  if (!ctx) return { namespace, gone: false };
-  const found = await readObject<V1Namespace>(ctx.api, { apiVersion: "v1", kind: "Namespace", name: namespace });
-  if (!found) return { namespace, gone: true };
-  const since = found.metadata?.deletionTimestamp;
-  if (!since) return { namespace, gone: false };
-  const holders = namespaceHolders(found);
-  const at = since instanceof Date ? since.toISOString() : String(since);
-  throw new NamespaceTerminating(`Namespace ${namespace} is still Terminating (deleted at ${at})${holders.length ? `, held by ${holders.join("; ")}` : ""}`);
-}
-
+export interface RecordRemovalDeps extends OutcomeDeps, EventDeps {}
 
 function describeOwned(owned: Record<string, unknown>): string[] {
   const roles = (owned.roles as string[] | undefined) ?? [];
@@ -90,22 +63,39 @@ export function removalOutcome(state: WorkflowState): RemovalOutcome {
   return { status: "failed", undone, kept, remaining, error: TEARDOWN_INCOMPLETE, cause };
 }
 
-export async function recordRemoval(state: WorkflowState, deps: OutcomeDeps = {}): Promise<RemovalOutcome> {
+/** ComputeEnvironmentRemoved's detail: the environment, what went and what was left on purpose. */
+export function removedDetail(state: WorkflowState, outcome: RemovalOutcome): RemovedDetail {
+  const environment = state.removal?.environment;
+  const namespace = state.namespaceRemoval?.namespace ?? state.request?.namespace;
+  return {
+    tenant: environment?.tenant ?? state.request.tenant,
+    cluster: {
+      name: state.cluster?.name ?? environment?.cluster ?? state.request.cluster.name,
+      region: state.cluster?.region ?? environment?.region ?? state.request.cluster.region,
+      ...(state.cluster?.arn ? { arn: state.cluster.arn } : {}),
+    },
+    ...(namespace ? { namespace } : {}),
+    removed: outcome.undone,
+    kept: outcome.kept,
+    execution: state.execution,
+  };
+}
+
+export async function recordRemoval(state: WorkflowState, deps: RecordRemovalDeps = {}): Promise<RemovalOutcome> {
   const outcome = removalOutcome(state);
   const keptPart = outcome.kept.length ? { kept: outcome.kept } : {};
   // Failed: what the record named stays (a repeated teardown needs its access entry), with what remains.
   const owned = outcome.status === "removed" ? keptPart : { ...(state.removal?.owned ?? {}), remaining: outcome.remaining, ...keptPart };
   await recordRunOutcome(state, outcome.status, owned, deps);
   logger.info("teardown recorded", { status: outcome.status, remaining: outcome.remaining.length });
+  // After the record: a retry of this Task writes the same outcome again, and the event only says what the record says.
+  if (outcome.status === "removed") await emitComputeEnvironmentRemoved(removedDetail(state, outcome), deps);
   return outcome;
 }
 
-/** The step's handlers, with the cluster client and registry given (tests) or made per call. */
-export function createTeardownSteps(deps: KubeStepDeps & OutcomeDeps = {}) {
-  return {
-    namespaceRemoved: stepHandler<WorkflowState, NamespaceRemoval>("WaitForNamespaceRemoval", (state) => namespaceRemoved(state, deps)),
-    recordRemoval: stepHandler<WorkflowState, RemovalOutcome>("RecordRemoval", (state) => recordRemoval(state, deps)),
-  };
+/** The step's handler, with the registry given (tests) or taken from REGISTRY_TABLE_NAME. */
+export function createRecordRemovalStep(deps: RecordRemovalDeps = {}) {
+  return { record: stepHandler<WorkflowState, RemovalOutcome>("RecordRemoval", (state) => recordRemoval(state, deps)) };
 }
 
-export const { namespaceRemoved: namespaceRemovedHandler, recordRemoval: recordRemovalHandler } = createTeardownSteps();
+export const { record } = createRecordRemovalStep();
