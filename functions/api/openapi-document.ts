@@ -175,6 +175,18 @@ function paths(): Record<string, unknown> {
           "409": answer("RunInProgress (a run holds the lease), EnvironmentNotReady or EnvironmentChanged", "EnvironmentRefusal"),
         },
       },
+      delete: {
+        operationId: "deleteEnvironment",
+        summary: "Tear an environment down: everything the product owns there (statemachines/deprovision.asl.json)",
+        parameters: environmentPath,
+        responses: {
+          "200": answer("Already removed: nothing to do", "EnvironmentRemoved"),
+          "202": answer("The teardown started (status removing; then removed, or failed with what remains)", "Started"),
+          "404": refused("EnvironmentNotFound"),
+          "409": answer("RunInProgress: another run of the environment holds its lease", "RunInProgress"),
+          "503": refused("Throttled or unreachable: try again"),
+        },
+      },
     },
     "/environments/{tenant}/{region}/{cluster}/reconcile": {
       post: {
@@ -188,18 +200,6 @@ function paths(): Record<string, unknown> {
           "404": refused("EnvironmentNotFound"),
           "409": answer("RunInProgress (another run holds the lease), or EnvironmentRemoved", "Refusal"),
           "422": refused("IdempotencyKeyReused"),
-          "503": refused("Throttled or unreachable: try again"),
-        },
-      },
-      delete: {
-        operationId: "deleteEnvironment",
-        summary: "Tear an environment down: everything the product owns there (statemachines/deprovision.asl.json)",
-        parameters: [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")],
-        responses: {
-          "200": answer("Already removed: nothing to do", "EnvironmentRemoved"),
-          "202": answer("The teardown started (status removing; then removed, or failed with what remains)", "Started"),
-          "404": refused("EnvironmentNotFound"),
-          "409": answer("RunInProgress: another run of the environment holds its lease", "RunInProgress"),
           "503": refused("Throttled or unreachable: try again"),
         },
       },
