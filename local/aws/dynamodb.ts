@@ -52,13 +52,16 @@ function requestItemTables(body: Record<string, unknown>): string[] {
 export function dynamoDbChecks(operation: string, body: Record<string, unknown>, caller: Caller, region: string): AuthorizationCheck[] {
   const action = `dynamodb:${operation}`;
   const on = (resource: string): AuthorizationCheck => ({ action, resource, context: {} });
-  const table = typeof body.TableName === "string" && TABLE_NAME.test(body.TableName) ? tableArn(body.TableName, caller, region) : undefined;
+  const table =
+    typeof body.TableName === "string" && TABLE_NAME.test(body.TableName) ? tableArn(body.TableName, caller, region) : undefined;
   switch (operation) {
     case "ListTables":
       return [on("*")];
     case "BatchGetItem":
     case "BatchWriteItem":
-      return requestItemTables(body).filter((t) => TABLE_NAME.test(t)).map((t) => on(tableArn(t, caller, region)));
+      return requestItemTables(body)
+        .filter((t) => TABLE_NAME.test(t))
+        .map((t) => on(tableArn(t, caller, region)));
     case "TagResource":
     case "UntagResource":
     case "ListTagsOfResource":
@@ -86,7 +89,11 @@ function sendRefusal(res: ServerResponse, refusal: ServiceRefusal): void {
   // DynamoDB words AccessDenied with a capital `Message` (as dynalite's own tests record it), the others with `message`.
   const key = refusal.code === "AccessDeniedException" ? "Message" : "message";
   const text = JSON.stringify({ __type: `com.amazon.coral.service#${refusal.code}`, [key]: refusal.message });
-  res.writeHead(refusal.status, { "content-type": "application/x-amz-json-1.0", "content-length": Buffer.byteLength(text), "x-amzn-errortype": refusal.code });
+  res.writeHead(refusal.status, {
+    "content-type": "application/x-amz-json-1.0",
+    "content-length": Buffer.byteLength(text),
+    "x-amzn-errortype": refusal.code,
+  });
   res.end(text);
 }
 
@@ -115,7 +122,10 @@ function authorizingFront(authorize: SignedServiceAuthorizer, innerPort: number)
       forward(req, body, res, innerPort);
     })().catch((error: unknown) => {
       if (res.headersSent) return void res.destroy();
-      const text = JSON.stringify({ __type: "com.amazon.coral.service#InternalFailure", message: error instanceof Error ? error.message : String(error) });
+      const text = JSON.stringify({
+        __type: "com.amazon.coral.service#InternalFailure",
+        message: error instanceof Error ? error.message : String(error),
+      });
       res.writeHead(500, { "content-type": "application/x-amz-json-1.0", "content-length": Buffer.byteLength(text) });
       res.end(text);
     });

@@ -22,11 +22,19 @@ export type ChecksFor = (operation: string, body: Record<string, unknown>, calle
 /** A refused request, in the JSON protocols' words. */
 export interface ServiceRefusal {
   status: 400;
-  code: "MissingAuthenticationTokenException" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" | "AccessDeniedException";
+  code:
+    | "MissingAuthenticationTokenException"
+    | "UnrecognizedClientException"
+    | "InvalidSignatureException"
+    | "ExpiredTokenException"
+    | "AccessDeniedException";
   message: string;
 }
 
-const REFUSALS: Record<Exclude<SignedServiceDecision, { allowed: true }>["problem"], Omit<ServiceRefusal, "message"> & { message?: string }> = {
+const REFUSALS: Record<
+  Exclude<SignedServiceDecision, { allowed: true }>["problem"],
+  Omit<ServiceRefusal, "message"> & { message?: string }
+> = {
   "missing-signature": { status: 400, code: "MissingAuthenticationTokenException", message: "Request is missing Authentication Token" },
   "unknown-key": { status: 400, code: "UnrecognizedClientException", message: "The security token included in the request is invalid." },
   "bad-signature": {
@@ -73,5 +81,9 @@ export async function refusalOf(
   const decision = await authorize(request, (caller, region) => checksFor(operation, parsed, caller, region));
   if (decision.allowed) return undefined;
   const refusal = REFUSALS[decision.problem];
-  return { status: refusal.status, code: refusal.code, message: decision.problem === "denied" ? decision.message : (refusal.message ?? "") };
+  return {
+    status: refusal.status,
+    code: refusal.code,
+    message: decision.problem === "denied" ? decision.message : (refusal.message ?? ""),
+  };
 }

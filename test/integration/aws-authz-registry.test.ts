@@ -72,7 +72,8 @@ async function api(sandbox: Sandbox, method: string, path: string, body?: unknow
   return { status: res.status, body: await res.json() };
 }
 
-const environmentOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
+const environmentOf = (tenant: string) =>
+  new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 const environmentPath = (tenant: string) => `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
 
 describe("the sandbox's DynamoDB and Step Functions authorize each call as the caller's role", () => {
@@ -82,8 +83,18 @@ describe("the sandbox's DynamoDB and Step Functions authorize each call as the c
   it("DynamoDB: a role's Query on the index it holds is served; an UpdateItem it does not hold is denied in DynamoDB's shape", async () => {
     // Prepare
     const credentials = await roleCredentials(sandbox, LIST_ROUTE);
-    const query = { TableName: REGISTRY_TABLE_NAME, IndexName: BY_KIND_INDEX, KeyConditionExpression: "kind = :k", ExpressionAttributeValues: { ":k": { S: "environment" } } };
-    const update = { TableName: REGISTRY_TABLE_NAME, Key: { pk: { S: "x" } }, UpdateExpression: "SET a = :a", ExpressionAttributeValues: { ":a": { S: "1" } } };
+    const query = {
+      TableName: REGISTRY_TABLE_NAME,
+      IndexName: BY_KIND_INDEX,
+      KeyConditionExpression: "kind = :k",
+      ExpressionAttributeValues: { ":k": { S: "environment" } },
+    };
+    const update = {
+      TableName: REGISTRY_TABLE_NAME,
+      Key: { pk: { S: "x" } },
+      UpdateExpression: "SET a = :a",
+      ExpressionAttributeValues: { ":a": { S: "1" } },
+    };
 
     // Act
     const listed = await signedCall(sandbox.dynamoDbUrl, "dynamodb", "DynamoDB_20120810.Query", query, credentials);
@@ -108,9 +119,18 @@ describe("the sandbox's DynamoDB and Step Functions authorize each call as the c
     // Prepare: the GET /environments role with Query on the table alone
     const role = sandbox.productRoles.find((r) => r.key === LIST_ROUTE)!;
     defineProductRole(sandbox.aws, role, [{ Sid: "TableOnly", Effect: "Allow", Action: ["dynamodb:Query"], Resource: [TABLE_ARN] }]);
-    const dynamo = new DynamoDBClient({ region: CLUSTER.region, endpoint: sandbox.dynamoDbUrl, credentials: await roleCredentials(sandbox, LIST_ROUTE) });
+    const dynamo = new DynamoDBClient({
+      region: CLUSTER.region,
+      endpoint: sandbox.dynamoDbUrl,
+      credentials: await roleCredentials(sandbox, LIST_ROUTE),
+    });
     const byKey = { TableName: REGISTRY_TABLE_NAME, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": { S: "x" } } };
-    const byKind = { TableName: REGISTRY_TABLE_NAME, IndexName: BY_KIND_INDEX, KeyConditionExpression: "kind = :k", ExpressionAttributeValues: { ":k": { S: "environment" } } };
+    const byKind = {
+      TableName: REGISTRY_TABLE_NAME,
+      IndexName: BY_KIND_INDEX,
+      KeyConditionExpression: "kind = :k",
+      ExpressionAttributeValues: { ":k": { S: "environment" } },
+    };
 
     // Act
     let onIndex: unknown;
@@ -126,7 +146,9 @@ describe("the sandbox's DynamoDB and Step Functions authorize each call as the c
     // Assess
     expect(onTable).toHaveProperty("Items");
     expect(onIndex).toMatchObject({ name: "AccessDeniedException", $metadata: { httpStatusCode: 400 } });
-    expect((onIndex as Error).message).toContain(`not authorized to perform: dynamodb:Query on resource: ${TABLE_ARN}/index/${BY_KIND_INDEX}`);
+    expect((onIndex as Error).message).toContain(
+      `not authorized to perform: dynamodb:Query on resource: ${TABLE_ARN}/index/${BY_KIND_INDEX}`,
+    );
   });
 
   it("Step Functions: a role's StartExecution on another state machine is denied in Step Functions' shape; its reads are served", async () => {
@@ -135,7 +157,13 @@ describe("the sandbox's DynamoDB and Step Functions authorize each call as the c
     const executionArn = `arn:aws:states:${CLUSTER.region}:${ACCOUNT_ID}:execution:provision:nobody`;
 
     // Act
-    const started = await signedCall(sandbox.sfnUrl, "states", "AWSStepFunctions.StartExecution", { stateMachineArn: sandbox.stateMachineArn, input: "{}" }, credentials);
+    const started = await signedCall(
+      sandbox.sfnUrl,
+      "states",
+      "AWSStepFunctions.StartExecution",
+      { stateMachineArn: sandbox.stateMachineArn, input: "{}" },
+      credentials,
+    );
     const described = await signedCall(sandbox.sfnUrl, "states", "AWSStepFunctions.DescribeExecution", { executionArn }, credentials);
 
     // Assess
@@ -227,7 +255,9 @@ describe("a registry or Step Functions permission missing from one product role"
     }
     const record = await environmentOf("no-start");
     const sfn = new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl });
-    const lookedUp = await sfn.send(new DescribeExecutionCommand({ executionArn: record!.lastExecution!.arn })).catch((error: Error) => error);
+    const lookedUp = await sfn
+      .send(new DescribeExecutionCommand({ executionArn: record!.lastExecution!.arn }))
+      .catch((error: Error) => error);
     sfn.destroy();
 
     // Assess: the route's error answer, nothing started, and the record's lease given back
@@ -270,7 +300,12 @@ describe("SandboxOptions.removePermissions: GET /environments without dynamodb:Q
   it("fails clearly (500 could not read the environment registry), and the admin's Query on the same index is served", async () => {
     // Prepare
     const admin = new DynamoDBClient({ region: CLUSTER.region, endpoint: sandbox.dynamoDbUrl });
-    const byKind = { TableName: REGISTRY_TABLE_NAME, IndexName: BY_KIND_INDEX, KeyConditionExpression: "kind = :k", ExpressionAttributeValues: { ":k": { S: "environment" } } };
+    const byKind = {
+      TableName: REGISTRY_TABLE_NAME,
+      IndexName: BY_KIND_INDEX,
+      KeyConditionExpression: "kind = :k",
+      ExpressionAttributeValues: { ":k": { S: "environment" } },
+    };
 
     // Act
     const listed = await api(sandbox, "GET", "/environments");
