@@ -7,7 +7,7 @@
  */
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { DynamoDBClient, ListTablesCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
-import { DescribeExecutionCommand, ListStateMachinesCommand, SFNClient } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, ListExecutionsCommand, ListStateMachinesCommand, SFNClient } from "@aws-sdk/client-sfn";
 import { HttpRequest } from "@smithy/protocol-http";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { AwsCredentialIdentity } from "@smithy/types";
@@ -241,7 +241,7 @@ describe("a registry or Step Functions permission missing from one product role"
     expect(record?.lease).toBeUndefined();
   });
 
-  it("without states:StartExecution, POST /environments answers a plain 500 (no stack, no run) and leaves no lease held", async () => {
+  it("without states:StartExecution, POST /environments answers a plain 500 (no stack, no run), leaves the new record failed and free, and a repeat starts the run", async () => {
     // Prepare
     const request = pvcRequest("no-start", { namespace: "no-start" });
     redefine(sandbox, CREATE_ROUTE, "states:StartExecution");
@@ -255,17 +255,20 @@ describe("a registry or Step Functions permission missing from one product role"
     }
     const record = await environmentOf("no-start");
     const sfn = new SFNClient({ region: CLUSTER.region, endpoint: sandbox.sfnUrl });
-    const lookedUp = await sfn
-      .send(new DescribeExecutionCommand({ executionArn: record!.lastExecution!.arn }))
-      .catch((error: Error) => error);
+    const runs = await sfn.send(new ListExecutionsCommand({ stateMachineArn: sandbox.stateMachineArn }));
     sfn.destroy();
+    const repeated = await api(sandbox, "POST", "/environments", request);
 
-    // Assess: the route's error answer, nothing started, and the record's lease given back
+    // Assess: the route's error answer, nothing started, the record it created put back as failed (no run named), the lease given back
     expect(refused.status).toBe(500);
     expect(refused.body).toEqual({ error: "InternalError", message: expect.stringMatching(/^could not /), requestId: expect.anything() });
     expect(JSON.stringify(refused.body)).not.toMatch(/\n\s+at |AccessDenied/);
-    expect(lookedUp).toMatchObject({ name: "ExecutionDoesNotExist" });
+    expect(runs.executions?.filter((e) => e.name?.startsWith("no-start"))).toEqual([]);
+    expect(record).toMatchObject({ status: "failed", generation: 0 });
+    expect(record?.lastExecution).toBeUndefined();
     expect(record?.lease).toBeUndefined();
+    // the repeat is not answered "nothing to do" with a run that never existed: it starts one
+    expect(repeated.status).toBe(202);
     await settled(sandbox);
   });
 
