@@ -387,9 +387,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     ).catch((error: unknown) => console.error(`${event.detailType} event ${event.eventId} was refused: ${(error as Error).message}`));
   });
 
-  // The default bus's rule: the provision runs that timed out, were stopped or failed past their Catch go to the
-  // stopped-run handler, the pattern matched as EventBridge matches it.
-  const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn);
+  // The default bus's rule: the provision runs and teardowns that timed out, were stopped or failed past their Catch
+  // go to the stopped-run handler, the pattern matched as EventBridge matches it.
+  const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn, deprovisionStateMachineArn);
   const stopStoppedRuns = aws.onEvent((event) => {
     const asRuleSeesIt = { source: event.source, "detail-type": event.detailType, detail: event.detail, resources: event.resources, account: event.account, region: event.region };
     if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;

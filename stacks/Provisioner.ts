@@ -398,19 +398,22 @@ export function Provisioner({ stack, app }: StackContext) {
   });
   const onStopped = new SstFunction(stack, "ExecutionStoppedFunction", {
     handler: "functions/events/execution-stopped.handler",
-    description: `${PRODUCT}: compensate a provision run that timed out, was stopped or failed past its Catch`,
+    description: `${PRODUCT}: compensate a provision run that timed out, was stopped or failed past its Catch; record a stopped teardown`,
     environment: {
       [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn,
+      [DEPROVISION_STATE_MACHINE_ARN_ENV]: deprovisionStateMachine.stateMachineArn,
       [COMPENSATION_STATE_MACHINE_ARN_ENV]: compensationMachine.stateMachineArn,
       [STOPPED_RUN_GRACE_ENV]: String(longestStepTimeoutSeconds()),
     },
     retryAttempts: 2,
     deadLetterQueue: stoppedRunDeadLetters,
   });
-  onStopped.attachPermissions(cdkStatements(stoppedRunStatements(executionsArn, compensationMachine.stateMachineArn)));
+  onStopped.attachPermissions(cdkStatements(stoppedRunStatements({ ...arns, compensationStateMachineArn: compensationMachine.stateMachineArn })));
   new Rule(stack, "StoppedRunsRule", {
-    description: `${PRODUCT}: provision runs that ended without their Catch (timed out, stopped, failed)`,
-    eventPattern: (({ source, "detail-type": detailType, detail }) => ({ source, detailType, detail }))(stoppedRunEventPattern(stateMachine.stateMachineArn)),
+    description: `${PRODUCT}: provision runs and teardowns that ended without their Catch (timed out, stopped, failed)`,
+    eventPattern: (({ source, "detail-type": detailType, detail }) => ({ source, detailType, detail }))(
+      stoppedRunEventPattern(stateMachine.stateMachineArn, deprovisionStateMachine.stateMachineArn),
+    ),
     targets: [new LambdaFunction(onStopped, { deadLetterQueue: stoppedRunDeadLetters, retryAttempts: 4, maxEventAge: Duration.hours(2) })],
   });
 

@@ -334,10 +334,15 @@ export function executionStatusStatements(...executionsArns: string[]): PolicySt
  * The stopped-run handler: read the stopped provision execution's history, start the compensation state machine
  * (nothing else: the compensation's own role invokes the undo Lambdas, which hold their own permissions).
  */
-export function stoppedRunStatements(executionsArn: string, compensationStateMachineArn: string): PolicyStatementJson[] {
+export function stoppedRunStatements(
+  arns: Pick<StackArns, "executionsArn" | "deprovisionExecutionsArn" | "registryTableArn"> & { compensationStateMachineArn: string },
+): PolicyStatementJson[] {
   return [
-    statement({ sid: "ReadStoppedRunHistory", actions: ["states:GetExecutionHistory"], resources: [executionsArn] }),
-    statement({ sid: "StartCompensation", actions: ["states:StartExecution"], resources: [compensationStateMachineArn] }),
+    statement({ sid: "ReadStoppedRunHistory", actions: ["states:GetExecutionHistory"], resources: [arns.executionsArn, arns.deprovisionExecutionsArn] }),
+    statement({ sid: "StartCompensation", actions: ["states:StartExecution"], resources: [arns.compensationStateMachineArn] }),
+    // A stopped teardown: its record read, then set failed with its lease released (one conditional write).
+    ...registryGetStatements(arns.registryTableArn),
+    ...registryOutcomeStatements(arns.registryTableArn),
   ];
 }
 

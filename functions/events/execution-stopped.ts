@@ -14,6 +14,11 @@
  * records the environment `failed` with what could not be undone, releases the lease only if that execution still
  * holds it, and emits ComputeEnvironmentFailed.
  *
+ * A teardown (statemachines/deprovision.asl.json) that ended the same way is not compensated (it is itself a
+ * removal): unless its RecordRemoval ran, the record is set `failed`, keeping what it named plus a line in
+ * `owned.remaining` saying the teardown was stopped, and its lease is released at once, so a repeated DELETE finishes
+ * the job instead of waiting out the lease (an hour). Only while that teardown still holds the lease.
+ *
  * Idempotent: the compensation execution's name is derived from the stopped execution's ARN, so a second delivery
  * of the event finds it (running: StartExecution answers with it; closed: ExecutionAlreadyExists) and starts nothing.
  */
@@ -27,16 +32,19 @@ import {
 } from "@aws-sdk/client-sfn";
 import type { EventBridgeEvent } from "aws-lambda";
 import { sfnClient } from "../lib/aws/clients.js";
-import { STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
+import { DEPROVISION_STATE_MACHINE_ARN_ENV, STATE_MACHINE_ARN_ENV } from "../lib/domain/deploy-config.js";
+import { readEnvironment, recordOutcome, type RegistryDeps } from "../lib/workflow/environment-registry.js";
 import { eventHandler, logger } from "../lib/workflow/middleware.js";
 import {
   COMPENSATION_STATE_MACHINE_ARN_ENV,
   compensationExecutionName,
   compensationInput,
   EXECUTION_STATUS_CHANGE,
+  recordedItsRemoval,
   reportedItsOutcome,
   STOPPED_RUN_GRACE_ENV,
   STOPPED_STATUSES,
+  teardownScopeOf,
   type ExecutionStatusChange,
 } from "../lib/workflow/stopped-run.js";
 
@@ -49,12 +57,17 @@ export interface ExecutionStoppedDeps {
   stateMachineArn?: string;
   /** the compensation state machine (default: COMPENSATION_STATE_MACHINE_ARN) */
   compensationStateMachineArn?: string;
+  /** the teardown state machine (default: DEPROVISION_STATE_MACHINE_ARN) */
+  deprovisionStateMachineArn?: string;
+  /** the environment registry's table and client (default: REGISTRY_TABLE_NAME's); its GetItem and UpdateItem only */
+  registry?: RegistryDeps;
   graceSeconds?: number;
 }
 
 export type StoppedRunOutcome =
   | { outcome: "ignored"; reason: string }
-  | { outcome: "compensation-started" | "compensation-already-started"; compensationExecutionArn?: string; waitUntil: string };
+  | { outcome: "compensation-started" | "compensation-already-started"; compensationExecutionArn?: string; waitUntil: string }
+  | { outcome: "teardown-recorded-failed"; remaining: string };
 
 async function historyOf(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
   const events: HistoryEvent[] = [];
@@ -84,8 +97,10 @@ export async function compensateStoppedRun(
   // The rule filters on these already; checked again so a misrouted event changes nothing.
   if (event["detail-type"] !== EXECUTION_STATUS_CHANGE)
     return { outcome: "ignored", reason: `not a status change: ${event["detail-type"]}` };
-  if (!provisionArn || change.stateMachineArn !== provisionArn) return { outcome: "ignored", reason: "not the provision state machine" };
   if (!(STOPPED_STATUSES as readonly string[]).includes(change.status)) return { outcome: "ignored", reason: `status ${change.status}` };
+  const deprovisionArn = deps.deprovisionStateMachineArn ?? process.env[DEPROVISION_STATE_MACHINE_ARN_ENV];
+  if (deprovisionArn && change.stateMachineArn === deprovisionArn) return recordStoppedTeardown(change, deps);
+  if (!provisionArn || change.stateMachineArn !== provisionArn) return { outcome: "ignored", reason: "not the provision state machine" };
 
   const sfn = deps.sfn ?? sfnClient();
   const events = await historyOf(sfn, change.executionArn);
@@ -108,6 +123,25 @@ export async function compensateStoppedRun(
     logger.info("the stopped run's compensation was already started", { executionArn: change.executionArn });
     return { outcome: "compensation-already-started", waitUntil: input.waitUntil };
   }
+}
+
+/** A teardown that ended without its RecordRemoval: the record `failed` with what it named, the lease released. */
+async function recordStoppedTeardown(change: ExecutionStatusChange, deps: ExecutionStoppedDeps): Promise<StoppedRunOutcome> {
+  const events = await historyOf(deps.sfn ?? sfnClient(), change.executionArn);
+  if (recordedItsRemoval(events)) return { outcome: "ignored", reason: "the teardown recorded its own outcome" };
+  const scope = teardownScopeOf(events);
+  if (!scope) return { outcome: "ignored", reason: "the teardown's input names no environment" };
+  const registry = deps.registry ?? {};
+  const record = await readEnvironment(registry, scope.environment);
+  if (record?.lease?.owner !== change.executionArn) return { outcome: "ignored", reason: "the environment's lease is no longer this teardown's" };
+  const remaining =
+    `teardown ${change.name} ended ${change.status}${change.cause ? ` (${change.cause})` : ""} before it finished: ` +
+    "what it had not removed yet is still there; a repeated DELETE finishes the job";
+  const { remaining: _earlier, ...owned } = record.owned;
+  const recorded = await recordOutcome(registry, scope.environment, change.executionArn, { status: "failed", owned: { ...owned, remaining: [remaining] } });
+  if (!recorded) return { outcome: "ignored", reason: "the environment's lease is no longer this teardown's" };
+  logger.info("a stopped teardown was recorded failed", { executionArn: change.executionArn, status: change.status });
+  return { outcome: "teardown-recorded-failed", remaining };
 }
 
 export function createExecutionStoppedHandler(deps: ExecutionStoppedDeps = {}) {

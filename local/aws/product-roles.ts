@@ -142,7 +142,7 @@ export function productRoles(scope: PermissionScope, arns: ProductRoleArns): Pro
       key: EXECUTION_STOPPED_ROLE_KEY,
       roleName: `${PRODUCT_ROLE_PREFIX}${EXECUTION_STOPPED_ROLE_KEY}`,
       runs: [EXECUTION_STOPPED_ROLE_KEY],
-      statements: stoppedRunStatements(arns.executionsArn, arns.compensationStateMachineArn),
+      statements: stoppedRunStatements(arns),
     },
   ];
 }

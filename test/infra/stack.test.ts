@@ -487,7 +487,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(rule.EventPattern.source).toEqual(["aws.states"]);
     expect(rule.EventPattern["detail-type"]).toEqual(["Step Functions Execution Status Change"]);
     expect(rule.EventPattern.detail.status).toEqual(["TIMED_OUT", "ABORTED", "FAILED"]);
-    expect(rule.EventPattern.detail.stateMachineArn.map(flatten)).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
+    // provision runs are compensated, teardowns recorded failed with their lease released (#15 point 2)
+    expect(rule.EventPattern.detail.stateMachineArn.map(flatten)).toEqual([expect.stringMatching(/^<ProvisionStateMachine/), expect.stringMatching(/^<DeprovisionStateMachine/)]);
     expect(rule.Targets).toHaveLength(1);
     expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onStopped, "Arn"] });
     expect(flatten(rule.Targets[0].DeadLetterConfig.Arn)).toMatch(/^<StoppedRunDeadLetters.*\.Arn>$/);
@@ -495,6 +496,7 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const env = (template.findResources("AWS::Lambda::Function")[onStopped] as Json).Properties.Environment.Variables;
     expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
     expect(flatten(env.COMPENSATION_STATE_MACHINE_ARN)).toMatch(/^<CompensateStoppedStateMachine/);
+    expect(flatten(env.DEPROVISION_STATE_MACHINE_ARN)).toMatch(/^<DeprovisionStateMachine/);
     const timeouts = resourcesOf(template, "AWS::Lambda::Function")
       .filter(([, props]) => STEP_FUNCTIONS.some((e) => props.Handler === stepHandler(e)))
       .map(([, props]) => props.Timeout as number);

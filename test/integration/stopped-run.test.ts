@@ -26,6 +26,7 @@ import {
   useSandbox,
   type Started,
 } from "../support/sandbox-runs.js";
+import { createEnvironment, deleteEnvironment, readEnvironment, teardown } from "../support/teardown-runs.js";
 
 /** aws-auth's resourceVersion moves with any edit; the rest must be as before. */
 function comparable(objects: KubeObject[]): KubeObject[] {
@@ -134,5 +135,48 @@ describe("a run stopped half-way", () => {
     expect(again.outcome).toBe("compensation-already-started");
     expect(await compensations(sfn, sandbox)).toHaveLength(1);
     expect(sandbox.events({ detailType: "ComputeEnvironmentFailed" })).toHaveLength(failedBefore);
+  });
+});
+
+describe("a teardown stopped half-way", () => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST, stoppedRunGraceMs: 1_000 }, (started) => (sandbox = started.sandbox));
+
+  it("is recorded failed with its lease released at once, saying it was stopped; a repeated DELETE finishes the job", async () => {
+    // Prepare: a ready environment; its teardown kept retrying in RemoveHeadJobs (every Job list throttled)
+    await settled(sandbox);
+    const before = sandbox.snapshot();
+    const created = await createEnvironment(sandbox, pvcRequest("halted-rm", { namespace: "halted-rm" }));
+    expect(created.execution.status).toBe("SUCCEEDED");
+    sandbox.faults.inject({ operation: "kube:GET jobs", kind: "throttle" });
+    const answer = await deleteEnvironment(sandbox, "halted-rm");
+    expect(answer.status).toBe(202);
+    await until("the teardown is retrying its Job list", () => sandbox.faults.fired.some((f) => f.operation === "kube:GET jobs") || undefined);
+
+    // Act: the operator stops the teardown
+    await sandbox.stepFunctions.stopExecution({ executionArn: answer.body.executionArn, cause: "stopped by the on-call operator" });
+    sandbox.faults.clear();
+    const stopped = await sandbox.stepFunctions.waitFor(answer.body.executionArn, { timeoutMs: RUN_TIMEOUT_MS });
+    const record = await until("the record says failed", async () => {
+      const body = (await readEnvironment(sandbox, "halted-rm")).body;
+      return body.status === "failed" ? body : undefined;
+    });
+
+    // Assess: failed, the lease free, what it named kept, and why
+    expect(stopped.status).toBe("ABORTED");
+    expect(record.lease).toBeUndefined();
+    expect(record.owned.roles).toEqual([expect.stringContaining("nfeks-halted-rm.research-launcher")]);
+    expect(record.owned.remaining).toEqual([expect.stringMatching(/ended ABORTED \(stopped by the on-call operator\) before it finished: .* a repeated DELETE finishes the job$/)]);
+
+    // Act: DELETE again, at once (no waiting out the stopped teardown's lease)
+    const again = await teardown(sandbox, "halted-rm");
+
+    // Assess: removed, and the emulators as they were before the create
+    expect(again.execution.status).toBe("SUCCEEDED");
+    expect((await readEnvironment(sandbox, "halted-rm")).body).toMatchObject({ status: "removed", owned: {} });
+    await settled(sandbox);
+    const after = sandbox.snapshot();
+    expect(after.aws).toStrictEqual(before.aws);
+    expect(comparable(after.kube)).toStrictEqual(comparable(before.kube));
   });
 });

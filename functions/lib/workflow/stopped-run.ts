@@ -10,7 +10,7 @@
  */
 import type { HistoryEvent } from "@aws-sdk/client-sfn";
 import { summariseHistory } from "./execution-summary.js";
-import type { WorkflowState } from "./workflow-state.js";
+import type { RemovalScope, WorkflowState } from "./workflow-state.js";
 
 /** Step Functions' detail-type for an execution's status change (on the account's default bus). */
 export const EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change";
@@ -28,11 +28,12 @@ export const COMPENSATION_STATE_MACHINE_ARN_ENV = "COMPENSATION_STATE_MACHINE_AR
 export const STOPPED_RUN_GRACE_ENV = "STOPPED_RUN_GRACE_SECONDS";
 
 /** The rule's event pattern: this state machine's executions that timed out, were aborted or failed. */
-export function stoppedRunEventPattern(stateMachineArn: string) {
+/** The status changes the stopped-run rule sends on: provision runs (compensated) and teardowns (recorded). */
+export function stoppedRunEventPattern(...stateMachineArns: string[]) {
   return {
     source: [STATES_EVENT_SOURCE],
     "detail-type": [EXECUTION_STATUS_CHANGE],
-    detail: { status: [...STOPPED_STATUSES], stateMachineArn: [stateMachineArn] },
+    detail: { status: [...STOPPED_STATUSES], stateMachineArn: stateMachineArns },
   };
 }
 
@@ -66,6 +67,21 @@ function isObject(value: unknown): value is Record<string, unknown> {
 /** The run's states entered, by name (any type). */
 function enteredStates(events: HistoryEvent[]): Set<string> {
   return new Set(events.map((e) => e.stateEnteredEventDetails?.name).filter((n): n is string => !!n));
+}
+
+/** Whether a teardown got as far as its RecordRemoval step's end (the record then says what it did). */
+export function recordedItsRemoval(events: HistoryEvent[]): boolean {
+  return events.some((e) => e.type === "ExecutionSucceeded" || (e.type === "TaskStateExited" && e.stateExitedEventDetails?.name === "RecordRemoval"));
+}
+
+/** The teardown's input (start-teardown.ts teardownInput), from its ExecutionStarted event. */
+export function teardownScopeOf(events: HistoryEvent[]): RemovalScope | undefined {
+  const started = events.find((e) => e.type === "ExecutionStarted")?.executionStartedEventDetails?.input;
+  try {
+    return (JSON.parse(started ?? "null") as { removal?: RemovalScope } | null)?.removal;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
