@@ -12,7 +12,7 @@ import { DRIFTED_DETAIL_TYPE, EVENT_SOURCE, REMOVED_DETAIL_TYPE } from "../../fu
 import type { Sandbox } from "../../local/sandbox.js";
 import { ADMIN_ARN } from "../support/aws-emulator-clients.js";
 import { schemaProblems } from "../support/event-schemas.js";
-import { FAST, finish, kubeConfigAs, kubeObject, kubeObjects, pvcRequest, settled, until, useSandbox, type Started } from "../support/sandbox-runs.js";
+import { clusterState, FAST, finish, fusionRequest, kubeConfigAs, kubeObject, kubeObjects, pvcRequest, settled, until, useSandbox, type Started } from "../support/sandbox-runs.js";
 import { createEnvironment, postReconcile, putEnvironment, readEnvironment, specOf, teardown } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
@@ -169,6 +169,33 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(read.body.spec.computeServiceAccount).toBeUndefined();
     expect(read.body.drift, JSON.stringify(read.body.drift, null, 2)).toMatchObject({ status: "in-sync" });
     expect(namespacesChecked(read.body.drift)).toEqual(["jrn-fault-one"]);
+  });
+
+  it("a Pod Identity environment moved to another namespace is torn down whole: the associations of the old namespace too", async () => {
+    // Prepare: generation 1's associations in jrn-pod-one, generation 2's in jrn-pod-two (an update leaves the old ones to the teardown)
+    const tenant = "jrn-pod";
+    await settled(sandbox);
+    const before = sandbox.snapshot();
+    const first = fusionRequest(tenant, { namespace: "jrn-pod-one", podIdentity: true });
+    const created = await createEnvironment(sandbox, first);
+    expect(created.execution.status, created.execution.cause).toBe("SUCCEEDED");
+    const updating = await putEnvironment(sandbox, tenant, { ...specOf(first), namespace: "jrn-pod-two" });
+    const update = await finish(sandbox, updating.body as Started);
+    expect(update.execution.status, update.execution.cause).toBe("SUCCEEDED");
+    await settled(sandbox);
+    const associationsIn = (namespace: string) => [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === namespace);
+    expect(associationsIn("jrn-pod-one")).toHaveLength(2);
+    expect(associationsIn("jrn-pod-two")).toHaveLength(2);
+
+    // Act
+    const removed = await teardown(sandbox, tenant);
+    await settled(sandbox);
+
+    // Assess
+    expect(removed.execution.status, removed.execution.cause).toBe("SUCCEEDED");
+    expect(associationsIn("jrn-pod-one")).toEqual([]);
+    expect(associationsIn("jrn-pod-two")).toEqual([]);
+    expect(sandbox.snapshot().aws).toStrictEqual(before.aws);
   });
 
   it("refuses an update that would shrink the claim with 400 naming the claim, and starts nothing", async () => {
