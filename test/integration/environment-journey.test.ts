@@ -8,11 +8,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { RbacAuthorizationV1Api } from "@kubernetes/client-node";
+import { CreateRoleCommand } from "@aws-sdk/client-iam";
+import { iamClient } from "../../functions/lib/aws/clients.js";
 import { DRIFTED_DETAIL_TYPE, EVENT_SOURCE, REMOVED_DETAIL_TYPE } from "../../functions/lib/domain/product-events.js";
 import type { Sandbox } from "../../local/sandbox.js";
 import { ADMIN_ARN } from "../support/aws-emulator-clients.js";
 import { schemaProblems } from "../support/event-schemas.js";
-import { clusterState, FAST, finish, fusionRequest, kubeConfigAs, kubeObject, kubeObjects, pvcRequest, settled, until, useSandbox, type Started } from "../support/sandbox-runs.js";
+import { ACCOUNT_ID, awsAuth, clusterState, FAST, finish, fusionRequest, iamRole, kubeConfigAs, mappedRoleArns, kubeObject, kubeObjects, pvcRequest, settled, until, useSandbox, type Started } from "../support/sandbox-runs.js";
 import { createEnvironment, postReconcile, putEnvironment, readEnvironment, specOf, teardown } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
@@ -27,6 +29,39 @@ function notPresent(drift: { resources: Array<{ kind: string; name: string; stat
 function namespacesChecked(drift: { resources: Array<{ kind: string; name: string }> }): string[] {
   const kinds = new Set(["IAMRole", "PodIdentityAssociation", "AccessEntry", "AwsAuthMapping", "Namespace"]);
   return [...new Set(drift.resources.filter((r) => !kinds.has(r.kind)).map((r) => r.name.split("/")[0]!))].sort();
+}
+
+/** Two launcher roles the platform team made (a request may name an existing principal). */
+const LAUNCHER_A = `arn:aws:iam::${ACCOUNT_ID}:role/jrn-seqera-a`;
+const LAUNCHER_B = `arn:aws:iam::${ACCOUNT_ID}:role/jrn-seqera-b`;
+
+async function createLauncherRoles(sandbox: Sandbox): Promise<void> {
+  const trust = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }] };
+  for (const arn of [LAUNCHER_A, LAUNCHER_B]) {
+    const name = arn.slice(arn.lastIndexOf("/") + 1);
+    if (!iamRole(sandbox, name)) await iamClient().send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
+  }
+}
+
+/**
+ * An environment whose update names another launcher (A, then B), torn down: what is left of the emulators compared
+ * with before the create (the launcher roles are the platform team's, made before).
+ */
+async function launcherChangedThenRemoved(sandbox: Sandbox, tenant: string): Promise<{ before: ReturnType<Sandbox["snapshot"]>; after: ReturnType<Sandbox["snapshot"]> }> {
+  await createLauncherRoles(sandbox);
+  await settled(sandbox);
+  const before = sandbox.snapshot();
+  const first = pvcRequest(tenant, { namespace: tenant, launcher: { mode: "existing", principalArn: LAUNCHER_A } });
+  const created = await createEnvironment(sandbox, first);
+  expect(created.execution.status, created.execution.cause).toBe("SUCCEEDED");
+  const updating = await putEnvironment(sandbox, tenant, { ...specOf(first), launcher: { mode: "existing", principalArn: LAUNCHER_B } });
+  const update = await finish(sandbox, updating.body as Started);
+  expect(update.execution.status, update.execution.cause).toBe("SUCCEEDED");
+  await settled(sandbox);
+  const removed = await teardown(sandbox, tenant);
+  expect(removed.execution.status, removed.execution.cause).toBe("SUCCEEDED");
+  await settled(sandbox);
+  return { before, after: sandbox.snapshot() };
 }
 
 describe("an environment's journey: create, update, drift, reconcile, scheduled check, delete", () => {
@@ -198,6 +233,15 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(sandbox.snapshot().aws).toStrictEqual(before.aws);
   });
 
+  it("an environment whose update named another launcher is torn down whole: the earlier launcher's access entry too", async () => {
+    // Prepare // Act
+    const { before, after } = await launcherChangedThenRemoved(sandbox, "jrn-who");
+
+    // Assess
+    expect([...clusterState(sandbox).accessEntries.keys()].filter((arn) => arn === LAUNCHER_A || arn === LAUNCHER_B)).toEqual([]);
+    expect(after.aws).toStrictEqual(before.aws);
+  });
+
   it("refuses an update that would shrink the claim with 400 naming the claim, and starts nothing", async () => {
     // Prepare
     const tenant = "jrn-shrink";
@@ -219,5 +263,21 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(read.body).toMatchObject({ generation: 1, status: "ready", spec: { storage: { size: "100Gi" } } });
     expect(read.body.lastExecution.arn).toBe(created.answer.body.executionArn);
     expect(kubeObject(sandbox, "ServiceAccount", "jrn-shrink", "jrn-shrink-compute")).toBeUndefined();
+  });
+});
+
+describe("an environment's journey on a CONFIG_MAP cluster", () => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST, authenticationMode: "CONFIG_MAP" }, (started) => ({ sandbox } = started));
+
+  it("an environment whose update named another launcher is torn down whole: the earlier launcher's aws-auth mapping too", async () => {
+    // Prepare // Act
+    const { before, after } = await launcherChangedThenRemoved(sandbox, "jrn-map");
+
+    // Assess
+    expect(mappedRoleArns(sandbox)).not.toContain(LAUNCHER_A);
+    expect(mappedRoleArns(sandbox)).not.toContain(LAUNCHER_B);
+    expect(awsAuth(sandbox).data).toStrictEqual(before.kube.find((o) => o.kind === "ConfigMap" && o.metadata.name === "aws-auth")!.data);
+    expect(after.aws).toStrictEqual(before.aws);
   });
 });
