@@ -8,7 +8,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { lambdaContext } from "../functions/lib/workflow/lambda-context.js";
 import { closeServer, flatHeaders, listen, readBody } from "./sandbox-http.js";
 
-export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | void>;
+export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | undefined>;
 
 export interface Route {
   method: "GET" | "POST" | "PUT" | "DELETE";

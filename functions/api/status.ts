@@ -66,7 +66,7 @@ export function executionArnOf(rawId: string | undefined, deps: StatusDeps): Par
   if (id.startsWith("arn:")) {
     const arn = parseArn(id);
     const parts = arn?.resource.split(":") ?? [];
-    if (!arn || arn.service !== "states" || parts.length !== 3 || parts[0] !== "execution" || !parts[1] || !EXECUTION_NAME.test(parts[2]!)) {
+    if (arn?.service !== "states" || parts.length !== 3 || parts[0] !== "execution" || !parts[1] || !EXECUTION_NAME.test(parts[2]!)) {
       return { ok: false, status: 400, message: "the id is not a Step Functions execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>)" };
     }
     // Only this deployment's runs are visible here (a teardown's too).

@@ -136,13 +136,13 @@ function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
   const arn = parseArn(credentials.arn);
   const accountId = arn?.accountId ?? state.accountId;
   const resource = arn?.resource ?? "";
-  let userId = "AIDA" + createHash("sha256").update(credentials.arn).digest("hex").slice(0, 17).toUpperCase();
+  let userId = `AIDA${createHash("sha256").update(credentials.arn).digest("hex").slice(0, 17).toUpperCase()}`;
   const iamUser = iamEntityByArn(state, credentials.arn);
   if (iamUser?.kind === "user") {
     userId = iamUser.entity?.userId ?? userId;
   } else if (resource.startsWith("assumed-role/")) {
     const [, roleName, session] = resource.split("/");
-    const roleId = state.iam.roles.get(roleName)?.roleId ?? "AROA" + createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase();
+    const roleId = state.iam.roles.get(roleName)?.roleId ?? `AROA${createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase()}`;
     userId = `${roleId}:${session ?? ""}`;
   }
   return { accessKeyId: credentials.accessKeyId, arn: credentials.arn, accountId, userId };

@@ -410,7 +410,7 @@ function trustsService(document: string, service: string): boolean {
 function taggable(ctx: EksContext): { tags: Record<string, string>; set(tags: Record<string, string>): void } {
   const arn = ctx.labels.resourceArn;
   const parsed = parseArn(arn);
-  if (!parsed || parsed.service !== "eks") throw new AwsApiError("BadRequestException", 400, `${arn} is not a valid resource ARN.`);
+  if (parsed?.service !== "eks") throw new AwsApiError("BadRequestException", 400, `${arn} is not a valid resource ARN.`);
   const [kind, clusterName, ...rest] = parsed.resource.split("/");
   const owner = ctx.state.eks.clusters.get(clusterKey(parsed.region, clusterName ?? ""));
   const missing = new AwsApiError("NotFoundException", 404, `Resource ${arn} was not found.`);

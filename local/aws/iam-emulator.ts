@@ -175,7 +175,7 @@ export type IamEntityRef = { name: string; path: string; accountId: string } & (
  */
 export function iamEntityByArn(state: AwsState, arn: string): IamEntityRef | undefined {
   const parsed = parseArn(arn);
-  if (!parsed || parsed.service !== "iam") return undefined;
+  if (parsed?.service !== "iam") return undefined;
   const { resource, accountId } = parsed;
   const kind = resource.startsWith("role/") ? "role" : resource.startsWith("user/") ? "user" : undefined;
   if (!kind) return undefined;
@@ -226,7 +226,7 @@ function principalExists(state: AwsState, kind: string, value: string, now: Date
   if (kind === "AWS") {
     if (value === "*" || /^\d{12}$/.test(value)) return true;
     const arn = parseArn(value);
-    if (!arn || arn.service !== "iam") return false;
+    if (arn?.service !== "iam") return false;
     if (arn.accountId !== state.accountId) return true; // another account's principals are its business
     if (arn.resource === "root") return true;
     return principalVisibility(state, value, now.getTime()) === "visible";
@@ -600,7 +600,7 @@ const actions: Record<string, IamAction> = {
     if (userName !== undefined) return { User: userXml(userNamed(ctx, userName)) };
     // Without a name, GetUser answers for the caller, which must be a user.
     const caller = parseArn(ctx.request.caller.arn);
-    if (!caller || caller.service !== "iam" || !caller.resource.startsWith("user/")) {
+    if (caller?.service !== "iam" || !caller.resource.startsWith("user/")) {
       throw new AwsApiError("ValidationError", 400, "Must specify userName when calling with non-User credentials");
     }
     return { User: userXml(userNamed(ctx, caller.resource.slice(caller.resource.lastIndexOf("/") + 1))) };

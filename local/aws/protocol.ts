@@ -70,7 +70,7 @@ export function iamUniqueId(prefix: "AROA" | "AIDA" | "ANPA"): string {
 
 /** EKS Pod Identity association ids: `a-` + 17 lower-case letters and digits. */
 export function associationId(): string {
-  return "a-" + randomChars("abcdefghijklmnopqrstuvwxyz0123456789", 17);
+  return `a-${randomChars("abcdefghijklmnopqrstuvwxyz0123456789", 17)}`;
 }
 
 function randomChars(alphabet: string, length: number): string {

@@ -133,7 +133,7 @@ export async function verifyHeaderSignature(request: SignableRequest, auth: Pars
     path: request.path,
     query: request.query,
     headers: signedHeadersOf(request, auth.signedHeaders),
-    body: request.body && request.body.length ? request.body : undefined,
+    body: request.body?.length ? request.body : undefined,
   });
   const signed = await signer.sign(toSign, {
     signingDate,

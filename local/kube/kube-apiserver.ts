@@ -642,13 +642,13 @@ class ApiHandler {
       replay = this.store.eventsSince(Number(from));
       if (!replay || !/^\d+$/.test(from)) {
         res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
-        res.end(JSON.stringify({ type: "ERROR", object: failure(410, "Expired", `too old resource version: ${from} (${this.store.resourceVersion})`) }) + "\n");
+        res.end(`${JSON.stringify({ type: "ERROR", object: failure(410, "Expired", `too old resource version: ${from} (${this.store.resourceVersion})`) })}\n`);
         return;
       }
     }
     res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
     res.flushHeaders(); // clients wait for the headers before they read events
-    const write = (eventType: string, object: KubeObject) => res.write(JSON.stringify({ type: eventType, object }) + "\n");
+    const write = (eventType: string, object: KubeObject) => res.write(`${JSON.stringify({ type: eventType, object })}\n`);
     if (replay) {
       for (const e of replay) if (e.resourceType === type && matches(e.object)) write(e.type, e.object);
     } else {

@@ -49,7 +49,7 @@ function invalidSelector(selector: string, why: string): Error {
 }
 
 export function parseLabelSelector(selector: string | undefined | null): LabelRequirement[] {
-  if (!selector || !selector.trim()) return [];
+  if (!selector?.trim()) return [];
   return splitTopLevel(selector).map((part): LabelRequirement => {
     let m = SET_RE.exec(part);
     if (m) {
@@ -69,7 +69,7 @@ export function parseLabelSelector(selector: string | undefined | null): LabelRe
 
 export function matchesLabelRequirements(labels: Labels, requirements: LabelRequirement[]): boolean {
   return requirements.every((r) => {
-    const has = labels !== undefined && Object.prototype.hasOwnProperty.call(labels, r.key);
+    const has = labels !== undefined && Object.hasOwn(labels, r.key);
     const value = has ? labels![r.key]! : undefined;
     switch (r.operator) {
       case "exists":
@@ -127,7 +127,7 @@ const EXTRA_FIELDS: Record<string, string[]> = {
 };
 
 export function parseFieldSelector(selector: string | undefined | null, resource: string): FieldRequirement[] {
-  if (!selector || !selector.trim()) return [];
+  if (!selector?.trim()) return [];
   const allowed = new Set(["metadata.name", "metadata.namespace", ...(EXTRA_FIELDS[resource] ?? [])]);
   return splitTopLevel(selector).map((part) => {
     const m = /^([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*)$/.exec(part);

@@ -362,7 +362,7 @@ export class KubeStore {
    */
   finalizeNamespace(name: string): void {
     const entry = this.objects.get(this.key(NAMESPACES, undefined, name));
-    if (!entry || !entry.object.metadata.deletionTimestamp) return;
+    if (!entry?.object.metadata.deletionTimestamp) return;
     this.removeNamespace(name);
   }
 

@@ -331,7 +331,7 @@ export class LocalStepFunctions {
 
   private machineByArn(stateMachineArn: string | undefined): MachineRecord {
     const parsed = parseArn(stateMachineArn ?? "");
-    if (!parsed || parsed.service !== "states" || !parsed.resource.startsWith("stateMachine:")) {
+    if (parsed?.service !== "states" || !parsed.resource.startsWith("stateMachine:")) {
       throw sfnError(InvalidArn, `Invalid Arn: 'Resource type not valid in this context: ${stateMachineArn}'`);
     }
     const machine = this.machines.get(stateMachineArn!);
@@ -571,7 +571,7 @@ export class LocalStepFunctions {
 
   private executionByArn(executionArn: string | undefined): ExecutionRecord {
     const parsed = parseArn(executionArn ?? "");
-    if (!parsed || parsed.service !== "states" || !parsed.resource.startsWith("execution:") || parsed.resource.split(":").length !== 3) {
+    if (parsed?.service !== "states" || !parsed.resource.startsWith("execution:") || parsed.resource.split(":").length !== 3) {
       throw sfnError(InvalidArn, `Invalid Arn: 'Resource type not valid in this context: ${executionArn}'`);
     }
     const record = this.executions.get(executionArn!);

@@ -6,7 +6,7 @@ import { createComputeEnvironmentRequestedHandler, handler } from "../../functio
 import { COMPUTE_ENVIRONMENT_REQUESTED } from "../../functions/lib/domain/deploy-config.js";
 import { handler as httpHandler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
-import { InvalidRequest, NotAllowed, ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/domain/errors.js";
+import { InvalidRequest, NotAllowed, type ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/domain/errors.js";
 import { logger } from "../../functions/lib/workflow/middleware.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";

@@ -24,7 +24,7 @@ function stubToken(accessKeyId: string, clusterHeader = "x-k8s-aws-id"): string 
     `https://sts.eu-west-1.amazonaws.com/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Algorithm=AWS4-HMAC-SHA256` +
     `&X-Amz-Credential=${accessKeyId}%2F20250101%2Feu-west-1%2Fsts%2Faws4_request&X-Amz-Date=${amzNow()}&X-Amz-Expires=60` +
     `&X-Amz-SignedHeaders=host%3B${clusterHeader}&X-Amz-Signature=abc`;
-  return "k8s-aws-v1." + Buffer.from(url).toString("base64url").replace(/=+$/, "");
+  return `k8s-aws-v1.${Buffer.from(url).toString("base64url").replace(/=+$/, "")}`;
 }
 
 function stubAws(mode: EksClusterView["authenticationMode"], callers: Record<string, string>, entries: EksClusterView["accessEntries"] = new Map()): EksAuthAws & { calls: string[] } {
@@ -186,7 +186,7 @@ describe("checkEksToken: the token checked as aws-iam-authenticator checks it, b
       .filter(([, v]) => v !== null)
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v!)}`)
       .join("&");
-    return "k8s-aws-v1." + Buffer.from(`${origin}${path}?${query}`).toString("base64url");
+    return `k8s-aws-v1.${Buffer.from(`${origin}${path}?${query}`).toString("base64url")}`;
   };
   const problemOf = (token: string, region = "eu-west-1", now = NOW) => {
     const checked = checkEksToken(token, region, now);
@@ -213,7 +213,7 @@ describe("checkEksToken: the token checked as aws-iam-authenticator checks it, b
     ["the cluster id unsigned", () => base({ "X-Amz-SignedHeaders": "host" }), /did not sign the x-k8s-aws-id header/],
     ["X-Amz-Expires over 900", () => base({ "X-Amz-Expires": "901" }), /invalid X-Amz-Expires/],
     ["no X-Amz-Date", () => base({ "X-Amz-Date": null }), /X-Amz-Date parameter must be present/],
-    ["padding", () => base() + "=", /base64url/],
+    ["padding", () => `${base()}=`, /base64url/],
     ["over 4 KiB", () => base({ "X-Amz-Signature": "a".repeat(MAX_TOKEN_BYTES) }), /too large/],
   ])("refuses %s", (_label, token, problem, region = "eu-west-1") => {
     // Act

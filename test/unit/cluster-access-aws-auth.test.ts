@@ -5,7 +5,6 @@
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { CreateAccessEntryCommand } from "@aws-sdk/client-eks";
-import { } from "../../functions/lib/domain/naming.js";
 import { ANNOTATION_AWS_AUTH_MAPPINGS, ANNOTATION_PREVIOUS_AWS_AUTH } from "../../functions/lib/kube/aws-auth/index.js";
 import { apply, AWS_AUTH_MAX_ATTEMPTS, MAX_PREVIOUS_COPY_CHARS } from "../../functions/steps/cluster-access/index.js";
 import { GROUP, LAUNCHER, SHARED_GROUP, SHARED_USERNAME, USERNAME, launcherEntries, stateFor } from "../support/cluster-access-fixtures.js";

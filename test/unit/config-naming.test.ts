@@ -84,10 +84,10 @@ describe("ownership marks", () => {
     // Act
     const names = [
       iamRoleName(prefix, tenant, cluster, "launcher"),
-      iamRoleName(prefix, "a".repeat(39) + "b", cluster, "launcher"),
-      iamRoleName(prefix, tenant, "c".repeat(99) + "d", "launcher"),
+      iamRoleName(prefix, `${"a".repeat(39)}b`, cluster, "launcher"),
+      iamRoleName(prefix, tenant, `${"c".repeat(99)}d`, "launcher"),
       iamRoleName(prefix, tenant, cluster, "workload"),
-      iamRoleName("nfeks", "genomics", "research-" + "x".repeat(60), "launcher"),
+      iamRoleName("nfeks", "genomics", `research-${"x".repeat(60)}`, "launcher"),
     ];
     // Assess
     for (const name of names) {

@@ -1,7 +1,7 @@
 /** The emulated API server judges a claim's resize as the real one does (validation and the PersistentVolumeClaimResize admission). */
 import { describe, expect, it } from "vitest";
 import { validateUpdate, type KubeObject } from "../../local/kube/admission.js";
-import { KubeStatusError } from "../../local/kube/kube-status.js";
+import type { KubeStatusError } from "../../local/kube/kube-status.js";
 import { PERSISTENT_VOLUME_CLAIMS } from "../../local/kube/resources.js";
 
 const claim = (size: string, storageClassName = "efs-sc"): KubeObject =>

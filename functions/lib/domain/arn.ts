@@ -35,7 +35,7 @@ export function validateBucketName(name: string): string | undefined {
 /** The IAM role ARN an STS assumed-role ARN stands for (how EKS maps a session back to its role). */
 export function roleArnOfAssumedRole(arn: string): string {
   const parsed = parseArn(arn);
-  if (!parsed || parsed.service !== "sts" || !parsed.resource.startsWith("assumed-role/")) return arn;
+  if (parsed?.service !== "sts" || !parsed.resource.startsWith("assumed-role/")) return arn;
   const roleName = parsed.resource.split("/")[1];
   return `arn:${parsed.partition}:iam::${parsed.accountId}:role/${roleName}`;
 }

@@ -211,7 +211,7 @@ const headJobSchema = z
     revision: refineWith(
       z.string(),
       notEmpty(),
-      (v) => /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,254}$/.test(v) || "revision must be a branch, tag or commit",
+      (v) => /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/.test(v) || "revision must be a branch, tag or commit",
     ).optional(),
     profiles: z.array(refineWith(z.string(), (v) => /^[A-Za-z0-9_-]+$/.test(v) || "profile names are letters, digits, '_' and '-'")).default([]),
     params: z
@@ -225,7 +225,7 @@ const headJobSchema = z
       }),
     image: refineWith(
       z.string(),
-      (v) => /^[a-z0-9]+([._\/:@-][a-zA-Z0-9]+)*$/.test(v) || "image must be an OCI image reference",
+      (v) => /^[a-z0-9]+([._/:@-][a-zA-Z0-9]+)*$/.test(v) || "image must be an OCI image reference",
     ).default(DEFAULTS.nextflowImage),
     cpu: quantity("cpu").default(DEFAULTS.headCpu),
     memory: quantity("memory").default(DEFAULTS.headMemory),

@@ -12,7 +12,7 @@ import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { eksBearerToken } from "../aws/eks-token.js";
 import { assertInvocationLive, invocationSignal } from "../aws/invocation.js";
 import { KubeConflict, NamespaceTerminating, OwnershipConflict } from "../domain/errors.js";
-import { type Claim, isOwnedBy, LABEL_CREATED_BY, type RunMark, wasCreatedBy } from "../domain/naming.js";
+import { type Claim, isOwnedBy, LABEL_CREATED_BY, wasCreatedBy } from "../domain/naming.js";
 import { isKubeApiException } from "./kube-errors.js";
 import type { ResolvedCluster } from "../domain/cluster.js";
 

@@ -14,7 +14,7 @@ import {
   UpdatePodIdentityAssociationCommand,
 } from "@aws-sdk/client-eks";
 import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { type Claim, isOwnedBy, isTenantClaim, ownershipTags, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { type Claim, isOwnedBy, isTenantClaim, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
 import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";

@@ -15,7 +15,7 @@ import {
 } from "@aws-sdk/client-iam";
 import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import { IamNotYetConsistent, OwnershipConflict } from "../../lib/domain/errors.js";
-import { type Claim, IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, type RunMark, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { type Claim, IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";

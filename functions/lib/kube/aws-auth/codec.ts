@@ -54,7 +54,7 @@ const sources = new WeakMap<AwsAuth, Source>();
  */
 export function awsAuthPrincipal(arn: string): { kind: "role" | "user"; arn: string } | undefined {
   const parsed = parseArn(roleArnOfAssumedRole(arn));
-  if (!parsed || parsed.service !== "iam" || !/^\d{12}$/.test(parsed.accountId)) return undefined;
+  if (parsed?.service !== "iam" || !/^\d{12}$/.test(parsed.accountId)) return undefined;
   const [type, ...path] = parsed.resource.split("/");
   const name = path[path.length - 1];
   if (!name) return undefined;
