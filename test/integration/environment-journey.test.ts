@@ -14,7 +14,24 @@ import { DRIFTED_DETAIL_TYPE, EVENT_SOURCE, REMOVED_DETAIL_TYPE } from "../../fu
 import type { Sandbox } from "../../local/sandbox.js";
 import { ADMIN_ARN } from "../support/aws-emulator-clients.js";
 import { schemaProblems } from "../support/event-schemas.js";
-import { ACCOUNT_ID, awsAuth, clusterState, FAST, finish, fusionRequest, iamRole, kubeConfigAs, mappedRoleArns, kubeObject, kubeObjects, pvcRequest, settled, until, useSandbox, type Started } from "../support/sandbox-runs.js";
+import {
+  ACCOUNT_ID,
+  awsAuth,
+  clusterState,
+  FAST,
+  finish,
+  fusionRequest,
+  iamRole,
+  kubeConfigAs,
+  mappedRoleArns,
+  kubeObject,
+  kubeObjects,
+  pvcRequest,
+  settled,
+  until,
+  useSandbox,
+  type Started,
+} from "../support/sandbox-runs.js";
 import { createEnvironment, postReconcile, putEnvironment, readEnvironment, specOf, teardown } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
@@ -36,10 +53,14 @@ const LAUNCHER_A = `arn:aws:iam::${ACCOUNT_ID}:role/jrn-seqera-a`;
 const LAUNCHER_B = `arn:aws:iam::${ACCOUNT_ID}:role/jrn-seqera-b`;
 
 async function createLauncherRoles(sandbox: Sandbox): Promise<void> {
-  const trust = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }] };
+  const trust = {
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }],
+  };
   for (const arn of [LAUNCHER_A, LAUNCHER_B]) {
     const name = arn.slice(arn.lastIndexOf("/") + 1);
-    if (!iamRole(sandbox, name)) await iamClient().send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
+    if (!iamRole(sandbox, name))
+      await iamClient().send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
   }
 }
 
@@ -47,7 +68,10 @@ async function createLauncherRoles(sandbox: Sandbox): Promise<void> {
  * An environment whose update names another launcher (A, then B), torn down: what is left of the emulators compared
  * with before the create (the launcher roles are the platform team's, made before).
  */
-async function launcherChangedThenRemoved(sandbox: Sandbox, tenant: string): Promise<{ before: ReturnType<Sandbox["snapshot"]>; after: ReturnType<Sandbox["snapshot"]> }> {
+async function launcherChangedThenRemoved(
+  sandbox: Sandbox,
+  tenant: string,
+): Promise<{ before: ReturnType<Sandbox["snapshot"]>; after: ReturnType<Sandbox["snapshot"]> }> {
   await createLauncherRoles(sandbox);
   await settled(sandbox);
   const before = sandbox.snapshot();
@@ -101,7 +125,11 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(kubeObject(sandbox, "ServiceAccount", "jrn-two", "jrn-compute")).toBeDefined();
     expect(kubeObject(sandbox, "ConfigMap", "jrn-two", "nextflow-config")?.data["nextflow.config"]).toContain("workDir = '/data/work'");
     const updated = await readEnvironment(sandbox, tenant);
-    expect(updated.body).toMatchObject({ generation: 2, status: "ready", spec: { namespace: "jrn-two", computeServiceAccount: "jrn-compute" } });
+    expect(updated.body).toMatchObject({
+      generation: 2,
+      status: "ready",
+      spec: { namespace: "jrn-two", computeServiceAccount: "jrn-compute" },
+    });
     expect(updated.body.drift, JSON.stringify(updated.body.drift, null, 2)).toMatchObject({ status: "in-sync" });
 
     // Act 2: the launcher user's RoleBinding deleted by hand, in the new namespace
@@ -114,8 +142,12 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(drifted.body.drift.status).toBe("drifted");
     expect(notPresent(drifted.body.drift)).toEqual([`RoleBinding jrn-two/${userBinding} missing`]);
     expect(namespacesChecked(drifted.body.drift)).toEqual(["jrn-two"]);
-    expect(drifted.body.drift.resources).toContainEqual(expect.objectContaining({ kind: "ServiceAccount", name: "jrn-two/jrn-compute", state: "present" }));
-    expect(drifted.body.drift.resources).toContainEqual(expect.objectContaining({ kind: "PersistentVolumeClaim", name: "jrn-two/tower-scratch", state: "present" }));
+    expect(drifted.body.drift.resources).toContainEqual(
+      expect.objectContaining({ kind: "ServiceAccount", name: "jrn-two/jrn-compute", state: "present" }),
+    );
+    expect(drifted.body.drift.resources).toContainEqual(
+      expect.objectContaining({ kind: "PersistentVolumeClaim", name: "jrn-two/tower-scratch", state: "present" }),
+    );
 
     // Act 3: reconcile
     const reconciling = await postReconcile(sandbox, tenant);
@@ -157,7 +189,9 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     const after = sandbox.snapshot();
     expect(after.aws).toStrictEqual(before.aws);
     expect(after.kube).toStrictEqual(before.kube);
-    const removedEvents = sandbox.aws.events({ source: EVENT_SOURCE }).filter((e) => e.detailType === REMOVED_DETAIL_TYPE && (e.detail as { tenant: string }).tenant === tenant);
+    const removedEvents = sandbox.aws
+      .events({ source: EVENT_SOURCE })
+      .filter((e) => e.detailType === REMOVED_DETAIL_TYPE && (e.detail as { tenant: string }).tenant === tenant);
     expect(removedEvents).toHaveLength(1);
     expect(schemaProblems(REMOVED_DETAIL_TYPE, removedEvents[0]!.detail)).toEqual([]);
   });
@@ -193,7 +227,9 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(update.execution.cause).toContain("Step RemoveUnwantedResources failed");
     expect(update.execution.cause).toContain("generation 1 is the desired spec again (status ready)");
     expect(kubeObject(sandbox, "Namespace", undefined, "jrn-fault-two")).toBeUndefined();
-    expect(kubeObject(sandbox, "ConfigMap", "jrn-fault-one", "nextflow-config")?.data["nextflow.config"]).toContain("workDir = '/scratch/work'");
+    expect(kubeObject(sandbox, "ConfigMap", "jrn-fault-one", "nextflow-config")?.data["nextflow.config"]).toContain(
+      "workDir = '/scratch/work'",
+    );
     expect(read.status).toBe(200);
     expect(read.body).toMatchObject({
       generation: 1,
@@ -218,7 +254,8 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     const update = await finish(sandbox, updating.body as Started);
     expect(update.execution.status, update.execution.cause).toBe("SUCCEEDED");
     await settled(sandbox);
-    const associationsIn = (namespace: string) => [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === namespace);
+    const associationsIn = (namespace: string) =>
+      [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === namespace);
     expect(associationsIn("jrn-pod-one")).toHaveLength(2);
     expect(associationsIn("jrn-pod-two")).toHaveLength(2);
 

@@ -48,7 +48,8 @@ describe("accessEntryTargets", () => {
 describe("AwsAuthConfigMap.launchersOfTenant", () => {
   it("names the principals our runs mapped as the tenant's launcher identity: the current and an earlier one, not another tenant's nor one mapped by hand", () => {
     // Prepare
-    const entry = (arn: string, tenant: string) => `- rolearn: ${arn}\n  username: ${launcherUsername(tenant)}\n  groups:\n  - ${launcherGroup(tenant)}\n`;
+    const entry = (arn: string, tenant: string) =>
+      `- rolearn: ${arn}\n  username: ${launcherUsername(tenant)}\n  groups:\n  - ${launcherGroup(tenant)}\n`;
     const configMap: V1ConfigMap = {
       apiVersion: "v1",
       kind: "ConfigMap",
@@ -57,7 +58,9 @@ describe("AwsAuthConfigMap.launchersOfTenant", () => {
         namespace: "kube-system",
         annotations: { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [EARLIER]: RUN_1, [NOW]: RUN_2, [OTHER_TENANT]: RUN_P }) },
       },
-      data: { mapRoles: entry(EARLIER, "genomics") + entry(NOW, "genomics") + entry(OTHER_TENANT, "proteomics") + entry(BY_HAND, "genomics") },
+      data: {
+        mapRoles: entry(EARLIER, "genomics") + entry(NOW, "genomics") + entry(OTHER_TENANT, "proteomics") + entry(BY_HAND, "genomics"),
+      },
     };
     const awsAuth = new AwsAuthConfigMap(configMap, { info: () => {}, warn: () => {} });
 
