@@ -55,6 +55,7 @@ function portOption(value: string | undefined, name: string, fallback: number): 
 
 async function start(args: string[]): Promise<void> {
   const started = performance.now();
+  // biome-ignore lint/suspicious/noImplicitAnyLet: parseArgs' result, typed by its options, is assigned in the try
   let values;
   try {
     ({ values } = parseArgs({
@@ -167,6 +168,7 @@ sandbox ready in ${((performance.now() - started) / 1000).toFixed(2)} s. Ctrl-C 
 }
 
 async function demo(args: string[]): Promise<void> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: parseArgs' result, typed by its options, is assigned in the try
   let values;
   try {
     ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" }, drift: { type: "boolean" }, teardown: { type: "boolean" } }, strict: true }));

@@ -164,7 +164,10 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
 type DriftBody = { status: string; reason?: string; resources: Array<{ kind: string; name: string; state: string; differences: Array<{ path: string }> }> };
 
 function printDrift(drift: DriftBody | undefined): void {
-  if (!drift) return console.log("  (no drift check)");
+  if (!drift) {
+    console.log("  (no drift check)");
+    return;
+  }
   console.log(`  drift: ${drift.status}${drift.reason ? ` (${drift.reason})` : ""}, ${drift.resources.length} resources checked`);
   for (const r of drift.resources.filter((r) => r.state !== "present")) {
     console.log(`    ${r.state.padEnd(8)} ${r.kind} ${r.name}${r.differences.length ? `: ${r.differences.map((d) => d.path).join(", ")}` : ""}`);

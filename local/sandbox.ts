@@ -1,7 +1,7 @@
 /**
- * The sandbox: the whole product on one machine. Emulated AWS (IAM, STS, EKS, EventBridge) and an
- * emulated EKS cluster's Kubernetes API, the real state machine run by the local Step Functions runner
- * with the real step handlers, and the HTTP API on 127.0.0.1. The handlers run unchanged: only the
+ * The sandbox: the whole product on one machine. Emulated AWS (IAM, STS, EKS, EventBridge; DynamoDB and
+ * Step Functions behind the same authorization) and an emulated EKS cluster's Kubernetes API, the real state
+ * machine run by the local Step Functions runner with the real step handlers, and the HTTP API on 127.0.0.1. The handlers run unchanged: only the
  * endpoints are overridden (`AWS_ENDPOINT_URL_<SERVICE>`), exactly as a deployed Lambda would read them.
  *
  * The handlers read their configuration from process.env, so one process holds one sandbox at a time.
@@ -272,8 +272,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const stateMachineArn = stepFunctions.stateMachineArn(STATE_MACHINE_NAME);
   const deprovisionStateMachineArn = stepFunctions.stateMachineArn(DEPROVISION_STATE_MACHINE_NAME);
   const compensationStateMachineArn = stepFunctions.stateMachineArn(COMPENSATION_STATE_MACHINE_NAME);
-  const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0 });
-  const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0 });
+  // Step Functions and DynamoDB authorize every call as the AWS emulator does (the signer's role's policies).
+  const sfn: SfnService = await startSfnService({ runner: stepFunctions, port: opts.sfnPort ?? 0, authorize: aws.authorizeSigned });
+  const dynamoDb: LocalDynamoDb = await startDynamoDb({ port: opts.dynamoDbPort ?? 0, authorize: aws.authorizeSigned });
   await createRegistryTable(dynamoDb.url, REGISTRY_TABLE_NAME, SANDBOX_CLUSTER.region);
 
   const env: Record<string, string> = {

@@ -17,7 +17,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Rule } from "aws-cdk-lib/aws-events";
 import { LambdaFunction } from "aws-cdk-lib/aws-events-targets";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
-import { Api, EventBus, Function, Table, type FunctionProps, type StackContext } from "sst/constructs";
+import { Api, EventBus, Function as SstFunction, Table, type FunctionProps, type StackContext } from "sst/constructs";
 import { useProject } from "sst/project.js";
 import {
   COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED,
@@ -219,7 +219,7 @@ export function Provisioner({ stack, app }: StackContext) {
     const sizing = STEP_SIZING[entry.module];
     if (!sizing) throw new Error(`stacks/Provisioner.ts has no memory/timeout for step module ${entry.module}`);
     const isKube = KUBE_STEP_MODULES.has(entry.module);
-    const fn = new Function(stack, stepFunctionId(entry), {
+    const fn = new SstFunction(stack, stepFunctionId(entry), {
       handler: stepHandlerPath(entry),
       description: `${PRODUCT}: ${entry.description}`.slice(0, 256),
       ...sizing,
@@ -306,7 +306,7 @@ export function Provisioner({ stack, app }: StackContext) {
   }
 
   // ------------------------------------------------------------ the scheduled drift check
-  const driftCheck = new Function(stack, "DriftCheckFunction", {
+  const driftCheck = new SstFunction(stack, "DriftCheckFunction", {
     handler: "functions/events/drift-check.handler",
     description: `${PRODUCT}: check every ready environment for drift; EnvironmentDrifted events for those that differ`,
     timeout: 300,
@@ -345,7 +345,7 @@ export function Provisioner({ stack, app }: StackContext) {
     encryption: QueueEncryption.SQS_MANAGED,
     enforceSSL: true,
   });
-  const onRequested = new Function(stack, "ComputeEnvironmentRequestedFunction", {
+  const onRequested = new SstFunction(stack, "ComputeEnvironmentRequestedFunction", {
     handler: "functions/events/compute-environment-requested.handler",
     description: `${PRODUCT}: start provisioning for a ${COMPUTE_ENVIRONMENT_REQUESTED} event`,
     environment: entryEnvironment,
@@ -396,7 +396,7 @@ export function Provisioner({ stack, app }: StackContext) {
     encryption: QueueEncryption.SQS_MANAGED,
     enforceSSL: true,
   });
-  const onStopped = new Function(stack, "ExecutionStoppedFunction", {
+  const onStopped = new SstFunction(stack, "ExecutionStoppedFunction", {
     handler: "functions/events/execution-stopped.handler",
     description: `${PRODUCT}: compensate a provision run that timed out, was stopped or failed past its Catch`,
     environment: {
@@ -415,7 +415,7 @@ export function Provisioner({ stack, app }: StackContext) {
   });
 
   // The same sources may ask for a removal: the same teardown as DELETE, the same dead-letter queue.
-  const onRemovalRequested = new Function(stack, "ComputeEnvironmentRemovalRequestedFunction", {
+  const onRemovalRequested = new SstFunction(stack, "ComputeEnvironmentRemovalRequestedFunction", {
     handler: "functions/events/compute-environment-removal-requested.handler",
     description: `${PRODUCT}: start a teardown for a ${COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED} event`,
     environment: teardownEnvironment,

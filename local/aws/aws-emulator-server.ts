@@ -20,11 +20,11 @@ import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, principalIdOf, rou
 import { handleEvents } from "./eventbridge-emulator.js";
 import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam-emulator.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
-import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization } from "./sigv4.js";
+import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization, type SignableRequest } from "./sigv4.js";
 import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./account-state.js";
 import { STS_NAMESPACE, STS_VERSION, handleSts, type RoleSession } from "./sts-emulator.js";
 import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
-import { ADMINISTRATOR_ACCESS_ARN, AuthorizationInputError, decide, deniedMessage, type Principal } from "./authorizer.js";
+import { ADMINISTRATOR_ACCESS_ARN, AuthorizationInputError, decide, deniedMessage, type AuthorizationCheck, type Principal } from "./authorizer.js";
 import { OPERATION_AUTHORIZATION, SERVED_OPERATIONS, type OperationRequest } from "./operation-checks.js";
 import { IssuerNotFound, issuerJwks, newIssuerKeys, serviceAccountToken, type ServiceAccountTokenRequest } from "./oidc-issuer.js";
 import { assumeRoleAs, defineRole, type AssumeRoleOptions, type RoleDefinition } from "./role-registry.js";
@@ -113,6 +113,13 @@ export interface AwsEmulator {
    * cluster's name is accepted as the signed x-k8s-aws-id (the answer says which).
    */
   verifyPresignedCallerIdentity(url: string, opts?: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined>;
+  /**
+   * For the services the sandbox serves beside this emulator (DynamoDB, Step Functions): the request's SigV4
+   * header signature checked against the known keys, as for IAM, STS, EKS and EventBridge, then each check
+   * `checksFor` builds from the request decided as the caller (its role's policies, boundary and session policy).
+   * The caller's service answers the outcome in its own error shape (signed-service-gate.ts).
+   */
+  authorizeSigned(request: SignedServiceRequest, checksFor: (caller: Caller, region: string) => AuthorizationCheck[]): Promise<SignedServiceDecision>;
   /** the events PutEvents accepted, optionally filtered */
   events(filter?: { detailType?: string; source?: string; eventBusName?: string }): RecordedEvent[];
   /** hear of every event PutEvents accepts (a bus rule's target); returns the unsubscribe */
@@ -124,6 +131,24 @@ export interface AwsEmulator {
   putServiceEvent(event: { source: string; detailType: string; detail: Record<string, unknown>; resources?: string[]; region?: string }): RecordedEvent;
   close(): Promise<void>;
 }
+
+/** A request to a service served beside the emulator, as its server read it. */
+export interface SignedServiceRequest {
+  method: string;
+  /** the Host header as sent */
+  host: string;
+  /** the request target as sent (`req.url`: path and query) */
+  url: string;
+  /** lower-cased header names */
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Why such a request is refused (each service words it in its own error shape), or its caller when it is allowed. */
+export type SignedServiceDecision =
+  | { allowed: true; caller: Caller }
+  | { allowed: false; problem: "missing-signature" | "unknown-key" | "bad-signature" | "expired" }
+  | { allowed: false; problem: "denied"; caller: Caller; message: string };
 
 // ---------------------------------------------------------------- callers
 
@@ -391,6 +416,19 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
 
   const expired = (credentials: KnownCredentials) => credentials.expiration !== undefined && Date.now() >= credentials.expiration.getTime();
 
+  /** A header-signed request: its access key known, its session token the key's, its signature right, not expired. */
+  async function checkHeaderSigned(
+    signable: SignableRequest,
+    auth: ParsedAuthorization,
+  ): Promise<{ problem: "unknown-key" | "bad-signature" | "expired"; credentials?: undefined } | { problem?: undefined; credentials: KnownCredentials }> {
+    const credentials = lookup(auth.accessKeyId);
+    if (!credentials) return { problem: "unknown-key" };
+    if (credentials.sessionToken !== undefined && signable.headers["x-amz-security-token"] !== credentials.sessionToken) return { problem: "unknown-key" };
+    if (verifySignatures && !(await verifyHeaderSignature(signable, auth, credentials))) return { problem: "bad-signature" };
+    if (expired(credentials)) return { problem: "expired" };
+    return { credentials };
+  }
+
   async function authenticate(
     service: AwsService,
     request: Omit<AwsRequest, "caller" | "service" | "region">,
@@ -401,12 +439,12 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     const protocol = PROTOCOLS[service];
     const signable = { method: request.method, protocol: "http:" as const, host, path: request.path, query: request.query, headers: request.headers, body: request.body };
     if (auth) {
-      const credentials = lookup(auth.accessKeyId);
-      if (!credentials) throw protocol.unknownKey();
-      if (credentials.sessionToken !== undefined && request.headers["x-amz-security-token"] !== credentials.sessionToken) throw protocol.unknownKey();
-      if (verifySignatures && !(await verifyHeaderSignature(signable, auth, credentials))) throw protocol.badSignature();
-      if (expired(credentials)) throw protocol.expiredToken();
-      return { caller: callerOf(state, credentials), region: auth.region };
+      const checked = await checkHeaderSigned(signable, auth);
+      if (checked.problem === "unknown-key") throw protocol.unknownKey();
+      if (checked.problem === "bad-signature") throw protocol.badSignature();
+      if (checked.problem === "expired") throw protocol.expiredToken();
+      if (!checked.credentials) throw protocol.unknownKey();
+      return { caller: callerOf(state, checked.credentials), region: auth.region };
     }
     if (unsignedAllowed && request.query["X-Amz-Signature"] === undefined) return { caller: anonymousCaller(state), region: "us-east-1" };
     // Query-string (presigned) authentication.
@@ -487,6 +525,22 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     snapshot: (snapshotOpts) => snapshotOf(state, snapshotOpts),
     addCredentials(credentials) {
       state.credentials.set(credentials.accessKeyId, { ...credentials });
+    },
+    async authorizeSigned(request, checksFor) {
+      const auth = parseAuthorization(request.headers.authorization);
+      if (!auth) return { allowed: false, problem: "missing-signature" };
+      const path = request.url.split("?")[0] || "/";
+      const query = decodeQuery(new URL(request.url, "http://localhost").searchParams);
+      const signable = { method: request.method, protocol: "http:" as const, host: request.host, path, query, headers: request.headers, body: request.body };
+      const checked = await checkHeaderSigned(signable, auth);
+      if (checked.problem) return { allowed: false, problem: checked.problem };
+      const caller = callerOf(state, checked.credentials);
+      const principal = principalOf(state, caller);
+      for (const check of checksFor(caller, auth.region)) {
+        const decision = await decide(state, principal, check, auth.region);
+        if (!decision.allowed) return { allowed: false, problem: "denied", caller, message: deniedMessage(caller.arn, check, decision) };
+      }
+      return { allowed: true, caller };
     },
     defineRole: (definition) => defineRole(state, definition).arn,
     assumeRole: (roleArn, options) => assumeRoleAs(state, admin.arn, roleArn, options),

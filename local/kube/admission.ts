@@ -135,11 +135,11 @@ function podSpecProblems(spec: any, path: string, isJobTemplate: boolean): Cause
     });
   }
   const volumeNames = new Set((spec.volumes ?? []).map((v: any) => v?.name));
-  (containers ?? []).forEach((c: any, i: number) =>
+  (containers ?? []).forEach((c: any, i: number) => {
     (c?.volumeMounts ?? []).forEach((m: any, j: number) => {
       if (!volumeNames.has(m?.name)) problems.push({ field: `${path}.containers[${i}].volumeMounts[${j}].name`, reason: "FieldValueNotFound", message: `Not found: ${show(m?.name)}` });
-    }),
-  );
+    });
+  });
   if (isJobTemplate) {
     if (spec.restartPolicy === undefined) problems.push(required(`${path}.restartPolicy`, 'valid values: "OnFailure", "Never"'));
     else if (!["OnFailure", "Never"].includes(spec.restartPolicy)) problems.push(unsupported(`${path}.restartPolicy`, spec.restartPolicy, ["OnFailure", "Never"]));

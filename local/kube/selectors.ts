@@ -37,8 +37,8 @@ function splitTopLevel(selector: string): string[] {
   return parts.map((p) => p.trim()).filter((p) => p.length > 0);
 }
 
-const KEY = String.raw`[A-Za-z0-9](?:[-A-Za-z0-9_./]*[A-Za-z0-9])?`;
-const VALUE = String.raw`(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?`;
+const KEY = "[A-Za-z0-9](?:[-A-Za-z0-9_./]*[A-Za-z0-9])?";
+const VALUE = "(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?";
 const SET_RE = new RegExp(String.raw`^(${KEY})\s+(in|notin)\s*\(([^()]*)\)$`);
 const EQ_RE = new RegExp(String.raw`^(${KEY})\s*(==|=|!=)\s*(${VALUE})$`);
 const CMP_RE = new RegExp(String.raw`^(${KEY})\s*(>|<)\s*(-?\d+)$`);
@@ -91,6 +91,8 @@ export function matchesLabelRequirements(labels: Labels, requirements: LabelRequ
         const bound = Number(r.values[0]);
         return r.operator === ">" ? n > bound : n < bound;
       }
+      default:
+        return false;
     }
   });
 }

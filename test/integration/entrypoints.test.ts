@@ -112,7 +112,8 @@ describe("entry points", () => {
         execution = (await executions()).find((e) => e.name?.startsWith("imaging_"));
         return execution !== undefined;
       });
-      const result = (onboarded = await finish(sandbox, { executionArn: execution!.executionArn!, executionName: execution!.name!, statusUrl: "" }));
+      const result = await finish(sandbox, { executionArn: execution!.executionArn!, executionName: execution!.name!, statusUrl: "" });
+      onboarded = result;
 
       // Assess: the event id is the idempotency key, the run succeeded and reported back on the bus
       expect(put.FailedEntryCount).toBe(0);

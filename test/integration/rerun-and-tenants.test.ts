@@ -195,7 +195,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
       // The copy is in the step's output, for the undo; the status response leaves it out (every tenant's mappings).
       expect(stepResult(run, "GrantClusterAccess")).not.toHaveProperty("previousAwsAuth");
       const granted = summariseHistory(await fullHistory(sfn, run.started.executionArn)).steps.find((s) => s.name === "GrantClusterAccess");
-      expect((granted?.result as { previousAwsAuth?: unknown }).previousAwsAuth).toEqual(before.data);
+      expect((granted?.result as { previousAwsAuth?: unknown } | undefined)?.previousAwsAuth).toEqual(before.data);
       expect(awsAuthContent(sandbox)).toStrictEqual(before);
       expect(awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH]).toBeUndefined();
     });

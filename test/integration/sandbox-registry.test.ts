@@ -34,7 +34,10 @@ describe("the sandbox's DynamoDB", () => {
   let sandbox: Sandbox;
   let stateDir: string;
   useSandbox(
-    () => ({ ...FAST, stateDir: (stateDir = mkdtempSync(join(tmpdir(), "nf-eks-registry-"))) }),
+    () => {
+      stateDir = mkdtempSync(join(tmpdir(), "nf-eks-registry-"));
+      return { ...FAST, stateDir };
+    },
     (started) => ({ sandbox } = started),
   );
   afterAll(() => {

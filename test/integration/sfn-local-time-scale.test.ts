@@ -49,8 +49,14 @@ describe("Wait states scaled", () => {
     // Prepare
     const at: number[] = [];
     const functions = {
-      Launch: () => (at.push(Date.now()), { nextCheckSeconds: 10, done: false }),
-      Check: () => (at.push(Date.now()), { nextCheckSeconds: 100, done: at.length >= 3 }),
+      Launch: () => {
+        at.push(Date.now());
+        return { nextCheckSeconds: 10, done: false };
+      },
+      Check: () => {
+        at.push(Date.now());
+        return { nextCheckSeconds: 100, done: at.length >= 3 };
+      },
     };
 
     // Act

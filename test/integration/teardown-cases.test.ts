@@ -81,7 +81,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("teardown faults on
       expect(record.lease).toBeUndefined();
       const expected = remaining(tenant);
       expect(record.owned.remaining).toHaveLength(expected.length);
-      expected.forEach((pattern, i) => expect(record.owned.remaining[i]).toMatch(pattern));
+      for (const [i, pattern] of expected.entries()) expect(record.owned.remaining[i]).toMatch(pattern);
       expect(failed.execution.cause).toContain(record.owned.remaining[0]);
       await settled(sandbox);
       expect(left(sandbox, tenant)).toBeDefined();

@@ -79,7 +79,7 @@ function everyonesCall(call: AuthorizationRecord): boolean {
   );
 }
 
-export function compareWithCalls(
+function compareWithCalls(
   rules: PolicyRule[],
   records: AuthorizationRecord[],
 ): { ungranted: string[]; unneeded: string[]; redundant: string[]; wildcards: string[] } {

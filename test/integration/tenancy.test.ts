@@ -212,17 +212,17 @@ describe("a tenant's identities", () => {
     const run = await provision(sandbox, pvcRequest("epsilon", { namespace: "epsilon" }));
     expect(run.execution.status).toBe("SUCCEEDED");
     const launcher = await kubeClientAs(sandbox, sessionArnOf(`arn:aws:iam::${ACCOUNT_ID}:role/nfeks-epsilon.research-launcher`));
-    const escape = taskPod("escape");
-    escape.spec = {
-      ...escape.spec!,
+    const escapingPod = taskPod("escape");
+    escapingPod.spec = {
+      ...escapingPod.spec!,
       hostNetwork: true,
       containers: [
-        { ...escape.spec!.containers[0]!, securityContext: { privileged: true }, volumeMounts: [{ name: "host", mountPath: "/host" }] },
+        { ...escapingPod.spec!.containers[0]!, securityContext: { privileged: true }, volumeMounts: [{ name: "host", mountPath: "/host" }] },
       ],
       volumes: [{ name: "host", hostPath: { path: "/" } }],
     };
     // Act
-    const refused = await apiError(launcher.createNamespacedPod({ namespace: "epsilon", body: escape }));
+    const refused = await apiError(launcher.createNamespacedPod({ namespace: "epsilon", body: escapingPod }));
     const plain = await statusOf(launcher.createNamespacedPod({ namespace: "epsilon", body: taskPod("plain") }));
     // Assess
     expect(refused.code).toBe(403);

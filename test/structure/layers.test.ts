@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 const ROOT = resolve(import.meta.dirname, "../..");
 const LIB = join(ROOT, "functions/lib");
 /** Lowest first: a folder may import its own folder and those before it. */
-export const LAYERS = ["domain", "aws", "kube", "workflow", "entry"] as const;
+const LAYERS = ["domain", "aws", "kube", "workflow", "entry"] as const;
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {

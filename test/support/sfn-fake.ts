@@ -41,7 +41,8 @@ export function fakeStepFunctions(options: FakeStepFunctionsOptions = {}) {
   const executions = new Map<string, FakeExecution>();
   let clock = Date.parse("2025-01-31T12:00:00Z");
   const add = (stateMachineArn: string, name: string, input: string, status: ExecutionStatus): FakeExecution => {
-    const execution = { input, executionArn: `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`, stateMachineArn, status, startDate: new Date((clock += 1000)) };
+    clock += 1000;
+    const execution = { input, executionArn: `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`, stateMachineArn, status, startDate: new Date(clock) };
     executions.set(name, execution);
     return execution;
   };

@@ -145,7 +145,10 @@ describe("the aws-auth loop and the Lambda's time", () => {
   it("keeps going while there is time for a round (five rounds at most)", async () => {
     // Prepare: the first two replaces conflict
     kube.seed(ORIGINAL_DATA);
-    kube.interleave = [(cm) => void (cm.data = { ...cm.data }), (cm) => void (cm.data = { ...cm.data })];
+    const rewriteData = (cm: { data?: Record<string, string> }) => {
+      cm.data = { ...cm.data };
+    };
+    kube.interleave = [rewriteData, rewriteData];
 
     // Act
     const result = await apply(stateFor("CONFIG_MAP"), { getRemainingTimeInMillis: () => 90_000 });

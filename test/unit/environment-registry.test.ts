@@ -186,3 +186,40 @@ describe("idempotency keys", () => {
     expect(await registry.findKey(KEY.tenant, KEY.key)).toMatchObject({ executionArn: RUN_B.arn });
   });
 });
+
+describe("a start that started nothing", () => {
+  it("puts the record back as it was before the lease (spec, generation, status, last run) and frees it; only the lease's owner can", async () => {
+    // Prepare: generation 1 ready after RUN_A, then RUN_B leases it for a new spec and its start fails
+    await registry.createEnvironment(ENV, SPEC);
+    await registry.takeLease(ENV, { owner: RUN_A, expiresAt: now + 60, spec: SPEC });
+    await registry.recordOutcome(ENV, RUN_A.arn, { status: "ready", owned: {} });
+    const previous = (await registry.getEnvironment(ENV))!;
+    const changed = { ...SPEC, namespace: "elsewhere" };
+    await registry.takeLease(ENV, { owner: RUN_B, expiresAt: now + 60, spec: changed, status: "updating", generation: 1 });
+
+    // Act
+    const byOther = await registry.putBackAfterFailedStart(ENV, RUN_A.arn, previous, false);
+    const byOwner = await registry.putBackAfterFailedStart(ENV, RUN_B.arn, previous, false);
+
+    // Assess
+    expect([byOther, byOwner]).toEqual([false, true]);
+    const record = await registry.getEnvironment(ENV);
+    expect(record).toMatchObject({ status: "ready", generation: 1, spec: SPEC, lastExecution: RUN_A });
+    expect(record?.lease).toBeUndefined();
+  });
+
+  it("leaves a record the start created failed, naming no run (a repeat of the create starts again)", async () => {
+    // Prepare
+    const made = await registry.createEnvironment(ENV, SPEC);
+    await registry.takeLease(ENV, { owner: RUN_A, expiresAt: now + 60, spec: SPEC });
+
+    // Act
+    await registry.putBackAfterFailedStart(ENV, RUN_A.arn, made.record, true);
+
+    // Assess
+    const record = await registry.getEnvironment(ENV);
+    expect(record).toMatchObject({ status: "failed", generation: 0 });
+    expect(record?.lastExecution).toBeUndefined();
+    expect(record?.lease).toBeUndefined();
+  });
+});

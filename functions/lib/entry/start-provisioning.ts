@@ -30,7 +30,7 @@ import { executionArnFor, executionNameFor, tenantOfExecutionName } from "../dom
 import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-error.js";
 import { headPodQuotaProblems, safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { assertClusterAllowed } from "../domain/allowlist.js";
-import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId } from "../workflow/environment-registry.js";
+import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId, type EnvironmentRecord } from "../workflow/environment-registry.js";
 import type { UpdateContext } from "../workflow/workflow-state.js";
 import { RUN_TIMEOUT_SECONDS } from "../domain/run-timeout.js";
 
@@ -112,15 +112,27 @@ function nameOfArn(executionArn: string): string {
  * The environment's lease for this run: the record created when it is new, then the lease taken. Undefined when
  * taken; else the run that holds it.
  */
-async function leaseFor(registry: EnvironmentRegistry, request: ProvisionRequest, owner: { name: string; arn: string }, update?: UpdateContext): Promise<StartOutcome | undefined> {
+/** The record before this start took its lease (to put back if nothing starts), and whether this start created it. */
+interface LeaseTaken {
+  previous: EnvironmentRecord;
+  created: boolean;
+}
+
+async function leaseFor(
+  registry: EnvironmentRegistry,
+  request: ProvisionRequest,
+  owner: { name: string; arn: string },
+  update?: UpdateContext,
+): Promise<{ refused: StartOutcome } | { taken: LeaseTaken | undefined }> {
   const id = environmentIdOf(request);
   const spec = specOf(request);
-  if (!update) await registry.createEnvironment(id, spec);
+  const made = update ? undefined : await registry.createEnvironment(id, spec);
+  const previous = made?.record ?? (await registry.getEnvironment(id));
   const expiresAt = Math.floor(Date.now() / 1000) + RUN_TIMEOUT_SECONDS;
   // An update takes the lease only from the generation it read, and marks the record `updating`.
   const lease = await registry.takeLease(id, { owner, expiresAt, spec, ...(update ? { status: "updating" as const, generation: update.previous.generation } : {}) });
-  if (lease.taken) return undefined;
-  return { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) };
+  if (lease.taken) return { taken: previous ? { previous, created: made?.created === true } : undefined };
+  return { refused: { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) } };
 }
 
 /** This deployment's state machine: the one given, else the STATE_MACHINE_ARN variable's. */
@@ -238,8 +250,8 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
   }
 
   const owner = { name: executionName, arn: executionArnFor(stateMachineArn, executionName) };
-  const refused = registry ? await leaseFor(registry, request, owner, run.update) : undefined;
-  if (refused) return refused;
+  const lease = registry ? await leaseFor(registry, request, owner, run.update) : undefined;
+  if (lease && "refused" in lease) return lease.refused;
 
   try {
     const started = await sfn.send(
@@ -251,8 +263,13 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
     // Standard workflows also answer here, with the same ARN, for a repeat while the first still runs.
     return { outcome: "started", executionArn: started.executionArn ?? owner.arn, executionName };
   } catch (error) {
-    // Nothing started under this name: the lease goes back (a repeat's ExecutionAlreadyExists keeps it for its run).
-    if (registry && !isAwsError(error, "ExecutionAlreadyExists")) await registry.releaseLease(environmentIdOf(request), owner.arn);
+    // Nothing started under this name: the record as it was and the lease go back (a repeat's ExecutionAlreadyExists
+    // keeps both for its run).
+    if (registry && !isAwsError(error, "ExecutionAlreadyExists")) {
+      const taken = lease && "taken" in lease ? lease.taken : undefined;
+      if (taken) await registry.putBackAfterFailedStart(environmentIdOf(request), owner.arn, taken.previous, taken.created);
+      else await registry.releaseLease(environmentIdOf(request), owner.arn);
+    }
     if (isInputTooLarge(error)) {
       const detail = (error as Error).message ? `: ${(error as Error).message}` : "";
       throw new InvalidRequest([{ path: "", message: `the request is too large to start the workflow with (${awsErrorName(error)}${detail})` }], { cause: error });

@@ -347,7 +347,9 @@ function labelsOf(desired: KubernetesObject, live: KubernetesObject): { expected
 
 /** The fields of an object the product sets, by kind (the rest is the server's or someone else's). */
 function kubeProjection(object: KubernetesObject, desired: KubernetesObject): Record<string, unknown> {
+  // biome-ignore lint/suspicious/noExplicitAny: each kind's fields are read by name below, as the API server's JSON has them
   const o = object as KubernetesObject & Record<string, any>;
+  // biome-ignore lint/suspicious/noExplicitAny: as above
   const d = desired as KubernetesObject & Record<string, any>;
   switch (desired.kind) {
     case "Role":

@@ -210,6 +210,29 @@ export class EnvironmentRegistry {
     }
   }
 
+  /**
+   * A start that started nothing: the record as it was before `owner` took the lease (spec, generation, status, last
+   * execution), the lease given back, in one write by its owner. A record this start created is left `failed`
+   * (nothing was built; a repeat of the create starts again) instead of `provisioning` with no run behind it.
+   */
+  async putBackAfterFailedStart(id: EnvironmentId, owner: string, previous: EnvironmentRecord, created: boolean): Promise<boolean> {
+    const status = created ? "failed" : previous.status;
+    const execution = previous.lastExecution ? ", lastExecution = :execution" : "";
+    return updateAsLeaseOwner(
+      { dynamodb: this.client, tableName: this.table },
+      id,
+      owner,
+      `SET #status = :status, spec = :spec, generation = :generation, updatedAt = :at${execution} REMOVE leaseOwner, leaseExpiresAt${execution ? "" : ", lastExecution"}`,
+      {
+        ":status": s(status),
+        ":spec": s(JSON.stringify(previous.spec)),
+        ":generation": n(previous.generation),
+        ":at": s(new Date(this.now() * 1000).toISOString()),
+        ...(previous.lastExecution ? { ":execution": s(JSON.stringify(previous.lastExecution)) } : {}),
+      },
+    );
+  }
+
   /** Give the lease back (only `owner` can): false when someone else holds it, or no one. */
   async releaseLease(id: EnvironmentId, owner: string): Promise<boolean> {
     return updateAsLeaseOwner({ dynamodb: this.client, tableName: this.table }, id, owner, "REMOVE leaseOwner, leaseExpiresAt", {});
