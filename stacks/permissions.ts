@@ -293,6 +293,8 @@ export function kubeStepsStatements(scope: PermissionScope): PolicyStatementJson
     // CreateAccessEntry is called with the ownership tags: eks:TagResource on the new entry.
     statement({ sid: "TagAccessEntriesAtCreation", actions: ["eks:TagResource"], resources: accessEntryArns(scope), conditions: taggingAtCreation() }),
     statement({ sid: "ReadAccessEntries", actions: ["eks:DescribeAccessEntry"], resources: accessEntryArns(scope) }),
+    // A teardown looks for every entry tagged as the tenant's (an update leaves an earlier launcher's entry to it).
+    statement({ sid: "ListAccessEntries", actions: ["eks:ListAccessEntries"], resources: clusterArns(scope) }),
     statement({
       sid: "UpdateOrDeleteOwnedAccessEntries",
       actions: ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry"],

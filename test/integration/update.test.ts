@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
 import type { Sandbox } from "../../local/sandbox.js";
 import { CLUSTER, FAST, finish, kubeObject, kubeObjects, pvcRequest, settled, stepResult, until, useSandbox, type Started } from "../support/sandbox-runs.js";
+import { specOf } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
 const FSX = { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } as const;
@@ -29,12 +30,6 @@ async function create(sandbox: Sandbox, request: Record<string, unknown>): Promi
   const run = await finish(sandbox, answer.body as Started);
   if (run.execution.status !== "SUCCEEDED") throw new Error(`the create run ended ${run.execution.status}: ${run.execution.cause}`);
   await settled(sandbox);
-}
-
-/** The spec a PUT sends: the request without tenant and cluster (the path names them). */
-function specOf(request: Record<string, unknown>): Record<string, unknown> {
-  const { tenant: _tenant, cluster: _cluster, ...spec } = request;
-  return spec;
 }
 
 /** What the tests compare of an object: kind, name, labels, annotations and content (server-set metadata aside). */

@@ -174,6 +174,7 @@ function eksRequests(model: AccountModel, command: string, input: Input, output:
   switch (command) {
     case "DescribeCluster":
     case "ListPodIdentityAssociations":
+    case "ListAccessEntries":
       return [{ action: `eks:${command}`, resource: clusterArn(input.clusterName ?? input.name), context: {} }];
     case "DescribePodIdentityAssociation":
       return [

@@ -1,6 +1,7 @@
 /**
- * Driving environments through the HTTP API in the sandbox: POST /environments, DELETE and GET
- * /environments/{tenant}/{region}/{cluster}. Shared by test/integration/teardown*.test.ts.
+ * Driving environments through the HTTP API in the sandbox: POST /environments, GET, PUT and DELETE
+ * /environments/{tenant}/{region}/{cluster}, POST …/reconcile. Shared by test/integration/teardown*.test.ts,
+ * update.test.ts and environment-journey.test.ts.
  */
 import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { Sandbox } from "../../local/sandbox.js";
@@ -23,6 +24,22 @@ export async function postEnvironment(sandbox: Sandbox, request: unknown): Promi
 export async function deleteEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
   const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, { method: "DELETE" });
   return { status: res.status, body: await res.json() };
+}
+
+export async function putEnvironment(sandbox: Sandbox, tenant: string, spec: unknown): Promise<Answer> {
+  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });
+  return { status: res.status, body: await res.json() };
+}
+
+export async function postReconcile(sandbox: Sandbox, tenant: string): Promise<Answer> {
+  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}/reconcile`, { method: "POST" });
+  return { status: res.status, body: await res.json() };
+}
+
+/** The spec a PUT sends: the request without tenant and cluster (the path names them). */
+export function specOf(request: object): Record<string, unknown> {
+  const { tenant: _tenant, cluster: _cluster, ...spec } = request as Record<string, unknown>;
+  return spec;
 }
 
 export async function readEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {

@@ -3,7 +3,7 @@
  * An existing entry is adopted only when its tags mark it ours for this tenant; otherwise OwnershipConflict.
  * In `API_AND_CONFIG_MAP` EKS prefers an access entry to an aws-auth mapping of the same principal, so before
  * creating one the step checks aws-auth (read only, aws-auth-mapping.ts). The undo deletes the entry only when
- * its tags say this run created it.
+ * its tags say this run created it; a teardown deletes every entry tagged as the tenant's (accessEntryTargets).
  *
  * An entry belongs to the role instance it was made for: EKS stops honouring it once the role is deleted and
  * recreated under the same ARN. EKS does not show the role's unique id, but an entry created before the role's
@@ -15,13 +15,14 @@ import {
   CreateAccessEntryCommand,
   DeleteAccessEntryCommand,
   DescribeAccessEntryCommand,
+  paginateListAccessEntries,
   UpdateAccessEntryCommand,
   type AccessEntry,
   type EKSClient,
 } from "@aws-sdk/client-eks";
 import { parseArn } from "../../lib/domain/arn.js";
 import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
-import { isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { isOwnedBy, isTenantClaim, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { claimOf, compensationResult, notClaimed, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
@@ -172,29 +173,54 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
   return { ...accessResult(access, true), ...(replacedStaleEntry ? { replacedStaleEntry } : {}) };
 }
 
+/**
+ * The principals whose entries an undo looks at: the one the run (a teardown: the record) names, and in a teardown also
+ * every other principal whose entry is tagged as the tenant's. An update leaves the entry of a launcher the new spec no
+ * longer names to the teardown (remove-unwanted.ts), and the record names only the last launcher.
+ */
+export function accessEntryTargets(principalArn: string | undefined, tenantEntries: AccessEntry[], tenant: string | undefined): string[] {
+  const others = tenant === undefined ? [] : tenantEntries.filter((entry) => isOwnedBy(entry.tags, tenant)).map((entry) => entry.principalArn ?? "");
+  return [...new Set([...(principalArn ? [principalArn] : []), ...others.filter(Boolean)])];
+}
+
+/** Every access entry of the cluster, described (a teardown's search for the tenant's entries). */
+async function accessEntriesOf(eks: EKSClient, clusterName: string): Promise<AccessEntry[]> {
+  const found: AccessEntry[] = [];
+  for await (const page of paginateListAccessEntries({ client: eks }, { clusterName })) {
+    for (const principalArn of page.accessEntries ?? []) {
+      const entry = await describeAccessEntry(eks, clusterName, principalArn);
+      if (entry) found.push(entry);
+    }
+  }
+  return found;
+}
+
 export async function undoAccessEntry(
   state: WorkflowState,
   cluster: ResolvedCluster,
   clients: ClusterClients,
 ): Promise<CompensationResult> {
   const result = compensationResult();
-  const principalArn = state.access?.principalArn ?? state.iam?.launcherArn;
-  if (!principalArn) return result; // no launcher: this step never ran
+  const recorded = state.access?.principalArn ?? state.iam?.launcherArn;
   const eks = clients.eks();
-  const label = `EKS access entry ${principalArn} on ${cluster.name}`;
   const claim = claimOf(state, String(state.request.tenant));
-  await undoOne(result, label, claim, async () => {
-    const entry = await describeAccessEntry(eks, cluster.name, principalArn);
-    if (!entry) return;
-    if (!wasCreatedBy(entry.tags, claim)) {
-      if (state.access?.previousIdentity) await putBackIdentity(eks, cluster, entry, state.access, label, result);
-      else result.kept.push(`${label}: ${notClaimed(claim)}`);
-      return;
-    }
-    // Gone already: an earlier attempt deleted it.
-    await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
-    result.undone.push(label);
-  });
+  const tenantEntries = isTenantClaim(claim) ? await accessEntriesOf(eks, cluster.name) : [];
+  const principals = accessEntryTargets(recorded, tenantEntries, isTenantClaim(claim) ? claim.tenant : undefined);
+  for (const principalArn of principals) {
+    const label = `EKS access entry ${principalArn} on ${cluster.name}`;
+    await undoOne(result, label, claim, async () => {
+      const entry = await describeAccessEntry(eks, cluster.name, principalArn);
+      if (!entry) return;
+      if (!wasCreatedBy(entry.tags, claim)) {
+        if (principalArn === recorded && state.access?.previousIdentity) await putBackIdentity(eks, cluster, entry, state.access, label, result);
+        else result.kept.push(`${label}: ${notClaimed(claim)}`);
+        return;
+      }
+      // Gone already: an earlier attempt deleted it.
+      await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
+      result.undone.push(label);
+    });
+  }
   return result;
 }
 

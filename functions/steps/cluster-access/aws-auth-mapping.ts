@@ -99,9 +99,13 @@ export async function undoAwsAuthMapping(
 ): Promise<CompensationResult> {
   const claim = claimOf(state, String(state.request.tenant));
   const launcher = state.access?.principalArn ?? state.iam?.launcherArn;
-  // A teardown undoes every run that mapped the environment's launcher (the principal its record names).
-  const runsOf = (awsAuth: AwsAuthConfigMap): RunMark[] =>
-    isTenantClaim(claim) ? (launcher ? awsAuth.runsThatMapped(awsAuthPrincipal(launcher)?.arn ?? launcher) : []) : [claim];
+  // A teardown undoes every run that mapped the environment's launcher (the principal its record names) or, before an
+  // update changed the launcher, an earlier one (any principal our runs mapped as the tenant's launcher identity).
+  const runsOf = (awsAuth: AwsAuthConfigMap): RunMark[] => {
+    if (!isTenantClaim(claim)) return [claim];
+    const principals = new Set([...(launcher ? [awsAuthPrincipal(launcher)?.arn ?? launcher] : []), ...awsAuth.launchersOfTenant(claim.tenant)]);
+    return [...new Set([...principals].flatMap((arn) => awsAuth.runsThatMapped(arn)))];
+  };
   const result = compensationResult();
   let removal: RunMappingsRemoval | undefined;
   await undoOne(result, `aws-auth mapping for ${launcher ?? "the launcher"}`, claim, async () => {

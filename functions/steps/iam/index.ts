@@ -81,8 +81,9 @@ export async function undoIamResources(state: WorkflowState, deps: IamDeps = {})
   const iam = deps.iam ?? iamClient();
   const run = claimOf(state, request.tenant);
   // What this run changed on adopted objects is only in `$.iam`, i.e. when the step succeeded (a failed step put its changes back itself).
-  // Pod Identity associations first: they reference the workload role.
-  if (state.cluster && request.storage.type === "fusion" && request.storage.podIdentity) {
+  // Pod Identity associations first: they reference the workload role. A teardown looks whatever the recorded spec
+  // says: an earlier generation may have made some (pod-identity.ts associationSearches).
+  if (state.cluster && (state.removal || (request.storage.type === "fusion" && request.storage.podIdentity))) {
     const eks = deps.eks ?? eksClient(state.cluster.region);
     const changes = state.iam?.changedAssociations ?? [];
     await undoPodIdentityAssociations({ eks, clusterName: state.cluster.name, request, run, changes }, result);

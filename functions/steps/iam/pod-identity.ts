@@ -14,7 +14,7 @@ import {
   UpdatePodIdentityAssociationCommand,
 } from "@aws-sdk/client-eks";
 import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
-import { type Claim, isOwnedBy, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import { type Claim, isOwnedBy, isTenantClaim, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
 import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
@@ -38,16 +38,17 @@ async function describeAssociation(
   return (await ifExists(read, "ResourceNotFoundException"))?.association;
 }
 
+/** The associations in `namespace` (of `serviceAccount`, when given), or in the whole cluster when no namespace is given. */
 async function associationsFor(
   eks: EKSClient,
   clusterName: string,
-  namespace: string,
+  namespace?: string,
   serviceAccount?: string,
 ): Promise<PodIdentityAssociation[]> {
   const found: PodIdentityAssociation[] = [];
   for await (const page of paginateListPodIdentityAssociations(
     { client: eks },
-    { clusterName, namespace, ...(serviceAccount ? { serviceAccount } : {}) },
+    { clusterName, ...(namespace ? { namespace } : {}), ...(serviceAccount ? { serviceAccount } : {}) },
   )) {
     for (const summary of page.associations ?? []) {
       if (serviceAccount && summary.serviceAccount !== serviceAccount) continue;
@@ -175,13 +176,35 @@ export interface AssociationsToUndo {
   changes: PodIdentityAssociationChange[];
 }
 
-/** Delete the associations this execution created; point adopted ones back as recorded; leave the rest. */
+/**
+ * Where an undo looks for associations. A compensation: where its run made them (the spec's namespace, each of its
+ * service accounts). A teardown: the whole cluster, because the tenant's associations may sit where an earlier
+ * generation put them (a namespace or service account an update changed, Pod Identity since turned off; an update
+ * leaves identities to the teardown, remove-unwanted.ts), and the record's list of them does not outlive a later run.
+ */
+export function associationSearches(request: ProvisionRequest, run: Claim): Array<{ namespace?: string; serviceAccount?: string }> {
+  if (isTenantClaim(run)) return [{}];
+  return serviceAccountsOf(request).map((serviceAccount) => ({ namespace: request.namespace, serviceAccount }));
+}
+
+/**
+ * Whether an undo deals with an association it found: always where the spec puts one (ours is undone, another's is
+ * noted as kept); elsewhere in the cluster (a teardown's search) only when it is within the claim, the others being
+ * none of this tenant's business.
+ */
+export function isUndoTarget(association: Pick<PodIdentityAssociation, "namespace" | "serviceAccount" | "tags">, request: ProvisionRequest, run: Claim): boolean {
+  const inSpecPlace = association.namespace === request.namespace && serviceAccountsOf(request).includes(association.serviceAccount ?? "");
+  return inSpecPlace || wasCreatedBy(association.tags, run);
+}
+
+/** Delete the associations this execution (a teardown: the tenant) created; point adopted ones back as recorded; leave the rest. */
 export async function undoPodIdentityAssociations(undo: AssociationsToUndo, result: CompensationResult): Promise<void> {
   const { eks, clusterName, request, run } = undo;
   const changeOf = new Map(undo.changes.map((change) => [change.associationId, change]));
-  for (const serviceAccount of serviceAccountsOf(request)) {
-    for (const association of await associationsFor(eks, clusterName, request.namespace, serviceAccount)) {
-      const label = `Pod Identity association ${association.associationId} (${request.namespace}/${serviceAccount})`;
+  for (const search of associationSearches(request, run)) {
+    for (const association of await associationsFor(eks, clusterName, search.namespace, search.serviceAccount)) {
+      if (!isUndoTarget(association, request, run)) continue;
+      const label = `Pod Identity association ${association.associationId} (${association.namespace}/${association.serviceAccount})`;
       await undoOne(result, label, run, async () => {
         if (!wasCreatedBy(association.tags, run)) {
           const change = changeOf.get(association.associationId!);

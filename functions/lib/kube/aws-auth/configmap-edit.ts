@@ -243,6 +243,16 @@ export class AwsAuthConfigMap {
     return [...new Set([...(adder ? [adder] : []), ...editors])] as RunMark[];
   }
 
+  /**
+   * The principals our runs recorded here (added or changed) whose entry maps the launcher identity of `tenant`: with
+   * the principal an environment's record names, what a teardown removes (an update leaves an earlier launcher's
+   * mapping to it).
+   */
+  launchersOfTenant(tenant: string): string[] {
+    const recorded = new Set([...Object.keys(this.marks), ...Object.values(this.edits).flatMap((byArn) => Object.keys(byArn ?? {}))]);
+    return [...recorded].filter((arn) => this.mappingOf(arn).launcherTenant === tenant);
+  }
+
   /** The ConfigMap to write (new data and our marks; labels, owners and other annotations as read), or undefined when unchanged. */
   replacement(): V1ConfigMap | undefined {
     if (!this.changed) return undefined;
