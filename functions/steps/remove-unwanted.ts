@@ -10,19 +10,26 @@
  *    the result says why the namespace stayed.
  *  - Other objects (a compute ServiceAccount, a claim under another name, a ResourceQuota no longer asked for) are
  *    deleted one by one, bindings first, each only when it carries the tenant's ownership marks.
- *  - IAM roles, Pod Identity associations and cluster access the new generation no longer wants are left in place and
- *    listed under `kept`: deleting the tenant's identities is the teardown's (DELETE /environments/...).
+ *  - The cluster access of a launcher the new spec no longer names (`launcher` changed) is removed last, so that a
+ *    launcher the tenant no longer uses keeps no way into the tenant's namespace: exactly that principal's EKS access
+ *    entry (only when tagged as the tenant's) or aws-auth mapping (only as runs of this product recorded it), with the
+ *    teardown's code (cluster-access/index.ts removeFormerLauncherAccess). The new launcher's access is not touched.
+ *  - IAM roles and Pod Identity associations the new generation no longer wants are left in place and listed under
+ *    `kept`: this step runs as the shared KubeStepsRole, which has no IAM write permission; the teardown
+ *    (DELETE /environments/...) removes them.
  *
  * Deletions cannot be undone: a failure here fails the run, whose compensation puts the new generation's changes back,
  * and the failure's cause lists what this step had already removed (`$.removed` is lost with the error, so each
  * removal is logged). Re-running finds nothing left to remove. Nothing to compensate: the step has no Undo state.
  */
+import type { EKSClient } from "@aws-sdk/client-eks";
 import type { V1Namespace } from "@kubernetes/client-node";
 import { deleteIfCreatedBy, describeRef, readObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { contentNotCreatedBy } from "../lib/kube/namespace-content.js";
 import { isOwnedBy } from "../lib/domain/naming.js";
 import { ownedResourcesOf, type OwnedResources } from "../lib/workflow/environment-outcome.js";
 import { kubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
+import { deadlineOf, removeFormerLauncherAccess } from "./cluster-access/index.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import type { KubeRef, RemovalResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
@@ -48,18 +55,26 @@ export function previousOwned(owned: Record<string, unknown> | undefined): Owned
   };
 }
 
-/** What the previous generation owned and this one does not: Kubernetes objects, and the identities an update leaves. */
-export function unwantedOf(previous: OwnedResources, current: OwnedResources): { kubernetes: KubeRef[]; identities: string[] } {
+/** What the previous generation owned and this one does not. */
+export interface Unwanted {
+  kubernetes: KubeRef[];
+  /** The cluster access of the previous launcher, when the new generation's launcher is another principal */
+  clusterAccess?: { method: string; principalArn: string };
+  /** The IAM roles and Pod Identity associations an update leaves in place (one line each) */
+  identities: string[];
+}
+
+/** What the previous generation owned and this one does not: Kubernetes objects, a former launcher's access, and the identities an update leaves. */
+export function unwantedOf(previous: OwnedResources, current: OwnedResources): Unwanted {
   const wanted = new Set(current.kubernetes.map(kubeKey));
   const kubernetes = previous.kubernetes.filter((ref) => !wanted.has(kubeKey(ref)));
   const identities = [
     ...previous.roles.filter((arn) => !current.roles.includes(arn)).map((arn) => `IAM role ${arn}`),
     ...previous.podIdentityAssociations.filter((id) => !current.podIdentityAssociations.includes(id)).map((id) => `Pod Identity association ${id}`),
-    ...(previous.clusterAccess && previous.clusterAccess.principalArn !== current.clusterAccess?.principalArn
-      ? [`cluster access (${previous.clusterAccess.method}) for ${previous.clusterAccess.principalArn}`]
-      : []),
   ];
-  return { kubernetes, identities };
+  // No current access (a run that granted none) says nothing about the launcher: nothing is removed then.
+  const formerLauncher = previous.clusterAccess && current.clusterAccess && previous.clusterAccess.principalArn !== current.clusterAccess.principalArn;
+  return { kubernetes, ...(formerLauncher ? { clusterAccess: previous.clusterAccess } : {}), identities };
 }
 
 async function removeObjects(api: KubeApi, refs: KubeRef[], tenant: string, result: RemovalResult): Promise<void> {
@@ -103,7 +118,12 @@ async function removeNamespace(api: KubeApi, namespace: string, tenant: string, 
   return true;
 }
 
-export async function removeUnwantedResources(state: WorkflowState, deps: KubeStepDeps = {}): Promise<RemovalResult> {
+/** The cluster client, and the EKS client for a former launcher's access entry (tests hand theirs in). */
+export interface RemoveUnwantedDeps extends KubeStepDeps {
+  eks?: EKSClient;
+}
+
+export async function removeUnwantedResources(state: WorkflowState, deps: RemoveUnwantedDeps = {}, deadline?: number): Promise<RemovalResult> {
   const result: RemovalResult = { removed: [], kept: [] };
   if (!state.update) return result;
   const { request, api } = await kubeStepContext(state, deps);
@@ -117,17 +137,27 @@ export async function removeUnwantedResources(state: WorkflowState, deps: KubeSt
   const objects = unwanted.kubernetes.filter((ref) => ref.kind !== "Namespace" && !gone.has(ref.namespace ?? ""));
   await removeObjects(api, objects, tenant, result);
 
+  // Last: while anything above could still fail the run (whose compensation takes the new launcher's access away),
+  // the former launcher keeps its way in.
+  if (unwanted.clusterAccess) {
+    const access = await removeFormerLauncherAccess(state, unwanted.clusterAccess, { kube: api, ...(deps.eks ? { eks: deps.eks } : {}) }, deadline);
+    for (const line of access.undone) {
+      result.removed.push(line);
+      logger.info("removed the cluster access of a launcher the new generation no longer names", { access: line });
+    }
+    result.kept.push(...access.kept, ...(access.failed ?? []));
+  }
   for (const identity of unwanted.identities) {
-    result.kept.push(`${identity}: no longer wanted; an update leaves identities in place (DELETE the environment to remove them)`);
+    result.kept.push(`${identity}: no longer wanted; an update leaves IAM roles and Pod Identity associations in place (DELETE the environment to remove them)`);
   }
   logger.info("previous generation's leftovers removed", { ...result });
   return result;
 }
 
 /** The step's handler, with the cluster client given (tests) or built per call from `$.cluster`. */
-export function createRemoveUnwantedStep(deps: KubeStepDeps = {}) {
+export function createRemoveUnwantedStep(deps: RemoveUnwantedDeps = {}) {
   return {
-    apply: stepHandler<WorkflowState, RemovalResult>("RemoveUnwantedResources", (state) => removeUnwantedResources(state, deps)),
+    apply: stepHandler<WorkflowState, RemovalResult>("RemoveUnwantedResources", (state, context) => removeUnwantedResources(state, deps, deadlineOf(context))),
   };
 }
 

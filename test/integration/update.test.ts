@@ -4,9 +4,30 @@
  * generation back, and what cannot be updated is refused up front.
  */
 import { describe, expect, it } from "vitest";
+import { CreateRoleCommand } from "@aws-sdk/client-iam";
+import { iamClient } from "../../functions/lib/aws/clients.js";
 import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
 import type { Sandbox } from "../../local/sandbox.js";
-import { CLUSTER, FAST, finish, kubeObject, kubeObjects, pvcRequest, settled, stepResult, until, useSandbox, type Started } from "../support/sandbox-runs.js";
+import {
+  ACCOUNT_ID,
+  CLUSTER,
+  clusterState,
+  FAST,
+  finish,
+  iamRole,
+  kubeClientAs,
+  kubeObject,
+  kubeObjects,
+  mappedRoleArns,
+  pvcRequest,
+  sessionArnOf,
+  settled,
+  statusOf,
+  stepResult,
+  until,
+  useSandbox,
+  type Started,
+} from "../support/sandbox-runs.js";
 import { specOf } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
@@ -200,5 +221,60 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     expect(concurrent.body).toMatchObject({ error: "RunInProgress", executionArn: started.body.executionArn });
     expect(run.execution.status).toBe("SUCCEEDED");
     expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready", spec: { storage: { size: "110Gi" } } });
+  });
+});
+
+/** Two launcher roles the platform team made (a request may name an existing principal). */
+const LAUNCHER_OLD = `arn:aws:iam::${ACCOUNT_ID}:role/upd-seqera-old`;
+const LAUNCHER_NEW = `arn:aws:iam::${ACCOUNT_ID}:role/upd-seqera-new`;
+
+async function createLauncherRoles(sandbox: Sandbox): Promise<void> {
+  const trust = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }] };
+  for (const arn of [LAUNCHER_OLD, LAUNCHER_NEW]) {
+    const name = arn.slice(arn.lastIndexOf("/") + 1);
+    if (!iamRole(sandbox, name)) await iamClient().send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
+  }
+}
+
+/** What a launcher (a session of its role) gets when it lists the pods of the tenant's namespace with an EKS token (200: let in). */
+async function listPodsAs(sandbox: Sandbox, roleArn: string, namespace: string): Promise<number> {
+  return statusOf((await kubeClientAs(sandbox, sessionArnOf(roleArn))).listNamespacedPod({ namespace }));
+}
+
+describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("PUT naming another launcher on a %s cluster", (authenticationMode) => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST, authenticationMode }, (started) => ({ sandbox } = started));
+
+  it("removes the former launcher's cluster access last, exactly it: the old launcher is no longer let in, the new one is", async () => {
+    // Prepare
+    const tenant = authenticationMode === "CONFIG_MAP" ? "upd-who-map" : "upd-who";
+    await createLauncherRoles(sandbox);
+    const first = pvcRequest(tenant, { storage: FSX, namespace: tenant, launcher: { mode: "existing", principalArn: LAUNCHER_OLD } }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const oldLetInBefore = await listPodsAs(sandbox, LAUNCHER_OLD, tenant);
+    const second = { ...specOf(first), launcher: { mode: "existing", principalArn: LAUNCHER_NEW } };
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const run = await finish(sandbox, answer.body as Started);
+    await settled(sandbox);
+
+    // Assess
+    expect(oldLetInBefore).toBe(200);
+    expect(run.execution.status, run.execution.cause).toBe("SUCCEEDED");
+    const removal = stepResult(run, "RemoveUnwantedResources");
+    expect(await listPodsAs(sandbox, LAUNCHER_OLD, tenant)).toBe(401);
+    expect(await listPodsAs(sandbox, LAUNCHER_NEW, tenant)).toBe(200);
+    if (authenticationMode === "CONFIG_MAP") {
+      expect(removal.removed).toEqual([`aws-auth mapping for ${LAUNCHER_OLD}`]);
+      expect(mappedRoleArns(sandbox)).not.toContain(LAUNCHER_OLD);
+      expect(mappedRoleArns(sandbox)).toContain(LAUNCHER_NEW);
+    } else {
+      expect(removal.removed).toEqual([`EKS access entry ${LAUNCHER_OLD} on ${CLUSTER.name}`]);
+      expect(clusterState(sandbox).accessEntries.has(LAUNCHER_OLD)).toBe(false);
+      expect(clusterState(sandbox).accessEntries.get(LAUNCHER_NEW)).toMatchObject({ username: `tower-launcher-user-${tenant}` });
+    }
+    expect(removal.kept.filter((line: string) => line.includes(LAUNCHER_OLD))).toEqual([]);
+    expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready", owned: { clusterAccess: { principalArn: LAUNCHER_NEW } } });
   });
 });

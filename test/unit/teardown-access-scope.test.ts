@@ -72,3 +72,30 @@ describe("AwsAuthConfigMap.launchersOfTenant", () => {
     expect(launchers.flatMap((arn) => awsAuth.runsThatMapped(arn)).sort()).toEqual([RUN_1, RUN_2].sort());
   });
 });
+
+describe("AwsAuthConfigMap.removeRunMappings for one principal (an update removing a former launcher's mapping)", () => {
+  it("removes exactly that principal's entry and mark; the run's other entry and mark, and entries mapped by hand, stay", () => {
+    // Prepare: one run recorded two principals (as far as the codec is concerned), and an entry was mapped by hand
+    const entry = (arn: string, tenant: string) =>
+      `- rolearn: ${arn}\n  username: ${launcherUsername(tenant)}\n  groups:\n  - ${launcherGroup(tenant)}\n`;
+    const configMap: V1ConfigMap = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "aws-auth", namespace: "kube-system", annotations: { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [EARLIER]: RUN_1, [NOW]: RUN_1 }) } },
+      data: { mapRoles: entry(EARLIER, "genomics") + entry(NOW, "genomics") + entry(BY_HAND, "genomics") },
+    };
+    const awsAuth = new AwsAuthConfigMap(configMap, { info: () => {}, warn: () => {} });
+    const identity = { username: launcherUsername("genomics"), groups: [launcherGroup("genomics")] };
+
+    // Act
+    const removal = awsAuth.removeRunMappings(RUN_1, identity, EARLIER);
+    const written = awsAuth.replacement()!;
+
+    // Assess
+    expect(removal).toEqual({ removed: [EARLIER], restored: [], changedSince: [], notRestored: [] });
+    expect(written.data!.mapRoles).not.toContain(EARLIER);
+    expect(written.data!.mapRoles).toContain(NOW);
+    expect(written.data!.mapRoles).toContain(BY_HAND);
+    expect(JSON.parse(written.metadata!.annotations![ANNOTATION_AWS_AUTH_MAPPINGS]!)).toEqual({ [NOW]: RUN_1 });
+  });
+});

@@ -65,5 +65,21 @@ describe("unwantedOf", () => {
     // Assess
     expect(unwanted.kubernetes).toEqual([ns("one"), sa("one", "a")]);
     expect(unwanted.identities).toEqual(["IAM role arn:workload"]);
+    expect(unwanted.clusterAccess).toBeUndefined();
+  });
+
+  it("names the former launcher's cluster access when the new generation's launcher is another principal, and only then", () => {
+    // Prepare
+    const owned = (principalArn?: string) =>
+      previousOwned({ roles: [], podIdentityAssociations: [], kubernetes: [], ...(principalArn ? { clusterAccess: { method: "aws-auth", principalArn } } : {}) });
+    // Act
+    const changed = unwantedOf(owned("arn:old"), owned("arn:new"));
+    const same = unwantedOf(owned("arn:old"), owned("arn:old"));
+    const noneNow = unwantedOf(owned("arn:old"), owned());
+    // Assess
+    expect(changed.clusterAccess).toEqual({ method: "aws-auth", principalArn: "arn:old" });
+    expect(changed.identities).toEqual([]);
+    expect(same.clusterAccess).toBeUndefined();
+    expect(noneNow.clusterAccess).toBeUndefined();
   });
 });

@@ -23,7 +23,7 @@ import {
 import { parseArn } from "../../lib/domain/arn.js";
 import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
 import { isOwnedBy, isTenantClaim, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
-import { claimOf, compensationResult, notClaimed, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { claimOf, compensationResult, notClaimed, recordUndo, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
 import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
@@ -175,8 +175,8 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
 
 /**
  * The principals whose entries an undo looks at: the one the run (a teardown: the record) names, and in a teardown also
- * every other principal whose entry is tagged as the tenant's. An update leaves the entry of a launcher the new spec no
- * longer names to the teardown (remove-unwanted.ts), and the record names only the last launcher.
+ * every other principal whose entry is tagged as the tenant's: the record names only the last launcher, and an update
+ * whose removal of an earlier launcher's entry did not happen (a run that failed after the grant) leaves it behind.
  */
 export function accessEntryTargets(principalArn: string | undefined, tenantEntries: AccessEntry[], tenant: string | undefined): string[] {
   const others = tenant === undefined ? [] : tenantEntries.filter((entry) => isOwnedBy(entry.tags, tenant)).map((entry) => entry.principalArn ?? "");
@@ -216,11 +216,35 @@ export async function undoAccessEntry(
         else result.kept.push(`${label}: ${notClaimed(claim)}`);
         return;
       }
-      // Gone already: an earlier attempt deleted it.
-      await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName: cluster.name, principalArn })), "ResourceNotFoundException");
+      await deleteAccessEntry(eks, cluster.name, principalArn);
       result.undone.push(label);
     });
   }
+  return result;
+}
+
+/** Delete one principal's entry; gone already (an earlier attempt deleted it) is fine. */
+async function deleteAccessEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<void> {
+  await ignoreMissing(eks.send(new DeleteAccessEntryCommand({ clusterName, principalArn })), "ResourceNotFoundException");
+}
+
+/**
+ * An update's removal of the entry of a launcher the new spec no longer names (remove-unwanted.ts): exactly that
+ * principal's entry, and only when its tags mark it the tenant's (as a teardown decides); anyone else's is kept.
+ */
+export async function removeFormerLauncherEntry(cluster: ResolvedCluster, clients: ClusterClients, principalArn: string, tenant: string): Promise<CompensationResult> {
+  const result = compensationResult();
+  const claim = { tenant };
+  const eks = clients.eks();
+  const label = `EKS access entry ${principalArn} on ${cluster.name}`;
+  const entry = await describeAccessEntry(eks, cluster.name, principalArn);
+  if (!entry) return result;
+  if (!wasCreatedBy(entry.tags, claim)) {
+    recordUndo(result, label, "kept", claim);
+    return result;
+  }
+  await deleteAccessEntry(eks, cluster.name, principalArn);
+  recordUndo(result, label, "deleted", claim);
   return result;
 }
 

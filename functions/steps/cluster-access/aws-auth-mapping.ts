@@ -129,6 +129,25 @@ export async function undoAwsAuthMapping(
   return reportRemoval(removal, result);
 }
 
+/**
+ * An update's removal of the mapping of a launcher the new spec no longer names (remove-unwanted.ts): exactly that
+ * principal's entry, as each run of this product that mapped it recorded it (removed while it still maps the tenant's
+ * launcher identity; an adopted entry put back as it was), the runs' other edits untouched. A mapping no run of ours
+ * recorded is not the product's: it stays.
+ */
+export async function removeFormerLauncherMapping(principalArn: string, identity: LauncherIdentity, clients: ClusterClients): Promise<CompensationResult> {
+  const result = compensationResult();
+  const arn = awsAuthPrincipal(principalArn)?.arn ?? principalArn;
+  const removal = await editAwsAuth<RunMappingsRemoval | undefined>(
+    await clients.kube(),
+    logger,
+    (awsAuth) => mergedRemovals(awsAuth.runsThatMapped(arn).map((run) => awsAuth.removeRunMappings(run, identity, arn))),
+    () => undefined,
+    { deadline: clients.deadline },
+  );
+  return removal ? reportRemoval(removal, result) : result;
+}
+
 /** The removals of several runs as one. */
 function mergedRemovals(removals: RunMappingsRemoval[]): RunMappingsRemoval {
   const merged: RunMappingsRemoval = { removed: [], restored: [], changedSince: [], notRestored: [] };

@@ -3,7 +3,8 @@
  * in group `tower-launcher-role-<tenant>` (the RBAC step binds that user to the namespace Role). The
  * identity is the tenant's own, so a launcher reaches only its tenant's namespace. An entry or mapping of
  * ours from an earlier version (the shared `tower-launcher-user`) is moved to the tenant's identity.
- * UndoClusterAccess removes exactly what this run added.
+ * UndoClusterAccess removes exactly what this run added. An update that names another launcher removes the former
+ * one's access last (removeFormerLauncherAccess, run by RemoveUnwantedResources).
  *
  * The cluster's authenticationMode chooses the mechanism:
  * - `API` / `API_AND_CONFIG_MAP`: an EKS access entry (access-entry.ts);
@@ -20,8 +21,8 @@ import { compensationResult, type CompensationResult } from "../../lib/workflow/
 import { stepHandler } from "../../lib/workflow/middleware.js";
 import { requireCluster } from "../../lib/workflow/require-cluster.js";
 import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
-import { grantViaAccessEntry, undoAccessEntry } from "./access-entry.js";
-import { grantViaAwsAuth, undoAwsAuthMapping } from "./aws-auth-mapping.js";
+import { grantViaAccessEntry, removeFormerLauncherEntry, undoAccessEntry } from "./access-entry.js";
+import { grantViaAwsAuth, removeFormerLauncherMapping, undoAwsAuthMapping } from "./aws-auth-mapping.js";
 
 export { AWS_AUTH_MAX_ATTEMPTS, MAX_PREVIOUS_COPY_CHARS } from "../../lib/kube/aws-auth/index.js";
 
@@ -117,6 +118,24 @@ export async function undoClusterAccess(given: WorkflowState, deps: ClusterAcces
   const clients = clientsFor(cluster, deps, deadline);
   if (usesAccessEntries(cluster)) return undoAccessEntry(state, cluster, clients);
   return undoAwsAuthMapping(state, launcherIdentity(parseRequest(state.request).tenant), clients);
+}
+
+/**
+ * An update's removal of the cluster access of a launcher the new spec no longer names (remove-unwanted.ts, after every
+ * other step succeeded): exactly that principal's access entry (only when tagged as the tenant's) or aws-auth mapping
+ * (only as runs of this product recorded it), by the mechanism the previous generation used. The new launcher's access,
+ * granted by this run, is never looked at.
+ */
+export async function removeFormerLauncherAccess(
+  state: WorkflowState,
+  former: { method: string; principalArn: string },
+  deps: ClusterAccessDeps = {},
+  deadline?: number,
+): Promise<CompensationResult> {
+  const { request, cluster } = requireCluster(state);
+  const clients = clientsFor(cluster, deps, deadline);
+  if (former.method === "aws-auth") return removeFormerLauncherMapping(former.principalArn, launcherIdentity(request.tenant), clients);
+  return removeFormerLauncherEntry(cluster, clients, former.principalArn, request.tenant);
 }
 
 /** The two Lambda handlers; tests pass fake clients, the deployed ones make them per call. */

@@ -205,12 +205,15 @@ export class AwsAuthConfigMap {
   /**
    * Undo the run `runMark`: put back each adopted entry it replaced while it is still byte for byte what the run
    * wrote, remove each entry it added while it still maps to `only` (an entry someone changed after us is theirs
-   * now), and forget its marks.
+   * now), and forget its marks. With `principalArn` (canonical), only that principal's entry: the run's other edits
+   * and marks stay (an update removing the mapping of a launcher the new spec no longer names).
    */
-  removeRunMappings(runMark: RunMark, only: { username: string; groups: string[] }): RunMappingsRemoval {
+  removeRunMappings(runMark: RunMark, only: { username: string; groups: string[] }, principalArn?: string): RunMappingsRemoval {
     const removal: RunMappingsRemoval = { removed: [], restored: [], changedSince: [], notRestored: [] };
-    const runEdits = this.edits[runMark] ?? {};
-    const added = Object.keys(this.marks).filter((arn) => this.marks[arn] === runMark);
+    const concerned = (arn: string) => principalArn === undefined || arn === principalArn;
+    const allRunEdits = this.edits[runMark] ?? {};
+    const runEdits = Object.fromEntries(Object.entries(allRunEdits).filter(([arn]) => concerned(arn)));
+    const added = Object.keys(this.marks).filter((arn) => this.marks[arn] === runMark && concerned(arn));
     if (added.length === 0 && Object.keys(runEdits).length === 0) return removal;
     for (const [arn, recorded] of Object.entries(runEdits)) {
       if (!recorded.replaced) continue;
@@ -226,8 +229,9 @@ export class AwsAuthConfigMap {
       (removed ? removal.removed : removal.changedSince).push(arn);
     }
     const { [runMark]: _done, ...otherRuns } = this.edits;
+    const leftOfRun = Object.fromEntries(Object.entries(allRunEdits).filter(([arn]) => !concerned(arn)));
     this.marks = remaining;
-    this.edits = otherRuns;
+    this.edits = Object.keys(leftOfRun).length > 0 ? { ...otherRuns, [runMark]: leftOfRun } : otherRuns;
     this.changed = true;
     return removal;
   }
