@@ -4,27 +4,15 @@
  * `details.name`, `details.kind` the resource); an update carrying a stale resourceVersion answers 409 Conflict.
  * Creates the namespace `<prefix>-conflicts` and one ConfigMap in it; deletes the namespace afterwards.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
-import { cleanUp, createNamespace, deleteNamespace, openTarget, refusal, type ContractTarget } from "./target.js";
+import { describe, expect, it } from "vitest";
+import type { CoreV1Api, V1ConfigMap } from "@kubernetes/client-node";
+import { type ContractTarget, refusal, useTargetNamespace } from "./target.js";
 
 let target: ContractTarget;
 let namespace: string;
 let core: CoreV1Api;
 
-beforeAll(async () => {
-  target = await openTarget();
-  namespace = `${target.prefix}-conflicts`;
-  core = target.admin.makeApiClient(CoreV1Api);
-  await createNamespace(target, namespace);
-});
-
-afterAll(async () => {
-  await cleanUp(
-    async () => namespace && (await deleteNamespace(target, namespace)),
-    async () => target?.close(),
-  );
-});
+useTargetNamespace("conflicts", (ready) => ({ target, namespace, core } = ready));
 
 function configMap(name: string, data: Record<string, string>): V1ConfigMap {
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace }, data };

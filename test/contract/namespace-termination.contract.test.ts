@@ -6,9 +6,9 @@
  * grace period, on the target's clock). Creates the namespace `<prefix>-terminating` with a pod and a claim in it
  * and removes them (the namespace's deletion is the test; afterAll deletes it again if the test stopped before).
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
-import { cleanUp, clusterMs, createNamespace, deleteNamespace, eventually, isStatus, openTarget, refusal, testTimeout, type ContractTarget } from "./target.js";
+import { describe, expect, it } from "vitest";
+import type { CoreV1Api, V1Pod } from "@kubernetes/client-node";
+import { clusterMs, type ContractTarget, eventually, isStatus, refusal, testTimeout, useTargetNamespace } from "./target.js";
 
 /** The pod's grace period: the namespace stays Terminating at least this long (real seconds). */
 const GRACE_SECONDS = 60;
@@ -17,19 +17,7 @@ let target: ContractTarget;
 let namespace: string;
 let core: CoreV1Api;
 
-beforeAll(async () => {
-  target = await openTarget();
-  namespace = `${target.prefix}-terminating`;
-  core = target.admin.makeApiClient(CoreV1Api);
-  await createNamespace(target, namespace);
-});
-
-afterAll(async () => {
-  await cleanUp(
-    async () => namespace && (await deleteNamespace(target, namespace)),
-    async () => target?.close(),
-  );
-});
+useTargetNamespace("terminating", (ready) => ({ target, namespace, core } = ready));
 
 /** A pod that keeps running (busybox as PID 1 ignores SIGTERM, so it is killed only at the end of its grace period). */
 function sleeper(name: string): V1Pod {

@@ -5,27 +5,15 @@
  * under a registry path named with the run's prefix (no registry has it). Creates the namespace `<prefix>-pods` with
  * the two pods; deletes the namespace afterwards.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CoreV1Api, type V1Pod, type V1Volume } from "@kubernetes/client-node";
-import { cleanUp, clusterMs, createNamespace, deleteNamespace, eventually, openTarget, testTimeout, type ContractTarget } from "./target.js";
+import { describe, expect, it } from "vitest";
+import type { CoreV1Api, V1Pod, V1Volume } from "@kubernetes/client-node";
+import { clusterMs, type ContractTarget, eventually, testTimeout, useTargetNamespace } from "./target.js";
 
 let target: ContractTarget;
 let namespace: string;
 let core: CoreV1Api;
 
-beforeAll(async () => {
-  target = await openTarget();
-  namespace = `${target.prefix}-pods`;
-  core = target.admin.makeApiClient(CoreV1Api);
-  await createNamespace(target, namespace);
-});
-
-afterAll(async () => {
-  await cleanUp(
-    async () => namespace && (await deleteNamespace(target, namespace)),
-    async () => target?.close(),
-  );
-});
+useTargetNamespace("pods", (ready) => ({ target, namespace, core } = ready));
 
 function pod(name: string, image: string, volumes: V1Volume[] = []): V1Pod {
   return {

@@ -10,6 +10,7 @@
  * objects named with it and removes them in its afterAll/finally, so a real cluster is left as it was.
  */
 import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll } from "vitest";
 import { ApiException, AuthenticationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { CreateRoleCommand, IAMClient, SimulatePrincipalPolicyCommand, type CreateRoleCommandInput } from "@aws-sdk/client-iam";
 import { DescribeClusterCommand, EKSClient } from "@aws-sdk/client-eks";
@@ -319,4 +320,29 @@ export async function deleteNamespace(target: ContractTarget, name: string): Pro
   } catch (error) {
     if (!isStatus(error, 404) && !isStatus(error, 409)) throw error;
   }
+}
+
+export interface TargetNamespace {
+  target: ContractTarget;
+  /** `<prefix>-<suffix>`, created before the file's tests and deleted after them */
+  namespace: string;
+  /** the admin's core API client */
+  core: CoreV1Api;
+}
+
+/** Open the target before the file's tests with a namespace of its own; remove both after them, even on failure. */
+export function useTargetNamespace(suffix: string, opened: (ready: TargetNamespace) => void): void {
+  let ready: TargetNamespace | undefined;
+  beforeAll(async () => {
+    const target = await openTarget();
+    ready = { target, namespace: `${target.prefix}-${suffix}`, core: target.admin.makeApiClient(CoreV1Api) };
+    opened(ready);
+    await createNamespace(target, ready.namespace);
+  });
+  afterAll(async () => {
+    await cleanUp(
+      async () => ready && (await deleteNamespace(ready.target, ready.namespace)),
+      async () => ready?.target.close(),
+    );
+  });
 }
