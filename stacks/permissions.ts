@@ -279,6 +279,26 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
 }
 
 /**
+ * RemoveUnwantedIdentities (update runs): delete the product's roles (on its path, marked as owned) and Pod Identity
+ * associations (marked) the new generation no longer uses. Reads and deletes only: no restore, no creation.
+ */
+export function removeUnwantedIdentitiesStatements(scope: PermissionScope): PolicyStatementJson[] {
+  const roles = prefixedRoleArn(scope);
+  return [
+    readProductRolesStatement(scope, ["iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
+    statement({ sid: "EmptyOwnedProductRoles", actions: ["iam:DeleteRolePolicy", "iam:DetachRolePolicy"], resources: [roles], conditions: ownedOnly(scope.config) }),
+    statement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
+    statement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({
+      sid: "DeleteOwnedPodIdentityAssociations",
+      actions: ["eks:DeletePodIdentityAssociation"],
+      resources: podIdentityAssociationArns(scope),
+      conditions: ownedOnly(),
+    }),
+  ];
+}
+
+/**
  * The shared KubeStepsRole: the EKS access-entry calls of GrantClusterAccess / UndoClusterAccess
  * (API and API_AND_CONFIG_MAP clusters). Everything else those steps do goes to the Kubernetes API.
  */
@@ -438,6 +458,8 @@ export function stepStatements(entry: StepFunctionEntry, scope: PermissionScope,
       return iamApplyStatements(scope);
     case "iam/index.compensate":
       return iamCompensateStatements(scope);
+    case "remove-unwanted-identities.apply":
+      return removeUnwantedIdentitiesStatements(scope);
     case "report.ready":
     case "report.failed":
     case "teardown-record.record": // and the registry (stepRegistryStatements)

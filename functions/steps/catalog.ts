@@ -42,6 +42,7 @@ const STEPS: CatalogLine[] = [
   { state: "CheckHeadJob", module: "head-job", handler: "check", resultKey: "headJob", description: "Read the head Job's pod phase" },
   { state: "UndoHeadJob", module: "head-job", handler: "compensate", description: "Delete the Job, its pods and its params ConfigMap" },
   { state: "RemoveUnwantedResources", module: "remove-unwanted", handler: "apply", resultKey: "removed", description: "Update runs only, last: delete what the previous generation owned and the new spec no longer wants" },
+  { state: "RemoveUnwantedIdentities", module: "remove-unwanted-identities", handler: "apply", resultKey: "removedIdentities", description: "Update runs only, after RemoveUnwantedResources: delete the product's roles and Pod Identity associations the new spec no longer uses" },
   { state: "Report", module: "report", handler: "ready", resultKey: "report", description: "Emit ComputeEnvironmentReady" },
   { state: "ReportFailure", module: "report", handler: "failed", resultKey: "failure", description: "Emit ComputeEnvironmentFailed and summarise what failed and what could not be undone" },
 ];

@@ -14,9 +14,9 @@
  *    launcher the tenant no longer uses keeps no way into the tenant's namespace: exactly that principal's EKS access
  *    entry (only when tagged as the tenant's) or aws-auth mapping (only as runs of this product recorded it), with the
  *    teardown's code (cluster-access/index.ts removeFormerLauncherAccess). The new launcher's access is not touched.
- *  - IAM roles and Pod Identity associations the new generation no longer wants are left in place and listed under
- *    `kept`: this step runs as the shared KubeStepsRole, which has no IAM write permission; the teardown
- *    (DELETE /environments/...) removes them.
+ *  - IAM roles and Pod Identity associations the new generation no longer wants are not this step's: it runs as the
+ *    shared KubeStepsRole, which has no IAM write permission. RemoveUnwantedIdentities (remove-unwanted-identities.ts,
+ *    its own Lambda and role) removes them right after.
  *
  * Deletions cannot be undone: a failure here fails the run, whose compensation puts the new generation's changes back,
  * and the failure's cause lists what this step had already removed (`$.removed` is lost with the error, so each
@@ -60,21 +60,23 @@ export interface Unwanted {
   kubernetes: KubeRef[];
   /** The cluster access of the previous launcher, when the new generation's launcher is another principal */
   clusterAccess?: { method: string; principalArn: string };
-  /** The IAM roles and Pod Identity associations an update leaves in place (one line each) */
-  identities: string[];
+  /** ARNs of the roles the product created that the new generation no longer uses (RemoveUnwantedIdentities deletes them) */
+  roles: string[];
+  /** Ids of the Pod Identity associations the new generation no longer wants (RemoveUnwantedIdentities deletes them) */
+  podIdentityAssociations: string[];
 }
 
-/** What the previous generation owned and this one does not: Kubernetes objects, a former launcher's access, and the identities an update leaves. */
+/** What the previous generation owned and this one does not: Kubernetes objects, a former launcher's access, roles and Pod Identity associations. */
 export function unwantedOf(previous: OwnedResources, current: OwnedResources): Unwanted {
   const wanted = new Set(current.kubernetes.map(kubeKey));
   const kubernetes = previous.kubernetes.filter((ref) => !wanted.has(kubeKey(ref)));
-  const identities = [
-    ...previous.roles.filter((arn) => !current.roles.includes(arn)).map((arn) => `IAM role ${arn}`),
-    ...previous.podIdentityAssociations.filter((id) => !current.podIdentityAssociations.includes(id)).map((id) => `Pod Identity association ${id}`),
-  ];
+  // A role the new generation uses (an existing launcher that was the product's role before) is never unwanted.
+  const inUse = new Set([...current.roles, ...(current.clusterAccess ? [current.clusterAccess.principalArn] : [])]);
+  const roles = previous.roles.filter((arn) => !inUse.has(arn));
+  const podIdentityAssociations = previous.podIdentityAssociations.filter((id) => !current.podIdentityAssociations.includes(id));
   // No current access (a run that granted none) says nothing about the launcher: nothing is removed then.
   const formerLauncher = previous.clusterAccess && current.clusterAccess && previous.clusterAccess.principalArn !== current.clusterAccess.principalArn;
-  return { kubernetes, ...(formerLauncher ? { clusterAccess: previous.clusterAccess } : {}), identities };
+  return { kubernetes, ...(formerLauncher ? { clusterAccess: previous.clusterAccess } : {}), roles, podIdentityAssociations };
 }
 
 async function removeObjects(api: KubeApi, refs: KubeRef[], tenant: string, result: RemovalResult): Promise<void> {
@@ -146,9 +148,6 @@ export async function removeUnwantedResources(state: WorkflowState, deps: Remove
       logger.info("removed the cluster access of a launcher the new generation no longer names", { access: line });
     }
     result.kept.push(...access.kept, ...(access.failed ?? []));
-  }
-  for (const identity of unwanted.identities) {
-    result.kept.push(`${identity}: no longer wanted; an update leaves IAM roles and Pod Identity associations in place (DELETE the environment to remove them)`);
   }
   logger.info("previous generation's leftovers removed", { ...result });
   return result;

@@ -18,6 +18,8 @@ export const STEP_SIZING: Readonly<Record<string, StepSizing>> = {
   "head-job": { memorySize: 512, timeout: 120 },
   // An update's removals: an old namespace is looked through (every namespaced kind) before it is deleted.
   "remove-unwanted": { memorySize: 512, timeout: 120 },
+  // An update's IAM and Pod Identity removals: a few reads and deletes.
+  "remove-unwanted-identities": { memorySize: 256, timeout: 60 },
   report: { memorySize: 256, timeout: 30 },
   // The teardown's own: waiting out a Terminating namespace (it retries in the state machine), the record's removal.
   "namespace-removal": { memorySize: 512, timeout: 30 },

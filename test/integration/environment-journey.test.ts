@@ -242,8 +242,8 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     expect(namespacesChecked(read.body.drift)).toEqual(["jrn-fault-one"]);
   });
 
-  it("a Pod Identity environment moved to another namespace is torn down whole: the associations of the old namespace too", async () => {
-    // Prepare: generation 1's associations in jrn-pod-one, generation 2's in jrn-pod-two (an update leaves the old ones to the teardown)
+  it("a Pod Identity environment moved to another namespace: the update removes the old namespace's associations, the teardown the rest", async () => {
+    // Prepare: generation 1's associations in jrn-pod-one, generation 2's in jrn-pod-two (the update removes the old ones, RemoveUnwantedIdentities)
     const tenant = "jrn-pod";
     await settled(sandbox);
     const before = sandbox.snapshot();
@@ -256,7 +256,7 @@ describe("an environment's journey: create, update, drift, reconcile, scheduled 
     await settled(sandbox);
     const associationsIn = (namespace: string) =>
       [...clusterState(sandbox).podIdentityAssociations.values()].filter((a) => a.namespace === namespace);
-    expect(associationsIn("jrn-pod-one")).toHaveLength(2);
+    expect(associationsIn("jrn-pod-one")).toEqual([]);
     expect(associationsIn("jrn-pod-two")).toHaveLength(2);
 
     // Act

@@ -14,6 +14,7 @@ import {
   clusterState,
   FAST,
   finish,
+  fusionRequest,
   iamRole,
   kubeClientAs,
   kubeObject,
@@ -122,6 +123,37 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     expect(kubeObject(sandbox, "ServiceAccount", "upd-grow", "upd-grow-compute")).toBeUndefined();
     expect(stepResult(run, "RemoveUnwantedResources").removed).toEqual(["ServiceAccount upd-grow/upd-grow-compute"]);
     expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready" });
+  });
+
+  it("Fusion (Pod Identity) → PVC: the workload role and its Pod Identity associations are removed after the rest, the launcher role stays", async () => {
+    // Prepare
+    const tenant = "upd-fus";
+    const first = fusionRequest(tenant, { namespace: "upd-fus", podIdentity: true }) as Record<string, unknown>;
+    await create(sandbox, first);
+    const before = await environmentOf(tenant);
+    const roleNames = (before?.owned.roles as string[]).map((arn) => arn.slice(arn.lastIndexOf("/") + 1));
+    const workload = roleNames.find((name) => name.endsWith("-workload"))!;
+    const launcher = roleNames.find((name) => name.endsWith("-launcher"))!;
+    const associations = before?.owned.podIdentityAssociations as string[];
+    const workloadBefore = iamRole(sandbox, workload);
+    const second = { ...specOf(first), storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } };
+
+    // Act
+    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const run = await finish(sandbox, answer.body as Started);
+    await settled(sandbox);
+
+    // Assess
+    expect(associations.length).toBeGreaterThan(0);
+    expect(workloadBefore).toBeDefined();
+    expect(run.execution.status, run.execution.cause).toBe("SUCCEEDED");
+    const removal = stepResult(run, "RemoveUnwantedIdentities");
+    expect(removal.removed).toEqual([...associations.map((id) => expect.stringContaining(`Pod Identity association ${id}`)), `IAM role ${workload}`]);
+    expect(removal.kept).toEqual([]);
+    expect(iamRole(sandbox, workload)).toBeUndefined();
+    expect(iamRole(sandbox, launcher)).toBeDefined();
+    for (const id of associations) expect(clusterState(sandbox).podIdentityAssociations.has(id)).toBe(false);
+    expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready", owned: { podIdentityAssociations: [] } });
   });
 
   it("a permanent fault during an update puts the previous generation back: objects as before (the growth said, not undone), the record at generation 1, the error reported", async () => {

@@ -185,8 +185,10 @@ describe("provision.asl.json: structure", () => {
       "LaunchHeadJob",
       "CheckHeadJob",
       "Report",
-      // Update runs only (depth-first, it is reached after Report's first path): IsUpdate -> RemoveUnwantedResources -> Report.
+      // Update runs only (depth-first, it is reached after Report's first path): IsUpdate -> RemoveUnwantedResources ->
+      // RemoveUnwantedIdentities -> Report.
       "RemoveUnwantedResources",
+      "RemoveUnwantedIdentities",
     ]);
     expect(STATES.get("CreateIamResources")!.parallel).toBe("PrepareIdentityAndNamespace");
     expect(STATES.get("CreateNamespaceAndRbac")!.parallel).toBe("PrepareIdentityAndNamespace");
@@ -226,14 +228,11 @@ describe("provision.asl.json: structure", () => {
     expect(hasHeadJob.Default).toBe("IsUpdate");
     expect(isUpdate.Choices).toEqual([{ Variable: "$.update", IsPresent: true, Next: "RemoveUnwantedResources" }]);
     expect(isUpdate.Default).toBe("Report");
-    expect(removal.Next).toBe("Report");
-    expect(compensationChainFrom(failureEntryOf("RemoveUnwantedResources"))).toEqual([
-      "UndoHeadJob",
-      "UndoStorage",
-      "UndoClusterAccess",
-      "UndoNamespaceAndRbac",
-      "UndoIamResources",
-    ]);
+    expect(removal.Next).toBe("RemoveUnwantedIdentities");
+    expect(state("RemoveUnwantedIdentities").Next).toBe("Report");
+    for (const step of ["RemoveUnwantedResources", "RemoveUnwantedIdentities"]) {
+      expect(compensationChainFrom(failureEntryOf(step))).toEqual(["UndoHeadJob", "UndoStorage", "UndoClusterAccess", "UndoNamespaceAndRbac", "UndoIamResources"]);
+    }
   });
 
   it("ResolveCluster has nothing to undo: its failure goes straight to ReportFailure", () => {

@@ -54,7 +54,19 @@ describe("specRequestOf", () => {
 });
 
 describe("unwantedOf", () => {
-  it("is what the previous generation owned and this one does not, identities listed apart", () => {
+  it("never names a role the new generation uses as its launcher (a created launcher role now named as an existing one)", () => {
+    // Prepare
+    const previous = previousOwned({ roles: ["arn:launcher", "arn:workload"], podIdentityAssociations: ["a-1", "a-2"], clusterAccess: { method: "access-entry", principalArn: "arn:launcher" }, kubernetes: [] });
+    const current = previousOwned({ roles: [], podIdentityAssociations: ["a-2"], clusterAccess: { method: "access-entry", principalArn: "arn:launcher" }, kubernetes: [] });
+    // Act
+    const unwanted = unwantedOf(previous, current);
+    // Assess
+    expect(unwanted.roles).toEqual(["arn:workload"]);
+    expect(unwanted.podIdentityAssociations).toEqual(["a-1"]);
+    expect(unwanted.clusterAccess).toBeUndefined();
+  });
+
+  it("is what the previous generation owned and this one does not: Kubernetes objects, roles", () => {
     // Prepare
     const ns = (name: string) => ({ apiVersion: "v1", kind: "Namespace", name });
     const sa = (namespace: string, name: string) => ({ apiVersion: "v1", kind: "ServiceAccount", namespace, name });
@@ -64,7 +76,8 @@ describe("unwantedOf", () => {
     const unwanted = unwantedOf(previous, current);
     // Assess
     expect(unwanted.kubernetes).toEqual([ns("one"), sa("one", "a")]);
-    expect(unwanted.identities).toEqual(["IAM role arn:workload"]);
+    expect(unwanted.roles).toEqual(["arn:workload"]);
+    expect(unwanted.podIdentityAssociations).toEqual([]);
     expect(unwanted.clusterAccess).toBeUndefined();
   });
 
@@ -78,7 +91,7 @@ describe("unwantedOf", () => {
     const noneNow = unwantedOf(owned("arn:old"), owned());
     // Assess
     expect(changed.clusterAccess).toEqual({ method: "aws-auth", principalArn: "arn:old" });
-    expect(changed.identities).toEqual([]);
+    expect(changed.roles).toEqual([]);
     expect(same.clusterAccess).toBeUndefined();
     expect(noneNow.clusterAccess).toBeUndefined();
   });

@@ -113,6 +113,7 @@ export const STEP_RESULT_FIELDS: Readonly<Record<string, Readonly<Record<string,
   CheckHeadJob: HEAD_JOB,
   UndoHeadJob: COMPENSATION,
   RemoveUnwantedResources: REMOVAL,
+  RemoveUnwantedIdentities: REMOVAL,
   Report: REPORT,
   ReportFailure: REPORT_FAILURE,
   // statemachines/deprovision.asl.json: the compensators under their teardown names, and the teardown's own steps.

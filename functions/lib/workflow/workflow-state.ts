@@ -137,7 +137,7 @@ export interface UpdateContext {
   generation: number;
 }
 
-/** RemoveUnwantedResources → `$.removed` */
+/** RemoveUnwantedResources → `$.removed`; RemoveUnwantedIdentities → `$.removedIdentities` */
 export interface RemovalResult {
   /** What was deleted, one line each (cannot be undone) */
   removed: string[];
@@ -213,6 +213,8 @@ export interface WorkflowState {
   /** Update runs only (from the execution input) */
   update?: UpdateContext;
   removed?: RemovalResult;
+  /** RemoveUnwantedIdentities → `$.removedIdentities` (update runs) */
+  removedIdentities?: RemovalResult;
   error?: CaughtError;
   /** The step whose failure `$.error` is, when the state machine knows it (a failed Parallel branch records its Task's name) */
   failedStep?: string;

@@ -16,7 +16,7 @@ import {
 import { NotAllowed, OwnershipConflict } from "../../lib/domain/errors.js";
 import { type Claim, isOwnedBy, isTenantClaim, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
 import { type ProvisionRequest, serviceAccountsOf } from "../../lib/domain/request.js";
-import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
+import { notClaimed, recordUndo, type UndoOutcome, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
 import type { CompensationResult, PodIdentityAssociationChange } from "../../lib/workflow/workflow-state.js";
@@ -179,8 +179,8 @@ export interface AssociationsToUndo {
 /**
  * Where an undo looks for associations. A compensation: where its run made them (the spec's namespace, each of its
  * service accounts). A teardown: the whole cluster, because the tenant's associations may sit where an earlier
- * generation put them (a namespace or service account an update changed, Pod Identity since turned off; an update
- * leaves identities to the teardown, remove-unwanted.ts), and the record's list of them does not outlive a later run.
+ * generation put them (a namespace or service account an update changed, Pod Identity since turned off, when that
+ * update's RemoveUnwantedIdentities could not delete them), and the record's list of them does not outlive a later run.
  */
 export function associationSearches(request: ProvisionRequest, run: Claim): Array<{ namespace?: string; serviceAccount?: string }> {
   if (isTenantClaim(run)) return [{}];
@@ -221,4 +221,21 @@ export async function undoPodIdentityAssociations(undo: AssociationsToUndo, resu
       });
     }
   }
+}
+
+/**
+ * An update's removal of an association the new generation no longer wants (remove-unwanted-identities.ts): exactly the
+ * one with this id, deleted only when its tags mark it the tenant's; anyone else's is kept, a missing one is nothing to do.
+ */
+export async function removeTenantAssociation(eks: EKSClient, clusterName: string, associationId: string, tenant: string, result: CompensationResult): Promise<void> {
+  const claim = { tenant };
+  const association = await describeAssociation(eks, clusterName, associationId);
+  const label = association ? `Pod Identity association ${associationId} (${association.namespace}/${association.serviceAccount})` : `Pod Identity association ${associationId}`;
+  let outcome: UndoOutcome = "absent";
+  if (association && !wasCreatedBy(association.tags, claim)) outcome = "kept";
+  else if (association) {
+    await ignoreMissing(eks.send(new DeletePodIdentityAssociationCommand({ clusterName, associationId })), "ResourceNotFoundException");
+    outcome = "deleted";
+  }
+  recordUndo(result, label, outcome, claim);
 }

@@ -159,3 +159,24 @@ export async function undoTaggedRoles(
     });
   }
 }
+
+/**
+ * An update's removal of a role the new generation no longer uses (remove-unwanted-identities.ts): deleted only when it
+ * is on the product's path and its tags mark it the tenant's (as a teardown decides); anyone else's is kept.
+ */
+export async function removeTenantRole(iam: IAMClient, roleName: string, tenant: string, result: CompensationResult): Promise<void> {
+  const claim = { tenant };
+  const role = await getRole(iam, roleName);
+  if (!role) return; // gone already
+  const elsewhere = outsideProductPath(role);
+  if (elsewhere) {
+    result.kept.push(elsewhere);
+    return;
+  }
+  if (!wasCreatedBy(tagsToRecord(role.Tags), claim)) {
+    result.kept.push(`IAM role ${roleName}: ${notClaimed(claim)}`);
+    return;
+  }
+  await ignoreMissing(deleteRole(iam, roleName), "NoSuchEntity");
+  result.undone.push(`IAM role ${roleName}`);
+}
