@@ -40,7 +40,9 @@ export async function removeUnwantedIdentities(state: WorkflowState, deps: IamDe
   if (podIdentityAssociations.length > 0) {
     const eks = deps.eks ?? eksClient(cluster.region);
     for (const id of podIdentityAssociations) {
-      await undoOne(outcome, `Pod Identity association ${id}`, claim, () => removeTenantAssociation(eks, cluster.name, id, request.tenant, outcome));
+      await undoOne(outcome, `Pod Identity association ${id}`, claim, () =>
+        removeTenantAssociation(eks, cluster.name, id, request.tenant, outcome),
+      );
     }
   }
   if (roles.length > 0) {

@@ -131,10 +131,10 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     const first = fusionRequest(tenant, { namespace: "upd-fus", podIdentity: true }) as Record<string, unknown>;
     await create(sandbox, first);
     const before = await environmentOf(tenant);
-    const roleNames = (before?.owned.roles as string[]).map((arn) => arn.slice(arn.lastIndexOf("/") + 1));
+    const roleNames = ((before?.owned.roles ?? []) as string[]).map((arn) => arn.slice(arn.lastIndexOf("/") + 1));
     const workload = roleNames.find((name) => name.endsWith("-workload"))!;
     const launcher = roleNames.find((name) => name.endsWith("-launcher"))!;
-    const associations = before?.owned.podIdentityAssociations as string[];
+    const associations = (before?.owned.podIdentityAssociations ?? []) as string[];
     const workloadBefore = iamRole(sandbox, workload);
     const second = { ...specOf(first), storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } };
 
