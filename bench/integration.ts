@@ -10,7 +10,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const started = performance.now();
 const run = spawnSync("npx", ["vitest", "run", "test/integration"], { cwd: ROOT, encoding: "utf8", env: process.env });
 const seconds = (performance.now() - started) / 1000;
-const summary = (run.stdout + run.stderr).split("\n").filter((l) => /Test Files|Tests /.test(l)).map((l) => l.replace(/\x1b\[[0-9;]*m/g, "").trim());
+const summary = (run.stdout + run.stderr)
+  .split("\n")
+  .filter((l) => /Test Files|Tests /.test(l))
+  .map((l) => l.replace(/\x1b\[[0-9;]*m/g, "").trim());
 console.log(summary.join("\n"));
 console.log(`integration suite: ${seconds.toFixed(1)} s wall (target < 180 s), exit ${run.status}`);
 process.exitCode = run.status ?? 1;

@@ -14,11 +14,15 @@ const READY = /sandbox ready/i;
 async function once(): Promise<{ readyMs: number; stopMs: number }> {
   const started = performance.now();
   // Ephemeral ports and a throwaway state dir, so the bench never collides with a running sandbox.
-  const child = spawn("npm", ["start", "--silent", "--", "--port", "0", "--aws-port", "0", "--kube-port", "0", "--sfn-port", "0", "--state-dir", ".sandbox/bench"], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
+  const child = spawn(
+    "npm",
+    ["start", "--silent", "--", "--port", "0", "--aws-port", "0", "--kube-port", "0", "--sfn-port", "0", "--state-dir", ".sandbox/bench"],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
+  );
   let output = "";
   const readyMs = await new Promise<number>((resolveReady, reject) => {
     const timer = setTimeout(() => reject(new Error(`not ready after 30 s:\n${output}`)), 30_000);

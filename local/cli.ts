@@ -95,7 +95,8 @@ async function start(args: string[]): Promise<void> {
     fail((error as Error).message);
   }
   const clockScale = values["time-scale"] === undefined ? undefined : Number(values["time-scale"]);
-  if (clockScale !== undefined && (!Number.isFinite(clockScale) || clockScale < 0)) fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
+  if (clockScale !== undefined && (!Number.isFinite(clockScale) || clockScale < 0))
+    fail(`--time-scale is a non-negative number, got "${values["time-scale"]}"`);
   const delay = values["propagation-delay"] === undefined ? 0 : Number(values["propagation-delay"]);
   if (!Number.isFinite(delay) || delay < 0) fail(`--propagation-delay is a number of seconds, got "${values["propagation-delay"]}"`);
   const grace = values["stopped-run-grace"] === undefined ? (values.fast ? 2 : 120) : Number(values["stopped-run-grace"]);
@@ -135,7 +136,8 @@ async function start(args: string[]): Promise<void> {
   } catch (error) {
     const e = error as NodeJS.ErrnoException & { port?: number };
     if (error instanceof UnknownPermission) fail(e.message);
-    if (e.code === "EADDRINUSE") fail(`port ${e.port} is already in use (another npm start?); pick another with --port, or 0 for any free port`);
+    if (e.code === "EADDRINUSE")
+      fail(`port ${e.port} is already in use (another npm start?); pick another with --port, or 0 for any free port`);
     throw error;
   }
 
@@ -171,7 +173,17 @@ async function demo(args: string[]): Promise<void> {
   // biome-ignore lint/suspicious/noImplicitAnyLet: parseArgs' result, typed by its options, is assigned in the try
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { example: { type: "string" }, api: { type: "string" }, "state-dir": { type: "string" }, drift: { type: "boolean" }, teardown: { type: "boolean" } }, strict: true }));
+    ({ values } = parseArgs({
+      args,
+      options: {
+        example: { type: "string" },
+        api: { type: "string" },
+        "state-dir": { type: "string" },
+        drift: { type: "boolean" },
+        teardown: { type: "boolean" },
+      },
+      strict: true,
+    }));
   } catch (error) {
     fail((error as Error).message);
   }
@@ -185,7 +197,14 @@ async function demo(args: string[]): Promise<void> {
   // sandbox nothing in this process logs, so this only ever quiets that path. A level the user set wins.
   process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
   const { runDemo } = await import("./demo.js");
-  await runDemo({ examplePath, apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined), envFile, sandboxEnv, drift: values.drift === true, teardown: values.teardown === true });
+  await runDemo({
+    examplePath,
+    apiUrl: values.api ?? (sandboxEnv?.NF_EKS_API_URL || undefined),
+    envFile,
+    sandboxEnv,
+    drift: values.drift === true,
+    teardown: values.teardown === true,
+  });
 }
 
 const [command, ...rest] = process.argv.slice(2);

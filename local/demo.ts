@@ -44,7 +44,9 @@ function describeResult(step: StepSummary): string {
     case "GrantClusterAccess":
       return `${r.method} ${r.principalArn} → user ${r.username}, groups ${(r.groups ?? []).join(",")}${r.created ? "" : " (already there)"}`;
     case "ConfigureStorage":
-      return r.type === "pvc" ? `PVC ${r.claimName} mounted at ${r.mountPath}; ConfigMap ${r.configMap}` : `Fusion: annotated ${(r.annotated ?? []).map((a: { serviceAccount: string }) => a.serviceAccount).join(", ")}; ConfigMap ${r.configMap}`;
+      return r.type === "pvc"
+        ? `PVC ${r.claimName} mounted at ${r.mountPath}; ConfigMap ${r.configMap}`
+        : `Fusion: annotated ${(r.annotated ?? []).map((a: { serviceAccount: string }) => a.serviceAccount).join(", ")}; ConfigMap ${r.configMap}`;
     case "LaunchHeadJob":
     case "CheckHeadJob":
       return `job ${r.jobName}: ${r.phase}${r.podName ? ` (pod ${r.podName})` : ""}`;
@@ -57,7 +59,8 @@ function describeResult(step: StepSummary): string {
     case "RecordRemoval":
       return `recorded ${r.status}${r.kept?.length ? `; kept: ${r.kept.join(", ")}` : ""}${r.remaining?.length ? `; remaining: ${r.remaining.join("; ")}` : ""}`;
     default:
-      if (step.name.startsWith("Remove")) return `removed: ${(r.undone ?? []).join(", ") || "nothing"}${r.failed?.length ? `; could not: ${r.failed.join("; ")}` : ""}`;
+      if (step.name.startsWith("Remove"))
+        return `removed: ${(r.undone ?? []).join(", ") || "nothing"}${r.failed?.length ? `; could not: ${r.failed.join("; ")}` : ""}`;
       return step.name.startsWith("Undo") ? `undone: ${(r.undone ?? []).join(", ") || "nothing"}` : "";
   }
 }
@@ -142,18 +145,24 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
   console.log(`  AWS`);
   console.log(`    IAM roles            ${ours.join(", ") || "(none)"}`);
   const eks = eksClient(region);
-  const entries = (await eks.send(new ListAccessEntriesCommand({ clusterName })).catch(() => ({ accessEntries: [] as string[] }))).accessEntries ?? [];
+  const entries =
+    (await eks.send(new ListAccessEntriesCommand({ clusterName })).catch(() => ({ accessEntries: [] as string[] }))).accessEntries ?? [];
   const accessLines: string[] = [];
   for (const principalArn of entries) {
     const entry = (await eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn }))).accessEntry;
-    if (entry?.tags?.[LABEL_TENANT] === tenant) accessLines.push(`${principalArn} → ${entry.username} (${(entry.kubernetesGroups ?? []).join(",")})`);
+    if (entry?.tags?.[LABEL_TENANT] === tenant)
+      accessLines.push(`${principalArn} → ${entry.username} (${(entry.kubernetesGroups ?? []).join(",")})`);
   }
-  const awsAuth: any = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "aws-auth", namespace: "kube-system" } }).catch(() => undefined);
+  const awsAuth: any = await kube
+    .read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "aws-auth", namespace: "kube-system" } })
+    .catch(() => undefined);
   const username = launcherUsername(tenant);
   if (awsAuthMapsUsername(awsAuth?.data, username)) accessLines.push(`aws-auth: launcher mapped to ${username} (${launcherGroup(tenant)})`);
   console.log(`    cluster access       ${accessLines.join("; ") || "(none)"}`);
   if (ns) {
-    const cm: any = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace } }).catch(() => undefined);
+    const cm: any = await kube
+      .read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace } })
+      .catch(() => undefined);
     if (cm?.data?.["nextflow.config"]) {
       console.log(`\nThe tenant's nextflow.config (ConfigMap ${namespace}/${NEXTFLOW_CONFIGMAP}):\n`);
       console.log(cm.data["nextflow.config"].replace(/^/gm, "    "));
@@ -161,7 +170,11 @@ async function summarise(tenant: string, namespace: string, clusterName: string,
   }
 }
 
-type DriftBody = { status: string; reason?: string; resources: Array<{ kind: string; name: string; state: string; differences: Array<{ path: string }> }> };
+type DriftBody = {
+  status: string;
+  reason?: string;
+  resources: Array<{ kind: string; name: string; state: string; differences: Array<{ path: string }> }>;
+};
 
 function printDrift(drift: DriftBody | undefined): void {
   if (!drift) {
@@ -170,7 +183,9 @@ function printDrift(drift: DriftBody | undefined): void {
   }
   console.log(`  drift: ${drift.status}${drift.reason ? ` (${drift.reason})` : ""}, ${drift.resources.length} resources checked`);
   for (const r of drift.resources.filter((r) => r.state !== "present")) {
-    console.log(`    ${r.state.padEnd(8)} ${r.kind} ${r.name}${r.differences.length ? `: ${r.differences.map((d) => d.path).join(", ")}` : ""}`);
+    console.log(
+      `    ${r.state.padEnd(8)} ${r.kind} ${r.name}${r.differences.length ? `: ${r.differences.map((d) => d.path).join(", ")}` : ""}`,
+    );
   }
 }
 
@@ -205,7 +220,10 @@ The scheduled check, now (POST /sandbox/drift-check): ${summary.checked} checked
 }
 
 /** DELETE the environment, watch the teardown (by its ARN: a deprovision run), then ask again what exists. */
-async function narrateTeardown(apiUrl: string, request: { tenant: string; namespace?: string; cluster: { name: string; region: string } }): Promise<void> {
+async function narrateTeardown(
+  apiUrl: string,
+  request: { tenant: string; namespace?: string; cluster: { name: string; region: string } },
+): Promise<void> {
   const path = `/environments/${request.tenant}/${request.cluster.region}/${request.cluster.name}`;
   console.log(`\nDELETE ${apiUrl}${path}`);
   const res = await fetch(`${apiUrl}${path}`, { method: "DELETE" });
@@ -238,8 +256,19 @@ export async function runDemo({
   sandboxEnv,
   drift,
   teardown = false,
-}: { examplePath: string; apiUrl?: string; envFile: string; sandboxEnv?: Record<string, string>; drift?: boolean; teardown?: boolean }): Promise<void> {
-  const request = JSON.parse(readFileSync(examplePath, "utf8")) as { tenant: string; namespace?: string; cluster: { name: string; region: string } };
+}: {
+  examplePath: string;
+  apiUrl?: string;
+  envFile: string;
+  sandboxEnv?: Record<string, string>;
+  drift?: boolean;
+  teardown?: boolean;
+}): Promise<void> {
+  const request = JSON.parse(readFileSync(examplePath, "utf8")) as {
+    tenant: string;
+    namespace?: string;
+    cluster: { name: string; region: string };
+  };
   let closeSandbox: (() => Promise<void>) | undefined;
   if (apiUrl && (await reachable(apiUrl))) {
     console.log(`Using the sandbox at ${apiUrl}.`);
@@ -255,7 +284,11 @@ export async function runDemo({
   try {
     const route = teardown ? "environments" : "provision";
     console.log(`\nPOST ${apiUrl}/${route}  (${examplePath})`);
-    const res = await fetch(`${apiUrl}/${route}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
+    const res = await fetch(`${apiUrl}/${route}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(request),
+    });
     const started = (await res.json()) as { executionArn?: string; executionName?: string; problems?: unknown };
     if (res.status !== 202 && res.status !== 200) {
       console.log(`  ${res.status}: ${JSON.stringify(started, null, 2)}`);
@@ -274,7 +307,8 @@ export async function runDemo({
       }
     } else console.log(`  ${res.status}: the environment exists with this spec already`);
     await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
-    if (drift && succeeded) await driftDemo(apiUrl!, request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+    if (drift && succeeded)
+      await driftDemo(apiUrl!, request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
     if (teardown) await narrateTeardown(apiUrl!, request);
   } finally {
     await closeSandbox?.();

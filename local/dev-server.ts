@@ -8,7 +8,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { lambdaContext } from "../functions/lib/workflow/lambda-context.js";
 import { closeServer, flatHeaders, listen, readBody } from "./sandbox-http.js";
 
-export type HttpHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2 | string | undefined>;
+export type HttpHandler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2 | string | undefined>;
 
 export interface Route {
   method: "GET" | "POST" | "PUT" | "DELETE";
@@ -40,7 +43,13 @@ function routeMatcher(path: string): (actual: string) => Record<string, string> 
   };
 }
 
-function toApiGatewayEvent(req: IncomingMessage, url: URL, routeKey: string, pathParameters: Record<string, string>, body: string): APIGatewayProxyEventV2 {
+function toApiGatewayEvent(
+  req: IncomingMessage,
+  url: URL,
+  routeKey: string,
+  pathParameters: Record<string, string>,
+  body: string,
+): APIGatewayProxyEventV2 {
   const headers = flatHeaders(req);
   const query = Object.fromEntries(url.searchParams.entries());
   const now = Date.now();
@@ -59,7 +68,13 @@ function toApiGatewayEvent(req: IncomingMessage, url: URL, routeKey: string, pat
       apiId: "local",
       domainName: url.host,
       domainPrefix: "local",
-      http: { method: req.method ?? "GET", path: url.pathname, protocol: "HTTP/1.1", sourceIp: req.socket.remoteAddress ?? "127.0.0.1", userAgent: headers["user-agent"] ?? "" },
+      http: {
+        method: req.method ?? "GET",
+        path: url.pathname,
+        protocol: "HTTP/1.1",
+        sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
+        userAgent: headers["user-agent"] ?? "",
+      },
       requestId: `local-${now.toString(36)}`,
       routeKey,
       stage: "$default",
@@ -84,7 +99,9 @@ export async function startDevServer(routes: Route[], opts: { port?: number; hos
       if (candidates.length === 0) return send(res, 404, { message: "Not Found" });
       const found = candidates.find((c) => c.r.method === req.method);
       if (!found) return send(res, 405, { message: "Method Not Allowed" }, { allow: candidates.map((c) => c.r.method).join(", ") });
-      const body = (await readBody(req, MAX_BODY_BYTES, () => Object.assign(new Error("request body too large"), { statusCode: 413 }))).toString("utf8");
+      const body = (
+        await readBody(req, MAX_BODY_BYTES, () => Object.assign(new Error("request body too large"), { statusCode: 413 }))
+      ).toString("utf8");
       const routeKey = `${found.r.method} ${found.r.path}`;
       const event = toApiGatewayEvent(req, url, routeKey, found.params!, body);
       const result = await found.r.handler(event, lambdaContext({ functionName: routeKey, timeoutMs: 30_000, memoryMB: 256 }));

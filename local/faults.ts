@@ -60,7 +60,12 @@ export class FaultInjector {
 
 function matches(pattern: string, operation: string): boolean {
   if (pattern === operation) return true;
-  const re = new RegExp(`^${pattern.split("*").map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`);
+  const re = new RegExp(
+    `^${pattern
+      .split("*")
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, "\\$&"))
+      .join(".*")}$`,
+  );
   return re.test(operation);
 }
 

@@ -9,7 +9,11 @@ import type { AddressInfo } from "node:net";
  * The whole request body. Once it grows past `limit` bytes, throws what `onTooLarge` returns (each
  * server answers an oversized body in its own protocol's words).
  */
-export async function readBody(req: IncomingMessage, limit = Infinity, onTooLarge: () => Error = () => new Error("request body too large")): Promise<Buffer> {
+export async function readBody(
+  req: IncomingMessage,
+  limit = Infinity,
+  onTooLarge: () => Error = () => new Error("request body too large"),
+): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {

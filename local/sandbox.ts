@@ -33,7 +33,11 @@ import { updateHandler as updateEnvironmentHandler } from "../functions/api/upda
 import { handler as onboardingEventHandler } from "../functions/events/compute-environment-requested.js";
 import { handler as removalEventHandler } from "../functions/events/compute-environment-removal-requested.js";
 import { handler as executionStoppedHandler } from "../functions/events/execution-stopped.js";
-import { COMPENSATION_STATE_MACHINE_ARN_ENV, STOPPED_RUN_GRACE_ENV, stoppedRunEventPattern } from "../functions/lib/workflow/stopped-run.js";
+import {
+  COMPENSATION_STATE_MACHINE_ARN_ENV,
+  STOPPED_RUN_GRACE_ENV,
+  stoppedRunEventPattern,
+} from "../functions/lib/workflow/stopped-run.js";
 import { matchesPattern } from "./aws/event-pattern.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "./aws/dynamodb.js";
 import { REGISTRY_TABLE_ENV } from "../functions/lib/workflow/environment-registry.js";
@@ -207,7 +211,12 @@ async function createTenantRoleBoundary(iam: IAMClient): Promise<string> {
  * `nf-eks-provisioner` (an access entry with the group and no access policy, or an aws-auth entry in CONFIG_MAP mode)
  * and deploy/provisioner-clusterrole.yaml applied. Returns the role's ARN.
  */
-async function grantProvisionerAccess(aws: AwsEmulator, kube: KubeApiServer, mode: AuthenticationMode, awsAuth: KubeObject): Promise<string> {
+async function grantProvisionerAccess(
+  aws: AwsEmulator,
+  kube: KubeApiServer,
+  mode: AuthenticationMode,
+  awsAuth: KubeObject,
+): Promise<string> {
   // Its policies are given with the other product roles' (defineProductRoles), once the boundary exists.
   const description = "the sandbox's KubeStepsRole";
   const roleArn = aws.defineRole({ roleName: SANDBOX_KUBE_STEPS_ROLE, trustPolicy: LAMBDA_TRUST, description });
@@ -234,12 +243,21 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const faults = new FaultInjector();
   for (const rule of opts.faults ?? []) faults.inject(rule);
 
-  const aws = await startAwsEmulator({ port: opts.awsPort ?? 0, faults, accountId: SANDBOX_CLUSTER.accountId, propagationDelayMs: opts.propagationDelayMs ?? 0 });
+  const aws = await startAwsEmulator({
+    port: opts.awsPort ?? 0,
+    faults,
+    accountId: SANDBOX_CLUSTER.accountId,
+    propagationDelayMs: opts.propagationDelayMs ?? 0,
+  });
   const kube = await startKubeApi({
     port: opts.kubePort ?? 0,
     faults,
     authenticate: eksAuthenticator(aws, SANDBOX_CLUSTER.name, { region: SANDBOX_CLUSTER.region }),
-    kubelet: { timeScale: opts.clusterTimeScale ?? SANDBOX_TIME_SCALE, stepMs: opts.kubeletStepMs, failJobs: opts.failJobs ? () => true : undefined },
+    kubelet: {
+      timeScale: opts.clusterTimeScale ?? SANDBOX_TIME_SCALE,
+      stepMs: opts.kubeletStepMs,
+      failJobs: opts.failJobs ? () => true : undefined,
+    },
   });
   // What eksctl writes for a managed node group, templated username included.
   const awsAuth = nodeAwsAuthConfigMap(SANDBOX_NODE_ROLE);
@@ -314,7 +332,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   await iam.send(
     new CreateRoleCommand({
       RoleName: "seqera-platform-launcher",
-      AssumeRolePolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }] }),
+      AssumeRolePolicyDocument: JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${SANDBOX_CLUSTER.accountId}:root` }, Action: "sts:AssumeRole" }],
+      }),
     }),
   );
   await iam.send(new TagRoleCommand({ RoleName: "seqera-platform-launcher", Tags: [{ Key: "team", Value: "platform" }] }));
@@ -344,16 +365,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   setKubeTokenCredentials(signers.get(KUBE_STEPS_ROLE_KEY)!.credentials);
 
   // Each route's Lambda signs as its route's role, as deployed.
-  const routes: Route[] = ([
-    { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
-    { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
-    { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
-    { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
-    { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
-    { method: "DELETE", path: "/environments/{tenant}/{region}/{cluster}", handler: deleteEnvironmentHandler as unknown as HttpHandler },
-    { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
-    { method: "PUT", path: "/environments/{tenant}/{region}/{cluster}", handler: updateEnvironmentHandler as unknown as HttpHandler },
-  ] as Route[]).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
+  const routes: Route[] = (
+    [
+      { method: "POST", path: "/provision", handler: provisionHandler as unknown as HttpHandler },
+      { method: "GET", path: "/executions/{id}", handler: statusHandler as unknown as HttpHandler },
+      { method: "POST", path: "/environments", handler: createEnvironmentHandler as unknown as HttpHandler },
+      { method: "GET", path: "/environments", handler: listEnvironmentsHandler as unknown as HttpHandler },
+      { method: "GET", path: "/environments/{tenant}/{region}/{cluster}", handler: readEnvironmentHandler as unknown as HttpHandler },
+      { method: "DELETE", path: "/environments/{tenant}/{region}/{cluster}", handler: deleteEnvironmentHandler as unknown as HttpHandler },
+      { method: "POST", path: "/environments/{tenant}/{region}/{cluster}/reconcile", handler: reconcileHandler as unknown as HttpHandler },
+      { method: "PUT", path: "/environments/{tenant}/{region}/{cluster}", handler: updateEnvironmentHandler as unknown as HttpHandler },
+    ] as Route[]
+  ).map((route) => ({ ...route, handler: withEntrySigner(route.handler, signers.get(`${route.method} ${route.path}`)) }));
   /** The scheduled drift check, run now as its own role (POST /sandbox/drift-check): its summary and the events it put on the bus. */
   const driftCheck = withEntrySigner(async (_event: unknown, _context: unknown) => checkEnvironments(), signers.get(DRIFT_CHECK_ROLE_KEY));
   async function driftCheckNow() {
@@ -366,7 +389,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     // The sandbox only (not deployed): what the drift schedule does, run now, and the EnvironmentDrifted events it put.
     { method: "POST", path: "/sandbox/drift-check", handler: async () => driftCheckNow() },
     // The API's own description, generated from the same schemas as openapi.json.
-    { method: "GET", path: "/openapi.json", handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }) },
+    {
+      method: "GET",
+      path: "/openapi.json",
+      handler: async () => ({ statusCode: 200, headers: { "content-type": "application/json" }, body: openApiText() }),
+    },
   );
   const api: DevServer = await startDevServer(routes, { port: opts.port ?? 0 });
   env.NF_EKS_API_URL = api.url;
@@ -382,7 +409,17 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     const rule = rules.find(({ pattern }) => pattern?.detailType.includes(event.detailType) && pattern.source.includes(event.source));
     if (!rule) return;
     void withEntrySigner(rule.handler as unknown as (e: unknown, c: unknown) => Promise<unknown>, rule.signer)(
-      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: SANDBOX_CLUSTER.accountId, time: new Date().toISOString(), region: SANDBOX_CLUSTER.region, resources: [], detail: event.detail },
+      {
+        version: "0",
+        id: event.eventId,
+        "detail-type": event.detailType,
+        source: event.source,
+        account: SANDBOX_CLUSTER.accountId,
+        time: new Date().toISOString(),
+        region: SANDBOX_CLUSTER.region,
+        resources: [],
+        detail: event.detail,
+      },
       {},
     ).catch((error: unknown) => console.error(`${event.detailType} event ${event.eventId} was refused: ${(error as Error).message}`));
   });
@@ -391,10 +428,30 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   // go to the stopped-run handler, the pattern matched as EventBridge matches it.
   const stoppedRunPattern = stoppedRunEventPattern(stateMachineArn, deprovisionStateMachineArn);
   const stopStoppedRuns = aws.onEvent((event) => {
-    const asRuleSeesIt = { source: event.source, "detail-type": event.detailType, detail: event.detail, resources: event.resources, account: event.account, region: event.region };
+    const asRuleSeesIt = {
+      source: event.source,
+      "detail-type": event.detailType,
+      detail: event.detail,
+      resources: event.resources,
+      account: event.account,
+      region: event.region,
+    };
     if (event.eventBusName !== "default" || !matchesPattern(asRuleSeesIt, stoppedRunPattern)) return;
-    void withEntrySigner(executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>, signers.get(EXECUTION_STOPPED_ROLE_KEY))(
-      { version: "0", id: event.eventId, "detail-type": event.detailType, source: event.source, account: event.account, time: event.time.toISOString(), region: event.region, resources: event.resources, detail: event.detail },
+    void withEntrySigner(
+      executionStoppedHandler as unknown as (e: unknown, c: unknown) => Promise<unknown>,
+      signers.get(EXECUTION_STOPPED_ROLE_KEY),
+    )(
+      {
+        version: "0",
+        id: event.eventId,
+        "detail-type": event.detailType,
+        source: event.source,
+        account: event.account,
+        time: event.time.toISOString(),
+        region: event.region,
+        resources: event.resources,
+        detail: event.detail,
+      },
       {},
     ).catch((error: unknown) => console.error(`status-change event ${event.eventId} could not be handled: ${(error as Error).message}`));
   });

@@ -266,7 +266,10 @@ export function Provisioner({ stack, app }: StackContext) {
     definitionBody: DefinitionBody.fromString(deprovisionText),
     definitionSubstitutions: Object.fromEntries(deprovisionFunctions.map(({ entry, fn }) => [entry.placeholder, fn.functionArn])),
     logs: {
-      destination: new LogGroup(stack, "DeprovisionLogs", { logGroupName: `/aws/vendedlogs/states/${deprovisionName}`, retention: RetentionDays.THREE_MONTHS }),
+      destination: new LogGroup(stack, "DeprovisionLogs", {
+        logGroupName: `/aws/vendedlogs/states/${deprovisionName}`,
+        retention: RetentionDays.THREE_MONTHS,
+      }),
       level: LogLevel.ERROR,
       includeExecutionData: false,
     },
@@ -301,7 +304,9 @@ export function Provisioner({ stack, app }: StackContext) {
       "DELETE /environments/{tenant}/{region}/{cluster}": "functions/api/environments.deleteHandler",
     },
   });
-  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<[ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]>) {
+  for (const [route, statements] of Object.entries(API_ROUTE_STATEMENTS) as Array<
+    [ApiRoute, (a: StackArns, s: PermissionScope) => PolicyStatementJson[]]
+  >) {
     api.attachPermissionsToRoute(route, cdkStatements(statements(arns, scope)));
   }
 
@@ -385,12 +390,15 @@ export function Provisioner({ stack, app }: StackContext) {
     stateMachineType: StateMachineType.STANDARD,
     definitionBody: DefinitionBody.fromString(compensationDefinition.text),
     definitionSubstitutions: Object.fromEntries(
-      stepFunctions.filter(({ entry }) => compensationDefinition.placeholders.includes(entry.placeholder)).map(({ entry, fn }) => [entry.placeholder, fn.functionArn]),
+      stepFunctions
+        .filter(({ entry }) => compensationDefinition.placeholders.includes(entry.placeholder))
+        .map(({ entry, fn }) => [entry.placeholder, fn.functionArn]),
     ),
     logs: { destination: compensationLogs, level: LogLevel.ERROR, includeExecutionData: false },
     tracingEnabled: true,
   });
-  for (const { entry, fn } of stepFunctions) if (compensationDefinition.placeholders.includes(entry.placeholder)) fn.grantInvoke(compensationMachine);
+  for (const { entry, fn } of stepFunctions)
+    if (compensationDefinition.placeholders.includes(entry.placeholder)) fn.grantInvoke(compensationMachine);
   const stoppedRunDeadLetters = new Queue(stack, "StoppedRunDeadLetters", {
     retentionPeriod: Duration.days(14),
     encryption: QueueEncryption.SQS_MANAGED,
@@ -408,7 +416,9 @@ export function Provisioner({ stack, app }: StackContext) {
     retryAttempts: 2,
     deadLetterQueue: stoppedRunDeadLetters,
   });
-  onStopped.attachPermissions(cdkStatements(stoppedRunStatements({ ...arns, compensationStateMachineArn: compensationMachine.stateMachineArn })));
+  onStopped.attachPermissions(
+    cdkStatements(stoppedRunStatements({ ...arns, compensationStateMachineArn: compensationMachine.stateMachineArn })),
+  );
   new Rule(stack, "StoppedRunsRule", {
     description: `${PRODUCT}: provision runs and teardowns that ended without their Catch (timed out, stopped, failed)`,
     eventPattern: (({ source, "detail-type": detailType, detail }) => ({ source, detailType, detail }))(

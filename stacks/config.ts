@@ -68,7 +68,8 @@ export function driftScheduleProblem(value: string): string | undefined {
 export function driftScheduleForStage(stage: string, env: NodeJS.ProcessEnv = process.env): string {
   const value = env[DRIFT_SCHEDULE_ENV]?.trim() || DEFAULT_DRIFT_SCHEDULE;
   const problem = driftScheduleProblem(value);
-  if (problem) throw new VisibleError(`nf-eks-provisioner: the deploy-time configuration for stage "${stage}" is invalid:`, `  - ${problem}`);
+  if (problem)
+    throw new VisibleError(`nf-eks-provisioner: the deploy-time configuration for stage "${stage}" is invalid:`, `  - ${problem}`);
   return value;
 }
 

@@ -44,7 +44,14 @@ export interface PermissionScope {
 }
 
 /** The step modules that authenticate to Kubernetes and therefore run as the shared KubeStepsRole. */
-export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set(["rbac", "cluster-access/index", "storage", "head-job", "remove-unwanted", "namespace-removal"]);
+export const KUBE_STEP_MODULES: ReadonlySet<string> = new Set([
+  "rbac",
+  "cluster-access/index",
+  "storage",
+  "head-job",
+  "remove-unwanted",
+  "namespace-removal",
+]);
 
 // ---------------------------------------------------------------- plain statements
 
@@ -66,7 +73,13 @@ export function policyDocument(statements: PolicyStatementJson[]): { Version: "2
   return { Version: "2012-10-17", Statement: statements };
 }
 
-function statement(props: { sid: string; effect?: "Allow" | "Deny"; actions: string[]; resources: string[]; conditions?: Conditions }): PolicyStatementJson {
+function statement(props: {
+  sid: string;
+  effect?: "Allow" | "Deny";
+  actions: string[];
+  resources: string[];
+  conditions?: Conditions;
+}): PolicyStatementJson {
   return {
     Sid: props.sid,
     Effect: props.effect ?? "Allow",
@@ -236,7 +249,11 @@ export function iamApplyStatements(scope: PermissionScope): PolicyStatementJson[
       resources: podIdentityAssociationArns(scope),
       conditions: taggingAtCreation(),
     }),
-    statement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({
+      sid: "ReadPodIdentityAssociations",
+      actions: ["eks:DescribePodIdentityAssociation"],
+      resources: podIdentityAssociationArns(scope),
+    }),
     statement({
       sid: "UpdateOwnedPodIdentityAssociations",
       actions: ["eks:UpdatePodIdentityAssociation"],
@@ -263,10 +280,19 @@ export function iamCompensateStatements(scope: PermissionScope): PolicyStatement
       resources: [roles],
       conditions: ownedOnly(scope.config),
     }),
-    statement({ sid: "RestoreOwnedProductRoleTrust", actions: ["iam:UpdateAssumeRolePolicy"], resources: [roles], conditions: ownedOnly() }),
+    statement({
+      sid: "RestoreOwnedProductRoleTrust",
+      actions: ["iam:UpdateAssumeRolePolicy"],
+      resources: [roles],
+      conditions: ownedOnly(),
+    }),
     statement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
     statement({ sid: "ListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
-    statement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({
+      sid: "ReadPodIdentityAssociations",
+      actions: ["eks:DescribePodIdentityAssociation"],
+      resources: podIdentityAssociationArns(scope),
+    }),
     statement({
       sid: "RestoreOrDeleteOwnedPodIdentityAssociations",
       actions: ["eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation"],
@@ -286,9 +312,18 @@ export function removeUnwantedIdentitiesStatements(scope: PermissionScope): Poli
   const roles = prefixedRoleArn(scope);
   return [
     readProductRolesStatement(scope, ["iam:GetRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]),
-    statement({ sid: "EmptyOwnedProductRoles", actions: ["iam:DeleteRolePolicy", "iam:DetachRolePolicy"], resources: [roles], conditions: ownedOnly(scope.config) }),
+    statement({
+      sid: "EmptyOwnedProductRoles",
+      actions: ["iam:DeleteRolePolicy", "iam:DetachRolePolicy"],
+      resources: [roles],
+      conditions: ownedOnly(scope.config),
+    }),
     statement({ sid: "DeleteOwnedProductRoles", actions: ["iam:DeleteRole"], resources: [roles], conditions: ownedOnly() }),
-    statement({ sid: "ReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
+    statement({
+      sid: "ReadPodIdentityAssociations",
+      actions: ["eks:DescribePodIdentityAssociation"],
+      resources: podIdentityAssociationArns(scope),
+    }),
     statement({
       sid: "DeleteOwnedPodIdentityAssociations",
       actions: ["eks:DeletePodIdentityAssociation"],
@@ -311,7 +346,12 @@ export function kubeStepsStatements(scope: PermissionScope): PolicyStatementJson
       conditions: markedAtCreation(),
     }),
     // CreateAccessEntry is called with the ownership tags: eks:TagResource on the new entry.
-    statement({ sid: "TagAccessEntriesAtCreation", actions: ["eks:TagResource"], resources: accessEntryArns(scope), conditions: taggingAtCreation() }),
+    statement({
+      sid: "TagAccessEntriesAtCreation",
+      actions: ["eks:TagResource"],
+      resources: accessEntryArns(scope),
+      conditions: taggingAtCreation(),
+    }),
     statement({ sid: "ReadAccessEntries", actions: ["eks:DescribeAccessEntry"], resources: accessEntryArns(scope) }),
     // A teardown looks for every entry tagged as the tenant's (an update leaves an earlier launcher's entry to it).
     statement({ sid: "ListAccessEntries", actions: ["eks:ListAccessEntries"], resources: clusterArns(scope) }),
@@ -360,7 +400,11 @@ export function stoppedRunStatements(
   arns: Pick<StackArns, "executionsArn" | "deprovisionExecutionsArn" | "registryTableArn"> & { compensationStateMachineArn: string },
 ): PolicyStatementJson[] {
   return [
-    statement({ sid: "ReadStoppedRunHistory", actions: ["states:GetExecutionHistory"], resources: [arns.executionsArn, arns.deprovisionExecutionsArn] }),
+    statement({
+      sid: "ReadStoppedRunHistory",
+      actions: ["states:GetExecutionHistory"],
+      resources: [arns.executionsArn, arns.deprovisionExecutionsArn],
+    }),
     statement({ sid: "StartCompensation", actions: ["states:StartExecution"], resources: [arns.compensationStateMachineArn] }),
     // A stopped teardown: its record read, then set failed with its lease released (one conditional write).
     ...registryGetStatements(arns.registryTableArn),
@@ -386,15 +430,30 @@ export function driftReadStatements(scope: PermissionScope, kubeIdentityRoleArn:
       resources: [prefixedRoleArn(scope)],
     }),
     statement({ sid: "DriftListPodIdentityAssociations", actions: ["eks:ListPodIdentityAssociations"], resources: clusterArns(scope) }),
-    statement({ sid: "DriftReadPodIdentityAssociations", actions: ["eks:DescribePodIdentityAssociation"], resources: podIdentityAssociationArns(scope) }),
-    statement({ sid: "DriftReadAccessEntries", actions: ["eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies"], resources: accessEntryArns(scope) }),
+    statement({
+      sid: "DriftReadPodIdentityAssociations",
+      actions: ["eks:DescribePodIdentityAssociation"],
+      resources: podIdentityAssociationArns(scope),
+    }),
+    statement({
+      sid: "DriftReadAccessEntries",
+      actions: ["eks:DescribeAccessEntry", "eks:ListAssociatedAccessPolicies"],
+      resources: accessEntryArns(scope),
+    }),
     statement({ sid: "DriftReadAsTheProvisioner", actions: ["sts:AssumeRole"], resources: [kubeIdentityRoleArn] }),
   ];
 }
 
 /** The scheduled drift check (functions/events/drift-check.ts): list the ready environments, read drift, put EnvironmentDrifted events. */
-export function driftCheckStatements(scope: PermissionScope, arns: Pick<StackArns, "registryTableArn" | "eventBusArn" | "kubeStepsRoleArn">): PolicyStatementJson[] {
-  return [...registryListStatements(arns.registryTableArn), ...driftReadStatements(scope, arns.kubeStepsRoleArn), ...reportStatements(arns.eventBusArn)];
+export function driftCheckStatements(
+  scope: PermissionScope,
+  arns: Pick<StackArns, "registryTableArn" | "eventBusArn" | "kubeStepsRoleArn">,
+): PolicyStatementJson[] {
+  return [
+    ...registryListStatements(arns.registryTableArn),
+    ...driftReadStatements(scope, arns.kubeStepsRoleArn),
+    ...reportStatements(arns.eventBusArn),
+  ];
 }
 
 // ---------------------------------------------------------------- the environment registry (DynamoDB)
@@ -442,7 +501,10 @@ export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: strin
  * statements are the starting routes' (the registry's code is one module, which the SDK-call scan follows whole).
  */
 export function startTeardownStatements(deprovisionStateMachineArn: string, tableArn: string): PolicyStatementJson[] {
-  return [statement({ sid: "StartTeardown", actions: ["states:StartExecution"], resources: [deprovisionStateMachineArn] }), ...registryStartStatements(tableArn)];
+  return [
+    statement({ sid: "StartTeardown", actions: ["states:StartExecution"], resources: [deprovisionStateMachineArn] }),
+    ...registryStartStatements(tableArn),
+  ];
 }
 
 /**
@@ -492,12 +554,18 @@ export interface StackArns {
  * The statements of one step Lambda's own role (a step that is not on the shared KubeStepsRole): its AWS calls
  * and, for Report / ReportFailure, the registry's outcome write.
  */
-export function stepFunctionStatements(entry: StepFunctionEntry, scope: PermissionScope, arns: Pick<StackArns, "eventBusArn" | "registryTableArn">): PolicyStatementJson[] {
+export function stepFunctionStatements(
+  entry: StepFunctionEntry,
+  scope: PermissionScope,
+  arns: Pick<StackArns, "eventBusArn" | "registryTableArn">,
+): PolicyStatementJson[] {
   return [...stepStatements(entry, scope, arns.eventBusArn), ...stepRegistryStatements(entry, arns.registryTableArn)];
 }
 
 /** What starts runs (POST /provision, POST /environments, the ComputeEnvironmentRequested function). */
-export function runStarterStatements(arns: Pick<StackArns, "stateMachineArn" | "executionsArn" | "registryTableArn">): PolicyStatementJson[] {
+export function runStarterStatements(
+  arns: Pick<StackArns, "stateMachineArn" | "executionsArn" | "registryTableArn">,
+): PolicyStatementJson[] {
   return [...startProvisioningStatements(arns.stateMachineArn, arns.executionsArn), ...registryStartStatements(arns.registryTableArn)];
 }
 
@@ -514,7 +582,8 @@ export const API_ROUTE_STATEMENTS = {
   // PUT reads the record and starts the update run like a create (lease, idempotency key, StartExecution).
   "PUT /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => runStarterStatements(arns),
   "POST /environments/{tenant}/{region}/{cluster}/reconcile": (arns: StackArns) => runStarterStatements(arns),
-  "DELETE /environments/{tenant}/{region}/{cluster}": (arns: StackArns) => startTeardownStatements(arns.deprovisionStateMachineArn, arns.registryTableArn),
+  "DELETE /environments/{tenant}/{region}/{cluster}": (arns: StackArns) =>
+    startTeardownStatements(arns.deprovisionStateMachineArn, arns.registryTableArn),
 } as const satisfies Record<string, (arns: StackArns, scope: PermissionScope) => PolicyStatementJson[]>;
 
 export type ApiRoute = keyof typeof API_ROUTE_STATEMENTS;

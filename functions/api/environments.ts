@@ -104,7 +104,13 @@ async function list(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): P
   if (query.cursor !== undefined && !isCursor(query.cursor)) {
     return json(400, { error: "InvalidRequest", problems: [{ path: "cursor", message: "cursor is the `next` of a previous page" }] });
   }
-  const page = await listEnvironments(deps.table ?? {}, { limit, cursor: query.cursor, cluster: query.cluster, region: query.region, status: query.status });
+  const page = await listEnvironments(deps.table ?? {}, {
+    limit,
+    cursor: query.cursor,
+    cluster: query.cluster,
+    region: query.region,
+    status: query.status,
+  });
   return json(200, { items: page.items.map(environmentView), ...(page.next ? { next: page.next } : {}) });
 }
 
@@ -144,7 +150,11 @@ async function remove(event: APIGatewayProxyEventV2, deps: TeardownDeps): Promis
       });
     case "started": {
       const statusUrl = teardownStatusUrl(started.executionArn);
-      return json(202, { executionArn: started.executionArn, executionName: started.executionName, statusUrl, environmentUrl: environmentUrlFor(id) }, { location: statusUrl });
+      return json(
+        202,
+        { executionArn: started.executionArn, executionName: started.executionName, statusUrl, environmentUrl: environmentUrlFor(id) },
+        { location: statusUrl },
+      );
     }
   }
 }
@@ -155,7 +165,10 @@ async function read(event: APIGatewayProxyEventV2, deps: EnvironmentReadDeps): P
   if (!record) return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
   const query = event.queryStringParameters ?? {};
   if (query.drift !== undefined && query.drift !== "true" && query.drift !== "false") {
-    return json(400, { error: "InvalidRequest", problems: [{ path: "drift", message: "drift is true (the default: a live check) or false (the record only)" }] });
+    return json(400, {
+      error: "InvalidRequest",
+      problems: [{ path: "drift", message: "drift is true (the default: a live check) or false (the record only)" }],
+    });
   }
   if (query.drift === "false") return json(200, environmentView(record));
   // A removed environment owns nothing: there is nothing to check.
@@ -180,8 +193,10 @@ export function createReadEnvironmentHandler(deps: EnvironmentReadDeps = {}) {
 }
 
 export function createDeleteEnvironmentHandler(deps: TeardownDeps = {}) {
-  return httpHandler("DELETE /environments/{tenant}/{region}/{cluster}", (event: APIGatewayProxyEventV2) => remove(event, deps), (error, event) =>
-    errorResponse(error, event.requestContext?.requestId, "start the teardown workflow"),
+  return httpHandler(
+    "DELETE /environments/{tenant}/{region}/{cluster}",
+    (event: APIGatewayProxyEventV2) => remove(event, deps),
+    (error, event) => errorResponse(error, event.requestContext?.requestId, "start the teardown workflow"),
   );
 }
 

@@ -8,9 +8,19 @@ import { provisionRequestSchema } from "../lib/domain/request.js";
 
 const problem = z.object({ path: z.string(), message: z.string() });
 const refusal = z.object({ error: z.string(), message: z.string().optional(), problems: z.array(problem).optional() });
-const started = z.object({ executionArn: z.string(), executionName: z.string(), statusUrl: z.string(), environmentUrl: z.string().optional() });
+const started = z.object({
+  executionArn: z.string(),
+  executionName: z.string(),
+  statusUrl: z.string(),
+  environmentUrl: z.string().optional(),
+});
 const runInProgress = z.object({ error: z.literal("RunInProgress"), message: z.string(), executionArn: z.string(), statusUrl: z.string() });
-const environmentExists = z.object({ error: z.literal("EnvironmentExists"), message: z.string(), environmentUrl: z.string(), updateUrl: z.string() });
+const environmentExists = z.object({
+  error: z.literal("EnvironmentExists"),
+  message: z.string(),
+  environmentUrl: z.string(),
+  updateUrl: z.string(),
+});
 const execution = z.object({ name: z.string(), arn: z.string(), statusUrl: z.string() });
 const difference = z.object({ path: z.string(), expected: z.unknown(), actual: z.unknown() });
 const drift = z.object({
@@ -59,7 +69,13 @@ const executionStatus = z.object({
 });
 
 const updateStarted = started.extend({ generation: z.number().int() });
-const environmentRefusal = z.object({ error: z.string(), message: z.string(), environmentUrl: z.string().optional(), executionArn: z.string().optional(), statusUrl: z.string().optional() });
+const environmentRefusal = z.object({
+  error: z.string(),
+  message: z.string(),
+  environmentUrl: z.string().optional(),
+  executionArn: z.string().optional(),
+  statusUrl: z.string().optional(),
+});
 
 const SCHEMAS = {
   ProvisionRequest: provisionRequestSchema,
@@ -78,18 +94,43 @@ const SCHEMAS = {
 } as const;
 
 function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
-  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: "draft-2020-12", io: "input", unrepresentable: "any" }) as Record<string, unknown>;
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { target: "draft-2020-12", io: "input", unrepresentable: "any" }) as Record<
+    string,
+    unknown
+  >;
   return rest;
 }
 
 const ref = (name: keyof typeof SCHEMAS) => ({ content: { "application/json": { schema: { $ref: `#/components/schemas/${name}` } } } });
 const answer = (description: string, name: keyof typeof SCHEMAS) => ({ description, ...ref(name) });
 const refused = (description: string) => answer(description, "Refusal");
-const pathParameter = (name: string, description: string) => ({ name, in: "path", required: true, description, schema: { type: "string" } });
-const queryParameter = (name: string, description: string, schema: Record<string, unknown> = { type: "string" }) => ({ name, in: "query", required: false, description, schema });
-const idempotencyKey = { name: "Idempotency-Key", in: "header", required: false, description: "A repeat under the same key answers with the same run", schema: { type: "string" } };
+const pathParameter = (name: string, description: string) => ({
+  name,
+  in: "path",
+  required: true,
+  description,
+  schema: { type: "string" },
+});
+const queryParameter = (name: string, description: string, schema: Record<string, unknown> = { type: "string" }) => ({
+  name,
+  in: "query",
+  required: false,
+  description,
+  schema,
+});
+const idempotencyKey = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description: "A repeat under the same key answers with the same run",
+  schema: { type: "string" },
+};
 
-const environmentPath = [pathParameter("tenant", "The tenant"), pathParameter("region", "The cluster's region"), pathParameter("cluster", "The cluster's name")];
+const environmentPath = [
+  pathParameter("tenant", "The tenant"),
+  pathParameter("region", "The cluster's region"),
+  pathParameter("cluster", "The cluster's name"),
+];
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: one literal, the document's paths, read top to bottom like the HTTP API table in the README
 function paths(): Record<string, unknown> {
@@ -103,14 +144,24 @@ function paths(): Record<string, unknown> {
   };
   return {
     "/provision": {
-      post: { operationId: "provision", summary: "Start a provisioning run", parameters: [idempotencyKey], requestBody: start, responses: { "202": answer("Started, or the same request's existing run", "Started"), ...startAnswers } },
+      post: {
+        operationId: "provision",
+        summary: "Start a provisioning run",
+        parameters: [idempotencyKey],
+        requestBody: start,
+        responses: { "202": answer("Started, or the same request's existing run", "Started"), ...startAnswers },
+      },
     },
     "/executions/{id}": {
       get: {
         operationId: "getExecution",
         summary: "A run's status, current step and per-step results",
         parameters: [pathParameter("id", "The execution name or its URL-encoded ARN")],
-        responses: { "200": answer("The run", "ExecutionStatus"), "400": refused("Not an execution id"), "404": refused("ExecutionNotFound") },
+        responses: {
+          "200": answer("The run", "ExecutionStatus"),
+          "400": refused("Not an execution id"),
+          "404": refused("ExecutionNotFound"),
+        },
       },
     },
     "/environments": {
@@ -145,10 +196,16 @@ function paths(): Record<string, unknown> {
         summary: "An environment's record",
         parameters: [
           ...environmentPath,
-          queryParameter("drift", "false: the record only, without the live drift check (default true)", { type: "string", enum: ["true", "false"] }),
+          queryParameter("drift", "false: the record only, without the live drift check (default true)", {
+            type: "string",
+            enum: ["true", "false"],
+          }),
         ],
         responses: {
-          "200": answer("The record, with `drift`: each owned resource present as built, missing, or changed (and what differs); `unknown` with the reason when a read failed", "Environment"),
+          "200": answer(
+            "The record, with `drift`: each owned resource present as built, missing, or changed (and what differs); `unknown` with the reason when a read failed",
+            "Environment",
+          ),
           "400": refused("A bad drift option"),
           "404": refused("EnvironmentNotFound"),
         },
@@ -223,7 +280,9 @@ export function openApiDocument(): Record<string, unknown> {
     paths: paths(),
     components: {
       schemas: Object.fromEntries(Object.entries(SCHEMAS).map(([name, schema]) => [name, jsonSchemaOf(schema)])),
-      securitySchemes: { sigv4: { type: "apiKey", in: "header", name: "Authorization", description: "AWS Signature Version 4 (IAM authorization)" } },
+      securitySchemes: {
+        sigv4: { type: "apiKey", in: "header", name: "Authorization", description: "AWS Signature Version 4 (IAM authorization)" },
+      },
     },
   };
 }

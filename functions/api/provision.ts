@@ -43,11 +43,18 @@ export function statusUrlFor(executionName: string): string {
 
 export function parseBody(event: APIGatewayProxyEventV2): { ok: true; value: unknown } | { ok: false; response: Response } {
   const text = bodyText(event);
-  if (!text.trim()) return { ok: false, response: json(400, { error: "InvalidJson", message: "the request body is empty; send the provisioning request as JSON" }) };
+  if (!text.trim())
+    return {
+      ok: false,
+      response: json(400, { error: "InvalidJson", message: "the request body is empty; send the provisioning request as JSON" }),
+    };
   try {
     return { ok: true, value: JSON.parse(text) };
   } catch (error) {
-    return { ok: false, response: json(400, { error: "InvalidJson", message: `the request body is not valid JSON: ${(error as Error).message}` }) };
+    return {
+      ok: false,
+      response: json(400, { error: "InvalidJson", message: `the request body is not valid JSON: ${(error as Error).message}` }),
+    };
   }
 }
 
@@ -74,7 +81,10 @@ export function answerStart(request: ProvisionRequest, started: StartOutcome): R
     });
   }
   if (started.outcome === "run-in-progress") {
-    logger.info("provisioning refused: another run of the tenant is under way", { executionArn: started.executionArn, tenant: request.tenant });
+    logger.info("provisioning refused: another run of the tenant is under way", {
+      executionArn: started.executionArn,
+      tenant: request.tenant,
+    });
     return json(409, {
       error: "RunInProgress",
       message: `tenant "${request.tenant}" has a run under way (${started.executionName}); try again once it has ended`,

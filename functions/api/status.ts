@@ -67,7 +67,11 @@ export function executionArnOf(rawId: string | undefined, deps: StatusDeps): Par
     const arn = parseArn(id);
     const parts = arn?.resource.split(":") ?? [];
     if (arn?.service !== "states" || parts.length !== 3 || parts[0] !== "execution" || !parts[1] || !EXECUTION_NAME.test(parts[2]!)) {
-      return { ok: false, status: 400, message: "the id is not a Step Functions execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>)" };
+      return {
+        ok: false,
+        status: 400,
+        message: "the id is not a Step Functions execution ARN (arn:aws:states:<region>:<account>:execution:<state machine>:<name>)",
+      };
     }
     // Only this deployment's runs are visible here (a teardown's too).
     const stateMachineArn = deps.stateMachineArn ?? process.env[STATE_MACHINE_ARN_ENV];
@@ -79,7 +83,11 @@ export function executionArnOf(rawId: string | undefined, deps: StatusDeps): Par
     return { ok: true, executionArn: id };
   }
   if (!EXECUTION_NAME.test(id)) {
-    return { ok: false, status: 400, message: "the id is not an execution name (1-80 characters, no spaces or any of <>{}[]?*\"#%\\^|~`$&,;:/)" };
+    return {
+      ok: false,
+      status: 400,
+      message: 'the id is not an execution name (1-80 characters, no spaces or any of <>{}[]?*"#%\\^|~`$&,;:/)',
+    };
   }
   return { ok: true, executionArn: executionArnFor(stateMachineArnFrom(deps), id) };
 }
@@ -87,7 +95,10 @@ export function executionArnOf(rawId: string | undefined, deps: StatusDeps): Par
 /** Every event, oldest first (GetExecutionHistory pages at most 1000 at a time). */
 export async function fullHistory(sfn: SFNClient, executionArn: string): Promise<HistoryEvent[]> {
   const events: HistoryEvent[] = [];
-  for await (const page of paginateGetExecutionHistory({ client: sfn }, { executionArn, reverseOrder: false, maxResults: 1000, includeExecutionData: true })) {
+  for await (const page of paginateGetExecutionHistory(
+    { client: sfn },
+    { executionArn, reverseOrder: false, maxResults: 1000, includeExecutionData: true },
+  )) {
     events.push(...(page.events ?? []));
   }
   return events;
@@ -148,7 +159,9 @@ async function executionStatus(executionArn: string, deps: StatusDeps = {}): Pro
 async function answer(event: APIGatewayProxyEventV2, deps: StatusDeps): Promise<Response> {
   const id = executionArnOf(event.pathParameters?.id, deps);
   if (!id.ok) {
-    return id.status === 404 ? json(404, { error: "ExecutionNotFound", message: id.message }) : json(400, { error: "InvalidRequest", message: id.message });
+    return id.status === 404
+      ? json(404, { error: "ExecutionNotFound", message: id.message })
+      : json(400, { error: "InvalidRequest", message: id.message });
   }
   const view = await executionStatus(id.executionArn, deps);
   if (!view) return json(404, { error: "ExecutionNotFound", message: `no execution ${id.executionArn}` });

@@ -40,18 +40,31 @@ export function specRequestOf(body: unknown, id: EnvironmentId): { request: unkn
   if (!isPlainObject(body)) return { request: body, problems: [] };
   const problems: Problem[] = [];
   if (body.tenant !== undefined && body.tenant !== id.tenant) {
-    problems.push({ path: "tenant", message: `the body names tenant ${JSON.stringify(body.tenant)}, the path ${id.tenant}: leave it out or make it the path's` });
+    problems.push({
+      path: "tenant",
+      message: `the body names tenant ${JSON.stringify(body.tenant)}, the path ${id.tenant}: leave it out or make it the path's`,
+    });
   }
   const cluster = isPlainObject(body.cluster) ? body.cluster : undefined;
-  if (body.cluster !== undefined && !cluster) problems.push({ path: "cluster", message: "cluster comes from the path: leave it out or make it the path's" });
+  if (body.cluster !== undefined && !cluster)
+    problems.push({ path: "cluster", message: "cluster comes from the path: leave it out or make it the path's" });
   if (cluster?.name !== undefined && cluster.name !== id.cluster) {
-    problems.push({ path: "cluster.name", message: `the body names cluster ${JSON.stringify(cluster.name)}, the path ${id.cluster}: leave it out or make it the path's` });
+    problems.push({
+      path: "cluster.name",
+      message: `the body names cluster ${JSON.stringify(cluster.name)}, the path ${id.cluster}: leave it out or make it the path's`,
+    });
   }
   if (cluster?.region !== undefined && cluster.region !== id.region) {
-    problems.push({ path: "cluster.region", message: `the body names region ${JSON.stringify(cluster.region)}, the path ${id.region}: leave it out or make it the path's` });
+    problems.push({
+      path: "cluster.region",
+      message: `the body names region ${JSON.stringify(cluster.region)}, the path ${id.region}: leave it out or make it the path's`,
+    });
   }
   if (body.headJob !== undefined) {
-    problems.push({ path: "headJob", message: "a head job belongs to a run, not to the environment's spec: PUT takes the spec without one" });
+    problems.push({
+      path: "headJob",
+      message: "a head job belongs to a run, not to the environment's spec: PUT takes the spec without one",
+    });
   }
   const { headJob: _headJob, ...rest } = body;
   return { request: { ...rest, tenant: id.tenant, cluster: { ...(cluster ?? {}), name: id.cluster, region: id.region } }, problems };
@@ -60,7 +73,11 @@ export function specRequestOf(body: unknown, id: EnvironmentId): { request: unkn
 function notReady(record: EnvironmentRecord): Response {
   const url = environmentUrlFor(record);
   const hint = record.status === "failed" ? `; create it again with POST /environments` : "";
-  return json(409, { error: "EnvironmentNotReady", message: `environment ${url} is ${record.status}, not ready: only a ready environment is updated${hint}`, environmentUrl: url });
+  return json(409, {
+    error: "EnvironmentNotReady",
+    message: `environment ${url} is ${record.status}, not ready: only a ready environment is updated${hint}`,
+    environmentUrl: url,
+  });
 }
 
 async function update(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDeps): Promise<Response> {
@@ -68,7 +85,8 @@ async function update(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDeps):
   const id: EnvironmentId = { tenant: p.tenant ?? "", region: p.region ?? "", cluster: p.cluster ?? "" };
   const registry = deps.registry ?? new EnvironmentRegistry();
   const record = await registry.getEnvironment(id);
-  if (!record || record.status === "removed") return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
+  if (!record || record.status === "removed")
+    return json(404, { error: "EnvironmentNotFound", message: `no environment ${environmentUrlFor(id)}` });
 
   const body = parseBody(event);
   if (!body.ok) return body.response;
@@ -94,7 +112,11 @@ async function update(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDeps):
   if (record.status !== "ready") return notReady(record);
 
   const previous = { spec: record.spec, generation: record.generation, owned: record.owned };
-  const started = await startProvisioning(checked.request, { ...deps, registry }, { update: { previous, generation: record.generation + 1 } });
+  const started = await startProvisioning(
+    checked.request,
+    { ...deps, registry },
+    { update: { previous, generation: record.generation + 1 } },
+  );
   if (started.outcome === "run-in-progress" && !started.executionArn) {
     return json(409, {
       error: "EnvironmentChanged",

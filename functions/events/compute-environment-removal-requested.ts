@@ -18,17 +18,26 @@ import { eventHandler, logger } from "../lib/workflow/middleware.js";
 
 async function removeFromEvent(event: EventBridgeEvent<string, unknown>, deps: TeardownDeps): Promise<TeardownOutcome> {
   if (event["detail-type"] !== COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED) {
-    throw new InvalidRequest([{ path: "detail-type", message: `expected ${COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED}, got "${event["detail-type"]}"` }]);
+    throw new InvalidRequest([
+      { path: "detail-type", message: `expected ${COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED}, got "${event["detail-type"]}"` },
+    ]);
   }
   const parsed = environmentRefSchema.safeParse(event.detail);
   if (!parsed.success) throw new InvalidRequest(problemsOf(parsed.error));
   const id = { tenant: parsed.data.tenant, region: parsed.data.cluster.region, cluster: parsed.data.cluster.name };
   const started = await startTeardown(id, deps);
-  if (started.outcome === "not-found") throw new EnvironmentNotFound(`no environment of tenant "${id.tenant}" on ${id.cluster} in ${id.region}`);
+  if (started.outcome === "not-found")
+    throw new EnvironmentNotFound(`no environment of tenant "${id.tenant}" on ${id.cluster} in ${id.region}`);
   if (started.outcome === "run-in-progress") {
-    throw new RunInProgress(`environment of tenant "${id.tenant}" has a run under way (${started.executionName}); the event is retried later`, started.executionArn);
+    throw new RunInProgress(
+      `environment of tenant "${id.tenant}" has a run under way (${started.executionName}); the event is retried later`,
+      started.executionArn,
+    );
   }
-  logger.info(started.outcome === "started" ? "teardown started" : "environment already removed: nothing to do", { ...started, tenant: id.tenant });
+  logger.info(started.outcome === "started" ? "teardown started" : "environment already removed: nothing to do", {
+    ...started,
+    tenant: id.tenant,
+  });
   return started;
 }
 

@@ -133,12 +133,16 @@ async function recordStoppedTeardown(change: ExecutionStatusChange, deps: Execut
   if (!scope) return { outcome: "ignored", reason: "the teardown's input names no environment" };
   const registry = deps.registry ?? {};
   const record = await readEnvironment(registry, scope.environment);
-  if (record?.lease?.owner !== change.executionArn) return { outcome: "ignored", reason: "the environment's lease is no longer this teardown's" };
+  if (record?.lease?.owner !== change.executionArn)
+    return { outcome: "ignored", reason: "the environment's lease is no longer this teardown's" };
   const remaining =
     `teardown ${change.name} ended ${change.status}${change.cause ? ` (${change.cause})` : ""} before it finished: ` +
     "what it had not removed yet is still there; a repeated DELETE finishes the job";
   const { remaining: _earlier, ...owned } = record.owned;
-  const recorded = await recordOutcome(registry, scope.environment, change.executionArn, { status: "failed", owned: { ...owned, remaining: [remaining] } });
+  const recorded = await recordOutcome(registry, scope.environment, change.executionArn, {
+    status: "failed",
+    owned: { ...owned, remaining: [remaining] },
+  });
   if (!recorded) return { outcome: "ignored", reason: "the environment's lease is no longer this teardown's" };
   logger.info("a stopped teardown was recorded failed", { executionArn: change.executionArn, status: change.status });
   return { outcome: "teardown-recorded-failed", remaining };

@@ -19,8 +19,22 @@ import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod 
 import { HeadJobFailed, HeadJobTimedOut, HeadPodCannotStart, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { compensationResult, type CompensationResult } from "../lib/workflow/compensation.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps, type ReadObject } from "../lib/workflow/kube-step.js";
-import { headJobManifest, headJobName, headJobParamsConfigMapManifest, headJobParamsConfigMapName, JOB_NAME_LABEL } from "../lib/domain/manifests.js";
+import {
+  compensationContext,
+  deleteEachCreatedBy,
+  kubeStepContext,
+  listCreatedBy,
+  uniqueRefs,
+  type KubeStepDeps,
+  type ReadObject,
+} from "../lib/workflow/kube-step.js";
+import {
+  headJobManifest,
+  headJobName,
+  headJobParamsConfigMapManifest,
+  headJobParamsConfigMapName,
+  JOB_NAME_LABEL,
+} from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { isTenantClaim, NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
 import type { HeadJobSpec } from "../lib/domain/request.js";
@@ -142,8 +156,19 @@ function unschedulable(pod: V1Pod | undefined): { reason: string; message: strin
   return condition ? { reason: "Unschedulable", message: condition.message ?? "" } : undefined;
 }
 
-function cannotStart(namespace: string, jobName: string, pod: V1Pod | undefined, reason: string, detail: string, why: string): HeadPodCannotStart {
-  return new HeadPodCannotStart(`head job ${namespace}/${jobName}: its pod ${pod?.metadata?.name ?? ""} cannot start${why}: ${reason}: ${detail}`, reason, detail);
+function cannotStart(
+  namespace: string,
+  jobName: string,
+  pod: V1Pod | undefined,
+  reason: string,
+  detail: string,
+  why: string,
+): HeadPodCannotStart {
+  return new HeadPodCannotStart(
+    `head job ${namespace}/${jobName}: its pod ${pod?.metadata?.name ?? ""} cannot start${why}: ${reason}: ${detail}`,
+    reason,
+    detail,
+  );
 }
 
 /** The head job's phase from the Job's own status first (authoritative), then from its pod. */
@@ -174,7 +199,9 @@ function failureDetail(job: V1Job, pod: V1Pod | undefined): string {
       const terminated = c.state?.terminated;
       const waiting = c.state?.waiting;
       if (terminated) {
-        parts.push(`container ${c.name} ${terminated.reason ?? "terminated"} (exit code ${terminated.exitCode})${terminated.message ? `: ${terminated.message}` : ""}`);
+        parts.push(
+          `container ${c.name} ${terminated.reason ?? "terminated"} (exit code ${terminated.exitCode})${terminated.message ? `: ${terminated.message}` : ""}`,
+        );
       } else if (waiting?.reason) {
         parts.push(`container ${c.name} ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ""}`);
       }
@@ -186,7 +213,16 @@ function failureDetail(job: V1Job, pod: V1Pod | undefined): string {
 }
 
 async function podsOf(api: KubeApi, namespace: string, jobName: string): Promise<V1Pod[]> {
-  const { items } = await api.list<V1Pod>("v1", "Pod", namespace, undefined, undefined, undefined, undefined, `${JOB_NAME_LABEL}=${jobName}`);
+  const { items } = await api.list<V1Pod>(
+    "v1",
+    "Pod",
+    namespace,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    `${JOB_NAME_LABEL}=${jobName}`,
+  );
   return items;
 }
 
@@ -202,6 +238,7 @@ function timeOf(value: string | undefined): number | undefined {
  * One check in the workflow's Wait loop. The timeout is decided here, from the launch time (or, for a
  * state without one, this first check's time), so the state machine only loops until `done` or an error.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one check, read top to bottom as the runbook's "is the head job up yet?" (failed, cannot start, image, scheduling, timeout, next check)
 export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<HeadJobResult> {
   const { request, api, run } = await kubeStepContext(state, deps);
   const spec = headJobSpecOf(request.headJob);
@@ -219,10 +256,18 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
   if (phase === "Failed") throw new HeadJobFailed(`head job ${namespace}/${jobName} failed: ${failureDetail(job, pod)}`);
   const hopeless = phase === "Pending" ? hopelessWaiting(pod) : undefined;
   if (hopeless) {
-    throw cannotStart(namespace, jobName, pod, hopeless.state!.waiting!.reason!, hopeless.state?.waiting?.message ?? failureDetail(job, pod), "");
+    throw cannotStart(
+      namespace,
+      jobName,
+      pod,
+      hopeless.state!.waiting!.reason!,
+      hopeless.state?.waiting?.message ?? failureDetail(job, pod),
+      "",
+    );
   }
   const refusal = phase === "Pending" ? unschedulable(pod) : undefined;
-  if (refusal && HOPELESS_UNSCHEDULABLE.some((re) => re.test(refusal.message))) throw cannotStart(namespace, jobName, pod, refusal.reason, refusal.message, "");
+  if (refusal && HOPELESS_UNSCHEDULABLE.some((re) => re.test(refusal.message)))
+    throw cannotStart(namespace, jobName, pod, refusal.reason, refusal.message, "");
 
   const done = spec.waitFor === "completed" ? phase === "Succeeded" : phase === "Running" || phase === "Succeeded";
   // An image that does not pull may be a registry hiccup; one that has not pulled for 5 minutes will not.
@@ -241,7 +286,14 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
   // Requests no node fits may fit once an autoscaler adds one; refused for 5 minutes, they will not.
   const unschedulableSince = refusal && !done ? (timeOf(state.headJob?.unschedulableSince) ?? now) : undefined;
   if (unschedulableSince !== undefined && now - unschedulableSince > UNSCHEDULABLE_GRACE_MINUTES * MINUTE_MS) {
-    throw cannotStart(namespace, jobName, pod, refusal!.reason, refusal!.message, ` (unschedulable for more than ${UNSCHEDULABLE_GRACE_MINUTES} minutes)`);
+    throw cannotStart(
+      namespace,
+      jobName,
+      pod,
+      refusal!.reason,
+      refusal!.message,
+      ` (unschedulable for more than ${UNSCHEDULABLE_GRACE_MINUTES} minutes)`,
+    );
   }
 
   const timeoutMinutes = headJobTimeoutMinutes(spec);

@@ -17,8 +17,14 @@ export function namespaceHolders(namespace: V1Namespace): string[] {
   const finalizers = [...(namespace.spec?.finalizers ?? []), ...(namespace.metadata?.finalizers ?? [])];
   const conditions = (namespace.status?.conditions ?? [])
     .filter((condition) => condition.status === "True")
-    .map((condition) => `${condition.type}${condition.reason ? ` (${condition.reason})` : ""}${condition.message ? `: ${condition.message}` : ""}`);
-  return [...(finalizers.length ? [`finalizers ${finalizers.join(", ")}`] : []), ...conditions.map((condition) => `condition ${condition}`)];
+    .map(
+      (condition) =>
+        `${condition.type}${condition.reason ? ` (${condition.reason})` : ""}${condition.message ? `: ${condition.message}` : ""}`,
+    );
+  return [
+    ...(finalizers.length ? [`finalizers ${finalizers.join(", ")}`] : []),
+    ...conditions.map((condition) => `condition ${condition}`),
+  ];
 }
 
 export async function namespaceRemoved(state: WorkflowState, deps: KubeStepDeps = {}): Promise<NamespaceRemoval> {
@@ -31,7 +37,9 @@ export async function namespaceRemoved(state: WorkflowState, deps: KubeStepDeps 
   if (!since) return { namespace, gone: false };
   const holders = namespaceHolders(found);
   const at = since instanceof Date ? since.toISOString() : String(since);
-  throw new NamespaceTerminating(`Namespace ${namespace} is still Terminating (deleted at ${at})${holders.length ? `, held by ${holders.join("; ")}` : ""}`);
+  throw new NamespaceTerminating(
+    `Namespace ${namespace} is still Terminating (deleted at ${at})${holders.length ? `, held by ${holders.join("; ")}` : ""}`,
+  );
 }
 
 /** The step's handler, with the cluster client given (tests) or built per call from `$.cluster`. */

@@ -17,7 +17,14 @@ import type { KubernetesObject, V1Namespace, V1Role } from "@kubernetes/client-n
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { contentNotCreatedBy, type NamespaceContent } from "../lib/kube/namespace-content.js";
 import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, listCreatedBy, uniqueRefs, type KubeStepDeps } from "../lib/workflow/kube-step.js";
+import {
+  compensationContext,
+  deleteEachCreatedBy,
+  kubeStepContext,
+  listCreatedBy,
+  uniqueRefs,
+  type KubeStepDeps,
+} from "../lib/workflow/kube-step.js";
 import {
   launcherRoleManifest,
   launcherUserRoleBinding,
@@ -33,7 +40,13 @@ import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { type Claim, isTenantClaim, LAUNCHER_ROLE, wasCreatedBy } from "../lib/domain/naming.js";
 import { loadNamespaceSettings, type NamespaceSettings, type PodSecurityLevel } from "../lib/domain/deploy-config.js";
 import { InvalidRequest } from "../lib/domain/errors.js";
-import { effectiveNamespaceQuota, headPodQuotaProblems, serviceAccountsOf, type NamespaceQuota, type ProvisionRequest } from "../lib/domain/request.js";
+import {
+  effectiveNamespaceQuota,
+  headPodQuotaProblems,
+  serviceAccountsOf,
+  type NamespaceQuota,
+  type ProvisionRequest,
+} from "../lib/domain/request.js";
 import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";

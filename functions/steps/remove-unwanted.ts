@@ -34,13 +34,28 @@ import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import type { KubeRef, RemovalResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 /** Deletion order: what refers to another goes first; the namespace is apart (last). */
-const REMOVAL_ORDER = ["RoleBinding", "Role", "ServiceAccount", "PersistentVolumeClaim", "ConfigMap", "NetworkPolicy", "ResourceQuota", "LimitRange"];
+const REMOVAL_ORDER = [
+  "RoleBinding",
+  "Role",
+  "ServiceAccount",
+  "PersistentVolumeClaim",
+  "ConfigMap",
+  "NetworkPolicy",
+  "ResourceQuota",
+  "LimitRange",
+];
 
 const kubeKey = (ref: KubeRef) => `${ref.apiVersion}/${ref.kind}/${ref.namespace ?? ""}/${ref.name}`;
 
 function isKubeRef(value: unknown): value is KubeRef {
   const ref = value as KubeRef;
-  return typeof ref === "object" && ref !== null && typeof ref.apiVersion === "string" && typeof ref.kind === "string" && typeof ref.name === "string";
+  return (
+    typeof ref === "object" &&
+    ref !== null &&
+    typeof ref.apiVersion === "string" &&
+    typeof ref.kind === "string" &&
+    typeof ref.name === "string"
+  );
 }
 
 /** The previous generation's owned resources as the registry recorded them (anything unreadable counts as nothing). */
@@ -75,7 +90,8 @@ export function unwantedOf(previous: OwnedResources, current: OwnedResources): U
   const roles = previous.roles.filter((arn) => !inUse.has(arn));
   const podIdentityAssociations = previous.podIdentityAssociations.filter((id) => !current.podIdentityAssociations.includes(id));
   // No current access (a run that granted none) says nothing about the launcher: nothing is removed then.
-  const formerLauncher = previous.clusterAccess && current.clusterAccess && previous.clusterAccess.principalArn !== current.clusterAccess.principalArn;
+  const formerLauncher =
+    previous.clusterAccess && current.clusterAccess && previous.clusterAccess.principalArn !== current.clusterAccess.principalArn;
   return { kubernetes, ...(formerLauncher ? { clusterAccess: previous.clusterAccess } : {}), roles, podIdentityAssociations };
 }
 
@@ -106,7 +122,11 @@ async function removeNamespace(api: KubeApi, namespace: string, tenant: string, 
   const content = await contentNotCreatedBy(api, namespace, { tenant });
   if (content.foreign.length || content.unlisted.length) {
     const reasons = [
-      ...(content.foreign.length ? [`holds objects that are not the product's (${content.foreign.slice(0, 5).join(", ")}${content.foreign.length > 5 ? ", ..." : ""})`] : []),
+      ...(content.foreign.length
+        ? [
+            `holds objects that are not the product's (${content.foreign.slice(0, 5).join(", ")}${content.foreign.length > 5 ? ", ..." : ""})`,
+          ]
+        : []),
       ...(content.unlisted.length ? [`the provisioner may not list ${content.unlisted.slice(0, 5).join(", ")} there`] : []),
     ];
     result.kept.push(`${describeRef(ref)}: no longer used, but kept: ${reasons.join("; and ")}`);
@@ -125,14 +145,20 @@ export interface RemoveUnwantedDeps extends KubeStepDeps {
   eks?: EKSClient;
 }
 
-export async function removeUnwantedResources(state: WorkflowState, deps: RemoveUnwantedDeps = {}, deadline?: number): Promise<RemovalResult> {
+export async function removeUnwantedResources(
+  state: WorkflowState,
+  deps: RemoveUnwantedDeps = {},
+  deadline?: number,
+): Promise<RemovalResult> {
   const result: RemovalResult = { removed: [], kept: [] };
   if (!state.update) return result;
   const { request, api } = await kubeStepContext(state, deps);
   const tenant = request.tenant;
   const unwanted = unwantedOf(previousOwned(state.update.previous.owned), ownedResourcesOf(state));
 
-  const namespaces = [...new Set(unwanted.kubernetes.filter((ref) => ref.kind === "Namespace").map((ref) => ref.name))].filter((ns) => ns !== request.namespace);
+  const namespaces = [...new Set(unwanted.kubernetes.filter((ref) => ref.kind === "Namespace").map((ref) => ref.name))].filter(
+    (ns) => ns !== request.namespace,
+  );
   const gone = new Set<string>();
   for (const namespace of namespaces) if (await removeNamespace(api, namespace, tenant, result)) gone.add(namespace);
   // Objects of a namespace deleted whole go with it; elsewhere (a namespace that stays, or one kept) one by one.
@@ -142,7 +168,12 @@ export async function removeUnwantedResources(state: WorkflowState, deps: Remove
   // Last: while anything above could still fail the run (whose compensation takes the new launcher's access away),
   // the former launcher keeps its way in.
   if (unwanted.clusterAccess) {
-    const access = await removeFormerLauncherAccess(state, unwanted.clusterAccess, { kube: api, ...(deps.eks ? { eks: deps.eks } : {}) }, deadline);
+    const access = await removeFormerLauncherAccess(
+      state,
+      unwanted.clusterAccess,
+      { kube: api, ...(deps.eks ? { eks: deps.eks } : {}) },
+      deadline,
+    );
     for (const line of access.undone) {
       result.removed.push(line);
       logger.info("removed the cluster access of a launcher the new generation no longer names", { access: line });
@@ -156,7 +187,9 @@ export async function removeUnwantedResources(state: WorkflowState, deps: Remove
 /** The step's handler, with the cluster client given (tests) or built per call from `$.cluster`. */
 export function createRemoveUnwantedStep(deps: RemoveUnwantedDeps = {}) {
   return {
-    apply: stepHandler<WorkflowState, RemovalResult>("RemoveUnwantedResources", (state, context) => removeUnwantedResources(state, deps, deadlineOf(context))),
+    apply: stepHandler<WorkflowState, RemovalResult>("RemoveUnwantedResources", (state, context) =>
+      removeUnwantedResources(state, deps, deadlineOf(context)),
+    ),
   };
 }
 

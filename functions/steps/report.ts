@@ -44,7 +44,12 @@ function requestField<T>(state: WorkflowState, pick: (r: Record<string, unknown>
 }
 
 /** Put one event about this run's cluster on the product's bus; returns the bus name. */
-function putEvent(state: WorkflowState, detailType: typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE, detail: unknown, deps: ReportDeps): Promise<string> {
+function putEvent(
+  state: WorkflowState,
+  detailType: typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE,
+  detail: unknown,
+  deps: ReportDeps,
+): Promise<string> {
   return putProductEvent(detailType, detail, state.cluster?.arn ? [state.cluster.arn] : [], deps);
 }
 
@@ -80,7 +85,10 @@ function readyDetail(state: WorkflowState): Record<string, unknown> {
   };
 }
 
-export async function reportReady(state: WorkflowState, deps: ReportDeps = {}): Promise<{ eventBusName: string; detail: Record<string, unknown> }> {
+export async function reportReady(
+  state: WorkflowState,
+  deps: ReportDeps = {},
+): Promise<{ eventBusName: string; detail: Record<string, unknown> }> {
   const detail = readyDetail(state);
   // The registry first: a failure here is retried by the Task, and the event only goes out once the record says ready.
   await recordRunOutcome(state, "ready", { ...ownedResourcesOf(state) }, deps);
@@ -108,7 +116,6 @@ export function failedStepOf(state: WorkflowState): string {
   }
   return REPORT_STEP;
 }
-
 
 /** The failure as reported: the Fail state's summary and the parts it was built from. */
 interface Failure {
@@ -164,7 +171,9 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
   const { summary, failedStep, message, outcome } = failureOf(state);
   const detail = {
     tenant: requestField(state, (r) => r.tenant, ""),
-    cluster: state.cluster ? { name: state.cluster.name, region: state.cluster.region, arn: state.cluster.arn } : requestField(state, (r) => r.cluster, {}),
+    cluster: state.cluster
+      ? { name: state.cluster.name, region: state.cluster.region, arn: state.cluster.arn }
+      : requestField(state, (r) => r.cluster, {}),
     failedStep,
     error: { name: summary.error, message },
     compensation: state.compensation ?? {},
@@ -189,7 +198,9 @@ export async function reportFailed(state: WorkflowState, deps: ReportDeps = {}):
 /** The step's handlers, with the EventBridge client and bus given (tests) or taken per call from the environment. */
 export function createReportStep(deps: ReportDeps = {}) {
   return {
-    ready: stepHandler<WorkflowState, { eventBusName: string; detail: Record<string, unknown> }>("Report", (state) => reportReady(state, deps)),
+    ready: stepHandler<WorkflowState, { eventBusName: string; detail: Record<string, unknown> }>("Report", (state) =>
+      reportReady(state, deps),
+    ),
     failed: stepHandler<WorkflowState, FailureSummary>("ReportFailure", (state) => reportFailed(state, deps)),
   };
 }

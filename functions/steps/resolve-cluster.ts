@@ -8,7 +8,13 @@
  */
 import { DescribeClusterCommand, type Cluster, type EKSClient } from "@aws-sdk/client-eks";
 import { eksClient } from "../lib/aws/clients.js";
-import { CONFIG_ENV, kubeStepsPlacement, loadDeploymentConfig, type DeploymentConfig, type KubeStepsPlacement } from "../lib/domain/deploy-config.js";
+import {
+  CONFIG_ENV,
+  kubeStepsPlacement,
+  loadDeploymentConfig,
+  type DeploymentConfig,
+  type KubeStepsPlacement,
+} from "../lib/domain/deploy-config.js";
 import { assertClusterAllowed, assertLauncherAccountAllowed } from "../lib/domain/allowlist.js";
 import { ClusterEndpointUnreachable, ClusterNotFound, ClusterUnreachable, NotAllowed } from "../lib/domain/errors.js";
 import { stepHandler } from "../lib/workflow/middleware.js";
@@ -61,7 +67,8 @@ export function endpointUnreachableReason(cluster: Cluster, placement: KubeSteps
       `set ${CONFIG_ENV.kubeStepsVpcId}=${vpc.vpcId ?? "<the cluster's VPC>"} with subnets and a security group of that VPC and redeploy`
     );
   }
-  if (!isPublic) return `cluster ${name}'s API endpoint is private (public access is off) and the Kubernetes-facing Lambdas run outside any VPC: ${IN_THE_VPC}`;
+  if (!isPublic)
+    return `cluster ${name}'s API endpoint is private (public access is off) and the Kubernetes-facing Lambdas run outside any VPC: ${IN_THE_VPC}`;
   const cidrs = (vpc.publicAccessCidrs ?? []).join(", ");
   return (
     `cluster ${name}'s public API endpoint admits only ${cidrs}, and the Kubernetes-facing Lambdas run outside any VPC, from AWS's public addresses: ` +

@@ -15,17 +15,39 @@
  * half-way and `$.storage` is empty. UndoStorage deletes what this run created, restores what it changed
  * (only where the current value is still the one it set), and can run twice.
  */
-import { PatchStrategy, type V1ConfigMap, type V1ObjectMeta, type V1PersistentVolumeClaim, type V1ServiceAccount, type V1StorageClass } from "@kubernetes/client-node";
+import {
+  PatchStrategy,
+  type V1ConfigMap,
+  type V1ObjectMeta,
+  type V1PersistentVolumeClaim,
+  type V1ServiceAccount,
+  type V1StorageClass,
+} from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { InvalidRequest, OwnershipConflict, VolumeExpansionNotAllowed } from "../lib/domain/errors.js";
 import { quantityValue } from "../lib/domain/quantity.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
-import { compensationContext, deleteEachCreatedBy, kubeStepContext, uniqueRefs, type KubeStepContext, type KubeStepDeps } from "../lib/workflow/kube-step.js";
+import {
+  compensationContext,
+  deleteEachCreatedBy,
+  kubeStepContext,
+  uniqueRefs,
+  type KubeStepContext,
+  type KubeStepDeps,
+} from "../lib/workflow/kube-step.js";
 import { nextflowConfigMapManifest, pvcManifest } from "../lib/domain/manifests.js";
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
-import { type Claim, IRSA_ANNOTATION, isClaimedMark, isOwnedBy, isTenantClaim, NEXTFLOW_CONFIGMAP, wasCreatedBy } from "../lib/domain/naming.js";
+import {
+  type Claim,
+  IRSA_ANNOTATION,
+  isClaimedMark,
+  isOwnedBy,
+  isTenantClaim,
+  NEXTFLOW_CONFIGMAP,
+  wasCreatedBy,
+} from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
 import type { ClaimGrowth, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
@@ -106,7 +128,11 @@ async function patchAnnotations(api: KubeApi, current: V1ServiceAccount, annotat
  * or undefined when it changed nothing. The previous value is kept from the first attempt of this run,
  * so a retried step still knows what to restore.
  */
-async function annotateServiceAccount(ctx: KubeStepContext, name: string, roleArn: string): Promise<{ serviceAccount: string; previous?: string } | undefined> {
+async function annotateServiceAccount(
+  ctx: KubeStepContext,
+  name: string,
+  roleArn: string,
+): Promise<{ serviceAccount: string; previous?: string } | undefined> {
   const { api, request, run: mark } = ctx;
   const ref = serviceAccountRef(request.namespace, name);
   const sa = await readObject<V1ServiceAccount>(api, ref);
@@ -117,7 +143,9 @@ async function annotateServiceAccount(ctx: KubeStepContext, name: string, roleAr
 
   if (current === roleArn) {
     // Already pointing at the role: set by an earlier attempt of this run (still ours to undo), or not by us.
-    return recorded?.execution === mark ? { serviceAccount: name, ...(recorded.previous !== undefined ? { previous: recorded.previous } : {}) } : undefined;
+    return recorded?.execution === mark
+      ? { serviceAccount: name, ...(recorded.previous !== undefined ? { previous: recorded.previous } : {}) }
+      : undefined;
   }
   if (current !== undefined && !isOwnedBy(sa.metadata?.labels, request.tenant)) {
     throw new OwnershipConflict(
@@ -158,7 +186,12 @@ async function ensureConfigMap(ctx: KubeStepContext, desired: V1ConfigMap): Prom
  * (checked here, before the claim is changed: the API cannot read the cluster). The size before is recorded on the claim
  * (GROWTH_ANNOTATION), so a retry of this run and its compensator know this run grew it. A smaller size is refused.
  */
-async function growClaim(ctx: KubeStepContext, ref: ObjectRef, claim: V1PersistentVolumeClaim, size: string): Promise<ClaimGrowth | undefined> {
+async function growClaim(
+  ctx: KubeStepContext,
+  ref: ObjectRef,
+  claim: V1PersistentVolumeClaim,
+  size: string,
+): Promise<ClaimGrowth | undefined> {
   const { api, run } = ctx;
   const current = claim.spec?.resources?.requests?.storage;
   const recorded = parseChange<GrowthRecord>(claim.metadata?.annotations?.[GROWTH_ANNOTATION]);
@@ -167,12 +200,20 @@ async function growClaim(ctx: KubeStepContext, ref: ObjectRef, claim: V1Persiste
     return recorded?.execution === run ? growth(recorded.from) : undefined;
   }
   if (quantityValue(size) < quantityValue(String(current))) {
-    throw new InvalidRequest([{ path: "storage.size", message: `${describeRef(ref)} holds ${current}: a claim can only grow, not shrink to ${size}` }]);
+    throw new InvalidRequest([
+      { path: "storage.size", message: `${describeRef(ref)} holds ${current}: a claim can only grow, not shrink to ${size}` },
+    ]);
   }
   const className = claim.spec?.storageClassName;
-  const storageClass = className ? await readObject<V1StorageClass>(api, { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", name: className }) : undefined;
+  const storageClass = className
+    ? await readObject<V1StorageClass>(api, { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", name: className })
+    : undefined;
   if (storageClass?.allowVolumeExpansion !== true) {
-    const why = !className ? "it has no StorageClass" : !storageClass ? `its StorageClass ${className} does not exist` : `its StorageClass ${className} does not allow volume expansion (allowVolumeExpansion)`;
+    const why = !className
+      ? "it has no StorageClass"
+      : !storageClass
+        ? `its StorageClass ${className} does not exist`
+        : `its StorageClass ${className} does not allow volume expansion (allowVolumeExpansion)`;
     throw new VolumeExpansionNotAllowed(`${describeRef(ref)} cannot grow from ${current} to ${size}: ${why}`);
   }
   const from = recorded?.execution === run ? recorded.from : String(current);
@@ -214,7 +255,8 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
     }
   } else if (!storage.podIdentity) {
     const roleArn = state.iam?.workloadRoleArn;
-    if (!roleArn) throw new InvalidRequest("the Fusion workload role ($.iam.workloadRoleArn) is missing; CreateIamResources must run first");
+    if (!roleArn)
+      throw new InvalidRequest("the Fusion workload role ($.iam.workloadRoleArn) is missing; CreateIamResources must run first");
     for (const serviceAccount of serviceAccountsOf(request)) {
       const change = await annotateServiceAccount(ctx, serviceAccount, roleArn);
       if (change) annotated.push(change);
@@ -223,7 +265,7 @@ export async function configureStorage(state: WorkflowState, deps: KubeStepDeps 
 
   const nextflowConfig = buildNextflowConfig(request, { workloadRoleArn: state.iam?.workloadRoleArn });
   const configMap = nextflowConfigMapManifest(manifest, nextflowConfig);
-  (await ensureConfigMap(ctx, configMap) ? created : adopted).push(refOf(configMap));
+  ((await ensureConfigMap(ctx, configMap)) ? created : adopted).push(refOf(configMap));
 
   return {
     type: storage.type,
@@ -273,7 +315,10 @@ async function undoConfigMap(api: KubeApi, ref: ObjectRef, run: Claim, result: C
   }
   // A record of an earlier version (no `written`) cannot tell, and is put back as before.
   if (recorded.written !== undefined && recorded.written !== dataDigest(configMap.data)) {
-    result.failed = [...(result.failed ?? []), `${describeRef(ref)}: changed since this run wrote it, so the content before was not put back`];
+    result.failed = [
+      ...(result.failed ?? []),
+      `${describeRef(ref)}: changed since this run wrote it, so the content before was not put back`,
+    ];
     return;
   }
   const { [CONFIG_CHANGE_ANNOTATION]: _ours, ...rest } = annotations;
@@ -288,7 +333,9 @@ async function keepGrowth(api: KubeApi, ref: ObjectRef, undoing: Claim, result: 
   const pvc = await readObject<V1PersistentVolumeClaim>(api, ref);
   const recorded = parseChange<GrowthRecord>(pvc?.metadata?.annotations?.[GROWTH_ANNOTATION]);
   if (!pvc || recorded?.execution !== undoing || wasCreatedBy(pvc.metadata?.labels, undoing)) return false;
-  result.kept.push(`${describeRef(ref)}: grown from ${recorded.from} to ${recorded.to} by this run; a claim cannot shrink, so the growth is not undone`);
+  result.kept.push(
+    `${describeRef(ref)}: grown from ${recorded.from} to ${recorded.to} by this run; a claim cannot shrink, so the growth is not undone`,
+  );
   return true;
 }
 
@@ -305,7 +352,9 @@ export async function undoStorage(state: WorkflowState, deps: KubeStepDeps = {})
   // The claim the request names, and anything else the step reported creating (marks decide).
   const reported = (state.storage?.created ?? []).filter((ref) => ref.namespace === namespace && ref.kind === "PersistentVolumeClaim");
   const claims: ObjectRef[] = uniqueRefs([
-    ...(request.storage.type === "pvc" ? [{ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: request.storage.claimName }] : []),
+    ...(request.storage.type === "pvc"
+      ? [{ apiVersion: "v1", kind: "PersistentVolumeClaim", namespace, name: request.storage.claimName }]
+      : []),
     ...reported,
   ]);
   const notGrown: ObjectRef[] = [];

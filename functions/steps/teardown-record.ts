@@ -49,10 +49,13 @@ export function removalOutcome(state: WorkflowState): RemovalOutcome {
   const couldNotUndo = gone ? outcome.couldNotUndo.filter((line) => !isInNamespace(line, gone)) : outcome.couldNotUndo;
   // ResolveCluster failed: nothing was removed, everything the record names remains.
   const unresolved = state.error
-    ? describeOwned(state.removal?.owned ?? {}).map((what) => `${what}: ResolveCluster failed (${state.error!.Error}: ${readableCause(state.error!.Cause) ?? "no cause given"})`)
+    ? describeOwned(state.removal?.owned ?? {}).map(
+        (what) => `${what}: ResolveCluster failed (${state.error!.Error}: ${readableCause(state.error!.Cause) ?? "no cause given"})`,
+      )
     : [];
   const remaining = [...unresolved, ...couldNotUndo];
-  if (state.error && unresolved.length === 0) remaining.push(`ResolveCluster (${state.error.Error}: ${readableCause(state.error.Cause) ?? "no cause given"})`);
+  if (state.error && unresolved.length === 0)
+    remaining.push(`ResolveCluster (${state.error.Error}: ${readableCause(state.error.Cause) ?? "no cause given"})`);
   if (remaining.length === 0) return { status: "removed", undone, kept, remaining };
   const cause = [
     `Could not remove: ${remaining.join("; ")}.`,

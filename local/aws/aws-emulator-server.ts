@@ -20,11 +20,34 @@ import { CLUSTER_ADMIN_POLICY_ARN, handleEks, newAccessEntry, principalIdOf, rou
 import { handleEvents } from "./eventbridge-emulator.js";
 import { IAM_NAMESPACE, IAM_VERSION, handleIam, iamEntityByArn, newOidcProvider, newRole, newUser } from "./iam-emulator.js";
 import { AwsApiError, type AwsRequest, type AwsService, type Caller } from "./protocol.js";
-import { decodeQuery, parseAuthorization, verifyHeaderSignature, verifyPresignedRequest, type KnownCredentials, type ParsedAuthorization, type SignableRequest } from "./sigv4.js";
-import { clusterKey, createState, snapshotOf, type AuthenticationMode, type AwsState, type EksCluster, type RecordedEvent } from "./account-state.js";
+import {
+  decodeQuery,
+  parseAuthorization,
+  verifyHeaderSignature,
+  verifyPresignedRequest,
+  type KnownCredentials,
+  type ParsedAuthorization,
+  type SignableRequest,
+} from "./sigv4.js";
+import {
+  clusterKey,
+  createState,
+  snapshotOf,
+  type AuthenticationMode,
+  type AwsState,
+  type EksCluster,
+  type RecordedEvent,
+} from "./account-state.js";
 import { STS_NAMESPACE, STS_VERSION, handleSts, type RoleSession } from "./sts-emulator.js";
 import { queryErrorResponse, queryParams, queryResponse } from "./xml.js";
-import { ADMINISTRATOR_ACCESS_ARN, AuthorizationInputError, decide, deniedMessage, type AuthorizationCheck, type Principal } from "./authorizer.js";
+import {
+  ADMINISTRATOR_ACCESS_ARN,
+  AuthorizationInputError,
+  decide,
+  deniedMessage,
+  type AuthorizationCheck,
+  type Principal,
+} from "./authorizer.js";
 import { OPERATION_AUTHORIZATION, SERVED_OPERATIONS, type OperationRequest } from "./operation-checks.js";
 import { IssuerNotFound, issuerJwks, newIssuerKeys, serviceAccountToken, type ServiceAccountTokenRequest } from "./oidc-issuer.js";
 import { assumeRoleAs, defineRole, type AssumeRoleOptions, type RoleDefinition } from "./role-registry.js";
@@ -119,7 +142,10 @@ export interface AwsEmulator {
    * `checksFor` builds from the request decided as the caller (its role's policies, boundary and session policy).
    * The caller's service answers the outcome in its own error shape (signed-service-gate.ts).
    */
-  authorizeSigned(request: SignedServiceRequest, checksFor: (caller: Caller, region: string) => AuthorizationCheck[]): Promise<SignedServiceDecision>;
+  authorizeSigned(
+    request: SignedServiceRequest,
+    checksFor: (caller: Caller, region: string) => AuthorizationCheck[],
+  ): Promise<SignedServiceDecision>;
   /** the events PutEvents accepted, optionally filtered */
   events(filter?: { detailType?: string; source?: string; eventBusName?: string }): RecordedEvent[];
   /** hear of every event PutEvents accepts (a bus rule's target); returns the unsubscribe */
@@ -128,7 +154,13 @@ export interface AwsEmulator {
    * An event an AWS service sends on its own (Step Functions' status changes): recorded on the account's `default`
    * bus like an accepted PutEvents entry, and heard by `onEvent` listeners. Nobody can PutEvents an `aws.*` source.
    */
-  putServiceEvent(event: { source: string; detailType: string; detail: Record<string, unknown>; resources?: string[]; region?: string }): RecordedEvent;
+  putServiceEvent(event: {
+    source: string;
+    detailType: string;
+    detail: Record<string, unknown>;
+    resources?: string[];
+    region?: string;
+  }): RecordedEvent;
   close(): Promise<void>;
 }
 
@@ -167,7 +199,8 @@ function callerOf(state: AwsState, credentials: KnownCredentials): Caller {
     userId = iamUser.entity?.userId ?? userId;
   } else if (resource.startsWith("assumed-role/")) {
     const [, roleName, session] = resource.split("/");
-    const roleId = state.iam.roles.get(roleName)?.roleId ?? `AROA${createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase()}`;
+    const roleId =
+      state.iam.roles.get(roleName)?.roleId ?? `AROA${createHash("sha256").update(roleName).digest("hex").slice(0, 17).toUpperCase()}`;
     userId = `${roleId}:${session ?? ""}`;
   }
   return { accessKeyId: credentials.accessKeyId, arn: credentials.arn, accountId, userId };
@@ -204,7 +237,9 @@ function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtoc
     render(res, request, result, action) {
       // aws-iam-authenticator asks STS for JSON (Accept: application/json); everyone else gets XML.
       if (service === "sts" && (request.headers.accept ?? "").includes("application/json")) {
-        const body = JSON.stringify({ [`${action}Response`]: { [`${action}Result`]: result, ResponseMetadata: { RequestId: request.requestId } } });
+        const body = JSON.stringify({
+          [`${action}Response`]: { [`${action}Result`]: result, ResponseMetadata: { RequestId: request.requestId } },
+        });
         send(res, 200, "application/json", body, { "x-amzn-RequestId": request.requestId });
         return;
       }
@@ -235,7 +270,11 @@ function queryProtocol(namespace: string, service: "iam" | "sts"): ServiceProtoc
             ? new AwsApiError("ServiceFailure", 500, "The request processing has failed because of an unknown error, exception or failure.")
             : new AwsApiError("ServiceUnavailable", 503, "Service is unavailable. Please try again later.");
         case "conflict":
-          return new AwsApiError("ConcurrentModification", 409, "Rate exceeded for concurrent modification of this resource. Please try again.");
+          return new AwsApiError(
+            "ConcurrentModification",
+            409,
+            "Rate exceeded for concurrent modification of this resource. Please try again.",
+          );
         case "permanent":
           return this.accessDenied(accessDeniedMessage(operation, caller));
         default:
@@ -257,7 +296,11 @@ const eksProtocol: ServiceProtocol = {
   renderError: (res, requestId, error) => jsonError(res, requestId, error, false),
   unknownKey: () => new AwsApiError("UnrecognizedClientException", 403, "The security token included in the request is invalid."),
   badSignature: () =>
-    new AwsApiError("InvalidSignatureException", 403, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."),
+    new AwsApiError(
+      "InvalidSignatureException",
+      403,
+      "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.",
+    ),
   expiredToken: () => new AwsApiError("ExpiredTokenException", 403, EXPIRED_TOKEN_MESSAGE),
   // EKS (REST JSON): HTTP 403, body {"message": "..."}, header x-amzn-ErrorType: AccessDeniedException, as EKS answers
   // ("api error AccessDeniedException: User: ... is not authorized to perform: eks:DescribeCluster on resource: ...", StatusCode: 403).
@@ -284,7 +327,8 @@ const eventsProtocol: ServiceProtocol = {
   },
   renderError: (res, requestId, error) => jsonError(res, requestId, error, true),
   unknownKey: () => new AwsApiError("UnrecognizedClientException", 400, "The security token included in the request is invalid."),
-  badSignature: () => new AwsApiError("InvalidSignatureException", 400, "The request signature we calculated does not match the signature you provided."),
+  badSignature: () =>
+    new AwsApiError("InvalidSignatureException", 400, "The request signature we calculated does not match the signature you provided."),
   expiredToken: () => new AwsApiError("ExpiredTokenException", 400, EXPIRED_TOKEN_MESSAGE),
   // EventBridge (JSON 1.1): HTTP 400, body {"__type": "AccessDeniedException", "message": "..."}, as EventBridge answers
   // ("AccessDeniedException: User: ... is not authorized to perform: events:PutRule on resource: ... status code: 400").
@@ -330,11 +374,19 @@ interface Resolved {
   run: (request: AwsRequest) => unknown;
 }
 
-function resolveOperation(state: AwsState, service: AwsService, method: string, path: string, headers: Record<string, string>, params: Record<string, string>): Resolved {
+function resolveOperation(
+  state: AwsState,
+  service: AwsService,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  params: Record<string, string>,
+): Resolved {
   switch (service) {
     case "iam": {
       const action = params.Action ?? "";
-      if (params.Version && params.Version !== IAM_VERSION) throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
+      if (params.Version && params.Version !== IAM_VERSION)
+        throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${params.Version}`);
       return { operation: action, labels: {}, run: (request) => handleIam(state, request, action, params) };
     }
     case "sts": {
@@ -410,7 +462,11 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
   const admin = newUser(state, { userName: SANDBOX_ADMIN }, new Date(), 0);
   admin.attachedPolicyArns.push(ADMINISTRATOR_ACCESS_ARN);
   state.iam.users.set(SANDBOX_ADMIN, admin);
-  state.credentials.set(DEFAULT_ACCESS_KEY_ID, { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: DEFAULT_SECRET_ACCESS_KEY, arn: admin.arn });
+  state.credentials.set(DEFAULT_ACCESS_KEY_ID, {
+    accessKeyId: DEFAULT_ACCESS_KEY_ID,
+    secretAccessKey: DEFAULT_SECRET_ACCESS_KEY,
+    arn: admin.arn,
+  });
 
   const lookup = (accessKeyId: string) => state.credentials.get(accessKeyId);
 
@@ -420,10 +476,14 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
   async function checkHeaderSigned(
     signable: SignableRequest,
     auth: ParsedAuthorization,
-  ): Promise<{ problem: "unknown-key" | "bad-signature" | "expired"; credentials?: undefined } | { problem?: undefined; credentials: KnownCredentials }> {
+  ): Promise<
+    | { problem: "unknown-key" | "bad-signature" | "expired"; credentials?: undefined }
+    | { problem?: undefined; credentials: KnownCredentials }
+  > {
     const credentials = lookup(auth.accessKeyId);
     if (!credentials) return { problem: "unknown-key" };
-    if (credentials.sessionToken !== undefined && signable.headers["x-amz-security-token"] !== credentials.sessionToken) return { problem: "unknown-key" };
+    if (credentials.sessionToken !== undefined && signable.headers["x-amz-security-token"] !== credentials.sessionToken)
+      return { problem: "unknown-key" };
     if (verifySignatures && !(await verifyHeaderSignature(signable, auth, credentials))) return { problem: "bad-signature" };
     if (expired(credentials)) return { problem: "expired" };
     return { credentials };
@@ -437,7 +497,15 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     unsignedAllowed: boolean,
   ): Promise<{ caller: Caller; region: string }> {
     const protocol = PROTOCOLS[service];
-    const signable = { method: request.method, protocol: "http:" as const, host, path: request.path, query: request.query, headers: request.headers, body: request.body };
+    const signable = {
+      method: request.method,
+      protocol: "http:" as const,
+      host,
+      path: request.path,
+      query: request.query,
+      headers: request.headers,
+      body: request.body,
+    };
     if (auth) {
       const checked = await checkHeaderSigned(signable, auth);
       if (checked.problem === "unknown-key") throw protocol.unknownKey();
@@ -454,7 +522,8 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
     if (check.problem === "unknown-access-key" || check.problem === "bad-session-token") throw protocol.unknownKey();
     if (check.problem === "expired") throw new AwsApiError("ExpiredToken", 403, "The security token included in the request is expired");
     if (check.problem === "signature-mismatch" && verifySignatures) throw protocol.badSignature();
-    if (check.problem === "signature-mismatch" && check.credentials && check.scope) return { caller: callerOf(state, check.credentials), region: check.scope.region };
+    if (check.problem === "signature-mismatch" && check.credentials && check.scope)
+      return { caller: callerOf(state, check.credentials), region: check.scope.region };
     throw service === "eks"
       ? new AwsApiError("MissingAuthenticationTokenException", 403, "Missing Authentication Token")
       : new AwsApiError("MissingAuthenticationToken", 403, "Request is missing Authentication Token");
@@ -504,7 +573,8 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
         return;
       }
       const message = error instanceof Error ? error.message : String(error);
-      const internal = service === "eks" ? new AwsApiError("ServerException", 500, message) : new AwsApiError("InternalFailure", 500, message);
+      const internal =
+        service === "eks" ? new AwsApiError("ServerException", 500, message) : new AwsApiError("InternalFailure", 500, message);
       protocol.renderError(res, requestId, internal);
     }
   }
@@ -531,7 +601,15 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
       if (!auth) return { allowed: false, problem: "missing-signature" };
       const path = request.url.split("?")[0] || "/";
       const query = decodeQuery(new URL(request.url, "http://localhost").searchParams);
-      const signable = { method: request.method, protocol: "http:" as const, host: request.host, path, query, headers: request.headers, body: request.body };
+      const signable = {
+        method: request.method,
+        protocol: "http:" as const,
+        host: request.host,
+        path,
+        query,
+        headers: request.headers,
+        body: request.body,
+      };
       const checked = await checkHeaderSigned(signable, auth);
       if (checked.problem) return { allowed: false, problem: checked.problem };
       const caller = callerOf(state, checked.credentials);
@@ -548,7 +626,8 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
       const wanted = request.clusterName;
       const clusters = [...state.eks.clusters.values()].filter((c) => wanted === undefined || c.name === wanted);
       const issuers = clusters.flatMap((c) => c.oidcIssuer ?? []);
-      if (issuers.length !== 1) throw new IssuerNotFound(`${issuers.length} seeded clusters with an OIDC issuer match ${wanted ?? "(any)"}`);
+      if (issuers.length !== 1)
+        throw new IssuerNotFound(`${issuers.length} seeded clusters with an OIDC issuer match ${wanted ?? "(any)"}`);
       return serviceAccountToken(state.oidcIssuers.get(issuers[0]!)!, request);
     },
     issuerJwks(issuer) {
@@ -592,7 +671,11 @@ export async function startAwsEmulator(opts: AwsEmulatorOptions = {}): Promise<A
 
 // ---------------------------------------------------------------- presigned GetCallerIdentity (EKS tokens)
 
-async function verifyCallerIdentityUrl(state: AwsState, presignedUrl: string, opts: { clusterName?: string; now?: Date }): Promise<PresignedCaller | undefined> {
+async function verifyCallerIdentityUrl(
+  state: AwsState,
+  presignedUrl: string,
+  opts: { clusterName?: string; now?: Date },
+): Promise<PresignedCaller | undefined> {
   let url: URL;
   try {
     url = new URL(presignedUrl);
@@ -603,7 +686,8 @@ async function verifyCallerIdentityUrl(state: AwsState, presignedUrl: string, op
   const action = Object.entries(query).find(([key]) => key.toLowerCase() === "action")?.[1];
   if (action !== "GetCallerIdentity") return undefined;
   const protocol = url.protocol === "https:" ? "https:" : "http:";
-  const clusterNames = opts.clusterName !== undefined ? [opts.clusterName] : [...new Set([...state.eks.clusters.values()].map((c) => c.name))];
+  const clusterNames =
+    opts.clusterName !== undefined ? [opts.clusterName] : [...new Set([...state.eks.clusters.values()].map((c) => c.name))];
   // The Host the client signed: with the port when the URL has one (the sandbox), bare otherwise (AWS).
   const hosts = [...new Set([url.host, url.hostname])];
   const path = url.pathname || "/";
@@ -663,7 +747,11 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
 
   if (seed.nodeRoleArn) seedNodeRole(state, seed.nodeRoleArn, now);
   if (seed.oidcIssuer) {
-    const provider = newOidcProvider(state, { url: seed.oidcIssuer, clientIds: ["sts.amazonaws.com"], thumbprints: [EKS_OIDC_THUMBPRINT] }, now);
+    const provider = newOidcProvider(
+      state,
+      { url: seed.oidcIssuer, clientIds: ["sts.amazonaws.com"], thumbprints: [EKS_OIDC_THUMBPRINT] },
+      now,
+    );
     if (!state.iam.oidcProviders.has(provider.arn)) state.iam.oidcProviders.set(provider.arn, provider);
     // The cluster's issuer signs its service-account tokens; STS verifies AssumeRoleWithWebIdentity against it.
     if (!state.oidcIssuers.has(seed.oidcIssuer)) state.oidcIssuers.set(seed.oidcIssuer, newIssuerKeys(seed.oidcIssuer));
@@ -671,7 +759,13 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
 
   // API modes: EKS gives the creator an admin access entry and the node role an EC2_LINUX one.
   if (seed.authenticationMode !== "CONFIG_MAP") {
-    const creator = newAccessEntry(cluster, state.accountId, creatorArn, { type: "STANDARD", principalId: principalIdOf(state, creatorArn) }, now);
+    const creator = newAccessEntry(
+      cluster,
+      state.accountId,
+      creatorArn,
+      { type: "STANDARD", principalId: principalIdOf(state, creatorArn) },
+      now,
+    );
     creator.accessPolicies.set(CLUSTER_ADMIN_POLICY_ARN, {
       policyArn: CLUSTER_ADMIN_POLICY_ARN,
       accessScope: { type: "cluster", namespaces: [] },
@@ -680,7 +774,13 @@ function seedCluster(state: AwsState, seed: SeedCluster): void {
     });
     cluster.accessEntries.set(creatorArn, creator);
     if (seed.nodeRoleArn) {
-      const nodeEntry = newAccessEntry(cluster, state.accountId, seed.nodeRoleArn, { type: "EC2_LINUX", principalId: principalIdOf(state, seed.nodeRoleArn) }, now);
+      const nodeEntry = newAccessEntry(
+        cluster,
+        state.accountId,
+        seed.nodeRoleArn,
+        { type: "EC2_LINUX", principalId: principalIdOf(state, seed.nodeRoleArn) },
+        now,
+      );
       cluster.accessEntries.set(seed.nodeRoleArn, nodeEntry);
     }
   }
@@ -692,7 +792,12 @@ function seedNodeRole(state: AwsState, roleArn: string, now: Date): void {
   if (existing?.kind !== "role" || existing.accountId !== state.accountId || existing.entity) return;
   const roleName = existing.name;
   // Seeded roles are long established: visible at once.
-  const role = newRole(state, { roleName, path: existing.path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" }, now, 0);
+  const role = newRole(
+    state,
+    { roleName, path: existing.path, assumeRolePolicyDocument: NODE_TRUST_POLICY, description: "EKS node group role" },
+    now,
+    0,
+  );
   role.attachedPolicyArns.push(...NODE_MANAGED_POLICIES);
   state.iam.roles.set(roleName, role);
 }

@@ -47,8 +47,16 @@ const ROUTES: Array<{ method: string; pattern: string[]; operation: string }> = 
   { method: "GET", pattern: ["clusters", "{name}", "access-entries", "{principalArn}"], operation: "DescribeAccessEntry" },
   { method: "POST", pattern: ["clusters", "{name}", "access-entries", "{principalArn}"], operation: "UpdateAccessEntry" },
   { method: "DELETE", pattern: ["clusters", "{name}", "access-entries", "{principalArn}"], operation: "DeleteAccessEntry" },
-  { method: "GET", pattern: ["clusters", "{name}", "access-entries", "{principalArn}", "access-policies"], operation: "ListAssociatedAccessPolicies" },
-  { method: "POST", pattern: ["clusters", "{name}", "access-entries", "{principalArn}", "access-policies"], operation: "AssociateAccessPolicy" },
+  {
+    method: "GET",
+    pattern: ["clusters", "{name}", "access-entries", "{principalArn}", "access-policies"],
+    operation: "ListAssociatedAccessPolicies",
+  },
+  {
+    method: "POST",
+    pattern: ["clusters", "{name}", "access-entries", "{principalArn}", "access-policies"],
+    operation: "AssociateAccessPolicy",
+  },
   {
     method: "DELETE",
     pattern: ["clusters", "{name}", "access-entries", "{principalArn}", "access-policies", "{policyArn}"],
@@ -57,9 +65,21 @@ const ROUTES: Array<{ method: string; pattern: string[]; operation: string }> = 
   { method: "GET", pattern: ["access-policies"], operation: "ListAccessPolicies" },
   { method: "POST", pattern: ["clusters", "{name}", "pod-identity-associations"], operation: "CreatePodIdentityAssociation" },
   { method: "GET", pattern: ["clusters", "{name}", "pod-identity-associations"], operation: "ListPodIdentityAssociations" },
-  { method: "GET", pattern: ["clusters", "{name}", "pod-identity-associations", "{associationId}"], operation: "DescribePodIdentityAssociation" },
-  { method: "POST", pattern: ["clusters", "{name}", "pod-identity-associations", "{associationId}"], operation: "UpdatePodIdentityAssociation" },
-  { method: "DELETE", pattern: ["clusters", "{name}", "pod-identity-associations", "{associationId}"], operation: "DeletePodIdentityAssociation" },
+  {
+    method: "GET",
+    pattern: ["clusters", "{name}", "pod-identity-associations", "{associationId}"],
+    operation: "DescribePodIdentityAssociation",
+  },
+  {
+    method: "POST",
+    pattern: ["clusters", "{name}", "pod-identity-associations", "{associationId}"],
+    operation: "UpdatePodIdentityAssociation",
+  },
+  {
+    method: "DELETE",
+    pattern: ["clusters", "{name}", "pod-identity-associations", "{associationId}"],
+    operation: "DeletePodIdentityAssociation",
+  },
   { method: "GET", pattern: ["tags", "{resourceArn}"], operation: "ListTagsForResource" },
   { method: "POST", pattern: ["tags", "{resourceArn}"], operation: "TagResource" },
   { method: "DELETE", pattern: ["tags", "{resourceArn}"], operation: "UntagResource" },
@@ -98,10 +118,12 @@ function safeDecode(segment: string): string {
 
 const notFound = (message: string, clusterName?: string) =>
   new AwsApiError("ResourceNotFoundException", 404, message, clusterName ? { clusterName } : {});
-const inUse = (message: string, clusterName?: string) => new AwsApiError("ResourceInUseException", 409, message, clusterName ? { clusterName } : {});
+const inUse = (message: string, clusterName?: string) =>
+  new AwsApiError("ResourceInUseException", 409, message, clusterName ? { clusterName } : {});
 const invalidParameter = (message: string, clusterName?: string) =>
   new AwsApiError("InvalidParameterException", 400, message, clusterName ? { clusterName } : {});
-const invalidRequest = (message: string, clusterName?: string) => new AwsApiError("InvalidRequestException", 400, message, clusterName ? { clusterName } : {});
+const invalidRequest = (message: string, clusterName?: string) =>
+  new AwsApiError("InvalidRequestException", 400, message, clusterName ? { clusterName } : {});
 
 /** The message EKS gives for a principal IAM cannot (yet) show it; normaliseError's IAM_PROPAGATION_MESSAGE recognises it. */
 const INVALID_PRINCIPAL_MESSAGE = "The specified principalArn is invalid: invalid principal";
@@ -147,7 +169,10 @@ function cluster(ctx: EksContext): EksCluster {
 function clusterWithAccessEntries(ctx: EksContext): EksCluster {
   const found = cluster(ctx);
   if (found.authenticationMode === "CONFIG_MAP") {
-    throw invalidRequest("The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.", found.name);
+    throw invalidRequest(
+      "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.",
+      found.name,
+    );
   }
   return found;
 }
@@ -155,7 +180,10 @@ function clusterWithAccessEntries(ctx: EksContext): EksCluster {
 function accessEntry(ctx: EksContext, owner: EksCluster): AccessEntry {
   const entry = owner.accessEntries.get(ctx.labels.principalArn);
   if (!entry) {
-    throw notFound(`The specified principalArn could not be found. You can view your available access entries with 'list-access-entries'.`, owner.name);
+    throw notFound(
+      `The specified principalArn could not be found. You can view your available access entries with 'list-access-entries'.`,
+      owner.name,
+    );
   }
   return entry;
 }
@@ -186,7 +214,8 @@ function stringList(ctx: EksContext, field: string): string[] | undefined {
 function tagsField(ctx: EksContext): Record<string, string> {
   const value = ctx.body.tags;
   if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value) || Object.values(value).some((v) => typeof v !== "string")) throw invalidParameter("tags must be a map of strings.");
+  if (typeof value !== "object" || Array.isArray(value) || Object.values(value).some((v) => typeof v !== "string"))
+    throw invalidParameter("tags must be a map of strings.");
   const tags = value as Record<string, string>;
   validateTags(tags);
   return { ...tags };
@@ -194,10 +223,13 @@ function tagsField(ctx: EksContext): Record<string, string> {
 
 function validateTags(tags: Record<string, string>): void {
   for (const [key, value] of Object.entries(tags)) {
-    if (key.length < 1 || key.length > 128 || value.length > 256) throw new AwsApiError("BadRequestException", 400, `Tag ${key} is not valid: keys are 1-128 characters, values at most 256.`);
-    if (key.toLowerCase().startsWith("aws:")) throw new AwsApiError("BadRequestException", 400, `Tag key ${key} uses the reserved prefix aws:.`);
+    if (key.length < 1 || key.length > 128 || value.length > 256)
+      throw new AwsApiError("BadRequestException", 400, `Tag ${key} is not valid: keys are 1-128 characters, values at most 256.`);
+    if (key.toLowerCase().startsWith("aws:"))
+      throw new AwsApiError("BadRequestException", 400, `Tag key ${key} uses the reserved prefix aws:.`);
   }
-  if (Object.keys(tags).length > MAX_TAGS) throw new AwsApiError("BadRequestException", 400, `A resource can have at most ${MAX_TAGS} tags.`);
+  if (Object.keys(tags).length > MAX_TAGS)
+    throw new AwsApiError("BadRequestException", 400, `A resource can have at most ${MAX_TAGS} tags.`);
 }
 
 function maxResults(ctx: EksContext, max = 100): number {
@@ -320,7 +352,8 @@ function assertPrincipalUsable(ctx: EksContext, principalArn: string, clusterNam
 }
 
 function defaultUsername(principalArn: string, kind: "role" | "user", name: string, accountId: string, type: string): string {
-  if (type === "EC2_LINUX" || type === "EC2_WINDOWS" || type === "EC2" || type === "HYBRID_LINUX") return "system:node:{{EC2PrivateDNSName}}";
+  if (type === "EC2_LINUX" || type === "EC2_WINDOWS" || type === "EC2" || type === "HYBRID_LINUX")
+    return "system:node:{{EC2PrivateDNSName}}";
   if (type === "FARGATE_LINUX") return "system:node:{{SessionName}}";
   if (kind === "user") return principalArn;
   return `arn:aws:sts::${accountId}:assumed-role/${name}/{{SessionName}}`;
@@ -346,7 +379,8 @@ export function newAccessEntry(
   return {
     clusterName: owner.name,
     principalArn,
-    kubernetesGroups: type === "STANDARD" ? [...new Set(init.groups ?? [])] : type.startsWith("EC2") || type === "HYBRID_LINUX" ? ["system:nodes"] : [],
+    kubernetesGroups:
+      type === "STANDARD" ? [...new Set(init.groups ?? [])] : type.startsWith("EC2") || type === "HYBRID_LINUX" ? ["system:nodes"] : [],
     accessEntryArn: `arn:aws:eks:${owner.region}:${accountId}:access-entry/${owner.name}/${kind}/${principalAccount}/${name}/${randomUUID()}`,
     createdAt: now,
     modifiedAt: now,
@@ -369,7 +403,10 @@ function validateIdentity(groups: string[] | undefined, username: string | undef
   for (const group of groups ?? []) {
     const lower = group.trim().toLowerCase();
     if (RESERVED_PREFIXES.some((p) => lower.startsWith(p))) {
-      throw invalidParameter(`The kubernetes group name ${group} is invalid, it cannot start with ${RESERVED_PREFIXES.join(", ")}`, clusterName);
+      throw invalidParameter(
+        `The kubernetes group name ${group} is invalid, it cannot start with ${RESERVED_PREFIXES.join(", ")}`,
+        clusterName,
+      );
     }
     if (!group || group.length > 63) throw invalidParameter(`The kubernetes group name ${group} is invalid.`, clusterName);
   }
@@ -394,11 +431,17 @@ function assertPodIdentityRole(ctx: EksContext, roleArn: string, clusterName: st
 function trustsService(document: string, service: string): boolean {
   try {
     const { Statement } = JSON.parse(document) as { Statement?: unknown };
-    const statements = (Array.isArray(Statement) ? Statement : [Statement]) as Array<{ Effect?: string; Principal?: { Service?: unknown }; Action?: unknown }>;
+    const statements = (Array.isArray(Statement) ? Statement : [Statement]) as Array<{
+      Effect?: string;
+      Principal?: { Service?: unknown };
+      Action?: unknown;
+    }>;
     return statements.some((s) => {
       const services = [s?.Principal?.Service].flat();
       const actions = [s?.Action].flat();
-      return s?.Effect === "Allow" && services.includes(service) && actions.some((a) => a === "sts:AssumeRole" || a === "sts:*" || a === "*");
+      return (
+        s?.Effect === "Allow" && services.includes(service) && actions.some((a) => a === "sts:AssumeRole" || a === "sts:*" || a === "*")
+      );
     });
   } catch {
     return false;
@@ -461,7 +504,8 @@ const operations: Record<string, (ctx: EksContext) => Json> = {
     validateIdentity(groups, username, owner.name);
     const tags = tagsField(ctx);
     assertPrincipalUsable(ctx, principalArn, owner.name);
-    if (owner.accessEntries.has(principalArn)) throw inUse("The specified access entry resource is already in use on this cluster.", owner.name);
+    if (owner.accessEntries.has(principalArn))
+      throw inUse("The specified access entry resource is already in use on this cluster.", owner.name);
 
     const principalId = principalIdOf(ctx.state, principalArn);
     const entry = newAccessEntry(owner, ctx.state.accountId, principalArn, { type, groups, username, tags, principalId }, ctx.now);
@@ -516,12 +560,16 @@ const operations: Record<string, (ctx: EksContext) => Json> = {
     const entry = accessEntry(ctx, owner);
     const policyArn = stringField(ctx, "policyArn", true)!;
     if (!ACCESS_POLICY_ARNS.has(policyArn)) throw invalidParameter(`The specified policyArn ${policyArn} is invalid.`, owner.name);
-    if (entry.type !== "STANDARD") throw invalidRequest(`Access policies cannot be associated with access entries of type ${entry.type}.`, owner.name);
+    if (entry.type !== "STANDARD")
+      throw invalidRequest(`Access policies cannot be associated with access entries of type ${entry.type}.`, owner.name);
     const scope = ctx.body.accessScope as Partial<AccessScope> | undefined;
-    if (!scope || (scope.type !== "cluster" && scope.type !== "namespace")) throw invalidParameter("accessScope.type must be cluster or namespace.", owner.name);
+    if (!scope || (scope.type !== "cluster" && scope.type !== "namespace"))
+      throw invalidParameter("accessScope.type must be cluster or namespace.", owner.name);
     const namespaces = Array.isArray(scope.namespaces) ? scope.namespaces.filter((n): n is string => typeof n === "string") : [];
-    if (scope.type === "namespace" && namespaces.length === 0) throw invalidParameter("Namespaces must be specified for an access scope of type namespace.", owner.name);
-    if (scope.type === "cluster" && namespaces.length > 0) throw invalidParameter("Namespaces cannot be specified for an access scope of type cluster.", owner.name);
+    if (scope.type === "namespace" && namespaces.length === 0)
+      throw invalidParameter("Namespaces must be specified for an access scope of type namespace.", owner.name);
+    if (scope.type === "cluster" && namespaces.length > 0)
+      throw invalidParameter("Namespaces cannot be specified for an access scope of type cluster.", owner.name);
     const existing = entry.accessPolicies.get(policyArn);
     const associated: AssociatedAccessPolicy = {
       policyArn,
@@ -559,7 +607,8 @@ const operations: Record<string, (ctx: EksContext) => Json> = {
     const owner = cluster(ctx);
     const token = tokenKey(ctx, owner, "CreatePodIdentityAssociation");
     const repeated = rememberedByToken(ctx, token);
-    if (repeated && owner.podIdentityAssociations.has(repeated)) return { association: associationJson(owner.podIdentityAssociations.get(repeated)!) };
+    if (repeated && owner.podIdentityAssociations.has(repeated))
+      return { association: associationJson(owner.podIdentityAssociations.get(repeated)!) };
 
     const namespace = stringField(ctx, "namespace", true)!;
     const serviceAccount = stringField(ctx, "serviceAccount", true)!;

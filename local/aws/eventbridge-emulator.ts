@@ -34,14 +34,16 @@ function requiredString(entry: Json, field: string): EntryResult | undefined {
 function acceptEntry(state: AwsState, request: AwsRequest, entry: Json): EntryResult {
   const problem = requiredString(entry, "Source") ?? requiredString(entry, "DetailType") ?? requiredString(entry, "Detail");
   if (problem) return problem;
-  if (Buffer.byteLength(JSON.stringify(entry)) > MAX_ENTRY_BYTES) return { ErrorCode: "InvalidArgument", ErrorMessage: "Total size of the entries in the request is over the limit." };
+  if (Buffer.byteLength(JSON.stringify(entry)) > MAX_ENTRY_BYTES)
+    return { ErrorCode: "InvalidArgument", ErrorMessage: "Total size of the entries in the request is over the limit." };
   let detail: unknown;
   try {
     detail = JSON.parse(entry.Detail as string);
   } catch {
     return { ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed." };
   }
-  if (!detail || typeof detail !== "object" || Array.isArray(detail)) return { ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed." };
+  if (!detail || typeof detail !== "object" || Array.isArray(detail))
+    return { ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed." };
   const resources = Array.isArray(entry.Resources) ? entry.Resources.filter((r): r is string => typeof r === "string") : [];
   const time = typeof entry.Time === "number" ? new Date(entry.Time * 1000) : new Date();
   const recorded: RecordedEvent = {

@@ -62,7 +62,8 @@ function validName(ctx: IamContext, param: string, max: number): string {
   const value = required(ctx, param);
   if (value.length < 1) throw validationError(memberName(param), value, "Member must have length greater than or equal to 1");
   if (value.length > max) throw validationError(memberName(param), value, `Member must have length less than or equal to ${max}`);
-  if (!NAME_PATTERN.test(value)) throw validationError(memberName(param), value, "Member must satisfy regular expression pattern: [\\w+=,.@-]+");
+  if (!NAME_PATTERN.test(value))
+    throw validationError(memberName(param), value, "Member must satisfy regular expression pattern: [\\w+=,.@-]+");
   return value;
 }
 
@@ -80,7 +81,8 @@ function tagsParam(ctx: IamContext): Tag[] {
     if (tag.Key.length < 1 || tag.Key.length > 128) throw invalidInput(`Tag key ${JSON.stringify(tag.Key)} must be 1-128 characters.`);
     if (tag.Value.length > 256) throw invalidInput(`Tag value for key ${tag.Key} must be at most 256 characters.`);
   }
-  if (new Set(tags.map((t) => t.Key.toLowerCase())).size !== tags.length) throw invalidInput("Duplicate tag keys found. Please note that Tag keys are case insensitive.");
+  if (new Set(tags.map((t) => t.Key.toLowerCase())).size !== tags.length)
+    throw invalidInput("Duplicate tag keys found. Please note that Tag keys are case insensitive.");
   if (tags.length > MAX_TAGS) throw limitExceeded(`The number of tags has reached the maximum limit of ${MAX_TAGS}.`);
   return tags;
 }
@@ -108,7 +110,8 @@ function maxItems(ctx: IamContext): number {
   const raw = optional(ctx, "MaxItems");
   if (raw === undefined) return DEFAULT_MAX_ITEMS;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > 1000) throw validationError("maxItems", raw, "Member must have value between 1 and 1000");
+  if (!Number.isInteger(value) || value < 1 || value > 1000)
+    throw validationError("maxItems", raw, "Member must have value between 1 and 1000");
   return value;
 }
 
@@ -145,13 +148,15 @@ function parsePolicy(document: string): Statement[] {
   }
   if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) throw malformedPolicy("Syntax errors in policy.");
   const { Version, Statement } = parsed as { Version?: unknown; Statement?: unknown };
-  if (Version !== undefined && Version !== "2012-10-17" && Version !== "2008-10-17") throw malformedPolicy("The policy failed legacy parsing");
+  if (Version !== undefined && Version !== "2012-10-17" && Version !== "2008-10-17")
+    throw malformedPolicy("The policy failed legacy parsing");
   const statements = Array.isArray(Statement) ? Statement : Statement && typeof Statement === "object" ? [Statement] : undefined;
   if (!statements || statements.length === 0) throw malformedPolicy("Syntax errors in policy.");
   for (const statement of statements as Statement[]) {
     if (!statement || typeof statement !== "object") throw malformedPolicy("Syntax errors in policy.");
     if (statement.Effect !== "Allow" && statement.Effect !== "Deny") throw malformedPolicy("Syntax errors in policy.");
-    if (statement.Action === undefined && statement.NotAction === undefined) throw malformedPolicy("Policy statement must contain actions.");
+    if (statement.Action === undefined && statement.NotAction === undefined)
+      throw malformedPolicy("Policy statement must contain actions.");
   }
   return statements as Statement[];
 }
@@ -159,15 +164,20 @@ function parsePolicy(document: string): Statement[] {
 /** Identity policies (inline and managed): resources required, principals forbidden. */
 function validateIdentityPolicy(document: string): void {
   for (const statement of parsePolicy(document)) {
-    if (statement.Principal !== undefined || statement.NotPrincipal !== undefined) throw malformedPolicy("Policy document should not specify a principal.");
-    if (statement.Resource === undefined && statement.NotResource === undefined) throw malformedPolicy("Policy statement must contain resources.");
+    if (statement.Principal !== undefined || statement.NotPrincipal !== undefined)
+      throw malformedPolicy("Policy document should not specify a principal.");
+    if (statement.Resource === undefined && statement.NotResource === undefined)
+      throw malformedPolicy("Policy statement must contain resources.");
   }
 }
 
 type Visibility = "visible" | "propagating" | "missing";
 
 /** An IAM role or user ARN (`role/<path><name>`, `user/<path><name>`), and the entity of this account by that name. */
-export type IamEntityRef = { name: string; path: string; accountId: string } & ({ kind: "role"; entity?: IamRole } | { kind: "user"; entity?: IamUser });
+export type IamEntityRef = { name: string; path: string; accountId: string } & (
+  | { kind: "role"; entity?: IamRole }
+  | { kind: "user"; entity?: IamUser }
+);
 
 /**
  * Parses an IAM role or user ARN (undefined for anything else). `entity` is this account's role or user
@@ -206,7 +216,8 @@ function principalValues(value: unknown): string[] {
 
 /** Trust policies: principals required, resources forbidden, principals of this account must exist (and be visible). */
 function validateTrustPolicy(state: AwsState, document: string, now: Date): void {
-  if (policySize(document) > TRUST_POLICY_MAX_CHARS) throw limitExceeded(`Cannot exceed quota for ACLSizePerRole: ${TRUST_POLICY_MAX_CHARS}`);
+  if (policySize(document) > TRUST_POLICY_MAX_CHARS)
+    throw limitExceeded(`Cannot exceed quota for ACLSizePerRole: ${TRUST_POLICY_MAX_CHARS}`);
   for (const statement of parsePolicy(document)) {
     if (statement.Resource !== undefined || statement.NotResource !== undefined) throw malformedPolicy("Has prohibited field Resource");
     const principal = statement.Principal ?? statement.NotPrincipal;
@@ -241,8 +252,11 @@ function principalExists(state: AwsState, kind: string, value: string, now: Date
 }
 
 function validateInlinePolicies(role: IamRole, name: string, document: string): void {
-  const total = [...role.inlinePolicies.entries()].filter(([n]) => n !== name).reduce((sum, [, doc]) => sum + policySize(doc), policySize(document));
-  if (total > INLINE_POLICIES_MAX_CHARS) throw limitExceeded(`Maximum policy size of ${INLINE_POLICIES_MAX_CHARS} bytes exceeded for role ${role.roleName}`);
+  const total = [...role.inlinePolicies.entries()]
+    .filter(([n]) => n !== name)
+    .reduce((sum, [, doc]) => sum + policySize(doc), policySize(document));
+  if (total > INLINE_POLICIES_MAX_CHARS)
+    throw limitExceeded(`Maximum policy size of ${INLINE_POLICIES_MAX_CHARS} bytes exceeded for role ${role.roleName}`);
 }
 
 // ---------------------------------------------------------------- lookups
@@ -359,7 +373,15 @@ function policyXml(state: AwsState, policy: ManagedPolicy): Record<string, XmlVa
 
 export function newRole(
   state: AwsState,
-  init: { roleName: string; path?: string; assumeRolePolicyDocument: string; description?: string; tags?: Tag[]; permissionsBoundaryArn?: string; maxSessionDuration?: number },
+  init: {
+    roleName: string;
+    path?: string;
+    assumeRolePolicyDocument: string;
+    description?: string;
+    tags?: Tag[];
+    permissionsBoundaryArn?: string;
+    maxSessionDuration?: number;
+  },
   now: Date,
   visibleAt = now.getTime() + state.propagationDelayMs,
 ): IamRole {
@@ -381,7 +403,12 @@ export function newRole(
   };
 }
 
-export function newUser(state: AwsState, init: { userName: string; path?: string; tags?: Tag[]; permissionsBoundaryArn?: string }, now: Date, visibleAt = now.getTime() + state.propagationDelayMs): IamUser {
+export function newUser(
+  state: AwsState,
+  init: { userName: string; path?: string; tags?: Tag[]; permissionsBoundaryArn?: string },
+  now: Date,
+  visibleAt = now.getTime() + state.propagationDelayMs,
+): IamUser {
   const path = init.path ?? "/";
   return {
     userName: init.userName,
@@ -397,7 +424,11 @@ export function newUser(state: AwsState, init: { userName: string; path?: string
   };
 }
 
-export function newOidcProvider(state: AwsState, init: { url: string; clientIds?: string[]; thumbprints?: string[]; tags?: Tag[] }, now: Date): OidcProvider {
+export function newOidcProvider(
+  state: AwsState,
+  init: { url: string; clientIds?: string[]; thumbprints?: string[]; tags?: Tag[] },
+  now: Date,
+): OidcProvider {
   return {
     arn: oidcProviderArn(state.accountId, init.url),
     url: init.url,
@@ -417,7 +448,8 @@ const actions: Record<string, IamAction> = {
     const path = validPath(ctx);
     const document = required(ctx, "AssumeRolePolicyDocument");
     const description = optional(ctx, "Description");
-    if (description !== undefined && description.length > 1000) throw validationError("description", description, "Member must have length less than or equal to 1000");
+    if (description !== undefined && description.length > 1000)
+      throw validationError("description", description, "Member must have length less than or equal to 1000");
     const tags = tagsParam(ctx);
     const maxSession = optional(ctx, "MaxSessionDuration");
     const maxSessionDuration = maxSession === undefined ? 3600 : Number(maxSession);
@@ -427,7 +459,11 @@ const actions: Record<string, IamAction> = {
     if (nameTaken(ctx.state.iam.roles, roleName)) throw alreadyExists(`Role with name ${roleName} already exists.`);
     validateTrustPolicy(ctx.state, document, ctx.now);
     const permissionsBoundaryArn = optionalBoundary(ctx);
-    const role = newRole(ctx.state, { roleName, path, assumeRolePolicyDocument: document, description, tags, maxSessionDuration, permissionsBoundaryArn }, ctx.now);
+    const role = newRole(
+      ctx.state,
+      { roleName, path, assumeRolePolicyDocument: document, description, tags, maxSessionDuration, permissionsBoundaryArn },
+      ctx.now,
+    );
     ctx.state.iam.roles.set(roleName, role);
     return { Role: roleXml(role) };
   },
@@ -438,10 +474,15 @@ const actions: Record<string, IamAction> = {
 
   ListRoles(ctx) {
     const prefix = optional(ctx, "PathPrefix") ?? "/";
-    const roles = [...ctx.state.iam.roles.values()].filter((r) => r.path.startsWith(prefix)).sort((a, b) => a.roleName.localeCompare(b.roleName));
+    const roles = [...ctx.state.iam.roles.values()]
+      .filter((r) => r.path.startsWith(prefix))
+      .sort((a, b) => a.roleName.localeCompare(b.roleName));
     const { items, ...paging } = paged(ctx, roles);
     // ListRoles leaves out tags and boundaries, as IAM does.
-    return { Roles: items.map((r) => ({ ...roleXml(r), Tags: undefined, PermissionsBoundary: undefined, RoleLastUsed: undefined })), ...paging };
+    return {
+      Roles: items.map((r) => ({ ...roleXml(r), Tags: undefined, PermissionsBoundary: undefined, RoleLastUsed: undefined })),
+      ...paging,
+    };
   },
 
   DeleteRole(ctx) {
@@ -554,7 +595,8 @@ const actions: Record<string, IamAction> = {
       throw alreadyExists(`A policy called ${policyName} already exists. Duplicate names are not allowed.`);
     }
     validateIdentityPolicy(document);
-    if (policySize(document) > MANAGED_POLICY_MAX_CHARS) throw limitExceeded(`Cannot exceed quota for PolicySize: ${MANAGED_POLICY_MAX_CHARS}`);
+    if (policySize(document) > MANAGED_POLICY_MAX_CHARS)
+      throw limitExceeded(`Cannot exceed quota for PolicySize: ${MANAGED_POLICY_MAX_CHARS}`);
     const policy: ManagedPolicy = {
       policyName,
       policyId: iamUniqueId("ANPA"),
@@ -580,7 +622,8 @@ const actions: Record<string, IamAction> = {
   DeletePolicy(ctx) {
     const arn = required(ctx, "PolicyArn");
     if (!ctx.state.iam.policies.has(arn)) throw noSuchEntity(`Policy ${arn} was not found.`);
-    if (attachmentCount(ctx.state, arn) > 0 || boundaryUsage(ctx.state, arn) > 0) throw deleteConflict("Cannot delete a policy attached to entities.");
+    if (attachmentCount(ctx.state, arn) > 0 || boundaryUsage(ctx.state, arn) > 0)
+      throw deleteConflict("Cannot delete a policy attached to entities.");
     ctx.state.iam.policies.delete(arn);
     return undefined;
   },
@@ -624,7 +667,12 @@ const actions: Record<string, IamAction> = {
     if (!/^https:\/\/[^\s/]+/.test(url) || url.length > 255) throw invalidInput(`Invalid url: ${url}. The url must begin with https://`);
     const provider = newOidcProvider(
       ctx.state,
-      { url, clientIds: memberList(ctx.params, "ClientIDList"), thumbprints: memberList(ctx.params, "ThumbprintList"), tags: tagsParam(ctx) },
+      {
+        url,
+        clientIds: memberList(ctx.params, "ClientIDList"),
+        thumbprints: memberList(ctx.params, "ThumbprintList"),
+        tags: tagsParam(ctx),
+      },
       ctx.now,
     );
     if (ctx.state.iam.oidcProviders.has(provider.arn)) throw alreadyExists(`Provider with url ${url} already exists.`);
@@ -660,7 +708,12 @@ const actions: Record<string, IamAction> = {
 /** Every IAM action the emulator answers (each needs an authorization entry in operation-checks.ts). */
 export const IAM_OPERATIONS: readonly string[] = Object.keys(actions);
 
-export function handleIam(state: AwsState, request: AwsRequest, action: string, params: Record<string, string>): Record<string, XmlValue> | undefined {
+export function handleIam(
+  state: AwsState,
+  request: AwsRequest,
+  action: string,
+  params: Record<string, string>,
+): Record<string, XmlValue> | undefined {
   const handler = actions[action];
   if (!handler) throw new AwsApiError("InvalidAction", 400, `Could not find operation ${action} for version ${IAM_VERSION}`);
   return handler({ state, request, params, now: new Date() });

@@ -117,12 +117,24 @@ function signedHeadersOf(request: SignableRequest, names: string[]): Record<stri
 }
 
 /** Checks an Authorization-header signature (SDK and CLI requests). */
-export async function verifyHeaderSignature(request: SignableRequest, auth: ParsedAuthorization, credentials: KnownCredentials): Promise<boolean> {
+export async function verifyHeaderSignature(
+  request: SignableRequest,
+  auth: ParsedAuthorization,
+  credentials: KnownCredentials,
+): Promise<boolean> {
   const signingDate = parseAmzDate(request.headers["x-amz-date"]);
   if (!signingDate) return false;
   // A signed payload hash must be the body's (AWS checks it; the signature alone would not).
   const claimedHash = request.headers["x-amz-content-sha256"];
-  if (claimedHash && claimedHash !== "UNSIGNED-PAYLOAD" && claimedHash !== createHash("sha256").update(request.body ?? Buffer.alloc(0)).digest("hex")) return false;
+  if (
+    claimedHash &&
+    claimedHash !== "UNSIGNED-PAYLOAD" &&
+    claimedHash !==
+      createHash("sha256")
+        .update(request.body ?? Buffer.alloc(0))
+        .digest("hex")
+  )
+    return false;
   const signer = signerFor(credentials, auth.region, auth.service);
   const { hostname, port } = splitHost(request.host);
   const toSign = new HttpRequest({
@@ -142,7 +154,11 @@ export async function verifyHeaderSignature(request: SignableRequest, auth: Pars
     signableHeaders: new Set(auth.signedHeaders),
   });
   const recomputed = parseAuthorization(String(signed.headers.authorization));
-  return recomputed !== undefined && recomputed.signedHeaders.join(";") === auth.signedHeaders.join(";") && sameSignature(recomputed.signature, auth.signature);
+  return (
+    recomputed !== undefined &&
+    recomputed.signedHeaders.join(";") === auth.signedHeaders.join(";") &&
+    sameSignature(recomputed.signature, auth.signature)
+  );
 }
 
 export type PresignedProblem =
@@ -182,9 +198,11 @@ export async function verifyPresignedRequest(
   const signedHeaders = (param("X-Amz-SignedHeaders") ?? "").split(";").filter(Boolean);
   const signingDate = parseAmzDate(param("X-Amz-Date"));
   if (!scope || !signature || !signingDate || param("X-Amz-Algorithm") !== "AWS4-HMAC-SHA256") return { ok: false, problem: "malformed" };
-  if (opts.requireSignedHeader && !signedHeaders.includes(opts.requireSignedHeader)) return { ok: false, problem: "unsigned-cluster-id", scope };
+  if (opts.requireSignedHeader && !signedHeaders.includes(opts.requireSignedHeader))
+    return { ok: false, problem: "unsigned-cluster-id", scope };
   const expires = Number(param("X-Amz-Expires"));
-  if (!Number.isInteger(expires) || expires < 0 || expires > MAX_PRESIGNED_EXPIRES_SECONDS) return { ok: false, problem: "bad-expires", scope };
+  if (!Number.isInteger(expires) || expires < 0 || expires > MAX_PRESIGNED_EXPIRES_SECONDS)
+    return { ok: false, problem: "bad-expires", scope };
   const now = opts.now ?? new Date();
   if (now.getTime() > signingDate.getTime() + PRESIGNED_TOKEN_LIFETIME_MS) return { ok: false, problem: "expired", scope };
 
@@ -197,7 +215,15 @@ export async function verifyPresignedRequest(
   const { hostname, port } = splitHost(request.host);
   const query = Object.fromEntries(Object.entries(request.query).filter(([key]) => key !== "X-Amz-Signature"));
   const presigned = await signerFor(credentials, scope.region, scope.service).presign(
-    new HttpRequest({ method: request.method, protocol: request.protocol, hostname, port, path: request.path, query, headers: signedHeadersOf(request, signedHeaders) }),
+    new HttpRequest({
+      method: request.method,
+      protocol: request.protocol,
+      hostname,
+      port,
+      path: request.path,
+      query,
+      headers: signedHeadersOf(request, signedHeaders),
+    }),
     {
       signingDate,
       expiresIn: expires,
@@ -207,7 +233,11 @@ export async function verifyPresignedRequest(
     },
   );
   const recomputed = presigned.query?.["X-Amz-Signature"];
-  if (typeof recomputed === "string" && presigned.query?.["X-Amz-SignedHeaders"] === signedHeaders.join(";") && sameSignature(recomputed, signature)) {
+  if (
+    typeof recomputed === "string" &&
+    presigned.query?.["X-Amz-SignedHeaders"] === signedHeaders.join(";") &&
+    sameSignature(recomputed, signature)
+  ) {
     return { ok: true, credentials, scope };
   }
   return { ok: false, problem: "signature-mismatch", scope, credentials };

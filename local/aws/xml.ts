@@ -48,7 +48,11 @@ export function queryErrorResponse(error: AwsApiError, namespace: string, reques
 }
 
 /** The parameters of a query-protocol call: the form body of a POST and the URL query, flattened. */
-export function queryParams(query: Record<string, string | string[]>, body: Buffer, contentType: string | undefined): Record<string, string> {
+export function queryParams(
+  query: Record<string, string | string[]>,
+  body: Buffer,
+  contentType: string | undefined,
+): Record<string, string> {
   const params: Record<string, string> = {};
   for (const [key, value] of Object.entries(query)) params[key] = Array.isArray(value) ? value[0] : value;
   if (body.length && (!contentType || contentType.startsWith("application/x-www-form-urlencoded"))) {

@@ -67,7 +67,11 @@ interface Cause {
 
 const show = (value: unknown) => JSON.stringify(value);
 const invalidValue = (field: string, value: unknown, why: string): Cause => ({ field, message: `Invalid value: ${show(value)}: ${why}` });
-const required = (field: string, why = ""): Cause => ({ field, reason: "FieldValueRequired", message: `Required value${why ? `: ${why}` : ""}` });
+const required = (field: string, why = ""): Cause => ({
+  field,
+  reason: "FieldValueRequired",
+  message: `Required value${why ? `: ${why}` : ""}`,
+});
 const unsupported = (field: string, value: unknown, allowed: string[]): Cause => ({
   field,
   reason: "FieldValueNotSupported",
@@ -110,7 +114,8 @@ function metadataProblems(meta: ObjectMeta): Cause[] {
   const problems: Cause[] = [];
   for (const [key, value] of Object.entries(meta.labels ?? {})) {
     problems.push(...qualifiedKeyProblems("metadata.labels", key));
-    if (typeof value !== "string" || value.length > 63) problems.push(invalidValue("metadata.labels", value, "must be no more than 63 characters"));
+    if (typeof value !== "string" || value.length > 63)
+      problems.push(invalidValue("metadata.labels", value, "must be no more than 63 characters"));
     else if (!LABEL_VALUE.test(value)) problems.push(invalidValue("metadata.labels", value, LABEL_VALUE_MESSAGE));
   }
   for (const [key, value] of Object.entries(meta.annotations ?? {})) {
@@ -130,19 +135,27 @@ function podSpecProblems(spec: any, path: string, isJobTemplate: boolean): Cause
       if (!c?.name) problems.push(required(`${path}.containers[${i}].name`));
       else if (!DNS1123_LABEL.test(c.name)) problems.push(invalidValue(`${path}.containers[${i}].name`, c.name, LABEL_MESSAGE));
       if (!c?.image) problems.push(required(`${path}.containers[${i}].image`));
-      if (c?.command !== undefined && !isStringArray(c.command)) problems.push(invalidValue(`${path}.containers[${i}].command`, c.command, "must be a list of strings"));
-      if (c?.args !== undefined && !isStringArray(c.args)) problems.push(invalidValue(`${path}.containers[${i}].args`, c.args, "must be a list of strings"));
+      if (c?.command !== undefined && !isStringArray(c.command))
+        problems.push(invalidValue(`${path}.containers[${i}].command`, c.command, "must be a list of strings"));
+      if (c?.args !== undefined && !isStringArray(c.args))
+        problems.push(invalidValue(`${path}.containers[${i}].args`, c.args, "must be a list of strings"));
     });
   }
   const volumeNames = new Set((spec.volumes ?? []).map((v: any) => v?.name));
   (containers ?? []).forEach((c: any, i: number) => {
     (c?.volumeMounts ?? []).forEach((m: any, j: number) => {
-      if (!volumeNames.has(m?.name)) problems.push({ field: `${path}.containers[${i}].volumeMounts[${j}].name`, reason: "FieldValueNotFound", message: `Not found: ${show(m?.name)}` });
+      if (!volumeNames.has(m?.name))
+        problems.push({
+          field: `${path}.containers[${i}].volumeMounts[${j}].name`,
+          reason: "FieldValueNotFound",
+          message: `Not found: ${show(m?.name)}`,
+        });
     });
   });
   if (isJobTemplate) {
     if (spec.restartPolicy === undefined) problems.push(required(`${path}.restartPolicy`, 'valid values: "OnFailure", "Never"'));
-    else if (!["OnFailure", "Never"].includes(spec.restartPolicy)) problems.push(unsupported(`${path}.restartPolicy`, spec.restartPolicy, ["OnFailure", "Never"]));
+    else if (!["OnFailure", "Never"].includes(spec.restartPolicy))
+      problems.push(unsupported(`${path}.restartPolicy`, spec.restartPolicy, ["OnFailure", "Never"]));
   } else if (spec.restartPolicy !== undefined && !["Always", "OnFailure", "Never"].includes(spec.restartPolicy)) {
     problems.push(unsupported(`${path}.restartPolicy`, spec.restartPolicy, ["Always", "OnFailure", "Never"]));
   }
@@ -160,12 +173,20 @@ function kindProblems(type: ResourceType, obj: KubeObject): Cause[] {
       let size = 0;
       for (const field of ["data", "binaryData"] as const) {
         for (const [key, value] of Object.entries(obj[field] ?? {})) {
-          if (!CONFIG_KEY.test(key)) problems.push(invalidValue(`${field}[${key}]`, key, "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"));
+          if (!CONFIG_KEY.test(key))
+            problems.push(
+              invalidValue(
+                `${field}[${key}]`,
+                key,
+                "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')",
+              ),
+            );
           if (typeof value !== "string") problems.push(invalidValue(`${field}[${key}]`, value, "must be a string"));
           else size += key.length + Buffer.byteLength(value);
         }
       }
-      if (size > MAX_CONFIGMAP_BYTES) problems.push({ field: "[]", reason: "FieldValueTooLong", message: `Too long: must have at most ${MAX_CONFIGMAP_BYTES} bytes` });
+      if (size > MAX_CONFIGMAP_BYTES)
+        problems.push({ field: "[]", reason: "FieldValueTooLong", message: `Too long: must have at most ${MAX_CONFIGMAP_BYTES} bytes` });
       return problems;
     }
     case "pods":
@@ -174,7 +195,8 @@ function kindProblems(type: ResourceType, obj: KubeObject): Cause[] {
       return podSpecProblems(obj.spec?.template?.spec, "spec.template.spec", true);
     case "persistentvolumeclaims": {
       const problems: Cause[] = [];
-      if (!Array.isArray(obj.spec?.accessModes) || obj.spec.accessModes.length === 0) problems.push(required("spec.accessModes", "at least 1 access mode is required"));
+      if (!Array.isArray(obj.spec?.accessModes) || obj.spec.accessModes.length === 0)
+        problems.push(required("spec.accessModes", "at least 1 access mode is required"));
       else {
         const modes = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
         obj.spec.accessModes.forEach((m: unknown) => {
@@ -184,13 +206,21 @@ function kindProblems(type: ResourceType, obj: KubeObject): Cause[] {
       const storage = obj.spec?.resources?.requests?.storage;
       if (storage === undefined) problems.push(required("spec.resources[storage]"));
       else if (!/^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/.test(String(storage))) {
-        problems.push(invalidValue("spec.resources.requests[storage]", storage, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"));
+        problems.push(
+          invalidValue(
+            "spec.resources.requests[storage]",
+            storage,
+            "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+          ),
+        );
       }
       return problems;
     }
     case "roles":
     case "clusterroles":
-      return (obj.rules ?? []).flatMap((rule: any, i: number) => (Array.isArray(rule?.verbs) && rule.verbs.length > 0 ? [] : [required(`rules[${i}].verbs`, "verbs must contain at least one value")]));
+      return (obj.rules ?? []).flatMap((rule: any, i: number) =>
+        Array.isArray(rule?.verbs) && rule.verbs.length > 0 ? [] : [required(`rules[${i}].verbs`, "verbs must contain at least one value")],
+      );
     case "rolebindings":
     case "clusterrolebindings": {
       const ref = obj.roleRef;
@@ -198,11 +228,14 @@ function kindProblems(type: ResourceType, obj: KubeObject): Cause[] {
       if (!ref?.name) problems.push(required("roleRef.name"));
       const kinds = type.resource === "rolebindings" ? ["Role", "ClusterRole"] : ["ClusterRole"];
       if (!kinds.includes(ref?.kind)) problems.push(unsupported("roleRef.kind", ref?.kind ?? "", kinds));
-      if (ref?.apiGroup !== "rbac.authorization.k8s.io") problems.push(unsupported("roleRef.apiGroup", ref?.apiGroup ?? "", ["rbac.authorization.k8s.io"]));
+      if (ref?.apiGroup !== "rbac.authorization.k8s.io")
+        problems.push(unsupported("roleRef.apiGroup", ref?.apiGroup ?? "", ["rbac.authorization.k8s.io"]));
       (obj.subjects ?? []).forEach((s: any, i: number) => {
-        if (!["User", "Group", "ServiceAccount"].includes(s?.kind)) problems.push(unsupported(`subjects[${i}].kind`, s?.kind ?? "", ["ServiceAccount", "User", "Group"]));
+        if (!["User", "Group", "ServiceAccount"].includes(s?.kind))
+          problems.push(unsupported(`subjects[${i}].kind`, s?.kind ?? "", ["ServiceAccount", "User", "Group"]));
         if (!s?.name) problems.push(required(`subjects[${i}].name`));
-        if (s?.kind === "ServiceAccount" && type.resource === "clusterrolebindings" && !s.namespace) problems.push(required(`subjects[${i}].namespace`));
+        if (s?.kind === "ServiceAccount" && type.resource === "clusterrolebindings" && !s.namespace)
+          problems.push(required(`subjects[${i}].namespace`));
       });
       return problems;
     }
@@ -237,17 +270,28 @@ function claimResizeProblems(previous: KubeObject, next: KubeObject, lookups: Up
   const after = next.spec?.resources?.requests?.storage;
   if (before === undefined || after === undefined || quantityValue(String(after)) === quantityValue(String(before))) return [];
   if (quantityValue(String(after)) < quantityValue(String(before))) {
-    return [{ field: "spec.resources.requests.storage", reason: "FieldValueForbidden", message: "Forbidden: field can not be less than previous value" }];
+    return [
+      {
+        field: "spec.resources.requests.storage",
+        reason: "FieldValueForbidden",
+        message: "Forbidden: field can not be less than previous value",
+      },
+    ];
   }
   const className = previous.spec?.storageClassName;
   const storageClass = className ? lookups.storageClass?.(String(className)) : undefined;
   if ((storageClass as { allowVolumeExpansion?: unknown } | undefined)?.allowVolumeExpansion !== true) {
     const name = previous.metadata?.name ?? "";
     throw new KubeStatusError(
-      failure(403, "Forbidden", `persistentvolumeclaims "${name}" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`, {
-        name,
-        kind: "persistentvolumeclaims",
-      }),
+      failure(
+        403,
+        "Forbidden",
+        `persistentvolumeclaims "${name}" is forbidden: only dynamically provisioned pvc can be resized and the storageclass that provisions the pvc must support resize`,
+        {
+          name,
+          kind: "persistentvolumeclaims",
+        },
+      ),
     );
   }
   return [];
@@ -261,20 +305,36 @@ export function validateUpdate(type: ResourceType, previous: KubeObject, next: K
     problems.push(invalidValue("roleRef", next.roleRef, "cannot change roleRef"));
   }
   if (type.resource === "jobs") {
-    if (!same(previous.spec?.template, next.spec?.template)) problems.push(invalidValue("spec.template", next.spec?.template, "field is immutable"));
-    if (!same(previous.spec?.selector, next.spec?.selector)) problems.push(invalidValue("spec.selector", next.spec?.selector, "field is immutable"));
+    if (!same(previous.spec?.template, next.spec?.template))
+      problems.push(invalidValue("spec.template", next.spec?.template, "field is immutable"));
+    if (!same(previous.spec?.selector, next.spec?.selector))
+      problems.push(invalidValue("spec.selector", next.spec?.selector, "field is immutable"));
   }
   if (type.resource === "persistentvolumeclaims") {
     const strip = (spec: any) => ({ ...spec, resources: undefined, volumeAttributesClassName: undefined, volumeName: undefined });
     if (!same(strip(previous.spec), strip(next.spec))) {
-      problems.push({ field: "spec", reason: "FieldValueForbidden", message: "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims" });
+      problems.push({
+        field: "spec",
+        reason: "FieldValueForbidden",
+        message: "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+      });
     }
     problems.push(...claimResizeProblems(previous, next, lookups));
   }
   if (type.resource === "pods") {
-    const strip = (spec: any) => ({ ...spec, containers: (spec?.containers ?? []).map((c: any) => ({ ...c, image: undefined })), activeDeadlineSeconds: undefined, tolerations: undefined });
+    const strip = (spec: any) => ({
+      ...spec,
+      containers: (spec?.containers ?? []).map((c: any) => ({ ...c, image: undefined })),
+      activeDeadlineSeconds: undefined,
+      tolerations: undefined,
+    });
     if (!same(strip(previous.spec), strip(next.spec))) {
-      problems.push({ field: "spec", reason: "FieldValueForbidden", message: "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)" });
+      problems.push({
+        field: "spec",
+        reason: "FieldValueForbidden",
+        message:
+          "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+      });
     }
   }
   throwIfProblems(type, next, problems);
@@ -385,7 +445,10 @@ export function applyCreateDefaults(type: ResourceType, obj: KubeObject, uid: st
         selector: spec.manualSelector ? spec.selector : { matchLabels: selectorLabels },
         template: {
           ...template,
-          metadata: { ...(template.metadata ?? {}), labels: { ...(template.metadata?.labels ?? {}), ...(spec.manualSelector ? {} : podLabels) } },
+          metadata: {
+            ...(template.metadata ?? {}),
+            labels: { ...(template.metadata?.labels ?? {}), ...(spec.manualSelector ? {} : podLabels) },
+          },
           spec: defaultPodSpec(template.spec, undefined),
         },
       };
@@ -396,7 +459,9 @@ export function applyCreateDefaults(type: ResourceType, obj: KubeObject, uid: st
     case "rolebindings":
     case "clusterrolebindings":
       if (Array.isArray(obj.subjects)) {
-        obj.subjects = obj.subjects.map((s: any) => (s?.kind === "ServiceAccount" ? { apiGroup: undefined, ...s } : { apiGroup: "rbac.authorization.k8s.io", ...s }));
+        obj.subjects = obj.subjects.map((s: any) =>
+          s?.kind === "ServiceAccount" ? { apiGroup: undefined, ...s } : { apiGroup: "rbac.authorization.k8s.io", ...s },
+        );
         for (const s of obj.subjects) if (s.apiGroup === undefined) delete s.apiGroup;
       }
       break;

@@ -159,8 +159,10 @@ export function checkEksToken(token: string, clusterRegion: string, now = new Da
   } catch {
     return { problem: "malformed pre-signed URL" };
   }
-  if (url.protocol !== "https:") return { problem: `unexpected scheme ${JSON.stringify(url.protocol.replace(/:$/, ""))} in pre-signed URL` };
-  if (url.port !== "" || !isPartitionStsHost(url.hostname, clusterRegion)) return { problem: `unexpected hostname ${JSON.stringify(url.host)} in pre-signed URL` };
+  if (url.protocol !== "https:")
+    return { problem: `unexpected scheme ${JSON.stringify(url.protocol.replace(/:$/, ""))} in pre-signed URL` };
+  if (url.port !== "" || !isPartitionStsHost(url.hostname, clusterRegion))
+    return { problem: `unexpected hostname ${JSON.stringify(url.host)} in pre-signed URL` };
   if (url.pathname !== "/") return { problem: "unexpected path in pre-signed URL" };
   const params = new Map<string, string>();
   for (const key of new Set(url.searchParams.keys())) {
@@ -174,10 +176,12 @@ export function checkEksToken(token: string, clusterRegion: string, now = new Da
     return { problem: `client did not sign the ${CLUSTER_ID_HEADER} header in the pre-signed URL` };
   }
   const expires = Number(params.get("x-amz-expires"));
-  if (!/^\d+$/.test(params.get("x-amz-expires") ?? "") || expires > 900) return { problem: "invalid X-Amz-Expires parameter in pre-signed URL" };
+  if (!/^\d+$/.test(params.get("x-amz-expires") ?? "") || expires > 900)
+    return { problem: "invalid X-Amz-Expires parameter in pre-signed URL" };
   const date = parseAmzDate(params.get("x-amz-date") ?? "");
   if (!date) return { problem: "X-Amz-Date parameter must be present in pre-signed URL" };
-  if (now.getTime() > date.getTime() + PRESIGNED_URL_LIFETIME_MS) return { problem: "X-Amz-Date parameter is expired (15 minute expiration)" };
+  if (now.getTime() > date.getTime() + PRESIGNED_URL_LIFETIME_MS)
+    return { problem: "X-Amz-Date parameter is expired (15 minute expiration)" };
   return { url };
 }
 

@@ -30,13 +30,16 @@ export class GarbageCollector {
     if (type === "DELETED") {
       this.later(this.timing.of("garbageCollection"), () => this.ownerGone(uid));
       // A dependent gone may be what a foreground deletion waits for.
-      for (const ref of object.metadata.ownerReferences ?? []) this.later(this.timing.of("garbageCollection"), () => this.finishForeground(ref.uid));
+      for (const ref of object.metadata.ownerReferences ?? [])
+        this.later(this.timing.of("garbageCollection"), () => this.finishForeground(ref.uid));
       return;
     }
     const finalizers = object.metadata.finalizers ?? [];
     if (!object.metadata.deletionTimestamp) return;
-    if (finalizers.includes(ORPHAN_FINALIZER)) this.later(this.timing.of("garbageCollection"), () => this.orphanDependents(event.resourceType, object));
-    if (finalizers.includes(FOREGROUND_FINALIZER)) this.later(this.timing.of("garbageCollection"), () => this.deleteInForeground(event.resourceType, object));
+    if (finalizers.includes(ORPHAN_FINALIZER))
+      this.later(this.timing.of("garbageCollection"), () => this.orphanDependents(event.resourceType, object));
+    if (finalizers.includes(FOREGROUND_FINALIZER))
+      this.later(this.timing.of("garbageCollection"), () => this.deleteInForeground(event.resourceType, object));
   }
 
   private ownerGone(ownerUid: string): void {
@@ -49,7 +52,12 @@ export class GarbageCollector {
         });
         continue;
       }
-      this.quietly(() => this.store.delete(type, object.metadata.namespace, object.metadata.name!, { propagationPolicy: "Background", preconditions: { uid: object.metadata.uid } }));
+      this.quietly(() =>
+        this.store.delete(type, object.metadata.namespace, object.metadata.name!, {
+          propagationPolicy: "Background",
+          preconditions: { uid: object.metadata.uid },
+        }),
+      );
     }
   }
 
@@ -82,7 +90,9 @@ export class GarbageCollector {
   private finishForeground(ownerUid: string, type?: ResourceType, owner?: KubeObject): void {
     const found = owner && type ? { type, object: owner } : this.find(ownerUid);
     if (!found || !(found.object.metadata.finalizers ?? []).includes(FOREGROUND_FINALIZER)) return;
-    const blocking = this.store.dependentsOf(ownerUid).filter(({ object }) => (object.metadata.ownerReferences ?? []).some((r) => r.uid === ownerUid && r.blockOwnerDeletion));
+    const blocking = this.store
+      .dependentsOf(ownerUid)
+      .filter(({ object }) => (object.metadata.ownerReferences ?? []).some((r) => r.uid === ownerUid && r.blockOwnerDeletion));
     if (blocking.length === 0) this.removeFinalizer(found.type, found.object, FOREGROUND_FINALIZER);
   }
 

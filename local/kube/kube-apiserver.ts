@@ -271,7 +271,8 @@ class ApiHandler {
 
   registerCustomResource(kind: CustomResourceKind): void {
     const type = customResourceType(kind);
-    if (this.customTypes.some((t) => t.group === type.group && t.resource === type.resource)) throw new Error(`${type.resource}.${type.group} is already served`);
+    if (this.customTypes.some((t) => t.group === type.group && t.resource === type.resource))
+      throw new Error(`${type.resource}.${type.group} is already served`);
     this.customTypes.push(type);
   }
 
@@ -415,17 +416,23 @@ class ApiHandler {
     const segments = m[4]!.split("/").map(decodeURIComponent);
     let namespace: string | undefined;
     let rest = segments;
-    if (segments[0] === "namespaces" && segments.length >= 3 && !(segments.length === 3 && (segments[2] === "status" || segments[2] === "finalize"))) {
+    if (
+      segments[0] === "namespaces" &&
+      segments.length >= 3 &&
+      !(segments.length === 3 && (segments[2] === "status" || segments[2] === "finalize"))
+    ) {
       namespace = segments[1];
       rest = segments.slice(2);
     }
     const [resource, name, subresource, ...extra] = rest;
     const type =
-      findResourceType(group, version, resource!) ?? this.customTypes.find((t) => t.group === group && t.version === version && t.resource === resource);
+      findResourceType(group, version, resource!) ??
+      this.customTypes.find((t) => t.group === group && t.version === version && t.resource === resource);
     if (!type || extra.length > 0) throw pageNotFound();
     if (namespace !== undefined && !type.namespaced) throw pageNotFound();
     if (type.namespaced && namespace === undefined && name !== undefined) throw pageNotFound();
-    if (subresource !== undefined && !(subresource === "status" ? type.status : type.subresources?.includes(subresource))) throw pageNotFound();
+    if (subresource !== undefined && !(subresource === "status" ? type.status : type.subresources?.includes(subresource)))
+      throw pageNotFound();
     const watching = query.get("watch") === "true" || query.get("watch") === "1";
     const verb = verbFor(method, name !== undefined, watching);
     if (!verb) throw methodNotAllowed();
@@ -467,7 +474,11 @@ class ApiHandler {
         return this.delete(req, res, type, namespace, name!, query);
       case "deletecollection": {
         const options = await this.deleteOptions(req, query);
-        const items = this.store.list(type, { namespace, labelSelector: query.get("labelSelector"), fieldSelector: query.get("fieldSelector") });
+        const items = this.store.list(type, {
+          namespace,
+          labelSelector: query.get("labelSelector"),
+          fieldSelector: query.get("fieldSelector"),
+        });
         for (const item of items) this.store.delete(type, item.metadata.namespace, item.metadata.name!, options);
         return this.sendJson(res, 200, listOf(type, items, this.store.resourceVersion));
       }
@@ -486,7 +497,9 @@ class ApiHandler {
     if (!containers.includes(chosen)) throw badRequest(`container ${chosen} is not valid for pod ${name}`);
     const log = this.controllers.podLog(namespace, name);
     if (log === undefined) {
-      const waiting = (pod.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === chosen)?.state?.waiting?.reason ?? "ContainerCreating";
+      const waiting =
+        (pod.status?.containerStatuses ?? []).find((s: { name: string }) => s.name === chosen)?.state?.waiting?.reason ??
+        "ContainerCreating";
       throw badRequest(`container "${chosen}" in pod "${name}" is waiting to start: ${waiting}`);
     }
     res.writeHead(200, { "Content-Type": "text/plain" });
@@ -515,7 +528,9 @@ class ApiHandler {
     const existing = this.store.get(type, namespace, name);
     if (isApply) {
       if (!query.get("fieldManager")) {
-        throw invalid("PatchOptions", "", "meta.k8s.io", [{ field: "fieldManager", reason: "FieldValueRequired", message: "Required value: is required for apply patch" }]);
+        throw invalid("PatchOptions", "", "meta.k8s.io", [
+          { field: "fieldManager", reason: "FieldValueRequired", message: "Required value: is required for apply patch" },
+        ]);
       }
       if (!existing) {
         const applied = { ...(patchBody as KubeObject), metadata: { ...((patchBody as KubeObject)?.metadata ?? {}), name } };
@@ -540,12 +555,17 @@ class ApiHandler {
         throw unsupportedMediaType(contentType);
     }
     const next = patched as unknown as KubeObject;
-    if (!next || typeof next !== "object" || !next.metadata || typeof next.metadata !== "object") throw badRequest("the patched object has no metadata");
+    if (!next || typeof next !== "object" || !next.metadata || typeof next.metadata !== "object")
+      throw badRequest("the patched object has no metadata");
     if (next.metadata.name !== name) {
-      throw invalid(type.kind, name, type.group, [{ field: "metadata.name", message: `Invalid value: ${JSON.stringify(next.metadata.name)}: field is immutable` }]);
+      throw invalid(type.kind, name, type.group, [
+        { field: "metadata.name", message: `Invalid value: ${JSON.stringify(next.metadata.name)}: field is immutable` },
+      ]);
     }
     if (type.namespaced && next.metadata.namespace !== namespace) {
-      throw invalid(type.kind, name, type.group, [{ field: "metadata.namespace", message: `Invalid value: ${JSON.stringify(next.metadata.namespace)}: field is immutable` }]);
+      throw invalid(type.kind, name, type.group, [
+        { field: "metadata.namespace", message: `Invalid value: ${JSON.stringify(next.metadata.namespace)}: field is immutable` },
+      ]);
     }
     const sub = subresource === "status" ? "status" : undefined;
     if (!sub) this.requireNoEscalation(user, type, next, namespace, name);
@@ -553,13 +573,26 @@ class ApiHandler {
   }
 
   /** The RBAC registry's escalation rule for Role/RoleBinding writes (rbac-escalation.ts); other types pass. */
-  private requireNoEscalation(user: KubeUser, type: ResourceType, body: KubeObject, namespace: string | undefined, name: string | undefined): void {
-    requireNoEscalation(this.store, user, type, body ?? ({} as KubeObject), { namespace, name }, (attributes) => this.decide(user, attributes));
+  private requireNoEscalation(
+    user: KubeUser,
+    type: ResourceType,
+    body: KubeObject,
+    namespace: string | undefined,
+    name: string | undefined,
+  ): void {
+    requireNoEscalation(this.store, user, type, body ?? ({} as KubeObject), { namespace, name }, (attributes) =>
+      this.decide(user, attributes),
+    );
   }
 
   private async deleteOptions(req: IncomingMessage, query: URLSearchParams): Promise<DeleteOptions> {
     const raw = await readBody(req);
-    let body: { propagationPolicy?: string; orphanDependents?: boolean; gracePeriodSeconds?: number; preconditions?: { uid?: string; resourceVersion?: string } } = {};
+    let body: {
+      propagationPolicy?: string;
+      orphanDependents?: boolean;
+      gracePeriodSeconds?: number;
+      preconditions?: { uid?: string; resourceVersion?: string };
+    } = {};
     if (raw.trim()) {
       try {
         body = JSON.parse(raw);
@@ -569,13 +602,21 @@ class ApiHandler {
     }
     let policy = query.get("propagationPolicy") ?? body.propagationPolicy;
     const orphan = query.get("orphanDependents") ?? (body.orphanDependents === undefined ? undefined : String(body.orphanDependents));
-    if (policy && orphan !== undefined && orphan !== null) throw badRequest("Either orphanDependents or propagationPolicy may be set, but not both");
+    if (policy && orphan !== undefined && orphan !== null)
+      throw badRequest("Either orphanDependents or propagationPolicy may be set, but not both");
     if (!policy && orphan !== undefined && orphan !== null) policy = orphan === "true" ? "Orphan" : "Background";
     if (policy && !["Background", "Foreground", "Orphan"].includes(policy)) {
-      throw invalid("DeleteOptions", "", "meta.k8s.io", [{ field: "propagationPolicy", reason: "FieldValueNotSupported", message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"` }]);
+      throw invalid("DeleteOptions", "", "meta.k8s.io", [
+        {
+          field: "propagationPolicy",
+          reason: "FieldValueNotSupported",
+          message: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`,
+        },
+      ]);
     }
     const grace = query.get("gracePeriodSeconds") ?? (body.gracePeriodSeconds === undefined ? undefined : String(body.gracePeriodSeconds));
-    if (grace !== undefined && grace !== null && !/^-?\d+$/.test(grace)) throw badRequest(`invalid gracePeriodSeconds: ${JSON.stringify(grace)}`);
+    if (grace !== undefined && grace !== null && !/^-?\d+$/.test(grace))
+      throw badRequest(`invalid gracePeriodSeconds: ${JSON.stringify(grace)}`);
     return {
       propagationPolicy: policy as PropagationPolicy | undefined,
       ...(grace !== undefined && grace !== null ? { gracePeriodSeconds: Number(grace) } : {}),
@@ -605,13 +646,23 @@ class ApiHandler {
         kind: "SelfSubjectReview",
         apiVersion: "authentication.k8s.io/v1",
         metadata: { creationTimestamp: null },
-        status: { userInfo: { username: user.username, ...(user.uid ? { uid: user.uid } : {}), groups: user.groups, ...(user.extra ? { extra: user.extra } : {}) } },
+        status: {
+          userInfo: {
+            username: user.username,
+            ...(user.uid ? { uid: user.uid } : {}),
+            groups: user.groups,
+            ...(user.extra ? { extra: user.extra } : {}),
+          },
+        },
       };
     }
     const spec = body?.spec ?? {};
     let allowed: boolean;
     if (spec.nonResourceAttributes) {
-      allowed = isAuthorized(this.store, user, { verb: spec.nonResourceAttributes.verb ?? "", path: spec.nonResourceAttributes.path ?? "" });
+      allowed = isAuthorized(this.store, user, {
+        verb: spec.nonResourceAttributes.verb ?? "",
+        path: spec.nonResourceAttributes.path ?? "",
+      });
     } else {
       const a = spec.resourceAttributes ?? {};
       allowed = isAuthorized(this.store, user, {
@@ -635,14 +686,20 @@ class ApiHandler {
   // ---- watch ----
 
   private watch(res: ServerResponse, type: ResourceType, namespace: string | undefined, query: URLSearchParams): void {
-    const matches = objectMatcher(type, { namespace, labelSelector: query.get("labelSelector"), fieldSelector: query.get("fieldSelector") });
+    const matches = objectMatcher(type, {
+      namespace,
+      labelSelector: query.get("labelSelector"),
+      fieldSelector: query.get("fieldSelector"),
+    });
     const from = query.get("resourceVersion");
     let replay: StoreEvent[] | undefined;
     if (from && from !== "0") {
       replay = this.store.eventsSince(Number(from));
       if (!replay || !/^\d+$/.test(from)) {
         res.writeHead(200, { "Content-Type": "application/json", "Transfer-Encoding": "chunked" });
-        res.end(`${JSON.stringify({ type: "ERROR", object: failure(410, "Expired", `too old resource version: ${from} (${this.store.resourceVersion})`) })}\n`);
+        res.end(
+          `${JSON.stringify({ type: "ERROR", object: failure(410, "Expired", `too old resource version: ${from} (${this.store.resourceVersion})`) })}\n`,
+        );
         return;
       }
     }
@@ -671,7 +728,13 @@ class ApiHandler {
 
   // ---- responses ----
 
-  private sendList(req: IncomingMessage, res: ServerResponse, type: ResourceType, namespace: string | undefined, query: URLSearchParams): void {
+  private sendList(
+    req: IncomingMessage,
+    res: ServerResponse,
+    type: ResourceType,
+    namespace: string | undefined,
+    query: URLSearchParams,
+  ): void {
     let items = this.store.list(type, { namespace, labelSelector: query.get("labelSelector"), fieldSelector: query.get("fieldSelector") });
     const resourceVersion = this.store.resourceVersion;
     const limit = Number(query.get("limit") ?? 0);
@@ -701,7 +764,15 @@ class ApiHandler {
     this.sendJson(res, 200, list);
   }
 
-  private sendObject(req: IncomingMessage, res: ServerResponse, code: number, type: ResourceType, object: KubeObject, query: URLSearchParams, warning?: string): void {
+  private sendObject(
+    req: IncomingMessage,
+    res: ServerResponse,
+    code: number,
+    type: ResourceType,
+    object: KubeObject,
+    query: URLSearchParams,
+    warning?: string,
+  ): void {
     const headers: Record<string, string> = warning ? { Warning: warning } : {};
     if (wantsTable(req.headers.accept)) {
       this.sendJson(res, code, toTable(type, [object], object.metadata.resourceVersion ?? "", query.get("includeObject")), headers);
@@ -712,7 +783,8 @@ class ApiHandler {
 
   /** Pod Security's `warn` level, for a new pod or a Job's pod template (workloads are warned about, never refused). */
   private podSecurityWarning(type: ResourceType, object: KubeObject): string | undefined {
-    const spec = type.resource === "pods" ? object.spec : type.resource === "jobs" && type.group === "batch" ? object.spec?.template?.spec : undefined;
+    const spec =
+      type.resource === "pods" ? object.spec : type.resource === "jobs" && type.group === "batch" ? object.spec?.template?.spec : undefined;
     if (spec === undefined) return undefined;
     return podSecurityWarning(this.store.get(NAMESPACES, undefined, object.metadata.namespace!)?.metadata.labels, spec);
   }
@@ -775,7 +847,8 @@ function listOf(type: ResourceType, items: KubeObject[], resourceVersion: string
 
 function requireMatchingIdentity(type: ResourceType, body: KubeObject, namespace: string | undefined, name: string): void {
   if (!body || typeof body !== "object" || !body.metadata) throw badRequest("the body of the request must be an object with metadata");
-  if (body.metadata.name !== name) throw badRequest(`the name of the object (${body.metadata.name ?? ""}) does not match the name on the URL (${name})`);
+  if (body.metadata.name !== name)
+    throw badRequest(`the name of the object (${body.metadata.name ?? ""}) does not match the name on the URL (${name})`);
   if (type.namespaced && body.metadata.namespace !== undefined && body.metadata.namespace !== namespace) {
     throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
   }
@@ -785,7 +858,11 @@ function requireMatchingIdentity(type: ResourceType, body: KubeObject, namespace
 }
 
 async function readBytes(req: IncomingMessage): Promise<Buffer> {
-  return readRequestBody(req, MAX_BODY_BYTES, () => new KubeStatusError(failure(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")));
+  return readRequestBody(
+    req,
+    MAX_BODY_BYTES,
+    () => new KubeStatusError(failure(413, "RequestEntityTooLarge", "Request entity too large: limit is 3145728")),
+  );
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

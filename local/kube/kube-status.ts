@@ -70,16 +70,24 @@ export function conflict(
   name: string,
   why = "the object has been modified; please apply your changes to the latest version and try again",
 ): KubeStatusError {
-  return new KubeStatusError(failure(409, "Conflict", `Operation cannot be fulfilled on ${qualifiedResource(type)} "${name}": ${why}`, detailsFor(type, name)));
+  return new KubeStatusError(
+    failure(409, "Conflict", `Operation cannot be fulfilled on ${qualifiedResource(type)} "${name}": ${why}`, detailsFor(type, name)),
+  );
 }
 
 export function badRequest(message: string): KubeStatusError {
   return new KubeStatusError(failure(400, "BadRequest", message));
 }
 
-export function invalid(kind: string, name: string, group: string, causes: Array<{ field: string; message: string; reason?: string }>): KubeStatusError {
+export function invalid(
+  kind: string,
+  name: string,
+  group: string,
+  causes: Array<{ field: string; message: string; reason?: string }>,
+): KubeStatusError {
   const list = causes.map((c) => ({ reason: c.reason ?? "FieldValueInvalid", message: c.message, field: c.field }));
-  const summary = causes.length === 1 ? `${causes[0]!.field}: ${causes[0]!.message}` : `[${causes.map((c) => `${c.field}: ${c.message}`).join(", ")}]`;
+  const summary =
+    causes.length === 1 ? `${causes[0]!.field}: ${causes[0]!.message}` : `[${causes.map((c) => `${c.field}: ${c.message}`).join(", ")}]`;
   return new KubeStatusError(
     failure(422, "Invalid", `${kind} "${name}" is invalid: ${summary}`, { name, ...(group ? { group } : {}), kind, causes: list }),
   );
@@ -133,7 +141,13 @@ export function methodNotAllowed(): KubeStatusError {
 }
 
 export function unsupportedMediaType(contentType: string): KubeStatusError {
-  return new KubeStatusError(failure(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got ${JSON.stringify(contentType)})`));
+  return new KubeStatusError(
+    failure(
+      415,
+      "UnsupportedMediaType",
+      `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got ${JSON.stringify(contentType)})`,
+    ),
+  );
 }
 
 /** The 404 for a URL that names no known resource (the real server answers with this bare Status). */

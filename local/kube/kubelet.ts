@@ -20,7 +20,17 @@
 import type { KubeObject, KubeStore, StoreEvent } from "./store.js";
 import { KubeStatusError } from "./kube-status.js";
 import { PVC_PROTECTION_FINALIZER, randomSuffix, timestamp } from "./store.js";
-import { CONFIG_MAPS, EVENTS, JOBS, NAMESPACES, NODES, PERSISTENT_VOLUME_CLAIMS, PODS, SERVICE_ACCOUNTS, STORAGE_CLASSES } from "./resources.js";
+import {
+  CONFIG_MAPS,
+  EVENTS,
+  JOBS,
+  NAMESPACES,
+  NODES,
+  PERSISTENT_VOLUME_CLAIMS,
+  PODS,
+  SERVICE_ACCOUNTS,
+  STORAGE_CLASSES,
+} from "./resources.js";
 import { ImageRegistry, parseImage } from "./image-registry.js";
 import { NODE_IP, NODE_NAME, sandboxNode, schedulingDecision } from "./scheduler.js";
 import { classNameOf, provisioningProblem } from "./volumes.js";
@@ -109,8 +119,10 @@ export class ClusterControllers {
     this.namespaces.onEvent(event);
     if (resourceType === NAMESPACES && type === "ADDED") this.later(0, () => this.populateNamespace(object.metadata.name!));
     // MODIFIED too: a Job un-suspended by a patch starts then (the controller's own status writes settle at once).
-    if (resourceType === JOBS && type !== "DELETED") this.later(0, () => this.syncJob(object.metadata.namespace!, object.metadata.name!, object.metadata.uid!));
-    if (resourceType === PODS && type === "ADDED" && !object.spec?.nodeName) this.later(0, () => this.schedulePod(object.metadata.namespace!, object.metadata.name!, object.metadata.uid!));
+    if (resourceType === JOBS && type !== "DELETED")
+      this.later(0, () => this.syncJob(object.metadata.namespace!, object.metadata.name!, object.metadata.uid!));
+    if (resourceType === PODS && type === "ADDED" && !object.spec?.nodeName)
+      this.later(0, () => this.schedulePod(object.metadata.namespace!, object.metadata.name!, object.metadata.uid!));
     if (resourceType === PODS && type === "DELETED") {
       this.unscheduled.delete(object.metadata.uid!);
       this.notMounted.delete(object.metadata.uid!);
@@ -119,18 +131,22 @@ export class ClusterControllers {
       for (const p of [...this.unscheduled.values()]) this.later(0, () => this.schedulePod(p.namespace, p.name, p.uid));
     }
     if (resourceType === STORAGE_CLASSES && type === "ADDED") {
-      for (const claim of this.store.list(PERSISTENT_VOLUME_CLAIMS)) if (claim.status?.phase === "Pending") this.later(0, () => this.provisionClaim(claim));
+      for (const claim of this.store.list(PERSISTENT_VOLUME_CLAIMS))
+        if (claim.status?.phase === "Pending") this.later(0, () => this.provisionClaim(claim));
     }
     if ((resourceType === CONFIG_MAPS || resourceType.resource === "secrets") && type !== "DELETED") {
-      for (const p of [...this.notMounted.values()]) if (p.namespace === object.metadata.namespace) this.later(this.stepMs, () => this.startPod(p.namespace, p.name, p.uid));
+      for (const p of [...this.notMounted.values()])
+        if (p.namespace === object.metadata.namespace) this.later(this.stepMs, () => this.startPod(p.namespace, p.name, p.uid));
     }
     if (resourceType === PODS && type === "MODIFIED") {
       const owner = jobOwner(object);
       if (owner) this.later(0, () => this.syncJob(object.metadata.namespace!, owner.name, owner.uid));
       if (object.metadata.deletionTimestamp && (object.metadata.deletionGracePeriodSeconds ?? 0) > 0) this.stopGracefully(object);
-      if ((object.metadata.finalizers ?? []).includes(JOB_TRACKING_FINALIZER)) this.later(this.timing.of("finalizerController"), () => this.releaseJobTracking(object));
+      if ((object.metadata.finalizers ?? []).includes(JOB_TRACKING_FINALIZER))
+        this.later(this.timing.of("finalizerController"), () => this.releaseJobTracking(object));
     }
-    if (resourceType === PODS && type !== "ADDED") this.later(this.timing.of("finalizerController"), () => this.releaseClaims(object.metadata.namespace!));
+    if (resourceType === PODS && type !== "ADDED")
+      this.later(this.timing.of("finalizerController"), () => this.releaseClaims(object.metadata.namespace!));
     if (resourceType === PERSISTENT_VOLUME_CLAIMS && type === "MODIFIED" && object.metadata.deletionTimestamp) {
       this.later(this.timing.of("finalizerController"), () => this.releaseClaims(object.metadata.namespace!));
     }
@@ -164,7 +180,13 @@ export class ClusterControllers {
         {
           apiVersion: "v1",
           kind: "ConfigMap",
-          metadata: { name: "kube-root-ca.crt", annotations: { "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters." } },
+          metadata: {
+            name: "kube-root-ca.crt",
+            annotations: {
+              "kubernetes.io/description":
+                "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.",
+            },
+          },
           data: { "ca.crt": this.options.caPem },
         },
         namespace,
@@ -197,14 +219,26 @@ export class ClusterControllers {
     let conditions: Array<Record<string, string>> | undefined;
     let completionTime: string | undefined;
     if (tally.succeeded >= completions) {
-      const done = { status: "True", lastProbeTime: now, lastTransitionTime: now, reason: "CompletionsReached", message: "Reached expected number of succeeded pods" };
+      const done = {
+        status: "True",
+        lastProbeTime: now,
+        lastTransitionTime: now,
+        reason: "CompletionsReached",
+        message: "Reached expected number of succeeded pods",
+      };
       conditions = [
         { type: "SuccessCriteriaMet", ...done },
         { type: "Complete", ...done },
       ];
       completionTime = now;
     } else if (tally.failed > backoffLimit) {
-      const failed = { status: "True", lastProbeTime: now, lastTransitionTime: now, reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" };
+      const failed = {
+        status: "True",
+        lastProbeTime: now,
+        lastTransitionTime: now,
+        reason: "BackoffLimitExceeded",
+        message: "Job has reached the specified backoff limit",
+      };
       conditions = [
         { type: "FailureTarget", ...failed },
         { type: "Failed", ...failed },
@@ -278,7 +312,12 @@ export class ClusterControllers {
       return;
     }
     const nodes = this.store.list(NODES);
-    const decision = schedulingDecision(current, this.store.list(PERSISTENT_VOLUME_CLAIMS, { namespace }), this.store.list(STORAGE_CLASSES), nodes.length ? nodes : [sandboxNode()]);
+    const decision = schedulingDecision(
+      current,
+      this.store.list(PERSISTENT_VOLUME_CLAIMS, { namespace }),
+      this.store.list(STORAGE_CLASSES),
+      nodes.length ? nodes : [sandboxNode()],
+    );
     if (decision.kind !== "schedule") {
       this.unscheduled.set(uid, { namespace, name, uid });
       if (decision.kind === "provision") {
@@ -300,7 +339,16 @@ export class ClusterControllers {
         p.status = {
           ...(p.status ?? {}),
           phase: "Pending",
-          conditions: [{ type: "PodScheduled", status: "False", lastProbeTime: null, lastTransitionTime: same ? before.lastTransitionTime : now, reason: "Unschedulable", message: decision.message }],
+          conditions: [
+            {
+              type: "PodScheduled",
+              status: "False",
+              lastProbeTime: null,
+              lastTransitionTime: same ? before.lastTransitionTime : now,
+              reason: "Unschedulable",
+              message: decision.message,
+            },
+          ],
         };
       });
       if (updated) this.recordEvent(updated, "Warning", "FailedScheduling", decision.message, "default-scheduler");
@@ -317,8 +365,22 @@ export class ClusterControllers {
         conditions: [
           { type: "PodReadyToStartContainers", status: "False", lastProbeTime: null, lastTransitionTime: now },
           { type: "Initialized", status: "True", lastProbeTime: null, lastTransitionTime: now },
-          { type: "Ready", status: "False", lastProbeTime: null, lastTransitionTime: now, reason: "ContainersNotReady", message: `containers with unready status: [${containerNames(p).join(" ")}]` },
-          { type: "ContainersReady", status: "False", lastProbeTime: null, lastTransitionTime: now, reason: "ContainersNotReady", message: `containers with unready status: [${containerNames(p).join(" ")}]` },
+          {
+            type: "Ready",
+            status: "False",
+            lastProbeTime: null,
+            lastTransitionTime: now,
+            reason: "ContainersNotReady",
+            message: `containers with unready status: [${containerNames(p).join(" ")}]`,
+          },
+          {
+            type: "ContainersReady",
+            status: "False",
+            lastProbeTime: null,
+            lastTransitionTime: now,
+            reason: "ContainersNotReady",
+            message: `containers with unready status: [${containerNames(p).join(" ")}]`,
+          },
           { type: "PodScheduled", status: "True", lastProbeTime: null, lastTransitionTime: now },
         ],
         hostIP: NODE_IP,
@@ -354,13 +416,22 @@ export class ClusterControllers {
       if (!object) return `MountVolume.SetUp failed for volume "${volume.name}" : ${kind} "${sourceName}" not found`;
       const keys = new Set([...Object.keys(object.data ?? {}), ...Object.keys(object.binaryData ?? {})]);
       const missing = (source.items ?? []).map((item: { key: string }) => item.key).find((key: string) => !keys.has(key));
-      if (missing !== undefined) return `MountVolume.SetUp failed for volume "${volume.name}" : ${kind} references non-existent config key: ${missing}`;
+      if (missing !== undefined)
+        return `MountVolume.SetUp failed for volume "${volume.name}" : ${kind} references non-existent config key: ${missing}`;
     }
     return undefined;
   }
 
   private secret(namespace: string, name: string): KubeObject | undefined {
-    return this.store.all().find((e) => e.type.resource === "secrets" && e.type.group === "" && e.object.metadata.namespace === namespace && e.object.metadata.name === name)?.object;
+    return this.store
+      .all()
+      .find(
+        (e) =>
+          e.type.resource === "secrets" &&
+          e.type.group === "" &&
+          e.object.metadata.namespace === namespace &&
+          e.object.metadata.name === name,
+      )?.object;
   }
 
   /**
@@ -372,10 +443,14 @@ export class ClusterControllers {
     const key = `${involved.metadata.uid}|${reason}|${message}`;
     const now = timestamp();
     const existing = this.recorded.get(key);
-    if (existing && this.store.mutate(EVENTS, namespace, existing, (e) => {
-      e.count = (e.count ?? 1) + 1;
-      e.lastTimestamp = now;
-    })) return;
+    if (
+      existing &&
+      this.store.mutate(EVENTS, namespace, existing, (e) => {
+        e.count = (e.count ?? 1) + 1;
+        e.lastTimestamp = now;
+      })
+    )
+      return;
     const name = `${involved.metadata.name}.${Date.now().toString(16)}${randomSuffix(3)}`;
     try {
       this.store.create(
@@ -432,7 +507,12 @@ export class ClusterControllers {
       p.status.phase = "Running";
       p.status.podIP = podIp;
       p.status.podIPs = [{ ip: podIp }];
-      p.status.conditions = p.status.conditions.map((c: Record<string, unknown>) => ({ type: c.type, status: "True", lastProbeTime: null, lastTransitionTime: now }));
+      p.status.conditions = p.status.conditions.map((c: Record<string, unknown>) => ({
+        type: c.type,
+        status: "True",
+        lastProbeTime: null,
+        lastTransitionTime: now,
+      }));
       p.status.containerStatuses = containerNames(p).map((c) => ({
         name: c,
         state: { running: { startedAt: now } },
@@ -466,12 +546,20 @@ export class ClusterControllers {
       p.status.phase = fails ? "Failed" : "Succeeded";
       p.status.conditions = p.status.conditions.map((c: Record<string, unknown>) =>
         c.type === "Ready" || c.type === "ContainersReady" || c.type === "PodReadyToStartContainers"
-          ? { type: c.type, status: "False", lastProbeTime: null, lastTransitionTime: now, ...(c.type === "PodReadyToStartContainers" ? {} : { reason: fails ? "PodFailed" : "PodCompleted" }) }
+          ? {
+              type: c.type,
+              status: "False",
+              lastProbeTime: null,
+              lastTransitionTime: now,
+              ...(c.type === "PodReadyToStartContainers" ? {} : { reason: fails ? "PodFailed" : "PodCompleted" }),
+            }
           : c,
       );
       p.status.containerStatuses = (p.status.containerStatuses ?? []).map((s: any) => ({
         ...s,
-        state: { terminated: { exitCode, reason, startedAt: s.state?.running?.startedAt ?? now, finishedAt: now, containerID: s.containerID } },
+        state: {
+          terminated: { exitCode, reason, startedAt: s.state?.running?.startedAt ?? now, finishedAt: now, containerID: s.containerID },
+        },
         ready: false,
         started: false,
       }));
@@ -500,11 +588,21 @@ export class ClusterControllers {
         if (isTerminal(p)) return;
         p.status = { ...(p.status ?? {}), phase: "Failed" };
         p.status.conditions = (p.status.conditions ?? []).map((c: Record<string, unknown>) =>
-          c.type === "Ready" || c.type === "ContainersReady" || c.type === "PodReadyToStartContainers" ? { ...c, status: "False", lastTransitionTime: now } : c,
+          c.type === "Ready" || c.type === "ContainersReady" || c.type === "PodReadyToStartContainers"
+            ? { ...c, status: "False", lastTransitionTime: now }
+            : c,
         );
         p.status.containerStatuses = (p.status.containerStatuses ?? []).map((s: any) => ({
           ...s,
-          state: { terminated: { exitCode: 137, reason: "Error", startedAt: s.state?.running?.startedAt ?? now, finishedAt: now, ...(s.containerID ? { containerID: s.containerID } : {}) } },
+          state: {
+            terminated: {
+              exitCode: 137,
+              reason: "Error",
+              startedAt: s.state?.running?.startedAt ?? now,
+              finishedAt: now,
+              ...(s.containerID ? { containerID: s.containerID } : {}),
+            },
+          },
           ready: false,
           started: false,
         }));
@@ -529,12 +627,15 @@ export class ClusterControllers {
 
   /** The pvc-protection controller: a deleted claim that no pod still running (or starting) uses loses its finalizer. */
   private releaseClaims(namespace: string): void {
-    const deleting = this.store.list(PERSISTENT_VOLUME_CLAIMS, { namespace }).filter((c) => c.metadata.deletionTimestamp && (c.metadata.finalizers ?? []).includes(PVC_PROTECTION_FINALIZER));
+    const deleting = this.store
+      .list(PERSISTENT_VOLUME_CLAIMS, { namespace })
+      .filter((c) => c.metadata.deletionTimestamp && (c.metadata.finalizers ?? []).includes(PVC_PROTECTION_FINALIZER));
     if (deleting.length === 0) return;
     const inUse = new Set<string>();
     for (const pod of this.store.list(PODS, { namespace })) {
       if (isTerminal(pod)) continue;
-      for (const v of pod.spec?.volumes ?? []) if (v?.persistentVolumeClaim?.claimName) inUse.add(String(v.persistentVolumeClaim.claimName));
+      for (const v of pod.spec?.volumes ?? [])
+        if (v?.persistentVolumeClaim?.claimName) inUse.add(String(v.persistentVolumeClaim.claimName));
     }
     for (const claim of deleting) {
       if (inUse.has(claim.metadata.name!)) continue;
@@ -592,7 +693,9 @@ export class ClusterControllers {
   private setWaiting(pod: KubeObject, container: string, reason: string, message: string): void {
     this.store.mutate(PODS, pod.metadata.namespace, pod.metadata.name!, (p) => {
       if (p.metadata.uid !== pod.metadata.uid) return;
-      p.status.containerStatuses = (p.status.containerStatuses ?? []).map((s: any) => (s.name === container ? { ...s, state: { waiting: { reason, message } } } : s));
+      p.status.containerStatuses = (p.status.containerStatuses ?? []).map((s: any) =>
+        s.name === container ? { ...s, state: { waiting: { reason, message } } } : s,
+      );
     });
   }
 
@@ -613,11 +716,23 @@ export class ClusterControllers {
     const problem = provisioningProblem(claim, className, storageClass);
     const component = storageClass ? String(storageClass.provisioner) : "persistentvolume-controller";
     if (problem) {
-      this.recordEvent(claim, problem.type, problem.reason, problem.message, problem.reason === "FailedBinding" ? "persistentvolume-controller" : component);
+      this.recordEvent(
+        claim,
+        problem.type,
+        problem.reason,
+        problem.message,
+        problem.reason === "FailedBinding" ? "persistentvolume-controller" : component,
+      );
       return;
     }
     if (storageClass?.volumeBindingMode === "WaitForFirstConsumer") {
-      this.recordEvent(claim, "Normal", "WaitForFirstConsumer", "waiting for first consumer to be created before binding", "persistentvolume-controller");
+      this.recordEvent(
+        claim,
+        "Normal",
+        "WaitForFirstConsumer",
+        "waiting for first consumer to be created before binding",
+        "persistentvolume-controller",
+      );
       return;
     }
     this.later(this.options.stepMs ?? this.timing.of("volumeBinding"), () => this.bindClaim(claim));
@@ -627,7 +742,11 @@ export class ClusterControllers {
     const { namespace, name, uid } = created.metadata;
     this.store.mutate(PERSISTENT_VOLUME_CLAIMS, namespace, name!, (c) => {
       if (c.metadata.uid !== uid || c.status?.phase !== "Pending") return;
-      c.metadata.annotations = { ...(c.metadata.annotations ?? {}), "pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes" };
+      c.metadata.annotations = {
+        ...(c.metadata.annotations ?? {}),
+        "pv.kubernetes.io/bind-completed": "yes",
+        "pv.kubernetes.io/bound-by-controller": "yes",
+      };
       c.spec.volumeName = `pvc-${uid}`;
       c.status = { phase: "Bound", accessModes: c.spec.accessModes, capacity: { storage: c.spec.resources?.requests?.storage } };
     });

@@ -23,7 +23,9 @@ function containersOf(pod: KubeObject): Array<{ resources?: ContainerResources }
 
 /** Fill each container's missing limits and requests from the namespace's LimitRanges (type Container). */
 export function applyLimitRangeDefaults(pod: KubeObject, limitRanges: KubeObject[]): void {
-  const items = limitRanges.flatMap((range) => (range.spec?.limits ?? []) as Array<Record<string, any>>).filter((item) => item.type === "Container");
+  const items = limitRanges
+    .flatMap((range) => (range.spec?.limits ?? []) as Array<Record<string, any>>)
+    .filter((item) => item.type === "Container");
   for (const container of containersOf(pod)) {
     const resources: ContainerResources = { ...(container.resources ?? {}) };
     const limits: ResourceList = { ...(resources.limits ?? {}) };

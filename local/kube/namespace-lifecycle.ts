@@ -61,7 +61,10 @@ export class NamespaceLifecycle {
     for (const { type, object } of this.store.inNamespace(name)) {
       if (object.metadata.deletionTimestamp) continue;
       try {
-        this.store.delete(type, name, object.metadata.name!, { propagationPolicy: "Background", preconditions: { uid: object.metadata.uid } });
+        this.store.delete(type, name, object.metadata.name!, {
+          propagationPolicy: "Background",
+          preconditions: { uid: object.metadata.uid },
+        });
       } catch (error) {
         if (!(error instanceof KubeStatusError)) throw error;
       }
@@ -98,15 +101,33 @@ export class NamespaceLifecycle {
     }
     const now = timestamp();
     const wanted: Array<Omit<NamespaceCondition, "lastTransitionTime">> = [
-      { type: "NamespaceDeletionDiscoveryFailure", status: "False", reason: "ResourcesDiscovered", message: "All resources successfully discovered" },
-      { type: "NamespaceDeletionGroupVersionParsingFailure", status: "False", reason: "ParsedGroupVersions", message: "All legacy kube types successfully parsed" },
-      { type: "NamespaceDeletionContentFailure", status: "False", reason: "ContentDeleted", message: "All content successfully deleted, may be waiting on finalization" },
+      {
+        type: "NamespaceDeletionDiscoveryFailure",
+        status: "False",
+        reason: "ResourcesDiscovered",
+        message: "All resources successfully discovered",
+      },
+      {
+        type: "NamespaceDeletionGroupVersionParsingFailure",
+        status: "False",
+        reason: "ParsedGroupVersions",
+        message: "All legacy kube types successfully parsed",
+      },
+      {
+        type: "NamespaceDeletionContentFailure",
+        status: "False",
+        reason: "ContentDeleted",
+        message: "All content successfully deleted, may be waiting on finalization",
+      },
       counts.size > 0
         ? {
             type: "NamespaceContentRemaining",
             status: "True",
             reason: "SomeResourcesRemain",
-            message: `Some resources are remaining: ${[...counts].sort(([a], [b]) => a.localeCompare(b)).map(([r, n]) => `${r} has ${n} resource instances`).join(", ")}`,
+            message: `Some resources are remaining: ${[...counts]
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([r, n]) => `${r} has ${n} resource instances`)
+              .join(", ")}`,
           }
         : { type: "NamespaceContentRemaining", status: "False", reason: "ContentRemoved", message: "All content successfully removed" },
       finalizers.size > 0
@@ -114,9 +135,17 @@ export class NamespaceLifecycle {
             type: "NamespaceFinalizersRemaining",
             status: "True",
             reason: "SomeFinalizersRemain",
-            message: `Some content in the namespace has finalizers remaining: ${[...finalizers].sort(([a], [b]) => a.localeCompare(b)).map(([f, n]) => `${f} in ${n} resource instances`).join(", ")}`,
+            message: `Some content in the namespace has finalizers remaining: ${[...finalizers]
+              .sort(([a], [b]) => a.localeCompare(b))
+              .map(([f, n]) => `${f} in ${n} resource instances`)
+              .join(", ")}`,
           }
-        : { type: "NamespaceFinalizersRemaining", status: "False", reason: "ContentHasNoFinalizers", message: "All content-preserving finalizers finished" },
+        : {
+            type: "NamespaceFinalizersRemaining",
+            status: "False",
+            reason: "ContentHasNoFinalizers",
+            message: "All content-preserving finalizers finished",
+          },
     ];
     this.store.mutate(NAMESPACES, undefined, name, (ns) => {
       const previous: NamespaceCondition[] = ns.status?.conditions ?? [];
@@ -126,10 +155,15 @@ export class NamespaceLifecycle {
         conditions: wanted.map((c) => {
           const before = previous.find((p) => p.type === c.type);
           const unchanged = before && before.status === c.status && before.reason === c.reason && before.message === c.message;
-          return { type: c.type, status: c.status, lastTransitionTime: unchanged ? before.lastTransitionTime : now, reason: c.reason, message: c.message };
+          return {
+            type: c.type,
+            status: c.status,
+            lastTransitionTime: unchanged ? before.lastTransitionTime : now,
+            reason: c.reason,
+            message: c.message,
+          };
         }),
       };
     });
   }
 }
-

@@ -107,7 +107,10 @@ export function decodeKubeProtobuf(body: Buffer): KubeObject {
   const apiVersion = envelope.typeMeta?.apiVersion ?? "";
   const kind = envelope.typeMeta?.kind ?? "";
   const schema = SCHEMAS[`${apiVersion}/${kind}`];
-  if (!schema) throw unsupported(`the sandbox API server reads protobuf only for RoleBinding/ClusterRoleBinding (got ${apiVersion} ${kind}); send JSON`);
+  if (!schema)
+    throw unsupported(
+      `the sandbox API server reads protobuf only for RoleBinding/ClusterRoleBinding (got ${apiVersion} ${kind}); send JSON`,
+    );
   const object = decodeMessage(envelope.raw ?? Buffer.alloc(0), schema);
   return { apiVersion, kind, metadata: {}, ...object } as KubeObject;
 }
@@ -131,7 +134,9 @@ function encodeVarint(value: number): Buffer {
 /** Encodes string and message fields (wire type 2), in field-number order, as protoc does. */
 export function encodeProtobufMessage(message: ProtobufMessage): Buffer {
   const parts: Buffer[] = [];
-  for (const field of Object.keys(message).map(Number).sort((a, b) => a - b)) {
+  for (const field of Object.keys(message)
+    .map(Number)
+    .sort((a, b) => a - b)) {
     const value = message[field];
     if (value === undefined) continue;
     const payload = typeof value === "string" ? Buffer.from(value, "utf8") : encodeProtobufMessage(value);

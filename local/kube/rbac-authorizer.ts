@@ -44,7 +44,19 @@ export const AUTHENTICATED_GROUP = "system:authenticated";
 const AUTHENTICATED_RULES: PolicyRule[] = [
   {
     verbs: ["get"],
-    nonResourceURLs: ["/api", "/api/*", "/apis", "/apis/*", "/version", "/version/", "/healthz", "/livez", "/readyz", "/openapi", "/openapi/*"],
+    nonResourceURLs: [
+      "/api",
+      "/api/*",
+      "/apis",
+      "/apis/*",
+      "/version",
+      "/version/",
+      "/healthz",
+      "/livez",
+      "/readyz",
+      "/openapi",
+      "/openapi/*",
+    ],
   },
   { verbs: ["create"], apiGroups: ["authorization.k8s.io"], resources: ["selfsubjectaccessreviews", "selfsubjectrulesreviews"] },
   { verbs: ["create"], apiGroups: ["authentication.k8s.io"], resources: ["selfsubjectreviews"] },
@@ -57,11 +69,15 @@ function has(list: string[] | undefined, value: string): boolean {
 function ruleAllows(rule: PolicyRule, a: RequestAttributes): boolean {
   if (!has(rule.verbs, a.verb)) return false;
   if (a.path !== undefined) {
-    return (rule.nonResourceURLs ?? []).some((url) => url === "*" || url === a.path || (url.endsWith("*") && a.path!.startsWith(url.slice(0, -1))));
+    return (rule.nonResourceURLs ?? []).some(
+      (url) => url === "*" || url === a.path || (url.endsWith("*") && a.path!.startsWith(url.slice(0, -1))),
+    );
   }
   if (!has(rule.apiGroups, a.apiGroup ?? "")) return false;
   const combined = a.subresource ? `${a.resource}/${a.subresource}` : a.resource!;
-  const resourceMatch = (rule.resources ?? []).some((r) => r === "*" || r === combined || (a.subresource !== undefined && r === `*/${a.subresource}`));
+  const resourceMatch = (rule.resources ?? []).some(
+    (r) => r === "*" || r === combined || (a.subresource !== undefined && r === `*/${a.subresource}`),
+  );
   if (!resourceMatch) return false;
   if (rule.resourceNames && rule.resourceNames.length > 0) return a.name !== undefined && rule.resourceNames.includes(a.name);
   return true;

@@ -40,7 +40,12 @@ export function sandboxNode(): KubeObject {
         { type: "InternalIP", address: NODE_IP },
         { type: "Hostname", address: NODE_NAME },
       ],
-      nodeInfo: { kubeletVersion: "v1.31.2-eks-94953ac", containerRuntimeVersion: "containerd://1.7.22", operatingSystem: "linux", architecture: "amd64" },
+      nodeInfo: {
+        kubeletVersion: "v1.31.2-eks-94953ac",
+        containerRuntimeVersion: "containerd://1.7.22",
+        operatingSystem: "linux",
+        architecture: "amd64",
+      },
     },
   };
 }
@@ -55,7 +60,10 @@ const NOT_HELPFUL = "Preemption is not helpful for scheduling";
 const NO_VICTIMS = "No preemption victims found for incoming pod";
 
 function unschedulable(nodes: number, reasons: string, preemption: string): SchedulingDecision {
-  return { kind: "unschedulable", message: `0/${nodes} nodes are available: ${reasons}. preemption: 0/${nodes} nodes are available: ${nodes} ${preemption}.` };
+  return {
+    kind: "unschedulable",
+    message: `0/${nodes} nodes are available: ${reasons}. preemption: 0/${nodes} nodes are available: ${nodes} ${preemption}.`,
+  };
 }
 
 /** What the pod asks for, as the scheduler sums it: its containers, or its largest init container if more. */
@@ -82,18 +90,28 @@ export function schedulingDecision(pod: KubeObject, claims: KubeObject[], classe
     if (claim.status?.phase === "Bound") continue;
     const className = classNameOf(claim, classes);
     const storageClass = classes.find((c) => c.metadata.name === className);
-    if (storageClass?.volumeBindingMode !== "WaitForFirstConsumer") return unschedulable(n, "pod has unbound immediate PersistentVolumeClaims", NOT_HELPFUL);
+    if (storageClass?.volumeBindingMode !== "WaitForFirstConsumer")
+      return unschedulable(n, "pod has unbound immediate PersistentVolumeClaims", NOT_HELPFUL);
     const problem = provisioningProblem(claim, className, storageClass);
-    if (problem) return { kind: "unschedulable", message: `running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC "${claimName}"` };
+    if (problem)
+      return {
+        kind: "unschedulable",
+        message: `running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC "${claimName}"`,
+      };
     toProvision.push(claimName);
   }
   const wants = requestsOf(pod);
-  const fits = nodes.filter((node) => Object.entries(wants).every(([k, v]) => !(v > quantityValue(String(node.status?.allocatable?.[k] ?? "0")))));
+  const fits = nodes.filter((node) =>
+    Object.entries(wants).every(([k, v]) => !(v > quantityValue(String(node.status?.allocatable?.[k] ?? "0")))),
+  );
   if (fits.length === 0) {
     const short = Object.keys(wants)
       .filter((k) => nodes.some((node) => wants[k]! > quantityValue(String(node.status?.allocatable?.[k] ?? "0"))))
       .sort()
-      .map((k) => `${nodes.filter((node) => wants[k]! > quantityValue(String(node.status?.allocatable?.[k] ?? "0"))).length} Insufficient ${k}`);
+      .map(
+        (k) =>
+          `${nodes.filter((node) => wants[k]! > quantityValue(String(node.status?.allocatable?.[k] ?? "0"))).length} Insufficient ${k}`,
+      );
     return unschedulable(n, short.join(", ") || `${n} node(s) didn't match Pod's node affinity/selector`, NO_VICTIMS);
   }
   return toProvision.length ? { kind: "provision", claims: toProvision } : { kind: "schedule" };

@@ -54,7 +54,8 @@ export function parseLabelSelector(selector: string | undefined | null): LabelRe
     let m = SET_RE.exec(part);
     if (m) {
       const values = m[3]!.split(",").map((v) => v.trim());
-      if (values.some((v) => !new RegExp(`^${VALUE}$`).test(v))) throw invalidSelector(selector, `invalid value in ${JSON.stringify(part)}`);
+      if (values.some((v) => !new RegExp(`^${VALUE}$`).test(v)))
+        throw invalidSelector(selector, `invalid value in ${JSON.stringify(part)}`);
       return { key: m[1]!, operator: m[2] as "in" | "notin", values };
     }
     m = EQ_RE.exec(part);
@@ -105,7 +106,16 @@ export interface FieldRequirement {
 
 /** Field paths the real server accepts per resource, besides metadata.name / metadata.namespace. */
 const EXTRA_FIELDS: Record<string, string[]> = {
-  pods: ["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
+  pods: [
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+  ],
   events: [
     "involvedObject.kind",
     "involvedObject.namespace",

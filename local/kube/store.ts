@@ -20,7 +20,17 @@
 import { randomUUID } from "node:crypto";
 import { jsonEqual } from "./patch.js";
 import { applyCreateDefaults, foldStringData, validateCreate, validateUpdate, type KubeObject } from "./admission.js";
-import { apiVersionOf, findResourceTypeByKind, LIMIT_RANGES, NAMESPACES, PODS, RESOURCE_QUOTAS, SERVICE_ACCOUNTS, STORAGE_CLASSES, type ResourceType } from "./resources.js";
+import {
+  apiVersionOf,
+  findResourceTypeByKind,
+  LIMIT_RANGES,
+  NAMESPACES,
+  PODS,
+  RESOURCE_QUOTAS,
+  SERVICE_ACCOUNTS,
+  STORAGE_CLASSES,
+  type ResourceType,
+} from "./resources.js";
 import { matchesFieldRequirements, matchesLabelRequirements, parseFieldSelector, parseLabelSelector } from "./selectors.js";
 import { alreadyExists, badRequest, conflict, forbidden, internalError, type KubeStatusError, notFound } from "./kube-status.js";
 import { podSecurityRefusal } from "./pod-security.js";
@@ -103,7 +113,6 @@ export function objectMatcher(type: ResourceType, options: ListOptions = {}): (o
     matchesFieldRequirements(o, fields);
 }
 
-
 export class KubeStore {
   private readonly objects = new Map<string, { type: ResourceType; object: KubeObject }>();
   private readonly listeners = new Set<(event: StoreEvent) => void>();
@@ -166,7 +175,9 @@ export class KubeStore {
     if (type.resource === "pods") this.admitPod(obj);
     if (type.resource === "persistentvolumeclaims" && obj.spec?.storageClassName === undefined) {
       // DefaultStorageClass admission: a claim that names no class gets the default one (if any).
-      const byDefault = this.list(STORAGE_CLASSES).find((c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true");
+      const byDefault = this.list(STORAGE_CLASSES).find(
+        (c) => c.metadata.annotations?.["storageclass.kubernetes.io/is-default-class"] === "true",
+      );
       if (byDefault) obj.spec = { ...obj.spec, storageClassName: byDefault.metadata.name };
     }
     if (this.objects.has(this.key(type, obj.metadata.namespace, name))) throw alreadyExists(type, name);
@@ -225,7 +236,12 @@ export class KubeStore {
     validateUpdate(type, current, next, { storageClass: (className) => this.get(STORAGE_CLASSES, undefined, className) });
 
     if (jsonEqual(current, next)) return clone(current); // a no-op write keeps the resourceVersion, as upstream
-    if (type.resource === "namespaces" && options.subresource === "finalize" && next.metadata.deletionTimestamp && !next.spec?.finalizers?.length) {
+    if (
+      type.resource === "namespaces" &&
+      options.subresource === "finalize" &&
+      next.metadata.deletionTimestamp &&
+      !next.spec?.finalizers?.length
+    ) {
       // The last finalizer removed from a Terminating namespace: the registry deletes it (whatever is still in it stays orphaned).
       entry.object = next;
       this.removeNamespace(name);
@@ -257,7 +273,11 @@ export class KubeStore {
       throw preconditionFailed(type, name, `UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
     }
     if (pre?.resourceVersion && pre.resourceVersion !== current.metadata.resourceVersion) {
-      throw preconditionFailed(type, name, `ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+      throw preconditionFailed(
+        type,
+        name,
+        `ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`,
+      );
     }
     // batch/v1 Jobs keep their pods unless asked otherwise (upstream's legacy default for that API).
     const propagationPolicy = options.propagationPolicy ?? (type.resource === "jobs" ? "Orphan" : "Background");
@@ -279,7 +299,12 @@ export class KubeStore {
 
     const grace = this.gracePeriod(type, current, options.gracePeriodSeconds);
     const hasDependents = this.dependentsOf(current.metadata.uid!).length > 0;
-    if (!current.metadata.deletionTimestamp && !current.metadata.finalizers?.length && grace === 0 && (propagationPolicy === "Background" || !hasDependents)) {
+    if (
+      !current.metadata.deletionTimestamp &&
+      !current.metadata.finalizers?.length &&
+      grace === 0 &&
+      (propagationPolicy === "Background" || !hasDependents)
+    ) {
       // Nothing holds it: gone at once (its dependents, if any, are the garbage collector's).
       this.objects.delete(key);
       const deleted = clone(current);
@@ -293,9 +318,11 @@ export class KubeStore {
     }
     const next = clone(current);
     const finalizers = [...(next.metadata.finalizers ?? [])];
-    const policyFinalizer = propagationPolicy === "Foreground" ? FOREGROUND_FINALIZER : propagationPolicy === "Orphan" ? ORPHAN_FINALIZER : undefined;
+    const policyFinalizer =
+      propagationPolicy === "Foreground" ? FOREGROUND_FINALIZER : propagationPolicy === "Orphan" ? ORPHAN_FINALIZER : undefined;
     // Upstream adds it whatever the dependents; an object without any is removed at once here (the collector's next step).
-    if (policyFinalizer && hasDependents && !finalizers.includes(policyFinalizer) && !current.metadata.deletionTimestamp) finalizers.push(policyFinalizer);
+    if (policyFinalizer && hasDependents && !finalizers.includes(policyFinalizer) && !current.metadata.deletionTimestamp)
+      finalizers.push(policyFinalizer);
     if (finalizers.length > 0) next.metadata.finalizers = finalizers;
     if (current.metadata.deletionTimestamp) {
       // Already being deleted: a shorter grace period may still be asked for (a force delete of a stuck pod).
@@ -395,7 +422,9 @@ export class KubeStore {
     if (!existing) return this.create(type, body, namespace);
     const { resourceVersion: _ignored, ...metadata } = body.metadata;
     const replaced = this.update(type, { ...body, metadata }, { namespace });
-    return type.status && body.status ? this.update(type, { ...replaced, status: body.status }, { namespace, subresource: "status" }) : replaced;
+    return type.status && body.status
+      ? this.update(type, { ...replaced, status: body.status }, { namespace, subresource: "status" })
+      : replaced;
   }
 
   // ---- internals ----
@@ -440,7 +469,15 @@ export class KubeStore {
     }
     if (obj.metadata.resourceVersion) throw internalError("resourceVersion should not be set on objects to be created");
     if (!obj.metadata.name && obj.metadata.generateName) obj.metadata.name = `${obj.metadata.generateName}${randomSuffix()}`;
-    for (const field of ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink", "managedFields"]) {
+    for (const field of [
+      "uid",
+      "creationTimestamp",
+      "deletionTimestamp",
+      "deletionGracePeriodSeconds",
+      "generation",
+      "selfLink",
+      "managedFields",
+    ]) {
       delete obj.metadata[field];
     }
     const uid = randomUUID();
@@ -511,13 +548,15 @@ function readyToGo(type: ResourceType, object: KubeObject): boolean {
   return (
     type.resource !== "namespaces" &&
     object.metadata.deletionTimestamp !== undefined &&
-    !(object.metadata.finalizers?.length) &&
+    !object.metadata.finalizers?.length &&
     (object.metadata.deletionGracePeriodSeconds ?? 0) === 0
   );
 }
 
 function byNamespaceAndName(a: KubeObject, b: KubeObject): number {
-  return (a.metadata.namespace ?? "").localeCompare(b.metadata.namespace ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "");
+  return (
+    (a.metadata.namespace ?? "").localeCompare(b.metadata.namespace ?? "") || (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "")
+  );
 }
 
 function preconditionFailed(type: ResourceType, name: string, why: string): KubeStatusError {

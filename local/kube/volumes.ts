@@ -87,9 +87,19 @@ export interface ProvisioningProblem {
 }
 
 /** Why `claim` cannot be provisioned from `storageClass` (undefined: it can). */
-export function provisioningProblem(claim: KubeObject, className: string | undefined, storageClass: KubeObject | undefined): ProvisioningProblem | undefined {
-  if (!className) return { reason: "FailedBinding", type: "Normal", message: "no persistent volumes available for this claim and no storage class is set" };
-  if (!storageClass) return { reason: "ProvisioningFailed", type: "Warning", message: `storageclass.storage.k8s.io "${className}" not found` };
+export function provisioningProblem(
+  claim: KubeObject,
+  className: string | undefined,
+  storageClass: KubeObject | undefined,
+): ProvisioningProblem | undefined {
+  if (!className)
+    return {
+      reason: "FailedBinding",
+      type: "Normal",
+      message: "no persistent volumes available for this claim and no storage class is set",
+    };
+  if (!storageClass)
+    return { reason: "ProvisioningFailed", type: "Warning", message: `storageclass.storage.k8s.io "${className}" not found` };
   const served = PROVISIONER_ACCESS_MODES[storageClass.provisioner];
   if (!served) return undefined; // a provisioner the sandbox does not know: it serves what is asked
   const wanted: string[] = claim.spec?.accessModes ?? [];

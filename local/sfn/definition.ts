@@ -105,7 +105,13 @@ export function walkStates(raw: AslDefinition, substituted: AslDefinition): Stat
   const walk = (rawDef: AslDefinition, def: AslDefinition, scope: string) => {
     for (const [name, state] of Object.entries(def.States)) {
       const rawState = rawDef.States[name] ?? state;
-      const info: StateInfo = { name, type: state.Type, scope, hasRetry: Array.isArray(state.Retry) && state.Retry.length > 0, childScopes: [] };
+      const info: StateInfo = {
+        name,
+        type: state.Type,
+        scope,
+        hasRetry: Array.isArray(state.Retry) && state.Retry.length > 0,
+        childScopes: [],
+      };
       if (state.Type === "Task") {
         info.rawResource = rawState.Resource;
         info.resource = state.Resource;

@@ -207,7 +207,13 @@ export class HistoryBuilder {
         });
         if (type === "Task") this.lambdaScheduled(name, state, scope, event.timestamp);
         if (type === "Parallel") this.startChildThreads(name, this.append("ParallelStateStarted", scope, event.timestamp).id!);
-        if (type === "Map") this.startChildThreads(name, this.append("MapStateStarted", scope, event.timestamp, { mapStateStartedEventDetails: { length: Array.isArray(input) ? input.length : 0 } }).id!);
+        if (type === "Map")
+          this.startChildThreads(
+            name,
+            this.append("MapStateStarted", scope, event.timestamp, {
+              mapStateStartedEventDetails: { length: Array.isArray(input) ? input.length : 0 },
+            }).id!,
+          );
         return;
       }
 
@@ -225,7 +231,9 @@ export class HistoryBuilder {
               lambdaFunctionSucceededEventDetails: { output: json(invocation.output), outputDetails: { truncated: false } },
             });
           } else if (invocation && event.Error === "States.Timeout") {
-            this.append("LambdaFunctionTimedOut", state.scope, event.timestamp, { lambdaFunctionTimedOutEventDetails: { error: event.Error, cause } });
+            this.append("LambdaFunctionTimedOut", state.scope, event.timestamp, {
+              lambdaFunctionTimedOutEventDetails: { error: event.Error, cause },
+            });
           } else if (invocation) {
             this.append("LambdaFunctionFailed", state.scope, invocation.finishedAt ?? event.timestamp, {
               lambdaFunctionFailedEventDetails: { error: invocation.error?.error ?? event.Error, cause: invocation.error?.cause ?? cause },
@@ -234,8 +242,12 @@ export class HistoryBuilder {
         }
         if (type === "Parallel" || type === "Map") {
           const children = this.stateInfo.get(name)?.childScopes ?? [];
-          this.abortOpenStates(event.timestamp, (scope) => children.some((child) => scope === child || scope.startsWith(`${child}#`) || scope.startsWith(`${child}/`)));
-          this.append(type === "Parallel" ? "ParallelStateFailed" : "MapStateFailed", state.scope, event.timestamp, { previousEventId: this.events.length });
+          this.abortOpenStates(event.timestamp, (scope) =>
+            children.some((child) => scope === child || scope.startsWith(`${child}#`) || scope.startsWith(`${child}/`)),
+          );
+          this.append(type === "Parallel" ? "ParallelStateFailed" : "MapStateFailed", state.scope, event.timestamp, {
+            previousEventId: this.events.length,
+          });
         }
         return;
       }
@@ -323,9 +335,17 @@ export class HistoryBuilder {
 
       case "ExecutionTimeout":
         this.abortOpenStates(event.timestamp);
-        this.end({ status: "TIMED_OUT", at: new Date(event.timestamp), error: "States.Timeout", cause: "The execution ran longer than the state machine's TimeoutSeconds." });
+        this.end({
+          status: "TIMED_OUT",
+          at: new Date(event.timestamp),
+          error: "States.Timeout",
+          cause: "The execution ran longer than the state machine's TimeoutSeconds.",
+        });
         this.append("ExecutionTimedOut", undefined, event.timestamp, {
-          executionTimedOutEventDetails: { error: "States.Timeout", cause: "The execution ran longer than the state machine's TimeoutSeconds." },
+          executionTimedOutEventDetails: {
+            error: "States.Timeout",
+            cause: "The execution ran longer than the state machine's TimeoutSeconds.",
+          },
         });
         return;
     }

@@ -221,7 +221,10 @@ class DataLimitExceeded extends Error {
 function pageSize(maxResults: number | undefined, fallback: number): number {
   if (maxResults === undefined || maxResults === 0) return fallback;
   if (!Number.isInteger(maxResults) || maxResults < 0 || maxResults > 1000) {
-    throw sfnError(ValidationException, "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000");
+    throw sfnError(
+      ValidationException,
+      "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 0 and 1000",
+    );
   }
   return maxResults;
 }
@@ -252,7 +255,9 @@ export class LocalStepFunctions {
     } else {
       const dir = opts.definitionsDir ?? join(REPO_ROOT, "statemachines");
       if (existsSync(dir)) {
-        for (const file of readdirSync(dir).filter((f) => f.endsWith(".asl.json")).sort()) {
+        for (const file of readdirSync(dir)
+          .filter((f) => f.endsWith(".asl.json"))
+          .sort()) {
           this.addStateMachine(basename(file, ".asl.json"), join(dir, file));
         }
       }
@@ -271,7 +276,10 @@ export class LocalStepFunctions {
     // Fast mode runs a scaled copy (fractions of seconds, which ASL's validation would refuse: validated above as written).
     // A fixed retryIntervalMs replaces the retries' intervals: their MaxDelaySeconds then stays as written, or the
     // library would clamp the fixed interval to a scaled cap.
-    const scale = this.opts.timeScale && { ...this.opts.timeScale, ...(this.opts.retryIntervalMs !== undefined ? { retryIntervalMs: 1000 } : {}) };
+    const scale = this.opts.timeScale && {
+      ...this.opts.timeScale,
+      ...(this.opts.retryIntervalMs !== undefined ? { retryIntervalMs: 1000 } : {}),
+    };
     const machine = scale
       ? new StateMachine(asLibraryDefinition(scaleDefinition(definition, scale)), { validationOptions: { noValidate: true } })
       : validated;
@@ -313,9 +321,11 @@ export class LocalStepFunctions {
     const override = [state.placeholder, baseName, state.functionName].map((k) => (k ? overrides[k] : undefined)).find(Boolean);
     const functionArn = lambdaArn(this.substitution, state.functionName);
     const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === state.placeholder);
-    const lambdaTimeoutSeconds = (!override && entry ? STEP_SIZING[entry.module]?.timeout : undefined) ?? this.opts.lambdaTimeoutSeconds ?? 60;
+    const lambdaTimeoutSeconds =
+      (!override && entry ? STEP_SIZING[entry.module]?.timeout : undefined) ?? this.opts.lambdaTimeoutSeconds ?? 60;
     const timeoutSeconds = Math.min(state.timeoutSeconds ?? Infinity, lambdaTimeoutSeconds);
-    if (override) return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load: async () => override };
+    if (override)
+      return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load: async () => override };
     if (!entry) throw new Error(`${where}: no handler in functions/steps/catalog.ts and none given in options.functions`);
     let loaded: Promise<LambdaHandler> | undefined;
     const load = () =>
@@ -324,7 +334,9 @@ export class LocalStepFunctions {
         const handler = module[entry.handler];
         if (typeof handler !== "function") throw new Error(`functions/steps/${entry.module} has no export "${entry.handler}"`);
         const signer = this.opts.stepSigner?.(entry);
-        return signer ? (event, context) => signedWith(signer, () => (handler as LambdaHandler)(event, context)) : (handler as LambdaHandler);
+        return signer
+          ? (event, context) => signedWith(signer, () => (handler as LambdaHandler)(event, context))
+          : (handler as LambdaHandler);
       }));
     return { functionName: state.functionName, functionArn, timeoutSeconds, lambdaTimeoutSeconds, load };
   }
@@ -341,11 +353,26 @@ export class LocalStepFunctions {
 
   async describeStateMachine(input: { stateMachineArn?: string }): Promise<DescribeStateMachineOutput> {
     const m = this.machineByArn(input.stateMachineArn);
-    return { stateMachineArn: m.arn, name: m.name, status: "ACTIVE", definition: m.definitionText, roleArn: this.roleArn, type: "STANDARD", creationDate: m.creationDate };
+    return {
+      stateMachineArn: m.arn,
+      name: m.name,
+      status: "ACTIVE",
+      definition: m.definitionText,
+      roleArn: this.roleArn,
+      type: "STANDARD",
+      creationDate: m.creationDate,
+    };
   }
 
   async listStateMachines(): Promise<ListStateMachinesOutput> {
-    return { stateMachines: [...this.machines.values()].map((m) => ({ stateMachineArn: m.arn, name: m.name, type: "STANDARD", creationDate: m.creationDate })) };
+    return {
+      stateMachines: [...this.machines.values()].map((m) => ({
+        stateMachineArn: m.arn,
+        name: m.name,
+        type: "STANDARD",
+        creationDate: m.creationDate,
+      })),
+    };
   }
 
   // ---- executions ----
@@ -365,7 +392,8 @@ export class LocalStepFunctions {
     } catch (problem) {
       throw sfnError(InvalidExecutionInput, `Invalid State Machine Execution Input: '${(problem as Error).message}'`);
     }
-    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES) throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
+    if (Buffer.byteLength(text) > PAYLOAD_LIMIT_BYTES)
+      throw sfnError(InvalidExecutionInput, "Invalid State Machine Execution Input: input exceeds 262144 bytes");
     const executionArn = this.executionArn(machine.name, name);
     const existing = this.executions.get(executionArn);
     if (existing) {
@@ -378,7 +406,14 @@ export class LocalStepFunctions {
 
   private launch(machine: MachineRecord, name: string, executionArn: string, text: string, parsedInput: unknown): ExecutionRecord {
     const invocations = new InvocationLog();
-    const record = { executionArn, stateMachineArn: machine.arn, name, status: "RUNNING", startDate: new Date(), input: text } as ExecutionRecord;
+    const record = {
+      executionArn,
+      stateMachineArn: machine.arn,
+      name,
+      status: "RUNNING",
+      startDate: new Date(),
+      input: text,
+    } as ExecutionRecord;
     record.history = new HistoryBuilder({
       states: machine.states,
       roleArn: this.roleArn,
@@ -399,14 +434,17 @@ export class LocalStepFunctions {
         StateMachine: { Id: machine.arn, Name: machine.name },
       },
       overrides: {
-        taskResourceLocalHandlers: this.taskHandlers(machine, invocations, (state, document) => documents.set(state, { at: ++sequence, document })),
+        taskResourceLocalHandlers: this.taskHandlers(machine, invocations, (state, document) =>
+          documents.set(state, { at: ++sequence, document }),
+        ),
         waitTimeOverrides:
           this.opts.waitMs !== undefined
             ? this.everyRelativeWait(machine, this.opts.waitMs)
             : this.opts.timeScale
               ? this.scaledSecondsPathWaits(machine, documents, this.opts.timeScale)
               : undefined,
-        retryIntervalOverrides: this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
+        retryIntervalOverrides:
+          this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
       },
     });
     record.abort = execution.abort;
@@ -417,7 +455,10 @@ export class LocalStepFunctions {
       // The library always ends with a terminal event; if it did not, say so rather than hang as RUNNING.
       const reason = history.status === "rejected" ? history.reason : result.status === "rejected" ? result.reason : undefined;
       if (!record.history.isEnded) {
-        record.history.failUnfinished("LocalRunner.Error", reason instanceof Error ? reason.message : "the execution ended without a terminal event");
+        record.history.failUnfinished(
+          "LocalRunner.Error",
+          reason instanceof Error ? reason.message : "the execution ended without a terminal event",
+        );
       }
     });
     return record;
@@ -434,7 +475,8 @@ export class LocalStepFunctions {
   private everyRelativeWait(machine: MachineRecord, value: number): Record<string, number> {
     const top = (machine.definition as { States?: Record<string, Record<string, unknown>> }).States ?? {};
     const waits = this.everyState(machine, "Wait", value);
-    for (const name of Object.keys(waits)) if (top[name]?.Timestamp !== undefined || top[name]?.TimestampPath !== undefined) delete waits[name];
+    for (const name of Object.keys(waits))
+      if (top[name]?.Timestamp !== undefined || top[name]?.TimestampPath !== undefined) delete waits[name];
     return waits;
   }
 
@@ -454,7 +496,10 @@ export class LocalStepFunctions {
         const tasks = machine.secondsPathInputs.get(stateName);
         const state = machine.stateDefinitions.get(stateName);
         if (!tasks || !state) return undefined;
-        const latest = [...tasks].map((t) => documents.get(t)).filter((d) => d !== undefined).sort((a, b) => b.at - a.at)[0];
+        const latest = [...tasks]
+          .map((t) => documents.get(t))
+          .filter((d) => d !== undefined)
+          .sort((a, b) => b.at - a.at)[0];
         return latest === undefined ? undefined : scaledSecondsPathWait(state, latest.document, scale);
       },
     });
@@ -481,7 +526,9 @@ export class LocalStepFunctions {
         // The 256 KiB quota holds for every state's input, not only a Lambda's raw result.
         if (Buffer.byteLength(inputText) > PAYLOAD_LIMIT_BYTES) {
           invocation.finishedAt = new Date();
-          throw new DataLimitExceeded(`The state/task '${stateName}' has an input with a size exceeding the maximum number of bytes service limit.`);
+          throw new DataLimitExceeded(
+            `The state/task '${stateName}' has an input with a size exceeding the maximum number of bytes service limit.`,
+          );
         }
         let output: unknown;
         let outputText: string;
@@ -490,7 +537,11 @@ export class LocalStepFunctions {
             throw Object.assign(new Error(problem.message), { name: "Runtime.ImportModuleError" });
           });
           const event = JSON.parse(inputText);
-          const context = lambdaContext({ functionName: binding.functionName, functionArn: binding.functionArn, timeoutMs: binding.timeoutSeconds * 1000 });
+          const context = lambdaContext({
+            functionName: binding.functionName,
+            functionArn: binding.functionArn,
+            timeoutMs: binding.timeoutSeconds * 1000,
+          });
           outputText = json(await invokeWithTimeout(() => handler(event, context), binding.lambdaTimeoutSeconds));
           output = JSON.parse(outputText);
         } catch (problem) {
@@ -501,14 +552,20 @@ export class LocalStepFunctions {
         invocation.finishedAt = new Date();
         invocation.output = output;
         if (Buffer.byteLength(outputText) > PAYLOAD_LIMIT_BYTES) {
-          throw new DataLimitExceeded(`The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`);
+          throw new DataLimitExceeded(
+            `The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`,
+          );
         }
         // Only Tasks without InputPath/Parameters/ResultSelector/OutputPath are tracked (secondsPathPredecessors).
         const definition = machine.stateDefinitions.get(stateName);
-        const document = definition ? withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output) : undefined;
+        const document = definition
+          ? withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output)
+          : undefined;
         // ...and for its output: the state with the result at its ResultPath.
         if (document !== undefined && Buffer.byteLength(json(document)) > PAYLOAD_LIMIT_BYTES) {
-          throw new DataLimitExceeded(`The state/task '${stateName}' has an output with a size exceeding the maximum number of bytes service limit.`);
+          throw new DataLimitExceeded(
+            `The state/task '${stateName}' has an output with a size exceeding the maximum number of bytes service limit.`,
+          );
         }
         if (document !== undefined) onDocument(stateName, document);
         return output;
@@ -562,7 +619,13 @@ export class LocalStepFunctions {
   private notify(record: ExecutionRecord, event: HistoryEvent): void {
     for (const listener of this.listeners) {
       try {
-        listener({ executionArn: record.executionArn, stateMachineArn: record.stateMachineArn, name: record.name, status: record.status, event });
+        listener({
+          executionArn: record.executionArn,
+          stateMachineArn: record.stateMachineArn,
+          name: record.name,
+          status: record.status,
+          event,
+        });
       } catch {
         // A listener (the CLI's progress display) must never break an execution.
       }
@@ -688,7 +751,9 @@ export class LocalStepFunctions {
   /** Stop every running execution (Ctrl-C, test teardown). */
   async shutdown(): Promise<void> {
     const running = [...this.executions.values()].filter((r) => r.status === "RUNNING");
-    await Promise.all(running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })));
+    await Promise.all(
+      running.map((r) => this.stopExecution({ executionArn: r.executionArn, error: "Shutdown", cause: "the local runner was shut down" })),
+    );
   }
 }
 
@@ -765,7 +830,8 @@ function secondsPathPredecessors(definition: AslDefinition): Map<string, Set<str
         if (state.Next === target) ways.push({ name, state, how: "next" });
         const choices = (state.Choices as Array<{ Next?: string }> | undefined) ?? [];
         if (choices.some((c) => c.Next === target) || state.Default === target) ways.push({ name, state, how: "next" });
-        if (((state.Catch as Array<{ Next?: string }> | undefined) ?? []).some((c) => c.Next === target)) ways.push({ name, state, how: "catch" });
+        if (((state.Catch as Array<{ Next?: string }> | undefined) ?? []).some((c) => c.Next === target))
+          ways.push({ name, state, how: "catch" });
         return ways;
       });
     const tasksInto = (target: string, seen: Set<string>): Set<string> | undefined => {

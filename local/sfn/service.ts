@@ -76,7 +76,11 @@ function toWire(value: unknown): unknown {
   if (value instanceof Date) return value.getTime() / 1000;
   if (Array.isArray(value)) return value.map(toWire);
   if (value && typeof value === "object") {
-    return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, toWire(v)]));
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, toWire(v)]),
+    );
   }
   return value;
 }
@@ -115,7 +119,14 @@ export async function startSfnService(opts: {
       if (req.method !== "POST") return sendError(res, 404, "UnknownOperationException", "Step Functions answers POST / only", requestId);
       const target = String(req.headers["x-amz-target"] ?? "");
       const action = target.startsWith(TARGET_PREFIX) ? ACTIONS[target.slice(TARGET_PREFIX.length)] : undefined;
-      if (!action) return sendError(res, 400, "UnknownOperationException", `unknown or unsupported operation: ${target || "(no X-Amz-Target)"}`, requestId);
+      if (!action)
+        return sendError(
+          res,
+          400,
+          "UnknownOperationException",
+          `unknown or unsupported operation: ${target || "(no X-Amz-Target)"}`,
+          requestId,
+        );
       let input: Record<string, unknown>;
       let body: Buffer;
       try {
@@ -124,7 +135,8 @@ export async function startSfnService(opts: {
         input = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
         if (!input || typeof input !== "object" || Array.isArray(input)) throw new Error("the body is not a JSON object");
       } catch (problem) {
-        if ((problem as { tooLarge?: boolean }).tooLarge) return sendError(res, 413, "RequestEntityTooLargeException", "request body too large", requestId);
+        if ((problem as { tooLarge?: boolean }).tooLarge)
+          return sendError(res, 413, "RequestEntityTooLargeException", "request body too large", requestId);
         return sendError(res, 400, "SerializationException", `could not read the request: ${(problem as Error).message}`, requestId);
       }
       if (opts.authorize) {

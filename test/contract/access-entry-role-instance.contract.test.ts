@@ -29,18 +29,26 @@ afterAll(async () => {
       if (entryMade) await target.aws.eks.send(new DeleteAccessEntryCommand({ clusterName: target.cluster.name, principalArn: roleArn }));
     },
     async () => {
-      if (roleArn) await deleteRole().catch((error) => ((error as Error).name === "NoSuchEntityException" ? undefined : Promise.reject(error)));
+      if (roleArn)
+        await deleteRole().catch((error) => ((error as Error).name === "NoSuchEntityException" ? undefined : Promise.reject(error)));
     },
     async () => target?.close(),
   );
 });
 
 const trustTheAccount = () =>
-  JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${target.accountId}:root` }, Action: "sts:AssumeRole" }] });
+  JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${target.accountId}:root` }, Action: "sts:AssumeRole" }],
+  });
 
 async function createRole(): Promise<{ arn: string; roleId: string }> {
   const { Role } = await target.aws.iam.send(
-    new CreateRoleCommand({ RoleName: roleName, AssumeRolePolicyDocument: trustTheAccount(), Description: "nf-eks-provisioner contract test; deleted when the test ends" }),
+    new CreateRoleCommand({
+      RoleName: roleName,
+      AssumeRolePolicyDocument: trustTheAccount(),
+      Description: "nf-eks-provisioner contract test; deleted when the test ends",
+    }),
   );
   return { arn: Role!.Arn!, roleId: Role!.RoleId! };
 }
@@ -56,7 +64,11 @@ async function assume(arn: string): Promise<AwsCredentialIdentity> {
     () => target.aws.sts.send(new AssumeRoleCommand({ RoleArn: arn, RoleSessionName: target.prefix, DurationSeconds: 900 })),
     TARGET === "aws" ? 60_000 : 3_000,
   );
-  return { accessKeyId: Credentials!.AccessKeyId!, secretAccessKey: Credentials!.SecretAccessKey!, sessionToken: Credentials!.SessionToken! };
+  return {
+    accessKeyId: Credentials!.AccessKeyId!,
+    secretAccessKey: Credentials!.SecretAccessKey!,
+    sessionToken: Credentials!.SessionToken!,
+  };
 }
 
 describe("an access entry on a role deleted and recreated under the same name", () => {
@@ -70,7 +82,9 @@ describe("an access entry on a role deleted and recreated under the same name", 
       const username = `${target.prefix}-user`;
       const first = await createRole();
       roleArn = first.arn;
-      await target.aws.eks.send(new CreateAccessEntryCommand({ clusterName: target.cluster.name, principalArn: first.arn, username, type: "STANDARD" }));
+      await target.aws.eks.send(
+        new CreateAccessEntryCommand({ clusterName: target.cluster.name, principalArn: first.arn, username, type: "STANDARD" }),
+      );
       entryMade = true;
       const before = await eventually(
         "the first role's session authenticated",
@@ -99,7 +113,9 @@ describe("an access entry on a role deleted and recreated under the same name", 
       expect(second.roleId).not.toBe(first.roleId);
       expect((await target.aws.iam.send(new GetRoleCommand({ RoleName: roleName }))).Role?.RoleId).toBe(second.roleId);
       expect(after).toEqual({ status: 401 });
-      const { accessEntry } = await target.aws.eks.send(new DescribeAccessEntryCommand({ clusterName: target.cluster.name, principalArn: first.arn }));
+      const { accessEntry } = await target.aws.eks.send(
+        new DescribeAccessEntryCommand({ clusterName: target.cluster.name, principalArn: first.arn }),
+      );
       expect(accessEntry?.username).toBe(username); // the entry itself is still there
     },
     testTimeout(240),

@@ -28,7 +28,11 @@ describe("the EKS token", () => {
 
   it("presigned for a VPC endpoint's host, is refused (401)", async () => {
     // Act
-    const answer = await whoAmI(await kubeConfigWithToken(target, { stsEndpoint: `https://vpce-0123456789abcdef0-abcdefgh.sts.${target.cluster.region}.vpce.amazonaws.com` }));
+    const answer = await whoAmI(
+      await kubeConfigWithToken(target, {
+        stsEndpoint: `https://vpce-0123456789abcdef0-abcdefgh.sts.${target.cluster.region}.vpce.amazonaws.com`,
+      }),
+    );
     // Assess
     expect(answer.status).toBe(401);
   });

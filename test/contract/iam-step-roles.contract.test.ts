@@ -21,9 +21,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await cleanUp(
-    ...created.map((RoleName) => async () => target.aws.iam.send(new DeleteRoleCommand({ RoleName }))),
-    async () => target?.close(),
+  await cleanUp(...created.map((RoleName) => async () => target.aws.iam.send(new DeleteRoleCommand({ RoleName }))), async () =>
+    target?.close(),
   );
 });
 
@@ -35,7 +34,10 @@ function productRole(path = IAM_ROLE_PATH): CreateRoleCommandInput {
   return {
     RoleName,
     Path: path,
-    AssumeRolePolicyDocument: JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${target.accountId}:root` }, Action: "sts:AssumeRole" }] }),
+    AssumeRolePolicyDocument: JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${target.accountId}:root` }, Action: "sts:AssumeRole" }],
+    }),
     PermissionsBoundary: iam.permissionsBoundaryArn,
     Tags: [{ Key: TAG_MANAGED_BY, Value: PRODUCT }],
   };

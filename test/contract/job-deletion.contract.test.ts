@@ -6,7 +6,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
-import { cleanUp, clusterMs, createNamespace, deleteNamespace, eventually, isStatus, openTarget, TARGET, testTimeout, type ContractTarget } from "./target.js";
+import {
+  cleanUp,
+  clusterMs,
+  createNamespace,
+  deleteNamespace,
+  eventually,
+  isStatus,
+  openTarget,
+  TARGET,
+  testTimeout,
+  type ContractTarget,
+} from "./target.js";
 
 let target: ContractTarget;
 let namespace: string;
@@ -48,7 +59,14 @@ function sleeperJob(name: string): V1Job {
         spec: {
           restartPolicy: "Never",
           terminationGracePeriodSeconds: 1,
-          containers: [{ name: "sleep", image: "public.ecr.aws/docker/library/busybox:1.36", command: ["sleep", "600"], resources: { requests: { cpu: "10m", memory: "16Mi" } } }],
+          containers: [
+            {
+              name: "sleep",
+              image: "public.ecr.aws/docker/library/busybox:1.36",
+              command: ["sleep", "600"],
+              resources: { requests: { cpu: "10m", memory: "16Mi" } },
+            },
+          ],
         },
       },
     },

@@ -53,7 +53,11 @@ describe("Kubernetes conflicts", () => {
 
     // Act
     const { code, body } = await refusal(
-      core.replaceNamespacedConfigMap({ name, namespace, body: { ...read, metadata: { ...read.metadata, resourceVersion: stale }, data: { v: "mine" } } }),
+      core.replaceNamespacedConfigMap({
+        name,
+        namespace,
+        body: { ...read, metadata: { ...read.metadata, resourceVersion: stale }, data: { v: "mine" } },
+      }),
     );
     const current = await core.replaceNamespacedConfigMap({ name, namespace, body: { ...theirs, data: { v: "mine" } } });
 

@@ -27,7 +27,14 @@ function sleeper(name: string): V1Pod {
     metadata: { name, namespace },
     spec: {
       terminationGracePeriodSeconds: GRACE_SECONDS,
-      containers: [{ name: "sleep", image: "public.ecr.aws/docker/library/busybox:1.36", command: ["sleep", "3600"], resources: { requests: { cpu: "10m", memory: "16Mi" } } }],
+      containers: [
+        {
+          name: "sleep",
+          image: "public.ecr.aws/docker/library/busybox:1.36",
+          command: ["sleep", "3600"],
+          resources: { requests: { cpu: "10m", memory: "16Mi" } },
+        },
+      ],
     },
   };
 }
@@ -47,13 +54,19 @@ describe("deleting a namespace that holds a running pod", () => {
           spec: { accessModes: ["ReadWriteOnce"], storageClassName: `${target.prefix}-none`, resources: { requests: { storage: "1Gi" } } },
         },
       });
-      await eventually(`pod ${pod} Running`, async () => (await core.readNamespacedPod({ name: pod, namespace })).status?.phase === "Running", clusterMs(180));
+      await eventually(
+        `pod ${pod} Running`,
+        async () => (await core.readNamespacedPod({ name: pod, namespace })).status?.phase === "Running",
+        clusterMs(180),
+      );
 
       // Act
       await core.deleteNamespace({ name: namespace });
       const terminating = await core.readNamespace({ name: namespace });
       const again = await refusal(core.deleteNamespace({ name: namespace }));
-      const create = await refusal(core.createNamespacedConfigMap({ namespace, body: { metadata: { name: `${target.prefix}-late` }, data: { a: "b" } } }));
+      const create = await refusal(
+        core.createNamespacedConfigMap({ namespace, body: { metadata: { name: `${target.prefix}-late` }, data: { a: "b" } } }),
+      );
 
       // Assess
       expect(terminating.status?.phase).toBe("Terminating");
@@ -70,7 +83,9 @@ describe("deleting a namespace that holds a running pod", () => {
         kind: "Status",
         reason: "Forbidden",
         message: `configmaps "${target.prefix}-late" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`,
-        details: { causes: [{ reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" }] },
+        details: {
+          causes: [{ reason: "NamespaceTerminating", message: `namespace ${namespace} is being terminated`, field: "metadata.namespace" }],
+        },
       });
       await eventually(
         `namespace ${namespace} gone`,

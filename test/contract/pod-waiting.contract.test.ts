@@ -55,10 +55,14 @@ describe("a pod that cannot start", () => {
       await core.createNamespacedPod({ namespace, body: pod(name, image) });
 
       // Assess
-      const first = await eventually(`pod ${name} waiting on its image`, async () => {
-        const reason = await waitingReason(name);
-        return (reason === "ErrImagePull" || reason === "ImagePullBackOff") && reason;
-      }, clusterMs(180));
+      const first = await eventually(
+        `pod ${name} waiting on its image`,
+        async () => {
+          const reason = await waitingReason(name);
+          return (reason === "ErrImagePull" || reason === "ImagePullBackOff") && reason;
+        },
+        clusterMs(180),
+      );
       expect(["ErrImagePull", "ImagePullBackOff"]).toContain(first);
       await eventually(`pod ${name} in ImagePullBackOff`, async () => (await waitingReason(name)) === "ImagePullBackOff", clusterMs(180));
       const current = await core.readNamespacedPod({ name, namespace });
@@ -76,14 +80,23 @@ describe("a pod that cannot start", () => {
       const missing = `${target.prefix}-missing`;
 
       // Act
-      await core.createNamespacedPod({ namespace, body: pod(name, "public.ecr.aws/docker/library/busybox:1.36", [{ name: "config", configMap: { name: missing } }]) });
+      await core.createNamespacedPod({
+        namespace,
+        body: pod(name, "public.ecr.aws/docker/library/busybox:1.36", [{ name: "config", configMap: { name: missing } }]),
+      });
 
       // Assess
-      const event = await eventually(`a FailedMount event for pod ${name}`, async () => {
-        const events = (await core.listNamespacedEvent({ namespace })).items;
-        // (a real kubelet later adds a FailedMount "Unable to attach or mount volumes: …timed out"; this is the first)
-        return events.find((e) => e.involvedObject.name === name && e.reason === "FailedMount" && e.message?.includes(`"${missing}" not found`));
-      }, clusterMs(180));
+      const event = await eventually(
+        `a FailedMount event for pod ${name}`,
+        async () => {
+          const events = (await core.listNamespacedEvent({ namespace })).items;
+          // (a real kubelet later adds a FailedMount "Unable to attach or mount volumes: …timed out"; this is the first)
+          return events.find(
+            (e) => e.involvedObject.name === name && e.reason === "FailedMount" && e.message?.includes(`"${missing}" not found`),
+          );
+        },
+        clusterMs(180),
+      );
       expect(event.type).toBe("Warning");
       expect(event.message).toBe(`MountVolume.SetUp failed for volume "config" : configmap "${missing}" not found`);
       const current = await core.readNamespacedPod({ name, namespace });

@@ -7,7 +7,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RbacAuthorizationV1Api, type V1Role } from "@kubernetes/client-node";
-import { cleanUp, clusterMs, createNamespace, deleteNamespace, eventually, openTarget, refusal, testTimeout, type ContractTarget } from "./target.js";
+import {
+  cleanUp,
+  clusterMs,
+  createNamespace,
+  deleteNamespace,
+  eventually,
+  openTarget,
+  refusal,
+  testTimeout,
+  type ContractTarget,
+} from "./target.js";
 
 const RBAC = "rbac.authorization.k8s.io";
 
@@ -66,7 +76,11 @@ describe("a user who may create Roles", () => {
       // Act (a real cluster's authorizer sees the new binding within moments)
       const created = await eventually(
         `${delegate} allowed to create Role ${name}`,
-        () => asDelegate.createNamespacedRole({ namespace, body: role(name, [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }]) }),
+        () =>
+          asDelegate.createNamespacedRole({
+            namespace,
+            body: role(name, [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get"] }]),
+          }),
         clusterMs(60),
       );
 
@@ -99,6 +113,8 @@ describe("a user who may create Roles", () => {
         `is attempting to grant RBAC permissions not currently held:\n{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}`,
       details: { name, group: RBAC, kind: "roles" },
     });
-    await expect(target.admin.makeApiClient(RbacAuthorizationV1Api).readNamespacedRole({ name, namespace })).rejects.toMatchObject({ code: 404 });
+    await expect(target.admin.makeApiClient(RbacAuthorizationV1Api).readNamespacedRole({ name, namespace })).rejects.toMatchObject({
+      code: 404,
+    });
   });
 });

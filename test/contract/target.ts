@@ -121,7 +121,11 @@ function kubeAccess(cluster: TargetCluster, adminCredentials?: AwsCredentialIden
   return {
     admin: clusterKubeConfig(cluster, adminToken),
     impersonating: (username: string) => clusterKubeConfig(cluster, adminToken, username),
-    kubeConfigAs: async (credentials: AwsCredentialIdentity) => clusterKubeConfig(cluster, tokenSource(cluster, async () => credentials)),
+    kubeConfigAs: async (credentials: AwsCredentialIdentity) =>
+      clusterKubeConfig(
+        cluster,
+        tokenSource(cluster, async () => credentials),
+      ),
   };
 }
 
@@ -142,16 +146,27 @@ function simulatedCreateRole(iam: IAMClient, roleArns: Record<string, string>, a
     if (!source) throw new Error(`${STEP_ROLE_ARNS_ENV} names no role for ${step}`);
     const tags = input.Tags ?? [];
     const contextEntries = [
-      ...(input.PermissionsBoundary ? [{ ContextKeyName: "iam:PermissionsBoundary", ContextKeyType: "string" as const, ContextKeyValues: [input.PermissionsBoundary] }] : []),
+      ...(input.PermissionsBoundary
+        ? [{ ContextKeyName: "iam:PermissionsBoundary", ContextKeyType: "string" as const, ContextKeyValues: [input.PermissionsBoundary] }]
+        : []),
       ...tags.map((t) => ({ ContextKeyName: `aws:RequestTag/${t.Key}`, ContextKeyType: "string" as const, ContextKeyValues: [t.Value!] })),
-      ...(tags.length ? [{ ContextKeyName: "aws:TagKeys", ContextKeyType: "stringList" as const, ContextKeyValues: tags.map((t) => t.Key!) }] : []),
+      ...(tags.length
+        ? [{ ContextKeyName: "aws:TagKeys", ContextKeyType: "stringList" as const, ContextKeyValues: tags.map((t) => t.Key!) }]
+        : []),
     ];
     const resource = `arn:aws:iam::${accountId}:role${input.Path ?? "/"}${input.RoleName}`;
     const actions = ["iam:CreateRole", ...(tags.length ? ["iam:TagRole"] : [])];
     const { EvaluationResults } = await iam.send(
-      new SimulatePrincipalPolicyCommand({ PolicySourceArn: source, ActionNames: actions, ResourceArns: [resource], ContextEntries: contextEntries }),
+      new SimulatePrincipalPolicyCommand({
+        PolicySourceArn: source,
+        ActionNames: actions,
+        ResourceArns: [resource],
+        ContextEntries: contextEntries,
+      }),
     );
-    return (EvaluationResults ?? []).length === actions.length && EvaluationResults!.every((r) => r.EvalDecision === "allowed") ? "allowed" : "denied";
+    return (EvaluationResults ?? []).length === actions.length && EvaluationResults!.every((r) => r.EvalDecision === "allowed")
+      ? "allowed"
+      : "denied";
   };
 }
 
@@ -187,7 +202,9 @@ async function openAws(): Promise<ContractTarget> {
     aws,
     ...kubeAccess(cluster),
     productIam,
-    productIamMissing: productIam ? undefined : `needs a deployed stack: set ${STEP_ROLE_ARNS_ENV} (the step roles' ARNs as JSON) and ${BOUNDARY_ARN_ENV} (output TenantRoleBoundaryArn)`,
+    productIamMissing: productIam
+      ? undefined
+      : `needs a deployed stack: set ${STEP_ROLE_ARNS_ENV} (the step roles' ARNs as JSON) and ${BOUNDARY_ARN_ENV} (output TenantRoleBoundaryArn)`,
     close: async () => {
       for (const client of Object.values(aws)) client.destroy();
     },
@@ -241,7 +258,10 @@ export async function openTarget(): Promise<ContractTarget> {
 }
 
 /** A kubeconfig for the target's cluster with an EKS token made by the product's own code. */
-export async function kubeConfigWithToken(target: ContractTarget, opts: EksTokenOptions & { clusterName?: string } = {}): Promise<KubeConfig> {
+export async function kubeConfigWithToken(
+  target: ContractTarget,
+  opts: EksTokenOptions & { clusterName?: string } = {},
+): Promise<KubeConfig> {
   const { token } = await eksBearerToken(opts.clusterName ?? target.cluster.name, target.cluster.region, opts);
   return kubeConfigFor({ ...target.cluster, arn: "", accountId: "" } as ResolvedCluster, token);
 }
@@ -249,7 +269,9 @@ export async function kubeConfigWithToken(target: ContractTarget, opts: EksToken
 /** Who the API server says the token's bearer is (SelfSubjectReview), or the HTTP status that refused it. */
 export async function whoAmI(kc: KubeConfig): Promise<{ status: number; username?: string }> {
   try {
-    const review = await kc.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
+    const review = await kc
+      .makeApiClient(AuthenticationV1Api)
+      .createSelfSubjectReview({ body: { apiVersion: "authentication.k8s.io/v1", kind: "SelfSubjectReview" } });
     return { status: 201, username: review.status?.userInfo?.username };
   } catch (error) {
     const code = (error as { code?: unknown }).code;
@@ -273,7 +295,12 @@ export async function refusal(call: Promise<unknown>): Promise<{ code: number; b
 }
 
 /** Waits until `check` gives a truthy value (returned), polling; fails naming `what` after `timeoutMs`. */
-export async function eventually<T>(what: string, check: () => T | Promise<T>, timeoutMs: number, intervalMs = TARGET === "aws" ? 2_000 : 50): Promise<Exclude<T, undefined | null | false>> {
+export async function eventually<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs: number,
+  intervalMs = TARGET === "aws" ? 2_000 : 50,
+): Promise<Exclude<T, undefined | null | false>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -283,7 +310,8 @@ export async function eventually<T>(what: string, check: () => T | Promise<T>, t
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
@@ -306,11 +334,12 @@ export function isStatus(error: unknown, code: number): boolean {
   return error instanceof ApiException && error.code === code;
 }
 
-
 /** A namespace named `name` (the run's prefix first), made as the admin; the contract's objects go in it. */
 export async function createNamespace(target: ContractTarget, name: string): Promise<void> {
   if (!name.startsWith(target.prefix)) throw new Error(`${name} does not start with the run's prefix ${target.prefix}`);
-  await target.admin.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name, labels: { "app.kubernetes.io/part-of": "nf-eks-provisioner-contracts" } } } });
+  await target.admin
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name, labels: { "app.kubernetes.io/part-of": "nf-eks-provisioner-contracts" } } } });
 }
 
 /** Deletes the namespace and all it holds (a cleanup: already gone or already Terminating is fine). */

@@ -78,7 +78,9 @@ describe("ComputeEnvironmentRequested", () => {
     // Prepare
     const first = await handler(requested({ ...REQUEST, idempotencyKey: "onboard-1" }));
     // Act
-    const other = await refusal(handler(requested({ ...REQUEST, namespace: "other-nf", idempotencyKey: "onboard-1" }, { id: "another-event" })));
+    const other = await refusal(
+      handler(requested({ ...REQUEST, namespace: "other-nf", idempotencyKey: "onboard-1" }, { id: "another-event" })),
+    );
     // Assess
     expect(first.executionName).toBe("genomics_onboard-1");
     expect(other).toBeInstanceOf(InvalidRequest);
@@ -105,20 +107,31 @@ describe("ComputeEnvironmentRequested", () => {
 
   it("throws InvalidRequest listing every problem, and starts nothing", async () => {
     // Prepare
-    const detail = { tenant: "Bad_Tenant", cluster: { name: "research", region: "moon-1" }, namespace: "kube-system", storage: { type: "nfs" } };
+    const detail = {
+      tenant: "Bad_Tenant",
+      cluster: { name: "research", region: "moon-1" },
+      namespace: "kube-system",
+      storage: { type: "nfs" },
+    };
     // Act
     const error = await refusal(handler(requested(detail)));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
     expect(error.name).toBe("InvalidRequest");
-    expect((error as InvalidRequest).problems.map((p) => p.path)).toEqual(expect.arrayContaining(["tenant", "cluster.region", "namespace", "storage.type"]));
+    expect((error as InvalidRequest).problems.map((p) => p.path)).toEqual(
+      expect.arrayContaining(["tenant", "cluster.region", "namespace", "storage.type"]),
+    );
     expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
   });
 
   it.each([
     ["a system: label key", { labels: { "system:masters": "x" } }, "labels.system:masters"],
     ["a protected namespace", { namespace: "kube-public" }, "namespace"],
-    ["a launcher ARN that is not IAM", { launcher: { mode: "existing", principalArn: "arn:aws:sts::111122223333:assumed-role/x/y" } }, "launcher.principalArn"],
+    [
+      "a launcher ARN that is not IAM",
+      { launcher: { mode: "existing", principalArn: "arn:aws:sts::111122223333:assumed-role/x/y" } },
+      "launcher.principalArn",
+    ],
   ])("refuses %s by path", async (_what, change, path) => {
     // Act
     const error = await refusal(handler(requested({ ...REQUEST, ...change })));
@@ -149,7 +162,12 @@ describe("ComputeEnvironmentRequested", () => {
   it("lets a transient Step Functions error escape as Throttled, so the event is retried", async () => {
     // Prepare
     fake.sfn.on(StartExecutionCommand).rejects(
-      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "ThrottlingException",
+        $fault: "client",
+        message: "Rate exceeded",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const error = await refusal(handler(requested(REQUEST)));
@@ -197,7 +215,9 @@ describe("ComputeEnvironmentRequested", () => {
 
   it("turns Step Functions refusing the input as too large into InvalidRequest, not an error worth retrying", async () => {
     // Prepare
-    fake.sfn.on(StartExecutionCommand).rejects(new InvalidExecutionInput({ message: "input exceeds 262144 bytes", $metadata: { httpStatusCode: 400 } }));
+    fake.sfn
+      .on(StartExecutionCommand)
+      .rejects(new InvalidExecutionInput({ message: "input exceeds 262144 bytes", $metadata: { httpStatusCode: 400 } }));
     // Act
     const error = await refusal(handler(requested(REQUEST)));
     // Assess
@@ -220,7 +240,10 @@ describe("ComputeEnvironmentRequested: the middleware around it", () => {
     // Act
     const outcome = await injected(requested({ ...REQUEST, cluster: { name: "lab", region: "us-east-1" }, idempotencyKey: "k1" }));
     // Assess
-    expect(outcome).toMatchObject({ outcome: "started", executionArn: "arn:aws:states:us-east-1:999988887777:execution:other:genomics_k1" });
+    expect(outcome).toMatchObject({
+      outcome: "started",
+      executionArn: "arn:aws:states:us-east-1:999988887777:execution:other:genomics_k1",
+    });
   });
 
   it("puts the event id and source on the invocation's log lines", async () => {
@@ -242,6 +265,8 @@ describe("ComputeEnvironmentRequested: the middleware around it", () => {
     await refusal(handler(requested(REQUEST)));
     // Assess
     expect(logError.mock.calls.map((c) => c[0])).toEqual(["ComputeEnvironmentRequested: event refused with InvalidRequest"]);
-    expect(logWarn.mock.calls.map((c) => c[0])).toEqual(["ComputeEnvironmentRequested: event deferred with RunInProgress; Lambda retries it"]);
+    expect(logWarn.mock.calls.map((c) => c[0])).toEqual([
+      "ComputeEnvironmentRequested: event deferred with RunInProgress; Lambda retries it",
+    ]);
   });
 });

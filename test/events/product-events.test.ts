@@ -55,7 +55,12 @@ describe("the event schemas", () => {
 
   it("lists the three lifecycle events and the drift check's, one schema file each", () => {
     // Assess
-    expect(PRODUCT_EVENTS.map((e) => e.detailType)).toEqual([READY_DETAIL_TYPE, FAILED_DETAIL_TYPE, REMOVED_DETAIL_TYPE, "EnvironmentDrifted"]);
+    expect(PRODUCT_EVENTS.map((e) => e.detailType)).toEqual([
+      READY_DETAIL_TYPE,
+      FAILED_DETAIL_TYPE,
+      REMOVED_DETAIL_TYPE,
+      "EnvironmentDrifted",
+    ]);
     expect(new Set(PRODUCT_EVENTS.map((e) => e.schemaFile)).size).toBe(4);
   });
 

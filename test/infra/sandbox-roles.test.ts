@@ -7,7 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Template } from "aws-cdk-lib/assertions";
 import { loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
 import { ALL_STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
-import { DRIFT_CHECK_ROLE_KEY, EXECUTION_STOPPED_ROLE_KEY, KUBE_STEPS_ROLE_KEY, ONBOARDING_EVENTS_ROLE_KEY, REMOVAL_EVENTS_ROLE_KEY, productRoles, type ProductRole } from "../../local/aws/product-roles.js";
+import {
+  DRIFT_CHECK_ROLE_KEY,
+  EXECUTION_STOPPED_ROLE_KEY,
+  KUBE_STEPS_ROLE_KEY,
+  ONBOARDING_EVENTS_ROLE_KEY,
+  REMOVAL_EVENTS_ROLE_KEY,
+  productRoles,
+  type ProductRole,
+} from "../../local/aws/product-roles.js";
 import { startSandbox, type Sandbox } from "../../local/sandbox.js";
 import { policyDocument, type PolicyStatementJson } from "../../stacks/permissions.js";
 import { ACCOUNT, asList, BASE_ENV, flatten, resourcesOf, synthesize, useSstTestProject, type Json } from "../support/stack-template.js";
@@ -50,7 +58,9 @@ const bySid = (a: Json, b: Json) => String(a.Sid).localeCompare(String(b.Sid));
 /** The logical id of one resource of a type (exactly one expected). */
 /** The one resource of a type whose logical id starts with `prefix` (the stack has several state machines). */
 function idStartingWith(template: Template, type: string, prefix: string): string {
-  const ids = resourcesOf(template, type).map(([id]) => id).filter((id) => id.startsWith(prefix));
+  const ids = resourcesOf(template, type)
+    .map(([id]) => id)
+    .filter((id) => id.startsWith(prefix));
   expect(ids, `${type} ${prefix}*`).toHaveLength(1);
   return ids[0];
 }
@@ -76,9 +86,14 @@ function functionRoleId(template: Template, functionId: string): string {
 
 /** The role each product role stands for in the template, by key. */
 function templateRoleId(template: Template, role: ProductRole): string {
-  if (role.key === KUBE_STEPS_ROLE_KEY) return resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))!;
-  if (role.key === ONBOARDING_EVENTS_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRequestedFunction"));
-  if (role.key === REMOVAL_EVENTS_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRemovalRequestedFunction"));
+  if (role.key === KUBE_STEPS_ROLE_KEY)
+    return resourcesOf(template, "AWS::IAM::Role")
+      .map(([id]) => id)
+      .find((id) => id.startsWith("KubeStepsRole"))!;
+  if (role.key === ONBOARDING_EVENTS_ROLE_KEY)
+    return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRequestedFunction"));
+  if (role.key === REMOVAL_EVENTS_ROLE_KEY)
+    return functionRoleId(template, functionIdOf(template, "ComputeEnvironmentRemovalRequestedFunction"));
   if (role.key === DRIFT_CHECK_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "DriftCheckFunction"));
   if (role.key === EXECUTION_STOPPED_ROLE_KEY) return functionRoleId(template, functionIdOf(template, "ExecutionStoppedFunction"));
   const step = ALL_STEP_FUNCTIONS.find((entry) => entry.state === role.key);
@@ -113,7 +128,9 @@ describe("the sandbox's product roles against the synthesized stack (no permissi
         registryTableArn: `<${onlyId(template, "AWS::DynamoDB::Table")}.Arn>`,
         stateMachineArn: `<${stateMachine}>`,
         executionsArn: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:${stateMachineName}:*`,
-        kubeStepsRoleArn: `<${resourcesOf(template, "AWS::IAM::Role").map(([id]) => id).find((id) => id.startsWith("KubeStepsRole"))}.Arn>`,
+        kubeStepsRoleArn: `<${resourcesOf(template, "AWS::IAM::Role")
+          .map(([id]) => id)
+          .find((id) => id.startsWith("KubeStepsRole"))}.Arn>`,
         compensationStateMachineArn: `<${idStartingWith(template, "AWS::StepFunctions::StateMachine", "CompensateStoppedStateMachine")}>`,
         deprovisionStateMachineArn: `<${deprovision}>`,
         deprovisionExecutionsArn: `arn:aws:states:eu-west-1:${ACCOUNT}:execution:${template.toJSON().Resources[deprovision].Properties.StateMachineName}:*`,

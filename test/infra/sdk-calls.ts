@@ -61,7 +61,8 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
     },
   });
   const checker = program.getTypeChecker();
-  const isProjectSource = (file: ts.SourceFile) => !file.isDeclarationFile && path.resolve(file.fileName).startsWith(functionsDir + path.sep);
+  const isProjectSource = (file: ts.SourceFile) =>
+    !file.isDeclarationFile && path.resolve(file.fileName).startsWith(functionsDir + path.sep);
 
   function resolved(symbol: ts.Symbol | undefined): ts.Symbol | undefined {
     if (symbol && symbol.flags & ts.SymbolFlags.Alias) return checker.getAliasedSymbol(symbol);
@@ -74,7 +75,9 @@ export function createSdkCallScanner(root: string): SdkCallScanner {
       if (!ts.isBindingElement(declaration)) return [declaration];
       const variable = declaration.parent.parent;
       if (!ts.isVariableDeclaration(variable) || !variable.initializer) return [declaration];
-      const property = checker.getTypeAtLocation(variable.initializer).getProperty((declaration.propertyName ?? declaration.name).getText());
+      const property = checker
+        .getTypeAtLocation(variable.initializer)
+        .getProperty((declaration.propertyName ?? declaration.name).getText());
       return property?.declarations ?? [declaration];
     });
   }

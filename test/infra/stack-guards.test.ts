@@ -20,8 +20,10 @@ describe("an IAM prefix that would reach the stack's own roles", () => {
     for (const prefix of ["prod", "PROD", "prod-nf", "pro", "prod-other", "prod-nf-eks-provisioner-Provisioner"]) {
       expect(iamPrefixClash(prefix, stack), prefix).toMatch(/this stack's own roles/);
     }
-    for (const prefix of ["cdk", "CDK-hnb659fds", "aws", "SSTBootstrap"]) expect(iamPrefixClash(prefix, stack), prefix).toMatch(/would cover/);
-    for (const prefix of ["nfeks", "nf-eks", "production", "tenant-roles", "awsome", "cdkx"]) expect(iamPrefixClash(prefix, stack), prefix).toBeUndefined();
+    for (const prefix of ["cdk", "CDK-hnb659fds", "aws", "SSTBootstrap"])
+      expect(iamPrefixClash(prefix, stack), prefix).toMatch(/would cover/);
+    for (const prefix of ["nfeks", "nf-eks", "production", "tenant-roles", "awsome", "cdkx"])
+      expect(iamPrefixClash(prefix, stack), prefix).toBeUndefined();
   });
 });
 
@@ -43,7 +45,9 @@ describe("guards that keep the stack and the workflow in step", () => {
   it("refuses a definition whose placeholders do not match the step catalog", () => {
     // Prepare
     const resources = STEP_FUNCTIONS.slice(1).map((e) => `\${${e.placeholder}}`);
-    const states = Object.fromEntries([...resources, "${NoSuchFunctionArn}"].map((r, i) => [`S${i}`, { Type: "Task", Resource: r, End: true }]));
+    const states = Object.fromEntries(
+      [...resources, "${NoSuchFunctionArn}"].map((r, i) => [`S${i}`, { Type: "Task", Resource: r, End: true }]),
+    );
     const root = tempRootWith({ StartAt: "S0", States: states });
     // Act
     const read = () => readProvisionDefinition(root);
@@ -55,8 +59,14 @@ describe("guards that keep the stack and the workflow in step", () => {
   it("refuses to give a step it does not know any permissions", () => {
     // Prepare
     const unknown = { state: "Mystery", placeholder: "MysteryFunctionArn", module: "mystery", handler: "apply", description: "?" };
-    const scope = { partition: "aws", account: ACCOUNT, config: { allowedClusters: [{ name: "a", region: "eu-west-1" }], allowedAccountIds: [], iamPrefix: PREFIX, eventBusName: "b" } };
+    const scope = {
+      partition: "aws",
+      account: ACCOUNT,
+      config: { allowedClusters: [{ name: "a", region: "eu-west-1" }], allowedAccountIds: [], iamPrefix: PREFIX, eventBusName: "b" },
+    };
     // Act + Assess
-    expect(() => stepStatements(unknown, scope, "arn:aws:events:eu-west-1:123456789012:event-bus/b")).toThrow(/no permissions for step mystery\.apply/);
+    expect(() => stepStatements(unknown, scope, "arn:aws:events:eu-west-1:123456789012:event-bus/b")).toThrow(
+      /no permissions for step mystery\.apply/,
+    );
   });
 });

@@ -120,11 +120,16 @@ const allows = ({ statement }: { statement: { Effect: string } }) => statement.E
  * product's tag keys.
  */
 function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) => void): void {
-  const statements = allStatements(template).filter(allows).map(({ statement }) => statement);
+  const statements = allStatements(template)
+    .filter(allows)
+    .map(({ statement }) => statement);
   const guarded = statements.filter((s) => asList(s.Action).some((a) => BOUNDARY_GUARDED.includes(a)));
   expect(new Set(guarded.flatMap((s) => asList(s.Action)))).toEqual(new Set(BOUNDARY_GUARDED));
   for (const statement of guarded) {
-    expect(asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)), asList(statement.Action).join(",")).toBe(true);
+    expect(
+      asList(statement.Action).every((a) => BOUNDARY_GUARDED.includes(a)),
+      asList(statement.Action).join(","),
+    ).toBe(true);
     expectBoundary(statement.Condition?.StringEquals?.["iam:PermissionsBoundary"]);
     const mark = asList(statement.Action).includes("iam:CreateRole") ? REQUEST_MARK : RESOURCE_MARK;
     expect(statement.Condition?.StringEquals?.[mark]).toBe(PRODUCT);
@@ -142,7 +147,8 @@ function expectBoundaryGuards(template: Template, expectBoundary: (value: Json) 
       if (action === "iam:PassRole") continue;
       const mark = action === "iam:TagRole" ? REQUEST_MARK : RESOURCE_MARK;
       expect(statement.Condition?.StringEquals?.[mark], action).toBe(PRODUCT);
-      if (action === "iam:TagRole") expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
+      if (action === "iam:TagRole")
+        expect(statement.Condition?.["ForAllValues:StringEquals"]).toEqual({ "aws:TagKeys": [...OWNERSHIP_TAG_KEYS] });
     }
   }
 }
@@ -209,7 +215,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     // Prepare: the product's Lambdas (SST's own custom-resource handler is inline code, not a bundle)
     const lambdas = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler.startsWith("functions/"));
     const checks = lambdas.map(([id, props]) => {
-      const [file, exported] = [props.Handler.slice(0, props.Handler.lastIndexOf(".")), props.Handler.slice(props.Handler.lastIndexOf(".") + 1)];
+      const [file, exported] = [
+        props.Handler.slice(0, props.Handler.lastIndexOf(".")),
+        props.Handler.slice(props.Handler.lastIndexOf(".") + 1),
+      ];
       return { file: path.resolve(bundles.get(id)!, `${file}.mjs`), exported };
     });
     const script =
@@ -217,11 +226,15 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       "for (const c of checks) { const m = await import(c.file); found.push(typeof m[c.exported]); }" +
       "console.log(JSON.stringify(found));";
     // Act: a fresh Node process, as Lambda would load it (no vitest transform in between)
-    const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], { encoding: "utf8", timeout: 120_000 });
+    const output = execFileSync(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(checks)], {
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     // Assess
     // Six entry points, the stopped-run handler, the reconcile, update and delete routes, the scheduled drift check and the removal event handler.
     expect(lambdas).toHaveLength(ALL_STEP_FUNCTIONS.length + 12);
-    for (const check of checks) expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
+    for (const check of checks)
+      expect(fs.readFileSync(check.file, "utf8").split("\n").length, `${check.file} is minified`).toBeLessThan(1000);
     expect(JSON.parse(output.trim().split("\n").pop()!)).toEqual(checks.map(() => "function"));
   }, 180_000);
 
@@ -235,10 +248,15 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(Object.keys(machine.DefinitionSubstitutions).sort()).toEqual(STEP_FUNCTIONS.map((e) => e.placeholder).sort());
     for (const entry of STEP_FUNCTIONS) {
       expect(machine.DefinitionString).toContain(`\${${entry.placeholder}}`);
-      expect(machine.DefinitionSubstitutions[entry.placeholder]).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
+      expect(machine.DefinitionSubstitutions[entry.placeholder]).toEqual({
+        "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"],
+      });
     }
     const invokable = allStatements(template)
-      .filter(({ policy, statement }) => policy.startsWith("ProvisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"))
+      .filter(
+        ({ policy, statement }) =>
+          policy.startsWith("ProvisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"),
+      )
       .flatMap(({ statement }) => asList(statement.Resource).map(flatten));
     for (const entry of STEP_FUNCTIONS) expect(invokable).toContain(`<${functionIdByHandler(template, stepHandler(entry))}.Arn>`);
   });
@@ -252,7 +270,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(flatten(machine.LoggingConfiguration.Destinations[0].CloudWatchLogsLogGroup.LogGroupArn)).toMatch(/^<ProvisionLogs.*\.Arn>$/);
     expect(machine.TracingConfiguration).toEqual({ Enabled: true });
     // sst.config.ts: stages other than prod delete their log groups on `sst remove`.
-    for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup"))) expect((logGroup as Json).DeletionPolicy).toBe("Delete");
+    for (const logGroup of Object.values(template.findResources("AWS::Logs::LogGroup")))
+      expect((logGroup as Json).DeletionPolicy).toBe("Delete");
   });
 
   it("grants no write action on Resource '*' and no wildcard actions; denies removing a boundary", () => {
@@ -264,7 +283,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       ["iam:DeleteRolePermissionsBoundary", "*"],
       ["iam:DeleteRolePermissionsBoundary", "*"],
     ]);
-    expect(denials.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy.*$/, "")).sort()).toEqual(["CreateIamResourcesFunction", "UndoIamResourcesFunction"]);
+    expect(denials.map(({ policy }) => policy.replace(/ServiceRoleDefaultPolicy.*$/, "")).sort()).toEqual([
+      "CreateIamResourcesFunction",
+      "UndoIamResourcesFunction",
+    ]);
     expect(statements.length).toBeGreaterThan(10);
     for (const { policy, statement } of statements.filter(allows)) {
       expect(statement.Effect).toBe("Allow");
@@ -298,7 +320,9 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       if (actions.includes("states:ListExecutions")) expect(resources).toEqual([expect.stringMatching(/^<ProvisionStateMachine/)]);
       if (actions.includes("states:StartExecution")) {
         // The stopped-run handler starts the compensation state machine only; the teardown's entries the deprovision one (#15); every other entry, the provision one.
-        const machine = policy.startsWith("ExecutionStoppedFunction") ? /^<CompensateStoppedStateMachine/ : /^<(Provision|Deprovision)StateMachine/;
+        const machine = policy.startsWith("ExecutionStoppedFunction")
+          ? /^<CompensateStoppedStateMachine/
+          : /^<(Provision|Deprovision)StateMachine/;
         expect(resources, policy).toEqual([expect.stringMatching(machine)]);
       }
       if (actions.some((a) => a.startsWith("states:Describe") || a.startsWith("states:GetExecution"))) {
@@ -339,9 +363,13 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
   it("marks every IAM and EKS write as the product's: creates and tagging carry the mark, the rest need it on the resource", () => {
     // Prepare
     // PassRole aside: IAM evaluates no resource tags for it, so it is scoped by name and service instead.
-    const writes = allStatements(template).filter(allows).filter(
-      ({ statement }) => asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)) && !asList(statement.Action).includes("iam:PassRole"),
-    );
+    const writes = allStatements(template)
+      .filter(allows)
+      .filter(
+        ({ statement }) =>
+          asList(statement.Action).some((a) => /^(iam|eks):/.test(a) && !isReadOnly(a)) &&
+          !asList(statement.Action).includes("iam:PassRole"),
+      );
     // Assess
     expect(writes.length).toBeGreaterThan(5);
     for (const { policy, statement } of writes) {
@@ -359,7 +387,9 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       }
     }
     // Reads stay unconditioned: a step must see what is not its own to report an OwnershipConflict.
-    const reads = allStatements(template).filter(({ statement }) => asList(statement.Action).every((a) => /^(iam|eks):/.test(a) && isReadOnly(a)));
+    const reads = allStatements(template).filter(({ statement }) =>
+      asList(statement.Action).every((a) => /^(iam|eks):/.test(a) && isReadOnly(a)),
+    );
     expect(reads.length).toBeGreaterThan(0);
     for (const { statement } of reads) expect(statement.Condition).toBeUndefined();
   });
@@ -446,8 +476,8 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       const handler = ROUTE_HANDLERS[route.RouteKey]!;
       expect(flatten(integrations[integrationId].Properties.IntegrationUri)).toBe(`<${functionIdByHandler(template, handler)}.Arn>`);
     }
-    const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json).Properties
-      .Environment.Variables;
+    const env = (template.findResources("AWS::Lambda::Function")[functionIdByHandler(template, "functions/api/provision.handler")] as Json)
+      .Properties.Environment.Variables;
     expect(flatten(env.STATE_MACHINE_ARN)).toMatch(/^<ProvisionStateMachine/);
   });
 
@@ -488,7 +518,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(rule.EventPattern["detail-type"]).toEqual(["Step Functions Execution Status Change"]);
     expect(rule.EventPattern.detail.status).toEqual(["TIMED_OUT", "ABORTED", "FAILED"]);
     // provision runs are compensated, teardowns recorded failed with their lease released (#15 point 2)
-    expect(rule.EventPattern.detail.stateMachineArn.map(flatten)).toEqual([expect.stringMatching(/^<ProvisionStateMachine/), expect.stringMatching(/^<DeprovisionStateMachine/)]);
+    expect(rule.EventPattern.detail.stateMachineArn.map(flatten)).toEqual([
+      expect.stringMatching(/^<ProvisionStateMachine/),
+      expect.stringMatching(/^<DeprovisionStateMachine/),
+    ]);
     expect(rule.Targets).toHaveLength(1);
     expect(rule.Targets[0].Arn).toEqual({ "Fn::GetAtt": [onStopped, "Arn"] });
     expect(flatten(rule.Targets[0].DeadLetterConfig.Arn)).toMatch(/^<StoppedRunDeadLetters.*\.Arn>$/);
@@ -509,7 +542,14 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       expect(arn).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
     }
     expect(Object.keys(compensation.DefinitionSubstitutions).sort()).toEqual(
-      ["ReportFailureFunctionArn", "UndoClusterAccessFunctionArn", "UndoHeadJobFunctionArn", "UndoIamResourcesFunctionArn", "UndoNamespaceAndRbacFunctionArn", "UndoStorageFunctionArn"].sort(),
+      [
+        "ReportFailureFunctionArn",
+        "UndoClusterAccessFunctionArn",
+        "UndoHeadJobFunctionArn",
+        "UndoIamResourcesFunctionArn",
+        "UndoNamespaceAndRbacFunctionArn",
+        "UndoStorageFunctionArn",
+      ].sort(),
     );
   });
 
@@ -534,7 +574,10 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     const machine = resourcesOf(template, "AWS::StepFunctions::StateMachine").find(([id]) => id.startsWith("DeprovisionStateMachine"))![1];
     const placeholders = [...new Set([...asl.matchAll(/\$\{([A-Za-z]+)\}/g)].map((m) => m[1]!))].sort();
     const invokable = allStatements(template)
-      .filter(({ policy, statement }) => policy.startsWith("DeprovisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"))
+      .filter(
+        ({ policy, statement }) =>
+          policy.startsWith("DeprovisionStateMachineRole") && asList(statement.Action).includes("lambda:InvokeFunction"),
+      )
       .flatMap(({ statement }) => asList(statement.Resource).map(flatten));
     // Assess
     expect(machine.StateMachineType).toBe("STANDARD");
@@ -542,7 +585,9 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
     expect(Object.keys(machine.DefinitionSubstitutions).sort()).toEqual(placeholders);
     for (const placeholder of placeholders) {
       const entry = ALL_STEP_FUNCTIONS.find((e) => e.placeholder === placeholder)!;
-      expect(machine.DefinitionSubstitutions[placeholder]).toEqual({ "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"] });
+      expect(machine.DefinitionSubstitutions[placeholder]).toEqual({
+        "Fn::GetAtt": [functionIdByHandler(template, stepHandler(entry)), "Arn"],
+      });
       expect(invokable).toContain(`<${functionIdByHandler(template, stepHandler(entry))}.Arn>`);
     }
     expect(invokable.filter((arn) => !arn.endsWith(":*"))).toHaveLength(placeholders.length);
@@ -595,9 +640,11 @@ describe("the Provisioner stack with a permissions boundary", () => {
     expect(resourcesOf(template, "AWS::IAM::ManagedPolicy")).toEqual([]);
     expect(JSON.stringify(template.toJSON())).not.toMatch(/"Ref":"TenantRoleBoundary/);
     expect((template.toJSON().Outputs as Record<string, { Value: Json }>).TenantRoleBoundaryArn.Value).toBe(BOUNDARY);
-    const iamStep = (template.findResources("AWS::Lambda::Function")[
-      resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
-    ] as Json).Properties;
+    const iamStep = (
+      template.findResources("AWS::Lambda::Function")[
+        resourcesOf(template, "AWS::Lambda::Function").find(([id]) => id.startsWith("CreateIamResourcesFunction"))![0]
+      ] as Json
+    ).Properties;
     expect(iamStep.Environment.Variables.PERMISSIONS_BOUNDARY_ARN).toBe(BOUNDARY);
   });
 });
@@ -617,7 +664,12 @@ describe("synth-time validation of the deploy-time configuration", () => {
   it("stops the synth naming every bad variable", async () => {
     // Act
     const synth = synthesize(
-      { ALLOWED_CLUSTERS: "research,lab*@eu-west-1", ALLOWED_ACCOUNT_IDS: "12", IAM_PREFIX: "bad prefix!", PERMISSIONS_BOUNDARY_ARN: "arn:aws:s3:::boundary" },
+      {
+        ALLOWED_CLUSTERS: "research,lab*@eu-west-1",
+        ALLOWED_ACCOUNT_IDS: "12",
+        IAM_PREFIX: "bad prefix!",
+        PERMISSIONS_BOUNDARY_ARN: "arn:aws:s3:::boundary",
+      },
       { bundle: false },
     );
     // Assess
@@ -630,8 +682,14 @@ describe("synth-time validation of the deploy-time configuration", () => {
   });
 
   it("refuses an empty allowlist and malformed JSON", async () => {
-    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: Array must contain at least 1/);
-    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(/ALLOWED_CLUSTERS: not a valid list/);
-    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "research@eu-west-1@x" }, { bundle: false })).rejects.toThrow(/more than one "@"/);
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "" }, { bundle: false })).rejects.toThrow(
+      /ALLOWED_CLUSTERS: Array must contain at least 1/,
+    );
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "[{oops" }, { bundle: false })).rejects.toThrow(
+      /ALLOWED_CLUSTERS: not a valid list/,
+    );
+    await expect(synthesize({ ...BASE_ENV, ALLOWED_CLUSTERS: "research@eu-west-1@x" }, { bundle: false })).rejects.toThrow(
+      /more than one "@"/,
+    );
   });
 });

@@ -439,7 +439,10 @@ describe("the request context comes from the request and the stored resource", (
 
   it("passes a role to EKS Pod Identity only under an iam:PassedToService condition naming pods.eks.amazonaws.com", async () => {
     // Prepare
-    const workload = aws.defineRole({ roleName: "nfeks-genomics-workload", trustPolicy: podIdentityTrustPolicy({ clusterArn: CLUSTER_ARN, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa"] }) });
+    const workload = aws.defineRole({
+      roleName: "nfeks-genomics-workload",
+      trustPolicy: podIdentityTrustPolicy({ clusterArn: CLUSTER_ARN, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa"] }),
+    });
     const associate = allow("eks:CreatePodIdentityAssociation", CLUSTER_ARN);
     const passTo = (service: string) => allow("iam:PassRole", workload, { StringEquals: { "iam:PassedToService": service } });
     const right = clientsAs(await sessionOf("pass-to-pods", { p: policy(associate, passTo("pods.eks.amazonaws.com")) }));

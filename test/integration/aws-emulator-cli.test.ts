@@ -53,7 +53,10 @@ describe.skipIf(!cliInstalled)(`AWS CLI v2 ${cliInstalled ? "" : "(skipped: /usr
       AWS_SHARED_CREDENTIALS_FILE: join(home, "credentials"),
     };
     try {
-      const { stdout, stderr } = await execFileAsync(AWS_CLI, ["--endpoint-url", aws.url, "--output", "json", ...args], { env, timeout: 25_000 });
+      const { stdout, stderr } = await execFileAsync(AWS_CLI, ["--endpoint-url", aws.url, "--output", "json", ...args], {
+        env,
+        timeout: 25_000,
+      });
       return { code: 0, stdout, stderr };
     } catch (error) {
       const e = error as { code?: number; stdout?: string; stderr?: string };

@@ -98,8 +98,14 @@ describe("EKS (REST JSON)", () => {
     const admin = await eks.send(new ListAssociatedAccessPoliciesCommand({ clusterName: "research", principalArn: ADMIN_ARN }));
     // Assess
     expect(accessEntries).toEqual([ADMIN_ARN, NODE_ROLE_ARN]);
-    expect(node.accessEntry).toMatchObject({ type: "EC2_LINUX", kubernetesGroups: ["system:nodes"], username: "system:node:{{EC2PrivateDNSName}}" });
-    expect(admin.associatedAccessPolicies?.map((p) => p.policyArn)).toEqual(["arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"]);
+    expect(node.accessEntry).toMatchObject({
+      type: "EC2_LINUX",
+      kubernetesGroups: ["system:nodes"],
+      username: "system:node:{{EC2PrivateDNSName}}",
+    });
+    expect(admin.associatedAccessPolicies?.map((p) => p.policyArn)).toEqual([
+      "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+    ]);
   });
 
   it("runs an access entry through create, describe, update, policy association and delete", async () => {
@@ -116,9 +122,16 @@ describe("EKS (REST JSON)", () => {
       }),
     );
     const duplicate = await rejection(eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn })));
-    const updated = await eks.send(new UpdateAccessEntryCommand({ clusterName: "research", principalArn, kubernetesGroups: ["tower-launcher-role", "viewers"] }));
+    const updated = await eks.send(
+      new UpdateAccessEntryCommand({ clusterName: "research", principalArn, kubernetesGroups: ["tower-launcher-role", "viewers"] }),
+    );
     const associated = await eks.send(
-      new AssociateAccessPolicyCommand({ clusterName: "research", principalArn, policyArn: VIEW_POLICY, accessScope: { type: "namespace", namespaces: ["tower-nf"] } }),
+      new AssociateAccessPolicyCommand({
+        clusterName: "research",
+        principalArn,
+        policyArn: VIEW_POLICY,
+        accessScope: { type: "namespace", namespaces: ["tower-nf"] },
+      }),
     );
     const byPolicy = await eks.send(new ListAccessEntriesCommand({ clusterName: "research", associatedPolicyArn: VIEW_POLICY }));
     await eks.send(new DisassociateAccessPolicyCommand({ clusterName: "research", principalArn, policyArn: VIEW_POLICY }));
@@ -134,7 +147,9 @@ describe("EKS (REST JSON)", () => {
       type: "STANDARD",
       tags: { "nf-eks-provisioner/tenant": "genomics" },
     });
-    expect(accessEntry?.accessEntryArn).toMatch(new RegExp(`^arn:aws:eks:${REGION}:${ACCOUNT}:access-entry/research/role/${ACCOUNT}/nfeks-genomics-launcher/`));
+    expect(accessEntry?.accessEntryArn).toMatch(
+      new RegExp(`^arn:aws:eks:${REGION}:${ACCOUNT}:access-entry/research/role/${ACCOUNT}/nfeks-genomics-launcher/`),
+    );
     expect(duplicate).toBeInstanceOf(ResourceInUseException);
     expect(duplicate.$metadata?.httpStatusCode).toBe(409);
     expect(updated.accessEntry?.kubernetesGroups).toEqual(["tower-launcher-role", "viewers"]);
@@ -170,7 +185,9 @@ describe("EKS (REST JSON)", () => {
     aws.state.propagationDelayMs = 60_000;
     const fresh = await createLauncherRole(iam, "just-created");
     // Act
-    const unknown = await rejection(eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn: `arn:aws:iam::${ACCOUNT}:role/ghost` })));
+    const unknown = await rejection(
+      eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn: `arn:aws:iam::${ACCOUNT}:role/ghost` })),
+    );
     const propagating = await rejection(eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn: fresh })));
     aws.state.iam.roles.get("just-created")!.visibleAt = Date.now() - 1; // the delay has passed
     const later = await eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn: fresh }));
@@ -187,7 +204,10 @@ describe("EKS (REST JSON)", () => {
     // Prepare
     aws.state.propagationDelayMs = 60_000;
     const fresh = await createLauncherRole(iam, "just-created");
-    const trust = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: fresh }, Action: "sts:AssumeRole" }] });
+    const trust = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: fresh }, Action: "sts:AssumeRole" }],
+    });
     // Act
     const error = await rejection(iam.send(new CreateRoleCommand({ RoleName: "trusting", AssumeRolePolicyDocument: trust })));
     // Assess
@@ -200,7 +220,9 @@ describe("EKS (REST JSON)", () => {
     const principalArn = await createLauncherRole(iam);
     // Act
     const configMapOnly = await rejection(eks.send(new CreateAccessEntryCommand({ clusterName: "legacy", principalArn })));
-    const systemGroup = await rejection(eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn, kubernetesGroups: ["system:masters"] })));
+    const systemGroup = await rejection(
+      eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn, kubernetesGroups: ["system:masters"] })),
+    );
     // Assess
     expect(configMapOnly).toBeInstanceOf(InvalidRequestException);
     expect(configMapOnly.message).toContain("authentication mode");
@@ -215,7 +237,8 @@ describe("EKS (REST JSON)", () => {
     }
     // Act
     const pages: string[][] = [];
-    for await (const page of paginateListAccessEntries({ client: eks, pageSize: 2 }, { clusterName: "research" })) pages.push(page.accessEntries ?? []);
+    for await (const page of paginateListAccessEntries({ client: eks, pageSize: 2 }, { clusterName: "research" }))
+      pages.push(page.accessEntries ?? []);
     // Assess
     expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
     expect(pages.flat()).toContain(`arn:aws:iam::${ACCOUNT}:role/r3`);
@@ -223,26 +246,60 @@ describe("EKS (REST JSON)", () => {
 
   it("runs a Pod Identity association through create, list, describe, update and delete", async () => {
     // Prepare
-    const { Role } = await iam.send(new CreateRoleCommand({ RoleName: "workload", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrust) }));
-    const { Role: other } = await iam.send(new CreateRoleCommand({ RoleName: "workload-2", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrust) }));
+    const { Role } = await iam.send(
+      new CreateRoleCommand({ RoleName: "workload", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrust) }),
+    );
+    const { Role: other } = await iam.send(
+      new CreateRoleCommand({ RoleName: "workload-2", AssumeRolePolicyDocument: JSON.stringify(podIdentityTrust) }),
+    );
     // Act
     const { association } = await eks.send(
-      new CreatePodIdentityAssociationCommand({ clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa", roleArn: Role!.Arn!, tags: { t: "1" } }),
+      new CreatePodIdentityAssociationCommand({
+        clusterName: "research",
+        namespace: "tower-nf",
+        serviceAccount: "tower-launcher-sa",
+        roleArn: Role!.Arn!,
+        tags: { t: "1" },
+      }),
     );
     const clash = await rejection(
-      eks.send(new CreatePodIdentityAssociationCommand({ clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa", roleArn: Role!.Arn! })),
+      eks.send(
+        new CreatePodIdentityAssociationCommand({
+          clusterName: "research",
+          namespace: "tower-nf",
+          serviceAccount: "tower-launcher-sa",
+          roleArn: Role!.Arn!,
+        }),
+      ),
     );
     const listed: string[] = [];
-    for await (const page of paginateListPodIdentityAssociations({ client: eks }, { clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa" })) {
+    for await (const page of paginateListPodIdentityAssociations(
+      { client: eks },
+      { clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa" },
+    )) {
       listed.push(...(page.associations ?? []).map((a) => a.associationId!));
     }
-    const otherNamespace = await eks.send(new DescribePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId! }));
-    const updated = await eks.send(new UpdatePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId!, roleArn: other!.Arn! }));
-    const deleted = await eks.send(new DeletePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId! }));
-    const gone = await rejection(eks.send(new DescribePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId! })));
+    const otherNamespace = await eks.send(
+      new DescribePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId! }),
+    );
+    const updated = await eks.send(
+      new UpdatePodIdentityAssociationCommand({
+        clusterName: "research",
+        associationId: association!.associationId!,
+        roleArn: other!.Arn!,
+      }),
+    );
+    const deleted = await eks.send(
+      new DeletePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId! }),
+    );
+    const gone = await rejection(
+      eks.send(new DescribePodIdentityAssociationCommand({ clusterName: "research", associationId: association!.associationId! })),
+    );
     // Assess
     expect(association?.associationId).toMatch(/^a-[a-z0-9]{17}$/);
-    expect(association?.associationArn).toBe(`arn:aws:eks:${REGION}:${ACCOUNT}:podidentityassociation/research/${association?.associationId}`);
+    expect(association?.associationArn).toBe(
+      `arn:aws:eks:${REGION}:${ACCOUNT}:podidentityassociation/research/${association?.associationId}`,
+    );
     expect(clash).toBeInstanceOf(ResourceInUseException);
     expect(listed).toEqual([association!.associationId]);
     expect(otherNamespace.association?.tags).toEqual({ t: "1" });
@@ -256,7 +313,14 @@ describe("EKS (REST JSON)", () => {
     const principalArn = await createLauncherRole(iam, "not-for-pods");
     // Act
     const error = await rejection(
-      eks.send(new CreatePodIdentityAssociationCommand({ clusterName: "research", namespace: "tower-nf", serviceAccount: "sa", roleArn: principalArn })),
+      eks.send(
+        new CreatePodIdentityAssociationCommand({
+          clusterName: "research",
+          namespace: "tower-nf",
+          serviceAccount: "sa",
+          roleArn: principalArn,
+        }),
+      ),
     );
     // Assess
     expect(error).toBeInstanceOf(InvalidParameterException);
@@ -266,14 +330,18 @@ describe("EKS (REST JSON)", () => {
   it("tags and untags clusters and access entries by ARN, and answers NotFoundException for unknown ARNs", async () => {
     // Prepare
     const clusterArn = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research`;
-    const { accessEntry } = await eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn: await createLauncherRole(iam), tags: { a: "1" } }));
+    const { accessEntry } = await eks.send(
+      new CreateAccessEntryCommand({ clusterName: "research", principalArn: await createLauncherRole(iam), tags: { a: "1" } }),
+    );
     // Act
     await eks.send(new TagResourceCommand({ resourceArn: clusterArn, tags: { team: "genomics", tier: "dev" } }));
     await eks.send(new UntagResourceCommand({ resourceArn: clusterArn, tagKeys: ["tier"] }));
     await eks.send(new TagResourceCommand({ resourceArn: accessEntry!.accessEntryArn!, tags: { b: "2" } }));
     const clusterTags = await eks.send(new ListTagsForResourceCommand({ resourceArn: clusterArn }));
     const entryTags = await eks.send(new ListTagsForResourceCommand({ resourceArn: accessEntry!.accessEntryArn! }));
-    const unknown = await rejection(eks.send(new ListTagsForResourceCommand({ resourceArn: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/ghost` })));
+    const unknown = await rejection(
+      eks.send(new ListTagsForResourceCommand({ resourceArn: `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/ghost` })),
+    );
     // Assess
     expect(clusterTags.tags).toEqual({ team: "genomics" });
     expect(entryTags.tags).toEqual({ a: "1", b: "2" });

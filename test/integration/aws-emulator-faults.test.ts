@@ -46,19 +46,22 @@ describe("faults", () => {
     ["5xx", ServerException, 500, ClusterUnreachable],
     ["conflict", ResourceInUseException, 409, Throttled],
     ["permanent", AccessDeniedException, 403, NotAllowed],
-  ] as const)("answers an EKS %s fault with the modelled exception and status, which the product names as it would on AWS", async (kind, exceptionClass, status, named) => {
-    // Prepare
-    aws.faults.inject({ operation: "eks:Describe*", kind, times: 1 });
-    // Act
-    const error = await rejection(eks.send(new DescribeClusterCommand({ name: "research" })));
-    const afterwards = await eks.send(new DescribeClusterCommand({ name: "research" }));
-    // Assess
-    expect(error).toBeInstanceOf(exceptionClass);
-    expect(error.$metadata?.httpStatusCode).toBe(status);
-    expect(normaliseError(error)).toBeInstanceOf(named);
-    expect(afterwards.cluster?.name).toBe("research");
-    expect(aws.faults.fired).toEqual([{ operation: "eks:DescribeCluster", kind }]);
-  });
+  ] as const)(
+    "answers an EKS %s fault with the modelled exception and status, which the product names as it would on AWS",
+    async (kind, exceptionClass, status, named) => {
+      // Prepare
+      aws.faults.inject({ operation: "eks:Describe*", kind, times: 1 });
+      // Act
+      const error = await rejection(eks.send(new DescribeClusterCommand({ name: "research" })));
+      const afterwards = await eks.send(new DescribeClusterCommand({ name: "research" }));
+      // Assess
+      expect(error).toBeInstanceOf(exceptionClass);
+      expect(error.$metadata?.httpStatusCode).toBe(status);
+      expect(normaliseError(error)).toBeInstanceOf(named);
+      expect(afterwards.cluster?.name).toBe("research");
+      expect(aws.faults.fired).toEqual([{ operation: "eks:DescribeCluster", kind }]);
+    },
+  );
 
   it("answers IAM 5xx as ServiceFailureException and leaves state untouched by a failed call", async () => {
     // Prepare

@@ -59,7 +59,15 @@ describe("IAM (query protocol)", () => {
     // Prepare
     const tags = [{ Key: "app.kubernetes.io/managed-by", Value: "nf-eks-provisioner" }];
     // Act
-    const created = await iam.send(new CreateRoleCommand({ RoleName: "launcher", Path: "/seqera/", AssumeRolePolicyDocument: launcherTrust, Tags: tags, Description: "d" }));
+    const created = await iam.send(
+      new CreateRoleCommand({
+        RoleName: "launcher",
+        Path: "/seqera/",
+        AssumeRolePolicyDocument: launcherTrust,
+        Tags: tags,
+        Description: "d",
+      }),
+    );
     const { Role } = await iam.send(new GetRoleCommand({ RoleName: "launcher" }));
     // Assess
     expect(created.Role?.Arn).toBe(`arn:aws:iam::${ACCOUNT}:role/seqera/launcher`);
@@ -116,7 +124,8 @@ describe("IAM (query protocol)", () => {
     // Act
     const { PolicyDocument } = await iam.send(new GetRolePolicyCommand({ RoleName: "launcher", PolicyName: "b" }));
     const pages: string[][] = [];
-    for await (const page of paginateListRolePolicies({ client: iam, pageSize: 2 }, { RoleName: "launcher" })) pages.push(page.PolicyNames ?? []);
+    for await (const page of paginateListRolePolicies({ client: iam, pageSize: 2 }, { RoleName: "launcher" }))
+      pages.push(page.PolicyNames ?? []);
     const missing = await rejection(iam.send(new GetRolePolicyCommand({ RoleName: "launcher", PolicyName: "zzz" })));
     // Assess
     expect(decodeURIComponent(PolicyDocument!)).toBe(describeClustersPolicy);
@@ -128,12 +137,18 @@ describe("IAM (query protocol)", () => {
     // Prepare
     await createLauncherRole(iam, "launcher");
     // Act
-    const badJson = await rejection(iam.send(new PutRolePolicyCommand({ RoleName: "launcher", PolicyName: "p", PolicyDocument: "{not json" })));
+    const badJson = await rejection(
+      iam.send(new PutRolePolicyCommand({ RoleName: "launcher", PolicyName: "p", PolicyDocument: "{not json" })),
+    );
     const principalInIdentityPolicy = await rejection(
       iam.send(new PutRolePolicyCommand({ RoleName: "launcher", PolicyName: "p", PolicyDocument: launcherTrust })),
     );
-    const resourceInTrust = await rejection(iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: "launcher", PolicyDocument: describeClustersPolicy })));
-    const longName = await rejection(iam.send(new CreateRoleCommand({ RoleName: "r".repeat(65), AssumeRolePolicyDocument: launcherTrust })));
+    const resourceInTrust = await rejection(
+      iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: "launcher", PolicyDocument: describeClustersPolicy })),
+    );
+    const longName = await rejection(
+      iam.send(new CreateRoleCommand({ RoleName: "r".repeat(65), AssumeRolePolicyDocument: launcherTrust })),
+    );
     const badChars = await rejection(iam.send(new CreateRoleCommand({ RoleName: "no spaces", AssumeRolePolicyDocument: launcherTrust })));
     // Assess
     expect(badJson).toBeInstanceOf(MalformedPolicyDocumentException);
@@ -166,11 +181,21 @@ describe("IAM (query protocol)", () => {
     const newTrust = JSON.stringify(podIdentityTrust);
     // Act
     await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: "launcher", PolicyDocument: newTrust }));
-    await iam.send(new TagRoleCommand({ RoleName: "launcher", Tags: [{ Key: "a", Value: "1" }, { Key: "b", Value: "2" }] }));
+    await iam.send(
+      new TagRoleCommand({
+        RoleName: "launcher",
+        Tags: [
+          { Key: "a", Value: "1" },
+          { Key: "b", Value: "2" },
+        ],
+      }),
+    );
     await iam.send(new UntagRoleCommand({ RoleName: "launcher", TagKeys: ["a"] }));
     await iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: "launcher", PermissionsBoundary: Policy!.Arn! }));
     const missingBoundary = await rejection(
-      iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: "launcher", PermissionsBoundary: `arn:aws:iam::${ACCOUNT}:policy/ghost` })),
+      iam.send(
+        new PutRolePermissionsBoundaryCommand({ RoleName: "launcher", PermissionsBoundary: `arn:aws:iam::${ACCOUNT}:policy/ghost` }),
+      ),
     );
     const { Role } = await iam.send(new GetRoleCommand({ RoleName: "launcher" }));
     const { Tags } = await iam.send(new ListRoleTagsCommand({ RoleName: "launcher" }));
@@ -190,7 +215,9 @@ describe("IAM (query protocol)", () => {
     const attached = await iam.send(new GetPolicyCommand({ PolicyArn: Policy!.Arn! }));
     const { AttachedPolicies } = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: "launcher" }));
     const conflict = await rejection(iam.send(new DeletePolicyCommand({ PolicyArn: Policy!.Arn! })));
-    const duplicate = await rejection(iam.send(new CreatePolicyCommand({ PolicyName: "eks-describe", PolicyDocument: describeClustersPolicy })));
+    const duplicate = await rejection(
+      iam.send(new CreatePolicyCommand({ PolicyName: "eks-describe", PolicyDocument: describeClustersPolicy })),
+    );
     // Assess
     expect(Policy?.Arn).toBe(`arn:aws:iam::${ACCOUNT}:policy/eks-describe`);
     expect(attached.Policy?.AttachmentCount).toBe(1);
@@ -215,7 +242,9 @@ describe("IAM (query protocol)", () => {
     // Act
     const { OpenIDConnectProviderList } = await iam.send(new ListOpenIDConnectProvidersCommand({}));
     const provider = await iam.send(new GetOpenIDConnectProviderCommand({ OpenIDConnectProviderArn: oidcProviderArn(ACCOUNT, ISSUER) }));
-    const duplicate = await rejection(iam.send(new CreateOpenIDConnectProviderCommand({ Url: ISSUER, ClientIDList: ["sts.amazonaws.com"] })));
+    const duplicate = await rejection(
+      iam.send(new CreateOpenIDConnectProviderCommand({ Url: ISSUER, ClientIDList: ["sts.amazonaws.com"] })),
+    );
     // Assess
     expect(OpenIDConnectProviderList).toEqual([{ Arn: oidcProviderArn(ACCOUNT, ISSUER) }]);
     expect(provider.Url).toBe(ISSUER.replace("https://", ""));
@@ -229,6 +258,10 @@ describe("IAM (query protocol)", () => {
     const { AttachedPolicies } = await iam.send(new ListAttachedRolePoliciesCommand({ RoleName: "research-nodes" }));
     // Assess
     expect(Role?.Arn).toBe(NODE_ROLE_ARN);
-    expect(AttachedPolicies?.map((p) => p.PolicyName)).toEqual(["AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"]);
+    expect(AttachedPolicies?.map((p) => p.PolicyName)).toEqual([
+      "AmazonEKSWorkerNodePolicy",
+      "AmazonEKS_CNI_Policy",
+      "AmazonEC2ContainerRegistryReadOnly",
+    ]);
   });
 });

@@ -21,7 +21,13 @@ describe("EventBridge (JSON 1.1)", () => {
     const result = await events.send(
       new PutEventsCommand({
         Entries: [
-          { EventBusName: "nf-eks-provisioner-bus", Source: "nf-eks-provisioner", DetailType: "ComputeEnvironmentReady", Detail: JSON.stringify({ tenant: "genomics" }), Resources: ["arn:x"] },
+          {
+            EventBusName: "nf-eks-provisioner-bus",
+            Source: "nf-eks-provisioner",
+            DetailType: "ComputeEnvironmentReady",
+            Detail: JSON.stringify({ tenant: "genomics" }),
+            Resources: ["arn:x"],
+          },
           { Source: "nf-eks-provisioner", DetailType: "ComputeEnvironmentReady", Detail: "not json" },
         ],
       }),
@@ -48,7 +54,9 @@ describe("snapshot", () => {
     // Prepare
     const before = aws.snapshot();
     const principalArn = await createLauncherRole(iam);
-    await iam.send(new PutRolePolicyCommand({ RoleName: "nfeks-genomics-launcher", PolicyName: "p", PolicyDocument: describeClustersPolicy }));
+    await iam.send(
+      new PutRolePolicyCommand({ RoleName: "nfeks-genomics-launcher", PolicyName: "p", PolicyDocument: describeClustersPolicy }),
+    );
     await eks.send(new CreateAccessEntryCommand({ clusterName: "research", principalArn }));
     // Act
     const during = aws.snapshot();

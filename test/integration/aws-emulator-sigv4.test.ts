@@ -48,7 +48,12 @@ describe("STS and request signatures", () => {
 
   it("refuses a wrong secret (SignatureDoesNotMatch) and an unknown key (InvalidClientTokenId / UnrecognizedClientException)", async () => {
     // Prepare
-    const wrongSecret = new STSClient({ endpoint: aws.url, region: REGION, maxAttempts: 1, credentials: { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: "wrong" } });
+    const wrongSecret = new STSClient({
+      endpoint: aws.url,
+      region: REGION,
+      maxAttempts: 1,
+      credentials: { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: "wrong" },
+    });
     const unknownKey = { accessKeyId: "AKIAUNKNOWNKEY000000", secretAccessKey: "x" };
     const unknownSts = new STSClient({ endpoint: aws.url, region: REGION, maxAttempts: 1, credentials: unknownKey });
     const unknownEks = new EKSClient({ endpoint: aws.url, region: REGION, maxAttempts: 1, credentials: unknownKey });
@@ -68,7 +73,9 @@ describe("STS and request signatures", () => {
 });
 
 describe("verifyPresignedCallerIdentity", () => {
-  async function presignedUrl(opts: { clusterName?: string; expiresIn?: number; signingDate?: Date; secret?: string; signClusterId?: boolean; host?: string } = {}): Promise<string> {
+  async function presignedUrl(
+    opts: { clusterName?: string; expiresIn?: number; signingDate?: Date; secret?: string; signClusterId?: boolean; host?: string } = {},
+  ): Promise<string> {
     const host = opts.host ?? "sts.eu-west-1.amazonaws.com";
     const signer = new SignatureV4({
       credentials: { accessKeyId: DEFAULT_ACCESS_KEY_ID, secretAccessKey: opts.secret ?? DEFAULT_SECRET_ACCESS_KEY },
@@ -80,7 +87,15 @@ describe("verifyPresignedCallerIdentity", () => {
     if (opts.signClusterId ?? true) headers["x-k8s-aws-id"] = opts.clusterName ?? "research";
     const [hostname, port] = host.split(":");
     const signed = await signer.presign(
-      new HttpRequest({ method: "GET", protocol: "https:", hostname, port: port ? Number(port) : undefined, path: "/", query: { Action: "GetCallerIdentity", Version: "2011-06-15" }, headers }),
+      new HttpRequest({
+        method: "GET",
+        protocol: "https:",
+        hostname,
+        port: port ? Number(port) : undefined,
+        path: "/",
+        query: { Action: "GetCallerIdentity", Version: "2011-06-15" },
+        headers,
+      }),
       { expiresIn: opts.expiresIn ?? 60, signingDate: opts.signingDate },
     );
     return `https://${host}/?${new URLSearchParams(signed.query as Record<string, string>).toString()}`;
@@ -91,13 +106,21 @@ describe("verifyPresignedCallerIdentity", () => {
     const caller = await aws.verifyPresignedCallerIdentity(await presignedUrl(), { clusterName: "research" });
     const anyCluster = await aws.verifyPresignedCallerIdentity(await presignedUrl());
     // Assess
-    expect(caller).toEqual({ arn: ADMIN_ARN, accountId: ACCOUNT, userId: aws.state.iam.users.get("sandbox-admin")!.userId, accessKeyId: DEFAULT_ACCESS_KEY_ID, clusterName: "research" });
+    expect(caller).toEqual({
+      arn: ADMIN_ARN,
+      accountId: ACCOUNT,
+      userId: aws.state.iam.users.get("sandbox-admin")!.userId,
+      accessKeyId: DEFAULT_ACCESS_KEY_ID,
+      clusterName: "research",
+    });
     expect(anyCluster?.clusterName).toBe("research");
   });
 
   it("accepts a token signed for the sandbox's own host and port", async () => {
     // Act
-    const caller = await aws.verifyPresignedCallerIdentity(await presignedUrl({ host: new URL(aws.url).host }), { clusterName: "research" });
+    const caller = await aws.verifyPresignedCallerIdentity(await presignedUrl({ host: new URL(aws.url).host }), {
+      clusterName: "research",
+    });
     // Assess
     expect(caller?.arn).toBe(ADMIN_ARN);
   });
@@ -121,7 +144,10 @@ describe("verifyPresignedCallerIdentity", () => {
     const signature = url.searchParams.get("X-Amz-Signature")!;
     url.searchParams.set("X-Amz-Signature", (signature[0] === "0" ? "1" : "0") + signature.slice(1));
     const unknown = new URL(await presignedUrl());
-    unknown.searchParams.set("X-Amz-Credential", unknown.searchParams.get("X-Amz-Credential")!.replace(DEFAULT_ACCESS_KEY_ID, "AKIAUNKNOWNKEY000000"));
+    unknown.searchParams.set(
+      "X-Amz-Credential",
+      unknown.searchParams.get("X-Amz-Credential")!.replace(DEFAULT_ACCESS_KEY_ID, "AKIAUNKNOWNKEY000000"),
+    );
     // Act
     const tampered = await aws.verifyPresignedCallerIdentity(url.toString(), { clusterName: "research" });
     const unknownKey = await aws.verifyPresignedCallerIdentity(unknown.toString(), { clusterName: "research" });

@@ -41,20 +41,29 @@ interface FailureCase {
   siblingFirst?: "rbac" | "iam";
 }
 
-const withHeadJob = (tenant: string) => pvcRequest(tenant, { namespace: tenant, headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
+const withHeadJob = (tenant: string) =>
+  pvcRequest(tenant, { namespace: tenant, headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
 
 function failureCases(mode: Mode): FailureCase[] {
   return [
     { step: "ResolveCluster", operation: "eks:DescribeCluster", request: withHeadJob },
     { step: "CreateIamResources", operation: "iam:CreateRole", request: withHeadJob, siblingFirst: "rbac" },
     { step: "CreateNamespaceAndRbac", operation: "kube:POST rolebindings", request: withHeadJob, siblingFirst: "iam" },
-    { step: "GrantClusterAccess", operation: mode === "CONFIG_MAP" ? "kube:PUT configmaps" : "eks:CreateAccessEntry", request: withHeadJob },
+    {
+      step: "GrantClusterAccess",
+      operation: mode === "CONFIG_MAP" ? "kube:PUT configmaps" : "eks:CreateAccessEntry",
+      request: withHeadJob,
+    },
     { step: "ConfigureStorage", operation: "kube:POST persistentvolumeclaims", request: withHeadJob },
     { step: "LaunchHeadJob", operation: "kube:POST jobs", request: withHeadJob },
     { step: "Report", operation: "events:PutEvents", request: withHeadJob },
     // Fusion: the IRSA annotation must come off again, the Pod Identity associations must go.
     { step: "ConfigureStorage", operation: "kube:POST configmaps", request: (tenant) => fusionRequest(tenant, { namespace: tenant }) },
-    { step: "ConfigureStorage", operation: "kube:POST configmaps", request: (tenant) => fusionRequest(tenant, { namespace: tenant, podIdentity: true }) },
+    {
+      step: "ConfigureStorage",
+      operation: "kube:POST configmaps",
+      request: (tenant) => fusionRequest(tenant, { namespace: tenant, podIdentity: true }),
+    },
   ];
 }
 
@@ -62,10 +71,17 @@ function failureCases(mode: Mode): FailureCase[] {
 function holdUntilSiblingDone(sandbox: Sandbox, tenant: string, sibling: "rbac" | "iam"): () => void {
   if (sibling === "rbac") {
     // The IAM branch's CreateRole waits until the RBAC branch bound the launcher user (its last object).
-    return holdIamCommand("CreateRoleCommand", () => until("the RBAC branch to finish", () => kubeObject(sandbox, "RoleBinding", tenant, `tower-launcher-user-${tenant}-binding`) !== undefined));
+    return holdIamCommand("CreateRoleCommand", () =>
+      until(
+        "the RBAC branch to finish",
+        () => kubeObject(sandbox, "RoleBinding", tenant, `tower-launcher-user-${tenant}-binding`) !== undefined,
+      ),
+    );
   }
   // The RBAC branch's RoleBindings wait until the IAM branch put the launcher's inline policy (its last write).
-  return holdKubeCreates("RoleBinding", () => until("the IAM branch to finish", () => (iamRole(sandbox, `nfeks-${tenant}.research-launcher`)?.inlinePolicies.size ?? 0) > 0));
+  return holdKubeCreates("RoleBinding", () =>
+    until("the IAM branch to finish", () => (iamRole(sandbox, `nfeks-${tenant}.research-launcher`)?.inlinePolicies.size ?? 0) > 0),
+  );
 }
 
 /** aws-auth is edited and edited back in CONFIG_MAP mode: its resourceVersion moves on, nothing else may differ. */

@@ -28,12 +28,16 @@ async function demo(env: Record<string, string>, extra: string[] = []): Promise<
   const { POWERTOOLS_LOG_LEVEL: _runnerLevel, ...inherited } = process.env;
   const stateDir = await mkdtemp(join(tmpdir(), "nf-eks-demo-"));
   try {
-    const { stdout } = await run(TSX, ["local/cli.ts", "demo", "--api", `http://127.0.0.1:${await closedPort()}`, "--state-dir", stateDir, ...extra], {
-      cwd: ROOT,
-      env: { ...inherited, ...env },
-      timeout: 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
+    const { stdout } = await run(
+      TSX,
+      ["local/cli.ts", "demo", "--api", `http://127.0.0.1:${await closedPort()}`, "--state-dir", stateDir, ...extra],
+      {
+        cwd: ROOT,
+        env: { ...inherited, ...env },
+        timeout: 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+    );
     return stdout;
   } finally {
     await rm(stateDir, { recursive: true, force: true });

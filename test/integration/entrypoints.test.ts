@@ -50,7 +50,10 @@ describe("entry points", () => {
   afterAll(async () => {
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
-  useSandbox(() => ({ ...FAST, stateDir }), (started) => ({ sandbox, sfn } = started));
+  useSandbox(
+    () => ({ ...FAST, stateDir }),
+    (started) => ({ sandbox, sfn } = started),
+  );
   afterEach(() => {
     release?.();
     release = undefined;
@@ -79,7 +82,16 @@ describe("entry points", () => {
       expect(answer.status).toBe(400);
       expect(answer.body.error).toBe("InvalidRequest");
       const paths = (answer.body.problems as Array<{ path: string; message: string }>).map((p) => p.path);
-      for (const path of ["tenant", "cluster.region", "namespace", "storage.type", "headJob.pipeline", "headJob.cpu", "labels.kubernetes.io/owner", ""]) {
+      for (const path of [
+        "tenant",
+        "cluster.region",
+        "namespace",
+        "storage.type",
+        "headJob.pipeline",
+        "headJob.cpu",
+        "labels.kubernetes.io/owner",
+        "",
+      ]) {
         expect(paths, path).toContain(path);
       }
       expect(notJson).toMatchObject({ status: 400, body: { error: "InvalidJson" } });
@@ -119,7 +131,9 @@ describe("entry points", () => {
       expect(put.FailedEntryCount).toBe(0);
       expect(execution!.name).toBe(`imaging_event-${put.Entries![0]!.EventId}`);
       expect(result.execution.status).toBe("SUCCEEDED");
-      const ready = sandbox.aws.events({ detailType: "ComputeEnvironmentReady" }).find((e) => (e.detail as { tenant?: string }).tenant === "imaging");
+      const ready = sandbox.aws
+        .events({ detailType: "ComputeEnvironmentReady" })
+        .find((e) => (e.detail as { tenant?: string }).tenant === "imaging");
       expect(ready?.detail).toMatchObject({ namespace: "tower-nf", claim: "tower-scratch", execution: { name: execution!.name } });
     });
   });
@@ -171,11 +185,30 @@ describe("entry points", () => {
       expect(view.currentStep).toBeUndefined();
       expect(byArn.body).toEqual(view);
       const results = Object.fromEntries(view.steps.map((s) => [s.name, s.result as any]));
-      expect(Object.keys(results)).toEqual(["ResolveCluster", "CreateIamResources", "CreateNamespaceAndRbac", "GrantClusterAccess", "ConfigureStorage", "Report"]);
+      expect(Object.keys(results)).toEqual([
+        "ResolveCluster",
+        "CreateIamResources",
+        "CreateNamespaceAndRbac",
+        "GrantClusterAccess",
+        "ConfigureStorage",
+        "Report",
+      ]);
       expect(view.steps.every((s) => s.status === "succeeded" && s.finishedAt)).toBe(true);
-      expect(results.ResolveCluster).toMatchObject({ name: "research", region: "eu-west-1", endpoint: sandbox.kubeUrl, authenticationMode: "API_AND_CONFIG_MAP" });
-      expect(results.CreateIamResources).toMatchObject({ launcherArn: "arn:aws:iam::111122223333:role/nf-eks-provisioner/nfeks-genomics.research-launcher", launcherCreated: true });
-      expect(results.CreateNamespaceAndRbac).toMatchObject({ namespace: "genomics", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role" });
+      expect(results.ResolveCluster).toMatchObject({
+        name: "research",
+        region: "eu-west-1",
+        endpoint: sandbox.kubeUrl,
+        authenticationMode: "API_AND_CONFIG_MAP",
+      });
+      expect(results.CreateIamResources).toMatchObject({
+        launcherArn: "arn:aws:iam::111122223333:role/nf-eks-provisioner/nfeks-genomics.research-launcher",
+        launcherCreated: true,
+      });
+      expect(results.CreateNamespaceAndRbac).toMatchObject({
+        namespace: "genomics",
+        serviceAccount: "tower-launcher-sa",
+        role: "tower-launcher-role",
+      });
       expect(results.GrantClusterAccess).toMatchObject({ method: "access-entry", username: "tower-launcher-user-genomics" });
       expect(results.ConfigureStorage).toMatchObject({ type: "pvc", claimName: "tower-scratch", configMap: "nextflow-config" });
       expect(results.Report).toMatchObject({ eventBusName: "nf-eks-provisioner", detail: { tenant: "genomics" } });

@@ -27,7 +27,9 @@ describe("a head pod that cannot start", () => {
     expect(run.execution.status).toBe("FAILED");
     expect(run.execution.error).toBe("HeadPodCannotStart");
     expect(run.view).toMatchObject({ status: "FAILED", failedStep: "CheckHeadJob", error: "HeadPodCannotStart" });
-    expect(run.execution.cause).toContain('cannot start: Unschedulable: running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC');
+    expect(run.execution.cause).toContain(
+      'cannot start: Unschedulable: running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC',
+    );
     expect(run.execution.cause).toMatch(/Undone: /);
     await until("the namespace to be gone", () => kubeObject(sandbox, "Namespace", undefined, "ebs-shared") === undefined, 10_000);
   });

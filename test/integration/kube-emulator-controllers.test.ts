@@ -92,14 +92,30 @@ describe("emulated Kubernetes API server", () => {
       // Prepare
       await admin.batch.createNamespacedJob({ namespace: "team", body: job("gc-background", "team") });
       await admin.batch.createNamespacedJob({ namespace: "team", body: job("gc-orphan", "team") });
-      const podsOf = async (name: string) => (await admin.core.listNamespacedPod({ namespace: "team", labelSelector: `job-name=${name}` })).items;
-      await until("a pod for each job", async () => (await podsOf("gc-background")).length === 1 && (await podsOf("gc-orphan")).length === 1, WAIT_MS);
+      const podsOf = async (name: string) =>
+        (await admin.core.listNamespacedPod({ namespace: "team", labelSelector: `job-name=${name}` })).items;
+      await until(
+        "a pod for each job",
+        async () => (await podsOf("gc-background")).length === 1 && (await podsOf("gc-orphan")).length === 1,
+        WAIT_MS,
+      );
       // Act
-      await admin.objects.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-background", namespace: "team" } }, undefined, undefined, undefined, undefined, "Background");
+      await admin.objects.delete(
+        { apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-background", namespace: "team" } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        "Background",
+      );
       await admin.objects.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "gc-orphan", namespace: "team" } });
       // Assess (the garbage collector works asynchronously, as upstream's)
       await until("the background job's pods to be collected", async () => (await podsOf("gc-background")).length === 0, WAIT_MS);
-      await until("the orphan to lose its owner", async () => (await podsOf("gc-orphan"))[0]?.metadata?.ownerReferences === undefined, WAIT_MS);
+      await until(
+        "the orphan to lose its owner",
+        async () => (await podsOf("gc-orphan"))[0]?.metadata?.ownerReferences === undefined,
+        WAIT_MS,
+      );
       expect(await podsOf("gc-background")).toEqual([]);
       const orphans = await podsOf("gc-orphan");
       expect(orphans).toHaveLength(1);
@@ -142,7 +158,11 @@ describe("emulated Kubernetes API server", () => {
       await admin.objects.create(configMap("outside", "other"));
       // Act
       const answer = await admin.core.deleteNamespace({ name: "doomed" });
-      await until("namespace doomed and its content to be gone", () => !kube.snapshot().some((o) => o.metadata.name === "doomed" || o.metadata.namespace === "doomed"), WAIT_MS);
+      await until(
+        "namespace doomed and its content to be gone",
+        () => !kube.snapshot().some((o) => o.metadata.name === "doomed" || o.metadata.namespace === "doomed"),
+        WAIT_MS,
+      );
       // Assess
       expect(answer).toMatchObject({ status: { phase: "Terminating" } });
       expect((await apiError(admin.core.readNamespace({ name: "doomed" }))).code).toBe(404);
@@ -160,7 +180,9 @@ describe("emulated Kubernetes API server", () => {
         const error = await apiError(client.objects.create(configMap("late", "leaving")));
         // Assess
         expect(error.code).toBe(403);
-        expect(error.body.message).toBe('configmaps "late" is forbidden: unable to create new content in namespace leaving because it is being terminated');
+        expect(error.body.message).toBe(
+          'configmaps "late" is forbidden: unable to create new content in namespace leaving because it is being terminated',
+        );
       } finally {
         await slow.close();
       }

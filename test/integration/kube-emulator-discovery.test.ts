@@ -8,11 +8,23 @@ import { describe, expect, it } from "vitest";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { kubeApiFrom } from "../../functions/lib/kube/kube-client.js";
 import { startKubeApi, type KubeApiServer } from "../../local/kube/kube-apiserver.js";
-import { ADMIN_TOKEN, apiError, clientsFor, DELEGATE_TOKEN, staticAuthenticate, useKubeEmulator, type Clients } from "../support/kube-emulator-clients.js";
+import {
+  ADMIN_TOKEN,
+  apiError,
+  clientsFor,
+  DELEGATE_TOKEN,
+  staticAuthenticate,
+  useKubeEmulator,
+  type Clients,
+} from "../support/kube-emulator-clients.js";
 
 const COMMON_KINDS = [
   { apiVersion: "v1", kind: "Service", spec: { ports: [{ port: 80 }] } },
-  { apiVersion: "apps/v1", kind: "Deployment", spec: { selector: { matchLabels: { app: "x" } }, template: { metadata: { labels: { app: "x" } } } } },
+  {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    spec: { selector: { matchLabels: { app: "x" } }, template: { metadata: { labels: { app: "x" } } } },
+  },
   { apiVersion: "v1", kind: "Secret", data: { key: "dmFsdWU=" } },
   { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", spec: { podSelector: {} } },
   { apiVersion: "v1", kind: "ResourceQuota", spec: { hard: { pods: "10" } } },
@@ -37,10 +49,14 @@ describe("emulated Kubernetes API server: discovery", () => {
     for (const [i, body] of COMMON_KINDS.entries()) {
       await admin.objects.create({ ...body, metadata: { name: `common-${i}`, namespace: "team" } } as KubernetesObject);
     }
-    const listed = await Promise.all(COMMON_KINDS.map(async (k) => (await admin.objects.list(k.apiVersion, k.kind, "team")).items.map((o) => o.metadata?.name)));
+    const listed = await Promise.all(
+      COMMON_KINDS.map(async (k) => (await admin.objects.list(k.apiVersion, k.kind, "team")).items.map((o) => o.metadata?.name)),
+    );
     // Assess
     expect(served).toEqual(expect.arrayContaining(COMMON_KINDS.map((k) => `${k.apiVersion}/${k.kind}`)));
-    expect(served).toEqual(expect.arrayContaining(["networking.k8s.aws/v1alpha1/PolicyEndpoint", "vpcresources.k8s.aws/v1beta1/SecurityGroupPolicy"]));
+    expect(served).toEqual(
+      expect.arrayContaining(["networking.k8s.aws/v1alpha1/PolicyEndpoint", "vpcresources.k8s.aws/v1beta1/SecurityGroupPolicy"]),
+    );
     expect(served).not.toContain("v1/Namespace");
     for (const i of COMMON_KINDS.keys()) expect(listed[i]).toContain(`common-${i}`);
   });
@@ -52,17 +68,35 @@ describe("emulated Kubernetes API server: discovery", () => {
     // Act
     kube.registerCustomResource(WIDGETS);
     const after = await discovery.namespacedResourceTypes();
-    await admin.objects.create({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w1", namespace: "team" }, spec: { size: 3 } } as KubernetesObject);
+    await admin.objects.create({
+      apiVersion: "example.com/v1",
+      kind: "Widget",
+      metadata: { name: "w1", namespace: "team" },
+      spec: { size: 3 },
+    } as KubernetesObject);
     const listed = await admin.objects.list("example.com/v1", "Widget", "team");
     const delegate = clientsFor(kube, DELEGATE_TOKEN);
     const refused = await apiError(delegate.objects.list("example.com/v1", "Widget", "team"));
-    const delegateMay = await kubeApiFrom(delegate.config).mayI({ verb: "list", group: "example.com", resource: "widgets", namespace: "team" });
+    const delegateMay = await kubeApiFrom(delegate.config).mayI({
+      verb: "list",
+      group: "example.com",
+      resource: "widgets",
+      namespace: "team",
+    });
     // Assess
     expect(before).not.toContain("Widget");
-    expect(after).toContainEqual({ apiVersion: "example.com/v1", group: "example.com", kind: "Widget", resource: "widgets", verbs: expect.arrayContaining(["list"]) });
+    expect(after).toContainEqual({
+      apiVersion: "example.com/v1",
+      group: "example.com",
+      kind: "Widget",
+      resource: "widgets",
+      verbs: expect.arrayContaining(["list"]),
+    });
     expect(listed.items.map((o) => o.metadata?.name)).toEqual(["w1"]);
     expect(refused.code).toBe(403);
-    expect(refused.body.message).toBe('widgets.example.com is forbidden: User "delegate" cannot list resource "widgets" in API group "example.com" in the namespace "team"');
+    expect(refused.body.message).toBe(
+      'widgets.example.com is forbidden: User "delegate" cannot list resource "widgets" in API group "example.com" in the namespace "team"',
+    );
     expect(delegateMay).toBe(false);
     expect(() => kube.registerCustomResource(WIDGETS)).toThrow(/already served/);
     expect(() => kube.registerCustomResource({ ...WIDGETS, group: "apps", plural: "deployments" })).toThrow(/dot/);

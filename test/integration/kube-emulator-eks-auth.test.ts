@@ -5,7 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startKubeApi, type KubeApiServer } from "../../local/kube/kube-apiserver.js";
-import { checkEksToken, eksAuthenticator, isPartitionStsHost, MAX_TOKEN_BYTES, type EksAuthAws, type EksClusterView, type PresignedCallerIdentity } from "../../local/kube/auth.js";
+import {
+  checkEksToken,
+  eksAuthenticator,
+  isPartitionStsHost,
+  MAX_TOKEN_BYTES,
+  type EksAuthAws,
+  type EksClusterView,
+  type PresignedCallerIdentity,
+} from "../../local/kube/auth.js";
 import { startAwsEmulator, type AwsEmulator } from "../../local/aws/aws-emulator-server.js";
 import { eksBearerToken } from "../../functions/lib/aws/eks-token.js";
 import { apiError, clientsFor } from "../support/kube-emulator-clients.js";
@@ -16,7 +24,10 @@ const CLUSTER = "research";
 /** A presigned-URL token whose X-Amz-Credential names the stub caller. */
 /** An amz date of now (the authenticator refuses a URL presigned more than 15 minutes ago). */
 function amzNow(): string {
-  return new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  return new Date()
+    .toISOString()
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
 }
 
 function stubToken(accessKeyId: string, clusterHeader = "x-k8s-aws-id"): string {
@@ -27,11 +38,22 @@ function stubToken(accessKeyId: string, clusterHeader = "x-k8s-aws-id"): string 
   return `k8s-aws-v1.${Buffer.from(url).toString("base64url").replace(/=+$/, "")}`;
 }
 
-function stubAws(mode: EksClusterView["authenticationMode"], callers: Record<string, string>, entries: EksClusterView["accessEntries"] = new Map()): EksAuthAws & { calls: string[] } {
+function stubAws(
+  mode: EksClusterView["authenticationMode"],
+  callers: Record<string, string>,
+  entries: EksClusterView["accessEntries"] = new Map(),
+): EksAuthAws & { calls: string[] } {
   const calls: string[] = [];
   return {
     calls,
-    state: { accountId: ACCOUNT, eks: { clusters: new Map([[`eu-west-1/${CLUSTER}`, { name: CLUSTER, region: "eu-west-1", authenticationMode: mode, accessEntries: entries }]]) } },
+    state: {
+      accountId: ACCOUNT,
+      eks: {
+        clusters: new Map([
+          [`eu-west-1/${CLUSTER}`, { name: CLUSTER, region: "eu-west-1", authenticationMode: mode, accessEntries: entries }],
+        ]),
+      },
+    },
     async verifyPresignedCallerIdentity(url, opts): Promise<PresignedCallerIdentity | undefined> {
       calls.push(url);
       const key = new URL(url).searchParams.get("X-Amz-Credential")?.split("/")[0] ?? "";
@@ -62,14 +84,30 @@ describe("eksAuthenticator", () => {
       "API",
       { LAUNCHER: LAUNCHER_SESSION, ADMIN: ADMIN_USER },
       new Map([
-        [LAUNCHER_ROLE, { principalArn: LAUNCHER_ROLE, username: "tower-launcher-user:{{SessionName}}", kubernetesGroups: ["tower-launcher-role"], accessPolicies: new Map() }],
+        [
+          LAUNCHER_ROLE,
+          {
+            principalArn: LAUNCHER_ROLE,
+            username: "tower-launcher-user:{{SessionName}}",
+            kubernetesGroups: ["tower-launcher-role"],
+            accessPolicies: new Map(),
+          },
+        ],
         [
           ADMIN_USER,
           {
             principalArn: ADMIN_USER,
             username: ADMIN_USER,
             kubernetesGroups: [],
-            accessPolicies: new Map([["arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy", { policyArn: "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy", accessScope: { type: "cluster", namespaces: [] } }]]),
+            accessPolicies: new Map([
+              [
+                "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                {
+                  policyArn: "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                  accessScope: { type: "cluster", namespaces: [] },
+                },
+              ],
+            ]),
           },
         ],
       ]),
@@ -95,7 +133,12 @@ describe("eksAuthenticator", () => {
         mapUsers: `- userarn: arn:aws:iam::${ACCOUNT}:user/alice\n  username: alice\n  groups: [readers]\n`,
       },
     });
-    const aws = stubAws("CONFIG_MAP", { LAUNCHER: LAUNCHER_SESSION, ADMIN: ADMIN_USER, ALICE: `arn:aws:iam::${ACCOUNT}:user/alice`, BOB: `arn:aws:iam::${ACCOUNT}:user/bob` });
+    const aws = stubAws("CONFIG_MAP", {
+      LAUNCHER: LAUNCHER_SESSION,
+      ADMIN: ADMIN_USER,
+      ALICE: `arn:aws:iam::${ACCOUNT}:user/alice`,
+      BOB: `arn:aws:iam::${ACCOUNT}:user/bob`,
+    });
     const authenticate = eksAuthenticator(aws, CLUSTER);
     // Act
     const launcher = await authenticate(stubToken("LAUNCHER"), { store: kube.store });
@@ -117,19 +160,27 @@ describe("eksAuthenticator", () => {
       metadata: { name: "aws-auth", namespace: "kube-system" },
       data: { mapRoles: `- rolearn: ${LAUNCHER_ROLE}\n  username: from-aws-auth\n  groups: [g1]\n` },
     });
-    const entries = new Map([[LAUNCHER_ROLE, { principalArn: LAUNCHER_ROLE, username: "from-entry", kubernetesGroups: ["g2"], accessPolicies: new Map() }]]);
+    const entries = new Map([
+      [LAUNCHER_ROLE, { principalArn: LAUNCHER_ROLE, username: "from-entry", kubernetesGroups: ["g2"], accessPolicies: new Map() }],
+    ]);
     const both = eksAuthenticator(stubAws("API_AND_CONFIG_MAP", { LAUNCHER: LAUNCHER_SESSION }, entries), CLUSTER);
     const bothNoEntry = eksAuthenticator(stubAws("API_AND_CONFIG_MAP", { LAUNCHER: LAUNCHER_SESSION }), CLUSTER);
     const apiOnly = eksAuthenticator(stubAws("API", { LAUNCHER: LAUNCHER_SESSION }), CLUSTER);
     // Act
-    const answers = await Promise.all([both, bothNoEntry, apiOnly].map((authenticate) => authenticate(stubToken("LAUNCHER"), { store: kube.store })));
+    const answers = await Promise.all(
+      [both, bothNoEntry, apiOnly].map((authenticate) => authenticate(stubToken("LAUNCHER"), { store: kube.store })),
+    );
     // Assess
     expect(answers.map((u) => u?.username)).toEqual(["from-entry", "from-aws-auth", undefined]);
   });
 
   it("rejects tokens that are not EKS tokens, do not sign x-k8s-aws-id, or name another cluster", async () => {
     // Prepare
-    const aws = stubAws("API", { LAUNCHER: LAUNCHER_SESSION }, new Map([[LAUNCHER_ROLE, { principalArn: LAUNCHER_ROLE, username: "u", kubernetesGroups: [], accessPolicies: new Map() }]]));
+    const aws = stubAws(
+      "API",
+      { LAUNCHER: LAUNCHER_SESSION },
+      new Map([[LAUNCHER_ROLE, { principalArn: LAUNCHER_ROLE, username: "u", kubernetesGroups: [], accessPolicies: new Map() }]]),
+    );
     // Act
     const answers = await Promise.all([
       eksAuthenticator(aws, CLUSTER)("Bearer-ish-token"),
@@ -150,7 +201,13 @@ describe("eksAuthenticator", () => {
       aws = await startAwsEmulator({ accountId: ACCOUNT });
       const emulator = aws;
       server = await startKubeApi({ authenticate: eksAuthenticator(emulator, CLUSTER), kubelet: { stepMs: 20 } });
-      aws.seedCluster({ name: CLUSTER, region: "eu-west-1", endpoint: server.url, certificateAuthority: server.caData, authenticationMode: "API" });
+      aws.seedCluster({
+        name: CLUSTER,
+        region: "eu-west-1",
+        endpoint: server.url,
+        certificateAuthority: server.caData,
+        authenticationMode: "API",
+      });
       // Presigned for the regional STS host, as for EKS (no endpoint override): the API server verifies it in process.
       const { token } = await eksBearerToken(CLUSTER, "eu-west-1");
       const { token: otherCluster } = await eksBearerToken("elsewhere", "eu-west-1");
@@ -242,7 +299,13 @@ describe("checkEksToken: the token checked as aws-iam-authenticator checks it, b
     try {
       aws = await startAwsEmulator({ accountId: ACCOUNT });
       server = await startKubeApi({ authenticate: eksAuthenticator(aws, CLUSTER), kubelet: { stepMs: 20 } });
-      aws.seedCluster({ name: CLUSTER, region: "eu-west-1", endpoint: server.url, certificateAuthority: server.caData, authenticationMode: "API" });
+      aws.seedCluster({
+        name: CLUSTER,
+        region: "eu-west-1",
+        endpoint: server.url,
+        certificateAuthority: server.caData,
+        authenticationMode: "API",
+      });
       const { token: local } = await eksBearerToken(CLUSTER, "eu-west-1", { stsEndpoint: aws.url });
       const { token: regional } = await eksBearerToken(CLUSTER, "eu-west-1");
       // Act

@@ -25,11 +25,17 @@ describe("emulated Kubernetes API server", () => {
   describe("OpenAPI v2 (what kubectl before 1.27 validates against)", () => {
     const getOpenApiV2 = (accept: string) =>
       new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
-        const req = httpsRequest(`${kube.url}/openapi/v2`, { ca: kube.caPem, headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, Accept: accept } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body: Buffer.concat(chunks) }));
-        });
+        const req = httpsRequest(
+          `${kube.url}/openapi/v2`,
+          { ca: kube.caPem, headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, Accept: accept } },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on("data", (chunk: Buffer) => chunks.push(chunk));
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body: Buffer.concat(chunks) }),
+            );
+          },
+        );
         req.on("error", reject);
         req.end();
       });
@@ -40,12 +46,25 @@ describe("emulated Kubernetes API server", () => {
       const proto = await getOpenApiV2("application/com.github.proto-openapi.spec.v2@v1.0+protobuf, application/json");
       // Assess
       expect(json.status).toBe(200);
-      expect(JSON.parse(json.body.toString())).toEqual({ swagger: "2.0", info: { title: "Kubernetes", version: "v1.31.4" }, paths: {}, definitions: {} });
+      expect(JSON.parse(json.body.toString())).toEqual({
+        swagger: "2.0",
+        info: { title: "Kubernetes", version: "v1.31.4" },
+        paths: {},
+        definitions: {},
+      });
       expect(proto.status).toBe(200);
       expect(proto.type).toBe("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"); // no "@": client-go's mime parser refuses it
       // openapi.v2.Document {swagger(1): "2.0", info(2): {title(1), version(2)}, paths(8): {}, definitions(9): {}}
       const info = Buffer.concat([Buffer.from([0x0a, 10]), Buffer.from("Kubernetes"), Buffer.from([0x12, 7]), Buffer.from("v1.31.4")]);
-      expect(proto.body).toEqual(Buffer.concat([Buffer.from([0x0a, 3]), Buffer.from("2.0"), Buffer.from([0x12, info.length]), info, Buffer.from([0x42, 0, 0x4a, 0])]));
+      expect(proto.body).toEqual(
+        Buffer.concat([
+          Buffer.from([0x0a, 3]),
+          Buffer.from("2.0"),
+          Buffer.from([0x12, info.length]),
+          info,
+          Buffer.from([0x42, 0, 0x4a, 0]),
+        ]),
+      );
     });
   });
 });

@@ -10,7 +10,15 @@ import { StorageV1Api, type CoreV1Event, type V1PersistentVolumeClaim, type V1Po
 import { startKubeApi, type KubeApiServer } from "../../local/kube/kube-apiserver.js";
 import { TEST_TIME_SCALE } from "../../local/kube/cluster-timing.js";
 import { until } from "../support/sandbox-runs.js";
-import { ADMIN_TOKEN, clientsFor, configMap, createNamespace, staticAuthenticate, WAIT_MS, type Clients } from "../support/kube-emulator-clients.js";
+import {
+  ADMIN_TOKEN,
+  clientsFor,
+  configMap,
+  createNamespace,
+  staticAuthenticate,
+  WAIT_MS,
+  type Clients,
+} from "../support/kube-emulator-clients.js";
 
 const NS = "lab";
 
@@ -30,7 +38,17 @@ function pod(name: string, opts: { image?: string; configMap?: { name: string; k
         },
       ],
       volumes: [
-        ...(opts.configMap ? [{ name: "config", configMap: { name: opts.configMap.name, ...(opts.configMap.key ? { items: [{ key: opts.configMap.key, path: opts.configMap.key }] } : {}) } }] : []),
+        ...(opts.configMap
+          ? [
+              {
+                name: "config",
+                configMap: {
+                  name: opts.configMap.name,
+                  ...(opts.configMap.key ? { items: [{ key: opts.configMap.key, path: opts.configMap.key }] } : {}),
+                },
+              },
+            ]
+          : []),
         ...(opts.claim ? [{ name: "data", persistentVolumeClaim: { claimName: opts.claim } }] : []),
       ],
     },
@@ -38,7 +56,12 @@ function pod(name: string, opts: { image?: string; configMap?: { name: string; k
 }
 
 function claim(name: string, storageClassName: string, accessModes: string[]): V1PersistentVolumeClaim {
-  return { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name, namespace: NS }, spec: { accessModes, storageClassName, resources: { requests: { storage: "10Gi" } } } };
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name, namespace: NS },
+    spec: { accessModes, storageClassName, resources: { requests: { storage: "10Gi" } } },
+  };
 }
 
 describe("a kubelet that can say no", () => {
@@ -53,8 +76,10 @@ describe("a kubelet that can say no", () => {
     await kube.close();
   });
 
-  const eventsOf = async (name: string): Promise<CoreV1Event[]> => (await admin.core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items;
-  const eventWith = (name: string, reason: string) => until(`a ${reason} event for ${name}`, async () => (await eventsOf(name)).find((e) => e.reason === reason), WAIT_MS);
+  const eventsOf = async (name: string): Promise<CoreV1Event[]> =>
+    (await admin.core.listNamespacedEvent({ namespace: NS, fieldSelector: `involvedObject.name=${name}` })).items;
+  const eventWith = (name: string, reason: string) =>
+    until(`a ${reason} event for ${name}`, async () => (await eventsOf(name)).find((e) => e.reason === reason), WAIT_MS);
   const readPod = (name: string) => admin.core.readNamespacedPod({ name, namespace: NS });
   const running = (name: string) => until(`${name} to run`, async () => (await readPod(name)).status?.phase === "Running", WAIT_MS);
 
@@ -67,7 +92,11 @@ describe("a kubelet that can say no", () => {
     await admin.objects.create(configMap("settings", NS));
     await running("needs-config");
     // Assess
-    expect(event).toMatchObject({ type: "Warning", message: 'MountVolume.SetUp failed for volume "config" : configmap "settings" not found', source: { component: "kubelet" } });
+    expect(event).toMatchObject({
+      type: "Warning",
+      message: 'MountVolume.SetUp failed for volume "config" : configmap "settings" not found',
+      source: { component: "kubelet" },
+    });
     expect(waiting.status?.phase).toBe("Pending");
     expect(waiting.status?.containerStatuses?.[0]?.state?.waiting?.reason).toBe("ContainerCreating");
   });
@@ -88,10 +117,13 @@ describe("a kubelet that can say no", () => {
     const event = await eventWith("no-claim", "FailedScheduling");
     const unscheduled = await readPod("no-claim");
     // Assess
-    const message = '0/1 nodes are available: persistentvolumeclaim "nowhere" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
+    const message =
+      '0/1 nodes are available: persistentvolumeclaim "nowhere" not found. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.';
     expect(unscheduled.status?.phase).toBe("Pending");
     expect(unscheduled.spec?.nodeName).toBeUndefined();
-    expect(unscheduled.status?.conditions).toEqual([expect.objectContaining({ type: "PodScheduled", status: "False", reason: "Unschedulable", message })]);
+    expect(unscheduled.status?.conditions).toEqual([
+      expect.objectContaining({ type: "PodScheduled", status: "False", reason: "Unschedulable", message }),
+    ]);
     expect(event).toMatchObject({ type: "Warning", message, source: { component: "default-scheduler" } });
   });
 
@@ -100,8 +132,14 @@ describe("a kubelet that can say no", () => {
     await admin.core.createNamespacedPod({ namespace: NS, body: pod("too-big", { cpu: "64" }) });
     const event = await eventWith("too-big", "FailedScheduling");
     // Assess
-    expect(event.message).toBe("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.");
-    expect((await readPod("too-big")).status?.conditions?.[0]).toMatchObject({ type: "PodScheduled", status: "False", reason: "Unschedulable" });
+    expect(event.message).toBe(
+      "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+    );
+    expect((await readPod("too-big")).status?.conditions?.[0]).toMatchObject({
+      type: "PodScheduled",
+      status: "False",
+      reason: "Unschedulable",
+    });
   });
 
   it("pulls only images the sandbox's registry has: ErrImagePull, then ImagePullBackOff; runs once the image is added", async () => {
@@ -109,7 +147,13 @@ describe("a kubelet that can say no", () => {
     const image = "ghcr.io/acme/pipeline:1.0";
     // Act
     await admin.core.createNamespacedPod({ namespace: NS, body: pod("private-image", { image }) });
-    const pulled = await until("ErrImagePull", async () => (await readPod("private-image")).status?.containerStatuses?.[0]?.state?.waiting?.reason === "ErrImagePull" && (await readPod("private-image")), WAIT_MS);
+    const pulled = await until(
+      "ErrImagePull",
+      async () =>
+        (await readPod("private-image")).status?.containerStatuses?.[0]?.state?.waiting?.reason === "ErrImagePull" &&
+        (await readPod("private-image")),
+      WAIT_MS,
+    );
     const backOff = await until(
       "ImagePullBackOff",
       async () => {
@@ -127,13 +171,23 @@ describe("a kubelet that can say no", () => {
     );
     expect(backOff.message).toBe(`Back-off pulling image "${image}"`);
     expect(events.map((e) => `${e.type} ${e.reason}: ${e.message}`)).toEqual(
-      expect.arrayContaining([`Normal Pulling: Pulling image "${image}"`, "Warning Failed: Error: ErrImagePull", `Normal BackOff: Back-off pulling image "${image}"`, "Warning Failed: Error: ImagePullBackOff"]),
+      expect.arrayContaining([
+        `Normal Pulling: Pulling image "${image}"`,
+        "Warning Failed: Error: ErrImagePull",
+        `Normal BackOff: Back-off pulling image "${image}"`,
+        "Warning Failed: Error: ImagePullBackOff",
+      ]),
     );
   });
 
   it("knows the product's default Nextflow image and common ones, and a test can take one away", async () => {
     // Act
-    const known = ["nextflow/nextflow:24.10.4", "busybox", "docker.io/library/ubuntu:24.04", "public.ecr.aws/amazonlinux/amazonlinux:2023"].map((i) => kube.images.has(i));
+    const known = [
+      "nextflow/nextflow:24.10.4",
+      "busybox",
+      "docker.io/library/ubuntu:24.04",
+      "public.ecr.aws/amazonlinux/amazonlinux:2023",
+    ].map((i) => kube.images.has(i));
     kube.images.remove("nextflow/nextflow:24.10.4");
     const removed = kube.images.has("docker.io/nextflow/nextflow:24.10.4");
     const sibling = kube.images.has("nextflow/nextflow:24.10.0");
@@ -151,7 +205,15 @@ describe("a kubelet that can say no", () => {
       const classes = (await admin.config.makeApiClient(StorageV1Api).listStorageClass()).items;
       // Assess
       const summary = Object.fromEntries(
-        classes.map((c) => [c.metadata?.name, [c.provisioner, c.volumeBindingMode, c.allowVolumeExpansion ?? false, c.metadata?.annotations?.["storageclass.kubernetes.io/is-default-class"] ?? ""]]),
+        classes.map((c) => [
+          c.metadata?.name,
+          [
+            c.provisioner,
+            c.volumeBindingMode,
+            c.allowVolumeExpansion ?? false,
+            c.metadata?.annotations?.["storageclass.kubernetes.io/is-default-class"] ?? "",
+          ],
+        ]),
       );
       expect(summary).toEqual({
         gp2: ["kubernetes.io/aws-ebs", "WaitForFirstConsumer", false, "true"],
@@ -193,7 +255,12 @@ describe("a kubelet that can say no", () => {
       // Act
       const created = await admin.core.createNamespacedPersistentVolumeClaim({
         namespace: NS,
-        body: { apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "plain", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } } },
+        body: {
+          apiVersion: "v1",
+          kind: "PersistentVolumeClaim",
+          metadata: { name: "plain", namespace: NS },
+          spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+        },
       });
       // Assess
       expect(created.spec?.storageClassName).toBe("gp2");

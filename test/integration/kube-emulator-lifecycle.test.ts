@@ -11,7 +11,17 @@ import { startKubeApi, type KubeApiServer } from "../../local/kube/kube-apiserve
 import { ClusterTiming, TEST_TIME_SCALE } from "../../local/kube/cluster-timing.js";
 import { PODS } from "../../local/kube/resources.js";
 import { until } from "../support/sandbox-runs.js";
-import { ADMIN_TOKEN, apiError, clientsFor, configMap, createNamespace, job, staticAuthenticate, WAIT_MS, type Clients } from "../support/kube-emulator-clients.js";
+import {
+  ADMIN_TOKEN,
+  apiError,
+  clientsFor,
+  configMap,
+  createNamespace,
+  job,
+  staticAuthenticate,
+  WAIT_MS,
+  type Clients,
+} from "../support/kube-emulator-clients.js";
 
 const timing = new ClusterTiming(TEST_TIME_SCALE);
 
@@ -23,7 +33,14 @@ function runningPod(name: string, namespace: string, extra: { grace?: number; cl
     spec: {
       restartPolicy: "Always",
       ...(extra.grace !== undefined ? { terminationGracePeriodSeconds: extra.grace } : {}),
-      containers: [{ name: "main", image: "busybox:1.36", command: ["sleep", "infinity"], ...(extra.claim ? { volumeMounts: [{ name: "data", mountPath: "/data" }] } : {}) }],
+      containers: [
+        {
+          name: "main",
+          image: "busybox:1.36",
+          command: ["sleep", "infinity"],
+          ...(extra.claim ? { volumeMounts: [{ name: "data", mountPath: "/data" }] } : {}),
+        },
+      ],
       ...(extra.claim ? { volumes: [{ name: "data", persistentVolumeClaim: { claimName: extra.claim } }] } : {}),
     },
   };
@@ -50,9 +67,21 @@ describe("deletion over time in the emulated cluster", () => {
   });
 
   const podRunning = (name: string, namespace: string) =>
-    until(`pod ${namespace}/${name} to run`, async () => (await admin.core.readNamespacedPod({ name, namespace })).status?.phase === "Running", WAIT_MS);
+    until(
+      `pod ${namespace}/${name} to run`,
+      async () => (await admin.core.readNamespacedPod({ name, namespace })).status?.phase === "Running",
+      WAIT_MS,
+    );
   const gone = (what: string, read: () => Promise<unknown>) =>
-    until(what, async () => (await read().then(() => false, (e: { code?: number }) => e.code === 404)), WAIT_MS);
+    until(
+      what,
+      async () =>
+        await read().then(
+          () => false,
+          (e: { code?: number }) => e.code === 404,
+        ),
+      WAIT_MS,
+    );
 
   describe("namespaces", () => {
     it("stays Terminating while a pod stops, names what remains, and is gone about one grace period later", async () => {
@@ -69,7 +98,9 @@ describe("deletion over time in the emulated cluster", () => {
         "the namespace controller's conditions",
         async () => {
           const ns = await admin.core.readNamespace({ name: "leaving" });
-          return ns.status?.conditions?.find((c) => c.type === "NamespaceContentRemaining")?.status === "True" ? ns.status.conditions : undefined;
+          return ns.status?.conditions?.find((c) => c.type === "NamespaceContentRemaining")?.status === "True"
+            ? ns.status.conditions
+            : undefined;
         },
         WAIT_MS,
       );
@@ -86,7 +117,10 @@ describe("deletion over time in the emulated cluster", () => {
         reason: "SomeResourcesRemain",
         message: "Some resources are remaining: pods. has 1 resource instances",
       });
-      expect(conditions.find((c) => c.type === "NamespaceDeletionContentFailure")).toMatchObject({ status: "False", reason: "ContentDeleted" });
+      expect(conditions.find((c) => c.type === "NamespaceDeletionContentFailure")).toMatchObject({
+        status: "False",
+        reason: "ContentDeleted",
+      });
       expect(pod.metadata?.deletionTimestamp).toBeInstanceOf(Date);
       expect(pod.metadata?.deletionGracePeriodSeconds).toBe(30);
       expect(took).toBeGreaterThanOrEqual(timing.ms(30));
@@ -114,7 +148,11 @@ describe("deletion over time in the emulated cluster", () => {
       expect(create.body).toMatchObject({
         reason: "Forbidden",
         message: 'configmaps "late" is forbidden: unable to create new content in namespace twice because it is being terminated',
-        details: { name: "late", kind: "configmaps", causes: [{ reason: "NamespaceTerminating", message: "namespace twice is being terminated", field: "metadata.namespace" }] },
+        details: {
+          name: "late",
+          kind: "configmaps",
+          causes: [{ reason: "NamespaceTerminating", message: "namespace twice is being terminated", field: "metadata.namespace" }],
+        },
       });
     });
 
@@ -128,7 +166,10 @@ describe("deletion over time in the emulated cluster", () => {
       await admin.core.deleteNamespace({ name: "held" });
       const finalizers = await until(
         "NamespaceFinalizersRemaining",
-        async () => (await admin.core.readNamespace({ name: "held" })).status?.conditions?.find((c) => c.type === "NamespaceFinalizersRemaining" && c.status === "True"),
+        async () =>
+          (await admin.core.readNamespace({ name: "held" })).status?.conditions?.find(
+            (c) => c.type === "NamespaceFinalizersRemaining" && c.status === "True",
+          ),
         WAIT_MS,
       );
       await gone("namespace held to be gone", () => admin.core.readNamespace({ name: "held" }));
@@ -156,7 +197,10 @@ describe("deletion over time in the emulated cluster", () => {
       const answer = await admin.core.deleteNamespacedPod({ name: "slow", namespace: "work" });
       const stillThere = await admin.core.readNamespacedPod({ name: "slow", namespace: "work" });
       await admin.core.deleteNamespacedPod({ name: "forced", namespace: "work", gracePeriodSeconds: 0 });
-      const forced = await admin.core.readNamespacedPod({ name: "forced", namespace: "work" }).then(() => "there", (e: { code?: number }) => e.code);
+      const forced = await admin.core.readNamespacedPod({ name: "forced", namespace: "work" }).then(
+        () => "there",
+        (e: { code?: number }) => e.code,
+      );
       await gone("pod slow to be gone", () => admin.core.readNamespacedPod({ name: "slow", namespace: "work" }));
       // Assess
       expect(answer.metadata?.deletionGracePeriodSeconds).toBe(20);
@@ -188,8 +232,16 @@ describe("deletion over time in the emulated cluster", () => {
       const podsOf = async () => (await admin.core.listNamespacedPod({ namespace: "work", labelSelector: "job-name=tracked" })).items;
       // Act
       const first = await until("the job's pod", async () => (await podsOf())[0], WAIT_MS);
-      await until("the job to complete", async () => (await admin.batch.readNamespacedJob({ name: "tracked", namespace: "work" })).status?.succeeded === 1, WAIT_MS);
-      const released = await until("the finalizer released", async () => ((await podsOf())[0]?.metadata?.finalizers === undefined ? (await podsOf())[0] : undefined), WAIT_MS);
+      await until(
+        "the job to complete",
+        async () => (await admin.batch.readNamespacedJob({ name: "tracked", namespace: "work" })).status?.succeeded === 1,
+        WAIT_MS,
+      );
+      const released = await until(
+        "the finalizer released",
+        async () => ((await podsOf())[0]?.metadata?.finalizers === undefined ? (await podsOf())[0] : undefined),
+        WAIT_MS,
+      );
       // Assess
       expect(first.metadata?.finalizers).toEqual(["batch.kubernetes.io/job-tracking"]);
       expect(released.status?.phase).toBe("Succeeded");
@@ -199,7 +251,8 @@ describe("deletion over time in the emulated cluster", () => {
       // Prepare
       await admin.batch.createNamespacedJob({ namespace: "work", body: job("fg", "work") });
       await admin.batch.createNamespacedJob({ namespace: "work", body: job("orphaning", "work") });
-      const podsOf = async (name: string) => (await admin.core.listNamespacedPod({ namespace: "work", labelSelector: `job-name=${name}` })).items;
+      const podsOf = async (name: string) =>
+        (await admin.core.listNamespacedPod({ namespace: "work", labelSelector: `job-name=${name}` })).items;
       await until("both jobs' pods", async () => (await podsOf("fg")).length === 1 && (await podsOf("orphaning")).length === 1, WAIT_MS);
       // The foreground Job's pod is held by a finalizer of someone else's (as a controller's would), so the Job visibly waits.
       const held = (await podsOf("fg"))[0]!.metadata!.name!;
@@ -210,7 +263,12 @@ describe("deletion over time in the emulated cluster", () => {
       await admin.batch.deleteNamespacedJob({ name: "orphaning", namespace: "work", propagationPolicy: "Orphan" });
       await until("the held pod to be deleted", () => kube.store.get(PODS, "work", held)?.metadata.deletionTimestamp, WAIT_MS);
       const fgWaiting = await admin.batch.readNamespacedJob({ name: "fg", namespace: "work" });
-      kube.store.mutate(PODS, "work", held, (p) => (p.metadata.finalizers = (p.metadata.finalizers ?? []).filter((f: string) => f !== "example.com/hold")));
+      kube.store.mutate(
+        PODS,
+        "work",
+        held,
+        (p) => (p.metadata.finalizers = (p.metadata.finalizers ?? []).filter((f: string) => f !== "example.com/hold")),
+      );
       await gone("job fg to be gone", () => admin.batch.readNamespacedJob({ name: "fg", namespace: "work" }));
       const fgPods = await podsOf("fg");
       await gone("job orphaning to be gone", () => admin.batch.readNamespacedJob({ name: "orphaning", namespace: "work" }));

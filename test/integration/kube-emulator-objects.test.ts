@@ -7,7 +7,15 @@ import { describe, expect, it } from "vitest";
 import { Watch, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
 import type { KubeApiServer } from "../../local/kube/kube-apiserver.js";
 import { until } from "../support/sandbox-runs.js";
-import { apiError, AWS_AUTH, configMap, createNamespace, useKubeEmulator, WAIT_MS, type Clients } from "../support/kube-emulator-clients.js";
+import {
+  apiError,
+  AWS_AUTH,
+  configMap,
+  createNamespace,
+  useKubeEmulator,
+  WAIT_MS,
+  type Clients,
+} from "../support/kube-emulator-clients.js";
 
 describe("emulated Kubernetes API server", () => {
   let kube: KubeApiServer;
@@ -20,10 +28,16 @@ describe("emulated Kubernetes API server", () => {
       const desired = configMap("crud", "team", { app: "demo" });
       // Act
       const created = await admin.objects.create(desired);
-      const read = await admin.objects.read<V1ConfigMap>({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "crud", namespace: "team" } });
+      const read = await admin.objects.read<V1ConfigMap>({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "crud", namespace: "team" },
+      });
       const replaced = await admin.objects.replace({ ...read, data: { key: "changed" } });
       const deleted = await admin.objects.delete({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "crud", namespace: "team" } });
-      const afterDelete = await apiError(admin.objects.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "crud", namespace: "team" } }));
+      const afterDelete = await apiError(
+        admin.objects.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "crud", namespace: "team" } }),
+      );
       // Assess
       expect(created.metadata?.uid).toMatch(/^[0-9a-f-]{36}$/);
       expect(created.metadata?.resourceVersion).toMatch(/^\d+$/);
@@ -32,13 +46,19 @@ describe("emulated Kubernetes API server", () => {
       expect(Number(replaced.metadata?.resourceVersion)).toBeGreaterThan(Number(created.metadata?.resourceVersion));
       expect((replaced as V1ConfigMap).data).toEqual({ key: "changed" });
       expect(replaced.metadata?.uid).toBe(created.metadata?.uid);
-      expect(deleted).toMatchObject({ kind: "Status", status: "Success", details: { name: "crud", kind: "configmaps", uid: created.metadata?.uid } });
+      expect(deleted).toMatchObject({
+        kind: "Status",
+        status: "Success",
+        details: { name: "crud", kind: "configmaps", uid: created.metadata?.uid },
+      });
       expect(afterDelete.code).toBe(404);
     });
 
     it("answers a missing object with the real NotFound Status", async () => {
       // Act
-      const error = await apiError(admin.objects.read({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "nope", namespace: "team" } }));
+      const error = await apiError(
+        admin.objects.read({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "nope", namespace: "team" } }),
+      );
       // Assess
       expect(error.code).toBe(404);
       expect(error.body).toEqual({
@@ -77,7 +97,11 @@ describe("emulated Kubernetes API server", () => {
       const error = await apiError(admin.objects.create(configMap("orphan", "missing")));
       // Assess
       expect(error.code).toBe(404);
-      expect(error.body).toMatchObject({ reason: "NotFound", message: 'namespaces "missing" not found', details: { name: "missing", kind: "namespaces" } });
+      expect(error.body).toMatchObject({
+        reason: "NotFound",
+        message: 'namespaces "missing" not found',
+        details: { name: "missing", kind: "namespaces" },
+      });
     });
 
     it("rejects a replace with a stale resourceVersion with upstream's Conflict, and accepts one without", async () => {
@@ -96,7 +120,8 @@ describe("emulated Kubernetes API server", () => {
         apiVersion: "v1",
         metadata: {},
         status: "Failure",
-        message: 'Operation cannot be fulfilled on configmaps "aws-auth": the object has been modified; please apply your changes to the latest version and try again',
+        message:
+          'Operation cannot be fulfilled on configmaps "aws-auth": the object has been modified; please apply your changes to the latest version and try again',
         reason: "Conflict",
         details: { name: "aws-auth", kind: "configmaps" },
         code: 409,
@@ -120,7 +145,9 @@ describe("emulated Kubernetes API server", () => {
       // Assess
       expect(badName.code).toBe(422);
       expect(badName.body).toMatchObject({ reason: "Invalid", details: { name: "Bad_Name", kind: "ConfigMap" } });
-      expect(badName.body.message).toMatch(/^ConfigMap "Bad_Name" is invalid: metadata\.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain/);
+      expect(badName.body.message).toMatch(
+        /^ConfigMap "Bad_Name" is invalid: metadata\.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain/,
+      );
       expect(badLabel.code).toBe(422);
       expect(badLabel.body.message).toContain("must be no more than 63 characters");
     });
@@ -132,7 +159,16 @@ describe("emulated Kubernetes API server", () => {
       await admin.objects.create(configMap("b", "selectors", { tier: "db", env: "prod" }));
       await admin.objects.create(configMap("c", "selectors", { tier: "web" }));
       const names = async (labelSelector?: string, fieldSelector?: string) => {
-        const list = await admin.objects.list("v1", "ConfigMap", "selectors", undefined, undefined, undefined, fieldSelector, labelSelector);
+        const list = await admin.objects.list(
+          "v1",
+          "ConfigMap",
+          "selectors",
+          undefined,
+          undefined,
+          undefined,
+          fieldSelector,
+          labelSelector,
+        );
         return list.items.map((i) => i.metadata?.name).filter((n) => n !== "kube-root-ca.crt");
       };
       // Act

@@ -14,10 +14,29 @@ describe("emulated Kubernetes API server", () => {
   describe("PATCH", () => {
     it("creates with server-side apply (apply-patch+yaml), then merges a second apply", async () => {
       // Prepare
-      const applied = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "ssa", namespace: "team", labels: { a: "1" } }, data: { x: "1" } };
+      const applied = {
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "ssa", namespace: "team", labels: { a: "1" } },
+        data: { x: "1" },
+      };
       // Act
-      const created = await admin.objects.patch<V1ConfigMap>(applied, undefined, undefined, "provisioner", undefined, PatchStrategy.ServerSideApply);
-      const updated = await admin.objects.patch<V1ConfigMap>({ ...applied, data: { y: "2" } }, undefined, undefined, "provisioner", undefined, PatchStrategy.ServerSideApply);
+      const created = await admin.objects.patch<V1ConfigMap>(
+        applied,
+        undefined,
+        undefined,
+        "provisioner",
+        undefined,
+        PatchStrategy.ServerSideApply,
+      );
+      const updated = await admin.objects.patch<V1ConfigMap>(
+        { ...applied, data: { y: "2" } },
+        undefined,
+        undefined,
+        "provisioner",
+        undefined,
+        PatchStrategy.ServerSideApply,
+      );
       // Assess
       expect(created.data).toEqual({ x: "1" });
       expect(updated.metadata?.uid).toBe(created.metadata?.uid);
@@ -29,7 +48,12 @@ describe("emulated Kubernetes API server", () => {
       await admin.objects.create(configMap("merge", "team", { keep: "1", drop: "2" }, { a: "1", b: "2" }));
       // Act
       const patched = await admin.objects.patch<V1ConfigMap>(
-        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "merge", namespace: "team", labels: { drop: null as unknown as string, added: "3" } }, data: { b: "changed" } },
+        {
+          apiVersion: "v1",
+          kind: "ConfigMap",
+          metadata: { name: "merge", namespace: "team", labels: { drop: null as unknown as string, added: "3" } },
+          data: { b: "changed" },
+        },
         undefined,
         undefined,
         undefined,
@@ -58,7 +82,12 @@ describe("emulated Kubernetes API server", () => {
       await admin.objects.create(pod);
       // Act
       const patched = await admin.objects.patch<V1Pod>(
-        { apiVersion: "v1", kind: "Pod", metadata: { name: "two-containers", namespace: "team", labels: { patched: "yes" } }, spec: { containers: [{ name: "sidecar", image: "envoy:2.0" }] } },
+        {
+          apiVersion: "v1",
+          kind: "Pod",
+          metadata: { name: "two-containers", namespace: "team", labels: { patched: "yes" } },
+          spec: { containers: [{ name: "sidecar", image: "envoy:2.0" }] },
+        },
         undefined,
         undefined,
         undefined,
@@ -94,7 +123,14 @@ describe("emulated Kubernetes API server", () => {
       );
       const refused = await apiError(
         admin.core.patchNamespacedConfigMap(
-          { name: "json", namespace: "team", body: [{ op: "replace", path: "/data/a", value: "two" }, { op: "test", path: "/data/a", value: "never" }] },
+          {
+            name: "json",
+            namespace: "team",
+            body: [
+              { op: "replace", path: "/data/a", value: "two" },
+              { op: "test", path: "/data/a", value: "never" },
+            ],
+          },
           asJsonPatch,
         ),
       );
@@ -109,11 +145,23 @@ describe("emulated Kubernetes API server", () => {
     it("rejects a patch carrying a stale resourceVersion with 409 Conflict", async () => {
       // Prepare
       const created = await admin.objects.create(configMap("guarded", "team"));
-      await admin.objects.patch({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "guarded", namespace: "team" }, data: { key: "v2" } }, undefined, undefined, undefined, undefined, PatchStrategy.MergePatch);
+      await admin.objects.patch(
+        { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "guarded", namespace: "team" }, data: { key: "v2" } },
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        PatchStrategy.MergePatch,
+      );
       // Act
       const error = await apiError(
         admin.objects.patch(
-          { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "guarded", namespace: "team", resourceVersion: created.metadata?.resourceVersion }, data: { key: "v3" } },
+          {
+            apiVersion: "v1",
+            kind: "ConfigMap",
+            metadata: { name: "guarded", namespace: "team", resourceVersion: created.metadata?.resourceVersion },
+            data: { key: "v3" },
+          },
           undefined,
           undefined,
           undefined,

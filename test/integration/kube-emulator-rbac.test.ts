@@ -7,7 +7,15 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { request as httpsRequest } from "node:https";
 import { ApiException, type V1Pod } from "@kubernetes/client-node";
 import type { KubeApiServer } from "../../local/kube/kube-apiserver.js";
-import { ADMIN_TOKEN, apiError, clientsFor, createNamespace, DELEGATE_TOKEN, LAUNCHER_TOKEN, useKubeEmulator } from "../support/kube-emulator-clients.js";
+import {
+  ADMIN_TOKEN,
+  apiError,
+  clientsFor,
+  createNamespace,
+  DELEGATE_TOKEN,
+  LAUNCHER_TOKEN,
+  useKubeEmulator,
+} from "../support/kube-emulator-clients.js";
 
 describe("emulated Kubernetes API server", () => {
   let kube: KubeApiServer;
@@ -28,7 +36,15 @@ describe("emulated Kubernetes API server", () => {
       const unknown = await apiError(clientsFor(kube, "who-am-i").core.listNamespace());
       // Assess
       expect(bare.status).toBe(401);
-      expect(JSON.parse(bare.body)).toEqual({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: "Unauthorized", reason: "Unauthorized", code: 401 });
+      expect(JSON.parse(bare.body)).toEqual({
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: "Unauthorized",
+        reason: "Unauthorized",
+        code: 401,
+      });
       expect(unknown.code).toBe(401);
     });
 
@@ -72,8 +88,12 @@ describe("emulated Kubernetes API server", () => {
         details: { kind: "pods" },
         code: 403,
       });
-      expect(configMaps.body.message).toBe('configmaps "kube-root-ca.crt" is forbidden: User "tower-launcher-user" cannot get resource "configmaps" in API group "" in the namespace "team"');
-      expect(clusterScope.body.message).toBe('namespaces is forbidden: User "tower-launcher-user" cannot list resource "namespaces" in API group "" at the cluster scope');
+      expect(configMaps.body.message).toBe(
+        'configmaps "kube-root-ca.crt" is forbidden: User "tower-launcher-user" cannot get resource "configmaps" in API group "" in the namespace "team"',
+      );
+      expect(clusterScope.body.message).toBe(
+        'namespaces is forbidden: User "tower-launcher-user" cannot list resource "namespaces" in API group "" at the cluster scope',
+      );
     });
 
     it("refuses TLS when the client trusts another CA", async () => {
@@ -103,7 +123,12 @@ describe("emulated Kubernetes API server", () => {
       namespace = `escalation-${++namespaces}`;
       await createNamespace(kube, namespace);
     });
-    const role = (name: string, rules: unknown[] = []) => ({ apiVersion: `${RBAC}/v1`, kind: "Role", metadata: { name, namespace }, rules });
+    const role = (name: string, rules: unknown[] = []) => ({
+      apiVersion: `${RBAC}/v1`,
+      kind: "Role",
+      metadata: { name, namespace },
+      rules,
+    });
     const binding = (name: string, roleName: string) => ({
       apiVersion: `${RBAC}/v1`,
       kind: "RoleBinding",

@@ -29,7 +29,11 @@ describe("a re-run while the namespace of a compensated run is still Terminating
     const request = pvcRequest("phoenix", { namespace: "phoenix", headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
     const unsubscribe = sandbox.kube.store.subscribe((e) => {
       if (e.type !== "ADDED" || e.resourceType !== PERSISTENT_VOLUME_CLAIMS || e.object.metadata.namespace !== "phoenix") return;
-      setTimeout(() => sandbox.kube.store.mutate(PERSISTENT_VOLUME_CLAIMS, "phoenix", e.object.metadata.name!, (c) => c.metadata.finalizers?.push(HOLD)), 0);
+      setTimeout(
+        () =>
+          sandbox.kube.store.mutate(PERSISTENT_VOLUME_CLAIMS, "phoenix", e.object.metadata.name!, (c) => c.metadata.finalizers?.push(HOLD)),
+        0,
+      );
     });
     sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
     const failed = await provision(sandbox, request);
@@ -38,14 +42,22 @@ describe("a re-run while the namespace of a compensated run is still Terminating
       "the namespace controller to name the finalizer",
       () => {
         const ns = kubeObject(sandbox, "Namespace", undefined, "phoenix");
-        return ns?.status?.conditions?.some((c: { type: string; message: string }) => c.type === "NamespaceFinalizersRemaining" && c.message.includes(HOLD)) ? ns : undefined;
+        return ns?.status?.conditions?.some(
+          (c: { type: string; message: string }) => c.type === "NamespaceFinalizersRemaining" && c.message.includes(HOLD),
+        )
+          ? ns
+          : undefined;
       },
       5_000,
     );
 
     // Act: re-run; once it has met the Terminating namespace, the finalizer is released
     const answer = await postProvision(sandbox, request);
-    await until("the re-run to meet the Terminating namespace", async () => (await failedAttempts(sfn, answer.body.executionArn)).includes("NamespaceTerminating"), 10_000);
+    await until(
+      "the re-run to meet the Terminating namespace",
+      async () => (await failedAttempts(sfn, answer.body.executionArn)).includes("NamespaceTerminating"),
+      10_000,
+    );
     const claim = sandbox.kube.store.list(PERSISTENT_VOLUME_CLAIMS, { namespace: "phoenix" })[0]!;
     sandbox.kube.store.mutate(PERSISTENT_VOLUME_CLAIMS, "phoenix", claim.metadata.name!, (c) => {
       c.metadata.finalizers = (c.metadata.finalizers ?? []).filter((f: string) => f !== HOLD);
@@ -58,7 +70,10 @@ describe("a re-run while the namespace of a compensated run is still Terminating
     expect(rerun.execution.status).toBe("SUCCEEDED");
     const errors = await failedAttempts(sfn, rerun.started.executionArn);
     expect(new Set(errors)).toEqual(new Set(["NamespaceTerminating"]));
-    expect(rerun.view.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({ status: "succeeded", retries: errors.length });
+    expect(rerun.view.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({
+      status: "succeeded",
+      retries: errors.length,
+    });
     const namespace = kubeObject(sandbox, "Namespace", undefined, "phoenix");
     expect(namespace?.status?.phase).toBe("Active");
     expect(namespace?.metadata.uid).not.toBe(terminating.metadata.uid);

@@ -146,7 +146,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
       sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
 
       // Act
-      const run = await provision(sandbox, pvcRequest("gamma", { namespace: "gamma", headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } }));
+      const run = await provision(
+        sandbox,
+        pvcRequest("gamma", { namespace: "gamma", headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } }),
+      );
 
       // Assess
       expect(run.execution.status).toBe("FAILED");
@@ -181,24 +184,29 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("on a %s cluster", 
 
     // With other tenants' mappings in place, the undo leaves aws-auth exactly as before: the copy of the
     // previous content lives in the step output, not in an annotation shared by every tenant's edits.
-    it.runIf(authenticationMode === "CONFIG_MAP")("a failed run beside other tenants puts aws-auth back exactly, annotations included", async () => {
-      // Prepare
-      await settled(sandbox);
-      const before = awsAuthContent(sandbox);
-      sandbox.faults.inject({ operation: "kube:POST persistentvolumeclaims", kind: "permanent", times: 1 });
+    it.runIf(authenticationMode === "CONFIG_MAP")(
+      "a failed run beside other tenants puts aws-auth back exactly, annotations included",
+      async () => {
+        // Prepare
+        await settled(sandbox);
+        const before = awsAuthContent(sandbox);
+        sandbox.faults.inject({ operation: "kube:POST persistentvolumeclaims", kind: "permanent", times: 1 });
 
-      // Act
-      const run = await provision(sandbox, pvcRequest("delta", { namespace: "delta" }));
+        // Act
+        const run = await provision(sandbox, pvcRequest("delta", { namespace: "delta" }));
 
-      // Assess
-      expect(run.execution.status).toBe("FAILED");
-      // The copy is in the step's output, for the undo; the status response leaves it out (every tenant's mappings).
-      expect(stepResult(run, "GrantClusterAccess")).not.toHaveProperty("previousAwsAuth");
-      const granted = summariseHistory(await fullHistory(sfn, run.started.executionArn)).steps.find((s) => s.name === "GrantClusterAccess");
-      expect((granted?.result as { previousAwsAuth?: unknown } | undefined)?.previousAwsAuth).toEqual(before.data);
-      expect(awsAuthContent(sandbox)).toStrictEqual(before);
-      expect(awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH]).toBeUndefined();
-    });
+        // Assess
+        expect(run.execution.status).toBe("FAILED");
+        // The copy is in the step's output, for the undo; the status response leaves it out (every tenant's mappings).
+        expect(stepResult(run, "GrantClusterAccess")).not.toHaveProperty("previousAwsAuth");
+        const granted = summariseHistory(await fullHistory(sfn, run.started.executionArn)).steps.find(
+          (s) => s.name === "GrantClusterAccess",
+        );
+        expect((granted?.result as { previousAwsAuth?: unknown } | undefined)?.previousAwsAuth).toEqual(before.data);
+        expect(awsAuthContent(sandbox)).toStrictEqual(before);
+        expect(awsAuth(sandbox).metadata.annotations?.[PREVIOUS_AWS_AUTH]).toBeUndefined();
+      },
+    );
 
     // Each tenant's launcher is mapped to a Kubernetes user of its own (tower-launcher-user-<tenant>),
     // and only that user is bound in the tenant's namespace.

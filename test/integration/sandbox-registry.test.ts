@@ -13,22 +13,38 @@ import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-re
 import { readSandboxEnv } from "../../local/sandbox-env.js";
 import { OPENAPI_FILE } from "../../local/write-openapi.js";
 import type { Sandbox } from "../../local/sandbox.js";
-import { CLUSTER, FAST, finish, iamRole, kubeObject, postProvision, provision, pvcRequest, settled, useSandbox } from "../support/sandbox-runs.js";
+import {
+  CLUSTER,
+  FAST,
+  finish,
+  iamRole,
+  kubeObject,
+  postProvision,
+  provision,
+  pvcRequest,
+  settled,
+  useSandbox,
+} from "../support/sandbox-runs.js";
 
 /** Make the product's ListExecutions see no run at all (a listing that lags behind StartExecution). Returns the undo. */
 function lagListExecutions(): () => void {
   const stack = sfnClient().middlewareStack as unknown as {
-    add(m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>, o: { step: "initialize"; name: string }): void;
+    add(
+      m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>,
+      o: { step: "initialize"; name: string },
+    ): void;
     remove(name: string): boolean;
   };
   stack.add(
-    (next, context) => async (args) => (context.commandName === "ListExecutionsCommand" ? { output: { executions: [], $metadata: {} } } : next(args)),
+    (next, context) => async (args) =>
+      context.commandName === "ListExecutionsCommand" ? { output: { executions: [], $metadata: {} } } : next(args),
     { step: "initialize", name: "test-lagging-list" },
   );
   return () => void stack.remove("test-lagging-list");
 }
 
-const environmentOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
+const environmentOf = (tenant: string) =>
+  new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 
 describe("the sandbox's DynamoDB", () => {
   let sandbox: Sandbox;
@@ -101,12 +117,22 @@ describe("the environment lease", () => {
     // Assess
     expect(run.execution.status).toBe("SUCCEEDED");
     const record = await environmentOf("owner");
-    expect(record).toMatchObject({ status: "ready", generation: 1, lastExecution: { name: run.started.executionName, arn: run.started.executionArn } });
+    expect(record).toMatchObject({
+      status: "ready",
+      generation: 1,
+      lastExecution: { name: run.started.executionName, arn: run.started.executionArn },
+    });
     expect(record?.lease).toBeUndefined();
-    const owned = record!.owned as { roles: string[]; kubernetes: Array<{ kind: string; namespace?: string; name: string }>; clusterAccess?: unknown };
+    const owned = record!.owned as {
+      roles: string[];
+      kubernetes: Array<{ kind: string; namespace?: string; name: string }>;
+      clusterAccess?: unknown;
+    };
     expect(owned.roles).toHaveLength(1);
     for (const arn of owned.roles) expect(iamRole(sandbox, arn.slice(arn.lastIndexOf("/") + 1))).toBeDefined();
-    expect(owned.kubernetes.map((o) => o.kind)).toEqual(expect.arrayContaining(["Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "ConfigMap"]));
+    expect(owned.kubernetes.map((o) => o.kind)).toEqual(
+      expect.arrayContaining(["Namespace", "ServiceAccount", "Role", "RoleBinding", "PersistentVolumeClaim", "ConfigMap"]),
+    );
     for (const o of owned.kubernetes) expect(kubeObject(sandbox, o.kind, o.namespace, o.name), `${o.kind} ${o.name}`).toBeDefined();
     expect(owned.clusterAccess).toBeDefined();
 
@@ -167,7 +193,13 @@ describe("environments over HTTP", () => {
     expect(changed.status).toBe(409);
     expect(changed.body).toMatchObject({ error: "EnvironmentExists", updateUrl: "/environments/created/eu-west-1/research" });
     expect(read.status).toBe(200);
-    expect(read.body).toMatchObject({ tenant: "created", region: "eu-west-1", cluster: "research", status: "ready", spec: { namespace: "created" } });
+    expect(read.body).toMatchObject({
+      tenant: "created",
+      region: "eu-west-1",
+      cluster: "research",
+      status: "ready",
+      spec: { namespace: "created" },
+    });
     expect(missing).toMatchObject({ status: 404, body: { error: "EnvironmentNotFound" } });
   });
 

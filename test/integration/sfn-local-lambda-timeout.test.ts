@@ -13,7 +13,10 @@ import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 
 const REGION = "eu-west-1";
 const ACCOUNT = "111122223333";
-const TRUST = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole" }] });
+const TRUST = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole" }],
+});
 
 let aws: AwsEmulator;
 const savedEnv = { ...process.env };
@@ -38,7 +41,9 @@ function machine(handler: LambdaHandler, retry: object[] = []) {
     accountId: ACCOUNT,
     functions: { Slow: handler },
     lambdaTimeoutSeconds: 0.2,
-    stateMachines: { slow: { StartAt: "SlowTask", States: { SlowTask: { Type: "Task", Resource: "${SlowFunctionArn}", Retry: retry, End: true } } } },
+    stateMachines: {
+      slow: { StartAt: "SlowTask", States: { SlowTask: { Type: "Task", Resource: "${SlowFunctionArn}", Retry: retry, End: true } } },
+    },
   });
 }
 

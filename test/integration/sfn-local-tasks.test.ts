@@ -24,7 +24,13 @@ describe("timeouts", () => {
           TimeoutSeconds: 2,
           StartAt: "SlowTask",
           States: {
-            SlowTask: { Type: "Task", Resource: "${SlowFunctionArn}", TimeoutSeconds: 1, Catch: [{ ErrorEquals: ["States.Timeout"], ResultPath: "$.timeout", Next: "Linger" }], End: true },
+            SlowTask: {
+              Type: "Task",
+              Resource: "${SlowFunctionArn}",
+              TimeoutSeconds: 1,
+              Catch: [{ ErrorEquals: ["States.Timeout"], ResultPath: "$.timeout", Next: "Linger" }],
+              End: true,
+            },
             Linger: { Type: "Wait", Seconds: 30, End: true },
           },
         },
@@ -36,7 +42,9 @@ describe("timeouts", () => {
     const events = (await local.getExecutionHistory({ executionArn, maxResults: 1000 })).events!;
     // Assess
     expect(described.status).toBe("TIMED_OUT");
-    expect(events.find((e) => e.type === "LambdaFunctionTimedOut")).toMatchObject({ lambdaFunctionTimedOutEventDetails: { error: "States.Timeout" } });
+    expect(events.find((e) => e.type === "LambdaFunctionTimedOut")).toMatchObject({
+      lambdaFunctionTimedOutEventDetails: { error: "States.Timeout" },
+    });
     expect(events.find((e) => e.type === "LambdaFunctionScheduled")!.lambdaFunctionScheduledEventDetails!.timeoutInSeconds).toBe(1);
     expect(events.map((e) => e.type).slice(-2)).toEqual(["WaitStateAborted", "ExecutionTimedOut"]);
   });
@@ -56,23 +64,38 @@ describe("binding Tasks to functions/steps", () => {
       accountId: ACCOUNT,
       stateMachines: { report: { StartAt: "Report", States: { Report: { Type: "Task", Resource: "${ReportFunctionArn}", End: true } } } },
     });
-    const input = { request: { tenant: "genomics", cluster: { name: "research", region: REGION }, storage: { type: "pvc" } }, execution: { name: "r-1", id: "x" } };
+    const input = {
+      request: { tenant: "genomics", cluster: { name: "research", region: REGION }, storage: { type: "pvc" } },
+      execution: { name: "r-1", id: "x" },
+    };
     // Act
-    const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("report"), name: "r-1", input: JSON.stringify(input) });
+    const { executionArn } = await local.startExecution({
+      stateMachineArn: local.stateMachineArn("report"),
+      name: "r-1",
+      input: JSON.stringify(input),
+    });
     const described = await local.waitFor(executionArn!);
     // Assess
     expect({ status: described.status, error: described.error, cause: described.cause }).toEqual({ status: "SUCCEEDED" });
-    expect(events).toHaveReceivedCommandWith(PutEventsCommand, { Entries: [expect.objectContaining({ DetailType: "ComputeEnvironmentReady", Source: "nf-eks-provisioner" })] });
+    expect(events).toHaveReceivedCommandWith(PutEventsCommand, {
+      Entries: [expect.objectContaining({ DetailType: "ComputeEnvironmentReady", Source: "nf-eks-provisioner" })],
+    });
     expect(JSON.parse(described.output!).detail.tenant).toBe("genomics");
   });
 
   it("refuses a Task that no catalog entry or override implements, and unresolved placeholders", () => {
     // Act + Assess
     expect(
-      () => new LocalStepFunctions({ stateMachines: { x: { StartAt: "Mystery", States: { Mystery: { Type: "Task", Resource: "${MysteryFunctionArn}", End: true } } } } }),
+      () =>
+        new LocalStepFunctions({
+          stateMachines: { x: { StartAt: "Mystery", States: { Mystery: { Type: "Task", Resource: "${MysteryFunctionArn}", End: true } } } },
+        }),
     ).toThrow(/Task Mystery.*no handler/);
     expect(
-      () => new LocalStepFunctions({ stateMachines: { x: { StartAt: "P", States: { P: { Type: "Pass", Result: "${BucketName}", End: true } } } } }),
+      () =>
+        new LocalStepFunctions({
+          stateMachines: { x: { StartAt: "P", States: { P: { Type: "Pass", Result: "${BucketName}", End: true } } } },
+        }),
     ).toThrow(/unresolved placeholders.*\$\{BucketName\}/);
   });
 });

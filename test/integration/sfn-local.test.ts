@@ -99,7 +99,10 @@ const functions = {
     if (request.fail === "Finish") throw new OwnershipConflict("the finish line belongs to someone else");
     return { finished: true };
   }),
-  Undo: stub("Undo", (event) => ({ error: event.error.Error, cause: `Undone after ${event.error.Error}: ${JSON.parse(event.error.Cause).errorMessage}` })),
+  Undo: stub("Undo", (event) => ({
+    error: event.error.Error,
+    cause: `Undone after ${event.error.Error}: ${JSON.parse(event.error.Cause).errorMessage}`,
+  })),
 };
 
 let runner: LocalStepFunctions;
@@ -205,7 +208,10 @@ describe("local Step Functions through the SDK", () => {
     expect(createThing[0]!.context.awsRequestId).not.toBe(createThing[1]!.context.awsRequestId);
     expect(createThing[0]!.context.remainingMs).toBeGreaterThan(50_000);
     expect(createThing[0]!.context.remainingMs).toBeLessThanOrEqual(60_000);
-    expect(createThing[0]!.event).toEqual({ request: { tenant: "ctx", throttle: 1 }, execution: { name: "context-run", id: executionArn } });
+    expect(createThing[0]!.event).toEqual({
+      request: { tenant: "ctx", throttle: 1 },
+      execution: { name: "context-run", id: executionArn },
+    });
     // The retried attempt got the same, unmutated state.
     expect(createThing[1]!.event.request.tenant).toBe("ctx");
   });
@@ -222,10 +228,22 @@ describe("local Step Functions through the SDK", () => {
     expect(reversed.map((e) => e.id)).toEqual(events.map((e) => e.id).reverse());
     expect(events.every((e) => e.timestamp instanceof Date)).toBe(true);
     expect(events[0]).toMatchObject({ type: "ExecutionStarted", previousEventId: 0 });
-    expect(JSON.parse(events[0]!.executionStartedEventDetails!.input!)).toEqual({ request: { tenant: "hist", throttle: 2, checksUntilDone: 2 } });
+    expect(JSON.parse(events[0]!.executionStartedEventDetails!.input!)).toEqual({
+      request: { tenant: "hist", throttle: 2, checksUntilDone: 2 },
+    });
     expect(events.at(-1)!.type).toBe("ExecutionSucceeded");
     const types = events.map((e) => e.type);
-    for (const type of ["PassStateEntered", "ParallelStateEntered", "ParallelStateStarted", "ParallelStateSucceeded", "ParallelStateExited", "WaitStateEntered", "WaitStateExited", "ChoiceStateEntered", "SucceedStateEntered"]) {
+    for (const type of [
+      "PassStateEntered",
+      "ParallelStateEntered",
+      "ParallelStateStarted",
+      "ParallelStateSucceeded",
+      "ParallelStateExited",
+      "WaitStateEntered",
+      "WaitStateExited",
+      "ChoiceStateEntered",
+      "SucceedStateEntered",
+    ]) {
       expect(types).toContain(type);
     }
     expect(types.filter((t) => t === "WaitStateEntered")).toHaveLength(2);
@@ -270,7 +288,9 @@ describe("local Step Functions through the SDK", () => {
     const first = await sfn.send(new StartExecutionCommand({ stateMachineArn, name: "idem-run", input: JSON.stringify({ request }) }));
     // Act
     const again = await sfn.send(new StartExecutionCommand({ stateMachineArn, name: "idem-run", input: JSON.stringify({ request }) }));
-    const different = sfn.send(new StartExecutionCommand({ stateMachineArn, name: "idem-run", input: JSON.stringify({ request: { ...request, tenant: "other" } }) }));
+    const different = sfn.send(
+      new StartExecutionCommand({ stateMachineArn, name: "idem-run", input: JSON.stringify({ request: { ...request, tenant: "other" } }) }),
+    );
     // Assess
     expect(again.executionArn).toBe(first.executionArn);
     expect(again.startDate).toEqual(first.startDate);
@@ -279,9 +299,9 @@ describe("local Step Functions through the SDK", () => {
     releaseHeld();
     await runner.waitFor(first.executionArn!);
     // Standard workflows: a closed execution's name cannot be reused, even with the same input.
-    await expect(sfn.send(new StartExecutionCommand({ stateMachineArn, name: "idem-run", input: JSON.stringify({ request }) }))).rejects.toBeInstanceOf(
-      ExecutionAlreadyExists,
-    );
+    await expect(
+      sfn.send(new StartExecutionCommand({ stateMachineArn, name: "idem-run", input: JSON.stringify({ request }) })),
+    ).rejects.toBeInstanceOf(ExecutionAlreadyExists);
     expect((await runner.listExecutions({ stateMachineArn })).executions!.filter((e) => e.name === "idem-run")).toHaveLength(1);
   });
 
@@ -306,7 +326,10 @@ describe("local Step Functions through the SDK", () => {
     expect(events.find((e) => e.stateEnteredEventDetails?.name === "Undo")).toBeDefined();
     expect(events.at(-1)).toMatchObject({
       type: "ExecutionFailed",
-      executionFailedEventDetails: { error: "OwnershipConflict", cause: "Undone after OwnershipConflict: Namespace tower-nf exists without our labels" },
+      executionFailedEventDetails: {
+        error: "OwnershipConflict",
+        cause: "Undone after OwnershipConflict: Namespace tower-nf exists without our labels",
+      },
     });
   });
 
@@ -333,8 +356,15 @@ describe("local Step Functions through the SDK", () => {
     const events = await historyOf(executionArn);
     // Assess
     expect(described).toMatchObject({ status: "ABORTED", error: "Operator", cause: "stopped by hand" });
-    expect(events.at(-1)).toMatchObject({ type: "ExecutionAborted", executionAbortedEventDetails: { error: "Operator", cause: "stopped by hand" } });
-    expect(eventsOfState(events, "Check").map((e) => e.type).at(-1)).toBe("TaskStateAborted");
+    expect(events.at(-1)).toMatchObject({
+      type: "ExecutionAborted",
+      executionAbortedEventDetails: { error: "Operator", cause: "stopped by hand" },
+    });
+    expect(
+      eventsOfState(events, "Check")
+        .map((e) => e.type)
+        .at(-1),
+    ).toBe("TaskStateAborted");
   });
 
   it("lists executions newest first, filtered by status", async () => {
@@ -387,7 +417,9 @@ describe("GET /executions/{id} against the local Step Functions", () => {
     expect(body).toMatchObject({ executionArn, name: "status-ok", status: "SUCCEEDED", retries: 2 });
     expect(body.currentStep).toBeUndefined();
     expect(body.failedStep).toBeUndefined();
-    expect(body.steps.map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(["CreateThing", "CreateOther", "Check", "Finish"]));
+    expect(body.steps.map((s: { name: string }) => s.name)).toEqual(
+      expect.arrayContaining(["CreateThing", "CreateOther", "Check", "Finish"]),
+    );
     expect(body.steps.find((s: { name: string }) => s.name === "CreateThing")).toMatchObject({
       status: "succeeded",
       retries: 2,

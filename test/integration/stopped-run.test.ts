@@ -151,7 +151,10 @@ describe("a teardown stopped half-way", () => {
     sandbox.faults.inject({ operation: "kube:GET jobs", kind: "throttle" });
     const answer = await deleteEnvironment(sandbox, "halted-rm");
     expect(answer.status).toBe(202);
-    await until("the teardown is retrying its Job list", () => sandbox.faults.fired.some((f) => f.operation === "kube:GET jobs") || undefined);
+    await until(
+      "the teardown is retrying its Job list",
+      () => sandbox.faults.fired.some((f) => f.operation === "kube:GET jobs") || undefined,
+    );
 
     // Act: the operator stops the teardown
     await sandbox.stepFunctions.stopExecution({ executionArn: answer.body.executionArn, cause: "stopped by the on-call operator" });
@@ -166,7 +169,9 @@ describe("a teardown stopped half-way", () => {
     expect(stopped.status).toBe("ABORTED");
     expect(record.lease).toBeUndefined();
     expect(record.owned.roles).toEqual([expect.stringContaining("nfeks-halted-rm.research-launcher")]);
-    expect(record.owned.remaining).toEqual([expect.stringMatching(/ended ABORTED \(stopped by the on-call operator\) before it finished: .* a repeated DELETE finishes the job$/)]);
+    expect(record.owned.remaining).toEqual([
+      expect.stringMatching(/ended ABORTED \(stopped by the on-call operator\) before it finished: .* a repeated DELETE finishes the job$/),
+    ]);
 
     // Act: DELETE again, at once (no waiting out the stopped teardown's lease)
     const again = await teardown(sandbox, "halted-rm");

@@ -9,16 +9,30 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import type { Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import { DEPLOYMENTS } from "../../local/kube/resources.js";
-import { CLUSTER, FAST, holdKubeCreates, iamRole, kubeObject, pvcRequest, RUN_TIMEOUT_MS, settled, until, useSandbox } from "../support/sandbox-runs.js";
+import {
+  CLUSTER,
+  FAST,
+  holdKubeCreates,
+  iamRole,
+  kubeObject,
+  pvcRequest,
+  RUN_TIMEOUT_MS,
+  settled,
+  until,
+  useSandbox,
+} from "../support/sandbox-runs.js";
 import { createEnvironment, deleteEnvironment, postEnvironment, readEnvironment, teardown } from "../support/teardown-runs.js";
 
 function withoutAwsAuthVersion(objects: KubeObject[]): KubeObject[] {
   return objects.map((o) =>
-    o.kind === "ConfigMap" && o.metadata.namespace === "kube-system" && o.metadata.name === "aws-auth" ? { ...o, metadata: { ...o.metadata, resourceVersion: "(edited)" } } : o,
+    o.kind === "ConfigMap" && o.metadata.namespace === "kube-system" && o.metadata.name === "aws-auth"
+      ? { ...o, metadata: { ...o.metadata, resourceVersion: "(edited)" } }
+      : o,
   );
 }
 
-const withHeadJob = (tenant: string) => pvcRequest(tenant, { namespace: tenant, headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
+const withHeadJob = (tenant: string) =>
+  pvcRequest(tenant, { namespace: tenant, headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
 
 interface FaultCase {
   step: string;
@@ -40,13 +54,21 @@ const faultCases = (mode: "API_AND_CONFIG_MAP" | "CONFIG_MAP"): FaultCase[] => [
     ? {
         step: "RemoveClusterAccess",
         operation: "kube:PUT configmaps",
-        remaining: (tenant) => [new RegExp(`^aws-auth mapping for arn:aws:iam::111122223333:role/nfeks-${tenant}\\.research-launcher: NotAllowed: `)],
-        left: (sandbox, tenant) => JSON.stringify(kubeObject(sandbox, "ConfigMap", "kube-system", "aws-auth")?.data).includes(`nfeks-${tenant}.research-launcher`) || undefined,
+        remaining: (tenant) => [
+          new RegExp(`^aws-auth mapping for arn:aws:iam::111122223333:role/nfeks-${tenant}\\.research-launcher: NotAllowed: `),
+        ],
+        left: (sandbox, tenant) =>
+          JSON.stringify(kubeObject(sandbox, "ConfigMap", "kube-system", "aws-auth")?.data).includes(`nfeks-${tenant}.research-launcher`) ||
+          undefined,
       }
     : {
         step: "RemoveClusterAccess",
         operation: "eks:DeleteAccessEntry",
-        remaining: (tenant) => [new RegExp(`^EKS access entry arn:aws:iam::111122223333:role/nf-eks-provisioner/nfeks-${tenant}\\.research-launcher on research: NotAllowed: `)],
+        remaining: (tenant) => [
+          new RegExp(
+            `^EKS access entry arn:aws:iam::111122223333:role/nf-eks-provisioner/nfeks-${tenant}\\.research-launcher on research: NotAllowed: `,
+          ),
+        ],
         left: (sandbox, tenant) => JSON.stringify(sandbox.snapshot().aws).includes(`nfeks-${tenant}.research-launcher`) || undefined,
       },
   {
@@ -139,7 +161,12 @@ describe("teardown, entry points and neighbours", () => {
     try {
       const created = await postEnvironment(sandbox, withHeadJob("busy"));
       expect(created.status).toBe(202);
-      await until("the run to reach its head job", async () => (await readEnvironment(sandbox, "busy")).body.lease !== undefined && kubeObject(sandbox, "PersistentVolumeClaim", "busy", "tower-scratch"));
+      await until(
+        "the run to reach its head job",
+        async () =>
+          (await readEnvironment(sandbox, "busy")).body.lease !== undefined &&
+          kubeObject(sandbox, "PersistentVolumeClaim", "busy", "tower-scratch"),
+      );
 
       // Act
       const answer = await deleteEnvironment(sandbox, "busy");
@@ -164,8 +191,12 @@ describe("teardown, entry points and neighbours", () => {
     await createEnvironment(sandbox, withHeadJob("leaves"));
     await settled(sandbox);
     const staying = (state: ReturnType<Sandbox["snapshot"]>) => ({
-      kube: state.kube.filter((o) => o.metadata.namespace === "stays" || o.metadata.name === "stays" || JSON.stringify(o).includes("-stays")),
-      aws: JSON.stringify(state.aws).match(/[^"]*nfeks-stays[^"]*/g)?.sort(),
+      kube: state.kube.filter(
+        (o) => o.metadata.namespace === "stays" || o.metadata.name === "stays" || JSON.stringify(o).includes("-stays"),
+      ),
+      aws: JSON.stringify(state.aws)
+        .match(/[^"]*nfeks-stays[^"]*/g)
+        ?.sort(),
     });
     const before = staying(sandbox.snapshot());
 
@@ -185,7 +216,11 @@ describe("teardown, entry points and neighbours", () => {
   it("keeps a namespace holding someone else's object, reports it, and removes the rest", async () => {
     // Prepare
     await createEnvironment(sandbox, pvcRequest("shared", { namespace: "shared" }));
-    sandbox.kube.store.create(DEPLOYMENTS, { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app" } }, "shared");
+    sandbox.kube.store.create(
+      DEPLOYMENTS,
+      { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app" } },
+      "shared",
+    );
 
     // Act
     const removed = await teardown(sandbox, "shared");
@@ -194,7 +229,9 @@ describe("teardown, entry points and neighbours", () => {
     expect(removed.execution.status).toBe("SUCCEEDED");
     const record = (await readEnvironment(sandbox, "shared")).body;
     expect(record.status).toBe("removed");
-    expect(record.owned.kept).toEqual(["Namespace shared: the product's for tenant shared but now holds objects it did not create (Deployment someone-elses-app)"]);
+    expect(record.owned.kept).toEqual([
+      "Namespace shared: the product's for tenant shared but now holds objects it did not create (Deployment someone-elses-app)",
+    ]);
     await settled(sandbox);
     expect(kubeObject(sandbox, "Namespace", undefined, "shared")).toBeDefined();
     expect(kubeObject(sandbox, "Deployment", "shared", "someone-elses-app")).toBeDefined();
@@ -211,14 +248,25 @@ describe("teardown, entry points and neighbours", () => {
     // Act
     const put = await events.send(
       new PutEventsCommand({
-        Entries: [{ EventBusName: "nf-eks-provisioner", Source: "com.example.onboarding", DetailType: "ComputeEnvironmentRemovalRequested", Detail: JSON.stringify({ tenant: "evented", cluster: { ...CLUSTER } }) }],
+        Entries: [
+          {
+            EventBusName: "nf-eks-provisioner",
+            Source: "com.example.onboarding",
+            DetailType: "ComputeEnvironmentRemovalRequested",
+            Detail: JSON.stringify({ tenant: "evented", cluster: { ...CLUSTER } }),
+          },
+        ],
       }),
     );
     events.destroy();
 
     // Assess
     expect(put.FailedEntryCount).toBe(0);
-    await until("the teardown to be recorded", async () => (await readEnvironment(sandbox, "evented")).body.status === "removed", RUN_TIMEOUT_MS);
+    await until(
+      "the teardown to be recorded",
+      async () => (await readEnvironment(sandbox, "evented")).body.status === "removed",
+      RUN_TIMEOUT_MS,
+    );
     await settled(sandbox);
     expect(kubeObject(sandbox, "Namespace", undefined, "evented")).toBeUndefined();
     expect(iamRole(sandbox, "nfeks-evented.research-launcher")).toBeUndefined();

@@ -150,7 +150,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
     // Prepare
     sandbox.faults.inject({ operation: "kube:GET jobs", kind: "permanent", times: 1 });
     // Act
-    const run = await provision(sandbox, pvcRequest("gamma", { namespace: "gamma", quota: { pods: 10 }, headJob: { pipeline: "nextflow-io/hello" } }));
+    const run = await provision(
+      sandbox,
+      pvcRequest("gamma", { namespace: "gamma", quota: { pods: 10 }, headJob: { pipeline: "nextflow-io/hello" } }),
+    );
     await settled(sandbox);
     // Assess
     expect(run.execution.status).toBe("FAILED");
@@ -167,8 +170,15 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
       });
       return finish(sandbox, (await res.json()) as Started);
     };
-    const { tenant: _t, cluster: _c, ...spec } = pvcRequest("delta", { namespace: "delta-one", storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } });
-    await provision(sandbox, pvcRequest("delta", { namespace: "delta-one", storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } }));
+    const {
+      tenant: _t,
+      cluster: _c,
+      ...spec
+    } = pvcRequest("delta", { namespace: "delta-one", storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } });
+    await provision(
+      sandbox,
+      pvcRequest("delta", { namespace: "delta-one", storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } }),
+    );
     // Act
     const grown = await put({ ...spec, storage: { type: "pvc", storageClass: "fsx-sc", size: "200Gi" } });
     const moved = await put({ ...spec, namespace: "delta-two", storage: { type: "pvc", storageClass: "fsx-sc", size: "200Gi" } });
@@ -183,7 +193,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
     sandbox.kube.seed({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: { name: `${jobName}-abcde`, namespace: "alpha", labels: { ...ownershipLabels("alpha", runMark(execution)), "job-name": jobName } },
+      metadata: {
+        name: `${jobName}-abcde`,
+        namespace: "alpha",
+        labels: { ...ownershipLabels("alpha", runMark(execution)), "job-name": jobName },
+      },
       spec: { restartPolicy: "Never", containers: [{ name: "nextflow", image: "nextflow/nextflow:24.10.4" }] },
     });
     const cluster = resolved(sandbox);

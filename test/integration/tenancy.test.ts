@@ -217,7 +217,11 @@ describe("a tenant's identities", () => {
       ...escapingPod.spec!,
       hostNetwork: true,
       containers: [
-        { ...escapingPod.spec!.containers[0]!, securityContext: { privileged: true }, volumeMounts: [{ name: "host", mountPath: "/host" }] },
+        {
+          ...escapingPod.spec!.containers[0]!,
+          securityContext: { privileged: true },
+          volumeMounts: [{ name: "host", mountPath: "/host" }],
+        },
       ],
       volumes: [{ name: "host", hostPath: { path: "/" } }],
     };
@@ -246,13 +250,19 @@ describe("a tenant's identities", () => {
     const created = await launcher.createNamespacedPod({ namespace: "zeta", body: taskPod("asks-for-nothing") });
     // Assess
     expect(created.spec?.containers[0]?.resources).toEqual({ requests: { cpu: "250m", memory: "256Mi" }, limits: { memory: "1Gi" } });
-    const guards = sandbox.kube.snapshot().filter((o) => o.metadata.namespace === "zeta" && ["LimitRange", "ResourceQuota", "NetworkPolicy"].includes(o.kind!));
+    const guards = sandbox.kube
+      .snapshot()
+      .filter((o) => o.metadata.namespace === "zeta" && ["LimitRange", "ResourceQuota", "NetworkPolicy"].includes(o.kind!));
     expect(guards.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
       "LimitRange/tenant-defaults",
       "NetworkPolicy/deny-from-other-namespaces",
       "ResourceQuota/tenant-quota",
     ]);
-    expect(guards.find((o) => o.kind === "NetworkPolicy")?.spec).toEqual({ podSelector: {}, policyTypes: ["Ingress"], ingress: [{ from: [{ podSelector: {} }] }] });
+    expect(guards.find((o) => o.kind === "NetworkPolicy")?.spec).toEqual({
+      podSelector: {},
+      policyTypes: ["Ingress"],
+      ingress: [{ from: [{ podSelector: {} }] }],
+    });
   });
 
   it("without the LimitRange, the quota refuses those pods (what the LimitRange is for)", async () => {
@@ -265,7 +275,9 @@ describe("a tenant's identities", () => {
     const refused = await apiError(launcher.createNamespacedPod({ namespace: "eta", body: taskPod("asks-for-nothing") }));
     // Assess
     expect(refused.code).toBe(403);
-    expect(refused.body.message).toBe('pods "asks-for-nothing" is forbidden: failed quota: tenant-quota: must specify limits.memory,requests.memory');
+    expect(refused.body.message).toBe(
+      'pods "asks-for-nothing" is forbidden: failed quota: tenant-quota: must specify limits.memory,requests.memory',
+    );
   });
 });
 
@@ -286,12 +298,20 @@ describe("before deleting a namespace it created, compensation looks at every ki
     // Prepare: someone deploys into the namespace as soon as it exists
     const stop = sandbox.kube.store.subscribe((event) => {
       if (event.type !== "ADDED" || event.resourceType !== NAMESPACES || event.object.metadata.name !== "theta") return;
-      setImmediate(() => sandbox.kube.store.create(DEPLOYMENTS, { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app" } }, "theta"));
+      setImmediate(() =>
+        sandbox.kube.store.create(
+          DEPLOYMENTS,
+          { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app" } },
+          "theta",
+        ),
+      );
     });
     // Act
     const undo = await failedRun("theta").finally(stop);
     // Assess
-    expect(undo.kept).toEqual(["Namespace theta: created by this run but now holds objects it did not create (Deployment someone-elses-app)"]);
+    expect(undo.kept).toEqual([
+      "Namespace theta: created by this run but now holds objects it did not create (Deployment someone-elses-app)",
+    ]);
     expect(sandbox.kube.snapshot().some((o) => o.kind === "Namespace" && o.metadata.name === "theta")).toBe(true);
   });
 
@@ -301,9 +321,15 @@ describe("before deleting a namespace it created, compensation looks at every ki
     // Act
     const undo = await failedRun("iota");
     // Assess
-    expect(undo.kept).toEqual(["Namespace iota: created by this run but it may not list widgets.example.com there, which may hold objects it did not create"]);
+    expect(undo.kept).toEqual([
+      "Namespace iota: created by this run but it may not list widgets.example.com there, which may hold objects it did not create",
+    ]);
     expect(undo.undone).toContain("Role iota/tower-launcher-role");
     const left = sandbox.kube.snapshot().filter((o) => o.metadata.namespace === "iota" || o.metadata.name === "iota");
-    expect(left.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(["ConfigMap/kube-root-ca.crt", "Namespace/iota", "ServiceAccount/default"]);
+    expect(left.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      "ConfigMap/kube-root-ca.crt",
+      "Namespace/iota",
+      "ServiceAccount/default",
+    ]);
   });
 });

@@ -13,7 +13,18 @@ import { GetExecutionHistoryCommand, type HistoryEvent, type SFNClient } from "@
 import type { Sandbox } from "../../local/sandbox.js";
 import { AWS_AUTH_MAX_ATTEMPTS } from "../../functions/steps/cluster-access/index.js";
 import type { FaultKind } from "../../local/faults.js";
-import { ACCOUNT_ID, awsAuth, clusterState, FAST, iamRole, mappedRoleArns, provision, pvcRequest, useSandbox, type Run } from "../support/sandbox-runs.js";
+import {
+  ACCOUNT_ID,
+  awsAuth,
+  clusterState,
+  FAST,
+  iamRole,
+  mappedRoleArns,
+  provision,
+  pvcRequest,
+  useSandbox,
+  type Run,
+} from "../support/sandbox-runs.js";
 
 /** The step whose first call of `operation` the fault hits. */
 const STEP_OPERATIONS: Array<{ step: string; operation: string }> = [
@@ -27,7 +38,11 @@ const STEP_OPERATIONS: Array<{ step: string; operation: string }> = [
   { step: "Report", operation: "events:PutEvents" },
 ];
 
-const NAMED: Record<"throttle" | "5xx" | "conflict", string> = { throttle: "Throttled", "5xx": "ClusterUnreachable", conflict: "KubeConflict" };
+const NAMED: Record<"throttle" | "5xx" | "conflict", string> = {
+  throttle: "Throttled",
+  "5xx": "ClusterUnreachable",
+  conflict: "KubeConflict",
+};
 
 interface TransientCase {
   step: string;
@@ -90,7 +105,9 @@ describe("transient faults on an API_AND_CONFIG_MAP cluster", () => {
       expect(sandbox.faults.fired).toEqual(Array.from({ length: times }, () => ({ operation, kind })));
       expectRetriedTo(run, step, retries);
       expect(failedAttempts(await history(sfn, run.started.executionArn))).toEqual(Array.from({ length: retries }, () => NAMED[kind]));
-      expect(sandbox.aws.events({ detailType: "ComputeEnvironmentReady" }).some((e) => (e.detail as { tenant?: string }).tenant === tenant)).toBe(true);
+      expect(
+        sandbox.aws.events({ detailType: "ComputeEnvironmentReady" }).some((e) => (e.detail as { tenant?: string }).tenant === tenant),
+      ).toBe(true);
     },
   );
 });

@@ -33,7 +33,8 @@ import { specOf } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
 const FSX = { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } as const;
-const environmentOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
+const environmentOf = (tenant: string) =>
+  new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 const pathOf = (tenant: string) => `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
 
 async function call(sandbox: Sandbox, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
@@ -56,7 +57,14 @@ async function create(sandbox: Sandbox, request: Record<string, unknown>): Promi
 
 /** What the tests compare of an object: kind, name, labels, annotations and content (server-set metadata aside). */
 function contentOf(object: any): unknown {
-  const { resourceVersion: _rv, uid: _uid, creationTimestamp: _ct, managedFields: _mf, generation: _g, ...metadata } = object.metadata ?? {};
+  const {
+    resourceVersion: _rv,
+    uid: _uid,
+    creationTimestamp: _ct,
+    managedFields: _mf,
+    generation: _g,
+    ...metadata
+  } = object.metadata ?? {};
   const { status: _status, ...rest } = object;
   return { ...rest, metadata };
 }
@@ -90,24 +98,42 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     expect(run.execution.status).toBe("SUCCEEDED");
     expect(stepResult(run, "RemoveUnwantedResources").removed).toEqual(["Namespace upd-conv-one"]);
     await until("the old namespace to be gone", () => !kubeObject(sandbox, "Namespace", undefined, "upd-conv-one"));
-    expect(kubeObjects(sandbox, "ServiceAccount", "upd-conv-two").map((sa) => sa.metadata.name).sort()).toEqual(["default", "tower-launcher-sa", "upd-conv-compute"]);
+    expect(
+      kubeObjects(sandbox, "ServiceAccount", "upd-conv-two")
+        .map((sa) => sa.metadata.name)
+        .sort(),
+    ).toEqual(["default", "tower-launcher-sa", "upd-conv-compute"]);
     expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-conv-two", "tower-scratch")?.spec.resources.requests.storage).toBe("200Gi");
-    expect(kubeObject(sandbox, "ConfigMap", "upd-conv-two", "nextflow-config")?.data["nextflow.config"]).toContain("workDir = '/data/work'");
+    expect(kubeObject(sandbox, "ConfigMap", "upd-conv-two", "nextflow-config")?.data["nextflow.config"]).toContain(
+      "workDir = '/data/work'",
+    );
     expect(kubeObjects(sandbox, "RoleBinding", "upd-conv-two")).toHaveLength(2);
     const record = await environmentOf(tenant);
-    expect(record).toMatchObject({ generation: 2, status: "ready", spec: { namespace: "upd-conv-two", computeServiceAccount: "upd-conv-compute" } });
+    expect(record).toMatchObject({
+      generation: 2,
+      status: "ready",
+      spec: { namespace: "upd-conv-two", computeServiceAccount: "upd-conv-compute" },
+    });
     expect(record?.lease).toBeUndefined();
     const owned = (record?.owned.kubernetes as Array<{ kind: string; namespace?: string; name: string }>) ?? [];
     expect(owned.filter((ref) => ref.namespace === "upd-conv-one" || ref.name === "upd-conv-one")).toEqual([]);
     expect(owned.map((ref) => `${ref.kind} ${ref.namespace ?? ""}/${ref.name}`)).toEqual(
-      expect.arrayContaining(["Namespace /upd-conv-two", "ServiceAccount upd-conv-two/upd-conv-compute", "PersistentVolumeClaim upd-conv-two/tower-scratch", "ConfigMap upd-conv-two/nextflow-config"]),
+      expect.arrayContaining([
+        "Namespace /upd-conv-two",
+        "ServiceAccount upd-conv-two/upd-conv-compute",
+        "PersistentVolumeClaim upd-conv-two/tower-scratch",
+        "ConfigMap upd-conv-two/nextflow-config",
+      ]),
     );
   });
 
   it("grows a claim in place (a merge patch of its size) where its StorageClass allows expansion, and removes a compute service account no longer wanted", async () => {
     // Prepare
     const tenant = "upd-grow";
-    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-grow", computeServiceAccount: "upd-grow-compute" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-grow", computeServiceAccount: "upd-grow-compute" }) as Record<
+      string,
+      unknown
+    >;
     await create(sandbox, first);
     const { computeServiceAccount: _dropped, ...rest } = specOf(first);
     const second = { ...rest, storage: { type: "pvc", storageClass: "fsx-sc", size: "150Gi" } };
@@ -118,7 +144,9 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
 
     // Assess
     expect(run.execution.status).toBe("SUCCEEDED");
-    expect(stepResult(run, "ConfigureStorage").grown).toEqual([{ claim: "tower-scratch", namespace: "upd-grow", from: "100Gi", to: "150Gi" }]);
+    expect(stepResult(run, "ConfigureStorage").grown).toEqual([
+      { claim: "tower-scratch", namespace: "upd-grow", from: "100Gi", to: "150Gi" },
+    ]);
     expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-grow", "tower-scratch")?.spec.resources.requests.storage).toBe("150Gi");
     expect(kubeObject(sandbox, "ServiceAccount", "upd-grow", "upd-grow-compute")).toBeUndefined();
     expect(stepResult(run, "RemoveUnwantedResources").removed).toEqual(["ServiceAccount upd-grow/upd-grow-compute"]);
@@ -148,7 +176,10 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     expect(workloadBefore).toBeDefined();
     expect(run.execution.status, run.execution.cause).toBe("SUCCEEDED");
     const removal = stepResult(run, "RemoveUnwantedIdentities");
-    expect(removal.removed).toEqual([...associations.map((id) => expect.stringContaining(`Pod Identity association ${id}`)), `IAM role ${workload}`]);
+    expect(removal.removed).toEqual([
+      ...associations.map((id) => expect.stringContaining(`Pod Identity association ${id}`)),
+      `IAM role ${workload}`,
+    ]);
     expect(removal.kept).toEqual([]);
     expect(iamRole(sandbox, workload)).toBeUndefined();
     expect(iamRole(sandbox, launcher)).toBeDefined();
@@ -159,9 +190,15 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
   it("a permanent fault during an update puts the previous generation back: objects as before (the growth said, not undone), the record at generation 1, the error reported", async () => {
     // Prepare
     const tenant = "upd-fail";
-    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-fail", computeServiceAccount: "upd-fail-compute" }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-fail", computeServiceAccount: "upd-fail-compute" }) as Record<
+      string,
+      unknown
+    >;
     await create(sandbox, first);
-    const before = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(kubeObjects(sandbox, "ServiceAccount", "upd-fail"), kubeObjects(sandbox, "RoleBinding", "upd-fail"));
+    const before = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(
+      kubeObjects(sandbox, "ServiceAccount", "upd-fail"),
+      kubeObjects(sandbox, "RoleBinding", "upd-fail"),
+    );
     const { computeServiceAccount: _dropped, ...rest } = specOf(first);
     const second = { ...rest, storage: { type: "pvc", storageClass: "fsx-sc", size: "120Gi", mountPath: "/data" } };
     // The last step's removal of the compute service account fails for good, after every other change was made.
@@ -179,12 +216,19 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     expect(run.execution.cause).toContain("Step RemoveUnwantedResources failed");
     expect(run.execution.cause).toContain("grown from 100Gi to 120Gi by this run; a claim cannot shrink, so the growth is not undone");
     expect(run.execution.cause).toContain("generation 1 is the desired spec again (status ready)");
-    const after = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(kubeObjects(sandbox, "ServiceAccount", "upd-fail"), kubeObjects(sandbox, "RoleBinding", "upd-fail"));
+    const after = kubeObjects(sandbox, "ConfigMap", "upd-fail").concat(
+      kubeObjects(sandbox, "ServiceAccount", "upd-fail"),
+      kubeObjects(sandbox, "RoleBinding", "upd-fail"),
+    );
     expect(after.map(contentOf)).toEqual(before.map(contentOf));
     expect(kubeObject(sandbox, "ConfigMap", "upd-fail", "nextflow-config")?.data["nextflow.config"]).toContain("workDir = '/scratch/work'");
     expect(kubeObject(sandbox, "PersistentVolumeClaim", "upd-fail", "tower-scratch")?.spec.resources.requests.storage).toBe("120Gi");
     const record = await environmentOf(tenant);
-    expect(record).toMatchObject({ generation: 1, status: "ready", spec: { computeServiceAccount: "upd-fail-compute", storage: { size: "100Gi", mountPath: "/scratch" } } });
+    expect(record).toMatchObject({
+      generation: 1,
+      status: "ready",
+      spec: { computeServiceAccount: "upd-fail-compute", storage: { size: "100Gi", mountPath: "/scratch" } },
+    });
     expect(record?.lastFailure).toMatchObject({ error: run.execution.error, generation: 2 });
     expect(record?.lease).toBeUndefined();
   });
@@ -192,9 +236,16 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
   it("a growth the claim's StorageClass does not allow fails the run with VolumeExpansionNotAllowed and changes nothing", async () => {
     // Prepare
     const tenant = "upd-efs";
-    const first = pvcRequest(tenant, { namespace: "upd-efs", storage: { type: "pvc", storageClass: "efs-sc", size: "10Gi" } }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, { namespace: "upd-efs", storage: { type: "pvc", storageClass: "efs-sc", size: "10Gi" } }) as Record<
+      string,
+      unknown
+    >;
     await create(sandbox, first);
-    const second = { ...specOf(first), computeServiceAccount: "upd-efs-compute", storage: { type: "pvc", storageClass: "efs-sc", size: "20Gi" } };
+    const second = {
+      ...specOf(first),
+      computeServiceAccount: "upd-efs-compute",
+      storage: { type: "pvc", storageClass: "efs-sc", size: "20Gi" },
+    };
 
     // Act
     const answer = await call(sandbox, "PUT", pathOf(tenant), second);
@@ -214,7 +265,12 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     const tenant = "upd-shrink";
     const first = pvcRequest(tenant, { storage: FSX, namespace: "upd-shrink" }) as Record<string, unknown>;
     await create(sandbox, first);
-    const bad = { ...specOf(first), tenant: "someone-else", headJob: { pipeline: "nextflow-io/hello" }, storage: { type: "pvc", storageClass: "fsx-sc", size: "50Gi" } };
+    const bad = {
+      ...specOf(first),
+      tenant: "someone-else",
+      headJob: { pipeline: "nextflow-io/hello" },
+      storage: { type: "pvc", storageClass: "fsx-sc", size: "50Gi" },
+    };
 
     // Act
     const answer = await call(sandbox, "PUT", pathOf(tenant), bad);
@@ -261,10 +317,14 @@ const LAUNCHER_OLD = `arn:aws:iam::${ACCOUNT_ID}:role/upd-seqera-old`;
 const LAUNCHER_NEW = `arn:aws:iam::${ACCOUNT_ID}:role/upd-seqera-new`;
 
 async function createLauncherRoles(sandbox: Sandbox): Promise<void> {
-  const trust = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }] };
+  const trust = {
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT_ID}:root` }, Action: "sts:AssumeRole" }],
+  };
   for (const arn of [LAUNCHER_OLD, LAUNCHER_NEW]) {
     const name = arn.slice(arn.lastIndexOf("/") + 1);
-    if (!iamRole(sandbox, name)) await iamClient().send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
+    if (!iamRole(sandbox, name))
+      await iamClient().send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: JSON.stringify(trust) }));
   }
 }
 
@@ -281,7 +341,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("PUT naming another
     // Prepare
     const tenant = authenticationMode === "CONFIG_MAP" ? "upd-who-map" : "upd-who";
     await createLauncherRoles(sandbox);
-    const first = pvcRequest(tenant, { storage: FSX, namespace: tenant, launcher: { mode: "existing", principalArn: LAUNCHER_OLD } }) as Record<string, unknown>;
+    const first = pvcRequest(tenant, {
+      storage: FSX,
+      namespace: tenant,
+      launcher: { mode: "existing", principalArn: LAUNCHER_OLD },
+    }) as Record<string, unknown>;
     await create(sandbox, first);
     const oldLetInBefore = await listPodsAs(sandbox, LAUNCHER_OLD, tenant);
     const second = { ...specOf(first), launcher: { mode: "existing", principalArn: LAUNCHER_NEW } };
@@ -307,6 +371,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("PUT naming another
       expect(clusterState(sandbox).accessEntries.get(LAUNCHER_NEW)).toMatchObject({ username: `tower-launcher-user-${tenant}` });
     }
     expect(removal.kept.filter((line: string) => line.includes(LAUNCHER_OLD))).toEqual([]);
-    expect(await environmentOf(tenant)).toMatchObject({ generation: 2, status: "ready", owned: { clusterAccess: { principalArn: LAUNCHER_NEW } } });
+    expect(await environmentOf(tenant)).toMatchObject({
+      generation: 2,
+      status: "ready",
+      owned: { clusterAccess: { principalArn: LAUNCHER_NEW } },
+    });
   });
 });

@@ -50,7 +50,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     // Assess: the run, and no launcher role created (the given principal is used)
     expect(run.execution.status).toBe("SUCCEEDED");
     const workloadArn = `arn:aws:iam::${ACCOUNT_ID}:role/nf-eks-provisioner/nfeks-proteomics.research-workload`;
-    expect(stepResult(run, "CreateIamResources")).toMatchObject({ launcherArn: SANDBOX_EXISTING_LAUNCHER, launcherCreated: false, workloadRoleArn: workloadArn });
+    expect(stepResult(run, "CreateIamResources")).toMatchObject({
+      launcherArn: SANDBOX_EXISTING_LAUNCHER,
+      launcherCreated: false,
+      workloadRoleArn: workloadArn,
+    });
     expect(iamRole(sandbox, "nfeks-proteomics.research-launcher")).toBeUndefined();
 
     // Assess: the workload role's trust is StringEquals on :sub (both SAs of this namespace) and :aud
@@ -72,7 +76,11 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     const s3 = policyOf(workload?.inlinePolicies.get("nfeks-proteomics.research-fusion-s3")).Statement;
     // Issue #9: confined to the work directory (before: the whole bucket).
     expect(s3).toContainEqual(
-      expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::proteomics-nextflow-work", Condition: { StringLike: { "s3:prefix": ["work/", "work/*"] } } }),
+      expect.objectContaining({
+        Action: "s3:ListBucket",
+        Resource: "arn:aws:s3:::proteomics-nextflow-work",
+        Condition: { StringLike: { "s3:prefix": ["work/", "work/*"] } },
+      }),
     );
     expect(s3).toContainEqual(expect.objectContaining({ Action: S3_ACTIONS, Resource: "arn:aws:s3:::proteomics-nextflow-work/work/*" }));
     expect(clusterState(sandbox).podIdentityAssociations.size).toBe(0);
@@ -89,7 +97,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     expect(config).toMatch(/fusion \{\n\s+enabled = true\n\s+privileged = false\n\}/);
     expect(config).toContain("serviceAccount = 'tower-compute-sa'");
     expect(kubeObject(sandbox, "PersistentVolumeClaim", "tower-nf", "tower-scratch")).toBeUndefined();
-    expect(stepResult(run, "ConfigureStorage")).toMatchObject({ type: "fusion", annotated: [{ serviceAccount: "tower-launcher-sa" }, { serviceAccount: "tower-compute-sa" }] });
+    expect(stepResult(run, "ConfigureStorage")).toMatchObject({
+      type: "fusion",
+      annotated: [{ serviceAccount: "tower-launcher-sa" }, { serviceAccount: "tower-compute-sa" }],
+    });
 
     // Assess: cluster access for the existing launcher, the event, and the launcher in use
     expectClusterAccess(sandbox, SANDBOX_EXISTING_LAUNCHER, "proteomics", seededAwsAuth);
@@ -135,15 +146,25 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
       ["tower-launcher-sa", workloadArn],
     ]);
     for (const a of associations) expect(a.tags).toMatchObject({ "nf-eks-provisioner/tenant": "metabolomics" });
-    expect(stepResult(run, "CreateIamResources").podIdentityAssociationIds).toEqual(expect.arrayContaining(associations.map((a) => a.associationId)));
+    expect(stepResult(run, "CreateIamResources").podIdentityAssociationIds).toEqual(
+      expect.arrayContaining(associations.map((a) => a.associationId)),
+    );
     // No IRSA annotation with Pod Identity.
     for (const sa of ["tower-launcher-sa", "tower-compute-sa"]) {
-      expect(kubeObject(sandbox, "ServiceAccount", "metabolomics", sa)?.metadata.annotations?.["eks.amazonaws.com/role-arn"], sa).toBeUndefined();
+      expect(
+        kubeObject(sandbox, "ServiceAccount", "metabolomics", sa)?.metadata.annotations?.["eks.amazonaws.com/role-arn"],
+        sa,
+      ).toBeUndefined();
     }
-    expect(kubeObject(sandbox, "ConfigMap", "metabolomics", "nextflow-config")?.data?.["nextflow.config"]).toContain("s3://metabolomics-nextflow-work/work");
+    expect(kubeObject(sandbox, "ConfigMap", "metabolomics", "nextflow-config")?.data?.["nextflow.config"]).toContain(
+      "s3://metabolomics-nextflow-work/work",
+    );
 
     expectClusterAccess(sandbox, launcherArn, "metabolomics", seededAwsAuth);
-    expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({ tenant: "metabolomics", roleArns: { launcher: launcherArn, workload: workloadArn } });
+    expect(readyEventOf(sandbox, run.started.executionName)).toMatchObject({
+      tenant: "metabolomics",
+      roleArns: { launcher: launcherArn, workload: workloadArn },
+    });
     await expectLauncherConfinedTo(sandbox, launcherArn, "metabolomics");
   });
 
@@ -158,7 +179,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
 
     // Act
-    const run = await provision(sandbox, fusionRequest("genetics", { namespace: "genetics-b", storage: { type: "fusion", bucket: "genetics-b-work", workDir: "work" } }));
+    const run = await provision(
+      sandbox,
+      fusionRequest("genetics", { namespace: "genetics-b", storage: { type: "fusion", bucket: "genetics-b-work", workDir: "work" } }),
+    );
 
     // Assess: the role was pointed at the new namespace and bucket, and back again
     expect(run.execution.status).toBe("FAILED");
@@ -172,7 +196,9 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
         writtenInlinePolicy: expect.stringContaining("genetics-b-work"),
       },
     ]);
-    expect(stepResult(run, "UndoIamResources").undone).toEqual([`IAM role ${workload}: inline policy nfeks-genetics.research-fusion-s3 restored, trust policy restored`]);
+    expect(stepResult(run, "UndoIamResources").undone).toEqual([
+      `IAM role ${workload}: inline policy nfeks-genetics.research-fusion-s3 restored, trust policy restored`,
+    ]);
     expect(iamRole(sandbox, workload)?.assumeRolePolicyDocument).toBe(trustBefore);
     expect(iamRole(sandbox, workload)?.inlinePolicies.get("nfeks-genetics.research-fusion-s3")).toBe(s3Before);
     await settled(sandbox);

@@ -66,12 +66,26 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     const labels = { ...OWNED, "nf-eks-provisioner/tenant": "genomics", team: "genomics" };
     const namespace = kubeObject(sandbox, "Namespace", undefined, "tower-nf");
     // The Namespace carries the marks and Pod Security, never the request's labels (NetworkPolicies select namespaces by label).
-    expect(namespace?.metadata.labels).toMatchObject({ ...OWNED, "nf-eks-provisioner/tenant": "genomics", "pod-security.kubernetes.io/enforce": "baseline" });
+    expect(namespace?.metadata.labels).toMatchObject({
+      ...OWNED,
+      "nf-eks-provisioner/tenant": "genomics",
+      "pod-security.kubernetes.io/enforce": "baseline",
+    });
     expect(namespace?.metadata.labels).not.toHaveProperty("team");
     expect(namespace?.metadata.annotations?.["nf-eks-provisioner/created-by-execution"]).toBe(run.started.executionName);
-    const ours = (kind: string) => kubeObjects(sandbox, kind, "tower-nf").filter((o) => o.metadata.labels?.["nf-eks-provisioner/tenant"] === "genomics");
+    const ours = (kind: string) =>
+      kubeObjects(sandbox, kind, "tower-nf").filter((o) => o.metadata.labels?.["nf-eks-provisioner/tenant"] === "genomics");
     expect(ours("ServiceAccount").map((o) => o.metadata.name)).toEqual(["tower-launcher-sa"]);
-    for (const kind of ["ServiceAccount", "Role", "RoleBinding", "LimitRange", "NetworkPolicy", "PersistentVolumeClaim", "ConfigMap", "Job"]) {
+    for (const kind of [
+      "ServiceAccount",
+      "Role",
+      "RoleBinding",
+      "LimitRange",
+      "NetworkPolicy",
+      "PersistentVolumeClaim",
+      "ConfigMap",
+      "Job",
+    ]) {
       for (const o of ours(kind)) expect(o.metadata.labels, `${kind} ${o.metadata.name}`).toMatchObject(labels);
     }
     const role = kubeObject(sandbox, "Role", "tower-nf", "tower-launcher-role");
@@ -81,14 +95,23 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
     ]);
     const bindings: Record<string, KubeObject> = Object.fromEntries(ours("RoleBinding").map((b) => [b.metadata.name, b]));
     expect(Object.keys(bindings).sort()).toEqual(["tower-launcher-sa-binding", "tower-launcher-user-genomics-binding"]);
-    expect(bindings["tower-launcher-sa-binding"]!.subjects).toEqual([{ kind: "ServiceAccount", name: "tower-launcher-sa", namespace: "tower-nf" }]);
-    expect(bindings["tower-launcher-user-genomics-binding"]!.subjects).toEqual([{ kind: "User", name: "tower-launcher-user-genomics", apiGroup: "rbac.authorization.k8s.io" }]);
-    for (const b of Object.values(bindings)) expect(b.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
+    expect(bindings["tower-launcher-sa-binding"]!.subjects).toEqual([
+      { kind: "ServiceAccount", name: "tower-launcher-sa", namespace: "tower-nf" },
+    ]);
+    expect(bindings["tower-launcher-user-genomics-binding"]!.subjects).toEqual([
+      { kind: "User", name: "tower-launcher-user-genomics", apiGroup: "rbac.authorization.k8s.io" },
+    ]);
+    for (const b of Object.values(bindings))
+      expect(b.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" });
     expect(kubeObjects(sandbox, "ClusterRoleBinding").filter((o) => o.metadata.labels?.["app.kubernetes.io/managed-by"])).toEqual([]);
     expect(kubeObjects(sandbox, "ClusterRole").filter((o) => o.metadata.labels?.["app.kubernetes.io/managed-by"])).toEqual([]);
 
     const pvc = kubeObject(sandbox, "PersistentVolumeClaim", "tower-nf", "tower-scratch");
-    expect(pvc?.spec).toMatchObject({ accessModes: ["ReadWriteMany"], storageClassName: "efs-sc", resources: { requests: { storage: "100Gi" } } });
+    expect(pvc?.spec).toMatchObject({
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "efs-sc",
+      resources: { requests: { storage: "100Gi" } },
+    });
     const config = kubeObject(sandbox, "ConfigMap", "tower-nf", "nextflow-config");
     expect(config?.data?.["nextflow.config"]).toContain("storageClaimName = 'tower-scratch'");
     expect(config?.data?.["nextflow.config"]).toContain("workDir = '/scratch/work'");
@@ -188,7 +211,10 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("a PVC tenant on a 
       sandbox.kube.seed({ ...seededAwsAuth, data: { ...seededAwsAuth.data, mapRoles } });
       try {
         // Act
-        const run = await provision(sandbox, pvcRequest("mapped", { namespace: "mapped", launcher: { mode: "existing", principalArn: launcherArn } }));
+        const run = await provision(
+          sandbox,
+          pvcRequest("mapped", { namespace: "mapped", launcher: { mode: "existing", principalArn: launcherArn } }),
+        );
 
         // Assess
         expect(run.execution.status).toBe("FAILED");

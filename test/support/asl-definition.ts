@@ -48,7 +48,10 @@ export const PLACEHOLDER = /\$\{([A-Za-z0-9_]+)\}/g;
 /** What the stack does at deploy time: every `${Placeholder}` becomes a Lambda ARN. */
 export function definitionWithFakeArns(): AslMachine {
   return JSON.parse(
-    ASL_TEXT.replace(PLACEHOLDER, (_, name: string) => `arn:aws:lambda:eu-west-1:111122223333:function:nfeks-${name.replace(/FunctionArn$/, "")}`),
+    ASL_TEXT.replace(
+      PLACEHOLDER,
+      (_, name: string) => `arn:aws:lambda:eu-west-1:111122223333:function:nfeks-${name.replace(/FunctionArn$/, "")}`,
+    ),
   ) as AslMachine;
 }
 

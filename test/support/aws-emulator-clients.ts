@@ -29,7 +29,13 @@ export const RESEARCH: SeedCluster = {
   version: "1.31",
   nodeRoleArn: NODE_ROLE_ARN,
 };
-export const LEGACY: SeedCluster = { ...RESEARCH, name: "legacy", authenticationMode: "CONFIG_MAP", oidcIssuer: undefined, nodeRoleArn: undefined };
+export const LEGACY: SeedCluster = {
+  ...RESEARCH,
+  name: "legacy",
+  authenticationMode: "CONFIG_MAP",
+  oidcIssuer: undefined,
+  nodeRoleArn: undefined,
+};
 
 export const launcherTrust = JSON.stringify(launcherTrustPolicy([accountRootArn(ACCOUNT)]));
 /** A workload role's Pod Identity trust (the head service account of tower-nf on research). */
@@ -49,7 +55,9 @@ export function clients(endpoint: string, maxAttempts = 1) {
 }
 
 /** The error a promise rejects with (fails the test when it resolves). */
-export async function rejection(promise: Promise<unknown>): Promise<Error & { $metadata?: { httpStatusCode?: number; attempts?: number } }> {
+export async function rejection(
+  promise: Promise<unknown>,
+): Promise<Error & { $metadata?: { httpStatusCode?: number; attempts?: number } }> {
   try {
     await promise;
   } catch (error) {

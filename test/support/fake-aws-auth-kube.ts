@@ -57,7 +57,14 @@ export class FakeAwsAuthKube {
     this.configMap = {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { name: "aws-auth", namespace: "kube-system", uid: "uid-aws-auth", resourceVersion: String(this.version++), labels: { "eks.amazonaws.com/component": "aws-auth" }, ...(annotations ? { annotations } : {}) },
+      metadata: {
+        name: "aws-auth",
+        namespace: "kube-system",
+        uid: "uid-aws-auth",
+        resourceVersion: String(this.version++),
+        labels: { "eks.amazonaws.com/component": "aws-auth" },
+        ...(annotations ? { annotations } : {}),
+      },
       ...(data ? { data: { ...data } } : {}),
     };
   }

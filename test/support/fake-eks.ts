@@ -28,7 +28,10 @@ export interface FakeEks {
 
 /** What EKS answers for an access entry that does not exist. */
 export function accessEntryNotFound(): ResourceNotFoundException {
-  return new ResourceNotFoundException({ message: "The specified access entry resource could not be found.", $metadata: { httpStatusCode: 404 } });
+  return new ResourceNotFoundException({
+    message: "The specified access entry resource could not be found.",
+    $metadata: { httpStatusCode: 404 },
+  });
 }
 
 function installFakeAccessEntries(eks: AwsClientStub<EKSClient>, entries: Map<string, AccessEntry>): void {
@@ -38,7 +41,11 @@ function installFakeAccessEntries(eks: AwsClientStub<EKSClient>, entries: Map<st
     return { accessEntry: structuredClone(entry) };
   });
   eks.on(CreateAccessEntryCommand).callsFake(({ clusterName, principalArn, kubernetesGroups, username, type, tags }) => {
-    if (entries.has(principalArn)) throw new ResourceInUseException({ message: "The specified access entry resource is already in use on this cluster.", $metadata: { httpStatusCode: 409 } });
+    if (entries.has(principalArn))
+      throw new ResourceInUseException({
+        message: "The specified access entry resource is already in use on this cluster.",
+        $metadata: { httpStatusCode: 409 },
+      });
     const entry: AccessEntry = { clusterName, principalArn, kubernetesGroups, username, type, tags };
     entries.set(principalArn, entry);
     return { accessEntry: entry };

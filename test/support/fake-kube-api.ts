@@ -18,7 +18,14 @@
  * Faults reuse local/faults.ts with the sandbox's operation names (`kube:POST rolebindings`).
  * `calls` logs every request; `mutations` counts the writes that changed something.
  */
-import { ApiException, type Configuration, type KubernetesListObject, type KubernetesObject, type V1DeleteOptions, type V1Status } from "@kubernetes/client-node";
+import {
+  ApiException,
+  type Configuration,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1DeleteOptions,
+  type V1Status,
+} from "@kubernetes/client-node";
 import { isDeepStrictEqual } from "node:util";
 import { KubeApi, type NamespacedResourceType } from "../../functions/lib/kube/kube-client.js";
 import { FaultInjector } from "../../local/faults.js";
@@ -76,7 +83,9 @@ const REASONS: Record<number, string> = {
 
 /** The error the real client throws for a non-2xx answer: ApiException with the V1Status as JSON text. */
 function kubeApiError(code: number, message: string, reason = REASONS[code] ?? "Unknown", details?: StatusDetails): ApiException<string> {
-  return new ApiException<string>(code, "Unsuccessful HTTP Request", JSON.stringify(failure(code, reason, message, details)), { "content-type": "application/json" });
+  return new ApiException<string>(code, "Unsuccessful HTTP Request", JSON.stringify(failure(code, reason, message, details)), {
+    "content-type": "application/json",
+  });
 }
 
 /** The 409 for a write based on a stale object (or an injected conflict). */
@@ -156,9 +165,7 @@ export class FakeKubeApi extends KubeApi {
 
   /** `Kind/namespace/name` of every stored object, sorted: a compact picture of the cluster for assertions. */
   inventory(): string[] {
-    return [...this.objects.values()]
-      .map((o) => [o.kind, o.metadata?.namespace, o.metadata?.name].filter(Boolean).join("/"))
-      .sort();
+    return [...this.objects.values()].map((o) => [o.kind, o.metadata?.namespace, o.metadata?.name].filter(Boolean).join("/")).sort();
   }
 
   /** Change an object's status as a controller would (bumps resourceVersion, not counted as a mutation). */
@@ -222,7 +229,11 @@ export class FakeKubeApi extends KubeApi {
     return clone(stored) as T;
   }
 
-  override async read<T extends KubernetesObject>(spec: { apiVersion?: string; kind?: string; metadata: { name: string; namespace?: string } }): Promise<T> {
+  override async read<T extends KubernetesObject>(spec: {
+    apiVersion?: string;
+    kind?: string;
+    metadata: { name: string; namespace?: string };
+  }): Promise<T> {
     const { apiVersion, kind, name, namespace } = this.identify(spec as KubernetesObject);
     await this.enter({ verb: "read", apiVersion, kind, namespace, name });
     return clone(this.mustFind(apiVersion, kind, namespace, name)) as T;
@@ -288,16 +299,26 @@ export class FakeKubeApi extends KubeApi {
     const current = this.mustFind(apiVersion, kind, namespace, name);
     const preconditions = body?.preconditions;
     if (preconditions?.uid !== undefined && preconditions.uid !== current.metadata?.uid) {
-      throw kubeApiError(409, `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${current.metadata?.uid}`);
+      throw kubeApiError(
+        409,
+        `Precondition failed: UID in precondition: ${preconditions.uid}, UID in object meta: ${current.metadata?.uid}`,
+      );
     }
     if (preconditions?.resourceVersion !== undefined) this.checkResourceVersion(current, preconditions.resourceVersion, kind, name);
     if (dryRun !== "All") {
       // batch/v1 Jobs orphan their pods unless the caller asks for propagation (the API's legacy default).
-      const orphan = orphanDependents === true || policy === "Orphan" || (policy === undefined && orphanDependents === undefined && kind === "Job");
+      const orphan =
+        orphanDependents === true || policy === "Orphan" || (policy === undefined && orphanDependents === undefined && kind === "Job");
       this.remove(current, !orphan);
       this.mutations++;
     }
-    return { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success", details: { name, kind: resourceOf(kind), uid: current.metadata?.uid } };
+    return {
+      kind: "Status",
+      apiVersion: "v1",
+      metadata: {},
+      status: "Success",
+      details: { name, kind: resourceOf(kind), uid: current.metadata?.uid },
+    };
   }
 
   override async list<T extends KubernetesObject>(
@@ -386,7 +407,8 @@ export class FakeKubeApi extends KubeApi {
     obj.metadata = {
       ...obj.metadata,
       uid: previous?.metadata?.uid ?? obj.metadata?.uid ?? `uid-${++this.uidCounter}`,
-      creationTimestamp: previous?.metadata?.creationTimestamp ?? obj.metadata?.creationTimestamp ?? new Date(Date.UTC(2025, 0, 1, 0, 0, this.uidCounter)),
+      creationTimestamp:
+        previous?.metadata?.creationTimestamp ?? obj.metadata?.creationTimestamp ?? new Date(Date.UTC(2025, 0, 1, 0, 0, this.uidCounter)),
       resourceVersion: String(++this.version),
     };
     if (!CLUSTER_SCOPED_KINDS.has(obj.kind!)) obj.metadata.namespace = obj.metadata.namespace || "default";
@@ -405,7 +427,8 @@ export class FakeKubeApi extends KubeApi {
   private remove(obj: KubernetesObject, collectDependents: boolean): void {
     this.objects.delete(this.keyOf(obj));
     if (obj.kind === "Namespace") {
-      for (const child of [...this.objects.values()]) if (child.metadata?.namespace === obj.metadata?.name) this.objects.delete(this.keyOf(child));
+      for (const child of [...this.objects.values()])
+        if (child.metadata?.namespace === obj.metadata?.name) this.objects.delete(this.keyOf(child));
       return;
     }
     if (!collectDependents) return;

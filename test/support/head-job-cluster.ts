@@ -20,17 +20,40 @@ export function minutesAfterLaunch(minutes: number): void {
   vi.setSystemTime(T0.getTime() + minutes * 60_000);
 }
 
-export function stateFor(headJob: Record<string, unknown> | null = {}, executionName = RUN, extra: Partial<WorkflowState> = {}): WorkflowState {
+export function stateFor(
+  headJob: Record<string, unknown> | null = {},
+  executionName = RUN,
+  extra: Partial<WorkflowState> = {},
+): WorkflowState {
   const request = headJob ? { headJob: { pipeline: "nf-core/rnaseq", revision: "3.14.0", profiles: ["test", "docker"], ...headJob } } : {};
   return stepState(request, executionName, { cluster: resolvedCluster(), ...extra });
 }
 
 export function launched(checks = 0, extra: Partial<HeadJobResult> = {}): HeadJobResult {
-  return { jobName: JOB, namespace: NS, phase: "Pending", done: false, checks, launchedAt: T0.toISOString(), nextCheckSeconds: 10, paramsConfigMap: PARAMS, ...extra };
+  return {
+    jobName: JOB,
+    namespace: NS,
+    phase: "Pending",
+    done: false,
+    checks,
+    launchedAt: T0.toISOString(),
+    nextCheckSeconds: 10,
+    paramsConfigMap: PARAMS,
+    ...extra,
+  };
 }
 
 export function waiting(reason: string, message?: string): V1ContainerStatus[] {
-  return [{ name: "nextflow", image: "nextflow/nextflow:24.10.4", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason, ...(message ? { message } : {}) } } }];
+  return [
+    {
+      name: "nextflow",
+      image: "nextflow/nextflow:24.10.4",
+      imageID: "",
+      ready: false,
+      restartCount: 0,
+      state: { waiting: { reason, ...(message ? { message } : {}) } },
+    },
+  ];
 }
 
 /**
@@ -58,7 +81,9 @@ export function useHeadJobCluster() {
         namespace: NS,
         labels: { ...owner.spec?.template.metadata?.labels },
         creationTimestamp: new Date(created),
-        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: owner.metadata!.name!, uid: owner.metadata!.uid!, controller: true }],
+        ownerReferences: [
+          { apiVersion: "batch/v1", kind: "Job", name: owner.metadata!.name!, uid: owner.metadata!.uid!, controller: true },
+        ],
       },
       spec: { containers: [{ name: "nextflow", image: "nextflow/nextflow:24.10.4" }] },
       status,

@@ -75,7 +75,10 @@ export function stateFor(request: Record<string, unknown> = {}, executionName = 
 }
 
 export const FUSION_IRSA = { storage: { type: "fusion", bucket: "genomics-work" }, computeServiceAccount: "tower-compute-sa" };
-export const FUSION_POD_IDENTITY = { storage: { type: "fusion", bucket: "genomics-work", podIdentity: true }, computeServiceAccount: "tower-compute-sa" };
+export const FUSION_POD_IDENTITY = {
+  storage: { type: "fusion", bucket: "genomics-work", podIdentity: true },
+  computeServiceAccount: "tower-compute-sa",
+};
 
 // ---------------------------------------------------------------- a small in-memory IAM and EKS
 
@@ -147,7 +150,14 @@ export function installFakeIam(): void {
     if (roles.has(input.RoleName!)) throw new EntityAlreadyExistsException({ message: "exists", $metadata: { httpStatusCode: 409 } });
     const entry = fakeRole(input.RoleName!, JSON.parse(input.AssumeRolePolicyDocument!), input.Tags ?? [], {
       ...(input.Path ? { Path: input.Path } : {}),
-      ...(input.PermissionsBoundary ? { PermissionsBoundary: { PermissionsBoundaryArn: input.PermissionsBoundary, PermissionsBoundaryType: "PermissionsBoundaryPolicy" } } : {}),
+      ...(input.PermissionsBoundary
+        ? {
+            PermissionsBoundary: {
+              PermissionsBoundaryArn: input.PermissionsBoundary,
+              PermissionsBoundaryType: "PermissionsBoundaryPolicy",
+            },
+          }
+        : {}),
     });
     roles.set(input.RoleName!, entry);
     return { Role: entry.role };
@@ -170,7 +180,10 @@ export function installFakeIam(): void {
     return {};
   });
   iam.on(PutRolePermissionsBoundaryCommand).callsFake(({ RoleName, PermissionsBoundary }) => {
-    roles.get(RoleName)!.role.PermissionsBoundary = { PermissionsBoundaryArn: PermissionsBoundary, PermissionsBoundaryType: "PermissionsBoundaryPolicy" };
+    roles.get(RoleName)!.role.PermissionsBoundary = {
+      PermissionsBoundaryArn: PermissionsBoundary,
+      PermissionsBoundaryType: "PermissionsBoundaryPolicy",
+    };
     return {};
   });
   iam.on(ListRolePoliciesCommand).callsFake(({ RoleName }) => {
@@ -196,7 +209,13 @@ export function installFakeIam(): void {
   iam.on(DeleteRoleCommand).callsFake(({ RoleName }) => {
     const entry = roles.get(RoleName);
     if (!entry) throw noSuchEntity(RoleName);
-    if (entry.inline.size || entry.attached.length) throw new IAMServiceException({ name: "DeleteConflict", message: "policies attached", $fault: "client", $metadata: { httpStatusCode: 409 } });
+    if (entry.inline.size || entry.attached.length)
+      throw new IAMServiceException({
+        name: "DeleteConflict",
+        message: "policies attached",
+        $fault: "client",
+        $metadata: { httpStatusCode: 409 },
+      });
     roles.delete(RoleName);
     return {};
   });
@@ -206,8 +225,19 @@ export function installFakeIam(): void {
 export function installFakePodIdentityAssociations(): void {
   eks.on(ListPodIdentityAssociationsCommand).callsFake(({ clusterName, namespace, serviceAccount }) => ({
     associations: [...associations.values()]
-      .filter((a) => a.clusterName === clusterName && (!namespace || a.namespace === namespace) && (!serviceAccount || a.serviceAccount === serviceAccount))
-      .map(({ clusterName, namespace, serviceAccount, associationArn, associationId }) => ({ clusterName, namespace, serviceAccount, associationArn, associationId })),
+      .filter(
+        (a) =>
+          a.clusterName === clusterName &&
+          (!namespace || a.namespace === namespace) &&
+          (!serviceAccount || a.serviceAccount === serviceAccount),
+      )
+      .map(({ clusterName, namespace, serviceAccount, associationArn, associationId }) => ({
+        clusterName,
+        namespace,
+        serviceAccount,
+        associationArn,
+        associationId,
+      })),
   }));
   eks.on(DescribePodIdentityAssociationCommand).callsFake(({ associationId }) => {
     const association = associations.get(associationId);
@@ -216,7 +246,16 @@ export function installFakePodIdentityAssociations(): void {
   });
   eks.on(CreatePodIdentityAssociationCommand).callsFake(({ clusterName, namespace, serviceAccount, roleArn, tags, disableSessionTags }) => {
     const associationId = `a-${nextAssociation++}`;
-    const association = { clusterName, namespace, serviceAccount, roleArn, tags, disableSessionTags: disableSessionTags ?? false, associationId, associationArn: `arn:aws:eks:eu-west-1:${ACCOUNT}:podidentityassociation/research/${associationId}` };
+    const association = {
+      clusterName,
+      namespace,
+      serviceAccount,
+      roleArn,
+      tags,
+      disableSessionTags: disableSessionTags ?? false,
+      associationId,
+      associationArn: `arn:aws:eks:eu-west-1:${ACCOUNT}:podidentityassociation/research/${associationId}`,
+    };
     associations.set(associationId, association);
     return { association };
   });
@@ -225,7 +264,8 @@ export function installFakePodIdentityAssociations(): void {
     return { association: associations.get(associationId) };
   });
   eks.on(DeletePodIdentityAssociationCommand).callsFake(({ associationId }) => {
-    if (!associations.delete(associationId)) throw new ResourceNotFoundException({ message: "not found", $metadata: { httpStatusCode: 404 } });
+    if (!associations.delete(associationId))
+      throw new ResourceNotFoundException({ message: "not found", $metadata: { httpStatusCode: 404 } });
     return {};
   });
 }
@@ -236,7 +276,17 @@ export function policyOf(document: string | undefined): unknown {
 }
 
 /** What another run left on an adopted role: a different trust and a DescribeCluster policy for another cluster. */
-export const PREVIOUS_TRUST = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole", Condition: { StringEquals: { "sts:ExternalId": "kept" } } }] };
+export const PREVIOUS_TRUST = {
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Allow",
+      Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` },
+      Action: "sts:AssumeRole",
+      Condition: { StringEquals: { "sts:ExternalId": "kept" } },
+    },
+  ],
+};
 export const PREVIOUS_LAUNCHER_POLICY = launcherPermissionsPolicy([`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/old`]);
 
 export function createRoleInputs(): CreateRoleCommandInput[] {

@@ -69,7 +69,9 @@ export function clientsFor(kube: KubeApiServer, token: string, caData = kube.caD
 }
 
 /** The rejection of `promise` as client-node's ApiException, with its Status body parsed. */
-export async function apiError(promise: Promise<unknown>): Promise<{ code: number; body: Record<string, unknown>; headers: Record<string, string> }> {
+export async function apiError(
+  promise: Promise<unknown>,
+): Promise<{ code: number; body: Record<string, unknown>; headers: Record<string, string> }> {
   const error = await promise.then(
     () => undefined,
     (e: unknown) => e,
@@ -83,7 +85,12 @@ export async function apiError(promise: Promise<unknown>): Promise<{ code: numbe
 /** How long the emulator gets to reach a state a test waits for. */
 export const WAIT_MS = 5000;
 
-export function configMap(name: string, namespace: string, labels?: Record<string, string>, data: Record<string, string> = { key: "value" }): V1ConfigMap {
+export function configMap(
+  name: string,
+  namespace: string,
+  labels?: Record<string, string>,
+  data: Record<string, string> = { key: "value" },
+): V1ConfigMap {
   return { apiVersion: "v1", kind: "ConfigMap", metadata: { name, namespace, ...(labels ? { labels } : {}) }, data };
 }
 
@@ -108,7 +115,11 @@ export function job(name: string, namespace: string, labels: Record<string, stri
 export async function createNamespace(kube: KubeApiServer, name: string): Promise<void> {
   kube.seed({ apiVersion: "v1", kind: "Namespace", metadata: { name } });
   // The namespace controller adds the `default` ServiceAccount right after, as on a real cluster.
-  await until(`the default ServiceAccount in ${name}`, () => kube.snapshot().some((o) => o.kind === "ServiceAccount" && o.metadata.namespace === name), WAIT_MS);
+  await until(
+    `the default ServiceAccount in ${name}`,
+    () => kube.snapshot().some((o) => o.kind === "ServiceAccount" && o.metadata.namespace === name),
+    WAIT_MS,
+  );
 }
 
 export interface RunningKubeEmulator {

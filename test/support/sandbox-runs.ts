@@ -81,7 +81,10 @@ export function pvcRequest(tenant: string, overrides: Partial<ProvisionRequestIn
 }
 
 /** A Fusion tenant (IRSA unless `podIdentity`), with a compute service account. */
-export function fusionRequest(tenant: string, opts: { podIdentity?: boolean } & Partial<ProvisionRequestInput> = {}): ProvisionRequestInput {
+export function fusionRequest(
+  tenant: string,
+  opts: { podIdentity?: boolean } & Partial<ProvisionRequestInput> = {},
+): ProvisionRequestInput {
   const { podIdentity, ...overrides } = opts;
   return {
     tenant,
@@ -101,7 +104,11 @@ export interface Started {
 }
 
 /** POST /provision through the HTTP API; the raw answer. */
-export async function postProvision(sandbox: Sandbox, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+export async function postProvision(
+  sandbox: Sandbox,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${sandbox.apiUrl}/provision`, {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },
@@ -160,7 +167,11 @@ export async function recordedStepResult<T = any>(sandbox: Sandbox, run: Run, st
  * Poll `check` until it holds (a condition, never a fixed sleep) and return what it gave; throws with
  * `what` after `timeoutMs`.
  */
-export async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<Exclude<T, undefined | null | false>> {
+export async function until<T>(
+  what: string,
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+): Promise<Exclude<T, undefined | null | false>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
@@ -200,12 +211,16 @@ export function kubeObjects(sandbox: Sandbox, kind: string, namespace?: string):
 }
 
 export function kubeObject(sandbox: Sandbox, kind: string, namespace: string | undefined, name: string): KubeObject | undefined {
-  return sandbox.kube.snapshot().find((o) => o.kind === kind && o.metadata.name === name && (namespace === undefined || o.metadata.namespace === namespace));
+  return sandbox.kube
+    .snapshot()
+    .find((o) => o.kind === kind && o.metadata.name === name && (namespace === undefined || o.metadata.namespace === namespace));
 }
 
 /** Everything in one namespace, the namespace included (for "left intact" comparisons). */
 export function namespaceContent(sandbox: Sandbox, namespace: string): KubeObject[] {
-  return sandbox.kube.snapshot().filter((o) => o.metadata.namespace === namespace || (o.kind === "Namespace" && o.metadata.name === namespace));
+  return sandbox.kube
+    .snapshot()
+    .filter((o) => o.metadata.namespace === namespace || (o.kind === "Namespace" && o.metadata.name === namespace));
 }
 
 export function awsAuth(sandbox: Sandbox): KubeObject {
@@ -305,11 +320,17 @@ export function expectClusterAccess(sandbox: Sandbox, launcherArn: string, tenan
     expect(entry).toBeUndefined();
     const mapRoles = parseYaml(current.data.mapRoles) as Array<Record<string, unknown>>;
     // The node group's mapping is kept as it was, templated username included.
-    expect(mapRoles).toContainEqual({ groups: ["system:bootstrappers", "system:nodes"], rolearn: NODE_ROLE_ARN, username: "system:node:{{EC2PrivateDNSName}}" });
+    expect(mapRoles).toContainEqual({
+      groups: ["system:bootstrappers", "system:nodes"],
+      rolearn: NODE_ROLE_ARN,
+      username: "system:node:{{EC2PrivateDNSName}}",
+    });
     expect(current.data.mapRoles).toContain("username: system:node:{{EC2PrivateDNSName}}");
     // aws-auth holds a role ARN without its path (EKS matches it so).
     const rolearn = awsAuthPrincipal(launcherArn)!.arn;
-    expect(mapRoles.filter((m) => m.rolearn === rolearn)).toEqual([{ rolearn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] }]);
+    expect(mapRoles.filter((m) => m.rolearn === rolearn)).toEqual([
+      { rolearn, username: `tower-launcher-user-${tenant}`, groups: [`tower-launcher-role-${tenant}`] },
+    ]);
     expect(Object.values(JSON.parse(current.metadata.annotations?.["nf-eks-provisioner/mappings"] ?? "{}"))).not.toHaveLength(0);
   } else {
     expect(entry).toMatchObject({
@@ -349,7 +370,9 @@ export async function expectLauncherConfinedTo(sandbox: Sandbox, launcherArn: st
 
 /** The ComputeEnvironmentReady event of one run. */
 export function readyEventOf(sandbox: Sandbox, executionName: string): any {
-  const events = sandbox.aws.events({ detailType: "ComputeEnvironmentReady" }).filter((e) => (e.detail as any)?.execution?.name === executionName);
+  const events = sandbox.aws
+    .events({ detailType: "ComputeEnvironmentReady" })
+    .filter((e) => (e.detail as any)?.execution?.name === executionName);
   expect(events).toHaveLength(1);
   expect(events[0]).toMatchObject({ source: "nf-eks-provisioner", eventBusName: "nf-eks-provisioner" });
   return events[0]!.detail;
@@ -382,7 +405,10 @@ export function holdIamCommand(commandName: string, gate: () => Promise<unknown>
 let activeSandbox: Sandbox | undefined;
 
 type MiddlewareStackLike = {
-  add(m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>, o: { step: "initialize"; name: string }): void;
+  add(
+    m: (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => (args: unknown) => Promise<unknown>,
+    o: { step: "initialize"; name: string },
+  ): void;
   remove(name: string): boolean;
 };
 

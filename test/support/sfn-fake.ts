@@ -42,7 +42,13 @@ export function fakeStepFunctions(options: FakeStepFunctionsOptions = {}) {
   let clock = Date.parse("2025-01-31T12:00:00Z");
   const add = (stateMachineArn: string, name: string, input: string, status: ExecutionStatus): FakeExecution => {
     clock += 1000;
-    const execution = { input, executionArn: `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`, stateMachineArn, status, startDate: new Date(clock) };
+    const execution = {
+      input,
+      executionArn: `${stateMachineArn.replace(":stateMachine:", ":execution:")}:${name}`,
+      stateMachineArn,
+      status,
+      startDate: new Date(clock),
+    };
     executions.set(name, execution);
     return execution;
   };
@@ -56,8 +62,15 @@ export function fakeStepFunctions(options: FakeStepFunctionsOptions = {}) {
   });
   sfn.on(DescribeExecutionCommand).callsFake((input: DescribeExecutionCommandInput) => {
     const found = [...executions.values()].find((e) => e.executionArn === input.executionArn);
-    if (!found) throw new ExecutionDoesNotExist({ message: `Execution Does Not Exist: '${input.executionArn}'`, $metadata: { httpStatusCode: 400 } });
-    return { executionArn: found.executionArn, stateMachineArn: found.stateMachineArn, input: found.input, status: found.status, startDate: found.startDate };
+    if (!found)
+      throw new ExecutionDoesNotExist({ message: `Execution Does Not Exist: '${input.executionArn}'`, $metadata: { httpStatusCode: 400 } });
+    return {
+      executionArn: found.executionArn,
+      stateMachineArn: found.stateMachineArn,
+      input: found.input,
+      status: found.status,
+      startDate: found.startDate,
+    };
   });
   sfn.on(ListExecutionsCommand).callsFake((input: ListExecutionsCommandInput) => {
     const size = Math.min(input.maxResults || 100, options.listPageSize ?? 1000);
@@ -65,7 +78,13 @@ export function fakeStepFunctions(options: FakeStepFunctionsOptions = {}) {
     const matching = [...executions.entries()]
       .filter(([, e]) => e.stateMachineArn === input.stateMachineArn && (!input.statusFilter || e.status === input.statusFilter))
       .reverse();
-    const page = matching.slice(offset, offset + size).map(([name, e]) => ({ executionArn: e.executionArn, stateMachineArn: e.stateMachineArn, name, status: e.status, startDate: e.startDate }));
+    const page = matching.slice(offset, offset + size).map(([name, e]) => ({
+      executionArn: e.executionArn,
+      stateMachineArn: e.stateMachineArn,
+      name,
+      status: e.status,
+      startDate: e.startDate,
+    }));
     return { executions: page, ...(offset + size < matching.length ? { nextToken: String(offset + size) } : {}) };
   });
   return {

@@ -42,7 +42,7 @@ export interface Statement {
   Condition?: Record<string, Record<string, Json>>;
 }
 
-export const asList = <T,>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+export const asList = <T>(value: T | T[] | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 
 /** Intrinsics rendered readably: `{Ref: AWS::Partition}` → aws, GetAtt → `<Id.Attr>`, Join → joined. */
 export function flatten(value: Json): string {
@@ -68,7 +68,8 @@ export function allStatements(template: Template): Array<{ policy: string; state
     for (const statement of props.PolicyDocument.Statement) found.push({ policy: id, statement });
   }
   for (const [id, props] of resourcesOf(template, "AWS::IAM::Role")) {
-    for (const inline of props.Policies ?? []) for (const statement of inline.PolicyDocument.Statement) found.push({ policy: `${id}/inline`, statement });
+    for (const inline of props.Policies ?? [])
+      for (const statement of inline.PolicyDocument.Statement) found.push({ policy: `${id}/inline`, statement });
   }
   return found;
 }
@@ -77,7 +78,10 @@ export const isReadOnly = (action: string) => /^[a-z0-9-]+:(Get|List|Describe)/.
 
 export function functionIdByHandler(template: Template, handler: string): string {
   const matches = resourcesOf(template, "AWS::Lambda::Function").filter(([, props]) => props.Handler === handler);
-  expect(matches.map(([id]) => id), `exactly one Lambda with handler ${handler}`).toHaveLength(1);
+  expect(
+    matches.map(([id]) => id),
+    `exactly one Lambda with handler ${handler}`,
+  ).toHaveLength(1);
   return matches[0][0];
 }
 
@@ -102,7 +106,8 @@ export function roleActions(template: Template, functionId: string): string[] {
 export function bundleDirectories(stack: Stack): Map<string, string> {
   const dirs = new Map<string, string>();
   for (const construct of stack.node.findAll()) {
-    if (construct instanceof CfnFunction) dirs.set(stack.resolve(stack.getLogicalId(construct)), path.join(".sst", "artifacts", construct.node.scope!.node.addr));
+    if (construct instanceof CfnFunction)
+      dirs.set(stack.resolve(stack.getLogicalId(construct)), path.join(".sst", "artifacts", construct.node.scope!.node.addr));
   }
   return dirs;
 }
@@ -111,7 +116,10 @@ export async function synthesize(env: Record<string, string>, { bundle }: { bund
   return (await synthesizeStack(env, { bundle })).template;
 }
 
-export async function synthesizeStack(env: Record<string, string>, { bundle }: { bundle: boolean }): Promise<{ template: Template; stack: Stack }> {
+export async function synthesizeStack(
+  env: Record<string, string>,
+  { bundle }: { bundle: boolean },
+): Promise<{ template: Template; stack: Stack }> {
   for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
   const { name } = await sstConfig.config({ stage: "test" });
   const app = new App({ mode: "deploy", stage: "test", name, region: "eu-west-1", account: ACCOUNT });

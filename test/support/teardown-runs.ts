@@ -17,7 +17,11 @@ export function environmentPath(tenant: string): string {
 }
 
 export async function postEnvironment(sandbox: Sandbox, request: unknown): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}/environments`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
+  const res = await fetch(`${sandbox.apiUrl}/environments`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(request),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -27,7 +31,11 @@ export async function deleteEnvironment(sandbox: Sandbox, tenant: string): Promi
 }
 
 export async function putEnvironment(sandbox: Sandbox, tenant: string, spec: unknown): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify(spec) });
+  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  });
   return { status: res.status, body: await res.json() };
 }
 

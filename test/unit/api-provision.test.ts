@@ -26,7 +26,11 @@ function httpEvent(body: unknown, headers: Record<string, string> = {}, raw = fa
 
 async function post(body: unknown, headers: Record<string, string> = {}, raw = false) {
   const response = (await handler(httpEvent(body, headers, raw))) as APIGatewayProxyStructuredResultV2;
-  return { status: response.statusCode, headers: response.headers ?? {}, body: JSON.parse(String(response.body)) as Record<string, unknown> };
+  return {
+    status: response.statusCode,
+    headers: response.headers ?? {},
+    body: JSON.parse(String(response.body)) as Record<string, unknown>,
+  };
 }
 
 function problemPaths(body: Record<string, unknown>): string[] {
@@ -61,7 +65,12 @@ describe("POST /provision", () => {
     expect(started).toMatchObject({ stateMachineArn: STATE_MACHINE_ARN, name: "genomics_onboard-42" });
     // The workflow gets the validated request, defaults filled in.
     expect(JSON.parse(started.input!)).toEqual({
-      request: expect.objectContaining({ ...REQUEST, namespace: "tower-nf", idempotencyKey: "onboard-42", storage: expect.objectContaining({ claimName: "tower-scratch" }) }),
+      request: expect.objectContaining({
+        ...REQUEST,
+        namespace: "tower-nf",
+        idempotencyKey: "onboard-42",
+        storage: expect.objectContaining({ claimName: "tower-scratch" }),
+      }),
     });
   });
 
@@ -141,7 +150,9 @@ describe("POST /provision", () => {
     // Assess
     expect(response.status).toBe(400);
     expect(response.body.error).toBe("InvalidRequest");
-    expect(problemPaths(response.body)).toEqual(expect.arrayContaining(["tenant", "cluster.region", "namespace", "storage.size", "headJob.pipeline"]));
+    expect(problemPaths(response.body)).toEqual(
+      expect.arrayContaining(["tenant", "cluster.region", "namespace", "storage.size", "headJob.pipeline"]),
+    );
     for (const problem of response.body.problems as Array<{ message: unknown }>) expect(typeof problem.message).toBe("string");
     expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
   });
@@ -203,7 +214,9 @@ describe("POST /provision", () => {
     // Act
     const own = await post({ ...REQUEST, headJob, quota: { cpu: "1" } });
     const deployments = (await deploymentQuota(httpEvent({ ...REQUEST, headJob }))) as APIGatewayProxyStructuredResultV2;
-    const raised = (await deploymentQuota(httpEvent({ ...REQUEST, headJob, quota: { memory: "8Gi" } }))) as APIGatewayProxyStructuredResultV2;
+    const raised = (await deploymentQuota(
+      httpEvent({ ...REQUEST, headJob, quota: { memory: "8Gi" } }),
+    )) as APIGatewayProxyStructuredResultV2;
     // Assess
     expect(own.status).toBe(400);
     expect(own.body.problems).toEqual([{ path: "quota.cpu", message: "the quota's cpu (1) cannot hold the head pod's 2" }]);
@@ -219,7 +232,12 @@ describe("POST /provision", () => {
   it("answers 503 with Retry-After when Step Functions throttles", async () => {
     // Prepare
     fake.sfn.on(StartExecutionCommand).rejects(
-      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "ThrottlingException",
+        $fault: "client",
+        message: "Rate exceeded",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const response = await post(REQUEST);
@@ -232,7 +250,12 @@ describe("POST /provision", () => {
   it("answers 500 without internals when something unexpected fails", async () => {
     // Prepare
     fake.sfn.on(StartExecutionCommand).rejects(
-      new SFNServiceException({ name: "StateMachineDoesNotExist", $fault: "client", message: `State Machine Does Not Exist: '${STATE_MACHINE_ARN}'`, $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "StateMachineDoesNotExist",
+        $fault: "client",
+        message: `State Machine Does Not Exist: '${STATE_MACHINE_ARN}'`,
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const response = await post(REQUEST);
@@ -259,7 +282,9 @@ describe("POST /provision", () => {
       config: { allowedClusters: [{ name: "lab", region: "us-east-1" }], allowedAccountIds: [], iamPrefix: "x", eventBusName: "default" },
     });
     // Act
-    const response = (await injected(httpEvent({ ...REQUEST, cluster: { name: "lab", region: "us-east-1" }, idempotencyKey: "k1" }))) as APIGatewayProxyStructuredResultV2;
+    const response = (await injected(
+      httpEvent({ ...REQUEST, cluster: { name: "lab", region: "us-east-1" }, idempotencyKey: "k1" }),
+    )) as APIGatewayProxyStructuredResultV2;
     // Assess
     expect(response.statusCode).toBe(202);
     expect(JSON.parse(String(response.body)).executionArn).toBe("arn:aws:states:us-east-1:999988887777:execution:other:genomics_k1");
@@ -277,7 +302,11 @@ describe("POST /provision: one run per tenant at a time", () => {
     const response = await post(REQUEST, { "Idempotency-Key": "onboard-42" });
     // Assess
     expect(response.status).toBe(409);
-    expect(response.body).toMatchObject({ error: "RunInProgress", executionArn: executionArnOf(RUNNING_RUN), statusUrl: `/executions/${RUNNING_RUN}` });
+    expect(response.body).toMatchObject({
+      error: "RunInProgress",
+      executionArn: executionArnOf(RUNNING_RUN),
+      statusUrl: `/executions/${RUNNING_RUN}`,
+    });
     expect(fake.sfn).toHaveReceivedCommandWith(ListExecutionsCommand, { stateMachineArn: STATE_MACHINE_ARN, statusFilter: "RUNNING" });
     expect(fake.sfn).toHaveReceivedCommandTimes(StartExecutionCommand, 0);
   });
@@ -344,7 +373,12 @@ describe("POST /provision: one run per tenant at a time", () => {
   it("answers 503 with Retry-After when listing the runs is throttled", async () => {
     // Prepare
     fake.sfn.on(ListExecutionsCommand).rejects(
-      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "ThrottlingException",
+        $fault: "client",
+        message: "Rate exceeded",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const response = await post(REQUEST);
@@ -369,12 +403,32 @@ describe("POST /provision: request size", () => {
   });
 
   it.each([
-    ["InvalidExecutionInput", new InvalidExecutionInput({ message: "Invalid State Machine Execution Input: input exceeds 262144 bytes", $metadata: { httpStatusCode: 400 } })],
+    [
+      "InvalidExecutionInput",
+      new InvalidExecutionInput({
+        message: "Invalid State Machine Execution Input: input exceeds 262144 bytes",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    ],
     [
       "ValidationException on the input",
-      new SFNServiceException({ name: "ValidationException", $fault: "client", message: "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to 262144", $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "ValidationException",
+        $fault: "client",
+        message:
+          "1 validation error detected: Value at 'input' failed to satisfy constraint: Member must have length less than or equal to 262144",
+        $metadata: { httpStatusCode: 400 },
+      }),
     ],
-    ["ValidationException: exceeds", new SFNServiceException({ name: "ValidationException", $fault: "client", message: "The input exceeds the maximum size", $metadata: { httpStatusCode: 400 } })],
+    [
+      "ValidationException: exceeds",
+      new SFNServiceException({
+        name: "ValidationException",
+        $fault: "client",
+        message: "The input exceeds the maximum size",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    ],
   ])("answers 400 InvalidRequest, not 500, when Step Functions refuses the input as too large (%s)", async (_what, refusal) => {
     // Prepare
     fake.sfn.on(StartExecutionCommand).rejects(refusal);
@@ -412,9 +466,16 @@ describe("POST /provision: the middleware around it", () => {
     // Assess
     expect(response.statusCode).toBe(500);
     expect(response.headers).toEqual({ "content-type": "application/json" });
-    expect(JSON.parse(String(response.body))).toEqual({ error: "InternalError", message: "could not start the provisioning workflow", requestId: "req-1" });
+    expect(JSON.parse(String(response.body))).toEqual({
+      error: "InternalError",
+      message: "could not start the provisioning workflow",
+      requestId: "req-1",
+    });
     expect(String(response.body)).not.toMatch(/\bat .+:\d+:\d+|TypeError/);
     expect(logError).toHaveBeenCalledTimes(1);
-    expect(logError).toHaveBeenCalledWith("POST /provision failed with TypeError", expect.objectContaining({ errorName: "TypeError", statusCode: 500 }));
+    expect(logError).toHaveBeenCalledWith(
+      "POST /provision failed with TypeError",
+      expect.objectContaining({ errorName: "TypeError", statusCode: 500 }),
+    );
   });
 });

@@ -19,12 +19,54 @@ const taskNames = tasks.map((t) => t.name);
 /** Stubs that answer like the real steps, recording each call. */
 function stubHandlers(calls: string[], inputs: Map<string, WorkflowState>, overrides: Record<string, Handler> = {}) {
   const defaults: Record<string, Handler> = {
-    ResolveCluster: () => ({ name: "research", region: "eu-west-1", arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research", accountId: "111122223333", endpoint: "https://k8s.example", certificateAuthority: "LS0t", authenticationMode: "API", version: "1.31" }),
-    CreateIamResources: () => ({ launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: ["role/nfeks-genomics-launcher"] }),
-    CreateNamespaceAndRbac: () => ({ namespace: "tower-nf", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role", created: [], adopted: [] }),
-    GrantClusterAccess: () => ({ method: "access-entry", principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true }),
-    ConfigureStorage: () => ({ type: "pvc", claimName: "tower-scratch", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "", created: [] }),
-    LaunchHeadJob: () => ({ jobName: "nf-head-genomics-1", namespace: "tower-nf", phase: "Pending", done: false, checks: 0, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 10 }),
+    ResolveCluster: () => ({
+      name: "research",
+      region: "eu-west-1",
+      arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research",
+      accountId: "111122223333",
+      endpoint: "https://k8s.example",
+      certificateAuthority: "LS0t",
+      authenticationMode: "API",
+      version: "1.31",
+    }),
+    CreateIamResources: () => ({
+      launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+      launcherKind: "role",
+      launcherCreated: true,
+      created: ["role/nfeks-genomics-launcher"],
+    }),
+    CreateNamespaceAndRbac: () => ({
+      namespace: "tower-nf",
+      serviceAccount: "tower-launcher-sa",
+      role: "tower-launcher-role",
+      created: [],
+      adopted: [],
+    }),
+    GrantClusterAccess: () => ({
+      method: "access-entry",
+      principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+      username: "tower-launcher-user",
+      groups: ["tower-launcher-role"],
+      created: true,
+    }),
+    ConfigureStorage: () => ({
+      type: "pvc",
+      claimName: "tower-scratch",
+      mountPath: "/scratch",
+      annotated: [],
+      configMap: "nextflow-config",
+      nextflowConfig: "",
+      created: [],
+    }),
+    LaunchHeadJob: () => ({
+      jobName: "nf-head-genomics-1",
+      namespace: "tower-nf",
+      phase: "Pending",
+      done: false,
+      checks: 0,
+      launchedAt: "2025-01-01T00:00:00.000Z",
+      nextCheckSeconds: 10,
+    }),
     CheckHeadJob: (s) => {
       const checks = (s.headJob?.checks ?? 0) + 1;
       return { ...s.headJob, checks, phase: checks >= 2 ? "Running" : "Pending", done: checks >= 2, nextCheckSeconds: 10 * 2 ** checks };
@@ -32,7 +74,8 @@ function stubHandlers(calls: string[], inputs: Map<string, WorkflowState>, overr
     Report: () => ({ eventBusName: "bus" }),
     ReportFailure: (s) => failureSummary(s),
   };
-  for (const name of taskNames) if (catalogEntryOf(state(name))?.handler === "compensate") defaults[name] = () => ({ undone: [name], kept: [] });
+  for (const name of taskNames)
+    if (catalogEntryOf(state(name))?.handler === "compensate") defaults[name] = () => ({ undone: [name], kept: [] });
   const handlers: Record<string, (input: JsonValue) => Promise<JsonValue>> = {};
   for (const name of taskNames) {
     const handler = overrides[name] ?? defaults[name];
@@ -84,8 +127,13 @@ describe("provision.asl.json: running it with stub steps", () => {
     expect(new Set(calls.slice(1, 3))).toEqual(new Set(["CreateIamResources", "CreateNamespaceAndRbac"]));
     expect(calls.slice(3)).toEqual(["GrantClusterAccess", "ConfigureStorage", "Report"]);
     // Issue #9: the start time rides with the name (the run mark is made of both).
-    expect(inputs.get("ResolveCluster")).toEqual({ request: REQUEST, execution: { name: EXECUTION.Name, id: EXECUTION.Id, startTime: expect.any(String) } });
-    expect(new Date((inputs.get("ResolveCluster") as WorkflowState).execution.startTime).toISOString()).toBe((inputs.get("ResolveCluster") as WorkflowState).execution.startTime);
+    expect(inputs.get("ResolveCluster")).toEqual({
+      request: REQUEST,
+      execution: { name: EXECUTION.Name, id: EXECUTION.Id, startTime: expect.any(String) },
+    });
+    expect(new Date((inputs.get("ResolveCluster") as WorkflowState).execution.startTime).toISOString()).toBe(
+      (inputs.get("ResolveCluster") as WorkflowState).execution.startTime,
+    );
     expect(output).toMatchObject({
       request: REQUEST,
       execution: { name: EXECUTION.Name, id: EXECUTION.Id },
@@ -96,7 +144,11 @@ describe("provision.asl.json: running it with stub steps", () => {
       storage: { claimName: "tower-scratch" },
     });
     // The step after the Parallel sees both branches' results next to the earlier state.
-    expect(inputs.get("GrantClusterAccess")).toMatchObject({ cluster: { name: "research" }, iam: { launcherCreated: true }, rbac: { namespace: "tower-nf" } });
+    expect(inputs.get("GrantClusterAccess")).toMatchObject({
+      cluster: { name: "research" },
+      iam: { launcherCreated: true },
+      rbac: { namespace: "tower-nf" },
+    });
     expect(output).not.toHaveProperty("error");
   });
 
@@ -125,7 +177,10 @@ describe("provision.asl.json: running it with stub steps", () => {
     expect(calls.at(-1)).toBe("ReportFailure");
     expect(calls).not.toContain("Report");
     expect(inputs.get("UndoStorage")?.error).toMatchObject({ Error: "OwnershipConflict" });
-    expect(inputs.get("UndoIamResources")?.compensation).toMatchObject({ UndoStorage: { undone: ["UndoStorage"] }, UndoNamespaceAndRbac: { undone: ["UndoNamespaceAndRbac"] } });
+    expect(inputs.get("UndoIamResources")?.compensation).toMatchObject({
+      UndoStorage: { undone: ["UndoStorage"] },
+      UndoNamespaceAndRbac: { undone: ["UndoNamespaceAndRbac"] },
+    });
     expect(failure?.error).toBe("OwnershipConflict");
     expect(failure?.cause).toContain("Step ConfigureStorage failed: OwnershipConflict");
     expect(failure?.cause).toContain("exists without our marks");
@@ -138,7 +193,13 @@ describe("provision.asl.json: running it with stub steps", () => {
       GrantClusterAccess: () => {
         attempts += 1;
         if (attempts === 1) throw new Throttled("eks:CreateAccessEntry failed: ThrottlingException: Rate exceeded");
-        return { method: "access-entry", principalArn: "arn:aws:iam::111122223333:role/x", username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true };
+        return {
+          method: "access-entry",
+          principalArn: "arn:aws:iam::111122223333:role/x",
+          username: "tower-launcher-user",
+          groups: ["tower-launcher-role"],
+          created: true,
+        };
       },
     };
     // Act
@@ -179,7 +240,11 @@ describe("provision.asl.json: running it with stub steps", () => {
     const { calls, inputs, failure } = await runMachine(REQUEST, overrides);
     // Assess
     expect(calls.filter((c) => c === "UndoClusterAccess")).toHaveLength(1 + 6);
-    expect(compensatorCalls(calls).filter((c) => c !== "UndoClusterAccess")).toEqual(["UndoStorage", "UndoNamespaceAndRbac", "UndoIamResources"]);
+    expect(compensatorCalls(calls).filter((c) => c !== "UndoClusterAccess")).toEqual([
+      "UndoStorage",
+      "UndoNamespaceAndRbac",
+      "UndoIamResources",
+    ]);
     expect(inputs.get("UndoNamespaceAndRbac")?.compensation?.UndoClusterAccess).toMatchObject({ Error: "Throttled" });
     expect(failure?.error).toBe("OwnershipConflict");
     expect(failure?.cause).toContain("Could not undo: UndoClusterAccess (Throttled");
@@ -223,7 +288,12 @@ describe("provision.asl.json: running it with stub steps", () => {
         await afterRbacFailed;
         await new Promise((resolve) => setTimeout(resolve, 50));
         iamFinishedAt = calls.length;
-        return { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: ["role/nfeks-genomics-launcher"] };
+        return {
+          launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+          launcherKind: "role",
+          launcherCreated: true,
+          created: ["role/nfeks-genomics-launcher"],
+        };
       },
     };
     const calls: string[] = [];
@@ -261,7 +331,12 @@ describe("provision.asl.json: running it with stub steps", () => {
       CreateIamResources: () => {
         attempts += 1;
         if (attempts === 1) throw new Throttled("iam:CreateRole failed: Throttling");
-        return { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] };
+        return {
+          launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+          launcherKind: "role",
+          launcherCreated: true,
+          created: [],
+        };
       },
     };
     // Act
@@ -324,7 +399,15 @@ describe("provision.asl.json: running it with stub steps", () => {
   it("pauses for the head job's nextCheckSeconds between checks", async () => {
     // Prepare
     const overrides = {
-      LaunchHeadJob: () => ({ jobName: "nf-head-genomics-1", namespace: "tower-nf", phase: "Pending", done: false, checks: 0, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 1 }),
+      LaunchHeadJob: () => ({
+        jobName: "nf-head-genomics-1",
+        namespace: "tower-nf",
+        phase: "Pending",
+        done: false,
+        checks: 0,
+        launchedAt: "2025-01-01T00:00:00.000Z",
+        nextCheckSeconds: 1,
+      }),
       CheckHeadJob: (s: WorkflowState) => ({ ...s.headJob, checks: 1, phase: "Running", done: true, nextCheckSeconds: 20 }),
     };
     const started = Date.now();
@@ -341,7 +424,8 @@ describe("provision.asl.json: running it with stub steps", () => {
     const overrides = {
       CheckHeadJob: (s: WorkflowState) => {
         const checks = (s.headJob?.checks ?? 0) + 1;
-        if (checks === 3) throw new HeadJobTimedOut("head job tower-nf/nf-head-genomics-1 was still Pending after 30 minutes (timeout 30 minutes)");
+        if (checks === 3)
+          throw new HeadJobTimedOut("head job tower-nf/nf-head-genomics-1 was still Pending after 30 minutes (timeout 30 minutes)");
         return { ...s.headJob, checks, done: false, nextCheckSeconds: 10 };
       },
     };

@@ -61,47 +61,56 @@ describe("provision.asl.json: structure", () => {
     expect(notPlaceholders).toEqual([]);
   });
 
-  it.each(tasks.map((t) => [t.name, t] as const))("%s retries Lambda service errors and transient errors with capped, jittered backoff", (_name, task) => {
-    // Prepare
-    const retriers = task.state.Retry ?? [];
-    // Act
-    const lambda = retriers.find((r) => LAMBDA_SERVICE_ERROR_NAMES.every((e) => r.ErrorEquals.includes(e)));
-    const transient = retriers.find((r) => TRANSIENT_ERROR_NAMES.every((e) => r.ErrorEquals.includes(e)));
-    // Assess
-    expect(lambda).toBeDefined();
-    expect(lambda!.BackoffRate).toBeGreaterThan(1);
-    expect(transient).toMatchObject({ IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, MaxDelaySeconds: 60, JitterStrategy: "FULL" });
-    for (const retrier of retriers) {
-      expect(retrier.MaxDelaySeconds).toBeGreaterThan(0);
-      expect(retrier.JitterStrategy).toBe("FULL");
-      // Permanent errors must go straight to compensation, never be retried.
-      expect(retrier.ErrorEquals).not.toContain("States.ALL");
-    }
-  });
+  it.each(tasks.map((t) => [t.name, t] as const))(
+    "%s retries Lambda service errors and transient errors with capped, jittered backoff",
+    (_name, task) => {
+      // Prepare
+      const retriers = task.state.Retry ?? [];
+      // Act
+      const lambda = retriers.find((r) => LAMBDA_SERVICE_ERROR_NAMES.every((e) => r.ErrorEquals.includes(e)));
+      const transient = retriers.find((r) => TRANSIENT_ERROR_NAMES.every((e) => r.ErrorEquals.includes(e)));
+      // Assess
+      expect(lambda).toBeDefined();
+      expect(lambda!.BackoffRate).toBeGreaterThan(1);
+      expect(transient).toMatchObject({ IntervalSeconds: 2, BackoffRate: 2, MaxAttempts: 6, MaxDelaySeconds: 60, JitterStrategy: "FULL" });
+      for (const retrier of retriers) {
+        expect(retrier.MaxDelaySeconds).toBeGreaterThan(0);
+        expect(retrier.JitterStrategy).toBe("FULL");
+        // Permanent errors must go straight to compensation, never be retried.
+        expect(retrier.ErrorEquals).not.toContain("States.ALL");
+      }
+    },
+  );
 
   /** The steps that create objects in the tenant's namespace: the ones that can meet it still Terminating. */
   const CREATE_IN_NAMESPACE = ["CreateNamespaceAndRbac", "ConfigureStorage", "LaunchHeadJob"];
 
-  it.each(CREATE_IN_NAMESPACE)("%s retries NamespaceTerminating on its own schedule (a few minutes), before the general retrier", (name) => {
-    // Prepare
-    const retriers = tasks.find((t) => t.name === name)!.state.Retry ?? [];
-    // Act
-    const index = retriers.findIndex((r) => r.ErrorEquals.includes("NamespaceTerminating"));
-    const general = retriers.findIndex((r) => r.ErrorEquals.includes("KubeConflict"));
-    const r = retriers[index]!;
-    let total = 0;
-    for (let attempt = 0; attempt < r.MaxAttempts!; attempt++) total += Math.min(r.MaxDelaySeconds!, r.IntervalSeconds! * r.BackoffRate! ** attempt);
-    // Assess
-    expect(r).toEqual(NAMESPACE_TERMINATING_RETRY);
-    expect(index).toBeGreaterThanOrEqual(0);
-    expect(index).toBeLessThan(general);
-    expect(total).toBeGreaterThan(120);
-    expect(total).toBeLessThan(600);
-  });
+  it.each(CREATE_IN_NAMESPACE)(
+    "%s retries NamespaceTerminating on its own schedule (a few minutes), before the general retrier",
+    (name) => {
+      // Prepare
+      const retriers = tasks.find((t) => t.name === name)!.state.Retry ?? [];
+      // Act
+      const index = retriers.findIndex((r) => r.ErrorEquals.includes("NamespaceTerminating"));
+      const general = retriers.findIndex((r) => r.ErrorEquals.includes("KubeConflict"));
+      const r = retriers[index]!;
+      let total = 0;
+      for (let attempt = 0; attempt < r.MaxAttempts!; attempt++)
+        total += Math.min(r.MaxDelaySeconds!, r.IntervalSeconds! * r.BackoffRate! ** attempt);
+      // Assess
+      expect(r).toEqual(NAMESPACE_TERMINATING_RETRY);
+      expect(index).toBeGreaterThanOrEqual(0);
+      expect(index).toBeLessThan(general);
+      expect(total).toBeGreaterThan(120);
+      expect(total).toBeLessThan(600);
+    },
+  );
 
   it("retries NamespaceTerminating only where something is created in the namespace", () => {
     // Act
-    const retrying = tasks.filter((t) => (t.state.Retry ?? []).some((r) => r.ErrorEquals.includes("NamespaceTerminating"))).map((t) => t.name);
+    const retrying = tasks
+      .filter((t) => (t.state.Retry ?? []).some((r) => r.ErrorEquals.includes("NamespaceTerminating")))
+      .map((t) => t.name);
     // Assess
     expect(retrying.sort()).toEqual([...CREATE_IN_NAMESPACE].sort());
   });
@@ -109,17 +118,22 @@ describe("provision.asl.json: structure", () => {
   /** The reports put an event on the bus: a timed-out attempt may have put it already, and a retry would put it twice. */
   const NOT_IDEMPOTENT = new Set(["Report", "ReportFailure"]);
 
-  it.each(tasks.map((t) => [t.name, t] as const))("%s retries a Lambda timeout (Sandbox.Timedout) only when its step is idempotent", (name, task) => {
-    // Act
-    const timeout = (task.state.Retry ?? []).find((r) => r.ErrorEquals.includes(LAMBDA_TIMEOUT_ERROR));
-    // Assess
-    if (NOT_IDEMPOTENT.has(name)) expect(timeout).toBeUndefined();
-    else expect(timeout).toMatchObject({ ErrorEquals: [LAMBDA_TIMEOUT_ERROR], MaxAttempts: 2, JitterStrategy: "FULL" });
-  });
+  it.each(tasks.map((t) => [t.name, t] as const))(
+    "%s retries a Lambda timeout (Sandbox.Timedout) only when its step is idempotent",
+    (name, task) => {
+      // Act
+      const timeout = (task.state.Retry ?? []).find((r) => r.ErrorEquals.includes(LAMBDA_TIMEOUT_ERROR));
+      // Assess
+      if (NOT_IDEMPOTENT.has(name)) expect(timeout).toBeUndefined();
+      else expect(timeout).toMatchObject({ ErrorEquals: [LAMBDA_TIMEOUT_ERROR], MaxAttempts: 2, JitterStrategy: "FULL" });
+    },
+  );
 
   it("never retries a permanent error (ClusterEndpointUnreachable included): it goes straight to compensation", () => {
     // Act
-    const retried = tasks.flatMap((t) => (t.state.Retry ?? []).flatMap((r) => r.ErrorEquals)).filter((e) => (PERMANENT_ERROR_NAMES as readonly string[]).includes(e));
+    const retried = tasks
+      .flatMap((t) => (t.state.Retry ?? []).flatMap((r) => r.ErrorEquals))
+      .filter((e) => (PERMANENT_ERROR_NAMES as readonly string[]).includes(e));
     // Assess
     expect(PERMANENT_ERROR_NAMES).toContain("ClusterEndpointUnreachable");
     expect(retried).toEqual([]);
@@ -201,7 +215,13 @@ describe("provision.asl.json: structure", () => {
       const order = forwardOrder();
       const parallel = STATES.get(name)!.parallel;
       const siblings = order.filter((other) => parallel && STATES.get(other)!.parallel === parallel);
-      const mustUndo = new Set(order.slice(0, index + 1).concat(siblings).map(compensatorOf).filter((c): c is string => !!c));
+      const mustUndo = new Set(
+        order
+          .slice(0, index + 1)
+          .concat(siblings)
+          .map(compensatorOf)
+          .filter((c): c is string => !!c),
+      );
       const entry = failureEntryOf(name);
       // Act
       const reachable = reachableFrom(entry);
@@ -209,7 +229,8 @@ describe("provision.asl.json: structure", () => {
       // Assess
       for (const compensator of mustUndo) expect(reachable, `${compensator} after ${name} fails`).toContain(compensator);
       expect(new Set(chain)).toEqual(mustUndo);
-      const stepIndexOf = (compensator: string) => Math.max(...order.flatMap((step, i) => (compensatorOf(step) === compensator ? [i] : [])));
+      const stepIndexOf = (compensator: string) =>
+        Math.max(...order.flatMap((step, i) => (compensatorOf(step) === compensator ? [i] : [])));
       const indices = chain.map(stepIndexOf);
       expect(indices).toEqual([...indices].sort((a, b) => b - a));
       expect(reachable).toContain("ReportFailure");
@@ -231,7 +252,13 @@ describe("provision.asl.json: structure", () => {
     expect(removal.Next).toBe("RemoveUnwantedIdentities");
     expect(state("RemoveUnwantedIdentities").Next).toBe("Report");
     for (const step of ["RemoveUnwantedResources", "RemoveUnwantedIdentities"]) {
-      expect(compensationChainFrom(failureEntryOf(step))).toEqual(["UndoHeadJob", "UndoStorage", "UndoClusterAccess", "UndoNamespaceAndRbac", "UndoIamResources"]);
+      expect(compensationChainFrom(failureEntryOf(step))).toEqual([
+        "UndoHeadJob",
+        "UndoStorage",
+        "UndoClusterAccess",
+        "UndoNamespaceAndRbac",
+        "UndoIamResources",
+      ]);
     }
   });
 
@@ -307,7 +334,13 @@ describe("provision.asl.json: structure", () => {
     expect(STATES.has("HeadJobTimedOut")).toBe(false);
     expect(retried).not.toContain("HeadJobTimedOut");
     expect(catcher).toMatchObject({ ResultPath: "$.error", Next: "UndoHeadJob" });
-    expect(compensationChainFrom(catcher!.Next)).toEqual(["UndoHeadJob", "UndoStorage", "UndoClusterAccess", "UndoNamespaceAndRbac", "UndoIamResources"]);
+    expect(compensationChainFrom(catcher!.Next)).toEqual([
+      "UndoHeadJob",
+      "UndoStorage",
+      "UndoClusterAccess",
+      "UndoNamespaceAndRbac",
+      "UndoIamResources",
+    ]);
   });
 
   it("stores each step's result where the state shape says", () => {

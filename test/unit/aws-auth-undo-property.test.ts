@@ -26,7 +26,19 @@ const silent = { info: () => undefined, warn: () => undefined };
 const account = fc.stringMatching(/^\d{12}$/);
 const iamName = fc.stringMatching(/^[A-Za-z0-9+=,.@_-]{1,24}$/);
 const awkward = fc.oneof(
-  fc.constantFrom("system:node:{{EC2PrivateDNSName}}", "admin:{{SessionName}}", "{{SessionName}}", "it's", 'say "hi"', "a: b", "- dash", "# hash", "[x]", "yes", "0123"),
+  fc.constantFrom(
+    "system:node:{{EC2PrivateDNSName}}",
+    "admin:{{SessionName}}",
+    "{{SessionName}}",
+    "it's",
+    'say "hi"',
+    "a: b",
+    "- dash",
+    "# hash",
+    "[x]",
+    "yes",
+    "0123",
+  ),
   fc.string({ minLength: 1, maxLength: 16 }).filter((s) => !/[\n\r]/.test(s)),
 );
 const foreignEntry = (key: ListKey) =>
@@ -63,18 +75,28 @@ function renderEntry(key: ListKey, e: { arn: string; username: string; groups: s
 }
 
 /** A list's text in one style; `undefined` for an absent key. */
-function renderList(key: ListKey, entries: Array<{ arn: string; username: string; groups: string[] }>, style: Style, empty: string | undefined) {
+function renderList(
+  key: ListKey,
+  entries: Array<{ arn: string; username: string; groups: string[] }>,
+  style: Style,
+  empty: string | undefined,
+) {
   if (entries.length === 0) return empty;
   const asEntries = entries.map((e) => ({ [arnKey(key)]: e.arn, username: e.username, groups: e.groups }));
   if (style === "json") return JSON.stringify(asEntries);
-  if (style === "json-spaced") return `[\n${asEntries.map((e) => `  ${JSON.stringify(e, null, 1).replace(/\n\s*/g, " ")}`).join(",\n")}\n]\n`;
+  if (style === "json-spaced")
+    return `[\n${asEntries.map((e) => `  ${JSON.stringify(e, null, 1).replace(/\n\s*/g, " ")}`).join(",\n")}\n]\n`;
   return entries.map((e, n) => renderEntry(key, e, style, n)).join(style === "hand" ? "\n" : "");
 }
 
 const emptySpelling = fc.constantFrom(undefined, "[]", "[]\n", "", "# nobody yet\n", "[ ]");
 
 const listArb = (key: ListKey) =>
-  fc.record({ entries: fc.uniqueArray(foreignEntry(key), { maxLength: 4, selector: (e) => e.arn.toLowerCase() }), style: fc.constantFrom(...STYLES), empty: emptySpelling });
+  fc.record({
+    entries: fc.uniqueArray(foreignEntry(key), { maxLength: 4, selector: (e) => e.arn.toLowerCase() }),
+    style: fc.constantFrom(...STYLES),
+    empty: emptySpelling,
+  });
 
 const configMapArb = fc
   .record({
@@ -102,8 +124,21 @@ const configMapArb = fc
 
 const safeName = fc.stringMatching(/^[a-z][a-z0-9:{}_-]{0,20}$/).filter((s) => !s.startsWith("system:"));
 const ourMapping = fc
-  .record({ kind: fc.constantFrom("role" as const, "user" as const), account, name: fc.stringMatching(/^launcher-[a-z0-9]{1,10}$/), username: safeName, groups: fc.array(safeName, { minLength: 1, maxLength: 3 }) })
-  .map(({ kind, account: a, name, username, groups }): AwsAuthMapping => ({ kind, arn: `arn:aws:iam::${a}:${kind}/${name}`, username, groups }));
+  .record({
+    kind: fc.constantFrom("role" as const, "user" as const),
+    account,
+    name: fc.stringMatching(/^launcher-[a-z0-9]{1,10}$/),
+    username: safeName,
+    groups: fc.array(safeName, { minLength: 1, maxLength: 3 }),
+  })
+  .map(
+    ({ kind, account: a, name, username, groups }): AwsAuthMapping => ({
+      kind,
+      arn: `arn:aws:iam::${a}:${kind}/${name}`,
+      username,
+      groups,
+    }),
+  );
 
 // ---------------------------------------------------------------- the edit and the undo as the step runs them
 
@@ -171,7 +206,8 @@ describe("aws-auth: add then undo (property)", () => {
         const before = configMap.data?.[key];
         const count = entriesOf(before).length;
         for (let i = 0; i < count; i++) expect(itemText(added.data![key]!, i)).toBe(itemText(before!, i));
-        for (const other of Object.keys(configMap.data ?? {}).filter((k) => k !== key)) expect(added.data?.[other]).toBe(configMap.data?.[other]);
+        for (const other of Object.keys(configMap.data ?? {}).filter((k) => k !== key))
+          expect(added.data?.[other]).toBe(configMap.data?.[other]);
       }),
       RUNS,
     );
@@ -223,9 +259,17 @@ describe("aws-auth: add then undo (property)", () => {
 });
 
 /** Another writer's change of the data, applicable to the original and to the content after our add alike. */
-function theirWrite(write: string, key: ListKey): { applies: (data: Record<string, string>) => boolean; apply: (data: Record<string, string>) => Record<string, string> } {
-  const theirEntry = { [arnKey(key)]: `arn:aws:iam::999988887777:${key === "mapRoles" ? "role" : "user"}/theirs`, username: "theirs", groups: ["viewers"] };
-  if (write === "append to our list") return { applies: () => true, apply: (data) => ({ ...data, [key]: appendItem(data[key], theirEntry) }) };
+function theirWrite(
+  write: string,
+  key: ListKey,
+): { applies: (data: Record<string, string>) => boolean; apply: (data: Record<string, string>) => Record<string, string> } {
+  const theirEntry = {
+    [arnKey(key)]: `arn:aws:iam::999988887777:${key === "mapRoles" ? "role" : "user"}/theirs`,
+    username: "theirs",
+    groups: ["viewers"],
+  };
+  if (write === "append to our list")
+    return { applies: () => true, apply: (data) => ({ ...data, [key]: appendItem(data[key], theirEntry) }) };
   if (write === "edit an entry before ours") {
     return {
       applies: (data) => entriesOf(data[key]).length > 0,

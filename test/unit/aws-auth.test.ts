@@ -95,7 +95,11 @@ describe("addMapping", () => {
     // Assess
     expect(data.mapRoles).toBe(MAP_ROLES);
     expect(data.mapUsers!.startsWith(MAP_USERS)).toBe(true);
-    expect(parseYaml(data.mapUsers!).at(-1)).toEqual({ userarn: LAUNCHER_USER, username: "tower-launcher-user", groups: ["tower-launcher-role"] });
+    expect(parseYaml(data.mapUsers!).at(-1)).toEqual({
+      userarn: LAUNCHER_USER,
+      username: "tower-launcher-user",
+      groups: ["tower-launcher-role"],
+    });
     expect(findMapping(auth, LAUNCHER_USER)).toMatchObject({ userarn: LAUNCHER_USER });
   });
 
@@ -104,7 +108,10 @@ describe("addMapping", () => {
     const assumed = `arn:aws:sts::${ACCOUNT}:assumed-role/nfeks-genomics-launcher/session-1`;
     // Act
     const { auth } = addMapping(parseAwsAuth(DATA), { ...LAUNCHER, arn: assumed });
-    const { auth: withPath } = addMapping(parseAwsAuth(undefined), { ...LAUNCHER, arn: `arn:aws:iam::${ACCOUNT}:role/teams/genomics/nfeks-genomics-launcher` });
+    const { auth: withPath } = addMapping(parseAwsAuth(undefined), {
+      ...LAUNCHER,
+      arn: `arn:aws:iam::${ACCOUNT}:role/teams/genomics/nfeks-genomics-launcher`,
+    });
     // Assess
     expect(auth.mapRoles.at(-1)).toEqual({ rolearn: LAUNCHER_ROLE, username: "tower-launcher-user", groups: ["tower-launcher-role"] });
     expect(withPath.mapRoles).toEqual([{ rolearn: LAUNCHER_ROLE, username: "tower-launcher-user", groups: ["tower-launcher-role"] }]);
@@ -127,7 +134,12 @@ describe("addMapping", () => {
   it("refuses to overwrite a different mapping of the same principal (OwnershipConflict), unless told it is ours", () => {
     // Prepare
     const auth = parseAwsAuth(DATA);
-    const admin = { kind: "role" as const, arn: `arn:aws:iam::${ACCOUNT}:role/platform-admin`, username: "tower-launcher-user", groups: ["tower-launcher-role"] };
+    const admin = {
+      kind: "role" as const,
+      arn: `arn:aws:iam::${ACCOUNT}:role/platform-admin`,
+      username: "tower-launcher-user",
+      groups: ["tower-launcher-role"],
+    };
     // Act
     const act = () => addMapping(auth, admin);
     const replaced = addMapping(auth, admin, { replaceOwned: true });
@@ -220,7 +232,12 @@ describe("serializeAwsAuth", () => {
 
   it("round-trips quotes, colons and {{SessionName}} in new entries", () => {
     // Prepare
-    const awkward: AwsAuthMapping = { kind: "role", arn: LAUNCHER_ROLE, username: `launcher:{{SessionName}}`, groups: [`it's "quoted"`, "a: b", "{{x}}", "#not-a-comment"] };
+    const awkward: AwsAuthMapping = {
+      kind: "role",
+      arn: LAUNCHER_ROLE,
+      username: `launcher:{{SessionName}}`,
+      groups: [`it's "quoted"`, "a: b", "{{x}}", "#not-a-comment"],
+    };
     // Act
     const data = serializeAwsAuth(addMapping(parseAwsAuth(undefined), awkward).auth);
     // Assess
@@ -282,7 +299,11 @@ describe("awsAuthEntryLine", () => {
     expect(roleLine).toBe(`- {rolearn: ${LAUNCHER_ROLE}, username: tower-launcher-user, groups: [tower-launcher-role]}`);
     expect(userLine).toBe(`- {userarn: ${LAUNCHER_USER}, username: tower-user, groups: [a, b]}`);
     const parsed = parseAwsAuth({ mapRoles: roleLine, mapUsers: userLine });
-    expect(findMapping(parsed, LAUNCHER_ROLE)).toEqual({ rolearn: LAUNCHER_ROLE, username: "tower-launcher-user", groups: ["tower-launcher-role"] });
+    expect(findMapping(parsed, LAUNCHER_ROLE)).toEqual({
+      rolearn: LAUNCHER_ROLE,
+      username: "tower-launcher-user",
+      groups: ["tower-launcher-role"],
+    });
     expect(findMapping(parsed, LAUNCHER_USER)).toEqual({ userarn: LAUNCHER_USER, username: "tower-user", groups: ["a", "b"] });
   });
 });
@@ -291,21 +312,40 @@ describe("properties", () => {
   const accountId = fc.stringMatching(/^\d{12}$/);
   const iamName = fc.stringMatching(/^[A-Za-z0-9+=,.@_-]{1,32}$/);
   const awkwardText = fc.oneof(
-    fc.constantFrom("system:node:{{EC2PrivateDNSName}}", "admin:{{SessionName}}", "{{SessionName}}", "it's", 'say "hi"', "a: b", "- dash", "# hash"),
+    fc.constantFrom(
+      "system:node:{{EC2PrivateDNSName}}",
+      "admin:{{SessionName}}",
+      "{{SessionName}}",
+      "it's",
+      'say "hi"',
+      "a: b",
+      "- dash",
+      "# hash",
+    ),
     fc.string({ minLength: 1, maxLength: 20 }),
   );
-  const existingRole = fc.record({ rolearn: fc.tuple(accountId, iamName).map(([a, n]) => `arn:aws:iam::${a}:role/${n}`), username: awkwardText, groups: fc.array(awkwardText, { maxLength: 3 }) });
-  const existingUser = fc.record({ userarn: fc.tuple(accountId, iamName).map(([a, n]) => `arn:aws:iam::${a}:user/${n}`), username: awkwardText, groups: fc.array(awkwardText, { maxLength: 3 }) });
-  const safeText = fc.stringMatching(/^[a-z][a-z0-9:{}_-]{0,20}$/).filter((s) => !s.startsWith("system:"));
-  const mapping = fc.record({
-    kind: fc.constantFrom("role" as const, "user" as const),
-    arn: fc.tuple(accountId, fc.stringMatching(/^launcher-[a-z0-9]{1,10}$/)).map(([a, n]) => `${a}/${n}`),
-    username: safeText,
-    groups: fc.array(safeText, { maxLength: 3 }),
-  }).map((m) => {
-    const [account, name] = m.arn.split("/");
-    return { ...m, arn: `arn:aws:iam::${account}:${m.kind}/${name}` };
+  const existingRole = fc.record({
+    rolearn: fc.tuple(accountId, iamName).map(([a, n]) => `arn:aws:iam::${a}:role/${n}`),
+    username: awkwardText,
+    groups: fc.array(awkwardText, { maxLength: 3 }),
   });
+  const existingUser = fc.record({
+    userarn: fc.tuple(accountId, iamName).map(([a, n]) => `arn:aws:iam::${a}:user/${n}`),
+    username: awkwardText,
+    groups: fc.array(awkwardText, { maxLength: 3 }),
+  });
+  const safeText = fc.stringMatching(/^[a-z][a-z0-9:{}_-]{0,20}$/).filter((s) => !s.startsWith("system:"));
+  const mapping = fc
+    .record({
+      kind: fc.constantFrom("role" as const, "user" as const),
+      arn: fc.tuple(accountId, fc.stringMatching(/^launcher-[a-z0-9]{1,10}$/)).map(([a, n]) => `${a}/${n}`),
+      username: safeText,
+      groups: fc.array(safeText, { maxLength: 3 }),
+    })
+    .map((m) => {
+      const [account, name] = m.arn.split("/");
+      return { ...m, arn: `arn:aws:iam::${account}:${m.kind}/${name}` };
+    });
 
   it("add then remove gives back the original entries and the original text", () => {
     fc.assert(

@@ -3,7 +3,16 @@ import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { GetRoleCommand } from "@aws-sdk/client-iam";
 import { DescribeClusterCommand } from "@aws-sdk/client-eks";
-import { eksClient, eventBridgeClient, iamClient, MAX_ATTEMPTS, resetClients, sfnClient, signedWith, stsClient } from "../../functions/lib/aws/clients.js";
+import {
+  eksClient,
+  eventBridgeClient,
+  iamClient,
+  MAX_ATTEMPTS,
+  resetClients,
+  sfnClient,
+  signedWith,
+  stsClient,
+} from "../../functions/lib/aws/clients.js";
 import { tracer } from "../../functions/lib/aws/powertools.js";
 import { ClusterUnreachable, IamNotYetConsistent } from "../../functions/lib/domain/errors.js";
 import { isAwsError, normaliseError } from "../../functions/lib/workflow/normalise-error.js";
@@ -45,7 +54,9 @@ describe("SDK clients", () => {
     });
     process.env.AWS_ENDPOINT_URL_IAM = url;
     // Act
-    const error = await iamClient().send(new GetRoleCommand({ RoleName: "ghost" })).catch((e: unknown) => e);
+    const error = await iamClient()
+      .send(new GetRoleCommand({ RoleName: "ghost" }))
+      .catch((e: unknown) => e);
     // Assess
     expect(requests).toHaveLength(1);
     expect(isAwsError(error, "NoSuchEntity")).toBe(true);
@@ -62,7 +73,9 @@ describe("SDK clients", () => {
     });
     process.env.AWS_ENDPOINT_URL_EKS = url;
     // Act
-    const error = await eksClient("eu-west-1").send(new DescribeClusterCommand({ name: "research" })).catch((e: unknown) => e);
+    const error = await eksClient("eu-west-1")
+      .send(new DescribeClusterCommand({ name: "research" }))
+      .catch((e: unknown) => e);
     // Assess
     expect(requests).toHaveLength(MAX_ATTEMPTS);
     expect(requests[0]).toBe("GET /clusters/research");
@@ -77,7 +90,9 @@ describe("SDK clients", () => {
     process.env.AWS_ENDPOINT_URL_EKS = url;
     const started = Date.now();
     // Act
-    const error = await eksClient("eu-west-1").send(new DescribeClusterCommand({ name: "research" })).catch((e: unknown) => e);
+    const error = await eksClient("eu-west-1")
+      .send(new DescribeClusterCommand({ name: "research" }))
+      .catch((e: unknown) => e);
     // Assess
     expect(normaliseError(error, "eks:DescribeCluster")).toBeInstanceOf(ClusterUnreachable);
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -130,8 +145,14 @@ describe("SDK clients: tracing", () => {
     });
     process.env.AWS_ENDPOINT_URL_IAM = url;
     process.env.AWS_ACCESS_KEY_ID = "AKIADEFAULTCHAIN0000";
-    const signer = (id: string) => ({ id, credentials: async () => ({ accessKeyId: `ASIA${id.toUpperCase()}`, secretAccessKey: "s", sessionToken: "t" }) });
-    const call = () => iamClient().send(new GetRoleCommand({ RoleName: "ghost" })).catch(() => undefined);
+    const signer = (id: string) => ({
+      id,
+      credentials: async () => ({ accessKeyId: `ASIA${id.toUpperCase()}`, secretAccessKey: "s", sessionToken: "t" }),
+    });
+    const call = () =>
+      iamClient()
+        .send(new GetRoleCommand({ RoleName: "ghost" }))
+        .catch(() => undefined);
     // Act
     const first = signedWith(signer("steprole1"), () => iamClient());
     await signedWith(signer("steprole1"), async () => {

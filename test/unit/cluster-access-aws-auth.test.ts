@@ -59,7 +59,12 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     // Assess
     expect(kube.reads).toBe(2);
     expect(kube.replaced).toHaveLength(1);
-    expect(mapRolesOf(kube).map((e) => e.rolearn)).toEqual([`arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`, `arn:aws:iam::${ACCOUNT}:role/platform-admins`, otherNodeRole, LAUNCHER]);
+    expect(mapRolesOf(kube).map((e) => e.rolearn)).toEqual([
+      `arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`,
+      `arn:aws:iam::${ACCOUNT}:role/platform-admins`,
+      otherNodeRole,
+      LAUNCHER,
+    ]);
     // The previous content is what the successful edit replaced (including the other writer's change).
     expect(result.previousAwsAuth!.mapRoles).toContain(otherNodeRole);
   });
@@ -106,8 +111,17 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     const result = await apply(stateFor("CONFIG_MAP"));
 
     // Assess: replaced where it was, still recorded as the earlier run's
-    expect(result).toMatchObject({ username: USERNAME, groups: [GROUP], created: false, previousAwsAuth: { mapRoles: shared, mapUsers: MAP_USERS } });
-    expect(mapRolesOf(kube).map((e) => e.rolearn)).toEqual([`arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`, `arn:aws:iam::${ACCOUNT}:role/platform-admins`, LAUNCHER]);
+    expect(result).toMatchObject({
+      username: USERNAME,
+      groups: [GROUP],
+      created: false,
+      previousAwsAuth: { mapRoles: shared, mapUsers: MAP_USERS },
+    });
+    expect(mapRolesOf(kube).map((e) => e.rolearn)).toEqual([
+      `arn:aws:iam::${ACCOUNT}:role/eks-node-group-role`,
+      `arn:aws:iam::${ACCOUNT}:role/platform-admins`,
+      LAUNCHER,
+    ]);
     expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: USERNAME, groups: [GROUP] }]);
     expect(kube.data.mapRoles!.startsWith(NODE_ROLES)).toBe(true);
     expect(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]).toBe(marks);
@@ -125,7 +139,9 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     // Assess
     await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("tenant proteomics") });
     expect(kube.configMap).toEqual(before);
-    expect(launcherEntries(kube)).toEqual([{ rolearn: LAUNCHER, username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] }]);
+    expect(launcherEntries(kube)).toEqual([
+      { rolearn: LAUNCHER, username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] },
+    ]);
   });
 
   it("refuses a shared tower-launcher-user mapping that carries no mark of ours: OwnershipConflict, aws-auth untouched", async () => {
@@ -150,12 +166,18 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     await apply(stateFor("CONFIG_MAP"));
 
     // Assess
-    expect(kube.annotations).toEqual({ "example.com/owner": "platform", [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: markOf(RUN) }) });
+    expect(kube.annotations).toEqual({
+      "example.com/owner": "platform",
+      [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [LAUNCHER]: markOf(RUN) }),
+    });
   });
 
   it("leaves the copy out of the step output when aws-auth is too large for a Step Functions state, and still edits", async () => {
     // Prepare
-    const large = { ...ORIGINAL_DATA, mapAccounts: `${Array.from({ length: MAX_PREVIOUS_COPY_CHARS / 10 }, (_, i) => `- "${String(i).padStart(12, "0")}"`).join("\n")}\n` };
+    const large = {
+      ...ORIGINAL_DATA,
+      mapAccounts: `${Array.from({ length: MAX_PREVIOUS_COPY_CHARS / 10 }, (_, i) => `- "${String(i).padStart(12, "0")}"`).join("\n")}\n`,
+    };
     kube.seed(large);
 
     // Act
@@ -204,7 +226,9 @@ describe("GrantClusterAccess with aws-auth (CONFIG_MAP)", () => {
     const user = `arn:aws:iam::${ACCOUNT}:user/ci-launcher`;
 
     // Act
-    const result = await apply(stateFor("CONFIG_MAP", { iam: { launcherArn: user, launcherKind: "user", launcherCreated: false, created: [] } }));
+    const result = await apply(
+      stateFor("CONFIG_MAP", { iam: { launcherArn: user, launcherKind: "user", launcherCreated: false, created: [] } }),
+    );
 
     // Assess
     expect(result.principalArn).toBe(user);

@@ -24,21 +24,27 @@ describe("GrantClusterAccess on API_AND_CONFIG_MAP beside aws-auth", () => {
     ["the same role ARN", ADMINS],
     ["the role ARN with a path (aws-auth matches roles without their path)", `arn:aws:iam::${ACCOUNT}:role/teams/platform/cluster-admins`],
     ["an assumed-role session of the role", `arn:aws:sts::${ACCOUNT}:assumed-role/cluster-admins/alice`],
-  ])("refuses a principal aws-auth maps to system:masters (%s): OwnershipConflict naming the mapping, nothing created", async (_label, launcherArn) => {
-    // Prepare: an existing launcher that a platform team already maps in aws-auth
-    kube.seed({ ...ORIGINAL_DATA, mapRoles: MASTERS });
-    const before = structuredClone(kube.configMap);
+  ])(
+    "refuses a principal aws-auth maps to system:masters (%s): OwnershipConflict naming the mapping, nothing created",
+    async (_label, launcherArn) => {
+      // Prepare: an existing launcher that a platform team already maps in aws-auth
+      kube.seed({ ...ORIGINAL_DATA, mapRoles: MASTERS });
+      const before = structuredClone(kube.configMap);
 
-    // Act
-    const attempt = apply(stateFor("API_AND_CONFIG_MAP", { iam: { launcherArn, launcherCreated: false, created: [] } }));
+      // Act
+      const attempt = apply(stateFor("API_AND_CONFIG_MAP", { iam: { launcherArn, launcherCreated: false, created: [] } }));
 
-    // Assess
-    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringMatching(/username "admin" and groups \["system:masters"\]/) });
-    expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
-    expect(entries.size).toBe(0);
-    expect(kube.configMap).toEqual(before);
-    expect(kube.replaced).toEqual([]);
-  });
+      // Assess
+      await expect(attempt).rejects.toMatchObject({
+        name: "OwnershipConflict",
+        message: expect.stringMatching(/username "admin" and groups \["system:masters"\]/),
+      });
+      expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
+      expect(entries.size).toBe(0);
+      expect(kube.configMap).toEqual(before);
+      expect(kube.replaced).toEqual([]);
+    },
+  );
 
   it("refuses a self-managed node role mapped in aws-auth (its nodes would lose system:nodes)", async () => {
     // Prepare
@@ -49,7 +55,10 @@ describe("GrantClusterAccess on API_AND_CONFIG_MAP beside aws-auth", () => {
     const attempt = apply(stateFor("API_AND_CONFIG_MAP", { iam: { launcherArn: nodeRole, launcherCreated: false, created: [] } }));
 
     // Assess
-    await expect(attempt).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("system:node:{{EC2PrivateDNSName}}") });
+    await expect(attempt).rejects.toMatchObject({
+      name: "OwnershipConflict",
+      message: expect.stringContaining("system:node:{{EC2PrivateDNSName}}"),
+    });
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
   });
 

@@ -4,7 +4,14 @@
  */
 import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
-import { CreateAccessEntryCommand, DeleteAccessEntryCommand, DescribeAccessEntryCommand, EKSClient, InvalidParameterException, UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
+import {
+  CreateAccessEntryCommand,
+  DeleteAccessEntryCommand,
+  DescribeAccessEntryCommand,
+  EKSClient,
+  InvalidParameterException,
+  UpdateAccessEntryCommand,
+} from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { apply, createClusterAccessStep } from "../../functions/steps/cluster-access/index.js";
 import type { AuthenticationMode } from "../../functions/lib/workflow/workflow-state.js";
@@ -19,28 +26,31 @@ const kube = useFakeAwsAuthKube();
 // ---------------------------------------------------------------- access entries
 
 describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () => {
-  it.each<AuthenticationMode>(["API", "API_AND_CONFIG_MAP"])("%s: creates a STANDARD entry with the launcher username, group and our tags", async (mode) => {
-    // Prepare
-    const state = stateFor(mode);
+  it.each<AuthenticationMode>(["API", "API_AND_CONFIG_MAP"])(
+    "%s: creates a STANDARD entry with the launcher username, group and our tags",
+    async (mode) => {
+      // Prepare
+      const state = stateFor(mode);
 
-    // Act
-    const result = await apply(state);
+      // Act
+      const result = await apply(state);
 
-    // Assess
-    expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: true });
-    expect(eks).toHaveReceivedCommandWith(CreateAccessEntryCommand, {
-      clusterName: "research",
-      principalArn: LAUNCHER,
-      type: "STANDARD",
-      username: USERNAME,
-      kubernetesGroups: [GROUP],
-      tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))),
-    });
-    // aws-auth is never written in these modes (API_AND_CONFIG_MAP reads it; here it is absent, which is fine)
-    expect(kube.clientsMade).toBe(mode === "API" ? 0 : 1);
-    expect(kube.replaced).toEqual([]);
-    expect(kube.forbidden).toEqual([]);
-  });
+      // Assess
+      expect(result).toEqual({ method: "access-entry", principalArn: LAUNCHER, username: USERNAME, groups: [GROUP], created: true });
+      expect(eks).toHaveReceivedCommandWith(CreateAccessEntryCommand, {
+        clusterName: "research",
+        principalArn: LAUNCHER,
+        type: "STANDARD",
+        username: USERNAME,
+        kubernetesGroups: [GROUP],
+        tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))),
+      });
+      // aws-auth is never written in these modes (API_AND_CONFIG_MAP reads it; here it is absent, which is fine)
+      expect(kube.clientsMade).toBe(mode === "API" ? 0 : 1);
+      expect(kube.replaced).toEqual([]);
+      expect(kube.forbidden).toEqual([]);
+    },
+  );
 
   it("keeps a role path in the access entry principal (access entries accept paths)", async () => {
     // Prepare
@@ -71,21 +81,33 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
   it("adopts an entry another run of this tenant created (created: false) and restores username/groups changed by hand", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: "someone-else", kubernetesGroups: ["extra"], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: "someone-else",
+      kubernetesGroups: ["extra"],
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
 
     // Act
     const result = await apply(stateFor("API_AND_CONFIG_MAP"));
 
     // Assess
     expect(result.created).toBe(false);
-    expect(eks).toHaveReceivedCommandWith(UpdateAccessEntryCommand, { principalArn: LAUNCHER, username: USERNAME, kubernetesGroups: [GROUP] });
+    expect(eks).toHaveReceivedCommandWith(UpdateAccessEntryCommand, {
+      principalArn: LAUNCHER,
+      username: USERNAME,
+      kubernetesGroups: [GROUP],
+    });
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 0);
     expect(entries.get(LAUNCHER)?.tags).toEqual(tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))));
   });
 
   it("moves an entry of ours that an earlier version mapped to the shared tower-launcher-user to the tenant's identity", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: SHARED_USERNAME,
+      kubernetesGroups: [SHARED_GROUP],
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
 
     // Act
     const result = await apply(stateFor("API"));
@@ -114,7 +136,10 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     // Assess
     expect(ours).toMatchObject({ username: USERNAME, groups: [GROUP] });
     expect(theirs).toMatchObject({ username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] });
-    expect(entries.get(neighbour)).toMatchObject({ username: "tower-launcher-user-proteomics", kubernetesGroups: ["tower-launcher-role-proteomics"] });
+    expect(entries.get(neighbour)).toMatchObject({
+      username: "tower-launcher-user-proteomics",
+      kubernetesGroups: ["tower-launcher-role-proteomics"],
+    });
   });
 
   it.each([
@@ -136,7 +161,8 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
 
   it("decides again when the entry appears between its read and its create (ResourceInUseException)", async () => {
     // Prepare: the first Describe misses, then a concurrent attempt of this run creates it
-    eks.on(DescribeAccessEntryCommand)
+    eks
+      .on(DescribeAccessEntryCommand)
       .rejectsOnce(accessEntryNotFound())
       .callsFake(({ principalArn }) => ({ accessEntry: entries.get(principalArn) }));
     seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf(RUN))) });
@@ -148,7 +174,6 @@ describe("GrantClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () 
     expect(eks).toHaveReceivedCommandTimes(CreateAccessEntryCommand, 1);
     expect(result.created).toBe(true);
   });
-
 });
 
 describe("GrantClusterAccess: an entry made for an earlier instance of the launcher role (#13 point 1)", () => {
@@ -157,7 +182,12 @@ describe("GrantClusterAccess: an entry made for an earlier instance of the launc
   it("deletes our entry created before the role's CreateDate and makes a new one (replacedStaleEntry), never adopts it", async () => {
     // Prepare: an earlier run's entry, from before the role was deleted and recreated
     const staleAt = new Date("2026-12-05T08:00:09.400Z");
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], createdAt: staleAt, tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: USERNAME,
+      kubernetesGroups: [GROUP],
+      createdAt: staleAt,
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
 
     // Act
     const result = await apply(stateFor("API", { iam: { launcherCreateDate: ROLE_CREATED } }));
@@ -178,7 +208,12 @@ describe("GrantClusterAccess: an entry made for an earlier instance of the launc
 
   it("adopts an entry made in the role's first second or later (CreateDate has whole seconds: never falsely stale)", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], createdAt: new Date("2026-12-05T08:00:10.000Z"), tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: USERNAME,
+      kubernetesGroups: [GROUP],
+      createdAt: new Date("2026-12-05T08:00:10.000Z"),
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
 
     // Act
     const result = await apply(stateFor("API", { iam: { launcherCreateDate: ROLE_CREATED } }));
@@ -206,7 +241,10 @@ describe("GrantClusterAccess: an entry made for an earlier instance of the launc
 
 describe("GrantClusterAccess: a launcher EKS refuses as a principal", () => {
   const invalidPrincipal = () =>
-    new InvalidParameterException({ message: "The specified principalArn is invalid: invalid principal", $metadata: { httpStatusCode: 400 } });
+    new InvalidParameterException({
+      message: "The specified principalArn is invalid: invalid principal",
+      $metadata: { httpStatusCode: 400 },
+    });
 
   it("in another account: InvalidRequest (permanent), since no IAM propagation will make it valid", async () => {
     // Prepare
@@ -217,7 +255,10 @@ describe("GrantClusterAccess: a launcher EKS refuses as a principal", () => {
     const attempt = apply(stateFor("API", { iam: { launcherArn: foreign, launcherCreated: false, created: [] } }));
 
     // Assess
-    await expect(attempt).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining(`launcher.principalArn: EKS refuses ${foreign}`) });
+    await expect(attempt).rejects.toMatchObject({
+      name: "InvalidRequest",
+      message: expect.stringContaining(`launcher.principalArn: EKS refuses ${foreign}`),
+    });
   });
 
   it("in the cluster's account: IamNotYetConsistent (retried), as for a role created a moment ago", async () => {

@@ -8,7 +8,11 @@ import "aws-sdk-client-mock-vitest/extend";
 import { describe, expect, it } from "vitest";
 import { UpdateAccessEntryCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
-import { ANNOTATION_AWS_AUTH_EDITS, ANNOTATION_AWS_AUTH_MAPPINGS, AWS_AUTH_ROUND_WORST_MS } from "../../functions/lib/kube/aws-auth/index.js";
+import {
+  ANNOTATION_AWS_AUTH_EDITS,
+  ANNOTATION_AWS_AUTH_MAPPINGS,
+  AWS_AUTH_ROUND_WORST_MS,
+} from "../../functions/lib/kube/aws-auth/index.js";
 import { apply, compensate, RETURN_MARGIN_MS } from "../../functions/steps/cluster-access/index.js";
 import { GROUP, LAUNCHER, SHARED_GROUP, SHARED_USERNAME, USERNAME, stateFor } from "../support/cluster-access-fixtures.js";
 import { MAP_USERS, NODE_ROLES, ORIGINAL_DATA, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
@@ -22,7 +26,11 @@ const LABEL = `EKS access entry ${LAUNCHER} on research`;
 describe("UndoClusterAccess: an adopted access entry this run updated", () => {
   it("puts the earlier username and groups back, and a second undo finds nothing to do", async () => {
     // Prepare: an entry of this tenant from an earlier version (shared identity), moved by this run
-    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: SHARED_USERNAME,
+      kubernetesGroups: [SHARED_GROUP],
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
     const access = await apply(stateFor("API"));
 
     // Act
@@ -39,7 +47,11 @@ describe("UndoClusterAccess: an adopted access entry this run updated", () => {
 
   it("leaves an entry changed again after this run alone, reported as not undone", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: SHARED_USERNAME, kubernetesGroups: [SHARED_GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: SHARED_USERNAME,
+      kubernetesGroups: [SHARED_GROUP],
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
     const access = await apply(stateFor("API"));
     entries.get(LAUNCHER)!.kubernetesGroups = [GROUP, "auditors"];
 
@@ -93,7 +105,9 @@ describe("UndoClusterAccess: an adopted aws-auth mapping this run replaced", () 
 
     // Assess
     expect(result.undone).toEqual([]);
-    expect(result.failed).toEqual([`aws-auth mapping for ${LAUNCHER}: changed or removed since this run changed it, so its earlier content was not put back`]);
+    expect(result.failed).toEqual([
+      `aws-auth mapping for ${LAUNCHER}: changed or removed since this run changed it, so its earlier content was not put back`,
+    ]);
     expect(kube.data.mapRoles).toBe(changed);
     expect(kube.annotations[ANNOTATION_AWS_AUTH_EDITS]).toBeUndefined();
     expect(kube.annotations[ANNOTATION_AWS_AUTH_MAPPINGS]).toBe(marks);

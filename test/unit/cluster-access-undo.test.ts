@@ -47,7 +47,11 @@ describe("UndoClusterAccess with access entries (API, API_AND_CONFIG_MAP)", () =
 
   it("compensation keeps an entry it adopted or never owned", async () => {
     // Prepare
-    seedEntry(LAUNCHER, { username: USERNAME, kubernetesGroups: [GROUP], tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))) });
+    seedEntry(LAUNCHER, {
+      username: USERNAME,
+      kubernetesGroups: [GROUP],
+      tags: tagsToRecord(ownershipTags(TENANT, markOf("an-earlier-run"))),
+    });
     const foreign = `arn:aws:iam::${ACCOUNT}:role/admin`;
     seedEntry(foreign, { username: "admin" });
 
@@ -106,7 +110,9 @@ describe("UndoClusterAccess with aws-auth (CONFIG_MAP)", () => {
     const { resourceVersion: _after, ...metadataAfter } = kube.configMap!.metadata!;
     expect(metadataAfter).toEqual(metadataBefore);
     expect(kube.data).toEqual(dataBefore);
-    expect(launcherEntries(kube, neighbour)).toEqual([{ rolearn: neighbour, username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] }]);
+    expect(launcherEntries(kube, neighbour)).toEqual([
+      { rolearn: neighbour, username: "tower-launcher-user-proteomics", groups: ["tower-launcher-role-proteomics"] },
+    ]);
   });
 
   it("finds its mapping by the mark even when the step returned nothing, and restores the exact original data", async () => {

@@ -115,7 +115,9 @@ describe("ARNs and bucket names", () => {
   });
 
   it("maps an assumed-role session back to its role", () => {
-    expect(roleArnOfAssumedRole("arn:aws:sts::111122223333:assumed-role/launcher/session-1")).toBe("arn:aws:iam::111122223333:role/launcher");
+    expect(roleArnOfAssumedRole("arn:aws:sts::111122223333:assumed-role/launcher/session-1")).toBe(
+      "arn:aws:iam::111122223333:role/launcher",
+    );
     expect(roleArnOfAssumedRole("arn:aws:iam::111122223333:user/alice")).toBe("arn:aws:iam::111122223333:user/alice");
   });
 

@@ -27,7 +27,8 @@ describe("allowed clusters", () => {
   it("accepts EKS cluster names and AWS Region codes, and nothing like a wildcard", () => {
     // Assess
     for (const name of ["research", "genomics-prod", "lab_2", "1st", "a".repeat(100)]) expect(EKS_CLUSTER_NAME.test(name), name).toBe(true);
-    for (const name of ["lab*", "*", "-lead", "_lead", "has space", "a".repeat(101), "", "lab.one"]) expect(EKS_CLUSTER_NAME.test(name), name).toBe(false);
+    for (const name of ["lab*", "*", "-lead", "_lead", "has space", "a".repeat(101), "", "lab.one"])
+      expect(EKS_CLUSTER_NAME.test(name), name).toBe(false);
     for (const region of ["eu-west-1", "us-east-2", "ap-southeast-3", "us-gov-west-1", "cn-north-1", "us-isob-east-1", "il-central-1"]) {
       expect(AWS_REGION_CODE.test(region), region).toBe(true);
     }
@@ -58,7 +59,8 @@ describe("allowed clusters", () => {
 
   it("names each bad cluster and region by its position", () => {
     // Act
-    const load = () => loadDeploymentConfig({ ...BASE, ALLOWED_CLUSTERS: "research@eu-west-1,lab*@eu-west-1,genomics@*,@us-east-1,orphan" });
+    const load = () =>
+      loadDeploymentConfig({ ...BASE, ALLOWED_CLUSTERS: "research@eu-west-1,lab*@eu-west-1,genomics@*,@us-east-1,orphan" });
     // Assess
     expect(load).toThrow(/allowedClusters\.1\.name: an EKS cluster name is 1-100 letters/);
     expect(load).toThrow(/allowedClusters\.2\.region: a region is an AWS Region code such as eu-west-1/);
@@ -93,7 +95,11 @@ describe("the permissions boundary", () => {
 
   it("is trimmed, checked when the configuration loads, and survives the trip through the environment", () => {
     // Act
-    const config = loadDeploymentConfig({ ...BASE, IAM_PREFIX: " nfeks ", PERMISSIONS_BOUNDARY_ARN: "  arn:aws:iam::111122223333:policy/b  " });
+    const config = loadDeploymentConfig({
+      ...BASE,
+      IAM_PREFIX: " nfeks ",
+      PERMISSIONS_BOUNDARY_ARN: "  arn:aws:iam::111122223333:policy/b  ",
+    });
     // Assess
     expect(config.permissionsBoundaryArn).toBe("arn:aws:iam::111122223333:policy/b");
     expect(config.iamPrefix).toBe("nfeks");
@@ -115,7 +121,9 @@ describe("the namespaces' Pod Security level", () => {
     expect(byDefault).toEqual({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: false });
     expect(restricted.podSecurityLevel).toBe("restricted");
     expect(privileged).toEqual({ podSecurityLevel: "privileged", allowPrivilegedNamespaces: true });
-    expect(() => loadNamespaceSettings({ POD_SECURITY_LEVEL: "privileged" })).toThrow(/podSecurityLevel: privileged namespaces need ALLOW_PRIVILEGED_NAMESPACES=true/);
+    expect(() => loadNamespaceSettings({ POD_SECURITY_LEVEL: "privileged" })).toThrow(
+      /podSecurityLevel: privileged namespaces need ALLOW_PRIVILEGED_NAMESPACES=true/,
+    );
     expect(() => loadNamespaceSettings({ POD_SECURITY_LEVEL: "lenient" })).toThrow(/podSecurityLevel/);
     expect(() => loadNamespaceSettings({ ALLOW_PRIVILEGED_NAMESPACES: "yes" })).toThrow(/allowPrivilegedNamespaces/);
   });
@@ -126,7 +134,9 @@ describe("the namespaces' Pod Security level", () => {
     // Assess
     expect(config.podSecurityLevel).toBe("restricted");
     expect(loadDeploymentConfig(configToEnv(config))).toEqual(config);
-    expect(() => loadDeploymentConfig({ ...BASE, POD_SECURITY_LEVEL: "privileged", ALLOW_PRIVILEGED_NAMESPACES: "false" })).toThrow(/podSecurityLevel/);
+    expect(() => loadDeploymentConfig({ ...BASE, POD_SECURITY_LEVEL: "privileged", ALLOW_PRIVILEGED_NAMESPACES: "false" })).toThrow(
+      /podSecurityLevel/,
+    );
   });
 });
 
@@ -154,8 +164,12 @@ describe("the STS endpoint EKS tokens are presigned for (EKS_TOKEN_STS_ENDPOINT)
     expect(none.eksTokenStsEndpoint).toBeUndefined();
     expect(fips.eksTokenStsEndpoint).toBe("https://sts-fips.us-east-1.amazonaws.com");
     expect(loadDeploymentConfig(configToEnv(fips))).toEqual(fips);
-    expect(() => loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: "http://127.0.0.1:4566" })).toThrow(/eksTokenStsEndpoint|EKS_TOKEN_STS_ENDPOINT/);
-    expect(() => loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: "https://sts.amazonaws.com/path" })).toThrow(/eksTokenStsEndpoint|EKS_TOKEN_STS_ENDPOINT/);
+    expect(() => loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: "http://127.0.0.1:4566" })).toThrow(
+      /eksTokenStsEndpoint|EKS_TOKEN_STS_ENDPOINT/,
+    );
+    expect(() => loadDeploymentConfig({ ...BASE, EKS_TOKEN_STS_ENDPOINT: "https://sts.amazonaws.com/path" })).toThrow(
+      /eksTokenStsEndpoint|EKS_TOKEN_STS_ENDPOINT/,
+    );
   });
 });
 
@@ -164,7 +178,12 @@ describe("the region the stack deploys to", () => {
   function isolatedAwsConfig(profiles: Record<string, string>): void {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "nf-eks-aws-"));
     const file = path.join(dir, "config");
-    fs.writeFileSync(file, Object.entries(profiles).map(([name, region]) => `[profile ${name}]\nregion = ${region}\n`).join(""));
+    fs.writeFileSync(
+      file,
+      Object.entries(profiles)
+        .map(([name, region]) => `[profile ${name}]\nregion = ${region}\n`)
+        .join(""),
+    );
     vi.stubEnv("AWS_CONFIG_FILE", file);
     vi.stubEnv("AWS_SHARED_CREDENTIALS_FILE", path.join(dir, "credentials"));
     vi.stubEnv("AWS_REGION", undefined);

@@ -107,7 +107,11 @@ describe("eksBearerToken", () => {
 
   it("includes the session token of temporary credentials (and still verifies)", async () => {
     // Prepare
-    const temporary = async () => ({ accessKeyId: "ASIAEXAMPLE", secretAccessKey: SECRET_KEY, sessionToken: "FwoGZXIvYXdzE+session/token==" });
+    const temporary = async () => ({
+      accessKeyId: "ASIAEXAMPLE",
+      secretAccessKey: SECRET_KEY,
+      sessionToken: "FwoGZXIvYXdzE+session/token==",
+    });
 
     // Act
     const { token } = await eksBearerToken("research", "eu-west-1", { credentials: temporary, now: NOW });
@@ -162,7 +166,9 @@ describe("eksBearerToken", () => {
 
     // Assess
     expect(urlOf(fromSetting.token).host).toBe("sts-fips.us-east-1.amazonaws.com:8443");
-    expect(urlOf(fromSetting.token).searchParams.get("X-Amz-Signature")).toBe(recomputeSignature(urlOf(fromSetting.token), "research", SECRET_KEY));
+    expect(urlOf(fromSetting.token).searchParams.get("X-Amz-Signature")).toBe(
+      recomputeSignature(urlOf(fromSetting.token), "research", SECRET_KEY),
+    );
     expect(urlOf(explicit.token).host).toBe("sts.example.test:8443");
     expect(stsEndpointFor("cn-north-1", {})).toBe("https://sts.cn-north-1.amazonaws.com.cn");
     expect(stsEndpointFor("eu-west-1", { AWS_ENDPOINT_URL_STS: "http://127.0.0.1:4566" })).toBe("https://sts.eu-west-1.amazonaws.com");

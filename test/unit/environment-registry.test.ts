@@ -3,7 +3,12 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { EnvironmentRegistry, environmentKey, IDEMPOTENCY_KEY_TTL_SECONDS, RegistryNotConfigured } from "../../functions/lib/workflow/environment-registry.js";
+import {
+  EnvironmentRegistry,
+  environmentKey,
+  IDEMPOTENCY_KEY_TTL_SECONDS,
+  RegistryNotConfigured,
+} from "../../functions/lib/workflow/environment-registry.js";
 import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "../../local/aws/dynamodb.js";
 
 const ENV = { tenant: "genomics", region: "eu-west-1", cluster: "research" };
@@ -111,7 +116,11 @@ describe("the run lease", () => {
 
     // Assess
     expect(again).toEqual({ taken: true });
-    expect(await registry.getEnvironment(ENV)).toMatchObject({ generation: 2, lastExecution: RUN_A, lease: { owner: RUN_A.arn, expiresAt: now + 3600 } });
+    expect(await registry.getEnvironment(ENV)).toMatchObject({
+      generation: 2,
+      lastExecution: RUN_A,
+      lease: { owner: RUN_A.arn, expiresAt: now + 3600 },
+    });
   });
 
   it("counts an expired lease as free", async () => {

@@ -51,12 +51,16 @@ describe("executionNameFor", () => {
 
   it("always yields a valid Step Functions name, whatever it is given", () => {
     fc.assert(
-      fc.property(fc.string({ minLength: 1, maxLength: 60 }), fc.option(fc.string({ minLength: 1, maxLength: 100 }), { nil: undefined }), (tenant, key) => {
-        // Act
-        const name = executionNameFor({ tenant, idempotencyKey: key });
-        // Assess
-        expect(name).toMatch(VALID_NAME);
-      }),
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 60 }),
+        fc.option(fc.string({ minLength: 1, maxLength: 100 }), { nil: undefined }),
+        (tenant, key) => {
+          // Act
+          const name = executionNameFor({ tenant, idempotencyKey: key });
+          // Assess
+          expect(name).toMatch(VALID_NAME);
+        },
+      ),
     );
   });
 
@@ -115,12 +119,17 @@ describe("tenantOfExecutionName", () => {
 
   it("gives back the tenant of every name executionNameFor makes, keyed (long keys shortened) or not (property)", () => {
     fc.assert(
-      fc.property(tenant, fc.option(key, { nil: undefined }), fc.date({ min: new Date("2000-01-01"), max: new Date("2099-12-31"), noInvalidDate: true }), (t, k, now) => {
-        // Act
-        const name = executionNameFor({ tenant: t, idempotencyKey: k }, { now });
-        // Assess
-        expect(tenantOfExecutionName(name)).toBe(t);
-      }),
+      fc.property(
+        tenant,
+        fc.option(key, { nil: undefined }),
+        fc.date({ min: new Date("2000-01-01"), max: new Date("2099-12-31"), noInvalidDate: true }),
+        (t, k, now) => {
+          // Act
+          const name = executionNameFor({ tenant: t, idempotencyKey: k }, { now });
+          // Assess
+          expect(tenantOfExecutionName(name)).toBe(t);
+        },
+      ),
       { numRuns: 1000 },
     );
   });

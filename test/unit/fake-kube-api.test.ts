@@ -6,7 +6,12 @@ import { kubeErrorReason } from "../../functions/lib/kube/kube-errors.js";
 import { normaliseError } from "../../functions/lib/workflow/normalise-error.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
 
-const CM: V1ConfigMap = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "settings", namespace: "team", labels: { app: "x" } }, data: { a: "1" } };
+const CM: V1ConfigMap = {
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name: "settings", namespace: "team", labels: { app: "x" } },
+  data: { a: "1" },
+};
 
 describe("FakeKubeApi", () => {
   it("answers a duplicate create with the client's ApiException: 409 AlreadyExists", async () => {
@@ -26,7 +31,9 @@ describe("FakeKubeApi", () => {
     // Prepare
     const kube = new FakeKubeApi();
     // Act
-    const error = await kube.read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "nope", namespace: "team" } }).catch((e: unknown) => e);
+    const error = await kube
+      .read({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "nope", namespace: "team" } })
+      .catch((e: unknown) => e);
     // Assess
     expect(isKubeError(error, 404)).toBe(true);
     expect(kubeErrorReason(error)).toBe("NotFound");
@@ -70,11 +77,14 @@ describe("FakeKubeApi", () => {
     // Prepare
     const kube = new FakeKubeApi();
     await kube.create({ ...CM, metadata: { ...CM.metadata, labels: { app: "x", tier: "web" } } });
-    const matches = async (selector: string) => (await kube.list("v1", "ConfigMap", "team", undefined, undefined, undefined, undefined, selector)).items.length === 1;
+    const matches = async (selector: string) =>
+      (await kube.list("v1", "ConfigMap", "team", undefined, undefined, undefined, undefined, selector)).items.length === 1;
     // Act
     const selected = await Promise.all(["app=x,tier", "app==x,!missing", "app in (y, x),tier notin (db)"].map(matches));
     const rejected = await Promise.all(["app!=x", "tier in (db)", "missing"].map(matches));
-    const malformed = await kube.list("v1", "ConfigMap", "team", undefined, undefined, undefined, undefined, "tier in web").catch((e: unknown) => e);
+    const malformed = await kube
+      .list("v1", "ConfigMap", "team", undefined, undefined, undefined, undefined, "tier in web")
+      .catch((e: unknown) => e);
     // Assess
     expect(selected).toEqual([true, true, true]);
     expect(rejected).toEqual([false, false, false]);
@@ -85,13 +95,30 @@ describe("FakeKubeApi", () => {
   it("orphans a Job's pods unless the delete asks for propagation", async () => {
     // Prepare
     const kube = new FakeKubeApi();
-    const jobs = ["orphaning", "cascading"].map((name) => kube.seed<V1Job>({ apiVersion: "batch/v1", kind: "Job", metadata: { name, namespace: "team" } }));
+    const jobs = ["orphaning", "cascading"].map((name) =>
+      kube.seed<V1Job>({ apiVersion: "batch/v1", kind: "Job", metadata: { name, namespace: "team" } }),
+    );
     for (const job of jobs) {
-      kube.seed({ apiVersion: "v1", kind: "Pod", metadata: { name: `${job.metadata!.name}-pod`, namespace: "team", ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: job.metadata!.name!, uid: job.metadata!.uid! }] } });
+      kube.seed({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: {
+          name: `${job.metadata!.name}-pod`,
+          namespace: "team",
+          ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: job.metadata!.name!, uid: job.metadata!.uid! }],
+        },
+      });
     }
     // Act
     await kube.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "orphaning", namespace: "team" } });
-    await kube.delete({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "cascading", namespace: "team" } }, undefined, undefined, undefined, undefined, "Background");
+    await kube.delete(
+      { apiVersion: "batch/v1", kind: "Job", metadata: { name: "cascading", namespace: "team" } },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      "Background",
+    );
     // Assess
     expect(kube.inventory()).toEqual(["Pod/team/orphaning-pod"]);
   });

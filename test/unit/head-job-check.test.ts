@@ -76,7 +76,9 @@ describe("CheckHeadJob", () => {
     // Assess
     await expect(outcome).rejects.toMatchObject({
       name: "HeadJobFailed",
-      message: expect.stringMatching(/pod nf-head-genomics-\w+-abcde.*container nextflow Error \(exit code 1\): Unknown project `nf-core\/rnaseqq`/),
+      message: expect.stringMatching(
+        /pod nf-head-genomics-\w+-abcde.*container nextflow Error \(exit code 1\): Unknown project `nf-core\/rnaseqq`/,
+      ),
     });
   });
 
@@ -85,18 +87,26 @@ describe("CheckHeadJob", () => {
     await apply(stateFor());
     kube().setStatus("batch/v1", "Job", JOB, NS, {
       failed: 1,
-      conditions: [{ type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" }],
+      conditions: [
+        { type: "Failed", status: "True", reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" },
+      ],
     });
     // Act
     const outcome = check(stateFor({}, RUN, { headJob: launched() }));
     // Assess
-    await expect(outcome).rejects.toMatchObject({ name: "HeadJobFailed", message: expect.stringContaining("BackoffLimitExceeded: Job has reached the specified backoff limit") });
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadJobFailed",
+      message: expect.stringContaining("BackoffLimitExceeded: Job has reached the specified backoff limit"),
+    });
   });
 
   it("throws HeadPodCannotStart with the reason when the container config cannot be created", async () => {
     // Prepare
     await apply(stateFor());
-    podOf(job()!, `${JOB}-abcde`, { phase: "Pending", containerStatuses: waiting("CreateContainerConfigError", 'secret "registry-creds" not found') });
+    podOf(job()!, `${JOB}-abcde`, {
+      phase: "Pending",
+      containerStatuses: waiting("CreateContainerConfigError", 'secret "registry-creds" not found'),
+    });
     // Act
     const outcome = check(stateFor({}, RUN, { headJob: launched() }));
     // Assess
@@ -114,13 +124,24 @@ describe("CheckHeadJob", () => {
     podOf(job()!, `${JOB}-abcde`, {
       phase: "Pending",
       containerStatuses: [
-        { name: "nextflow", image: "x", imageID: "", ready: false, restartCount: 0, state: { waiting: { reason: "InvalidImageName", message: "couldn't parse image name" } } },
+        {
+          name: "nextflow",
+          image: "x",
+          imageID: "",
+          ready: false,
+          restartCount: 0,
+          state: { waiting: { reason: "InvalidImageName", message: "couldn't parse image name" } },
+        },
       ],
     });
     // Act
     const outcome = check(stateFor({}, RUN, { headJob: launched() }));
     // Assess
-    await expect(outcome).rejects.toMatchObject({ name: "HeadPodCannotStart", reason: "InvalidImageName", detail: "couldn't parse image name" });
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadPodCannotStart",
+      reason: "InvalidImageName",
+      detail: "couldn't parse image name",
+    });
   });
 
   it("keeps waiting through a transient image pull back-off, noting since when, and forgets it once the image pulls", async () => {
@@ -162,12 +183,17 @@ describe("CheckHeadJob", () => {
       name: "HeadPodCannotStart",
       reason,
       detail: "pull access denied for nextflow/nextflw",
-      message: expect.stringMatching(new RegExp(`could not be pulled for more than 5 minutes; .*container nextflow ${reason}: pull access denied`)),
+      message: expect.stringMatching(
+        new RegExp(`could not be pulled for more than 5 minutes; .*container nextflow ${reason}: pull access denied`),
+      ),
     });
   });
 
   const unschedulablePod = (message: string) =>
-    podOf(job()!, `${JOB}-abcde`, { phase: "Pending", conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }] });
+    podOf(job()!, `${JOB}-abcde`, {
+      phase: "Pending",
+      conditions: [{ type: "PodScheduled", status: "False", reason: "Unschedulable", message }],
+    });
 
   it.each([
     '0/3 nodes are available: persistentvolumeclaim "scratch" not found. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.',
@@ -184,7 +210,8 @@ describe("CheckHeadJob", () => {
 
   it("waits 5 minutes for an Unschedulable head pod that a new node might fit, then throws HeadPodCannotStart", async () => {
     // Prepare
-    const message = "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.";
+    const message =
+      "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.";
     await apply(stateFor());
     unschedulablePod(message);
     minutesAfterLaunch(1);
@@ -195,9 +222,19 @@ describe("CheckHeadJob", () => {
     // Act
     const outcome = check(stateFor({}, RUN, { headJob: atFiveMinutes }));
     // Assess
-    expect(first).toMatchObject({ done: false, phase: "Pending", unschedulableSince: new Date(T0.getTime() + 60_000).toISOString(), nextCheckSeconds: 20 });
+    expect(first).toMatchObject({
+      done: false,
+      phase: "Pending",
+      unschedulableSince: new Date(T0.getTime() + 60_000).toISOString(),
+      nextCheckSeconds: 20,
+    });
     expect(atFiveMinutes.done).toBe(false);
-    await expect(outcome).rejects.toMatchObject({ name: "HeadPodCannotStart", reason: "Unschedulable", detail: message, message: expect.stringContaining("unschedulable for more than 5 minutes") });
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadPodCannotStart",
+      reason: "Unschedulable",
+      detail: message,
+      message: expect.stringContaining("unschedulable for more than 5 minutes"),
+    });
   });
 
   it("throws HeadJobFailed when the Job was deleted while the workflow waited", async () => {
@@ -270,7 +307,10 @@ describe("CheckHeadJob: how long it waits", () => {
     const outcome = check({ ...state, headJob: sixHoursIn });
     // Assess
     expect(sixHoursIn).toMatchObject({ phase: "Running", done: false, nextCheckSeconds: 300 });
-    await expect(outcome).rejects.toMatchObject({ name: "HeadJobTimedOut", message: expect.stringContaining("was still Running after 1440 minutes") });
+    await expect(outcome).rejects.toMatchObject({
+      name: "HeadJobTimedOut",
+      message: expect.stringContaining("was still Running after 1440 minutes"),
+    });
   });
 
   it("uses the request's headJob.timeoutMinutes", async () => {

@@ -72,7 +72,9 @@ describe("LaunchHeadJob", () => {
     const params = paramsConfigMap()!;
     expect(params.metadata?.labels).toMatchObject(ownershipLabels("genomics", markOf(RUN)));
     expect(JSON.parse(params.data?.["params.json"] ?? "")).toEqual({ input: "s3://bucket/samples.csv", outdir: "/scratch/results" });
-    const creates = kube().callsOf("create").map((c) => `${c.kind}/${c.name}`);
+    const creates = kube()
+      .callsOf("create")
+      .map((c) => `${c.kind}/${c.name}`);
     expect(creates).toEqual([`ConfigMap/${PARAMS}`, `Job/${JOB}`]);
     const pod = job()!.spec!.template.spec!;
     expect(pod.volumes?.[0]?.projected?.sources?.map((source) => source.configMap?.name)).toEqual(["nextflow-config", PARAMS]);
@@ -92,11 +94,19 @@ describe("LaunchHeadJob", () => {
 
   it("refuses a params ConfigMap of that name another execution made, before creating the Job", async () => {
     // Prepare
-    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) }, data: { "params.json": "{}" } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) },
+      data: { "params.json": "{}" },
+    });
     // Act
     const outcome = apply(stateFor());
     // Assess
-    await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`ConfigMap ${NS}/${PARAMS}`) });
+    await expect(outcome).rejects.toMatchObject({
+      name: "OwnershipConflict",
+      message: expect.stringContaining(`ConfigMap ${NS}/${PARAMS}`),
+    });
     expect(job()).toBeUndefined();
   });
 
@@ -115,7 +125,11 @@ describe("LaunchHeadJob", () => {
 
   it("refuses a Job of that name another execution made", async () => {
     // Prepare
-    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
+    kube().seed({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) },
+    });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -138,7 +152,12 @@ describe("LaunchHeadJob", () => {
     const result = await apply(stateFor());
     // Assess
     expect(result.jobName).toBe(JOB);
-    expect(kube().all("Job").map((j) => j.metadata?.name).sort()).toEqual([JOB, headJobName("genomics", markOf(OTHER_RUN))].sort());
+    expect(
+      kube()
+        .all("Job")
+        .map((j) => j.metadata?.name)
+        .sort(),
+    ).toEqual([JOB, headJobName("genomics", markOf(OTHER_RUN))].sort());
   });
 });
 
@@ -156,10 +175,26 @@ describe("UndoHeadJob", () => {
     // Assess
     expect(first.undone).toContain(`Job ${NS}/${JOB}`);
     expect(first.undone.at(-1)).toBe(`ConfigMap ${NS}/${PARAMS}`);
-    expect(kube().all("ConfigMap").map((c) => c.metadata?.name)).toEqual([`${otherJob.jobName}-params`]);
-    expect(kube().callsOf("delete", "Job").map((c) => c.propagationPolicy)).toEqual([expect.stringMatching(/^(Background|Foreground)$/)]);
-    expect(kube().all("Pod").map((p) => p.metadata?.name)).toEqual([`${otherJob.jobName}-zzzzz`]);
-    expect(kube().all("Job").map((j) => j.metadata?.name)).toEqual([otherJob.jobName]);
+    expect(
+      kube()
+        .all("ConfigMap")
+        .map((c) => c.metadata?.name),
+    ).toEqual([`${otherJob.jobName}-params`]);
+    expect(
+      kube()
+        .callsOf("delete", "Job")
+        .map((c) => c.propagationPolicy),
+    ).toEqual([expect.stringMatching(/^(Background|Foreground)$/)]);
+    expect(
+      kube()
+        .all("Pod")
+        .map((p) => p.metadata?.name),
+    ).toEqual([`${otherJob.jobName}-zzzzz`]);
+    expect(
+      kube()
+        .all("Job")
+        .map((j) => j.metadata?.name),
+    ).toEqual([otherJob.jobName]);
     expect(second).toEqual({ undone: [], kept: [] });
   });
 
@@ -192,12 +227,23 @@ describe("UndoHeadJob", () => {
 
   it("keeps a Job and a params ConfigMap of those names it did not create", async () => {
     // Prepare
-    kube().seed({ apiVersion: "batch/v1", kind: "Job", metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
-    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
+    kube().seed({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: JOB, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) },
+    });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: PARAMS, namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) },
+    });
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(result).toEqual({ undone: [], kept: [`Job ${NS}/${JOB}: not created by this run`, `ConfigMap ${NS}/${PARAMS}: not created by this run`] });
+    expect(result).toEqual({
+      undone: [],
+      kept: [`Job ${NS}/${JOB}: not created by this run`, `ConfigMap ${NS}/${PARAMS}: not created by this run`],
+    });
     expect(job()).toBeDefined();
     expect(paramsConfigMap()).toBeDefined();
   });
@@ -221,8 +267,15 @@ describe("UndoHeadJob", () => {
     // Act
     const result = await compensate(stateFor());
     // Assess
-    expect(kube().all("Pod").map((p) => p.metadata?.name)).toEqual(["lookalike"]);
-    expect(result).toEqual({ undone: [`Job ${NS}/${JOB}`, `ConfigMap ${NS}/${PARAMS}`], kept: [`Pod ${NS}/lookalike: not created by this run`] });
+    expect(
+      kube()
+        .all("Pod")
+        .map((p) => p.metadata?.name),
+    ).toEqual(["lookalike"]);
+    expect(result).toEqual({
+      undone: [`Job ${NS}/${JOB}`, `ConfigMap ${NS}/${PARAMS}`],
+      kept: [`Pod ${NS}/lookalike: not created by this run`],
+    });
   });
 
   it("does nothing when the request has no head job", async () => {

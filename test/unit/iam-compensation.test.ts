@@ -58,7 +58,10 @@ describe("UndoIamResources", () => {
     // Assess
     expect(roles.size).toBe(0);
     expect(iam).toHaveReceivedCommandWith(DeleteRolePolicyCommand, { RoleName: LAUNCHER, PolicyName: LAUNCHER_POLICY });
-    expect(iam).toHaveReceivedCommandWith(DetachRolePolicyCommand, { RoleName: LAUNCHER, PolicyArn: `arn:aws:iam::${ACCOUNT}:policy/extra` });
+    expect(iam).toHaveReceivedCommandWith(DetachRolePolicyCommand, {
+      RoleName: LAUNCHER,
+      PolicyArn: `arn:aws:iam::${ACCOUNT}:policy/extra`,
+    });
     expect(result).toEqual({ undone: [`IAM role ${WORKLOAD}`, `IAM role ${LAUNCHER}`], kept: [] });
   });
 
@@ -113,7 +116,9 @@ describe("UndoIamResources", () => {
 
   it("cleans up after an apply that failed half-way (role created, inline policy not)", async () => {
     // Prepare
-    iam.on(PutRolePolicyCommand).rejects(new IAMServiceException({ name: "ServiceFailure", message: "boom", $fault: "server", $metadata: { httpStatusCode: 500 } }));
+    iam
+      .on(PutRolePolicyCommand)
+      .rejects(new IAMServiceException({ name: "ServiceFailure", message: "boom", $fault: "server", $metadata: { httpStatusCode: 500 } }));
     const error = await apply(stateFor()).catch((e: unknown) => e);
     expect(error).toMatchObject({ name: "ClusterUnreachable" });
     expect(roles.has(LAUNCHER)).toBe(true);
@@ -140,7 +145,14 @@ describe("UndoIamResources", () => {
     // Assess
     for (const id of ours) expect(associations.has(id)).toBe(false);
     expect(associations.has("a-other")).toBe(true);
-    expect(result.undone).toEqual(expect.arrayContaining([expect.stringContaining("a-1"), expect.stringContaining("a-2"), `IAM role ${WORKLOAD}`, `IAM role ${LAUNCHER}`]));
+    expect(result.undone).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining("a-1"),
+        expect.stringContaining("a-2"),
+        `IAM role ${WORKLOAD}`,
+        `IAM role ${LAUNCHER}`,
+      ]),
+    );
     expect(result.kept).toEqual([expect.stringContaining("a-other")]);
     const lastAssociationDeleted = eks.commandCalls(DeletePodIdentityAssociationCommand).at(-1)!;
     const firstRoleDeleted = iam.commandCalls(DeleteRoleCommand)[0];
@@ -198,8 +210,13 @@ describe("UndoIamResources", () => {
     expect(roles.has(LAUNCHER)).toBe(false);
     expect(policyOf(roles.get(WORKLOAD)!.role.AssumeRolePolicyDocument)).toEqual(previousTrust);
     expect(roles.get(WORKLOAD)!.inline.size).toBe(0);
-    expect(result.undone).toEqual([`IAM role ${WORKLOAD}: inline policy ${FUSION_POLICY} removed, trust policy restored`, `IAM role ${LAUNCHER}`]);
-    expect(result.kept).toEqual([`IAM role ${WORKLOAD}: permissions boundary left at ${STACK_BOUNDARY} (was none): the deployment requires it`]);
+    expect(result.undone).toEqual([
+      `IAM role ${WORKLOAD}: inline policy ${FUSION_POLICY} removed, trust policy restored`,
+      `IAM role ${LAUNCHER}`,
+    ]);
+    expect(result.kept).toEqual([
+      `IAM role ${WORKLOAD}: permissions boundary left at ${STACK_BOUNDARY} (was none): the deployment requires it`,
+    ]);
   });
 
   it("a step that fails after changing an adopted role puts the previous documents back itself (the compensator gets no $.iam)", async () => {
@@ -210,7 +227,10 @@ describe("UndoIamResources", () => {
     const error = await apply(stateFor(FUSION_IRSA)).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "NotAllowed" });
-    expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])) });
+    expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
+      RoleName: LAUNCHER,
+      PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])),
+    });
     expect(policyOf(roles.get(LAUNCHER)!.role.AssumeRolePolicyDocument)).toEqual(PREVIOUS_TRUST);
     expect(policyOf(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY))).toEqual(PREVIOUS_LAUNCHER_POLICY);
   });

@@ -85,7 +85,11 @@ describe("CreateIamResources: Fusion workload role", () => {
     const workload = createRoleInputs().find((i) => i.RoleName === WORKLOAD)!;
     // Changed by issue #9: only for the tenant's service accounts, namespace and cluster, as the session tags say.
     expect(JSON.parse(workload.AssumeRolePolicyDocument!)).toEqual(
-      podIdentityTrustPolicy({ clusterArn: CLUSTER.arn, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"] }),
+      podIdentityTrustPolicy({
+        clusterArn: CLUSTER.arn,
+        namespace: "tower-nf",
+        serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"],
+      }),
     );
     expect(iam).not.toHaveReceivedCommand(ListOpenIDConnectProvidersCommand);
     for (const serviceAccount of ["tower-launcher-sa", "tower-compute-sa"]) {
@@ -156,9 +160,15 @@ describe("CreateIamResources: Fusion workload role", () => {
     // Act
     await apply(stateFor({ ...FUSION_IRSA, storage: { type: "fusion", bucket: "shared-work", workDir: "teams/genomics/" } }));
     // Assess
-    const document = JSON.parse(iam.commandCalls(PutRolePolicyCommand).find((c) => c.args[0].input.RoleName === WORKLOAD)!.args[0].input.PolicyDocument!);
+    const document = JSON.parse(
+      iam.commandCalls(PutRolePolicyCommand).find((c) => c.args[0].input.RoleName === WORKLOAD)!.args[0].input.PolicyDocument!,
+    );
     expect(document.Statement).toEqual([
-      expect.objectContaining({ Action: "s3:ListBucket", Resource: "arn:aws:s3:::shared-work", Condition: { StringLike: { "s3:prefix": ["teams/genomics/", "teams/genomics/*"] } } }),
+      expect.objectContaining({
+        Action: "s3:ListBucket",
+        Resource: "arn:aws:s3:::shared-work",
+        Condition: { StringLike: { "s3:prefix": ["teams/genomics/", "teams/genomics/*"] } },
+      }),
       expect.objectContaining({ Resource: "arn:aws:s3:::shared-work/teams/genomics/*" }),
     ]);
   });
@@ -176,13 +186,20 @@ describe("CreateIamResources: Fusion workload role", () => {
     // Assess
     expect(error).toMatchObject({ name: "IamNotYetConsistent" });
     // The half-made role carries this run's mark, so the compensator will find it.
-    expect(tagsToRecord(roles.get(WORKLOAD)!.role.Tags)[TAG_CREATED_BY]).toBe(tagsToRecord(ownershipTags("genomics", markOf(RUN)))[TAG_CREATED_BY]);
+    expect(tagsToRecord(roles.get(WORKLOAD)!.role.Tags)[TAG_CREATED_BY]).toBe(
+      tagsToRecord(ownershipTags("genomics", markOf(RUN)))[TAG_CREATED_BY],
+    );
   });
 
   it("IamNotYetConsistent when IAM rejects a trust policy principal as invalid", async () => {
     // Prepare
     iam.on(CreateRoleCommand).rejects(
-      new IAMServiceException({ name: "MalformedPolicyDocument", message: "Invalid principal in policy: \"Federated\"", $fault: "client", $metadata: { httpStatusCode: 400 } }),
+      new IAMServiceException({
+        name: "MalformedPolicyDocument",
+        message: 'Invalid principal in policy: "Federated"',
+        $fault: "client",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const error = await apply(stateFor(FUSION_IRSA)).catch((e: unknown) => e);

@@ -76,7 +76,14 @@ describe("CreateIamResources: launcher", () => {
 
   it("a role IAM says exists but cannot show yet is decided once more, then left to the state machine's retry", async () => {
     // Prepare: GetRole keeps answering NoSuchEntity while CreateRole keeps answering EntityAlreadyExists
-    iam.on(CreateRoleCommand).rejects(new IAMServiceException({ name: "EntityAlreadyExists", message: `Role with name ${LAUNCHER} already exists.`, $fault: "client", $metadata: { httpStatusCode: 409 } }));
+    iam.on(CreateRoleCommand).rejects(
+      new IAMServiceException({
+        name: "EntityAlreadyExists",
+        message: `Role with name ${LAUNCHER} already exists.`,
+        $fault: "client",
+        $metadata: { httpStatusCode: 409 },
+      }),
+    );
     // Act
     const attempt = apply(stateFor());
     // Assess
@@ -117,8 +124,14 @@ describe("CreateIamResources: launcher", () => {
     const result = await apply(stateFor());
     // Assess
     expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
-    expect(iam).toHaveReceivedCommandWith(UpdateAssumeRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(ACCOUNT_TRUST) });
-    expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER, PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])) });
+    expect(iam).toHaveReceivedCommandWith(UpdateAssumeRolePolicyCommand, {
+      RoleName: LAUNCHER,
+      PolicyDocument: JSON.stringify(ACCOUNT_TRUST),
+    });
+    expect(iam).toHaveReceivedCommandWith(PutRolePolicyCommand, {
+      RoleName: LAUNCHER,
+      PolicyDocument: JSON.stringify(launcherPermissionsPolicy([CLUSTER.arn])),
+    });
     expect(iam).toHaveReceivedCommandWith(PutRolePermissionsBoundaryCommand, { RoleName: LAUNCHER, PermissionsBoundary: BOUNDARY });
     expect(result.launcherCreated).toBe(false);
     expect(result.created).toEqual([]);
@@ -137,7 +150,9 @@ describe("CreateIamResources: launcher", () => {
   it("puts the permissions boundary on an adopted role before changing its trust or inline policy", async () => {
     // Prepare: IAM permissions may allow those writes only on roles that carry the boundary
     process.env.PERMISSIONS_BOUNDARY_ARN = BOUNDARY;
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }).role.PermissionsBoundary = {
+    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), {
+      [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY,
+    }).role.PermissionsBoundary = {
       PermissionsBoundaryArn: `arn:aws:iam::${ACCOUNT}:policy/old-boundary`,
       PermissionsBoundaryType: "PermissionsBoundaryPolicy",
     };
@@ -184,9 +199,9 @@ describe("CreateIamResources: launcher", () => {
     expect(result.changed).toBeUndefined();
     expect(iam).not.toHaveReceivedCommandWith(PutRolePolicyCommand, { RoleName: LAUNCHER });
     expect(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY)).toBe(researchPolicy);
-    expect(policyOf(roles.get("nfeks-genomics.other-launcher")!.inline.get(iamPolicyName("nfeks", "genomics", "other", "launcher")))).toEqual(
-      launcherPermissionsPolicy([other.arn]),
-    );
+    expect(
+      policyOf(roles.get("nfeks-genomics.other-launcher")!.inline.get(iamPolicyName("nfeks", "genomics", "other", "launcher"))),
+    ).toEqual(launcherPermissionsPolicy([other.arn]));
   });
 
   it.each([
@@ -238,7 +253,14 @@ describe("CreateIamResources: launcher", () => {
 
   it("refuses a same-named role at another IAM path, even carrying this tenant's marks (OwnershipConflict naming the path)", async () => {
     // Prepare: role names are unique whatever the path; this one is outside the product's reach
-    seedRole(LAUNCHER, PREVIOUS_TRUST, ownershipTags("genomics", markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY }, [], "/platform/");
+    seedRole(
+      LAUNCHER,
+      PREVIOUS_TRUST,
+      ownershipTags("genomics", markOf(OTHER_RUN)),
+      { [LAUNCHER_POLICY]: PREVIOUS_LAUNCHER_POLICY },
+      [],
+      "/platform/",
+    );
     // Act
     const error = await apply(stateFor()).catch((e: unknown) => e);
     // Assess
@@ -254,7 +276,9 @@ describe("CreateIamResources: launcher", () => {
     // Prepare
     seedRole("seqera-launcher", {}, []);
     // Act
-    const result = await apply(stateFor({ launcher: { mode: "existing", principalArn: `arn:aws:iam::${ACCOUNT}:role/team/seqera-launcher` } }));
+    const result = await apply(
+      stateFor({ launcher: { mode: "existing", principalArn: `arn:aws:iam::${ACCOUNT}:role/team/seqera-launcher` } }),
+    );
     // Assess
     expect(iam).toHaveReceivedCommandWith(GetRoleCommand, { RoleName: "seqera-launcher" });
     expect(iam).not.toHaveReceivedCommand(CreateRoleCommand);
@@ -277,7 +301,9 @@ describe("CreateIamResources: launcher", () => {
 
   it("refuses an existing principal that does not exist (InvalidRequest)", async () => {
     // Act
-    const error = await apply(stateFor({ launcher: { mode: "existing", principalArn: `arn:aws:iam::${ACCOUNT}:role/ghost` } })).catch((e: unknown) => e);
+    const error = await apply(stateFor({ launcher: { mode: "existing", principalArn: `arn:aws:iam::${ACCOUNT}:role/ghost` } })).catch(
+      (e: unknown) => e,
+    );
     // Assess
     expect(error).toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("principal does not exist") });
     expect((error as { problems: Array<{ path: string }> }).problems[0].path).toBe("launcher.principalArn");
@@ -293,7 +319,11 @@ describe("CreateIamResources: launcher", () => {
 
   it("names a throttled CreateRole Throttled (the state machine retries)", async () => {
     // Prepare
-    iam.on(CreateRoleCommand).rejects(new IAMServiceException({ name: "Throttling", message: "Rate exceeded", $fault: "client", $metadata: { httpStatusCode: 400 } }));
+    iam
+      .on(CreateRoleCommand)
+      .rejects(
+        new IAMServiceException({ name: "Throttling", message: "Rate exceeded", $fault: "client", $metadata: { httpStatusCode: 400 } }),
+      );
     // Act
     const error = await apply(stateFor()).catch((e: unknown) => e);
     // Assess
@@ -305,7 +335,10 @@ describe("CreateIamResources: launcher", () => {
     seedRole(LAUNCHER, ACCOUNT_TRUST, ownershipTags("genomics", markOf(RUN)), {
       [LAUNCHER_POLICY]: launcherPermissionsPolicy([CLUSTER.arn]),
     });
-    iam.on(GetRoleCommand).rejectsOnce(noSuchEntity(LAUNCHER)).callsFake(({ RoleName }) => ({ Role: roles.get(RoleName)!.role }));
+    iam
+      .on(GetRoleCommand)
+      .rejectsOnce(noSuchEntity(LAUNCHER))
+      .callsFake(({ RoleName }) => ({ Role: roles.get(RoleName)!.role }));
     // Act
     const result = await apply(stateFor());
     // Assess

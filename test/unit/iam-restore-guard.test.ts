@@ -46,7 +46,10 @@ describe("UndoIamResources: an adopted role changed again after this run", () =>
   it("leaves a trust policy someone changed since, puts back the inline policy still as written, and says which was not undone", async () => {
     // Prepare
     const state = await adoptedAndChanged();
-    const theirs = { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole" }] };
+    const theirs = {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: "sts:AssumeRole" }],
+    };
     roles.get(LAUNCHER)!.role.AssumeRolePolicyDocument = encodeURIComponent(JSON.stringify(theirs));
     // Act
     const result = await compensate(state);
@@ -55,7 +58,9 @@ describe("UndoIamResources: an adopted role changed again after this run", () =>
     expect(policyOf(roles.get(LAUNCHER)!.inline.get(LAUNCHER_POLICY))).toEqual(PREVIOUS_LAUNCHER_POLICY);
     expect(iam).not.toHaveReceivedCommand(UpdateAssumeRolePolicyCommand);
     expect(result.undone).toEqual([`IAM role ${LAUNCHER}: inline policy ${LAUNCHER_POLICY} restored`]);
-    expect(result.failed).toEqual([`IAM role ${LAUNCHER}: trust policy changed since this run wrote it, so the previous document was not put back`]);
+    expect(result.failed).toEqual([
+      `IAM role ${LAUNCHER}: trust policy changed since this run wrote it, so the previous document was not put back`,
+    ]);
   });
 
   it("leaves an inline policy someone deleted or rewrote since", async () => {
@@ -68,7 +73,9 @@ describe("UndoIamResources: an adopted role changed again after this run", () =>
     expect(roles.get(LAUNCHER)!.inline.has(LAUNCHER_POLICY)).toBe(false);
     expect(iam).not.toHaveReceivedCommand(PutRolePolicyCommand);
     expect(policyOf(roles.get(LAUNCHER)!.role.AssumeRolePolicyDocument)).toEqual(PREVIOUS_TRUST);
-    expect(result.failed).toEqual([`IAM role ${LAUNCHER}: inline policy ${LAUNCHER_POLICY} changed since this run wrote it, so the previous document was not put back`]);
+    expect(result.failed).toEqual([
+      `IAM role ${LAUNCHER}: inline policy ${LAUNCHER_POLICY} changed since this run wrote it, so the previous document was not put back`,
+    ]);
   });
 
   it("compares documents as parsed JSON: the same policy re-serialised (spacing, key order) is still this run's, and is put back", async () => {
@@ -91,7 +98,14 @@ describe("UndoIamResources: an adopted Pod Identity association pointed elsewher
     // Prepare
     const previousRoleArn = `arn:aws:iam::${ACCOUNT}:role/nfeks-genomics-workload`;
     const tags = tagsToRecord(ownershipTags("genomics", markOf(OTHER_RUN)));
-    associations.set("a-old", { clusterName: "research", namespace: "tower-nf", serviceAccount: "tower-launcher-sa", roleArn: previousRoleArn, associationId: "a-old", tags });
+    associations.set("a-old", {
+      clusterName: "research",
+      namespace: "tower-nf",
+      serviceAccount: "tower-launcher-sa",
+      roleArn: previousRoleArn,
+      associationId: "a-old",
+      tags,
+    });
     const applied = await apply(stateFor(FUSION_POD_IDENTITY));
     expect(associations.get("a-old")!.roleArn).toBe(WORKLOAD_ARN);
     const theirs = `arn:aws:iam::${ACCOUNT}:role/someone-elses`;
@@ -102,6 +116,8 @@ describe("UndoIamResources: an adopted Pod Identity association pointed elsewher
     // Assess
     expect(associations.get("a-old")!.roleArn).toBe(theirs);
     expect(eks).not.toHaveReceivedCommand(UpdatePodIdentityAssociationCommand);
-    expect(result.failed).toEqual([`Pod Identity association a-old: its role was changed since this run set it, so ${previousRoleArn} was not put back`]);
+    expect(result.failed).toEqual([
+      `Pod Identity association a-old: its role was changed since this run set it, so ${previousRoleArn} was not put back`,
+    ]);
   });
 });

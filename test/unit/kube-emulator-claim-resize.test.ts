@@ -12,7 +12,12 @@ const claim = (size: string, storageClassName = "efs-sc"): KubeObject =>
     spec: { accessModes: ["ReadWriteMany"], storageClassName, resources: { requests: { storage: size } }, volumeMode: "Filesystem" },
   }) as KubeObject;
 const classes: Record<string, KubeObject> = {
-  "efs-sc": { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "efs-sc" }, allowVolumeExpansion: true } as KubeObject,
+  "efs-sc": {
+    apiVersion: "storage.k8s.io/v1",
+    kind: "StorageClass",
+    metadata: { name: "efs-sc" },
+    allowVolumeExpansion: true,
+  } as KubeObject,
   gp2: { apiVersion: "storage.k8s.io/v1", kind: "StorageClass", metadata: { name: "gp2" } } as KubeObject,
 };
 const lookups = { storageClass: (name: string) => classes[name] };

@@ -60,7 +60,15 @@ describe("strategicMergePatch", () => {
     metadata: { labels: { app: "x" }, finalizers: ["a"] },
     spec: {
       containers: [
-        { name: "main", image: "busybox:1", args: ["one", "two"], env: [{ name: "A", value: "1" }, { name: "B", value: "2" }] },
+        {
+          name: "main",
+          image: "busybox:1",
+          args: ["one", "two"],
+          env: [
+            { name: "A", value: "1" },
+            { name: "B", value: "2" },
+          ],
+        },
         { name: "sidecar", image: "envoy:1" },
       ],
       volumes: [{ name: "config", configMap: { name: "c" } }],
@@ -73,14 +81,32 @@ describe("strategicMergePatch", () => {
       metadata: { finalizers: ["a", "b"] },
       spec: {
         $setElementOrder: [{ name: "main" }],
-        containers: [{ name: "main", args: ["three"], env: [{ name: "B", value: "two" }, { name: "C", value: "3" }] }],
+        containers: [
+          {
+            name: "main",
+            args: ["three"],
+            env: [
+              { name: "B", value: "two" },
+              { name: "C", value: "3" },
+            ],
+          },
+        ],
         volumes: [{ name: "scratch", persistentVolumeClaim: { claimName: "tower-scratch" } }],
       },
     } as Json) as any;
     // Assess
     expect(result.metadata.finalizers).toEqual(["a", "b"]);
     expect(result.spec.containers).toEqual([
-      { name: "main", image: "busybox:1", args: ["three"], env: [{ name: "A", value: "1" }, { name: "B", value: "two" }, { name: "C", value: "3" }] },
+      {
+        name: "main",
+        image: "busybox:1",
+        args: ["three"],
+        env: [
+          { name: "A", value: "1" },
+          { name: "B", value: "two" },
+          { name: "C", value: "3" },
+        ],
+      },
       { name: "sidecar", image: "envoy:1" },
     ]);
     expect(result.spec.volumes.map((v: { name: string }) => v.name)).toEqual(["config", "scratch"]);
@@ -99,9 +125,39 @@ describe("strategicMergePatch", () => {
   });
 
   it("behaves like a merge patch when no keyed list or directive is involved", () => {
-    const key = fc.string({ minLength: 1, maxLength: 6 }).filter((k) => !k.startsWith("$") && !["containers", "initContainers", "ephemeralContainers", "volumes", "env", "imagePullSecrets", "resourceClaims", "volumeMounts", "volumeDevices", "ports", "hostAliases", "topologySpreadConstraints", "ownerReferences", "conditions", "finalizers"].includes(k));
+    const key = fc
+      .string({ minLength: 1, maxLength: 6 })
+      .filter(
+        (k) =>
+          !k.startsWith("$") &&
+          ![
+            "containers",
+            "initContainers",
+            "ephemeralContainers",
+            "volumes",
+            "env",
+            "imagePullSecrets",
+            "resourceClaims",
+            "volumeMounts",
+            "volumeDevices",
+            "ports",
+            "hostAliases",
+            "topologySpreadConstraints",
+            "ownerReferences",
+            "conditions",
+            "finalizers",
+          ].includes(k),
+      );
     const value = fc.letrec((tie) => ({
-      json: fc.oneof({ depthSize: "small" }, fc.constant(null), fc.boolean(), fc.integer(), fc.string(), fc.array(fc.oneof(fc.integer(), fc.string()), { maxLength: 3 }), tie("object")),
+      json: fc.oneof(
+        { depthSize: "small" },
+        fc.constant(null),
+        fc.boolean(),
+        fc.integer(),
+        fc.string(),
+        fc.array(fc.oneof(fc.integer(), fc.string()), { maxLength: 3 }),
+        tie("object"),
+      ),
       object: fc.dictionary(key, tie("json"), { maxKeys: 4 }),
     })).object;
     fc.assert(
@@ -132,7 +188,11 @@ describe("jsonPatch (RFC 6902)", () => {
       { op: "test", path: "/list", value: [0, 2, 3] },
     ]);
     // Assess
-    expect(result).toEqual({ metadata: { labels: { "app.kubernetes.io/managed-by": "nf-eks-provisioner" } }, data: { b: "2", c: "1" }, list: [0, 2, 3] });
+    expect(result).toEqual({
+      metadata: { labels: { "app.kubernetes.io/managed-by": "nf-eks-provisioner" } },
+      data: { b: "2", c: "1" },
+      list: [0, 2, 3],
+    });
     expect(doc).toEqual({ metadata: { labels: {} }, data: { a: "1" }, list: [1, 2] });
   });
 

@@ -43,8 +43,20 @@ const DISCOVERY: Record<string, unknown> = {
     apiVersion: "v1",
     groupVersion: "v1",
     resources: [
-      { name: "configmaps", singularName: "configmap", namespaced: true, kind: "ConfigMap", verbs: ["create", "delete", "get", "list", "update"] },
-      { name: "namespaces", singularName: "namespace", namespaced: false, kind: "Namespace", verbs: ["create", "delete", "get", "list", "update"] },
+      {
+        name: "configmaps",
+        singularName: "configmap",
+        namespaced: true,
+        kind: "ConfigMap",
+        verbs: ["create", "delete", "get", "list", "update"],
+      },
+      {
+        name: "namespaces",
+        singularName: "namespace",
+        namespaced: false,
+        kind: "Namespace",
+        verbs: ["create", "delete", "get", "list", "update"],
+      },
     ],
   },
 };
@@ -93,7 +105,8 @@ async function handle(req: IncomingMessage, res: ServerResponse) {
   if (req.method === "GET") return send(res, 200, existing);
   if (req.method === "PUT") {
     const object = body as KubernetesObject;
-    if (object.metadata?.resourceVersion !== existing.metadata?.resourceVersion) return status(res, 409, "Conflict", "the object has been modified");
+    if (object.metadata?.resourceVersion !== existing.metadata?.resourceVersion)
+      return status(res, 409, "Conflict", "the object has been modified");
     const stored = { ...object, metadata: { ...object.metadata, uid: existing.metadata?.uid, resourceVersion: String(nextVersion++) } };
     store.set(key, stored);
     return send(res, 200, stored);
@@ -132,9 +145,12 @@ function configMap(name: string, labels?: Record<string, string>, data: Record<s
 const REF = (name: string) => ({ apiVersion: "v1", kind: "ConfigMap", namespace: "tower-nf", name });
 
 beforeAll(async () => {
-  server = createServer({ key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) }, (req, res) => {
-    handle(req, res).catch((error) => status(res, 500, "InternalError", String(error)));
-  });
+  server = createServer(
+    { key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) },
+    (req, res) => {
+      handle(req, res).catch((error) => status(res, 500, "InternalError", String(error)));
+    },
+  );
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   port = (server.address() as AddressInfo).port;
 });
@@ -211,14 +227,20 @@ describe("kubeClientFor", () => {
 
   it("gives up on a cluster that accepts the connection but never answers, as ClusterUnreachable", async () => {
     // Prepare: TLS handshake succeeds, then silence
-    const silent = createServer({ key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) }, () => undefined);
+    const silent = createServer(
+      { key: readFileSync(new URL("server.key", TLS_DIR)), cert: readFileSync(new URL("server.crt", TLS_DIR)) },
+      () => undefined,
+    );
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
     const cluster = { ...clusterAt(), endpoint: `https://127.0.0.1:${(silent.address() as AddressInfo).port}` };
     const api = KubernetesObjectApi.makeApiClient(kubeConfigFor(cluster, "k8s-aws-v1.abc", 200));
 
     // Act
     const started = Date.now();
-    const error = await readObject(api, REF("settings")).then(() => undefined, (e: unknown) => e);
+    const error = await readObject(api, REF("settings")).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
 
     // Assess
     expect(Date.now() - started).toBeLessThan(5_000);
@@ -333,7 +355,10 @@ describe("object operations", () => {
     const neighbour = ensureObject(api, configMap("neighbour", ownershipLabels(TENANT, markOf(RUN))), TENANT);
 
     // Assess
-    await expect(foreign).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining("ConfigMap tower-nf/foreign") });
+    await expect(foreign).rejects.toMatchObject({
+      name: "OwnershipConflict",
+      message: expect.stringContaining("ConfigMap tower-nf/foreign"),
+    });
     await expect(neighbour).rejects.toMatchObject({ name: "OwnershipConflict" });
     expect(store.get("/api/v1/namespaces/tower-nf/configmaps/foreign")?.metadata?.labels).toBeUndefined();
   });
@@ -347,8 +372,15 @@ describe("object operations", () => {
     const attempt = ensureObject(api, configMap("leaving", ownershipLabels(TENANT, markOf(RUN))), TENANT);
 
     // Assess
-    const error = await attempt.then(() => undefined, (e: unknown) => e as Error & { transient?: boolean });
-    expect(error).toMatchObject({ name: "KubeConflict", transient: true, message: expect.stringContaining("ConfigMap tower-nf/leaving already exists but is being deleted") });
+    const error = await attempt.then(
+      () => undefined,
+      (e: unknown) => e as Error & { transient?: boolean },
+    );
+    expect(error).toMatchObject({
+      name: "KubeConflict",
+      transient: true,
+      message: expect.stringContaining("ConfigMap tower-nf/leaving already exists but is being deleted"),
+    });
     expect(seen.filter((s) => s.method === "PUT" || s.method === "DELETE")).toHaveLength(0);
   });
 
@@ -370,7 +402,14 @@ describe("object operations", () => {
 
   it("deleteIfCreatedBy deletes only what this execution created, in the background, and can run twice", async () => {
     // Prepare
-    seed({ ...configMap("mine", ownershipLabels(TENANT, markOf(RUN))), metadata: { ...configMap("mine").metadata, labels: ownershipLabels(TENANT, markOf(RUN)), annotations: { [ANNOTATION_CREATED_BY]: RUN } } });
+    seed({
+      ...configMap("mine", ownershipLabels(TENANT, markOf(RUN))),
+      metadata: {
+        ...configMap("mine").metadata,
+        labels: ownershipLabels(TENANT, markOf(RUN)),
+        annotations: { [ANNOTATION_CREATED_BY]: RUN },
+      },
+    });
     seed(configMap("adopted", ownershipLabels(TENANT, markOf("an-earlier-run"))));
     seed(configMap("foreign"));
 

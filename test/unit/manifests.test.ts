@@ -32,7 +32,13 @@ import { markOf } from "../support/fixtures.js";
 import { podSecurityViolations } from "../../local/kube/pod-security.js";
 
 const RUN = "genomics-run-1";
-const CTX: ManifestContext = { tenant: "genomics", namespace: "tower-nf", executionName: RUN, run: markOf(RUN), labels: { team: "genomics", "cost-centre": "42" } };
+const CTX: ManifestContext = {
+  tenant: "genomics",
+  namespace: "tower-nf",
+  executionName: RUN,
+  run: markOf(RUN),
+  labels: { team: "genomics", "cost-centre": "42" },
+};
 
 function requestWith(extra: Record<string, unknown> = {}) {
   return parseRequest({
@@ -156,7 +162,9 @@ describe("Pod Security", () => {
     // As the API server's Pod Security admission judges it: baseline passes; restricted wants only runAsNonRoot
     // (the Nextflow image runs as root).
     expect(podSecurityViolations("baseline", pod)).toBeUndefined();
-    expect(podSecurityViolations("restricted", pod)).toBe('runAsNonRoot != true (pod or container "nextflow" must set securityContext.runAsNonRoot=true)');
+    expect(podSecurityViolations("restricted", pod)).toBe(
+      'runAsNonRoot != true (pod or container "nextflow" must set securityContext.runAsNonRoot=true)',
+    );
   });
 });
 
@@ -180,7 +188,8 @@ describe("RBAC (Seqera runbook)", () => {
     // Assess
     const everything = rules.flatMap((r) => [...(r.apiGroups ?? []), ...(r.resources ?? []), ...r.verbs, ...(r.resourceNames ?? [])]);
     expect(everything).not.toContain("*");
-    for (const forbidden of ["update", "patch", "escalate", "bind", "impersonate"]) expect(rules.flatMap((r) => r.verbs)).not.toContain(forbidden);
+    for (const forbidden of ["update", "patch", "escalate", "bind", "impersonate"])
+      expect(rules.flatMap((r) => r.verbs)).not.toContain(forbidden);
     expect(rules.flatMap((r) => r.resources)).not.toContain("secrets");
     expect(rules.every((r) => r.nonResourceURLs === undefined)).toBe(true);
   });
@@ -290,7 +299,11 @@ describe("storage", () => {
     const configMap = headJobParamsConfigMapManifest(CTX, "nf-head-genomics-1234abcd", params);
     const empty = headJobParamsConfigMapManifest(CTX, "nf-head-genomics-1234abcd");
     // Assess
-    expect(configMap).toMatchObject({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "nf-head-genomics-1234abcd-params", namespace: "tower-nf" } });
+    expect(configMap).toMatchObject({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "nf-head-genomics-1234abcd-params", namespace: "tower-nf" },
+    });
     expect(headJobParamsConfigMapName("nf-head-genomics-1234abcd")).toBe("nf-head-genomics-1234abcd-params");
     expect(Object.keys(configMap.data!)).toEqual(["params.json"]);
     expect(JSON.parse(configMap.data!["params.json"]!)).toEqual(params);
@@ -318,8 +331,16 @@ describe("head job", () => {
     expect(container.image).toBe("nextflow/nextflow:24.10.4");
     expect(container.command).toEqual(["nextflow"]);
     expect(container.args).toEqual([
-      "run", "nf-core/rnaseq", "-r", "3.14.0", "-profile", "test,docker",
-      "-params-file", "/etc/nextflow/params.json", "-c", "/etc/nextflow/nextflow.config",
+      "run",
+      "nf-core/rnaseq",
+      "-r",
+      "3.14.0",
+      "-profile",
+      "test,docker",
+      "-params-file",
+      "/etc/nextflow/params.json",
+      "-c",
+      "/etc/nextflow/nextflow.config",
     ]);
     const argv = [...container.command!, ...container.args!];
     expect(argv.filter((a) => /^(\/bin\/)?(ba)?sh$/.test(a))).toEqual([]);
@@ -331,7 +352,12 @@ describe("head job", () => {
     const job = headJobManifest(CTX, HEAD(), options);
     // Assess
     expect(job.spec!.template.spec!.containers[0]!.args).toEqual([
-      "run", "nf-core/rnaseq", "-params-file", "/etc/nextflow/params.json", "-c", "/etc/nextflow/nextflow.config",
+      "run",
+      "nf-core/rnaseq",
+      "-params-file",
+      "/etc/nextflow/params.json",
+      "-c",
+      "/etc/nextflow/nextflow.config",
     ]);
   });
 
@@ -339,7 +365,11 @@ describe("head job", () => {
     // Act
     const job = headJobManifest(CTX, HEAD({ cpu: "2", memory: "4Gi", env: { NXF_VER: "24.10.4" } }), options);
     // Assess
-    expect(job).toMatchObject({ apiVersion: "batch/v1", kind: "Job", metadata: { name: "nf-head-genomics-1234abcd", namespace: "tower-nf" } });
+    expect(job).toMatchObject({
+      apiVersion: "batch/v1",
+      kind: "Job",
+      metadata: { name: "nf-head-genomics-1234abcd", namespace: "tower-nf" },
+    });
     expect(job.spec!.backoffLimit).toBe(0);
     expect(job.spec!.ttlSecondsAfterFinished).toBeUndefined();
     const pod = job.spec!.template.spec!;
@@ -361,7 +391,8 @@ describe("head job", () => {
 
   it("mounts nextflow.config from the shared ConfigMap and params.json from the job's own, read-only at /etc/nextflow, and the claim at its mount path (pvc)", () => {
     // Act
-    const pod = headJobManifest(CTX, HEAD(), { ...options, storage: { ...PVC, claimName: "shared", mountPath: "/data" } }).spec!.template.spec!;
+    const pod = headJobManifest(CTX, HEAD(), { ...options, storage: { ...PVC, claimName: "shared", mountPath: "/data" } }).spec!.template
+      .spec!;
     // Assess
     expect(pod.volumes).toEqual([
       {
@@ -402,14 +433,18 @@ describe("headJobName", () => {
 
   it("is always a DNS-1123 label of at most 63 characters", () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,62}[a-z0-9])?$/), fc.string({ minLength: 1, maxLength: 80 }), (tenant, execution) => {
-        // Act
-        const name = headJobName(tenant, markOf(execution));
-        // Assess
-        expect(name.length).toBeLessThanOrEqual(63);
-        expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-        expect(name.endsWith(markOf(execution).slice(0, 8))).toBe(true);
-      }),
+      fc.property(
+        fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,62}[a-z0-9])?$/),
+        fc.string({ minLength: 1, maxLength: 80 }),
+        (tenant, execution) => {
+          // Act
+          const name = headJobName(tenant, markOf(execution));
+          // Assess
+          expect(name.length).toBeLessThanOrEqual(63);
+          expect(name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+          expect(name.endsWith(markOf(execution).slice(0, 8))).toBe(true);
+        },
+      ),
     );
   });
 });

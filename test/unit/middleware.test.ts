@@ -13,7 +13,14 @@ afterAll(() => {
 
 import { ApiException } from "@kubernetes/client-node";
 import { IAMServiceException } from "@aws-sdk/client-iam";
-import { InvalidRequest, KubeConflict, NotAllowed, OwnershipConflict, RunInProgress, Throttled } from "../../functions/lib/domain/errors.js";
+import {
+  InvalidRequest,
+  KubeConflict,
+  NotAllowed,
+  OwnershipConflict,
+  RunInProgress,
+  Throttled,
+} from "../../functions/lib/domain/errors.js";
 import {
   eventHandler,
   eventOutcomeOf,
@@ -108,7 +115,12 @@ describe("stepHandler", () => {
   it("rethrows SDK errors as named errors, logged once with their name", async () => {
     // Prepare
     const logs = captureLogs();
-    const original = new IAMServiceException({ name: "Throttling", message: "Rate exceeded", $fault: "client", $metadata: { httpStatusCode: 400 } });
+    const original = new IAMServiceException({
+      name: "Throttling",
+      message: "Rate exceeded",
+      $fault: "client",
+      $metadata: { httpStatusCode: 400 },
+    });
     const handler = stepHandler("CreateIamResources", async () => {
       throw original;
     });
@@ -233,7 +245,12 @@ describe("httpHandler", () => {
     const response = await handler(httpEvent, {});
     // Assess
     expect(response.statusCode).toBe(500);
-    expect(JSON.parse(response.body)).toEqual({ error: "InternalError", message: "could not do it", requestId: "api-req-7", seen: "BrokenInvariant" });
+    expect(JSON.parse(response.body)).toEqual({
+      error: "InternalError",
+      message: "could not do it",
+      requestId: "api-req-7",
+      seen: "BrokenInvariant",
+    });
     expect(response.body).not.toMatch(/\bat .+:\d+:\d+/);
     const errorLines = logs.filter((l) => l.level === "ERROR");
     expect(errorLines).toHaveLength(1);
@@ -247,7 +264,12 @@ describe("httpHandler", () => {
     const handler = httpHandler(
       "POST /things",
       async (): Promise<HttpAnswer> => {
-        throw new IAMServiceException({ name: "Throttling", message: "Rate exceeded", $fault: "client", $metadata: { httpStatusCode: 400 } });
+        throw new IAMServiceException({
+          name: "Throttling",
+          message: "Rate exceeded",
+          $fault: "client",
+          $metadata: { httpStatusCode: 400 },
+        });
       },
       (error) => {
         names.push(error.name);
@@ -340,7 +362,12 @@ describe("eventHandler", () => {
     // Assess
     expect(thrown).toBe(original);
     expect(logs).toHaveLength(1);
-    expect(logs[0]).toMatchObject({ level: "ERROR", errorName: "InvalidRequest", eventId: "evt-1", error: { problems: [{ path: "tenant", message: "required" }] } });
+    expect(logs[0]).toMatchObject({
+      level: "ERROR",
+      errorName: "InvalidRequest",
+      eventId: "evt-1",
+      error: { problems: [{ path: "tenant", message: "required" }] },
+    });
   });
 
   it("rethrows SDK errors named, and logs a transient one as a warning (Lambda retries the event)", async () => {

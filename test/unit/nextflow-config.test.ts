@@ -5,7 +5,13 @@ import { parseRequest } from "../../functions/lib/domain/request.js";
 
 function requestWith(extra: Record<string, unknown> = {}) {
   const launcher = { mode: "create", trustAccount: true };
-  return parseRequest({ tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, launcher, storage: { type: "pvc" }, ...extra });
+  return parseRequest({
+    tenant: "genomics",
+    cluster: { name: "research", region: "eu-west-1" },
+    launcher,
+    storage: { type: "pvc" },
+    ...extra,
+  });
 }
 
 /** Undo groovyString, to check it round-trips (the subset of Groovy escapes it emits). */
@@ -15,7 +21,9 @@ function readGroovyString(literal: string): string {
   // No unescaped quote or raw line break may remain inside the literal.
   expect(body.replace(/\\\\|\\'/g, "")).not.toMatch(/'|[\r\n]/);
   return body.replace(/\\(u[0-9a-f]{4}|.)/g, (_, e: string) =>
-    e.startsWith("u") && e.length === 5 ? String.fromCharCode(parseInt(e.slice(1), 16)) : ({ n: "\n", r: "\r", t: "\t" } as Record<string, string>)[e] ?? e,
+    e.startsWith("u") && e.length === 5
+      ? String.fromCharCode(parseInt(e.slice(1), 16))
+      : (({ n: "\n", r: "\r", t: "\t" } as Record<string, string>)[e] ?? e),
   );
 }
 
@@ -45,7 +53,11 @@ describe("buildNextflowConfig", () => {
   it("uses the compute service account for task pods and the claim's own mount path", () => {
     // Act
     const config = buildNextflowConfig(
-      requestWith({ namespace: "lab-a", computeServiceAccount: "tower-compute-sa", storage: { type: "pvc", claimName: "shared", mountPath: "/data/" } }),
+      requestWith({
+        namespace: "lab-a",
+        computeServiceAccount: "tower-compute-sa",
+        storage: { type: "pvc", claimName: "shared", mountPath: "/data/" },
+      }),
     );
     // Assess
     expect(config).toContain("  namespace = 'lab-a'\n");

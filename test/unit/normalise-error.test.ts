@@ -96,7 +96,10 @@ describe("normaliseError: AWS SDK errors", () => {
 
   it("a missing managed policy on another call is permanent too (the product creates no managed policy)", () => {
     // Prepare
-    const original = new NoSuchEntityException({ message: "Policy arn:aws:iam::111122223333:policy/x does not exist or is not attachable.", $metadata: { httpStatusCode: 404 } });
+    const original = new NoSuchEntityException({
+      message: "Policy arn:aws:iam::111122223333:policy/x does not exist or is not attachable.",
+      $metadata: { httpStatusCode: 404 },
+    });
     // Act
     const named = normaliseError(original, "iam:AttachRolePolicy");
     // Assess
@@ -118,10 +121,25 @@ describe("normaliseError: AWS SDK errors", () => {
   });
 
   it.each([
-    [awsError("MalformedPolicyDocument", "Invalid principal in policy: \"AWS\":\"arn:aws:iam::111122223333:role/x\"", 400)],
-    [new InvalidParameterException({ message: "The specified principalArn is invalid: invalid principal", $metadata: { httpStatusCode: 400 } })],
-    [new InvalidParameterException({ message: "Role arn:aws:iam::111122223333:role/x cannot be assumed by principal pods.eks.amazonaws.com", $metadata: { httpStatusCode: 400 } })],
-    [new InvalidParameterException({ message: "The specified principalArn could not be found. You can view your available IAM roles in the IAM console.", $metadata: { httpStatusCode: 400 } })],
+    [awsError("MalformedPolicyDocument", 'Invalid principal in policy: "AWS":"arn:aws:iam::111122223333:role/x"', 400)],
+    [
+      new InvalidParameterException({
+        message: "The specified principalArn is invalid: invalid principal",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    ],
+    [
+      new InvalidParameterException({
+        message: "Role arn:aws:iam::111122223333:role/x cannot be assumed by principal pods.eks.amazonaws.com",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    ],
+    [
+      new InvalidParameterException({
+        message: "The specified principalArn could not be found. You can view your available IAM roles in the IAM console.",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    ],
   ])("IAM propagation messages become IamNotYetConsistent (%#)", (original) => {
     // Act
     const named = normaliseError(original);
@@ -236,8 +254,23 @@ describe("normaliseError: Kubernetes ApiException", () => {
   });
 
   it.each([
-    ["a NamespaceTerminating cause", { reason: "Forbidden", message: 'configmaps "x" is forbidden: namespace tower-nf is going away', details: { causes: [{ reason: "NamespaceTerminating", message: "namespace tower-nf is being terminated", field: "metadata.namespace" }] } }],
-    ["the server's message", JSON.stringify({ reason: "Forbidden", message: 'pods "x" is forbidden: unable to create new content in namespace tower-nf because it is being terminated' })],
+    [
+      "a NamespaceTerminating cause",
+      {
+        reason: "Forbidden",
+        message: 'configmaps "x" is forbidden: namespace tower-nf is going away',
+        details: {
+          causes: [{ reason: "NamespaceTerminating", message: "namespace tower-nf is being terminated", field: "metadata.namespace" }],
+        },
+      },
+    ],
+    [
+      "the server's message",
+      JSON.stringify({
+        reason: "Forbidden",
+        message: 'pods "x" is forbidden: unable to create new content in namespace tower-nf because it is being terminated',
+      }),
+    ],
   ])("a 403 because the namespace is Terminating is transient NamespaceTerminating, not a KubeConflict (%s)", (_label, body) => {
     // Prepare
     const original = kubeError(403, typeof body === "string" ? body : { kind: "Status", code: 403, ...body });

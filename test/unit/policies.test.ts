@@ -39,7 +39,12 @@ describe("OIDC provider and issuer", () => {
 describe("IRSA trust policy (Seqera Fusion runbook)", () => {
   it("trusts only the named service accounts, with StringEquals on :sub and :aud", () => {
     // Act
-    const policy = irsaTrustPolicy({ oidcProviderArn: PROVIDER, issuer: ISSUER, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"] });
+    const policy = irsaTrustPolicy({
+      oidcProviderArn: PROVIDER,
+      issuer: ISSUER,
+      namespace: "tower-nf",
+      serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"],
+    });
     // Assess
     expect(policy).toEqual({
       Version: "2012-10-17",
@@ -128,7 +133,12 @@ describe("launcher policies", () => {
     const policy = launcherPermissionsPolicy([`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`]);
     // Assess
     expect(policy.Statement).toEqual([
-      { Sid: "DescribeTheCluster", Effect: "Allow", Action: "eks:DescribeCluster", Resource: [`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`] },
+      {
+        Sid: "DescribeTheCluster",
+        Effect: "Allow",
+        Action: "eks:DescribeCluster",
+        Resource: [`arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`],
+      },
       { Sid: "ListClusters", Effect: "Allow", Action: "eks:ListClusters", Resource: "*" },
     ]);
     expect(writeStatements(policy)).toEqual([]);
@@ -140,7 +150,12 @@ describe("launcher policies", () => {
     const two = launcherTrustPolicy([`arn:aws:iam::${ACCOUNT}:role/seqera`, "arn:aws:iam::444455556666:user/ci"], "tenant-x");
     // Assess
     expect(one.Statement).toEqual([
-      { Sid: "AssumeByTheNamedPrincipals", Effect: "Allow", Principal: { AWS: `arn:aws:iam::${ACCOUNT}:role/seqera` }, Action: "sts:AssumeRole" },
+      {
+        Sid: "AssumeByTheNamedPrincipals",
+        Effect: "Allow",
+        Principal: { AWS: `arn:aws:iam::${ACCOUNT}:role/seqera` },
+        Action: "sts:AssumeRole",
+      },
     ]);
     expect(two.Statement[0]).toMatchObject({
       Principal: { AWS: [`arn:aws:iam::${ACCOUNT}:role/seqera`, "arn:aws:iam::444455556666:user/ci"] },
@@ -158,7 +173,11 @@ describe("launcher policies", () => {
   it("lets the EKS Pod Identity agent assume and tag the workload role only for the tenant's service accounts, namespace and cluster", () => {
     // Act
     const cluster = `arn:aws:eks:eu-west-1:${ACCOUNT}:cluster/research`;
-    const trust = podIdentityTrustPolicy({ clusterArn: cluster, namespace: "tower-nf", serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"] });
+    const trust = podIdentityTrustPolicy({
+      clusterArn: cluster,
+      namespace: "tower-nf",
+      serviceAccounts: ["tower-launcher-sa", "tower-compute-sa"],
+    });
     const single = podIdentityTrustPolicy({ clusterArn: cluster, namespace: "lab", serviceAccounts: ["head"] });
     // Assess: issue #9 conditioned it on the session tags EKS sets, in the statement that allows sts:TagSession
     expect(trust.Statement).toEqual([
@@ -187,7 +206,15 @@ describe("the tenant-role permissions boundary (the stack's own)", () => {
     const boundary = tenantRoleBoundaryPolicy(clusters);
     // Assess
     const actions = boundary.Statement.flatMap((s) => asList(s.Action)).sort();
-    expect(actions).toEqual(["eks:DescribeCluster", "eks:ListClusters", "s3:DeleteObject", "s3:GetObject", "s3:ListBucket", "s3:PutObject", "s3:PutObjectTagging"]);
+    expect(actions).toEqual([
+      "eks:DescribeCluster",
+      "eks:ListClusters",
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:ListBucket",
+      "s3:PutObject",
+      "s3:PutObjectTagging",
+    ]);
     expect(boundary.Statement.every((s) => s.Effect === "Allow")).toBe(true);
     expect(boundary.Statement.find((s) => s.Action === "eks:DescribeCluster")!.Resource).toEqual(clusters);
     // Every action of the tenant roles' own policies is within it.

@@ -105,9 +105,15 @@ describe("CreateNamespaceAndRbac", () => {
     const result = await apply(state);
     // Assess
     expect(result.computeServiceAccount).toBe("tower-compute-sa");
-    expect(kube().all<V1ServiceAccount>("ServiceAccount", "genomics-nf").map((sa) => sa.metadata?.name)).toEqual(["tower-compute-sa", "tower-launcher-sa"]);
+    expect(
+      kube()
+        .all<V1ServiceAccount>("ServiceAccount", "genomics-nf")
+        .map((sa) => sa.metadata?.name),
+    ).toEqual(["tower-compute-sa", "tower-launcher-sa"]);
     expect(kube().get<V1RoleBinding>(RBAC, "RoleBinding", "tower-compute-sa-binding", "genomics-nf")).toBeUndefined();
-    const subjects = kube().all<V1RoleBinding>("RoleBinding", "genomics-nf").flatMap((b) => b.subjects ?? []);
+    const subjects = kube()
+      .all<V1RoleBinding>("RoleBinding", "genomics-nf")
+      .flatMap((b) => b.subjects ?? []);
     expect(subjects.map((s) => s.name)).not.toContain("tower-compute-sa");
     expect(result.created).toHaveLength(8);
   });
@@ -138,14 +144,20 @@ describe("CreateNamespaceAndRbac", () => {
   it("changes nothing when this run's step is retried, and still reports the objects as this run's", async () => {
     // Prepare
     const first = await apply(stateFor());
-    const before = kube().all("RoleBinding").map((o) => o.metadata?.resourceVersion);
+    const before = kube()
+      .all("RoleBinding")
+      .map((o) => o.metadata?.resourceVersion);
     const mutations = kube().mutations;
     // Act
     const again = await apply(stateFor());
     // Assess
     expect(kube().mutations).toBe(mutations);
     expect(kube().inventory()).toEqual(EVERYTHING);
-    expect(kube().all("RoleBinding").map((o) => o.metadata?.resourceVersion)).toEqual(before);
+    expect(
+      kube()
+        .all("RoleBinding")
+        .map((o) => o.metadata?.resourceVersion),
+    ).toEqual(before);
     expect(again).toEqual(first);
   });
 
@@ -184,7 +196,11 @@ describe("CreateNamespaceAndRbac", () => {
 
   it("refuses objects another tenant owns", async () => {
     // Prepare
-    kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels: ownershipLabels("proteomics", markOf("proteomics-run")) } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "Namespace",
+      metadata: { name: NS, labels: ownershipLabels("proteomics", markOf("proteomics-run")) },
+    });
     // Act
     const outcome = apply(stateFor());
     // Assess
@@ -195,11 +211,18 @@ describe("CreateNamespaceAndRbac", () => {
   it("stops at a foreign service account, leaving it untouched", async () => {
     // Prepare
     await apply(stateFor({}, OTHER_RUN));
-    kube().seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "tower-compute-sa", namespace: NS, annotations: { keep: "me" } } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "tower-compute-sa", namespace: NS, annotations: { keep: "me" } },
+    });
     // Act
     const outcome = apply(stateFor({ computeServiceAccount: "tower-compute-sa" }));
     // Assess
-    await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`ServiceAccount ${NS}/tower-compute-sa`) });
+    await expect(outcome).rejects.toMatchObject({
+      name: "OwnershipConflict",
+      message: expect.stringContaining(`ServiceAccount ${NS}/tower-compute-sa`),
+    });
     const foreign = kube().get("v1", "ServiceAccount", "tower-compute-sa", NS)!;
     expect(foreign.metadata?.labels).toBeUndefined();
     expect(foreign.metadata?.annotations).toEqual({ keep: "me" });
@@ -217,8 +240,13 @@ describe("CreateNamespaceAndRbac", () => {
 });
 
 describe("the namespace's quota", () => {
-  const applyWith = (namespaceSettings: NamespaceSettings, state: WorkflowState) => createNamespaceAndRbacStep({ kube: kube(), namespaceSettings }).apply(state);
-  const settings = (namespaceQuota?: NamespaceSettings["namespaceQuota"]): NamespaceSettings => ({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: false, namespaceQuota });
+  const applyWith = (namespaceSettings: NamespaceSettings, state: WorkflowState) =>
+    createNamespaceAndRbacStep({ kube: kube(), namespaceSettings }).apply(state);
+  const settings = (namespaceQuota?: NamespaceSettings["namespaceQuota"]): NamespaceSettings => ({
+    podSecurityLevel: "baseline",
+    allowPrivilegedNamespaces: false,
+    namespaceQuota,
+  });
   const hard = () => kube().get<V1ResourceQuota>("v1", "ResourceQuota", "tenant-quota", NS)?.spec?.hard;
 
   it("makes none unless the request or the deployment sizes one", async () => {
@@ -240,7 +268,10 @@ describe("the namespace's quota", () => {
     // Act
     const refused = applyWith(settings({ memory: "1Gi" }), stateFor({ headJob: { pipeline: "nf-core/rnaseq", memory: "2Gi" } }));
     // Assess
-    await expect(refused).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("headJob.memory: the head pod's 2Gi does not fit this deployment's namespace quota (memory 1Gi)") });
+    await expect(refused).rejects.toMatchObject({
+      name: "InvalidRequest",
+      message: expect.stringContaining("headJob.memory: the head pod's 2Gi does not fit this deployment's namespace quota (memory 1Gi)"),
+    });
     expect(kube().inventory()).toEqual([]);
   });
 
@@ -257,8 +288,11 @@ describe("the namespace's quota", () => {
 });
 
 describe("Pod Security of the namespace", () => {
-  const applyWith = (namespaceSettings: NamespaceSettings, state: WorkflowState) => createNamespaceAndRbacStep({ kube: kube(), namespaceSettings }).apply(state);
-  const fusion = (privileged?: boolean) => ({ storage: { type: "fusion", bucket: "genomics-work", ...(privileged === undefined ? {} : { privileged }) } });
+  const applyWith = (namespaceSettings: NamespaceSettings, state: WorkflowState) =>
+    createNamespaceAndRbacStep({ kube: kube(), namespaceSettings }).apply(state);
+  const fusion = (privileged?: boolean) => ({
+    storage: { type: "fusion", bucket: "genomics-work", ...(privileged === undefined ? {} : { privileged }) },
+  });
   const enforced = () => kube().get<V1Namespace>("v1", "Namespace", NS)!.metadata!.labels!["pod-security.kubernetes.io/enforce"];
 
   it("enforces the deployment's level (baseline unless it chooses another)", async () => {
@@ -272,7 +306,10 @@ describe("Pod Security of the namespace", () => {
     // Act
     const refused = applyWith({ podSecurityLevel: "baseline", allowPrivilegedNamespaces: false }, stateFor(fusion(true)));
     // Assess
-    await expect(refused).rejects.toMatchObject({ name: "InvalidRequest", message: expect.stringContaining("ALLOW_PRIVILEGED_NAMESPACES") });
+    await expect(refused).rejects.toMatchObject({
+      name: "InvalidRequest",
+      message: expect.stringContaining("ALLOW_PRIVILEGED_NAMESPACES"),
+    });
     expect(kube().inventory()).toEqual([]);
   });
 
@@ -292,7 +329,11 @@ describe("UndoNamespaceAndRbac", () => {
     const result = await compensate(stateFor({ computeServiceAccount: "tower-compute-sa" }, RUN, { rbac }));
     // Assess
     expect(kube().inventory()).toEqual([]);
-    expect(kube().callsOf("delete").map((c) => `${c.kind}/${c.name}`)).toEqual([
+    expect(
+      kube()
+        .callsOf("delete")
+        .map((c) => `${c.kind}/${c.name}`),
+    ).toEqual([
       "RoleBinding/tower-launcher-user-genomics-binding",
       "RoleBinding/tower-launcher-sa-binding",
       "Role/tower-launcher-role",
@@ -367,30 +408,53 @@ describe("UndoNamespaceAndRbac", () => {
     // Prepare
     await apply(stateFor());
     const marked = { labels: ownershipLabels("genomics", markOf(RUN)) };
-    kube().seed({ apiVersion: RBAC, kind: "RoleBinding", metadata: { name: "renamed-binding", namespace: NS, ...marked }, roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" } });
+    kube().seed({
+      apiVersion: RBAC,
+      kind: "RoleBinding",
+      metadata: { name: "renamed-binding", namespace: NS, ...marked },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "tower-launcher-role" },
+    });
     // Act
     const result = await compensate(stateFor());
     // Assess
     expect(result.undone).toContain(`RoleBinding ${NS}/renamed-binding`);
-    expect(kube().callsOf("list", "RoleBinding").some((c) => c.labelSelector?.includes(`${LABEL_CREATED_BY}=${markOf(RUN)}`))).toBe(true);
+    expect(
+      kube()
+        .callsOf("list", "RoleBinding")
+        .some((c) => c.labelSelector?.includes(`${LABEL_CREATED_BY}=${markOf(RUN)}`)),
+    ).toBe(true);
     expect(kube().inventory()).toEqual([]);
   });
 
   it("keeps a namespace it created when something it did not create lives there now", async () => {
     // Prepare
     await apply(stateFor());
-    kube().seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "someone-elses-data", namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "someone-elses-data", namespace: NS, labels: ownershipLabels("genomics", markOf(OTHER_RUN)) },
+    });
     // Act
     const result = await compensate(stateFor());
     // Assess
     expect(kube().inventory()).toEqual([`Namespace/${NS}`, `PersistentVolumeClaim/${NS}/someone-elses-data`]);
-    expect(result.kept).toEqual([expect.stringMatching(/^Namespace tower-nf: created by this run but now holds objects it did not create \(PersistentVolumeClaim someone-elses-data\)/)]);
+    expect(result.kept).toEqual([
+      expect.stringMatching(
+        /^Namespace tower-nf: created by this run but now holds objects it did not create \(PersistentVolumeClaim someone-elses-data\)/,
+      ),
+    ]);
   });
 
   it("looks at every namespaced kind discovery lists, not a fixed list: a Deployment or a custom resource keeps the namespace", async () => {
     // Prepare
     await apply(stateFor());
-    kube().extraResourceTypes.push({ apiVersion: "example.com/v1", group: "example.com", kind: "Widget", resource: "widgets", verbs: ["get", "list"] });
+    kube().extraResourceTypes.push({
+      apiVersion: "example.com/v1",
+      group: "example.com",
+      kind: "Widget",
+      resource: "widgets",
+      verbs: ["get", "list"],
+    });
     kube().seed({ apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "someone-elses-app", namespace: NS } });
     kube().seed({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "someone-elses-widget", namespace: NS } });
     // Act
@@ -405,7 +469,13 @@ describe("UndoNamespaceAndRbac", () => {
   it("keeps the namespace when it may not list a kind there, and says which (it may hold objects this run did not create)", async () => {
     // Prepare
     await apply(stateFor());
-    kube().extraResourceTypes.push({ apiVersion: "example.com/v1", group: "example.com", kind: "Widget", resource: "widgets", verbs: ["get", "list"] });
+    kube().extraResourceTypes.push({
+      apiVersion: "example.com/v1",
+      group: "example.com",
+      kind: "Widget",
+      resource: "widgets",
+      verbs: ["get", "list"],
+    });
     kube().notListable.add("example.com/widgets");
     kube().notListable.add("/secrets");
     // Act
@@ -430,7 +500,11 @@ describe("UndoNamespaceAndRbac", () => {
     // Assess
     expect(result.kept).toEqual([]);
     expect(result.undone).toContain(`Namespace ${NS}`);
-    expect(kube().inventory().filter((o) => o.startsWith("Namespace/"))).toEqual([]);
+    expect(
+      kube()
+        .inventory()
+        .filter((o) => o.startsWith("Namespace/")),
+    ).toEqual([]);
   });
 
   it("never deletes a namespace it did not create, even one carrying our tenant's marks", async () => {

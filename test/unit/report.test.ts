@@ -17,10 +17,36 @@ const CLUSTER = resolvedCluster({ oidcIssuer: "https://oidc.eks.eu-west-1.amazon
 function completedState(): WorkflowState {
   return stepState({}, "genomics-run-1", {
     cluster: CLUSTER,
-    iam: { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] },
-    rbac: { namespace: "tower-nf", serviceAccount: "tower-launcher-sa", computeServiceAccount: "tower-compute-sa", role: "tower-launcher-role", created: [], adopted: [] },
-    access: { method: "access-entry", principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", username: "tower-launcher-user", groups: ["tower-launcher-role"], created: true },
-    storage: { type: "pvc", claimName: "tower-scratch", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "process.executor = 'k8s'\n", created: [] },
+    iam: {
+      launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+      launcherKind: "role",
+      launcherCreated: true,
+      created: [],
+    },
+    rbac: {
+      namespace: "tower-nf",
+      serviceAccount: "tower-launcher-sa",
+      computeServiceAccount: "tower-compute-sa",
+      role: "tower-launcher-role",
+      created: [],
+      adopted: [],
+    },
+    access: {
+      method: "access-entry",
+      principalArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+      username: "tower-launcher-user",
+      groups: ["tower-launcher-role"],
+      created: true,
+    },
+    storage: {
+      type: "pvc",
+      claimName: "tower-scratch",
+      mountPath: "/scratch",
+      annotated: [],
+      configMap: "nextflow-config",
+      nextflowConfig: "process.executor = 'k8s'\n",
+      created: [],
+    },
   });
 }
 
@@ -35,7 +61,11 @@ function failedState(): WorkflowState {
     rbac,
     error: {
       Error: "OwnershipConflict",
-      Cause: JSON.stringify({ errorType: "OwnershipConflict", errorMessage: "aws-auth entry for the launcher exists without our marks", trace: [] }),
+      Cause: JSON.stringify({
+        errorType: "OwnershipConflict",
+        errorMessage: "aws-auth entry for the launcher exists without our marks",
+        trace: [],
+      }),
     },
     compensation: {
       rbac: { undone: ["Namespace tower-nf", "ServiceAccount tower-nf/tower-launcher-sa"], kept: [] },
@@ -94,7 +124,11 @@ describe("Report ready", () => {
     // Assess
     expect(events).toHaveReceivedCommandTimes(PutEventsCommand, 1);
     const entry = sentEntry();
-    expect(entry).toMatchObject({ EventBusName: "nf-eks-provisioner-bus", Source: "nf-eks-provisioner", DetailType: "ComputeEnvironmentReady" });
+    expect(entry).toMatchObject({
+      EventBusName: "nf-eks-provisioner-bus",
+      Source: "nf-eks-provisioner",
+      DetailType: "ComputeEnvironmentReady",
+    });
     expect(JSON.parse(entry.Detail!)).toMatchObject({
       tenant: "genomics",
       cluster: { name: "research", region: "eu-west-1", arn: CLUSTER.arn },
@@ -120,7 +154,9 @@ describe("Report ready", () => {
 
   it("throws Throttled when EventBridge throttles the entry (the state machine retries)", async () => {
     // Prepare
-    events.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }] });
+    events
+      .on(PutEventsCommand)
+      .resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }] });
     // Act
     const error = await ready(completedState()).catch((e: unknown) => e);
     // Assess
@@ -158,14 +194,20 @@ describe("Report failed", () => {
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     const state = failedState();
     state.compensation = {
-      UndoStorage: { undone: ["ConfigMap tower-nf/nextflow-config"], kept: [], failed: ["eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused"] },
+      UndoStorage: {
+        undone: ["ConfigMap tower-nf/nextflow-config"],
+        kept: [],
+        failed: ["eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused"],
+      },
     };
     // Act
     const result = await failed(state);
     // Assess
     expect(result.cause).toContain("Undone: ConfigMap tower-nf/nextflow-config.");
     expect(result.cause).toContain("Could not undo: eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused.");
-    expect(JSON.parse(sentEntry().Detail!).couldNotUndo).toEqual(["eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused"]);
+    expect(JSON.parse(sentEntry().Detail!).couldNotUndo).toEqual([
+      "eks.amazonaws.com/role-arn on ServiceAccount tower-nf/tower-launcher-sa: refused",
+    ]);
   });
 
   it("emits ComputeEnvironmentFailed with the error and the compensation results", async () => {
@@ -176,7 +218,11 @@ describe("Report failed", () => {
     await failed(state);
     // Assess
     const entry = sentEntry();
-    expect(entry).toMatchObject({ EventBusName: "nf-eks-provisioner-bus", Source: "nf-eks-provisioner", DetailType: "ComputeEnvironmentFailed" });
+    expect(entry).toMatchObject({
+      EventBusName: "nf-eks-provisioner-bus",
+      Source: "nf-eks-provisioner",
+      DetailType: "ComputeEnvironmentFailed",
+    });
     expect(JSON.parse(entry.Detail!)).toMatchObject({
       tenant: "genomics",
       failedStep: "GrantClusterAccess",
@@ -199,7 +245,8 @@ describe("Report failed", () => {
     // Assess
     expect(result).toEqual({
       error: "NotAllowed",
-      cause: "Step ResolveCluster failed: NotAllowed: cluster prod in eu-west-1 is not on this deployment's allowlist. Undone: nothing (nothing had been created).",
+      cause:
+        "Step ResolveCluster failed: NotAllowed: cluster prod in eu-west-1 is not on this deployment's allowlist. Undone: nothing (nothing had been created).",
     });
   });
 
@@ -218,7 +265,9 @@ describe("Report failed", () => {
 
   it("still returns the original error when EventBridge rejects the entry", async () => {
     // Prepare
-    events.on(PutEventsCommand).resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }] });
+    events
+      .on(PutEventsCommand)
+      .resolves({ FailedEntryCount: 1, Entries: [{ ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" }] });
     // Act
     const result = await failed(failedState());
     // Assess
@@ -230,7 +279,15 @@ describe("Report failed", () => {
     // Prepare
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     const state = { ...completedState(), error: { Error: "HeadJobFailed", Cause: "pod nf-head-abc ended Failed" } };
-    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Failed", done: true, checks: 3, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 80 };
+    state.headJob = {
+      jobName: "nf-head",
+      namespace: "tower-nf",
+      phase: "Failed",
+      done: true,
+      checks: 3,
+      launchedAt: "2025-01-01T00:00:00.000Z",
+      nextCheckSeconds: 80,
+    };
     // Act
     const result = await failed(state);
     // Assess
@@ -241,15 +298,26 @@ describe("Report failed", () => {
     // Prepare
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     // CheckHeadJob threw it: the Cause is Lambda's error JSON.
-    const message = "head job tower-nf/nf-head was still Pending after 30 minutes (waiting for it to be running, timeout 30 minutes; see headJob.timeoutMinutes)";
+    const message =
+      "head job tower-nf/nf-head was still Pending after 30 minutes (waiting for it to be running, timeout 30 minutes; see headJob.timeoutMinutes)";
     const cause = JSON.stringify({ errorType: "HeadJobTimedOut", errorMessage: message, trace: [`HeadJobTimedOut: ${message}`] });
     const state = { ...completedState(), error: { Error: "HeadJobTimedOut", Cause: cause } };
-    state.headJob = { jobName: "nf-head", namespace: "tower-nf", phase: "Pending", done: false, checks: 12, launchedAt: "2025-01-01T00:00:00.000Z", nextCheckSeconds: 300 };
+    state.headJob = {
+      jobName: "nf-head",
+      namespace: "tower-nf",
+      phase: "Pending",
+      done: false,
+      checks: 12,
+      launchedAt: "2025-01-01T00:00:00.000Z",
+      nextCheckSeconds: 300,
+    };
     // Act
     const result = await failed(state);
     // Assess
     expect(result.error).toBe("HeadJobTimedOut");
-    expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadJobTimedOut: head job tower-nf\/nf-head was still Pending after 30 minutes/);
+    expect(result.cause).toMatch(
+      /^Step LaunchHeadJob failed: HeadJobTimedOut: head job tower-nf\/nf-head was still Pending after 30 minutes/,
+    );
   });
 
   it("names the namespace/RBAC branch when it failed while the IAM branch finished", async () => {
@@ -263,7 +331,10 @@ describe("Report failed", () => {
       iam,
       error: { Error: "NotAllowed", Cause: "kube:POST rolebindings refused: 403 Forbidden" },
       failedStep: "CreateNamespaceAndRbac",
-      compensation: { UndoNamespaceAndRbac: { undone: ["Namespace tower-nf"], kept: [] }, UndoIamResources: { undone: ["IAM role nfeks-genomics-launcher"], kept: [] } },
+      compensation: {
+        UndoNamespaceAndRbac: { undone: ["Namespace tower-nf"], kept: [] },
+        UndoIamResources: { undone: ["IAM role nfeks-genomics-launcher"], kept: [] },
+      },
     };
     // Act
     const result = await failed(state);
@@ -277,7 +348,13 @@ describe("Report failed", () => {
     // Prepare: neither branch result is there (the IAM one would be named by the missing-result rule)
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     const { request, execution, cluster } = completedState();
-    const state: WorkflowState = { request, execution, cluster, error: { Error: "OwnershipConflict", Cause: "Namespace tower-nf exists without our marks" }, failedStep: "CreateNamespaceAndRbac" };
+    const state: WorkflowState = {
+      request,
+      execution,
+      cluster,
+      error: { Error: "OwnershipConflict", Cause: "Namespace tower-nf exists without our marks" },
+      failedStep: "CreateNamespaceAndRbac",
+    };
     // Act
     const result = await failed(state);
     // Assess
@@ -289,7 +366,12 @@ describe("Report failed", () => {
     // Prepare: the Parallel's own Catch (a runtime error) leaves no branch result and no recorded step
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
     const { request, execution, cluster } = completedState();
-    const state: WorkflowState = { request, execution, cluster, error: { Error: "States.Runtime", Cause: "an error occurred while executing the state" } };
+    const state: WorkflowState = {
+      request,
+      execution,
+      cluster,
+      error: { Error: "States.Runtime", Cause: "an error occurred while executing the state" },
+    };
     // Act
     const result = await failed(state);
     // Assess

@@ -11,7 +11,12 @@ import type { Problem } from "../../functions/lib/domain/errors.js";
 import { LAUNCHER_TRUST_REQUIRED, safeParseRequest } from "../../functions/lib/domain/request.js";
 
 /** Issue #9: a created launcher says whom it trusts (here the account, explicitly); one that does not is told so. */
-const MINIMAL = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, launcher: { mode: "create", trustAccount: true }, storage: { type: "pvc" } };
+const MINIMAL = {
+  tenant: "genomics",
+  cluster: { name: "research", region: "eu-west-1" },
+  launcher: { mode: "create", trustAccount: true },
+  storage: { type: "pvc" },
+};
 const withHeadJob = (headJob: unknown) => ({ ...MINIMAL, headJob });
 const LAUNCHER_TRUST = { path: "launcher", message: LAUNCHER_TRUST_REQUIRED };
 
@@ -49,7 +54,11 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
       ],
     ],
     ["storage missing", { ...MINIMAL, storage: undefined }, [{ path: "storage", message: "Required" }]],
-    ["launcher missing (a created one that names no one to trust)", { tenant: "genomics", cluster: MINIMAL.cluster, storage: { type: "pvc" } }, [LAUNCHER_TRUST]],
+    [
+      "launcher missing (a created one that names no one to trust)",
+      { tenant: "genomics", cluster: MINIMAL.cluster, storage: { type: "pvc" } },
+      [LAUNCHER_TRUST],
+    ],
     [
       "launcher existing without principal",
       { ...MINIMAL, launcher: { mode: "existing" } },
@@ -270,10 +279,7 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
       "launcher create with principal",
       { ...MINIMAL, launcher: { mode: "create", principalArn: "arn:aws:iam::111122223333:role/x" } },
       // Issue #9: a created launcher without trust is also told whom it must name.
-      [
-        { path: "launcher", message: "Unrecognized key(s) in object: 'principalArn'" },
-        LAUNCHER_TRUST,
-      ],
+      [{ path: "launcher", message: "Unrecognized key(s) in object: 'principalArn'" }, LAUNCHER_TRUST],
     ],
     [
       "storage pvc unknown key",
@@ -329,11 +335,7 @@ const REQUEST_REFUSALS: Record<string, Refusal[]> = {
     [
       "missing field and unknown key together",
       { tenant: "genomics", storage: { type: "pvc" }, extra: 1 },
-      [
-        { path: "cluster", message: "Required" },
-        LAUNCHER_TRUST,
-        { path: "", message: "Unrecognized key(s) in object: 'extra'" },
-      ],
+      [{ path: "cluster", message: "Required" }, LAUNCHER_TRUST, { path: "", message: "Unrecognized key(s) in object: 'extra'" }],
     ],
     [
       "bad field and unknown key in one object",

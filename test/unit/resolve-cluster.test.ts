@@ -105,7 +105,9 @@ describe("ResolveCluster", () => {
     const error = await apply(state).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "InvalidRequest" });
-    expect((error as { problems: Array<{ path: string }> }).problems.map((p) => p.path)).toEqual(expect.arrayContaining(["tenant", "namespace"]));
+    expect((error as { problems: Array<{ path: string }> }).problems.map((p) => p.path)).toEqual(
+      expect.arrayContaining(["tenant", "namespace"]),
+    );
     expect(eks).not.toHaveReceivedCommand(DescribeClusterCommand);
   });
 
@@ -138,9 +140,9 @@ describe("ResolveCluster", () => {
     // Prepare
     eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster() });
     // Act
-    const error = await apply(stepState({ launcher: { mode: "existing", principalArn: "arn:aws:iam::999988887777:role/elsewhere" } })).catch(
-      (e: unknown) => e,
-    );
+    const error = await apply(
+      stepState({ launcher: { mode: "existing", principalArn: "arn:aws:iam::999988887777:role/elsewhere" } }),
+    ).catch((e: unknown) => e);
     // Assess
     expect(error).toMatchObject({ name: "NotAllowed", message: expect.stringContaining("999988887777") });
   });
@@ -157,7 +159,9 @@ describe("ResolveCluster", () => {
 
   it("names a missing cluster ClusterNotFound", async () => {
     // Prepare
-    eks.on(DescribeClusterCommand).rejects(new ResourceNotFoundException({ message: "No cluster found for name: research.", $metadata: { httpStatusCode: 404 } }));
+    eks
+      .on(DescribeClusterCommand)
+      .rejects(new ResourceNotFoundException({ message: "No cluster found for name: research.", $metadata: { httpStatusCode: 404 } }));
     // Act
     const error = await apply(stepState()).catch((e: unknown) => e);
     // Assess
@@ -201,33 +205,66 @@ describe("ResolveCluster", () => {
 describe("ResolveCluster: can the Kubernetes-facing steps reach the API endpoint?", () => {
   const VPC = "vpc-0123456789abcdef0";
   const OTHER_VPC = "vpc-0fedcba9876543210";
-  const IN_VPC = { KUBE_STEPS_VPC_ID: VPC, KUBE_STEPS_SUBNET_IDS: "subnet-0123456789abcdef0", KUBE_STEPS_SECURITY_GROUP_IDS: "sg-0123456789abcdef0" };
+  const IN_VPC = {
+    KUBE_STEPS_VPC_ID: VPC,
+    KUBE_STEPS_SUBNET_IDS: "subnet-0123456789abcdef0",
+    KUBE_STEPS_SECURITY_GROUP_IDS: "sg-0123456789abcdef0",
+  };
   const resolveWith = (settings: Record<string, string>) =>
     createResolveClusterStep({ eks: eksClient, config: loadDeploymentConfig({ ...DEPLOYMENT_ENV, ...settings }) }).apply(stepState());
 
   it.each([
-    ["a private-only endpoint, Lambdas outside any VPC", { endpointPublicAccess: false, endpointPrivateAccess: true }, {}, /private \(public access is off\).*KUBE_STEPS_VPC_ID, KUBE_STEPS_SUBNET_IDS and KUBE_STEPS_SECURITY_GROUP_IDS/],
-    ["public CIDRs that exclude Lambdas outside any VPC", { endpointPublicAccess: true, endpointPrivateAccess: true, publicAccessCidrs: ["203.0.113.0/24"] }, {}, /admits only 203\.0\.113\.0\/24.*set KUBE_STEPS_VPC_ID/],
-    ["restricted public CIDRs and no private access", { endpointPublicAccess: true, endpointPrivateAccess: false, publicAccessCidrs: ["203.0.113.0/24"] }, {}, /enable the endpoint's private access/],
-    ["a private endpoint in another VPC than the Lambdas'", { endpointPublicAccess: false, endpointPrivateAccess: true, vpcId: OTHER_VPC }, IN_VPC, new RegExp(`private to ${OTHER_VPC}.*run in ${VPC}`)],
-  ])("fails at once on %s: ClusterEndpointUnreachable (permanent), saying what to configure", async (_what, vpcConfig, settings, message) => {
-    // Prepare
-    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ resourcesVpcConfig: { vpcId: VPC, ...vpcConfig } }) });
-    // Act
-    const error = await resolveWith(settings).catch((e: unknown) => e);
-    // Assess
-    expect(error).toMatchObject({ name: "ClusterEndpointUnreachable", transient: false, message: expect.stringMatching(message) });
-    expect(eks).toHaveReceivedCommandTimes(DescribeClusterCommand, 1);
-  });
+    [
+      "a private-only endpoint, Lambdas outside any VPC",
+      { endpointPublicAccess: false, endpointPrivateAccess: true },
+      {},
+      /private \(public access is off\).*KUBE_STEPS_VPC_ID, KUBE_STEPS_SUBNET_IDS and KUBE_STEPS_SECURITY_GROUP_IDS/,
+    ],
+    [
+      "public CIDRs that exclude Lambdas outside any VPC",
+      { endpointPublicAccess: true, endpointPrivateAccess: true, publicAccessCidrs: ["203.0.113.0/24"] },
+      {},
+      /admits only 203\.0\.113\.0\/24.*set KUBE_STEPS_VPC_ID/,
+    ],
+    [
+      "restricted public CIDRs and no private access",
+      { endpointPublicAccess: true, endpointPrivateAccess: false, publicAccessCidrs: ["203.0.113.0/24"] },
+      {},
+      /enable the endpoint's private access/,
+    ],
+    [
+      "a private endpoint in another VPC than the Lambdas'",
+      { endpointPublicAccess: false, endpointPrivateAccess: true, vpcId: OTHER_VPC },
+      IN_VPC,
+      new RegExp(`private to ${OTHER_VPC}.*run in ${VPC}`),
+    ],
+  ])(
+    "fails at once on %s: ClusterEndpointUnreachable (permanent), saying what to configure",
+    async (_what, vpcConfig, settings, message) => {
+      // Prepare
+      eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster({ resourcesVpcConfig: { vpcId: VPC, ...vpcConfig } }) });
+      // Act
+      const error = await resolveWith(settings).catch((e: unknown) => e);
+      // Assess
+      expect(error).toMatchObject({ name: "ClusterEndpointUnreachable", transient: false, message: expect.stringMatching(message) });
+      expect(eks).toHaveReceivedCommandTimes(DescribeClusterCommand, 1);
+    },
+  );
 
   it.each([
     ["a public endpoint open to all, Lambdas outside any VPC", { endpointPublicAccess: true, publicAccessCidrs: ["0.0.0.0/0"] }, {}],
     ["a private endpoint in the Lambdas' VPC", { endpointPublicAccess: false, endpointPrivateAccess: true }, IN_VPC],
-    ["restricted public CIDRs, Lambdas in a VPC (their NAT may be admitted)", { endpointPublicAccess: true, publicAccessCidrs: ["203.0.113.0/24"] }, IN_VPC],
+    [
+      "restricted public CIDRs, Lambdas in a VPC (their NAT may be admitted)",
+      { endpointPublicAccess: true, publicAccessCidrs: ["203.0.113.0/24"] },
+      IN_VPC,
+    ],
     ["no resourcesVpcConfig reported", undefined, {}],
   ])("goes on with %s", async (_what, vpcConfig, settings) => {
     // Prepare
-    eks.on(DescribeClusterCommand).resolves({ cluster: activeCluster(vpcConfig ? { resourcesVpcConfig: { vpcId: VPC, ...vpcConfig } } : {}) });
+    eks
+      .on(DescribeClusterCommand)
+      .resolves({ cluster: activeCluster(vpcConfig ? { resourcesVpcConfig: { vpcId: VPC, ...vpcConfig } } : {}) });
     // Act
     const resolved = await resolveWith(settings);
     // Assess

@@ -15,7 +15,15 @@ import { handler } from "../../functions/api/status.js";
 import { summariseHistory } from "../../functions/lib/workflow/execution-summary.js";
 import { STEP_RESULT_FIELDS } from "../../functions/lib/workflow/step-result-fields.js";
 import type { CompensationResult } from "../../functions/lib/workflow/compensation.js";
-import type { AccessResult, HeadJobResult, IamResult, RbacResult, RemovalResult, ResolvedCluster, StorageResult } from "../../functions/lib/workflow/workflow-state.js";
+import type {
+  AccessResult,
+  HeadJobResult,
+  IamResult,
+  RbacResult,
+  RemovalResult,
+  ResolvedCluster,
+  StorageResult,
+} from "../../functions/lib/workflow/workflow-state.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { useEnv } from "../support/fixtures.js";
@@ -47,7 +55,9 @@ class HistoryWriter {
   }
 
   started(input: unknown): number {
-    return this.add("ExecutionStarted", 0, { executionStartedEventDetails: { input: JSON.stringify(input), roleArn: "arn:aws:iam::111122223333:role/sfn" } });
+    return this.add("ExecutionStarted", 0, {
+      executionStartedEventDetails: { input: JSON.stringify(input), roleArn: "arn:aws:iam::111122223333:role/sfn" },
+    });
   }
 
   enter(type: string, name: string, prev: number): number {
@@ -60,7 +70,9 @@ class HistoryWriter {
 
   /** Scheduled + Started; returns the Started id */
   attempt(name: string, prev: number): number {
-    const scheduled = this.add("LambdaFunctionScheduled", prev, { lambdaFunctionScheduledEventDetails: { resource: `${LAMBDA}${name}`, input: "{}" } });
+    const scheduled = this.add("LambdaFunctionScheduled", prev, {
+      lambdaFunctionScheduledEventDetails: { resource: `${LAMBDA}${name}`, input: "{}" },
+    });
     return this.add("LambdaFunctionStarted", scheduled);
   }
 
@@ -80,7 +92,12 @@ class HistoryWriter {
 }
 
 const CLUSTER = { name: "research", region: "eu-west-1", authenticationMode: "API" };
-const IAM = { launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher", launcherKind: "role", launcherCreated: true, created: [] };
+const IAM = {
+  launcherArn: "arn:aws:iam::111122223333:role/nfeks-genomics-launcher",
+  launcherKind: "role",
+  launcherCreated: true,
+  created: [],
+};
 const RBAC = { namespace: "tower-nf", serviceAccount: "tower-launcher-sa", role: "tower-launcher-role", created: [], adopted: [] };
 
 /** Start → ResolveCluster → the Parallel with both branches entered; returns ids to continue from. */
@@ -97,7 +114,10 @@ function upToParallel(w: HistoryWriter, iamAttempts: Array<"throttle" | "ok">) {
   let iamLast = iamEntered;
   for (const [i, outcome] of iamAttempts.entries()) {
     const started = w.attempt("CreateIamResources", iamLast);
-    iamLast = outcome === "throttle" ? w.fail(started, "Throttled", `iam:CreateRole failed: Throttling: Rate exceeded (${i + 1})`) : w.succeed(started, IAM);
+    iamLast =
+      outcome === "throttle"
+        ? w.fail(started, "Throttled", `iam:CreateRole failed: Throttling: Rate exceeded (${i + 1})`)
+        : w.succeed(started, IAM);
   }
   return { parallelEntered, parallelStarted, iamLast, rbacStarted };
 }
@@ -142,7 +162,9 @@ function failedWithRetries(): HistoryEvent[] {
   const undoIam = w.task("UndoIamResources", undoRbac, { undone: ["role nfeks-genomics-launcher"], kept: [] });
   const report = w.task("ReportFailure", undoIam, { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed" });
   const fail = w.enter("Fail", "Failed", report);
-  w.add("ExecutionFailed", fail, { executionFailedEventDetails: { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed: ..." } });
+  w.add("ExecutionFailed", fail, {
+    executionFailedEventDetails: { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed: ..." },
+  });
   return w.events;
 }
 
@@ -160,7 +182,10 @@ function described(status: DescribeExecutionOutput["status"], extra: Partial<Des
 }
 
 function apiEvent(id: string | undefined): APIGatewayProxyEventV2 {
-  return { pathParameters: id === undefined ? undefined : { id }, requestContext: { requestId: "req-1" } } as unknown as APIGatewayProxyEventV2;
+  return {
+    pathParameters: id === undefined ? undefined : { id },
+    requestContext: { requestId: "req-1" },
+  } as unknown as APIGatewayProxyEventV2;
 }
 
 async function get(id: string | undefined): Promise<{ statusCode: number; body: any }> {
@@ -222,7 +247,10 @@ describe("GET /executions/{id}", () => {
   it("shows a failed execution: the failed step and its error, the retries seen, the execution's error and cause", async () => {
     // Prepare
     sfn.on(DescribeExecutionCommand).resolves(
-      described("FAILED", { error: "OwnershipConflict", cause: "Step CreateNamespaceAndRbac failed: OwnershipConflict: Namespace tower-nf exists without our labels." }),
+      described("FAILED", {
+        error: "OwnershipConflict",
+        cause: "Step CreateNamespaceAndRbac failed: OwnershipConflict: Namespace tower-nf exists without our labels.",
+      }),
     );
     sfn.on(GetExecutionHistoryCommand).resolves({ events: failedWithRetries() });
     // Act
@@ -253,7 +281,9 @@ describe("GET /executions/{id}", () => {
     // Prepare
     const events = succeeded();
     sfn.on(DescribeExecutionCommand).resolves(described("SUCCEEDED"));
-    sfn.on(GetExecutionHistoryCommand, { executionArn: EXECUTION_ARN, nextToken: undefined }).resolves({ events: events.slice(0, 10), nextToken: "page-2" });
+    sfn
+      .on(GetExecutionHistoryCommand, { executionArn: EXECUTION_ARN, nextToken: undefined })
+      .resolves({ events: events.slice(0, 10), nextToken: "page-2" });
     sfn.on(GetExecutionHistoryCommand, { executionArn: EXECUTION_ARN, nextToken: "page-2" }).resolves({ events: events.slice(10) });
     // Act
     const { body } = await get(NAME);
@@ -281,7 +311,9 @@ describe("GET /executions/{id}", () => {
 
   it("answers 404 ExecutionNotFound for an execution Step Functions does not know", async () => {
     // Prepare
-    sfn.on(DescribeExecutionCommand).rejects(new ExecutionDoesNotExist({ message: `Execution Does Not Exist: '${EXECUTION_ARN}'`, $metadata: { httpStatusCode: 400 } }));
+    sfn
+      .on(DescribeExecutionCommand)
+      .rejects(new ExecutionDoesNotExist({ message: `Execution Does Not Exist: '${EXECUTION_ARN}'`, $metadata: { httpStatusCode: 400 } }));
     // Act
     const { statusCode, body } = await get(NAME);
     // Assess
@@ -310,7 +342,12 @@ describe("GET /executions/{id}", () => {
   it("answers 503 with Retry-After when Step Functions throttles", async () => {
     // Prepare
     sfn.on(DescribeExecutionCommand).rejects(
-      new SFNServiceException({ name: "ThrottlingException", $fault: "client", message: "Rate exceeded", $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "ThrottlingException",
+        $fault: "client",
+        message: "Rate exceeded",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const response = await handler(apiEvent(NAME));
@@ -323,7 +360,12 @@ describe("GET /executions/{id}", () => {
   it("answers 400 when Step Functions finds the execution ARN malformed", async () => {
     // Prepare
     sfn.on(DescribeExecutionCommand).rejects(
-      new SFNServiceException({ name: "InvalidArn", $fault: "client", message: "Invalid Arn: 'Resource type not valid in this context'", $metadata: { httpStatusCode: 400 } }),
+      new SFNServiceException({
+        name: "InvalidArn",
+        $fault: "client",
+        message: "Invalid Arn: 'Resource type not valid in this context'",
+        $metadata: { httpStatusCode: 400 },
+      }),
     );
     // Act
     const { statusCode, body } = await get(NAME);
@@ -340,7 +382,11 @@ describe("GET /executions/{id}", () => {
     // Assess
     expect(response.statusCode).toBe(500);
     expect(response.headers).toEqual({ "content-type": "application/json" });
-    expect(JSON.parse(response.body!)).toEqual({ error: "InternalError", message: "could not read the execution status", requestId: "req-1" });
+    expect(JSON.parse(response.body!)).toEqual({
+      error: "InternalError",
+      message: "could not read the execution status",
+      requestId: "req-1",
+    });
     expect(response.body).not.toMatch(/\bat .+:\d+:\d+|TypeError/);
   });
 });
@@ -348,7 +394,12 @@ describe("GET /executions/{id}", () => {
 describe("GET /executions/{id}: what the response leaves out", () => {
   it("gives the message of a raw Lambda cause, without its stack trace", async () => {
     // Prepare: an error no Catch took, as Step Functions reports it
-    sfn.on(DescribeExecutionCommand).resolves(described("FAILED", { error: "OwnershipConflict", cause: lambdaCause("OwnershipConflict", "Namespace tower-nf exists without our labels") }));
+    sfn.on(DescribeExecutionCommand).resolves(
+      described("FAILED", {
+        error: "OwnershipConflict",
+        cause: lambdaCause("OwnershipConflict", "Namespace tower-nf exists without our labels"),
+      }),
+    );
     sfn.on(GetExecutionHistoryCommand).resolves({ events: failedWithRetries() });
     // Act
     const { body } = await get(NAME);
@@ -371,7 +422,14 @@ describe("GET /executions/{id}: what the response leaves out", () => {
   it("leaves out the copy of the cluster's aws-auth GrantClusterAccess keeps for its undo", async () => {
     // Prepare
     const previousAwsAuth = { mapRoles: "- rolearn: arn:aws:iam::111122223333:role/other-tenant\n  username: other\n" };
-    const access = { method: "aws-auth", principalArn: IAM.launcherArn, username: "tower-launcher-user-genomics", groups: ["g"], created: true, previousAwsAuth };
+    const access = {
+      method: "aws-auth",
+      principalArn: IAM.launcherArn,
+      username: "tower-launcher-user-genomics",
+      groups: ["g"],
+      created: true,
+      previousAwsAuth,
+    };
     const w = new HistoryWriter();
     w.started({});
     w.task("GrantClusterAccess", 0, access);
@@ -392,27 +450,69 @@ describe("GET /executions/{id}: each step's result is an allowlist of fields", (
   /** A result of every step with every field of its type (a field added to a type without one here does not compile). */
   const SAMPLES: Record<string, object> = {
     ResolveCluster: {
-      name: "research", region: "eu-west-1", arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research", accountId: "111122223333", endpoint: "https://x",
-      certificateAuthority: "LS0t", oidcIssuer: "https://oidc", authenticationMode: "API", version: "1.31",
+      name: "research",
+      region: "eu-west-1",
+      arn: "arn:aws:eks:eu-west-1:111122223333:cluster/research",
+      accountId: "111122223333",
+      endpoint: "https://x",
+      certificateAuthority: "LS0t",
+      oidcIssuer: "https://oidc",
+      authenticationMode: "API",
+      version: "1.31",
     } satisfies Required<ResolvedCluster>,
     CreateIamResources: {
-      launcherArn: ROLE, launcherKind: "role", launcherCreated: false, launcherCreateDate: "2026-01-01T00:00:00.000Z", workloadRoleArn: ROLE, podIdentityAssociationIds: ["a-1"], created: [],
+      launcherArn: ROLE,
+      launcherKind: "role",
+      launcherCreated: false,
+      launcherCreateDate: "2026-01-01T00:00:00.000Z",
+      workloadRoleArn: ROLE,
+      podIdentityAssociationIds: ["a-1"],
+      created: [],
       changed: [{ roleName: "nfeks-genomics-launcher", previousTrustPolicy: '{"Statement":"secret-trust"}' }],
       changedAssociations: [{ associationId: "a-1", previousRoleArn: ROLE }],
     } satisfies Required<IamResult>,
-    CreateNamespaceAndRbac: { namespace: "tower-nf", serviceAccount: "sa", computeServiceAccount: "csa", role: "r", created: [], adopted: [] } satisfies Required<RbacResult>,
+    CreateNamespaceAndRbac: {
+      namespace: "tower-nf",
+      serviceAccount: "sa",
+      computeServiceAccount: "csa",
+      role: "r",
+      created: [],
+      adopted: [],
+    } satisfies Required<RbacResult>,
     GrantClusterAccess: {
-      method: "aws-auth", principalArn: ROLE, username: "u", groups: ["g"], created: true, previousAwsAuth: { mapRoles: "other-tenant" },
-      previousIdentity: { username: "old", groups: ["old"] }, replacedStaleEntry: { createdAt: "2025-12-31T00:00:00.000Z" },
+      method: "aws-auth",
+      principalArn: ROLE,
+      username: "u",
+      groups: ["g"],
+      created: true,
+      previousAwsAuth: { mapRoles: "other-tenant" },
+      previousIdentity: { username: "old", groups: ["old"] },
+      replacedStaleEntry: { createdAt: "2025-12-31T00:00:00.000Z" },
     } satisfies Required<AccessResult>,
     ConfigureStorage: {
-      type: "pvc", claimName: "c", mountPath: "/scratch", annotated: [], configMap: "nextflow-config", nextflowConfig: "process {}", created: [],
-      adopted: [], grown: [{ claim: "c", namespace: "tower-nf", from: "1Gi", to: "2Gi" }],
+      type: "pvc",
+      claimName: "c",
+      mountPath: "/scratch",
+      annotated: [],
+      configMap: "nextflow-config",
+      nextflowConfig: "process {}",
+      created: [],
+      adopted: [],
+      grown: [{ claim: "c", namespace: "tower-nf", from: "1Gi", to: "2Gi" }],
     } satisfies Required<StorageResult>,
     RemoveUnwantedResources: { removed: ["Namespace old"], kept: [] } satisfies Required<RemovalResult>,
     LaunchHeadJob: {
-      jobName: "j", namespace: "tower-nf", phase: "Pending", done: false, podName: "p", checks: 0, launchedAt: "2026-01-01T00:00:00Z", nextCheckSeconds: 5,
-      imagePullFailingSince: "2026-01-01T00:00:00Z", unschedulableSince: "2026-01-01T00:00:00Z", paramsConfigMap: "params",
+      jobName: "j",
+      namespace: "tower-nf",
+      phase: "Pending",
+      done: false,
+      podName: "p",
+      checks: 0,
+      launchedAt: "2026-01-01T00:00:00Z",
+      nextCheckSeconds: 5,
+      imagePullFailingSince: "2026-01-01T00:00:00Z",
+      unschedulableSince: "2026-01-01T00:00:00Z",
+      paramsConfigMap: "params",
     } satisfies Required<HeadJobResult>,
     UndoClusterAccess: { undone: ["x"], kept: ["y"], failed: ["z"] } satisfies Required<CompensationResult>,
     Report: { eventBusName: "bus", detail: { namespace: "tower-nf" } },
@@ -468,7 +568,11 @@ describe("summariseHistory", () => {
     const summary = summariseHistory(w.events);
     // Assess
     const iam = summary.steps.find((s) => s.name === "CreateIamResources")!;
-    expect(iam).toMatchObject({ status: "running", retries: 0, error: { error: "Throttled", cause: "iam:CreateRole failed: Throttling: Rate exceeded (1)" } });
+    expect(iam).toMatchObject({
+      status: "running",
+      retries: 0,
+      error: { error: "Throttled", cause: "iam:CreateRole failed: Throttling: Rate exceeded (1)" },
+    });
     expect(iam.finishedAt).toBeUndefined();
     expect(summary.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({ status: "running" });
     expect(summary.currentStep).toBe("CreateNamespaceAndRbac");
@@ -495,12 +599,17 @@ describe("summariseHistory", () => {
     const rbacFailed = w.fail(p.rbacStarted, "NotAllowed", "kube:POST namespaces failed (HTTP 403): forbidden");
     const aborted = w.add("TaskStateAborted", p.iamLast);
     const parallelFailed = w.add("ParallelStateFailed", Math.max(rbacFailed, aborted));
-    w.add("ExecutionFailed", parallelFailed, { executionFailedEventDetails: { error: "NotAllowed", cause: lambdaCause("NotAllowed", "forbidden") } });
+    w.add("ExecutionFailed", parallelFailed, {
+      executionFailedEventDetails: { error: "NotAllowed", cause: lambdaCause("NotAllowed", "forbidden") },
+    });
     // Act
     const summary = summariseHistory(w.events);
     // Assess
     expect(summary.steps.find((s) => s.name === "CreateIamResources")).toMatchObject({ status: "aborted" });
-    expect(summary.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({ status: "failed", error: { error: "NotAllowed" } });
+    expect(summary.steps.find((s) => s.name === "CreateNamespaceAndRbac")).toMatchObject({
+      status: "failed",
+      error: { error: "NotAllowed" },
+    });
     expect(summary.failedStep).toBe("CreateNamespaceAndRbac");
     expect(summary.currentStep).toBeUndefined();
   });
@@ -520,7 +629,12 @@ describe("summariseHistory", () => {
     const summary = summariseHistory(w.events);
     // Assess
     expect(summary.steps).toHaveLength(1);
-    expect(summary.steps[0]).toMatchObject({ name: "CheckHeadJob", status: "succeeded", result: { phase: "Running", done: false }, retries: 0 });
+    expect(summary.steps[0]).toMatchObject({
+      name: "CheckHeadJob",
+      status: "succeeded",
+      result: { phase: "Running", done: false },
+      retries: 0,
+    });
     // First entered at event 4 (after the first wait), last exited at event 17 (the second round).
     expect(summary.steps[0]!.startedAt).toBe(new Date(T0 + 4_000).toISOString());
     expect(summary.steps[0]!.finishedAt).toBe(new Date(T0 + 17_000).toISOString());

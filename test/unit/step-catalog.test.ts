@@ -29,7 +29,9 @@ function stepHandlerCalls(): { calls: number; literals: string[] } {
   const literals: string[] = [];
   for (const file of sourceFiles(STEPS_DIR)) {
     // Comments may show the pattern (`stepHandler("<state>", …)`): only code counts.
-    const text = readFileSync(file, "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+    const text = readFileSync(file, "utf8")
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/^\s*\/\/.*$/gm, "");
     // The type arguments hold no parentheses (`<WorkflowState, { detail: Record<string, unknown> }>`).
     calls += [...text.matchAll(/\bstepHandler\s*(?:<[^()]*>)?\s*\(/g)].length;
     literals.push(...[...text.matchAll(/\bstepHandler\s*(?:<[^()]*>)?\s*\(\s*"([^"]+)"/g)].map((m) => m[1]));
@@ -43,7 +45,10 @@ function readmeTableStates(): string[] {
   const start = readme.indexOf("## What a run does");
   if (start < 0) throw new Error('README.md has no "## What a run does" section');
   const lines = readme.slice(start).split("\n").slice(1);
-  const table = lines.slice(0, lines.findIndex((line, i) => i > 0 && !line.startsWith("|")));
+  const table = lines.slice(
+    0,
+    lines.findIndex((line, i) => i > 0 && !line.startsWith("|")),
+  );
   const rows = table.slice(2); // the header and the |---| line
   return rows.flatMap((row) => {
     const cells = row.split("|").slice(1, -1);
@@ -69,13 +74,16 @@ describe("functions/steps/catalog.ts", () => {
     expect([...literals].sort()).toEqual([...ALL_CATALOG_STATES].sort());
   });
 
-  it.each(STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))("%s is a Task state of the ASL that runs its placeholder", (name, entry) => {
-    // Act
-    const located = STATES.get(name);
-    // Assess
-    expect(located?.state.Type).toBe("Task");
-    expect(located?.state.Resource).toBe(`\${${entry.placeholder}}`);
-  });
+  it.each(STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))(
+    "%s is a Task state of the ASL that runs its placeholder",
+    (name, entry) => {
+      // Act
+      const located = STATES.get(name);
+      // Assess
+      expect(located?.state.Type).toBe("Task");
+      expect(located?.state.Resource).toBe(`\${${entry.placeholder}}`);
+    },
+  );
 
   it("has an entry for every Task state of the ASL", () => {
     // Act
@@ -92,13 +100,16 @@ describe("functions/steps/catalog.ts", () => {
     else expect(resultPath).toBe(`$.${entry.resultKey}`);
   });
 
-  it.each(STEP_FUNCTIONS.map((entry) => [`${entry.module}.${entry.handler}`, entry] as const))("functions/steps/%s is a handler", async (_where, entry) => {
-    // Act
-    // vite-ignore: the path resolves at run time (to the .ts source), as the local runner loads it.
-    const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
-    // Assess
-    expect(typeof module[entry.handler]).toBe("function");
-  });
+  it.each(STEP_FUNCTIONS.map((entry) => [`${entry.module}.${entry.handler}`, entry] as const))(
+    "functions/steps/%s is a handler",
+    async (_where, entry) => {
+      // Act
+      // vite-ignore: the path resolves at run time (to the .ts source), as the local runner loads it.
+      const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
+      // Assess
+      expect(typeof module[entry.handler]).toBe("function");
+    },
+  );
 
   it("is what the README's 'What a run does' table names, state for state", () => {
     // Act
@@ -109,16 +120,21 @@ describe("functions/steps/catalog.ts", () => {
 });
 
 describe("functions/steps/catalog.ts: the teardown (statemachines/deprovision.asl.json)", () => {
-  const definition = JSON.parse(readFileSync(join(ROOT, "statemachines/deprovision.asl.json"), "utf8")) as { States: Record<string, { Type: string; Resource?: string }> };
+  const definition = JSON.parse(readFileSync(join(ROOT, "statemachines/deprovision.asl.json"), "utf8")) as {
+    States: Record<string, { Type: string; Resource?: string }>;
+  };
   const tasks = Object.entries(definition.States).filter(([, state]) => state.Type === "Task");
 
-  it.each(DEPROVISION_STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))("%s is a Task state of the deprovision ASL that runs its placeholder", (name, entry) => {
-    // Act
-    const state = definition.States[name];
-    // Assess
-    expect(state?.Type).toBe("Task");
-    expect(state?.Resource).toBe(`\${${entry.placeholder}}`);
-  });
+  it.each(DEPROVISION_STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))(
+    "%s is a Task state of the deprovision ASL that runs its placeholder",
+    (name, entry) => {
+      // Act
+      const state = definition.States[name];
+      // Assess
+      expect(state?.Type).toBe("Task");
+      expect(state?.Resource).toBe(`\${${entry.placeholder}}`);
+    },
+  );
 
   it("runs only catalog Lambdas: the teardown's own, and the provisioning workflow's compensators and ResolveCluster", () => {
     // Act
@@ -138,10 +154,13 @@ describe("functions/steps/catalog.ts: the teardown (statemachines/deprovision.as
     ]);
   });
 
-  it.each(DEPROVISION_STEP_FUNCTIONS.map((entry) => [`${entry.module}.${entry.handler}`, entry] as const))("functions/steps/%s is a handler", async (_where, entry) => {
-    // Act
-    const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
-    // Assess
-    expect(typeof module[entry.handler]).toBe("function");
-  });
+  it.each(DEPROVISION_STEP_FUNCTIONS.map((entry) => [`${entry.module}.${entry.handler}`, entry] as const))(
+    "functions/steps/%s is a handler",
+    async (_where, entry) => {
+      // Act
+      const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
+      // Assess
+      expect(typeof module[entry.handler]).toBe("function");
+    },
+  );
 });

@@ -38,10 +38,17 @@ const apply = (state: WorkflowState) => createStorageStep({ kube: kube() }).appl
 const compensate = (state: WorkflowState) => createStorageStep({ kube: kube() }).compensate(state);
 
 /** What CreateNamespaceAndRbac leaves behind for this tenant. */
-function seedNamespaceAndServiceAccounts(annotations: Record<string, Record<string, string>> = {}, labels = ownershipLabels("genomics", markOf(RUN))): void {
+function seedNamespaceAndServiceAccounts(
+  annotations: Record<string, Record<string, string>> = {},
+  labels = ownershipLabels("genomics", markOf(RUN)),
+): void {
   kube().seed({ apiVersion: "v1", kind: "Namespace", metadata: { name: NS, labels } });
   for (const name of ["tower-launcher-sa", "tower-compute-sa"]) {
-    kube().seed({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace: NS, labels, ...(annotations[name] ? { annotations: annotations[name] } : {}) } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name, namespace: NS, labels, ...(annotations[name] ? { annotations: annotations[name] } : {}) },
+    });
   }
 }
 
@@ -62,7 +69,11 @@ describe("createStorageStep", () => {
     // Act
     await step.apply(stateFor(PVC));
     // Assess
-    expect(given.inventory()).toEqual([`ConfigMap/${NS}/${NEXTFLOW_CONFIGMAP}`, `Namespace/${NS}`, `PersistentVolumeClaim/${NS}/tower-scratch`]);
+    expect(given.inventory()).toEqual([
+      `ConfigMap/${NS}/${NEXTFLOW_CONFIGMAP}`,
+      `Namespace/${NS}`,
+      `PersistentVolumeClaim/${NS}/tower-scratch`,
+    ]);
     expect(kube().calls).toEqual([]);
     // Act
     await step.compensate(stateFor(PVC));
@@ -107,7 +118,11 @@ describe("ConfigureStorage with a PVC", () => {
       ],
     } satisfies StorageResult);
     const claim = kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)!;
-    expect(claim.spec).toEqual({ accessModes: ["ReadWriteMany"], storageClassName: "efs-sc", resources: { requests: { storage: "500Gi" } } });
+    expect(claim.spec).toEqual({
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "efs-sc",
+      resources: { requests: { storage: "500Gi" } },
+    });
     expect(claim.metadata?.labels).toMatchObject(ownershipLabels("genomics", markOf(RUN)));
     expect(configMap().data).toEqual({ "nextflow.config": expectedConfig });
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations).toBeUndefined();
@@ -125,29 +140,44 @@ describe("ConfigureStorage with a PVC", () => {
     expect(kube().mutations).toBe(mutations);
     expect(retried).toEqual(first);
     expect(rerun.created).toEqual([]);
-    expect(kube().inventory().filter((o) => !o.startsWith("ServiceAccount"))).toEqual([
-      `ConfigMap/${NS}/${NEXTFLOW_CONFIGMAP}`,
-      `Namespace/${NS}`,
-      `PersistentVolumeClaim/${NS}/tower-scratch`,
-    ]);
+    expect(
+      kube()
+        .inventory()
+        .filter((o) => !o.startsWith("ServiceAccount")),
+    ).toEqual([`ConfigMap/${NS}/${NEXTFLOW_CONFIGMAP}`, `Namespace/${NS}`, `PersistentVolumeClaim/${NS}/tower-scratch`]);
   });
 
   it("refuses a claim that exists without our marks and leaves it alone", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
-    kube().seed({ apiVersion: "v1", kind: "PersistentVolumeClaim", metadata: { name: "tower-scratch", namespace: NS }, spec: { accessModes: ["ReadWriteOnce"] } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "tower-scratch", namespace: NS },
+      spec: { accessModes: ["ReadWriteOnce"] },
+    });
     // Act
     const outcome = apply(stateFor(PVC));
     // Assess
-    await expect(outcome).rejects.toMatchObject({ name: "OwnershipConflict", message: expect.stringContaining(`PersistentVolumeClaim ${NS}/tower-scratch`) });
-    expect(kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)?.spec?.accessModes).toEqual(["ReadWriteOnce"]);
+    await expect(outcome).rejects.toMatchObject({
+      name: "OwnershipConflict",
+      message: expect.stringContaining(`PersistentVolumeClaim ${NS}/tower-scratch`),
+    });
+    expect(kube().get<V1PersistentVolumeClaim>("v1", "PersistentVolumeClaim", "tower-scratch", NS)?.spec?.accessModes).toEqual([
+      "ReadWriteOnce",
+    ]);
     expect(kube().mutations).toBe(0);
   });
 
   it("refuses a nextflow ConfigMap it does not own", async () => {
     // Prepare
     seedNamespaceAndServiceAccounts();
-    kube().seed({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: NEXTFLOW_CONFIGMAP, namespace: NS }, data: { "nextflow.config": "hand-written" } });
+    kube().seed({
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: NEXTFLOW_CONFIGMAP, namespace: NS },
+      data: { "nextflow.config": "hand-written" },
+    });
     // Act
     const outcome = apply(stateFor(PVC));
     // Assess
@@ -189,7 +219,9 @@ describe("ConfigureStorage with a PVC", () => {
     // Assess
     expect(configMap().data).toEqual(tuned);
     expect(undone.undone).toEqual([]);
-    expect(undone.failed).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: changed since this run wrote it, so the content before was not put back`]);
+    expect(undone.failed).toEqual([
+      `ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: changed since this run wrote it, so the content before was not put back`,
+    ]);
   });
 
   it("keeps the content from before this run when a retry of the run rewrites the ConfigMap again", async () => {
@@ -222,7 +254,11 @@ describe("ConfigureStorage with Fusion", () => {
       expect(serviceAccount(name).metadata?.annotations?.[IRSA_ANNOTATION]).toBe(WORKLOAD_ROLE);
       expect(serviceAccount(name).metadata?.labels).toEqual(ownershipLabels("genomics", markOf(RUN)));
     }
-    expect(kube().callsOf("patch").map((c) => c.patchStrategy)).toEqual(["application/merge-patch+json", "application/merge-patch+json"]);
+    expect(
+      kube()
+        .callsOf("patch")
+        .map((c) => c.patchStrategy),
+    ).toEqual(["application/merge-patch+json", "application/merge-patch+json"]);
     expect(configMap().data?.["nextflow.config"]).toContain("fusion {");
   });
 
@@ -246,7 +282,10 @@ describe("ConfigureStorage with Fusion", () => {
     // Act
     const retried = await apply(stateFor(FUSION));
     // Assess
-    expect(retried.annotated).toEqual([{ serviceAccount: "tower-launcher-sa", previous: OLD_ROLE }, { serviceAccount: "tower-compute-sa" }]);
+    expect(retried.annotated).toEqual([
+      { serviceAccount: "tower-launcher-sa", previous: OLD_ROLE },
+      { serviceAccount: "tower-compute-sa" },
+    ]);
   });
 
   it("refuses to overwrite a different role on a service account it does not own", async () => {
@@ -294,7 +333,11 @@ describe("UndoStorage", () => {
     // Assess
     expect(first.undone).toEqual([`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}`, `PersistentVolumeClaim ${NS}/tower-scratch`]);
     expect(second).toEqual({ undone: [], kept: [] });
-    expect(kube().inventory()).toEqual([`Namespace/${NS}`, `ServiceAccount/${NS}/tower-compute-sa`, `ServiceAccount/${NS}/tower-launcher-sa`]);
+    expect(kube().inventory()).toEqual([
+      `Namespace/${NS}`,
+      `ServiceAccount/${NS}/tower-compute-sa`,
+      `ServiceAccount/${NS}/tower-launcher-sa`,
+    ]);
   });
 
   it("keeps the claim and ConfigMap an earlier run created", async () => {
@@ -309,7 +352,10 @@ describe("UndoStorage", () => {
     expect(kube().mutations).toBe(mutations);
     expect(result).toEqual({
       undone: [],
-      kept: [`ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: not created by this run`, `PersistentVolumeClaim ${NS}/tower-scratch: not created by this run`],
+      kept: [
+        `ConfigMap ${NS}/${NEXTFLOW_CONFIGMAP}: not created by this run`,
+        `PersistentVolumeClaim ${NS}/tower-scratch: not created by this run`,
+      ],
     });
   });
 
@@ -342,7 +388,9 @@ describe("UndoStorage", () => {
     const result = await compensate(stateFor(FUSION, RUN, { storage }));
     // Assess
     expect(serviceAccount("tower-compute-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBe(OLD_ROLE);
-    expect(result.failed).toEqual([`${IRSA_ANNOTATION} on ServiceAccount ${NS}/tower-compute-sa: changed since this run set it, so the value before was not put back`]);
+    expect(result.failed).toEqual([
+      `${IRSA_ANNOTATION} on ServiceAccount ${NS}/tower-compute-sa: changed since this run set it, so the value before was not put back`,
+    ]);
     expect(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_ANNOTATION]).toBeUndefined();
   });
 
@@ -364,7 +412,10 @@ describe("UndoStorage", () => {
     seedNamespaceAndServiceAccounts({ "tower-launcher-sa": { [IRSA_ANNOTATION]: OLD_ROLE } });
     kube().faults.inject({ operation: "kube:POST configmaps", kind: "5xx" });
     await expect(apply(stateFor(FUSION))).rejects.toMatchObject({ name: "ClusterUnreachable" });
-    expect(JSON.parse(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_CHANGE_ANNOTATION] ?? "")).toMatchObject({ previous: OLD_ROLE, value: WORKLOAD_ROLE });
+    expect(JSON.parse(serviceAccount("tower-launcher-sa").metadata?.annotations?.[IRSA_CHANGE_ANNOTATION] ?? "")).toMatchObject({
+      previous: OLD_ROLE,
+      value: WORKLOAD_ROLE,
+    });
     // Act
     const result = await compensate(stateFor(FUSION));
     // Assess

@@ -81,7 +81,11 @@ describe("AwsAuthConfigMap.removeRunMappings for one principal (an update removi
     const configMap: V1ConfigMap = {
       apiVersion: "v1",
       kind: "ConfigMap",
-      metadata: { name: "aws-auth", namespace: "kube-system", annotations: { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [EARLIER]: RUN_1, [NOW]: RUN_1 }) } },
+      metadata: {
+        name: "aws-auth",
+        namespace: "kube-system",
+        annotations: { [ANNOTATION_AWS_AUTH_MAPPINGS]: JSON.stringify({ [EARLIER]: RUN_1, [NOW]: RUN_1 }) },
+      },
       data: { mapRoles: entry(EARLIER, "genomics") + entry(NOW, "genomics") + entry(BY_HAND, "genomics") },
     };
     const awsAuth = new AwsAuthConfigMap(configMap, { info: () => {}, warn: () => {} });

@@ -21,7 +21,9 @@ describe("claimChangeProblems", () => {
     const problems = claimChangeProblems(base, next);
     // Assess
     expect(problems.map((p) => p.path)).toEqual(["storage.size", "storage.storageClass"]);
-    expect(problems[0]!.message).toContain("PersistentVolumeClaim tower-nf/tower-scratch holds 100Gi: a claim can only grow, not shrink to 50Gi");
+    expect(problems[0]!.message).toContain(
+      "PersistentVolumeClaim tower-nf/tower-scratch holds 100Gi: a claim can only grow, not shrink to 50Gi",
+    );
   });
 
   it("lets a claim grow (1Ti > 100Gi), and a smaller claim under another name or in another namespace be a new claim", () => {
@@ -37,7 +39,10 @@ describe("claimChangeProblems", () => {
 describe("specRequestOf", () => {
   it("fills tenant and cluster from the path, and names every body field that disagrees with it, and a head job", () => {
     // Act
-    const { request, problems } = specRequestOf({ ...base, tenant: "other", cluster: { name: "x", region: "us-east-1" }, headJob: { pipeline: "p" } }, ID);
+    const { request, problems } = specRequestOf(
+      { ...base, tenant: "other", cluster: { name: "x", region: "us-east-1" }, headJob: { pipeline: "p" } },
+      ID,
+    );
     // Assess
     expect(problems.map((p) => p.path)).toEqual(["tenant", "cluster.name", "cluster.region", "headJob"]);
     expect(request).toMatchObject({ tenant: "genomics", cluster: { name: "research", region: "eu-west-1" } });
@@ -56,8 +61,18 @@ describe("specRequestOf", () => {
 describe("unwantedOf", () => {
   it("never names a role the new generation uses as its launcher (a created launcher role now named as an existing one)", () => {
     // Prepare
-    const previous = previousOwned({ roles: ["arn:launcher", "arn:workload"], podIdentityAssociations: ["a-1", "a-2"], clusterAccess: { method: "access-entry", principalArn: "arn:launcher" }, kubernetes: [] });
-    const current = previousOwned({ roles: [], podIdentityAssociations: ["a-2"], clusterAccess: { method: "access-entry", principalArn: "arn:launcher" }, kubernetes: [] });
+    const previous = previousOwned({
+      roles: ["arn:launcher", "arn:workload"],
+      podIdentityAssociations: ["a-1", "a-2"],
+      clusterAccess: { method: "access-entry", principalArn: "arn:launcher" },
+      kubernetes: [],
+    });
+    const current = previousOwned({
+      roles: [],
+      podIdentityAssociations: ["a-2"],
+      clusterAccess: { method: "access-entry", principalArn: "arn:launcher" },
+      kubernetes: [],
+    });
     // Act
     const unwanted = unwantedOf(previous, current);
     // Assess
@@ -70,7 +85,11 @@ describe("unwantedOf", () => {
     // Prepare
     const ns = (name: string) => ({ apiVersion: "v1", kind: "Namespace", name });
     const sa = (namespace: string, name: string) => ({ apiVersion: "v1", kind: "ServiceAccount", namespace, name });
-    const previous = previousOwned({ roles: ["arn:launcher", "arn:workload"], podIdentityAssociations: [], kubernetes: [ns("one"), sa("one", "a"), sa("two", "b"), { junk: true }] });
+    const previous = previousOwned({
+      roles: ["arn:launcher", "arn:workload"],
+      podIdentityAssociations: [],
+      kubernetes: [ns("one"), sa("one", "a"), sa("two", "b"), { junk: true }],
+    });
     const current = previousOwned({ roles: ["arn:launcher"], podIdentityAssociations: [], kubernetes: [ns("two"), sa("two", "b")] });
     // Act
     const unwanted = unwantedOf(previous, current);
@@ -84,7 +103,12 @@ describe("unwantedOf", () => {
   it("names the former launcher's cluster access when the new generation's launcher is another principal, and only then", () => {
     // Prepare
     const owned = (principalArn?: string) =>
-      previousOwned({ roles: [], podIdentityAssociations: [], kubernetes: [], ...(principalArn ? { clusterAccess: { method: "aws-auth", principalArn } } : {}) });
+      previousOwned({
+        roles: [],
+        podIdentityAssociations: [],
+        kubernetes: [],
+        ...(principalArn ? { clusterAccess: { method: "aws-auth", principalArn } } : {}),
+      });
     // Act
     const changed = unwantedOf(owned("arn:old"), owned("arn:new"));
     const same = unwantedOf(owned("arn:old"), owned("arn:old"));

@@ -88,7 +88,10 @@ const SERVICE_PREFIX: Record<string, string> = {
 
 interface MiddlewareStackLike {
   add(
-    middleware: (next: (args: unknown) => Promise<unknown>, context: { clientName?: string; commandName?: string }) => (args: unknown) => Promise<unknown>,
+    middleware: (
+      next: (args: unknown) => Promise<unknown>,
+      context: { clientName?: string; commandName?: string },
+    ) => (args: unknown) => Promise<unknown>,
     options: { step: "initialize"; name: string; override?: boolean },
   ): void;
 }

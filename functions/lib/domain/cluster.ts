@@ -44,4 +44,3 @@ export function toResolvedCluster(cluster: Cluster, region: string): ResolvedClu
     version: cluster.version ?? "",
   };
 }
-

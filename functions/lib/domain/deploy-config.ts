@@ -21,19 +21,33 @@ export function permissionsBoundaryProblem(value: string): string | undefined {
   if (!arn) return "not an ARN (arn:aws:iam::<account>:policy/<name>)";
   if (arn.service !== "iam") return `an IAM policy ARN is needed, this one is for service ${JSON.stringify(arn.service)}`;
   if (arn.region !== "") return "IAM policy ARNs have no region";
-  if (!/^\d{12}$/.test(arn.accountId) && arn.accountId !== "aws") return "the account must be 12 digits (or aws, for an AWS managed policy)";
-  if (!/^policy\/[\w+=,.@/-]+$/.test(arn.resource) || arn.resource.endsWith("/")) return "the resource must be policy/<name> (a managed policy)";
+  if (!/^\d{12}$/.test(arn.accountId) && arn.accountId !== "aws")
+    return "the account must be 12 digits (or aws, for an AWS managed policy)";
+  if (!/^policy\/[\w+=,.@/-]+$/.test(arn.resource) || arn.resource.endsWith("/"))
+    return "the resource must be policy/<name> (a managed policy)";
   return undefined;
 }
 
 const allowedCluster = z.object({
-  name: z.string().trim().regex(EKS_CLUSTER_NAME, "an EKS cluster name is 1-100 letters, digits, '-' or '_', starting with a letter or digit"),
+  name: z
+    .string()
+    .trim()
+    .regex(EKS_CLUSTER_NAME, "an EKS cluster name is 1-100 letters, digits, '-' or '_', starting with a letter or digit"),
   region: z.string().trim().regex(AWS_REGION_CODE, "a region is an AWS Region code such as eu-west-1"),
 });
 
-const vpcId = z.string().trim().regex(/^vpc-[0-9a-f]{8}([0-9a-f]{9})?$/, "a VPC id is vpc- and 8 or 17 hex digits");
-const subnetId = z.string().trim().regex(/^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/, "a subnet id is subnet- and 8 or 17 hex digits");
-const securityGroupId = z.string().trim().regex(/^sg-[0-9a-f]{8}([0-9a-f]{9})?$/, "a security group id is sg- and 8 or 17 hex digits");
+const vpcId = z
+  .string()
+  .trim()
+  .regex(/^vpc-[0-9a-f]{8}([0-9a-f]{9})?$/, "a VPC id is vpc- and 8 or 17 hex digits");
+const subnetId = z
+  .string()
+  .trim()
+  .regex(/^subnet-[0-9a-f]{8}([0-9a-f]{9})?$/, "a subnet id is subnet- and 8 or 17 hex digits");
+const securityGroupId = z
+  .string()
+  .trim()
+  .regex(/^sg-[0-9a-f]{8}([0-9a-f]{9})?$/, "a security group id is sg- and 8 or 17 hex digits");
 /** EventBridge sources: 1-256 characters without whitespace; never the product's own (its events must not loop back). */
 const eventSource = z
   .string()
@@ -67,54 +81,68 @@ function privilegedOnlyWhereAllowed(
 export const namespaceSettingsSchema = z.object(namespaceSettingsShape).superRefine(privilegedOnlyWhereAllowed);
 export type NamespaceSettings = z.infer<typeof namespaceSettingsSchema>;
 
-export const deploymentConfigSchema = z.object({
-  /** Clusters the product may touch: name + region */
-  allowedClusters: z.array(allowedCluster).min(1),
-  /** Account IDs a launcher principal may belong to (the deployment's own account is always allowed) */
-  allowedAccountIds: z.array(z.string().trim().regex(/^\d{12}$/, "account IDs are 12 digits")),
-  /** Prefix of every IAM role and policy name the product creates */
-  iamPrefix: z
-    .string()
-    .trim()
-    .regex(/^[A-Za-z0-9+=,.@_-]{1,20}$/, "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]"),
-  /**
-   * The permissions boundary every role the product creates carries. The operator's when given; else the stack
-   * creates its own tenant-role boundary and hands its ARN to the Lambdas here (never both: one boundary is allowed).
-   */
-  permissionsBoundaryArn: z
-    .string()
-    .trim()
-    .superRefine((value, ctx) => {
-      const problem = permissionsBoundaryProblem(value);
-      if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
-    })
-    .optional(),
-  /** The product's event bus (ComputeEnvironmentReady / ComputeEnvironmentFailed) */
-  eventBusName: z.string().min(1).default("default"),
-  /** The Kubernetes-facing Lambdas run in this VPC (with the two settings below; all three or none): private endpoints */
-  kubeStepsVpcId: vpcId.optional(),
-  kubeStepsSubnetIds: z.array(subnetId).optional(),
-  kubeStepsSecurityGroupIds: z.array(securityGroupId).optional(),
-  /** The event sources whose ComputeEnvironmentRequested events start a run (none: onboarding by event is off) */
-  onboardingEventSources: z.array(eventSource).optional(),
-  // Checked here when the stack is synthesized; the Kubernetes steps read them with loadNamespaceSettings (defaults applied).
-  podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
-  allowPrivilegedNamespaces: z.boolean().optional(),
-  namespaceQuota: namespaceQuotaSchema.optional(),
-  /** The STS endpoint EKS bearer tokens are presigned for, instead of the regional one (functions/lib/aws/eks-token.ts) */
-  eksTokenStsEndpoint: z
-    .string()
-    .trim()
-    .refine((value) => /^https:\/\/[^/?#]+\/?$/.test(value), "an https:// STS endpoint with no path, e.g. https://sts-fips.us-east-1.amazonaws.com")
-    .optional(),
-}).superRefine((config, ctx) => {
-  const given = [config.kubeStepsVpcId !== undefined, !!config.kubeStepsSubnetIds?.length, !!config.kubeStepsSecurityGroupIds?.length];
-  if (given.some(Boolean) && !given.every(Boolean)) {
-    const path = [["kubeStepsVpcId"], ["kubeStepsSubnetIds"], ["kubeStepsSecurityGroupIds"]][given.indexOf(false)]!;
-    ctx.addIssue({ code: "custom", path, message: `set ${VPC_VARIABLES.join(", ")} together (the Lambdas' VPC, subnets and security groups), or none` });
-  }
-  privilegedOnlyWhereAllowed(config, ctx);
-});
+export const deploymentConfigSchema = z
+  .object({
+    /** Clusters the product may touch: name + region */
+    allowedClusters: z.array(allowedCluster).min(1),
+    /** Account IDs a launcher principal may belong to (the deployment's own account is always allowed) */
+    allowedAccountIds: z.array(
+      z
+        .string()
+        .trim()
+        .regex(/^\d{12}$/, "account IDs are 12 digits"),
+    ),
+    /** Prefix of every IAM role and policy name the product creates */
+    iamPrefix: z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9+=,.@_-]{1,20}$/, "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]"),
+    /**
+     * The permissions boundary every role the product creates carries. The operator's when given; else the stack
+     * creates its own tenant-role boundary and hands its ARN to the Lambdas here (never both: one boundary is allowed).
+     */
+    permissionsBoundaryArn: z
+      .string()
+      .trim()
+      .superRefine((value, ctx) => {
+        const problem = permissionsBoundaryProblem(value);
+        if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      })
+      .optional(),
+    /** The product's event bus (ComputeEnvironmentReady / ComputeEnvironmentFailed) */
+    eventBusName: z.string().min(1).default("default"),
+    /** The Kubernetes-facing Lambdas run in this VPC (with the two settings below; all three or none): private endpoints */
+    kubeStepsVpcId: vpcId.optional(),
+    kubeStepsSubnetIds: z.array(subnetId).optional(),
+    kubeStepsSecurityGroupIds: z.array(securityGroupId).optional(),
+    /** The event sources whose ComputeEnvironmentRequested events start a run (none: onboarding by event is off) */
+    onboardingEventSources: z.array(eventSource).optional(),
+    // Checked here when the stack is synthesized; the Kubernetes steps read them with loadNamespaceSettings (defaults applied).
+    podSecurityLevel: z.enum(POD_SECURITY_LEVELS).optional(),
+    allowPrivilegedNamespaces: z.boolean().optional(),
+    namespaceQuota: namespaceQuotaSchema.optional(),
+    /** The STS endpoint EKS bearer tokens are presigned for, instead of the regional one (functions/lib/aws/eks-token.ts) */
+    eksTokenStsEndpoint: z
+      .string()
+      .trim()
+      .refine(
+        (value) => /^https:\/\/[^/?#]+\/?$/.test(value),
+        "an https:// STS endpoint with no path, e.g. https://sts-fips.us-east-1.amazonaws.com",
+      )
+      .optional(),
+  })
+  .superRefine((config, ctx) => {
+    const given = [config.kubeStepsVpcId !== undefined, !!config.kubeStepsSubnetIds?.length, !!config.kubeStepsSecurityGroupIds?.length];
+    if (given.some(Boolean) && !given.every(Boolean)) {
+      const path = [["kubeStepsVpcId"], ["kubeStepsSubnetIds"], ["kubeStepsSecurityGroupIds"]][given.indexOf(false)]!;
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `set ${VPC_VARIABLES.join(", ")} together (the Lambdas' VPC, subnets and security groups), or none`,
+      });
+    }
+    privilegedOnlyWhereAllowed(config, ctx);
+  });
 
 export type DeploymentConfig = z.infer<typeof deploymentConfigSchema>;
 
@@ -191,7 +219,10 @@ export function parseClusterList(value: string): Array<{ name: string; region?: 
 export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Record<keyof typeof CONFIG_ENV, unknown> {
   return {
     allowedClusters: parseClusterList(env[CONFIG_ENV.allowedClusters] ?? ""),
-    allowedAccountIds: (env[CONFIG_ENV.allowedAccountIds] ?? "").split(",").map((s) => s.trim()).filter(Boolean),
+    allowedAccountIds: (env[CONFIG_ENV.allowedAccountIds] ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
     iamPrefix: env[CONFIG_ENV.iamPrefix]?.trim() || "nfeks",
     permissionsBoundaryArn: env[CONFIG_ENV.permissionsBoundaryArn]?.trim() || undefined,
     eventBusName: env[CONFIG_ENV.eventBusName] || undefined,
@@ -206,7 +237,10 @@ export function deploymentConfigInput(env: NodeJS.ProcessEnv = process.env): Rec
 
 /** A comma-separated list; unset or empty: undefined (the setting is not given). */
 function commaList(value: string | undefined): string[] | undefined {
-  const items = (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const items = (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return items.length > 0 ? items : undefined;
 }
 
@@ -239,7 +273,11 @@ function namespaceSettingsInput(env: NodeJS.ProcessEnv): Record<keyof typeof nam
 export function loadNamespaceSettings(env: NodeJS.ProcessEnv = process.env): NamespaceSettings {
   const result = namespaceSettingsSchema.safeParse(namespaceSettingsInput(env), { error: productMessage });
   if (result.success) return result.data;
-  throw new Error(`Invalid deployment configuration: ${problemsOf(result.error).map((p) => `${p.path}: ${p.message}`).join("; ")}`);
+  throw new Error(
+    `Invalid deployment configuration: ${problemsOf(result.error)
+      .map((p) => `${p.path}: ${p.message}`)
+      .join("; ")}`,
+  );
 }
 
 /**

@@ -23,7 +23,10 @@ export function sanitiseExecutionName(raw: string): string {
 
 /** 2025-01-31T12:34:56.789Z → 20250131T123456Z */
 function compactTimestamp(now: Date): string {
-  return now.toISOString().replace(/\.\d+Z$/, "Z").replace(/[-:]/g, "");
+  return now
+    .toISOString()
+    .replace(/\.\d+Z$/, "Z")
+    .replace(/[-:]/g, "");
 }
 
 export interface ExecutionNameOptions {
@@ -37,10 +40,7 @@ export interface ExecutionNameOptions {
  * The tenant is a DNS label (no '_'), so '_' splits tenant from key unambiguously: tenant "a-b" with key
  * "c" and tenant "a" with key "b-c" get different names, and keyed names never collide with unkeyed ones.
  */
-export function executionNameFor(
-  request: { tenant: string; idempotencyKey?: string },
-  options: ExecutionNameOptions = {},
-): string {
+export function executionNameFor(request: { tenant: string; idempotencyKey?: string }, options: ExecutionNameOptions = {}): string {
   if (request.idempotencyKey) return sanitiseExecutionName(`${request.tenant}_${request.idempotencyKey}`);
   const random = options.random?.() ?? randomBytes(4).toString("hex");
   return sanitiseExecutionName(`${request.tenant}-${compactTimestamp(options.now ?? new Date())}-${random}`);

@@ -22,14 +22,7 @@ import type {
   V1VolumeMount,
 } from "@kubernetes/client-node";
 import { createHash } from "node:crypto";
-import {
-  ANNOTATION_CREATED_BY,
-  LAUNCHER_ROLE,
-  launcherUsername,
-  NEXTFLOW_CONFIGMAP,
-  ownershipLabels,
-  type RunMark,
-} from "./naming.js";
+import { ANNOTATION_CREATED_BY, LAUNCHER_ROLE, launcherUsername, NEXTFLOW_CONFIGMAP, ownershipLabels, type RunMark } from "./naming.js";
 import type { PodSecurityLevel } from "./deploy-config.js";
 import type { FusionStorage, HeadJobSpec, NamespaceQuota, PvcStorage } from "./request.js";
 
@@ -121,7 +114,9 @@ export const CONTAINER_DEFAULTS = { defaultRequest: { cpu: "250m", memory: "256M
 
 /** (client-node's models name `default` and `from` `_default` and `_from`; its serializer writes the real names.) */
 export function limitRangeManifest(ctx: ManifestContext): V1LimitRange {
-  const limits = [{ type: "Container", defaultRequest: { ...CONTAINER_DEFAULTS.defaultRequest }, _default: { ...CONTAINER_DEFAULTS.default } }];
+  const limits = [
+    { type: "Container", defaultRequest: { ...CONTAINER_DEFAULTS.defaultRequest }, _default: { ...CONTAINER_DEFAULTS.default } },
+  ];
   return { apiVersion: "v1", kind: "LimitRange", metadata: metadata(ctx, LIMIT_RANGE), spec: { limits } };
 }
 
@@ -154,7 +149,12 @@ export function launcherRoleManifest(ctx: ManifestContext, name: string = LAUNCH
     apiVersion: `${RBAC_API_GROUP}/v1`,
     kind: "Role",
     metadata: metadata(ctx, name),
-    rules: LAUNCHER_RULES.map((rule) => ({ ...rule, apiGroups: [...rule.apiGroups!], resources: [...rule.resources!], verbs: [...rule.verbs] })),
+    rules: LAUNCHER_RULES.map((rule) => ({
+      ...rule,
+      apiGroups: [...rule.apiGroups!],
+      resources: [...rule.resources!],
+      verbs: [...rule.verbs],
+    })),
   };
 }
 
@@ -173,7 +173,11 @@ export function serviceAccountRoleBinding(ctx: ManifestContext, serviceAccount: 
  * Binds the Kubernetes user the tenant's launcher IAM principal maps to (access entry or aws-auth) to the
  * launcher Role: that tenant's own user, so no other tenant's launcher gets in through this binding.
  */
-export function launcherUserRoleBinding(ctx: ManifestContext, username: string = launcherUsername(ctx.tenant), role: string = LAUNCHER_ROLE): V1RoleBinding {
+export function launcherUserRoleBinding(
+  ctx: ManifestContext,
+  username: string = launcherUsername(ctx.tenant),
+  role: string = LAUNCHER_ROLE,
+): V1RoleBinding {
   return {
     apiVersion: `${RBAC_API_GROUP}/v1`,
     kind: "RoleBinding",
@@ -236,7 +240,11 @@ export function headJobParamsConfigMapManifest(ctx: ManifestContext, jobName: st
 export function headJobName(tenant: string, run: RunMark): string {
   const mark = run.slice(0, 8);
   const room = 63 - "nf-head-".length - mark.length - 1;
-  const tenantPart = tenant.toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, room).replace(/^-+|-+$/g, "");
+  const tenantPart = tenant
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .slice(0, room)
+    .replace(/^-+|-+$/g, "");
   return tenantPart ? `nf-head-${tenantPart}-${mark}` : `nf-head-${mark}`;
 }
 

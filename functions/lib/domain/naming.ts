@@ -171,13 +171,17 @@ const LAUNCHER_USERNAME_PREFIX = "tower-launcher-user-";
 
 /** The tenant whose launcher username this is, or undefined for any other username. */
 export function tenantOfLauncherUsername(username: unknown): string | undefined {
-  return typeof username === "string" && username.startsWith(LAUNCHER_USERNAME_PREFIX) ? username.slice(LAUNCHER_USERNAME_PREFIX.length) : undefined;
+  return typeof username === "string" && username.startsWith(LAUNCHER_USERNAME_PREFIX)
+    ? username.slice(LAUNCHER_USERNAME_PREFIX.length)
+    : undefined;
 }
 
 /** Names that grant cluster access are never built from anything but a valid tenant (the schema already checks it). */
 function checkedTenant(tenant: string): string {
   if (tenant.length > 63 || !DNS1123_LABEL.test(tenant)) {
-    throw new InvalidRequest([{ path: "tenant", message: `${JSON.stringify(tenant)} is not a DNS-1123 label; no Kubernetes identity is made from it` }]);
+    throw new InvalidRequest([
+      { path: "tenant", message: `${JSON.stringify(tenant)} is not a DNS-1123 label; no Kubernetes identity is made from it` },
+    ]);
   }
   return tenant;
 }

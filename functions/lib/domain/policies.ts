@@ -233,4 +233,3 @@ export function decodePolicy(document: string | undefined): unknown {
     return undefined;
   }
 }
-

@@ -15,7 +15,11 @@ export const FAILED_DETAIL_TYPE = "ComputeEnvironmentFailed";
 export const REMOVED_DETAIL_TYPE = "ComputeEnvironmentRemoved";
 export const DRIFTED_DETAIL_TYPE = "EnvironmentDrifted";
 
-export type ProductEventType = typeof READY_DETAIL_TYPE | typeof FAILED_DETAIL_TYPE | typeof REMOVED_DETAIL_TYPE | typeof DRIFTED_DETAIL_TYPE;
+export type ProductEventType =
+  | typeof READY_DETAIL_TYPE
+  | typeof FAILED_DETAIL_TYPE
+  | typeof REMOVED_DETAIL_TYPE
+  | typeof DRIFTED_DETAIL_TYPE;
 
 export interface ProductEventEntry {
   detailType: ProductEventType;

@@ -68,7 +68,10 @@ function jsonBytes(value: unknown): number | undefined {
  * String lengths are checked as refinements, which run on strings only: zod runs its own length checks on any value
  * that has a length, so an array sent for a string would be reported as too short or too long besides its type.
  */
-const notEmpty = (message = "String must contain at least 1 character(s)") => (v: string) => v.length > 0 || message;
+const notEmpty =
+  (message = "String must contain at least 1 character(s)") =>
+  (v: string) =>
+    v.length > 0 || message;
 
 const notSystem = (what: string) => (v: string) => !isSystemName(v) || `${what} must not start with "system:"`;
 
@@ -86,7 +89,8 @@ export const dnsLabel = (what: string, max = 63) =>
     z.string(),
     notEmpty(`${what} must not be empty`),
     (v) => v.length <= max || `${what} must be at most ${max} characters`,
-    (v) => DNS1123_LABEL.test(v) || `${what} must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric)`,
+    (v) =>
+      DNS1123_LABEL.test(v) || `${what} must be a DNS-1123 label (lower-case letters, digits and '-', starting and ending alphanumeric)`,
     notSystem(what),
   );
 
@@ -213,7 +217,9 @@ const headJobSchema = z
       notEmpty(),
       (v) => /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/.test(v) || "revision must be a branch, tag or commit",
     ).optional(),
-    profiles: z.array(refineWith(z.string(), (v) => /^[A-Za-z0-9_-]+$/.test(v) || "profile names are letters, digits, '_' and '-'")).default([]),
+    profiles: z
+      .array(refineWith(z.string(), (v) => /^[A-Za-z0-9_-]+$/.test(v) || "profile names are letters, digits, '_' and '-'"))
+      .default([]),
     params: z
       .record(z.string(), z.unknown())
       .default({})
@@ -221,12 +227,14 @@ const headJobSchema = z
         const bytes = jsonBytes(params);
         if (bytes === undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: "params must be plain JSON" });
         else if (bytes > MAX_PARAMS_BYTES)
-          ctx.addIssue({ code: z.ZodIssueCode.custom, message: `params are ${bytes} bytes as JSON; at most ${MAX_PARAMS_BYTES} (16 KiB) are accepted` });
+          ctx.addIssue({
+            code: z.ZodIssueCode.custom,
+            message: `params are ${bytes} bytes as JSON; at most ${MAX_PARAMS_BYTES} (16 KiB) are accepted`,
+          });
       }),
-    image: refineWith(
-      z.string(),
-      (v) => /^[a-z0-9]+([._/:@-][a-zA-Z0-9]+)*$/.test(v) || "image must be an OCI image reference",
-    ).default(DEFAULTS.nextflowImage),
+    image: refineWith(z.string(), (v) => /^[a-z0-9]+([._/:@-][a-zA-Z0-9]+)*$/.test(v) || "image must be an OCI image reference").default(
+      DEFAULTS.nextflowImage,
+    ),
     cpu: quantity("cpu").default(DEFAULTS.headCpu),
     memory: quantity("memory").default(DEFAULTS.headMemory),
     env: z
@@ -263,7 +271,10 @@ export const namespaceQuotaSchema = z
 export type NamespaceQuota = z.output<typeof namespaceQuotaSchema>;
 
 /** The namespace's quota: the request's sizes over the deployment's NAMESPACE_QUOTA, field by field; none when neither sizes one. */
-export function effectiveNamespaceQuota(requested: NamespaceQuota | undefined, deploymentDefault: NamespaceQuota | undefined): NamespaceQuota | undefined {
+export function effectiveNamespaceQuota(
+  requested: NamespaceQuota | undefined,
+  deploymentDefault: NamespaceQuota | undefined,
+): NamespaceQuota | undefined {
   return requested || deploymentDefault ? { ...deploymentDefault, ...requested } : undefined;
 }
 
@@ -286,13 +297,21 @@ export function headPodQuotaProblems(
     problems.push(
       requested?.[resource] !== undefined
         ? { path: `quota.${resource}`, message: `the quota's ${resource} (${limit}) cannot hold the head pod's ${head[resource]}` }
-        : { path: `headJob.${resource}`, message: `the head pod's ${head[resource]} does not fit this deployment's namespace quota (${resource} ${limit})` },
+        : {
+            path: `headJob.${resource}`,
+            message: `the head pod's ${head[resource]} does not fit this deployment's namespace quota (${resource} ${limit})`,
+          },
     );
   }
   return problems;
 }
 
-const clusterRefSchema = z.object({ name: refineWith(z.string(), (v) => EKS_CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"), region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1") }).strict();
+const clusterRefSchema = z
+  .object({
+    name: refineWith(z.string(), (v) => EKS_CLUSTER_NAME.test(v) || "cluster name is 1-100 letters, digits, '-' or '_'"),
+    region: refineWith(z.string(), (v) => REGION.test(v) || "region must be an AWS region such as eu-west-1"),
+  })
+  .strict();
 
 /** Which environment: the tenant and its cluster, as a request names them (the removal event's detail). */
 export const environmentRefSchema = z.object({ tenant: dnsLabel("tenant", 40), cluster: clusterRefSchema }).strict();
@@ -302,7 +321,9 @@ export const provisionRequestSchema = z
     tenant: dnsLabel("tenant", 40),
     cluster: clusterRefSchema,
     namespace: dnsLabel("namespace")
-      .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), { message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)" })
+      .refine((v) => !(PROTECTED_NAMESPACES as readonly string[]).includes(v), {
+        message: "namespace is protected (kube-system, kube-public, kube-node-lease, default)",
+      })
       .default(DEFAULTS.namespace),
     // prefault, not default: an absent launcher is a created one, and is checked as one (it must say whom it trusts).
     launcher: launcherSchema.prefault({ mode: "create" }),
@@ -323,12 +344,19 @@ export const provisionRequestSchema = z
             ctx.addIssue({ code: z.ZodIssueCode.custom, path: [key], message: `label "${key}" is reserved for ownership marks` });
         }
       }),
-    idempotencyKey: refineWith(z.string(), (v) => /^[A-Za-z0-9_-]{1,64}$/.test(v) || "idempotencyKey is 1-64 letters, digits, '_' or '-'").optional(),
+    idempotencyKey: refineWith(
+      z.string(),
+      (v) => /^[A-Za-z0-9_-]{1,64}$/.test(v) || "idempotencyKey is 1-64 letters, digits, '_' or '-'",
+    ).optional(),
   })
   .strict()
   .superRefine((req, ctx) => {
     if (req.computeServiceAccount && req.computeServiceAccount === req.serviceAccount)
-      ctx.addIssue({ code: z.ZodIssueCode.custom, path: ["computeServiceAccount"], message: "computeServiceAccount must differ from serviceAccount" });
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["computeServiceAccount"],
+        message: "computeServiceAccount must differ from serviceAccount",
+      });
     for (const problem of headPodQuotaProblems(req.headJob, req.quota)) {
       ctx.addIssue({ code: z.ZodIssueCode.custom, path: problem.path.split("."), message: problem.message });
     }

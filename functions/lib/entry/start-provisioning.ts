@@ -51,7 +51,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** Validate like the workflow does, then check the allowlist. */
 export function checkRequest(input: unknown, options: CheckOptions = {}): RequestCheck {
   // The key goes through the schema with the body, so a bad header is reported as `idempotencyKey`.
-  const withKey = options.idempotencyKey !== undefined && isPlainObject(input) ? { ...input, idempotencyKey: options.idempotencyKey } : input;
+  const withKey =
+    options.idempotencyKey !== undefined && isPlainObject(input) ? { ...input, idempotencyKey: options.idempotencyKey } : input;
   const parsed = safeParseRequest(withKey);
   if (!parsed.ok) return { ok: false, error: "InvalidRequest", problems: parsed.problems };
   const config = options.config ?? loadDeploymentConfig();
@@ -130,7 +131,12 @@ async function leaseFor(
   const previous = made?.record ?? (await registry.getEnvironment(id));
   const expiresAt = Math.floor(Date.now() / 1000) + RUN_TIMEOUT_SECONDS;
   // An update takes the lease only from the generation it read, and marks the record `updating`.
-  const lease = await registry.takeLease(id, { owner, expiresAt, spec, ...(update ? { status: "updating" as const, generation: update.previous.generation } : {}) });
+  const lease = await registry.takeLease(id, {
+    owner,
+    expiresAt,
+    spec,
+    ...(update ? { status: "updating" as const, generation: update.previous.generation } : {}),
+  });
   if (lease.taken) return { taken: previous ? { previous, created: made?.created === true } : undefined };
   return { refused: { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) } };
 }
@@ -164,7 +170,9 @@ async function otherRunOfTenant(
 ): Promise<ExecutionListItem | undefined> {
   for await (const page of paginateListExecutions({ client: sfn }, { stateMachineArn, statusFilter: "RUNNING", maxResults: 1000 })) {
     // The same name is this very request again (an idempotent repeat), not another run.
-    const other = (page.executions ?? []).find((e) => e.name !== executionName && e.name !== undefined && tenantOfExecutionName(e.name) === tenant);
+    const other = (page.executions ?? []).find(
+      (e) => e.name !== executionName && e.name !== undefined && tenantOfExecutionName(e.name) === tenant,
+    );
     if (other) return other;
   }
   return undefined;
@@ -187,11 +195,21 @@ export async function describeExecutionIfAny(sfn: SFNClient, executionArn: strin
 function isInputTooLarge(error: unknown): boolean {
   if (isAwsError(error, "InvalidExecutionInput")) return true;
   const message = (error as { message?: unknown } | undefined)?.message;
-  return isAwsError(error, "ValidationException") && typeof message === "string" && /input/i.test(message) && /exceed|length|too large|size/i.test(message);
+  return (
+    isAwsError(error, "ValidationException") &&
+    typeof message === "string" &&
+    /input/i.test(message) &&
+    /exceed|length|too large|size/i.test(message)
+  );
 }
 
 /** A key the registry remembers (beyond Step Functions' 90 days): its run for the same request, key-reused for another. */
-async function keyedRun(registry: EnvironmentRegistry, sfn: SFNClient, request: ProvisionRequest, tenant: string): Promise<StartOutcome | undefined> {
+async function keyedRun(
+  registry: EnvironmentRegistry,
+  sfn: SFNClient,
+  request: ProvisionRequest,
+  tenant: string,
+): Promise<StartOutcome | undefined> {
   const known = await registry.findKey(tenant, request.idempotencyKey!);
   if (!known) return undefined;
   if (!isDeepStrictEqual(known.request, asStored(request))) return { outcome: "key-reused", executionName: known.executionName };
@@ -246,7 +264,13 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
   if (running) {
     // A keyed repeat of a run that already exists still answers with that run: it starts nothing.
     const known = request.idempotencyKey ? await executionUnderName(sfn, stateMachineArn, executionName, request) : undefined;
-    return known ?? { outcome: "run-in-progress", executionArn: running.executionArn ?? executionArnFor(stateMachineArn, running.name!), executionName: running.name! };
+    return (
+      known ?? {
+        outcome: "run-in-progress",
+        executionArn: running.executionArn ?? executionArnFor(stateMachineArn, running.name!),
+        executionName: running.name!,
+      }
+    );
   }
 
   const owner = { name: executionName, arn: executionArnFor(stateMachineArn, executionName) };
@@ -255,10 +279,20 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
 
   try {
     const started = await sfn.send(
-      new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}) }) }),
+      new StartExecutionCommand({
+        stateMachineArn,
+        name: executionName,
+        input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}) }),
+      }),
     );
     if (registry && request.idempotencyKey) {
-      await registry.rememberKey({ tenant, key: request.idempotencyKey, executionName, executionArn: owner.arn, request: asStored(request) });
+      await registry.rememberKey({
+        tenant,
+        key: request.idempotencyKey,
+        executionName,
+        executionArn: owner.arn,
+        request: asStored(request),
+      });
     }
     // Standard workflows also answer here, with the same ARN, for a repeat while the first still runs.
     return { outcome: "started", executionArn: started.executionArn ?? owner.arn, executionName };
@@ -272,7 +306,10 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
     }
     if (isInputTooLarge(error)) {
       const detail = (error as Error).message ? `: ${(error as Error).message}` : "";
-      throw new InvalidRequest([{ path: "", message: `the request is too large to start the workflow with (${awsErrorName(error)}${detail})` }], { cause: error });
+      throw new InvalidRequest(
+        [{ path: "", message: `the request is too large to start the workflow with (${awsErrorName(error)}${detail})` }],
+        { cause: error },
+      );
     }
     if (!isAwsError(error, "ExecutionAlreadyExists")) throw error;
   }

@@ -69,7 +69,9 @@ export async function startTeardown(id: EnvironmentId, deps: TeardownDeps = {}):
 
   const sfn = deps.sfn ?? sfnClient();
   try {
-    const started = await sfn.send(new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify(teardownInput(record)) }));
+    const started = await sfn.send(
+      new StartExecutionCommand({ stateMachineArn, name: executionName, input: JSON.stringify(teardownInput(record)) }),
+    );
     return { outcome: "started", executionArn: started.executionArn ?? owner.arn, executionName };
   } catch (error) {
     // Nothing started: the record as it was, the lease given back (one write, by its owner).

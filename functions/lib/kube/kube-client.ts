@@ -42,7 +42,7 @@ export class KubeApi extends KubernetesObjectApi {
   /** Every namespaced resource type in discovery (core v1 and each group's preferred version), subresources aside. */
   async namespacedResourceTypes(): Promise<NamespacedResourceType[]> {
     const groups = await this.getJson<V1APIGroupList>("/apis", "V1APIGroupList");
-    const apiVersions = ["v1", ...groups.groups.flatMap((g) => (g.preferredVersion ?? g.versions[0]) ?? []).map((v) => v.groupVersion)];
+    const apiVersions = ["v1", ...groups.groups.flatMap((g) => g.preferredVersion ?? g.versions[0] ?? []).map((v) => v.groupVersion)];
     const found: NamespacedResourceType[] = [];
     for (const apiVersion of apiVersions) {
       await this.resource(apiVersion, "");
@@ -196,7 +196,11 @@ export function describeRef(ref: ObjectRef): string {
 }
 
 function header(ref: ObjectRef) {
-  return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+  return {
+    apiVersion: ref.apiVersion,
+    kind: ref.kind,
+    metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) },
+  };
 }
 
 export async function readObject<T extends KubernetesObject>(api: KubernetesObjectApi, ref: ObjectRef): Promise<T | undefined> {

@@ -51,7 +51,8 @@ async function lookAt(api: KubeApi, type: NamespacedResourceType, namespace: str
 /** Every object in the namespace this run did not create (the cluster's own aside), and the kinds it could not look at. */
 export async function contentNotCreatedBy(api: KubeApi, namespace: string, claim: Claim): Promise<NamespaceContent> {
   // Every kind at once (a few dozen small requests); the answer keeps discovery's order.
-  const parts = await Promise.all((await api.namespacedResourceTypes()).filter(holdsContent).map((type) => lookAt(api, type, namespace, claim)));
+  const parts = await Promise.all(
+    (await api.namespacedResourceTypes()).filter(holdsContent).map((type) => lookAt(api, type, namespace, claim)),
+  );
   return { foreign: parts.flatMap((p) => p.foreign), unlisted: parts.flatMap((p) => p.unlisted) };
 }
-

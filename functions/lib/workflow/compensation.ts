@@ -113,7 +113,12 @@ export async function undoEach<T>(
  * on with the rest, so its result says exactly what remains; a transient error is thrown either way (the state machine
  * retries the step, which finds what is already gone and goes on from there).
  */
-export async function undoOne(result: CompensationResult, what: string, claim: Claim | undefined, undo: () => Promise<void>): Promise<void> {
+export async function undoOne(
+  result: CompensationResult,
+  what: string,
+  claim: Claim | undefined,
+  undo: () => Promise<void>,
+): Promise<void> {
   if (!claim || !isTenantClaim(claim)) return undo();
   try {
     await undo();
@@ -132,7 +137,11 @@ function isCaughtError(value: CompensationResult | CaughtError): value is Caught
  * Every compensator's result (`$.compensation`) as one: what was undone, what was left alone and why, and what could
  * not be undone (a compensator's `failed` lines, and `<step> (<Error>: <cause>)` for one whose Task failed for good).
  */
-export function compensationOutcome(state: Pick<WorkflowState, "compensation">): { undone: string[]; kept: string[]; couldNotUndo: string[] } {
+export function compensationOutcome(state: Pick<WorkflowState, "compensation">): {
+  undone: string[];
+  kept: string[];
+  couldNotUndo: string[];
+} {
   const undone: string[] = [];
   const kept: string[] = [];
   const couldNotUndo: string[] = [];

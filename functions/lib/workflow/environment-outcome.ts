@@ -24,8 +24,16 @@ const kubeKey = (ref: KubeRef) => `${ref.apiVersion}/${ref.kind}/${ref.namespace
 /** What a successful run leaves that is the product's: the roles it manages, the access it granted, its Kubernetes objects. */
 export function ownedResourcesOf(state: WorkflowState): OwnedResources {
   const launcherIsOurs = state.request?.launcher?.mode !== "existing";
-  const roles = [...(launcherIsOurs && state.iam?.launcherArn ? [state.iam.launcherArn] : []), ...(state.iam?.workloadRoleArn ? [state.iam.workloadRoleArn] : [])];
-  const objects = [...(state.rbac?.created ?? []), ...(state.rbac?.adopted ?? []), ...(state.storage?.created ?? []), ...(state.storage?.adopted ?? [])];
+  const roles = [
+    ...(launcherIsOurs && state.iam?.launcherArn ? [state.iam.launcherArn] : []),
+    ...(state.iam?.workloadRoleArn ? [state.iam.workloadRoleArn] : []),
+  ];
+  const objects = [
+    ...(state.rbac?.created ?? []),
+    ...(state.rbac?.adopted ?? []),
+    ...(state.storage?.created ?? []),
+    ...(state.storage?.adopted ?? []),
+  ];
   const kubernetes = [...new Map(objects.map((ref) => [kubeKey(ref), ref])).values()].sort((a, b) => kubeKey(a).localeCompare(kubeKey(b)));
   return {
     roles,

@@ -123,11 +123,16 @@ export class EnvironmentRegistry {
   }
 
   /** Put the record unless one exists: `{ created: true }`, or the record already there. */
-  async createEnvironment(id: EnvironmentId, spec: Record<string, unknown>): Promise<{ created: true; record: EnvironmentRecord } | { created: false; record: EnvironmentRecord }> {
+  async createEnvironment(
+    id: EnvironmentId,
+    spec: Record<string, unknown>,
+  ): Promise<{ created: true; record: EnvironmentRecord } | { created: false; record: EnvironmentRecord }> {
     const at = new Date(this.now() * 1000).toISOString();
     const record: EnvironmentRecord = { ...id, spec, generation: 0, status: "provisioning", owned: {}, createdAt: at, updatedAt: at };
     try {
-      await this.client.send(new PutItemCommand({ TableName: this.table, Item: itemOf(record), ConditionExpression: "attribute_not_exists(pk)" }));
+      await this.client.send(
+        new PutItemCommand({ TableName: this.table, Item: itemOf(record), ConditionExpression: "attribute_not_exists(pk)" }),
+      );
       return { created: true, record };
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
@@ -183,14 +188,19 @@ export class EnvironmentRegistry {
    * The lease for a teardown run: taken like {@link takeLease} (free, expired, or already `owner`'s), and the record
    * marked `removing` with the run as its last execution; the spec and generation stay (a teardown changes no spec).
    */
-  async takeRemovalLease(id: EnvironmentId, run: { owner: ExecutionPointer; expiresAt: number }): Promise<{ taken: true } | { taken: false; holder: string }> {
+  async takeRemovalLease(
+    id: EnvironmentId,
+    run: { owner: ExecutionPointer; expiresAt: number },
+  ): Promise<{ taken: true } | { taken: false; holder: string }> {
     try {
       await this.client.send(
         new UpdateItemCommand({
           TableName: this.table,
           Key: { pk: s(environmentKey(id)) },
-          UpdateExpression: "SET leaseOwner = :owner, leaseExpiresAt = :expires, #status = :removing, lastExecution = :execution, updatedAt = :at",
-          ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseExpiresAt <= :now OR leaseOwner = :owner)",
+          UpdateExpression:
+            "SET leaseOwner = :owner, leaseExpiresAt = :expires, #status = :removing, lastExecution = :execution, updatedAt = :at",
+          ConditionExpression:
+            "attribute_exists(pk) AND (attribute_not_exists(leaseOwner) OR leaseExpiresAt <= :now OR leaseOwner = :owner)",
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
             ":owner": s(run.owner.arn),
@@ -248,7 +258,9 @@ export class EnvironmentRegistry {
   }
 
   /** Remember a key's execution, unless a live record of it exists: then that record (the caller compares requests). */
-  async rememberKey(record: Omit<IdempotencyKeyRecord, "expiresAt">): Promise<{ remembered: true } | { remembered: false; existing: IdempotencyKeyRecord }> {
+  async rememberKey(
+    record: Omit<IdempotencyKeyRecord, "expiresAt">,
+  ): Promise<{ remembered: true } | { remembered: false; existing: IdempotencyKeyRecord }> {
     const expiresAt = this.now() + IDEMPOTENCY_KEY_TTL_SECONDS;
     try {
       await this.client.send(
@@ -277,7 +289,9 @@ export class EnvironmentRegistry {
 
   /** A key's live record (an expired one is absent, whether or not TTL has tidied it yet). */
   async findKey(tenant: string, key: string): Promise<IdempotencyKeyRecord | undefined> {
-    const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key: { pk: s(idempotencyKeyKey(tenant, key)) }, ConsistentRead: true }));
+    const out = await this.client.send(
+      new GetItemCommand({ TableName: this.table, Key: { pk: s(idempotencyKeyKey(tenant, key)) }, ConsistentRead: true }),
+    );
     const item = out.Item;
     if (!item || Number(item.expiresAt?.N ?? 0) <= this.now()) return undefined;
     return {
@@ -308,18 +322,30 @@ export async function recordOutcome(deps: RegistryDeps, id: EnvironmentId, owner
   const set = restore ? ", spec = :spec, generation = :generation, lastFailure = :failure" : "";
   // A run that reaches its goal clears an earlier update's failure.
   const remove = restore ? "" : ", lastFailure";
-  return updateAsLeaseOwner(deps, id, owner, `SET #status = :status, owned = :owned, updatedAt = :at${set} REMOVE leaseOwner, leaseExpiresAt${remove}`, {
-    ":status": s(outcome.status),
-    ":owned": s(JSON.stringify(outcome.owned)),
-    ":at": s(new Date(now() * 1000).toISOString()),
-    ...(restore
-      ? { ":spec": s(JSON.stringify(restore.spec)), ":generation": n(restore.generation), ":failure": s(JSON.stringify(restore.failure)) }
-      : {}),
-  });
+  return updateAsLeaseOwner(
+    deps,
+    id,
+    owner,
+    `SET #status = :status, owned = :owned, updatedAt = :at${set} REMOVE leaseOwner, leaseExpiresAt${remove}`,
+    {
+      ":status": s(outcome.status),
+      ":owned": s(JSON.stringify(outcome.owned)),
+      ":at": s(new Date(now() * 1000).toISOString()),
+      ...(restore
+        ? { ":spec": s(JSON.stringify(restore.spec)), ":generation": n(restore.generation), ":failure": s(JSON.stringify(restore.failure)) }
+        : {}),
+    },
+  );
 }
 
 /** One conditional UpdateItem that only the lease's owner may make: false when it does not hold the lease. */
-async function updateAsLeaseOwner(deps: RegistryDeps, id: EnvironmentId, owner: string, update: string, values: Record<string, AttributeValue>): Promise<boolean> {
+async function updateAsLeaseOwner(
+  deps: RegistryDeps,
+  id: EnvironmentId,
+  owner: string,
+  update: string,
+  values: Record<string, AttributeValue>,
+): Promise<boolean> {
   const tableName = deps.tableName ?? process.env[REGISTRY_TABLE_ENV];
   if (!tableName) throw new RegistryNotConfigured();
   try {
@@ -352,7 +378,9 @@ function clientOf(deps: RegistryDeps): DynamoDBClient {
 
 /** One environment's record (a strongly consistent read), or undefined: for the read routes, which write nothing. */
 export async function readEnvironment(deps: RegistryDeps, id: EnvironmentId): Promise<EnvironmentRecord | undefined> {
-  const out = await clientOf(deps).send(new GetItemCommand({ TableName: tableOf(deps), Key: { pk: s(environmentKey(id)) }, ConsistentRead: true }));
+  const out = await clientOf(deps).send(
+    new GetItemCommand({ TableName: tableOf(deps), Key: { pk: s(environmentKey(id)) }, ConsistentRead: true }),
+  );
   return out.Item ? environmentOf(out.Item) : undefined;
 }
 
@@ -373,7 +401,10 @@ export async function listEnvironments(deps: RegistryDeps, page: ListPage = {}):
             ExpressionAttributeNames: Object.fromEntries(filters.map((field) => [`#${field}`, field])),
           }
         : {}),
-      ExpressionAttributeValues: { ":kind": s("environment"), ...Object.fromEntries(filters.map((field) => [`:${field}`, s(page[field]!)])) },
+      ExpressionAttributeValues: {
+        ":kind": s("environment"),
+        ...Object.fromEntries(filters.map((field) => [`:${field}`, s(page[field]!)])),
+      },
       Limit: page.limit ?? 50,
       ...(page.cursor ? { ExclusiveStartKey: JSON.parse(Buffer.from(page.cursor, "base64url").toString("utf8")) } : {}),
     }),
@@ -381,7 +412,6 @@ export async function listEnvironments(deps: RegistryDeps, page: ListPage = {}):
   const next = out.LastEvaluatedKey ? Buffer.from(JSON.stringify(out.LastEvaluatedKey)).toString("base64url") : undefined;
   return { items: (out.Items ?? []).map(environmentOf), ...(next ? { next } : {}) };
 }
-
 
 function s(value: string): AttributeValue {
   return { S: value };

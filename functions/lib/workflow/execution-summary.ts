@@ -132,14 +132,19 @@ function close(walk: HistoryWalk, name: string): void {
 }
 
 function isInside(walk: HistoryWalk, name: string, container: string): boolean {
-  for (let parent = walk.parentOf.get(name); parent !== undefined; parent = walk.parentOf.get(parent)) if (parent === container) return true;
+  for (let parent = walk.parentOf.get(name); parent !== undefined; parent = walk.parentOf.get(parent))
+    if (parent === container) return true;
   return false;
 }
 
 /** The innermost open Parallel/Map that is `owner` or holds it. */
 function containerOf(walk: HistoryWalk, owner: string | undefined): string | undefined {
   if (owner === undefined) return undefined;
-  for (let c: string | undefined = walk.containers.has(owner) ? owner : walk.parentOf.get(owner); c !== undefined; c = walk.parentOf.get(c)) {
+  for (
+    let c: string | undefined = walk.containers.has(owner) ? owner : walk.parentOf.get(owner);
+    c !== undefined;
+    c = walk.parentOf.get(c)
+  ) {
     if (walk.open.includes(c)) return c;
   }
   return undefined;

@@ -8,7 +8,16 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { deleteIfCreatedBy, describeRef, kubeClientFor, type KubeApi, type ObjectRef } from "../kube/kube-client.js";
 import type { NamespaceSettings } from "../domain/deploy-config.js";
 import type { ManifestContext } from "../domain/manifests.js";
-import { type Claim, isTenantClaim, LABEL_CREATED_BY, LABEL_MANAGED_BY, LABEL_TENANT, PRODUCT, type RunMark, runMark } from "../domain/naming.js";
+import {
+  type Claim,
+  isTenantClaim,
+  LABEL_CREATED_BY,
+  LABEL_MANAGED_BY,
+  LABEL_TENANT,
+  PRODUCT,
+  type RunMark,
+  runMark,
+} from "../domain/naming.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { claimOf, undoEach, type CompensationResult } from "./compensation.js";
 import { requireCluster } from "./require-cluster.js";
@@ -68,7 +77,16 @@ export function createdBySelector(tenant: string, claim: Claim): string {
 
 /** Objects of one kind in the namespace that this execution created (or, for a teardown, the tenant's), found by their marks. */
 export async function listCreatedBy(api: KubeApi, ref: Omit<ObjectRef, "name">, tenant: string, claim: Claim): Promise<ObjectRef[]> {
-  const list = await api.list<KubernetesObject>(ref.apiVersion, ref.kind, ref.namespace, undefined, undefined, undefined, undefined, createdBySelector(tenant, claim));
+  const list = await api.list<KubernetesObject>(
+    ref.apiVersion,
+    ref.kind,
+    ref.namespace,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    createdBySelector(tenant, claim),
+  );
   return list.items.map((item) => ({
     apiVersion: ref.apiVersion,
     kind: ref.kind,

@@ -101,9 +101,15 @@ const IAM_PROPAGATION_NAMES = new Set([
  * `Scope ARN: arn:... does not exist or is not attachable` for a permissions boundary). The product never
  * creates managed policies, so waiting does not make one appear: it is a configuration error.
  */
-const MISSING_POLICY_MESSAGE = /\b(?:Scope ARN|Policy)\s*:?\s*(arn:[^\s]+?)\.?\s+(?:does not exist|is not attachable|was not found|cannot be found)/i;
+const MISSING_POLICY_MESSAGE =
+  /\b(?:Scope ARN|Policy)\s*:?\s*(arn:[^\s]+?)\.?\s+(?:does not exist|is not attachable|was not found|cannot be found)/i;
 /** The calls whose policy ARN is the deployment's permissions boundary (iam.ts attaches no managed policy). */
-const BOUNDARY_OPERATIONS = new Set(["iam:CreateRole", "iam:PutRolePermissionsBoundary", "iam:CreateUser", "iam:PutUserPermissionsBoundary"]);
+const BOUNDARY_OPERATIONS = new Set([
+  "iam:CreateRole",
+  "iam:PutRolePermissionsBoundary",
+  "iam:CreateUser",
+  "iam:PutUserPermissionsBoundary",
+]);
 
 interface AwsLikeError {
   name?: string;
@@ -227,7 +233,8 @@ export function normaliseError(error: unknown, operation?: string): Error {
   }
 
   const net = networkCode(e);
-  if (net && !isAwsSdkError(e)) return new ClusterUnreachable(`${call} failed: endpoint unreachable (${net}): ${e.message ?? ""}`.trim(), options);
+  if (net && !isAwsSdkError(e))
+    return new ClusterUnreachable(`${call} failed: endpoint unreachable (${net}): ${e.message ?? ""}`.trim(), options);
 
   if (isAwsSdkError(e) || e.Code) {
     const name = awsErrorName(e) ?? "UnknownError";

@@ -7,7 +7,17 @@
  * A step without a table, or a field without a decision, shows nothing.
  */
 import type { CompensationResult } from "./compensation.js";
-import type { AccessResult, HeadJobResult, IamResult, NamespaceRemoval, RbacResult, RemovalOutcome, RemovalResult, ResolvedCluster, StorageResult } from "./workflow-state.js";
+import type {
+  AccessResult,
+  HeadJobResult,
+  IamResult,
+  NamespaceRemoval,
+  RbacResult,
+  RemovalOutcome,
+  RemovalResult,
+  ResolvedCluster,
+  StorageResult,
+} from "./workflow-state.js";
 
 /** Shown as returned, or withheld (with the reason, for whoever reads this table). */
 export type FieldDecision = "shown" | `withheld: ${string}`;
@@ -96,7 +106,14 @@ const REPORT_FAILURE: FieldPolicy<{ error: string; cause: string }> = { error: "
 /** WaitForNamespaceRemoval's result (functions/steps/teardown.ts). */
 const NAMESPACE_REMOVAL: FieldPolicy<NamespaceRemoval> = { namespace: "shown", gone: "shown" };
 /** RecordRemoval's result: the teardown's outcome as the registry records it. */
-const REMOVAL_OUTCOME: FieldPolicy<RemovalOutcome> = { status: "shown", undone: "shown", kept: "shown", remaining: "shown", error: "shown", cause: "shown" };
+const REMOVAL_OUTCOME: FieldPolicy<RemovalOutcome> = {
+  status: "shown",
+  undone: "shown",
+  kept: "shown",
+  remaining: "shown",
+  error: "shown",
+  cause: "shown",
+};
 
 /** Every Task state of statemachines/provision.asl.json (the step catalog's states), with its result's table. */
 export const STEP_RESULT_FIELDS: Readonly<Record<string, Readonly<Record<string, FieldDecision>>>> = {

@@ -71,7 +71,9 @@ function enteredStates(events: HistoryEvent[]): Set<string> {
 
 /** Whether a teardown got as far as its RecordRemoval step's end (the record then says what it did). */
 export function recordedItsRemoval(events: HistoryEvent[]): boolean {
-  return events.some((e) => e.type === "ExecutionSucceeded" || (e.type === "TaskStateExited" && e.stateExitedEventDetails?.name === "RecordRemoval"));
+  return events.some(
+    (e) => e.type === "ExecutionSucceeded" || (e.type === "TaskStateExited" && e.stateExitedEventDetails?.name === "RecordRemoval"),
+  );
 }
 
 /** The teardown's input (start-teardown.ts teardownInput), from its ExecutionStarted event. */

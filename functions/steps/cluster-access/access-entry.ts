@@ -75,17 +75,18 @@ async function adoptAccessEntry(access: LauncherAccess, entry: AccessEntry): Pro
   const { username, groups } = access.identity;
   let previousIdentity: AccessResult["previousIdentity"];
   if (entry.username !== username || !sameGroups(entry.kubernetesGroups, groups)) {
-    previousIdentity = { ...(entry.username !== undefined ? { username: entry.username } : {}), groups: [...(entry.kubernetesGroups ?? [])] };
-    await access.clients
-      .eks()
-      .send(
-        new UpdateAccessEntryCommand({
-          clusterName: access.cluster.name,
-          principalArn: access.principalArn,
-          username,
-          kubernetesGroups: [...groups],
-        }),
-      );
+    previousIdentity = {
+      ...(entry.username !== undefined ? { username: entry.username } : {}),
+      groups: [...(entry.kubernetesGroups ?? [])],
+    };
+    await access.clients.eks().send(
+      new UpdateAccessEntryCommand({
+        clusterName: access.cluster.name,
+        principalArn: access.principalArn,
+        username,
+        kubernetesGroups: [...groups],
+      }),
+    );
     logger.info("updated our EKS access entry to the tenant's launcher username and groups", {
       principalArn: access.principalArn,
       from: entry.username,
@@ -150,7 +151,9 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
       const now = await describeAccessEntry(eks, access.cluster.name, access.principalArn);
       // Still the stale one (its deletion not yet seen): the state machine retries the step.
       if (now && isStaleEntry(now, access.principalCreateDate)) {
-        throw new IamNotYetConsistent(`the stale EKS access entry for ${access.principalArn} is still there after its deletion`, { cause: error });
+        throw new IamNotYetConsistent(`the stale EKS access entry for ${access.principalArn} is still there after its deletion`, {
+          cause: error,
+        });
       }
       if (now) return adoptAccessEntry(access, now);
     }
@@ -179,7 +182,8 @@ export async function grantViaAccessEntry(access: LauncherAccess): Promise<Acces
  * whose removal of an earlier launcher's entry did not happen (a run that failed after the grant) leaves it behind.
  */
 export function accessEntryTargets(principalArn: string | undefined, tenantEntries: AccessEntry[], tenant: string | undefined): string[] {
-  const others = tenant === undefined ? [] : tenantEntries.filter((entry) => isOwnedBy(entry.tags, tenant)).map((entry) => entry.principalArn ?? "");
+  const others =
+    tenant === undefined ? [] : tenantEntries.filter((entry) => isOwnedBy(entry.tags, tenant)).map((entry) => entry.principalArn ?? "");
   return [...new Set([...(principalArn ? [principalArn] : []), ...others.filter(Boolean)])];
 }
 
@@ -212,7 +216,8 @@ export async function undoAccessEntry(
       const entry = await describeAccessEntry(eks, cluster.name, principalArn);
       if (!entry) return;
       if (!wasCreatedBy(entry.tags, claim)) {
-        if (principalArn === recorded && state.access?.previousIdentity) await putBackIdentity(eks, cluster, entry, state.access, label, result);
+        if (principalArn === recorded && state.access?.previousIdentity)
+          await putBackIdentity(eks, cluster, entry, state.access, label, result);
         else result.kept.push(`${label}: ${notClaimed(claim)}`);
         return;
       }
@@ -232,7 +237,12 @@ async function deleteAccessEntry(eks: EKSClient, clusterName: string, principalA
  * An update's removal of the entry of a launcher the new spec no longer names (remove-unwanted.ts): exactly that
  * principal's entry, and only when its tags mark it the tenant's (as a teardown decides); anyone else's is kept.
  */
-export async function removeFormerLauncherEntry(cluster: ResolvedCluster, clients: ClusterClients, principalArn: string, tenant: string): Promise<CompensationResult> {
+export async function removeFormerLauncherEntry(
+  cluster: ResolvedCluster,
+  clients: ClusterClients,
+  principalArn: string,
+  tenant: string,
+): Promise<CompensationResult> {
   const result = compensationResult();
   const claim = { tenant };
   const eks = clients.eks();
@@ -264,7 +274,10 @@ async function putBackIdentity(
   // Put back already (an earlier attempt of this undo): nothing left to do.
   if (entry.username === previous.username && sameGroups(entry.kubernetesGroups, previous.groups)) return result;
   if (entry.username !== access.username || !sameGroups(entry.kubernetesGroups, access.groups)) {
-    result.failed = [...(result.failed ?? []), `${label}: changed since this run changed it, so its earlier username and groups were not put back`];
+    result.failed = [
+      ...(result.failed ?? []),
+      `${label}: changed since this run changed it, so its earlier username and groups were not put back`,
+    ];
     return result;
   }
   await eks.send(

@@ -103,7 +103,10 @@ export async function undoAwsAuthMapping(
   // update changed the launcher, an earlier one (any principal our runs mapped as the tenant's launcher identity).
   const runsOf = (awsAuth: AwsAuthConfigMap): RunMark[] => {
     if (!isTenantClaim(claim)) return [claim];
-    const principals = new Set([...(launcher ? [awsAuthPrincipal(launcher)?.arn ?? launcher] : []), ...awsAuth.launchersOfTenant(claim.tenant)]);
+    const principals = new Set([
+      ...(launcher ? [awsAuthPrincipal(launcher)?.arn ?? launcher] : []),
+      ...awsAuth.launchersOfTenant(claim.tenant),
+    ]);
     return [...new Set([...principals].flatMap((arn) => awsAuth.runsThatMapped(arn)))];
   };
   const result = compensationResult();
@@ -123,7 +126,8 @@ export async function undoAwsAuthMapping(
     return result;
   }
   if (Object.values(removal as RunMappingsRemoval).every((arns) => arns.length === 0)) {
-    if (launcher && state.access) result.kept.push(`aws-auth mapping for ${launcher}: not added by ${isTenantClaim(claim) ? "a run of this product" : "this run"}`);
+    if (launcher && state.access)
+      result.kept.push(`aws-auth mapping for ${launcher}: not added by ${isTenantClaim(claim) ? "a run of this product" : "this run"}`);
     return result;
   }
   return reportRemoval(removal, result);
@@ -135,7 +139,11 @@ export async function undoAwsAuthMapping(
  * launcher identity; an adopted entry put back as it was), the runs' other edits untouched. A mapping no run of ours
  * recorded is not the product's: it stays.
  */
-export async function removeFormerLauncherMapping(principalArn: string, identity: LauncherIdentity, clients: ClusterClients): Promise<CompensationResult> {
+export async function removeFormerLauncherMapping(
+  principalArn: string,
+  identity: LauncherIdentity,
+  clients: ClusterClients,
+): Promise<CompensationResult> {
   const result = compensationResult();
   const arn = awsAuthPrincipal(principalArn)?.arn ?? principalArn;
   const removal = await editAwsAuth<RunMappingsRemoval | undefined>(
@@ -151,7 +159,8 @@ export async function removeFormerLauncherMapping(principalArn: string, identity
 /** The removals of several runs as one. */
 function mergedRemovals(removals: RunMappingsRemoval[]): RunMappingsRemoval {
   const merged: RunMappingsRemoval = { removed: [], restored: [], changedSince: [], notRestored: [] };
-  for (const removal of removals) for (const key of Object.keys(merged) as Array<keyof RunMappingsRemoval>) merged[key].push(...removal[key]);
+  for (const removal of removals)
+    for (const key of Object.keys(merged) as Array<keyof RunMappingsRemoval>) merged[key].push(...removal[key]);
   return merged;
 }
 

@@ -108,10 +108,17 @@ function withRecordedAccess(state: WorkflowState): WorkflowState {
   const tenant = parseRequest(state.request).tenant;
   const method = recorded.method === "aws-auth" ? "aws-auth" : "access-entry";
   const identity = launcherIdentity(tenant);
-  return { ...state, access: { method, principalArn: recorded.principalArn, username: identity.username, groups: identity.groups, created: true } };
+  return {
+    ...state,
+    access: { method, principalArn: recorded.principalArn, username: identity.username, groups: identity.groups, created: true },
+  };
 }
 
-export async function undoClusterAccess(given: WorkflowState, deps: ClusterAccessDeps = {}, deadline?: number): Promise<CompensationResult> {
+export async function undoClusterAccess(
+  given: WorkflowState,
+  deps: ClusterAccessDeps = {},
+  deadline?: number,
+): Promise<CompensationResult> {
   const cluster = given.cluster;
   if (!cluster) return compensationResult(); // ResolveCluster failed: nothing was granted
   const state = withRecordedAccess(given);
@@ -141,7 +148,9 @@ export async function removeFormerLauncherAccess(
 /** The two Lambda handlers; tests pass fake clients, the deployed ones make them per call. */
 export function createClusterAccessStep(deps: ClusterAccessDeps = {}) {
   return {
-    apply: stepHandler<WorkflowState, AccessResult>("GrantClusterAccess", (state, context) => grantClusterAccess(state, deps, deadlineOf(context))),
+    apply: stepHandler<WorkflowState, AccessResult>("GrantClusterAccess", (state, context) =>
+      grantClusterAccess(state, deps, deadlineOf(context)),
+    ),
     compensate: stepHandler<WorkflowState, CompensationResult>("UndoClusterAccess", (state, context) =>
       undoClusterAccess(state, deps, deadlineOf(context)),
     ),

@@ -74,8 +74,7 @@ async function adoptAssociation(
   }
   if (existing.disableSessionTags) {
     const id = existing.associationId;
-    const reEnable =
-      `aws eks update-pod-identity-association --cluster-name ${cluster.name} --association-id ${id} --no-disable-session-tags`;
+    const reEnable = `aws eks update-pod-identity-association --cluster-name ${cluster.name} --association-id ${id} --no-disable-session-tags`;
     throw new NotAllowed(
       `the Pod Identity association ${id} for ${request.namespace}/${serviceAccount} has session tags disabled; the workload role ` +
         `trusts only sessions tagged with the tenant's cluster, namespace and service account. Re-enable them (${reEnable}) and run again`,
@@ -192,7 +191,11 @@ export function associationSearches(request: ProvisionRequest, run: Claim): Arra
  * noted as kept); elsewhere in the cluster (a teardown's search) only when it is within the claim, the others being
  * none of this tenant's business.
  */
-export function isUndoTarget(association: Pick<PodIdentityAssociation, "namespace" | "serviceAccount" | "tags">, request: ProvisionRequest, run: Claim): boolean {
+export function isUndoTarget(
+  association: Pick<PodIdentityAssociation, "namespace" | "serviceAccount" | "tags">,
+  request: ProvisionRequest,
+  run: Claim,
+): boolean {
   const inSpecPlace = association.namespace === request.namespace && serviceAccountsOf(request).includes(association.serviceAccount ?? "");
   return inSpecPlace || wasCreatedBy(association.tags, run);
 }
@@ -227,10 +230,18 @@ export async function undoPodIdentityAssociations(undo: AssociationsToUndo, resu
  * An update's removal of an association the new generation no longer wants (remove-unwanted-identities.ts): exactly the
  * one with this id, deleted only when its tags mark it the tenant's; anyone else's is kept, a missing one is nothing to do.
  */
-export async function removeTenantAssociation(eks: EKSClient, clusterName: string, associationId: string, tenant: string, result: CompensationResult): Promise<void> {
+export async function removeTenantAssociation(
+  eks: EKSClient,
+  clusterName: string,
+  associationId: string,
+  tenant: string,
+  result: CompensationResult,
+): Promise<void> {
   const claim = { tenant };
   const association = await describeAssociation(eks, clusterName, associationId);
-  const label = association ? `Pod Identity association ${associationId} (${association.namespace}/${association.serviceAccount})` : `Pod Identity association ${associationId}`;
+  const label = association
+    ? `Pod Identity association ${associationId} (${association.namespace}/${association.serviceAccount})`
+    : `Pod Identity association ${associationId}`;
   let outcome: UndoOutcome = "absent";
   if (association && !wasCreatedBy(association.tags, claim)) outcome = "kept";
   else if (association) {

@@ -127,7 +127,8 @@ async function restoreInlinePolicy(iam: IAMClient, roleName: string, change: Iam
 async function restoreTrustPolicy(iam: IAMClient, role: Role, change: IamRoleChange): Promise<DocumentRestore> {
   const previous = change.previousTrustPolicy;
   if (previous === undefined || sameAsRecorded(role.AssumeRolePolicyDocument, previous)) return { restored: [], changedSince: [] };
-  if (changedSinceWritten(role.AssumeRolePolicyDocument, change.writtenTrustPolicy)) return { restored: [], changedSince: ["trust policy"] };
+  if (changedSinceWritten(role.AssumeRolePolicyDocument, change.writtenTrustPolicy))
+    return { restored: [], changedSince: ["trust policy"] };
   await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: change.roleName, PolicyDocument: previous }));
   return { restored: ["trust policy restored"], changedSince: [] };
 }
@@ -156,7 +157,11 @@ export async function restoreRole(iam: IAMClient, change: IamRoleChange, tenant:
   const failed = changedSince.length
     ? `${label}: ${changedSince.join(" and ")} changed since this run wrote it, so the previous document was not put back`
     : undefined;
-  return { ...(restored.length ? { undone: `${label}: ${restored.join(", ")}` } : {}), ...(kept ? { kept } : {}), ...(failed ? { failed } : {}) };
+  return {
+    ...(restored.length ? { undone: `${label}: ${restored.join(", ")}` } : {}),
+    ...(kept ? { kept } : {}),
+    ...(failed ? { failed } : {}),
+  };
 }
 
 /** Before the step rethrows; best effort, newest first: a write that fails here is logged, and the step's own error is what the run reports. */

@@ -15,7 +15,15 @@ import {
 } from "@aws-sdk/client-iam";
 import { tenantRoleBoundary } from "../../lib/domain/deploy-config.js";
 import { IamNotYetConsistent, OwnershipConflict } from "../../lib/domain/errors.js";
-import { type Claim, IAM_ROLE_PATH, isOwnedBy, ownershipTags, productRoleArn, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
+import {
+  type Claim,
+  IAM_ROLE_PATH,
+  isOwnedBy,
+  ownershipTags,
+  productRoleArn,
+  tagsToRecord,
+  wasCreatedBy,
+} from "../../lib/domain/naming.js";
 import { notClaimed, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ignoreMissing, isAwsError } from "../../lib/workflow/normalise-error.js";
@@ -133,10 +141,7 @@ export interface RolesToUndo {
 }
 
 /** Delete the roles this execution created; put adopted ones back as recorded; leave the rest. */
-export async function undoTaggedRoles(
-  { iam, tenant, run, roleNames, changes }: RolesToUndo,
-  result: CompensationResult,
-): Promise<void> {
+export async function undoTaggedRoles({ iam, tenant, run, roleNames, changes }: RolesToUndo, result: CompensationResult): Promise<void> {
   const changeOf = new Map(changes.map((change) => [change.roleName, change]));
   for (const roleName of roleNames) {
     await undoOne(result, `IAM role ${roleName}`, run, async () => {

@@ -170,8 +170,7 @@ export interface MappingEdit {
 function assertMappable(m: AwsAuthMapping): { kind: "role" | "user"; arn: string } {
   const principal = awsAuthPrincipal(m.arn);
   if (!principal) throw new InvalidRequest(`"${m.arn}" is not an IAM role, IAM user or STS assumed-role ARN`);
-  if (principal.kind !== m.kind)
-    throw new InvalidRequest(`"${m.arn}" is an IAM ${principal.kind} ARN but the mapping is for a ${m.kind}`);
+  if (principal.kind !== m.kind) throw new InvalidRequest(`"${m.arn}" is an IAM ${principal.kind} ARN but the mapping is for a ${m.kind}`);
   if (!m.username.trim()) throw new InvalidRequest("aws-auth username must not be empty");
   if (isSystemName(m.username)) throw new NotAllowed(`aws-auth username "${m.username}" uses the reserved "system:" prefix`);
   for (const group of m.groups)
@@ -180,7 +179,12 @@ function assertMappable(m: AwsAuthMapping): { kind: "role" | "user"; arn: string
 }
 
 /** Every entry of the principal replaced, in place, by `desired` (duplicates become copies: none is left mapping otherwise). */
-function replaceEntries(auth: AwsAuth, key: ListKey, indexes: number[], desired: Record<string, unknown>): { auth: AwsAuth; edit: MappingEdit } {
+function replaceEntries(
+  auth: AwsAuth,
+  key: ListKey,
+  indexes: number[],
+  desired: Record<string, unknown>,
+): { auth: AwsAuth; edit: MappingEdit } {
   let text = listText(auth, key)!;
   const previous: string[] = [];
   let written = "";
@@ -264,7 +268,8 @@ export function restoreReplacedMapping(
   const ours = indexesOf(auth, key, principal.arn).filter((index) => itemText(text!, index) === replaced.written);
   if (ours.length === 0) return { auth, restored: false };
   // Positions do not move: each item is put back in place, in list order (from the end, so offsets stay valid).
-  for (const [n, index] of [...ours.entries()].reverse()) text = replaceItemText(text, index, replaced.previous[n] ?? replaced.written).text;
+  for (const [n, index] of [...ours.entries()].reverse())
+    text = replaceItemText(text, index, replaced.previous[n] ?? replaced.written).text;
   return { auth: withListText(auth, key, text), restored: true };
 }
 

@@ -120,7 +120,9 @@ function readMarks(configMap: V1ConfigMap, log: AwsAuthLog): Marks {
 
 function readEdits(configMap: V1ConfigMap, log: AwsAuthLog): Edits {
   const parsed = readJsonAnnotation(configMap, ANNOTATION_AWS_AUTH_EDITS, log);
-  return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, Record<string, RecordedEdit>] => !!e[1] && typeof e[1] === "object"));
+  return Object.fromEntries(
+    Object.entries(parsed).filter((e): e is [string, Record<string, RecordedEdit>] => !!e[1] && typeof e[1] === "object"),
+  );
 }
 
 /** The ConfigMap's annotations with ours set to `value` (removed when empty). */
@@ -196,7 +198,10 @@ export class AwsAuthConfigMap {
     // A new entry is this run's (a stale mark for an entry removed by hand is replaced); an adjusted one stays
     // with the run that added it, and the adjustment is this run's to undo.
     if (entry === undefined) this.marks = { ...this.marks, [mapping.arn]: runMark };
-    const recorded: RecordedEdit = { ...(edit.newList ? { newList: true as const } : {}), ...(edit.replaced ? { replaced: edit.replaced } : {}) };
+    const recorded: RecordedEdit = {
+      ...(edit.newList ? { newList: true as const } : {}),
+      ...(edit.replaced ? { replaced: edit.replaced } : {}),
+    };
     if (Object.keys(recorded).length > 0) this.edits = { ...this.edits, [runMark]: { ...this.edits[runMark], [mapping.arn]: recorded } };
     this.changed = true;
     return { created: entry === undefined || recordedBy === runMark, ...previous };
@@ -262,7 +267,11 @@ export class AwsAuthConfigMap {
     if (!this.changed) return undefined;
     // Ours, from an earlier version: a copy shared by every tenant's edits that goes stale.
     const { [ANNOTATION_PREVIOUS_AWS_AUTH]: _stale, ...read } = this.configMap.metadata?.annotations ?? {};
-    const annotations = withJsonAnnotation(withJsonAnnotation(read, ANNOTATION_AWS_AUTH_MAPPINGS, this.marks), ANNOTATION_AWS_AUTH_EDITS, this.edits);
+    const annotations = withJsonAnnotation(
+      withJsonAnnotation(read, ANNOTATION_AWS_AUTH_MAPPINGS, this.marks),
+      ANNOTATION_AWS_AUTH_EDITS,
+      this.edits,
+    );
     return { ...this.configMap, metadata: { ...this.configMap.metadata, annotations }, data: serializeAwsAuth(this.auth) };
   }
 
@@ -311,7 +320,9 @@ export async function editAwsAuth<R>(
 ): Promise<R> {
   for (let attempt = 1; attempt <= AWS_AUTH_MAX_ATTEMPTS; attempt++) {
     if (attempt > 1 && options.deadline !== undefined && Date.now() + AWS_AUTH_ROUND_WORST_MS > options.deadline) {
-      throw new KubeConflict(`kube-system/aws-auth kept changing under us and this invocation has no time for another round (${attempt - 1} done); retrying later`);
+      throw new KubeConflict(
+        `kube-system/aws-auth kept changing under us and this invocation has no time for another round (${attempt - 1} done); retrying later`,
+      );
     }
     const configMap = await readObject<V1ConfigMap>(api, AWS_AUTH_REF);
     if (!configMap) return missing();
