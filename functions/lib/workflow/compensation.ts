@@ -41,18 +41,11 @@
 import { TRANSIENT_ERROR_NAMES } from "../domain/errors.js";
 import { type Claim, isTenantClaim, runMark } from "../domain/naming.js";
 import { normaliseError } from "./normalise-error.js";
-import type { CaughtError, WorkflowState } from "./workflow-state.js";
+import type { CaughtError, CompensationResult, WorkflowState } from "./workflow-state.js";
 import { readableCause } from "./execution-summary.js";
 
-/** What a compensator returns (stored at `$.compensation.<step>`). */
-export interface CompensationResult {
-  /** What was deleted or put back, one line each (e.g. "Namespace tower-nf", "ConfigMap tower-nf/nextflow-config (restored the previous content)"). */
-  undone: string[];
-  /** Things deliberately left alone, with the reason (e.g. "Namespace tower-nf: not created by this run"). */
-  kept: string[];
-  /** What the compensator tried to undo and could not, with the reason; absent when nothing failed. ReportFailure lists it under "Could not undo". */
-  failed?: string[];
-}
+// The result type lives with the state it is stored in (`$.compensation.<step>`), so that neither file imports the other back.
+export type { CompensationResult } from "./workflow-state.js";
 
 /**
  * Whose work a compensator removes, from the workflow state: this run's (its mark), or the whole tenant's when the
