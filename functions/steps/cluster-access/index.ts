@@ -3,8 +3,9 @@
  * in group `tower-launcher-role-<tenant>` (the RBAC step binds that user to the namespace Role). The
  * identity is the tenant's own, so a launcher reaches only its tenant's namespace. An entry or mapping of
  * ours from an earlier version (the shared `tower-launcher-user`) is moved to the tenant's identity.
- * UndoClusterAccess removes exactly what this run added. An update that names another launcher removes the former
- * one's access last (removeFormerLauncherAccess, run by RemoveUnwantedResources).
+ * UndoClusterAccess removes exactly the entry or mapping this run added, and puts back the previous username and
+ * groups of one it adopted and changed. An update that names another launcher removes the former one's access last
+ * (removeFormerLauncherAccess, run by RemoveUnwantedResources).
  *
  * The cluster's authenticationMode chooses the mechanism:
  * - `API` / `API_AND_CONFIG_MAP`: an EKS access entry (access-entry.ts);
