@@ -102,9 +102,10 @@ export async function undoEach<T>(
 
 /**
  * Undo one thing. A compensation (one run's claim) throws what it cannot get past (point 4 above). A teardown (a
- * tenant's claim, workflow/teardown.ts) notes a permanent failure under `failed` as `<what>: <Error>: <message>` and goes
- * on with the rest, so its result says exactly what remains; a transient error is thrown either way (the state machine
- * retries the step, which finds what is already gone and goes on from there).
+ * tenant's claim: statemachines/deprovision.asl.json, started by entry/start-teardown.ts) notes a permanent failure
+ * under `failed` as `<what>: <Error>: <message>` and goes on with the rest, so its result says exactly what remains;
+ * a transient error is thrown either way (the state machine retries the step, which finds what is already gone and
+ * goes on from there).
  */
 export async function undoOne(
   result: CompensationResult,
