@@ -12,7 +12,7 @@
 import type { EventBridgeEvent } from "aws-lambda";
 import { COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED } from "../lib/domain/deploy-config.js";
 import { EnvironmentNotFound, InvalidRequest, RunInProgress } from "../lib/domain/errors.js";
-import { environmentRefSchema, problemsOf } from "../lib/domain/request.js";
+import { environmentRefSchema, problemsOf, productMessage } from "../lib/domain/request.js";
 import { startTeardown, type TeardownDeps, type TeardownOutcome } from "../lib/entry/start-teardown.js";
 import { eventHandler, logger } from "../lib/workflow/middleware.js";
 
@@ -22,7 +22,8 @@ async function removeFromEvent(event: EventBridgeEvent<string, unknown>, deps: T
       { path: "detail-type", message: `expected ${COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED}, got "${event["detail-type"]}"` },
     ]);
   }
-  const parsed = environmentRefSchema.safeParse(event.detail);
+  // The product's words, as the API and the onboarding event answer, not zod's (which change between majors).
+  const parsed = environmentRefSchema.safeParse(event.detail, { error: productMessage });
   if (!parsed.success) throw new InvalidRequest(problemsOf(parsed.error));
   const id = { tenant: parsed.data.tenant, region: parsed.data.cluster.region, cluster: parsed.data.cluster.name };
   const started = await startTeardown(id, deps);

@@ -34,60 +34,94 @@ const STEPS: CatalogLine[] = [
     module: "resolve-cluster",
     handler: "apply",
     resultKey: "cluster",
-    description: "Validate the request, check the allowlist, DescribeCluster",
+    description:
+      "Validate the request, refuse clusters and accounts not allowlisted, eks:DescribeCluster (endpoint, CA, OIDC issuer, authentication mode)",
   },
   {
     state: "CreateIamResources",
     module: "iam/index",
     handler: "apply",
     resultKey: "iam",
-    description: "Launcher role, Fusion workload role and S3 policy, Pod Identity",
+    description: "Launcher role (or the given principal); Fusion: workload role (IRSA trust or Pod Identity) and S3 policy",
   },
   {
     state: "UndoIamResources",
     module: "iam/index",
     handler: "compensate",
     description:
-      "Delete the IAM resources this run created; put back the previous documents of adopted roles and the previous role of adopted Pod Identity associations",
+      "Delete the roles, policies and Pod Identity associations this run created; put back the previous documents of adopted roles and the previous role of adopted Pod Identity associations",
   },
   {
     state: "CreateNamespaceAndRbac",
     module: "rbac",
     handler: "apply",
     resultKey: "rbac",
-    description: "Namespace, ServiceAccounts, Role, RoleBindings",
+    description:
+      "Namespace, ServiceAccounts, Role tower-launcher-role, RoleBindings to the ServiceAccounts and to User tower-launcher-user-<tenant> (the tenant's own launcher identity)",
   },
-  { state: "UndoNamespaceAndRbac", module: "rbac", handler: "compensate", description: "Delete the Kubernetes objects this run created" },
+  {
+    state: "UndoNamespaceAndRbac",
+    module: "rbac",
+    handler: "compensate",
+    description: "Delete the namespace, service accounts, Role and RoleBindings this run created",
+  },
   {
     state: "GrantClusterAccess",
     module: "cluster-access/index",
     handler: "apply",
     resultKey: "access",
-    description: "EKS access entry or aws-auth mapping for the launcher",
+    description:
+      "Map the launcher to username tower-launcher-user-<tenant> and group tower-launcher-role-<tenant> (one Kubernetes identity per tenant): EKS access entry (API modes) or a careful kube-system/aws-auth edit (CONFIG_MAP mode)",
   },
   {
     state: "UndoClusterAccess",
     module: "cluster-access/index",
     handler: "compensate",
-    description: "Remove exactly the entry this run added",
+    description:
+      "Remove the access entry or aws-auth mapping this run added; put back the previous username and groups of an access entry or aws-auth mapping it adopted and changed",
   },
   {
     state: "ConfigureStorage",
     module: "storage",
     handler: "apply",
     resultKey: "storage",
-    description: "PVC or Fusion IRSA annotations, nextflow.config ConfigMap",
+    description: "ReadWriteMany PVC, or Fusion IRSA annotations on the service accounts; the tenant's nextflow.config ConfigMap",
   },
-  { state: "UndoStorage", module: "storage", handler: "compensate", description: "Delete / un-annotate what this run did" },
-  { state: "LaunchHeadJob", module: "head-job", handler: "apply", resultKey: "headJob", description: "Create the Nextflow head Job" },
-  { state: "CheckHeadJob", module: "head-job", handler: "check", resultKey: "headJob", description: "Read the head Job's pod phase" },
-  { state: "UndoHeadJob", module: "head-job", handler: "compensate", description: "Delete the Job, its pods and its params ConfigMap" },
+  {
+    state: "UndoStorage",
+    module: "storage",
+    handler: "compensate",
+    description:
+      "Delete the PVC and ConfigMap this run created; restore the service account annotations and the ConfigMap content it changed",
+  },
+  {
+    state: "LaunchHeadJob",
+    module: "head-job",
+    handler: "apply",
+    resultKey: "headJob",
+    description:
+      "Create the head job's params ConfigMap, then the Nextflow head Job (argv array, params file and nextflow.config mounted from ConfigMaps, SA tower-launcher-sa, CPU/memory requests and limits)",
+  },
+  {
+    state: "CheckHeadJob",
+    module: "head-job",
+    handler: "check",
+    resultKey: "headJob",
+    description: "Read the head Job's pod phase and set the next pause",
+  },
+  {
+    state: "UndoHeadJob",
+    module: "head-job",
+    handler: "compensate",
+    description: "Delete the head Job, its pods and its params ConfigMap (found by ownership marks; nothing when no job was launched)",
+  },
   {
     state: "RemoveUnwantedResources",
     module: "remove-unwanted",
     handler: "apply",
     resultKey: "removed",
-    description: "Update runs only, last: delete what the previous generation owned and the new spec no longer wants",
+    description:
+      "Update runs only: delete what the previous generation owned that the new spec no longer wants (objects that carry the tenant's ownership marks; a namespace only when nothing foreign is inside)",
   },
   {
     state: "RemoveUnwantedIdentities",
@@ -95,15 +129,21 @@ const STEPS: CatalogLine[] = [
     handler: "apply",
     resultKey: "removedIdentities",
     description:
-      "Update runs only, after RemoveUnwantedResources: delete the product's roles and Pod Identity associations the new spec no longer uses",
+      "Update runs only, after RemoveUnwantedResources: delete the product's IAM roles and Pod Identity associations the new spec no longer uses (tagged as the tenant's; roles on the product's path)",
   },
-  { state: "Report", module: "report", handler: "ready", resultKey: "report", description: "Emit ComputeEnvironmentReady" },
+  {
+    state: "Report",
+    module: "report",
+    handler: "ready",
+    resultKey: "report",
+    description: "Emit ComputeEnvironmentReady on the event bus with the namespace, service accounts, role ARNs, claim and nextflow.config",
+  },
   {
     state: "ReportFailure",
     module: "report",
     handler: "failed",
     resultKey: "failure",
-    description: "Emit ComputeEnvironmentFailed and summarise what failed and what could not be undone",
+    description: "Emit ComputeEnvironmentFailed; returns {error, cause}: the original error and what was (and could not be) undone",
   },
 ];
 
@@ -131,7 +171,8 @@ const DEPROVISION_STEPS: CatalogLine[] = [
     module: "teardown-record",
     handler: "record",
     resultKey: "outcome",
-    description: "Record removed (or failed, with what remains) in the registry and release the lease",
+    description:
+      "Record the outcome in the registry and release the lease (one conditional write): removed, or failed with exactly what remains",
   },
 ];
 

@@ -150,8 +150,13 @@ function hopelessWaiting(pod: V1Pod | undefined): V1ContainerStatus | undefined 
   return waitingFor(pod, HOPELESS_WAITING_REASONS);
 }
 
+interface SchedulerRefusal {
+  reason: string;
+  message: string;
+}
+
 /** The scheduler's refusal, when the head pod has one: PodScheduled False, reason Unschedulable, and its message. */
-function unschedulable(pod: V1Pod | undefined): { reason: string; message: string } | undefined {
+function unschedulable(pod: V1Pod | undefined): SchedulerRefusal | undefined {
   const condition = pod?.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False" && c.reason === "Unschedulable");
   return condition ? { reason: "Unschedulable", message: condition.message ?? "" } : undefined;
 }
@@ -234,11 +239,107 @@ function timeOf(value: string | undefined): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+/** What one check saw: the Job, its newest pod and the phase they add up to. */
+interface HeadJobSighting {
+  namespace: string;
+  jobName: string;
+  job: V1Job;
+  pod: V1Pod | undefined;
+  phase: Phase;
+}
+
+/**
+ * Throws at once for what waiting does not fix: a failed Job, a container that can never start, a scheduler refusal
+ * no new node resolves. Returns the scheduler's refusal otherwise, which may still clear (see {@link failWhenGraceIsOver}).
+ */
+function failWhenHopeless({ namespace, jobName, job, pod, phase }: HeadJobSighting): SchedulerRefusal | undefined {
+  if (phase === "Failed") throw new HeadJobFailed(`head job ${namespace}/${jobName} failed: ${failureDetail(job, pod)}`);
+  if (phase !== "Pending") return undefined;
+  const hopeless = hopelessWaiting(pod);
+  if (hopeless) {
+    throw cannotStart(
+      namespace,
+      jobName,
+      pod,
+      hopeless.state!.waiting!.reason!,
+      hopeless.state?.waiting?.message ?? failureDetail(job, pod),
+      "",
+    );
+  }
+  const refusal = unschedulable(pod);
+  if (refusal && HOPELESS_UNSCHEDULABLE.some((re) => re.test(refusal.message)))
+    throw cannotStart(namespace, jobName, pod, refusal.reason, refusal.message, "");
+  return refusal;
+}
+
+/** Since when each problem time may fix has been seen (epoch ms), carried from check to check in `$.headJob`. */
+interface GracePeriods {
+  pullFailing: V1ContainerStatus | undefined;
+  pullFailingSince: number | undefined;
+  unschedulableSince: number | undefined;
+}
+
+/**
+ * Problems time may fix (an image that does not pull yet, requests no node fits yet) are waited out for a grace
+ * period from when first seen, then thrown as HeadPodCannotStart. Returns since when each has been seen.
+ */
+function failWhenGraceIsOver(
+  sighting: HeadJobSighting,
+  refusal: SchedulerRefusal | undefined,
+  previous: HeadJobResult | undefined,
+  spec: HeadJobSpec,
+  now: number,
+): GracePeriods {
+  const { namespace, jobName, job, pod } = sighting;
+  // An image that does not pull may be a registry hiccup; one that has not pulled for 5 minutes will not.
+  const pullFailing = waitingFor(pod, IMAGE_PULL_WAITING_REASONS);
+  const pullFailingSince = pullFailing ? (timeOf(previous?.imagePullFailingSince) ?? now) : undefined;
+  if (pullFailingSince !== undefined && now - pullFailingSince > IMAGE_PULL_GRACE_MINUTES * MINUTE_MS) {
+    throw cannotStart(
+      namespace,
+      jobName,
+      pod,
+      pullFailing!.state!.waiting!.reason!,
+      pullFailing!.state?.waiting?.message ?? failureDetail(job, pod),
+      ` (its image ${pullFailing!.image ?? spec.image} could not be pulled for more than ${IMAGE_PULL_GRACE_MINUTES} minutes; ${failureDetail(job, pod)})`,
+    );
+  }
+  // Requests no node fits may fit once an autoscaler adds one; refused for 5 minutes, they will not.
+  const unschedulableSince = refusal ? (timeOf(previous?.unschedulableSince) ?? now) : undefined;
+  if (unschedulableSince !== undefined && now - unschedulableSince > UNSCHEDULABLE_GRACE_MINUTES * MINUTE_MS) {
+    throw cannotStart(
+      namespace,
+      jobName,
+      pod,
+      refusal!.reason,
+      refusal!.message,
+      ` (unschedulable for more than ${UNSCHEDULABLE_GRACE_MINUTES} minutes)`,
+    );
+  }
+  return { pullFailing, pullFailingSince, unschedulableSince };
+}
+
+/** The job has not got there within `headJob.timeoutMinutes` of its launch. */
+function timedOut(
+  { namespace, jobName, job, pod, phase }: HeadJobSighting,
+  spec: HeadJobSpec,
+  launchedAt: number,
+  now: number,
+): HeadJobTimedOut {
+  return new HeadJobTimedOut(
+    `head job ${namespace}/${jobName} was still ${phase} after ${Math.round((now - launchedAt) / MINUTE_MS)} minutes ` +
+      `(waiting for it to be ${spec.waitFor === "completed" ? "completed" : "running"}, timeout ${headJobTimeoutMinutes(spec)} minutes; see headJob.timeoutMinutes)` +
+      (pod ? `: ${failureDetail(job, pod)}` : ""),
+  );
+}
+
+/** A job that is done waits out nothing. */
+const NOTHING_WAITED_OUT: GracePeriods = { pullFailing: undefined, pullFailingSince: undefined, unschedulableSince: undefined };
+
 /**
  * One check in the workflow's Wait loop. The timeout is decided here, from the launch time (or, for a
  * state without one, this first check's time), so the state machine only loops until `done` or an error.
  */
-// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one check, read top to bottom as the runbook's "is the head job up yet?" (failed, cannot start, image, scheduling, timeout, next check)
 export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}): Promise<HeadJobResult> {
   const { request, api, run } = await kubeStepContext(state, deps);
   const spec = headJobSpecOf(request.headJob);
@@ -253,58 +354,13 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
   if (!job) throw new HeadJobFailed(`head job ${describeRef(ref)} no longer exists (deleted while the workflow waited for it)`);
   const pod = newestPod(await podsOf(api, namespace, jobName));
   const phase = headJobPhase(job, pod);
-  if (phase === "Failed") throw new HeadJobFailed(`head job ${namespace}/${jobName} failed: ${failureDetail(job, pod)}`);
-  const hopeless = phase === "Pending" ? hopelessWaiting(pod) : undefined;
-  if (hopeless) {
-    throw cannotStart(
-      namespace,
-      jobName,
-      pod,
-      hopeless.state!.waiting!.reason!,
-      hopeless.state?.waiting?.message ?? failureDetail(job, pod),
-      "",
-    );
-  }
-  const refusal = phase === "Pending" ? unschedulable(pod) : undefined;
-  if (refusal && HOPELESS_UNSCHEDULABLE.some((re) => re.test(refusal.message)))
-    throw cannotStart(namespace, jobName, pod, refusal.reason, refusal.message, "");
-
+  const sighting: HeadJobSighting = { namespace, jobName, job, pod, phase };
+  const refusal = failWhenHopeless(sighting);
   const done = spec.waitFor === "completed" ? phase === "Succeeded" : phase === "Running" || phase === "Succeeded";
-  // An image that does not pull may be a registry hiccup; one that has not pulled for 5 minutes will not.
-  const pullFailing = done ? undefined : waitingFor(pod, IMAGE_PULL_WAITING_REASONS);
-  const pullFailingSince = pullFailing ? (timeOf(state.headJob?.imagePullFailingSince) ?? now) : undefined;
-  if (pullFailingSince !== undefined && now - pullFailingSince > IMAGE_PULL_GRACE_MINUTES * MINUTE_MS) {
-    throw cannotStart(
-      namespace,
-      jobName,
-      pod,
-      pullFailing!.state!.waiting!.reason!,
-      pullFailing!.state?.waiting?.message ?? failureDetail(job, pod),
-      ` (its image ${pullFailing!.image ?? spec.image} could not be pulled for more than ${IMAGE_PULL_GRACE_MINUTES} minutes; ${failureDetail(job, pod)})`,
-    );
-  }
-  // Requests no node fits may fit once an autoscaler adds one; refused for 5 minutes, they will not.
-  const unschedulableSince = refusal && !done ? (timeOf(state.headJob?.unschedulableSince) ?? now) : undefined;
-  if (unschedulableSince !== undefined && now - unschedulableSince > UNSCHEDULABLE_GRACE_MINUTES * MINUTE_MS) {
-    throw cannotStart(
-      namespace,
-      jobName,
-      pod,
-      refusal!.reason,
-      refusal!.message,
-      ` (unschedulable for more than ${UNSCHEDULABLE_GRACE_MINUTES} minutes)`,
-    );
-  }
-
-  const timeoutMinutes = headJobTimeoutMinutes(spec);
-  const remainingMs = launchedAt + timeoutMinutes * MINUTE_MS - now;
-  if (!done && remainingMs <= 0) {
-    throw new HeadJobTimedOut(
-      `head job ${namespace}/${jobName} was still ${phase} after ${Math.round((now - launchedAt) / MINUTE_MS)} minutes ` +
-        `(waiting for it to be ${spec.waitFor === "completed" ? "completed" : "running"}, timeout ${timeoutMinutes} minutes; see headJob.timeoutMinutes)` +
-        (pod ? `: ${failureDetail(job, pod)}` : ""),
-    );
-  }
+  // Once done, a container still waiting no longer matters: no grace period runs and no timeout applies.
+  const grace = done ? NOTHING_WAITED_OUT : failWhenGraceIsOver(sighting, refusal, state.headJob, spec, now);
+  const remainingMs = launchedAt + headJobTimeoutMinutes(spec) * MINUTE_MS - now;
+  if (!done && remainingMs <= 0) throw timedOut(sighting, spec, launchedAt, now);
 
   const next = nextCheckSeconds(checks, remainingMs / 1000);
   return {
@@ -315,9 +371,9 @@ export async function checkHeadJob(state: WorkflowState, deps: KubeStepDeps = {}
     ...(pod?.metadata?.name ? { podName: pod.metadata.name } : {}),
     checks,
     launchedAt: new Date(launchedAt).toISOString(),
-    nextCheckSeconds: pullFailing || refusal ? Math.min(next, IMAGE_PULL_CHECK_SECONDS) : next,
-    ...(pullFailingSince !== undefined ? { imagePullFailingSince: new Date(pullFailingSince).toISOString() } : {}),
-    ...(unschedulableSince !== undefined ? { unschedulableSince: new Date(unschedulableSince).toISOString() } : {}),
+    nextCheckSeconds: grace.pullFailing || refusal ? Math.min(next, IMAGE_PULL_CHECK_SECONDS) : next,
+    ...(grace.pullFailingSince !== undefined ? { imagePullFailingSince: new Date(grace.pullFailingSince).toISOString() } : {}),
+    ...(grace.unschedulableSince !== undefined ? { unschedulableSince: new Date(grace.unschedulableSince).toISOString() } : {}),
     paramsConfigMap: state.headJob?.paramsConfigMap ?? headJobParamsConfigMapName(jobName),
   };
 }

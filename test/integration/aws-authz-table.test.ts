@@ -4,8 +4,8 @@
  * decide, the sandbox admin (AdministratorAccess) is allowed all of them and a principal with no policy
  * none of them (GetCallerIdentity excepted, as on AWS). iam-simulate is AGPL: the product never imports it.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { describe, expect, it } from "vitest";
 import { createState } from "../../local/aws/account-state.js";
@@ -155,11 +155,28 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
+/**
+ * The files reached from `roots` through relative imports (`import type` and re-exports too): what a Lambda or the
+ * stack may bundle, so a product file importing a sandbox file that imports iam-simulate is caught as well.
+ */
+function reachedFrom(roots: string[]): string[] {
+  const reached = new Set<string>();
+  const pending = [...roots];
+  while (pending.length > 0) {
+    const file = pending.pop()!;
+    if (reached.has(file) || !existsSync(file)) continue;
+    reached.add(file);
+    for (const [, specifier] of readFileSync(file, "utf8").matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g))
+      pending.push(resolve(dirname(file), specifier).replace(/\.js$/, ".ts"));
+  }
+  return [...reached];
+}
+
 describe("@cloud-copilot/iam-simulate (AGPL)", () => {
   it("is a devDependency, imported by the sandbox and the tests only, never by functions/ or stacks/", () => {
     // Prepare
     const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as Record<string, Record<string, string> | undefined>;
-    const productFiles = ["functions", "stacks"].flatMap((dir) => sourceFiles(join(ROOT, dir)));
+    const productFiles = reachedFrom(["functions", "stacks"].flatMap((dir) => sourceFiles(join(ROOT, dir))));
     // Act
     const importers = productFiles
       .filter((file) => readFileSync(file, "utf8").includes("@cloud-copilot/"))
@@ -169,5 +186,15 @@ describe("@cloud-copilot/iam-simulate (AGPL)", () => {
     expect(manifest.dependencies?.["@cloud-copilot/iam-simulate"]).toBeUndefined();
     expect(productFiles.length).toBeGreaterThan(20);
     expect(importers).toEqual([]);
+  });
+
+  it("the check follows imports past the first: local/cli.ts reaches the authorizer only through others (its lazy import())", () => {
+    // Prepare
+    const cli = join(ROOT, "local/cli.ts");
+    expect(readFileSync(cli, "utf8")).not.toContain("authorizer");
+    // Act
+    const reached = reachedFrom([cli]).map((file) => relative(ROOT, file));
+    // Assess
+    expect(reached).toContain("local/aws/authorizer.ts");
   });
 });

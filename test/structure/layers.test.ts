@@ -3,6 +3,8 @@
  *   entry/ (starting executions)  →  workflow/ (state, middleware, errors naming, compensation)
  *   →  kube/ (Kubernetes client, aws-auth)  →  aws/ (SDK clients, EKS token)  →  domain/ (pure: schema, naming, builders)
  * functions/{api,events,steps} sit above all of lib/. A file that imports upward (or a new folder nobody placed) fails here.
+ * Nor may any file under functions/ or stacks/ import itself round a cycle, not even through `import type`: a cycle
+ * means two files are one concept split in two, or a shared type sits in the wrong one.
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
@@ -21,10 +23,39 @@ function sourceFiles(dir: string): string[] {
   });
 }
 
+/** The relative specifiers a source names: `import`, `import type`, `export … from` and `import()` alike. */
+function relativeSpecifiers(text: string): string[] {
+  return [...text.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)].map((m) => m[1]);
+}
+
 function relativeImports(file: string): string[] {
-  const text = readFileSync(file, "utf8");
-  const specifiers = [...text.matchAll(/(?:from|import)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g)].map((m) => m[1]);
-  return specifiers.map((s) => resolve(dirname(file), s));
+  return relativeSpecifiers(readFileSync(file, "utf8")).map((s) => resolve(dirname(file), s));
+}
+
+/** file → the source files it imports (`./x.js` in an import is `./x.ts` on disk). */
+function importGraph(files: string[]): Map<string, string[]> {
+  return new Map(files.map((file) => [file, relativeImports(file).map((target) => target.replace(/\.js$/, ".ts"))]));
+}
+
+/**
+ * The import cycles a depth-first walk meets, each as the files round it with the first repeated at the end.
+ * Empty exactly when the graph has none (every cycle holds a back edge the walk finds).
+ */
+function importCycles(graph: Map<string, string[]>): string[][] {
+  const finished = new Set<string>();
+  const path: string[] = [];
+  const cycles: string[][] = [];
+  const visit = (file: string) => {
+    path.push(file);
+    for (const target of graph.get(file) ?? []) {
+      if (path.includes(target)) cycles.push([...path.slice(path.indexOf(target)), target]);
+      else if (!finished.has(target) && graph.has(target)) visit(target);
+    }
+    path.pop();
+    finished.add(file);
+  };
+  for (const file of graph.keys()) if (!finished.has(file)) visit(file);
+  return cycles;
 }
 
 function layerOf(path: string): number {
@@ -64,5 +95,42 @@ describe("functions/lib layers", () => {
     const target = resolve(dirname(fake), "../workflow/workflow-state.js");
     // Assess
     expect(layerOf(target)).toBeGreaterThan(layerOf(fake));
+  });
+});
+
+describe("import cycles", () => {
+  it("none under functions/ and stacks/, type-only imports included", () => {
+    // Prepare
+    const graph = importGraph(["functions", "stacks"].flatMap((dir) => sourceFiles(join(ROOT, dir))));
+    // Act
+    const cycles = importCycles(graph).map((cycle) => cycle.map((file) => relative(ROOT, file)).join(" → "));
+    // Assess
+    expect(graph.size).toBeGreaterThan(50);
+    expect(cycles).toEqual([]);
+  });
+
+  it("the check reads type-only imports and re-exports", () => {
+    // Prepare
+    const text = 'import type { A } from "./a.js";\nexport type { B } from "../b.js";\nimport { c } from "./c.js";';
+    // Act
+    const specifiers = relativeSpecifiers(text);
+    // Assess
+    expect(specifiers).toEqual(["./a.js", "../b.js", "./c.js"]);
+  });
+
+  it("the check finds a cycle, and none in a chain", () => {
+    // Prepare
+    const cyclic = new Map([
+      ["index.ts", ["access-entry.ts"]],
+      ["access-entry.ts", ["index.ts"]],
+    ]);
+    const chain = new Map([
+      ["index.ts", ["access-entry.ts", "context.ts"]],
+      ["access-entry.ts", ["context.ts"]],
+      ["context.ts", []],
+    ]);
+    // Assess
+    expect(importCycles(cyclic)).toEqual([["index.ts", "access-entry.ts", "index.ts"]]);
+    expect(importCycles(chain)).toEqual([]);
   });
 });

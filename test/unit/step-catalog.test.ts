@@ -1,11 +1,13 @@
 /**
  * functions/steps/catalog.ts is the one place a step's name is defined. Everything else that writes it
  * must agree: each step's `stepHandler("<state>", …)`, the ASL's Task states and their placeholders, and
- * the README's "What a run does" table.
+ * the README's "What a run does" table. A step's description is written there too: the first sentence of the
+ * ASL Comment of every Task state named after it is its description (the rest of the Comment may add detail).
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
+import { PRODUCT } from "../../functions/lib/domain/naming.js";
 import { ALL_STEP_FUNCTIONS, DEPROVISION_STEP_FUNCTIONS, placeholderOf, STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
 import { STATES } from "../support/asl-definition.js";
 
@@ -55,6 +57,35 @@ function readmeTableStates(): string[] {
     return [cells[0], cells[cells.length - 1]].flatMap((cell) => [...(cell ?? "").matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]));
   });
 }
+
+interface CommentedState {
+  Type: string;
+  Comment?: string;
+  Branches?: Array<{ States: Record<string, CommentedState> }>;
+}
+
+/** Every Task state of every statemachines/*.asl.json (Parallel branches included), with the file it is in. */
+function aslTasks(): Array<{ file: string; name: string; comment: string | undefined }> {
+  const dir = join(ROOT, "statemachines");
+  const walk = (file: string, states: Record<string, CommentedState>): Array<{ file: string; name: string; comment: string | undefined }> =>
+    Object.entries(states).flatMap(([name, state]) => [
+      ...(state.Type === "Task" ? [{ file, name, comment: state.Comment }] : []),
+      ...(state.Branches ?? []).flatMap((branch) => walk(file, branch.States)),
+    ]);
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(".asl.json"))
+    .flatMap((file) =>
+      walk(file, (JSON.parse(readFileSync(join(dir, file), "utf8")) as { States: Record<string, CommentedState> }).States),
+    );
+}
+
+/** Up to the first full stop that ends a sentence ("nextflow.config" and "eks:DescribeCluster" do not). */
+function firstSentence(text: string): string {
+  return text.split(/\.(?:\s|$)/)[0];
+}
+
+/** Lambda caps a function's description at 256 characters; the stack prefixes the product's name. */
+const LAMBDA_DESCRIPTION_ROOM = 256 - `${PRODUCT}: `.length;
 
 describe("functions/steps/catalog.ts", () => {
   it("names each state once, and its placeholder after it", () => {
@@ -108,6 +139,34 @@ describe("functions/steps/catalog.ts", () => {
       const module = (await import(/* @vite-ignore */ `../../functions/steps/${entry.module}.js`)) as Record<string, unknown>;
       // Assess
       expect(typeof module[entry.handler]).toBe("function");
+    },
+  );
+
+  it("its descriptions begin every ASL Comment of a Task state named after a step, in all three workflows", () => {
+    // Prepare
+    const tasks = aslTasks().filter((task) => ALL_CATALOG_STATES.includes(task.name));
+    const descriptionOf = new Map(ALL_STEP_FUNCTIONS.map((entry) => [entry.state, entry.description]));
+    // Act
+    const mismatches = tasks
+      .filter((task) => firstSentence(task.comment ?? "") !== descriptionOf.get(task.name))
+      .map((task) => `${task.file} ${task.name}: ${task.comment}`);
+    // Assess
+    expect(new Set(tasks.map((task) => task.name))).toEqual(new Set(ALL_CATALOG_STATES));
+    expect(mismatches).toEqual([]);
+  });
+
+  it("the comparison takes the first sentence, not a dot inside a name", () => {
+    // Act
+    const sentence = firstSentence("Emit the tenant's nextflow.config. Then eks:DescribeCluster.");
+    // Assess
+    expect(sentence).toBe("Emit the tenant's nextflow.config");
+  });
+
+  it.each(ALL_STEP_FUNCTIONS.map((entry) => [entry.state, entry] as const))(
+    "%s's description fits a Lambda description",
+    (_name, entry) => {
+      // Assess
+      expect(entry.description.length).toBeLessThanOrEqual(LAMBDA_DESCRIPTION_ROOM);
     },
   );
 

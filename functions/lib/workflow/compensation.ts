@@ -41,18 +41,11 @@
 import { TRANSIENT_ERROR_NAMES } from "../domain/errors.js";
 import { type Claim, isTenantClaim, runMark } from "../domain/naming.js";
 import { normaliseError } from "./normalise-error.js";
-import type { CaughtError, WorkflowState } from "./workflow-state.js";
+import type { CaughtError, CompensationResult, WorkflowState } from "./workflow-state.js";
 import { readableCause } from "./execution-summary.js";
 
-/** What a compensator returns (stored at `$.compensation.<step>`). */
-export interface CompensationResult {
-  /** What was deleted or put back, one line each (e.g. "Namespace tower-nf", "ConfigMap tower-nf/nextflow-config (restored the previous content)"). */
-  undone: string[];
-  /** Things deliberately left alone, with the reason (e.g. "Namespace tower-nf: not created by this run"). */
-  kept: string[];
-  /** What the compensator tried to undo and could not, with the reason; absent when nothing failed. ReportFailure lists it under "Could not undo". */
-  failed?: string[];
-}
+// The result type lives with the state it is stored in (`$.compensation.<step>`), so that neither file imports the other back.
+export type { CompensationResult } from "./workflow-state.js";
 
 /**
  * Whose work a compensator removes, from the workflow state: this run's (its mark), or the whole tenant's when the
@@ -109,9 +102,10 @@ export async function undoEach<T>(
 
 /**
  * Undo one thing. A compensation (one run's claim) throws what it cannot get past (point 4 above). A teardown (a
- * tenant's claim, workflow/teardown.ts) notes a permanent failure under `failed` as `<what>: <Error>: <message>` and goes
- * on with the rest, so its result says exactly what remains; a transient error is thrown either way (the state machine
- * retries the step, which finds what is already gone and goes on from there).
+ * tenant's claim: statemachines/deprovision.asl.json, started by entry/start-teardown.ts) notes a permanent failure
+ * under `failed` as `<what>: <Error>: <message>` and goes on with the rest, so its result says exactly what remains;
+ * a transient error is thrown either way (the state machine retries the step, which finds what is already gone and
+ * goes on from there).
  */
 export async function undoOne(
   result: CompensationResult,

@@ -8,8 +8,6 @@ import type { ResolvedCluster } from "../domain/cluster.js";
 import type { ProvisionRequestInput } from "../domain/request.js";
 
 export type { AuthenticationMode, ResolvedCluster } from "../domain/cluster.js";
-export type { CompensationResult } from "./compensation.js";
-import type { CompensationResult } from "./compensation.js";
 
 export interface ExecutionRef {
   /** `$$.Execution.Name` */
@@ -199,6 +197,16 @@ export interface CaughtError {
 export interface RemovalScope {
   environment: { tenant: string; region: string; cluster: string };
   owned: Record<string, unknown>;
+}
+
+/** What a compensator returns (stored at `$.compensation.<step>`); the contract it keeps: compensation.ts. */
+export interface CompensationResult {
+  /** What was deleted or put back, one line each (e.g. "Namespace tower-nf", "ConfigMap tower-nf/nextflow-config (restored the previous content)"). */
+  undone: string[];
+  /** Things deliberately left alone, with the reason (e.g. "Namespace tower-nf: not created by this run"). */
+  kept: string[];
+  /** What the compensator tried to undo and could not, with the reason; absent when nothing failed. ReportFailure lists it under "Could not undo". */
+  failed?: string[];
 }
 
 export interface WorkflowState {

@@ -28,7 +28,7 @@ import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
 import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
 import { refuseShadowingAwsAuthMapping } from "./aws-auth-mapping.js";
-import type { ClusterClients, LauncherAccess } from "./index.js";
+import type { ClusterClients, LauncherAccess } from "./cluster-access-context.js";
 
 async function describeAccessEntry(eks: EKSClient, clusterName: string, principalArn: string): Promise<AccessEntry | undefined> {
   return (await ifExists(eks.send(new DescribeAccessEntryCommand({ clusterName, principalArn })), "ResourceNotFoundException"))

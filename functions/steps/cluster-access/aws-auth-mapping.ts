@@ -20,7 +20,7 @@ import {
 import { claimOf, compensationResult, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import type { AccessResult, WorkflowState } from "../../lib/workflow/workflow-state.js";
-import type { ClusterClients, LauncherAccess, LauncherIdentity } from "./index.js";
+import type { ClusterClients, LauncherAccess, LauncherIdentity } from "./cluster-access-context.js";
 
 /** Another tenant's launcher user: taking the principal over would lock that tenant out. */
 function isOtherTenantsLauncher(mapping: PrincipalMapping, tenant: string): boolean {

@@ -3,8 +3,9 @@
  * in group `tower-launcher-role-<tenant>` (the RBAC step binds that user to the namespace Role). The
  * identity is the tenant's own, so a launcher reaches only its tenant's namespace. An entry or mapping of
  * ours from an earlier version (the shared `tower-launcher-user`) is moved to the tenant's identity.
- * UndoClusterAccess removes exactly what this run added. An update that names another launcher removes the former
- * one's access last (removeFormerLauncherAccess, run by RemoveUnwantedResources).
+ * UndoClusterAccess removes exactly the entry or mapping this run added, and puts back the previous username and
+ * groups of one it adopted and changed. An update that names another launcher removes the former one's access last
+ * (removeFormerLauncherAccess, run by RemoveUnwantedResources).
  *
  * The cluster's authenticationMode chooses the mechanism:
  * - `API` / `API_AND_CONFIG_MAP`: an EKS access entry (access-entry.ts);
@@ -14,13 +15,14 @@ import type { EKSClient } from "@aws-sdk/client-eks";
 import type { Context } from "aws-lambda";
 import { eksClient } from "../../lib/aws/clients.js";
 import { InvalidRequest } from "../../lib/domain/errors.js";
-import { launcherGroup, launcherUsername, type RunMark, runMark } from "../../lib/domain/naming.js";
+import { launcherGroup, launcherUsername, runMark } from "../../lib/domain/naming.js";
 import { parseRequest } from "../../lib/domain/request.js";
 import { kubeClientFor, type KubeApi } from "../../lib/kube/kube-client.js";
 import { compensationResult, type CompensationResult } from "../../lib/workflow/compensation.js";
 import { stepHandler } from "../../lib/workflow/middleware.js";
 import { requireCluster } from "../../lib/workflow/require-cluster.js";
 import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
+import type { ClusterClients, LauncherAccess, LauncherIdentity } from "./cluster-access-context.js";
 import { grantViaAccessEntry, removeFormerLauncherEntry, undoAccessEntry } from "./access-entry.js";
 import { grantViaAwsAuth, removeFormerLauncherMapping, undoAwsAuthMapping } from "./aws-auth-mapping.js";
 
@@ -31,39 +33,12 @@ export interface ClusterAccessDeps {
   kube?: KubeApi;
 }
 
-/** The clients of one call, made when first needed (an API cluster never needs Kubernetes), and its time budget. */
-export interface ClusterClients {
-  eks(): EKSClient;
-  kube(): Promise<KubeApi>;
-  /** Epoch milliseconds by which the call must be done (the Lambda's end less a margin): bounds the aws-auth loop. */
-  deadline?: number;
-}
-
 /** Left for returning the result (or the error) after the last round of the aws-auth loop. */
 export const RETURN_MARGIN_MS = 3_000;
 
 /** When an invocation must be done by, from what Lambda says is left of it. */
 export function deadlineOf(context: Pick<Context, "getRemainingTimeInMillis"> | undefined): number | undefined {
   return context?.getRemainingTimeInMillis ? Date.now() + context.getRemainingTimeInMillis() - RETURN_MARGIN_MS : undefined;
-}
-
-/** The Kubernetes identity a tenant's launcher is mapped to. */
-export interface LauncherIdentity {
-  username: string;
-  groups: string[];
-}
-
-/** One tenant's launcher principal and the cluster it is let into. */
-export interface LauncherAccess {
-  tenant: string;
-  identity: LauncherIdentity;
-  /** This run's mark (execution name and start time) */
-  run: RunMark;
-  cluster: ResolvedCluster;
-  principalArn: string;
-  /** The launcher role's IAM CreateDate (`$.iam.launcherCreateDate`), when IAM showed it */
-  principalCreateDate?: string;
-  clients: ClusterClients;
 }
 
 function launcherIdentity(tenant: string): LauncherIdentity {
