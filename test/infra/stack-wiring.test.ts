@@ -19,6 +19,7 @@ import { useProject } from "sst/project.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { ALL_STEP_FUNCTIONS, STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { STEP_SIZING } from "../../functions/steps/step-sizing.js";
 import { KUBE_STEP_MODULES } from "../../stacks/permissions.js";
 import { DEFINITION_FILE } from "../../stacks/Provisioner.js";
 import {
@@ -130,6 +131,22 @@ describe("the Provisioner stack (allowlist of two clusters, no permissions bound
       // Issue #9: no operator boundary, so the stack's own (before: none, and roles could be created unbounded).
       expect(flatten(env.PERMISSIONS_BOUNDARY_ARN)).toMatch(/^<TenantRoleBoundary/);
     }
+  });
+
+  it("gives each step Lambda the timeout and memory STEP_SIZING names for its module, and STEP_SIZING no other module", () => {
+    // Prepare: the table the local runner times handlers out by (functions/steps/step-sizing.ts)
+    const lambdas = template.findResources("AWS::Lambda::Function");
+    // Assess
+    for (const entry of ALL_STEP_FUNCTIONS) {
+      const props = (lambdas[functionIdByHandler(template, stepHandler(entry))] as Json).Properties;
+      const sizing = STEP_SIZING[entry.module];
+      expect(sizing, `STEP_SIZING has a row for ${entry.module}`).toBeDefined();
+      expect({ timeout: props.Timeout, memorySize: props.MemorySize }, `${entry.state} (${entry.module})`).toEqual({
+        timeout: sizing?.timeout,
+        memorySize: sizing?.memorySize,
+      });
+    }
+    expect(Object.keys(STEP_SIZING).sort()).toEqual([...new Set(ALL_STEP_FUNCTIONS.map((entry) => entry.module))].sort());
   });
 
   it("bundles every Lambda into an ES module that loads on Node and exports its handler", () => {
