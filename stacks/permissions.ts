@@ -1,6 +1,6 @@
 /**
  * Least privilege, one place: the IAM statements each Lambda needs, derived from the SDK calls its
- * code makes (test/infra/sdk-calls.ts finds them; test/infra/stack.test.ts holds each Lambda to them) and
+ * code makes (test/infra/sdk-calls.ts finds them; test/infra/stack-wiring.test.ts holds each Lambda to them) and
  * scoped to what it touches:
  *  - IAM role writes only under the product's own IAM path, `role/nf-eks-provisioner/<prefix>-*`: a path is set
  *    when a role is created and cannot change, so no role the product did not create is within reach, whatever

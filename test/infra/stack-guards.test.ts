@@ -1,7 +1,8 @@
 /**
  * What keeps the stack right without a synth: which IAM prefixes could reach the stack's own or the account's
  * bootstrap roles, how a bad setting is named, and the guards that keep the state machine definition, the step
- * catalog and the step permissions in step. (The synthesized stack: stack.test.ts.)
+ * catalog and the step permissions in step. (The synthesized stack: stack-wiring.test.ts, stack-iam-scope.test.ts,
+ * stack-config-validation.test.ts.)
  */
 import fs from "node:fs";
 import os from "node:os";

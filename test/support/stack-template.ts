@@ -1,5 +1,5 @@
 /**
- * Synthesizing the SST app as `sst deploy` does, offline (test/infra/stack.test.ts): the deploy-time settings
+ * Synthesizing the SST app as `sst deploy` does, offline (test/infra/stack-*.test.ts): the deploy-time settings
  * the tests use, the synth itself (optionally bundling the Lambdas with SST's esbuild), and readers that turn
  * the CloudFormation template into what the assertions compare (policy statements, role actions, Lambdas by
  * handler, intrinsics rendered readably). No AWS credentials are used: in test mode SST skips its bootstrap lookups.

@@ -2,8 +2,9 @@
  * What GET /executions/{id} shows of each step's result: an allowlist, field by field. A step result carries what
  * its compensator needs, and some of that is nobody else's business (an adopted role's previous policy documents,
  * every tenant's aws-auth mappings), so a field is shown only when it is listed as shown here. Each table is typed
- * over every field of its result type: a field added to a result type without a decision here does not compile,
- * and test/unit/status.test.ts checks every field of a sample of each result against the tables at run time.
+ * over every field of its result type: a field added to a result type without a decision here does not compile, and
+ * test/unit/status-result-fields.test.ts checks the same at run time (each result type's fields, read with the
+ * TypeScript checker, against its table) and every field of a sample of each result against the tables.
  * A step without a table, or a field without a decision, shows nothing.
  */
 import type { CompensationResult } from "./compensation.js";

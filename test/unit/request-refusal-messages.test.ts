@@ -1,32 +1,17 @@
 /**
- * The exact problems (path and message) of the 400 answers users get for bad bodies, and of the deploy configuration
- * operators get at start. These words are the product's: written down before zod 4 (whose built-in messages differ)
+ * The exact problems (path and message) of a refused provisioning request, as the parser reports them and as users
+ * read them in a 400 answer. These words are the product's: written down before zod 4 (whose built-in messages differ)
  * so that a dependency move cannot change what users read. One case per kind of failure the schemas can produce.
+ * The 400 answer of POST /provision: provision-bad-request.test.ts; the deploy configuration's: deploy-config-messages.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { createProvisionHandler } from "../../functions/api/provision.js";
-import { checkDeploymentConfig, loadDeploymentConfig } from "../../functions/lib/domain/deploy-config.js";
 import type { Problem } from "../../functions/lib/domain/errors.js";
-import { LAUNCHER_TRUST_REQUIRED, safeParseRequest } from "../../functions/lib/domain/request.js";
+import { REQUEST as MINIMAL } from "../support/fixtures.js";
+import { LAUNCHER_TRUST, problemsFor } from "../support/request-problems.js";
 
-/** Issue #9: a created launcher says whom it trusts (here the account, explicitly); one that does not is told so. */
-const MINIMAL = {
-  tenant: "genomics",
-  cluster: { name: "research", region: "eu-west-1" },
-  launcher: { mode: "create", trustAccount: true },
-  storage: { type: "pvc" },
-};
 const withHeadJob = (headJob: unknown) => ({ ...MINIMAL, headJob });
-const LAUNCHER_TRUST = { path: "launcher", message: LAUNCHER_TRUST_REQUIRED };
 
 type Refusal = [name: string, body: unknown, problems: Problem[]];
-
-function problemsFor(input: unknown): Problem[] {
-  const result = safeParseRequest(input);
-  expect(result.ok, "the request is refused").toBe(false);
-  return result.ok ? [] : result.problems;
-}
 
 const REQUEST_REFUSALS: Record<string, Refusal[]> = {
   "a body that is no object": [
@@ -418,152 +403,4 @@ describe("the problems of a refused provisioning request, word for word", () => 
       });
     });
   }
-});
-
-describe("the problems in a 400 answer of POST /provision", () => {
-  const handler = createProvisionHandler({
-    config: loadDeploymentConfig({ ALLOWED_CLUSTERS: "research@eu-west-1", ALLOWED_ACCOUNT_IDS: "111122223333" }),
-  });
-
-  async function post(body: unknown, headers: Record<string, string> = {}) {
-    const event = {
-      version: "2.0",
-      routeKey: "POST /provision",
-      rawPath: "/provision",
-      rawQueryString: "",
-      headers: { "content-type": "application/json", ...headers },
-      requestContext: { requestId: "req-1", http: { method: "POST", path: "/provision" } },
-      body: JSON.stringify(body),
-      isBase64Encoded: false,
-    } as unknown as APIGatewayProxyEventV2;
-    const response = (await handler(event)) as APIGatewayProxyStructuredResultV2;
-    return { status: response.statusCode, body: JSON.parse(String(response.body)) as unknown };
-  }
-
-  it("are the parser's problems, unchanged", async () => {
-    // Prepare
-    const body = { tenant: 42, cluster: {}, storage: { type: "s3" }, headJob: { pipeline: "", waitFor: "done" }, extra: true };
-    // Act
-    const response = await post(body);
-    // Assess
-    expect(response.status).toBe(400);
-    expect(response.body).toEqual({ error: "InvalidRequest", problems: problemsFor(body) });
-    expect(response.body).toEqual({
-      error: "InvalidRequest",
-      problems: [
-        { path: "tenant", message: "Expected string, received number" },
-        { path: "cluster.name", message: "Required" },
-        { path: "cluster.region", message: "Required" },
-        LAUNCHER_TRUST,
-        { path: "storage.type", message: "Invalid discriminator value. Expected 'pvc' | 'fusion'" },
-        { path: "headJob.pipeline", message: "String must contain at least 1 character(s)" },
-        { path: "headJob.waitFor", message: "Invalid enum value. Expected 'running' | 'completed', received 'done'" },
-        { path: "", message: "Unrecognized key(s) in object: 'extra'" },
-      ],
-    });
-  });
-
-  it("name a bad Idempotency-Key header as idempotencyKey", async () => {
-    // Act
-    const response = await post(MINIMAL, { "Idempotency-Key": "not a key!" });
-    // Assess
-    expect(response).toEqual({
-      status: 400,
-      body: {
-        error: "InvalidRequest",
-        problems: [{ path: "idempotencyKey", message: "idempotencyKey is 1-64 letters, digits, '_' or '-'" }],
-      },
-    });
-  });
-});
-
-const BASE = { ALLOWED_CLUSTERS: "research@eu-west-1", ALLOWED_ACCOUNT_IDS: "111122223333", IAM_PREFIX: "nfeks" };
-
-const CONFIG_REFUSALS: Array<[name: string, env: Record<string, string>, problems: Problem[]]> = [
-  ["an empty cluster list", { ALLOWED_CLUSTERS: "" }, [{ path: "allowedClusters", message: "Array must contain at least 1 element(s)" }]],
-  [
-    "a JSON list with a null entry",
-    { ALLOWED_CLUSTERS: '[{"name":"research","region":"eu-west-1"},null]' },
-    [{ path: "allowedClusters.1", message: "Expected object, received null" }],
-  ],
-  [
-    "a JSON list of names",
-    { ALLOWED_CLUSTERS: '["research"]' },
-    [{ path: "allowedClusters.0", message: "Expected object, received string" }],
-  ],
-  [
-    "a JSON entry with a number for a name and no region",
-    { ALLOWED_CLUSTERS: '[{"name":1}]' },
-    [
-      { path: "allowedClusters.0.name", message: "Expected string, received number" },
-      { path: "allowedClusters.0.region", message: "Required" },
-    ],
-  ],
-  ["a listed cluster without a region", { ALLOWED_CLUSTERS: "orphan" }, [{ path: "allowedClusters.0.region", message: "Required" }]],
-  [
-    "a JSON region of the wrong type",
-    { ALLOWED_CLUSTERS: '[{"name":"research","region":true}]' },
-    [{ path: "allowedClusters.0.region", message: "Expected string, received boolean" }],
-  ],
-  [
-    "account IDs that are not 12 digits",
-    { ALLOWED_ACCOUNT_IDS: "12,abc" },
-    [
-      { path: "allowedAccountIds.0", message: "account IDs are 12 digits" },
-      { path: "allowedAccountIds.1", message: "account IDs are 12 digits" },
-    ],
-  ],
-  [
-    "an IAM prefix with spaces",
-    { IAM_PREFIX: "bad prefix!" },
-    [{ path: "iamPrefix", message: "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]" }],
-  ],
-  [
-    "a boundary that is no IAM policy",
-    { PERMISSIONS_BOUNDARY_ARN: "arn:aws:s3:::b" },
-    [{ path: "permissionsBoundaryArn", message: 'an IAM policy ARN is needed, this one is for service "s3"' }],
-  ],
-  [
-    "several problems at once",
-    { ALLOWED_CLUSTERS: "lab*@eu-west-1,orphan", ALLOWED_ACCOUNT_IDS: "1", IAM_PREFIX: "xxxxxxxxxxxxxxxxxxxxx" },
-    [
-      {
-        path: "allowedClusters.0.name",
-        message: "an EKS cluster name is 1-100 letters, digits, '-' or '_', starting with a letter or digit",
-      },
-      { path: "allowedClusters.1.region", message: "Required" },
-      { path: "allowedAccountIds.0", message: "account IDs are 12 digits" },
-      { path: "iamPrefix", message: "iamPrefix is 1-20 characters of [A-Za-z0-9+=,.@_-]" },
-    ],
-  ],
-];
-
-describe("the problems of a refused deploy configuration, word for word", () => {
-  it.each(CONFIG_REFUSALS)("%s", (_name, env, problems) => {
-    // Act
-    const checked = checkDeploymentConfig({ ...BASE, ...env });
-    // Assess
-    expect(checked).toEqual({ problems });
-  });
-
-  it("reach the operator joined into one message", () => {
-    // Prepare
-    const env = { ...BASE, ALLOWED_CLUSTERS: "lab*@eu-west-1,orphan", ALLOWED_ACCOUNT_IDS: "1" };
-    // Act
-    const load = () => loadDeploymentConfig(env);
-    // Assess
-    expect(load).toThrow(
-      new Error(
-        "Invalid deployment configuration: allowedClusters.0.name: an EKS cluster name is 1-100 letters, digits, '-' or '_', starting with a letter or digit; " +
-          "allowedClusters.1.region: Required; allowedAccountIds.0: account IDs are 12 digits",
-      ),
-    );
-  });
-
-  it("drops keys it does not know in a JSON cluster entry", () => {
-    // Act
-    const checked = checkDeploymentConfig({ ...BASE, ALLOWED_CLUSTERS: '[{"name":"research","region":"eu-west-1","account":"1"}]' });
-    // Assess
-    expect(checked).toMatchObject({ config: { allowedClusters: [{ name: "research", region: "eu-west-1" }] } });
-  });
 });
