@@ -51,6 +51,8 @@ export const eks = mockClient(eksClient);
 
 /** The mocked EKS client itself, for another step that takes its client the same way (test/security). */
 export const fakeEksClient = eksClient;
+/** The mocked IAM client itself, for another step that takes its client the same way (RemoveUnwantedIdentities). */
+export const fakeIamClient = iamClient;
 
 /** The step's handlers, given the fake clients (the configuration is still read from the environment on each call). */
 export const { apply, compensate } = createIamStep({ iam: iamClient, eks: eksClient });
