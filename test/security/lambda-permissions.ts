@@ -64,6 +64,8 @@ const MARKS = tagsToRecord(ownershipTags(TENANT, markOf(RUN)));
 const CLUSTER_ARN = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research`;
 const OTHER_CLUSTER_ARN = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/finance`;
 const ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess";
+/** A boundary of the account that is not the one the deployment requires (a weaker one, say). */
+const WEAKER_BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/weaker`;
 
 /** GrantClusterAccess / UndoClusterAccess on the same fake EKS client. */
 const { apply: grantClusterAccess, compensate: undoClusterAccess } = createClusterAccessStep({ eks: fakeEksClient });
@@ -134,7 +136,7 @@ function abuses(deployed: DeployedPolicies): Abuse[] {
     { what: "create a role without a boundary", request: create(ours, {}), control: iamControl(create(ours, boundary)) },
     {
       what: "create a role with another boundary",
-      request: create(ours, { "iam:PermissionsBoundary": `arn:aws:iam::${ACCOUNT}:policy/weaker` }),
+      request: create(ours, { "iam:PermissionsBoundary": WEAKER_BOUNDARY }),
       control: iamControl(create(ours, boundary)),
     },
     { what: "create a role with an AWS managed policy as boundary", request: create(ours, { "iam:PermissionsBoundary": ADMIN_POLICY }) },
@@ -146,6 +148,31 @@ function abuses(deployed: DeployedPolicies): Abuse[] {
       what: "put an inline policy on a role outside the path",
       request: onRole("iam:PutRolePolicy", outside),
       control: iamControl(onRole("iam:PutRolePolicy", ours)),
+    },
+    {
+      what: "put an inline policy on a product role with another boundary",
+      request: onRole("iam:PutRolePolicy", ours, { ...resourceTags(MARKS), "iam:PermissionsBoundary": WEAKER_BOUNDARY }),
+      control: iamControl(onRole("iam:PutRolePolicy", ours)),
+    },
+    {
+      what: "switch a product role to another boundary",
+      request: onRole("iam:PutRolePermissionsBoundary", ours, { ...resourceTags(MARKS), "iam:PermissionsBoundary": WEAKER_BOUNDARY }),
+      control: iamControl(onRole("iam:PutRolePermissionsBoundary", ours)),
+    },
+    {
+      what: "put the product's boundary on a role outside the path",
+      request: onRole("iam:PutRolePermissionsBoundary", outside),
+      control: iamControl(onRole("iam:PutRolePermissionsBoundary", ours)),
+    },
+    {
+      what: "delete an inline policy of a role outside the path",
+      request: onRole("iam:DeleteRolePolicy", outside),
+      control: { lambda: IAM_COMPENSATE, request: onRole("iam:DeleteRolePolicy", ours) },
+    },
+    {
+      what: "detach a managed policy from a role outside the path",
+      request: onRole("iam:DetachRolePolicy", outside, { ...owned, "iam:PolicyARN": ADMIN_POLICY }),
+      control: { lambda: IAM_COMPENSATE, request: onRole("iam:DetachRolePolicy", ours, { ...owned, "iam:PolicyARN": ADMIN_POLICY }) },
     },
     {
       what: "put an inline policy on a product role without the boundary",
@@ -407,7 +434,7 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       }
       // Assess
       expect(lambdas.length).toBeGreaterThanOrEqual(12);
-      expect(cases.length).toBeGreaterThanOrEqual(20);
+      expect(cases.length).toBeGreaterThanOrEqual(25);
       expect(allowedAbuses).toEqual([]);
       expect(refusedControls).toEqual([]);
     });
