@@ -7,6 +7,10 @@
  * (test/support/iam-fakes.ts, fake-eks.ts) and turned into requests by authorization.ts. Denied: one request per
  * abuse, each next to a control (the same request with the one thing that makes it abusive put right) that is
  * allowed, so a denial always comes from the rule it names and not from a malformed request.
+ *
+ * The other Lambdas' replays (cluster access adopting an entry, the update's removals, the drift readers, the reports,
+ * the entry points) are in replays.ts, which also holds every Lambda of the stack to a replay of each call its code
+ * can make.
  */
 import "aws-sdk-client-mock-vitest/extend";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -50,6 +54,7 @@ import {
   resourceTags,
   roleArn,
 } from "./authorization.js";
+import { describeReplayCoverage, describeReplays, refusedReplay } from "./replays.js";
 import { ACCOUNT, type DeployedPolicies, deployedPolicies, lambdaOf, type LambdaIdentity, REGION, synthesize } from "./stack-policies.js";
 
 /** The Lambdas by construct id (stacks/Provisioner.ts). */
@@ -272,8 +277,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Assess
       expect(applied.map((r) => r.action)).toEqual(expect.arrayContaining(["iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy"]));
       expect(undone.map((r) => r.action)).toEqual(expect.arrayContaining(["iam:DeleteRolePolicy", "iam:DeleteRole"]));
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), applied)).toEqual([]);
-      expect(await refused(lambdaOf(deployed, IAM_COMPENSATE), undone)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, applied)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_COMPENSATE, undone)).toEqual([]);
     });
 
     it("CreateIamResources adopting another run's roles and association, then UndoIamResources putting them back", async () => {
@@ -313,8 +318,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       expect(undone.map((r) => r.action)).toEqual(
         expect.arrayContaining(["iam:UpdateAssumeRolePolicy", "eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation"]),
       );
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), applied)).toEqual([]);
-      expect(await refused(lambdaOf(deployed, IAM_COMPENSATE), undone)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, applied)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_COMPENSATE, undone)).toEqual([]);
     });
 
     it("CreateIamResources failing after changing an adopted role puts its documents back itself", async () => {
@@ -328,7 +333,7 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Assess: the restore writes (the inline policy and trust put back) are among them
       expect(requests.filter((r) => r.action === "iam:PutRolePolicy")).toHaveLength(2);
       expect(requests.filter((r) => r.action === "iam:UpdateAssumeRolePolicy")).toHaveLength(2);
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), requests)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, requests)).toEqual([]);
     });
 
     it.each([
@@ -342,7 +347,7 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       const requests = await requestsOf(recorded(), accountModel({ "seqera-launcher": { path: "/team/", tags: {} } }));
       // Assess
       expect(requests).toHaveLength(1);
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), requests)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, requests)).toEqual([]);
     });
 
     it("GrantClusterAccess, then UndoClusterAccess: the launcher's access entry (API mode), for its ARN with the product's path", async () => {
@@ -363,8 +368,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Assess
       expect(granted.map((r) => r.action)).toEqual(["eks:DescribeAccessEntry", "eks:CreateAccessEntry", "eks:TagResource"]);
       expect(undone.map((r) => r.action)).toEqual(["eks:DescribeAccessEntry", "eks:DeleteAccessEntry"]);
-      expect(await refused(lambdaOf(deployed, ACCESS_APPLY), granted)).toEqual([]);
-      expect(await refused(lambdaOf(deployed, ACCESS_COMPENSATE), undone)).toEqual([]);
+      expect(await refusedReplay(deployed, ACCESS_APPLY, granted)).toEqual([]);
+      expect(await refusedReplay(deployed, ACCESS_COMPENSATE, undone)).toEqual([]);
     });
 
     it("ResolveCluster, the reports and the entry points: one call each, on this deployment's cluster, bus and state machine", async () => {
@@ -417,6 +422,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
     });
   });
 
+  describeReplays(configuration, () => deployed);
+
   describe(`what would turn the product against the account is denied to every Lambda (${configuration})`, () => {
     it("denies each abuse to every Lambda, while its control is allowed to the step that needs it", async () => {
       // Prepare
@@ -452,4 +459,6 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       expect(decisions).toEqual(["ExplicitlyDenied", "ExplicitlyDenied"]);
     });
   });
+
+  describeReplayCoverage(configuration, () => deployed);
 }
