@@ -12,8 +12,12 @@
  *    over aws-auth, as on EKS. An entry belongs to the role (or user) instance it was made for: when the
  *    caller's unique id (the RoleId in an assumed role's `userId`, `AROA…:session`) is not the one the
  *    entry recorded, the role was deleted and recreated since and the entry is not honoured;
- *  - CONFIG_MAP / API_AND_CONFIG_MAP: kube-system/aws-auth `mapRoles` (rolearn, path-insensitive),
- *    `mapUsers` (userarn) and `mapAccounts`;
+ *  - CONFIG_MAP / API_AND_CONFIG_MAP: kube-system/aws-auth `mapRoles` (rolearn), `mapUsers` (userarn) and
+ *    `mapAccounts`, each ARN compared case-insensitively and exactly with the caller's canonical ARN, as
+ *    aws-iam-authenticator's ConfigMap mapper does (it keys the entries by the lower-cased ARN). An assumed-role
+ *    session's ARN carries no role path, so its canonical ARN has none either: a `rolearn` written with the
+ *    role's path never matches (kubernetes-sigs/aws-iam-authenticator#268; EKS: "The role ARN can't include a
+ *    path"), only the path-less one does;
  *  - CONFIG_MAP: the cluster creator (default: the sandbox-admin user) is implicitly
  *    `kubernetes-admin` in system:masters, as EKS does outside the access-entry modes (in the API modes
  *    the creator's admin access entry, which the AWS emulator seeds, does the same);
@@ -219,6 +223,11 @@ function yamlList(text: string | undefined): Array<Record<string, unknown>> {
   }
 }
 
+/** aws-iam-authenticator keys aws-auth's entries by the lower-cased ARN and looks the lower-cased canonical ARN up. */
+function sameArn(written: string, canonicalArn: string): boolean {
+  return written.trim().toLowerCase() === canonicalArn.toLowerCase();
+}
+
 /** The mapping aws-auth holds for a principal: `{ username, groups }` or undefined. */
 function awsAuthMapping(
   data: Record<string, string> | undefined,
@@ -227,14 +236,14 @@ function awsAuthMapping(
   if (!data) return undefined;
   if (principal.kind === "role") {
     for (const entry of yamlList(data.mapRoles)) {
-      if (typeof entry.rolearn !== "string") continue;
-      if (canonicalPrincipal(entry.rolearn.trim()).arn !== principal.arn) continue;
+      // Taken as written: a path in it is not dropped (the caller's canonical ARN has none, so it cannot match).
+      if (typeof entry.rolearn !== "string" || !sameArn(entry.rolearn, principal.arn)) continue;
       return { username: typeof entry.username === "string" ? entry.username : principal.arn, groups: stringList(entry.groups) };
     }
   }
   if (principal.kind === "user") {
     for (const entry of yamlList(data.mapUsers)) {
-      if (typeof entry.userarn !== "string" || entry.userarn.trim() !== principal.arn) continue;
+      if (typeof entry.userarn !== "string" || !sameArn(entry.userarn, principal.arn)) continue;
       return { username: typeof entry.username === "string" ? entry.username : principal.arn, groups: stringList(entry.groups) };
     }
   }

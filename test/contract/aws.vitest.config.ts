@@ -2,7 +2,8 @@
  * The contract tests against a real AWS account and EKS cluster (never run in CI or by `npm test`):
  *   TARGET=aws CONTRACT_CLUSTER=research CONTRACT_REGION=eu-west-1 npx vitest run --config test/contract/aws.vitest.config.ts
  * Credentials come from the default chain (AWS_PROFILE, SSO, ...); no fake keys are set here. The per-step IAM contract
- * also reads CONTRACT_STEP_ROLE_ARNS, CONTRACT_PERMISSIONS_BOUNDARY_ARN and CONTRACT_IAM_PREFIX (README, Contract tests).
+ * also reads CONTRACT_STEP_ROLE_ARNS, CONTRACT_PERMISSIONS_BOUNDARY_ARN, CONTRACT_EVENT_BUS_NAME and CONTRACT_IAM_PREFIX
+ * (README, Contract tests).
  * Each test sets its own timeout from the real durations it waits for (target.ts testTimeout).
  */
 import { defineConfig } from "vitest/config";

@@ -12,7 +12,14 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll } from "vitest";
 import { ApiException, AuthenticationV1Api, CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { CreateRoleCommand, IAMClient, SimulatePrincipalPolicyCommand, type CreateRoleCommandInput } from "@aws-sdk/client-iam";
+import {
+  type ContextEntry,
+  CreateRoleCommand,
+  IAMClient,
+  SimulatePrincipalPolicyCommand,
+  type CreateRoleCommandInput,
+} from "@aws-sdk/client-iam";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { DescribeClusterCommand, EKSClient } from "@aws-sdk/client-eks";
 import { GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
@@ -42,6 +49,22 @@ export function testTimeout(realSeconds: number): number {
 /** What `createRoleAs` saw: the step's role may make the call, or IAM refuses it. */
 export type StepDecision = "allowed" | "denied";
 
+/** The clients a step's role calls with (the sandbox: signed as the role's Lambda session, against the emulators). */
+export interface StepClients {
+  iam: IAMClient;
+  eks: EKSClient;
+  events: EventBridgeClient;
+}
+
+/**
+ * One AWS call a contract asks a step's role about: what IAM authorizes for it (the simulator's question on AWS:
+ * each action on its resource with the context keys the call carries) and the call itself (made in the sandbox).
+ */
+export interface StepCall {
+  authorizes: Array<{ action: string; resource: string; context?: ContextEntry[] }>;
+  make(clients: StepClients): Promise<unknown>;
+}
+
 export interface ContractTarget {
   name: TargetName;
   /** the cluster under test, with its API endpoint, CA and authentication mode */
@@ -66,7 +89,18 @@ export interface ContractTarget {
   productIam?: {
     iamPrefix: string;
     permissionsBoundaryArn: string;
+    /** the product's event bus (Report puts its events there) */
+    eventBusName: string;
     createRoleAs(step: string, input: CreateRoleCommandInput): Promise<StepDecision>;
+    /** whether the step's role may make `call` (sandbox: made as the role; aws: the simulator on the deployed role) */
+    callAs(step: string, call: StepCall): Promise<StepDecision>;
+    /** why the target cannot answer for `step`'s role (aws: CONTRACT_STEP_ROLE_ARNS does not name it), else undefined */
+    stepRoleMissing(step: string): string | undefined;
+    /**
+     * Runs `fn` with `action` taken from the step's role, then gives it back (sandbox only: a deployed role is not
+     * changed by a contract).
+     */
+    withoutAction?<T>(step: string, action: string, fn: () => Promise<T>): Promise<T>;
   };
   /** why productIam is undefined */
   productIamMissing?: string;
@@ -138,6 +172,34 @@ export const STEP_ROLE_ARNS_ENV = "CONTRACT_STEP_ROLE_ARNS";
 export const BOUNDARY_ARN_ENV = "CONTRACT_PERMISSIONS_BOUNDARY_ARN";
 /** CONTRACT_IAM_PREFIX (aws): the stack's IAM_PREFIX (default nfeks). */
 export const IAM_PREFIX_ENV = "CONTRACT_IAM_PREFIX";
+/** CONTRACT_EVENT_BUS_NAME (aws): the stack's EventBusName output. */
+export const EVENT_BUS_NAME_ENV = "CONTRACT_EVENT_BUS_NAME";
+
+/** IAM's policy simulator on a deployed step role: every action of the call must be allowed. */
+function simulatedCall(iam: IAMClient, roleArns: Record<string, string>) {
+  return async (step: string, call: StepCall): Promise<StepDecision> => {
+    const source = roleArns[step];
+    if (!source) throw new Error(`${STEP_ROLE_ARNS_ENV} names no role for ${step}`);
+    for (const { action, resource, context } of call.authorizes) {
+      const { EvaluationResults } = await iam.send(
+        new SimulatePrincipalPolicyCommand({
+          PolicySourceArn: source,
+          ActionNames: [action],
+          ResourceArns: [resource],
+          ...(context?.length ? { ContextEntries: context } : {}),
+        }),
+      );
+      if (EvaluationResults?.[0]?.EvalDecision !== "allowed") return "denied";
+    }
+    return "allowed";
+  };
+}
+
+/** A call refused by IAM, as the SDK throws it (AccessDenied in the query protocols, AccessDeniedException in JSON). */
+function isAccessDenied(error: unknown): boolean {
+  const { name, Code } = error as { name?: string; Code?: string };
+  return ["AccessDenied", "AccessDeniedException"].includes(name ?? "") || Code === "AccessDenied";
+}
 
 /** The simulator's view of CreateRole: the context keys IAM supplies for the request's boundary and tags. */
 function simulatedCreateRole(iam: IAMClient, roleArns: Record<string, string>, accountId: string) {
@@ -186,12 +248,17 @@ async function openAws(): Promise<ContractTarget> {
   };
   const roleArnsText = process.env[STEP_ROLE_ARNS_ENV];
   const boundary = process.env[BOUNDARY_ARN_ENV];
+  const roleArns = roleArnsText ? (JSON.parse(roleArnsText) as Record<string, string>) : {};
   const productIam =
     roleArnsText && boundary
       ? {
           iamPrefix: process.env[IAM_PREFIX_ENV] || "nfeks",
           permissionsBoundaryArn: boundary,
-          createRoleAs: simulatedCreateRole(aws.iam, JSON.parse(roleArnsText) as Record<string, string>, Account!),
+          eventBusName: process.env[EVENT_BUS_NAME_ENV] || "",
+          createRoleAs: simulatedCreateRole(aws.iam, roleArns, Account!),
+          callAs: simulatedCall(aws.iam, roleArns),
+          stepRoleMissing: (step: string) =>
+            roleArns[step] ? undefined : `${STEP_ROLE_ARNS_ENV} names no role for ${step} (the deployed stack's role of that step)`,
         }
       : undefined;
   return {
@@ -238,6 +305,22 @@ async function openSandbox(): Promise<ContractTarget> {
       iam.destroy();
     }
   }
+  /** The call made with clients signed as the step's role; an AccessDenied answer is the role's refusal. */
+  async function callAs(step: string, call: StepCall): Promise<StepDecision> {
+    const signer = sandbox.signers.get(step);
+    if (!signer) throw new Error(`the sandbox has no role for ${step}`);
+    const signed = { region, endpoint: sandbox.awsUrl, credentials: signer.credentials };
+    const clients = { iam: new IAMClient(signed), eks: new EKSClient(signed), events: new EventBridgeClient(signed) };
+    try {
+      await call.make(clients);
+      return "allowed";
+    } catch (error) {
+      if (isAccessDenied(error)) return "denied";
+      throw error;
+    } finally {
+      for (const client of Object.values(clients)) client.destroy();
+    }
+  }
   return {
     name: "sandbox",
     cluster,
@@ -245,7 +328,25 @@ async function openSandbox(): Promise<ContractTarget> {
     prefix: runPrefix(),
     aws,
     ...kubeAccess(cluster, async () => credentials),
-    productIam: { iamPrefix: sandbox.env.IAM_PREFIX!, permissionsBoundaryArn: sandbox.env.PERMISSIONS_BOUNDARY_ARN!, createRoleAs },
+    productIam: {
+      iamPrefix: sandbox.env.IAM_PREFIX!,
+      permissionsBoundaryArn: sandbox.env.PERMISSIONS_BOUNDARY_ARN!,
+      eventBusName: sandbox.env.EVENT_BUS_NAME!,
+      createRoleAs,
+      callAs,
+      stepRoleMissing: (step: string) => (sandbox.signers.has(step) ? undefined : `the sandbox has no role for ${step}`),
+      async withoutAction<T>(step: string, action: string, fn: () => Promise<T>): Promise<T> {
+        const { defineProductRole, withoutAction } = await import("../../local/aws/product-roles.js");
+        const role = sandbox.productRoles.find((r) => r.key === step);
+        if (!role) throw new Error(`the sandbox has no role for ${step}`);
+        defineProductRole(sandbox.aws, role, withoutAction(role.statements, action));
+        try {
+          return await fn();
+        } finally {
+          defineProductRole(sandbox.aws, role);
+        }
+      },
+    },
     close: async () => {
       for (const client of Object.values(aws)) client.destroy();
       await sandbox.close();

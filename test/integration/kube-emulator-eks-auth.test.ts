@@ -129,7 +129,7 @@ describe("eksAuthenticator", () => {
       kind: "ConfigMap",
       metadata: { name: "aws-auth", namespace: "kube-system" },
       data: {
-        mapRoles: `- rolearn: arn:aws:iam::${ACCOUNT}:role/teams/nfeks-genomics-launcher\n  username: "tower-launcher-user:{{SessionName}}"\n  groups:\n    - tower-launcher-role\n`,
+        mapRoles: `- rolearn: ${LAUNCHER_ROLE}\n  username: "tower-launcher-user:{{SessionName}}"\n  groups:\n    - tower-launcher-role\n`,
         mapUsers: `- userarn: arn:aws:iam::${ACCOUNT}:user/alice\n  username: alice\n  groups: [readers]\n`,
       },
     });
@@ -151,6 +151,32 @@ describe("eksAuthenticator", () => {
     expect(creator).toMatchObject({ username: "kubernetes-admin", groups: ["system:masters"] });
     expect(bob).toBeUndefined();
   });
+
+  it.each(["CONFIG_MAP", "API_AND_CONFIG_MAP"] as const)(
+    "%s: an aws-auth rolearn with the role's path does not authenticate its sessions, the path-less one does (as aws-iam-authenticator)",
+    async (mode) => {
+      // Prepare: the launcher role lives under a path; its sessions' ARNs name the role without it
+      const withPath = `arn:aws:iam::${ACCOUNT}:role/nf-eks-provisioner/nfeks-genomics-launcher`;
+      const mapping = (rolearn: string) => ({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: { name: "aws-auth", namespace: "kube-system" },
+        data: { mapRoles: `- rolearn: ${rolearn}\n  username: tower-launcher-user\n  groups: [tower-launcher-role]\n` },
+      });
+      const authenticate = eksAuthenticator(stubAws(mode, { LAUNCHER: LAUNCHER_SESSION }), CLUSTER);
+      // Act
+      kube.seed(mapping(withPath));
+      const byPathfulEntry = await authenticate(stubToken("LAUNCHER"), { store: kube.store });
+      kube.seed(mapping(`arn:aws:iam::${ACCOUNT}:role/NFEKS-Genomics-Launcher`));
+      const byOtherCase = await authenticate(stubToken("LAUNCHER"), { store: kube.store });
+      kube.seed(mapping(LAUNCHER_ROLE));
+      const byPathlessEntry = await authenticate(stubToken("LAUNCHER"), { store: kube.store });
+      // Assess
+      expect(byPathfulEntry).toBeUndefined();
+      expect(byOtherCase).toMatchObject({ username: "tower-launcher-user", groups: ["tower-launcher-role"] });
+      expect(byPathlessEntry).toMatchObject({ username: "tower-launcher-user", groups: ["tower-launcher-role"] });
+    },
+  );
 
   it("prefers the access entry over aws-auth in API_AND_CONFIG_MAP, and ignores aws-auth in API mode", async () => {
     // Prepare

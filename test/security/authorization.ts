@@ -7,7 +7,9 @@
  * its path) and the context keys the way IAM and EKS do: `aws:RequestTag/*` and `aws:TagKeys` from the tags sent,
  * `aws:ResourceTag/*` and `iam:PermissionsBoundary` from the resource as the earlier calls left it, tag-on-create
  * (`iam:TagRole`, `eks:TagResource`) beside a create that carries tags, `iam:PassRole` with `iam:PassedToService`
- * beside a Pod Identity association that names a role.
+ * beside a Pod Identity association that names a role. The registry's DynamoDB calls are authorized on the table (or
+ * the index a Query names), Step Functions' on the state machine or execution they name, PutEvents on each entry's
+ * bus, AssumeRole on the role.
  */
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { POD_IDENTITY_SERVICE_PRINCIPAL } from "../../functions/lib/domain/policies.js";
@@ -217,7 +219,8 @@ function eksRequests(model: AccountModel, command: string, input: Input, output:
       ];
     }
     case "DescribeAccessEntry":
-      return [{ action: "eks:DescribeAccessEntry", resource: accessEntryArn(input.clusterName, input.principalArn), context: {} }];
+    case "ListAssociatedAccessPolicies":
+      return [{ action: `eks:${command}`, resource: accessEntryArn(input.clusterName, input.principalArn), context: {} }];
     case "UpdateAccessEntry":
     case "DeleteAccessEntry":
       return [
@@ -229,6 +232,57 @@ function eksRequests(model: AccountModel, command: string, input: Input, output:
       ];
     default:
       throw new Error(`test/security does not know what EKS authorizes for ${command}: add it to authorization.ts`);
+  }
+}
+
+/** DynamoDB authorizes an item or query call on the table, or on the index a Query names. */
+function dynamodbRequests(command: string, input: Input): AuthorizationRequest[] {
+  const table = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${input.TableName}`;
+  switch (command) {
+    case "GetItem":
+    case "PutItem":
+    case "UpdateItem":
+    case "DeleteItem":
+      return [{ action: `dynamodb:${command}`, resource: table, context: {} }];
+    case "Query":
+      return [{ action: "dynamodb:Query", resource: input.IndexName ? `${table}/index/${input.IndexName}` : table, context: {} }];
+    default:
+      throw new Error(`test/security does not know what DynamoDB authorizes for ${command}: add it to authorization.ts`);
+  }
+}
+
+/** Step Functions: state machine actions on the state machine, execution actions on the execution. */
+function statesRequests(command: string, input: Input): AuthorizationRequest[] {
+  switch (command) {
+    case "StartExecution":
+    case "ListExecutions":
+      return [{ action: `states:${command}`, resource: input.stateMachineArn, context: {} }];
+    case "DescribeExecution":
+    case "GetExecutionHistory":
+    case "StopExecution":
+      return [{ action: `states:${command}`, resource: input.executionArn, context: {} }];
+    default:
+      throw new Error(`test/security does not know what Step Functions authorizes for ${command}: add it to authorization.ts`);
+  }
+}
+
+/** The ARN of the bus an event goes to: its EventBusName (a name or an ARN), else the account's default bus. */
+export function eventBusArn(nameOrArn: string | undefined): string {
+  if (nameOrArn?.startsWith("arn:")) return nameOrArn;
+  return `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${nameOrArn ?? "default"}`;
+}
+
+/** EventBridge authorizes PutEvents on each entry's bus; STS AssumeRole on the role. */
+function eventsAndStsRequests(command: string, input: Input): AuthorizationRequest[] {
+  switch (command) {
+    case "PutEvents": {
+      const buses = new Set<string>((input.Entries ?? []).map((entry: Input) => eventBusArn(entry.EventBusName)));
+      return [...buses].map((resource) => ({ action: "events:PutEvents", resource, context: {} }));
+    }
+    case "AssumeRole":
+      return [{ action: "sts:AssumeRole", resource: input.RoleArn, context: {} }];
+    default:
+      throw new Error(`test/security does not know what EventBridge or STS authorizes for ${command}: add it to authorization.ts`);
   }
 }
 
@@ -249,15 +303,30 @@ export async function requestsOf(calls: RecordedCall[], model: AccountModel): Pr
     const [command] = call.args;
     const name = command.constructor.name.replace(/Command$/, "");
     const output = (await Promise.resolve(call.returnValue).catch(() => undefined)) as Input | undefined;
-    const isIam = command.constructor.name in IAM_COMMANDS;
-    requests.push(...(isIam ? iamRequests(model, name, command.input) : eksRequests(model, name, command.input, output)));
+    requests.push(...requestsOfCommand(model, name, command.input, output));
   }
   return requests;
 }
 
-/** The IAM commands the product sends (anything else recorded is an EKS command). */
-const IAM_COMMANDS: Record<string, true> = Object.fromEntries(
-  [
+function requestsOfCommand(model: AccountModel, name: string, input: Input, output: Input | undefined): AuthorizationRequest[] {
+  switch (SERVICE_OF_COMMAND[name]) {
+    case "iam":
+      return iamRequests(model, name, input);
+    case "dynamodb":
+      return dynamodbRequests(name, input);
+    case "states":
+      return statesRequests(name, input);
+    case "events":
+    case "sts":
+      return eventsAndStsRequests(name, input);
+    default:
+      return eksRequests(model, name, input, output);
+  }
+}
+
+/** The service of each command the product sends to a service other than EKS (anything else recorded is an EKS command). */
+const SERVICE_OF_COMMAND: Record<string, string> = Object.fromEntries([
+  ...[
     "GetRole",
     "GetRolePolicy",
     "ListRolePolicies",
@@ -271,5 +340,9 @@ const IAM_COMMANDS: Record<string, true> = Object.fromEntries(
     "DetachRolePolicy",
     "UpdateAssumeRolePolicy",
     "DeleteRole",
-  ].map((name) => [`${name}Command`, true]),
-);
+  ].map((name) => [name, "iam"]),
+  ...["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"].map((name) => [name, "dynamodb"]),
+  ...["StartExecution", "ListExecutions", "DescribeExecution", "GetExecutionHistory", "StopExecution"].map((name) => [name, "states"]),
+  ["PutEvents", "events"],
+  ["AssumeRole", "sts"],
+]);

@@ -7,6 +7,10 @@
  * (test/support/iam-fakes.ts, fake-eks.ts) and turned into requests by authorization.ts. Denied: one request per
  * abuse, each next to a control (the same request with the one thing that makes it abusive put right) that is
  * allowed, so a denial always comes from the rule it names and not from a malformed request.
+ *
+ * The other Lambdas' replays (cluster access adopting an entry, the update's removals, the drift readers, the reports,
+ * the entry points) are in replays.ts, which also holds every Lambda of the stack to a replay of each call its code
+ * can make.
  */
 import "aws-sdk-client-mock-vitest/extend";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -50,6 +54,7 @@ import {
   resourceTags,
   roleArn,
 } from "./authorization.js";
+import { describeReplayCoverage, describeReplays, refusedReplay } from "./replays.js";
 import { ACCOUNT, type DeployedPolicies, deployedPolicies, lambdaOf, type LambdaIdentity, REGION, synthesize } from "./stack-policies.js";
 
 /** The Lambdas by construct id (stacks/Provisioner.ts). */
@@ -64,6 +69,8 @@ const MARKS = tagsToRecord(ownershipTags(TENANT, markOf(RUN)));
 const CLUSTER_ARN = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/research`;
 const OTHER_CLUSTER_ARN = `arn:aws:eks:${REGION}:${ACCOUNT}:cluster/finance`;
 const ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess";
+/** A boundary of the account that is not the one the deployment requires (a weaker one, say). */
+const WEAKER_BOUNDARY = `arn:aws:iam::${ACCOUNT}:policy/weaker`;
 
 /** GrantClusterAccess / UndoClusterAccess on the same fake EKS client. */
 const { apply: grantClusterAccess, compensate: undoClusterAccess } = createClusterAccessStep({ eks: fakeEksClient });
@@ -134,7 +141,7 @@ function abuses(deployed: DeployedPolicies): Abuse[] {
     { what: "create a role without a boundary", request: create(ours, {}), control: iamControl(create(ours, boundary)) },
     {
       what: "create a role with another boundary",
-      request: create(ours, { "iam:PermissionsBoundary": `arn:aws:iam::${ACCOUNT}:policy/weaker` }),
+      request: create(ours, { "iam:PermissionsBoundary": WEAKER_BOUNDARY }),
       control: iamControl(create(ours, boundary)),
     },
     { what: "create a role with an AWS managed policy as boundary", request: create(ours, { "iam:PermissionsBoundary": ADMIN_POLICY }) },
@@ -146,6 +153,31 @@ function abuses(deployed: DeployedPolicies): Abuse[] {
       what: "put an inline policy on a role outside the path",
       request: onRole("iam:PutRolePolicy", outside),
       control: iamControl(onRole("iam:PutRolePolicy", ours)),
+    },
+    {
+      what: "put an inline policy on a product role with another boundary",
+      request: onRole("iam:PutRolePolicy", ours, { ...resourceTags(MARKS), "iam:PermissionsBoundary": WEAKER_BOUNDARY }),
+      control: iamControl(onRole("iam:PutRolePolicy", ours)),
+    },
+    {
+      what: "switch a product role to another boundary",
+      request: onRole("iam:PutRolePermissionsBoundary", ours, { ...resourceTags(MARKS), "iam:PermissionsBoundary": WEAKER_BOUNDARY }),
+      control: iamControl(onRole("iam:PutRolePermissionsBoundary", ours)),
+    },
+    {
+      what: "put the product's boundary on a role outside the path",
+      request: onRole("iam:PutRolePermissionsBoundary", outside),
+      control: iamControl(onRole("iam:PutRolePermissionsBoundary", ours)),
+    },
+    {
+      what: "delete an inline policy of a role outside the path",
+      request: onRole("iam:DeleteRolePolicy", outside),
+      control: { lambda: IAM_COMPENSATE, request: onRole("iam:DeleteRolePolicy", ours) },
+    },
+    {
+      what: "detach a managed policy from a role outside the path",
+      request: onRole("iam:DetachRolePolicy", outside, { ...owned, "iam:PolicyARN": ADMIN_POLICY }),
+      control: { lambda: IAM_COMPENSATE, request: onRole("iam:DetachRolePolicy", ours, { ...owned, "iam:PolicyARN": ADMIN_POLICY }) },
     },
     {
       what: "put an inline policy on a product role without the boundary",
@@ -245,8 +277,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Assess
       expect(applied.map((r) => r.action)).toEqual(expect.arrayContaining(["iam:CreateRole", "iam:TagRole", "iam:PutRolePolicy"]));
       expect(undone.map((r) => r.action)).toEqual(expect.arrayContaining(["iam:DeleteRolePolicy", "iam:DeleteRole"]));
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), applied)).toEqual([]);
-      expect(await refused(lambdaOf(deployed, IAM_COMPENSATE), undone)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, applied)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_COMPENSATE, undone)).toEqual([]);
     });
 
     it("CreateIamResources adopting another run's roles and association, then UndoIamResources putting them back", async () => {
@@ -286,8 +318,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       expect(undone.map((r) => r.action)).toEqual(
         expect.arrayContaining(["iam:UpdateAssumeRolePolicy", "eks:UpdatePodIdentityAssociation", "eks:DeletePodIdentityAssociation"]),
       );
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), applied)).toEqual([]);
-      expect(await refused(lambdaOf(deployed, IAM_COMPENSATE), undone)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, applied)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_COMPENSATE, undone)).toEqual([]);
     });
 
     it("CreateIamResources failing after changing an adopted role puts its documents back itself", async () => {
@@ -301,7 +333,7 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Assess: the restore writes (the inline policy and trust put back) are among them
       expect(requests.filter((r) => r.action === "iam:PutRolePolicy")).toHaveLength(2);
       expect(requests.filter((r) => r.action === "iam:UpdateAssumeRolePolicy")).toHaveLength(2);
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), requests)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, requests)).toEqual([]);
     });
 
     it.each([
@@ -315,7 +347,7 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       const requests = await requestsOf(recorded(), accountModel({ "seqera-launcher": { path: "/team/", tags: {} } }));
       // Assess
       expect(requests).toHaveLength(1);
-      expect(await refused(lambdaOf(deployed, IAM_APPLY), requests)).toEqual([]);
+      expect(await refusedReplay(deployed, IAM_APPLY, requests)).toEqual([]);
     });
 
     it("GrantClusterAccess, then UndoClusterAccess: the launcher's access entry (API mode), for its ARN with the product's path", async () => {
@@ -336,8 +368,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       // Assess
       expect(granted.map((r) => r.action)).toEqual(["eks:DescribeAccessEntry", "eks:CreateAccessEntry", "eks:TagResource"]);
       expect(undone.map((r) => r.action)).toEqual(["eks:DescribeAccessEntry", "eks:DeleteAccessEntry"]);
-      expect(await refused(lambdaOf(deployed, ACCESS_APPLY), granted)).toEqual([]);
-      expect(await refused(lambdaOf(deployed, ACCESS_COMPENSATE), undone)).toEqual([]);
+      expect(await refusedReplay(deployed, ACCESS_APPLY, granted)).toEqual([]);
+      expect(await refusedReplay(deployed, ACCESS_COMPENSATE, undone)).toEqual([]);
     });
 
     it("ResolveCluster, the reports and the entry points: one call each, on this deployment's cluster, bus and state machine", async () => {
@@ -390,6 +422,8 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
     });
   });
 
+  describeReplays(configuration, () => deployed);
+
   describe(`what would turn the product against the account is denied to every Lambda (${configuration})`, () => {
     it("denies each abuse to every Lambda, while its control is allowed to the step that needs it", async () => {
       // Prepare
@@ -407,7 +441,7 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       }
       // Assess
       expect(lambdas.length).toBeGreaterThanOrEqual(12);
-      expect(cases.length).toBeGreaterThanOrEqual(20);
+      expect(cases.length).toBeGreaterThanOrEqual(25);
       expect(allowedAbuses).toEqual([]);
       expect(refusedControls).toEqual([]);
     });
@@ -425,4 +459,6 @@ export function describeLambdaPermissions(configuration: string, env: Record<str
       expect(decisions).toEqual(["ExplicitlyDenied", "ExplicitlyDenied"]);
     });
   });
+
+  describeReplayCoverage(configuration, () => deployed);
 }

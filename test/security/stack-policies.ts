@@ -50,6 +50,12 @@ export interface DeployedPolicies {
   /** the compensation of runs that ended without their Catch */
   compensationStateMachineArn: string;
   eventBusArn: string;
+  /** the deprovision (teardown) state machine */
+  deprovisionStateMachineArn: string;
+  /** the environment registry's table */
+  registryTableArn: string;
+  /** the shared role of the Kubernetes-facing steps (the drift readers assume it) */
+  kubeStepsRoleArn: string;
 }
 
 export class UnresolvedIntrinsic extends Error {
@@ -161,7 +167,10 @@ export function deployedPolicies(template: Template): DeployedPolicies {
   const machines = Object.keys(resources).filter((id) => resources[id].Type === "AWS::StepFunctions::StateMachine");
   const stateMachineId = machines.find((id) => id.startsWith("ProvisionStateMachine"))!;
   const compensationId = machines.find((id) => id.startsWith("CompensateStoppedStateMachine"))!;
+  const deprovisionId = machines.find((id) => id.startsWith("DeprovisionStateMachine"))!;
   const [busId] = Object.keys(resources).filter((id) => resources[id].Type === "AWS::Events::EventBus");
+  const [tableId] = Object.keys(resources).filter((id) => resources[id].Type === "AWS::DynamoDB::Table");
+  const kubeStepsRoleId = Object.keys(resources).find((id) => resources[id].Type === "AWS::IAM::Role" && id.startsWith("KubeStepsRole"))!;
   return {
     lambdas,
     boundaryArn: resolveIntrinsics(outputs.TenantRoleBoundaryArn.Value, resources),
@@ -169,6 +178,9 @@ export function deployedPolicies(template: Template): DeployedPolicies {
     stateMachineArn: arnOf(resources, stateMachineId),
     compensationStateMachineArn: arnOf(resources, compensationId),
     eventBusArn: arnOf(resources, busId),
+    deprovisionStateMachineArn: arnOf(resources, deprovisionId),
+    registryTableArn: arnOf(resources, tableId),
+    kubeStepsRoleArn: arnOf(resources, kubeStepsRoleId),
   };
 }
 

@@ -49,9 +49,8 @@ const eksClient = new EKSClient({ region: "eu-west-1" });
 export const iam = mockClient(iamClient);
 export const eks = mockClient(eksClient);
 
-/** The mocked EKS client itself, for another step that takes its client the same way (test/security). */
+/** The mocked clients themselves, for another step that takes its clients the same way (test/security). */
 export const fakeEksClient = eksClient;
-/** The mocked IAM client itself, for another step that takes its client the same way (RemoveUnwantedIdentities). */
 export const fakeIamClient = iamClient;
 
 /** The step's handlers, given the fake clients (the configuration is still read from the environment on each call). */

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
@@ -9,6 +10,8 @@ import {
   TRANSIENT_ERROR_NAMES,
 } from "../../functions/lib/domain/errors.js";
 import {
+  type AslMachine,
+  allStates,
   ASL_TEXT,
   catalogEntryOf,
   catchAllOf,
@@ -114,20 +117,6 @@ describe("provision.asl.json: structure", () => {
     // Assess
     expect(retrying.sort()).toEqual([...CREATE_IN_NAMESPACE].sort());
   });
-
-  /** The reports put an event on the bus: a timed-out attempt may have put it already, and a retry would put it twice. */
-  const NOT_IDEMPOTENT = new Set(["Report", "ReportFailure"]);
-
-  it.each(tasks.map((t) => [t.name, t] as const))(
-    "%s retries a Lambda timeout (Sandbox.Timedout) only when its step is idempotent",
-    (name, task) => {
-      // Act
-      const timeout = (task.state.Retry ?? []).find((r) => r.ErrorEquals.includes(LAMBDA_TIMEOUT_ERROR));
-      // Assess
-      if (NOT_IDEMPOTENT.has(name)) expect(timeout).toBeUndefined();
-      else expect(timeout).toMatchObject({ ErrorEquals: [LAMBDA_TIMEOUT_ERROR], MaxAttempts: 2, JitterStrategy: "FULL" });
-    },
-  );
 
   it("never retries a permanent error (ClusterEndpointUnreachable included): it goes straight to compensation", () => {
     // Act
@@ -358,5 +347,46 @@ describe("provision.asl.json: structure", () => {
     const actual = Object.fromEntries(Object.keys(expected).map((name) => [name, state(name).ResultPath]));
     // Assess
     expect(actual).toEqual(expected);
+  });
+});
+
+/* The same rule in the teardown (deprovision.asl.json) and the stopped-run compensation (compensate-stopped.asl.json). */
+
+describe("every state machine: Lambda timeouts", () => {
+  /**
+   * The Lambdas that put an event on the bus (Report, ReportFailure, the teardown's RecordRemoval): a timed-out attempt
+   * may have put it already, and a retry would put it twice. Keyed by the Lambda a Task invokes, not the Task's name:
+   * the teardown runs the compensators under names of its own (RemoveStorage runs UndoStorage).
+   */
+  const NOT_IDEMPOTENT = new Set(["Report", "ReportFailure", "RecordRemoval"]);
+
+  /** Every Task of every state machine in statemachines/ (Parallel branches included) and the step Lambda it invokes. */
+  const everyTask = readdirSync(new URL("../../statemachines/", import.meta.url))
+    .filter((file) => file.endsWith(".asl.json"))
+    .sort()
+    .flatMap((file) => {
+      const machine = JSON.parse(readFileSync(new URL(`../../statemachines/${file}`, import.meta.url), "utf8")) as AslMachine;
+      return [...allStates(machine).values()]
+        .filter(({ state: s }) => s.Type === "Task")
+        .map(({ name, state: s }) => {
+          const step = /^\$\{([A-Za-z0-9]+)FunctionArn\}$/.exec(s.Resource ?? "")?.[1];
+          return [`${file}: ${name}`, step, s] as const;
+        });
+    });
+
+  it("reads the Tasks of every state machine, the teardown's and the stopped-run compensation's with provision's", () => {
+    // Act
+    const files = new Set(everyTask.map(([where]) => where.split(":")[0]));
+    // Assess
+    expect([...files]).toEqual(["compensate-stopped.asl.json", "deprovision.asl.json", "provision.asl.json"]);
+    expect(everyTask.filter(([, step]) => step === undefined).map(([where]) => where)).toEqual([]);
+  });
+
+  it.each(everyTask)("%s retries a Lambda timeout (Sandbox.Timedout) only when its step is idempotent", (_where, step, task) => {
+    // Act
+    const timeout = (task.Retry ?? []).find((r) => r.ErrorEquals.includes(LAMBDA_TIMEOUT_ERROR));
+    // Assess
+    if (NOT_IDEMPOTENT.has(step!)) expect(timeout).toBeUndefined();
+    else expect(timeout).toMatchObject({ ErrorEquals: [LAMBDA_TIMEOUT_ERROR], MaxAttempts: 2, JitterStrategy: "FULL" });
   });
 });
