@@ -76,22 +76,36 @@ describe("Wait states scaled", () => {
     ["a negative number", -1],
     ["a string", "10"],
   ])("SecondsPath that is %s fails the execution with States.Runtime, which no Catch takes", async (_label, value) => {
-    // Prepare
+    // Prepare: a Catch on States.ALL around the Wait, which a catchable error would end in Caught (SUCCEEDED)
     const definition = {
-      StartAt: "Launch",
+      StartAt: "Guarded",
       States: {
-        Launch: { Type: "Task", Resource: "${LaunchFunctionArn}", ResultPath: "$.job", Next: "WaitForJob" },
-        WaitForJob: { Type: "Wait", SecondsPath: "$.job.nextCheckSeconds", Next: "Done" },
+        Guarded: {
+          Type: "Parallel",
+          Branches: [
+            {
+              StartAt: "Launch",
+              States: {
+                Launch: { Type: "Task", Resource: "${LaunchFunctionArn}", ResultPath: "$.job", Next: "WaitForJob" },
+                WaitForJob: { Type: "Wait", SecondsPath: "$.job.nextCheckSeconds", End: true },
+              },
+            },
+          ],
+          Catch: [{ ErrorEquals: ["States.ALL"], Next: "Caught" }],
+          Next: "Done",
+        },
+        Caught: { Type: "Succeed" },
         Done: { Type: "Succeed" },
       },
     };
 
     // Act
-    const { described } = await run(definition, { Launch: () => ({ nextCheckSeconds: value }) }, { waitMs: 2, retryIntervalMs: 1 });
+    const { described, events } = await run(definition, { Launch: () => ({ nextCheckSeconds: value }) }, { waitMs: 2, retryIntervalMs: 1 });
 
     // Assess
     expect(described.status).toBe("FAILED");
     expect(described.error).toBe("States.Runtime");
+    expect(events.map((e) => e.type)).not.toContain("SucceedStateEntered");
   });
 
   it("Seconds is scaled, not replaced: 30 s and 60 s Waits keep their ratio", async () => {
