@@ -209,31 +209,3 @@ describe("scaleDefinition", () => {
     expect(definition.States.P!.Branches![0]!.States.W!.Seconds).toBe(10); // the original untouched
   });
 });
-
-describe("the 256 KiB quota on a state's output, not only a Lambda's result (#13 point 5)", () => {
-  it("fails with States.DataLimitExceeded, which no Catch takes, when a small result makes the state too large", async () => {
-    // Prepare: each result is 150 KiB, under the quota; the second makes the state 300 KiB
-    const definition = {
-      StartAt: "First",
-      States: {
-        First: { Type: "Task", Resource: "${FirstFunctionArn}", ResultPath: "$.first", Next: "Second" },
-        Second: {
-          Type: "Task",
-          Resource: "${SecondFunctionArn}",
-          ResultPath: "$.second",
-          Catch: [{ ErrorEquals: ["States.ALL"], Next: "Caught" }],
-          End: true,
-        },
-        Caught: { Type: "Succeed" },
-      },
-    };
-    const half = () => ({ blob: "x".repeat(150 * 1024) });
-
-    // Act
-    const { described } = await run(definition, { First: half, Second: half }, { waitMs: 1, retryIntervalMs: 1 });
-
-    // Assess
-    expect(described.status).toBe("FAILED");
-    expect(described.error).toBe("States.DataLimitExceeded");
-  });
-});
