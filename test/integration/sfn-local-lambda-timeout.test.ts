@@ -1,15 +1,24 @@
 /**
  * A Lambda past its timeout in the local Step Functions runner (#13 point 5): the invocation fails with Lambda's
  * Sandbox.Timedout (retried as the definition says), and the handler, which the runner cannot freeze, is cut off:
- * the product's AWS clients make no further call for it, so it no longer changes the emulators' state.
+ * the product's AWS clients make no further call for it, so it no longer changes the emulators' state. A catalog
+ * handler's timeout is its module's, from STEP_SIZING as the stack deploys it.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { Context } from "aws-lambda";
 import { CreateRoleCommand } from "@aws-sdk/client-iam";
 import { iamClient, resetClients } from "../../functions/lib/aws/clients.js";
 import { LocalStepFunctions, type LambdaHandler } from "../../local/sfn/runner.js";
 import { startAwsEmulator, type AwsEmulator } from "../../local/aws/aws-emulator-server.js";
 import { STEP_SIZING } from "../../functions/steps/step-sizing.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+
+/** What a catalog handler reports instead of doing its step: how long its context says it has. */
+const reportRemainingTime = async (_event: unknown, context: Context) => ({ remainingMs: context.getRemainingTimeInMillis() });
+
+// The catalog's modules for Report (30 s) and CheckHeadJob (120 s), replaced so the runner's own binding is observed.
+vi.mock("../../functions/steps/report.js", () => ({ ready: reportRemainingTime }));
+vi.mock("../../functions/steps/head-job.js", () => ({ check: reportRemainingTime }));
 
 const REGION = "eu-west-1";
 const ACCOUNT = "111122223333";
@@ -113,6 +122,41 @@ describe("a handler past its Lambda timeout", () => {
 });
 
 describe("the steps' Lambda timeouts", () => {
+  it("bind each catalog handler to its module's timeout from STEP_SIZING, not the 60 s default nor the overrides' timeout", async () => {
+    // Prepare: lambdaTimeoutSeconds is for handlers given in `functions`; these two come from the catalog
+    const local = new LocalStepFunctions({
+      region: REGION,
+      accountId: ACCOUNT,
+      lambdaTimeoutSeconds: 0.5,
+      stateMachines: {
+        sized: {
+          StartAt: "Report",
+          States: {
+            Report: { Type: "Task", Resource: "${ReportFunctionArn}", ResultPath: "$.report", Next: "CheckHeadJob" },
+            CheckHeadJob: { Type: "Task", Resource: "${CheckHeadJobFunctionArn}", ResultPath: "$.headJob", End: true },
+          },
+        },
+      },
+    });
+    const expectedMs = [STEP_SIZING.report!.timeout * 1000, STEP_SIZING["head-job"]!.timeout * 1000];
+    expect(expectedMs).not.toContain(60_000); // sizes a runner stuck on the default could not meet
+
+    // Act
+    const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("sized"), input: "{}" });
+    const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+
+    // Assess: each handler starts with (nearly) its whole timeout
+    expect(described.status).toBe("SUCCEEDED");
+    const { report, headJob } = JSON.parse(described.output!);
+    for (const [seen, expected] of [
+      [report.remainingMs, expectedMs[0]!],
+      [headJob.remainingMs, expectedMs[1]!],
+    ]) {
+      expect(seen).toBeLessThanOrEqual(expected);
+      expect(seen).toBeGreaterThan(expected - 5_000);
+    }
+  });
+
   it("come from one table, for every step module the catalog names (the stack deploys them, the runner enforces them)", () => {
     // Assess
     const modules = [...new Set(STEP_FUNCTIONS.map((entry) => entry.module))];
