@@ -12,6 +12,9 @@ import { LocalStepFunctions, type LambdaHandler } from "../../local/sfn/runner.j
 import { startAwsEmulator, type AwsEmulator } from "../../local/aws/aws-emulator-server.js";
 import { STEP_SIZING } from "../../functions/steps/step-sizing.js";
 import { STEP_FUNCTIONS } from "../../functions/steps/catalog.js";
+import { kubeApiFrom, kubeConfigFor } from "../../functions/lib/kube/kube-client.js";
+import { resolvedCluster } from "../support/fixtures.js";
+import { ADMIN_TOKEN, configMap, useKubeEmulator, type RunningKubeEmulator } from "../support/kube-emulator-clients.js";
 
 /** What a catalog handler reports instead of doing its step: how long its context says it has. */
 const reportRemainingTime = async (_event: unknown, context: Context) => ({ remainingMs: context.getRemainingTimeInMillis() });
@@ -118,6 +121,67 @@ describe("a handler past its Lambda timeout", () => {
     // Assess
     expect(described.status).toBe("SUCCEEDED");
     expect(aws.state.iam.roles.has("created-in-time")).toBe(true);
+  });
+});
+
+describe("a handler past its Lambda timeout, against Kubernetes", () => {
+  let emulator: RunningKubeEmulator;
+  useKubeEmulator((started) => (emulator = started));
+
+  /** The product's client for the emulated cluster: kubeConfigFor's, which cuts a stopped invocation off. */
+  const productKubeApi = () =>
+    kubeApiFrom(kubeConfigFor(resolvedCluster({ endpoint: emulator.kube.url, certificateAuthority: emulator.kube.caData }), ADMIN_TOKEN));
+  const configMapNamed = (name: string) =>
+    emulator.kube.snapshot().find((o) => o.kind === "ConfigMap" && o.metadata.namespace === "team" && o.metadata.name === name);
+
+  it("is cut off: its Kubernetes create after the timeout is refused (InvocationCutOff) and creates nothing", async () => {
+    // Prepare
+    let lateCreate: Promise<unknown> | undefined;
+    const local = machine(async () => {
+      const api = productKubeApi();
+      await sleep(400); // past the 200 ms timeout
+      lateCreate = api.create(configMap("created-too-late", "team"));
+      await lateCreate;
+      return { created: true };
+    });
+
+    // Act
+    const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("slow"), input: "{}" });
+    const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+    await sleep(400);
+
+    // Assess
+    expect(described.error).toBe("Sandbox.Timedout");
+    await expect(lateCreate).rejects.toMatchObject({ name: "InvocationCutOff" });
+    expect(configMapNamed("created-too-late")).toBeUndefined();
+  });
+
+  it("aborts its Kubernetes request in flight at the timeout: the handler does not wait out the answer", async () => {
+    // Prepare: the API server takes 1.5 s to answer the create, well past the 200 ms timeout
+    emulator.faults.inject({ operation: "kube:POST configmaps", kind: "latency", ms: 1_500, times: 1 });
+    let settledAfterMs: number | undefined;
+    let inFlight: Promise<unknown> | undefined;
+    const local = machine(async () => {
+      const started = Date.now();
+      inFlight = productKubeApi().create(configMap("in-flight", "team"));
+      inFlight.catch(() => undefined).finally(() => (settledAfterMs = Date.now() - started));
+      await inFlight;
+      return { created: true };
+    });
+
+    try {
+      // Act
+      const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("slow"), input: "{}" });
+      const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+      await inFlight?.catch(() => undefined);
+
+      // Assess
+      expect(described.error).toBe("Sandbox.Timedout");
+      await expect(inFlight).rejects.toThrow();
+      expect(settledAfterMs).toBeLessThan(1_000);
+    } finally {
+      emulator.faults.clear();
+    }
   });
 });
 
