@@ -4,6 +4,8 @@
  * the product's AWS clients make no further call for it, so it no longer changes the emulators' state. A catalog
  * handler's timeout is its module's, from STEP_SIZING as the stack deploys it.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Context } from "aws-lambda";
 import { CreateRoleCommand } from "@aws-sdk/client-iam";
@@ -105,6 +107,42 @@ describe("a handler past its Lambda timeout", () => {
     expect(described.error).toBe("Sandbox.Timedout");
     await expect(lateCall).rejects.toMatchObject({ name: "InvocationCutOff" });
     expect(aws.state.iam.roles.has("created-too-late")).toBe(false);
+  });
+
+  it("is cut off between attempts: the SDK's retry of a call that started in time is not sent after the timeout", async () => {
+    // Prepare: an IAM endpoint that answers every request late (past the 200 ms timeout) with a retryable 500
+    const requests: string[] = [];
+    const slowFailing = createServer((req, res) => {
+      requests.push(req.url ?? "");
+      setTimeout(() => {
+        res.writeHead(500, { "content-type": "text/xml" });
+        res.end("<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>slow</Message></Error></ErrorResponse>");
+      }, 400);
+    });
+    await new Promise<void>((resolve) => slowFailing.listen(0, "127.0.0.1", resolve));
+    process.env.AWS_ENDPOINT_URL_IAM = `http://127.0.0.1:${(slowFailing.address() as AddressInfo).port}`;
+    resetClients();
+    let call: Promise<unknown> | undefined;
+    const local = machine(async () => {
+      call = iamClient().send(new CreateRoleCommand({ RoleName: "retried-too-late", AssumeRolePolicyDocument: TRUST }));
+      await call;
+      return { created: true };
+    });
+
+    try {
+      // Act
+      const { executionArn } = await local.startExecution({ stateMachineArn: local.stateMachineArn("slow"), input: "{}" });
+      const described = await local.waitFor(executionArn!, { timeoutMs: 10_000 });
+      await call?.catch(() => undefined); // the first answer (500) and the SDK's backoff, then its retry or not
+
+      // Assess: the one attempt sent in time, no second one
+      expect(described.error).toBe("Sandbox.Timedout");
+      await expect(call).rejects.toMatchObject({ name: "InvocationCutOff" });
+      expect(requests).toHaveLength(1);
+    } finally {
+      process.env.AWS_ENDPOINT_URL_IAM = aws.url;
+      await new Promise((resolve) => slowFailing.close(resolve));
+    }
   });
 
   it("a handler within its timeout calls AWS as usual (the same client, outside any cut-off)", async () => {
