@@ -57,6 +57,7 @@ import {
   type SubstitutionOptions,
 } from "./definition.js";
 import { HistoryBuilder, InvocationLog, json, type Invocation, type TerminalOutcome } from "./history.js";
+import { DataLimitExceeded, PAYLOAD_LIMIT_BYTES, withPayloadQuota } from "./payload-quota.js";
 import { scaleDefinition, scaledSecondsPathWait, withResultAt, type TimeScale } from "./time-scale.js";
 import type { AslState } from "./definition.js";
 
@@ -183,8 +184,6 @@ interface ExecutionRecord {
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const DEFAULT_ACCOUNT = "000000000000";
-/** Step Functions' state payload quota (256 KiB). */
-const PAYLOAD_LIMIT_BYTES = 256 * 1024;
 /** StartExecution's `name`: 1-80 characters, none of whitespace, brackets, wildcards, specials or controls. */
 const EXECUTION_NAME = /^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]{1,80}$/;
 
@@ -205,16 +204,6 @@ class LambdaFunctionError extends Error {
   constructor(name: string, cause: string) {
     super(cause);
     this.name = name;
-  }
-}
-
-/** States.DataLimitExceeded is terminal: no Retry or Catch (not even States.ALL) takes it. */
-class DataLimitExceeded extends Error {
-  readonly isRetryable = false;
-  readonly isCatchable = false;
-  constructor(message: string) {
-    super(message);
-    this.name = "States.DataLimitExceeded";
   }
 }
 
@@ -427,26 +416,30 @@ export class LocalStepFunctions {
     // What each Task left as the state (its input with its result at ResultPath), for a SecondsPath Wait after it.
     const documents = new Map<string, { at: number; document: unknown }>();
     let sequence = 0;
-    const execution = machine.machine.run(parsedInput as never, {
-      noThrowOnAbort: true,
-      context: {
-        Execution: { Id: executionArn, Name: name, RoleArn: this.roleArn, RedriveCount: 0 },
-        StateMachine: { Id: machine.arn, Name: machine.name },
-      },
-      overrides: {
-        taskResourceLocalHandlers: this.taskHandlers(machine, invocations, (state, document) =>
-          documents.set(state, { at: ++sequence, document }),
-        ),
-        waitTimeOverrides:
-          this.opts.waitMs !== undefined
-            ? this.everyRelativeWait(machine, this.opts.waitMs)
-            : this.opts.timeScale
-              ? this.scaledSecondsPathWaits(machine, documents, this.opts.timeScale)
-              : undefined,
-        retryIntervalOverrides:
-          this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
-      },
-    });
+    // Every state's input and output, nested ones too, is held to the 256 KiB quota (payload-quota.ts).
+    const execution = machine.machine.run(
+      parsedInput as never,
+      withPayloadQuota({
+        noThrowOnAbort: true,
+        context: {
+          Execution: { Id: executionArn, Name: name, RoleArn: this.roleArn, RedriveCount: 0 },
+          StateMachine: { Id: machine.arn, Name: machine.name },
+        },
+        overrides: {
+          taskResourceLocalHandlers: this.taskHandlers(machine, invocations, (state, document) =>
+            documents.set(state, { at: ++sequence, document }),
+          ),
+          waitTimeOverrides:
+            this.opts.waitMs !== undefined
+              ? this.everyRelativeWait(machine, this.opts.waitMs)
+              : this.opts.timeScale
+                ? this.scaledSecondsPathWaits(machine, documents, this.opts.timeScale)
+                : undefined,
+          retryIntervalOverrides:
+            this.opts.retryIntervalMs === undefined ? undefined : this.everyRetryingState(machine, this.opts.retryIntervalMs),
+        },
+      }),
+    );
     record.abort = execution.abort;
     const consumed = (async () => {
       for await (const event of execution.eventLogs) record.history.translate(event);
@@ -523,7 +516,7 @@ export class LocalStepFunctions {
         // Recorded synchronously: the library calls this right after it logs the attempt.
         const invocation: Invocation = { input: JSON.parse(inputText), startedAt: new Date() };
         invocations.record(stateName, invocation);
-        // The 256 KiB quota holds for every state's input, not only a Lambda's raw result.
+        // The Lambda's payload (the input after InputPath/Parameters) is held to the quota before it runs.
         if (Buffer.byteLength(inputText) > PAYLOAD_LIMIT_BYTES) {
           invocation.finishedAt = new Date();
           throw new DataLimitExceeded(
@@ -556,18 +549,11 @@ export class LocalStepFunctions {
             `The state/task '${stateName}' returned a result with a size exceeding the maximum number of bytes service limit.`,
           );
         }
-        // Only Tasks without InputPath/Parameters/ResultSelector/OutputPath are tracked (secondsPathPredecessors).
+        // Only Tasks without InputPath/Parameters/ResultSelector/OutputPath are tracked (secondsPathPredecessors);
+        // the state's effective output is held to the quota as it exits (payload-quota.ts).
         const definition = machine.stateDefinitions.get(stateName);
-        const document = definition
-          ? withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output)
-          : undefined;
-        // ...and for its output: the state with the result at its ResultPath.
-        if (document !== undefined && Buffer.byteLength(json(document)) > PAYLOAD_LIMIT_BYTES) {
-          throw new DataLimitExceeded(
-            `The state/task '${stateName}' has an output with a size exceeding the maximum number of bytes service limit.`,
-          );
-        }
-        if (document !== undefined) onDocument(stateName, document);
+        if (definition)
+          onDocument(stateName, withResultAt(JSON.parse(inputText), definition.ResultPath as string | null | undefined, output));
         return output;
       };
     }

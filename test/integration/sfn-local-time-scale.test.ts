@@ -76,22 +76,36 @@ describe("Wait states scaled", () => {
     ["a negative number", -1],
     ["a string", "10"],
   ])("SecondsPath that is %s fails the execution with States.Runtime, which no Catch takes", async (_label, value) => {
-    // Prepare
+    // Prepare: a Catch on States.ALL around the Wait, which a catchable error would end in Caught (SUCCEEDED)
     const definition = {
-      StartAt: "Launch",
+      StartAt: "Guarded",
       States: {
-        Launch: { Type: "Task", Resource: "${LaunchFunctionArn}", ResultPath: "$.job", Next: "WaitForJob" },
-        WaitForJob: { Type: "Wait", SecondsPath: "$.job.nextCheckSeconds", Next: "Done" },
+        Guarded: {
+          Type: "Parallel",
+          Branches: [
+            {
+              StartAt: "Launch",
+              States: {
+                Launch: { Type: "Task", Resource: "${LaunchFunctionArn}", ResultPath: "$.job", Next: "WaitForJob" },
+                WaitForJob: { Type: "Wait", SecondsPath: "$.job.nextCheckSeconds", End: true },
+              },
+            },
+          ],
+          Catch: [{ ErrorEquals: ["States.ALL"], Next: "Caught" }],
+          Next: "Done",
+        },
+        Caught: { Type: "Succeed" },
         Done: { Type: "Succeed" },
       },
     };
 
     // Act
-    const { described } = await run(definition, { Launch: () => ({ nextCheckSeconds: value }) }, { waitMs: 2, retryIntervalMs: 1 });
+    const { described, events } = await run(definition, { Launch: () => ({ nextCheckSeconds: value }) }, { waitMs: 2, retryIntervalMs: 1 });
 
     // Assess
     expect(described.status).toBe("FAILED");
     expect(described.error).toBe("States.Runtime");
+    expect(events.map((e) => e.type)).not.toContain("SucceedStateEntered");
   });
 
   it("Seconds is scaled, not replaced: 30 s and 60 s Waits keep their ratio", async () => {
@@ -193,33 +207,5 @@ describe("scaleDefinition", () => {
     expect(scaled.States.P!.Branches![0]!.States.W!.Seconds).toBeCloseTo(0.05);
     expect(scaled.States.P!.Retry).toEqual([{ ErrorEquals: ["X"], IntervalSeconds: 0.1, MaxDelaySeconds: 3, BackoffRate: 3 }]);
     expect(definition.States.P!.Branches![0]!.States.W!.Seconds).toBe(10); // the original untouched
-  });
-});
-
-describe("the 256 KiB quota on a state's output, not only a Lambda's result (#13 point 5)", () => {
-  it("fails with States.DataLimitExceeded, which no Catch takes, when a small result makes the state too large", async () => {
-    // Prepare: each result is 150 KiB, under the quota; the second makes the state 300 KiB
-    const definition = {
-      StartAt: "First",
-      States: {
-        First: { Type: "Task", Resource: "${FirstFunctionArn}", ResultPath: "$.first", Next: "Second" },
-        Second: {
-          Type: "Task",
-          Resource: "${SecondFunctionArn}",
-          ResultPath: "$.second",
-          Catch: [{ ErrorEquals: ["States.ALL"], Next: "Caught" }],
-          End: true,
-        },
-        Caught: { Type: "Succeed" },
-      },
-    };
-    const half = () => ({ blob: "x".repeat(150 * 1024) });
-
-    // Act
-    const { described } = await run(definition, { First: half, Second: half }, { waitMs: 1, retryIntervalMs: 1 });
-
-    // Assess
-    expect(described.status).toBe("FAILED");
-    expect(described.error).toBe("States.DataLimitExceeded");
   });
 });

@@ -92,7 +92,7 @@ interface MiddlewareStackLike {
       next: (args: unknown) => Promise<unknown>,
       context: { clientName?: string; commandName?: string },
     ) => (args: unknown) => Promise<unknown>,
-    options: { step: "initialize"; name: string; override?: boolean },
+    options: { step: "initialize" | "finalizeRequest"; priority?: "high" | "normal" | "low"; name: string; override?: boolean },
   ): void;
 }
 
@@ -118,9 +118,26 @@ function withOperationNames<C extends { middlewareStack: unknown }>(client: C): 
   return client;
 }
 
-/** What every client gets: failed calls named, and each call traced (a no-op while tracing is off). */
+/**
+ * A call's every attempt checks its invocation is live: the SDK's retry (finalizeRequest, high priority) runs the
+ * lower-priority middleware of that step once per attempt, so an attempt due after the invocation was stopped (a
+ * retry of a request sent in time) is not sent. The check at initialize (above) spares a stopped invocation's call
+ * the rest (its credentials too); the request in flight then is left to end, as a frozen Lambda's would.
+ */
+function withLiveAttempts<C extends { middlewareStack: unknown }>(client: C): C {
+  (client.middlewareStack as MiddlewareStackLike).add(
+    (next) => async (args) => {
+      assertInvocationLive();
+      return next(args);
+    },
+    { step: "finalizeRequest", priority: "low", name: "nfEksInvocationLiveAttempt", override: true },
+  );
+  return client;
+}
+
+/** What every client gets: failed calls named, stopped invocations cut off, each call traced (a no-op while off). */
 function prepared<C extends { middlewareStack: unknown }>(client: C): C {
-  return tracer.captureAWSv3Client(withOperationNames(client));
+  return tracer.captureAWSv3Client(withLiveAttempts(withOperationNames(client)));
 }
 
 const cache = new Map<string, unknown>();
