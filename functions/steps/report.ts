@@ -25,6 +25,8 @@ const BUILD_STEPS = STEP_FUNCTIONS.filter((entry) => entry.handler === "apply").
 }));
 /** The step that launches the head job: its result exists once the Job was created, so its failures are named by the error. */
 const HEAD_JOB_STEP = BUILD_STEPS.find((step) => step.key === "headJob")!.state;
+/** What the head-job check throws about the head job itself (head-job.ts). */
+const HEAD_JOB_ERRORS = new Set(["HeadJobFailed", "HeadJobTimedOut", "HeadPodCannotStart"]);
 /** What comes after the build steps: a failure with every build result in place is the report's own. */
 const REPORT_STEP = STEP_FUNCTIONS.find((entry) => entry.module === "report" && entry.handler === "ready")!.state;
 
@@ -107,11 +109,12 @@ export function failedStepOf(state: WorkflowState): string {
   // A failed Parallel branch records its Task's name (a Pass in the branch sets $.failedStep): say that one.
   if (state.failedStep) return state.failedStep;
   // The head job's result exists once it was launched, so its failures are named by the error instead.
-  if (state.error?.Error === "HeadJobFailed" || state.error?.Error === "HeadJobTimedOut") return HEAD_JOB_STEP;
+  if (HEAD_JOB_ERRORS.has(state.error?.Error ?? "")) return HEAD_JOB_STEP;
   const wantsHeadJob = requestField(state, (r) => r.headJob, undefined) !== undefined;
   for (const step of BUILD_STEPS) {
     if (step.key === "headJob" && !wantsHeadJob) continue;
-    if (step.key === "removed" && !state.update) continue;
+    // The removals run in update runs only.
+    if ((step.key === "removed" || step.key === "removedIdentities") && !state.update) continue;
     if (state[step.key] === undefined) return step.state;
   }
   return REPORT_STEP;

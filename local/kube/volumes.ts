@@ -4,7 +4,16 @@
  * the external provisioner records, word for word where the driver's message is known).
  *  - gp2 (`kubernetes.io/aws-ebs`, migrated to the EBS CSI driver) is the default class, as EKS creates it;
  *  - gp3 (`ebs.csi.aws.com`); EBS volumes attach to one node: ReadWriteOnce / ReadWriteOncePod only;
- *  - efs-sc (`efs.csi.aws.com`, access points) and fsx-sc (`fsx.csi.aws.com`): ReadWriteMany too.
+ *  - efs-sc (`efs.csi.aws.com`, access points) and fsx-sc (`fsx.csi.aws.com`, Lustre): ReadWriteMany too, but not
+ *    ReadOnlyMany.
+ * What each serves is what its driver accepts (the drivers' volumeCaps), through the external-provisioner, which
+ * asks CreateVolume for one CSI capability per access mode of the claim (csi-lib-utils accessmodes: ReadWriteOnce
+ * and, for drivers without SINGLE_NODE_MULTI_WRITER, as none of these three has, ReadWriteOncePod → SINGLE_NODE_WRITER;
+ * ReadWriteMany → MULTI_NODE_MULTI_WRITER; ReadOnlyMany → MULTI_NODE_READER_ONLY):
+ *  - aws-ebs-csi-driver: SINGLE_NODE_WRITER, and MULTI_NODE_MULTI_WRITER for raw block volumes only (io2 Multi-Attach;
+ *    the sandbox's claims are filesystems);
+ *  - aws-efs-csi-driver: SINGLE_NODE_WRITER, MULTI_NODE_MULTI_WRITER;
+ *  - aws-fsx-csi-driver (Lustre): SINGLE_NODE_WRITER, MULTI_NODE_MULTI_WRITER.
  * EBS classes bind WaitForFirstConsumer (the volume is made in the zone of the node the pod is scheduled to), EFS and
  * FSx Immediate.
  */
@@ -55,22 +64,34 @@ export const EKS_STORAGE_CLASSES: KubeObject[] = [
 ];
 
 const EBS_MODES = ["ReadWriteOnce", "ReadWriteOncePod"];
-const SHARED_MODES = ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"];
+const FILE_SYSTEM_MODES = ["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"];
 /** The access modes each provisioner serves (a mode outside these: ProvisioningFailed). */
 export const PROVISIONER_ACCESS_MODES: Record<string, string[]> = {
   "kubernetes.io/aws-ebs": EBS_MODES,
   "ebs.csi.aws.com": EBS_MODES,
-  "efs.csi.aws.com": SHARED_MODES,
-  "fsx.csi.aws.com": SHARED_MODES,
+  "efs.csi.aws.com": FILE_SYSTEM_MODES,
+  "fsx.csi.aws.com": FILE_SYSTEM_MODES,
 };
 
-/** CSI's names for the access modes, as the drivers' errors print them. */
+/** The CSI access mode the external-provisioner asks for, per access mode of a claim (no SINGLE_NODE_MULTI_WRITER). */
 const CSI_MODE: Record<string, string> = {
   ReadWriteOnce: "SINGLE_NODE_WRITER",
-  ReadWriteOncePod: "SINGLE_NODE_SINGLE_WRITER",
+  ReadWriteOncePod: "SINGLE_NODE_WRITER",
   ReadOnlyMany: "MULTI_NODE_READER_ONLY",
   ReadWriteMany: "MULTI_NODE_MULTI_WRITER",
 };
+
+/**
+ * The driver's CreateVolume refusal, as the external-provisioner prints it: the EBS and FSx drivers say only
+ * "Volume capabilities not supported"; the EFS driver names the CSI modes it refused.
+ */
+function refusalOf(provisioner: string, refused: string[]): string {
+  const desc =
+    provisioner === "efs.csi.aws.com"
+      ? `Volume capabilities not supported: invalid access mode: ${refused.map((m) => CSI_MODE[m] ?? m).join(",")}`
+      : "Volume capabilities not supported";
+  return `rpc error: code = InvalidArgument desc = ${desc}`;
+}
 
 /** The class a claim is provisioned from: its storageClassName, or (unset) the default class. */
 export function classNameOf(claim: KubeObject, classes: KubeObject[]): string | undefined {
@@ -105,9 +126,7 @@ export function provisioningProblem(
   const wanted: string[] = claim.spec?.accessModes ?? [];
   const refused = wanted.filter((m) => !served.includes(m));
   if (refused.length === 0) return undefined;
-  const message =
-    storageClass.provisioner === "kubernetes.io/aws-ebs"
-      ? `failed to provision volume with StorageClass "${className}": invalid AccessModes [${refused.join(" ")}]: only AccessModes [${EBS_MODES[0]}] are supported`
-      : `failed to provision volume with StorageClass "${className}": rpc error: code = InvalidArgument desc = Volume capabilities ${refused.map((m) => CSI_MODE[m] ?? m).join(", ")} not supported. Only AccessModes[${served.join(", ")}] supported.`;
+  // gp2's in-tree provisioner is migrated: the EBS CSI driver's external-provisioner provisions it, and says so.
+  const message = `failed to provision volume with StorageClass "${className}": ${refusalOf(storageClass.provisioner, refused)}`;
   return { reason: "ProvisioningFailed", type: "Warning", message };
 }

@@ -253,7 +253,12 @@ describe("eksAuthenticator", () => {
 describe("checkEksToken: the token checked as aws-iam-authenticator checks it, before STS (#13 point 6)", () => {
   const NOW = new Date("2026-12-05T08:00:00Z");
   const DATE = "20261205T080000Z";
-  const base = (overrides: Record<string, string | null> = {}, origin = "https://sts.eu-west-1.amazonaws.com", path = "/") => {
+  const base = (
+    overrides: Record<string, string | null> = {},
+    origin = "https://sts.eu-west-1.amazonaws.com",
+    path = "/",
+    extraQuery = "",
+  ) => {
     const params: Record<string, string | null> = {
       Action: "GetCallerIdentity",
       Version: "2011-06-15",
@@ -269,7 +274,7 @@ describe("checkEksToken: the token checked as aws-iam-authenticator checks it, b
       .filter(([, v]) => v !== null)
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v!)}`)
       .join("&");
-    return `k8s-aws-v1.${Buffer.from(`${origin}${path}?${query}`).toString("base64url")}`;
+    return `k8s-aws-v1.${Buffer.from(`${origin}${path}?${query}${extraQuery}`).toString("base64url")}`;
   };
   const problemOf = (token: string, region = "eu-west-1", now = NOW) => {
     const checked = checkEksToken(token, region, now);
@@ -292,6 +297,11 @@ describe("checkEksToken: the token checked as aws-iam-authenticator checks it, b
     ["the global endpoint in China", () => base({}, "https://sts.amazonaws.com"), /unexpected hostname/, "cn-north-1"],
     ["a path", () => base({}, "https://sts.eu-west-1.amazonaws.com", "/other"), /unexpected path/],
     ["an extra query parameter", () => base({ DurationSeconds: "900" }), /non-whitelisted query parameter "DurationSeconds"/],
+    [
+      "a repeated query parameter (Action twice, both allowed values)",
+      () => base({}, "https://sts.eu-west-1.amazonaws.com", "/", "&Action=GetCallerIdentity"),
+      /query parameter with multiple values not supported/,
+    ],
     ["another action", () => base({ Action: "AssumeRole" }), /unexpected action/],
     ["the cluster id unsigned", () => base({ "X-Amz-SignedHeaders": "host" }), /did not sign the x-k8s-aws-id header/],
     ["X-Amz-Expires over 900", () => base({ "X-Amz-Expires": "901" }), /invalid X-Amz-Expires/],

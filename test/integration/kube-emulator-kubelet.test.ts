@@ -245,10 +245,45 @@ describe("a kubelet that can say no", () => {
       expect(refused).toMatchObject({
         type: "Warning",
         message:
-          'failed to provision volume with StorageClass "gp3": rpc error: code = InvalidArgument desc = Volume capabilities MULTI_NODE_MULTI_WRITER not supported. Only AccessModes[ReadWriteOnce, ReadWriteOncePod] supported.',
+          'failed to provision volume with StorageClass "gp3": rpc error: code = InvalidArgument desc = Volume capabilities not supported',
       });
       expect(await phase("wrong")).toBe("Pending");
       expect(stuck.message).toBe('running PreBind plugin "VolumeBinding": binding volumes: provisioning failed for PVC "wrong"');
+    });
+
+    it("binds ReadWriteMany on FSx for Lustre (shared by two pods), ReadWriteOnce and ReadWriteOncePod too, and ReadOnlyMany neither there nor on EFS", async () => {
+      // Prepare: the Lustre and EFS drivers accept SINGLE_NODE_WRITER and MULTI_NODE_MULTI_WRITER, not MULTI_NODE_READER_ONLY.
+      const claims: Array<[name: string, storageClass: string, mode: string]> = [
+        ["lustre-shared", "fsx-sc", "ReadWriteMany"],
+        ["lustre-once", "fsx-sc", "ReadWriteOnce"],
+        ["lustre-once-pod", "fsx-sc", "ReadWriteOncePod"],
+        ["lustre-read-only", "fsx-sc", "ReadOnlyMany"],
+        ["efs-read-only", "efs-sc", "ReadOnlyMany"],
+      ];
+      for (const [name, storageClass, mode] of claims)
+        await admin.core.createNamespacedPersistentVolumeClaim({ namespace: NS, body: claim(name, storageClass, [mode]) });
+      const phase = async (name: string) => (await admin.core.readNamespacedPersistentVolumeClaim({ name, namespace: NS })).status?.phase;
+      // Act
+      for (const name of ["lustre-shared", "lustre-once", "lustre-once-pod"])
+        await until(`the FSx claim ${name} bound`, async () => (await phase(name)) === "Bound", WAIT_MS);
+      const lustreRefused = await eventWith("lustre-read-only", "ProvisioningFailed");
+      const efsRefused = await eventWith("efs-read-only", "ProvisioningFailed");
+      await admin.core.createNamespacedPod({ namespace: NS, body: pod("lustre-writer-1", { claim: "lustre-shared" }) });
+      await admin.core.createNamespacedPod({ namespace: NS, body: pod("lustre-writer-2", { claim: "lustre-shared" }) });
+      await running("lustre-writer-1");
+      await running("lustre-writer-2");
+      // Assess
+      expect(await Promise.all(claims.map(([name]) => phase(name)))).toEqual(["Bound", "Bound", "Bound", "Pending", "Pending"]);
+      expect(lustreRefused).toMatchObject({
+        type: "Warning",
+        message:
+          'failed to provision volume with StorageClass "fsx-sc": rpc error: code = InvalidArgument desc = Volume capabilities not supported',
+      });
+      expect(efsRefused).toMatchObject({
+        type: "Warning",
+        message:
+          'failed to provision volume with StorageClass "efs-sc": rpc error: code = InvalidArgument desc = Volume capabilities not supported: invalid access mode: MULTI_NODE_READER_ONLY',
+      });
     });
 
     it("gives a claim that names no class the default one (gp2)", async () => {

@@ -247,6 +247,48 @@ describe("deletion over time in the emulated cluster", () => {
       expect(released.status?.phase).toBe("Succeeded");
     });
 
+    it("Background: the Job is gone at once, its pod is deleted by the garbage collector later (its latency after the Job's delete)", async () => {
+      // Prepare
+      await admin.batch.createNamespacedJob({ namespace: "work", body: job("bg", "work") });
+      const podsOf = async () => (await admin.core.listNamespacedPod({ namespace: "work", labelSelector: "job-name=bg" })).items;
+      const pod = (await until("the job's pod", async () => (await podsOf())[0], WAIT_MS)).metadata!.name!;
+      // What the store holds when the Job's deletion is recorded (read there, not by a later request that would race the
+      // collector's latency), and when the garbage collector first touches the pod.
+      let atJobDeleted: { at: number; pod?: { deleting: boolean } } | undefined;
+      let podDeletionAt: number | undefined;
+      const unsubscribe = kube.store.subscribe((event) => {
+        const { kind, metadata } = event.object;
+        if (kind === "Job" && metadata.name === "bg" && event.type === "DELETED") {
+          const current = kube.store.get(PODS, "work", pod);
+          atJobDeleted = { at: performance.now(), ...(current ? { pod: { deleting: !!current.metadata.deletionTimestamp } } : {}) };
+        }
+        if (
+          kind === "Pod" &&
+          metadata.name === pod &&
+          podDeletionAt === undefined &&
+          (metadata.deletionTimestamp || event.type === "DELETED")
+        )
+          podDeletionAt = performance.now();
+      });
+      try {
+        // Act
+        await admin.batch.deleteNamespacedJob({ name: "bg", namespace: "work", propagationPolicy: "Background" });
+        const jobAfter = await admin.batch.readNamespacedJob({ name: "bg", namespace: "work" }).then(
+          () => "there",
+          (e: { code?: number }) => e.code,
+        );
+        await until("the job's pod to be gone", async () => (await podsOf()).length === 0, WAIT_MS);
+        // Assess
+        expect(jobAfter).toBe(404);
+        expect(atJobDeleted?.pod).toEqual({ deleting: false });
+        expect(podDeletionAt).toBeDefined();
+        // Timers never fire early; 1 ms for performance.now() against the timer's millisecond clock.
+        expect(podDeletionAt! - atJobDeleted!.at).toBeGreaterThanOrEqual(timing.of("garbageCollection") - 1);
+      } finally {
+        unsubscribe();
+      }
+    });
+
     it("Foreground: the Job stays (foregroundDeletion) until its pod is gone; Orphan: the pod stays without its owner", async () => {
       // Prepare
       await admin.batch.createNamespacedJob({ namespace: "work", body: job("fg", "work") });

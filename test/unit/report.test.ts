@@ -320,6 +320,37 @@ describe("Report failed", () => {
     );
   });
 
+  it("names the head job when its pod cannot start (HeadPodCannotStart), not a later step", async () => {
+    // Prepare: a create run (no update, so no removals), the head job launched and checked
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const message = "head job tower-nf/nf-head: its pod nf-head-abcde cannot start: InvalidImageName: bad image";
+    const cause = JSON.stringify({ errorType: "HeadPodCannotStart", errorMessage: message, trace: [`HeadPodCannotStart: ${message}`] });
+    const state = { ...completedState(), error: { Error: "HeadPodCannotStart", Cause: cause } };
+    state.headJob = {
+      jobName: "nf-head",
+      namespace: "tower-nf",
+      phase: "Pending",
+      done: false,
+      checks: 2,
+      launchedAt: "2025-01-01T00:00:00.000Z",
+      nextCheckSeconds: 20,
+    };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step LaunchHeadJob failed: HeadPodCannotStart: head job tower-nf\/nf-head: its pod/);
+  });
+
+  it("names Report when a create run failed with every build result in place (the update-only removals are not missing)", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const state = { ...completedState(), error: { Error: "NotAllowed", Cause: "events:PutEvents denied" } };
+    // Act
+    const result = await failed(state);
+    // Assess
+    expect(result.cause).toMatch(/^Step Report failed: NotAllowed: /);
+  });
+
   it("names the namespace/RBAC branch when it failed while the IAM branch finished", async () => {
     // Prepare: the state DidIdentityAndNamespaceSucceed hands to compensation
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
