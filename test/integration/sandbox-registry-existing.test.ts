@@ -7,6 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import { ListExecutionsCommand, type SFNClient } from "@aws-sdk/client-sfn";
+import { checkEnvironments } from "../../functions/events/drift-check.js";
 import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
 import type { Sandbox } from "../../local/sandbox.js";
 import {
@@ -152,5 +153,77 @@ describe("an environment that exists", () => {
     expect(corrected.status, JSON.stringify(corrected.body)).toBe(202);
     expect((await finish(sandbox, corrected.body)).execution.status).toBe("SUCCEEDED");
     expect(await recordOf("retried")).toMatchObject({ status: "ready", spec: { namespace: "retried-two" } });
+  });
+});
+
+describe("a failed run of an environment that exists (not an update)", () => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST }, (started) => ({ sandbox } = started));
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${sandbox.apiUrl}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  it("a reconcile that fails for good puts the record back (ready, the same owned list), naming the failed run", async () => {
+    // Prepare: a ready environment, then DescribeCluster refused for good
+    const request = pvcRequest("kept", { namespace: "kept" });
+    await provision(sandbox, request);
+    await settled(sandbox);
+    const before = (await recordOf("kept"))!;
+    sandbox.faults.inject({ operation: "eks:DescribeCluster", kind: "permanent" });
+
+    // Act
+    const reconciled = await call("POST", `${environmentUrl("kept")}/reconcile`);
+    const run = await finish(sandbox, reconciled.body);
+    sandbox.faults.clear();
+    await settled(sandbox);
+
+    // Assess: the record as it was, with the failed run as its last execution and its error
+    expect(run.execution.status).toBe("FAILED");
+    const after = (await recordOf("kept"))!;
+    expect(after).toMatchObject({
+      status: "ready",
+      spec: before.spec,
+      generation: before.generation,
+      owned: before.owned,
+      lastExecution: { arn: reconciled.body.executionArn },
+      lastFailure: { error: "NotAllowed" },
+    });
+    expect(after.lease).toBeUndefined();
+    // ...so it is still checked for drift (in sync: nothing was touched), and a create of its spec answers with it
+    const read = await call("GET", environmentUrl("kept"));
+    expect(read.body.drift, JSON.stringify(read.body.drift)).toMatchObject({ status: "in-sync" });
+    expect(await checkEnvironments()).toMatchObject({ checked: 1, drifted: 0 });
+    const again = await call("POST", "/environments", request);
+    expect(again).toMatchObject({ status: 200, body: { environment: { status: "ready", generation: before.generation } } });
+  });
+
+  it("a re-run through POST /provision with the same spec that fails at its head job puts the record back the same way", async () => {
+    // Prepare
+    const request = pvcRequest("rerun", { namespace: "rerun" });
+    await provision(sandbox, request);
+    await settled(sandbox);
+    const before = (await recordOf("rerun"))!;
+    sandbox.faults.inject({ operation: "kube:POST jobs", kind: "permanent", times: 1 });
+
+    // Act
+    const run = await provision(sandbox, { ...request, headJob: { pipeline: "nextflow-io/hello", waitFor: "running" } });
+    await settled(sandbox);
+
+    // Assess: only the run's own work was undone; the environment and its record are as they were
+    expect(run.execution.status).toBe("FAILED");
+    expect(await recordOf("rerun")).toMatchObject({
+      status: "ready",
+      generation: before.generation,
+      owned: before.owned,
+      lastExecution: { arn: run.started.executionArn },
+      lastFailure: { error: "NotAllowed" },
+    });
+    expect(kubeObject(sandbox, "Namespace", undefined, "rerun")).toBeDefined();
   });
 });

@@ -37,9 +37,9 @@ import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-
 import { headPodQuotaProblems, safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { assertClusterAllowed } from "../domain/allowlist.js";
 import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId, type EnvironmentRecord } from "../workflow/environment-registry.js";
-import { createVerdict } from "../workflow/existing-environment.js";
+import { createVerdict, ownsNothing } from "../workflow/existing-environment.js";
 import { environmentUrlFor } from "../domain/environment-url.js";
-import type { UpdateContext } from "../workflow/workflow-state.js";
+import type { RerunContext, UpdateContext } from "../workflow/workflow-state.js";
 import { RUN_TIMEOUT_SECONDS } from "../domain/run-timeout.js";
 
 export type RequestCheck =
@@ -169,6 +169,17 @@ async function leaseFor(
     }
     return { refused: { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) } };
   }
+}
+
+/**
+ * What a re-run carries (`$.rerun`): the record as it was, when it owns something. A failure then undoes only this run's
+ * work and the environment is intact, so the record is put back (report.ts) instead of left `failed` owning nothing,
+ * which would hide the environment from the scheduled drift check and make a create of its spec start over.
+ */
+function rerunOf(taken: LeaseTaken | undefined): RerunContext | undefined {
+  if (!taken || taken.created || ownsNothing(taken.previous.owned)) return undefined;
+  const { spec, generation, status, owned } = taken.previous;
+  return { previous: { spec, generation, status, owned } };
 }
 
 /** This deployment's state machine: the one given, else the STATE_MACHINE_ARN variable's. */
@@ -310,13 +321,14 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
   const owner = { name: executionName, arn: executionArnFor(stateMachineArn, executionName) };
   const lease = registry ? await leaseFor(registry, request, owner, run.update, recorded) : undefined;
   if (lease && "refused" in lease) return lease.refused;
+  const rerun = run.update ? undefined : rerunOf(lease?.taken);
 
   try {
     const started = await sfn.send(
       new StartExecutionCommand({
         stateMachineArn,
         name: executionName,
-        input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}) }),
+        input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}), ...(rerun ? { rerun } : {}) }),
       }),
     );
     if (registry && request.idempotencyKey) {
