@@ -129,6 +129,12 @@ export interface SandboxOptions {
   stoppedRunGraceMs?: number;
 }
 
+export interface DeadLetter {
+  eventId: string;
+  detailType: string;
+  error: { name: string; message: string };
+}
+
 export interface Sandbox {
   apiUrl: string;
   awsUrl: string;
@@ -143,6 +149,8 @@ export interface Sandbox {
   compensationStateMachineArn: string;
   /** the events on the emulated buses (the product's, and Step Functions' status changes on `default`), optionally filtered */
   events: AwsEmulator["events"];
+  /** the bus events a rule's handler refused, with its named error: what the deployed dead-letter queue keeps (no retries here) */
+  deadLetters: DeadLetter[];
   cluster: typeof SANDBOX_CLUSTER & { authenticationMode: AuthenticationMode };
   aws: AwsEmulator;
   kube: KubeApiServer;
@@ -400,6 +408,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
 
   // The bus's rules: ComputeEnvironmentRequested (RemovalRequested) from an allowed source starts the workflow (the
   // teardown) through its events handler, as deployed.
+  const deadLetters: DeadLetter[] = [];
   const stopRouting = aws.onEvent?.((event) => {
     const config = loadDeploymentConfig();
     const rules = [
@@ -421,7 +430,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         detail: event.detail,
       },
       {},
-    ).catch((error: unknown) => console.error(`${event.detailType} event ${event.eventId} was refused: ${(error as Error).message}`));
+    ).catch((error: unknown) => {
+      const { name, message } = error as Error;
+      deadLetters.push({ eventId: event.eventId, detailType: event.detailType, error: { name, message } });
+      console.error(`${event.detailType} event ${event.eventId} was refused: ${name}: ${message}`);
+    });
   });
 
   // The default bus's rule: the provision runs and teardowns that timed out, were stopped or failed past their Catch
@@ -476,6 +489,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     deprovisionStateMachineArn,
     compensationStateMachineArn,
     events: (filter) => aws.events(filter),
+    deadLetters,
     cluster: { ...SANDBOX_CLUSTER, authenticationMode },
     aws,
     kube,

@@ -7,7 +7,8 @@
  *   200 {environment, lastExecution}   it exists with the same spec: nothing started
  *   409 EnvironmentExists {environmentUrl, updateUrl}   it exists with another spec: update it instead
  *   409 RunInProgress, 422 IdempotencyKeyReused, 400, 403, 503, 500   as POST /provision
- * A failed (compensated) environment owns nothing: a create starts it again.
+ * A failed (compensated) environment owns nothing: a create starts it again, also with a corrected spec. The comparison
+ * is the one every create path makes (workflow/existing-environment.ts, through entry/start-provisioning.ts).
  *
  * GET /environments?cluster=&region=&status=&limit=&cursor=   200 {items, next?}
  * GET /environments/{tenant}/{region}/{cluster}[?drift=false]   200 the record with `drift`, a live check of each owned
@@ -19,9 +20,10 @@
  *   200 {environment, message}   already removed: nothing to do (a repeated DELETE is harmless)
  *   404 EnvironmentNotFound | 409 RunInProgress (a run holds the lease) | 503, 500
  */
-import { isDeepStrictEqual } from "node:util";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
+import { environmentUrlFor } from "../lib/domain/environment-url.js";
+import { createVerdict } from "../lib/workflow/existing-environment.js";
 import { checkRequest, environmentIdOf, specOf, startProvisioning, type StartDeps } from "../lib/entry/start-provisioning.js";
 import { startTeardown, type TeardownDeps } from "../lib/entry/start-teardown.js";
 import {
@@ -50,9 +52,7 @@ export interface EnvironmentReadDeps {
 
 const MAX_PAGE = 100;
 
-export function environmentUrlFor(id: EnvironmentId): string {
-  return `/environments/${[id.tenant, id.region, id.cluster].map(encodeURIComponent).join("/")}`;
-}
+export { environmentUrlFor };
 
 /** A record as the API shows it: the lease's holder as an execution, its expiry as a time. */
 export function environmentView(record: EnvironmentRecord): Record<string, unknown> {
@@ -78,17 +78,12 @@ async function create(event: APIGatewayProxyEventV2, deps: EnvironmentsApiDeps):
   const registry = registryOf(deps);
   const id = environmentIdOf(checked.request);
   const existing = await registry.getEnvironment(id);
-  if (existing && existing.status !== "failed" && existing.status !== "removed") {
-    if (isDeepStrictEqual(existing.spec, specOf(checked.request))) {
-      const view = environmentView(existing);
-      return json(200, { environment: view, lastExecution: view.lastExecution ?? null });
-    }
-    return json(409, {
-      error: "EnvironmentExists",
-      message: `environment ${environmentUrlFor(id)} exists with another spec; change it with PUT ${environmentUrlFor(id)}`,
-      environmentUrl: environmentUrlFor(id),
-      updateUrl: environmentUrlFor(id),
-    });
+  // A live environment with this spec is answered with, not run again (POST /provision runs it: it may carry a head
+  // job). Another spec is refused by the start itself, as on every create path.
+  const live = existing && existing.status !== "failed" && existing.status !== "removed";
+  if (live && createVerdict(existing, specOf(checked.request)) === "same-spec") {
+    const view = environmentView(existing);
+    return json(200, { environment: view, lastExecution: view.lastExecution ?? null });
   }
   const answer = answerStart(checked.request, await startProvisioning(checked.request, { ...deps, registry }));
   if (answer.statusCode !== 202) return answer;

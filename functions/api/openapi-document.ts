@@ -21,6 +21,8 @@ const environmentExists = z.object({
   environmentUrl: z.string(),
   updateUrl: z.string(),
 });
+/** A create's 409: a run holds the lease (try again once it ended), or the environment exists with another spec (PUT it). */
+const startConflict = z.union([runInProgress, environmentExists]);
 const execution = z.object({ name: z.string(), arn: z.string(), statusUrl: z.string() });
 const difference = z.object({ path: z.string(), expected: z.unknown(), actual: z.unknown() });
 const drift = z.object({
@@ -83,6 +85,7 @@ const SCHEMAS = {
   Started: started,
   RunInProgress: runInProgress,
   EnvironmentExists: environmentExists,
+  StartConflict: startConflict,
   Environment: environment,
   EnvironmentCreated: z.object({ environment, lastExecution: execution.nullable() }),
   UpdateStarted: updateStarted,
@@ -149,7 +152,17 @@ function paths(): Record<string, unknown> {
         summary: "Start a provisioning run",
         parameters: [idempotencyKey],
         requestBody: start,
-        responses: { "202": answer("Started, or the same request's existing run", "Started"), ...startAnswers },
+        responses: {
+          "202": answer(
+            "Started (also for the recorded spec of an existing environment: a re-run), or the same request's existing run",
+            "Started",
+          ),
+          ...startAnswers,
+          "409": answer(
+            "RunInProgress, or EnvironmentExists: the environment exists with another spec, which only PUT changes",
+            "StartConflict",
+          ),
+        },
       },
     },
     "/executions/{id}": {
@@ -174,7 +187,10 @@ function paths(): Record<string, unknown> {
           "200": answer("It exists with the same spec: nothing started", "EnvironmentCreated"),
           "202": answer("Created: its first run started", "Started"),
           ...startAnswers,
-          "409": answer("RunInProgress, or EnvironmentExists with another spec", "EnvironmentExists"),
+          "409": answer(
+            "RunInProgress, or EnvironmentExists: the environment exists with another spec, which only PUT changes",
+            "StartConflict",
+          ),
         },
       },
       get: {

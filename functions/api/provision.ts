@@ -6,6 +6,8 @@
  *                                    request Step Functions refuses as too large an input)
  *   403 NotAllowed {problems}        cluster not on this deployment's allowlist
  *   409 RunInProgress {executionArn, statusUrl}   another run of the tenant is under way: try after it ends
+ *   409 EnvironmentExists {environmentUrl, updateUrl}   the environment exists with another spec: PUT it instead (the
+ *                                    same spec starts a run: a re-run, which may carry a head job)
  *   422 IdempotencyKeyReused         the key already started a run for a different request
  *   202 {executionArn, executionName, statusUrl}   started, or the same request's existing run
  *   503 Throttled | ClusterUnreachable (Retry-After)   Step Functions is busy: try again
@@ -13,7 +15,7 @@
  */
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import type { DeploymentConfig } from "../lib/domain/deploy-config.js";
-import { InvalidRequest } from "../lib/domain/errors.js";
+import { EnvironmentExists, InvalidRequest } from "../lib/domain/errors.js";
 import { httpHandler, logger } from "../lib/workflow/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps, type StartOutcome } from "../lib/entry/start-provisioning.js";
 import type { ProvisionRequest } from "../lib/domain/request.js";
@@ -72,8 +74,19 @@ async function answer(event: APIGatewayProxyEventV2, deps: ProvisionApiDeps): Pr
   return answerStart(checked.request, await startProvisioning(checked.request, deps));
 }
 
-/** What POST /provision and POST /environments answer once a start was tried: 202, 409 RunInProgress or 422. */
+/** What POST /provision and POST /environments answer once a start was tried: 202, 409 RunInProgress or EnvironmentExists, or 422. */
 export function answerStart(request: ProvisionRequest, started: StartOutcome): Response {
+  if (started.outcome === "environment-exists") {
+    // The same refusal the onboarding event throws.
+    const refusal = new EnvironmentExists(started.environmentUrl);
+    logger.info("provisioning refused: the environment exists with another spec", { environmentUrl: started.environmentUrl });
+    return json(409, {
+      error: refusal.name,
+      message: refusal.message,
+      environmentUrl: started.environmentUrl,
+      updateUrl: started.environmentUrl,
+    });
+  }
   if (started.outcome === "key-reused") {
     return json(422, {
       error: "IdempotencyKeyReused",

@@ -6,8 +6,9 @@
  * (`retryAttempts: 2` in stacks/Provisioner.ts, roughly one and then two minutes later) whatever the error,
  * then sends the event to the dead-letter queue; the rule target's own retries (4, within 2 hours) only
  * cover failing to hand the event to Lambda at all.
- *  - A request that can never succeed (invalid, not allowlisted, idempotency key reused) throws a named
- *    permanent error, logged once with every problem. Its two retries fail the same way and the event
+ *  - A request that can never succeed (invalid, not allowlisted, idempotency key reused, or another spec for an
+ *    environment that exists: EnvironmentExists, which only an update changes) throws a named permanent error,
+ *    logged once with every problem. Its two retries fail the same way and the event
  *    ends in the DLQ: nothing is started by any of them.
  *  - Another run of the same tenant under way throws RunInProgress (transient): one of the two retries may
  *    find that run ended and start this one; if it is still running after both, the event ends in the
@@ -17,7 +18,7 @@
  */
 import type { EventBridgeEvent } from "aws-lambda";
 import { COMPUTE_ENVIRONMENT_REQUESTED, type DeploymentConfig } from "../lib/domain/deploy-config.js";
-import { InvalidRequest, NotAllowed, RunInProgress } from "../lib/domain/errors.js";
+import { EnvironmentExists, InvalidRequest, NotAllowed, RunInProgress } from "../lib/domain/errors.js";
 import { eventHandler, logger } from "../lib/workflow/middleware.js";
 import { checkRequest, startProvisioning, type StartDeps, type StartedExecution } from "../lib/entry/start-provisioning.js";
 
@@ -62,6 +63,7 @@ async function startFromEvent(event: EventBridgeEvent<string, unknown>, deps: Co
       },
     ]);
   }
+  if (started.outcome === "environment-exists") throw new EnvironmentExists(started.environmentUrl);
   if (started.outcome === "run-in-progress") {
     // Thrown, not returned: Lambda's async retries (2, minutes apart) try again, then the DLQ keeps the event.
     throw new RunInProgress(

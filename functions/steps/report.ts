@@ -10,7 +10,8 @@ import { DEFAULTS } from "../lib/domain/request.js";
 import { EVENT_SOURCE, FAILED_DETAIL_TYPE, READY_DETAIL_TYPE } from "../lib/domain/product-events.js";
 import { putProductEvent, type EventDeps } from "../lib/workflow/event-bus.js";
 import { compensationOutcome } from "../lib/workflow/compensation.js";
-import type { WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { RerunContext, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { EnvironmentStatus } from "../lib/workflow/environment-registry.js";
 import { readableCause } from "../lib/workflow/execution-summary.js";
 import { STEP_FUNCTIONS } from "./catalog.js";
 import { ownedResourcesOf, recordRunOutcome, type OutcomeDeps } from "../lib/workflow/environment-outcome.js";
@@ -141,6 +142,14 @@ function failureOf(state: WorkflowState): Failure {
   if (state.update) {
     const back = `The update to generation ${state.update.generation} was rolled back: generation ${state.update.previous.generation} is the desired spec again`;
     parts.push(couldNotUndo.length ? `${back}, but not everything could be restored (status failed).` : `${back} (status ready).`);
+  } else if (state.rerun) {
+    const { generation } = state.rerun.previous;
+    const kept = `Only this run's own work was undone: the environment is still generation ${generation} as recorded`;
+    parts.push(
+      couldNotUndo.length
+        ? `${kept}, but not everything could be undone (status failed).`
+        : `${kept} (status ${restoredStatus(state.rerun)}).`,
+    );
   }
   return { summary: { error, cause: parts.join(" ") }, failedStep, message, outcome };
 }
@@ -150,20 +159,30 @@ export function failureSummary(state: WorkflowState): FailureSummary {
   return failureOf(state).summary;
 }
 
+/** The status a failed re-run puts back: the record's own when it was settled (ready, failed), else failed. */
+function restoredStatus(rerun: RerunContext): EnvironmentStatus {
+  return rerun.previous.status === "ready" ? "ready" : "failed";
+}
+
 /**
  * The failure in the registry. A create, compensated, owns nothing there (except what could not be undone): `failed`.
  * A failed update put the previous generation back: that generation is desired again, with what it owned, `ready` when
  * everything was restored and `failed` when something could not be; the failure stays on the record (`lastFailure`).
+ * A failed re-run (or reconcile) undid only its own work: the record as it was goes back the same way (its status, spec,
+ * generation and owned list), with this run as the last execution and its failure in `lastFailure`.
  */
 async function recordFailure(state: WorkflowState, summary: FailureSummary, couldNotUndo: string[], deps: ReportDeps): Promise<void> {
   const leftovers = couldNotUndo.length ? { couldNotUndo } : {};
-  if (!state.update) {
+  const previous = state.update?.previous ?? state.rerun?.previous;
+  if (!previous) {
     await recordRunOutcome(state, "failed", leftovers, deps);
     return;
   }
-  const { previous, generation } = state.update;
+  const settled = state.rerun ? restoredStatus(state.rerun) : "ready";
+  // The generation the failed run was to reach: an update's new one; a re-run's lease counted one more.
+  const generation = state.update?.generation ?? previous.generation + 1;
   const failure = { error: summary.error, cause: summary.cause, at: new Date().toISOString(), generation };
-  await recordRunOutcome(state, couldNotUndo.length ? "failed" : "ready", { ...previous.owned, ...leftovers }, deps, {
+  await recordRunOutcome(state, couldNotUndo.length ? "failed" : settled, { ...previous.owned, ...leftovers }, deps, {
     spec: previous.spec,
     generation: previous.generation,
     failure,

@@ -2,19 +2,23 @@
  * A reused idempotency key (issue #9, part 1). A keyed execution is named `<tenant>_<key>`, and Step Functions
  * forgets a name 90 days after the execution closed: a client that reuses a stable key then starts a run with the
  * same name. Its marks must still be its own (name and start time), so when it fails its compensators undo only
- * what it did, and the environment the first run built is left standing.
+ * what it did, and the environment the first run built is left standing. Within the key's year, though, the registry
+ * still remembers it (start-provisioning.ts keyedRun): a repeat answers with the forgotten run and starts nothing.
  */
 import { describe, expect, it } from "vitest";
 import { DynamoDBClient, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { idempotencyKeyKey } from "../../functions/lib/workflow/environment-registry.js";
+import { EnvironmentRegistry, idempotencyKeyKey } from "../../functions/lib/workflow/environment-registry.js";
 import { REGISTRY_TABLE_NAME, type Sandbox } from "../../local/sandbox.js";
 import {
   ACCOUNT_ID,
+  CLUSTER,
   clusterState,
   FAST,
+  finish,
   iamRole,
   kubeObject,
   kubeObjects,
+  postProvision,
   provision,
   pvcRequest,
   settled,
@@ -60,6 +64,34 @@ describe("a reused idempotency key after Step Functions forgot the first run (AP
     expect(kubeObjects(sandbox, "Job", tenant).map((job) => job.metadata.name)).toEqual([firstJob]);
     await settled(sandbox);
     expect(sandbox.snapshot()).toStrictEqual(before);
+  });
+});
+
+describe("a repeated idempotency key after Step Functions forgot the run, while the registry still remembers the key", () => {
+  let sandbox: Sandbox;
+  useSandbox({ ...FAST }, (started) => (sandbox = started.sandbox));
+
+  it("answers the same key and body with the same execution (202, nothing started), and another body under it with 422", async () => {
+    // Prepare: a first run under key K, then forgotten by Step Functions (90 days on), its key still within its year
+    const tenant = "remembered";
+    const request = pvcRequest(tenant, { namespace: tenant });
+    const key = { "Idempotency-Key": "onboarding-8" };
+    const first = await postProvision(sandbox, request, key);
+    expect((await finish(sandbox, first.body)).execution.status).toBe("SUCCEEDED");
+    expect(sandbox.stepFunctions.forgetClosedExecutions()).toBeGreaterThan(0);
+    const recordBefore = await new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
+
+    // Act: the same key and body; then the same key with another body (a head job: the same spec)
+    const repeat = await postProvision(sandbox, request, key);
+    const other = await postProvision(sandbox, { ...request, headJob: { pipeline: "nextflow-io/hello" } }, key);
+
+    // Assess: the first run's answer again, no run started under its name, the record untouched; the other body refused
+    expect(repeat).toEqual({ status: 202, body: first.body });
+    await expect(sandbox.stepFunctions.describeExecution({ executionArn: first.body.executionArn })).rejects.toThrow(/does not exist/i);
+    expect(await new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name })).toStrictEqual(
+      recordBefore,
+    );
+    expect(other).toMatchObject({ status: 422, body: { error: "IdempotencyKeyReused" } });
   });
 });
 

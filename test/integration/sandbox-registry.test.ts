@@ -232,4 +232,27 @@ describe("environments over HTTP", () => {
     expect(failed.body.items).toEqual([]);
     expect(bad).toMatchObject({ status: 400, body: { error: "InvalidRequest" } });
   });
+
+  it("lists environments filtered by cluster, by region, and by both", async () => {
+    // Prepare: a run on the sandbox's cluster, and the same tenant's records on another cluster and in another region
+    // (written to the registry directly: the sandbox has one cluster)
+    await provision(sandbox, pvcRequest("where", { namespace: "where" }));
+    const registry = new EnvironmentRegistry();
+    await registry.createEnvironment({ tenant: "where", region: CLUSTER.region, cluster: "imaging" }, { namespace: "where" });
+    await registry.createEnvironment({ tenant: "where", region: "us-east-1", cluster: CLUSTER.name }, { namespace: "where" });
+    const placesOf = (page: { body: { items: Array<{ tenant: string; region: string; cluster: string }> } }) =>
+      page.body.items.map((e) => `${e.tenant}@${e.cluster}.${e.region}`);
+
+    // Act
+    const byCluster = await call("GET", "/environments?cluster=imaging&limit=100");
+    const byRegion = await call("GET", "/environments?region=us-east-1&limit=100");
+    const byBoth = await call("GET", `/environments?cluster=${CLUSTER.name}&region=${CLUSTER.region}&limit=100`);
+
+    // Assess
+    expect(placesOf(byCluster)).toEqual(["where@imaging.eu-west-1"]);
+    expect(placesOf(byRegion)).toEqual(["where@research.us-east-1"]);
+    expect(placesOf(byBoth)).toContain("where@research.eu-west-1");
+    expect(placesOf(byBoth).every((place) => place.endsWith("@research.eu-west-1"))).toBe(true);
+    expect(byBoth.body.next).toBeUndefined();
+  });
 });

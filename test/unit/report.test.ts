@@ -189,6 +189,19 @@ describe("Report failed", () => {
     );
   });
 
+  it("says a failed re-run undid only its own work and left the environment as recorded", async () => {
+    // Prepare
+    events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });
+    const { compensation: _compensation, ...state } = failedState();
+    const rerun = { previous: { spec: {}, generation: 3, status: "ready" as const, owned: { roles: ["arn:aws:iam::1:role/x"] } } };
+    // Act
+    const result = await failed({ ...state, rerun });
+    // Assess
+    expect(result.cause).toContain(
+      "Only this run's own work was undone: the environment is still generation 3 as recorded (status ready).",
+    );
+  });
+
   it("lists what a compensator reports it could not undo (its `failed` lines) under Could not undo", async () => {
     // Prepare
     events.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: "1" }] });

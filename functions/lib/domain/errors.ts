@@ -86,6 +86,22 @@ export class EnvironmentNotFound extends ProvisionerError {
   }
 }
 
+/**
+ * Entry points only: a create (POST /environments, POST /provision, the onboarding event) for an environment that exists
+ * with another spec. Taking it would re-point the environment and orphan what the recorded spec built (another
+ * namespace is cut off, and a later teardown leaves it behind): only an update (PUT on the environment) changes a spec.
+ */
+export class EnvironmentExists extends ProvisionerError {
+  readonly transient = false;
+  /** the environment's route, also its update route (PUT) */
+  readonly environmentUrl: string;
+  constructor(environmentUrl: string, options?: { cause?: unknown }) {
+    super(`environment ${environmentUrl} exists with another spec; change it with PUT ${environmentUrl}`, options);
+    this.name = "EnvironmentExists";
+    this.environmentUrl = environmentUrl;
+  }
+}
+
 // ---- permanent: the state machine compensates at once ----
 
 /** The request (or a value derived from it) is invalid. `problems` lists every problem by field path. */

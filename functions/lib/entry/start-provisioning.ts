@@ -13,6 +13,12 @@
  * execution as its owner and the run's timeout as its expiry, released by the workflow's last state. Two starts
  * in the same instant get one run. The ListExecutions look before it stays as an early answer only (it lags).
  * Without a registry table configured (REGISTRY_TABLE_NAME unset: unit tests) the look is all there is.
+ *
+ * Every create path comes through here, so here is where an existing environment's spec is defended: a run for another
+ * spec of a live environment is refused (`environment-exists`: 409 EnvironmentExists, or the event's named error), as
+ * only an update (PUT) may change it (workflow/existing-environment.ts). The same spec starts a run (a re-run: it may
+ * carry a head job). The record the decision was made on is the one the lease is taken from (its generation), so a
+ * run that finished in between cannot slip another spec past it.
  */
 import { isDeepStrictEqual } from "node:util";
 import {
@@ -31,7 +37,9 @@ import { awsErrorName, isAwsError, normaliseError } from "../workflow/normalise-
 import { headPodQuotaProblems, safeParseRequest, type ProvisionRequest } from "../domain/request.js";
 import { assertClusterAllowed } from "../domain/allowlist.js";
 import { EnvironmentRegistry, REGISTRY_TABLE_ENV, type EnvironmentId, type EnvironmentRecord } from "../workflow/environment-registry.js";
-import type { UpdateContext } from "../workflow/workflow-state.js";
+import { createVerdict, ownsNothing } from "../workflow/existing-environment.js";
+import { environmentUrlFor } from "../domain/environment-url.js";
+import type { RerunContext, UpdateContext } from "../workflow/workflow-state.js";
 import { RUN_TIMEOUT_SECONDS } from "../domain/run-timeout.js";
 
 export type RequestCheck =
@@ -74,10 +82,12 @@ export type StartOutcome =
   /** The key was used before for a different request. */
   | { outcome: "key-reused"; executionName: string }
   /** Another run of the same tenant is RUNNING (this one): nothing was started. */
-  | { outcome: "run-in-progress"; executionArn: string; executionName: string };
+  | { outcome: "run-in-progress"; executionArn: string; executionName: string }
+  /** The environment exists with another spec, which only an update (PUT on environmentUrl) changes: nothing was started. */
+  | { outcome: "environment-exists"; environmentUrl: string };
 
 /** A run that exists (new or found): what callers report back. */
-export type StartedExecution = Exclude<StartOutcome, { outcome: "key-reused" | "run-in-progress" }>;
+export type StartedExecution = Exclude<StartOutcome, { outcome: "key-reused" | "run-in-progress" | "environment-exists" }>;
 
 export interface StartDeps {
   sfn?: SFNClient;
@@ -109,36 +119,67 @@ function nameOfArn(executionArn: string): string {
   return executionArn.slice(executionArn.lastIndexOf(":") + 1);
 }
 
-/**
- * The environment's lease for this run: the record created when it is new, then the lease taken. Undefined when
- * taken; else the run that holds it.
- */
 /** The record before this start took its lease (to put back if nothing starts), and whether this start created it. */
 interface LeaseTaken {
   previous: EnvironmentRecord;
   created: boolean;
 }
 
+/** How often a create reads the record again when another run's outcome moved it on between its read and its lease. */
+const LEASE_ATTEMPTS = 3;
+
+/** The refusal of another spec for the environment `request` is for. */
+function environmentExists(request: ProvisionRequest): StartOutcome {
+  return { outcome: "environment-exists", environmentUrl: environmentUrlFor(environmentIdOf(request)) };
+}
+
+/**
+ * The environment's lease for this run: the record created when it is new (a create of another spec refused when it is
+ * not), then the lease taken from the generation that decision read. `recorded`: the record as the start already read it.
+ */
 async function leaseFor(
   registry: EnvironmentRegistry,
   request: ProvisionRequest,
   owner: { name: string; arn: string },
   update?: UpdateContext,
+  recorded?: EnvironmentRecord,
 ): Promise<{ refused: StartOutcome } | { taken: LeaseTaken | undefined }> {
   const id = environmentIdOf(request);
   const spec = specOf(request);
-  const made = update ? undefined : await registry.createEnvironment(id, spec);
-  const previous = made?.record ?? (await registry.getEnvironment(id));
   const expiresAt = Math.floor(Date.now() / 1000) + RUN_TIMEOUT_SECONDS;
-  // An update takes the lease only from the generation it read, and marks the record `updating`.
-  const lease = await registry.takeLease(id, {
-    owner,
-    expiresAt,
-    spec,
-    ...(update ? { status: "updating" as const, generation: update.previous.generation } : {}),
-  });
-  if (lease.taken) return { taken: previous ? { previous, created: made?.created === true } : undefined };
-  return { refused: { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) } };
+  let known = recorded;
+  for (let attempt = 1; ; attempt += 1) {
+    const made = update || known ? undefined : await registry.createEnvironment(id, spec);
+    const previous = made?.record ?? known ?? (await registry.getEnvironment(id));
+    if (!update && previous && !made?.created && createVerdict(previous, spec) === "conflict")
+      return { refused: environmentExists(request) };
+    // An update takes the lease only from the generation it read, and marks the record `updating`; a create (or re-run)
+    // only from the generation its verdict was made on.
+    const lease = await registry.takeLease(id, {
+      owner,
+      expiresAt,
+      spec,
+      ...(update ? { status: "updating" as const, generation: update.previous.generation } : { generation: previous?.generation }),
+    });
+    if (lease.taken) return { taken: previous ? { previous, created: made?.created === true } : undefined };
+    // No holder: the record moved on since it was read (a run ended, another started and ended): decide again.
+    if (!update && !lease.holder && attempt < LEASE_ATTEMPTS) {
+      known = await registry.getEnvironment(id);
+      continue;
+    }
+    return { refused: { outcome: "run-in-progress", executionArn: lease.holder, executionName: nameOfArn(lease.holder) } };
+  }
+}
+
+/**
+ * What a re-run carries (`$.rerun`): the record as it was, when it owns something. A failure then undoes only this run's
+ * work and the environment is intact, so the record is put back (report.ts) instead of left `failed` owning nothing,
+ * which would hide the environment from the scheduled drift check and make a create of its spec start over.
+ */
+function rerunOf(taken: LeaseTaken | undefined): RerunContext | undefined {
+  if (!taken || taken.created || ownsNothing(taken.previous.owned)) return undefined;
+  const { spec, generation, status, owned } = taken.previous;
+  return { previous: { spec, generation, status, owned } };
 }
 
 /** This deployment's state machine: the one given, else the STATE_MACHINE_ARN variable's. */
@@ -260,6 +301,10 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
   const keyed = registry && request.idempotencyKey ? await keyedRun(registry, sfn, request, tenant) : undefined;
   if (keyed) return keyed;
 
+  // Another spec of a live environment is refused before anything else: waiting for a run to end would not change it.
+  const recorded = registry && !run.update ? await registry.getEnvironment(environmentIdOf(request)) : undefined;
+  if (recorded && createVerdict(recorded, specOf(request)) === "conflict") return environmentExists(request);
+
   const running = await otherRunOfTenant(sfn, stateMachineArn, tenant, executionName);
   if (running) {
     // A keyed repeat of a run that already exists still answers with that run: it starts nothing.
@@ -274,15 +319,16 @@ async function startOrFind(request: ProvisionRequest, deps: StartDeps, run: Star
   }
 
   const owner = { name: executionName, arn: executionArnFor(stateMachineArn, executionName) };
-  const lease = registry ? await leaseFor(registry, request, owner, run.update) : undefined;
+  const lease = registry ? await leaseFor(registry, request, owner, run.update, recorded) : undefined;
   if (lease && "refused" in lease) return lease.refused;
+  const rerun = run.update ? undefined : rerunOf(lease?.taken);
 
   try {
     const started = await sfn.send(
       new StartExecutionCommand({
         stateMachineArn,
         name: executionName,
-        input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}) }),
+        input: JSON.stringify({ request, ...(run.update ? { update: run.update } : {}), ...(rerun ? { rerun } : {}) }),
       }),
     );
     if (registry && request.idempotencyKey) {

@@ -52,7 +52,7 @@ export interface EnvironmentRecord extends EnvironmentId {
   createdAt: string;
   updatedAt: string;
   lease?: { owner: string; expiresAt: number };
-  /** The last failed update: the record went back to the previous generation (update.ts), with the failure */
+  /** The last failed update or re-run: the record went back to the generation before it (report.ts), with the failure */
   lastFailure?: RunFailure;
 }
 
@@ -308,7 +308,7 @@ export class EnvironmentRegistry {
 export interface RunOutcome {
   status: EnvironmentStatus;
   owned: Record<string, unknown>;
-  /** A failed update: the previous generation back as desired (its spec and number), and the failure kept on the record */
+  /** A failed update or re-run: the previous generation back as desired (its spec and number), and the failure kept on the record */
   restore?: { spec: Record<string, unknown>; generation: number; failure: RunFailure };
 }
 

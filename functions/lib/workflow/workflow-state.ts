@@ -6,6 +6,7 @@
  */
 import type { ResolvedCluster } from "../domain/cluster.js";
 import type { ProvisionRequestInput } from "../domain/request.js";
+import type { EnvironmentStatus } from "./environment-registry.js";
 
 export type { AuthenticationMode, ResolvedCluster } from "../domain/cluster.js";
 
@@ -135,6 +136,16 @@ export interface UpdateContext {
   generation: number;
 }
 
+/**
+ * A re-run's input beside the request (the recorded spec again, through POST /provision or /environments, or a
+ * reconcile): the record as it was before this run took the lease. Its compensation undoes only what this run created,
+ * so the environment is still what the record said: a failed re-run puts that back (status, owned, spec, generation) and
+ * keeps its own failure on the record (`lastFailure`). Absent for a create, and where the record owned nothing.
+ */
+export interface RerunContext {
+  previous: { spec: Record<string, unknown>; generation: number; status: EnvironmentStatus; owned: Record<string, unknown> };
+}
+
 /** RemoveUnwantedResources → `$.removed`; RemoveUnwantedIdentities → `$.removedIdentities` */
 export interface RemovalResult {
   /** What was deleted, one line each (cannot be undone) */
@@ -220,6 +231,8 @@ export interface WorkflowState {
   headJob?: HeadJobResult;
   /** Update runs only (from the execution input) */
   update?: UpdateContext;
+  /** Re-runs of an environment that owns something (from the execution input) */
+  rerun?: RerunContext;
   removed?: RemovalResult;
   /** RemoveUnwantedIdentities → `$.removedIdentities` (update runs) */
   removedIdentities?: RemovalResult;
