@@ -119,3 +119,21 @@ describe("npm run demo -- --teardown", () => {
     expect(summary).toMatch(/cluster access +\(none\)/);
   }, 120_000);
 });
+
+describe("npm run demo -- --update", () => {
+  it("creates the environment, PUTs a spec with a compute service account, narrates the update run and shows generation 2", async () => {
+    // Act
+    const out = await demo({}, ["--update"]);
+    // Assess
+    expect([...out.matchAll(/^(SUCCEEDED|FAILED)$/gm)].map((m) => m[1])).toEqual(["SUCCEEDED", "SUCCEEDED"]);
+    expect(out).toMatch(/^PUT http:\/\/127\.0\.0\.1:\d+\/environments\/genomics\/eu-west-1\/research {2}\(generation 1, ready; /m);
+    expect(out).toMatch(/^ {2}202 Accepted: arn:aws:states:[^:]+:\d+:execution:provision:\S+ \(generation 2\)$/m);
+    const updateSteps = succeededStepsAfter(out, /^Update /m);
+    expect(updateSteps).toEqual(expect.arrayContaining(["CreateNamespaceAndRbac", "RemoveUnwantedResources", "Report"]));
+    expect(out).toMatch(/CreateNamespaceAndRbac .* namespace tower-nf: ServiceAccount\/genomics-compute$/m);
+    expect(out).toContain("the registry says: ready, generation 1 → 2 (computeServiceAccount genomics-compute)");
+    const summary = finalSummary(out);
+    expect(summary).toMatch(/ServiceAccounts +genomics-compute, tower-launcher-sa/);
+    expect(summary).toContain("serviceAccount = 'genomics-compute'");
+  }, 120_000);
+});
