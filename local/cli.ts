@@ -20,7 +20,7 @@ const AUTH_MODES: AuthenticationMode[] = ["API", "API_AND_CONFIG_MAP", "CONFIG_M
 
 const USAGE = `usage:
   npm start -- [options]          start the sandbox (emulated AWS + EKS, the workflow, the HTTP API)
-  npm run demo -- [--example FILE] [--api URL] [--drift] [--teardown]
+  npm run demo -- [--example FILE] [--api URL] [--drift] [--update] [--teardown]
 
 start options:
   --port N                 HTTP API port (default 8787; 0 = any free port)
@@ -181,6 +181,7 @@ async function demo(args: string[]): Promise<void> {
         "state-dir": { type: "string" },
         drift: { type: "boolean" },
         teardown: { type: "boolean" },
+        update: { type: "boolean" },
       },
       strict: true,
     }));
@@ -204,6 +205,7 @@ async function demo(args: string[]): Promise<void> {
     sandboxEnv,
     drift: values.drift === true,
     teardown: values.teardown === true,
+    update: values.update === true,
   });
 }
 

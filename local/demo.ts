@@ -4,6 +4,8 @@
  * errors), then asks the emulated AWS account and cluster, through the real clients, what now exists.
  * Without a running sandbox (`npm start`), it starts one in this process for the length of the demo.
  * `--teardown`: the environment is created (POST /environments), then torn down (DELETE), and both runs narrated.
+ * `--update`: the environment is created (POST /environments), then given a changed spec (PUT: a compute service
+ * account of its own), and the update run narrated with the record's generation before and after.
  */
 import { readFileSync } from "node:fs";
 import { DescribeClusterCommand, ListAccessEntriesCommand, DescribeAccessEntryCommand } from "@aws-sdk/client-eks";
@@ -245,6 +247,49 @@ async function narrateTeardown(
   await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
 }
 
+type DemoRequest = { tenant: string; namespace?: string; cluster: { name: string; region: string }; [field: string]: unknown };
+
+/** The environment's record without the live drift check (one registry read). */
+type RecordBody = { status?: string; generation?: number; spec?: Record<string, unknown> };
+
+async function readRecord(apiUrl: string, path: string): Promise<RecordBody> {
+  return (await (await fetch(`${apiUrl}${path}?drift=false`)).json()) as RecordBody;
+}
+
+/** PUT a changed spec (a compute service account of the tenant's own), watch the update run, then show the new generation. */
+async function narrateUpdate(apiUrl: string, request: DemoRequest): Promise<void> {
+  const path = `/environments/${request.tenant}/${request.cluster.region}/${request.cluster.name}`;
+  const before = await readRecord(apiUrl, path);
+  // The spec is the request without tenant and cluster (the path names them) and without its head job (a run's).
+  const { tenant: _tenant, cluster: _cluster, headJob: _headJob, ...spec } = request;
+  const computeServiceAccount = `${request.tenant}-compute`;
+  console.log(`
+PUT ${apiUrl}${path}  (generation ${before.generation}, ${before.status}; the spec now with computeServiceAccount ${computeServiceAccount})`);
+  const res = await fetch(`${apiUrl}${path}`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...spec, computeServiceAccount }),
+  });
+  const body = (await res.json()) as { executionArn?: string; executionName?: string; generation?: number };
+  if (res.status !== 202) {
+    console.log(`  ${res.status}: ${JSON.stringify(body)}`);
+    if (res.status !== 200) process.exitCode = 1;
+    return;
+  }
+  console.log(`  202 Accepted: ${body.executionArn} (generation ${body.generation})\n\nUpdate ${body.executionName}:`);
+  const final = await watch(apiUrl, body.executionArn!);
+  console.log(`\n${final.status}`);
+  if (final.status !== "SUCCEEDED") {
+    console.log(`  ${final.error}: ${final.cause}`);
+    process.exitCode = 1;
+  }
+  const after = await readRecord(apiUrl, path);
+  console.log(
+    `  the registry says: ${after.status}, generation ${before.generation} → ${after.generation} (computeServiceAccount ${String(after.spec?.computeServiceAccount)})`,
+  );
+  await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+}
+
 /**
  * `sandboxEnv` is what the CLI read from `envFile` (the running sandbox's `.sandbox/env`), when it was there;
  * against a running sandbox the demo takes its endpoints and keys from it.
@@ -256,6 +301,7 @@ export async function runDemo({
   sandboxEnv,
   drift,
   teardown = false,
+  update = false,
 }: {
   examplePath: string;
   apiUrl?: string;
@@ -263,12 +309,9 @@ export async function runDemo({
   sandboxEnv?: Record<string, string>;
   drift?: boolean;
   teardown?: boolean;
+  update?: boolean;
 }): Promise<void> {
-  const request = JSON.parse(readFileSync(examplePath, "utf8")) as {
-    tenant: string;
-    namespace?: string;
-    cluster: { name: string; region: string };
-  };
+  const request = JSON.parse(readFileSync(examplePath, "utf8")) as DemoRequest;
   let closeSandbox: (() => Promise<void>) | undefined;
   if (apiUrl && (await reachable(apiUrl))) {
     console.log(`Using the sandbox at ${apiUrl}.`);
@@ -282,7 +325,7 @@ export async function runDemo({
     closeSandbox = () => sandbox.close();
   }
   try {
-    const route = teardown ? "environments" : "provision";
+    const route = teardown || update ? "environments" : "provision";
     console.log(`\nPOST ${apiUrl}/${route}  (${examplePath})`);
     const res = await fetch(`${apiUrl}/${route}`, {
       method: "POST",
@@ -309,6 +352,7 @@ export async function runDemo({
     await summarise(request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
     if (drift && succeeded)
       await driftDemo(apiUrl!, request.tenant, request.namespace ?? "tower-nf", request.cluster.name, request.cluster.region);
+    if (update && succeeded) await narrateUpdate(apiUrl!, request);
     if (teardown) await narrateTeardown(apiUrl!, request);
   } finally {
     await closeSandbox?.();

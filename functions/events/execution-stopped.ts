@@ -15,7 +15,7 @@
  * holds it, and emits ComputeEnvironmentFailed.
  *
  * A teardown (statemachines/deprovision.asl.json) that ended the same way is not compensated (it is itself a
- * removal): unless its RecordRemoval ran, the record is set `failed`, keeping what it named plus a line in
+ * removal): unless its RecordRemoval succeeded (one that could not write the registry failed into RecordFailed), the record is set `failed`, keeping what it named plus a line in
  * `owned.remaining` saying the teardown was stopped, and its lease is released at once, so a repeated DELETE finishes
  * the job instead of waiting out the lease (an hour). Only while that teardown still holds the lease.
  *

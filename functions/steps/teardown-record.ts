@@ -36,17 +36,32 @@ function describeOwned(owned: Record<string, unknown>): string[] {
   ];
 }
 
-/** `<Kind> <namespace>/<name>: ...`: a line about an object in the namespace. */
-function isInNamespace(line: string, namespace: string): boolean {
-  return /^[A-Za-z]+ ([^/\s]+)\//.exec(line)?.[1] === namespace;
+/**
+ * The Kubernetes object a line is about: `<Kind> [<namespace>/]<name>: ...`, or `<what> on <Kind> <namespace>/<name>: ...`
+ * (an annotation on it). Undefined for lines about anything else (IAM, EKS, aws-auth, a step).
+ */
+function objectOfLine(line: string): { ref: string; namespace?: string } | undefined {
+  const found = /^(?:\S+ on )?([A-Z][A-Za-z]+ (?:([a-z0-9.-]+)\/)?[a-z0-9.-]+):/.exec(line);
+  return found ? { ref: found[1]!, ...(found[2] ? { namespace: found[2] } : {}) } : undefined;
+}
+
+/**
+ * What a removal could not undo and a later one took with it: anything in a namespace that is gone, anything on an
+ * object a later removal deleted (the IRSA annotation RemoveStorage could not put back, on a ServiceAccount that
+ * RemoveNamespaceAndRbac then deleted).
+ */
+function wentWithItsContainer(line: string, deleted: ReadonlySet<string>, goneNamespace: string | undefined): boolean {
+  const about = objectOfLine(line);
+  if (!about) return false;
+  return (goneNamespace !== undefined && about.namespace === goneNamespace) || deleted.has(about.ref);
 }
 
 export function removalOutcome(state: WorkflowState): RemovalOutcome {
   const outcome = compensationOutcome(state);
   const { undone, kept } = outcome;
-  // A namespace that is gone took whatever of ours a removal could not delete in it.
   const gone = state.namespaceRemoval?.gone ? state.namespaceRemoval.namespace : undefined;
-  const couldNotUndo = gone ? outcome.couldNotUndo.filter((line) => !isInNamespace(line, gone)) : outcome.couldNotUndo;
+  const deleted = new Set(undone);
+  const couldNotUndo = outcome.couldNotUndo.filter((line) => !wentWithItsContainer(line, deleted, gone));
   // ResolveCluster failed: nothing was removed, everything the record names remains.
   const unresolved = state.error
     ? describeOwned(state.removal?.owned ?? {}).map(

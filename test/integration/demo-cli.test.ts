@@ -80,3 +80,60 @@ describe("npm run demo -- --drift", () => {
     expect(out).toContain("1 checked, 0 drifted, 0 EnvironmentDrifted events");
   }, 120_000);
 });
+
+/** The step names the narration marks succeeded (✓) after `header`, in order, each once. */
+function succeededStepsAfter(out: string, header: RegExp): string[] {
+  const from = out.search(header);
+  expect(from).toBeGreaterThanOrEqual(0);
+  const narrated = out.slice(from).split(/^(?:SUCCEEDED|FAILED)$/m)[0]!;
+  return [...new Set([...narrated.matchAll(/^ {2}✓ (\w+)/gm)].map((m) => m[1]))];
+}
+
+/** The narration from the last "What now exists" on: what the account and the cluster hold at the end. */
+const finalSummary = (out: string) => out.slice(out.lastIndexOf("What now exists for tenant"));
+
+describe("npm run demo -- --teardown", () => {
+  it("creates the environment, then narrates its teardown step by step, and nothing of the tenant's is left", async () => {
+    // Act
+    const out = await demo({}, ["--teardown"]);
+    // Assess
+    expect([...out.matchAll(/^(SUCCEEDED|FAILED)$/gm)].map((m) => m[1])).toEqual(["SUCCEEDED", "SUCCEEDED"]);
+    expect(out).toMatch(
+      /^DELETE http:\/\/127\.0\.0\.1:\d+\/environments\/genomics\/eu-west-1\/research\n {2}202 Accepted: arn:aws:states:[^:]+:\d+:execution:deprovision:/m,
+    );
+    expect(succeededStepsAfter(out, /^Teardown /m)).toEqual([
+      "ResolveCluster",
+      "RemoveHeadJobs",
+      "RemoveStorage",
+      "RemoveNamespaceAndRbac",
+      "WaitForNamespaceRemoval",
+      "RemoveClusterAccess",
+      "RemoveIamResources",
+      "RecordRemoval",
+    ]);
+    expect(out).toMatch(/RemoveIamResources .* removed: IAM role nfeks-genomics\.research-launcher$/m);
+    expect(out).toContain("the registry says: removed (owned {})");
+    const summary = finalSummary(out);
+    expect(summary).toMatch(/Namespace +\(none\)/);
+    expect(summary).toMatch(/IAM roles +\(none\)/);
+    expect(summary).toMatch(/cluster access +\(none\)/);
+  }, 120_000);
+});
+
+describe("npm run demo -- --update", () => {
+  it("creates the environment, PUTs a spec with a compute service account, narrates the update run and shows generation 2", async () => {
+    // Act
+    const out = await demo({}, ["--update"]);
+    // Assess
+    expect([...out.matchAll(/^(SUCCEEDED|FAILED)$/gm)].map((m) => m[1])).toEqual(["SUCCEEDED", "SUCCEEDED"]);
+    expect(out).toMatch(/^PUT http:\/\/127\.0\.0\.1:\d+\/environments\/genomics\/eu-west-1\/research {2}\(generation 1, ready; /m);
+    expect(out).toMatch(/^ {2}202 Accepted: arn:aws:states:[^:]+:\d+:execution:provision:\S+ \(generation 2\)$/m);
+    const updateSteps = succeededStepsAfter(out, /^Update /m);
+    expect(updateSteps).toEqual(expect.arrayContaining(["CreateNamespaceAndRbac", "RemoveUnwantedResources", "Report"]));
+    expect(out).toMatch(/CreateNamespaceAndRbac .* namespace tower-nf: ServiceAccount\/genomics-compute$/m);
+    expect(out).toContain("the registry says: ready, generation 1 → 2 (computeServiceAccount genomics-compute)");
+    const summary = finalSummary(out);
+    expect(summary).toMatch(/ServiceAccounts +genomics-compute, tower-launcher-sa/);
+    expect(summary).toContain("serviceAccount = 'genomics-compute'");
+  }, 120_000);
+});

@@ -20,6 +20,7 @@ import {
   compensationInput,
   EXECUTION_STATUS_CHANGE,
   type ExecutionStatusChange,
+  recordedItsRemoval,
   reportedItsOutcome,
   stateFromHistory,
   stopError,
@@ -162,6 +163,25 @@ describe("the state rebuilt from a stopped run's history", () => {
     expect(reportedItsOutcome(reported)).toBe(true);
     expect(reportedItsOutcome(notReported)).toBe(false);
     expect(reportedItsOutcome(stoppedHistory())).toBe(false);
+  });
+});
+
+describe("whether a teardown recorded its own removal", () => {
+  const lambda = (type: HistoryEvent["type"]): HistoryEvent => ({ id: nextId++, type, timestamp: new Date(STOPPED_AT - 700) });
+  const ranStep = (name: string, outcome: HistoryEvent["type"]) => [entered(name), lambda(outcome), exited(name, {})];
+
+  it("only when RecordRemoval's Lambda succeeded: one that could not write the registry exits through its Catch, unrecorded", () => {
+    // Prepare
+    const removals = [
+      ...ranStep("RemoveClusterAccess", "LambdaFunctionSucceeded"),
+      ...ranStep("RemoveIamResources", "LambdaFunctionSucceeded"),
+    ];
+    const recorded = [...removals, ...ranStep("RecordRemoval", "LambdaFunctionSucceeded"), entered("WasEverythingRemoved")];
+    const recordFailed = [...removals, ...ranStep("RecordRemoval", "LambdaFunctionFailed"), entered("RecordFailed")];
+    // Assess
+    expect(recordedItsRemoval(recorded)).toBe(true);
+    expect(recordedItsRemoval(recordFailed)).toBe(false);
+    expect(recordedItsRemoval(removals)).toBe(false);
   });
 });
 

@@ -69,11 +69,19 @@ function enteredStates(events: HistoryEvent[]): Set<string> {
   return new Set(events.map((e) => e.stateEnteredEventDetails?.name).filter((n): n is string => !!n));
 }
 
-/** Whether a teardown got as far as its RecordRemoval step's end (the record then says what it did). */
+/**
+ * Whether a teardown's RecordRemoval step succeeded (the record then says what it did). A RecordRemoval that failed
+ * (the registry could not be written) also exits its state, through its Catch to RecordFailed: only its Lambda's
+ * success counts. The teardown's states run one at a time, so that success follows RecordRemoval's TaskStateEntered.
+ */
 export function recordedItsRemoval(events: HistoryEvent[]): boolean {
-  return events.some(
-    (e) => e.type === "ExecutionSucceeded" || (e.type === "TaskStateExited" && e.stateExitedEventDetails?.name === "RecordRemoval"),
-  );
+  let inRecordRemoval = false;
+  for (const event of events) {
+    if (event.type === "ExecutionSucceeded") return true;
+    if (event.stateEnteredEventDetails) inRecordRemoval = event.stateEnteredEventDetails.name === "RecordRemoval";
+    if (inRecordRemoval && event.type === "LambdaFunctionSucceeded") return true;
+  }
+  return false;
 }
 
 /** The teardown's input (start-teardown.ts teardownInput), from its ExecutionStarted event. */
