@@ -24,6 +24,7 @@ import type { Sandbox } from "../../local/sandbox.js";
 import { PROVISIONER_CLUSTERROLE_FILE, PROVISIONER_USERNAME } from "../../stacks/cluster-access-commands.js";
 import { executionRef } from "../support/fixtures.js";
 import { FAST, finish, fusionRequest, provision, pvcRequest, settled, useSandbox, type Started } from "../support/sandbox-runs.js";
+import { updateTo } from "../support/teardown-runs.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 
@@ -129,12 +130,12 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("the provisioner's 
     recorded.push(...sandbox.kube.authorizations.filter((r) => r.username === PROVISIONER_USERNAME));
   });
 
-  it("a PVC tenant with a head job, then a re-run that adopts everything and rewrites nextflow.config", async () => {
+  it("a PVC tenant with a head job, then an update (PUT) that adopts everything and rewrites nextflow.config", async () => {
     // Act
     const quota = { cpu: "8", memory: "16Gi", pods: 50 };
     const headJob = { pipeline: "nextflow-io/hello", waitFor: "completed" } as const;
     const first = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", quota, headJob }));
-    const again = await provision(sandbox, pvcRequest("alpha", { namespace: "alpha", quota, labels: { team: "alpha", cost: "genomics" } }));
+    const again = await updateTo(sandbox, pvcRequest("alpha", { namespace: "alpha", quota, labels: { team: "alpha", cost: "genomics" } }));
     // Assess
     expect([first.execution.status, again.execution.status]).toEqual(["SUCCEEDED", "SUCCEEDED"]);
   });

@@ -26,6 +26,7 @@ import {
   stepResult,
   useSandbox,
 } from "../support/sandbox-runs.js";
+import { updateTo } from "../support/teardown-runs.js";
 
 const EXAMPLE = JSON.parse(readFileSync(new URL("../../examples/fusion-tenant.json", import.meta.url), "utf8"));
 const ISSUER_HOST = SANDBOX_OIDC_ISSUER.replace(/^https:\/\//, "");
@@ -179,7 +180,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("Fusion tenants on 
     sandbox.faults.inject({ operation: "events:PutEvents", kind: "permanent", times: 1 });
 
     // Act
-    const run = await provision(
+    const run = await updateTo(
       sandbox,
       fusionRequest("genetics", { namespace: "genetics-b", storage: { type: "fusion", bucket: "genetics-b-work", workDir: "work" } }),
     );

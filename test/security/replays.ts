@@ -63,6 +63,7 @@ import { createComputeEnvironmentRequestedHandler } from "../../functions/events
 import { createComputeEnvironmentRemovalRequestedHandler } from "../../functions/events/compute-environment-removal-requested.js";
 import { createExecutionStoppedHandler } from "../../functions/events/execution-stopped.js";
 import { COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED, COMPUTE_ENVIRONMENT_REQUESTED } from "../../functions/lib/domain/deploy-config.js";
+import { checkRequest, specOf } from "../../functions/lib/entry/start-provisioning.js";
 import { EXECUTION_STATUS_CHANGE } from "../../functions/lib/workflow/stopped-run.js";
 import { createRegistryTable, type LocalDynamoDb, startDynamoDb } from "../../local/aws/dynamodb.js";
 import { FakeKubeApi } from "../support/fake-kube-api.js";
@@ -226,6 +227,13 @@ function httpEvent(routeKey: string, path: Record<string, string> = {}, body?: u
   } as unknown as APIGatewayProxyEventV2;
 }
 
+/** The spec the registry records for `request`: checked and stored as the entry points store it (start-provisioning.ts). */
+function recordedSpec(request: Record<string, unknown>): Record<string, unknown> {
+  const checked = checkRequest(request);
+  if (!checked.ok) throw new Error(`not a valid request: ${JSON.stringify(checked.problems)}`);
+  return specOf(checked.request);
+}
+
 function busEvent(detailType: string, detail: unknown, source = "platform.onboarding"): EventBridgeEvent<string, any> {
   return {
     version: "0",
@@ -316,7 +324,9 @@ export function describeReplays(configuration: string, deployedOf: () => Deploye
       ...(await requestsOf(tableCalls(), model)),
     ];
     /** A ready environment of the tenant on the deployment's cluster, as a run leaves it (spec, owned), lease released. */
-    async function readyEnvironment(spec: Record<string, unknown>, owned: Record<string, unknown>): Promise<void> {
+    /** An environment recorded ready for `request`, its spec stored as the entry points store it (so a reconcile re-runs it). */
+    async function readyEnvironment(request: Record<string, unknown>, owned: Record<string, unknown>): Promise<void> {
+      const spec = recordedSpec(request);
       await seeded.createEnvironment(CLUSTER_ID, spec);
       const owner = { name: "genomics_k0", arn: `${deployedOf().stateMachineArn.replace(":stateMachine:", ":execution:")}:genomics_k0` };
       await seeded.takeLease(CLUSTER_ID, { owner, expiresAt: Math.floor(Date.now() / 1000) + 3600, spec });
@@ -697,7 +707,7 @@ export function describeReplays(configuration: string, deployedOf: () => Deploye
         [
           "ApiLambdaPUTenvironmentstenantregioncluster",
           // the update failed and the previous generation is back: a keyed repeat finds the key's run
-          { ready: true, between: runEnds({ status: "ready", restore: { spec: REQUEST, generation: 1, failure } }) },
+          { ready: true, between: runEnds({ status: "ready", restore: { spec: recordedSpec(REQUEST), generation: 1, failure } }) },
           () =>
             createUpdateEnvironmentHandler(startDeps())(
               httpEvent("PUT /environments/{tenant}/{region}/{cluster}", ENV_PATH, update(), { "idempotency-key": "k3" }),

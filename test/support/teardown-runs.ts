@@ -5,7 +5,7 @@
  */
 import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import type { Sandbox } from "../../local/sandbox.js";
-import { CLUSTER, RUN_TIMEOUT_MS } from "./sandbox-runs.js";
+import { CLUSTER, finish, RUN_TIMEOUT_MS, type Run, type Started } from "./sandbox-runs.js";
 
 export interface Answer {
   status: number;
@@ -48,6 +48,17 @@ export async function postReconcile(sandbox: Sandbox, tenant: string): Promise<A
 export function specOf(request: object): Record<string, unknown> {
   const { tenant: _tenant, cluster: _cluster, ...spec } = request as Record<string, unknown>;
   return spec;
+}
+
+/**
+ * Change an existing environment to `request` the way an operator must (PUT; POST answers 409 EnvironmentExists
+ * to another spec), expect 202, and wait for the update run to end, read as `provision` reads a run.
+ */
+export async function updateTo(sandbox: Sandbox, request: { tenant: string }): Promise<Run> {
+  const answer = await putEnvironment(sandbox, request.tenant, specOf(request));
+  if (answer.status !== 202)
+    throw new Error(`PUT ${environmentPath(request.tenant)} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+  return finish(sandbox, answer.body as Started);
 }
 
 export async function readEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
