@@ -40,6 +40,7 @@ import {
   useSstTestProject,
 } from "../support/stack-template.js";
 import { createSdkCallScanner, type SdkCallScanner } from "./sdk-calls.js";
+import { ROUTE_HANDLERS } from "../support/api-routes.js";
 
 /**
  * Actions AWS authorizes alongside a call the code makes. The code always passes the ownership tags to its
@@ -74,18 +75,6 @@ function neededActions(handler: string, props: Json): Set<string> {
 }
 
 useSstTestProject();
-
-/** Each HTTP API route and the handler it runs. */
-const ROUTE_HANDLERS: Record<string, string> = {
-  "POST /provision": "functions/api/provision.handler",
-  "GET /executions/{id}": "functions/api/status.handler",
-  "POST /environments": "functions/api/environments.createHandler",
-  "GET /environments": "functions/api/environments.listHandler",
-  "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
-  "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
-  "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
-  "DELETE /environments/{tenant}/{region}/{cluster}": "functions/api/environments.deleteHandler",
-};
 
 // ---------------------------------------------------------------- the stack as deployed
 

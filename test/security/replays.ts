@@ -91,6 +91,7 @@ import {
 } from "../support/iam-fakes.js";
 import { type AccountModel, accountModel, type AuthorizationRequest, decide, type RecordedCall, requestsOf } from "./authorization.js";
 import { ACCOUNT, type DeployedPolicies, lambdaOf, REGION } from "./stack-policies.js";
+import { ROUTE_HANDLERS } from "../support/api-routes.js";
 
 // ---------------------------------------------------------------- what was replayed, per Lambda
 
@@ -332,6 +333,25 @@ export function describeReplays(configuration: string, deployedOf: () => Deploye
       await seeded.takeLease(CLUSTER_ID, { owner, expiresAt: Math.floor(Date.now() / 1000) + 3600, spec });
       await seeded.recordOutcome(CLUSTER_ID, owner.arn, { status: "ready", owned });
     }
+    /** The tenant's launcher and workload roles (a policy of each kind, the stack's boundary) and its Pod Identity association, made by an earlier run; the boundary's ARN. */
+    function seedTenantRolesAndAssociation(): string {
+      const boundary = deployedOf().boundaryArn;
+      for (const name of [LAUNCHER, WORKLOAD]) {
+        const role = seedRole(name, {}, ownershipTags(TENANT, markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: {} }, [
+          `arn:aws:iam::${ACCOUNT}:policy/team-extra`,
+        ]);
+        role.role.PermissionsBoundary = { PermissionsBoundaryArn: boundary, PermissionsBoundaryType: "PermissionsBoundaryPolicy" };
+      }
+      associations.set("a-1", {
+        clusterName: "research",
+        namespace: "tower-nf",
+        serviceAccount: "tower-launcher-sa",
+        roleArn: WORKLOAD_ARN,
+        associationId: "a-1",
+        tags: TENANT_MARKS,
+      });
+      return boundary;
+    }
     const deployedBusName = () => deployedOf().eventBusArn.split("/").pop()!;
     const startDeps = () => ({ sfn: sfnClient, stateMachineArn: deployedOf().stateMachineArn, registry: registry() });
 
@@ -510,21 +530,7 @@ export function describeReplays(configuration: string, deployedOf: () => Deploye
 
     it("UndoIamResources in a teardown: the tenant's roles emptied (inline and attached policies) and deleted, its associations deleted", async () => {
       // Prepare
-      const boundary = deployedOf().boundaryArn;
-      for (const name of [LAUNCHER, WORKLOAD]) {
-        const role = seedRole(name, {}, ownershipTags(TENANT, markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: {} }, [
-          `arn:aws:iam::${ACCOUNT}:policy/team-extra`,
-        ]);
-        role.role.PermissionsBoundary = { PermissionsBoundaryArn: boundary, PermissionsBoundaryType: "PermissionsBoundaryPolicy" };
-      }
-      associations.set("a-1", {
-        clusterName: "research",
-        namespace: "tower-nf",
-        serviceAccount: "tower-launcher-sa",
-        roleArn: WORKLOAD_ARN,
-        associationId: "a-1",
-        tags: TENANT_MARKS,
-      });
+      const boundary = seedTenantRolesAndAssociation();
       const model = accountModel(
         {
           [LAUNCHER]: { path: IAM_ROLE_PATH, tags: TENANT_MARKS, boundary },
@@ -605,21 +611,7 @@ export function describeReplays(configuration: string, deployedOf: () => Deploye
 
     it("the drift readers (GET of an environment, the scheduled check): reads of what the product owns, the provisioner's session, the event", async () => {
       // Prepare: a ready Fusion + Pod Identity environment and what it owns in AWS
-      const boundary = deployedOf().boundaryArn;
-      for (const name of [LAUNCHER, WORKLOAD]) {
-        const role = seedRole(name, {}, ownershipTags(TENANT, markOf(OTHER_RUN)), { [LAUNCHER_POLICY]: {} }, [
-          `arn:aws:iam::${ACCOUNT}:policy/team-extra`,
-        ]);
-        role.role.PermissionsBoundary = { PermissionsBoundaryArn: boundary, PermissionsBoundaryType: "PermissionsBoundaryPolicy" };
-      }
-      associations.set("a-1", {
-        clusterName: "research",
-        namespace: "tower-nf",
-        serviceAccount: "tower-launcher-sa",
-        roleArn: WORKLOAD_ARN,
-        associationId: "a-1",
-        tags: TENANT_MARKS,
-      });
+      const boundary = seedTenantRolesAndAssociation();
       seedAccessEntry(LAUNCHER_ARN, TENANT_MARKS);
       await readyEnvironment(SPEC, {
         roles: [LAUNCHER_ARN, WORKLOAD_ARN],
@@ -892,18 +884,6 @@ export function describeReplays(configuration: string, deployedOf: () => Deploye
 }
 
 // ---------------------------------------------------------------- every Lambda, every call its code can make
-
-/** Each HTTP API route's handler (stacks/Provisioner.ts), by the construct id SST gives its Lambda. */
-const ROUTE_HANDLERS: Record<string, string> = {
-  "POST /provision": "functions/api/provision.handler",
-  "GET /executions/{id}": "functions/api/status.handler",
-  "POST /environments": "functions/api/environments.createHandler",
-  "GET /environments": "functions/api/environments.listHandler",
-  "GET /environments/{tenant}/{region}/{cluster}": "functions/api/environments.readHandler",
-  "POST /environments/{tenant}/{region}/{cluster}/reconcile": "functions/api/reconcile.handler",
-  "PUT /environments/{tenant}/{region}/{cluster}": "functions/api/update-environment.updateHandler",
-  "DELETE /environments/{tenant}/{region}/{cluster}": "functions/api/environments.deleteHandler",
-};
 
 /** Every Lambda of the stack by construct id → its handler (`functions/<path>.<export>`). */
 export const HANDLER_OF_LAMBDA: Record<string, string> = {

@@ -1,43 +1,28 @@
 /**
  * The environment registry against dynalite (real DynamoDB validation and conditional writes), started on port 0.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   EnvironmentRegistry,
   environmentKey,
   IDEMPOTENCY_KEY_TTL_SECONDS,
   RegistryNotConfigured,
 } from "../../functions/lib/workflow/environment-registry.js";
-import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "../../local/aws/dynamodb.js";
+import { useLocalRegistry } from "../support/local-registry.js";
 
 const ENV = { tenant: "genomics", region: "eu-west-1", cluster: "research" };
 const SPEC = { tenant: "genomics", cluster: { name: "research", region: "eu-west-1" }, namespace: "genomics" };
 const RUN_A = { name: "genomics_a", arn: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics_a" };
 const RUN_B = { name: "genomics_b", arn: "arn:aws:states:eu-west-1:111122223333:execution:provision:genomics_b" };
 
-let dynamo: LocalDynamoDb;
-let client: DynamoDBClient;
-let tables = 0;
+const local = useLocalRegistry("registry");
 let now = 1_000_000;
 let registry: EnvironmentRegistry;
 
-beforeAll(async () => {
-  dynamo = await startDynamoDb();
-  client = new DynamoDBClient({ region: "eu-west-1", endpoint: dynamo.url });
-});
-
-afterAll(async () => {
-  client.destroy();
-  await dynamo.close();
-});
-
 beforeEach(async () => {
-  tables += 1;
-  const tableName = `registry-${tables}`;
-  await createRegistryTable(dynamo.url, tableName);
+  const tableName = await local.freshTable();
   now = 1_000_000;
-  registry = new EnvironmentRegistry({ dynamodb: client, tableName, nowSeconds: () => now });
+  registry = new EnvironmentRegistry({ dynamodb: local.client(), tableName, nowSeconds: () => now });
 });
 
 describe("environment records", () => {
@@ -52,7 +37,7 @@ describe("environment records", () => {
     delete process.env.REGISTRY_TABLE_NAME;
     // Act // Assess
     try {
-      expect(() => new EnvironmentRegistry({ dynamodb: client })).toThrow(RegistryNotConfigured);
+      expect(() => new EnvironmentRegistry({ dynamodb: local.client() })).toThrow(RegistryNotConfigured);
     } finally {
       if (saved !== undefined) process.env.REGISTRY_TABLE_NAME = saved;
     }

@@ -1,11 +1,10 @@
 import { readFileSync } from "node:fs";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { RUN_TIMEOUT_SECONDS } from "../../functions/lib/domain/run-timeout.js";
 import { checkRequest, environmentIdOf, specOf, startProvisioning } from "../../functions/lib/entry/start-provisioning.js";
 import { startTeardown, TEARDOWN_TIMEOUT_SECONDS } from "../../functions/lib/entry/start-teardown.js";
 import { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
-import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "../../local/aws/dynamodb.js";
+import { useLocalRegistry } from "../support/local-registry.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
@@ -35,28 +34,15 @@ describe("the run's timeout", () => {
 });
 
 describe("the lease a start writes", () => {
-  let dynamo: LocalDynamoDb;
-  let client: DynamoDBClient;
-  let tables = 0;
+  const local = useLocalRegistry("lease");
   let registry: EnvironmentRegistry;
   let fake: ReturnType<typeof fakeStepFunctions>;
   const nowSeconds = NOW.getTime() / 1000;
 
   useEnv({ ...DEPLOYMENT_ENV, STATE_MACHINE_ARN });
 
-  beforeAll(async () => {
-    dynamo = await startDynamoDb();
-    client = new DynamoDBClient({ region: "eu-west-1", endpoint: dynamo.url });
-  });
-  afterAll(async () => {
-    client.destroy();
-    await dynamo.close();
-  });
   beforeEach(async () => {
-    tables += 1;
-    const tableName = `lease-${tables}`;
-    await createRegistryTable(dynamo.url, tableName);
-    registry = new EnvironmentRegistry({ dynamodb: client, tableName });
+    registry = new EnvironmentRegistry({ dynamodb: local.client(), tableName: await local.freshTable() });
     fake = fakeStepFunctions({ startAs: "RUNNING" });
     vi.useFakeTimers({ toFake: ["Date"], now: NOW });
   });

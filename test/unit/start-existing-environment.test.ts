@@ -2,12 +2,11 @@
  * startProvisioning against the registry (dynalite) when the environment exists: the verdict on another spec
  * (workflow/existing-environment.ts) holds even when the record moves on between the start's read and its lease.
  */
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { checkRequest, environmentIdOf, specOf, startProvisioning } from "../../functions/lib/entry/start-provisioning.js";
 import { EnvironmentRegistry, type EnvironmentId, type EnvironmentRecord } from "../../functions/lib/workflow/environment-registry.js";
 import type { ProvisionRequest } from "../../functions/lib/domain/request.js";
-import { createRegistryTable, startDynamoDb, type LocalDynamoDb } from "../../local/aws/dynamodb.js";
+import { useLocalRegistry } from "../support/local-registry.js";
 import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
@@ -31,29 +30,14 @@ function requestIn(namespace: string): ProvisionRequest {
   return checked.request;
 }
 
-let dynamo: LocalDynamoDb;
-let client: DynamoDBClient;
-let tables = 0;
+const local = useLocalRegistry("existing");
 let registry: InterleavedRegistry;
 let fake: ReturnType<typeof fakeStepFunctions>;
 
 useEnv({ ...DEPLOYMENT_ENV, STATE_MACHINE_ARN });
 
-beforeAll(async () => {
-  dynamo = await startDynamoDb();
-  client = new DynamoDBClient({ region: "eu-west-1", endpoint: dynamo.url });
-});
-
-afterAll(async () => {
-  client.destroy();
-  await dynamo.close();
-});
-
 beforeEach(async () => {
-  tables += 1;
-  const tableName = `existing-${tables}`;
-  await createRegistryTable(dynamo.url, tableName);
-  registry = new InterleavedRegistry({ dynamodb: client, tableName });
+  registry = new InterleavedRegistry({ dynamodb: local.client(), tableName: await local.freshTable() });
   fake = fakeStepFunctions();
 });
 
