@@ -236,23 +236,19 @@ export class KubeStore {
     validateUpdate(type, current, next, { storageClass: (className) => this.get(STORAGE_CLASSES, undefined, className) });
 
     if (jsonEqual(current, next)) return clone(current); // a no-op write keeps the resourceVersion, as upstream
-    if (
-      type.resource === "namespaces" &&
-      options.subresource === "finalize" &&
-      next.metadata.deletionTimestamp &&
-      !next.spec?.finalizers?.length
-    ) {
-      // The last finalizer removed from a Terminating namespace: the registry deletes it (whatever is still in it stays orphaned).
-      entry.object = next;
-      this.removeNamespace(name);
-      return clone(next);
-    }
     return this.commit(type, namespace, entry, next);
   }
 
   /** Store `next` over the entry: MODIFIED, or DELETED when it was being deleted and nothing holds it any more. */
   private commit(type: ResourceType, namespace: string | undefined, entry: { object: KubeObject }, next: KubeObject): KubeObject {
     next.metadata.resourceVersion = this.nextRevision();
+    if (type.resource === "namespaces" && namespaceReadyToGo(next)) {
+      // The last finalizer of a Terminating namespace removed (spec's by /finalize, or its own metadata's by an
+      // update): the registry deletes it, as upstream's ShouldDeleteNamespaceDuringUpdate.
+      entry.object = next;
+      this.removeNamespace(next.metadata.name!);
+      return clone(next);
+    }
     if (readyToGo(type, next)) {
       this.objects.delete(this.key(type, namespace, next.metadata.name!));
       this.emit("DELETED", type, next);
@@ -294,7 +290,9 @@ export class KubeStore {
       terminating.metadata.deletionTimestamp = timestamp();
       terminating.metadata.deletionGracePeriodSeconds = 0;
       terminating.status = { ...(terminating.status ?? {}), phase: "Terminating" };
-      return { object: this.commit(type, namespace, entry, terminating), gone: false };
+      // A namespace made with no finalizers at all goes at once, as upstream's registry deletes it.
+      const object = this.commit(type, namespace, entry, terminating);
+      return { object, gone: !this.objects.has(key) };
     }
 
     const grace = this.gracePeriod(type, current, options.gracePeriodSeconds);
@@ -384,13 +382,18 @@ export class KubeStore {
   }
 
   /**
-   * The namespace controller's last step, once the namespace is empty: its `kubernetes` finalizer removed, the
-   * namespace goes. Anything still in it (only when called early) goes with it.
+   * The namespace controller's last step, once the namespace is empty: its own `kubernetes` finalizer removed from
+   * spec.finalizers. With no other finalizer left (spec's or the object's metadata.finalizers) the namespace goes,
+   * and anything still in it (only when called early) with it; else it stays Terminating until they are removed.
    */
   finalizeNamespace(name: string): void {
     const entry = this.objects.get(this.key(NAMESPACES, undefined, name));
     if (!entry?.object.metadata.deletionTimestamp) return;
-    this.removeNamespace(name);
+    const finalizers: string[] = entry.object.spec?.finalizers ?? [];
+    if (!finalizers.includes(NAMESPACE_CONTROLLER_FINALIZER) && !namespaceReadyToGo(entry.object)) return; // already finalized: held by others
+    const next = clone(entry.object);
+    next.spec = { ...(next.spec ?? {}), finalizers: finalizers.filter((f) => f !== NAMESPACE_CONTROLLER_FINALIZER) };
+    this.commit(NAMESPACES, undefined, entry, next);
   }
 
   private removeNamespace(name: string): void {
@@ -544,6 +547,16 @@ function isEnded(object: KubeObject): boolean {
 }
 
 /** Being deleted, no finalizer left and no grace period running: the registry removes it (namespaces: finalizeNamespace). */
+/** The finalizer the namespace controller puts in a namespace's spec.finalizers and removes once it is empty. */
+const NAMESPACE_CONTROLLER_FINALIZER = "kubernetes";
+
+/** A Terminating namespace nothing holds any more: no spec.finalizers (the controllers') and no metadata.finalizers. */
+function namespaceReadyToGo(namespace: KubeObject): boolean {
+  return (
+    namespace.metadata.deletionTimestamp !== undefined && !namespace.spec?.finalizers?.length && !namespace.metadata.finalizers?.length
+  );
+}
+
 function readyToGo(type: ResourceType, object: KubeObject): boolean {
   return (
     type.resource !== "namespaces" &&

@@ -179,6 +179,32 @@ describe("deletion over time in the emulated cluster", () => {
         message: "Some content in the namespace has finalizers remaining: kubernetes.io/pvc-protection in 1 resource instances",
       });
     });
+    it("stays Terminating, empty and finalized by the controller, while its own metadata.finalizers hold it; gone once they are removed", async () => {
+      // Prepare: a namespace someone else's controller holds (as a backup or policy tool's finalizer would)
+      await admin.core.createNamespace({ body: { metadata: { name: "kept", finalizers: ["example.com/hold"] } } });
+      await admin.objects.create(configMap("settings", "kept"));
+      // Act
+      await admin.core.deleteNamespace({ name: "kept" });
+      const finalized = await until(
+        "the namespace controller's kubernetes finalizer removed",
+        async () => {
+          const ns = await admin.core.readNamespace({ name: "kept" });
+          return ns.spec?.finalizers?.length ? undefined : ns;
+        },
+        WAIT_MS,
+      );
+      await new Promise((resolve) => setTimeout(resolve, timing.of("namespaceResync") * 2));
+      const stillThere = await admin.core.readNamespace({ name: "kept" });
+      const content = await admin.core.listNamespacedConfigMap({ namespace: "kept" });
+      await admin.core.replaceNamespace({ name: "kept", body: { ...stillThere, metadata: { ...stillThere.metadata, finalizers: [] } } });
+      await gone("namespace kept to be gone", () => admin.core.readNamespace({ name: "kept" }));
+      // Assess
+      expect(finalized.status?.phase).toBe("Terminating");
+      expect(finalized.metadata?.finalizers).toEqual(["example.com/hold"]);
+      expect(stillThere.metadata?.deletionTimestamp).toBeInstanceOf(Date);
+      expect(stillThere.spec?.finalizers ?? []).toEqual([]);
+      expect(content.items).toEqual([]);
+    });
   });
 
   describe("pods, claims and Jobs", () => {

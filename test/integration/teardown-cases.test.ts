@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge";
 import type { Sandbox } from "../../local/sandbox.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
-import { CONFIG_MAPS, DEPLOYMENTS, PERSISTENT_VOLUME_CLAIMS } from "../../local/kube/resources.js";
+import { CONFIG_MAPS, DEPLOYMENTS, NAMESPACES, PERSISTENT_VOLUME_CLAIMS } from "../../local/kube/resources.js";
 import { defineProductRole, withoutAction } from "../../local/aws/product-roles.js";
 import { LABEL_TENANT } from "../../functions/lib/domain/naming.js";
 import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
@@ -84,6 +84,17 @@ const finalizerOnClaim = (sandbox: Sandbox, tenant: string): (() => void) => {
   return () =>
     sandbox.kube.store.mutate(PERSISTENT_VOLUME_CLAIMS, tenant, "tower-scratch", (claim) => {
       claim.metadata.finalizers = (claim.metadata.finalizers ?? []).filter((f: string) => f !== HOLD);
+    });
+};
+
+/** The same finalizer on the tenant's namespace object itself (metadata.finalizers), until released. */
+const finalizerOnNamespace = (sandbox: Sandbox, tenant: string): (() => void) => {
+  sandbox.kube.store.mutate(NAMESPACES, undefined, tenant, (namespace) => {
+    namespace.metadata.finalizers = [...(namespace.metadata.finalizers ?? []), HOLD];
+  });
+  return () =>
+    sandbox.kube.store.mutate(NAMESPACES, undefined, tenant, (namespace) => {
+      namespace.metadata.finalizers = (namespace.metadata.finalizers ?? []).filter((f: string) => f !== HOLD);
     });
 };
 
@@ -186,6 +197,18 @@ const faultCases = (mode: Mode): FaultCase[] => [
       new RegExp(
         `^WaitForNamespaceRemoval \\(NamespaceTerminating: Namespace ${tenant} is still Terminating \\(deleted at [^)]+\\), held by .*` +
           `condition NamespaceFinalizersRemaining \\(SomeFinalizersRemain\\): Some content in the namespace has finalizers remaining: ${HOLD} in 1 resource instances\\)$`,
+      ),
+    ],
+    left: (sandbox, tenant) => kubeObject(sandbox, "Namespace", undefined, tenant)?.status?.phase === "Terminating" || undefined,
+  },
+  {
+    step: "WaitForNamespaceRemoval",
+    fault: `the namespace's own finalizer (${HOLD}) keeps it once it is empty`,
+    request: (tenant) => pvcRequest(tenant, { namespace: tenant }),
+    inject: finalizerOnNamespace,
+    remaining: (tenant) => [
+      new RegExp(
+        `^WaitForNamespaceRemoval \\(NamespaceTerminating: Namespace ${tenant} is still Terminating \\(deleted at [^)]+\\), held by finalizers ${HOLD}\\)$`,
       ),
     ],
     left: (sandbox, tenant) => kubeObject(sandbox, "Namespace", undefined, tenant)?.status?.phase === "Terminating" || undefined,
