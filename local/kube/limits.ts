@@ -8,7 +8,7 @@
  */
 import { forbidden, type KubeStatusError } from "./kube-status.js";
 import { PODS } from "./resources.js";
-import type { KubeObject } from "./store.js";
+import type { KubeObject } from "./admission.js";
 
 type ResourceList = Record<string, string>;
 

@@ -14,7 +14,7 @@
  */
 import { forbidden, type KubeStatusError } from "./kube-status.js";
 import { PODS } from "./resources.js";
-import type { KubeObject } from "./store.js";
+import type { KubeObject } from "./admission.js";
 
 export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
 const LEVELS: PodSecurityLevel[] = ["privileged", "baseline", "restricted"];
