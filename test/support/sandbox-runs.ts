@@ -15,7 +15,7 @@ import { awsAuthPrincipal } from "../../functions/lib/kube/aws-auth/index.js";
 import { kubeConfigFor, newKubeClient, setKubeClientFactory } from "../../functions/lib/kube/kube-client.js";
 import type { ProvisionRequestInput } from "../../functions/lib/domain/request.js";
 import type { ResolvedCluster } from "../../functions/lib/workflow/workflow-state.js";
-import { isFinished, isTerminal } from "../../local/kube/kubelet.js";
+import { isFinished, isTerminal, JOB_TRACKING_FINALIZER } from "../../local/kube/kubelet.js";
 import type { KubeObject } from "../../local/kube/kube-apiserver.js";
 import { startSandbox, type Sandbox, type SandboxOptions } from "../../local/sandbox.js";
 import { FAST_TIME_SCALE } from "../../local/sfn/time-scale.js";
@@ -198,7 +198,8 @@ function isSettled(sandbox: Sandbox): boolean {
   if (of("PersistentVolumeClaim").some((pvc) => pvc.status?.phase !== "Bound")) return false;
   if (of("Job").some((job) => !isFinished(job))) return false;
   const jobPods = of("Pod").filter((pod) => (pod.metadata.ownerReferences ?? []).some((r: { kind: string }) => r.kind === "Job"));
-  return jobPods.every(isTerminal);
+  // A Job's ended pod is settled once the Job controller has counted it (its job-tracking finalizer removed).
+  return jobPods.every((pod) => isTerminal(pod) && !(pod.metadata.finalizers ?? []).includes(JOB_TRACKING_FINALIZER));
 }
 
 export async function settled(sandbox: Sandbox): Promise<void> {
