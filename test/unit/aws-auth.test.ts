@@ -225,6 +225,47 @@ describe("removeMapping", () => {
   });
 });
 
+describe("entries EKS does not honour", () => {
+  /** What someone wrote by hand for the launcher: with the role's path, and as an assumed-role session. Neither maps it on EKS. */
+  const DEAD_ENTRIES = `${MAP_ROLES}- rolearn: arn:aws:iam::${ACCOUNT}:role/teams/genomics/nfeks-genomics-launcher
+  username: by-path
+  groups: [ "system:masters" ]
+- rolearn: arn:aws:sts::${ACCOUNT}:assumed-role/nfeks-genomics-launcher/alice
+  username: by-session
+  groups: [ "system:masters" ]
+`;
+  const WITH_DEAD = { ...DATA, mapRoles: DEAD_ENTRIES };
+
+  it("an entry with the role's path or an assumed-role ARN is not the role's mapping (aws-iam-authenticator matches the ARN as written)", () => {
+    // Prepare
+    const auth = parseAwsAuth(WITH_DEAD);
+    // Act
+    const found = findMapping(auth, LAUNCHER_ROLE);
+    const foundForSession = findMapping(auth, `arn:aws:sts::${ACCOUNT}:assumed-role/nfeks-genomics-launcher/bob`);
+    // Assess
+    expect(found).toBeUndefined();
+    expect(foundForSession).toBeUndefined();
+  });
+
+  it("adding the launcher beside them appends its path-less entry and leaves them byte for byte; removing it takes only its own", () => {
+    // Prepare
+    const auth = parseAwsAuth(WITH_DEAD);
+    // Act
+    const added = addMapping(auth, LAUNCHER);
+    const removed = removeMapping(added.auth, LAUNCHER_ROLE);
+    // Assess
+    expect(added.changed).toBe(true);
+    expect(serializeAwsAuth(added.auth).mapRoles?.startsWith(DEAD_ENTRIES)).toBe(true);
+    expect(findMapping(added.auth, LAUNCHER_ROLE)).toEqual({
+      rolearn: LAUNCHER_ROLE,
+      username: LAUNCHER.username,
+      groups: LAUNCHER.groups,
+    });
+    expect(removed.removed).toBe(true);
+    expect(serializeAwsAuth(removed.auth)).toEqual(WITH_DEAD);
+  });
+});
+
 describe("serializeAwsAuth", () => {
   it("returns unchanged content byte for byte", () => {
     expect(serializeAwsAuth(parseAwsAuth(DATA))).toEqual(DATA);

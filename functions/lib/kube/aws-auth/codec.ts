@@ -63,11 +63,14 @@ export function awsAuthPrincipal(arn: string): { kind: "role" | "user"; arn: str
   return undefined;
 }
 
-/** IAM names are unique case-insensitively, so a case variant is the same principal. */
+/**
+ * Whether an entry maps the principal, as aws-iam-authenticator decides it: the entry's ARN as written, compared
+ * case-insensitively (IAM names are unique that way) with the principal's canonical ARN. An entry written with
+ * the role's path, or as an assumed-role session, maps nobody on EKS, so it is not the principal's mapping here
+ * either: it is neither reported as access (drift), nor taken for ours, nor removed.
+ */
 function sameArn(entryArn: unknown, canonicalArn: string): boolean {
-  if (typeof entryArn !== "string") return false;
-  const entry = awsAuthPrincipal(entryArn)?.arn ?? entryArn;
-  return entry.toLowerCase() === canonicalArn.toLowerCase();
+  return typeof entryArn === "string" && entryArn.toLowerCase() === canonicalArn.toLowerCase();
 }
 
 function sameGroups(a: unknown, b: string[]): boolean {
