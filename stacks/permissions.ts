@@ -460,13 +460,13 @@ export function driftCheckStatements(
 
 /**
  * POST /provision and the EventBridge entry: read an environment or key, create it if absent, take and give back
- * the lease (conditional writes, one item each), remember a key. The reads include Query on the table and its
- * index (the registry's listing): the code that starts runs shares the registry with the routes that read.
+ * the lease (conditional writes, one item each), remember a key. No Query: the listing (environment-registry.ts
+ * listEnvironments) is not the registry class's, so the code that starts runs cannot reach it.
  */
 export function registryStartStatements(tableArn: string): PolicyStatementJson[] {
   return [
     statement({ sid: "RegistryStartRuns", actions: ["dynamodb:PutItem", "dynamodb:UpdateItem"], resources: [tableArn] }),
-    ...registryReadStatements(tableArn),
+    ...registryGetStatements(tableArn),
   ];
 }
 
@@ -478,11 +478,6 @@ export function registryGetStatements(tableArn: string): PolicyStatementJson[] {
 /** GET /environments: list the records through the table's index. */
 export function registryListStatements(tableArn: string): PolicyStatementJson[] {
   return [statement({ sid: "RegistryListEnvironments", actions: ["dynamodb:Query"], resources: [tableArn, `${tableArn}/index/*`] })];
-}
-
-/** Both reads (the code that starts runs holds the whole registry, listing included). */
-export function registryReadStatements(tableArn: string): PolicyStatementJson[] {
-  return [...registryGetStatements(tableArn), ...registryListStatements(tableArn)];
 }
 
 /** Report / ReportFailure: the run's outcome and the lease released, one conditional UpdateItem. */

@@ -6,6 +6,7 @@ import {
   EnvironmentRegistry,
   environmentKey,
   IDEMPOTENCY_KEY_TTL_SECONDS,
+  listEnvironments,
   RegistryNotConfigured,
 } from "../../functions/lib/workflow/environment-registry.js";
 import { useLocalRegistry } from "../support/local-registry.js";
@@ -18,9 +19,10 @@ const RUN_B = { name: "genomics_b", arn: "arn:aws:states:eu-west-1:111122223333:
 const local = useLocalRegistry("registry");
 let now = 1_000_000;
 let registry: EnvironmentRegistry;
+let tableName: string;
 
 beforeEach(async () => {
-  const tableName = await local.freshTable();
+  tableName = await local.freshTable();
   now = 1_000_000;
   registry = new EnvironmentRegistry({ dynamodb: local.client(), tableName, nowSeconds: () => now });
 });
@@ -62,8 +64,8 @@ describe("environment records", () => {
     await registry.rememberKey({ tenant: "a", key: "k", executionName: "a_k", executionArn: "arn", request: {} });
 
     // Act
-    const first = await registry.listEnvironments({ limit: 2 });
-    const second = await registry.listEnvironments({ limit: 2, cursor: first.next });
+    const first = await listEnvironments({ dynamodb: local.client(), tableName }, { limit: 2 });
+    const second = await listEnvironments({ dynamodb: local.client(), tableName }, { limit: 2, cursor: first.next });
 
     // Assess: keys are not environments
     expect(first.items.map((r) => r.tenant)).toEqual(["a", "b"]);

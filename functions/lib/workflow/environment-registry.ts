@@ -253,10 +253,6 @@ export class EnvironmentRegistry {
     return recordOutcome({ dynamodb: this.client, tableName: this.table, nowSeconds: this.now }, id, owner, outcome);
   }
 
-  async listEnvironments(page: ListPage = {}): Promise<{ items: EnvironmentRecord[]; next?: string }> {
-    return listEnvironments({ dynamodb: this.client, tableName: this.table }, page);
-  }
-
   /** Remember a key's execution, unless a live record of it exists: then that record (the caller compares requests). */
   async rememberKey(
     record: Omit<IdempotencyKeyRecord, "expiresAt">,
