@@ -28,6 +28,18 @@ function repeatedBasenames(files: string[]): Record<string, string[]> {
   return Object.fromEntries([...byName].filter(([, paths]) => paths.length > 1));
 }
 
+describe("test file names", () => {
+  it("are unique across test/ (a failure names its file by basename first)", () => {
+    // Prepare
+    const files = sourceFiles(join(ROOT, "test"));
+    // Act
+    const repeated = repeatedBasenames(files);
+    // Assess
+    expect(files.length).toBeGreaterThan(50);
+    expect(repeated).toEqual({});
+  });
+});
+
 describe("source file names", () => {
   it("are unique across functions/, stacks/ and local/ (index.ts excepted)", () => {
     // Prepare
