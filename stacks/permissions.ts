@@ -492,13 +492,14 @@ export function stepRegistryStatements(entry: StepFunctionEntry, tableArn: strin
 
 /**
  * DELETE /environments/{tenant}/{region}/{cluster} and the removal event: read the record, take the lease (and give it
- * back with the record as it was when the start fails), start the teardown state machine (only it). The registry
- * statements are the starting routes' (the registry's code is one module, which the SDK-call scan follows whole).
+ * back with the record as it was when the start fails), start the teardown state machine (only it). They hold
+ * `EnvironmentRecords`, which never creates a record nor remembers a key: no PutItem.
  */
 export function startTeardownStatements(deprovisionStateMachineArn: string, tableArn: string): PolicyStatementJson[] {
   return [
     statement({ sid: "StartTeardown", actions: ["states:StartExecution"], resources: [deprovisionStateMachineArn] }),
-    ...registryStartStatements(tableArn),
+    statement({ sid: "RegistryTakeRemovalLease", actions: ["dynamodb:UpdateItem"], resources: [tableArn] }),
+    ...registryGetStatements(tableArn),
   ];
 }
 

@@ -14,7 +14,7 @@ import { sfnClient } from "../aws/clients.js";
 import { DEPROVISION_STATE_MACHINE_ARN_ENV } from "../domain/deploy-config.js";
 import { executionArnFor, executionNameFor } from "../domain/execution-name.js";
 import { normaliseError } from "../workflow/normalise-error.js";
-import { EnvironmentRegistry, type EnvironmentId, type EnvironmentRecord } from "../workflow/environment-registry.js";
+import { EnvironmentRecords, type EnvironmentId, type EnvironmentRecord } from "../workflow/environment-registry.js";
 import type { RemovalScope } from "../workflow/workflow-state.js";
 
 /** How long a teardown may run: deprovision.asl.json's `TimeoutSeconds`, and the expiry of the lease it holds. */
@@ -30,7 +30,7 @@ export interface TeardownDeps {
   sfn?: SFNClient;
   /** The deprovision state machine (default: DEPROVISION_STATE_MACHINE_ARN) */
   deprovisionStateMachineArn?: string;
-  registry?: EnvironmentRegistry;
+  registry?: EnvironmentRecords;
   now?: Date;
 }
 
@@ -55,7 +55,7 @@ export function deprovisionStateMachineArnFrom(deps: { deprovisionStateMachineAr
 
 /** Start the environment's teardown (see the module comment); what Step Functions throws comes out named. */
 export async function startTeardown(id: EnvironmentId, deps: TeardownDeps = {}): Promise<TeardownOutcome> {
-  const registry = deps.registry ?? new EnvironmentRegistry();
+  const registry = deps.registry ?? new EnvironmentRecords();
   const record = await registry.getEnvironment(id);
   if (!record) return { outcome: "not-found" };
   const held = record.lease && record.lease.expiresAt > Math.floor(Date.now() / 1000);

@@ -9,6 +9,8 @@
  *  - `recordOutcome`: the run's last state: status, what the product owns there, lease released (only by its owner).
  *  - `releaseLease`: give the lease back without an outcome (a start that did not start anything).
  *  - `rememberKey` / `findKey`: an idempotency key's execution and request, kept beyond Step Functions' 90 days.
+ * `EnvironmentRecords` holds all but `createEnvironment` and the keys (the teardown's entry points); `EnvironmentRegistry`
+ * adds them (the entry points that start runs).
  */
 import {
   ConditionalCheckFailedException,
@@ -104,11 +106,15 @@ export function idempotencyKeyKey(tenant: string, key: string): string {
   return `KEY#${tenant}#${key}`;
 }
 
-/** The registry bound to its table and clock. */
-export class EnvironmentRegistry {
-  private readonly client: DynamoDBClient;
-  private readonly table: string;
-  private readonly now: () => number;
+/**
+ * An environment's record bound to its table and clock: read it, take and give back its lease, record a run's
+ * outcome. What the teardown's entry points hold: they never create a record nor remember a key, so their roles
+ * are not granted PutItem (the stack's least-privilege test reads the calls from the class they reference).
+ */
+export class EnvironmentRecords {
+  protected readonly client: DynamoDBClient;
+  protected readonly table: string;
+  protected readonly now: () => number;
 
   constructor(deps: RegistryDeps = {}) {
     const table = deps.tableName ?? process.env[REGISTRY_TABLE_ENV];
@@ -120,26 +126,6 @@ export class EnvironmentRegistry {
 
   async getEnvironment(id: EnvironmentId): Promise<EnvironmentRecord | undefined> {
     return readEnvironment({ dynamodb: this.client, tableName: this.table }, id);
-  }
-
-  /** Put the record unless one exists: `{ created: true }`, or the record already there. */
-  async createEnvironment(
-    id: EnvironmentId,
-    spec: Record<string, unknown>,
-  ): Promise<{ created: true; record: EnvironmentRecord } | { created: false; record: EnvironmentRecord }> {
-    const at = new Date(this.now() * 1000).toISOString();
-    const record: EnvironmentRecord = { ...id, spec, generation: 0, status: "provisioning", owned: {}, createdAt: at, updatedAt: at };
-    try {
-      await this.client.send(
-        new PutItemCommand({ TableName: this.table, Item: itemOf(record), ConditionExpression: "attribute_not_exists(pk)" }),
-      );
-      return { created: true, record };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const existing = await this.getEnvironment(id);
-      if (!existing) throw new Error(`${environmentKey(id)} existed, then did not`);
-      return { created: false, record: existing };
-    }
   }
 
   /**
@@ -251,6 +237,32 @@ export class EnvironmentRegistry {
   /** The run's outcome, and the lease released, in one write by the lease's owner: false when it no longer holds it. */
   async recordOutcome(id: EnvironmentId, owner: string, outcome: RunOutcome): Promise<boolean> {
     return recordOutcome({ dynamodb: this.client, tableName: this.table, nowSeconds: this.now }, id, owner, outcome);
+  }
+}
+
+/**
+ * The whole registry, for the entry points that start runs: the records' leases and outcomes, and besides them
+ * creating a record and remembering an idempotency key (the only PutItem calls).
+ */
+export class EnvironmentRegistry extends EnvironmentRecords {
+  /** Put the record unless one exists: `{ created: true }`, or the record already there. */
+  async createEnvironment(
+    id: EnvironmentId,
+    spec: Record<string, unknown>,
+  ): Promise<{ created: true; record: EnvironmentRecord } | { created: false; record: EnvironmentRecord }> {
+    const at = new Date(this.now() * 1000).toISOString();
+    const record: EnvironmentRecord = { ...id, spec, generation: 0, status: "provisioning", owned: {}, createdAt: at, updatedAt: at };
+    try {
+      await this.client.send(
+        new PutItemCommand({ TableName: this.table, Item: itemOf(record), ConditionExpression: "attribute_not_exists(pk)" }),
+      );
+      return { created: true, record };
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const existing = await this.getEnvironment(id);
+      if (!existing) throw new Error(`${environmentKey(id)} existed, then did not`);
+      return { created: false, record: existing };
+    }
   }
 
   /** Remember a key's execution, unless a live record of it exists: then that record (the caller compares requests). */
