@@ -22,6 +22,7 @@ import {
   until,
   useSandbox,
 } from "../support/sandbox-runs.js";
+import { callApi } from "../support/teardown-runs.js";
 
 const recordOf = (tenant: string) => new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 const environmentUrl = (tenant: string) => `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
@@ -31,14 +32,7 @@ describe("an environment that exists", () => {
   let sfn: SFNClient;
   useSandbox({ ...FAST }, (started) => ({ sandbox, sfn } = started));
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${sandbox.apiUrl}${path}`, {
-      method,
-      headers: { "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const call = (method: string, path: string, body?: unknown) => callApi(sandbox, method, path, body);
   const executionsOf = async (tenant: string) =>
     ((await sfn.send(new ListExecutionsCommand({ stateMachineArn: sandbox.stateMachineArn, maxResults: 1000 }))).executions ?? []).filter(
       (e) => e.name?.startsWith(`${tenant}_`),
@@ -160,14 +154,7 @@ describe("a failed run of an environment that exists (not an update)", () => {
   let sandbox: Sandbox;
   useSandbox({ ...FAST }, (started) => ({ sandbox } = started));
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${sandbox.apiUrl}${path}`, {
-      method,
-      headers: { "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const call = (method: string, path: string, body?: unknown) => callApi(sandbox, method, path, body);
 
   it("a reconcile that fails for good puts the record back (ready, the same owned list), naming the failed run", async () => {
     // Prepare: a ready environment, then DescribeCluster refused for good

@@ -25,6 +25,7 @@ import {
   settled,
   useSandbox,
 } from "../support/sandbox-runs.js";
+import { callApi } from "../support/teardown-runs.js";
 
 /** Make the product's ListExecutions see no run at all (a listing that lags behind StartExecution). Returns the undo. */
 function lagListExecutions(): () => void {
@@ -163,14 +164,7 @@ describe("environments over HTTP", () => {
   let sandbox: Sandbox;
   useSandbox({ ...FAST }, (started) => ({ sandbox } = started));
 
-  const call = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${sandbox.apiUrl}${path}`, {
-      method,
-      headers: { "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const call = (method: string, path: string, body?: unknown) => callApi(sandbox, method, path, body);
 
   it("creates with POST /environments, reads it back, answers the same spec with it and another with 409 EnvironmentExists", async () => {
     // Prepare

@@ -29,7 +29,7 @@ import {
   useSandbox,
   type Started,
 } from "../support/sandbox-runs.js";
-import { specOf } from "../support/teardown-runs.js";
+import { callApi, specOf } from "../support/teardown-runs.js";
 
 /** A class that allows volume expansion in the sandbox (as on EKS: FSx for Lustre; EFS does not). */
 const FSX = { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } as const;
@@ -37,18 +37,9 @@ const environmentOf = (tenant: string) =>
   new EnvironmentRegistry().getEnvironment({ tenant, region: CLUSTER.region, cluster: CLUSTER.name });
 const pathOf = (tenant: string) => `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
 
-async function call(sandbox: Sandbox, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${sandbox.apiUrl}${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: await res.json() };
-}
-
 /** POST /environments and wait for the run: the environment's first generation, ready. */
 async function create(sandbox: Sandbox, request: Record<string, unknown>): Promise<void> {
-  const answer = await call(sandbox, "POST", "/environments", request);
+  const answer = await callApi(sandbox, "POST", "/environments", request);
   if (answer.status !== 202) throw new Error(`POST /environments answered ${answer.status}: ${JSON.stringify(answer.body)}`);
   const run = await finish(sandbox, answer.body as Started);
   if (run.execution.status !== "SUCCEEDED") throw new Error(`the create run ended ${run.execution.status}: ${run.execution.cause}`);
@@ -86,7 +77,7 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     };
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), second);
     const updating = await environmentOf(tenant);
     const run = await finish(sandbox, answer.body as Started);
     await settled(sandbox);
@@ -139,7 +130,7 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     const second = { ...rest, storage: { type: "pvc", storageClass: "fsx-sc", size: "150Gi" } };
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), second);
     const run = await finish(sandbox, answer.body as Started);
 
     // Assess
@@ -167,7 +158,7 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     const second = { ...specOf(first), storage: { type: "pvc", storageClass: "fsx-sc", size: "100Gi" } };
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), second);
     const run = await finish(sandbox, answer.body as Started);
     await settled(sandbox);
 
@@ -205,7 +196,7 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     sandbox.faults.inject({ operation: "kube:DELETE serviceaccounts", kind: "permanent" });
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), second);
     const run = await finish(sandbox, answer.body as Started);
     sandbox.faults.clear();
     await settled(sandbox);
@@ -248,7 +239,7 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     };
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), second);
     const run = await finish(sandbox, answer.body as Started);
 
     // Assess
@@ -273,7 +264,7 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     };
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), bad);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), bad);
 
     // Assess
     expect(answer.status).toBe(400);
@@ -293,10 +284,10 @@ describe("PUT /environments/{tenant}/{region}/{cluster}", () => {
     const bigger = { ...specOf(first), storage: { type: "pvc", storageClass: "fsx-sc", size: "110Gi" } };
 
     // Act
-    const same = await call(sandbox, "PUT", pathOf(tenant), specOf(first));
-    const unknown = await call(sandbox, "PUT", pathOf("upd-nobody"), specOf(first));
-    const started = await call(sandbox, "PUT", pathOf(tenant), bigger);
-    const concurrent = await call(sandbox, "PUT", pathOf(tenant), { ...bigger, computeServiceAccount: "upd-misc-compute" });
+    const same = await callApi(sandbox, "PUT", pathOf(tenant), specOf(first));
+    const unknown = await callApi(sandbox, "PUT", pathOf("upd-nobody"), specOf(first));
+    const started = await callApi(sandbox, "PUT", pathOf(tenant), bigger);
+    const concurrent = await callApi(sandbox, "PUT", pathOf(tenant), { ...bigger, computeServiceAccount: "upd-misc-compute" });
     const run = await finish(sandbox, started.body as Started);
 
     // Assess
@@ -351,7 +342,7 @@ describe.each(["API_AND_CONFIG_MAP", "CONFIG_MAP"] as const)("PUT naming another
     const second = { ...specOf(first), launcher: { mode: "existing", principalArn: LAUNCHER_NEW } };
 
     // Act
-    const answer = await call(sandbox, "PUT", pathOf(tenant), second);
+    const answer = await callApi(sandbox, "PUT", pathOf(tenant), second);
     const run = await finish(sandbox, answer.body as Started);
     await settled(sandbox);
 

@@ -12,36 +12,34 @@ export interface Answer {
   body: any;
 }
 
+/** Any route of the sandbox's HTTP API, with a JSON body when given: the status and the JSON answer. */
+export async function callApi(sandbox: Sandbox, method: string, path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`${sandbox.apiUrl}${path}`, {
+    method,
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
 export function environmentPath(tenant: string): string {
   return `/environments/${tenant}/${CLUSTER.region}/${CLUSTER.name}`;
 }
 
-export async function postEnvironment(sandbox: Sandbox, request: unknown): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}/environments`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(request),
-  });
-  return { status: res.status, body: await res.json() };
+export function postEnvironment(sandbox: Sandbox, request: unknown): Promise<Answer> {
+  return callApi(sandbox, "POST", "/environments", request);
 }
 
-export async function deleteEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, { method: "DELETE" });
-  return { status: res.status, body: await res.json() };
+export function deleteEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
+  return callApi(sandbox, "DELETE", environmentPath(tenant));
 }
 
-export async function putEnvironment(sandbox: Sandbox, tenant: string, spec: unknown): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`, {
-    method: "PUT",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(spec),
-  });
-  return { status: res.status, body: await res.json() };
+export function putEnvironment(sandbox: Sandbox, tenant: string, spec: unknown): Promise<Answer> {
+  return callApi(sandbox, "PUT", environmentPath(tenant), spec);
 }
 
-export async function postReconcile(sandbox: Sandbox, tenant: string): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}/reconcile`, { method: "POST" });
-  return { status: res.status, body: await res.json() };
+export function postReconcile(sandbox: Sandbox, tenant: string): Promise<Answer> {
+  return callApi(sandbox, "POST", `${environmentPath(tenant)}/reconcile`);
 }
 
 /** The spec a PUT sends: the request without tenant and cluster (the path names them). */
@@ -61,9 +59,8 @@ export async function updateTo(sandbox: Sandbox, request: { tenant: string }): P
   return finish(sandbox, answer.body as Started);
 }
 
-export async function readEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
-  const res = await fetch(`${sandbox.apiUrl}${environmentPath(tenant)}`);
-  return { status: res.status, body: await res.json() };
+export function readEnvironment(sandbox: Sandbox, tenant: string): Promise<Answer> {
+  return callApi(sandbox, "GET", environmentPath(tenant));
 }
 
 export interface Ended {
