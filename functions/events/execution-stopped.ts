@@ -15,9 +15,10 @@
  * holds it, and emits ComputeEnvironmentFailed.
  *
  * A teardown (statemachines/deprovision.asl.json) that ended the same way is not compensated (it is itself a
- * removal): unless its RecordRemoval succeeded (one that could not write the registry failed into RecordFailed), the record is set `failed`, keeping what it named plus a line in
- * `owned.remaining` saying the teardown was stopped, and its lease is released at once, so a repeated DELETE finishes
- * the job instead of waiting out the lease (an hour). Only while that teardown still holds the lease.
+ * removal): unless its RecordRemoval succeeded (one that could not write the registry failed into RecordFailed),
+ * the record is set `failed`, keeping what it named plus a line in `owned.remaining` saying the teardown was
+ * stopped, and its lease is released at once, so a repeated DELETE finishes the job instead of waiting out the lease
+ * (an hour). Only while that teardown still holds the lease.
  *
  * Idempotent: the compensation execution's name is derived from the stopped execution's ARN, so a second delivery
  * of the event finds it (running: StartExecution answers with it; closed: ExecutionAlreadyExists) and starts nothing.

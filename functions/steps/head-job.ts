@@ -18,7 +18,7 @@
 import type { KubernetesObject, V1ContainerStatus, V1Job, V1JobCondition, V1Pod } from "@kubernetes/client-node";
 import { HeadJobFailed, HeadJobTimedOut, HeadPodCannotStart, InvalidRequest, OwnershipConflict } from "../lib/domain/errors.js";
 import { describeRef, ensureObject, readObject, refOf, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
-import { compensationResult, type CompensationResult } from "../lib/workflow/compensation.js";
+import { compensationResult } from "../lib/workflow/compensation.js";
 import {
   compensationContext,
   deleteEachCreatedBy,
@@ -38,7 +38,7 @@ import {
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { isTenantClaim, NEXTFLOW_CONFIGMAP } from "../lib/domain/naming.js";
 import type { HeadJobSpec } from "../lib/domain/request.js";
-import type { HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { CompensationResult, HeadJobResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 type Phase = HeadJobResult["phase"];
 

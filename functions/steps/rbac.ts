@@ -16,7 +16,7 @@
 import type { KubernetesObject, V1Namespace, V1Role } from "@kubernetes/client-node";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
 import { contentNotCreatedBy, type NamespaceContent } from "../lib/kube/namespace-content.js";
-import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
+import { compensationResult, recordUndo, undoOne } from "../lib/workflow/compensation.js";
 import {
   compensationContext,
   deleteEachCreatedBy,
@@ -47,7 +47,7 @@ import {
   type NamespaceQuota,
   type ProvisionRequest,
 } from "../lib/domain/request.js";
-import type { KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { CompensationResult, KubeRef, RbacResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 const RBAC_API = "rbac.authorization.k8s.io/v1";
 

@@ -7,6 +7,7 @@
  */
 import { logger, stepHandler } from "../lib/workflow/middleware.js";
 import { DEFAULTS } from "../lib/domain/request.js";
+import { HEAD_JOB_ERROR_NAMES } from "../lib/domain/errors.js";
 import { EVENT_SOURCE, FAILED_DETAIL_TYPE, READY_DETAIL_TYPE } from "../lib/domain/product-events.js";
 import { putProductEvent, type EventDeps } from "../lib/workflow/event-bus.js";
 import { compensationOutcome } from "../lib/workflow/compensation.js";
@@ -26,8 +27,7 @@ const BUILD_STEPS = STEP_FUNCTIONS.filter((entry) => entry.handler === "apply").
 }));
 /** The step that launches the head job: its result exists once the Job was created, so its failures are named by the error. */
 const HEAD_JOB_STEP = BUILD_STEPS.find((step) => step.key === "headJob")!.state;
-/** What the head-job check throws about the head job itself (head-job.ts). */
-const HEAD_JOB_ERRORS = new Set(["HeadJobFailed", "HeadJobTimedOut", "HeadPodCannotStart"]);
+const HEAD_JOB_ERRORS = new Set<string>(HEAD_JOB_ERROR_NAMES);
 /** What comes after the build steps: a failure with every build result in place is the report's own. */
 const REPORT_STEP = STEP_FUNCTIONS.find((entry) => entry.module === "report" && entry.handler === "ready")!.state;
 

@@ -28,7 +28,7 @@ import { isDeepStrictEqual } from "node:util";
 import { InvalidRequest, OwnershipConflict, VolumeExpansionNotAllowed } from "../lib/domain/errors.js";
 import { quantityValue } from "../lib/domain/quantity.js";
 import { describeRef, ensureObject, readObject, refOf, replaceObject, type KubeApi, type ObjectRef } from "../lib/kube/kube-client.js";
-import { compensationResult, recordUndo, undoOne, type CompensationResult } from "../lib/workflow/compensation.js";
+import { compensationResult, recordUndo, undoOne } from "../lib/workflow/compensation.js";
 import {
   compensationContext,
   deleteEachCreatedBy,
@@ -50,7 +50,7 @@ import {
 } from "../lib/domain/naming.js";
 import { buildNextflowConfig } from "../lib/domain/nextflow-config.js";
 import { serviceAccountsOf } from "../lib/domain/request.js";
-import type { ClaimGrowth, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
+import type { ClaimGrowth, CompensationResult, KubeRef, StorageResult, WorkflowState } from "../lib/workflow/workflow-state.js";
 
 /** On a ServiceAccount: which execution set the IRSA annotation, to what, and what it was before. */
 export const IRSA_CHANGE_ANNOTATION = "nf-eks-provisioner/role-arn-change";

@@ -546,7 +546,6 @@ function isEnded(object: KubeObject): boolean {
   return object.status?.phase === "Succeeded" || object.status?.phase === "Failed";
 }
 
-/** Being deleted, no finalizer left and no grace period running: the registry removes it (namespaces: finalizeNamespace). */
 /** The finalizer the namespace controller puts in a namespace's spec.finalizers and removes once it is empty. */
 const NAMESPACE_CONTROLLER_FINALIZER = "kubernetes";
 
@@ -557,6 +556,7 @@ function namespaceReadyToGo(namespace: KubeObject): boolean {
   );
 }
 
+/** Being deleted, no finalizer left and no grace period running: the registry removes it (namespaces: namespaceReadyToGo). */
 function readyToGo(type: ResourceType, object: KubeObject): boolean {
   return (
     type.resource !== "namespaces" &&

@@ -8,7 +8,7 @@ import { DeleteAccessEntryCommand } from "@aws-sdk/client-eks";
 import { ownershipTags, tagsToRecord } from "../../functions/lib/domain/naming.js";
 import { ANNOTATION_AWS_AUTH_MAPPINGS } from "../../functions/lib/kube/aws-auth/index.js";
 import { apply, compensate } from "../../functions/steps/cluster-access/index.js";
-import type { CompensationResult } from "../../functions/lib/workflow/compensation.js";
+import type { CompensationResult } from "../../functions/lib/workflow/workflow-state.js";
 import { GROUP, LAUNCHER, USERNAME, launcherEntries, stateFor } from "../support/cluster-access-fixtures.js";
 import { MAP_USERS, NODE_ROLES, ORIGINAL_DATA, useFakeAwsAuthKube } from "../support/fake-aws-auth-kube.js";
 import { useFakeEks } from "../support/fake-eks.js";

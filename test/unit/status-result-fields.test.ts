@@ -8,9 +8,9 @@ import ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { DescribeExecutionCommand, GetExecutionHistoryCommand } from "@aws-sdk/client-sfn";
 import { STEP_RESULT_FIELDS } from "../../functions/lib/workflow/step-result-fields.js";
-import type { CompensationResult } from "../../functions/lib/workflow/compensation.js";
 import type {
   AccessResult,
+  CompensationResult,
   HeadJobResult,
   IamResult,
   RbacResult,

@@ -222,14 +222,14 @@ export interface Problem {
 }
 
 export const TRANSIENT_ERROR_NAMES = ["Throttled", "IamNotYetConsistent", "KubeConflict", "ClusterUnreachable"] as const;
+/** What the head-job check throws about the head job itself (steps/head-job.ts): the failure is the job's, not a step's. */
+export const HEAD_JOB_ERROR_NAMES = ["HeadJobFailed", "HeadJobTimedOut", "HeadPodCannotStart"] as const;
 export const PERMANENT_ERROR_NAMES = [
   "InvalidRequest",
   "OwnershipConflict",
   "NotAllowed",
   "ClusterNotFound",
-  "HeadJobFailed",
-  "HeadJobTimedOut",
-  "HeadPodCannotStart",
+  ...HEAD_JOB_ERROR_NAMES,
   "AwsAuthUnparseable",
   "ClusterEndpointUnreachable",
   "VolumeExpansionNotAllowed",

@@ -44,9 +44,6 @@ import { normaliseError } from "./normalise-error.js";
 import type { CaughtError, CompensationResult, WorkflowState } from "./workflow-state.js";
 import { readableCause } from "./execution-summary.js";
 
-// The result type lives with the state it is stored in (`$.compensation.<step>`), so that neither file imports the other back.
-export type { CompensationResult } from "./workflow-state.js";
-
 /**
  * Whose work a compensator removes, from the workflow state: this run's (its mark), or the whole tenant's when the
  * state is a teardown's (`$.removal`, set by the deprovision workflow's entry: entry/start-teardown.ts).

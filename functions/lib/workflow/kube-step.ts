@@ -19,9 +19,9 @@ import {
   runMark,
 } from "../domain/naming.js";
 import { safeParseRequest, type ProvisionRequest } from "../domain/request.js";
-import { claimOf, undoEach, type CompensationResult } from "./compensation.js";
+import { claimOf, undoEach } from "./compensation.js";
 import { requireCluster } from "./require-cluster.js";
-import type { ResolvedCluster, WorkflowState } from "./workflow-state.js";
+import type { CompensationResult, ResolvedCluster, WorkflowState } from "./workflow-state.js";
 
 export interface KubeStepDeps {
   /** The cluster client; by default kubeClientFor($.cluster), built on each call (tests hand theirs to the step's factory). */

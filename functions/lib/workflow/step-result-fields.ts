@@ -7,9 +7,9 @@
  * TypeScript checker, against its table) and every field of a sample of each result against the tables.
  * A step without a table, or a field without a decision, shows nothing.
  */
-import type { CompensationResult } from "./compensation.js";
 import type {
   AccessResult,
+  CompensationResult,
   HeadJobResult,
   IamResult,
   NamespaceRemoval,

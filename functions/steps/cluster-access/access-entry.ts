@@ -23,10 +23,10 @@ import {
 import { parseArn } from "../../lib/domain/arn.js";
 import { IamNotYetConsistent, InvalidRequest, OwnershipConflict } from "../../lib/domain/errors.js";
 import { isOwnedBy, isTenantClaim, ownershipTags, tagsToRecord, wasCreatedBy } from "../../lib/domain/naming.js";
-import { claimOf, compensationResult, notClaimed, recordUndo, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { claimOf, compensationResult, notClaimed, recordUndo, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
 import { ifExists, ignoreMissing, isAwsError, normaliseError } from "../../lib/workflow/normalise-error.js";
-import type { AccessResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
+import type { AccessResult, CompensationResult, ResolvedCluster, WorkflowState } from "../../lib/workflow/workflow-state.js";
 import { refuseShadowingAwsAuthMapping } from "./aws-auth-mapping.js";
 import type { ClusterClients, LauncherAccess } from "./cluster-access-context.js";
 

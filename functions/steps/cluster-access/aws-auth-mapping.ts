@@ -17,9 +17,9 @@ import {
   type PrincipalMapping,
   type RunMappingsRemoval,
 } from "../../lib/kube/aws-auth/index.js";
-import { claimOf, compensationResult, undoOne, type CompensationResult } from "../../lib/workflow/compensation.js";
+import { claimOf, compensationResult, undoOne } from "../../lib/workflow/compensation.js";
 import { logger } from "../../lib/workflow/middleware.js";
-import type { AccessResult, WorkflowState } from "../../lib/workflow/workflow-state.js";
+import type { AccessResult, CompensationResult, WorkflowState } from "../../lib/workflow/workflow-state.js";
 import type { ClusterClients, LauncherAccess, LauncherIdentity } from "./cluster-access-context.js";
 
 /** Another tenant's launcher user: taking the principal over would lock that tenant out. */
