@@ -9,6 +9,7 @@ import { createComputeEnvironmentRemovalRequestedHandler } from "../../functions
 import { COMPUTE_ENVIRONMENT_REMOVAL_REQUESTED } from "../../functions/lib/domain/deploy-config.js";
 import { InvalidRequest } from "../../functions/lib/domain/errors.js";
 import type { EnvironmentRegistry } from "../../functions/lib/workflow/environment-registry.js";
+import { rejection } from "../support/fixtures.js";
 
 /** A registry that fails the test if the handler reaches it: a refused detail must start nothing. */
 const untouchedRegistry = new Proxy({} as EnvironmentRegistry, {
@@ -33,21 +34,12 @@ function removalRequested(detail: unknown): EventBridgeEvent<string, unknown> {
   };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the event to be refused");
-}
-
 describe("ComputeEnvironmentRemovalRequested", () => {
   it("refuses an invalid detail with the product's messages, one problem per path, and starts nothing", async () => {
     // Prepare
     const detail = { tenant: 42, region: "eu-west-1" };
     // Act
-    const error = await refusal(handler(removalRequested(detail)));
+    const error = await rejection(handler(removalRequested(detail)));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
     expect((error as InvalidRequest).problems).toEqual([

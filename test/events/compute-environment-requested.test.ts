@@ -8,7 +8,7 @@ import { handler as httpHandler } from "../../functions/api/provision.js";
 import { resetClients } from "../../functions/lib/aws/clients.js";
 import { InvalidRequest, NotAllowed, type ProvisionerError, RunInProgress, Throttled } from "../../functions/lib/domain/errors.js";
 import { logger } from "../../functions/lib/workflow/middleware.js";
-import { DEPLOYMENT_ENV, REQUEST, useEnv } from "../support/fixtures.js";
+import { DEPLOYMENT_ENV, REQUEST, rejection, useEnv } from "../support/fixtures.js";
 import { fakeStepFunctions, STATE_MACHINE_ARN } from "../support/sfn-fake.js";
 
 let fake: ReturnType<typeof fakeStepFunctions>;
@@ -28,15 +28,6 @@ function requested(detail: unknown, overrides: Partial<EventBridgeEvent<string, 
     detail,
     ...overrides,
   };
-}
-
-async function refusal(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the event to be refused");
 }
 
 useEnv({ ...DEPLOYMENT_ENV, ALLOWED_ACCOUNT_IDS: "", STATE_MACHINE_ARN });
@@ -78,7 +69,7 @@ describe("ComputeEnvironmentRequested", () => {
     // Prepare
     const first = await handler(requested({ ...REQUEST, idempotencyKey: "onboard-1" }));
     // Act
-    const other = await refusal(
+    const other = await rejection(
       handler(requested({ ...REQUEST, namespace: "other-nf", idempotencyKey: "onboard-1" }, { id: "another-event" })),
     );
     // Assess
@@ -114,7 +105,7 @@ describe("ComputeEnvironmentRequested", () => {
       storage: { type: "nfs" },
     };
     // Act
-    const error = await refusal(handler(requested(detail)));
+    const error = await rejection(handler(requested(detail)));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
     expect(error.name).toBe("InvalidRequest");
@@ -134,7 +125,7 @@ describe("ComputeEnvironmentRequested", () => {
     ],
   ])("refuses %s by path", async (_what, change, path) => {
     // Act
-    const error = await refusal(handler(requested({ ...REQUEST, ...change })));
+    const error = await rejection(handler(requested({ ...REQUEST, ...change })));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
     expect((error as InvalidRequest).problems.map((p) => p.path)).toContain(path);
@@ -143,7 +134,7 @@ describe("ComputeEnvironmentRequested", () => {
 
   it("throws NotAllowed for a cluster off the allowlist", async () => {
     // Act
-    const error = await refusal(handler(requested({ ...REQUEST, cluster: { name: "production", region: "eu-west-1" } })));
+    const error = await rejection(handler(requested({ ...REQUEST, cluster: { name: "production", region: "eu-west-1" } })));
     // Assess
     expect(error).toBeInstanceOf(NotAllowed);
     expect(error.message).toContain("production");
@@ -152,7 +143,7 @@ describe("ComputeEnvironmentRequested", () => {
 
   it("refuses an event of another detail-type", async () => {
     // Act
-    const error = await refusal(handler(requested(REQUEST, { "detail-type": "ComputeEnvironmentReady" })));
+    const error = await rejection(handler(requested(REQUEST, { "detail-type": "ComputeEnvironmentReady" })));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
     expect((error as InvalidRequest).problems[0].path).toBe("detail-type");
@@ -170,7 +161,7 @@ describe("ComputeEnvironmentRequested", () => {
       }),
     );
     // Act
-    const error = await refusal(handler(requested(REQUEST)));
+    const error = await rejection(handler(requested(REQUEST)));
     // Assess
     expect(error).toBeInstanceOf(Throttled);
   });
@@ -179,7 +170,7 @@ describe("ComputeEnvironmentRequested", () => {
     // Prepare
     const running = fake.seed("genomics_onboard-1");
     // Act
-    const error = await refusal(handler(requested(REQUEST)));
+    const error = await rejection(handler(requested(REQUEST)));
     // Assess
     expect(error).toBeInstanceOf(RunInProgress);
     expect(error.name).toBe("RunInProgress");
@@ -191,7 +182,7 @@ describe("ComputeEnvironmentRequested", () => {
   it("starts the event's run on a retry once the other run has ended, and a redelivery of that run's own event is not refused", async () => {
     // Prepare
     fake.seed("genomics_onboard-1");
-    await refusal(handler(requested(REQUEST)));
+    await rejection(handler(requested(REQUEST)));
     fake.setStatus("genomics_onboard-1", "SUCCEEDED");
     // Act
     const retried = await handler(requested(REQUEST));
@@ -206,7 +197,7 @@ describe("ComputeEnvironmentRequested", () => {
     // Prepare
     const labels = Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`team-${i}.example.com/owner-${i}`, "v".repeat(63)]));
     // Act
-    const error = await refusal(handler(requested({ ...REQUEST, labels })));
+    const error = await rejection(handler(requested({ ...REQUEST, labels })));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
     expect((error as InvalidRequest).problems.map((p) => p.path)).toEqual([""]);
@@ -219,7 +210,7 @@ describe("ComputeEnvironmentRequested", () => {
       .on(StartExecutionCommand)
       .rejects(new InvalidExecutionInput({ message: "input exceeds 262144 bytes", $metadata: { httpStatusCode: 400 } }));
     // Act
-    const error = await refusal(handler(requested(REQUEST)));
+    const error = await rejection(handler(requested(REQUEST)));
     // Assess
     expect(error).toBeInstanceOf(InvalidRequest);
   });
@@ -261,8 +252,8 @@ describe("ComputeEnvironmentRequested: the middleware around it", () => {
     const logWarn = vi.spyOn(logger, "warn");
     fake.seed("genomics-20250131T110000Z-0a1b2c3d");
     // Act
-    await refusal(handler(requested({ ...REQUEST, tenant: "Not A Tenant" })));
-    await refusal(handler(requested(REQUEST)));
+    await rejection(handler(requested({ ...REQUEST, tenant: "Not A Tenant" })));
+    await rejection(handler(requested(REQUEST)));
     // Assess
     expect(logError.mock.calls.map((c) => c[0])).toEqual(["ComputeEnvironmentRequested: event refused with InvalidRequest"]);
     expect(logWarn.mock.calls.map((c) => c[0])).toEqual([

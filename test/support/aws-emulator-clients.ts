@@ -54,17 +54,8 @@ export function clients(endpoint: string, maxAttempts = 1) {
   return { iam: new IAMClient(config), sts: new STSClient(config), eks: new EKSClient(config), events: new EventBridgeClient(config) };
 }
 
-/** The error a promise rejects with (fails the test when it resolves). */
-export async function rejection(
-  promise: Promise<unknown>,
-): Promise<Error & { $metadata?: { httpStatusCode?: number; attempts?: number } }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error("expected the call to fail, it succeeded");
-}
+/** The error a promise rejects with (test/support/fixtures.ts). */
+export { rejection } from "./fixtures.js";
 
 /** A role trusting the account (as the launcher role does); its ARN. */
 export async function createLauncherRole(iam: IAMClient, roleName = "nfeks-genomics-launcher"): Promise<string> {

@@ -93,3 +93,15 @@ export function useFakeKube(options: FakeKubeOptions = {}): () => FakeKubeApi {
   });
   return () => kube;
 }
+
+/** The error a promise rejects with (fails the test when it resolves). */
+export async function rejection(
+  promise: Promise<unknown>,
+): Promise<Error & { $metadata?: { httpStatusCode?: number; attempts?: number } }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected the call to fail, it succeeded");
+}
